@@ -1,0 +1,439 @@
+"""Utility functions shared by the K-FAC modules.
+
+Helpers for moving between the layouts K-FAC works with (lists of parameter
+tensors, column vectors, the 2-D ``[in(+1), out]`` layer layout), damped
+inverses of positive semi-definite matrices, Kronecker products, forward-mode
+derivatives and the sub-graph bookkeeping used to check variable
+registrations.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "SequenceDict",
+    "setdefault",
+    "tensors_to_column",
+    "column_to_tensors",
+    "kronecker_product",
+    "layer_params_to_mat2d",
+    "mat2d_to_layer_params",
+    "compute_pi",
+    "posdef_inv",
+    "posdef_inv_matrix_inverse",
+    "posdef_inv_cholesky",
+    "posdef_inv_funcs",
+    "SubGraph",
+    "generate_random_signs",
+    "fwd_gradients",
+]
+
+# Method used by `posdef_inv`: a key of `posdef_inv_funcs`.
+POSDEF_INV_METHOD = "cholesky"
+
+
+class SequenceDict(object):
+  """A dictionary that reads and writes several keys at once.
+
+  Indexing with a tuple or list of keys returns the list of their values, and
+  assigning to a tuple or list of keys assigns the values element by element.
+  Any other key behaves as in a plain dict. The estimator uses it to look up
+  the vectors belonging to a (possibly multi-parameter) Fisher block.
+  """
+
+  def __init__(self, iterable=None):
+    """Creates a SequenceDict.
+
+    Args:
+      iterable: Optional iterable of (key, value) pairs, or a mapping, with
+        the initial contents.
+    """
+    self._dict = dict(iterable or [])
+
+  def __getitem__(self, key_or_keys):
+    """Returns the value of a key, or the list of values of several keys.
+
+    Args:
+      key_or_keys: A single hashable key, or a tuple/list of keys.
+
+    Returns:
+      The value stored under the key, or a list of the values stored under
+      each key (in the order of the keys).
+    """
+    if isinstance(key_or_keys, (tuple, list)):
+      return [self._dict[key] for key in key_or_keys]
+    return self._dict[key_or_keys]
+
+  def __setitem__(self, key_or_keys, val_or_vals):
+    """Stores one value, or several values under several keys.
+
+    Args:
+      key_or_keys: A single hashable key, or a tuple/list of keys.
+      val_or_vals: The value, or a sequence of values of the same length as
+        `key_or_keys`.
+
+    Raises:
+      ValueError: If a sequence of keys and a sequence of values have
+        different lengths.
+    """
+    if isinstance(key_or_keys, (tuple, list)):
+      if len(key_or_keys) != len(val_or_vals):
+        raise ValueError(
+            "val_or_vals must have one value per key: got {} keys and {} "
+            "values.".format(len(key_or_keys), len(val_or_vals)))
+      for key, value in zip(key_or_keys, val_or_vals):
+        self._dict[key] = value
+    else:
+      self._dict[key_or_keys] = val_or_vals
+
+  def items(self):
+    """Returns the (key, value) pairs as a list."""
+    return list(self._dict.items())
+
+
+def setdefault(dct, key, thunk):
+  """Returns `dct[key]`, first storing `thunk()` there if the key is absent.
+
+  Unlike `dict.setdefault`, the default is built lazily, so nothing is
+  constructed (for example no graph variable is created) when the key exists.
+
+  Args:
+    dct: The dictionary to read and possibly update.
+    key: The key to look up.
+    thunk: A callable taking no arguments that builds the default value.
+
+  Returns:
+    The value stored under `key`.
+  """
+  if key not in dct:
+    dct[key] = thunk()
+  return dct[key]
+
+
+def tensors_to_column(tensors):
+  """Flattens a tensor, or a list of tensors, into one column vector.
+
+  Args:
+    tensors: A Tensor, or a tuple/list of Tensors.
+
+  Returns:
+    A Tensor of shape `[n, 1]` holding the elements of every tensor in order
+    (row-major within each tensor), n being their total number of elements.
+  """
+  if isinstance(tensors, (tuple, list)):
+    return tf.concat([tf.reshape(t, [-1, 1]) for t in tensors], axis=0)
+  return tf.reshape(tensors, [-1, 1])
+
+
+def _static_num_elements(tensor, arg_name):
+  """Returns the number of elements of a fully defined static shape."""
+  shape = tensor.shape
+  if not shape.is_fully_defined():
+    raise ValueError("{} must have a fully defined static shape, got {}."
+                     .format(arg_name, shape))
+  return int(np.prod(shape.as_list(), dtype=np.int64))
+
+
+def column_to_tensors(tensors_template, colvec):
+  """Splits a column vector into tensors shaped like a template.
+
+  This inverts `tensors_to_column`.
+
+  Args:
+    tensors_template: A Tensor, or a tuple/list of Tensors, whose static
+      shapes give the shapes of the result.
+    colvec: A Tensor with as many elements as the template tensors together,
+      typically of shape `[n, 1]`.
+
+  Returns:
+    A Tensor shaped like `tensors_template`, or a tuple of Tensors shaped like
+    its elements when the template is a tuple/list.
+
+  Raises:
+    ValueError: If a template tensor has no fully defined static shape.
+  """
+  if isinstance(tensors_template, (tuple, list)):
+    offset = 0
+    tensors = []
+    for i, template in enumerate(tensors_template):
+      size = _static_num_elements(template, "tensors_template[%d]" % i)
+      tensors.append(tf.reshape(colvec[offset:offset + size], template.shape))
+      offset += size
+    return tuple(tensors)
+  _static_num_elements(tensors_template, "tensors_template")
+  return tf.reshape(colvec, tensors_template.shape)
+
+
+def _static_matrix_shape(mat, arg_name):
+  """Returns (rows, cols) of a matrix with a known static shape."""
+  shape = mat.shape
+  if shape.rank != 2 or not shape.is_fully_defined():
+    raise ValueError(
+        "{} must be a matrix with a fully defined static shape, got shape {}."
+        .format(arg_name, shape))
+  return shape.as_list()
+
+
+def kronecker_product(mat1, mat2):
+  """Computes the Kronecker product of two matrices.
+
+  `result[i*m2 + k, j*n2 + l] = mat1[i, j] * mat2[k, l]`, which is what
+  `numpy.kron` returns.
+
+  Args:
+    mat1: A Tensor of static shape `[m1, n1]`.
+    mat2: A Tensor of static shape `[m2, n2]`.
+
+  Returns:
+    A Tensor of shape `[m1*m2, n1*n2]`.
+
+  Raises:
+    ValueError: If either argument is not a matrix of fully known shape.
+  """
+  m1, n1 = _static_matrix_shape(mat1, "mat1")
+  m2, n2 = _static_matrix_shape(mat2, "mat2")
+  product = tf.reshape(mat1, [m1, 1, n1, 1]) * tf.reshape(mat2, [1, m2, 1, n2])
+  return tf.reshape(product, [m1 * m2, n1 * n2])
+
+
+def layer_params_to_mat2d(vector):
+  """Puts a layer's parameters (or a vector shaped like them) in 2-D form.
+
+  A weight tensor of shape `[..., out]` becomes a matrix `[prod(...), out]`;
+  with a bias, the bias is appended as the last row.
+
+  Args:
+    vector: A Tensor shaped like the layer's weights, or a `(weights, bias)`
+      tuple/list where the bias has `out` elements.
+
+  Returns:
+    A Tensor of shape `[prod(...) (+1), out]`.
+
+  Raises:
+    ValueError: If a tuple/list does not hold exactly two tensors.
+  """
+  if isinstance(vector, (tuple, list)):
+    if len(vector) != 2:
+      raise ValueError("vector must be a (weights, bias) pair, got {} tensors."
+                       .format(len(vector)))
+    w_part, b_part = vector
+    w_mat = tf.reshape(w_part, [-1, w_part.shape.as_list()[-1]])
+    return tf.concat([w_mat, tf.reshape(b_part, [1, -1])], axis=0)
+  return tf.reshape(vector, [-1, vector.shape.as_list()[-1]])
+
+
+def mat2d_to_layer_params(vector_template, mat2d):
+  """Inverts `layer_params_to_mat2d`.
+
+  Args:
+    vector_template: A Tensor, or a `(weights, bias)` tuple/list, whose
+      static shapes give the layout of the result.
+    mat2d: A Tensor of shape `[prod(weights.shape[:-1]) (+1), out]`.
+
+  Returns:
+    A Tensor shaped like the template, or a `(weights, bias)` tuple where the
+    bias is the last row of `mat2d` (shape `[out]`).
+  """
+  if isinstance(vector_template, (tuple, list)):
+    w_part, b_part = mat2d[:-1], mat2d[-1]
+    return tf.reshape(w_part, vector_template[0].shape), b_part
+  return tf.reshape(mat2d, vector_template.shape)
+
+
+def compute_pi(left_factor, right_factor):
+  """Computes the π scaling of factored Tikhonov damping.
+
+  `pi = sqrt((trace(L) / dim(L)) / (trace(R) / dim(R)))` (Martens & Grosse,
+  2015, section 6.3): the ratio of the average eigenvalues of the two
+  Kronecker factors, used to split a damping term between them.
+
+  Args:
+    left_factor: A square Tensor of static shape `[dim(L), dim(L)]`.
+    right_factor: A square Tensor of static shape `[dim(R), dim(R)]`.
+
+  Returns:
+    A scalar Tensor.
+  """
+  left_dim = left_factor.shape.as_list()[0]
+  right_dim = right_factor.shape.as_list()[0]
+  left_avg_trace = tf.linalg.trace(left_factor) / left_dim
+  right_avg_trace = tf.linalg.trace(right_factor) / right_dim
+  return tf.sqrt(left_avg_trace / right_avg_trace)
+
+
+def posdef_inv(tensor, damping):
+  """Computes `(tensor + damping * I)^-1` for a PSD matrix.
+
+  The method is chosen by the module constant `POSDEF_INV_METHOD`
+  (`"cholesky"` or `"matrix_inverse"`).
+
+  Args:
+    tensor: A square, symmetric positive semi-definite Tensor of static shape
+      `[n, n]`.
+    damping: A scalar (float or Tensor) added to the diagonal.
+
+  Returns:
+    A Tensor of shape `[n, n]`.
+  """
+  identity = tf.eye(tensor.shape.as_list()[0], dtype=tensor.dtype)
+  damping = tf.cast(damping, dtype=tensor.dtype)
+  return posdef_inv_funcs[POSDEF_INV_METHOD](tensor, identity, damping)
+
+
+def posdef_inv_matrix_inverse(tensor, identity, damping):
+  """Computes `(tensor + damping * identity)^-1` with a general inverse.
+
+  Args:
+    tensor: A square Tensor `[n, n]`.
+    identity: The `[n, n]` identity matrix in the dtype of `tensor`.
+    damping: A scalar Tensor in the dtype of `tensor`.
+
+  Returns:
+    A Tensor of shape `[n, n]`.
+  """
+  return tf.linalg.inv(tensor + damping * identity)
+
+
+def posdef_inv_cholesky(tensor, identity, damping):
+  """Computes `(tensor + damping * identity)^-1` through a Cholesky factor.
+
+  Args:
+    tensor: A symmetric positive semi-definite Tensor `[n, n]`; the damped
+      matrix must be positive definite.
+    identity: The `[n, n]` identity matrix in the dtype of `tensor`.
+    damping: A scalar Tensor in the dtype of `tensor`.
+
+  Returns:
+    A Tensor of shape `[n, n]`.
+  """
+  chol = tf.linalg.cholesky(tensor + damping * identity)
+  return tf.linalg.cholesky_solve(chol, identity)
+
+
+posdef_inv_funcs = {
+    "matrix_inverse": posdef_inv_matrix_inverse,
+    "cholesky": posdef_inv_cholesky,
+}
+
+
+def _is_resource_variable(var):
+  """True for variables read through a resource handle (TF 2 default)."""
+  handle = getattr(var, "handle", None)
+  return handle is not None and handle.dtype == tf.resource
+
+
+class SubGraph(object):
+  """The part of a graph that a set of output tensors depends on.
+
+  Membership is computed by walking backwards from the outputs: a tensor
+  brings in the op producing it, and an op brings in its input tensors.
+  Control dependencies are not followed.
+  """
+
+  def __init__(self, outputs):
+    """Collects every tensor and op the outputs depend on.
+
+    Args:
+      outputs: A list of Tensors.
+    """
+    self._members = set()
+    stack = list(outputs)
+    while stack:
+      tensor = stack.pop()
+      if tensor in self._members:
+        continue
+      self._members.add(tensor)
+      op = tensor.op
+      if op not in self._members:
+        self._members.add(op)
+        stack.extend(op.inputs)
+
+  def is_member(self, node):
+    """Tells whether a Tensor or Operation belongs to the sub-graph.
+
+    Args:
+      node: A Tensor or an Operation.
+
+    Returns:
+      A Python bool.
+    """
+    return node in self._members
+
+  def variable_uses(self, var):
+    """Counts the ops of the sub-graph that consume a variable's value.
+
+    For a variable read through a resource handle (the TensorFlow 2 default)
+    every use reads the variable with its own read op, so the uses of all of
+    the variable's read ops are added up; for a reference variable the
+    consumers of `var.value()` are counted, as in TensorFlow 1.
+
+    Args:
+      var: A `tf.Variable`.
+
+    Returns:
+      The number of ops in the sub-graph that take the variable's value as
+      an input (an op using it twice counts twice).
+    """
+    if _is_resource_variable(var):
+      values = [op.outputs[0] for op in var.handle.consumers()
+                if op.type == "ReadVariableOp"]
+    else:
+      values = [var.value()]
+    return sum(1 for value in values for consumer in value.consumers()
+               if self.is_member(consumer))
+
+  def filter_list(self, node_list):
+    """Keeps the members of the sub-graph, in order.
+
+    Args:
+      node_list: A list of Tensors or Operations.
+
+    Returns:
+      The list of elements of `node_list` that belong to the sub-graph.
+    """
+    return [node for node in node_list if self.is_member(node)]
+
+
+def generate_random_signs(shape, dtype=tf.float32):
+  """Draws a tensor of independent, equally likely +1/-1 entries.
+
+  Args:
+    shape: The shape of the result (list of ints or 1-D int Tensor).
+    dtype: The dtype of the result.
+
+  Returns:
+    A Tensor of the given shape and dtype with entries in {-1, +1}.
+  """
+  ints = tf.random.uniform(shape, minval=0, maxval=2, dtype=tf.int32)
+  return 2 * tf.cast(ints, dtype) - 1
+
+
+def fwd_gradients(ys, xs, grad_xs=None, stop_gradients=None):
+  """Computes forward-mode directional derivatives with reverse-mode passes.
+
+  Returns `J v`, the Jacobian of `ys` with respect to `xs` applied to the
+  tangents `grad_xs`. It applies `tf.gradients` twice: first with dummy
+  cotangents `us` to get the linear map `u -> J^T u`, then differentiates that
+  map with respect to `us` in the direction `grad_xs`. The dummy values are
+  NaN so that any accidental dependence on them shows up.
+
+  Args:
+    ys: A Tensor or list of Tensors to differentiate.
+    xs: A Tensor or list of Tensors to differentiate with respect to.
+    grad_xs: Tangents, one per element of `xs` and shaped like it (None means
+      all ones, as for `tf.gradients`' `grad_ys`).
+    stop_gradients: Optional Tensors through which no derivative flows,
+      passed to `tf.gradients`.
+
+  Returns:
+    A list of Tensors shaped like `ys`: the directional derivatives.
+  """
+  ys = list(ys) if isinstance(ys, (tuple, list)) else [ys]
+  xs = list(xs) if isinstance(xs, (tuple, list)) else [xs]
+  us = [tf.zeros_like(y) + float("nan") for y in ys]
+  dydxs = tf.compat.v1.gradients(ys, xs, grad_ys=us,
+                                 stop_gradients=stop_gradients)
+  dydxs = [tf.convert_to_tensor(d) if isinstance(d, tf.IndexedSlices) else d
+           for d in dydxs]
+  dydxs = [tf.zeros_like(x) if d is None else d for x, d in zip(xs, dydxs)]
+  return tf.compat.v1.gradients(dydxs, us, grad_ys=grad_xs)
