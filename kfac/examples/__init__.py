@@ -1,0 +1,14 @@
+"""Examples of training with K-FAC (`python -m kfac.examples.<name>`).
+
+* `mlp` -- a tanh multi-layer perceptron classifying digits.
+* `convnet` -- a small ConvNet classifying digits, on one machine
+  (`minimize_loss_single_machine`) or a TensorFlow cluster
+  (`minimize_loss_distributed`).
+* `convnet_distributed` -- starts a parameter-server cluster on 127.0.0.1 in
+  separate processes and trains the ConvNet on it.
+* `autoencoder` -- the deep autoencoder of the K-FAC paper, scaled to 8x8
+  digits.
+* `mnist` -- data: scikit-learn's bundled 8x8 digits by default, or the MNIST
+  IDX files in `--data_dir`. Nothing is downloaded.
+* `common` -- optimizers, training loop and flags shared by the examples.
+"""

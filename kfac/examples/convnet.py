@@ -1,0 +1,595 @@
+r"""Convolutional network trained with K-FAC, on one machine or a cluster.
+
+The 2017 `convnet.py` example: conv 5x5x16 (ReLU, SAME) -> max-pool 3x3
+stride 2 -> conv 5x5x16 -> max-pool -> flatten -> linear layer to 10 logits,
+softmax cross-entropy. The convolutions are registered with
+`register_conv2d`, the linear layer with `register_fully_connected` and the
+logits with `register_categorical_predictive_distribution`.
+
+`minimize_loss_single_machine` trains in one process. `minimize_loss_distributed`
+trains on a TensorFlow cluster: variables (including K-FAC's factors and
+inverses) live on the parameter servers (`replica_device_setter`), gradients
+are aggregated by `SyncReplicasOptimizer`, and the workers split the work:
+the first ~60 % compute gradients and update the weights, the next ones
+update the covariance factors, and the last one recomputes the inverses one
+at a time, cycling through them with an `OpQueue`.
+`kfac.examples.convnet_distributed` starts such a cluster on 127.0.0.1.
+
+Run it (scikit-learn's bundled 8x8 digits by default; nothing is downloaded):
+
+  python -m kfac.examples.convnet
+  python -m kfac.examples.convnet --steps 1000 --estimation_mode empirical
+  python -m kfac.examples.convnet --optimizer momentum --learning_rate 0.1
+  python -m kfac.examples.convnet --data_dir /path/to/mnist   # MNIST files
+"""
+
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import os
+import time
+
+from absl import app
+import numpy as np
+import tensorflow as tf
+
+from kfac import layer_collection as lc
+from kfac import op_queue as oq
+from kfac.examples import common
+from kfac.examples import mlp
+from kfac.examples import mnist
+
+__all__ = [
+    "conv_layer",
+    "max_pool_layer",
+    "linear_layer",
+    "build_model",
+    "minimize_loss_single_machine",
+    "minimize_loss_distributed",
+    "train_mnist_single_machine",
+    "train_mnist_distributed",
+    "DEFAULTS",
+]
+
+# Defaults of `python -m kfac.examples.convnet` (overridable by flags).
+DEFAULTS = {
+    "steps": 500,
+    "batch_size": 128,
+    "learning_rate": 0.1,
+    "damping": 0.01,
+    "momentum": 0.9,
+    "momentum_type": "regular",
+    "estimation_mode": "gradients",
+    "inv_update_interval": 20,
+    "cov_ema_decay": 0.95,
+    "optimizer": "kfac",
+    "data_dir": "",
+    "use_fake_data": False,
+    "log_every": 50,
+    "seed": 0,
+}
+
+# Hyper-parameters of the 2017 `minimize_loss_*` functions.
+_LEGACY_HPARAMS = {
+    "learning_rate": 0.0001,
+    "cov_ema_decay": 0.95,
+    "damping": 0.001,
+    "momentum": 0.9,
+    "momentum_type": "regular",
+    "estimation_mode": "gradients",
+    "inv_update_interval": 100,
+}
+
+
+def conv_layer(layer_id, inputs, kernel_size, out_channels):
+  """Builds a 2-D convolution (stride 1, SAME padding) with a ReLU.
+
+  Variables `conv_<layer_id>/kernel`
+  (`[kernel_size, kernel_size, in_channels, out_channels]`, normal with
+  stddev 0.01) and `conv_<layer_id>/bias` (`[out_channels]`, zeros). (The
+  2017 version used `tf.layers.Conv2D`, unavailable under Keras 3; names and
+  shapes are the same.)
+
+  Args:
+    layer_id: int. Layer index, used in the variable scope `conv_<layer_id>`.
+    inputs: float Tensor `[batch_size, height, width, in_channels]`.
+    kernel_size: int. Height and width of the filter.
+    out_channels: int. Number of filters.
+
+  Returns:
+    preactivations: Tensor `[batch_size, height, width, out_channels]`.
+    activations: ReLU of `preactivations`, same shape.
+    params: tuple `(kernel, bias)` of the layer's variables.
+  """
+  with tf.compat.v1.variable_scope("conv_%d" % layer_id):
+    in_channels = inputs.shape[-1]
+    kernel = tf.compat.v1.get_variable(
+        "kernel", [kernel_size, kernel_size, in_channels, out_channels],
+        dtype=inputs.dtype,
+        initializer=tf.compat.v1.random_normal_initializer(stddev=0.01))
+    bias = tf.compat.v1.get_variable(
+        "bias", [out_channels], dtype=inputs.dtype,
+        initializer=tf.compat.v1.zeros_initializer())
+    conv = tf.nn.conv2d(inputs, kernel, strides=[1, 1, 1, 1], padding="SAME")
+    preactivations = tf.nn.bias_add(conv, bias)
+    activations = tf.nn.relu(preactivations)
+  return preactivations, activations, (kernel, bias)
+
+
+def max_pool_layer(layer_id, inputs, kernel_size, stride):
+  """Builds a max-pooling layer (SAME padding).
+
+  The op is named `pool_<layer_id>/pool`.
+
+  Args:
+    layer_id: int. Layer index, used in the scope name `pool_<layer_id>`.
+    inputs: float Tensor `[batch_size, height, width, channels]`.
+    kernel_size: int. Height and width of the pooling window.
+    stride: int. Vertical and horizontal stride.
+
+  Returns:
+    Tensor `[batch_size, ceil(height/stride), ceil(width/stride), channels]`.
+  """
+  with tf.compat.v1.variable_scope("pool_%d" % layer_id):
+    return tf.nn.max_pool2d(
+        inputs, ksize=[1, kernel_size, kernel_size, 1],
+        strides=[1, stride, stride, 1], padding="SAME", name="pool")
+
+
+def linear_layer(layer_id, inputs, output_size):
+  """Builds a fully connected layer without a non-linearity.
+
+  Uses `mlp.fc_layer`, so the variables are `fc_<layer_id>/kernel` and
+  `fc_<layer_id>/bias`.
+
+  Args:
+    layer_id: int. Layer index.
+    inputs: float Tensor `[batch_size, input_size]`.
+    output_size: int. Number of outputs.
+
+  Returns:
+    preactivations: Tensor `[batch_size, output_size]`.
+    params: tuple `(kernel, bias)`.
+  """
+  pre, _, params = mlp.fc_layer(layer_id, inputs, output_size)
+  return pre, params
+
+
+def build_model(examples, labels, num_labels, layer_collection):
+  """Builds the ConvNet, its loss and accuracy, and registers it for K-FAC.
+
+  Layers: `conv_0` (5x5, 16 channels, ReLU) -> `pool_1` (3x3, stride 2) ->
+  `conv_2` (5x5, 16, ReLU) -> `pool_3` (3x3, stride 2) -> flatten ->
+  `fc_4` (linear, `num_labels` logits). Registers three blocks (two
+  `register_conv2d` with strides `(1, 1, 1, 1)` and "SAME", one
+  `register_fully_connected`) and one categorical loss on the logits.
+
+  Args:
+    examples: float Tensor `[batch_size, height, width, channels]`.
+    labels: int Tensor `[batch_size]` with values in `[0, num_labels)`.
+    num_labels: int. Number of classes.
+    layer_collection: `LayerCollection` to register the layers and loss in.
+
+  Returns:
+    loss: scalar Tensor, mean softmax cross-entropy over the batch.
+    accuracy: scalar Tensor, fraction of correct argmax predictions.
+  """
+  pre0, act0, params0 = conv_layer(
+      layer_id=0, inputs=examples, kernel_size=5, out_channels=16)
+  act1 = max_pool_layer(layer_id=1, inputs=act0, kernel_size=3, stride=2)
+  pre2, act2, params2 = conv_layer(
+      layer_id=2, inputs=act1, kernel_size=5, out_channels=16)
+  act3 = max_pool_layer(layer_id=3, inputs=act2, kernel_size=3, stride=2)
+  flat_act3 = tf.reshape(act3, shape=[-1, int(np.prod(act3.shape[1:4]))])
+  logits, params4 = linear_layer(
+      layer_id=4, inputs=flat_act3, output_size=num_labels)
+  loss = tf.reduce_mean(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=labels, logits=logits))
+  accuracy = tf.reduce_mean(
+      tf.cast(tf.equal(labels, tf.argmax(logits, axis=1)), dtype=tf.float32))
+
+  tf.compat.v1.summary.scalar("loss", loss)
+  tf.compat.v1.summary.scalar("accuracy", accuracy)
+
+  layer_collection.register_conv2d(params0, (1, 1, 1, 1), "SAME", examples,
+                                   pre0)
+  layer_collection.register_conv2d(params2, (1, 1, 1, 1), "SAME", act1, pre2)
+  layer_collection.register_fully_connected(params4, flat_act3, logits)
+  layer_collection.register_categorical_predictive_distribution(logits)
+  return loss, accuracy
+
+
+def minimize_loss_single_machine(loss, accuracy, layer_collection,
+                                 session_config=None, num_steps=None,
+                                 log_every=10, verbose=True, **hparams):
+  """Minimises `loss` with K-FAC in one process.
+
+  Every step runs the training op and `cov_update_op`; `inv_update_op` runs
+  after the first step and then every `inv_update_interval` steps. Stops
+  after `num_steps` steps or when the input pipeline is exhausted.
+
+  Args:
+    loss: scalar Tensor to minimise.
+    accuracy: scalar Tensor reported alongside (may equal `loss`).
+    layer_collection: `LayerCollection` describing the model.
+    session_config: `tf.compat.v1.ConfigProto` or None.
+    num_steps: int or None. Steps to run (None: until the data runs out).
+    log_every: int. Progress-line period (0: silent progress).
+    verbose: bool. If False, print nothing.
+    **hparams: overrides of the 2017 hyper-parameters `learning_rate`
+      (0.0001), `cov_ema_decay` (0.95), `damping` (0.001), `momentum` (0.9),
+      `momentum_type` ("regular"), `estimation_mode` ("gradients"),
+      `inv_update_interval` (100); and `optimizer` ("kfac").
+
+  Returns:
+    The final value of `accuracy` (float).
+  """
+  cfg = dict(_LEGACY_HPARAMS, optimizer="kfac")
+  unknown = set(hparams) - set(cfg)
+  if unknown:
+    raise TypeError("minimize_loss_single_machine got unexpected keyword(s) "
+                    "%s" % sorted(unknown))
+  cfg.update(hparams)
+  optimizer = cfg.pop("optimizer")
+  result = common.train(
+      loss, accuracy, layer_collection, optimizer=optimizer,
+      num_steps=num_steps, log_every=log_every, name="convnet/%s" % optimizer,
+      session_config=session_config, verbose=verbose, **cfg)
+  return result["accuracy"]
+
+
+def _num_gradient_tasks(num_tasks):
+  """Number of workers that compute gradients and update the weights.
+
+  About 60 % of the workers (as in 2017), but always leaving one covariance
+  worker and one inverse worker when there are at least three workers.
+
+  Args:
+    num_tasks: int. Number of worker tasks.
+
+  Returns:
+    int.
+  """
+  if num_tasks < 3:
+    return num_tasks
+  return max(1, min(int(np.ceil(0.6 * num_tasks)), num_tasks - 2))
+
+
+def _is_gradient_task(task_id, num_tasks):
+  """True if this task computes gradients and updates the weights."""
+  return 0 <= task_id < _num_gradient_tasks(num_tasks)
+
+
+def _is_cov_update_task(task_id, num_tasks):
+  """True if this task updates K-FAC's covariance factors."""
+  if num_tasks < 3:
+    return False
+  return _num_gradient_tasks(num_tasks) <= task_id < num_tasks - 1
+
+
+def _is_inv_update_task(task_id, num_tasks):
+  """True if this task updates K-FAC's inverses (the preconditioner)."""
+  if num_tasks < 3:
+    return False
+  return task_id == num_tasks - 1
+
+
+def task_role(task_id, num_tasks):
+  """Names a worker's role in `minimize_loss_distributed`.
+
+  Args:
+    task_id: int. Worker task index.
+    num_tasks: int. Number of worker tasks.
+
+  Returns:
+    "train", "cov" or "inv". With fewer than three workers every worker is
+    "train" (and then also updates the covariances; the chief also updates
+    the inverses).
+  """
+  if _is_gradient_task(task_id, num_tasks):
+    return "train"
+  if _is_cov_update_task(task_id, num_tasks):
+    return "cov"
+  return "inv"
+
+
+def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
+                              checkpoint_dir, loss, accuracy,
+                              layer_collection, num_steps=None,
+                              session_config=None, log_every=10,
+                              verbose=True, wait_for_workers_secs=120.0,
+                              **hparams):
+  """Minimises `loss` with K-FAC as one worker of a TensorFlow cluster.
+
+  Must be called in every worker task with the same graph (the model built
+  under `tf.device(replica_device_setter(...))` so that its variables live on
+  the parameter servers). Roles, by task index (see `task_role`):
+
+  * "train" (the first ~60 %): run the `SyncReplicasOptimizer` training op;
+    task 0 is the chief (initialises variables, aggregates gradients, saves
+    checkpoints);
+  * "cov" (the next ones, all but the last): run `cov_update_op`;
+  * "inv" (the last one): run one inverse-update op per step, taken in turn
+    from an `OpQueue` over `inv_updates_dict`.
+
+  With fewer than three workers all train; they then also run
+  `cov_update_op`, and the chief runs `inv_update_op` every
+  `inv_update_interval` steps. Training workers wait (at most
+  `wait_for_workers_secs`) until every worker has started, so that the
+  covariance and inverse workers run alongside from the first step.
+
+  Args:
+    task_id: int. Index of this worker task.
+    num_worker_tasks: int. Number of worker tasks.
+    num_ps_tasks: int. Number of parameter-server tasks (0: variables stay
+      on the worker, e.g. for an in-process test with `master=""`).
+    master: str. Target of this worker's `tf.compat.v1.train.Server`.
+    checkpoint_dir: str or None. Where the chief saves checkpoints (a
+      checkpoint there is restored first).
+    loss: scalar Tensor to minimise.
+    accuracy: scalar Tensor reported alongside.
+    layer_collection: `LayerCollection` describing the model.
+    num_steps: int or None. Stop when the global step reaches this (None:
+      when the input pipeline is exhausted).
+    session_config: `tf.compat.v1.ConfigProto` or None.
+    log_every: int. Progress-line period in local steps (0: none).
+    verbose: bool. If False, print nothing.
+    wait_for_workers_secs: float. How long training workers wait for the
+      others to start.
+    **hparams: overrides of the 2017 hyper-parameters (see
+      `minimize_loss_single_machine`).
+
+  Returns:
+    The last value of `accuracy` (float) seen by this worker.
+  """
+  cfg = dict(_LEGACY_HPARAMS)
+  unknown = set(hparams) - set(cfg)
+  if unknown:
+    raise TypeError("minimize_loss_distributed got unexpected keyword(s) %s"
+                    % sorted(unknown))
+  cfg.update(hparams)
+  worker_device = "/job:worker/task:%d" % task_id if master else None
+  with tf.device(tf.compat.v1.train.replica_device_setter(
+      num_ps_tasks, worker_device=worker_device)):
+    global_step = tf.compat.v1.train.get_or_create_global_step()
+    optimizer = common.kfac_optimizer(
+        learning_rate=cfg["learning_rate"],
+        cov_ema_decay=cfg["cov_ema_decay"],
+        damping=cfg["damping"],
+        layer_collection=layer_collection,
+        momentum=cfg["momentum"],
+        momentum_type=cfg["momentum_type"],
+        estimation_mode=cfg["estimation_mode"])
+    inv_update_queue = oq.OpQueue(list(optimizer.inv_updates_dict.values()))
+    sync_optimizer = tf.compat.v1.train.SyncReplicasOptimizer(
+        opt=optimizer,
+        replicas_to_aggregate=_num_gradient_tasks(num_worker_tasks))
+    train_op = sync_optimizer.minimize(loss, global_step=global_step)
+
+  # A start-up barrier: every worker enqueues its id once its session is up.
+  barrier_device = "/job:ps/task:0" if num_ps_tasks else None
+  with tf.device(barrier_device):
+    started = tf.queue.FIFOQueue(
+        max(num_worker_tasks, 1), tf.int32, shapes=[],
+        shared_name="kfac_workers_started", name="kfac_workers_started")
+    mark_started = started.enqueue(tf.constant(task_id, tf.int32))
+    num_started = started.size()
+  uninitialized = tf.compat.v1.report_uninitialized_variables(
+      tf.compat.v1.global_variables())
+
+  is_chief = (task_id == 0)
+  role = task_role(task_id, num_worker_tasks)
+  few_workers = num_worker_tasks < 3
+  if role == "train":
+    fetch_op = ([train_op, optimizer.cov_update_op] if few_workers
+                else train_op)
+  elif role == "cov":
+    fetch_op = optimizer.cov_update_op
+  else:
+    fetch_op = None  # Drawn from the OpQueue at every step.
+
+  if not is_chief and master:
+    # Wait for the chief to initialise the variables, polling quickly (the
+    # session manager of a non-chief worker would otherwise sleep 30 s).
+    deadline = time.time() + wait_for_workers_secs
+    with tf.compat.v1.Session(master, config=session_config) as probe:
+      while (len(probe.run(uninitialized)) and time.time() < deadline):
+        time.sleep(0.2)
+
+  def _log(line):
+    if verbose:
+      print(line, flush=True)
+
+  name = "worker %d (%s)" % (task_id, role)
+  hooks = [sync_optimizer.make_session_run_hook(is_chief)]
+  if num_steps is not None:
+    hooks.append(tf.compat.v1.train.StopAtStepHook(last_step=num_steps))
+  start_time = time.time()
+  last = {"time": start_time, "step": 0}
+
+  def _progress(step, loss_value, accuracy_value, global_step_value):
+    if not log_every or step % log_every:
+      return
+    now = time.time()
+    rate = (step - last["step"]) / max(now - last["time"], 1e-9)
+    last["time"], last["step"] = now, step
+    _log("%s local step %d | global step %d | loss %.4f | accuracy %.3f | "
+         "%.1f steps/s" % (name, step, global_step_value, loss_value,
+                           accuracy_value, rate))
+
+  local_step = 0
+  global_step_, loss_, accuracy_ = 0, float("nan"), float("nan")
+  with tf.compat.v1.train.MonitoredTrainingSession(
+      master=master,
+      is_chief=is_chief,
+      checkpoint_dir=checkpoint_dir,
+      hooks=hooks,
+      config=session_config,
+      save_summaries_steps=None,
+      save_summaries_secs=None,
+      log_step_count_steps=None,
+      stop_grace_period_secs=0) as sess:
+    sess.run(mark_started)
+    if role == "train" and not few_workers:
+      deadline = time.time() + wait_for_workers_secs
+      while (sess.run(num_started) < num_worker_tasks
+             and time.time() < deadline and not sess.should_stop()):
+        time.sleep(0.1)
+    while not sess.should_stop():
+      if fetch_op is None:
+        learning_op = inv_update_queue.next_op(sess)
+      else:
+        learning_op = fetch_op
+      global_step_, loss_, accuracy_, _ = sess.run(
+          [global_step, loss, accuracy, learning_op])
+      local_step += 1
+      if (few_workers and is_chief and not sess.should_stop()
+          and (local_step - 1) % cfg["inv_update_interval"] == 0):
+        sess.run(optimizer.inv_update_op)
+      _progress(local_step, loss_, accuracy_, global_step_)
+  seconds = time.time() - start_time
+  _log("%s: done, %d local steps in %.1f s, global step %d, last loss %.4f, "
+       "accuracy %.3f" % (name, local_step, seconds, global_step_,
+                          float(loss_), float(accuracy_)))
+  return float(accuracy_)
+
+
+def train_mnist_single_machine(data_dir, num_epochs, use_fake_data=False,
+                               **kwargs):
+  """Trains the ConvNet on digit images in one process.
+
+  With the 2017 arguments only: K-FAC with the 2017 hyper-parameters
+  (see `minimize_loss_single_machine`), batches of 128 unflattened images,
+  for `num_epochs` epochs.
+
+  Args:
+    data_dir: str or None. Directory with the MNIST IDX training files, or
+      `None`/""/"digits" for scikit-learn's bundled 8x8 digits.
+    num_epochs: int or None. Passes over the data (None: until `steps`).
+    use_fake_data: bool. Use random 28x28 images instead.
+    **kwargs: optional `steps`, `batch_size`, `learning_rate`, `damping`,
+      `momentum`, `momentum_type`, `estimation_mode`, `inv_update_interval`,
+      `cov_ema_decay`, `optimizer`, `log_every`, `seed`, `verbose`.
+
+  Returns:
+    The final mini-batch accuracy (float).
+  """
+  return train_mnist_single_machine_result(
+      data_dir, num_epochs, use_fake_data, **kwargs)["accuracy"]
+
+
+def train_mnist_single_machine_result(data_dir, num_epochs,
+                                      use_fake_data=False,
+                                      evaluate_on_training_set=False,
+                                      **kwargs):
+  """Like `train_mnist_single_machine`, but returns the result dict.
+
+  Args:
+    data_dir: str or None. As in `train_mnist_single_machine`.
+    num_epochs: int or None. As in `train_mnist_single_machine`.
+    use_fake_data: bool. As in `train_mnist_single_machine`.
+    evaluate_on_training_set: bool. If True, the final loss and accuracy are
+      computed on the whole training set.
+    **kwargs: as in `train_mnist_single_machine`, plus `record_every`.
+
+  Returns:
+    The dict returned by `common.train`.
+  """
+  cfg = dict(_LEGACY_HPARAMS, steps=None, batch_size=128, optimizer="kfac",
+             log_every=10, seed=None, verbose=True, record_every=0)
+  unknown = set(kwargs) - set(cfg)
+  if unknown:
+    raise TypeError("train_mnist_single_machine got unexpected keyword(s) %s"
+                    % sorted(unknown))
+  cfg.update(kwargs)
+  if cfg["seed"] is not None:
+    tf.compat.v1.set_random_seed(cfg["seed"])
+  examples, labels = mnist.load_mnist(
+      data_dir, num_epochs=num_epochs, batch_size=cfg["batch_size"],
+      flatten_images=False, use_fake_data=use_fake_data, seed=cfg["seed"])
+  layer_collection = lc.LayerCollection()
+  loss, accuracy = build_model(examples, labels, 10, layer_collection)
+  eval_feed = None
+  if evaluate_on_training_set:
+    images, all_labels = mnist.load_arrays(
+        data_dir, flatten_images=False, use_fake_data=use_fake_data,
+        fake_examples=4 * cfg["batch_size"])
+    eval_feed = {examples: images, labels: all_labels}
+  return common.train(
+      loss, accuracy, layer_collection, optimizer=cfg["optimizer"],
+      num_steps=cfg["steps"], learning_rate=cfg["learning_rate"],
+      momentum=cfg["momentum"], damping=cfg["damping"],
+      cov_ema_decay=cfg["cov_ema_decay"],
+      momentum_type=cfg["momentum_type"],
+      estimation_mode=cfg["estimation_mode"],
+      inv_update_interval=cfg["inv_update_interval"],
+      log_every=cfg["log_every"], name="convnet/%s" % cfg["optimizer"],
+      eval_feed=eval_feed, verbose=cfg["verbose"],
+      record_every=cfg["record_every"])
+
+
+def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
+                            data_dir, num_epochs, use_fake_data=False,
+                            **kwargs):
+  """Trains the ConvNet as one worker of a TensorFlow cluster.
+
+  Builds the input pipeline on this worker and the model under
+  `replica_device_setter(num_ps_tasks)`, then calls
+  `minimize_loss_distributed`.
+
+  Args:
+    task_id: int. Index of this worker task.
+    num_worker_tasks: int. Number of worker tasks.
+    num_ps_tasks: int. Number of parameter-server tasks.
+    master: str. Target of this worker's server ("" for in-process).
+    data_dir: str or None. MNIST IDX directory, or None/""/"digits" for the
+      bundled 8x8 digits.
+    num_epochs: int or None. Passes over the data per worker.
+    use_fake_data: bool. Use random 28x28 images instead.
+    **kwargs: optional `steps`, `batch_size` (128), `checkpoint_dir`
+      (default `<data_dir>/kfac` for a real `data_dir`, else None),
+      `session_config`, `log_every`, `seed`, `verbose`,
+      `wait_for_workers_secs`, and the hyper-parameters of
+      `minimize_loss_single_machine`.
+
+  Returns:
+    The last accuracy (float) seen by this worker.
+  """
+  steps = kwargs.pop("steps", None)
+  batch_size = kwargs.pop("batch_size", 128)
+  default_dir = (os.path.join(data_dir, "kfac")
+                 if data_dir and data_dir != mnist.DIGITS else None)
+  checkpoint_dir = kwargs.pop("checkpoint_dir", default_dir)
+  seed = kwargs.pop("seed", None)
+  if seed is not None:
+    tf.compat.v1.set_random_seed(seed + task_id)
+  worker_device = "/job:worker/task:%d" % task_id if master else None
+  with tf.device(worker_device):
+    examples, labels = mnist.load_mnist(
+        data_dir, num_epochs=num_epochs, batch_size=batch_size,
+        flatten_images=False, use_fake_data=use_fake_data,
+        seed=None if seed is None else seed + task_id)
+  layer_collection = lc.LayerCollection()
+  with tf.device(tf.compat.v1.train.replica_device_setter(
+      num_ps_tasks, worker_device=worker_device)):
+    loss, accuracy = build_model(examples, labels, 10, layer_collection)
+  return minimize_loss_distributed(
+      task_id, num_worker_tasks, num_ps_tasks, master, checkpoint_dir, loss,
+      accuracy, layer_collection, num_steps=steps, **kwargs)
+
+
+def main(argv):
+  del argv
+  cfg = common.flag_values(DEFAULTS)
+  data_dir = cfg.pop("data_dir")
+  use_fake_data = cfg.pop("use_fake_data")
+  with tf.Graph().as_default():
+    train_mnist_single_machine_result(
+        data_dir, None, use_fake_data, evaluate_on_training_set=True, **cfg)
+
+
+if __name__ == "__main__":
+  common.define_flags()
+  app.run(main)

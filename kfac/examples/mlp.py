@@ -1,0 +1,204 @@
+r"""Multi-layer perceptron trained with K-FAC on handwritten digits.
+
+The 2017 `mlp.py` example: four fully connected layers (128, 64, 32 tanh
+units, then 10 logits), a softmax cross-entropy loss, every layer registered
+with `LayerCollection.register_fully_connected` and the logits with
+`register_categorical_predictive_distribution`.
+
+Run it (scikit-learn's bundled 8x8 digits by default; nothing is downloaded):
+
+  python -m kfac.examples.mlp
+  python -m kfac.examples.mlp --steps 2000 --optimizer adam --learning_rate 0.01
+  python -m kfac.examples.mlp --data_dir /path/to/mnist   # MNIST IDX files
+"""
+
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+from absl import app
+import tensorflow as tf
+
+from kfac import layer_collection as lc
+from kfac.examples import common
+from kfac.examples import mnist
+
+__all__ = ["fc_layer", "build_model", "train_mnist", "DEFAULTS"]
+
+# Defaults of `python -m kfac.examples.mlp` (overridable by flags).
+DEFAULTS = {
+    "steps": 1000,
+    "batch_size": 64,
+    "learning_rate": 0.05,
+    "damping": 0.01,
+    "momentum": 0.9,
+    "momentum_type": "regular",
+    "estimation_mode": "gradients",
+    "inv_update_interval": 20,
+    "cov_ema_decay": 0.95,
+    "optimizer": "kfac",
+    "data_dir": "",
+    "use_fake_data": False,
+    "log_every": 100,
+    "seed": 0,
+}
+
+
+def fc_layer(layer_id, inputs, output_size):
+  """Builds a fully connected layer with a tanh non-linearity.
+
+  Computes `pre = inputs @ kernel + bias` and `act = tanh(pre)`, with
+  variables `fc_<layer_id>/kernel` (`[input_size, output_size]`, initialised
+  from a standard normal, as in 2017) and `fc_<layer_id>/bias`
+  (`[output_size]`, zeros). (The 2017 version used `tf.layers.Dense`, which
+  Keras 3 no longer provides in graph mode; names and shapes are the same.)
+
+  Args:
+    layer_id: int. Layer index, used in the variable scope `fc_<layer_id>`.
+    inputs: float Tensor `[batch_size, input_size]`.
+    output_size: int. Number of units.
+
+  Returns:
+    preactivations: Tensor `[batch_size, output_size]`, before the tanh.
+    activations: Tensor `[batch_size, output_size]`, after the tanh.
+    params: tuple `(kernel, bias)` of the layer's variables.
+  """
+  with tf.compat.v1.variable_scope("fc_%d" % layer_id):
+    input_size = inputs.shape[-1]
+    kernel = tf.compat.v1.get_variable(
+        "kernel", [input_size, output_size], dtype=inputs.dtype,
+        initializer=tf.compat.v1.random_normal_initializer())
+    bias = tf.compat.v1.get_variable(
+        "bias", [output_size], dtype=inputs.dtype,
+        initializer=tf.compat.v1.zeros_initializer())
+    preactivations = tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
+    activations = tf.nn.tanh(preactivations)
+  return preactivations, activations, (kernel, bias)
+
+
+def build_model(examples, labels, num_labels, layer_collection,
+                hidden_sizes=(128, 64, 32)):
+  """Builds the MLP, its loss and accuracy, and registers it for K-FAC.
+
+  Layers `fc_0 ... fc_<n-1>` have `hidden_sizes` tanh units; the last layer
+  `fc_<n>` gives `num_labels` logits (its tanh output is unused). Every layer
+  is registered with `register_fully_connected((kernel, bias), inputs,
+  preactivations)` and the logits with
+  `register_categorical_predictive_distribution`.
+
+  Args:
+    examples: float Tensor `[batch_size, input_size]`.
+    labels: int Tensor `[batch_size]` with values in `[0, num_labels)`.
+    num_labels: int. Number of classes.
+    layer_collection: `LayerCollection` to register the layers and loss in.
+    hidden_sizes: sequence of int. Hidden layer widths (2017: 128, 64, 32).
+
+  Returns:
+    loss: scalar Tensor, mean softmax cross-entropy over the batch.
+    accuracy: scalar Tensor, fraction of correct argmax predictions.
+  """
+  inputs = examples
+  for layer_id, size in enumerate(hidden_sizes):
+    pre, act, params = fc_layer(layer_id, inputs, size)
+    layer_collection.register_fully_connected(params, inputs, pre)
+    inputs = act
+  logits, _, params = fc_layer(len(hidden_sizes), inputs, num_labels)
+  layer_collection.register_fully_connected(params, inputs, logits)
+  loss = tf.reduce_mean(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=labels, logits=logits))
+  accuracy = tf.reduce_mean(
+      tf.cast(tf.equal(labels, tf.argmax(logits, axis=1)), tf.float32))
+  layer_collection.register_categorical_predictive_distribution(logits)
+  return loss, accuracy
+
+
+def train_mnist(data_dir, num_epochs, use_fake_data=False, **kwargs):
+  """Trains the MLP on digit images with K-FAC (or a baseline).
+
+  With the 2017 arguments only, this runs K-FAC over `num_epochs` epochs of
+  flattened images in batches of 64. Keyword arguments (all optional) refine
+  the run; the defaults are those of `DEFAULTS`.
+
+  Args:
+    data_dir: str or None. Directory with the MNIST IDX training files, or
+      `None`/""/"digits" for scikit-learn's bundled 8x8 digits.
+    num_epochs: int or None. Passes over the data (None: until `steps`).
+    use_fake_data: bool. Use random 28x28 images instead.
+    **kwargs: optional overrides: `steps`, `batch_size`, `learning_rate`,
+      `damping`, `momentum`, `momentum_type`, `estimation_mode`,
+      `inv_update_interval`, `cov_ema_decay`, `optimizer`, `log_every`,
+      `seed`, `verbose`, `hidden_sizes`.
+
+  Returns:
+    The final mini-batch accuracy (float), as in 2017. The full result dict
+    of `common.train` is available via `train_mnist_result`.
+  """
+  return train_mnist_result(data_dir, num_epochs, use_fake_data,
+                            **kwargs)["accuracy"]
+
+
+def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
+                       evaluate_on_training_set=False, **kwargs):
+  """Like `train_mnist`, but returns the whole result dict.
+
+  Args:
+    data_dir: str or None. As in `train_mnist`.
+    num_epochs: int or None. As in `train_mnist`.
+    use_fake_data: bool. As in `train_mnist`.
+    evaluate_on_training_set: bool. If True, the final loss and accuracy are
+      computed on the whole training set (by feeding it to the model).
+    **kwargs: as in `train_mnist`.
+
+  Returns:
+    The dict returned by `common.train` (keys `steps`, `seconds`, `loss`,
+    `accuracy`, `history`, `summary`).
+  """
+  cfg = dict(DEFAULTS)
+  cfg.update({"steps": None})
+  hidden_sizes = kwargs.pop("hidden_sizes", (128, 64, 32))
+  verbose = kwargs.pop("verbose", True)
+  record_every = kwargs.pop("record_every", 0)
+  unknown = set(kwargs) - set(cfg)
+  if unknown:
+    raise TypeError("train_mnist got unexpected keyword(s) %s"
+                    % sorted(unknown))
+  cfg.update(kwargs)
+  tf.compat.v1.set_random_seed(cfg["seed"])
+  examples, labels = mnist.load_mnist(
+      data_dir, num_epochs=num_epochs, batch_size=cfg["batch_size"],
+      flatten_images=True, use_fake_data=use_fake_data, seed=cfg["seed"])
+  layer_collection = lc.LayerCollection()
+  loss, accuracy = build_model(examples, labels, 10, layer_collection,
+                               hidden_sizes=hidden_sizes)
+  eval_feed = None
+  if evaluate_on_training_set:
+    images, all_labels = mnist.load_arrays(
+        data_dir, flatten_images=True, use_fake_data=use_fake_data,
+        fake_examples=4 * cfg["batch_size"])
+    eval_feed = {examples: images, labels: all_labels}
+  return common.train(
+      loss, accuracy, layer_collection, optimizer=cfg["optimizer"],
+      num_steps=cfg["steps"], learning_rate=cfg["learning_rate"],
+      momentum=cfg["momentum"], damping=cfg["damping"],
+      cov_ema_decay=cfg["cov_ema_decay"],
+      momentum_type=cfg["momentum_type"],
+      estimation_mode=cfg["estimation_mode"],
+      inv_update_interval=cfg["inv_update_interval"],
+      log_every=cfg["log_every"], name="mlp/%s" % cfg["optimizer"],
+      eval_feed=eval_feed, verbose=verbose, record_every=record_every)
+
+
+def main(argv):
+  del argv
+  cfg = common.flag_values(DEFAULTS)
+  data_dir = cfg.pop("data_dir")
+  use_fake_data = cfg.pop("use_fake_data")
+  with tf.Graph().as_default():
+    train_mnist_result(data_dir, None, use_fake_data,
+                       evaluate_on_training_set=True, **cfg)
+
+
+if __name__ == "__main__":
+  common.define_flags()
+  app.run(main)

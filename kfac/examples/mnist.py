@@ -1,0 +1,229 @@
+"""Handwritten-digit data for the K-FAC examples, read offline.
+
+Two sources are supported, and neither is ever downloaded at run time:
+
+* scikit-learn's bundled handwritten digits (`sklearn.datasets.load_digits`):
+  1,797 grey-scale images of 8x8 pixels (values 0..16, scaled here to [0, 1])
+  with labels 0..9. This is the default and needs no files.
+* the standard MNIST training files in IDX format, when the user has them: a
+  directory holding `train-images-idx3-ubyte` and `train-labels-idx1-ubyte`
+  (each optionally gzipped, with `.gz`; the `train-images.idx3-ubyte` spelling
+  is accepted too). 60,000 images of 28x28 pixels, scaled to [0, 1].
+
+`load_mnist` keeps the signature and return values of the 2017 example: it
+returns `(examples, labels)` tensors drawn from a one-shot `tf.data` iterator
+over `from_tensor_slices(...).repeat(num_epochs).shuffle(num_examples)
+.batch(batch_size)`.
+"""
+
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "DIGITS",
+    "load_mnist",
+    "load_arrays",
+    "load_digits_arrays",
+    "load_mnist_arrays",
+    "fake_arrays",
+    "read_idx",
+]
+
+# Value of `data_dir` (as well as `None` or "") that selects scikit-learn's
+# bundled 8x8 digits instead of MNIST files.
+DIGITS = "digits"
+
+_IMAGE_FILES = ("train-images-idx3-ubyte", "train-images.idx3-ubyte")
+_LABEL_FILES = ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte")
+
+# IDX type codes -> numpy dtypes (big-endian on disk).
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def read_idx(path):
+  """Reads one IDX file (the MNIST file format), gzipped or not.
+
+  The format is a 4-byte magic number `0x0000TTNN` (T = element type code,
+  N = number of dimensions), N big-endian int32 dimension sizes, then the
+  elements in C order.
+
+  Args:
+    path: str. Path of the file; a name ending in `.gz` is read through gzip.
+
+  Returns:
+    A numpy array with the shape and element type stored in the file.
+
+  Raises:
+    ValueError: if the file is not a well-formed IDX file.
+  """
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rb") as f:
+    data = f.read()
+  if len(data) < 4:
+    raise ValueError("%s: too short to be an IDX file" % path)
+  zero, type_code, ndim = struct.unpack(">HBB", data[:4])
+  if zero != 0 or type_code not in _IDX_DTYPES:
+    raise ValueError("%s: bad IDX magic number %r" % (path, data[:4]))
+  header = 4 + 4 * ndim
+  shape = struct.unpack(">%dI" % ndim, data[4:header])
+  dtype = np.dtype(_IDX_DTYPES[type_code])
+  count = int(np.prod(shape)) if shape else 1
+  if len(data) - header != count * dtype.itemsize:
+    raise ValueError("%s: expected %d elements of shape %s, found %d bytes"
+                     % (path, count, shape, len(data) - header))
+  return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find_file(data_dir, names):
+  for name in names:
+    for suffix in ("", ".gz"):
+      path = os.path.join(data_dir, name + suffix)
+      if os.path.exists(path):
+        return path
+  return None
+
+
+def load_mnist_arrays(data_dir):
+  """Reads the MNIST training split from IDX files in `data_dir`.
+
+  Args:
+    data_dir: str. Directory holding `train-images-idx3-ubyte[.gz]` and
+      `train-labels-idx1-ubyte[.gz]`.
+
+  Returns:
+    (images, labels): float32 `[60000, 28, 28, 1]` in [0, 1] and int64
+    `[60000]`.
+
+  Raises:
+    ValueError: if the files are missing (nothing is downloaded) or their
+      sizes disagree.
+  """
+  image_path = _find_file(data_dir, _IMAGE_FILES)
+  label_path = _find_file(data_dir, _LABEL_FILES)
+  if image_path is None or label_path is None:
+    raise ValueError(
+        "data_dir=%r must hold the MNIST training files %s and %s (optionally "
+        "gzipped); nothing is downloaded. Pass data_dir=%r (or leave it empty) "
+        "to use scikit-learn's bundled 8x8 digits instead."
+        % (data_dir, _IMAGE_FILES[0], _LABEL_FILES[0], DIGITS))
+  images = read_idx(image_path)
+  labels = read_idx(label_path)
+  if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+    raise ValueError("MNIST files in %r have inconsistent shapes %s and %s"
+                     % (data_dir, images.shape, labels.shape))
+  images = (images.astype(np.float32) / 255.0)[..., np.newaxis]
+  return images, labels.astype(np.int64)
+
+
+def load_digits_arrays():
+  """Returns scikit-learn's bundled handwritten digits (no download).
+
+  Returns:
+    (images, labels): float32 `[1797, 8, 8, 1]` with pixel values scaled from
+    0..16 to [0, 1], and int64 `[1797]` labels in 0..9.
+  """
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  digits = load_digits()
+  images = (digits.images.astype(np.float32) / 16.0)[..., np.newaxis]
+  return images, digits.target.astype(np.int64)
+
+
+def fake_arrays(num_examples, image_size=28, seed=42):
+  """Random stand-in data, as the 2017 example's `use_fake_data=True`.
+
+  Args:
+    num_examples: int. Number of examples.
+    image_size: int. Height and width of the square images.
+    seed: int. Seed of the `numpy.random.RandomState` used.
+
+  Returns:
+    (images, labels): float32 `[num_examples, image_size, image_size, 1]`
+    uniform in [0, 1), and int64 `[num_examples]` uniform in 0..9.
+  """
+  rng = np.random.RandomState(seed)
+  images = rng.rand(num_examples, image_size, image_size, 1).astype(np.float32)
+  labels = rng.randint(0, 10, size=num_examples).astype(np.int64)
+  return images, labels
+
+
+def load_arrays(data_dir=None, flatten_images=True, use_fake_data=False,
+                fake_examples=256):
+  """Loads a whole training set as numpy arrays.
+
+  Args:
+    data_dir: str or None. `None`, "" or `DIGITS` selects scikit-learn's 8x8
+      digits; anything else is a directory with the MNIST IDX files.
+    flatten_images: bool. If True images are `[N, H*W]`, else `[N, H, W, 1]`.
+    use_fake_data: bool. If True, return `fake_arrays(fake_examples)` (28x28
+      random images) and ignore `data_dir`.
+    fake_examples: int. Number of fake examples.
+
+  Returns:
+    (images, labels): float32 images in [0, 1] and int64 labels in 0..9.
+  """
+  if use_fake_data:
+    images, labels = fake_arrays(fake_examples)
+  elif not data_dir or data_dir == DIGITS:
+    images, labels = load_digits_arrays()
+  else:
+    images, labels = load_mnist_arrays(data_dir)
+  if flatten_images:
+    images = images.reshape(images.shape[0], -1)
+  return images, labels
+
+
+def load_mnist(data_dir,
+               num_epochs,
+               batch_size,
+               flatten_images=True,
+               use_fake_data=False,
+               seed=None):
+  """Loads the training data as a stream of shuffled mini-batches.
+
+  Builds `Dataset.from_tensor_slices((images, labels)).repeat(num_epochs)
+  .shuffle(num_examples, seed).batch(batch_size)` and returns the next
+  element of a one-shot iterator; it raises `OutOfRangeError` after
+  `num_epochs` epochs (which `MonitoredTrainingSession` treats as the end of
+  training).
+
+  Args:
+    data_dir: str or None. Directory with the MNIST IDX training files, or
+      `None` / "" / "digits" for scikit-learn's bundled 8x8 digits.
+    num_epochs: int or None. Passes over the data (`None`: repeat forever).
+    batch_size: int. Examples per mini-batch.
+    flatten_images: bool. If True, examples are `[B, H*W]`; else
+      `[B, H, W, 1]`.
+    use_fake_data: bool. If True, use `4 * batch_size` random 28x28 images
+      (`numpy.random.RandomState(42)`) instead of real data.
+    seed: int or None. Shuffle seed (keyword added here for reproducible
+      runs; `None` is the 2017 behaviour).
+
+  Returns:
+    examples: float32 Tensor `[B, 784]` / `[B, 28, 28, 1]` for MNIST or fake
+      data, `[B, 64]` / `[B, 8, 8, 1]` for the digits; values in [0, 1].
+    labels: int64 Tensor `[B]` with values in 0..9.
+  """
+  images, labels = load_arrays(data_dir, flatten_images=flatten_images,
+                               use_fake_data=use_fake_data,
+                               fake_examples=4 * batch_size)
+  num_examples = images.shape[0]
+  dataset = (tf.data.Dataset.from_tensor_slices((images, labels))
+             .repeat(num_epochs)
+             .shuffle(num_examples, seed=seed)
+             .batch(batch_size))
+  return tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
