@@ -1,0 +1,757 @@
+"""Fisher blocks: approximations of one layer's block of the Fisher matrix.
+
+A Fisher block stands for the block of the Fisher information matrix that
+belongs to one group of parameters (one layer's weights and bias, or any set
+of variables). It decides which `fisher_factors` model that block, asks the
+`LayerCollection` for them (so that blocks with the same statistics share one
+factor), and multiplies vectors by the damped block and by its inverse.
+
+Vectors are laid out like the parameters they belong to: a single Tensor
+shaped like the parameter, or a `(weights, bias)` tuple when the parameters
+were registered as such a tuple. Layer blocks work internally on the 2-D
+layout of `kfac.utils.layer_params_to_mat2d`: weights reshaped to
+`[in_size, out_size]` with the bias appended as the last row.
+"""
+
+import abc
+import operator
+
+import tensorflow as tf
+
+from kfac import fisher_factors
+from kfac import utils
+
+__all__ = [
+    "FisherBlock",
+    "FullFB",
+    "NaiveDiagonalFB",
+    "FullyConnectedDiagonalFB",
+    "KroneckerProductFB",
+    "FullyConnectedKFACBasicFB",
+    "ConvKFCBasicFB",
+    "ConvDiagonalFB",
+    "set_global_constants",
+]
+
+# For blocks whose parameters are shared across `r` spatial locations (the
+# convolution blocks), the damping is divided by `r ** NORMALIZE_DAMPING_POWER`
+# when the block's factors are instantiated. A value of 0 turns this off.
+NORMALIZE_DAMPING_POWER = 1.0
+
+
+def set_global_constants(normalize_damping_power=None):
+  """Overwrites the module's global constants.
+
+  The constant is read when a block's `instantiate_factors` is called, so the
+  change affects blocks instantiated afterwards.
+
+  Args:
+    normalize_damping_power: If not None, the new value of
+      `NORMALIZE_DAMPING_POWER` (a float; 0 disables the normalisation of the
+      damping by the number of spatial locations).
+  """
+  global NORMALIZE_DAMPING_POWER
+  if normalize_damping_power is not None:
+    NORMALIZE_DAMPING_POWER = normalize_damping_power
+
+
+def _as_hashable(structure):
+  """Returns `structure` with every list turned into a tuple (recursively).
+
+  Factor arguments are used as dictionary keys by
+  `LayerCollection.make_or_get_factor`; tuples hash where lists do not.
+
+  Args:
+    structure: A Tensor, or a possibly nested tuple/list of Tensors.
+
+  Returns:
+    The same structure with tuples in place of lists.
+  """
+  if isinstance(structure, (tuple, list)):
+    return tuple(_as_hashable(element) for element in structure)
+  return structure
+
+
+def _concat_along_batch_dim(tensor_list):
+  """Concatenates the minibatches of a list along the batch dimension.
+
+  Args:
+    tensor_list: A non-empty list whose entries are either all Tensors, or
+      all tuples of Tensors of the same length (one tuple per minibatch).
+
+  Returns:
+    For Tensors, one Tensor: the entries concatenated along axis 0. For
+    tuples, a tuple whose i-th entry concatenates the i-th entries of all the
+    tuples along axis 0.
+
+  Raises:
+    ValueError: If `tensor_list` is empty.
+  """
+  if not tensor_list:
+    raise ValueError(
+        "Cannot concatenate Tensors if there are no Tensors to concatenate.")
+  if isinstance(tensor_list[0], (tuple, list)):
+    return tuple(tf.concat(tensors, axis=0) for tensors in zip(*tensor_list))
+  return tf.concat(list(tensor_list), axis=0)
+
+
+def _conv_strides(strides):
+  """Checks a convolution's strides and returns them as a tuple of ints.
+
+  Args:
+    strides: A tuple or list of 4 ints, `[1, stride_h, stride_w, 1]`.
+
+  Returns:
+    A tuple of 4 Python ints.
+
+  Raises:
+    ValueError: If `strides` is not a sequence of 4 integers.
+  """
+  if not isinstance(strides, (tuple, list)) or len(strides) != 4:
+    raise ValueError("strides must be a tuple or list of 4 ints, got {!r}."
+                     .format(strides))
+  try:
+    return tuple(operator.index(s) for s in strides)
+  except TypeError:
+    raise ValueError("strides must be a tuple or list of 4 ints, got {!r}."
+                     .format(strides)) from None
+
+
+def _conv_layer_geometry(params, inputs, strides):
+  """Reads what conv blocks need from their parameters and inputs.
+
+  Args:
+    params: The filter Tensor `[kh, kw, in_channels, out_channels]`, or a
+      tuple/list whose first entry is the filter (a bias is then assumed).
+    inputs: The layer's inputs, `[batch, height, width, in_channels]`, with
+      statically known height and width.
+    strides: A tuple of 4 ints.
+
+  Returns:
+    A tuple `(has_bias, filter_shape, num_locations)` where `filter_shape` is
+    the filter's static shape as a tuple and
+    `num_locations = height * width // (strides[1] * strides[2])`.
+
+  Raises:
+    ValueError: If the inputs are not of rank 4 with known height and width.
+  """
+  has_bias = isinstance(params, (tuple, list))
+  fltr = params[0] if has_bias else params
+  filter_shape = tuple(fltr.shape.as_list())
+  input_shape = inputs.shape
+  if (input_shape.rank != 4 or input_shape[1] is None or
+      input_shape[2] is None):
+    raise ValueError(
+        "inputs must have shape [batch, height, width, in_channels] with "
+        "statically known height and width, got {}.".format(input_shape))
+  num_locations = (input_shape[1] * input_shape[2] //
+                   (strides[1] * strides[2]))
+  return has_bias, filter_shape, num_locations
+
+
+class FisherBlock(object, metaclass=abc.ABCMeta):
+  """Abstract base class of the blocks of a block-diagonal Fisher matrix.
+
+  Each block approximates the Fisher matrix `F = E[g g^T]` restricted to one
+  group of parameters (g being the gradient of the log-likelihood of a sampled
+  target with respect to those parameters), and multiplies vectors by
+  `F + damping * I` and by its inverse.
+  """
+
+  def __init__(self, layer_collection):
+    """Creates a FisherBlock.
+
+    Args:
+      layer_collection: The `LayerCollection` this block belongs to; factors
+        are created through its `make_or_get_factor`.
+    """
+    self._layer_collection = layer_collection
+
+  @abc.abstractmethod
+  def instantiate_factors(self, grads_list, damping):
+    """Creates and registers the factors this block needs.
+
+    Args:
+      grads_list: A tuple with one entry per source (per sample used to
+        estimate the Fisher); each entry holds the gradients of the loss with
+        respect to `tensors_to_compute_grads()`, in the same structure.
+      damping: The damping λ, a float or a scalar Tensor.
+    """
+    pass
+
+  @abc.abstractmethod
+  def multiply_inverse(self, vector):
+    """Multiplies a vector by the inverse of the damped block.
+
+    Args:
+      vector: A Tensor, or a tuple of Tensors, shaped like the block's
+        parameters.
+
+    Returns:
+      `(F + damping * I)^-1 vector` (as approximated by the block), in the
+      layout of `vector`.
+    """
+    pass
+
+  @abc.abstractmethod
+  def multiply(self, vector):
+    """Multiplies a vector by the damped block.
+
+    Args:
+      vector: A Tensor, or a tuple of Tensors, shaped like the block's
+        parameters.
+
+    Returns:
+      `(F + damping * I) vector` (as approximated by the block), in the
+      layout of `vector`.
+    """
+    pass
+
+  @abc.abstractmethod
+  def tensors_to_compute_grads(self):
+    """Returns the Tensor(s) whose gradients `instantiate_factors` expects.
+
+    Returns:
+      A Tensor or a structure of Tensors (the parameters, or the layer's
+      pre-activation outputs for layer blocks).
+    """
+    pass
+
+
+class FullFB(FisherBlock):
+  """A full (dense) Fisher block for any set of parameters.
+
+  With `g` the column of all parameter gradients concatenated (n entries),
+  the block is the `[n, n]` matrix `F = sum over sources of g g^T /
+  batch_size`, kept as an exponential moving average by a
+  `fisher_factors.FullFactor`. Only practical for few parameters.
+  """
+
+  def __init__(self, layer_collection, params, batch_size):
+    """Creates a FullFB.
+
+    Args:
+      layer_collection: The `LayerCollection` this block belongs to.
+      params: The parameters: a Tensor/Variable or a tuple of them.
+      batch_size: The batch size (int or scalar Tensor) the summed gradients
+        are divided by.
+    """
+    self._batch_size = batch_size
+    self._params = params
+    super(FullFB, self).__init__(layer_collection)
+
+  def instantiate_factors(self, grads_list, damping):
+    """Creates the full factor and registers its damped inverse.
+
+    Args:
+      grads_list: A tuple over sources of the gradients with respect to the
+        parameters (structured like `params`).
+      damping: The damping λ, a float or a scalar Tensor; the inverse of
+        `F + λ I` is registered on the factor.
+    """
+    self._damping = damping
+    self._factor = self._layer_collection.make_or_get_factor(
+        fisher_factors.FullFactor,
+        (_as_hashable(grads_list), self._batch_size))
+    self._factor.register_damped_inverse(damping)
+
+  def multiply_inverse(self, vector):
+    """Returns `(F + λ I)^-1 vector` using the factor's inverse variable.
+
+    Args:
+      vector: A Tensor or tuple of Tensors shaped like `params`.
+
+    Returns:
+      The product, shaped like `vector` (a tuple for a tuple/list input).
+    """
+    inverse = self._factor.get_inverse(self._damping)
+    out_flat = tf.matmul(inverse, utils.tensors_to_column(vector))
+    return utils.column_to_tensors(vector, out_flat)
+
+  def multiply(self, vector):
+    """Returns `(F + λ I) vector`.
+
+    Args:
+      vector: A Tensor or tuple of Tensors shaped like `params`.
+
+    Returns:
+      The product, shaped like `vector` (a tuple for a tuple/list input).
+    """
+    vector_flat = utils.tensors_to_column(vector)
+    out_flat = (tf.matmul(self._factor.get_cov(), vector_flat) +
+                self._damping * vector_flat)
+    return utils.column_to_tensors(vector, out_flat)
+
+  def full_fisher_block(self):
+    """Returns the undamped block `F`, an `[n, n]` Tensor (for testing)."""
+    return self._factor.get_cov()
+
+  def tensors_to_compute_grads(self):
+    """Returns the parameters, with respect to which gradients are taken."""
+    return self._params
+
+
+class NaiveDiagonalFB(FisherBlock):
+  """A diagonal Fisher block for any set of parameters.
+
+  The block is `diag(d)` with `d = sum over sources of g ⊙ g / batch_size`
+  (g the column of all parameter gradients), kept by a
+  `fisher_factors.NaiveDiagonalFactor`. Being diagonal, it is inverted
+  elementwise and needs no inverse variables.
+  """
+
+  def __init__(self, layer_collection, params, batch_size):
+    """Creates a NaiveDiagonalFB.
+
+    Args:
+      layer_collection: The `LayerCollection` this block belongs to.
+      params: The parameters: a Tensor/Variable or a tuple of them.
+      batch_size: The batch size (int or scalar Tensor) the summed squared
+        gradients are divided by.
+    """
+    self._params = params
+    self._batch_size = batch_size
+    super(NaiveDiagonalFB, self).__init__(layer_collection)
+
+  def instantiate_factors(self, grads_list, damping):
+    """Creates the diagonal factor.
+
+    Args:
+      grads_list: A tuple over sources of the gradients with respect to the
+        parameters (structured like `params`).
+      damping: The damping λ, a float or a scalar Tensor.
+    """
+    self._damping = damping
+    self._factor = self._layer_collection.make_or_get_factor(
+        fisher_factors.NaiveDiagonalFactor,
+        (_as_hashable(grads_list), self._batch_size))
+
+  def multiply_inverse(self, vector):
+    """Returns `vector / (d + λ)` elementwise.
+
+    Args:
+      vector: A Tensor or tuple of Tensors shaped like `params`.
+
+    Returns:
+      The product, shaped like `vector` (a tuple for a tuple/list input).
+    """
+    vector_flat = utils.tensors_to_column(vector)
+    out_flat = vector_flat / (self._factor.get_cov() + self._damping)
+    return utils.column_to_tensors(vector, out_flat)
+
+  def multiply(self, vector):
+    """Returns `vector ⊙ (d + λ)` elementwise.
+
+    Args:
+      vector: A Tensor or tuple of Tensors shaped like `params`.
+
+    Returns:
+      The product, shaped like `vector` (a tuple for a tuple/list input).
+    """
+    vector_flat = utils.tensors_to_column(vector)
+    out_flat = vector_flat * (self._factor.get_cov() + self._damping)
+    return utils.column_to_tensors(vector, out_flat)
+
+  def full_fisher_block(self):
+    """Returns the undamped block `diag(d)`, an `[n, n]` Tensor (for testing)."""
+    return tf.linalg.diag(tf.reshape(self._factor.get_cov(), [-1]))
+
+  def tensors_to_compute_grads(self):
+    """Returns the parameters, with respect to which gradients are taken."""
+    return self._params
+
+
+class FullyConnectedDiagonalFB(FisherBlock):
+  """A diagonal Fisher block for a fully connected layer.
+
+  For a layer `s = a W (+ b)` with inputs `a` of shape `[batch, in]` and
+  pre-activations `s` of shape `[batch, out]`, the per-example gradient of
+  the weights is `a_n g_n^T` (g_n = gradient with respect to `s_n`). The block
+  is the diagonal of the Fisher in the `[in(+1), out]` layout:
+  `D[i, j] = sum over sources of mean_n (a_n[i] g_n[j])^2`, computed exactly
+  (not as a Kronecker approximation) by a
+  `fisher_factors.FullyConnectedDiagonalFactor`; with a bias, `a` gets a
+  trailing column of ones.
+
+  Several minibatches (e.g. towers) may be registered; their inputs and
+  output gradients are concatenated along the batch dimension before the
+  statistic is computed, which gives the statistic of the combined batch.
+  """
+
+  def __init__(self, layer_collection, has_bias=False):
+    """Creates a FullyConnectedDiagonalFB with no minibatch registered yet.
+
+    Args:
+      layer_collection: The `LayerCollection` this block belongs to.
+      has_bias: Whether the layer has a bias (vectors are then
+        `(weights, bias)` tuples).
+    """
+    self._inputs = []
+    self._outputs = []
+    self._has_bias = has_bias
+    super(FullyConnectedDiagonalFB, self).__init__(layer_collection)
+
+  def register_additional_minibatch(self, inputs, outputs):
+    """Registers the inputs and outputs of one more minibatch of the layer.
+
+    Args:
+      inputs: The layer's inputs for this minibatch, `[batch, in]`.
+      outputs: The layer's pre-activation outputs, `[batch, out]`.
+    """
+    self._inputs.append(inputs)
+    self._outputs.append(outputs)
+
+  def instantiate_factors(self, grads_list, damping):
+    """Creates the diagonal factor from all registered minibatches.
+
+    Args:
+      grads_list: A tuple over sources; each entry is the list (one per
+        registered minibatch, as returned by `tensors_to_compute_grads`) of
+        the gradients with respect to that minibatch's outputs.
+      damping: The damping λ, a float or a scalar Tensor.
+
+    Raises:
+      ValueError: If no minibatch has been registered.
+    """
+    inputs = _concat_along_batch_dim(self._inputs)
+    grads_list = tuple(
+        _concat_along_batch_dim(
+            list(grads) if isinstance(grads, (tuple, list)) else [grads])
+        for grads in grads_list)
+    self._damping = damping
+    self._factor = self._layer_collection.make_or_get_factor(
+        fisher_factors.FullyConnectedDiagonalFactor,
+        (inputs, grads_list, self._has_bias))
+
+  def multiply_inverse(self, vector):
+    """Returns `M / (D + λ)` elementwise, M being `vector` in 2-D layout.
+
+    Args:
+      vector: A `[in, out]` Tensor, or a `(weights, bias)` tuple.
+
+    Returns:
+      The product, in the layout of `vector`.
+    """
+    reshaped_vector = utils.layer_params_to_mat2d(vector)
+    reshaped_out = reshaped_vector / (self._factor.get_cov() + self._damping)
+    return utils.mat2d_to_layer_params(vector, reshaped_out)
+
+  def multiply(self, vector):
+    """Returns `M ⊙ (D + λ)` elementwise, M being `vector` in 2-D layout.
+
+    Args:
+      vector: A `[in, out]` Tensor, or a `(weights, bias)` tuple.
+
+    Returns:
+      The product, in the layout of `vector`.
+    """
+    reshaped_vector = utils.layer_params_to_mat2d(vector)
+    reshaped_out = reshaped_vector * (self._factor.get_cov() + self._damping)
+    return utils.mat2d_to_layer_params(vector, reshaped_out)
+
+  def tensors_to_compute_grads(self):
+    """Returns the list of the registered minibatches' outputs."""
+    return self._outputs
+
+
+class ConvDiagonalFB(FisherBlock):
+  """A diagonal Fisher block for a 2-D convolution layer.
+
+  The per-example gradient of the filter (in the `[kh*kw*in_c(+1), out_c]`
+  layout) is `G_n = sum over locations of patch ⊗ grad`; the block is the
+  diagonal `D = sum over sources of mean_n G_n ⊙ G_n`, kept by a
+  `fisher_factors.ConvDiagonalFactor`. The damping is divided by
+  `num_locations ** NORMALIZE_DAMPING_POWER`, with
+  `num_locations = height * width // (stride_h * stride_w)` read from the
+  inputs' static shape.
+  """
+
+  def __init__(self, layer_collection, params, inputs, outputs, strides,
+               padding):
+    """Creates a ConvDiagonalFB.
+
+    Args:
+      layer_collection: The `LayerCollection` this block belongs to.
+      params: The filter `[kh, kw, in_c, out_c]`, or a tuple/list whose first
+        entry is the filter; any tuple/list means the layer has a bias.
+      inputs: The layer's inputs `[batch, height, width, in_c]` (height and
+        width statically known).
+      outputs: The layer's pre-activation outputs
+        `[batch, out_height, out_width, out_c]`.
+      strides: The convolution strides, a tuple or list of 4 ints.
+      padding: The convolution padding, "SAME" or "VALID".
+
+    Raises:
+      ValueError: If `strides` is not 4 ints or the inputs' height/width are
+        not statically known.
+    """
+    self._inputs = inputs
+    self._outputs = outputs
+    self._strides = _conv_strides(strides)
+    self._padding = padding
+    (self._has_bias, self._filter_shape,
+     self._num_locations) = _conv_layer_geometry(params, inputs,
+                                                 self._strides)
+    super(ConvDiagonalFB, self).__init__(layer_collection)
+
+  def instantiate_factors(self, grads_list, damping):
+    """Creates the diagonal factor; stores the location-normalised damping.
+
+    Args:
+      grads_list: A tuple over sources of the gradients with respect to the
+        outputs.
+      damping: The damping λ, a float or a scalar Tensor. The block uses
+        `λ / num_locations ** NORMALIZE_DAMPING_POWER`.
+    """
+    if NORMALIZE_DAMPING_POWER:
+      damping /= self._num_locations ** NORMALIZE_DAMPING_POWER
+    self._damping = damping
+    self._factor = self._layer_collection.make_or_get_factor(
+        fisher_factors.ConvDiagonalFactor,
+        (self._inputs, _as_hashable(grads_list), self._filter_shape,
+         self._strides, self._padding, self._has_bias))
+
+  def multiply_inverse(self, vector):
+    """Returns `M / (D + λ')` elementwise (λ' the normalised damping).
+
+    Args:
+      vector: A filter-shaped Tensor, or a `(filter, bias)` tuple.
+
+    Returns:
+      The product, in the layout of `vector`.
+    """
+    reshaped_vector = utils.layer_params_to_mat2d(vector)
+    reshaped_out = reshaped_vector / (self._factor.get_cov() + self._damping)
+    return utils.mat2d_to_layer_params(vector, reshaped_out)
+
+  def multiply(self, vector):
+    """Returns `M ⊙ (D + λ')` elementwise (λ' the normalised damping).
+
+    Args:
+      vector: A filter-shaped Tensor, or a `(filter, bias)` tuple.
+
+    Returns:
+      The product, in the layout of `vector`.
+    """
+    reshaped_vector = utils.layer_params_to_mat2d(vector)
+    reshaped_out = reshaped_vector * (self._factor.get_cov() + self._damping)
+    return utils.mat2d_to_layer_params(vector, reshaped_out)
+
+  def tensors_to_compute_grads(self):
+    """Returns the layer's outputs, with respect to which grads are taken."""
+    return self._outputs
+
+
+class KroneckerProductFB(FisherBlock):
+  """Base class of blocks approximated by a Kronecker product `c·(A ⊗ G)`.
+
+  `A` (input factor, `[d_in, d_in]`) and `G` (output factor,
+  `[d_out, d_out]`) are covariance factors and `c = _renorm_coeff`. Vectors
+  are handled in the `[d_in, d_out]` 2-D layout M, where `(A ⊗ G) vec(M)`
+  corresponds to `A M G`.
+
+  Damping uses the factored Tikhonov approximation of Martens & Grosse
+  (2015, §6.3): `A ⊗ G + λ I ≈ (A + π√λ I) ⊗ (G + √λ/π I)` with
+  `π = sqrt((tr A / d_in) / (tr G / d_out))`. Subclasses create
+  `_input_factor` and `_output_factor` and call
+  `_register_damped_input_and_output_inverses`.
+  """
+
+  def __init__(self, layer_collection):
+    """Creates a KroneckerProductFB.
+
+    Args:
+      layer_collection: The `LayerCollection` this block belongs to.
+    """
+    super(KroneckerProductFB, self).__init__(layer_collection)
+
+  def _register_damped_input_and_output_inverses(self, damping):
+    """Registers the π-adjusted damped inverses on both factors.
+
+    Sets `_input_damping = sqrt(λ)·π` and `_output_damping = sqrt(λ)/π`
+    (Tensors reading the current covariances) and registers the damped
+    inverse of each factor under them.
+
+    Args:
+      damping: The damping λ, a float or a scalar Tensor.
+    """
+    pi = utils.compute_pi(self._input_factor.get_cov(),
+                          self._output_factor.get_cov())
+    self._input_damping = tf.sqrt(damping) * pi
+    self._output_damping = tf.sqrt(damping) / pi
+    self._input_factor.register_damped_inverse(self._input_damping)
+    self._output_factor.register_damped_inverse(self._output_damping)
+
+  @property
+  def _renorm_coeff(self):
+    """The scalar `c` multiplying `A ⊗ G` (1 unless overridden)."""
+    return 1.0
+
+  def multiply_inverse(self, vector):
+    """Returns `(A + π√λ I)^-1 M (G + √λ/π I)^-1 / c`.
+
+    Uses the factors' inverse variables (refreshed by their inverse update
+    ops).
+
+    Args:
+      vector: A weights-shaped Tensor, or a `(weights, bias)` tuple.
+
+    Returns:
+      The product, in the layout of `vector`.
+    """
+    left_factor_inv = self._input_factor.get_inverse(self._input_damping)
+    right_factor_inv = self._output_factor.get_inverse(self._output_damping)
+    reshaped_vector = utils.layer_params_to_mat2d(vector)
+    reshaped_out = tf.matmul(left_factor_inv,
+                             tf.matmul(reshaped_vector, right_factor_inv))
+    if self._renorm_coeff != 1.0:
+      reshaped_out /= tf.cast(self._renorm_coeff, dtype=reshaped_out.dtype)
+    return utils.mat2d_to_layer_params(vector, reshaped_out)
+
+  def multiply(self, vector):
+    """Returns `c·(A + π√λ I) M (G + √λ/π I)`.
+
+    Args:
+      vector: A weights-shaped Tensor, or a `(weights, bias)` tuple.
+
+    Returns:
+      The product, in the layout of `vector`.
+    """
+    left_factor = self._input_factor.get_cov()
+    right_factor = self._output_factor.get_cov()
+    reshaped_vector = utils.layer_params_to_mat2d(vector)
+    reshaped_out = (tf.matmul(reshaped_vector, right_factor) +
+                    self._output_damping * reshaped_vector)
+    reshaped_out = (tf.matmul(left_factor, reshaped_out) +
+                    self._input_damping * reshaped_out)
+    if self._renorm_coeff != 1.0:
+      reshaped_out *= tf.cast(self._renorm_coeff, dtype=reshaped_out.dtype)
+    return utils.mat2d_to_layer_params(vector, reshaped_out)
+
+  def full_fisher_block(self):
+    """Returns the undamped block `c·kron(A, G)` (for testing).
+
+    Returns:
+      A `[d_in*d_out, d_in*d_out]` Tensor, indexed like the row-major
+      flattening of the 2-D layout `[d_in, d_out]`.
+    """
+    left_factor = self._input_factor.get_cov()
+    right_factor = self._output_factor.get_cov()
+    return self._renorm_coeff * utils.kronecker_product(left_factor,
+                                                        right_factor)
+
+
+class FullyConnectedKFACBasicFB(KroneckerProductFB):
+  """K-FAC block for a fully connected layer: `E[a a^T] ⊗ E[g g^T]`.
+
+  For `s = a W (+ b)` with inputs `a` `[batch, in]` (a column of ones
+  appended when the layer has a bias) and gradients `g` with respect to the
+  pre-activations `s` `[batch, out]`, `A = a^T a / batch` (`[in(+1), in(+1)]`)
+  and `G = sum over sources of g^T g / batch` (`[out, out]`). Weights use the
+  `[in(+1), out]` layout.
+  """
+
+  def __init__(self, layer_collection, inputs, outputs, has_bias=False):
+    """Creates a FullyConnectedKFACBasicFB.
+
+    Args:
+      layer_collection: The `LayerCollection` this block belongs to.
+      inputs: The layer's inputs, `[batch, in]`.
+      outputs: The layer's pre-activation outputs, `[batch, out]`.
+      has_bias: Whether the layer has a bias (vectors are then
+        `(weights, bias)` tuples).
+    """
+    self._inputs = inputs
+    self._outputs = outputs
+    self._has_bias = has_bias
+    super(FullyConnectedKFACBasicFB, self).__init__(layer_collection)
+
+  def instantiate_factors(self, grads_list, damping):
+    """Creates both Kronecker factors and registers their damped inverses.
+
+    Args:
+      grads_list: A tuple over sources of the gradients with respect to the
+        outputs (each `[batch, out]`).
+      damping: The damping λ, a float or a scalar Tensor.
+    """
+    self._input_factor = self._layer_collection.make_or_get_factor(
+        fisher_factors.FullyConnectedKroneckerFactor,
+        ((self._inputs,), self._has_bias))
+    self._output_factor = self._layer_collection.make_or_get_factor(
+        fisher_factors.FullyConnectedKroneckerFactor,
+        (_as_hashable(grads_list),))
+    self._register_damped_input_and_output_inverses(damping)
+
+  def tensors_to_compute_grads(self):
+    """Returns the layer's outputs, with respect to which grads are taken."""
+    return self._outputs
+
+
+class ConvKFCBasicFB(KroneckerProductFB):
+  """KFC block for a 2-D convolution layer: `L·(Ω ⊗ Γ)` (Grosse & Martens).
+
+  `Ω` is the covariance of the image patches `[kh*kw*in_c(+1)]` over examples
+  and locations, `Γ` that of the output gradients `[out_c]` over examples and
+  locations, and `L = num_locations = height * width // (stride_h *
+  stride_w)` from the inputs' static shape. Before the π-adjusted damping is
+  split between the factors, the damping is divided by
+  `L ** NORMALIZE_DAMPING_POWER`; `multiply_inverse` divides by `L` and
+  `multiply` multiplies by `L`.
+  """
+
+  def __init__(self, layer_collection, params, inputs, outputs, strides,
+               padding):
+    """Creates a ConvKFCBasicFB.
+
+    Args:
+      layer_collection: The `LayerCollection` this block belongs to.
+      params: The filter `[kh, kw, in_c, out_c]`, or a tuple/list whose first
+        entry is the filter; any tuple/list means the layer has a bias.
+      inputs: The layer's inputs `[batch, height, width, in_c]` (height and
+        width statically known).
+      outputs: The layer's pre-activation outputs
+        `[batch, out_height, out_width, out_c]`.
+      strides: The convolution strides, a tuple or list of 4 ints.
+      padding: The convolution padding, "SAME" or "VALID".
+
+    Raises:
+      ValueError: If `strides` is not 4 ints or the inputs' height/width are
+        not statically known.
+    """
+    self._inputs = inputs
+    self._outputs = outputs
+    self._strides = _conv_strides(strides)
+    self._padding = padding
+    (self._has_bias, self._filter_shape,
+     self._num_locations) = _conv_layer_geometry(params, inputs,
+                                                 self._strides)
+    super(ConvKFCBasicFB, self).__init__(layer_collection)
+
+  def instantiate_factors(self, grads_list, damping):
+    """Creates both factors and registers the normalised damped inverses.
+
+    Args:
+      grads_list: A tuple over sources of the gradients with respect to the
+        outputs (each `[batch, out_height, out_width, out_c]`).
+      damping: The damping λ, a float or a scalar Tensor; the factors are
+        damped with `λ / L ** NORMALIZE_DAMPING_POWER`.
+    """
+    self._input_factor = self._layer_collection.make_or_get_factor(
+        fisher_factors.ConvInputKroneckerFactor,
+        (self._inputs, self._filter_shape, self._strides, self._padding,
+         self._has_bias))
+    self._output_factor = self._layer_collection.make_or_get_factor(
+        fisher_factors.ConvOutputKroneckerFactor, (_as_hashable(grads_list),))
+    if NORMALIZE_DAMPING_POWER:
+      damping /= self._num_locations ** NORMALIZE_DAMPING_POWER
+    self._damping = damping
+    self._register_damped_input_and_output_inverses(damping)
+
+  @property
+  def _renorm_coeff(self):
+    """The number of spatial locations `L` scaling `Ω ⊗ Γ`."""
+    return self._num_locations
+
+  def tensors_to_compute_grads(self):
+    """Returns the layer's outputs, with respect to which grads are taken."""
+    return self._outputs

@@ -1,0 +1,674 @@
+"""Registry of a model's layers, losses and Fisher factors.
+
+A `LayerCollection` records, for one model, which Fisher block approximates
+each group of parameters (`register_fully_connected`, `register_conv2d`,
+`register_generic`, `register_block`) and which predictive distributions
+define the loss (`register_*_predictive_distribution`). It owns the Fisher
+factors of all blocks, creating them under its own variable scope and sharing
+one factor between blocks that ask for it with the same arguments.
+"""
+
+import collections
+
+import tensorflow as tf
+
+from kfac import fisher_blocks as fb
+from kfac import loss_functions as lf
+from kfac import utils
+
+__all__ = [
+    "LayerParametersDict",
+    "LayerCollection",
+    "APPROX_KRONECKER_NAME",
+    "APPROX_DIAGONAL_NAME",
+    "APPROX_FULL_NAME",
+]
+
+# Names of the approximations accepted by the `approx` arguments.
+APPROX_KRONECKER_NAME = "kron"
+APPROX_DIAGONAL_NAME = "diagonal"
+APPROX_FULL_NAME = "full"
+
+_LAYER_APPROXIMATIONS = (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME)
+_GENERIC_APPROXIMATIONS = (APPROX_FULL_NAME, APPROX_DIAGONAL_NAME)
+_CONV_PADDINGS = ("SAME", "VALID")
+
+
+def _canonicalize_key(key):
+  """Returns a list key as a tuple (so that it hashes); other keys as is."""
+  if isinstance(key, list):
+    return tuple(key)
+  return key
+
+
+def _key_elements(key):
+  """Returns the tensors making up a key: its elements, or the key itself."""
+  if isinstance(key, (tuple, list)):
+    return tuple(key)
+  return (key,)
+
+
+class LayerParametersDict(collections.OrderedDict):
+  """An ordered dict whose keys are tensors or tuples of tensors.
+
+  No tensor may appear in two keys: inserting a key that shares a tensor with
+  a key already present raises a `ValueError`. List keys are stored as
+  tuples.
+  """
+
+  def __init__(self, *args, **kwargs):
+    """Creates a LayerParametersDict.
+
+    Args:
+      *args: Passed on to `OrderedDict` (e.g. an iterable of pairs).
+      **kwargs: Passed on to `OrderedDict`.
+    """
+    self._tensors = set()
+    super(LayerParametersDict, self).__init__(*args, **kwargs)
+
+  def __setitem__(self, key, value):
+    """Inserts `value` under `key` unless one of its tensors is in use.
+
+    Args:
+      key: A tensor, or a tuple/list of tensors (a list is stored as a
+        tuple).
+      value: The value to store.
+
+    Raises:
+      ValueError: If a tensor of `key` is already part of a stored key.
+    """
+    key = _canonicalize_key(key)
+    tensors = _key_elements(key)
+    key_collisions = self._tensors.intersection(tensors)
+    if key_collisions:
+      raise ValueError("Key(s) already present: {}".format(key_collisions))
+    self._tensors.update(tensors)
+    super(LayerParametersDict, self).__setitem__(key, value)
+
+  def __delitem__(self, key):
+    """Removes `key` and frees all of its tensors for reuse.
+
+    Args:
+      key: A stored key (a list is looked up as a tuple).
+
+    Raises:
+      KeyError: If `key` is not stored.
+    """
+    key = _canonicalize_key(key)
+    super(LayerParametersDict, self).__delitem__(key)
+    self._tensors.difference_update(_key_elements(key))
+
+  def __getitem__(self, key):
+    """Returns the value stored under `key` (a list is read as a tuple).
+
+    Args:
+      key: A stored key.
+
+    Returns:
+      The stored value.
+
+    Raises:
+      KeyError: If `key` is not stored.
+    """
+    return super(LayerParametersDict, self).__getitem__(
+        _canonicalize_key(key))
+
+  def __contains__(self, key):
+    """Whether `key` (a list is read as a tuple) is stored.
+
+    Args:
+      key: A tensor or a tuple/list of tensors.
+
+    Returns:
+      True if the exact key is stored.
+    """
+    return super(LayerParametersDict, self).__contains__(
+        _canonicalize_key(key))
+
+
+def _shape_of(tensor, arg_name):
+  """Returns the static shape of a Tensor or Variable argument."""
+  shape = getattr(tensor, "shape", None)
+  if shape is None:
+    raise TypeError("{} must be a Tensor or Variable, got {!r}."
+                    .format(arg_name, tensor))
+  return tf.TensorShape(shape)
+
+
+def _check_rank(shape, rank, arg_name, layout):
+  """Raises a ValueError if a known rank differs from `rank`."""
+  if shape.rank is not None and shape.rank != rank:
+    raise ValueError("{} must have rank {} ({}), got shape {}."
+                     .format(arg_name, rank, layout, shape))
+
+
+def _dims_differ(dim1, dim2):
+  """True if both dimensions are known and different."""
+  return dim1 is not None and dim2 is not None and dim1 != dim2
+
+
+def _split_layer_params(params):
+  """Splits layer parameters into (weights, bias-or-None).
+
+  Args:
+    params: A Tensor/Variable (weights only) or a `(weights, bias)`
+      tuple/list.
+
+  Returns:
+    A pair `(weights, bias)`; `bias` is None without a bias.
+
+  Raises:
+    ValueError: If a tuple/list does not hold exactly two tensors.
+  """
+  if isinstance(params, (tuple, list)):
+    if len(params) != 2:
+      raise ValueError(
+          "params must be the weights or a (weights, bias) pair, got a "
+          "sequence of {} elements.".format(len(params)))
+    return params[0], params[1]
+  return params, None
+
+
+def _check_bias(bias, out_size):
+  """Checks that a bias has `out_size` elements (when both are known)."""
+  if bias is None:
+    return
+  shape = _shape_of(bias, "params[1] (bias)")
+  num_elements = shape.num_elements()
+  if (shape.rank is not None and shape.rank > 2) or _dims_differ(
+      num_elements, out_size):
+    raise ValueError(
+        "params[1] (bias) must have {} elements (one per output), got shape "
+        "{}.".format(out_size, shape))
+
+
+def _check_fully_connected(params, inputs, outputs):
+  """Checks that FC parameters fit the registered inputs and outputs.
+
+  Args:
+    params: The weights `[in, out]` or a `(weights, bias)` pair with a bias of
+      `out` elements.
+    inputs: The layer inputs, `[batch, in]`.
+    outputs: The layer pre-activations, `[batch, out]`.
+
+  Raises:
+    ValueError: If a rank or a known dimension does not fit.
+    TypeError: If an argument is not a Tensor/Variable.
+  """
+  weights, bias = _split_layer_params(params)
+  w_shape = _shape_of(weights, "params")
+  in_shape = _shape_of(inputs, "inputs")
+  out_shape = _shape_of(outputs, "outputs")
+  _check_rank(in_shape, 2, "inputs", "[batch_size, input_size]")
+  _check_rank(out_shape, 2, "outputs", "[batch_size, output_size]")
+  _check_rank(w_shape, 2, "params (weights)", "[input_size, output_size]")
+  if in_shape.rank is not None and _dims_differ(in_shape[0], out_shape[0]):
+    raise ValueError(
+        "inputs and outputs must have the same batch size, got shapes {} "
+        "and {}.".format(in_shape, out_shape))
+  if w_shape.rank is None:
+    return
+  if in_shape.rank is not None and _dims_differ(w_shape[0], in_shape[1]):
+    raise ValueError(
+        "params (weights) of shape {} do not fit inputs of shape {}: "
+        "expected weights of shape [{}, output_size]."
+        .format(w_shape, in_shape, in_shape[1]))
+  if out_shape.rank is not None and _dims_differ(w_shape[1], out_shape[1]):
+    raise ValueError(
+        "params (weights) of shape {} do not fit outputs of shape {}: "
+        "expected weights of shape [input_size, {}]."
+        .format(w_shape, out_shape, out_shape[1]))
+  out_size = w_shape[1]
+  if out_size is None and out_shape.rank is not None:
+    out_size = out_shape[1]
+  _check_bias(bias, out_size)
+
+
+def _conv_output_size(in_size, kernel_size, stride, padding):
+  """Spatial output size of a convolution (None if unknown)."""
+  if in_size is None or (padding == "VALID" and kernel_size is None):
+    return None
+  if padding == "SAME":
+    return -(-in_size // stride)
+  return -(-(in_size - kernel_size + 1) // stride)
+
+
+def _check_conv2d(params, strides, padding, inputs, outputs):
+  """Checks that conv parameters fit the registered inputs and outputs.
+
+  Args:
+    params: The filter `[kh, kw, in_c, out_c]` or a `(filter, bias)` pair
+      with a bias of `out_c` elements.
+    strides: 4 ints `[1, stride_h, stride_w, 1]`.
+    padding: "SAME" or "VALID".
+    inputs: The layer inputs, `[batch, height, width, in_c]`.
+    outputs: The layer pre-activations, `[batch, out_h, out_w, out_c]`.
+
+  Raises:
+    ValueError: If padding is unknown, or a rank or known dimension does not
+      fit (including the output height and width implied by the strides and
+      padding).
+    TypeError: If an argument is not a Tensor/Variable.
+  """
+  weights, bias = _split_layer_params(params)
+  if padding not in _CONV_PADDINGS:
+    raise ValueError("padding must be one of {}, got {!r}."
+                     .format(_CONV_PADDINGS, padding))
+  strides = fb._conv_strides(strides)  # pylint: disable=protected-access
+  f_shape = _shape_of(weights, "params")
+  in_shape = _shape_of(inputs, "inputs")
+  out_shape = _shape_of(outputs, "outputs")
+  _check_rank(in_shape, 4, "inputs", "[batch_size, height, width, "
+              "in_channels]")
+  _check_rank(out_shape, 4, "outputs", "[batch_size, out_height, "
+              "out_width, out_channels]")
+  _check_rank(f_shape, 4, "params (filter)", "[kernel_height, "
+              "kernel_width, in_channels, out_channels]")
+  if in_shape.rank is not None and out_shape.rank is not None:
+    if _dims_differ(in_shape[0], out_shape[0]):
+      raise ValueError(
+          "inputs and outputs must have the same batch size, got shapes {} "
+          "and {}.".format(in_shape, out_shape))
+    kernel = f_shape.as_list()[:2] if f_shape.rank is not None else [None] * 2
+    for axis, name in ((1, "height"), (2, "width")):
+      expected = _conv_output_size(in_shape[axis], kernel[axis - 1],
+                                   strides[axis], padding)
+      if _dims_differ(expected, out_shape[axis]):
+        raise ValueError(
+            "outputs of shape {} do not fit inputs of shape {} with strides "
+            "{} and padding {}: expected an output {} of {}."
+            .format(out_shape, in_shape, strides, padding, name, expected))
+  if f_shape.rank is None:
+    return
+  if in_shape.rank is not None and _dims_differ(f_shape[2], in_shape[3]):
+    raise ValueError(
+        "params (filter) of shape {} do not fit inputs of shape {}: the "
+        "filter's in_channels must be {}.".format(f_shape, in_shape,
+                                                  in_shape[3]))
+  if out_shape.rank is not None and _dims_differ(f_shape[3], out_shape[3]):
+    raise ValueError(
+        "params (filter) of shape {} do not fit outputs of shape {}: the "
+        "filter's out_channels must be {}.".format(f_shape, out_shape,
+                                                   out_shape[3]))
+  out_channels = f_shape[3]
+  if out_channels is None and out_shape.rank is not None:
+    out_channels = out_shape[3]
+  _check_bias(bias, out_channels)
+
+
+def _check_logits(logits):
+  """Checks that logits have the `[batch_size, num_outputs]` layout."""
+  shape = _shape_of(logits, "logits")
+  _check_rank(shape, 2, "logits", "[batch_size, num_outputs]")
+
+
+class LayerCollection(object):
+  """Registry of layers, losses and Fisher factors for one model.
+
+  Attributes:
+    fisher_blocks: A `LayerParametersDict` mapping each registered parameter
+      (or tuple of parameters) to its `FisherBlock`, in registration order.
+    fisher_factors: An `OrderedDict` mapping `(factor class, args)` to the
+      factor built from them by `make_or_get_factor`.
+  """
+
+  def __init__(self, graph=None, name="LayerCollection"):
+    """Creates an empty LayerCollection.
+
+    Args:
+      graph: The graph the model lives in; defaults to the default graph.
+      name: Default name of the variable scope of the factors. The scope is
+        made unique in the graph: "LayerCollection", "LayerCollection_1", ...
+    """
+    self.fisher_blocks = LayerParametersDict()
+    self.fisher_factors = collections.OrderedDict()
+    self._generic_registrations = set()
+    self._graph = graph or tf.compat.v1.get_default_graph()
+    self._loss_dict = collections.OrderedDict()
+    self._subgraph = None
+    with self._graph.as_default():
+      with tf.compat.v1.variable_scope(None, default_name=name) as scope:
+        self._var_scope = scope.name
+
+  def reset_internals(self, graph=None, name="LayerCollection"):
+    """Empties the collection, as if it had just been created.
+
+    Blocks, factors and losses are forgotten and a new variable scope is
+    taken (so factors made afterwards get fresh variables).
+
+    Args:
+      graph: The graph the model lives in; defaults to the default graph.
+      name: Default name of the new variable scope of the factors.
+    """
+    self.__init__(graph=graph, name=name)
+
+  @property
+  def losses(self):
+    """The registered `LossFunction`s, as a list in registration order."""
+    return list(self._loss_dict.values())
+
+  @property
+  def generic_registrations(self):
+    """The set of parameters registered through `register_generic`."""
+    return self._generic_registrations
+
+  @property
+  def graph(self):
+    """The graph this collection's model lives in."""
+    return self._graph
+
+  @property
+  def subgraph(self):
+    """The `utils.SubGraph` built by `create_subgraph`, or None before."""
+    return self._subgraph
+
+  def register_block(self, layer_key, fisher_block):
+    """Registers a Fisher block for a parameter or a tuple of parameters.
+
+    A key that is already covered by a registered tuple is skipped (with a
+    warning); a tuple key that contains registered keys replaces them.
+
+    Args:
+      layer_key: A parameter, or a tuple/list of parameters (a list is stored
+        as a tuple).
+      fisher_block: The `FisherBlock` for these parameters.
+
+    Raises:
+      ValueError: If the exact key is already registered, or a tuple key
+        overlaps a registered key without either containing the other.
+    """
+    layer_key = _canonicalize_key(layer_key)
+    if layer_key in self.fisher_blocks:
+      raise ValueError("Duplicate registration: {}".format(layer_key))
+    if isinstance(layer_key, tuple):
+      self._register_block_with_tuple_key(layer_key, fisher_block)
+    else:
+      self._register_block_with_nontuple_key(layer_key, fisher_block)
+
+  def _register_block_with_tuple_key(self, layer_key, fisher_block):
+    """Registers a block under a tuple key (see `register_block`)."""
+    inclusions = [
+        key for key in self.fisher_blocks
+        if any(self._equal_or_subset(layer_elt, key) for layer_elt in layer_key)
+    ]
+    to_replace = []
+    for key in inclusions:
+      fisher_block_key = _key_elements(key)
+      if set(layer_key).issubset(fisher_block_key):
+        tf.compat.v1.logging.warning(
+            "Graph Registration Warning: tried to register a subset (%s) of "
+            "an already registered tuple (%s), skipping", layer_key,
+            fisher_block_key)
+        return
+      if not set(fisher_block_key).issubset(layer_key):
+        raise ValueError(
+            "Inconsistent registration, expected new key to be a subset or "
+            "superset of the existing key: existing is {}, new is {}".format(
+                key, layer_key))
+      to_replace.append(key)
+    for key in to_replace:
+      self.fisher_blocks.pop(key)
+    self.fisher_blocks[layer_key] = fisher_block
+
+  def _register_block_with_nontuple_key(self, layer_key, fisher_block):
+    """Registers a block under a single-parameter key."""
+    if any(self._equal_or_subset(layer_key, key) for key in self.fisher_blocks):
+      tf.compat.v1.logging.warning(
+          "Graph Registration Warning: tried to register variable (%s) but a "
+          "containing tuple was already registered, skipping", layer_key)
+      return
+    self.fisher_blocks[layer_key] = fisher_block
+
+  def _equal_or_subset(self, elt1, elt2):
+    """Whether two keys are equal or one tuple key contains the other key."""
+    return (elt1 == elt2 or
+            (isinstance(elt1, (tuple, list)) and elt2 in elt1) or
+            (isinstance(elt2, (tuple, list)) and elt1 in elt2))
+
+  def get_use_count_map(self):
+    """Counts, for each parameter, the registered keys that contain it.
+
+    Returns:
+      A `collections.defaultdict(int)` mapping each parameter to its number
+      of registrations.
+    """
+    vars_to_uses = collections.defaultdict(int)
+    for key in self.fisher_blocks.keys():
+      for k in _key_elements(key):
+        vars_to_uses[k] += 1
+    return vars_to_uses
+
+  def get_blocks(self):
+    """Returns the registered Fisher blocks (a view, in registration order)."""
+    return self.fisher_blocks.values()
+
+  def get_factors(self):
+    """Returns the Fisher factors created so far (a view, in creation order)."""
+    return self.fisher_factors.values()
+
+  def create_subgraph(self):
+    """Builds `subgraph`: everything the registered losses' inputs depend on.
+
+    Raises:
+      ValueError: If no loss has been registered.
+    """
+    if not self.losses:
+      raise ValueError("Must have at least one registered loss.")
+    inputs_to_losses = tf.nest.flatten(
+        tuple(loss.inputs for loss in self.losses))
+    self._subgraph = utils.SubGraph(inputs_to_losses)
+
+  def total_loss(self):
+    """Returns the sum of the registered losses evaluated at their targets.
+
+    Returns:
+      A scalar Tensor.
+
+    Raises:
+      Exception: If a loss was registered without targets.
+    """
+    return tf.add_n(tuple(loss.evaluate() for loss in self.losses))
+
+  def total_sampled_loss(self):
+    """Returns the sum of the losses evaluated at targets sampled from them.
+
+    Returns:
+      A scalar Tensor.
+    """
+    return tf.add_n(tuple(loss.evaluate_on_sample() for loss in self.losses))
+
+  def register_fully_connected(self, params, inputs, outputs,
+                               approx=APPROX_KRONECKER_NAME):
+    """Registers a fully connected layer `outputs = inputs @ weights (+ b)`.
+
+    Args:
+      params: The weights `[input_size, output_size]`, or a `(weights, bias)`
+        tuple/list with a bias of `output_size` elements.
+      inputs: The layer's inputs, `[batch_size, input_size]`.
+      outputs: The layer's pre-activation outputs,
+        `[batch_size, output_size]`.
+      approx: "kron" (`FullyConnectedKFACBasicFB`) or "diagonal"
+        (`FullyConnectedDiagonalFB`).
+
+    Raises:
+      ValueError: If `approx` is unknown, the shapes do not fit, or the
+        parameters are already registered.
+    """
+    if approx not in _LAYER_APPROXIMATIONS:
+      raise ValueError("Bad value {} for approx.".format(approx))
+    _check_fully_connected(params, inputs, outputs)
+    has_bias = isinstance(params, (tuple, list))
+    if approx == APPROX_KRONECKER_NAME:
+      block = fb.FullyConnectedKFACBasicFB(self, inputs, outputs, has_bias)
+    else:
+      block = fb.FullyConnectedDiagonalFB(self, has_bias)
+      block.register_additional_minibatch(inputs, outputs)
+    self.register_block(params, block)
+
+  def register_conv2d(self, params, strides, padding, inputs, outputs,
+                      approx=APPROX_KRONECKER_NAME):
+    """Registers a 2-D convolution layer.
+
+    Args:
+      params: The filter `[kernel_height, kernel_width, in_channels,
+        out_channels]`, or a `(filter, bias)` tuple/list with a bias of
+        `out_channels` elements.
+      strides: The strides, a tuple or list of 4 ints (lists are accepted and
+        converted to tuples).
+      padding: "SAME" or "VALID".
+      inputs: The layer's inputs, `[batch_size, height, width, in_channels]`
+        (height and width statically known).
+      outputs: The layer's pre-activation outputs,
+        `[batch_size, out_height, out_width, out_channels]`.
+      approx: "kron" (`ConvKFCBasicFB`) or "diagonal" (`ConvDiagonalFB`).
+
+    Raises:
+      ValueError: If `approx`, `strides` or `padding` is invalid, the shapes
+        do not fit, or the parameters are already registered.
+    """
+    if approx not in _LAYER_APPROXIMATIONS:
+      raise ValueError("Bad value {} for approx.".format(approx))
+    _check_conv2d(params, strides, padding, inputs, outputs)
+    if approx == APPROX_KRONECKER_NAME:
+      block = fb.ConvKFCBasicFB(self, params, inputs, outputs, strides,
+                                padding)
+    else:
+      block = fb.ConvDiagonalFB(self, params, inputs, outputs, strides,
+                                padding)
+    self.register_block(params, block)
+
+  def register_generic(self, params, batch_size,
+                       approx=APPROX_DIAGONAL_NAME):
+    """Registers parameters without a known layer structure.
+
+    The block is stored directly (the subset/superset rules of
+    `register_block` do not apply), but no parameter may already be part of
+    another registration.
+
+    Args:
+      params: A parameter or a tuple/list of parameters.
+      batch_size: The batch size (int or scalar Tensor) the gradient
+        statistics are divided by.
+      approx: "full" (`FullFB`) or "diagonal" (`NaiveDiagonalFB`).
+
+    Raises:
+      ValueError: If `approx` is unknown or a parameter is already
+        registered.
+    """
+    if approx not in _GENERIC_APPROXIMATIONS:
+      raise ValueError("Bad value {} for approx.".format(approx))
+    params = tuple(params) if isinstance(params, (tuple, list)) else (params,)
+    if approx == APPROX_FULL_NAME:
+      block = fb.FullFB(self, params, batch_size)
+    else:
+      block = fb.NaiveDiagonalFB(self, params, batch_size)
+    self.fisher_blocks[params] = block
+    self._generic_registrations |= set(params)
+
+  def _register_loss(self, loss, name, default_name):
+    """Stores a loss under `name` (or a fresh unique name if None)."""
+    if name is None:
+      name = self._graph.unique_name(default_name)
+    elif not isinstance(name, str):
+      raise TypeError("name must be a string or None, got {!r}.".format(name))
+    if name in self._loss_dict:
+      raise ValueError(
+          "A loss named {!r} is already registered; use another name (or "
+          "None for a unique one).".format(name))
+    self._loss_dict[name] = loss
+
+  def register_categorical_predictive_distribution(self, logits, seed=None,
+                                                   targets=None, name=None):
+    """Registers a categorical predictive distribution over classes.
+
+    Adds a `CategoricalLogitsNegativeLogProbLoss(logits, targets, seed)`.
+
+    Args:
+      logits: The unnormalised log-probabilities, `[batch_size, num_classes]`.
+      seed: Seed of the sampling done by `total_sampled_loss` (for
+        debugging).
+      targets: Optional integer class targets `[batch_size]`; needed by
+        `total_loss`.
+      name: Optional unique name of the loss; a fresh one is made if None.
+
+    Raises:
+      ValueError: If `logits` is not of rank 2 or `name` is already used.
+    """
+    _check_logits(logits)
+    loss = lf.CategoricalLogitsNegativeLogProbLoss(
+        logits, targets=targets, seed=seed)
+    self._register_loss(loss, name,
+                        "register_categorical_predictive_distribution")
+
+  def register_normal_predictive_distribution(self, mean, var=0.5, seed=None,
+                                              targets=None, name=None):
+    """Registers a normal predictive distribution with a fixed variance.
+
+    Adds a `NormalMeanNegativeLogProbLoss(mean, var, targets, seed)`. With
+    the default `var=0.5` the loss equals `sum((targets - mean)**2)` up to a
+    constant; use `var=1.0` for `0.5 * sum((targets - mean)**2)`.
+
+    Args:
+      mean: The mean of the distribution, `[batch_size, output_size]`.
+      var: The (fixed, scalar) variance.
+      seed: Seed of the sampling done by `total_sampled_loss`.
+      targets: Optional targets shaped like `mean`; needed by `total_loss`.
+      name: Optional unique name of the loss; a fresh one is made if None.
+
+    Raises:
+      ValueError: If `name` is already used.
+    """
+    loss = lf.NormalMeanNegativeLogProbLoss(
+        mean, var, targets=targets, seed=seed)
+    self._register_loss(loss, name, "register_normal_predictive_distribution")
+
+  def register_multi_bernoulli_predictive_distribution(self, logits, seed=None,
+                                                       targets=None,
+                                                       name=None):
+    """Registers independent Bernoulli predictive distributions.
+
+    Adds a `MultiBernoulliNegativeLogProbLoss(logits, targets, seed)`.
+
+    Args:
+      logits: The log-odds of each output, `[batch_size, num_outputs]`.
+      seed: Seed of the sampling done by `total_sampled_loss`.
+      targets: Optional 0/1 targets shaped like `logits`; needed by
+        `total_loss`.
+      name: Optional unique name of the loss; a fresh one is made if None.
+
+    Raises:
+      ValueError: If `logits` is not of rank 2 or `name` is already used.
+    """
+    _check_logits(logits)
+    loss = lf.MultiBernoulliNegativeLogProbLoss(
+        logits, targets=targets, seed=seed)
+    self._register_loss(loss, name,
+                        "register_multi_bernoulli_predictive_distribution")
+
+  def make_or_get_factor(self, cls, args):
+    """Returns the factor `cls(*args)`, creating it only the first time.
+
+    Factors are keyed by `(cls, args)`, so blocks asking for the same factor
+    class with the same arguments share one factor (and its variables). New
+    factors are built inside this collection's variable scope.
+
+    Args:
+      cls: A `FisherFactor` subclass.
+      args: A tuple of hashable constructor arguments.
+
+    Returns:
+      The factor.
+
+    Raises:
+      TypeError: If `args` is not hashable (e.g. it contains a list).
+    """
+    key = (cls, args)
+    try:
+      hash(key)
+    except TypeError as e:
+      raise TypeError(
+          "args of make_or_get_factor must be hashable (use tuples, not "
+          "lists): {}".format(e)) from None
+    with self._graph.as_default():
+      with tf.compat.v1.variable_scope(self._var_scope):
+        return utils.setdefault(self.fisher_factors, key, lambda: cls(*args))

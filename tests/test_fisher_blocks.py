@@ -1,0 +1,712 @@
+"""Tests for kfac.fisher_blocks against dense NumPy oracles.
+
+Vectors of layer blocks are compared in the 2-D layout `[in(+1), out]`
+flattened row by row, in which a Kronecker block is `np.kron(A, G)`.
+"""
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from kfac import fisher_blocks as fb
+from kfac import fisher_factors as ff
+from kfac import layer_collection as lc
+
+
+def _make_psd(dim):
+  """The legacy test matrix: all ones with `2 + arange(dim)` on the diagonal."""
+  mat = np.ones((dim, dim), dtype=np.float32)
+  mat[np.arange(dim), np.arange(dim)] = 2. + np.arange(dim)
+  return mat
+
+
+def _random_psd(rng, dim):
+  """A well-conditioned random symmetric positive definite matrix."""
+  x = rng.randn(dim, dim)
+  return (x @ x.T / dim + 0.5 * np.eye(dim)).astype(np.float32)
+
+
+def _set(sess, variable, value):
+  sess.run(tf.compat.v1.assign(variable, value))
+
+
+def _init(sess):
+  sess.run(tf.compat.v1.global_variables_initializer())
+
+
+def _run_inverse_updates(sess, *factors):
+  for factor in factors:
+    sess.run(factor.make_inverse_update_ops())
+
+
+def _inverse_variable_names():
+  return sorted(v.op.name for v in tf.compat.v1.global_variables()
+                if "/inv_damp" in v.op.name)
+
+
+def _pi(a, g):
+  """π of the factored damping: sqrt((tr A / dim A) / (tr G / dim G))."""
+  return np.sqrt((np.trace(a) / a.shape[0]) / (np.trace(g) / g.shape[0]))
+
+
+def _mat2d(weights, bias=None):
+  """The 2-D layout of layer parameters: weights `[-1, out]`, bias last row."""
+  mat = weights.reshape(-1, weights.shape[-1])
+  if bias is not None:
+    mat = np.vstack([mat, bias.reshape(1, -1)])
+  return mat
+
+
+class FullFBTest(parameterized.TestCase, tf.test.TestCase):
+
+  @parameterized.named_parameters(("single_tensor", False),
+                                  ("tensor_tuple", True))
+  def test_tensors_to_compute_grads_are_params(self, as_tuple):
+    with tf.Graph().as_default():
+      x = tf.constant([1., 2.])
+      params = (x, tf.constant(3.)) if as_tuple else x
+      block = fb.FullFB(lc.LayerCollection(), params, 32)
+      self.assertIs(block.tensors_to_compute_grads(), params)
+
+  def test_instantiate_factors_registers_one_inverse(self):
+    with tf.Graph().as_default():
+      params = (tf.constant([1., 2.]), tf.constant(3.))
+      block = fb.FullFB(lc.LayerCollection(), params, 32)
+      grads = (params[0] ** 2, tf.sqrt(params[1]))
+      block.instantiate_factors((grads,), 0.5)
+      names = _inverse_variable_names()
+      self.assertLen(names, 1)
+      self.assertTrue(names[0].startswith("ff_full/"), names[0])
+      self.assertTrue(names[0].endswith("/inv_damp0.5"), names[0])
+      self.assertLen(block._layer_collection.get_factors(), 1)
+
+  @parameterized.named_parameters(("tuple", True), ("not_tuple", False))
+  def test_multiply_inverse_legacy_value(self, as_tuple):
+    # Untouched covariance = I, damping 0.5: the result is v / 1.5.
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      if as_tuple:
+        params = (tf.constant([1., 2.]), tf.constant(3.))
+        grads = (params[0] ** 2, tf.sqrt(params[1]))
+        vector = (2 * tf.ones(2), 2 * tf.ones(()))
+      else:
+        params = tf.constant([[1.], [2.]])
+        grads = params ** 2
+        vector = 2 * tf.ones((2, 1))
+      block = fb.FullFB(lc.LayerCollection(), params, 32)
+      block.instantiate_factors((grads,), 0.5)
+      _init(sess)
+      _run_inverse_updates(sess, block._factor)
+      output = sess.run(block.multiply_inverse(vector))
+      if as_tuple:
+        self.assertIsInstance(output, tuple)
+        self.assertAllClose(output[0], [4. / 3, 4. / 3])
+        self.assertAllClose(output[1], 4. / 3)
+      else:
+        self.assertAllClose(output, [[4. / 3], [4. / 3]])
+
+  @parameterized.named_parameters(("float_damping", 0.5, False),
+                                  ("tensor_damping", 0.3, True))
+  def test_multiply_and_inverse_against_dense(self, damping, tensor_damping):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      params = (tf.constant([1., 2.]), tf.constant(3.))
+      grads = (params[0] ** 2, tf.sqrt(params[1]))
+      block = fb.FullFB(lc.LayerCollection(), params, 32)
+      damping_arg = tf.constant(damping) if tensor_damping else damping
+      block.instantiate_factors((grads,), damping_arg)
+      _init(sess)
+      _set(sess, block._factor.get_cov(), _make_psd(3))
+      _run_inverse_updates(sess, block._factor)
+      v = np.array([4., 5., 6.], dtype=np.float32)
+      vector = (tf.constant(v[:2]), tf.constant(v[2]))
+      dense = _make_psd(3) + damping * np.eye(3)
+      inv_out, out, roundtrip, full = sess.run(
+          (block.multiply_inverse(vector), block.multiply(vector),
+           block.multiply(block.multiply_inverse(vector)),
+           block.full_fisher_block()))
+      self.assertAllClose(np.hstack([inv_out[0], inv_out[1]]),
+                          np.linalg.inv(dense) @ v, rtol=1e-5, atol=1e-5)
+      self.assertAllClose(np.hstack([out[0], out[1]]), dense @ v, rtol=1e-5)
+      self.assertAllClose(np.hstack([roundtrip[0], roundtrip[1]]), v,
+                          rtol=1e-4)
+      self.assertAllClose(full, _make_psd(3))
+
+  def test_full_fisher_block_is_gradient_statistic(self):
+    # Two sources: F = sum_i g_i g_i^T / batch_size.
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      params = (tf.constant([1., 2.]), tf.constant(3.))
+      g1 = np.array([1., -2., 3.], dtype=np.float32)
+      g2 = np.array([0.5, 4., -1.], dtype=np.float32)
+      grads_list = ((tf.constant(g1[:2]), tf.constant(g1[2])),
+                    (tf.constant(g2[:2]), tf.constant(g2[2])))
+      block = fb.FullFB(lc.LayerCollection(), params, 4)
+      block.instantiate_factors(grads_list, 0.1)
+      _init(sess)
+      sess.run(block._factor.make_covariance_update_op(0.0))
+      expected = (np.outer(g1, g1) + np.outer(g2, g2)) / 4.
+      self.assertAllClose(sess.run(block.full_fisher_block()), expected)
+
+
+class NaiveDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
+
+  @parameterized.named_parameters(("single_tensor", False),
+                                  ("tensor_tuple", True))
+  def test_tensors_to_compute_grads_are_params(self, as_tuple):
+    with tf.Graph().as_default():
+      x = tf.constant([1., 2.])
+      params = (x, tf.constant(3.)) if as_tuple else x
+      block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 32)
+      self.assertIs(block.tensors_to_compute_grads(), params)
+
+  def test_instantiate_factors_registers_no_inverse(self):
+    with tf.Graph().as_default():
+      params = (tf.constant([1., 2.]), tf.constant(3.))
+      block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 32)
+      block.instantiate_factors(((params[0] ** 2, tf.sqrt(params[1])),), 0.5)
+      self.assertEqual(_inverse_variable_names(), [])
+      self.assertIsInstance(block._factor, ff.NaiveDiagonalFactor)
+
+  @parameterized.named_parameters(("tuple", True), ("not_tuple", False))
+  def test_multiply_inverse_legacy_value(self, as_tuple):
+    # Untouched diagonal = ones, damping 0.5: the result is v / 1.5.
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      if as_tuple:
+        params = (tf.constant([1., 2.]), tf.constant(3.))
+        grads = (params[0] ** 2, tf.sqrt(params[1]))
+        vector = (2 * tf.ones(2), 2 * tf.ones(()))
+      else:
+        params = tf.constant([[1.], [2.]])
+        grads = params ** 2
+        vector = 2 * tf.ones((2, 1))
+      block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 32)
+      block.instantiate_factors((grads,), 0.5)
+      _init(sess)
+      output = sess.run(block.multiply_inverse(vector))
+      if as_tuple:
+        self.assertAllClose(output[0], [4. / 3, 4. / 3])
+        self.assertAllClose(output[1], 4. / 3)
+      else:
+        self.assertAllClose(output, [[4. / 3], [4. / 3]])
+
+  def test_multiply_and_inverse_against_dense(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      params = (tf.constant([1., 2.]), tf.constant(3.))
+      block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 32)
+      block.instantiate_factors(((params[0] ** 2, tf.sqrt(params[1])),), 0.5)
+      _init(sess)
+      diag = np.array([[2.], [3.], [4.]], dtype=np.float32)
+      _set(sess, block._factor.get_cov(), diag)
+      v = np.array([4., 5., 6.], dtype=np.float32)
+      vector = (tf.constant(v[:2]), tf.constant(v[2]))
+      dense = np.diag(diag[:, 0]) + 0.5 * np.eye(3)
+      inv_out, out, roundtrip, full = sess.run(
+          (block.multiply_inverse(vector), block.multiply(vector),
+           block.multiply(block.multiply_inverse(vector)),
+           block.full_fisher_block()))
+      self.assertAllClose(np.hstack(inv_out), np.linalg.inv(dense) @ v)
+      self.assertAllClose(np.hstack(out), dense @ v)
+      self.assertAllClose(np.hstack(roundtrip), v)
+      self.assertAllClose(full, np.diag(diag[:, 0]))
+
+  def test_full_fisher_block_is_gradient_statistic(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      params = tf.constant([1., 2., 3.])
+      g1 = np.array([1., -2., 3.], dtype=np.float32)
+      g2 = np.array([0.5, 4., -1.], dtype=np.float32)
+      block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 2)
+      block.instantiate_factors((tf.constant(g1), tf.constant(g2)), 0.1)
+      _init(sess)
+      sess.run(block._factor.make_covariance_update_op(0.0))
+      expected = np.diag((g1 * g1 + g2 * g2) / 2.)
+      self.assertAllClose(sess.run(block.full_fisher_block()), expected)
+
+
+class FullyConnectedDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
+
+  @staticmethod
+  def _oracle(inputs, grads_list, has_bias):
+    """D[i, j] = sum over sources of mean_n (a[n, i] g[n, j])^2 (loops)."""
+    if has_bias:
+      inputs = np.hstack([inputs, np.ones((inputs.shape[0], 1))])
+    n, d_in = inputs.shape
+    d_out = grads_list[0].shape[1]
+    result = np.zeros((d_in, d_out))
+    for grads in grads_list:
+      for b in range(n):
+        for i in range(d_in):
+          for j in range(d_out):
+            result[i, j] += (inputs[b, i] * grads[b, j]) ** 2 / n
+    return result
+
+  def test_tensors_to_compute_grads_lists_outputs(self):
+    with tf.Graph().as_default():
+      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection())
+      self.assertEqual(block.tensors_to_compute_grads(), [])
+      out1, out2 = tf.ones((2, 3)), tf.ones((4, 3))
+      block.register_additional_minibatch(tf.ones((2, 5)), out1)
+      block.register_additional_minibatch(tf.ones((4, 5)), out2)
+      outputs = block.tensors_to_compute_grads()
+      self.assertLen(outputs, 2)
+      self.assertIs(outputs[0], out1)
+      self.assertIs(outputs[1], out2)
+
+  def test_instantiate_without_minibatch_raises(self):
+    with tf.Graph().as_default():
+      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection())
+      with self.assertRaisesRegex(ValueError, "no Tensors to concatenate"):
+        block.instantiate_factors(([],), 0.1)
+
+  @parameterized.named_parameters(("bias", True), ("no_bias", False))
+  def test_two_minibatches_equal_concatenated_batch(self, has_bias):
+    rng = np.random.RandomState(0)
+    in1, in2 = rng.randn(3, 4), rng.randn(5, 4)
+    # Two sources of gradients for each minibatch.
+    g1 = [rng.randn(3, 2), rng.randn(3, 2)]
+    g2 = [rng.randn(5, 2), rng.randn(5, 2)]
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      c = lambda x: tf.constant(x, dtype=tf.float32)
+      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection(), has_bias)
+      block.register_additional_minibatch(c(in1), c(g1[0] * 0))
+      block.register_additional_minibatch(c(in2), c(g2[0] * 0))
+      grads_list = tuple([c(g1[s]), c(g2[s])] for s in range(2))
+      block.instantiate_factors(grads_list, 0.1)
+
+      single = fb.FullyConnectedDiagonalFB(lc.LayerCollection(), has_bias)
+      single.register_additional_minibatch(c(np.vstack([in1, in2])),
+                                           c(np.zeros((8, 2))))
+      single.instantiate_factors(
+          tuple([c(np.vstack([g1[s], g2[s]]))] for s in range(2)), 0.1)
+
+      self.assertEqual(_inverse_variable_names(), [])
+      _init(sess)
+      sess.run([block._factor.make_covariance_update_op(0.0),
+                single._factor.make_covariance_update_op(0.0)])
+      cov, single_cov = sess.run([block._factor.get_cov(),
+                                  single._factor.get_cov()])
+      expected = self._oracle(np.vstack([in1, in2]),
+                              [np.vstack([g1[s], g2[s]]) for s in range(2)],
+                              has_bias)
+      self.assertAllClose(cov, expected, rtol=1e-5, atol=1e-6)
+      self.assertAllClose(single_cov, expected, rtol=1e-5, atol=1e-6)
+
+  @parameterized.named_parameters(("tuple", True), ("not_tuple", False))
+  def test_multiply_and_inverse_against_dense(self, has_bias):
+    rng = np.random.RandomState(1)
+    d_in, d_out, damping = 3, 2, 0.2
+    rows = d_in + has_bias
+    diag = (rng.rand(rows, d_out) + 0.5).astype(np.float32)
+    weights = rng.randn(d_in, d_out).astype(np.float32)
+    bias = rng.randn(d_out).astype(np.float32)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection(), has_bias)
+      block.register_additional_minibatch(tf.ones((4, d_in)),
+                                          tf.ones((4, d_out)))
+      block.instantiate_factors(([tf.ones((4, d_out))],), damping)
+      _init(sess)
+      _set(sess, block._factor.get_cov(), diag)
+      if has_bias:
+        vector = (tf.constant(weights), tf.constant(bias))
+        v = _mat2d(weights, bias).ravel()
+      else:
+        vector = tf.constant(weights)
+        v = weights.ravel()
+      dense = np.diag(diag.ravel()) + damping * np.eye(rows * d_out)
+      inv_out, out, roundtrip = sess.run(
+          (block.multiply_inverse(vector), block.multiply(vector),
+           block.multiply(block.multiply_inverse(vector))))
+      if has_bias:
+        self.assertEqual(inv_out[0].shape, (d_in, d_out))
+        self.assertEqual(inv_out[1].shape, (d_out,))
+        inv_out, out, roundtrip = (_mat2d(*inv_out), _mat2d(*out),
+                                   _mat2d(*roundtrip))
+      self.assertAllClose(inv_out.ravel(), np.linalg.inv(dense) @ v,
+                          rtol=1e-5)
+      self.assertAllClose(out.ravel(), dense @ v, rtol=1e-5)
+      self.assertAllClose(roundtrip.ravel(), v, rtol=1e-5)
+
+
+class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
+
+  def _build(self, params, strides=(1, 2, 2, 1), damping=0.8):
+    inputs = tf.ones((2, 4, 6, 3))
+    outputs = tf.ones((2, 2, 3, 5))
+    block = fb.ConvDiagonalFB(lc.LayerCollection(), params, inputs, outputs,
+                              strides, "SAME")
+    block.instantiate_factors((outputs,), damping)
+    return block
+
+  def test_tensors_to_compute_grads_is_outputs(self):
+    with tf.Graph().as_default():
+      outputs = tf.ones((2, 4, 4, 5))
+      block = fb.ConvDiagonalFB(lc.LayerCollection(), tf.ones((3, 3, 2, 5)),
+                                tf.ones((2, 4, 4, 2)), outputs, (1, 1, 1, 1),
+                                "SAME")
+      self.assertIs(block.tensors_to_compute_grads(), outputs)
+
+  @parameterized.named_parameters(
+      ("bias_power_1", True, 1.0), ("no_bias_power_1", False, 1.0),
+      ("bias_power_0", True, 0.0), ("no_bias_power_half", False, 0.5))
+  def test_multiply_and_inverse_against_dense(self, has_bias, power):
+    # Inputs 4x6 with strides 2x2: 24 // 4 = 6 locations; the damping used
+    # is 0.8 / 6 ** power.
+    rng = np.random.RandomState(2)
+    filter_shape = (2, 2, 3, 5)
+    rows = 2 * 2 * 3 + has_bias
+    diag = (rng.rand(rows, 5) + 0.5).astype(np.float32)
+    weights = rng.randn(*filter_shape).astype(np.float32)
+    bias = rng.randn(5).astype(np.float32)
+    old_power = fb.NORMALIZE_DAMPING_POWER
+    try:
+      fb.set_global_constants(normalize_damping_power=power)
+      with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        kernel = tf.ones(filter_shape)
+        params = (kernel, tf.ones(5)) if has_bias else kernel
+        block = self._build(params)
+        self.assertEqual(_inverse_variable_names(), [])
+        _init(sess)
+        _set(sess, block._factor.get_cov(), diag)
+        if has_bias:
+          vector = (tf.constant(weights), tf.constant(bias))
+          v = _mat2d(weights, bias).ravel()
+        else:
+          vector = tf.constant(weights)
+          v = weights.ravel()
+        damping = 0.8 / 6. ** power
+        dense = np.diag(diag.ravel()) + damping * np.eye(rows * 5)
+        inv_out, out, roundtrip = sess.run(
+            (block.multiply_inverse(vector), block.multiply(vector),
+             block.multiply(block.multiply_inverse(vector))))
+        if has_bias:
+          self.assertEqual(inv_out[0].shape, filter_shape)
+          inv_out, out, roundtrip = (_mat2d(*inv_out), _mat2d(*out),
+                                     _mat2d(*roundtrip))
+        self.assertAllClose(inv_out.ravel(), np.linalg.inv(dense) @ v,
+                            rtol=1e-5)
+        self.assertAllClose(out.ravel(), dense @ v, rtol=1e-5)
+        self.assertAllClose(roundtrip.ravel(), v, rtol=1e-5)
+    finally:
+      fb.set_global_constants(normalize_damping_power=old_power)
+    self.assertEqual(fb.NORMALIZE_DAMPING_POWER, old_power)
+
+  def test_list_strides_share_factor_with_tuple_strides(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      inputs = tf.ones((2, 4, 4, 2))
+      outputs = tf.ones((2, 4, 4, 5))
+      blocks = [fb.ConvDiagonalFB(layers, tf.ones((3, 3, 2, 5)), inputs,
+                                  outputs, strides, "SAME")
+                for strides in ([1, 1, 1, 1], (1, 1, 1, 1))]
+      for block in blocks:
+        block.instantiate_factors((outputs,), 0.1)
+      self.assertIs(blocks[0]._factor, blocks[1]._factor)
+      self.assertLen(layers.get_factors(), 1)
+
+  @parameterized.named_parameters(
+      ("three_strides", (1, 1, 1)), ("float_strides", (1, 1.5, 1, 1)),
+      ("tensor_strides", "tensor"))
+  def test_bad_strides_raise(self, strides):
+    with tf.Graph().as_default():
+      if strides == "tensor":
+        strides = tf.constant([1, 1, 1, 1])
+      with self.assertRaisesRegex(ValueError, "strides"):
+        fb.ConvDiagonalFB(lc.LayerCollection(), tf.ones((3, 3, 2, 5)),
+                          tf.ones((2, 4, 4, 2)), tf.ones((2, 4, 4, 5)),
+                          strides, "SAME")
+
+  def test_unknown_spatial_size_raises(self):
+    with tf.Graph().as_default():
+      inputs = tf.compat.v1.placeholder(tf.float32, [None, None, None, 2])
+      for cls in (fb.ConvDiagonalFB, fb.ConvKFCBasicFB):
+        with self.assertRaisesRegex(ValueError, "inputs"):
+          cls(lc.LayerCollection(), tf.ones((3, 3, 2, 5)), inputs,
+              tf.ones((2, 4, 4, 5)), (1, 1, 1, 1), "SAME")
+
+
+class FullyConnectedKFACBasicFBTest(parameterized.TestCase, tf.test.TestCase):
+
+  def test_tensors_to_compute_grads_is_outputs(self):
+    with tf.Graph().as_default():
+      outputs = tf.ones((3, 2))
+      block = fb.FullyConnectedKFACBasicFB(lc.LayerCollection(),
+                                           tf.ones((3, 4)), outputs)
+      self.assertIs(block.tensors_to_compute_grads(), outputs)
+
+  @parameterized.named_parameters(("bias", True), ("no_bias", False))
+  def test_instantiate_factors_registers_one_inverse_per_factor(self,
+                                                                has_bias):
+    with tf.Graph().as_default():
+      inputs = tf.constant([[1., 2., 3.], [3., 4., 5.], [5., 6., 7.]])
+      outputs = tf.constant([[3., 4.], [5., 6.], [7., 8.]])
+      block = fb.FullyConnectedKFACBasicFB(lc.LayerCollection(), inputs,
+                                           outputs, has_bias=has_bias)
+      block.instantiate_factors((outputs ** 2,), 0.5)
+      names = _inverse_variable_names()
+      self.assertLen(names, 2)
+      self.assertTrue(any(n.startswith("ff_fckron/Const_{}/inv_damp".format(
+          has_bias)) for n in names), names)
+      self.assertEqual(block._input_factor.get_cov().shape,
+                       (3 + has_bias, 3 + has_bias))
+      self.assertEqual(block._output_factor.get_cov().shape, (2, 2))
+
+  @parameterized.named_parameters(("tuple", True), ("not_tuple", False))
+  def test_multiply_inverse_legacy_value(self, as_tuple):
+    # Identity factors (π = 1), damping 0.5: v / (1 + sqrt(0.5))**2.
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      tf.compat.v1.set_random_seed(200)
+      inputs = tf.constant([[1., 2., 3.], [3., 4., 5.], [5., 6., 7.]])
+      outputs = tf.constant([[3., 4.], [5., 6.]])
+      block = fb.FullyConnectedKFACBasicFB(lc.LayerCollection(), inputs,
+                                           outputs, has_bias=False)
+      block.instantiate_factors((outputs ** 2,), 0.5)
+      _init(sess)
+      _run_inverse_updates(sess, block._input_factor, block._output_factor)
+      if as_tuple:
+        vector = (np.arange(2, 6).reshape(2, 2).astype(np.float32),
+                  np.arange(1, 3).reshape(1, 2).astype(np.float32))
+        output = sess.run(block.multiply_inverse(
+            (tf.constant(vector[0]), tf.constant(vector[1]))))
+        self.assertAllClose([[0.686291, 1.029437], [1.372583, 1.715729]],
+                            output[0])
+        self.assertAllClose([0.343146, 0.686291], output[1])
+      else:
+        vector = np.arange(2, 8).reshape(3, 2).astype(np.float32)
+        output = sess.run(block.multiply_inverse(tf.constant(vector)))
+        self.assertAllClose([[0.686291, 1.029437], [1.372583, 1.715729]],
+                            output[:2])
+
+  def test_multiply_inverse_against_explicit_undamped(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      inputs = tf.constant([[1., 2.], [3., 4.], [5., 6.]])
+      outputs = tf.constant([[3., 4.], [5., 6.], [7., 8.]])
+      block = fb.FullyConnectedKFACBasicFB(lc.LayerCollection(), inputs,
+                                           outputs, has_bias=True)
+      block.instantiate_factors((outputs ** 2,), 0.)
+      _init(sess)
+      _set(sess, block._input_factor.get_cov(), _make_psd(3))
+      _set(sess, block._output_factor.get_cov(), _make_psd(2))
+      _run_inverse_updates(sess, block._input_factor, block._output_factor)
+      weights = np.arange(1, 5).reshape(2, 2).astype(np.float32)
+      bias = np.arange(5, 7).astype(np.float32)
+      output = sess.run(block.multiply_inverse(
+          (tf.constant(weights), tf.constant(bias))))
+      explicit = np.linalg.inv(np.kron(_make_psd(3), _make_psd(2))) @ _mat2d(
+          weights, bias).ravel()
+      self.assertAllClose(_mat2d(*output).ravel(), explicit, rtol=1e-4,
+                          atol=1e-5)
+
+  @parameterized.named_parameters(
+      ("bias_float_damping", True, False), ("no_bias_float_damping", False,
+                                            False),
+      ("bias_tensor_damping", True, True))
+  def test_pi_damped_multiply_and_inverse_against_dense(self, has_bias,
+                                                        tensor_damping):
+    rng = np.random.RandomState(3)
+    d_in, d_out, damping = 3, 2, 0.1
+    rows = d_in + has_bias
+    a, g = _random_psd(rng, rows), 4. * _random_psd(rng, d_out)
+    weights = rng.randn(d_in, d_out).astype(np.float32)
+    bias = rng.randn(d_out).astype(np.float32)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      inputs = tf.ones((5, d_in))
+      outputs = tf.ones((5, d_out))
+      block = fb.FullyConnectedKFACBasicFB(lc.LayerCollection(), inputs,
+                                           outputs, has_bias=has_bias)
+      block.instantiate_factors(
+          (outputs,), tf.constant(damping) if tensor_damping else damping)
+      _init(sess)
+      _set(sess, block._input_factor.get_cov(), a)
+      _set(sess, block._output_factor.get_cov(), g)
+      _run_inverse_updates(sess, block._input_factor, block._output_factor)
+      if has_bias:
+        vector = (tf.constant(weights), tf.constant(bias))
+        v = _mat2d(weights, bias).ravel()
+      else:
+        vector = tf.constant(weights)
+        v = weights.ravel()
+      pi = _pi(a, g)
+      damped = np.kron(a + pi * np.sqrt(damping) * np.eye(rows),
+                       g + np.sqrt(damping) / pi * np.eye(d_out))
+      inv_out, out, roundtrip, full = sess.run(
+          (block.multiply_inverse(vector), block.multiply(vector),
+           block.multiply(block.multiply_inverse(vector)),
+           block.full_fisher_block()))
+      if has_bias:
+        inv_out, out, roundtrip = (_mat2d(*inv_out), _mat2d(*out),
+                                   _mat2d(*roundtrip))
+      self.assertAllClose(inv_out.ravel(), np.linalg.inv(damped) @ v,
+                          rtol=1e-4, atol=1e-5)
+      self.assertAllClose(out.ravel(), damped @ v, rtol=1e-4, atol=1e-5)
+      self.assertAllClose(roundtrip.ravel(), v, rtol=1e-4, atol=1e-5)
+      self.assertAllClose(full, np.kron(a, g), rtol=1e-5)
+
+  def test_blocks_with_same_inputs_share_input_factor(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      inputs = tf.ones((4, 3))
+      out1, out2 = tf.ones((4, 2)), tf.ones((4, 5))
+      b1 = fb.FullyConnectedKFACBasicFB(layers, inputs, out1, has_bias=True)
+      b2 = fb.FullyConnectedKFACBasicFB(layers, inputs, out2, has_bias=True)
+      b3 = fb.FullyConnectedKFACBasicFB(layers, inputs, out2, has_bias=False)
+      for block, out in ((b1, out1), (b2, out2), (b3, out2)):
+        block.instantiate_factors((out,), 0.1)
+      self.assertIs(b1._input_factor, b2._input_factor)
+      self.assertIsNot(b1._input_factor, b3._input_factor)
+      self.assertIsNot(b1._output_factor, b2._output_factor)
+      # Input factors: (inputs, bias), (inputs, no bias); output: 2 grads.
+      self.assertLen(layers.get_factors(), 4)
+
+
+class ConvKFCBasicFBTest(parameterized.TestCase, tf.test.TestCase):
+
+  @parameterized.named_parameters(("tuple", True), ("single_list", False))
+  def test_tensors_to_compute_grads_is_outputs(self, as_tuple):
+    with tf.Graph().as_default():
+      tf.compat.v1.set_random_seed(200)
+      kernel = tf.random.normal((2, 2, 2, 2))
+      params = (kernel, tf.ones(2)) if as_tuple else [kernel]
+      outputs = tf.random.normal((2, 2, 2, 2))
+      block = fb.ConvKFCBasicFB(lc.LayerCollection(), params,
+                                tf.random.normal((2, 2, 2, 2)), outputs,
+                                (1, 1, 1, 1), "SAME")
+      self.assertIs(block.tensors_to_compute_grads(), outputs)
+      self.assertTrue(block._has_bias)
+
+  @parameterized.named_parameters(
+      ("tuple", "tuple"), ("not_tuple", "tensor"),
+      ("not_tuple_with_bias", "one_element_list"))
+  def test_multiply_inverse_legacy_value(self, kind):
+    # Identity factors (π = 1), damping 0.5 / 4 locations, divided by 4:
+    # v / (4 * (1 + sqrt(0.125))**2).
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      tf.compat.v1.set_random_seed(200)
+      kernel = tf.random.normal((2, 2, 2, 2))
+      params = {"tuple": (kernel, tf.ones(2)), "tensor": kernel,
+                "one_element_list": [kernel]}[kind]
+      inputs = tf.random.normal((2, 2, 2, 2))
+      outputs = tf.random.normal((2, 2, 2, 2))
+      block = fb.ConvKFCBasicFB(lc.LayerCollection(), params, inputs,
+                                outputs, (1, 1, 1, 1), "SAME")
+      self.assertEqual(block._has_bias, kind != "tensor")
+      block.instantiate_factors((outputs ** 2,), 0.5)
+      _init(sess)
+      _run_inverse_updates(sess, block._input_factor, block._output_factor)
+      if kind == "tuple":
+        vector = (np.arange(1, 17).reshape(2, 2, 2, 2).astype(np.float32),
+                  np.arange(2, 4).astype(np.float32))
+        output = sess.run(block.multiply_inverse(
+            (tf.constant(vector[0]), tf.constant(vector[1]))))
+        self.assertAllClose([0.136455, 0.27291], output[0][0][0][0])
+        self.assertAllClose([0.27291, 0.409365], output[1])
+      elif kind == "tensor":
+        vector = np.arange(1, 17).reshape(8, 2).astype(np.float32)
+        output = sess.run(block.multiply_inverse(tf.constant(vector)))
+        self.assertAllClose([0.136455, 0.27291], output[0])
+      else:
+        vector = np.arange(1, 19).reshape(9, 2).astype(np.float32)
+        output = sess.run(block.multiply_inverse(tf.constant(vector)))
+        self.assertEqual(output.shape, (9, 2))
+        self.assertAllClose([0.136455, 0.27291], output[0])
+
+  def test_multiply_inverse_against_explicit_undamped(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      tf.compat.v1.set_random_seed(200)
+      params = tf.random.normal((2, 2, 2, 2))
+      inputs = tf.random.normal((2, 2, 2, 2))
+      outputs = tf.random.normal((2, 2, 2, 2))
+      block = fb.ConvKFCBasicFB(lc.LayerCollection(), params, inputs,
+                                outputs, (1, 1, 1, 1), "SAME")
+      block.instantiate_factors((outputs ** 2,), 0.)
+      _init(sess)
+      _set(sess, block._input_factor.get_cov(), _make_psd(8))
+      _set(sess, block._output_factor.get_cov(), _make_psd(2))
+      _run_inverse_updates(sess, block._input_factor, block._output_factor)
+      vector = np.arange(2, 18).reshape(2, 2, 2, 2).astype(np.float32)
+      output, full = sess.run((block.multiply_inverse(tf.constant(vector)),
+                               block.full_fisher_block()))
+      self.assertAllClose(full, 4. * np.kron(_make_psd(8), _make_psd(2)))
+      explicit = np.linalg.inv(full) @ vector.ravel()
+      self.assertAllClose(output.ravel(), explicit, rtol=1e-4, atol=1e-5)
+
+  @parameterized.named_parameters(
+      ("power_1_list_strides", 1.0, [1, 2, 2, 1]),
+      ("power_1_tuple_strides", 1.0, (1, 2, 2, 1)),
+      ("power_0", 0.0, (1, 2, 2, 1)))
+  def test_pi_damped_multiply_and_inverse_against_dense(self, power, strides):
+    # Inputs 4x6, strides 2x2: L = 24 // 4 = 6 locations. The block is
+    # L (A + π sqrt(λ') I) ⊗ (G + sqrt(λ')/π I) with λ' = λ / L**power.
+    rng = np.random.RandomState(4)
+    filter_shape, damping, num_locations = (2, 2, 3, 5), 0.3, 6
+    rows = 2 * 2 * 3 + 1
+    a, g = _random_psd(rng, rows), 3. * _random_psd(rng, 5)
+    weights = rng.randn(*filter_shape).astype(np.float32)
+    bias = rng.randn(5).astype(np.float32)
+    old_power = fb.NORMALIZE_DAMPING_POWER
+    try:
+      fb.set_global_constants(normalize_damping_power=power)
+      with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        inputs = tf.ones((2, 4, 6, 3))
+        outputs = tf.ones((2, 2, 3, 5))
+        block = fb.ConvKFCBasicFB(
+            lc.LayerCollection(), (tf.ones(filter_shape), tf.ones(5)), inputs,
+            outputs, strides, "SAME")
+        block.instantiate_factors((outputs,), damping)
+        self.assertLen(_inverse_variable_names(), 2)
+        _init(sess)
+        _set(sess, block._input_factor.get_cov(), a)
+        _set(sess, block._output_factor.get_cov(), g)
+        _run_inverse_updates(sess, block._input_factor, block._output_factor)
+        vector = (tf.constant(weights), tf.constant(bias))
+        v = _mat2d(weights, bias).ravel()
+        pi = _pi(a, g)
+        normalized = damping / num_locations ** power
+        damped = num_locations * np.kron(
+            a + pi * np.sqrt(normalized) * np.eye(rows),
+            g + np.sqrt(normalized) / pi * np.eye(5))
+        inv_out, out, roundtrip, full = sess.run(
+            (block.multiply_inverse(vector), block.multiply(vector),
+             block.multiply(block.multiply_inverse(vector)),
+             block.full_fisher_block()))
+        self.assertEqual(inv_out[0].shape, filter_shape)
+        self.assertAllClose(_mat2d(*inv_out).ravel(),
+                            np.linalg.inv(damped) @ v, rtol=1e-4, atol=1e-5)
+        self.assertAllClose(_mat2d(*out).ravel(), damped @ v, rtol=1e-4,
+                            atol=1e-4)
+        self.assertAllClose(_mat2d(*roundtrip).ravel(), v, rtol=1e-4,
+                            atol=1e-4)
+        self.assertAllClose(full, num_locations * np.kron(a, g), rtol=1e-5)
+    finally:
+      fb.set_global_constants(normalize_damping_power=old_power)
+
+
+class ModuleTest(tf.test.TestCase):
+
+  def test_set_global_constants(self):
+    old_power = fb.NORMALIZE_DAMPING_POWER
+    self.assertEqual(old_power, 1.0)
+    try:
+      fb.set_global_constants(normalize_damping_power=0.5)
+      self.assertEqual(fb.NORMALIZE_DAMPING_POWER, 0.5)
+      fb.set_global_constants()
+      self.assertEqual(fb.NORMALIZE_DAMPING_POWER, 0.5)
+    finally:
+      fb.set_global_constants(normalize_damping_power=old_power)
+
+  def test_abstract_blocks_cannot_be_instantiated(self):
+    with self.assertRaises(TypeError):
+      fb.FisherBlock(None)
+    with self.assertRaises(TypeError):
+      fb.KroneckerProductFB(None)
+
+  def test_concat_along_batch_dim(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = [np.ones((2, 3)), 2 * np.ones((1, 3))]
+      y = [np.ones((2, 1)), 3 * np.ones((1, 1))]
+      tensors = sess.run(fb._concat_along_batch_dim(
+          [tf.constant(t) for t in x]))
+      self.assertAllClose(tensors, np.vstack(x))
+      tuples = sess.run(fb._concat_along_batch_dim(
+          [(tf.constant(a), tf.constant(b)) for a, b in zip(x, y)]))
+      self.assertIsInstance(tuples, tuple)
+      self.assertAllClose(tuples[0], np.vstack(x))
+      self.assertAllClose(tuples[1], np.vstack(y))
+      with self.assertRaises(ValueError):
+        fb._concat_along_batch_dim([])
