@@ -361,6 +361,28 @@ class EvaluateTest(parameterized.TestCase):
                                  np_normal_nll(mean, variance, targets),
                                  rtol=1e-10)
 
+  def test_unknown_static_shapes(self):
+    rng = np.random.RandomState(5)
+    logits = rng.randn(4, 3)
+    class_ids = rng.randint(0, 3, size=4)
+    bits = rng.randint(0, 2, size=(4, 3)).astype(np.float64)
+    with tf.Graph().as_default(), _session() as sess:
+      logits_ph = tf.compat.v1.placeholder(tf.float64, [None, 3])
+      class_ph = tf.compat.v1.placeholder(tf.int32, [None])
+      bits_ph = tf.compat.v1.placeholder(tf.float64, [None, None])
+      categorical = lf.CategoricalLogitsNegativeLogProbLoss(logits_ph,
+                                                            targets=class_ph)
+      bernoulli = lf.MultiBernoulliNegativeLogProbLoss(logits_ph,
+                                                       targets=bits_ph)
+      values = sess.run([categorical.evaluate(), bernoulli.evaluate()],
+                        {logits_ph: logits, class_ph: class_ids,
+                         bits_ph: bits})
+    np.testing.assert_allclose(values[0], np_categorical_nll(logits,
+                                                             class_ids),
+                               rtol=1e-10)
+    np.testing.assert_allclose(values[1], np_bernoulli_nll(logits, bits),
+                               rtol=1e-10)
+
   def test_no_gradient_into_targets(self):
     with tf.Graph().as_default():
       logits = tf.constant([[0.3, -0.2]])
