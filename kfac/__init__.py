@@ -88,3 +88,6 @@ _import_tensorflow()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from kfac import utils
+from kfac import loss_functions
+from kfac import curvature_matrix_vector_products
+from kfac import op_queue
