@@ -339,9 +339,9 @@ def class_members(cls):
     if defining is not None and defining.__name__ in ('CMessage', 'Message',
                                                       'MessageMeta'):
       continue
-    builtin_base = (defining is not None and
-                    defining.__module__ == 'builtins')
-    if builtin_base and name in _BUILTIN_PLUMBING:
+    if name in _BUILTIN_PLUMBING and inspect.isroutine(value) and not (
+        isinstance(inspect.unwrap(_signature_target(value)),
+                   types.FunctionType)):
       continue
     raw = defining.__dict__[name] if defining is not None else value
     if isinstance(raw, property):
@@ -889,7 +889,7 @@ def format_arguments(func, tree=None):
   """
   params = signature_parameters(func)
   if params is None:
-    return ['*args', '**kwargs']
+    return _text_signature_arguments(func)
   sources = _default_sources(func)
   args = []
   star_seen = False
@@ -915,6 +915,29 @@ def format_arguments(func, tree=None):
     else:
       text = repr(default)
     args.append('%s=%s' % (param.name, text))
+  return args
+
+
+def _text_signature_arguments(func):
+  """Arguments of a built-in that `inspect` cannot read.
+
+  Args:
+    func: A built-in routine.
+
+  Returns:
+    The entries of its `__text_signature__` without `$self`/`$type` and the
+    `/` marker (e.g. `['key', 'default=<unrepresentable>']` for
+    `OrderedDict.pop`), or `['*args', '**kwargs']` when it has none.
+  """
+  text = getattr(func, '__text_signature__', None)
+  if not text or not (text.startswith('(') and text.endswith(')')):
+    return ['*args', '**kwargs']
+  args = []
+  for part in text[1:-1].split(','):
+    part = part.strip()
+    if not part or part == '/' or part.startswith('$'):
+      continue
+    args.append(part)
   return args
 
 

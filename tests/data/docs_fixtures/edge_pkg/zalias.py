@@ -1,0 +1,5 @@
+"""Re-exports a class under a second name."""
+
+from edge_pkg.shapes import Bare
+
+__all__ = ["Bare"]

@@ -1,0 +1,930 @@
+"""Tests for tools/build_api_docs.py, the legacy-format API docs generator.
+
+Expected pages below are written by hand from the legacy page recipes
+(`../shared/spec/docs_format.md`); the reference page's structure lives in
+`tests/data/reference/`. Fixture packages are in `tests/data/docs_fixtures/`.
+"""
+
+import contextlib
+import functools
+import importlib
+import io
+import os
+import re
+import sys
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(REPO, 'tests', 'data')
+FIXTURES = os.path.join(DATA, 'docs_fixtures')
+COMMITTED = os.path.join(REPO, 'docs', 'api_docs', 'python')
+for _path in (REPO, os.path.join(REPO, 'tools'), FIXTURES):
+  if _path not in sys.path:
+    sys.path.insert(0, _path)
+
+import build_api_docs  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+LEGACY_MODULES = ('curvature_matrix_vector_products', 'estimator',
+                  'fisher_blocks', 'fisher_factors', 'layer_collection',
+                  'loss_functions', 'op_queue', 'optimizer', 'utils')
+
+
+@functools.lru_cache(maxsize=None)
+def _build(package, root_name=None):
+  files, problems, tree = build_api_docs.build(package, root_name)
+  return files, tuple(problems), tree
+
+
+def _kfac_exposes(module):
+  kfac = importlib.import_module('kfac')
+  return module in getattr(kfac, '__all__', ()) or (
+      hasattr(kfac, module) and module in dir(kfac))
+
+
+# ---------------------------------------------------------------------------
+# Normalisation used to hold a page against the reference page's structure.
+# ---------------------------------------------------------------------------
+
+_STRUCTURAL = re.compile(
+    r'^(#{1,4} |<h3 |Inherits From: |``` python$|```$|<div |<meta |</div>$)')
+_ITEM = re.compile(r'^(\* <b>`[^`]+`</b>:)( |$)')
+
+
+def normalize_structure(text):
+  """Keeps a page's structure and blanks out docstring prose.
+
+  Kept exactly: the metadata block, headings, `<h3>` anchors, `Inherits
+  From:`, signature blocks and blank lines between structural lines. An
+  Args/Raises item keeps `* <b>`name`</b>:`; its text and continuation lines
+  are dropped. The `Defined in` line becomes `Defined in <target>.`. A run of
+  prose lines (with the blank lines inside it) becomes one empty line, so an
+  empty docstring and a one-paragraph docstring normalise alike.
+
+  Args:
+    text: A page.
+
+  Returns:
+    The normalised page.
+  """
+  out = []
+  in_fence = False
+  prose = False
+  in_item = False
+  pending_blanks = 0
+  for line in text.split('\n'):
+    if in_fence:
+      out.append(line)
+      in_fence = line != '```'
+      continue
+    if not line:
+      if prose or in_item:
+        pending_blanks += 1
+      else:
+        out.append('')
+      continue
+    if line.startswith('Defined in '):
+      kind, line = 'struct', 'Defined in <target>.'
+    elif _STRUCTURAL.match(line):
+      kind = 'struct'
+    elif _ITEM.match(line):
+      kind = 'item'
+    else:
+      kind = 'prose'
+    if kind == 'prose':
+      if in_item and not pending_blanks:
+        continue  # continuation line of an item
+      if prose:
+        pending_blanks = 0  # blank lines inside a prose run belong to it
+        continue
+      if in_item:
+        out.extend([''] * pending_blanks)
+        in_item = False
+      pending_blanks = 0
+      prose = True
+      out.append('')
+      continue
+    out.extend([''] * pending_blanks)
+    pending_blanks = 0
+    prose = in_item = False
+    if kind == 'item':
+      out.append(_ITEM.match(line).group(1))
+      in_item = True
+      continue
+    out.append(line)
+    in_fence = line == '``` python'
+  out.extend([''] * pending_blanks)
+  return '\n'.join(out)
+
+
+def _read(path):
+  with open(path, encoding='utf-8', newline='') as f:
+    return f.read()
+
+
+def _line_diff(expected, actual):
+  exp, act = expected.split('\n'), actual.split('\n')
+  for i in range(max(len(exp), len(act))):
+    e = exp[i] if i < len(exp) else '<missing>'
+    a = act[i] if i < len(act) else '<missing>'
+    if e != a:
+      return 'first difference at line %d:\n  expected: %r\n  actual:   %r' % (
+          i + 1, e, a)
+  return 'identical'
+
+
+# ---------------------------------------------------------------------------
+# Hand-written expected pages for the edge-case fixture package.
+# ---------------------------------------------------------------------------
+
+_HEADER = ('<div itemscope itemtype="http://developers.google.com/'
+           'ReferenceObject">\n')
+
+EXPECTED_BARE = _HEADER + '''\
+<meta itemprop="name" content="edge_pkg.shapes.Bare" />
+<meta itemprop="property" content="__init__"/>
+<meta itemprop="property" content="empty"/>
+<meta itemprop="property" content="returns_header_only"/>
+<meta itemprop="property" content="sections_with_blank"/>
+</div>
+
+# edge_pkg.shapes.Bare
+
+## Class `Bare`
+
+
+
+### Aliases:
+
+* Class `edge_pkg.shapes.Bare`
+* Class `edge_pkg.zalias.Bare`
+
+
+
+Defined in [`edge_pkg/shapes.py`](../../../../../edge_pkg/shapes.py).
+
+A class with no documented base.
+
+## Methods
+
+<h3 id="__init__"><code>__init__</code></h3>
+
+``` python
+__init__(
+    alpha,
+    beta=None
+)
+```
+
+Makes a Bare.
+
+#### Args:
+
+* <b>`alpha`</b>: First argument,
+    continued.
+* <b>`beta`</b>: Second argument.
+
+<h3 id="empty"><code>empty</code></h3>
+
+``` python
+empty()
+```
+
+
+
+<h3 id="returns_header_only"><code>returns_header_only</code></h3>
+
+``` python
+returns_header_only()
+```
+
+Returns only.
+
+#### Returns:
+
+A header text only,
+over two lines.
+
+<h3 id="sections_with_blank"><code>sections_with_blank</code></h3>
+
+``` python
+sections_with_blank(x)
+```
+
+Has a blank line between sections.
+
+#### Args:
+
+* <b>`x`</b>: An input.
+
+
+#### Returns:
+
+Something.
+
+
+#### Raises:
+
+* <b>`ValueError`</b>: If bad.
+
+
+
+'''
+
+EXPECTED_DERIVED_METHODS = '''\
+<h3 id="sections_without_blank"><code>sections_without_blank</code></h3>
+
+``` python
+sections_without_blank(
+    x,
+    *args,
+    **kwargs
+)
+```
+
+No blank lines.
+#### Args:
+
+* <b>`x`</b>: An input.
+* <b>`*args`</b>: More.
+* <b>`**kwargs`</b>: Even more.
+
+#### Returns:
+
+Nothing.
+
+<h3 id="static"><code>static</code></h3>
+
+``` python
+@staticmethod
+static(
+    value,
+    *,
+    scale=1.0,
+    name=None
+)
+```
+
+Static method with keyword-only arguments.
+
+
+
+'''
+
+EXPECTED_DERIVED_TOP = _HEADER + '''\
+<meta itemprop="name" content="edge_pkg.shapes.Derived" />
+<meta itemprop="property" content="__init__"/>
+<meta itemprop="property" content="build"/>
+<meta itemprop="property" content="empty"/>
+<meta itemprop="property" content="returns_header_only"/>
+<meta itemprop="property" content="sections_with_blank"/>
+<meta itemprop="property" content="sections_without_blank"/>
+<meta itemprop="property" content="static"/>
+</div>
+
+# edge_pkg.shapes.Derived
+
+## Class `Derived`
+
+Inherits From: [`Bare`](../../edge_pkg/shapes/Bare.md)
+
+
+
+Defined in [`edge_pkg/shapes.py`](../../../../../edge_pkg/shapes.py).
+
+Derived from Bare.
+
+#### Attributes:
+
+* <b>`gamma`</b>: An attribute.
+
+## Methods
+
+<h3 id="__init__"><code>__init__</code></h3>
+'''
+
+EXPECTED_BUILD = '''\
+<h3 id="build"><code>build</code></h3>
+
+``` python
+@classmethod
+build(
+    cls,
+    size=(1, 1),
+    mode='regular',
+    axis=-1,
+    limit=LIMIT
+)
+```
+
+Class method with defaults given as source text.
+
+<h3 id="empty">'''
+
+EXPECTED_WITH_PROPERTIES = _HEADER + '''\
+<meta itemprop="name" content="edge_pkg.shapes.WithProperties" />
+<meta itemprop="property" content="documented"/>
+<meta itemprop="property" content="undocumented"/>
+<meta itemprop="property" content="method"/>
+<meta itemprop="property" content="BLUE"/>
+<meta itemprop="property" content="RED"/>
+</div>
+
+# edge_pkg.shapes.WithProperties
+
+## Class `WithProperties`
+
+
+
+
+
+Defined in [`edge_pkg/shapes.py`](../../../../../edge_pkg/shapes.py).
+
+Has properties and class members.
+
+## Properties
+
+<h3 id="documented"><code>documented</code></h3>
+
+The documented property.
+
+<h3 id="undocumented"><code>undocumented</code></h3>
+
+
+
+
+
+## Methods
+
+<h3 id="method"><code>method</code></h3>
+
+``` python
+method()
+```
+
+See [`edge_pkg.shapes.Bare`](../../edge_pkg/shapes/Bare.md) and \
+[its method](../../edge_pkg/shapes/Bare.md#empty).
+
+
+
+## Class Members
+
+<h3 id="BLUE"><code>BLUE</code></h3>
+
+<h3 id="RED"><code>RED</code></h3>
+
+'''
+
+EXPECTED_PLAIN = _HEADER + '''\
+<meta itemprop="name" content="edge_pkg.plain" />
+<meta itemprop="property" content="RATE"/>
+<meta itemprop="property" content="TABLE"/>
+</div>
+
+# Module: edge_pkg.plain
+
+
+
+Defined in [`edge_pkg/plain.py`](../../../../edge_pkg/plain.py).
+
+Module without __all__.
+
+## Functions
+
+[`no_doc(...)`](../edge_pkg/plain/no_doc.md)
+
+[`one_line(...)`](../edge_pkg/plain/one_line.md): Just one line.
+
+## Other Members
+
+`RATE`
+
+`TABLE`
+
+'''
+
+EXPECTED_NO_DOC = _HEADER + '''\
+<meta itemprop="name" content="edge_pkg.plain.no_doc" />
+</div>
+
+# edge_pkg.plain.no_doc
+
+``` python
+no_doc(a)
+```
+
+
+
+Defined in [`edge_pkg/plain.py`](../../../../../edge_pkg/plain.py).
+
+'''
+
+EXPECTED_ONE_LINE = _HEADER + '''\
+<meta itemprop="name" content="edge_pkg.plain.one_line" />
+</div>
+
+# edge_pkg.plain.one_line
+
+``` python
+one_line()
+```
+
+
+
+Defined in [`edge_pkg/plain.py`](../../../../../edge_pkg/plain.py).
+
+Just one line.'''
+
+EXPECTED_HELPER = _HEADER + '''\
+<meta itemprop="name" content="edge_pkg.shapes.helper" />
+</div>
+
+# edge_pkg.shapes.helper
+
+``` python
+helper(
+    x,
+    cls=edge_pkg.shapes.Bare,
+    missing=NOT_LISTED
+)
+```
+
+
+
+Defined in [`edge_pkg/shapes.py`](../../../../../edge_pkg/shapes.py).
+
+Helper with a documented symbol as a default.
+
+#### Args:
+
+* <b>`x`</b>: A value.
+* <b>`cls`</b>: A class.
+* <b>`missing`</b>: A constant.
+
+
+#### Returns:
+
+`x`.'''
+
+EXPECTED_SHAPES = _HEADER + '''\
+<meta itemprop="name" content="edge_pkg.shapes" />
+<meta itemprop="property" content="LIMIT"/>
+<meta itemprop="property" content="NAMES"/>
+</div>
+
+# Module: edge_pkg.shapes
+
+
+
+Defined in [`edge_pkg/shapes.py`](../../../../edge_pkg/shapes.py).
+
+Shapes of pages: classes, properties and class members.
+
+A second paragraph of module text.
+
+
+
+## Classes
+
+[`class Bare`](../edge_pkg/shapes/Bare.md): A class with no documented base.
+
+[`class Derived`](../edge_pkg/shapes/Derived.md): Derived from Bare.
+
+[`class WithProperties`](../edge_pkg/shapes/WithProperties.md): \
+Has properties and class members.
+
+## Functions
+
+[`helper(...)`](../edge_pkg/shapes/helper.md): \
+Helper with a documented symbol as a default.
+
+## Other Members
+
+`LIMIT`
+
+`NAMES`
+
+'''
+
+EXPECTED_ROOT = _HEADER + '''\
+<meta itemprop="name" content="edge_pkg" />
+</div>
+
+# Module: edge_pkg
+
+
+
+Defined in [`edge_pkg/__init__.py`](../../../edge_pkg/__init__.py).
+
+Edge cases for the docs generator.
+
+No `__all__` here: the public names are the submodules imported below.
+
+## Modules
+
+[`plain`](./edge_pkg/plain.md) module: Module without __all__.
+
+[`shapes`](./edge_pkg/shapes.md) module: \
+Shapes of pages: classes, properties and class members.
+
+[`zalias`](./edge_pkg/zalias.md) module: \
+Re-exports a class under a second name.
+
+'''
+
+EXPECTED_ZALIAS = _HEADER + '''\
+<meta itemprop="name" content="edge_pkg.zalias" />
+</div>
+
+# Module: edge_pkg.zalias
+
+
+
+Defined in [`edge_pkg/zalias.py`](../../../../edge_pkg/zalias.py).
+
+Re-exports a class under a second name.
+
+## Classes
+
+[`class Bare`](../edge_pkg/shapes/Bare.md): A class with no documented base.
+
+'''
+
+EXPECTED_INDEX = '''\
+# All symbols in edge_pkg
+
+*  [`edge_pkg`](./edge_pkg.md)
+*  [`edge_pkg.plain`](./edge_pkg/plain.md)
+*  [`edge_pkg.plain.no_doc`](./edge_pkg/plain/no_doc.md)
+*  [`edge_pkg.plain.one_line`](./edge_pkg/plain/one_line.md)
+*  [`edge_pkg.shapes`](./edge_pkg/shapes.md)
+*  [`edge_pkg.shapes.Bare`](./edge_pkg/shapes/Bare.md)
+*  [`edge_pkg.shapes.Derived`](./edge_pkg/shapes/Derived.md)
+*  [`edge_pkg.shapes.WithProperties`](./edge_pkg/shapes/WithProperties.md)
+*  [`edge_pkg.shapes.helper`](./edge_pkg/shapes/helper.md)
+*  [`edge_pkg.zalias`](./edge_pkg/zalias.md)
+*  [`edge_pkg.zalias.Bare`](./edge_pkg/shapes/Bare.md)'''
+
+_P = '/TARGET_DOC_ROOT/VERSION/api_docs/python/edge_pkg'
+EXPECTED_TOC = '''\
+# Automatically generated file; please do not edit
+toc:
+  - title: edge_pkg
+    section:
+    - title: Overview
+      path: {p}
+  - title: edge_pkg.plain
+    section:
+    - title: Overview
+      path: {p}/plain
+    - title: no_doc
+      path: {p}/plain/no_doc
+    - title: one_line
+      path: {p}/plain/one_line
+  - title: edge_pkg.shapes
+    section:
+    - title: Overview
+      path: {p}/shapes
+    - title: Bare
+      path: {p}/shapes/Bare
+    - title: Derived
+      path: {p}/shapes/Derived
+    - title: helper
+      path: {p}/shapes/helper
+    - title: WithProperties
+      path: {p}/shapes/WithProperties
+  - title: edge_pkg.zalias
+    section:
+    - title: Overview
+      path: {p}/zalias
+'''.format(p=_P)
+
+
+class EdgeCasePagesTest(parameterized.TestCase):
+  """Whole pages of the edge-case fixture against hand-written bytes."""
+
+  @parameterized.named_parameters(
+      ('class_without_base_with_aliases', 'edge_pkg/shapes/Bare.md',
+       EXPECTED_BARE),
+      ('properties_and_class_members', 'edge_pkg/shapes/WithProperties.md',
+       EXPECTED_WITH_PROPERTIES),
+      ('module_without_all_constants', 'edge_pkg/plain.md', EXPECTED_PLAIN),
+      ('function_without_docstring', 'edge_pkg/plain/no_doc.md',
+       EXPECTED_NO_DOC),
+      ('function_one_line_docstring', 'edge_pkg/plain/one_line.md',
+       EXPECTED_ONE_LINE),
+      ('function_sections_and_symbol_default', 'edge_pkg/shapes/helper.md',
+       EXPECTED_HELPER),
+      ('module_sections_not_rendered', 'edge_pkg/shapes.md', EXPECTED_SHAPES),
+      ('package_page', 'edge_pkg.md', EXPECTED_ROOT),
+      ('module_with_alias_only', 'edge_pkg/zalias.md', EXPECTED_ZALIAS),
+      ('index', 'index.md', EXPECTED_INDEX),
+      ('toc', '_toc.yaml', EXPECTED_TOC),
+  )
+  def test_page(self, path, expected):
+    files = _build('edge_pkg')[0]
+    self.assertIn(path, files)
+    self.assertEqual(files[path], expected, _line_diff(expected, files[path]))
+
+  @parameterized.named_parameters(
+      ('header_base_and_attributes', EXPECTED_DERIVED_TOP),
+      ('classmethod_decorator_and_source_defaults', EXPECTED_BUILD),
+      ('sections_without_blank_staticmethod_kwonly', EXPECTED_DERIVED_METHODS),
+  )
+  def test_derived_page_parts(self, expected):
+    page = _build('edge_pkg')[0]['edge_pkg/shapes/Derived.md']
+    self.assertIn(expected, page)
+
+  def test_derived_page_ends_with_methods(self):
+    page = _build('edge_pkg')[0]['edge_pkg/shapes/Derived.md']
+    self.assertTrue(page.endswith(EXPECTED_DERIVED_METHODS))
+
+  def test_exact_file_set(self):
+    self.assertEqual(
+        sorted(_build('edge_pkg')[0]),
+        ['_toc.yaml', 'edge_pkg.md', 'edge_pkg/plain.md',
+         'edge_pkg/plain/no_doc.md', 'edge_pkg/plain/one_line.md',
+         'edge_pkg/shapes.md', 'edge_pkg/shapes/Bare.md',
+         'edge_pkg/shapes/Derived.md', 'edge_pkg/shapes/WithProperties.md',
+         'edge_pkg/shapes/helper.md', 'edge_pkg/zalias.md', 'index.md'])
+
+  def test_root_name_renames_paths_links_and_titles(self):
+    files = _build('edge_pkg', 'tf.contrib.edge')[0]
+    page = files['tf/contrib/edge/shapes/Derived.md']
+    self.assertIn('# tf.contrib.edge.shapes.Derived\n', page)
+    self.assertIn(
+        'Inherits From: [`Bare`](../../../../tf/contrib/edge/shapes/Bare.md)',
+        page)
+    self.assertIn('Defined in [`edge_pkg/shapes.py`]'
+                  '(../../../../../../../edge_pkg/shapes.py).', page)
+    self.assertIn('[`plain`](../../tf/contrib/edge/plain.md) module',
+                  files['tf/contrib/edge.md'])
+
+  def test_deterministic(self):
+    first = build_api_docs.build('edge_pkg')[0]
+    second = build_api_docs.build('edge_pkg')[0]
+    self.assertEqual(first, second)
+
+
+class DocstringPartsTest(parameterized.TestCase):
+  """The docstring splitting rules (§2.4, §2.5 of the format)."""
+
+  @parameterized.named_parameters(
+      ('no_sections', 'Line one.\n\nMore.', 'Line one.\n\nMore.', []),
+      ('blank_before_args', 'Brief.\n\nArgs:\n  a: x.\n',
+       'Brief.\n\n', [('Args', '', [('a', 'x.\n')])]),
+      ('no_blank_between_sections', 'B.\nArgs:\n  a: x.\nReturns:\n  y.',
+       'B.\n', [('Args', '', [('a', 'x.\n')]), ('Returns', '  y.', [])]),
+      ('trailing_space_not_a_section', 'B.\nArgs: \n  a: x.',
+       'B.\nArgs: \n  a: x.', []),
+      ('indented_keyword_not_a_section', 'B.\n  Args:\n  a: x.',
+       'B.\n  Args:\n  a: x.', []),
+      ('continuations_verbatim', 'B.\nArgs:\n  a: x\n    more\n  b: y',
+       'B.\n', [('Args', '', [('a', 'x\n    more\n'), ('b', 'y')])]),
+      ('stars_and_header', 'B.\nRaises:\n  Head.\n  *args: s\n',
+       'B.\n', [('Raises', '  Head.\n', [('*args', 's\n')])]),
+      ('arguments_keyword_kept', 'B.\nArguments:\n  a: x',
+       'B.\n', [('Arguments', '', [('a', 'x')])]),
+  )
+  def test_split_details(self, docstring, main, details):
+    got_main, got = build_api_docs.split_details(docstring)
+    self.assertEqual(got_main, main)
+    self.assertEqual([(d.keyword, d.header, d.items) for d in got], details)
+
+  def test_render_detail(self):
+    detail = build_api_docs.FunctionDetail('Returns', '  Text\n  more.\n', [])
+    self.assertEqual(detail.render(), '#### Returns:\n\nText\nmore.\n')
+
+  def test_docstrings_are_not_inherited(self):
+
+    class Base(object):
+
+      def __init__(self):
+        """Base init."""
+
+    class Child(Base):
+
+      def __init__(self):  # pylint: disable=super-init-not-called
+        pass
+
+    self.assertEqual(build_api_docs.raw_docstring(Child.__init__), '')
+    self.assertEqual(build_api_docs.raw_docstring(Child), '')
+    self.assertEqual(build_api_docs.raw_docstring(3), '')
+
+
+class SignatureTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ('none', lambda: None, []),
+      ('defaults_as_source',
+       lambda a, b=(1, 1), c='x', d=-1, e=None: None,
+       ['a', 'b=(1, 1)', "c='x'", 'd=-1', 'e=None']),
+      ('varargs', lambda a, *args, **kwargs: None, ['a', '*args', '**kwargs']),
+      ('keyword_only', lambda a, *, b=2: None, ['a', '*', 'b=2']),
+      ('builtin_text_signature', dict.get, ['key', 'default=None']),
+  )
+  def test_format_arguments(self, func, expected):
+    self.assertEqual(build_api_docs.format_arguments(func), expected)
+
+  def test_self_dropped_cls_kept(self):
+
+    class Thing(object):
+
+      def method(self, x):
+        return x
+
+      @classmethod
+      def make(cls, y=1):
+        return cls, y
+
+    self.assertEqual(build_api_docs.format_arguments(Thing.method), ['x'])
+    self.assertEqual(build_api_docs.format_arguments(Thing.make),
+                     ['cls', 'y=1'])
+
+
+class CoverageCheckTest(parameterized.TestCase):
+
+  def test_fixture_problems_named(self):
+    problems = list(_build('coverage_pkg')[1])
+    self.assertEqual(problems, [
+        'coverage_pkg.not_there: listed in __all__ but not defined',
+        'coverage_pkg.problems.Mixed.bad_args: Args: (a, c) do not match '
+        'signature (a, b); undocumented: b; not in signature: c',
+        'coverage_pkg.problems.Mixed.bare_property: property has no '
+        'docstring',
+        'coverage_pkg.problems.NoDoc.method: method has no docstring',
+        'coverage_pkg.problems.NoDoc: class has no docstring',
+        'coverage_pkg.problems.extra_arg: Args: (x, y) do not match '
+        'signature (x); not in signature: y',
+        'coverage_pkg.problems.missing_arg: Args: (x) do not match '
+        'signature (x, y); undocumented: y',
+        'coverage_pkg.problems.no_args_section: no Args: section; signature '
+        'has (x)',
+        'coverage_pkg.problems.undocumented_function: function has no '
+        'docstring',
+        'coverage_pkg.problems.wrong_order: Args: (y, x) do not match '
+        'signature (x, y); order differs',
+    ])
+
+  @parameterized.named_parameters(
+      ('fails_and_writes_nothing', [], 1, False),
+      ('skip_flag_writes', ['--skip-coverage-check'], 0, True),
+      ('check_only', ['--check-only'], 1, False),
+  )
+  def test_command_line(self, flags, expected_rc, wrote):
+    with tempfile.TemporaryDirectory() as tmp:
+      out = os.path.join(tmp, 'out')
+      stderr = io.StringIO()
+      with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(
+          io.StringIO()):
+        rc = build_api_docs.main(
+            ['--output-dir', out, '--package', 'coverage_pkg'] + flags)
+      self.assertEqual(rc, expected_rc)
+      self.assertIn('coverage_pkg.problems.NoDoc.method: method has no '
+                    'docstring', stderr.getvalue())
+      self.assertEqual(os.path.exists(os.path.join(out, 'index.md')), wrote)
+
+  def test_kfac_has_no_problems(self):
+    problems = _build('kfac')[1]
+    self.assertEqual(list(problems), [], '\n'.join(problems))
+
+
+class ReferencePageTest(absltest.TestCase):
+  """`ConvDiagonalFactor` under `tf.contrib.kfac` against the reference."""
+
+  def setUp(self):
+    super().setUp()
+    self.structure = _read(
+        os.path.join(DATA, 'reference', 'ConvDiagonalFactor.structure.md'))
+
+  def _check(self, package):
+    files = _build(package, 'tf.contrib.kfac')[0]
+    path = 'tf/contrib/kfac/fisher_factors/ConvDiagonalFactor.md'
+    self.assertIn(path, files)
+    actual = normalize_structure(files[path])
+    self.assertEqual(actual, self.structure,
+                     _line_diff(self.structure, actual))
+
+  def test_fixture_matches_reference_structure(self):
+    self._check('legacy_kfac')
+
+  def test_kfac_matches_reference_structure(self):
+    if not _kfac_exposes('fisher_factors'):
+      self.skipTest('kfac does not expose fisher_factors yet')
+    self._check('kfac')
+
+  def test_normalize_keeps_structure_changes_visible(self):
+    page = _build('legacy_kfac', 'tf.contrib.kfac')[0][
+        'tf/contrib/kfac/fisher_factors/ConvDiagonalFactor.md']
+    for old, new in [('has_bias=False', 'has_bias=True'),
+                     ('#### Returns:', '#### Yields:'),
+                     ('<b>`padding`</b>', '<b>`pad`</b>'),
+                     ('\n\n\n\nDefined in', '\n\n\nDefined in')]:
+      changed = normalize_structure(page.replace(old, new, 1))
+      self.assertNotEqual(changed, self.structure, old)
+
+
+class CommittedDocsTest(absltest.TestCase):
+  """docs/api_docs/python is exactly what the tool generates now."""
+
+  def test_committed_docs_are_current(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      with contextlib.redirect_stdout(io.StringIO()):
+        rc = build_api_docs.main(['--output-dir', tmp])
+      self.assertEqual(rc, 0, 'coverage check failed; run the tool')
+      generated = {}
+      for dirpath, _, filenames in os.walk(tmp):
+        for name in filenames:
+          path = os.path.join(dirpath, name)
+          generated[os.path.relpath(path, tmp).replace(os.sep, '/')] = _read(
+              path)
+    committed = {}
+    for dirpath, _, filenames in os.walk(COMMITTED):
+      for name in filenames:
+        path = os.path.join(dirpath, name)
+        committed[os.path.relpath(path, COMMITTED).replace(os.sep, '/')] = (
+            _read(path))
+    hint = ('docs are stale; regenerate with `python tools/build_api_docs.py '
+            '--output-dir docs/api_docs/python`')
+    self.assertEqual(sorted(committed), sorted(generated), hint)
+    for path in sorted(generated):
+      self.assertEqual(committed[path], generated[path],
+                       '%s: %s\n%s' % (path, hint, _line_diff(
+                           committed[path], generated[path])))
+
+
+def _surface_pages():
+  """Parses tests/data/api_surface.md: {full name: (kind, members)}."""
+  pages = {}
+  current = None
+  for line in _read(os.path.join(DATA, 'api_surface.md')).split('\n'):
+    match = re.match(r'^## `tf\.contrib\.(kfac[\w.]*)` \((\w+)\)', line)
+    if match:
+      current = match.group(1)
+      pages[current] = (match.group(2), [])
+      continue
+    if current is None or not line.startswith('- '):
+      continue
+    members = pages[current][1]
+    body = line[2:]
+    if body.startswith('bases:'):
+      continue
+    if ':' in body.split('`')[0]:  # "Modules: ...", "properties / ...: ..."
+      members.extend(re.findall(r'`([^`]+)`', body.split(':', 1)[1]))
+    else:
+      members.append(re.match(r'`([\w]+)\(', body).group(1))
+  return pages
+
+
+_PY2_ONLY = {'iteritems', 'iterkeys', 'itervalues', 'viewitems', 'viewkeys',
+             'viewvalues'}
+
+
+class ApiSurfaceTest(parameterized.TestCase):
+  """Every legacy page exists under `kfac.` with at least its members."""
+
+  @parameterized.named_parameters(*[(m, m) for m in LEGACY_MODULES])
+  def test_module_pages(self, module):
+    if not _kfac_exposes(module):
+      self.skipTest('kfac does not expose %s yet' % module)
+    files = _build('kfac')[0]
+    pages = {n: v for n, v in _surface_pages().items()
+             if n == 'kfac.' + module or n.startswith('kfac.%s.' % module)}
+    self.assertNotEmpty(pages)
+    for name, (kind, members) in sorted(pages.items()):
+      path = name.replace('.', '/') + '.md'
+      self.assertIn(path, files, '%s: no page' % name)
+      page = files[path]
+      if kind == 'function':
+        self.assertIn('``` python\n%s(' % name.split('.')[-1], page)
+        continue
+      if kind == 'module':
+        listed = set(re.findall(r'^\[`(?:class )?(\w+)(?:\(\.\.\.\))?`\]',
+                                page, re.MULTILINE))
+        listed |= set(re.findall(r'^`(\w+)`$', page, re.MULTILINE))
+      else:
+        listed = set(re.findall(r'<meta itemprop="property" content="(\w+)"/>',
+                                page))
+      missing = sorted(set(members) - listed - _PY2_ONLY)
+      self.assertEqual(missing, [], '%s: members missing from the page' % name)
+
+  def test_root_page(self):
+    files = _build('kfac')[0]
+    exposed = [m for m in LEGACY_MODULES if _kfac_exposes(m)]
+    for module in exposed:
+      self.assertIn('[`%s`](./kfac/%s.md) module' % (module, module),
+                    files['kfac.md'])
+
+  def test_surface_parser(self):
+    pages = _surface_pages()
+    self.assertLen(pages, 65)
+    self.assertIn('fromkeys', pages['kfac.layer_collection.LayerParametersDict']
+                  [1])
+    self.assertIn('APPROX_FULL_NAME', pages['kfac.layer_collection'][1])
+    self.assertIn('GATE_OP', pages['kfac.optimizer.KfacOptimizer'][1])
+
+
+if __name__ == '__main__':
+  absltest.main()
