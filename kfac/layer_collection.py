@@ -48,6 +48,16 @@ def _key_elements(key):
   return (key,)
 
 
+class _Marker(object):
+  """Sentinel type for "no default given" (shown as `__marker`)."""
+
+  def __repr__(self):
+    return "__marker"
+
+
+_MARKER = _Marker()
+
+
 class LayerParametersDict(collections.OrderedDict):
   """An ordered dict whose keys are tensors or tuples of tensors.
 
@@ -97,6 +107,54 @@ class LayerParametersDict(collections.OrderedDict):
     key = _canonicalize_key(key)
     super(LayerParametersDict, self).__delitem__(key)
     self._tensors.difference_update(_key_elements(key))
+
+  def pop(self, key, default=_MARKER):
+    """Removes `key` (freeing its tensors) and returns its value.
+
+    Args:
+      key: The key to remove (a list is looked up as a tuple).
+      default: Returned when `key` is not stored; without it a missing key
+        raises.
+
+    Returns:
+      The value stored under `key`, or `default`.
+
+    Raises:
+      KeyError: If `key` is not stored and no default is given.
+    """
+    key = _canonicalize_key(key)
+    if key in self:
+      value = self[key]
+      del self[key]
+      return value
+    if default is _MARKER:
+      raise KeyError(key)
+    return default
+
+  def popitem(self, last=True):
+    """Removes the last (or first) entry, freeing its tensors.
+
+    Args:
+      last: If True remove the most recently inserted entry, else the
+        oldest.
+
+    Returns:
+      The removed `(key, value)` pair.
+
+    Raises:
+      KeyError: If the dict is empty.
+    """
+    if not self:
+      raise KeyError("dictionary is empty")
+    key = next(reversed(self)) if last else next(iter(self))
+    value = self[key]
+    del self[key]
+    return key, value
+
+  def clear(self):
+    """Removes every entry and frees all tensors."""
+    super(LayerParametersDict, self).clear()
+    self._tensors.clear()
 
   def __getitem__(self, key):
     """Returns the value stored under `key` (a list is read as a tuple).

@@ -1,0 +1,606 @@
+"""Tests for kfac.layer_collection."""
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from kfac import fisher_blocks as fb
+from kfac import fisher_factors as ff
+from kfac import layer_collection as lc
+from kfac import loss_functions as lf
+from kfac import utils
+
+
+def _var(name, shape):
+  return tf.compat.v1.get_variable(name, shape=shape)
+
+
+class LayerParametersDictTest(tf.test.TestCase):
+
+  def test_shared_tensor_raises(self):
+    d = lc.LayerParametersDict()
+    d[("a", "b")] = 1
+    with self.assertRaisesRegex(ValueError, "already present"):
+      d["a"] = 2
+    with self.assertRaisesRegex(ValueError, "already present"):
+      d[("c", "b")] = 2
+    self.assertEqual(list(d.items()), [(("a", "b"), 1)])
+
+  def test_delete_tuple_key_frees_all_tensors(self):
+    d = lc.LayerParametersDict()
+    d[("a", "b")] = 1
+    del d[("a", "b")]
+    d["a"] = 2
+    d["b"] = 3
+    self.assertEqual(d.pop("a"), 2)
+    d[("a", "c")] = 4
+    self.assertEqual(list(d.keys()), ["b", ("a", "c")])
+
+  def test_pop_popitem_clear_free_tensors(self):
+    d = lc.LayerParametersDict()
+    d[("a", "b")] = 1
+    d["c"] = 2
+    d["e"] = 3
+    self.assertEqual(d.pop(["a", "b"]), 1)
+    self.assertEqual(d.pop("x", 7), 7)
+    with self.assertRaises(KeyError):
+      d.pop("x")
+    self.assertEqual(d.popitem(), ("e", 3))
+    self.assertEqual(d.popitem(last=False), ("c", 2))
+    with self.assertRaises(KeyError):
+      d.popitem()
+    d[("a", "b", "c", "e")] = 4
+    d.clear()
+    d.update({"a": 5, ("b", "c"): 6})
+    self.assertEqual(d.setdefault("e", 8), 8)
+    with self.assertRaisesRegex(ValueError, "already present"):
+      d.setdefault(("e", "f"), 9)
+    self.assertEqual(d._tensors, {"a", "b", "c", "e"})
+
+  def test_list_keys_are_stored_as_tuples(self):
+    d = lc.LayerParametersDict()
+    d[["a", "b"]] = 1
+    self.assertEqual(list(d.keys()), [("a", "b")])
+    self.assertIn(["a", "b"], d)
+    self.assertEqual(d[["a", "b"]], 1)
+    del d[["a", "b"]]
+    self.assertEmpty(d)
+
+
+class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
+
+  def test_layer_collection_init(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      self.assertEmpty(layers.get_blocks())
+      self.assertEmpty(layers.get_factors())
+      self.assertEqual(layers.losses, [])
+      self.assertIsNone(layers.subgraph)
+      self.assertEqual(layers.generic_registrations, set())
+      self.assertIs(layers.graph, tf.compat.v1.get_default_graph())
+      self.assertEqual((lc.APPROX_KRONECKER_NAME, lc.APPROX_DIAGONAL_NAME,
+                        lc.APPROX_FULL_NAME), ("kron", "diagonal", "full"))
+
+  def test_explicit_graph(self):
+    graph = tf.Graph()
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection(graph=graph)
+      self.assertIs(layers.graph, graph)
+
+  def test_register_blocks(self):
+    with tf.Graph().as_default():
+      tf.compat.v1.set_random_seed(200)
+      layers = lc.LayerCollection()
+      layers.register_fully_connected(
+          _var("w1", [3, 2]), tf.ones((4, 3)), tf.ones((4, 2)))
+      layers.register_fully_connected(
+          (_var("w2", [3, 2]), _var("b2", [2])), tf.ones((4, 3)),
+          tf.ones((4, 2)), approx=lc.APPROX_DIAGONAL_NAME)
+      layers.register_conv2d(
+          _var("k1", [3, 3, 1, 2]), (1, 1, 1, 1), "SAME",
+          tf.ones((1, 4, 4, 1)), tf.ones((1, 4, 4, 2)))
+      layers.register_conv2d(
+          (_var("k2", [3, 3, 1, 2]), _var("c2", [2])), (1, 1, 1, 1), "SAME",
+          tf.ones((1, 4, 4, 1)), tf.ones((1, 4, 4, 2)),
+          approx=lc.APPROX_DIAGONAL_NAME)
+      layers.register_generic(_var("g1", [5]), 16, approx=lc.APPROX_FULL_NAME)
+      layers.register_generic(_var("g2", [5]), 16,
+                              approx=lc.APPROX_DIAGONAL_NAME)
+      blocks = list(layers.get_blocks())
+      self.assertEqual(
+          [type(b) for b in blocks],
+          [fb.FullyConnectedKFACBasicFB, fb.FullyConnectedDiagonalFB,
+           fb.ConvKFCBasicFB, fb.ConvDiagonalFB, fb.FullFB,
+           fb.NaiveDiagonalFB])
+      self.assertEqual(len(blocks[1].tensors_to_compute_grads()), 1)
+      self.assertEqual({v.op.name for v in layers.generic_registrations},
+                       {"g1", "g2"})
+
+  def test_register_blocks_multiple_registrations(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      key = _var("w", [3, 2])
+      layers.register_fully_connected(key, tf.ones((4, 3)), tf.ones((4, 2)))
+      with self.assertRaises(ValueError):
+        layers.register_generic(key, 16)
+      self.assertEqual(layers.generic_registrations, set())
+      self.assertLen(layers.get_blocks(), 1)
+
+  def test_register_single_param_not_registered(self):
+    with tf.Graph().as_default():
+      x = _var("x", [1])
+      layers = lc.LayerCollection()
+      layers.fisher_blocks = {_var("y", [1]): "1"}
+      layers.register_block(x, "foo")
+      self.assertEqual(set(layers.fisher_blocks.values()), {"1", "foo"})
+
+  def test_should_register_single_param_registered(self):
+    with tf.Graph().as_default():
+      x = _var("x", [1])
+      layers = lc.LayerCollection()
+      layers.fisher_blocks = {x: "1"}
+      with self.assertRaisesRegex(ValueError, "Duplicate registration"):
+        layers.register_block(x, "foo")
+
+  def test_register_single_param_registered_in_tuple(self):
+    with tf.Graph().as_default():
+      x, y = _var("x", [1]), _var("y", [1])
+      layers = lc.LayerCollection()
+      layers.fisher_blocks = {(x, y): "1"}
+      layers.register_block(x, "foo")
+      self.assertEqual(set(layers.fisher_blocks.values()), {"1"})
+
+  def test_register_tuple_param_not_registered(self):
+    with tf.Graph().as_default():
+      x, y, z = _var("x", [1]), _var("y", [1]), _var("z", [1])
+      layers = lc.LayerCollection()
+      layers.fisher_blocks = {z: "1"}
+      layers.register_block((x, y), "foo")
+      self.assertEqual(set(layers.fisher_blocks.values()), {"1", "foo"})
+
+  def test_register_tuple_param_registered(self):
+    with tf.Graph().as_default():
+      x, y = _var("x", [1]), _var("y", [1])
+      layers = lc.LayerCollection()
+      layers.fisher_blocks = {(x, y): "1"}
+      with self.assertRaisesRegex(ValueError, "Duplicate registration"):
+        layers.register_block((x, y), "foo")
+
+  def test_register_tuple_param_registered_in_superset(self):
+    with tf.Graph().as_default():
+      x, y, z = _var("x", [1]), _var("y", [1]), _var("z", [1])
+      layers = lc.LayerCollection()
+      layers.fisher_blocks = {(x, y, z): "1"}
+      layers.register_block((x, y), "foo")
+      self.assertEqual(set(layers.fisher_blocks.values()), {"1"})
+
+  def test_register_tuple_param_some_registered(self):
+    with tf.Graph().as_default():
+      x, y, z = _var("x", [1]), _var("y", [1]), _var("z", [1])
+      layers = lc.LayerCollection()
+      layers.fisher_blocks = {x: "1", z: "2"}
+      layers.register_block((x, y), "foo")
+      self.assertEqual(set(layers.fisher_blocks.values()), {"2", "foo"})
+
+  def test_register_tuple_var_some_registered_in_other_tuples(self):
+    with tf.Graph().as_default():
+      x, y, z, w = (_var("x", [1]), _var("y", [1]), _var("z", [1]),
+                    _var("w", [1]))
+      layers = lc.LayerCollection()
+      layers.fisher_blocks = {(x, z): "1", (z, w): "2"}
+      with self.assertRaisesRegex(ValueError, "Inconsistent registration"):
+        layers.register_block((x, y), "foo")
+
+  def test_failed_registration_leaves_blocks_unchanged(self):
+    # (x, y) would replace x but overlaps (y, z): nothing may be removed.
+    with tf.Graph().as_default():
+      x, y, z = _var("x", [1]), _var("y", [1]), _var("z", [1])
+      layers = lc.LayerCollection()
+      layers.register_block(x, "1")
+      layers.register_block((y, z), "2")
+      with self.assertRaisesRegex(ValueError, "Inconsistent registration"):
+        layers.register_block((x, y), "foo")
+      self.assertEqual(list(layers.fisher_blocks.items()),
+                       [(x, "1"), ((y, z), "2")])
+
+  def test_registration_rules_with_layer_parameters_dict(self):
+    # The example of the legacy docstring: {'a': foo, ('b', 'c'): bar}.
+    layers = lc.LayerCollection(graph=tf.Graph())
+    layers.register_block("a", "foo")
+    layers.register_block(("b", "c"), "bar")
+    with self.assertRaisesRegex(ValueError, "Duplicate registration"):
+      layers.register_block("a", "baz")
+    layers.register_block(("b", "c", "d"), "baz")
+    self.assertEqual(dict(layers.fisher_blocks),
+                     {"a": "foo", ("b", "c", "d"): "baz"})
+    layers.register_block("b", "skipped")
+    layers.register_block(("a", "e"), "qux")
+    self.assertEqual(dict(layers.fisher_blocks),
+                     {("b", "c", "d"): "baz", ("a", "e"): "qux"})
+    with self.assertRaisesRegex(ValueError, "Inconsistent registration"):
+      layers.register_block(("b", "f"), "bad")
+    # Every parameter is free again once its key is replaced.
+    self.assertEqual(layers.fisher_blocks._tensors,
+                     {"a", "b", "c", "d", "e"})
+
+  def test_list_params_are_registered_as_tuple(self):
+    with tf.Graph().as_default():
+      w, b = _var("w", [3, 2]), _var("b", [2])
+      layers = lc.LayerCollection()
+      layers.register_fully_connected([w, b], tf.ones((4, 3)),
+                                      tf.ones((4, 2)))
+      self.assertEqual(list(layers.fisher_blocks.keys()), [(w, b)])
+      layers.register_generic([_var("g", [2]), _var("h", [3])], 8)
+      self.assertLen(layers.get_blocks(), 2)
+      self.assertIsInstance(list(layers.fisher_blocks.keys())[1], tuple)
+
+  def test_register_categorical_predictive_distribution(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      tf.compat.v1.set_random_seed(200)
+      logits = tf.eye(2)
+
+      layers = lc.LayerCollection()
+      layers.register_categorical_predictive_distribution(logits, seed=200)
+      single_loss = sess.run(layers.total_sampled_loss())
+
+      layers2 = lc.LayerCollection()
+      layers2.register_categorical_predictive_distribution(logits, seed=200)
+      layers2.register_categorical_predictive_distribution(logits, seed=200)
+      double_loss = sess.run(layers2.total_sampled_loss())
+      self.assertAlmostEqual(2 * single_loss, double_loss, places=5)
+      self.assertLen(layers2.losses, 2)
+      self.assertIsInstance(layers2.losses[0],
+                            lf.CategoricalLogitsNegativeLogProbLoss)
+
+  def test_register_categorical_predictive_distribution_batch_size_1(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      tf.compat.v1.set_random_seed(200)
+      logits = tf.random.normal((1, 2))
+      layers = lc.LayerCollection()
+      layers.register_categorical_predictive_distribution(logits, seed=200)
+      self.assertEqual(sess.run(layers.total_sampled_loss()).shape, ())
+
+  def test_register_categorical_predictive_distribution_specified_targets(
+      self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      logits = np.array([[1., 2.], [3., 4.]], dtype=np.float32)
+      targets = np.array([0, 1])
+      layers = lc.LayerCollection()
+      layers.register_categorical_predictive_distribution(
+          tf.constant(logits), targets=tf.constant(targets))
+      expected = 0.
+      for row, target in zip(logits, targets):
+        expected -= row[target] - np.log(np.sum(np.exp(row)))
+      self.assertAllClose(sess.run(layers.total_loss()), expected)
+      self.assertAllClose(expected, 1.6265233)
+
+  def test_register_normal_predictive_distribution(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      tf.compat.v1.set_random_seed(200)
+      predictions = tf.constant([[1., 2.], [3., 4.]], dtype=tf.float32)
+
+      layers = lc.LayerCollection()
+      layers.register_normal_predictive_distribution(predictions, 1.,
+                                                     seed=200)
+      single_loss = sess.run(layers.total_sampled_loss())
+
+      layers2 = lc.LayerCollection()
+      layers2.register_normal_predictive_distribution(predictions, 1.,
+                                                      seed=200)
+      layers2.register_normal_predictive_distribution(predictions, 1.,
+                                                      seed=200)
+      double_loss = sess.run(layers2.total_sampled_loss())
+      self.assertAlmostEqual(2 * single_loss, double_loss, places=5)
+      self.assertIsInstance(layers2.losses[0],
+                            lf.NormalMeanNegativeLogProbLoss)
+
+  def test_register_normal_predictive_distribution_specified_targets(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      mean = np.array([[1., 2.], [3., 4.]], dtype=np.float32)
+      targets = np.array([[3., 1.], [4., 2.]], dtype=np.float32)
+      var = 4.
+      layers = lc.LayerCollection()
+      layers.register_normal_predictive_distribution(
+          tf.constant(mean), var=var, targets=tf.constant(targets))
+      expected = 0.
+      for m, t in zip(mean.ravel(), targets.ravel()):
+        expected += 0.5 * np.log(2 * np.pi * var) + (t - m) ** 2 / (2 * var)
+      self.assertAllClose(sess.run(layers.total_loss()), expected)
+      self.assertAllClose(expected, 7.6983433)
+
+  def test_register_multi_bernoulli_predictive_distribution(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      logits = np.array([[1., -2.], [0.5, 3.]], dtype=np.float32)
+      targets = np.array([[1., 0.], [0., 1.]], dtype=np.float32)
+      layers = lc.LayerCollection()
+      layers.register_multi_bernoulli_predictive_distribution(
+          tf.constant(logits), targets=tf.constant(targets))
+      self.assertIsInstance(layers.losses[0],
+                            lf.MultiBernoulliNegativeLogProbLoss)
+      expected = 0.
+      for z, t in zip(logits.ravel(), targets.ravel()):
+        p = 1. / (1. + np.exp(-z))
+        expected -= t * np.log(p) + (1 - t) * np.log(1 - p)
+      self.assertAllClose(sess.run(layers.total_loss()), expected)
+
+  def test_named_losses(self):
+    with tf.Graph().as_default():
+      logits = tf.ones((2, 3))
+      layers = lc.LayerCollection()
+      layers.register_categorical_predictive_distribution(logits, name="a")
+      layers.register_normal_predictive_distribution(logits, name="b")
+      layers.register_multi_bernoulli_predictive_distribution(logits)
+      layers.register_multi_bernoulli_predictive_distribution(logits)
+      self.assertEqual(
+          [type(loss) for loss in layers.losses],
+          [lf.CategoricalLogitsNegativeLogProbLoss,
+           lf.NormalMeanNegativeLogProbLoss,
+           lf.MultiBernoulliNegativeLogProbLoss,
+           lf.MultiBernoulliNegativeLogProbLoss])
+      for register in (
+          layers.register_categorical_predictive_distribution,
+          layers.register_normal_predictive_distribution,
+          layers.register_multi_bernoulli_predictive_distribution):
+        with self.assertRaisesRegex(ValueError, "already registered"):
+          register(logits, name="a")
+      with self.assertRaisesRegex(TypeError, "name"):
+        layers.register_categorical_predictive_distribution(logits, name=3)
+      self.assertLen(layers.losses, 4)
+      # `losses` is a fresh list: changing it does not change the collection.
+      layers.losses.append("x")
+      self.assertLen(layers.losses, 4)
+
+  def test_total_loss_without_targets_raises(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      layers.register_categorical_predictive_distribution(tf.ones((2, 3)))
+      with self.assertRaises(Exception):
+        layers.total_loss()
+
+  def test_create_subgraph(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      with self.assertRaisesRegex(ValueError, "at least one registered loss"):
+        layers.create_subgraph()
+      x = tf.ones((2, 3))
+      w = _var("w", [3, 4])
+      logits = tf.matmul(x, w)
+      unrelated = tf.ones((2, 2)) * 2.
+      layers.register_categorical_predictive_distribution(logits)
+      layers.create_subgraph()
+      self.assertIsInstance(layers.subgraph, utils.SubGraph)
+      self.assertTrue(layers.subgraph.is_member(logits))
+      self.assertTrue(layers.subgraph.is_member(x))
+      self.assertFalse(layers.subgraph.is_member(unrelated))
+
+  def test_make_or_get_factor(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      key = tf.constant(1.)
+      factor = layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
+      factor2 = layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
+      self.assertIs(factor, factor2)
+      layers.make_or_get_factor(ff.FullFactor,
+                                ((tf.constant(2.),), 16))
+      self.assertLen(layers.get_factors(), 2)
+      variables = tf.compat.v1.global_variables()
+      self.assertNotEmpty(variables)
+      self.assertTrue(all(v.name.startswith("LayerCollection/")
+                          for v in variables), [v.name for v in variables])
+
+  def test_make_or_get_factor_custom_scope(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection(name="Foo")
+      layers.make_or_get_factor(ff.FullFactor, ((tf.constant(1.),), 16))
+      variables = tf.compat.v1.global_variables()
+      self.assertNotEmpty(variables)
+      self.assertTrue(all(v.name.startswith("Foo/") for v in variables))
+
+  def test_collections_get_unique_scopes(self):
+    with tf.Graph().as_default():
+      first, second = lc.LayerCollection(), lc.LayerCollection()
+      for layers in (first, second):
+        layers.make_or_get_factor(ff.FullFactor, ((tf.constant(1.),), 16))
+      names = sorted(v.op.name for v in tf.compat.v1.global_variables())
+      self.assertEqual(names, ["LayerCollection/ff_full/Const_16/cov",
+                               "LayerCollection_1/ff_full/Const_1_16/cov"])
+
+  def test_make_or_get_factor_unhashable_args_raise_type_error(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      with self.assertRaisesRegex(TypeError, "hashable"):
+        layers.make_or_get_factor(ff.FullFactor, ([tf.constant(1.)], 16))
+      self.assertEmpty(layers.get_factors())
+
+  def test_factor_variable_names(self):
+    # Covariances live under the collection's scope; the inverses are made
+    # when the blocks are instantiated, outside it.
+    with tf.Graph().as_default():
+      inputs = tf.compat.v1.placeholder(tf.float32, [None, 3],
+                                        name="Placeholder")
+      w, b = _var("w", [3, 2]), _var("b", [2])
+      outputs = tf.matmul(inputs, w) + b
+      layers = lc.LayerCollection()
+      layers.register_fully_connected((w, b), inputs, outputs)
+      grads = tf.identity(outputs, name="grads")
+      block, = layers.get_blocks()
+      block.instantiate_factors((grads,), 0.1)
+      names = sorted(v.op.name for v in tf.compat.v1.global_variables()
+                     if v.op.name not in ("w", "b"))
+      in_damping = block._input_damping.op.name.replace("/", "_")
+      out_damping = block._output_damping.op.name.replace("/", "_")
+      self.assertTrue(in_damping.startswith("mul"), in_damping)
+      self.assertTrue(out_damping.startswith("truediv"), out_damping)
+      self.assertEqual(
+          names, ["LayerCollection/ff_fckron/Placeholder_True/cov",
+                  "LayerCollection/ff_fckron/grads_False/cov",
+                  "ff_fckron/Placeholder_True/inv_damp" + in_damping,
+                  "ff_fckron/grads_False/inv_damp" + out_damping])
+
+  def test_get_use_count_map(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      layers.fisher_blocks = {"a": 1, ("a", "c"): 2, ("b", "c"): 2}
+      use_count_map = layers.get_use_count_map()
+      self.assertDictEqual({"a": 2, "b": 1, "c": 2}, dict(use_count_map))
+
+  def test_reset_internals(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      layers.register_generic(_var("g", [2]), 8)
+      layers.register_categorical_predictive_distribution(tf.ones((2, 3)))
+      layers.reset_internals()
+      self.assertEmpty(layers.get_blocks())
+      self.assertEqual(layers.losses, [])
+      self.assertEqual(layers.generic_registrations, set())
+
+
+class ListStridesTest(parameterized.TestCase, tf.test.TestCase):
+
+  @parameterized.named_parameters(("kron", lc.APPROX_KRONECKER_NAME),
+                                  ("diagonal", lc.APPROX_DIAGONAL_NAME))
+  def test_list_strides_work(self, approx):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      inputs = tf.ones((2, 4, 4, 2))
+      kernel, bias = _var("k", [3, 3, 2, 5]), _var("c", [5])
+      outputs = tf.nn.conv2d(inputs, kernel, [1, 2, 2, 1], "SAME") + bias
+      layers = lc.LayerCollection()
+      layers.register_conv2d((kernel, bias), [1, 2, 2, 1], "SAME", inputs,
+                             outputs, approx=approx)
+      block, = layers.get_blocks()
+      block.instantiate_factors((outputs,), 0.1)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      for factor in layers.get_factors():
+        sess.run(factor.make_covariance_update_op(0.9))
+
+
+class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
+
+  @parameterized.named_parameters(
+      ("fully_connected", "register_fully_connected"),
+      ("conv2d", "register_conv2d"),
+      ("generic_kron", "register_generic"))
+  def test_unknown_approx_raises(self, method):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      args = {
+          "register_fully_connected": (
+              _var("w", [3, 2]), tf.ones((4, 3)), tf.ones((4, 2))),
+          "register_conv2d": (
+              _var("k", [3, 3, 1, 2]), (1, 1, 1, 1), "SAME",
+              tf.ones((1, 4, 4, 1)), tf.ones((1, 4, 4, 2))),
+          "register_generic": (_var("g", [2]), 16),
+      }[method]
+      bad = "kron" if method == "register_generic" else "foo"
+      with self.assertRaisesRegex(ValueError, "Bad value {} for approx"
+                                  .format(bad)):
+        getattr(layers, method)(*args, approx=bad)
+      self.assertEmpty(layers.get_blocks())
+      self.assertEqual(layers.generic_registrations, set())
+
+  @parameterized.named_parameters(
+      ("kernel_vs_inputs", [784, 10], [None, 100], [None, 10], None,
+       "inputs"),
+      ("kernel_vs_outputs", [100, 10], [None, 100], [None, 12], None,
+       "outputs"),
+      ("bias_size", [100, 10], [None, 100], [None, 10], [11], "bias"),
+      ("kernel_rank", [100, 10, 1], [None, 100], [None, 10], None,
+       "rank 2"),
+      ("inputs_rank", [100, 10], [None, 5, 100], [None, 10], None,
+       "inputs must have rank 2"),
+      ("outputs_rank", [100, 10], [None, 100], [10], None,
+       "outputs must have rank 2"),
+      ("batch_sizes", [100, 10], [8, 100], [4, 10], None, "batch size"))
+  def test_fully_connected_shape_mismatch_raises(self, kernel_shape,
+                                                 inputs_shape, outputs_shape,
+                                                 bias_shape, message):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      kernel = _var("w", kernel_shape)
+      params = (kernel, _var("b", bias_shape)) if bias_shape else kernel
+      inputs = tf.compat.v1.placeholder(tf.float32, inputs_shape)
+      outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
+      for approx in (lc.APPROX_KRONECKER_NAME, lc.APPROX_DIAGONAL_NAME):
+        with self.assertRaisesRegex(ValueError, message):
+          layers.register_fully_connected(params, inputs, outputs,
+                                          approx=approx)
+      self.assertEmpty(layers.get_blocks())
+
+  @parameterized.named_parameters(("one", 1), ("three", 3))
+  def test_fully_connected_params_tuple_length_raises(self, length):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      params = (_var("w", [3, 2]), _var("b", [2]), _var("c", [2]))[:length]
+      with self.assertRaisesRegex(ValueError, "params"):
+        layers.register_fully_connected(params, tf.ones((4, 3)),
+                                        tf.ones((4, 2)))
+
+  def test_fully_connected_unknown_dims_accepted(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      inputs = tf.compat.v1.placeholder(tf.float32, [None, None])
+      outputs = tf.compat.v1.placeholder(tf.float32)
+      layers.register_fully_connected((_var("w", [3, 2]), _var("b", [2])),
+                                      inputs, outputs)
+      self.assertLen(layers.get_blocks(), 1)
+
+  @parameterized.named_parameters(
+      ("in_channels", [3, 3, 2, 5], [2, 4, 4, 3], [2, 4, 4, 5], None,
+       (1, 1, 1, 1), "SAME", "in_channels"),
+      ("out_channels", [3, 3, 3, 5], [2, 4, 4, 3], [2, 4, 4, 6], None,
+       (1, 1, 1, 1), "SAME", "out_channels"),
+      ("bias_size", [3, 3, 3, 5], [2, 4, 4, 3], [2, 4, 4, 5], [4],
+       (1, 1, 1, 1), "SAME", "bias"),
+      ("filter_rank", [3, 3, 5], [2, 4, 4, 3], [2, 4, 4, 5], None,
+       (1, 1, 1, 1), "SAME", "rank 4"),
+      ("inputs_rank", [3, 3, 3, 5], [2, 16, 3], [2, 4, 4, 5], None,
+       (1, 1, 1, 1), "SAME", "inputs must have rank 4"),
+      ("same_output_size", [3, 3, 3, 5], [2, 8, 8, 3], [2, 8, 8, 5], None,
+       (1, 2, 2, 1), "SAME", "output height of 4"),
+      ("valid_output_size", [3, 3, 3, 5], [2, 8, 8, 3], [2, 8, 8, 5], None,
+       (1, 1, 1, 1), "VALID", "output height of 6"),
+      ("padding", [3, 3, 3, 5], [2, 4, 4, 3], [2, 4, 4, 5], None,
+       (1, 1, 1, 1), "same", "padding"),
+      ("strides_length", [3, 3, 3, 5], [2, 4, 4, 3], [2, 4, 4, 5], None,
+       (1, 1), "SAME", "strides"),
+      ("unknown_spatial_size", [3, 3, 3, 5], [2, None, None, 3],
+       [2, 4, 4, 5], None, (1, 1, 1, 1), "SAME", "height and width"))
+  def test_conv2d_shape_mismatch_raises(self, filter_shape, inputs_shape,
+                                        outputs_shape, bias_shape, strides,
+                                        padding, message):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      kernel = _var("k", filter_shape)
+      params = (kernel, _var("c", bias_shape)) if bias_shape else kernel
+      inputs = tf.compat.v1.placeholder(tf.float32, inputs_shape)
+      outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
+      for approx in (lc.APPROX_KRONECKER_NAME, lc.APPROX_DIAGONAL_NAME):
+        with self.assertRaisesRegex(ValueError, message):
+          layers.register_conv2d(params, strides, padding, inputs, outputs,
+                                 approx=approx)
+      self.assertEmpty(layers.get_blocks())
+
+  def test_conv2d_valid_padding_accepted(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      inputs = tf.ones((2, 8, 7, 3))
+      kernel = _var("k", [3, 2, 3, 5])
+      outputs = tf.nn.conv2d(inputs, kernel, (1, 2, 2, 1), "VALID")
+      layers.register_conv2d(kernel, (1, 2, 2, 1), "VALID", inputs, outputs)
+      self.assertLen(layers.get_blocks(), 1)
+
+  @parameterized.named_parameters(
+      ("categorical_rank_1", "register_categorical_predictive_distribution",
+       [4]),
+      ("categorical_rank_3", "register_categorical_predictive_distribution",
+       [4, 2, 3]),
+      ("bernoulli_rank_1", "register_multi_bernoulli_predictive_distribution",
+       [4]),
+      ("bernoulli_rank_3", "register_multi_bernoulli_predictive_distribution",
+       [4, 2, 3]))
+  def test_logits_of_wrong_rank_raise(self, method, shape):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      with self.assertRaisesRegex(ValueError, "logits must have rank 2"):
+        getattr(layers, method)(tf.ones(shape))
+      self.assertEqual(layers.losses, [])
