@@ -407,7 +407,8 @@ class FullyConnectedDiagonalFB(FisherBlock):
     Args:
       grads_list: A tuple over sources; each entry is the list (one per
         registered minibatch, as returned by `tensors_to_compute_grads`) of
-        the gradients with respect to that minibatch's outputs.
+        the gradients with respect to that minibatch's outputs, or a single
+        gradient Tensor when one minibatch is registered.
       damping: The damping λ, a float or a scalar Tensor.
 
     Raises:
