@@ -1,0 +1,385 @@
+"""Estimates the Fisher information matrix block by block.
+
+`FisherEstimator` connects a `LayerCollection` (the registered layers and
+losses) to the factor statistics: it computes, for every registered Fisher
+block, the gradients ("sources") from which the block's factors accumulate
+their covariances, builds the covariance-update and inverse-update ops, and
+multiplies vectors by the (damped) block-diagonal Fisher approximation or its
+inverse.
+"""
+
+import contextlib
+import itertools
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from kfac import utils
+
+__all__ = ["FisherEstimator"]
+
+# Estimation modes accepted by FisherEstimator (the legacy string keys).
+_ESTIMATION_MODES = ("gradients", "empirical", "curvature_prop", "exact")
+
+
+class _DeviceContextGenerator(object):
+  """Hands out `tf.device` contexts cycling through a list of devices.
+
+  With no devices, every context is a no-op, so ops are placed as they
+  would be without this helper.
+  """
+
+  def __init__(self, devices):
+    """Stores the device cycle.
+
+    Args:
+      devices: None, or a list/tuple of device strings (e.g. "/cpu:0").
+    """
+    self._cycle = None if not devices else itertools.cycle(list(devices))
+
+  def __call__(self):
+    """Returns the context for the next op group: `tf.device(next device)`."""
+    if self._cycle is None:
+      return contextlib.nullcontext()
+    return tf.device(next(self._cycle))
+
+
+def _identity_index(seq, obj):
+  """True if `obj` is (by identity) an element of `seq`."""
+  return any(obj is elt for elt in seq)
+
+
+class FisherEstimator(object):
+  """Fisher estimator built from the blocks of a LayerCollection.
+
+  The Fisher matrix is approximated as block-diagonal, one block per
+  registration in `layer_collection`; each block keeps its own factor
+  statistics (exponential moving averages of covariances) and damped
+  inverses. Everything is built by the constructor:
+
+  * `cov_update_op` updates every factor's covariance EMA,
+    `cov ← cov_ema_decay·cov + (1 − cov_ema_decay)·new_cov`, where `new_cov`
+    is computed from fresh gradients (see `estimation_mode`);
+  * `inv_update_op` recomputes every damped inverse / matrix power from the
+    current covariances;
+  * `inv_updates_dict` maps the name of every individual inverse-update op to
+    the op (for running them one at a time, e.g. through an `OpQueue`).
+
+  Attributes:
+    cov_update_op: `tf.Operation` grouping all covariance updates.
+    inv_update_op: `tf.Operation` grouping all inverse updates.
+    inv_updates_dict: dict `{op.name: op}` of the individual inverse updates.
+  """
+
+  def __init__(self, variables, cov_ema_decay, damping, layer_collection,
+               estimation_mode="gradients", colocate_gradients_with_ops=False,
+               cov_devices=None, inv_devices=None):
+    """Checks the registrations and builds the update ops.
+
+    Args:
+      variables: A list of the variables whose Fisher is estimated. Every one
+        must be registered in `layer_collection` (as many times as it is used
+        in the graph feeding the losses), and every registered variable must
+        be in the list.
+      cov_ema_decay: The decay of the covariance moving averages (float in
+        [0, 1], or a scalar Tensor).
+      damping: The damping `λ` added to the blocks: a float or a scalar
+        Tensor. Used as a dict key by the factors, so equal floats share
+        inverses.
+      layer_collection: The `layer_collection.LayerCollection` with the
+        registered blocks and at least one loss.
+      estimation_mode: How the gradients feeding the factors are computed:
+        * "gradients" (default): gradients of the loss evaluated at targets
+          sampled from the model's predictive distribution (one source; an
+          unbiased Monte-Carlo estimate of the true Fisher);
+        * "empirical": gradients of the loss at the data targets (one
+          source; the empirical Fisher; the losses need targets);
+        * "curvature_prop": the losses' Fisher factors applied to random ±1
+          vectors, back-propagated to the blocks (one source; unbiased);
+        * "exact": every column of every loss's Fisher factor, each
+          back-propagated (one source per column; exact per-block
+          statistics, up to the block's own approximation).
+      colocate_gradients_with_ops: Passed to `tf.compat.v1.gradients` for the
+        gradients that feed the factors (an r1.5 keyword).
+      cov_devices: Optional list of device strings; the covariance-update ops
+        of the factors are placed on them in turn (an r1.5 keyword).
+      inv_devices: Optional list of device strings; the inverse-update ops of
+        the factors are placed on them in turn (an r1.5 keyword).
+
+    Raises:
+      ValueError: If `estimation_mode` is unknown, if no loss is registered,
+        or (one error listing every problem) if a variable is unregistered,
+        registered with the wrong number of uses, or registered but missing
+        from `variables`.
+    """
+    if estimation_mode not in _ESTIMATION_MODES:
+      raise ValueError(
+          "Unrecognized value {!r} for estimation_mode. Must be one of "
+          "{}.".format(estimation_mode, list(_ESTIMATION_MODES)))
+    self._variables = list(variables)
+    self._damping = damping
+    self._estimation_mode = estimation_mode
+    self._layers = layer_collection
+    self._colocate_gradients_with_ops = colocate_gradients_with_ops
+    self._cov_device_context_generator = _DeviceContextGenerator(cov_devices)
+    if inv_devices == cov_devices:
+      self._inv_device_context_generator = self._cov_device_context_generator
+    else:
+      self._inv_device_context_generator = _DeviceContextGenerator(
+          inv_devices)
+
+    self._layers.create_subgraph()
+    self._check_registration(self._variables)
+    self.cov_update_op, self.inv_update_op, self.inv_updates_dict = (
+        self._setup(cov_ema_decay))
+
+  @property
+  def variables(self):
+    """The list of variables whose Fisher is estimated."""
+    return self._variables
+
+  @property
+  def damping(self):
+    """The damping (float or scalar Tensor) given to the constructor."""
+    return self._damping
+
+  def _check_registration(self, variables):
+    """Checks that `variables` and the registrations match.
+
+    Every variable must be registered, with as many registrations as it has
+    uses (consumers of its value) inside the graph that feeds the losses, and
+    every registered variable must be in `variables`.
+
+    Args:
+      variables: The list of variables given to the constructor.
+
+    Raises:
+      ValueError: One error whose message lists every problem found.
+    """
+    reg_use_map = self._layers.get_use_count_map()
+    subgraph = self._layers.subgraph
+    error_messages = []
+    for var in variables:
+      reg_uses = reg_use_map.get(var, 0)
+      total_uses = subgraph.variable_uses(var)
+      if reg_uses == 0:
+        error_messages.append("Variable {} not registered.".format(var.name))
+      elif not math.isinf(reg_uses) and reg_uses != total_uses:
+        error_messages.append(
+            "Variable {} registered with wrong number of uses ({} "
+            "registrations vs. {} uses).".format(var.name, reg_uses,
+                                                 total_uses))
+    not_listed = [reg_var for reg_var, count in reg_use_map.items()
+                  if count and not _identity_index(variables, reg_var)]
+    if not_listed:
+      error_messages.append(
+          "{} registered variables were not included in list: {}.".format(
+              len(not_listed),
+              ", ".join(getattr(v, "name", str(v)) for v in not_listed)))
+    if error_messages:
+      error_messages = [
+          "Found the following errors with variable registration:"
+      ] + error_messages
+      raise ValueError("\n\t".join(error_messages))
+
+  def _apply_transformation(self, vecs_and_vars, transform):
+    """Applies a per-block transformation to a list of (vector, variable).
+
+    Args:
+      vecs_and_vars: List of (vector, variable) pairs; every registered
+        block's variables must appear.
+      transform: Callable `(fisher_block, vector_or_list) -> same structure`.
+
+    Returns:
+      A list of (transformed vector, variable), in the input order.
+    """
+    vecs = utils.SequenceDict((var, vec) for vec, var in vecs_and_vars)
+    trans_vecs = utils.SequenceDict()
+    for params, fb in self._layers.fisher_blocks.items():
+      trans_vecs[params] = transform(fb, vecs[params])
+    return [(trans_vecs[var], var) for _, var in vecs_and_vars]
+
+  def multiply_inverse(self, vecs_and_vars):
+    """Multiplies vectors by the inverse of the damped Fisher approximation.
+
+    Each block applies its own damped inverse, e.g.
+    `(A + π√λ I)⁻¹ V (G + √λ/π I)⁻¹` for a Kronecker-factored layer (where
+    `V` is the `[in(+1), out]` matrix of the layer's vector), using the
+    inverse variables last refreshed by `inv_update_op`.
+
+    Args:
+      vecs_and_vars: List of (vector, variable) pairs, each vector shaped
+        like its variable, e.g. the output of `compute_gradients`. Every
+        registered variable must appear.
+
+    Returns:
+      A list of (F̂⁻¹ vector, variable) pairs, in the input order.
+    """
+    return self._apply_transformation(
+        vecs_and_vars, lambda fb, vec: fb.multiply_inverse(vec))
+
+  def multiply(self, vecs_and_vars):
+    """Multiplies vectors by the damped Fisher approximation.
+
+    Args:
+      vecs_and_vars: List of (vector, variable) pairs, each vector shaped
+        like its variable. Every registered variable must appear.
+
+    Returns:
+      A list of (F̂ vector, variable) pairs, in the input order.
+    """
+    return self._apply_transformation(
+        vecs_and_vars, lambda fb, vec: fb.multiply(vec))
+
+  def _setup(self, cov_ema_decay):
+    """Instantiates the factors and builds the update ops.
+
+    Args:
+      cov_ema_decay: The decay of the covariance moving averages.
+
+    Returns:
+      A tuple `(cov_update_op, inv_update_op, inv_updates_dict)`.
+    """
+    fisher_blocks_list = list(self._layers.get_blocks())
+    tensors_to_compute_grads = [
+        fb.tensors_to_compute_grads() for fb in fisher_blocks_list]
+    gradient_fns = {
+        "gradients": self._get_grads_lists_gradients,
+        "empirical": self._get_grads_lists_empirical,
+        "curvature_prop": self._get_grads_lists_curvature_prop,
+        "exact": self._get_grads_lists_exact,
+    }
+    grads_lists = gradient_fns[self._estimation_mode](tensors_to_compute_grads)
+
+    for grads_list, fb in zip(grads_lists, fisher_blocks_list):
+      fb.instantiate_factors(grads_list, self.damping)
+
+    cov_updates = []
+    for factor in self._layers.get_factors():
+      with self._cov_device_context_generator():
+        cov_updates.append(factor.make_covariance_update_op(cov_ema_decay))
+
+    inv_updates = {}
+    for factor in self._layers.get_factors():
+      with self._inv_device_context_generator():
+        for op in factor.make_inverse_update_ops():
+          inv_updates[op.name] = op
+
+    return (tf.group(*cov_updates), tf.group(*inv_updates.values()),
+            inv_updates)
+
+  def _gradients(self, ys, xs, grad_ys=None):
+    """`tf.compat.v1.gradients` with `None` results replaced by zeros.
+
+    A block tensor that a loss (or a Fisher-factor column) does not reach
+    gets a zero contribution from it.
+
+    Args:
+      ys: List of Tensors to differentiate.
+      xs: List of Tensors (or variables) to differentiate with respect to.
+      grad_ys: Optional list of cotangents, one per element of `ys`.
+
+    Returns:
+      A list of Tensors shaped like `xs`.
+    """
+    grads = tf.compat.v1.gradients(
+        ys, xs, grad_ys=grad_ys,
+        colocate_gradients_with_ops=self._colocate_gradients_with_ops)
+    return [tf.zeros_like(x) if g is None else
+            (tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g)
+            for x, g in zip(xs, grads)]
+
+  def _get_grads_lists_gradients(self, tensors):
+    """Gradients of the loss at targets sampled from the model (one source).
+
+    Args:
+      tensors: List (one entry per block) of the tensors whose gradients the
+        block needs (a Tensor, variable, or tuple/list of them).
+
+    Returns:
+      A tuple with one entry per block: the 1-tuple `(grads,)` with `grads`
+      structured like the block's entry of `tensors`.
+    """
+    grads_flat = self._gradients([self._layers.total_sampled_loss()],
+                                 tf.nest.flatten(tensors))
+    grads_all = tf.nest.pack_sequence_as(tensors, grads_flat)
+    return tuple((grad,) for grad in grads_all)
+
+  def _get_grads_lists_empirical(self, tensors):
+    """Gradients of the loss at the data targets (one source).
+
+    Args:
+      tensors: As in `_get_grads_lists_gradients`.
+
+    Returns:
+      As in `_get_grads_lists_gradients`.
+    """
+    grads_flat = self._gradients([self._layers.total_loss()],
+                                 tf.nest.flatten(tensors))
+    grads_all = tf.nest.pack_sequence_as(tensors, grads_flat)
+    return tuple((grad,) for grad in grads_all)
+
+  def _get_transformed_random_signs(self):
+    """Per loss, `B s` for a fresh random ±1 vector `s` (B Bᵀ = F_loss)."""
+    transformed_random_signs = []
+    for loss in self._layers.losses:
+      transformed_random_signs.append(
+          loss.multiply_fisher_factor(
+              utils.generate_random_signs(loss.fisher_factor_inner_shape)))
+    return transformed_random_signs
+
+  def _get_grads_lists_curvature_prop(self, tensors):
+    """Random Fisher-factor columns back-propagated to the blocks (one source).
+
+    `E[(Jᵀ B s)(Jᵀ B s)ᵀ] = Jᵀ B Bᵀ J = Jᵀ F_loss J` for Rademacher `s`.
+
+    Args:
+      tensors: As in `_get_grads_lists_gradients`.
+
+    Returns:
+      As in `_get_grads_lists_gradients`.
+    """
+    loss_inputs = list(loss.inputs for loss in self._layers.losses)
+    transformed_random_signs = self._get_transformed_random_signs()
+    grads_flat = self._gradients(
+        tf.nest.flatten(loss_inputs), tf.nest.flatten(tensors),
+        grad_ys=tf.nest.flatten(transformed_random_signs))
+    grads_all = tf.nest.pack_sequence_as(tensors, grads_flat)
+    return tuple((grad,) for grad in grads_all)
+
+  def _get_grads_lists_exact(self, tensors):
+    """Every Fisher-factor column of every loss, back-propagated.
+
+    For each loss and each index `i` of its factor's inner (per-example)
+    shape, the replicated one-hot column `B e_i` (for every example of the
+    batch) is back-propagated to the blocks. Summing the outer products over
+    the sources gives `Σ_i Jᵀ B e_i e_iᵀ Bᵀ J = Jᵀ F_loss J` per example.
+
+    Args:
+      tensors: As in `_get_grads_lists_gradients`.
+
+    Returns:
+      A tuple with one entry per block: a tuple with one source per (loss,
+      index) pair, each structured like the block's entry of `tensors`.
+
+    Raises:
+      ValueError: If a loss's `fisher_factor_inner_static_shape` is not fully
+        known beyond the batch dimension.
+    """
+    grads_all = []
+    for loss in self._layers.losses:
+      inner_shape = tf.TensorShape(loss.fisher_factor_inner_static_shape)[1:]
+      if not inner_shape.is_fully_defined():
+        raise ValueError(
+            "estimation_mode 'exact' needs the fisher_factor_inner_static_shape"
+            " of every loss to be known beyond the batch dimension; got {}."
+            .format(loss.fisher_factor_inner_static_shape))
+      for index in np.ndindex(*inner_shape.as_list()):
+        transformed_one_hot = loss.multiply_fisher_factor_replicated_one_hot(
+            index)
+        grads_flat = self._gradients(
+            tf.nest.flatten(loss.inputs), tf.nest.flatten(tensors),
+            grad_ys=tf.nest.flatten(transformed_one_hot))
+        grads_all.append(tf.nest.pack_sequence_as(tensors, grads_flat))
+    return tuple(zip(*grads_all))

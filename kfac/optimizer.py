@@ -1,0 +1,417 @@
+"""The K-FAC optimizer.
+
+`KfacOptimizer` is a `tf.compat.v1.train.GradientDescentOptimizer` whose
+update direction is the gradient preconditioned by the inverse of K-FAC's
+block-diagonal, damped Fisher approximation `F̂` (Martens & Grosse, 2015),
+with optional momentum, Adam-style momentum, quadratic-model momentum and
+KL-based update clipping.
+"""
+
+import tensorflow as tf
+
+from kfac import curvature_matrix_vector_products as cmvp
+from kfac import estimator as est
+
+__all__ = ["KfacOptimizer"]
+
+_LEGAL_MOMENTUM_TYPES = ("regular", "adam", "qmodel")
+
+
+def _same_variable_set(vars1, vars2):
+  """True if the two collections hold the same variables (by identity)."""
+  return ({id(v) for v in vars1} == {id(v) for v in vars2})
+
+
+class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
+  """The K-FAC optimizer (Martens & Grosse, 2015).
+
+  Every step computes the gradients `g`, preconditions them with the damped
+  Fisher approximation, `p = F̂⁻¹ g`, and applies `var ← var − lr·step`
+  through `GradientDescentOptimizer.apply_gradients`, where `step` depends on
+  `momentum_type`:
+
+  * "regular": `velocity ← momentum·velocity + p` (with `p` first scaled by
+    the KL clipping coefficient if `norm_constraint` is set);
+    `step = velocity`;
+  * "adam": `velocity ← momentum·velocity + g`; `step = F̂⁻¹ velocity`;
+  * "qmodel": `α, μ` minimise the quadratic model
+    `½ δᵀ(F + λI)δ + gᵀδ` over `δ = α p + μ (−velocity)` (exact Fisher `F`
+    averaged over the batch, from `CurvatureMatrixVectorProductComputer`);
+    `velocity ← μ·velocity − α p`; `step = velocity`.
+
+  The statistics are not updated by the training op: run `cov_update_op`
+  (covariance moving averages) every step and `inv_update_op` (damped
+  inverses) every few steps, e.g.
+  `sess.run([train_op, optimizer.cov_update_op])`.
+
+  Attributes:
+    cov_update_op: `tf.Operation` updating all factor covariances.
+    inv_update_op: `tf.Operation` updating all damped inverses.
+    inv_updates_dict: dict `{op.name: op}` of the individual inverse updates.
+  """
+
+  def __init__(self, learning_rate, cov_ema_decay, damping, layer_collection,
+               momentum=0., momentum_type="regular", norm_constraint=None,
+               name="KFAC", var_list=None, estimation_mode="gradients",
+               colocate_gradients_with_ops=False, cov_devices=None,
+               inv_devices=None):
+    """Builds the Fisher estimator and its update ops.
+
+    Args:
+      learning_rate: The learning rate `lr` (float or scalar Tensor).
+      cov_ema_decay: The decay of the covariance moving averages.
+      damping: The damping `λ` (float or scalar Tensor) added to the Fisher
+        blocks (Tikhonov damping, factored with the π correction for
+        Kronecker blocks).
+      layer_collection: The `layer_collection.LayerCollection` in which every
+        variable of `var_list` is registered and at least one loss.
+      momentum: The momentum decay (float or scalar Tensor). Must be 0 (or
+        None) for "qmodel".
+      momentum_type: "regular", "adam" or "qmodel" (case-insensitive).
+      norm_constraint: None, or the bound `c` of the KL clipping: the
+        preconditioned gradient is scaled by
+        `min(1, sqrt(c / (lr² · pᵀ g)))`. Only with "regular".
+      name: The optimizer name, also the suffix of the velocity slot
+        variables (`<var op name>/<name>`).
+      var_list: Optional list of the variables to optimise (an r1.5 keyword);
+        defaults to all trainable variables of the default graph.
+      estimation_mode: The `FisherEstimator` estimation mode (an r1.5
+        keyword): "gradients", "empirical", "curvature_prop" or "exact".
+      colocate_gradients_with_ops: Passed to the estimator's gradient
+        computations (an r1.5 keyword).
+      cov_devices: Optional list of devices for the covariance-update ops,
+        used in turn (an r1.5 keyword).
+      inv_devices: Optional list of devices for the inverse-update ops, used
+        in turn (an r1.5 keyword).
+
+    Raises:
+      ValueError: If `momentum_type` is unknown, if `norm_constraint` is set
+        with a non-"regular" momentum type, if a non-zero `momentum` is given
+        with "qmodel", or for the `FisherEstimator` errors (no loss,
+        variables and registrations that do not match, unknown mode).
+    """
+    if not isinstance(momentum_type, str):
+      raise ValueError("momentum_type must be one of {}; got {!r}.".format(
+          list(_LEGAL_MOMENTUM_TYPES), momentum_type))
+    momentum_type = momentum_type.lower()
+    if momentum_type not in _LEGAL_MOMENTUM_TYPES:
+      raise ValueError("Unsupported momentum type {}. Must be one of {}."
+                       .format(momentum_type, list(_LEGAL_MOMENTUM_TYPES)))
+    if momentum_type != "regular" and norm_constraint is not None:
+      raise ValueError("Update clipping (norm_constraint={}) is only "
+                       "supported with momentum_type 'regular'; got {!r}."
+                       .format(norm_constraint, momentum_type))
+    if momentum_type == "qmodel":
+      if not (momentum is None or
+              (isinstance(momentum, (int, float)) and momentum == 0)):
+        raise ValueError("momentum must be 0 (or None) with momentum_type "
+                         "'qmodel': the quadratic model chooses the momentum "
+                         "decay; got {!r}.".format(momentum))
+      momentum = 0.
+    elif momentum is None:
+      raise ValueError("momentum must be a float or a scalar Tensor with "
+                       "momentum_type {!r}; got None.".format(momentum_type))
+
+    variables = (tf.compat.v1.trainable_variables() if var_list is None
+                 else list(var_list))
+    self._fisher_est = est.FisherEstimator(
+        variables, cov_ema_decay, damping, layer_collection,
+        estimation_mode=estimation_mode,
+        colocate_gradients_with_ops=colocate_gradients_with_ops,
+        cov_devices=cov_devices, inv_devices=inv_devices)
+
+    self._momentum = tf.convert_to_tensor(momentum, name="momentum")
+    self._momentum_type = momentum_type
+    self._norm_constraint = norm_constraint
+    # The batch size of the first loss: the quadratic model averages the
+    # exact Fisher over it.
+    self._batch_size = tf.shape(
+        tf.nest.flatten(layer_collection.losses[0].inputs)[0])[0]
+    self._losses = layer_collection.losses
+
+    self.cov_update_op = self._fisher_est.cov_update_op
+    self.inv_update_op = self._fisher_est.inv_update_op
+    self.inv_updates_dict = self._fisher_est.inv_updates_dict
+
+    super(KfacOptimizer, self).__init__(learning_rate, name=name)
+
+  @property
+  def variables(self):
+    """The list of variables whose Fisher is estimated (and optimised)."""
+    return self._fisher_est.variables
+
+  @property
+  def damping(self):
+    """The damping given to the constructor."""
+    return self._fisher_est.damping
+
+  def _check_var_list(self, var_list):
+    if not _same_variable_set(var_list, self.variables):
+      raise ValueError("var_list doesn't match with set of Fisher-estimating "
+                       "variables.")
+
+  def minimize(self, *args, **kwargs):
+    """Adds ops to minimise a loss with K-FAC steps (base `minimize`).
+
+    Args:
+      *args: Positional arguments of `Optimizer.minimize` (`loss`, then
+        `global_step`, ...). `var_list` must be given by keyword if at all.
+      **kwargs: Keyword arguments of `Optimizer.minimize`. A missing or None
+        `var_list` is replaced by `self.variables`.
+
+    Returns:
+      The training op (also incrementing `global_step` if given).
+
+    Raises:
+      ValueError: If `var_list` is not the set of Fisher-estimating
+        variables.
+    """
+    if kwargs.get("var_list") is None:
+      kwargs["var_list"] = self.variables
+    self._check_var_list(kwargs["var_list"])
+    return super(KfacOptimizer, self).minimize(*args, **kwargs)
+
+  def compute_gradients(self, loss, var_list=None,
+                        gate_gradients=tf.compat.v1.train.Optimizer.GATE_OP,
+                        aggregation_method=None,
+                        colocate_gradients_with_ops=False, grad_loss=None):
+    """Computes the plain gradients of `loss` (base `compute_gradients`).
+
+    Args:
+      loss: The scalar loss Tensor to differentiate.
+      var_list: Optional list of variables; defaults to `self.variables` and
+        must hold exactly the Fisher-estimating variables.
+      gate_gradients: `GATE_NONE`, `GATE_OP` or `GATE_GRAPH`.
+      aggregation_method: See `tf.compat.v1.gradients`.
+      colocate_gradients_with_ops: Colocate gradients with the forward ops.
+      grad_loss: Optional Tensor holding the gradient of `loss`.
+
+    Returns:
+      A list of (gradient, variable) pairs.
+
+    Raises:
+      ValueError: If `var_list` is not the set of Fisher-estimating
+        variables.
+    """
+    if var_list is None:
+      var_list = self.variables
+    self._check_var_list(var_list)
+    return super(KfacOptimizer, self).compute_gradients(
+        loss, var_list=var_list, gate_gradients=gate_gradients,
+        aggregation_method=aggregation_method,
+        colocate_gradients_with_ops=colocate_gradients_with_ops,
+        grad_loss=grad_loss)
+
+  def apply_gradients(self, grads_and_vars, *args, **kwargs):
+    """Applies K-FAC steps computed from plain gradients.
+
+    The steps (see the class docstring) update the velocity slots and are
+    then applied as `var ← var − lr·step`.
+
+    Args:
+      grads_and_vars: List of (gradient, variable) pairs, as returned by
+        `compute_gradients`, covering every Fisher-estimating variable.
+      *args: Further positional arguments of
+        `Optimizer.apply_gradients` (`global_step`, `name`).
+      **kwargs: Further keyword arguments of `Optimizer.apply_gradients`.
+
+    Returns:
+      The op applying the steps (incrementing `global_step` if given).
+    """
+    grads_and_vars = list(grads_and_vars)
+    steps_and_vars = self._compute_update_steps(grads_and_vars)
+    return super(KfacOptimizer, self).apply_gradients(steps_and_vars, *args,
+                                                      **kwargs)
+
+  def _squared_fisher_norm(self, grads_and_vars, precon_grads_and_vars):
+    """Computes `Σ_vars Σ g ⊙ p`, i.e. `pᵀ F̂ p` for `p = F̂⁻¹ g`.
+
+    Args:
+      grads_and_vars: List of (gradient, variable) pairs.
+      precon_grads_and_vars: List of (preconditioned gradient, variable)
+        pairs for the same variables, in the same order.
+
+    Returns:
+      A scalar Tensor.
+
+    Raises:
+      ValueError: If the two lists do not reference the same variables.
+    """
+    for (_, gvar), (_, pgvar) in zip(grads_and_vars, precon_grads_and_vars):
+      if gvar is not pgvar:
+        raise ValueError("The variables referenced by the two arguments must "
+                         "match.")
+    terms = [tf.reduce_sum(grad * pgrad)
+             for (grad, _), (pgrad, _) in zip(grads_and_vars,
+                                              precon_grads_and_vars)]
+    return tf.reduce_sum(terms)
+
+  def _update_clip_coeff(self, grads_and_vars, precon_grads_and_vars):
+    """Computes the KL clipping coefficient (Ba et al., 2017).
+
+    `coeff = min(1, sqrt(norm_constraint / (lr² · pᵀ F̂ p)))`, so that the
+    clipped update `lr·coeff·p` has squared Fisher norm at most
+    `norm_constraint`.
+
+    Args:
+      grads_and_vars: List of (gradient, variable) pairs.
+      precon_grads_and_vars: List of (preconditioned gradient, variable).
+
+    Returns:
+      A scalar Tensor.
+    """
+    sq_norm_grad = self._squared_fisher_norm(grads_and_vars,
+                                             precon_grads_and_vars)
+    dtype = sq_norm_grad.dtype
+    learning_rate = tf.cast(self._learning_rate, dtype)
+    sq_norm_up = sq_norm_grad * learning_rate**2
+    return tf.minimum(tf.ones([], dtype),
+                      tf.sqrt(tf.cast(self._norm_constraint, dtype) /
+                              sq_norm_up))
+
+  def _clip_updates(self, grads_and_vars, precon_grads_and_vars):
+    """Scales the preconditioned gradients by `_update_clip_coeff`.
+
+    Args:
+      grads_and_vars: List of (gradient, variable) pairs.
+      precon_grads_and_vars: List of (preconditioned gradient, variable).
+
+    Returns:
+      List of (clipped preconditioned gradient, variable) pairs.
+    """
+    coeff = self._update_clip_coeff(grads_and_vars, precon_grads_and_vars)
+    return [(pgrad * coeff, var) for pgrad, var in precon_grads_and_vars]
+
+  def _compute_prev_updates(self, variables):
+    """The previous updates, `−velocity` per variable (up to the lr)."""
+    return list(-self._zeros_slot(var, "velocity", self._name)
+                for var in variables)
+
+  def _compute_qmodel_hyperparams(self, precon_grads, prev_updates, grads,
+                                  variables):
+    """Chooses (α, μ) minimising the quadratic model along two directions.
+
+    With `p` = preconditioned gradients, `d` = previous updates,
+    `u = Bᵀ J p`, `w = Bᵀ J d` (exact Fisher factor products), `n` = batch
+    size and `λ` = damping:
+    `M = [[uᵀu/n + λ pᵀp, wᵀu/n + λ dᵀp], [wᵀu/n + λ dᵀp, wᵀw/n + λ dᵀd]]`,
+    `c = [gᵀp, gᵀd]`. The model `½ xᵀ M x + cᵀ x` of `δ = x₀ p + x₁ d` is
+    minimised by `x = −M⁻¹ c`, so with `sol = M⁻¹ c`: `α = −sol₀`,
+    `μ = −sol₁`, and the returned `qmodel_change = ½ solᵀ c` (the legacy
+    formula; it is not used by the optimizer). If
+    `M₁₁ = wᵀw/n + λ dᵀd` is 0 (no previous update): `α = −gᵀp / M₀₀`,
+    `μ = 0` and `qmodel_change = ½ α gᵀp`.
+
+    Args:
+      precon_grads: List of preconditioned gradients `p`.
+      prev_updates: List of previous updates `d`.
+      grads: List of gradients `g`.
+      variables: List of the variables.
+
+    Returns:
+      A tuple of scalar Tensors `(alpha, mu, qmodel_change)`.
+    """
+    cmvpc = cmvp.CurvatureMatrixVectorProductComputer(self._losses, variables)
+
+    # Products with the transposed Fisher factor (loss-factor space).
+    fft_precon_grads = cmvpc.multiply_fisher_factor_transpose(precon_grads)
+    fft_prev_updates = cmvpc.multiply_fisher_factor_transpose(prev_updates)
+
+    batch_size = tf.cast(self._batch_size, dtype=fft_precon_grads[0].dtype)
+    damping = tf.cast(self.damping, dtype=fft_precon_grads[0].dtype)
+
+    m_11 = (_inner_product_list(fft_precon_grads, fft_precon_grads) /
+            batch_size +
+            damping * _inner_product_list(precon_grads, precon_grads))
+    m_21 = (_inner_product_list(fft_prev_updates, fft_precon_grads) /
+            batch_size +
+            damping * _inner_product_list(prev_updates, precon_grads))
+    m_22 = (_inner_product_list(fft_prev_updates, fft_prev_updates) /
+            batch_size +
+            damping * _inner_product_list(prev_updates, prev_updates))
+
+    def non_zero_prevupd_case():
+      m = tf.convert_to_tensor([[m_11, m_21], [m_21, m_22]])
+      c = tf.convert_to_tensor(
+          [[_inner_product_list(grads, precon_grads)],
+           [_inner_product_list(grads, prev_updates)]])
+      sol = _two_by_two_solve(m, c)
+      alpha = -sol[0, 0]
+      mu = -sol[1, 0]
+      qmodel_change = 0.5 * tf.reduce_sum(sol * c)
+      return alpha, mu, qmodel_change
+
+    def zero_prevupd_case():
+      c = _inner_product_list(grads, precon_grads)
+      alpha = -c / m_11
+      mu = tf.zeros_like(alpha)
+      qmodel_change = 0.5 * alpha * c
+      return alpha, mu, qmodel_change
+
+    return tf.cond(tf.equal(m_22, 0.0), zero_prevupd_case,
+                   non_zero_prevupd_case)
+
+  def _compute_update_steps(self, grads_and_vars):
+    """Computes the steps (to be multiplied by −lr) for every variable.
+
+    Args:
+      grads_and_vars: List of (gradient, variable) pairs.
+
+    Returns:
+      List of (step, variable) pairs, in the input order.
+    """
+    if self._momentum_type == "regular":
+      precon_grads_and_vars = self._fisher_est.multiply_inverse(grads_and_vars)
+      if self._norm_constraint is not None:
+        precon_grads_and_vars = self._clip_updates(grads_and_vars,
+                                                   precon_grads_and_vars)
+      return self._update_velocities(precon_grads_and_vars, self._momentum)
+    elif self._momentum_type == "adam":
+      velocities_and_vars = self._update_velocities(grads_and_vars,
+                                                    self._momentum)
+      return self._fisher_est.multiply_inverse(velocities_and_vars)
+    else:  # "qmodel"
+      precon_grads_and_vars = self._fisher_est.multiply_inverse(grads_and_vars)
+      precon_grads = list(pgrad for (pgrad, _) in precon_grads_and_vars)
+      grads = list(grad for (grad, _) in grads_and_vars)
+      variables = list(var for (_, var) in grads_and_vars)
+      prev_updates = self._compute_prev_updates(variables)
+      alpha, mu, _ = self._compute_qmodel_hyperparams(
+          precon_grads, prev_updates, grads, variables)
+      return self._update_velocities(
+          zip(precon_grads, variables), mu, vec_coeff=-alpha)
+
+  def _update_velocities(self, vecs_and_vars, decay, vec_coeff=1.0):
+    """Updates the velocity slots: `velocity ← decay·velocity + coeff·vec`.
+
+    The slots (`<var op name>/<optimizer name>`, zero-initialised) are
+    created on first use, also when the momentum is 0.
+
+    Args:
+      vecs_and_vars: Iterable of (vector, variable) pairs.
+      decay: The decay (float or scalar Tensor).
+      vec_coeff: The coefficient of the vector (float or scalar Tensor).
+
+    Returns:
+      List of (new velocity, variable) pairs; reading the new velocity runs
+      the assignment.
+    """
+    def _update_velocity(vec, var):
+      velocity = self._zeros_slot(var, "velocity", self._name)
+      with tf.compat.v1.colocate_with(velocity):
+        # Read/modify/write: not safe for asynchronous updates.
+        new_velocity = decay * velocity + vec_coeff * vec
+        return (tf.identity(velocity.assign(new_velocity)), var)
+
+    return [_update_velocity(vec, var) for vec, var in vecs_and_vars]
+
+
+def _inner_product_list(list1, list2):
+  """`Σ_i Σ list1[i] ⊙ list2[i]`: the inner product of two vector lists."""
+  return tf.add_n([tf.reduce_sum(elt1 * elt2)
+                   for elt1, elt2 in zip(list1, list2)])
+
+
+def _two_by_two_solve(m, c):
+  """Solves `m x = c` for a 2×2 matrix `m` (as `m⁻¹ c`)."""
+  return tf.matmul(tf.linalg.inv(m), c)

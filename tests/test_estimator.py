@@ -1,0 +1,559 @@
+"""Tests for kfac.estimator.
+
+The legacy estimator tests (api.md §11.4), then the estimation modes on a
+tiny network — one fully connected layer `logits = x w (+ b)` with a
+categorical loss — checked against the true Fisher computed in NumPy from the
+softmax probabilities and the inputs:
+
+  per example b, with ã_b = (x_b, 1) (or x_b without bias), p_b =
+  softmax(logits_b), F_b = diag(p_b) - p_b p_bᵀ, the Fisher of the layer's
+  parameters (laid out as the `[in(+1), out]` matrix, row-major) is
+  kron(ã_b ã_bᵀ, F_b); the block statistics are averages over the batch.
+"""
+
+from unittest import mock
+
+from absl.testing import parameterized
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kfac import estimator
+from kfac import fisher_factors
+from kfac import layer_collection as lc_lib
+from kfac import utils
+
+IN, OUT = 4, 3
+
+
+# --- NumPy oracle ----------------------------------------------------------
+
+def _softmax_rows(z):
+  e = np.exp(z - z.max(axis=1, keepdims=True))
+  return e / e.sum(axis=1, keepdims=True)
+
+
+def _homog(x, has_bias):
+  return np.hstack([x, np.ones((x.shape[0], 1))]) if has_bias else x
+
+
+def _per_example_loss_fishers(logits):
+  fishers = []
+  for p in _softmax_rows(logits):
+    fishers.append(np.diag(p) - np.outer(p, p))
+  return fishers
+
+
+def _true_fisher(x, logits, has_bias):
+  """(1/B) Σ_b kron(ã_b ã_bᵀ, F_b): the Fisher of the mean per-example loss."""
+  a = _homog(x, has_bias)
+  fishers = _per_example_loss_fishers(logits)
+  total = 0.0
+  for b in range(x.shape[0]):
+    total = total + np.kron(np.outer(a[b], a[b]), fishers[b])
+  return total / x.shape[0]
+
+
+def _loss_factor(p):
+  """B = diag(√p) − p √pᵀ, with B Bᵀ = diag(p) − p pᵀ."""
+  q = np.sqrt(p)
+  return np.diag(q) - np.outer(p, q)
+
+
+# --- Graph helpers ---------------------------------------------------------
+
+def _values(seed, batch):
+  rng = np.random.RandomState(seed)
+  return dict(x=rng.randn(batch, IN).astype(np.float32),
+              w=rng.randn(IN, OUT).astype(np.float32),
+              b=rng.randn(OUT).astype(np.float32),
+              targets=rng.randint(0, OUT, size=batch).astype(np.int32))
+
+
+def _build_layer(vals, approx, has_bias=True, seed=None, with_targets=True):
+  """Builds x → logits, registers the layer and a categorical loss."""
+  x = tf.constant(vals["x"])
+  w = tf.compat.v1.get_variable("w", initializer=vals["w"])
+  logits = tf.matmul(x, w)
+  params = w
+  if has_bias:
+    b = tf.compat.v1.get_variable("b", initializer=vals["b"])
+    logits += b
+    params = (w, b)
+  lc = lc_lib.LayerCollection()
+  if approx in ("kron", "diagonal"):
+    lc.register_fully_connected(params, x, logits, approx=approx)
+  else:  # generic "full" / "naive"
+    lc.register_generic(params, batch_size=vals["x"].shape[0],
+                        approx="full" if approx == "full" else "diagonal")
+  targets = tf.constant(vals["targets"]) if with_targets else None
+  lc.register_categorical_predictive_distribution(logits, seed=seed,
+                                                  targets=targets)
+  variables = [w, b] if has_bias else [w]
+  return lc, variables, logits
+
+
+def _kron_covs(lc, sess):
+  """(A, G) of the single fully connected Kronecker block."""
+  covs = sess.run([f.get_cov() for f in lc.get_factors()])
+  inputs = [c for c in covs if c.shape[0] != OUT]
+  outputs = [c for c in covs if c.shape[0] == OUT]
+  assert len(inputs) == 1 and len(outputs) == 1
+  return inputs[0], outputs[0]
+
+
+def _single_cov(lc, sess):
+  factors = list(lc.get_factors())
+  assert len(factors) == 1
+  return sess.run(factors[0].get_cov())
+
+
+class LegacyEstimatorTest(parameterized.TestCase):
+  """The legacy estimator_test.py cases (api.md §11.4)."""
+
+  def _setup(self):
+    inputs = tf.random.normal((2, 2), dtype=tf.float32, seed=1)
+    weights = tf.compat.v1.get_variable("w", shape=(2, 2), dtype=tf.float32)
+    bias = tf.compat.v1.get_variable(
+        "b", initializer=tf.compat.v1.zeros_initializer(), shape=(2,))
+    output = tf.matmul(inputs, weights) + bias
+    layer_collection = lc_lib.LayerCollection()
+    # Only the weights are registered.
+    layer_collection.register_fully_connected(params=weights, inputs=inputs,
+                                              outputs=output)
+    outputs = tf.tanh(output)
+    targets = tf.zeros([2], dtype=tf.int32)
+    layer_collection.register_categorical_predictive_distribution(
+        logits=outputs, targets=targets)
+    return layer_collection, weights, bias
+
+  def test_estimator_init_manual_registration(self):
+    with tf.Graph().as_default():
+      lc, w, b = self._setup()
+      # Only the registered variable: fine.
+      estimator.FisherEstimator([w], 0.1, 0.2, lc)
+    with tf.Graph().as_default():
+      lc, w, b = self._setup()
+      # The bias is used but not registered.
+      with pytest.raises(ValueError, match="not registered"):
+        estimator.FisherEstimator([w, b], 0.1, 0.2, lc)
+    with tf.Graph().as_default():
+      lc, w, b = self._setup()
+      # A registered variable is missing from the list.
+      with pytest.raises(ValueError, match="not included in list"):
+        estimator.FisherEstimator([], 0.1, 0.2, lc)
+
+  def test_variable_wrong_number_of_uses(self):
+    with tf.Graph().as_default():
+      lc, w, _ = self._setup()
+      with mock.patch.object(utils.SubGraph, "variable_uses",
+                             return_value=42):
+        with pytest.raises(ValueError, match="wrong number of uses"):
+          estimator.FisherEstimator([w], 0.1, 0.2, lc)
+
+  def test_invalid_estimation_mode(self):
+    with tf.Graph().as_default():
+      lc, w, _ = self._setup()
+      with pytest.raises(ValueError, match="Unrecognized value.*not_a_real"):
+        estimator.FisherEstimator([w], 0.1, 0.2, lc,
+                                  estimation_mode="not_a_real_mode")
+
+  @parameterized.named_parameters(
+      ("gradients", "gradients"),
+      ("empirical", "empirical"),
+      ("curvature_prop", "curvature_prop"),
+      ("exact", "exact"),
+  )
+  def test_all_modes_build(self, mode):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, w, _ = self._setup()
+      est = estimator.FisherEstimator([w], 0.1, 0.2, lc,
+                                      estimation_mode=mode)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      sess.run(est.inv_update_op)
+
+
+class RegistrationErrorsTest(parameterized.TestCase):
+
+  def test_one_error_lists_every_problem(self):
+    with tf.Graph().as_default():
+      x = tf.ones([3, 2])
+      w = tf.compat.v1.get_variable("w", shape=[2, 2])
+      v = tf.compat.v1.get_variable("v", shape=[2])
+      u = tf.compat.v1.get_variable("u", shape=[2])
+      logits = tf.matmul(x, w) + v + u
+      lc = lc_lib.LayerCollection()
+      lc.register_fully_connected(w, x, tf.matmul(x, w))
+      lc.register_generic(v, batch_size=3)
+      lc.register_categorical_predictive_distribution(logits)
+      with pytest.raises(ValueError) as info:
+        estimator.FisherEstimator([w, u], 0.95, 0.1, lc)
+    message = str(info.value)
+    self.assertIn("Found the following errors with variable registration",
+                  message)
+    self.assertIn("Variable u:0 not registered.", message)
+    self.assertIn("1 registered variables were not included in list", message)
+    self.assertIn("v:0", message)
+
+  def test_variable_used_twice_but_registered_once(self):
+    # Resource variables: each use reads the variable through its own op;
+    # the two matmuls are two uses.
+    with tf.Graph().as_default():
+      x = tf.ones([3, 2])
+      w = tf.compat.v1.get_variable("w", shape=[2, 2])
+      h = tf.matmul(x, w)
+      logits = tf.matmul(tf.tanh(h), w)
+      lc = lc_lib.LayerCollection()
+      lc.register_fully_connected(w, x, h)
+      lc.register_categorical_predictive_distribution(logits)
+      with pytest.raises(ValueError,
+                         match=r"wrong number of uses \(1 registrations vs. "
+                         r"2 uses\)"):
+        estimator.FisherEstimator([w], 0.95, 0.1, lc)
+
+  def test_no_loss_raises(self):
+    with tf.Graph().as_default():
+      x = tf.ones([3, 2])
+      w = tf.compat.v1.get_variable("w", shape=[2, 2])
+      lc = lc_lib.LayerCollection()
+      lc.register_fully_connected(w, x, tf.matmul(x, w))
+      with pytest.raises(ValueError, match="at least one registered loss"):
+        estimator.FisherEstimator([w], 0.95, 0.1, lc)
+
+  def test_properties(self):
+    with tf.Graph().as_default():
+      lc, variables, _ = _build_layer(_values(0, 2), "kron")
+      est = estimator.FisherEstimator(variables, 0.95, 0.25, lc)
+      self.assertEqual(est.variables, variables)
+      self.assertEqual(est.damping, 0.25)
+
+
+class ExactModeTest(parameterized.TestCase):
+  """`exact` gives the true Fisher (up to the block's own approximation)."""
+
+  @parameterized.named_parameters(
+      ("bias", True),
+      ("no_bias", False),
+  )
+  def test_kronecker_factors(self, has_bias):
+    vals = _values(1, batch=5)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, variables, logits = _build_layer(vals, "kron", has_bias=has_bias)
+      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
+                                      estimation_mode="exact")
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      logits_value = sess.run(logits)
+      a_cov, g_cov = _kron_covs(lc, sess)
+    a = _homog(vals["x"].astype(np.float64), has_bias)
+    expected_a = sum(np.outer(row, row) for row in a) / a.shape[0]
+    expected_g = sum(_per_example_loss_fishers(logits_value)) / a.shape[0]
+    np.testing.assert_allclose(a_cov, expected_a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g_cov, expected_g, rtol=1e-5, atol=1e-6)
+
+  def test_kronecker_block_is_the_true_fisher_for_one_example(self):
+    vals = _values(2, batch=1)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, variables, logits = _build_layer(vals, "kron")
+      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
+                                      estimation_mode="exact")
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      block = list(lc.get_blocks())[0]
+      full_block, logits_value = sess.run([block.full_fisher_block(), logits])
+    np.testing.assert_allclose(full_block,
+                               _true_fisher(vals["x"], logits_value, True),
+                               rtol=1e-5, atol=1e-6)
+
+  def test_diagonal_block_is_the_diagonal_of_the_true_fisher(self):
+    vals = _values(3, batch=6)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, variables, logits = _build_layer(vals, "diagonal")
+      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
+                                      estimation_mode="exact")
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      cov = _single_cov(lc, sess)
+      logits_value = sess.run(logits)
+    expected = np.diag(_true_fisher(vals["x"], logits_value, True))
+    self.assertEqual(cov.shape, (IN + 1, OUT))
+    np.testing.assert_allclose(cov.reshape(-1), expected, rtol=1e-5,
+                               atol=1e-6)
+
+  @parameterized.named_parameters(
+      ("full", "full"),
+      ("naive_diagonal", "naive"),
+  )
+  def test_generic_block_is_the_true_fisher_for_one_example(self, approx):
+    # Generic blocks square the gradient of the summed loss, so they are the
+    # per-example Fisher only for a batch of one.
+    vals = _values(4, batch=1)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, variables, logits = _build_layer(vals, approx)
+      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
+                                      estimation_mode="exact")
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      cov = _single_cov(lc, sess)
+      logits_value = sess.run(logits)
+    expected = _true_fisher(vals["x"], logits_value, True)
+    if approx == "naive":
+      expected = np.diag(expected)[:, None]
+    np.testing.assert_allclose(cov, expected, rtol=1e-5, atol=1e-6)
+
+
+class EmpiricalModeTest(parameterized.TestCase):
+
+  def test_output_factor_is_the_empirical_fisher(self):
+    vals = _values(6, batch=5)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, variables, logits = _build_layer(vals, "kron")
+      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
+                                      estimation_mode="empirical")
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      _, g_cov = _kron_covs(lc, sess)
+      logits_value = sess.run(logits)
+    probs = _softmax_rows(logits_value.astype(np.float64))
+    expected = np.zeros((OUT, OUT))
+    for b in range(probs.shape[0]):
+      residual = probs[b] - np.eye(OUT)[vals["targets"][b]]
+      expected += np.outer(residual, residual)
+    expected /= probs.shape[0]
+    np.testing.assert_allclose(g_cov, expected, rtol=1e-5, atol=1e-6)
+
+  def test_empirical_needs_targets(self):
+    with tf.Graph().as_default():
+      lc, variables, _ = _build_layer(_values(7, 2), "kron",
+                                      with_targets=False)
+      with pytest.raises(Exception, match="unspecified targets"):
+        estimator.FisherEstimator(variables, 0.0, 0.1, lc,
+                                  estimation_mode="empirical")
+
+
+def _outcomes(mode, p):
+  """All outcomes (probability, s) of one example's sampled output gradient.
+
+  "gradients": s = e_y − p with y ~ Categorical(p);
+  "curvature_prop": s = B ε with ε uniform on {−1, +1}^OUT.
+  """
+  if mode == "gradients":
+    return [(p[y], np.eye(OUT)[y] - p) for y in range(OUT)]
+  factor = _loss_factor(p)
+  outcomes = []
+  for signs in np.ndindex(*([2] * OUT)):
+    eps = 2.0 * np.array(signs) - 1.0
+    outcomes.append((0.5 ** OUT, factor @ eps))
+  return outcomes
+
+
+class StochasticModesTest(parameterized.TestCase):
+  """`gradients` and `curvature_prop` are unbiased estimates of `exact`.
+
+  The batch repeats 4 distinct examples `REPEATS` times, so one covariance
+  update averages N = 4·REPEATS independent single-example estimates. For
+  every entry the exact mean and variance of the single-example estimate
+  are computed by enumerating its outcomes, and the estimate must lie within
+  5 standard errors, sqrt(Σ_rows var_row) / N, of the exact value.
+  """
+
+  REPEATS = 1500
+
+  @parameterized.named_parameters(
+      ("gradients_kron", "gradients", "kron"),
+      ("curvature_prop_kron", "curvature_prop", "kron"),
+      ("gradients_diagonal", "gradients", "diagonal"),
+      ("curvature_prop_diagonal", "curvature_prop", "diagonal"),
+  )
+  def test_agrees_with_exact_in_expectation(self, mode, approx):
+    distinct = _values(8, batch=4)
+    vals = dict(distinct)
+    vals["x"] = np.tile(distinct["x"], [self.REPEATS, 1])
+    vals["targets"] = np.tile(distinct["targets"], [self.REPEATS])
+    n_rows = vals["x"].shape[0]
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      tf.compat.v1.set_random_seed(1234)
+      lc, variables, logits = _build_layer(vals, approx, seed=99)
+      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
+                                      estimation_mode=mode)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      if approx == "kron":
+        _, got = _kron_covs(lc, sess)
+      else:
+        got = _single_cov(lc, sess)
+      logits_value = sess.run(logits[:4]).astype(np.float64)
+
+    probs = _softmax_rows(logits_value)
+    a = _homog(distinct["x"].astype(np.float64), True)
+    mean = 0.0
+    variance = 0.0
+    for b in range(4):
+      outcomes = _outcomes(mode, probs[b])
+      if approx == "kron":
+        values = [np.outer(s, s) for _, s in outcomes]
+      else:
+        values = [np.outer(a[b] ** 2, s ** 2) for _, s in outcomes]
+      m = sum(prob * v for (prob, _), v in zip(outcomes, values))
+      second = sum(prob * v ** 2 for (prob, _), v in zip(outcomes, values))
+      mean = mean + m * self.REPEATS
+      variance = variance + (second - m ** 2) * self.REPEATS
+    mean /= n_rows
+    standard_error = np.sqrt(variance) / n_rows
+
+    # The exact expectation is the true Fisher statistic of the exact mode.
+    expected_exact = sum(_per_example_loss_fishers(logits_value)) / 4
+    if approx == "kron":
+      np.testing.assert_allclose(mean, expected_exact, atol=1e-12)
+    else:
+      np.testing.assert_allclose(
+          mean.reshape(-1),
+          np.diag(_true_fisher(distinct["x"], logits_value, True)),
+          atol=1e-12)
+    tolerance = 5.0 * standard_error + 1e-5
+    self.assertTrue(np.all(np.abs(got - mean) <= tolerance),
+                    msg="estimate {}\nexact {}\ntolerance {}".format(
+                        got, mean, tolerance))
+    # And the estimate is genuinely random (not the exact value itself).
+    self.assertGreater(np.abs(got - mean).max(), 1e-7)
+
+
+class UpdateOpsTest(parameterized.TestCase):
+
+  def test_ema_and_inverse_updates(self):
+    vals = _values(9, batch=3)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, variables, logits = _build_layer(vals, "full")
+      est = estimator.FisherEstimator(variables, 0.75, 0.1, lc,
+                                      estimation_mode="exact")
+      factor = list(lc.get_factors())[0]
+      sess.run(tf.compat.v1.global_variables_initializer())
+      before = sess.run(factor.get_cov())
+      sess.run(est.cov_update_op)
+      after = sess.run(factor.get_cov())
+      # The new statistic, from the exact gradients, computed in NumPy:
+      # g_k = Σ_b ã_b ⊗ (B_b e_k), new_cov = Σ_k g_k g_kᵀ / batch_size.
+      logits_value = sess.run(logits).astype(np.float64)
+      a = _homog(vals["x"].astype(np.float64), True)
+      probs = _softmax_rows(logits_value)
+      new_cov = 0.0
+      for k in range(OUT):
+        g = sum(np.kron(a[b], _loss_factor(probs[b])[:, k])
+                for b in range(3))
+        new_cov = new_cov + np.outer(g, g)
+      new_cov /= 3
+      np.testing.assert_allclose(after, 0.75 * before + 0.25 * new_cov,
+                                 rtol=1e-5, atol=1e-6)
+
+      self.assertTrue(est.inv_updates_dict)
+      for name, op in est.inv_updates_dict.items():
+        self.assertEqual(name, op.name)
+      self.assertCountEqual(
+          [op.name for op in est.inv_update_op.control_inputs],
+          list(est.inv_updates_dict))
+      sess.run(est.inv_update_op)
+      inverse = sess.run(factor.get_inverse(0.1))
+      np.testing.assert_allclose(
+          inverse, np.linalg.inv(after + 0.1 * np.eye(after.shape[0])),
+          rtol=1e-3, atol=1e-4)
+
+
+class MultiplyTest(parameterized.TestCase):
+
+  def test_kronecker_multiply_and_multiply_inverse(self):
+    vals = _values(10, batch=4)
+    damping = 0.3
+    rng = np.random.RandomState(11)
+    vec_w = rng.randn(IN, OUT).astype(np.float32)
+    vec_b = rng.randn(OUT).astype(np.float32)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, (w, b), _ = _build_layer(vals, "kron")
+      est = estimator.FisherEstimator([w, b], 0.0, damping, lc,
+                                      estimation_mode="exact")
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      sess.run(est.inv_update_op)
+      a_cov, g_cov = _kron_covs(lc, sess)
+      # Input order is kept, including a variable order unlike the key.
+      vecs_and_vars = [(tf.constant(vec_b), b), (tf.constant(vec_w), w)]
+      inv_result = est.multiply_inverse(vecs_and_vars)
+      mul_result = est.multiply(vecs_and_vars)
+      self.assertIs(inv_result[0][1], b)
+      self.assertIs(inv_result[1][1], w)
+      self.assertIs(mul_result[0][1], b)
+      inv_b, inv_w, mul_b, mul_w = sess.run(
+          [inv_result[0][0], inv_result[1][0], mul_result[0][0],
+           mul_result[1][0]])
+
+    a_cov = a_cov.astype(np.float64)
+    g_cov = g_cov.astype(np.float64)
+    pi = np.sqrt((np.trace(a_cov) / a_cov.shape[0]) /
+                 (np.trace(g_cov) / g_cov.shape[0]))
+    a_damped = a_cov + pi * np.sqrt(damping) * np.eye(a_cov.shape[0])
+    g_damped = g_cov + np.sqrt(damping) / pi * np.eye(g_cov.shape[0])
+    mat = np.vstack([vec_w, vec_b[None, :]]).astype(np.float64)
+    expected_inv = np.linalg.inv(a_damped) @ mat @ np.linalg.inv(g_damped)
+    expected_mul = a_damped @ mat @ g_damped
+    np.testing.assert_allclose(inv_w, expected_inv[:-1], rtol=1e-3,
+                               atol=1e-4)
+    np.testing.assert_allclose(inv_b, expected_inv[-1], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(mul_w, expected_mul[:-1], rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(mul_b, expected_mul[-1], rtol=1e-4, atol=1e-5)
+
+  def test_missing_variable_raises_key_error(self):
+    vals = _values(12, batch=2)
+    with tf.Graph().as_default():
+      lc, (w, b), _ = _build_layer(vals, "kron")
+      est = estimator.FisherEstimator([w, b], 0.0, 0.1, lc)
+      with pytest.raises(KeyError):
+        est.multiply_inverse([(tf.zeros([IN, OUT]), w)])
+
+
+class DevicesTest(parameterized.TestCase):
+  """The r1.5 keywords `cov_devices` / `inv_devices` place the update ops."""
+
+  def _build(self, cov_devices, inv_devices):
+    vals = _values(13, batch=2)
+    lc, variables, _ = _build_layer(vals, "kron")
+    est = estimator.FisherEstimator(variables, 0.5, 0.1, lc,
+                                    cov_devices=cov_devices,
+                                    inv_devices=inv_devices)
+    return lc, est
+
+  def test_devices_are_used_in_turn(self):
+    with tf.Graph().as_default():
+      _, est = self._build(["/device:CPU:0", "/device:CPU:1"],
+                           ["/device:CPU:2"])
+      cov_devices = sorted(op.device for op in
+                           est.cov_update_op.control_inputs)
+      self.assertEqual(cov_devices, ["/device:CPU:0", "/device:CPU:1"])
+      self.assertTrue(est.inv_updates_dict)
+      for op in est.inv_updates_dict.values():
+        self.assertEqual(op.device, "/device:CPU:2")
+
+  def test_no_devices_leaves_ops_unplaced(self):
+    with tf.Graph().as_default():
+      _, est = self._build(None, None)
+      for op in list(est.cov_update_op.control_inputs) + list(
+          est.inv_updates_dict.values()):
+        self.assertEqual(op.device, "")
+
+  def test_placed_ops_run(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      _, est = self._build(["/cpu:0"], ["/cpu:0"])
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run([est.cov_update_op])
+      sess.run(est.inv_update_op)
+
+
+def test_fisher_factors_module_is_used():
+  # Guards the helper `_kron_covs`: the Kronecker block has two factors.
+  with tf.Graph().as_default():
+    lc, variables, _ = _build_layer(_values(14, 2), "kron")
+    estimator.FisherEstimator(variables, 0.5, 0.1, lc)
+    kinds = sorted(type(f).__name__ for f in lc.get_factors())
+    assert kinds == ["FullyConnectedKroneckerFactor"] * 2
+    assert all(isinstance(f, fisher_factors.FisherFactor)
+               for f in lc.get_factors())
