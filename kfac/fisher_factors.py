@@ -1,0 +1,1286 @@
+"""FisherFactor definitions: the covariance statistics K-FAC keeps.
+
+A Fisher factor owns one non-trainable float32 `cov` variable (and, for the
+factors that provide inverses, damped inverses and matrix powers of it). The
+variable is an exponential moving average of a statistic computed from the
+layer inputs and/or the gradients with respect to the layer outputs; the
+statistic is summed over the gradient sources (one source per sampled target).
+
+Variable scopes and names follow `tf.contrib.kfac` of TensorFlow 1.4, so that
+checkpoints written by it restore into variables created here:
+`ff_<kind>/<scope string>/cov`, `.../inv_damp<D>` and
+`.../matpower_exp<E>_damp<D>`.
+"""
+
+import abc
+
+import numpy as np
+import tensorflow as tf
+
+from kfac import utils
+
+__all__ = [
+    "inverse_initializer",
+    "covariance_initializer",
+    "diagonal_covariance_initializer",
+    "scope_string_from_params",
+    "scope_string_from_name",
+    "scalar_or_tensor_to_string",
+    "set_global_constants",
+    "FisherFactor",
+    "InverseProvidingFactor",
+    "FullFactor",
+    "DiagonalFactor",
+    "NaiveDiagonalFactor",
+    "FullyConnectedDiagonalFactor",
+    "FullyConnectedKroneckerFactor",
+    "ConvInputKroneckerFactor",
+    "ConvOutputKroneckerFactor",
+    "ConvDiagonalFactor",
+]
+
+# Whether to initialise covariance variables at zero (instead of the identity
+# matrix, or all-ones for diagonal factors).
+INIT_COVARIANCES_AT_ZERO = False
+
+# Whether the covariance moving averages are zero-debiased (Kingma & Ba 2015).
+ZERO_DEBIAS = False
+
+# With at least this many registered damped inverses a factor computes one
+# eigendecomposition and derives every inverse from it.
+EIGENVALUE_DECOMPOSITION_THRESHOLD = 2
+
+# Eigenvalues are clipped from below to this value before they are used.
+EIGENVALUE_CLIPPING_THRESHOLD = 0.0
+
+# ConvDiagonalFactor: kernel offsets are grouped until a group holds at least
+# this many input channels in total (see `ConvDiagonalFactor`).
+_CONVDIAG_MIN_CHUNK_ROWS = 32
+
+
+def set_global_constants(init_covariances_at_zero=None,
+                         zero_debias=None,
+                         eigenvalue_decomposition_threshold=None,
+                         eigenvalue_clipping_threshold=None):
+  """Sets the module constants; arguments left at `None` are not changed.
+
+  The constants are read when ops are built (initializers, moving averages,
+  inverse updates), so a change affects ops built afterwards only.
+
+  Args:
+    init_covariances_at_zero: Python bool, new `INIT_COVARIANCES_AT_ZERO`.
+    zero_debias: Python bool, new `ZERO_DEBIAS`.
+    eigenvalue_decomposition_threshold: Python int, new
+      `EIGENVALUE_DECOMPOSITION_THRESHOLD`.
+    eigenvalue_clipping_threshold: Non-negative float, new
+      `EIGENVALUE_CLIPPING_THRESHOLD`.
+
+  Raises:
+    ValueError: If `eigenvalue_clipping_threshold` is negative.
+  """
+  global INIT_COVARIANCES_AT_ZERO
+  global ZERO_DEBIAS
+  global EIGENVALUE_DECOMPOSITION_THRESHOLD
+  global EIGENVALUE_CLIPPING_THRESHOLD
+
+  if (eigenvalue_clipping_threshold is not None and
+      eigenvalue_clipping_threshold < 0):
+    raise ValueError("eigenvalue_clipping_threshold must be >= 0, got {!r}."
+                     .format(eigenvalue_clipping_threshold))
+  if init_covariances_at_zero is not None:
+    INIT_COVARIANCES_AT_ZERO = init_covariances_at_zero
+  if zero_debias is not None:
+    ZERO_DEBIAS = zero_debias
+  if eigenvalue_decomposition_threshold is not None:
+    EIGENVALUE_DECOMPOSITION_THRESHOLD = eigenvalue_decomposition_threshold
+  if eigenvalue_clipping_threshold is not None:
+    EIGENVALUE_CLIPPING_THRESHOLD = eigenvalue_clipping_threshold
+
+
+def inverse_initializer(shape, dtype, partition_info=None):  # pylint: disable=unused-argument
+  """Initializer for inverse and matrix-power variables: the identity.
+
+  Args:
+    shape: The variable shape `[n, n]`; only `shape[0]` is used.
+    dtype: The variable dtype.
+    partition_info: Unused; part of the initializer protocol.
+
+  Returns:
+    The `[n, n]` identity matrix in `dtype`.
+  """
+  return tf.linalg.diag(tf.ones(shape[0], dtype))
+
+
+def covariance_initializer(shape, dtype, partition_info=None):  # pylint: disable=unused-argument
+  """Initializer for square covariance variables.
+
+  Args:
+    shape: The variable shape `[n, n]`; only `shape[0]` is used.
+    dtype: The variable dtype.
+    partition_info: Unused; part of the initializer protocol.
+
+  Returns:
+    The `[n, n]` identity matrix, or the `[n, n]` zero matrix when
+    `INIT_COVARIANCES_AT_ZERO` is set.
+  """
+  if INIT_COVARIANCES_AT_ZERO:
+    return tf.linalg.diag(tf.zeros(shape[0], dtype))
+  return tf.linalg.diag(tf.ones(shape[0], dtype))
+
+
+def diagonal_covariance_initializer(shape, dtype, partition_info):  # pylint: disable=unused-argument
+  """Initializer for diagonal covariance variables (stored densely).
+
+  Args:
+    shape: The variable shape.
+    dtype: The variable dtype.
+    partition_info: Unused; part of the initializer protocol.
+
+  Returns:
+    `ones(shape)`, or `zeros(shape)` when `INIT_COVARIANCES_AT_ZERO` is set.
+  """
+  if INIT_COVARIANCES_AT_ZERO:
+    return tf.zeros(shape, dtype)
+  return tf.ones(shape, dtype)
+
+
+def _compute_cov(tensor, normalizer=None):
+  """Computes the symmetrised empirical second moment `XᵀX / normalizer`.
+
+  Args:
+    tensor: A 2-D Tensor `X` of shape `[N, d]`, one sample per row.
+    normalizer: The divisor; defaults to the (dynamic) row count `N`.
+
+  Returns:
+    A `[d, d]` Tensor `(C + Cᵀ) / 2` with `C = XᵀX / normalizer`.
+  """
+  if normalizer is None:
+    normalizer = tf.shape(tensor)[0]
+  cov = (tf.linalg.matmul(tensor, tensor, transpose_a=True) /
+         tf.cast(normalizer, tensor.dtype))
+  return (cov + tf.transpose(cov)) / tf.cast(2.0, cov.dtype)
+
+
+def _append_homog(tensor):
+  """Appends a homogeneous coordinate (a slice of ones) on the last axis.
+
+  Args:
+    tensor: A Tensor of known static rank, shape `[..., d]`.
+
+  Returns:
+    A Tensor of shape `[..., d + 1]` whose last entry along the last axis is 1.
+  """
+  rank = len(tensor.shape.as_list())
+  shape = tf.concat([tf.shape(tensor)[:-1], [1]], axis=0)
+  ones = tf.ones(shape, dtype=tensor.dtype)
+  return tf.concat([tensor, ones], axis=rank - 1)
+
+
+def scope_string_from_params(params):
+  """Builds a variable-scope-safe string from a list of parameters.
+
+  Each element becomes a part: an all-int tuple/list is joined with `-`
+  (`(5, 5, 1, 16)` gives `5-5-1-16`), any other tuple/list and every
+  Tensor/Variable goes through `scope_string_from_name`, and a `str`, `int`
+  or `bool` is written with `str`. The parts are joined with `_`.
+
+  Args:
+    params: A parameter, or a tuple/list of parameters.
+
+  Returns:
+    The scope string.
+
+  Raises:
+    ValueError: If an element has an unsupported type (e.g. a Python float).
+  """
+  if not isinstance(params, (tuple, list)):
+    params = (params,)
+
+  name_parts = []
+  for param in params:
+    if isinstance(param, (tuple, list)):
+      if all(isinstance(p, int) for p in param):
+        name_parts.append("-".join(str(p) for p in param))
+      else:
+        name_parts.append(scope_string_from_name(param))
+    elif isinstance(param, (str, int, bool)):
+      name_parts.append(str(param))
+    elif isinstance(param, (tf.Tensor, tf.Variable)):
+      name_parts.append(scope_string_from_name(param))
+    else:
+      raise ValueError("Encountered an unsupported param type {}"
+                       .format(type(param)))
+  return "_".join(name_parts)
+
+
+def scope_string_from_name(tensor):
+  """Turns a tensor name (or a nest of them) into a scope-safe string.
+
+  The `:<output index>` suffix is dropped and every `/` becomes `_`
+  (`gradients/add_4_grad/Reshape:0` gives `gradients_add_4_grad_Reshape`);
+  the strings of a tuple/list are joined with `__`.
+
+  Args:
+    tensor: A Tensor or Variable, or a tuple/list of them (nested).
+
+  Returns:
+    The scope string.
+  """
+  if isinstance(tensor, (tuple, list)):
+    return "__".join(scope_string_from_name(t) for t in tensor)
+  return tensor.name.split(":")[0].replace("/", "_")
+
+
+def scalar_or_tensor_to_string(val):
+  """Writes a scalar with `repr`, anything else with `scope_string_from_name`.
+
+  Examples: `0.1` gives `0.1`, `1e-5` gives `1e-05`, a Tensor named
+  `mul_3:0` gives `mul_3`.
+
+  Args:
+    val: A Python/NumPy scalar or a Tensor.
+
+  Returns:
+    The string.
+  """
+  return repr(val) if np.isscalar(val) else scope_string_from_name(val)
+
+
+# ---------------------------------------------------------------------------
+# Argument checking.
+# ---------------------------------------------------------------------------
+
+
+def _is_tensor_like(value):
+  return isinstance(value, (tf.Tensor, tf.Variable))
+
+
+def _check_tensor(value, arg_name, rank=None):
+  """Checks a Tensor/Variable argument; returns it as a Tensor.
+
+  Args:
+    value: The argument.
+    arg_name: Its name, for messages.
+    rank: The required static rank, or None.
+
+  Returns:
+    `value` as a Tensor.
+
+  Raises:
+    TypeError: If `value` is not a Tensor/Variable or not floating point.
+    ValueError: If its static rank is unknown or differs from `rank`.
+  """
+  if not _is_tensor_like(value):
+    raise TypeError("{} must be a tf.Tensor or tf.Variable, got {}."
+                    .format(arg_name, type(value).__name__))
+  dtype = value.dtype.base_dtype
+  if not dtype.is_floating:
+    raise TypeError("{} must have a floating-point dtype, got {}."
+                    .format(arg_name, dtype.name))
+  if rank is not None:
+    if value.shape.rank is None:
+      raise ValueError("{} must have a known static rank {}."
+                       .format(arg_name, rank))
+    if value.shape.rank != rank:
+      raise ValueError("{} must have rank {}, got shape {}."
+                       .format(arg_name, rank, value.shape))
+  return tf.convert_to_tensor(value)
+
+
+def _check_tensor_list(values, arg_name, rank=None):
+  """Checks a non-empty tuple/list of Tensors; returns a tuple of Tensors."""
+  if _is_tensor_like(values):
+    values = (values,)
+  if not isinstance(values, (tuple, list)):
+    raise TypeError("{} must be a list or tuple of Tensors, got {}."
+                    .format(arg_name, type(values).__name__))
+  if not values:
+    raise ValueError("{} must not be empty.".format(arg_name))
+  return tuple(_check_tensor(v, "{}[{}]".format(arg_name, i), rank)
+               for i, v in enumerate(values))
+
+
+def _is_int(value):
+  return (isinstance(value, (int, np.integer)) and
+          not isinstance(value, (bool, np.bool_)))
+
+
+def _check_filter_shape(filter_shape):
+  """Checks `filter_shape`; returns it as a tuple of 4 Python ints."""
+  if isinstance(filter_shape, tf.TensorShape):
+    filter_shape = filter_shape.as_list()
+  if not isinstance(filter_shape, (tuple, list)):
+    raise TypeError("filter_shape must be a tuple/list of 4 positive ints "
+                    "(kernel_height, kernel_width, in_channels, out_channels),"
+                    " got {!r}.".format(filter_shape))
+  if len(filter_shape) != 4 or not all(
+      _is_int(d) and d > 0 for d in filter_shape):
+    raise ValueError("filter_shape must be 4 positive ints (kernel_height, "
+                     "kernel_width, in_channels, out_channels), got {!r}."
+                     .format(filter_shape))
+  return tuple(int(d) for d in filter_shape)
+
+
+def _check_strides(strides):
+  """Checks `strides`; returns them as a tuple of 4 Python ints.
+
+  A Tensor is accepted when its value is known at graph-construction time.
+  """
+  value = strides
+  if _is_tensor_like(strides):
+    if strides.shape.rank is not None and strides.shape.rank != 1:
+      raise ValueError("strides must be a 1-D Tensor of length 4, got shape "
+                       "{}.".format(strides.shape))
+    value = tf.get_static_value(strides)
+    if value is None:
+      raise ValueError("strides must have a value known at graph-construction"
+                       " time (a constant); got the tensor {}."
+                       .format(strides.name))
+    value = list(np.asarray(value).reshape(-1))
+  if isinstance(value, np.ndarray):
+    value = list(value.reshape(-1))
+  if not isinstance(value, (tuple, list)):
+    raise TypeError("strides must be a list/tuple of 4 ints or a 1-D Tensor, "
+                    "got {!r}.".format(strides))
+  if len(value) != 4:
+    raise ValueError("strides must have length 4, got {!r}.".format(value))
+  if not all(_is_int(s) and s > 0 for s in value):
+    raise ValueError("strides must be positive ints, got {!r}.".format(value))
+  if value[0] != 1 or value[3] != 1:
+    raise ValueError("strides must be 1 in the batch and channel dimensions "
+                     "([1, stride_h, stride_w, 1]), got {!r}.".format(value))
+  return tuple(int(s) for s in value)
+
+
+def _check_padding(padding):
+  """Checks `padding`; returns it as the string `"SAME"` or `"VALID"`."""
+  if isinstance(padding, bytes):
+    padding = padding.decode("ascii", "replace")
+  if padding not in ("SAME", "VALID"):
+    raise ValueError("padding must be 'SAME' or 'VALID', got {!r}."
+                     .format(padding))
+  return padding
+
+
+def _conv_output_size(in_size, kernel, stride, padding):
+  """Output size and leading padding of a conv along one spatial axis.
+
+  Follows TensorFlow's rule: SAME gives `ceil(in / stride)` outputs and pads
+  `max((out - 1) * stride + kernel - in, 0)` in total, the smaller half
+  before; VALID gives `ceil((in - kernel + 1) / stride)` and no padding.
+
+  Args:
+    in_size: Input size, a Python int or a scalar int32 Tensor.
+    kernel: Kernel size (int).
+    stride: Stride (int).
+    padding: `"SAME"` or `"VALID"`.
+
+  Returns:
+    `(out_size, pad_before, pad_after)`, Python ints when `in_size` is one.
+  """
+  if padding == "SAME":
+    out_size = (in_size + stride - 1) // stride
+    total = (out_size - 1) * stride + kernel - in_size
+    total = max(total, 0) if isinstance(total, int) else tf.maximum(total, 0)
+    return out_size, total // 2, total - total // 2
+  out_size = (in_size - kernel + stride) // stride
+  return out_size, 0, 0
+
+
+def _common_float_dtype(tensors):
+  """float64 if any tensor is float64, else float32 (the compute dtype)."""
+  if any(t.dtype.base_dtype == tf.float64 for t in tensors):
+    return tf.float64
+  return tf.float32
+
+
+def _to_float32(tensor):
+  """Casts to float32 (the dtype of every factor variable) if needed."""
+  if tensor.dtype.base_dtype != tf.float32:
+    return tf.cast(tensor, tf.float32)
+  return tensor
+
+
+# ---------------------------------------------------------------------------
+# Exponential moving averages.
+# ---------------------------------------------------------------------------
+
+
+def _assign_moving_average(variable, value, decay, zero_debias):
+  """Moves `variable` towards `value`: `v ← decay·v + (1 − decay)·value`.
+
+  Reproduces `moving_averages.assign_moving_average` of TensorFlow 1.4 with
+  public ops. Without zero-debiasing the update is the assignment
+  `v ← v − (1 − decay)·(v − value)`. With it, the variable gets
+  `biased / (1 − decay^t)`, where `biased` is the moving average started at
+  zero and `t` the update count, both kept in the helper variables
+  `<variable op name>/biased` and `<variable op name>/local_step` (the names
+  TensorFlow 1.4 used).
+
+  Args:
+    variable: A float Variable.
+    value: A Tensor of the variable's shape.
+    decay: The decay, a float or a scalar Tensor.
+    zero_debias: Python bool.
+
+  Returns:
+    The assignment: running it performs the update and yields the new value.
+  """
+  with tf.name_scope("AssignMovingAvg") as scope:
+    one_minus_decay = tf.convert_to_tensor(1.0 - decay, name="decay")
+    if one_minus_decay.dtype != variable.dtype.base_dtype:
+      one_minus_decay = tf.cast(one_minus_decay, variable.dtype.base_dtype)
+    value = tf.cast(value, variable.dtype.base_dtype)
+    if zero_debias:
+      return variable.assign(
+          _zero_debiased_value(variable, value, one_minus_decay), name=scope)
+    return variable.assign_sub((variable - value) * one_minus_decay,
+                               name=scope)
+
+
+def _zero_debiased_value(unbiased_var, value, one_minus_decay):
+  """Updates the zero-debias helper variables; returns the debiased value.
+
+  Args:
+    unbiased_var: The variable holding the debiased moving average.
+    value: The new observation.
+    one_minus_decay: `1 − decay`, a scalar Tensor.
+
+  Returns:
+    `biased / (1 − decay^t)` computed after the helpers' updates.
+  """
+  with tf.compat.v1.variable_scope(unbiased_var.op.name,
+                                   values=[unbiased_var, value,
+                                           one_minus_decay],
+                                   reuse=tf.compat.v1.AUTO_REUSE):
+    with tf.control_dependencies(None):
+      biased_var = tf.compat.v1.get_variable(
+          "biased", shape=unbiased_var.shape, dtype=unbiased_var.dtype,
+          initializer=tf.compat.v1.zeros_initializer(), trainable=False)
+      local_step = tf.compat.v1.get_variable(
+          "local_step", shape=[], dtype=unbiased_var.dtype,
+          initializer=tf.compat.v1.zeros_initializer(), trainable=False)
+    update_biased = biased_var.assign_sub(
+        (biased_var - value) * one_minus_decay)
+    update_local_step = local_step.assign_add(1)
+    with tf.control_dependencies([update_biased, update_local_step]):
+      bias_factor = 1 - tf.pow(1.0 - one_minus_decay,
+                               local_step.read_value())
+      return biased_var.read_value() / bias_factor
+
+
+# ---------------------------------------------------------------------------
+# Base classes.
+# ---------------------------------------------------------------------------
+
+
+class FisherFactor(object, metaclass=abc.ABCMeta):
+  """Base class for objects modeling factors of approximate Fisher blocks.
+
+  A factor owns a covariance variable `cov`, created in `__init__` under
+  `variable_scope(self._var_scope)`, and builds the op that updates it with
+  an exponential moving average of a statistic. Subclasses define the
+  properties `_var_scope`, `_cov_shape` and `_num_sources` and the method
+  `_compute_new_cov(idx)` (the statistic of source `idx`); they must set
+  whatever these need before calling `FisherFactor.__init__`.
+  """
+
+  def __init__(self):
+    """Creates the covariance variable (see `instantiate_covariance`)."""
+    self.instantiate_covariance()
+
+  @property
+  @abc.abstractmethod
+  def _var_scope(self):
+    """The variable scope of the factor's variables (a string)."""
+    pass
+
+  @property
+  @abc.abstractmethod
+  def _cov_shape(self):
+    """The shape of the covariance variable."""
+    pass
+
+  @property
+  @abc.abstractmethod
+  def _num_sources(self):
+    """The number of gradient sources the statistic is summed over."""
+    pass
+
+  @property
+  def _cov_initializer(self):
+    """The initializer of the covariance variable."""
+    return covariance_initializer
+
+  def instantiate_covariance(self):
+    """Instantiates the covariance Variable as the instance member _cov.
+
+    The variable is `<current scope>/<_var_scope>/cov`, float32,
+    non-trainable, of shape `_cov_shape`.
+    """
+    with tf.compat.v1.variable_scope(self._var_scope):
+      self._cov = tf.compat.v1.get_variable(
+          "cov",
+          initializer=self._cov_initializer,
+          shape=self._cov_shape,
+          trainable=False)
+
+  @abc.abstractmethod
+  def _compute_new_cov(self, idx=0):
+    """Computes the statistic of one source.
+
+    Args:
+      idx: Index of the source.
+
+    Returns:
+      A Tensor of shape `_cov_shape`.
+    """
+    pass
+
+  def _compute_total_new_cov(self):
+    """The statistic summed over all sources (`add_n` of `_compute_new_cov`)."""
+    return tf.add_n([self._compute_new_cov(idx)
+                     for idx in range(self._num_sources)])
+
+  def make_covariance_update_op(self, ema_decay):
+    """Constructs and returns the covariance update Op.
+
+    The op sets `cov ← ema_decay·cov + (1 − ema_decay)·Σ_i new_cov_i`, the
+    sum running over the sources; it is zero-debiased when `ZERO_DEBIAS` is
+    set when the op is built. A new op is built on every call.
+
+    Args:
+      ema_decay: The exponential moving average decay (float or Tensor).
+
+    Returns:
+      An Op for updating the covariance Variable referenced by _cov.
+    """
+    new_cov = _to_float32(self._compute_total_new_cov())
+    return _assign_moving_average(self._cov, new_cov, ema_decay,
+                                  zero_debias=ZERO_DEBIAS)
+
+  def make_inverse_update_ops(self):
+    """Create and return update ops corresponding to registered computations.
+
+    The base factor registers nothing, so the list is empty.
+    """
+    return []
+
+  def get_cov(self):
+    """Returns the covariance variable `cov`."""
+    return self._cov
+
+
+class InverseProvidingFactor(FisherFactor):
+  """Base class for FisherFactors that maintain inverses, powers, etc of _cov.
+
+  Assumes that the _cov property is a square PSD matrix. Damped inverses
+  `(cov + d·I)⁻¹` and damped matrix powers `(cov + d·I)^e` are registered by
+  damping `d` (a float, or a Tensor compared by identity) and kept in
+  identity-initialised variables `inv_damp<d>` and `matpower_exp<e>_damp<d>`
+  next to `cov`, refreshed by the ops of `make_inverse_update_ops`.
+  """
+
+  def __init__(self):
+    """Creates the bookkeeping for inverses, then the covariance variable."""
+    self._inverses_by_damping = {}
+    self._matpower_by_exp_and_damping = {}
+    self._eigendecomp = None
+
+    super(InverseProvidingFactor, self).__init__()
+
+  def register_damped_inverse(self, damping):
+    """Registers a damped inverse needed by a FisherBlock.
+
+    This creates a variable and signals make_inverse_update_ops to make the
+    corresponding update op. The variable can be read via the method
+    get_inverse. Registering the same damping twice has no effect.
+
+    Args:
+      damping: The damping value (float or Tensor) for this factor.
+    """
+    if damping not in self._inverses_by_damping:
+      damping_string = scalar_or_tensor_to_string(damping)
+      with tf.compat.v1.variable_scope(self._var_scope):
+        inv = tf.compat.v1.get_variable(
+            "inv_damp" + damping_string,
+            initializer=inverse_initializer,
+            shape=self._cov_shape,
+            trainable=False)
+      self._inverses_by_damping[damping] = inv
+
+  def register_matpower(self, exp, damping):
+    """Registers a matrix power needed by a FisherBlock.
+
+    This creates a variable and signals make_inverse_update_ops to make the
+    corresponding update op. The variable can be read via the method
+    get_matpower. Registering the same pair twice has no effect.
+
+    Args:
+      exp: The exponent (float or Tensor) to raise the matrix to.
+      damping: The damping value (float or Tensor).
+    """
+    if (exp, damping) not in self._matpower_by_exp_and_damping:
+      exp_string = scalar_or_tensor_to_string(exp)
+      damping_string = scalar_or_tensor_to_string(damping)
+      with tf.compat.v1.variable_scope(self._var_scope):
+        matpower = tf.compat.v1.get_variable(
+            "matpower_exp" + exp_string + "_damp" + damping_string,
+            initializer=inverse_initializer,
+            shape=self._cov_shape,
+            trainable=False)
+      self._matpower_by_exp_and_damping[(exp, damping)] = matpower
+
+  def register_eigendecomp(self):
+    """Registers an eigendecomposition of the covariance.
+
+    Builds (once) `tf.linalg.eigh(cov)`, a pair `(eigenvalues, eigenvectors)`
+    recomputed from the current `cov` whenever it is evaluated; only the
+    lower triangle of `cov` is read.
+    """
+    if self._eigendecomp is None:
+      self._eigendecomp = tf.linalg.eigh(self._cov)
+
+  def make_inverse_update_ops(self):
+    """Create and return update ops corresponding to registered computations.
+
+    With an eigendecomposition registered, any matrix power registered, or
+    at least `EIGENVALUE_DECOMPOSITION_THRESHOLD` damped inverses, every
+    variable is computed from one eigendecomposition `cov = V diag(λ) Vᵀ`
+    with `λ' = max(λ, EIGENVALUE_CLIPPING_THRESHOLD)`: the inverse for
+    damping d is `V diag(1 / (λ' + d)) Vᵀ` and the power e is
+    `V diag((λ' + d)^e) Vᵀ`. Otherwise each inverse is `utils.posdef_inv(cov,
+    d)` (Cholesky by default). The result is a flat list with one assign op
+    per registered inverse, then one per registered matrix power.
+    """
+    ops = super(InverseProvidingFactor, self).make_inverse_update_ops()
+
+    num_inverses = len(self._inverses_by_damping)
+    matrix_power_registered = bool(self._matpower_by_exp_and_damping)
+    use_eig = (self._eigendecomp is not None or matrix_power_registered or
+               num_inverses >= EIGENVALUE_DECOMPOSITION_THRESHOLD)
+
+    if use_eig:
+      self.register_eigendecomp()
+      eigenvalues, eigenvectors = self._eigendecomp
+      clipped_eigenvalues = tf.maximum(
+          eigenvalues, tf.cast(EIGENVALUE_CLIPPING_THRESHOLD,
+                               eigenvalues.dtype))
+      for damping, inv in self._inverses_by_damping.items():
+        damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
+        ops.append(inv.assign(
+            tf.linalg.matmul(eigenvectors / damped, eigenvectors,
+                             transpose_b=True)))
+      for (exp, damping), matpower in (
+          self._matpower_by_exp_and_damping.items()):
+        damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
+        ops.append(matpower.assign(
+            tf.linalg.matmul(
+                eigenvectors * damped**tf.cast(exp, eigenvalues.dtype),
+                eigenvectors, transpose_b=True)))
+    else:
+      for damping, inv in self._inverses_by_damping.items():
+        ops.append(inv.assign(utils.posdef_inv(self._cov.read_value(),
+                                               damping)))
+    return ops
+
+  def get_inverse(self, damping):
+    """Returns the variable holding `(cov + damping·I)⁻¹`.
+
+    Args:
+      damping: A damping registered with `register_damped_inverse`.
+
+    Returns:
+      The inverse variable.
+
+    Raises:
+      KeyError: If `damping` was not registered.
+    """
+    return self._inverses_by_damping[damping]
+
+  def get_matpower(self, exp, damping):
+    """Returns the variable holding `(cov + damping·I)^exp`.
+
+    Args:
+      exp: An exponent registered with `register_matpower`.
+      damping: The damping registered with it.
+
+    Returns:
+      The matrix-power variable.
+
+    Raises:
+      KeyError: If `(exp, damping)` was not registered.
+    """
+    return self._matpower_by_exp_and_damping[(exp, damping)]
+
+  def get_eigendecomp(self):
+    """Returns `None`, or the registered `(eigenvalues, eigenvectors)` pair.
+
+    The eigenvalues are not clipped.
+    """
+    return self._eigendecomp
+
+
+class FullFactor(InverseProvidingFactor):
+  """FisherFactor for a full matrix representation of the Fisher of a parameter.
+
+  Note that this uses the naive "square the sum estimator", and so is
+  applicable to any type of parameter in principle, but has very high
+  variance: for source i with the gradients of all parameters flattened into
+  the column `g_i`, the statistic is `g_i g_iᵀ / batch_size`.
+  """
+
+  def __init__(self, params_grads, batch_size):
+    """Creates a FullFactor.
+
+    Args:
+      params_grads: A tuple/list over sources; each entry is the gradient of
+        the loss with respect to the parameters (a Tensor, or a tuple/list of
+        Tensors, which are flattened and concatenated).
+      batch_size: The batch size (int or scalar Tensor).
+    """
+    if not isinstance(params_grads, (tuple, list)) or not params_grads:
+      raise ValueError("params_grads must be a non-empty tuple/list with one "
+                       "entry per source, got {!r}.".format(params_grads))
+    self._batch_size = batch_size
+    self._orig_params_grads_name = scope_string_from_params(
+        [params_grads, self._batch_size])
+    params_grads_flat = []
+    for i, params_grad in enumerate(params_grads):
+      grads = params_grad if isinstance(params_grad,
+                                        (tuple, list)) else (params_grad,)
+      for j, grad in enumerate(grads):
+        _check_tensor(grad, "params_grads[{}][{}]".format(i, j))
+      params_grads_flat.append(utils.tensors_to_column(params_grad))
+    self._params_grads_flat = params_grads_flat
+    super(FullFactor, self).__init__()
+
+  @property
+  def _var_scope(self):
+    return "ff_full/" + self._orig_params_grads_name
+
+  @property
+  def _cov_shape(self):
+    size = self._params_grads_flat[0].shape[0]
+    return [size, size]
+
+  @property
+  def _num_sources(self):
+    return len(self._params_grads_flat)
+
+  def _compute_new_cov(self, idx=0):
+    # This will be a very basic rank 1 estimate
+    params_grads_flat = self._params_grads_flat[idx]
+    return (tf.linalg.matmul(params_grads_flat, params_grads_flat,
+                             transpose_b=True) /
+            tf.cast(self._batch_size, params_grads_flat.dtype))
+
+
+class DiagonalFactor(FisherFactor):
+  """A base class for FisherFactors that use diagonal approximations.
+
+  The covariance variable holds the diagonal only (in the layer's parameter
+  layout) and starts at all-ones (`diagonal_covariance_initializer`). A
+  diagonal needs no inverse variables: blocks divide by `cov + damping`.
+  """
+
+  def __init__(self):
+    """Creates the covariance variable."""
+    super(DiagonalFactor, self).__init__()
+
+  @property
+  def _cov_initializer(self):
+    return diagonal_covariance_initializer
+
+
+class NaiveDiagonalFactor(DiagonalFactor):
+  """FisherFactor for a diagonal approximation of any type of param's Fisher.
+
+  Note that this uses the naive "square the sum estimator", and so is
+  applicable to any type of parameter in principle, but has very high
+  variance: the statistic of source i is `g_i ⊙ g_i / batch_size`, `g_i` the
+  column of all parameter gradients.
+  """
+
+  def __init__(self, params_grads, batch_size):
+    """Creates a NaiveDiagonalFactor.
+
+    Args:
+      params_grads: A tuple/list over sources; each entry is the gradient of
+        the loss with respect to the parameters (a Tensor, or a tuple/list of
+        Tensors, which are flattened and concatenated).
+      batch_size: The batch size (int or scalar Tensor).
+    """
+    if not isinstance(params_grads, (tuple, list)) or not params_grads:
+      raise ValueError("params_grads must be a non-empty tuple/list with one "
+                       "entry per source, got {!r}.".format(params_grads))
+    self._batch_size = batch_size
+    params_grads_flat = []
+    for i, params_grad in enumerate(params_grads):
+      grads = params_grad if isinstance(params_grad,
+                                        (tuple, list)) else (params_grad,)
+      for j, grad in enumerate(grads):
+        _check_tensor(grad, "params_grads[{}][{}]".format(i, j))
+      params_grads_flat.append(utils.tensors_to_column(params_grad))
+    self._params_grads = params_grads_flat
+    super(NaiveDiagonalFactor, self).__init__()
+
+  @property
+  def _var_scope(self):
+    return "ff_naivediag/" + scope_string_from_params(
+        [self._params_grads, self._batch_size])
+
+  @property
+  def _cov_shape(self):
+    return self._params_grads[0].shape
+
+  @property
+  def _num_sources(self):
+    return len(self._params_grads)
+
+  def _compute_new_cov(self, idx=0):
+    return (tf.square(self._params_grads[idx]) /
+            tf.cast(self._batch_size, self._params_grads[idx].dtype))
+
+
+class FullyConnectedDiagonalFactor(DiagonalFactor):
+  r"""FisherFactor for a diagonal approx of a fully-connected layer's Fisher.
+
+  Given in = [batch_size, input_size] and out_grad = [batch_size, output_size],
+  approximates the covariance as
+
+    Cov(in, out) = (1/batch_size) \sum_{i} outer(in[i], out_grad[i]) ** 2.0
+
+  where the square is taken element-wise; this is the batch mean of the
+  squared per-example weight gradients, computed as
+  `(a ⊙ a)ᵀ (g ⊙ g) / batch_size`. With a bias, `a` gets a column of ones.
+  """
+
+  def __init__(self, inputs, outputs_grads, has_bias=False):
+    """Instantiate FullyConnectedDiagonalFactor.
+
+    Args:
+      inputs: Tensor of shape [batch_size, input_size]. Inputs to fully
+        connected layer.
+      outputs_grads: List of Tensors of shape [batch_size, output_size], one
+        per source. Gradient of loss with respect to layer's preactivations.
+      has_bias: bool. If True, append '1' to each input.
+    """
+    checked_inputs = _check_tensor(inputs, "inputs", rank=2)
+    checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=2)
+    if _is_tensor_like(outputs_grads):
+      outputs_grads = (outputs_grads,)
+    self._outputs_grads = checked_grads
+    self._batch_size = tf.shape(checked_inputs)[0]
+    self._orig_tensors_name = scope_string_from_params(
+        (inputs,) + tuple(outputs_grads))
+
+    if has_bias:
+      checked_inputs = _append_homog(checked_inputs)
+    self._squared_inputs = tf.square(checked_inputs)
+
+    super(FullyConnectedDiagonalFactor, self).__init__()
+
+  @property
+  def _var_scope(self):
+    return "ff_diagfc/" + self._orig_tensors_name
+
+  @property
+  def _cov_shape(self):
+    return [self._squared_inputs.shape[1], self._outputs_grads[0].shape[1]]
+
+  @property
+  def _num_sources(self):
+    return len(self._outputs_grads)
+
+  def _compute_new_cov(self, idx=0):
+    dtype = _common_float_dtype([self._squared_inputs,
+                                 self._outputs_grads[idx]])
+    squared_outputs_grads = tf.square(tf.cast(self._outputs_grads[idx],
+                                              dtype))
+    return (tf.linalg.matmul(tf.cast(self._squared_inputs, dtype),
+                             squared_outputs_grads, transpose_a=True) /
+            tf.cast(self._batch_size, dtype))
+
+
+class FullyConnectedKroneckerFactor(InverseProvidingFactor):
+  """Kronecker factor for the input or output side of a fully-connected layer.
+
+  For source i with `t_i` the `[batch_size, d]` Tensor (a column of ones
+  appended if `has_bias`), the statistic is `t_iᵀ t_i / batch_size`,
+  symmetrised.
+  """
+
+  def __init__(self, tensors, has_bias=False):
+    """Instantiate FullyConnectedKroneckerFactor.
+
+    Args:
+      tensors: List of Tensors of shape [batch_size, n], one per source. Each
+        is either a layer's inputs or its output's gradients.
+      has_bias: bool. If True, assume this factor is for the layer's inputs.
+    """
+    self._tensors = _check_tensor_list(tensors, "tensors", rank=2)
+    if _is_tensor_like(tensors):
+      tensors = (tensors,)
+    self._orig_tensors = tensors
+    self._has_bias = has_bias
+    super(FullyConnectedKroneckerFactor, self).__init__()
+
+  @property
+  def _var_scope(self):
+    return "ff_fckron/" + scope_string_from_params(
+        [self._orig_tensors, self._has_bias])
+
+  @property
+  def _cov_shape(self):
+    size = self._tensors[0].shape[1] + self._has_bias
+    return [size, size]
+
+  @property
+  def _num_sources(self):
+    return len(self._tensors)
+
+  def _compute_new_cov(self, idx=0):
+    tensor = self._tensors[idx]
+    if self._has_bias:
+      tensor = _append_homog(tensor)
+    return _compute_cov(tensor)
+
+
+class ConvInputKroneckerFactor(InverseProvidingFactor):
+  """Kronecker factor for the input side of a convolutional layer.
+
+  With `P` the image patches of the inputs (`extract_image_patches`,
+  reshaped to rows of `kernel_height·kernel_width·in_channels` values, a one
+  appended if `has_bias`), the statistic is `PᵀP / rows`, symmetrised, rows
+  being batch_size × number of output locations. As in TensorFlow 1.4, the
+  row width comes from `filter_shape`, not from the inputs' channels.
+  """
+
+  def __init__(self, inputs, filter_shape, strides, padding, has_bias=False):
+    """Initializes ConvInputKroneckerFactor.
+
+    Args:
+      inputs: Tensor of shape [batch_size, height, width, in_channels]. Inputs
+        to layer.
+      filter_shape: 1-D Tensor of length 4. Contains [kernel_height,
+        kernel_width, in_channels, out_channels].
+      strides: 1-D Tensor of length 4. Contains [batch_stride, height_stride,
+        width_stride, in_channel_stride].
+      padding: str. Padding method for layer. "SAME" or "VALID".
+      has_bias: bool. If True, append 1 to in_channel.
+    """
+    self._checked_inputs = _check_tensor(inputs, "inputs", rank=4)
+    self._checked_filter_shape = _check_filter_shape(filter_shape)
+    self._checked_strides = _check_strides(strides)
+    self._checked_padding = _check_padding(padding)
+    self._filter_shape = filter_shape
+    self._strides = strides
+    self._padding = padding
+    self._has_bias = has_bias
+    self._inputs = inputs
+    super(ConvInputKroneckerFactor, self).__init__()
+
+  @property
+  def _var_scope(self):
+    return "ff_convinkron/" + scope_string_from_params([
+        self._inputs, self._filter_shape, self._strides, self._padding,
+        self._has_bias
+    ])
+
+  @property
+  def _cov_shape(self):
+    filter_height, filter_width, in_channels, _ = self._checked_filter_shape
+    size = filter_height * filter_width * in_channels + self._has_bias
+    return [size, size]
+
+  @property
+  def _num_sources(self):
+    return 1
+
+  def _compute_new_cov(self, idx=0):
+    if idx != 0:
+      raise ValueError("ConvInputKroneckerFactor only supports idx = 0")
+
+    filter_height, filter_width, in_channels, _ = self._checked_filter_shape
+    inputs = self._checked_inputs
+    if inputs.dtype.base_dtype not in (tf.float32, tf.float64):
+      inputs = tf.cast(inputs, tf.float32)
+    patches = tf.image.extract_patches(
+        inputs,
+        sizes=[1, filter_height, filter_width, 1],
+        strides=list(self._checked_strides),
+        rates=[1, 1, 1, 1],
+        padding=self._checked_padding)
+    flatten_size = filter_height * filter_width * in_channels
+    patches_flat = tf.reshape(patches, [-1, flatten_size])
+    if self._has_bias:
+      patches_flat = _append_homog(patches_flat)
+    return _compute_cov(patches_flat)
+
+
+class ConvOutputKroneckerFactor(InverseProvidingFactor):
+  """Kronecker factor for the output side of a convolutional layer.
+
+  For source i, the gradients `[batch_size, height, width, out_channels]`
+  reshaped to rows of `out_channels` values give the statistic
+  `GᵀG / rows`, symmetrised (rows = batch_size·height·width).
+  """
+
+  def __init__(self, outputs_grads):
+    """Initializes ConvOutputKroneckerFactor.
+
+    Args:
+      outputs_grads: list of Tensors. Each Tensor is of shape
+        [batch_size, height, width, out_channels].
+    """
+    if _is_tensor_like(outputs_grads):
+      outputs_grads = (outputs_grads,)
+    if isinstance(outputs_grads, (tuple, list)) and outputs_grads:
+      # As in TensorFlow 1.4: an IndexError for grads of rank < 4.
+      self._out_channels = outputs_grads[0].shape.as_list()[3]
+    self._checked_grads = _check_tensor_list(outputs_grads, "outputs_grads",
+                                             rank=4)
+    self._outputs_grads = outputs_grads
+    super(ConvOutputKroneckerFactor, self).__init__()
+
+  @property
+  def _var_scope(self):
+    return "ff_convoutkron/" + scope_string_from_params(self._outputs_grads)
+
+  @property
+  def _cov_shape(self):
+    return [self._out_channels, self._out_channels]
+
+  @property
+  def _num_sources(self):
+    return len(self._checked_grads)
+
+  def _compute_new_cov(self, idx=0):
+    reshaped_tensor = tf.reshape(self._checked_grads[idx],
+                                 [-1, self._out_channels])
+    return _compute_cov(reshaped_tensor)
+
+
+class ConvDiagonalFactor(DiagonalFactor):
+  """FisherFactor for a diagonal approx of a convolutional layer's Fisher.
+
+  The covariance is the batch mean of the squared per-example gradients of
+  the filter (and bias): with x the inputs and g the gradients of one source,
+  G_b[(di, dj, c), o] = sum over output positions (i, j) of
+  x_pad[b, s_h·i + di, s_w·j + dj, c] · g[b, i, j, o], and the statistic is
+  sum over b of G_b ⊙ G_b, divided by the batch size. Rows are ordered
+  (di, dj, c) like a `[kernel_height·kernel_width·in_channels, out_channels]`
+  reshape of the filter; with a bias, a last row holds the squared
+  per-example bias gradients (sum over positions of g). The shape is
+  `[kernel_height·kernel_width·in_channels + has_bias, out_channels]`.
+  Sources are summed.
+
+  Method: TensorFlow 1.4 extracted image patches (a tensor kernel_height ·
+  kernel_width times the size of the inputs) and contracted them with the
+  gradients. Here the padded inputs are transposed once to channels-first
+  and, for each kernel offset (di, dj), the strided window of the inputs seen
+  by that offset is sliced out and contracted with the gradients of every
+  source at once, by one batched matmul `[B, C, P] × [B, P, sources·O]`
+  (P output positions). Offsets are grouped so that a group holds at least
+  32 input channels (all offsets at once for one-channel images), which keeps
+  the matmuls large enough to be efficient. The flops are the minimum,
+  2·B·P·kernel_height·kernel_width·C·O per source, and no patch tensor is
+  built: the groups run one after another, so besides the transposed padded
+  inputs only one window group, its `[B, group·C, sources·O]` product and
+  the concatenated gradients of several sources are alive at a time. The
+  result equals the patch formulation up to float32 rounding.
+
+  The inputs-side tensors (the transposed, padded inputs) are built in
+  `__init__`; the windows and products when the update op is built.
+  Arguments are checked at construction: wrong types or dtypes raise
+  `TypeError`, wrong ranks, shapes, strides or padding raise `ValueError`,
+  each naming the argument.
+  """
+
+  def __init__(self,
+               inputs,
+               outputs_grads,
+               filter_shape,
+               strides,
+               padding,
+               has_bias=False):
+    """Creates a ConvDiagonalFactor object.
+
+    Args:
+      inputs: Tensor of shape [batch_size, height, width, in_channels].
+        Input activations to this layer. The batch size may be unknown.
+      outputs_grads: List/tuple of Tensors of shape [batch_size,
+        out_height, width, out_channels], one per source (a single Tensor is
+        accepted as one source). Per-example gradients to the loss with
+        respect to the layer's output preactivations.
+      filter_shape: Tuple of 4 ints: (kernel_height, kernel_width,
+        in_channels, out_channels). Represents shape of kernel used in this
+        layer.
+      strides: The stride size in this layer: a list/tuple of 4 ints or a
+        1-D Tensor of length 4 with a value known when the graph is built,
+        [1, stride_height, stride_width, 1].
+      padding: The padding in this layer, "SAME" or "VALID".
+      has_bias: Python bool. If True, the layer is assumed to have a bias
+        parameter in addition to its filter parameter.
+    """
+    checked_inputs = _check_tensor(inputs, "inputs", rank=4)
+    checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=4)
+    if _is_tensor_like(outputs_grads):
+      outputs_grads = (outputs_grads,)
+    self._filter_shape = _check_filter_shape(filter_shape)
+    self._strides = _check_strides(strides)
+    self._padding = _check_padding(padding)
+    self._has_bias = has_bias
+    kernel_h, kernel_w, in_channels, out_channels = self._filter_shape
+
+    in_shape = checked_inputs.shape.as_list()
+    if in_shape[3] is not None and in_shape[3] != in_channels:
+      raise ValueError(
+          "filter_shape[2] (in_channels = {}) must equal the channel count "
+          "of inputs (shape {}).".format(in_channels, checked_inputs.shape))
+    batch = in_shape[0]
+    # Output geometry per spatial axis: (size, pad_before, pad_after).
+    dynamic_shape = tf.shape(checked_inputs)
+    geometry = []
+    for axis, kernel, stride in ((1, kernel_h, self._strides[1]),
+                                 (2, kernel_w, self._strides[2])):
+      size = in_shape[axis]
+      if size is not None and self._padding == "VALID" and size < kernel:
+        raise ValueError(
+            "filter_shape {} does not fit inputs of shape {} with VALID "
+            "padding.".format(self._filter_shape, checked_inputs.shape))
+      geometry.append(_conv_output_size(
+          size if size is not None else dynamic_shape[axis], kernel, stride,
+          self._padding))
+    out_h, out_w = geometry[0][0], geometry[1][0]
+
+    for i, grad in enumerate(checked_grads):
+      grad_shape = grad.shape.as_list()
+      if grad_shape[3] is not None and grad_shape[3] != out_channels:
+        raise ValueError(
+            "outputs_grads[{}] has {} channels; filter_shape[3] "
+            "(out_channels) is {}.".format(i, grad_shape[3], out_channels))
+      if (grad_shape[0] is not None and batch is not None and
+          grad_shape[0] != batch):
+        raise ValueError(
+            "outputs_grads[{}] has batch size {}, inputs have {}."
+            .format(i, grad_shape[0], batch))
+      for axis, expected in ((1, out_h), (2, out_w)):
+        if (isinstance(expected, int) and grad_shape[axis] is not None and
+            grad_shape[axis] != expected):
+          raise ValueError(
+              "outputs_grads[{}] has shape {}; a {} convolution with "
+              "filter_shape {} and strides {} of inputs of shape {} has "
+              "outputs of spatial size {}x{}.".format(
+                  i, grad.shape, self._padding, self._filter_shape,
+                  self._strides, checked_inputs.shape, out_h, out_w))
+
+    self._outputs_grads = checked_grads
+    self._orig_tensors_name = scope_string_from_name(
+        (inputs,) + tuple(outputs_grads))
+    self._compute_dtype = _common_float_dtype((checked_inputs,) +
+                                              checked_grads)
+    self._out_size = (out_h, out_w)
+
+    # Inputs-side tensors, shared by every source and every update op:
+    # channels-first inputs with the conv's zero padding,
+    # [B, in_channels, pad_top + height + pad_bottom, pad_left + width +
+    # pad_right].
+    self._batch_size = dynamic_shape[0]
+    x = tf.transpose(tf.cast(checked_inputs, self._compute_dtype),
+                     [0, 3, 1, 2])
+    self._padded_inputs = tf.pad(
+        x, [[0, 0], [0, 0], [geometry[0][1], geometry[0][2]],
+            [geometry[1][1], geometry[1][2]]])
+
+    super(ConvDiagonalFactor, self).__init__()
+
+  @property
+  def _var_scope(self):
+    return "ff_convdiag/" + self._orig_tensors_name
+
+  @property
+  def _cov_shape(self):
+    filter_height, filter_width, in_channels, out_channels = (
+        self._filter_shape)
+    return [
+        filter_height * filter_width * in_channels + self._has_bias,
+        out_channels
+    ]
+
+  @property
+  def _num_sources(self):
+    return len(self._outputs_grads)
+
+  def _compute_new_cov(self, idx=0):
+    return self._convdiag_sum_of_squares(
+        [self._outputs_grads[idx]]) / tf.cast(self._batch_size,
+                                              self._compute_dtype)
+
+  def _compute_total_new_cov(self):
+    # All sources in one pass: their gradients are concatenated along the
+    # channel axis, so each window is contracted once.
+    return self._convdiag_sum_of_squares(
+        self._outputs_grads) / tf.cast(self._batch_size,
+                                       self._compute_dtype)
+
+  def _convdiag_sum_of_squares(self, outputs_grads):
+    """Σ_sources Σ_b G_b ⊙ G_b for the given sources (not yet / batch_size).
+
+    Index conventions: b batch, c input channel, o output channel, p output
+    position (i, j) flattened row-major, k kernel offset (di, dj) row-major,
+    s source.
+
+    Args:
+      outputs_grads: A list of `[B, out_h, out_w, O]` Tensors.
+
+    Returns:
+      A `[kh·kw·C + has_bias, O]` Tensor in the compute dtype.
+    """
+    kernel_h, kernel_w, in_channels, out_channels = self._filter_shape
+    _, stride_h, stride_w, _ = self._strides
+    out_h, out_w = self._out_size
+    num_sources = len(outputs_grads)
+    batch = self._batch_size
+
+    grads = [tf.cast(g, self._compute_dtype) for g in outputs_grads]
+    grads = grads[0] if num_sources == 1 else tf.concat(grads, axis=3)
+    # [B, P, s·O]
+    grads_flat = tf.reshape(grads, [batch, -1, num_sources * out_channels])
+
+    offsets = [(di, dj) for di in range(kernel_h) for dj in range(kernel_w)]
+    group = max(1, min(len(offsets),
+                       -(-_CONVDIAG_MIN_CHUNK_ROWS // in_channels)))
+    rows = []
+    previous = None
+    for start in range(0, len(offsets), group):
+      # Each group waits for the previous one, so that only one window group
+      # is alive at a time.
+      with tf.control_dependencies([previous] if previous is not None else
+                                   []):
+        windows = []
+        for di, dj in offsets[start:start + group]:
+          windows.append(self._padded_inputs[
+              :, :,
+              di:di + stride_h * (out_h - 1) + 1:stride_h,
+              dj:dj + stride_w * (out_w - 1) + 1:stride_w])
+        if len(windows) == 1:
+          stacked = windows[0]
+        else:
+          stacked = tf.stack(windows, axis=1)  # [B, k, C, out_h, out_w]
+        stacked = tf.reshape(stacked, [batch, len(windows) * in_channels, -1])
+        # Per-example gradients of this group: [B, k·C, s·O].
+        per_example = tf.linalg.matmul(stacked, grads_flat)
+        previous = tf.reduce_sum(tf.square(per_example), axis=0)
+      rows.append(previous)
+
+    if self._has_bias:
+      bias_grads = tf.reduce_sum(grads_flat, axis=1)  # [B, s·O]
+      rows.append(tf.reduce_sum(tf.square(bias_grads), axis=0,
+                                keepdims=True))
+    result = tf.concat(rows, axis=0) if len(rows) > 1 else rows[0]
+    if num_sources > 1:
+      result = tf.reduce_sum(
+          tf.reshape(result, [-1, num_sources, out_channels]), axis=1)
+    return result
