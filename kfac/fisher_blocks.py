@@ -353,7 +353,7 @@ class NaiveDiagonalFB(FisherBlock):
     return utils.column_to_tensors(vector, out_flat)
 
   def full_fisher_block(self):
-    """Returns the undamped block `diag(d)`, an `[n, n]` Tensor (for testing)."""
+    """Returns the undamped block `diag(d)`, an `[n, n]` Tensor (testing)."""
     return tf.linalg.diag(tf.reshape(self._factor.get_cov(), [-1]))
 
   def tensors_to_compute_grads(self):
