@@ -91,3 +91,9 @@ from kfac import utils
 from kfac import loss_functions
 from kfac import curvature_matrix_vector_products
 from kfac import op_queue
+from kfac import fisher_factors
+from kfac import fisher_blocks
+from kfac import layer_collection
+from kfac import estimator
+from kfac import optimizer
+from kfac._contrib_alias import install_tf_contrib_alias
