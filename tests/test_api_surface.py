@@ -130,9 +130,17 @@ class ApiSurfaceTest(parameterized.TestCase):
   def _check_signature(self, owner_name, func, spec_params, module, cls,
                        is_method):
     actual = _actual_params(func, is_method)
+    # Later-release keyword arguments may follow the legacy ones (r1.5's
+    # extras are allowed by the spec), but only with defaults.
+    extra = actual[len(spec_params):]
+    actual = actual[:len(spec_params)]
     self.assertEqual(
         [p for p, _ in actual], [p for p, _ in spec_params],
         "{}: parameter names/order differ".format(owner_name))
+    for name, default in extra:
+      self.assertIsNot(default, inspect.Parameter.empty,
+                       "{}: extra parameter {} needs a default".format(
+                           owner_name, name))
     for (name, spec_default), (_, actual_default) in zip(spec_params, actual):
       if spec_default is None:
         self.assertIs(actual_default, inspect.Parameter.empty,
