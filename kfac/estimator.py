@@ -69,12 +69,14 @@ class FisherEstimator(object):
   Attributes:
     cov_update_op: `tf.Operation` grouping all covariance updates.
     inv_update_op: `tf.Operation` grouping all inverse updates.
-    inv_updates_dict: dict `{op.name: op}` of the individual inverse updates.
+    inv_updates_dict: dict `{op.name: op}` of the individual inverse updates
+      (`tf.Operation`s).
   """
 
   def __init__(self, variables, cov_ema_decay, damping, layer_collection,
-               estimation_mode="gradients", colocate_gradients_with_ops=False,
-               cov_devices=None, inv_devices=None):
+               estimation_mode="gradients", *,
+               colocate_gradients_with_ops=False, cov_devices=None,
+               inv_devices=None):
     """Checks the registrations and builds the update ops.
 
     Args:
@@ -100,12 +102,15 @@ class FisherEstimator(object):
         * "exact": every column of every loss's Fisher factor, each
           back-propagated (one source per column; exact per-block
           statistics, up to the block's own approximation).
-      colocate_gradients_with_ops: Passed to `tf.compat.v1.gradients` for the
-        gradients that feed the factors (an r1.5 keyword).
-      cov_devices: Optional list of device strings; the covariance-update ops
-        of the factors are placed on them in turn (an r1.5 keyword).
-      inv_devices: Optional list of device strings; the inverse-update ops of
-        the factors are placed on them in turn (an r1.5 keyword).
+      colocate_gradients_with_ops: Keyword-only. Passed to
+        `tf.compat.v1.gradients` for the gradients that feed the factors (an
+        r1.5 keyword).
+      cov_devices: Keyword-only. Optional list of device strings; the
+        covariance-update ops of the factors are placed on them in turn (an
+        r1.5 keyword).
+      inv_devices: Keyword-only. Optional list of device strings; the
+        inverse-update ops of the factors are placed on them in turn (an r1.5
+        keyword).
 
     Raises:
       ValueError: If `estimation_mode` is unknown, if no loss is registered,
@@ -263,7 +268,10 @@ class FisherEstimator(object):
     inv_updates = {}
     for factor in self._layers.get_factors():
       with self._inv_device_context_generator():
-        for op in factor.make_inverse_update_ops():
+        for update in factor.make_inverse_update_ops():
+          # Assignments to resource variables come back as unread-variable
+          # objects; keep the assign op itself.
+          op = update if isinstance(update, tf.Operation) else update.op
           inv_updates[op.name] = op
 
     return (tf.group(*cov_updates), tf.group(*inv_updates.values()),

@@ -25,24 +25,27 @@ class OpQueue(object):
     """Builds the dataset and iterator that pick the ops.
 
     Args:
-      ops: An iterable (list, tuple, `dict.values()`, ...) of `tf.Operation`s
-        of the default graph. Ops are identified by their names, so the names
+      ops: An iterable (list, tuple, `dict.values()`, ...) of
+        `tf.Operation`s (or `tf.Tensor`s, as the 2017 assign results were) of
+        the default graph. They are identified by their names, so the names
         must be distinct (they are, within one graph).
       seed: Optional Python int, the op-level seed of the shuffle. Together
         with the graph-level seed it makes the order reproducible.
 
     Raises:
       ValueError: If `ops` is empty.
-      TypeError: If an element of `ops` is not a `tf.Operation`.
+      TypeError: If an element of `ops` is neither a `tf.Operation` nor a
+        `tf.Tensor`.
     """
     ops = list(ops)
     if not ops:
       raise ValueError("ops must contain at least one tf.Operation; got an "
                        "empty collection.")
     for op in ops:
-      if not isinstance(op, tf.Operation):
-        raise TypeError("ops must contain only tf.Operation objects; got {!r} "
-                        "of type {}.".format(op, type(op).__name__))
+      if not isinstance(op, (tf.Operation, tf.Tensor)):
+        raise TypeError("ops must contain only tf.Operation or tf.Tensor "
+                        "objects; got {!r} of type {}.".format(
+                            op, type(op).__name__))
     self._ops_by_name = {op.name: op for op in ops}
 
     op_names = tf.convert_to_tensor(sorted(self._ops_by_name.keys()))
@@ -68,7 +71,7 @@ class OpQueue(object):
         `sess.run` of the iterator is made.
 
     Returns:
-      The drawn `tf.Operation`.
+      The drawn element of `ops` (a `tf.Operation` or `tf.Tensor`).
     """
     name = sess.run(self._next_op_name).decode("ascii")
     return self._ops_by_name[name]

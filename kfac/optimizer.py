@@ -52,7 +52,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
 
   def __init__(self, learning_rate, cov_ema_decay, damping, layer_collection,
                momentum=0., momentum_type="regular", norm_constraint=None,
-               name="KFAC", var_list=None, estimation_mode="gradients",
+               name="KFAC", *, var_list=None, estimation_mode="gradients",
                colocate_gradients_with_ops=False, cov_devices=None,
                inv_devices=None):
     """Builds the Fisher estimator and its update ops.
@@ -73,16 +73,18 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         `min(1, sqrt(c / (lr² · pᵀ g)))`. Only with "regular".
       name: The optimizer name, also the suffix of the velocity slot
         variables (`<var op name>/<name>`).
-      var_list: Optional list of the variables to optimise (an r1.5 keyword);
-        defaults to all trainable variables of the default graph.
-      estimation_mode: The `FisherEstimator` estimation mode (an r1.5
-        keyword): "gradients", "empirical", "curvature_prop" or "exact".
-      colocate_gradients_with_ops: Passed to the estimator's gradient
-        computations (an r1.5 keyword).
-      cov_devices: Optional list of devices for the covariance-update ops,
-        used in turn (an r1.5 keyword).
-      inv_devices: Optional list of devices for the inverse-update ops, used
-        in turn (an r1.5 keyword).
+      var_list: Keyword-only. Optional list of the variables to optimise (an
+        r1.5 keyword); defaults to all trainable variables of the default
+        graph.
+      estimation_mode: Keyword-only. The `FisherEstimator` estimation mode
+        (an r1.5 keyword): "gradients", "empirical", "curvature_prop" or
+        "exact".
+      colocate_gradients_with_ops: Keyword-only. Passed to the estimator's
+        gradient computations (an r1.5 keyword).
+      cov_devices: Keyword-only. Optional list of devices for the
+        covariance-update ops, used in turn (an r1.5 keyword).
+      inv_devices: Keyword-only. Optional list of devices for the
+        inverse-update ops, used in turn (an r1.5 keyword).
 
     Raises:
       ValueError: If `momentum_type` is unknown, if `norm_constraint` is set

@@ -21,6 +21,7 @@ import tensorflow as tf
 from kfac import estimator
 from kfac import fisher_factors
 from kfac import layer_collection as lc_lib
+from kfac import op_queue
 from kfac import utils
 
 IN, OUT = 4, 3
@@ -448,6 +449,7 @@ class UpdateOpsTest(parameterized.TestCase):
 
       self.assertTrue(est.inv_updates_dict)
       for name, op in est.inv_updates_dict.items():
+        self.assertIsInstance(op, tf.Operation)
         self.assertEqual(name, op.name)
       self.assertCountEqual(
           [op.name for op in est.inv_update_op.control_inputs],
@@ -457,6 +459,32 @@ class UpdateOpsTest(parameterized.TestCase):
       np.testing.assert_allclose(
           inverse, np.linalg.inv(after + 0.1 * np.eye(after.shape[0])),
           rtol=1e-3, atol=1e-4)
+
+
+class OpQueueIntegrationTest(parameterized.TestCase):
+
+  def test_inverse_updates_run_one_at_a_time(self):
+    vals = _values(15, batch=3)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, variables, _ = _build_layer(vals, "kron")
+      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
+                                      estimation_mode="exact")
+      queue = op_queue.OpQueue(est.inv_updates_dict.values(), seed=0)
+      inverses = [v for v in tf.compat.v1.global_variables()
+                  if "/inv_damp" in v.op.name]
+      self.assertLen(inverses, 2)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      before = sess.run(inverses)
+      sess.run(queue.next_op(sess))
+      middle = sess.run(inverses)
+      # Exactly one of the two inverses was recomputed.
+      changed = [not np.allclose(b, m) for b, m in zip(before, middle)]
+      self.assertEqual(sorted(changed), [False, True])
+      sess.run(queue.next_op(sess))
+      after = sess.run(inverses)
+      self.assertTrue(all(not np.allclose(b, a)
+                          for b, a in zip(before, after)))
 
 
 class MultiplyTest(parameterized.TestCase):

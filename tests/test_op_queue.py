@@ -73,4 +73,12 @@ class OpQueueTest(parameterized.TestCase):
   def test_non_op_raises(self):
     with tf.Graph().as_default():
       with pytest.raises(TypeError, match="tf.Operation"):
-        op_queue.OpQueue([tf.constant(1.0)])
+        op_queue.OpQueue(["not an op"])
+
+  def test_accepts_tensors(self):
+    # The 2017 inverse updates were assign result tensors.
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      tensors = [tf.constant(1.0, name="t0"), tf.constant(2.0, name="t1")]
+      queue = op_queue.OpQueue(tensors, seed=1)
+      drawn = [queue.next_op(sess) for _ in tensors]
+      self.assertCountEqual(drawn, tensors)
