@@ -266,8 +266,9 @@ def public_names(module, package):
     `__all__`, the public names are exactly its entries. Without it, they are
     the names not starting with `_` that the module's source binds at its top
     level and that are defined there: classes and functions whose
-    `__module__` is this module, submodules of the package, and other values
-    bound by assignment (not by import).
+    `__module__` is this module (or a private module of the package, such as
+    `kfac._contrib_alias`, whose names are re-exported), submodules of the
+    package, and other values bound by assignment (not by import).
   """
   if hasattr(module, '__all__'):
     listed = sorted(set(module.__all__))
@@ -284,7 +285,10 @@ def public_names(module, package):
       if obj.__name__.startswith(package + '.'):
         names.append(name)
     elif inspect.isclass(obj) or inspect.isfunction(obj):
-      if getattr(obj, '__module__', None) == module.__name__:
+      defined_in = getattr(obj, '__module__', None) or ''
+      if defined_in == module.__name__ or (
+          _in_package(obj, package) and any(
+              part.startswith('_') for part in defined_in.split('.'))):
         names.append(name)
     elif name in assigned:
       names.append(name)
