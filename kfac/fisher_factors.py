@@ -387,6 +387,15 @@ def _conv_output_size(in_size, kernel, stride, padding):
   return out_size, 0, 0
 
 
+def _flat_column(params_grad, idx):
+  """`utils.tensors_to_column(params_grad)`, checking its size is static."""
+  column = utils.tensors_to_column(params_grad)
+  if column.shape[0] is None:
+    raise ValueError("params_grads[{}] must have fully defined static shapes;"
+                     " got {}.".format(idx, params_grad))
+  return column
+
+
 def _common_float_dtype(tensors):
   """float64 if any tensor is float64, else float32 (the compute dtype)."""
   if any(t.dtype.base_dtype == tf.float64 for t in tensors):
@@ -751,7 +760,7 @@ class FullFactor(InverseProvidingFactor):
                                         (tuple, list)) else (params_grad,)
       for j, grad in enumerate(grads):
         _check_tensor(grad, "params_grads[{}][{}]".format(i, j))
-      params_grads_flat.append(utils.tensors_to_column(params_grad))
+      params_grads_flat.append(_flat_column(params_grad, i))
     self._params_grads_flat = params_grads_flat
     super(FullFactor, self).__init__()
 
@@ -821,7 +830,7 @@ class NaiveDiagonalFactor(DiagonalFactor):
                                         (tuple, list)) else (params_grad,)
       for j, grad in enumerate(grads):
         _check_tensor(grad, "params_grads[{}][{}]".format(i, j))
-      params_grads_flat.append(utils.tensors_to_column(params_grad))
+      params_grads_flat.append(_flat_column(params_grad, i))
     self._params_grads = params_grads_flat
     super(NaiveDiagonalFactor, self).__init__()
 
