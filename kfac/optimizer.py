@@ -156,8 +156,8 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     """Adds ops to minimise a loss with K-FAC steps (base `minimize`).
 
     Args:
-      *args: Positional arguments of `Optimizer.minimize` (`loss`, then
-        `global_step`, ...). `var_list` must be given by keyword if at all.
+      *args: Positional arguments of `Optimizer.minimize`: `loss`,
+        `global_step`, `var_list`, ...
       **kwargs: Keyword arguments of `Optimizer.minimize`. A missing or None
         `var_list` is replaced by `self.variables`.
 
@@ -168,9 +168,14 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       ValueError: If `var_list` is not the set of Fisher-estimating
         variables.
     """
-    if kwargs.get("var_list") is None:
-      kwargs["var_list"] = self.variables
-    self._check_var_list(kwargs["var_list"])
+    if len(args) > 2 and args[2] is not None:  # var_list given positionally.
+      self._check_var_list(args[2])
+    else:
+      if len(args) > 2:
+        args = args[:2] + (self.variables,) + args[3:]
+      elif kwargs.get("var_list") is None:
+        kwargs["var_list"] = self.variables
+      self._check_var_list(kwargs.get("var_list", self.variables))
     return super(KfacOptimizer, self).minimize(*args, **kwargs)
 
   def compute_gradients(self, loss, var_list=None,
@@ -387,7 +392,8 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     """Updates the velocity slots: `velocity ← decay·velocity + coeff·vec`.
 
     The slots (`<var op name>/<optimizer name>`, zero-initialised) are
-    created on first use, also when the momentum is 0.
+    created on first use, also when the momentum is 0. The update ops are
+    placed on the slot's device.
 
     Args:
       vecs_and_vars: Iterable of (vector, variable) pairs.
@@ -400,7 +406,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     """
     def _update_velocity(vec, var):
       velocity = self._zeros_slot(var, "velocity", self._name)
-      with tf.compat.v1.colocate_with(velocity):
+      with tf.device(velocity.device):
         # Read/modify/write: not safe for asynchronous updates.
         new_velocity = decay * velocity + vec_coeff * vec
         return (tf.identity(velocity.assign(new_velocity)), var)

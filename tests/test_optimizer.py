@@ -450,6 +450,13 @@ class InvalidSettingsTest(parameterized.TestCase):
       with pytest.raises(ValueError, match="var_list"):
         opt.compute_gradients(loss, var_list=[w])
 
+  def test_var_list_given_positionally(self):
+    with tf.Graph().as_default():
+      opt, _, loss, w, b = _build(_values(11))
+      with pytest.raises(ValueError, match="var_list"):
+        opt.minimize(loss, None, [w])
+      self.assertIsInstance(opt.minimize(loss, None, [b, w]), tf.Operation)
+
   def test_squared_fisher_norm_variable_mismatch(self):
     with tf.Graph().as_default():
       opt = optimizer.KfacOptimizer(0.1, 0.2, 0.3, dummy_layer_collection())
