@@ -555,6 +555,7 @@ class _Upgrader(cst.CSTTransformer):
     self._attention = []
     self._import_depth = 0
     self._kfac_chains = set()
+    self._conflicts = {}  # chain position -> Finding (outermost wins)
     self.tensorflow_still_used = False
 
   # -- bookkeeping -------------------------------------------------------------
@@ -586,7 +587,7 @@ class _Upgrader(cst.CSTTransformer):
   def findings(self):
     changes = [Finding(key[0], msg)
                for key, msg in sorted(self._changes.items())]
-    attention = sorted(self._attention)
+    attention = sorted(set(self._attention) | set(self._conflicts.values()))
     return changes, attention
 
   def _qname(self, node):
@@ -769,7 +770,7 @@ class _Upgrader(cst.CSTTransformer):
           new = "; ".join(self._module.code_for_node(
               s.with_changes(semicolon=cst.MaybeSentinel.DEFAULT))
                           for s in replacement)
-          self._change(original, "`%s` -> `%s`" % (old, new),
+          self._change(original, "`%s` -> `%s`" % (old, " ".join(new.split())),
                        kind="import%d" % index)
           if len(replacement) == 1:
             new_body.append(replacement[0].with_changes(semicolon=small.semicolon))
@@ -837,9 +838,10 @@ class _Upgrader(cst.CSTTransformer):
         child_repr = child_path
     if new.split(".")[0] == "kfac" and root.value != "kfac":
       if not self._kfac_name_free(original):
-        self._attend(original, "`%s` would become `%s`, but the name `kfac` "
-                     "means something else here; rewrite it by hand"
-                     % (self._code(original), new))
+        self._conflicts[self._pos(original)] = Finding(
+            self._pos(original)[0],
+            "`%s` would become `%s`, but the name `kfac` means something "
+            "else here; rewrite it by hand" % (self._code(original), new))
         return updated
       self._kfac_chains.add(self._pos(original))
     self._change(original, "`%s` -> `%s`" % (self._code(original), new))
@@ -1467,7 +1469,7 @@ def main(argv=None):
         r[3].source = upgraded[r[0]]
         r[3].changed = r[3].source != r[2]
 
-  report_stream = sys.stderr if any(r[1] is None for r in results) else (
+  report_stream = sys.stderr if any(i[1] is None for i in inputs) else (
       sys.stdout)
   changed_count = 0
   for name, path, original, result in results:
@@ -1489,10 +1491,13 @@ def main(argv=None):
         len(inputs) == 1):
       print(_format_report(name, result, tf2_reports.get(name, []),
                            args.check), file=report_stream)
-  print("kfac-upgrade: %d file(s) scanned, %d %s, %d need a human"
+  failed = len(inputs) - len(results)
+  print("kfac-upgrade: %d file(s) scanned, %d %s, %d need a human%s"
         % (len(inputs), changed_count,
            "would change" if args.check else "changed",
-           sum(1 for r in results if r[3].attention)), file=report_stream)
+           sum(1 for r in results if r[3].attention),
+           ", %d could not be read or parsed" % failed if failed else ""),
+        file=report_stream)
   if args.check and changed_count and status == 0:
     status = 1
   return status

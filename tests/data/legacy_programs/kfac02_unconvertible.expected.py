@@ -1,0 +1,30 @@
+"""kfac 0.2.x code the upgrade tool cannot convert on its own."""
+import tensorflow.compat.v1 as tf
+
+import kfac
+from kfac import curvature_matrix_vector_products as cmvp
+from kfac.layer_collection import LayerCollection, VARIABLE_SCOPE
+
+
+def build(x, logits, prediction, params, vecs, global_step):
+  lc = LayerCollection()
+  lc.register_fully_connected(params, x, logits, reuse=VARIABLE_SCOPE)
+  lc.register_normal_predictive_distribution(prediction)
+  lc.register_squared_error_loss(prediction, None, None)  # positional seed
+  lc.register_conv2d(params, (1, 1, 1, 1), "SAME", x, logits, "NHWC")
+  lc.register_fully_connected(params, x, logits, approx="kron_indep")
+
+  # Positional arguments in the 0.2.x order: (lr, damping, layer_collection).
+  opt = kfac.optimizer.KfacOptimizer(0.1, 0.01, lc)
+  periodic = kfac.PeriodicInvCovUpdateKfacOpt(
+      invert_every=10, cov_update_every=1, learning_rate=0.1, damping=0.01,
+      layer_collection=lc)
+  tuned = kfac.optimizer.KfacOptimizer(learning_rate=0.1, damping=0.01,
+                             layer_collection=lc, momentum_type="qmodel",
+                             batch_size=32,
+                             adapt_damping=True,
+                             cov_ema_decay=0.95)
+  products = cmvp.CurvatureMatrixVectorProductComputer(lc.losses, params)
+  ggn = products.multiply_generalized_gauss_newton(vecs)
+  lc.auto_register_layers()
+  return opt, periodic, tuned, ggn, global_step

@@ -1,0 +1,550 @@
+"""Tests for `kfac.upgrade` (the `kfac-upgrade` command).
+
+The corpus in `tests/data/legacy_programs/` holds small programs written
+against TensorFlow 1.4's `tf.contrib.kfac` (and two against PyPI's kfac 0.2.x).
+Each `<name>.py` is upgraded and compared with `<name>.expected.py`; the
+upgraded TF 1.4 programs are then run for a few steps under TF 2.x in one
+subprocess. The corpus programs use `tf.compat.v1` for the non-kfac TF 1.x
+calls, except `tf1_style.py`, a plain TF 1.x program that is run after
+`kfac-upgrade --also-tf2` (TensorFlow's `tf_upgrade_v2` output is not compared
+with a file, because it depends on the TensorFlow release).
+"""
+
+import difflib
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import tokenize
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from kfac import upgrade
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(_HERE)
+_CORPUS = os.path.join(_HERE, "data", "legacy_programs")
+
+# TF 1.4 programs (run after upgrading) and kfac 0.2.x programs (rewritten
+# and reported only: they always need the human step for their thunks).
+_TF14_PROGRAMS = (
+    "mlp_chain",
+    "convnet_from_import",
+    "generic_module_alias",
+    "diagonal_ops_imports",
+    "bernoulli_class_import",
+    "opqueue_lib_forms",
+    "tf1_style",
+)
+_KFAC02_PROGRAMS = ("kfac02_program", "kfac02_unconvertible")
+_ALL_PROGRAMS = _TF14_PROGRAMS + _KFAC02_PROGRAMS
+
+# What the report must flag in the kfac 0.2.x programs: (line, phrase).
+_EXPECTED_ATTENTION = {
+    "kfac02_program": [
+        (32, "make_vars_and_create_op_thunks"),
+    ],
+    "kfac02_unconvertible": [
+        (6, "kfac.layer_collection.VARIABLE_SCOPE"),
+        (11, "reuse"),
+        (13, "register_squared_error_loss"),
+        (14, "register_conv2d called with 6 positional"),
+        (15, "kron_indep"),
+        (18, "positionally in the kfac 0.2.x order"),
+        (19, "PeriodicInvCovUpdateKfacOpt"),
+        (22, "adapt_damping"),
+        (22, "batch_size"),
+        (28, "auto_register_layers"),
+    ],
+}
+
+# Runs programs given on the command line, one JSON line per program.
+_RUNNER = textwrap.dedent("""\
+    import json, runpy, sys, traceback, warnings
+    warnings.simplefilter("ignore")
+    import tensorflow as tf
+    for path in sys.argv[1:]:
+      try:
+        runpy.run_path(path, run_name="__main__")
+        result = {"path": path, "ok": True}
+      except BaseException:  # pylint: disable=broad-except
+        result = {"path": path, "ok": False, "error": traceback.format_exc()}
+      print("RESULT " + json.dumps(result), flush=True)
+    """)
+
+
+def _read(path):
+  with open(path, "rb") as f:
+    return f.read()
+
+
+def _program(name):
+  return os.path.join(_CORPUS, name + ".py")
+
+
+def _expected(name):
+  return os.path.join(_CORPUS, name + ".expected.py")
+
+
+def _upgrade(text):
+  return upgrade.upgrade_source(textwrap.dedent(text))
+
+
+def _run_main(argv, stdin=b""):
+  """Runs `upgrade.main(argv)` in-process; returns (status, stdout, stderr)."""
+  saved = sys.stdin, sys.stdout, sys.stderr
+  sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
+  out = io.TextIOWrapper(io.BytesIO(), write_through=True)
+  err = io.StringIO()
+  sys.stdout, sys.stderr = out, err
+  try:
+    status = upgrade.main(argv)
+    out.flush()
+  finally:
+    sys.stdin, sys.stdout, sys.stderr = saved
+  return status, out.buffer.getvalue(), err.getvalue()
+
+
+class CorpusTest(parameterized.TestCase):
+  """Each corpus program upgrades to its expected file, and only that."""
+
+  @parameterized.named_parameters((name, name) for name in _ALL_PROGRAMS)
+  def test_matches_expected(self, name):
+    result = upgrade.upgrade_source(_read(_program(name)), _program(name))
+    expected = _read(_expected(name))
+    if result.source != expected:
+      diff = "".join(difflib.unified_diff(
+          expected.decode().splitlines(True),
+          result.source.decode().splitlines(True), "expected", "got"))
+      self.fail("upgraded %s differs from the expected file:\n%s"
+                % (name, diff))
+    self.assertTrue(result.changed)
+    self.assertNotEmpty(result.changes)
+
+  @parameterized.named_parameters((name, name) for name in _ALL_PROGRAMS)
+  def test_idempotent(self, name):
+    once = upgrade.upgrade_source(_read(_program(name))).source
+    twice = upgrade.upgrade_source(once)
+    self.assertEqual(twice.source, once)
+    self.assertFalse(twice.changed)
+    self.assertEmpty(twice.changes)
+
+  @parameterized.named_parameters((name, name) for name in _ALL_PROGRAMS)
+  def test_only_kfac_lines_change(self, name):
+    # Comments and formatting elsewhere are kept: every removed or added line
+    # mentions kfac or is part of a changed call.
+    before = _read(_program(name)).decode().splitlines()
+    after = _read(_expected(name)).decode().splitlines()
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+      if tag == "equal":
+        continue
+      chunk = "\n".join(before[i1:i2] + after[j1:j2])
+      self.assertTrue(
+          any(word in chunk for word in (
+              "kfac", "KfacOptimizer", "register_", "multiply_",
+              "cov_ema_decay", "momentum", "var_list", "estimation_mode")),
+          "unexpected change in %s:\n%s" % (name, chunk))
+
+  @parameterized.named_parameters((name, name) for name in _TF14_PROGRAMS)
+  def test_tf14_programs_need_no_human(self, name):
+    result = upgrade.upgrade_source(_read(_program(name)))
+    self.assertEmpty(result.attention)
+    names = [tok.string for tok in tokenize.tokenize(
+        io.BytesIO(result.source).readline) if tok.type == tokenize.NAME]
+    self.assertNotIn("contrib", names)  # (docstrings may still mention it)
+
+  @parameterized.named_parameters((name, name) for name in _KFAC02_PROGRAMS)
+  def test_kfac02_report(self, name):
+    result = upgrade.upgrade_source(_read(_program(name)))
+    got = [(f.line, f.message) for f in result.attention]
+    for line, phrase in _EXPECTED_ATTENTION[name]:
+      self.assertTrue(
+          any(l == line and phrase in m for l, m in got),
+          "no report of %r at line %d; got %s" % (phrase, line, got))
+    self.assertLen(got, len(_EXPECTED_ATTENTION[name]))
+
+
+class RewriteTest(parameterized.TestCase):
+  """Single rewriting rules on small snippets."""
+
+  @parameterized.named_parameters(
+      ("tf_alias", """\
+          import tensorflow as tf1
+          lc = tf1.contrib.kfac.layer_collection.LayerCollection()
+          """, """\
+          import tensorflow as tf1
+          import kfac
+          lc = kfac.layer_collection.LayerCollection()
+          """),
+      ("compat_v1", """\
+          import tensorflow.compat.v1 as tf
+          f = tf.contrib.kfac.fisher_factors.FullFactor
+          """, """\
+          import tensorflow.compat.v1 as tf
+          import kfac
+          f = tf.contrib.kfac.fisher_factors.FullFactor
+          """.replace("tf.contrib.kfac", "kfac")),
+      ("python_ops_chain", """\
+          import tensorflow as tf
+          q = tf.contrib.kfac.python.ops.op_queue_lib.OpQueue
+          """, """\
+          import tensorflow as tf
+          import kfac
+          q = kfac.op_queue.OpQueue
+          """),
+      ("from_tensorflow_import_contrib", """\
+          from tensorflow import contrib
+          u = contrib.kfac.utils.posdef_inv
+          """, """\
+          from tensorflow import contrib
+          import kfac
+          u = kfac.utils.posdef_inv
+          """),
+      ("plain_import_with_other_uses", """\
+          import tensorflow.contrib.kfac
+          x = tensorflow.zeros([2])
+          o = tensorflow.contrib.kfac.optimizer.KfacOptimizer
+          """, """\
+          import tensorflow, kfac
+          x = tensorflow.zeros([2])
+          o = kfac.optimizer.KfacOptimizer
+          """),
+      ("plain_import_only_kfac", """\
+          import tensorflow.contrib.kfac
+          o = tensorflow.contrib.kfac.optimizer.KfacOptimizer
+          """, """\
+          import kfac
+          o = kfac.optimizer.KfacOptimizer
+          """),
+      ("from_contrib_split", """\
+          # header
+          from tensorflow.contrib import kfac, slim  # both
+          """, """\
+          # header
+          from tensorflow.contrib import slim
+          import kfac  # both
+          """),
+      ("star", """\
+          from tensorflow.contrib.kfac.python.ops.fisher_factors import *
+          """, """\
+          from kfac.fisher_factors import *
+          """),
+      ("lib_class_import", """\
+          from tensorflow.contrib.kfac.python.ops.layer_collection_lib import (
+              LayerCollection,  # the registry
+              APPROX_DIAGONAL_NAME)
+          """, """\
+          from kfac.layer_collection import (
+              LayerCollection,  # the registry
+              APPROX_DIAGONAL_NAME)
+          """),
+      ("function_local_import", """\
+          def f():
+            import tensorflow.contrib.kfac as kf
+            return kf.utils
+          """, """\
+          def f():
+            import kfac as kf
+            return kf.utils
+          """),
+      ("comments_and_layout_kept", """\
+          import tensorflow as tf  # tf
+          opt = tf.contrib.kfac.optimizer.KfacOptimizer(  # the optimizer
+              0.1,   0.9,  # lr, decay
+              0.01,
+              lc)  # done
+          """, """\
+          import tensorflow as tf  # tf
+          import kfac
+          opt = kfac.optimizer.KfacOptimizer(  # the optimizer
+              0.1,   0.9,  # lr, decay
+              0.01,
+              lc)  # done
+          """),
+      ("kfac02_keywords_one_line", """\
+          import kfac
+          opt = kfac.KfacOptimizer(learning_rate=0.1, damping=0.01, layer_collection=lc)
+          """, """\
+          import kfac
+          opt = kfac.optimizer.KfacOptimizer(learning_rate=0.1, damping=0.01, layer_collection=lc, cov_ema_decay=0.95, momentum=0.9, momentum_type="adam")
+          """),
+      ("kfac02_from_import", """\
+          from kfac import LayerCollection, KfacOptimizer
+          lc = LayerCollection()
+          """, """\
+          from kfac.layer_collection import LayerCollection
+          from kfac.optimizer import KfacOptimizer
+          lc = LayerCollection()
+          """),
+      ("kfac02_regular_momentum_kept", """\
+          import kfac
+          opt = kfac.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.9, damping=0.01, layer_collection=lc, momentum=0.5, momentum_type="regular")
+          """, """\
+          import kfac
+          opt = kfac.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.9, damping=0.01, layer_collection=lc, momentum=0.5, momentum_type="regular")
+          """),
+  )
+  def test_rewrite(self, source, expected):
+    result = _upgrade(source)
+    self.assertEqual(result.source, textwrap.dedent(expected))
+    self.assertEmpty(result.attention)
+    again = upgrade.upgrade_source(result.source)
+    self.assertFalse(again.changed)
+
+  @parameterized.named_parameters(
+      ("no_kfac", """\
+          import tensorflow as tf   # odd   spacing
+          x = tf.contrib.layers.flatten( y )  ;  z = 1
+          """),
+      ("upgraded_14_program", """\
+          import kfac
+          opt = kfac.optimizer.KfacOptimizer(0.1, 0.95, 0.01, lc)
+          """),
+      ("kfac_in_strings_and_comments", """\
+          # tf.contrib.kfac.utils is mentioned here
+          doc = "tf.contrib.kfac.utils"
+          """),
+  )
+  def test_unchanged(self, source):
+    result = _upgrade(source)
+    self.assertEqual(result.source, textwrap.dedent(source))
+    self.assertFalse(result.changed)
+    self.assertEmpty(result.changes)
+    self.assertEmpty(result.attention)
+
+  def test_bytes_keep_crlf_and_encoding(self):
+    source = ("# -*- coding: latin-1 -*-\r\n"
+              "import tensorflow as tf\r\n"
+              "s = 'caf\xe9'\r\n"
+              "u = tf.contrib.kfac.utils\r\n").encode("latin-1")
+    result = upgrade.upgrade_source(source)
+    self.assertEqual(result.source,
+                     ("# -*- coding: latin-1 -*-\r\n"
+                      "import tensorflow as tf\r\n"
+                      "import kfac\r\n"
+                      "s = 'caf\xe9'\r\n"
+                      "u = kfac.utils\r\n").encode("latin-1"))
+
+  def test_kfac_name_taken(self):
+    source = """\
+        import tensorflow as tf
+        kfac = 3
+        u = tf.contrib.kfac.utils
+        """
+    result = _upgrade(source)
+    self.assertEqual(result.source, textwrap.dedent(source))
+    self.assertLen(result.attention, 1)
+    self.assertEqual(result.attention[0].line, 3)
+    self.assertIn("`kfac` means something else", result.attention[0].message)
+
+  def test_unmappable_legacy_reference_reported(self):
+    source = """\
+        import tensorflow as tf
+        p = tf.contrib.kfac.python
+        """
+    result = _upgrade(source)
+    self.assertEqual(result.source, textwrap.dedent(source))
+    self.assertEqual([f.line for f in result.attention], [2])
+
+  def test_kfac02_positional_optimizer_not_guessed(self):
+    result = _upgrade("""\
+        import kfac
+        opt = kfac.KfacOptimizer(0.1, 0.01, lc)
+        """)
+    self.assertIn("kfac.optimizer.KfacOptimizer(0.1, 0.01, lc)", result.source)
+    self.assertLen(result.attention, 1)
+    self.assertIn("0.2.x order", result.attention[0].message)
+
+  def test_syntax_error(self):
+    with self.assertRaises(upgrade.UpgradeError) as cm:
+      upgrade.upgrade_source("import tensorflow as tf\nx = (\n", "prog.py")
+    self.assertEqual(cm.exception.filename, "prog.py")
+    self.assertEqual(cm.exception.lineno, 2)
+    self.assertIn("prog.py:2", str(cm.exception))
+
+
+class CommandLineTest(parameterized.TestCase):
+  """`main()`: files, trees, stdin, --check, reports, errors."""
+
+  def setUp(self):
+    super().setUp()
+    self.dir = tempfile.mkdtemp(prefix="kfac_upgrade_test_")
+    self.addCleanup(shutil.rmtree, self.dir, True)
+
+  def _write(self, relpath, text):
+    path = os.path.join(self.dir, relpath)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+      f.write(text if isinstance(text, bytes) else text.encode())
+    return path
+
+  def test_file_in_place_with_report(self):
+    path = self._write("prog.py", _read(_program("mlp_chain")))
+    os.chmod(path, 0o750)
+    status, out, err = _run_main([path])
+    self.assertEqual(status, 0, err)
+    self.assertEqual(_read(path), _read(_expected("mlp_chain")))
+    self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o750)
+    self.assertEqual(sorted(os.listdir(self.dir)), ["prog.py"])  # no temp
+    report = out.decode()
+    self.assertIn("%s: changed" % path, report)
+    self.assertIn("line 32: `tf.contrib.kfac.layer_collection.LayerCollection`"
+                  " -> `kfac.layer_collection.LayerCollection`", report)
+    self.assertIn("added `import kfac`", report)
+
+  def test_check_exit_codes(self):
+    legacy = self._write("legacy.py", _read(_program("generic_module_alias")))
+    done = self._write("done.py", _read(_expected("generic_module_alias")))
+    other = self._write("other.py", "import os\n")
+    status, out, _ = _run_main(["--check", legacy, done, other])
+    self.assertEqual(status, 1)
+    self.assertIn("%s: would change" % legacy, out.decode())
+    self.assertEqual(_read(legacy), _read(_program("generic_module_alias")))
+    status, _, _ = _run_main(["--check", done, other])
+    self.assertEqual(status, 0)
+    status, _, _ = _run_main([legacy])
+    self.assertEqual(status, 0)
+    status, _, _ = _run_main(["--check", legacy])
+    self.assertEqual(status, 0)
+
+  def test_tree(self):
+    a = self._write("pkg/a.py", _read(_program("convnet_from_import")))
+    b = self._write("pkg/sub/b.py", _read(_program("bernoulli_class_import")))
+    hidden = self._write("pkg/.hidden/c.py", _read(_program("mlp_chain")))
+    cache = self._write("pkg/__pycache__/d.py", _read(_program("mlp_chain")))
+    text = self._write("pkg/notes.txt", "tf.contrib.kfac\n")
+    status, out, _ = _run_main([os.path.join(self.dir, "pkg")])
+    self.assertEqual(status, 0)
+    self.assertEqual(_read(a), _read(_expected("convnet_from_import")))
+    self.assertEqual(_read(b), _read(_expected("bernoulli_class_import")))
+    for untouched in (hidden, cache):
+      self.assertEqual(_read(untouched), _read(_program("mlp_chain")))
+    self.assertEqual(_read(text), b"tf.contrib.kfac\n")
+    self.assertIn("2 file(s) scanned, 2 changed", out.decode())
+
+  def test_stdin_to_stdout(self):
+    status, out, err = _run_main(["-"], stdin=_read(_program("mlp_chain")))
+    self.assertEqual(status, 0)
+    self.assertEqual(out, _read(_expected("mlp_chain")))
+    self.assertIn("<stdin>: changed", err)
+
+  def test_stdin_check(self):
+    status, out, _ = _run_main(["--check", "-"],
+                               stdin=_read(_program("mlp_chain")))
+    self.assertEqual(status, 1)
+    self.assertEqual(out, b"")
+
+  def test_syntax_error_leaves_file_untouched(self):
+    source = b"import tensorflow as tf\nu = tf.contrib.kfac.utils\ndef f(:\n"
+    bad = self._write("bad.py", source)
+    good = self._write("good.py", _read(_program("mlp_chain")))
+    status, _, err = _run_main([bad, good])
+    self.assertEqual(status, 2)
+    self.assertIn("%s:3: syntax error" % bad, err)
+    self.assertIn("left untouched", err)
+    self.assertEqual(_read(bad), source)
+    self.assertEqual(_read(good), _read(_expected("mlp_chain")))
+    self.assertEqual(sorted(os.listdir(self.dir)), ["bad.py", "good.py"])
+
+  def test_syntax_error_on_stdin_echoes_input(self):
+    status, out, err = _run_main(["-"], stdin=b"x = (\n")
+    self.assertEqual(status, 2)
+    self.assertEqual(out, b"x = (\n")
+    self.assertIn("<stdin>:1", err)
+
+  def test_missing_path(self):
+    status, _, err = _run_main([os.path.join(self.dir, "nope.py")])
+    self.assertEqual(status, 2)
+    self.assertIn("no such file", err)
+
+  def test_needs_a_human_in_report(self):
+    path = self._write("old.py", _read(_program("kfac02_unconvertible")))
+    status, out, _ = _run_main([path])
+    self.assertEqual(status, 0)
+    report = out.decode()
+    self.assertIn("NEEDS A HUMAN, line 18: KfacOptimizer called positionally",
+                  report)
+    self.assertIn("1 need a human", report)
+
+  def test_module_entry_point(self):
+    # What the `kfac-upgrade` console script runs (`kfac.upgrade:main`).
+    path = self._write("prog.py", _read(_program("opqueue_lib_forms")))
+    proc = subprocess.run(
+        [sys.executable, "-m", "kfac.upgrade", "--check", path],
+        cwd=_REPO, capture_output=True, timeout=120, check=False)
+    self.assertEqual(proc.returncode, 1, proc.stderr.decode())
+    self.assertIn(b"would change", proc.stdout)
+
+
+class UpgradedProgramsRunTest(parameterized.TestCase):
+  """The upgraded TF 1.4 corpus runs a few steps under TF 2.x."""
+
+  results = None
+  tf2_report = None
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tmp = os.path.join(
+        os.environ.get("TEST_TMPDIR", "/tmp"), "kfac_upgrade_run_%d" % os.getpid())
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    os.makedirs(cls.tmp)
+    paths = []
+    for name in _TF14_PROGRAMS:
+      path = os.path.join(cls.tmp, name + ".py")
+      shutil.copyfile(_program(name), path)
+      paths.append(path)
+    tf1 = os.path.join(cls.tmp, "tf1_style.py")
+    status, out, err = _run_main(
+        [p for p in paths if p != tf1])
+    assert status == 0, err
+    status, out, err = _run_main(["--also-tf2", tf1])
+    cls.tf2_status = status
+    cls.tf2_report = out.decode() + err
+    runner = os.path.join(cls.tmp, "runner.py")
+    with open(runner, "w") as f:
+      f.write(_RUNNER)
+    env = dict(os.environ, PYTHONPATH=_REPO + os.pathsep +
+               os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, runner] + paths, cwd=cls.tmp,
+                          env=env, capture_output=True, timeout=300,
+                          check=False)
+    cls.output = proc.stdout.decode() + proc.stderr.decode()
+    cls.results = {}
+    for line in proc.stdout.decode().splitlines():
+      if line.startswith("RESULT "):
+        result = json.loads(line[len("RESULT "):])
+        name = os.path.basename(result["path"])[:-3]
+        cls.results[name] = result
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    super().tearDownClass()
+
+  def test_also_tf2(self):
+    self.assertEqual(self.tf2_status, 0, self.tf2_report)
+    with open(os.path.join(self.tmp, "tf1_style.py")) as f:
+      text = f.read()
+    self.assertIn("kfac.optimizer.KfacOptimizer(", text)
+    self.assertIn("tf.compat.v1.placeholder(", text)
+    self.assertIn("tf.compat.v1.Session()", text)
+    self.assertNotIn("contrib", text)
+    self.assertIn("tf_upgrade_v2", self.tf2_report)
+
+  @parameterized.named_parameters((name, name) for name in _TF14_PROGRAMS)
+  def test_runs(self, name):
+    self.assertIn(name, self.results, self.output[-3000:])
+    result = self.results[name]
+    self.assertTrue(result["ok"], result.get("error"))
+
+
+if __name__ == "__main__":
+  absltest.main()
