@@ -686,7 +686,7 @@ class Renderer(object):
       parts.append('\n\n')
     if methods:
       parts.append('## Methods\n\n')
-      for name, method, defining in methods:
+      for name, method, _ in methods:
         decorators = []
         own = cls.__dict__.get(name)
         if isinstance(own, classmethod):
@@ -698,7 +698,6 @@ class Renderer(object):
         parts.append(self.signature(name, method, decorators))
         parts.extend([mdoc.main, mdoc.render_details(),
                       mdoc.render_compatibility(), '\n\n'])
-        del defining
       parts.append('\n\n')
     if members.class_members:
       parts.append('## Class Members\n\n')
