@@ -1,8 +1,8 @@
 """A shuffled, endlessly repeating queue of graph ops.
 
 `OpQueue` is meant for distributed K-FAC training, where one worker runs the
-inverse-update ops one at a time (e.g. `OpQueue(optimizer.inv_updates_dict.values())`)
-instead of all of them at once. The order is drawn by a `tf.data` pipeline
+inverse-update ops one at a time instead of all of them at once, e.g.
+`OpQueue(optimizer.inv_updates_dict.values())`. The order is drawn by a `tf.data` pipeline
 that lives in the graph, so it is shared by every session on that graph.
 """
 

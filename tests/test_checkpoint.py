@@ -1,4 +1,4 @@
-"""Checkpoint round trip of every K-FAC variable with `tf.compat.v1.train.Saver`.
+"""Checkpoint round trip of every K-FAC variable with `tf.compat.v1` Saver.
 
 A two-layer network is trained with `KfacOptimizer` (momentum, so the
 velocity slots matter); after two steps everything is saved. An
@@ -40,8 +40,8 @@ def _build(estimation_mode):
       w = tf.compat.v1.get_variable(
           "w", shape=[n_in, n_out],
           initializer=tf.compat.v1.random_normal_initializer(seed=i))
-      b = tf.compat.v1.get_variable("b", shape=[n_out],
-                                    initializer=tf.compat.v1.zeros_initializer())
+      b = tf.compat.v1.get_variable(
+          "b", shape=[n_out], initializer=tf.compat.v1.zeros_initializer())
     pre = tf.matmul(inputs, w) + b
     lc.register_fully_connected((w, b), inputs, pre)
     inputs = tf.tanh(pre) if i + 1 < len(layer_sizes) else pre

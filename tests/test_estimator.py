@@ -304,6 +304,61 @@ class ExactModeTest(parameterized.TestCase):
     np.testing.assert_allclose(cov, expected, rtol=1e-5, atol=1e-6)
 
 
+class ExactModeTwoLayersTwoLossesTest(parameterized.TestCase):
+  """Exact statistics back-propagated through a layer, from two losses.
+
+  s1 = x w1, h = tanh(s1), logits = h w2; a categorical loss on the logits
+  and a normal loss (variance VAR) on h. Per example, with D_b = diag(1 −
+  h_b²), the exact output-side statistic of layer 1 is
+  D_b (w2 F_b w2ᵀ + I/VAR) D_b, and that of layer 2 is F_b (the normal loss
+  does not reach the logits: zero contribution).
+  """
+
+  VAR = 0.5
+
+  def test_output_factors(self):
+    rng = np.random.RandomState(16)
+    batch, hidden = 4, 3
+    x_value = rng.randn(batch, IN).astype(np.float32)
+    w1_value = rng.randn(IN, hidden).astype(np.float32)
+    w2_value = rng.randn(hidden, OUT).astype(np.float32)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.constant(x_value)
+      w1 = tf.compat.v1.get_variable("w1", initializer=w1_value)
+      w2 = tf.compat.v1.get_variable("w2", initializer=w2_value)
+      s1 = tf.matmul(x, w1)
+      h = tf.tanh(s1)
+      logits = tf.matmul(h, w2)
+      lc = lc_lib.LayerCollection()
+      lc.register_fully_connected(w1, x, s1)
+      lc.register_fully_connected(w2, h, logits)
+      lc.register_categorical_predictive_distribution(logits)
+      lc.register_normal_predictive_distribution(h, var=self.VAR)
+      est = estimator.FisherEstimator([w1, w2], 0.0, 0.1, lc,
+                                      estimation_mode="exact")
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      covs = sess.run([f.get_cov() for f in lc.get_factors()])
+      h_value, logits_value = sess.run([h, logits])
+    # Output-side factors: layer 1's is [hidden, hidden], layer 2's
+    # [OUT, OUT]; the input-side ones are [IN, IN] and [hidden, hidden], so
+    # pick the output factors by creation order (input, output per layer).
+    g1_cov, g2_cov = covs[1], covs[3]
+    fishers = _per_example_loss_fishers(logits_value.astype(np.float64))
+    expected_g1 = np.zeros((hidden, hidden))
+    expected_g2 = np.zeros((OUT, OUT))
+    w2_64 = w2_value.astype(np.float64)
+    for b in range(batch):
+      d = np.diag(1.0 - h_value[b].astype(np.float64) ** 2)
+      expected_g1 += d @ (w2_64 @ fishers[b] @ w2_64.T +
+                          np.eye(hidden) / self.VAR) @ d
+      expected_g2 += fishers[b]
+    expected_g1 /= batch
+    expected_g2 /= batch
+    np.testing.assert_allclose(g1_cov, expected_g1, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(g2_cov, expected_g2, rtol=1e-4, atol=1e-5)
+
+
 class EmpiricalModeTest(parameterized.TestCase):
 
   def test_output_factor_is_the_empirical_fisher(self):
