@@ -849,10 +849,10 @@ class CommittedDocsTest(absltest.TestCase):
     hint = ('docs are stale; regenerate with `python tools/build_api_docs.py '
             '--output-dir docs/api_docs/python`')
     self.assertEqual(sorted(committed), sorted(generated), hint)
-    for path in sorted(generated):
-      self.assertEqual(committed[path], generated[path],
-                       '%s: %s\n%s' % (path, hint, _line_diff(
-                           committed[path], generated[path])))
+    stale = ['%s: %s' % (path, _line_diff(committed[path], generated[path]))
+             for path in sorted(generated)
+             if committed[path] != generated[path]]
+    self.assertFalse(stale, '%s\n%s' % (hint, '\n'.join(stale)))
 
 
 def _surface_pages():
