@@ -668,6 +668,44 @@ class EdgeCasePagesTest(parameterized.TestCase):
     self.assertEqual(first, second)
 
 
+class CommandLineTest(absltest.TestCase):
+
+  def test_root_name_writes_legacy_paths(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      with contextlib.redirect_stdout(io.StringIO()):
+        rc = build_api_docs.main(['--output-dir', tmp, '--package',
+                                  'legacy_kfac', '--root-name',
+                                  'tf.contrib.kfac'])
+      self.assertEqual(rc, 0)
+      page = os.path.join(tmp, 'tf', 'contrib', 'kfac', 'fisher_factors',
+                          'ConvDiagonalFactor.md')
+      self.assertTrue(os.path.isfile(page))
+      self.assertTrue(os.path.isfile(os.path.join(tmp, 'tf', 'contrib',
+                                                  'kfac.md')))
+      self.assertTrue(_read(os.path.join(tmp, 'index.md')).startswith(
+          '# All symbols in tf.contrib.kfac\n\n*  [`tf.contrib.kfac`]'
+          '(./tf/contrib/kfac.md)\n'))
+
+  def test_rewrite_removes_stale_pages_only(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      stale = os.path.join(tmp, 'legacy_kfac', 'gone', 'Old.md')
+      os.makedirs(os.path.dirname(stale))
+      with open(stale, 'w') as f:
+        f.write('old')
+      keep = os.path.join(tmp, 'notes.txt')
+      with open(keep, 'w') as f:
+        f.write('not a page')
+      files = _build('legacy_kfac')[0]
+      build_api_docs.write_files(tmp, files)  # first run: no _toc.yaml yet
+      self.assertTrue(os.path.exists(stale))
+      build_api_docs.write_files(tmp, files)
+      self.assertFalse(os.path.exists(stale))
+      self.assertFalse(os.path.exists(os.path.dirname(stale)))
+      self.assertTrue(os.path.exists(keep))
+      for rel, text in files.items():
+        self.assertEqual(_read(os.path.join(tmp, *rel.split('/'))), text)
+
+
 class DocstringPartsTest(parameterized.TestCase):
   """The docstring splitting rules (§2.4, §2.5 of the format)."""
 
