@@ -1118,9 +1118,9 @@ def write_files(output_dir, files):
 def main(argv=None):
   parser = argparse.ArgumentParser(
       description='Generate the API docs of kfac in the legacy format.')
-  parser.add_argument('--output-dir', required=True,
+  parser.add_argument('--output-dir', default=None,
                       help='Directory to write the tree to, e.g. '
-                      'docs/api_docs/python.')
+                      'docs/api_docs/python (required unless --check-only).')
   parser.add_argument('--root-name', default=None,
                       help='Public name of the package (default: the import '
                       'name, kfac). E.g. tf.contrib.kfac.')
@@ -1138,6 +1138,8 @@ def main(argv=None):
   parser.add_argument('--check-only', action='store_true',
                       help='Only run the coverage check; write nothing.')
   args = parser.parse_args(argv)
+  if args.output_dir is None and not args.check_only:
+    parser.error('--output-dir is required (unless --check-only)')
 
   if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
