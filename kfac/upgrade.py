@@ -73,9 +73,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 
-import libcst as cst
-from libcst import metadata as cst_metadata
+with warnings.catch_warnings():
+  # libcst 1.0 imports mypy_extensions.TypedDict, which warns on import.
+  warnings.simplefilter("ignore", DeprecationWarning)
+  import libcst as cst  # pylint: disable=g-import-not-at-top
+  from libcst import metadata as cst_metadata  # pylint: disable=g-import-not-at-top
 
 __all__ = ["UpgradeError", "UpgradeResult", "upgrade_source", "main"]
 
