@@ -35,7 +35,7 @@ from kfac.examples import common
 from kfac.examples import mnist
 
 __all__ = ["fc_layer", "build_model", "train_autoencoder", "DEFAULTS",
-           "ENCODER_SIZES", "CODE_SIZE"]
+           "BASELINE_DEFAULTS", "ENCODER_SIZES", "CODE_SIZE"]
 
 # Encoder widths and code size for 64-pixel inputs (the paper's
 # 1000-500-250-30 for 784 pixels, scaled to the digits).
@@ -46,18 +46,26 @@ CODE_SIZE = 8
 DEFAULTS = {
     "steps": 500,
     "batch_size": 512,
-    "learning_rate": 0.1,
+    "learning_rate": 1.0,
     "damping": 0.01,
-    "momentum": 0.9,
-    "momentum_type": "regular",
+    "momentum": 0.0,
+    "momentum_type": "qmodel",
     "estimation_mode": "gradients",
     "inv_update_interval": 20,
     "cov_ema_decay": 0.95,
+    "norm_constraint": None,
     "optimizer": "kfac",
     "data_dir": "",
     "use_fake_data": False,
     "log_every": 50,
     "seed": 0,
+}
+
+# Defaults that replace `DEFAULTS` for the first-order baselines.
+BASELINE_DEFAULTS = {
+    "sgd": {"learning_rate": 1.0, "momentum": 0.0},
+    "momentum": {"learning_rate": 0.2, "momentum": 0.9},
+    "adam": {"learning_rate": 0.01},
 }
 
 
@@ -124,7 +132,8 @@ def build_model(examples, layer_collection, encoder_sizes=ENCODER_SIZES,
     inputs = act
   logits, _, params = fc_layer(len(sizes), inputs, input_size, None)
   layer_collection.register_fully_connected(params, inputs, logits)
-  layer_collection.register_multi_bernoulli_predictive_distribution(logits)
+  layer_collection.register_multi_bernoulli_predictive_distribution(
+      logits, targets=examples)
   loss = tf.reduce_mean(tf.reduce_sum(
       tf.nn.sigmoid_cross_entropy_with_logits(labels=examples, logits=logits),
       axis=1))
@@ -186,6 +195,7 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
       cov_ema_decay=cfg["cov_ema_decay"],
       momentum_type=cfg["momentum_type"],
       estimation_mode=cfg["estimation_mode"],
+      norm_constraint=cfg["norm_constraint"],
       inv_update_interval=cfg["inv_update_interval"],
       log_every=cfg["log_every"], name="autoencoder/%s" % cfg["optimizer"],
       eval_feed=eval_feed, verbose=verbose, record_every=record_every,
@@ -194,7 +204,8 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
 
 def main(argv):
   del argv
-  cfg = common.flag_values(DEFAULTS)
+  common.quiet_logs()
+  cfg = common.flag_values(DEFAULTS, BASELINE_DEFAULTS)
   data_dir = cfg.pop("data_dir")
   use_fake_data = cfg.pop("use_fake_data")
   with tf.Graph().as_default():

@@ -31,6 +31,7 @@ __all__ = [
     "ESTIMATION_MODES",
     "MOMENTUM_TYPES",
     "define_flags",
+    "quiet_logs",
     "flag_values",
     "make_optimizer",
     "kfac_optimizer",
@@ -45,8 +46,8 @@ MOMENTUM_TYPES = ("regular", "adam", "qmodel")
 # Flags shared by every example. `None` means "the example's own default".
 _FLAG_NAMES = ("steps", "batch_size", "learning_rate", "damping", "momentum",
                "momentum_type", "estimation_mode", "inv_update_interval",
-               "cov_ema_decay", "optimizer", "data_dir", "use_fake_data",
-               "log_every", "seed")
+               "cov_ema_decay", "norm_constraint", "optimizer", "data_dir",
+               "use_fake_data", "log_every", "seed")
 
 
 def define_flags():
@@ -55,7 +56,8 @@ def define_flags():
   Flags: `--steps`, `--batch_size`, `--learning_rate`, `--damping`,
   `--momentum`, `--momentum_type` (regular|adam|qmodel), `--estimation_mode`
   (gradients|empirical|curvature_prop|exact), `--inv_update_interval`,
-  `--cov_ema_decay`, `--optimizer` (kfac|sgd|momentum|adam), `--data_dir`
+  `--cov_ema_decay`, `--norm_constraint`, `--optimizer`
+  (kfac|sgd|momentum|adam), `--data_dir`
   (empty: scikit-learn's 8x8 digits; else a directory with MNIST IDX files),
   `--use_fake_data`, `--log_every` and `--seed`. Numeric flags default to
   `None`, meaning "use the example's default".
@@ -75,6 +77,9 @@ def define_flags():
                        "Recompute K-FAC's inverses every this many steps.")
   flags.DEFINE_float("cov_ema_decay", None,
                      "Decay of the moving average of the Fisher factors.")
+  flags.DEFINE_float("norm_constraint", None,
+                     "K-FAC's KL clipping bound (regular momentum only; "
+                     "0 or negative: none).")
   flags.DEFINE_enum("optimizer", None, list(OPTIMIZERS),
                     "kfac, or a first-order baseline (sgd, momentum, adam).")
   flags.DEFINE_string("data_dir", None,
@@ -87,21 +92,33 @@ def define_flags():
   flags.DEFINE_integer("seed", None, "Graph-level and data-shuffling seed.")
 
 
-def flag_values(defaults):
+def flag_values(defaults, optimizer_defaults=None):
   """Merges the command-line flags over an example's defaults.
 
   Args:
-    defaults: dict mapping flag names to the example's default values.
+    defaults: dict mapping flag names to the example's default values (those
+      of K-FAC).
+    optimizer_defaults: dict or None, mapping an optimizer name ("sgd",
+      "momentum", "adam") to the defaults that replace `defaults` for it
+      (e.g. its own learning rate).
 
   Returns:
-    A new dict: `defaults` updated with every flag that was set (not None).
+    A new dict: `defaults`, then the chosen optimizer's defaults, then every
+    flag that was set (not None).
   """
   values = dict(defaults)
+  optimizer = flags.FLAGS.optimizer or values.get("optimizer")
+  values.update((optimizer_defaults or {}).get(optimizer, {}))
   for name in _FLAG_NAMES:
     value = getattr(flags.FLAGS, name)
     if value is not None:
       values[name] = value
   return values
+
+
+def quiet_logs():
+  """Keeps TensorFlow's Python log (deprecation notices etc.) to errors."""
+  tf.get_logger().setLevel("ERROR")
 
 
 def _optimizer_accepts(keyword):
@@ -116,7 +133,8 @@ def _optimizer_accepts(keyword):
 
 def kfac_optimizer(learning_rate, cov_ema_decay, damping, layer_collection,
                    momentum=0.0, momentum_type="regular",
-                   estimation_mode="gradients", name="KFAC"):
+                   estimation_mode="gradients", norm_constraint=None,
+                   name="KFAC"):
   """Builds a `kfac.optimizer.KfacOptimizer`.
 
   Args:
@@ -130,6 +148,9 @@ def kfac_optimizer(learning_rate, cov_ema_decay, damping, layer_collection,
     estimation_mode: str. "gradients" (the only mode of the 1.4 optimizer),
       "empirical", "curvature_prop" or "exact" (passed as the r1.5 keyword
       `estimation_mode=`).
+    norm_constraint: float or None. KL clipping bound: the update is scaled
+      by `min(1, sqrt(norm_constraint / (lr^2 p^T F p)))` ("regular"
+      momentum only). None or <= 0: no clipping.
     name: str. Optimizer name (velocity slots are `<var>/<name>`).
 
   Returns:
@@ -155,13 +176,16 @@ def kfac_optimizer(learning_rate, cov_ema_decay, damping, layer_collection,
       layer_collection=layer_collection,
       momentum=momentum,
       momentum_type=momentum_type,
+      norm_constraint=(norm_constraint if norm_constraint and
+                       norm_constraint > 0 else None),
       name=name,
       **kwargs)
 
 
 def make_optimizer(optimizer, learning_rate, layer_collection=None,
                    momentum=0.9, damping=1e-3, cov_ema_decay=0.95,
-                   momentum_type="regular", estimation_mode="gradients"):
+                   momentum_type="regular", estimation_mode="gradients",
+                   norm_constraint=None):
   """Builds K-FAC or one of the first-order baselines.
 
   Args:
@@ -175,6 +199,7 @@ def make_optimizer(optimizer, learning_rate, layer_collection=None,
     cov_ema_decay: float. K-FAC factor moving-average decay.
     momentum_type: str. K-FAC momentum type.
     estimation_mode: str. K-FAC Fisher estimation mode.
+    norm_constraint: float or None. K-FAC KL clipping bound.
 
   Returns:
     A `tf.compat.v1.train.Optimizer`.
@@ -189,7 +214,8 @@ def make_optimizer(optimizer, learning_rate, layer_collection=None,
     return kfac_optimizer(learning_rate, cov_ema_decay, damping,
                           layer_collection, momentum=momentum,
                           momentum_type=momentum_type,
-                          estimation_mode=estimation_mode)
+                          estimation_mode=estimation_mode,
+                          norm_constraint=norm_constraint)
   if optimizer == "sgd":
     return tf.compat.v1.train.GradientDescentOptimizer(learning_rate)
   if optimizer == "momentum":
@@ -279,7 +305,8 @@ class Progress(object):
 def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
           learning_rate=0.01, momentum=0.9, damping=1e-3, cov_ema_decay=0.95,
           momentum_type="regular", estimation_mode="gradients",
-          inv_update_interval=20, log_every=100, name="train",
+          norm_constraint=None, inv_update_interval=20, log_every=100,
+          name="train",
           session_config=None, eval_feed=None, verbose=True,
           record_every=0, metric_name="accuracy"):
   """Minimises `loss` on one machine with K-FAC or a baseline.
@@ -302,6 +329,7 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
     cov_ema_decay: float.
     momentum_type: str.
     estimation_mode: str.
+    norm_constraint: float or None. K-FAC KL clipping bound.
     inv_update_interval: int. K-FAC inverse-update period in steps.
     log_every: int. Progress-line period in steps (0: no progress lines).
     name: str. Prefix of the printed lines.
@@ -318,7 +346,8 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
   Returns:
     A dict with keys `steps`, `seconds` (training-step time only), `loss`,
     `accuracy` (final values, on `eval_feed` if given, else the last
-    mini-batch), `history` (list of `(step, seconds, loss)`) and `summary`
+    mini-batch), `history` (list of `(step, seconds, loss)`), `step_times`
+    (seconds of each step, K-FAC inverse updates included) and `summary`
     (the printed line).
   """
   global_step = tf.compat.v1.train.get_or_create_global_step()
@@ -326,7 +355,8 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
                        momentum=momentum, damping=damping,
                        cov_ema_decay=cov_ema_decay,
                        momentum_type=momentum_type,
-                       estimation_mode=estimation_mode)
+                       estimation_mode=estimation_mode,
+                       norm_constraint=norm_constraint)
   train_op = opt.minimize(loss, global_step=global_step)
   is_kfac = optimizer == "kfac"
   step_fetches = [train_op, loss] + ([accuracy] if accuracy is not None else [])
@@ -337,6 +367,7 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
   progress = Progress(name, num_steps, log_every, verbose=verbose)
   progress.metric_name = metric_name
   history = []
+  step_times = []
   step = 0
   train_seconds = 0.0
   loss_, acc_ = float("nan"), None
@@ -362,7 +393,8 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
         break
       if is_kfac and step % inv_update_interval == 0:
         sess.run(opt.inv_update_op)
-      train_seconds += time.time() - t0
+      step_times.append(time.time() - t0)
+      train_seconds += step_times[-1]
       step += 1
       loss_ = float(results[1])
       acc_ = float(results[2]) if accuracy is not None else None
@@ -382,4 +414,5 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
   extra = " (whole training set)" if eval_feed is not None else ""
   line = progress.summary(step, loss_, acc_, extra=extra)
   return {"steps": step, "seconds": train_seconds, "loss": loss_,
-          "accuracy": acc_, "history": history, "summary": line}
+          "accuracy": acc_, "history": history, "step_times": step_times,
+          "summary": line}

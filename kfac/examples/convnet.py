@@ -49,7 +49,7 @@ __all__ = [
     "minimize_loss_distributed",
     "train_mnist_single_machine",
     "train_mnist_distributed",
-    "DEFAULTS",
+    "DEFAULTS", "BASELINE_DEFAULTS",
 ]
 
 # Defaults of `python -m kfac.examples.convnet` (overridable by flags).
@@ -57,17 +57,25 @@ DEFAULTS = {
     "steps": 500,
     "batch_size": 128,
     "learning_rate": 0.1,
-    "damping": 0.01,
+    "damping": 0.1,
     "momentum": 0.9,
     "momentum_type": "regular",
     "estimation_mode": "gradients",
     "inv_update_interval": 20,
     "cov_ema_decay": 0.95,
+    "norm_constraint": 0.001,
     "optimizer": "kfac",
     "data_dir": "",
     "use_fake_data": False,
     "log_every": 50,
     "seed": 0,
+}
+
+# Defaults that replace `DEFAULTS` for the first-order baselines.
+BASELINE_DEFAULTS = {
+    "sgd": {"learning_rate": 0.3, "momentum": 0.0},
+    "momentum": {"learning_rate": 0.05, "momentum": 0.9},
+    "adam": {"learning_rate": 0.003},
 }
 
 # Hyper-parameters of the 2017 `minimize_loss_*` functions.
@@ -78,6 +86,7 @@ _LEGACY_HPARAMS = {
     "momentum": 0.9,
     "momentum_type": "regular",
     "estimation_mode": "gradients",
+    "norm_constraint": None,
     "inv_update_interval": 100,
 }
 
@@ -163,7 +172,8 @@ def build_model(examples, labels, num_labels, layer_collection):
   `conv_2` (5x5, 16, ReLU) -> `pool_3` (3x3, stride 2) -> flatten ->
   `fc_4` (linear, `num_labels` logits). Registers three blocks (two
   `register_conv2d` with strides `(1, 1, 1, 1)` and "SAME", one
-  `register_fully_connected`) and one categorical loss on the logits.
+  `register_fully_connected`) and one categorical loss on the logits, with
+  the labels as targets (so that the "empirical" estimation mode works).
 
   Args:
     examples: float Tensor `[batch_size, height, width, channels]`.
@@ -197,7 +207,8 @@ def build_model(examples, labels, num_labels, layer_collection):
                                    pre0)
   layer_collection.register_conv2d(params2, (1, 1, 1, 1), "SAME", act1, pre2)
   layer_collection.register_fully_connected(params4, flat_act3, logits)
-  layer_collection.register_categorical_predictive_distribution(logits)
+  layer_collection.register_categorical_predictive_distribution(
+      logits, targets=labels)
   return loss, accuracy
 
 
@@ -221,7 +232,8 @@ def minimize_loss_single_machine(loss, accuracy, layer_collection,
     **hparams: overrides of the 2017 hyper-parameters `learning_rate`
       (0.0001), `cov_ema_decay` (0.95), `damping` (0.001), `momentum` (0.9),
       `momentum_type` ("regular"), `estimation_mode` ("gradients"),
-      `inv_update_interval` (100); and `optimizer` ("kfac").
+      `norm_constraint` (None), `inv_update_interval` (100); and
+      `optimizer` ("kfac").
 
   Returns:
     The final value of `accuracy` (float).
@@ -361,7 +373,8 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
         layer_collection=layer_collection,
         momentum=cfg["momentum"],
         momentum_type=cfg["momentum_type"],
-        estimation_mode=cfg["estimation_mode"])
+        estimation_mode=cfg["estimation_mode"],
+        norm_constraint=cfg["norm_constraint"])
     inv_update_queue = oq.OpQueue(list(optimizer.inv_updates_dict.values()))
     sync_optimizer = tf.compat.v1.train.SyncReplicasOptimizer(
         opt=optimizer,
@@ -524,6 +537,7 @@ def train_mnist_single_machine_result(data_dir, num_epochs,
       cov_ema_decay=cfg["cov_ema_decay"],
       momentum_type=cfg["momentum_type"],
       estimation_mode=cfg["estimation_mode"],
+      norm_constraint=cfg["norm_constraint"],
       inv_update_interval=cfg["inv_update_interval"],
       log_every=cfg["log_every"], name="convnet/%s" % cfg["optimizer"],
       eval_feed=eval_feed, verbose=cfg["verbose"],
@@ -582,7 +596,8 @@ def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
 
 def main(argv):
   del argv
-  cfg = common.flag_values(DEFAULTS)
+  common.quiet_logs()
+  cfg = common.flag_values(DEFAULTS, BASELINE_DEFAULTS)
   data_dir = cfg.pop("data_dir")
   use_fake_data = cfg.pop("use_fake_data")
   with tf.Graph().as_default():

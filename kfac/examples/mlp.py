@@ -23,24 +23,33 @@ from kfac import layer_collection as lc
 from kfac.examples import common
 from kfac.examples import mnist
 
-__all__ = ["fc_layer", "build_model", "train_mnist", "DEFAULTS"]
+__all__ = ["fc_layer", "build_model", "train_mnist", "train_mnist_result",
+           "DEFAULTS", "BASELINE_DEFAULTS"]
 
 # Defaults of `python -m kfac.examples.mlp` (overridable by flags).
 DEFAULTS = {
     "steps": 1000,
     "batch_size": 64,
-    "learning_rate": 0.05,
-    "damping": 0.01,
+    "learning_rate": 0.01,
+    "damping": 0.1,
     "momentum": 0.9,
     "momentum_type": "regular",
     "estimation_mode": "gradients",
     "inv_update_interval": 20,
     "cov_ema_decay": 0.95,
+    "norm_constraint": None,
     "optimizer": "kfac",
     "data_dir": "",
     "use_fake_data": False,
     "log_every": 100,
     "seed": 0,
+}
+
+# Defaults that replace `DEFAULTS` for the first-order baselines.
+BASELINE_DEFAULTS = {
+    "sgd": {"learning_rate": 0.3, "momentum": 0.0},
+    "momentum": {"learning_rate": 0.03, "momentum": 0.9},
+    "adam": {"learning_rate": 0.003},
 }
 
 
@@ -84,7 +93,8 @@ def build_model(examples, labels, num_labels, layer_collection,
   `fc_<n>` gives `num_labels` logits (its tanh output is unused). Every layer
   is registered with `register_fully_connected((kernel, bias), inputs,
   preactivations)` and the logits with
-  `register_categorical_predictive_distribution`.
+  `register_categorical_predictive_distribution(logits, targets=labels)`
+  (the targets make the "empirical" estimation mode available).
 
   Args:
     examples: float Tensor `[batch_size, input_size]`.
@@ -109,7 +119,8 @@ def build_model(examples, labels, num_labels, layer_collection,
           labels=labels, logits=logits))
   accuracy = tf.reduce_mean(
       tf.cast(tf.equal(labels, tf.argmax(logits, axis=1)), tf.float32))
-  layer_collection.register_categorical_predictive_distribution(logits)
+  layer_collection.register_categorical_predictive_distribution(
+      logits, targets=labels)
   return loss, accuracy
 
 
@@ -184,6 +195,7 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
       cov_ema_decay=cfg["cov_ema_decay"],
       momentum_type=cfg["momentum_type"],
       estimation_mode=cfg["estimation_mode"],
+      norm_constraint=cfg["norm_constraint"],
       inv_update_interval=cfg["inv_update_interval"],
       log_every=cfg["log_every"], name="mlp/%s" % cfg["optimizer"],
       eval_feed=eval_feed, verbose=verbose, record_every=record_every)
@@ -191,7 +203,8 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
 
 def main(argv):
   del argv
-  cfg = common.flag_values(DEFAULTS)
+  common.quiet_logs()
+  cfg = common.flag_values(DEFAULTS, BASELINE_DEFAULTS)
   data_dir = cfg.pop("data_dir")
   use_fake_data = cfg.pop("use_fake_data")
   with tf.Graph().as_default():

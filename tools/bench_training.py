@@ -1,0 +1,220 @@
+r"""Benchmark: K-FAC against momentum SGD and Adam on the examples.
+
+For the ConvNet and the deep autoencoder examples (on scikit-learn's 8x8
+digits), trains each optimizer from the same seeded start and measures
+
+* milliseconds per step (K-FAC: covariance update every step, inverses every
+  20 steps, so its figure is amortised over the inverse updates; the first
+  `--warmup` steps of every run are left out);
+* the steps and the seconds (training steps only, evaluation excluded) each
+  needs to bring the loss on the whole training set to the problem's target.
+
+Prints a table and the ratios to momentum SGD, checks them against the
+targets (a K-FAC step at most 2x a momentum-SGD step; at least 5x fewer steps
+than momentum SGD to the autoencoder's target loss), and writes a PNG of the
+loss against steps and against seconds.
+
+  python tools/bench_training.py                 # a few minutes on 2 cores
+  python tools/bench_training.py --png /tmp/bench.png --problems autoencoder
+"""
+
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import argparse
+import os
+import sys
+import time
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import kfac  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from kfac.examples import autoencoder  # pylint: disable=g-import-not-at-top,wrong-import-position
+from kfac.examples import convnet  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Per problem: the target training loss, and per optimizer its learning
+# rate and step budget. Learning rates were picked by small sweeps (best
+# loss after the budget); momentum is 0.9 everywhere.
+PROBLEMS = {
+    "convnet": {
+        "target": 0.05,
+        "batch_size": 128,
+        "runs": {
+            "momentum": {"learning_rate": 0.05, "steps": 600},
+            "adam": {"learning_rate": 0.003, "steps": 600},
+            "kfac": {"learning_rate": 0.1, "damping": 0.01, "steps": 300},
+        },
+    },
+    "autoencoder": {
+        "target": 24.0,
+        "batch_size": 512,
+        "runs": {
+            "momentum": {"learning_rate": 0.2, "steps": 3000},
+            "adam": {"learning_rate": 0.003, "steps": 1500},
+            "kfac": {"learning_rate": 0.1, "damping": 0.01, "steps": 600},
+        },
+    },
+}
+OPTIMIZERS = ("momentum", "adam", "kfac")
+COLORS = {"momentum": "tab:blue", "adam": "tab:orange", "kfac": "tab:green"}
+
+
+def run_one(problem, optimizer, cfg, record_every, seed):
+  """Trains one optimizer on one problem; returns `common.train`'s dict."""
+  run = dict(cfg["runs"][optimizer])
+  steps = run.pop("steps")
+  kwargs = dict(steps=steps, batch_size=cfg["batch_size"],
+                optimizer=optimizer, momentum=0.9, seed=seed,
+                inv_update_interval=20, log_every=0, verbose=False,
+                record_every=record_every)
+  kwargs.update(run)
+  with tf.Graph().as_default():
+    if problem == "convnet":
+      return convnet.train_mnist_single_machine_result(
+          "", None, evaluate_on_training_set=True, **kwargs)
+    return autoencoder.train_autoencoder(
+        "", None, evaluate_on_training_set=True, **kwargs)
+
+
+def to_target(history, target):
+  """(steps, seconds) of the first record with loss <= target, or None."""
+  for step, seconds, loss in history:
+    if loss <= target:
+      return step, seconds
+  return None
+
+
+def fmt_ratio(value):
+  return "-" if value is None else "%.2fx" % value
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--problems", nargs="+", default=list(PROBLEMS),
+                      choices=list(PROBLEMS))
+  parser.add_argument("--png", default="bench_training.png",
+                      help="where to write the plot")
+  parser.add_argument("--record_every", type=int, default=10,
+                      help="evaluate the training-set loss every N steps")
+  parser.add_argument("--warmup", type=int, default=10,
+                      help="steps left out of the ms/step figure")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--scale", type=float, default=1.0,
+                      help="multiply every step budget (e.g. 0.2 to smoke-"
+                      "test)")
+  args = parser.parse_args(argv)
+
+  start = time.time()
+  results = {}
+  for problem in args.problems:
+    cfg = PROBLEMS[problem]
+    for optimizer in OPTIMIZERS:
+      run_cfg = {k: dict(v) for k, v in cfg["runs"].items()}
+      run_cfg[optimizer]["steps"] = max(
+          args.warmup + 2, int(run_cfg[optimizer]["steps"] * args.scale))
+      result = run_one(problem, optimizer, dict(cfg, runs=run_cfg),
+                       args.record_every, args.seed)
+      times = np.array(result["step_times"][args.warmup:])
+      result["ms_per_step"] = 1000.0 * float(times.mean())
+      result["to_target"] = to_target(result["history"], cfg["target"])
+      results[(problem, optimizer)] = result
+      print("  %-11s %-8s %5d steps, %6.2f ms/step, final loss %.4f"
+            % (problem, optimizer, result["steps"], result["ms_per_step"],
+               result["loss"]), flush=True)
+
+  header = ("%-11s %-8s %7s %9s %10s %11s %9s %10s %10s"
+            % ("problem", "optimizer", "lr", "ms/step", "vs mom.", "steps->tgt",
+               "s->tgt", "steps gain", "final loss"))
+  print()
+  print(header)
+  print("-" * len(header))
+  verdicts = []
+  for problem in args.problems:
+    cfg = PROBLEMS[problem]
+    base = results[(problem, "momentum")]
+    for optimizer in OPTIMIZERS:
+      r = results[(problem, optimizer)]
+      step_ratio = r["ms_per_step"] / base["ms_per_step"]
+      if r["to_target"] is None:
+        steps_s, secs_s, gain = ">%d" % r["steps"], "-", None
+      else:
+        steps_s = "%d" % r["to_target"][0]
+        secs_s = "%.2f" % r["to_target"][1]
+        if base["to_target"] is not None:
+          gain = base["to_target"][0] / max(r["to_target"][0], 1)
+        else:
+          gain = None
+      gain_s = (fmt_ratio(gain) if base["to_target"] is not None or gain
+                else (">%.2fx" % (base["steps"] / r["to_target"][0])
+                      if r["to_target"] else "-"))
+      print("%-11s %-8s %7g %9.2f %10s %11s %9s %10s %10.4f"
+            % (problem, optimizer, cfg["runs"][optimizer]["learning_rate"],
+               r["ms_per_step"], fmt_ratio(step_ratio), steps_s, secs_s,
+               gain_s, r["loss"]))
+    kfac_r = results[(problem, "kfac")]
+    step_ratio = kfac_r["ms_per_step"] / base["ms_per_step"]
+    verdicts.append("%s: K-FAC step = %.2fx a momentum-SGD step (target "
+                    "<= 2x): %s" % (problem, step_ratio,
+                                    "met" if step_ratio <= 2.0 else "NOT met"))
+    if problem == "autoencoder":
+      if kfac_r["to_target"] is None:
+        verdicts.append("autoencoder: K-FAC did not reach the target loss "
+                        "%g: NOT met" % cfg["target"])
+      else:
+        kfac_steps = kfac_r["to_target"][0]
+        if base["to_target"] is None:
+          gain, bound = base["steps"] / kfac_steps, ">"
+        else:
+          gain, bound = base["to_target"][0] / kfac_steps, ""
+        verdicts.append(
+            "autoencoder: momentum SGD needs %s%.1fx the steps of K-FAC to "
+            "reach loss %g (target >= 5x): %s"
+            % (bound, gain, cfg["target"], "met" if gain >= 5 else "NOT met"))
+  print()
+  print("targets: training loss on the whole training set "
+        + ", ".join("%s %g" % (p, PROBLEMS[p]["target"])
+                    for p in args.problems))
+  for line in verdicts:
+    print(line)
+
+  _plot(results, args.problems, args.png)
+  print("plot: %s" % os.path.abspath(args.png))
+  print("bench_training: done in %.0f s" % (time.time() - start))
+
+
+def _plot(results, problems, path):
+  """Writes loss-vs-steps and loss-vs-seconds curves to a PNG."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(len(problems), 2,
+                           figsize=(11, 3.8 * len(problems)), squeeze=False)
+  for row, problem in enumerate(problems):
+    target = PROBLEMS[problem]["target"]
+    for col, (xlabel, index) in enumerate((("steps", 0), ("seconds", 1))):
+      ax = axes[row][col]
+      for optimizer in OPTIMIZERS:
+        history = results[(problem, optimizer)]["history"]
+        xs = [h[index] for h in history]
+        ys = [h[2] for h in history]
+        ax.plot(xs, ys, label=optimizer, color=COLORS[optimizer])
+      ax.axhline(target, color="grey", linestyle="--", linewidth=1,
+                 label="target %g" % target)
+      ax.set_xlabel(xlabel)
+      ax.set_ylabel("training loss")
+      ax.set_yscale("log")
+      ax.set_title("%s: loss vs %s" % (problem, xlabel))
+      ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+if __name__ == "__main__":
+  main()
