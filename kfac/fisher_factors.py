@@ -54,8 +54,12 @@ EIGENVALUE_DECOMPOSITION_THRESHOLD = 2
 EIGENVALUE_CLIPPING_THRESHOLD = 0.0
 
 # ConvDiagonalFactor: kernel offsets are grouped until a group holds at least
-# this many input channels in total (see `ConvDiagonalFactor`).
-_CONVDIAG_MIN_CHUNK_ROWS = 32
+# this many input channels in total, but a group never has more than a third
+# of the kernel offsets (see `ConvDiagonalFactor`).
+_CONVDIAG_MIN_CHUNK_ROWS = 8
+# ConvDiagonalFactor: whether window groups are computed one after another
+# (bounds the memory to one group at a time).
+_CONVDIAG_SERIALIZE_GROUPS = True
 
 
 def set_global_constants(init_covariances_at_zero=None,
@@ -1091,14 +1095,18 @@ class ConvDiagonalFactor(DiagonalFactor):
   and, for each kernel offset (di, dj), the strided window of the inputs seen
   by that offset is sliced out and contracted with the gradients of every
   source at once, by one batched matmul `[B, C, P] × [B, P, sources·O]`
-  (P output positions). Offsets are grouped so that a group holds at least
-  32 input channels (all offsets at once for one-channel images), which keeps
-  the matmuls large enough to be efficient. The flops are the minimum,
-  2·B·P·kernel_height·kernel_width·C·O per source, and no patch tensor is
-  built: the groups run one after another, so besides the transposed padded
-  inputs only one window group, its `[B, group·C, sources·O]` product and
-  the concatenated gradients of several sources are alive at a time. The
-  result equals the patch formulation up to float32 rounding.
+  (P output positions). When C is below 8, consecutive offsets are stacked
+  into groups of ceil(8 / C) windows (at most a third of the offsets), which
+  keeps the matmuls from degenerating into matrix-vector products. The flops
+  are the minimum, 2·B·P·kernel_height·kernel_width·C·O per source, and no
+  patch tensor is built: the groups run one after another (control
+  dependencies), so besides the transposed padded inputs only one window
+  group (twice, while it is stacked), its `[B, group·C, sources·O]` product
+  and, with several sources, their concatenated gradients are alive at a
+  time. The patch formulation holds kernel_height·kernel_width copies of the
+  inputs at once; this one at most two thirds of that, and usually one or
+  two copies. The result equals the patch formulation up to float32
+  rounding.
 
   The inputs-side tensors (the transposed, padded inputs) are built in
   `__init__`; the windows and products when the update op is built.
@@ -1259,15 +1267,16 @@ class ConvDiagonalFactor(DiagonalFactor):
     grads_flat = tf.reshape(grads, [batch, -1, num_sources * out_channels])
 
     offsets = [(di, dj) for di in range(kernel_h) for dj in range(kernel_w)]
-    group = max(1, min(len(offsets),
+    group = max(1, min(len(offsets) // 3,
                        -(-_CONVDIAG_MIN_CHUNK_ROWS // in_channels)))
     rows = []
     previous = None
     for start in range(0, len(offsets), group):
       # Each group waits for the previous one, so that only one window group
       # is alive at a time.
-      with tf.control_dependencies([previous] if previous is not None else
-                                   []):
+      with tf.control_dependencies(
+          [previous] if previous is not None and _CONVDIAG_SERIALIZE_GROUPS
+          else []):
         windows = []
         for di, dj in offsets[start:start + group]:
           windows.append(self._padded_inputs[
