@@ -42,11 +42,15 @@ formatting included):
   `kfac.layer_collection.LayerCollection` (same for `KfacOptimizer` and
   `CurvatureMatrixVectorProductComputer`), keyword-argument calls of
   `KfacOptimizer` (the 0.2.x defaults the 1.4 signature lacks or has
-  differently, `cov_ema_decay=0.95`, `momentum=0.9` and `momentum_type="adam"`,
-  are written out), the loss-registration aliases
+  differently, `cov_ema_decay=0.95`, `momentum=0.9`, `momentum_type="adam"`
+  and `colocate_gradients_with_ops=True`, are written out),
+  `CurvatureMatrixVectorProductComputer(layer_collection, ...)` (->
+  `(layer_collection.losses, ...)`), the loss-registration aliases
   (`register_softmax_cross_entropy_loss` ->
-  `register_categorical_predictive_distribution`, ...) and the
-  `multiply_ggn*` -> `multiply_generalized_gauss_newton*` renames.
+  `register_categorical_predictive_distribution`, ...) and the `*ggn*` method
+  renames (`multiply_generalized_gauss_newton*` on a
+  `CurvatureMatrixVectorProductComputer`, `multiply_hessian*` on a loss; when
+  the receiver's type is not evident the call is reported instead).
 
 What is only reported (nothing is guessed): positional `KfacOptimizer` calls in
 the 0.2.x argument order, keyword arguments without a 1.4 counterpart, and
@@ -165,10 +169,14 @@ UNSUPPORTED_TOP_LEVEL_02 = {
     "graph_search": "automatic layer registration is not part of the 1.4 API",
 }
 
-# KfacOptimizer signatures.
+# KfacOptimizer signatures: the 1.4 positional parameters, and the r1.5
+# keyword-only extras that `kfac.optimizer.KfacOptimizer` also accepts.
 OPTIMIZER_PARAMS_14 = (
     "learning_rate", "cov_ema_decay", "damping", "layer_collection",
     "momentum", "momentum_type", "norm_constraint", "name")
+OPTIMIZER_KEYWORD_ONLY = (
+    "var_list", "estimation_mode", "colocate_gradients_with_ops",
+    "cov_devices", "inv_devices")
 OPTIMIZER_PARAMS_02 = (
     "learning_rate", "damping", "layer_collection", "cov_ema_decay",
     "var_list", "momentum", "momentum_type", "use_weight_decay",
@@ -188,12 +196,32 @@ METHOD_RENAMES_02 = {
     "register_sigmoid_cross_entropy_loss":
         "register_multi_bernoulli_predictive_distribution",
     "register_squared_error_loss": "register_normal_predictive_distribution",
-    "multiply_ggn": "multiply_generalized_gauss_newton",
-    "multiply_ggn_factor": "multiply_generalized_gauss_newton_factor",
-    "multiply_ggn_factor_transpose":
-        "multiply_generalized_gauss_newton_factor_transpose",
+    # CurvatureMatrixVectorProductComputer only.
     "ggn_factor_inner_shapes": "generalized_gauss_newton_factor_inner_shapes",
+    # Loss functions only.
+    "multiply_ggn_factor_replicated_one_hot":
+        "multiply_hessian_factor_replicated_one_hot",
+    "ggn_factor_inner_shape": "hessian_factor_inner_shape",
+    "ggn_factor_inner_static_shape": "hessian_factor_inner_static_shape",
 }
+
+# kfac 0.2.x "ggn" methods that both CurvatureMatrixVectorProductComputer and
+# the loss functions have, renamed differently: {name: (cmvp name, loss name)}.
+AMBIGUOUS_RENAMES_02 = {
+    "multiply_ggn": ("multiply_generalized_gauss_newton", "multiply_hessian"),
+    "multiply_ggn_factor": ("multiply_generalized_gauss_newton_factor",
+                            "multiply_hessian_factor"),
+    "multiply_ggn_factor_transpose": (
+        "multiply_generalized_gauss_newton_factor_transpose",
+        "multiply_hessian_factor_transpose"),
+}
+
+_CMVP_PATH = ("kfac.curvature_matrix_vector_products."
+              "CurvatureMatrixVectorProductComputer")
+
+# 1.4 FisherEstimator parameters (kfac 0.2.x adds `exps` fifth, and more).
+ESTIMATOR_PARAMS_14 = ("variables", "cov_ema_decay", "damping",
+                       "layer_collection", "estimation_mode")
 
 # kfac 0.2.x methods / properties with no counterpart in the 1.4 API.
 UNSUPPORTED_METHODS_02 = {
@@ -459,8 +487,24 @@ def _kwarg(name, value_code):
                             whitespace_after=cst.SimpleWhitespace("")))
 
 
+def _without_comment(comma):
+  """`comma` with the comment / blank lines after it removed."""
+  ws = comma.whitespace_after
+  if isinstance(ws, cst.ParenthesizedWhitespace):
+    ws = ws.with_changes(
+        first_line=cst.TrailingWhitespace(newline=ws.first_line.newline),
+        empty_lines=[])
+    return comma.with_changes(whitespace_after=ws)
+  return comma
+
+
 def _append_kwargs(args, new):
-  """Appends keyword arguments `new` [(name, code)] to the list `args`."""
+  """Appends keyword arguments `new` [(name, code)] to the list `args`.
+
+  The layout of the call is kept: on a multi-line call the new arguments go
+  on lines of their own, with the indentation of the existing ones, and the
+  comments stay on the lines they were on.
+  """
   if not new:
     return args
   args = list(args)
@@ -469,14 +513,23 @@ def _append_kwargs(args, new):
     return new_args
   last = args[-1]
   if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma):
-    sep = args[-2].comma
+    sep = _without_comment(args[-2].comma)
   else:
     sep = _default_comma()
   if isinstance(last.comma, cst.Comma):
     closing = last.comma
+    last_comma = sep
+    if isinstance(closing.whitespace_after, cst.ParenthesizedWhitespace) and (
+        isinstance(sep.whitespace_after, cst.ParenthesizedWhitespace)):
+      # Keep a comment after the old last argument on its line.
+      last_comma = closing.with_changes(
+          whitespace_after=closing.whitespace_after.with_changes(
+              last_line=sep.whitespace_after.last_line))
+    closing = _without_comment(closing)
   else:
     closing = cst.MaybeSentinel.DEFAULT
-  args[-1] = last.with_changes(comma=sep)
+    last_comma = sep
+  args[-1] = last.with_changes(comma=last_comma)
   for i, arg in enumerate(new_args):
     new_args[i] = arg.with_changes(
         comma=closing if i == len(new_args) - 1 else sep)
@@ -510,6 +563,7 @@ class _Survey(cst.CSTVisitor):
     self.imports_kfac = False
     self.markers_02 = False
     self.method_names = set()
+    self.name_kinds = collections.defaultdict(set)  # name -> {"cmvp", "loss"}
 
   def _note_path(self, path):
     if _is_kfac(path):
@@ -537,6 +591,36 @@ class _Survey(cst.CSTVisitor):
   def visit_Attribute(self, node):
     self.method_names.add(node.attr.value)
 
+  def _kind(self, value):
+    """"cmvp", "loss" or None: what the expression `value` evaluates to."""
+    if isinstance(value, cst.Call):
+      try:
+        names = self.get_metadata(cst_metadata.QualifiedNameProvider,
+                                  value.func)
+      except KeyError:
+        names = set()
+      paths = {_map_path(q.name) for q in names}
+      if _CMVP_PATH in paths:
+        return "cmvp"
+      if any(p and p.startswith("kfac.loss_functions.") for p in paths):
+        return "loss"
+    if isinstance(value, cst.Subscript) and isinstance(
+        value.value, cst.Attribute) and value.value.attr.value == "losses":
+      return "loss"
+    return None
+
+  def visit_Assign(self, node):
+    kind = self._kind(node.value)
+    for target in node.targets:
+      if isinstance(target.target, cst.Name):
+        self.name_kinds[target.target.value].add(kind)
+
+  def visit_For(self, node):
+    if (isinstance(node.target, cst.Name) and
+        isinstance(node.iter, cst.Attribute) and
+        node.iter.attr.value == "losses"):
+      self.name_kinds[node.target.value].add("loss")
+
 
 # ------------------------------------------------------------------------------
 # The rewriter.
@@ -551,10 +635,11 @@ class _Upgrader(cst.CSTTransformer):
       cst_metadata.ScopeProvider,
   )
 
-  def __init__(self, module, is_02):
+  def __init__(self, module, is_02, name_kinds=None):
     super(_Upgrader, self).__init__()
     self._module = module
     self._is_02 = is_02
+    self._name_kinds = name_kinds or {}
     self._changes = {}  # (line, col) -> message
     self._attention = []
     self._import_depth = 0
@@ -810,6 +895,20 @@ class _Upgrader(cst.CSTTransformer):
     if self._import_depth:
       return updated
     method = original.attr.value
+    if self._is_02 and method in AMBIGUOUS_RENAMES_02:
+      kind = self._receiver_kind(original.value)
+      if kind is None:
+        cmvp_name, loss_name = AMBIGUOUS_RENAMES_02[method]
+        self._attend(original, "kfac 0.2.x `.%s`: `%s` if the receiver is a "
+                     "CurvatureMatrixVectorProductComputer, `%s` if it is a "
+                     "loss function; the receiver's type is not clear here"
+                     % (method, cmvp_name, loss_name))
+        return updated
+      new_method = AMBIGUOUS_RENAMES_02[method][0 if kind == "cmvp" else 1]
+      self._change(original.attr, "`.%s` -> `.%s` (kfac 0.2.x name)"
+                   % (method, new_method), kind="method")
+      return updated.with_changes(attr=updated.attr.with_changes(
+          value=new_method))
     if (self._is_02 and method in METHOD_RENAMES_02 and
         not method.startswith("register_")):
       self._change(original.attr, "`.%s` -> `.%s` (kfac 0.2.x name)"
@@ -856,6 +955,20 @@ class _Upgrader(cst.CSTTransformer):
           attr=updated.attr.with_changes(value=new.rsplit(".", 1)[1]))
     return _make_dotted(new, template=updated)
 
+  def _receiver_kind(self, node):
+    """"cmvp", "loss" or None for the receiver expression `node`."""
+    if isinstance(node, cst.Name):
+      kinds = self._name_kinds.get(node.value, set())
+      return next(iter(kinds)) if len(kinds) == 1 else None
+    if isinstance(node, cst.Subscript) and isinstance(
+        node.value, cst.Attribute) and node.value.attr.value == "losses":
+      return "loss"
+    if isinstance(node, cst.Call):
+      path = self._qname(node.func)
+      if path is not None and _map_path(path) == _CMVP_PATH:
+        return "cmvp"
+    return None
+
   # -- calls -------------------------------------------------------------------
 
   def leave_Call(self, original, updated):
@@ -866,7 +979,14 @@ class _Upgrader(cst.CSTTransformer):
       new = _map_path(path) or path
       if new == "kfac.optimizer.KfacOptimizer":
         return self._upgrade_optimizer_call(original, updated,
-                                            from_02=_is_02_path(path))
+                                            from_02=_is_02_path(path),
+                                            path_is_kfac=_is_kfac(path))
+      if new == _CMVP_PATH and (self._is_02 or _is_02_path(path)):
+        return self._upgrade_cmvp_call(original, updated)
+      if new == "kfac.estimator.FisherEstimator" and (
+          self._is_02 or _is_02_path(path)):
+        self._check_estimator_call(original)
+        return updated
     if self._is_02 and isinstance(updated.func, cst.Attribute):
       method = original.func.attr.value
       if method in METHOD_RENAMES_02 and method.startswith("register_"):
@@ -875,7 +995,8 @@ class _Upgrader(cst.CSTTransformer):
         return self._upgrade_register_call(original, updated, method)
     return updated
 
-  def _upgrade_optimizer_call(self, original, updated, from_02):
+  def _upgrade_optimizer_call(self, original, updated, from_02,
+                              path_is_kfac=True):
     args = list(updated.args)
     if any(a.star for a in args):
       if self._is_02 or from_02:
@@ -888,14 +1009,16 @@ class _Upgrader(cst.CSTTransformer):
         (a.keyword.value, a) for a in args if a.keyword is not None)
     bound14 = set(OPTIMIZER_PARAMS_14[:len(positional)])
     valid14 = (len(positional) <= len(OPTIMIZER_PARAMS_14) and
-               set(keywords) <= set(OPTIMIZER_PARAMS_14) and
+               set(keywords) <= set(OPTIMIZER_PARAMS_14 +
+                                    OPTIMIZER_KEYWORD_ONLY) and
                not bound14 & set(keywords) and
                set(OPTIMIZER_PARAMS_14[:4]) <= bound14 | set(keywords))
     bound02 = set(OPTIMIZER_PARAMS_02[:len(positional)])
     valid02 = (set(keywords) <= set(OPTIMIZER_PARAMS_02) and
                not bound02 & set(keywords) and
                set(OPTIMIZER_PARAMS_02[:3]) <= bound02 | set(keywords))
-    as_02 = from_02 or self._is_02 or (not valid14 and valid02)
+    as_02 = from_02 or self._is_02 or (
+        not valid14 and valid02 and path_is_kfac)
     if not as_02:
       if not valid14:
         self._attend(original, "KfacOptimizer call does not match the 1.4 "
@@ -919,26 +1042,12 @@ class _Upgrader(cst.CSTTransformer):
       momentum_type = _string_value(keywords["momentum_type"].value)
       if momentum_type is not None:
         momentum_type = momentum_type.lower()
-    for name, arg in keywords.items():
-      if name in OPTIMIZER_PARAMS_14:
+    for name in keywords:
+      if name in OPTIMIZER_PARAMS_14 or name in OPTIMIZER_KEYWORD_ONLY:
         continue
-      if name == "var_list" and _is_none(arg.value):
-        removed.append(name)
-      elif name == "estimation_mode" and _string_value(arg.value) == "gradients":
-        removed.append(name)
-      elif name == "var_list":
-        self._attend(original, "KfacOptimizer(var_list=...): the 1.4 optimizer "
-                     "always uses all trainable variables (all must be "
-                     "registered); make the others non-trainable and remove "
-                     "var_list")
-      elif name == "estimation_mode":
-        self._attend(original, "KfacOptimizer(estimation_mode=...): the 1.4 "
-                     "optimizer always uses 'gradients'; for another mode "
-                     "build an estimator.FisherEstimator yourself")
-      else:
-        self._attend(original, "KfacOptimizer(%s=...) is a kfac 0.2.x argument "
-                     "with no 1.4 counterpart; left in place, remove or "
-                     "replace it by hand" % name)
+      self._attend(original, "KfacOptimizer(%s=...) is a kfac 0.2.x argument "
+                   "with no counterpart in kfac; left in place, remove or "
+                   "replace it by hand" % name)
     if momentum_type is None:
       self._attend(original, "KfacOptimizer(momentum_type=...) is not a string "
                    "literal: the 1.4 optimizer accepts 'regular', 'adam' and "
@@ -960,6 +1069,8 @@ class _Upgrader(cst.CSTTransformer):
       added.append(("momentum", "0.9"))
     if "momentum_type" not in keywords:
       added.append(("momentum_type", '"adam"'))
+    if "colocate_gradients_with_ops" not in keywords:
+      added.append(("colocate_gradients_with_ops", "True"))
     if not added and not removed and not from_02:
       return updated
     new_args = _remove_kwargs(args, set(removed))
@@ -971,11 +1082,69 @@ class _Upgrader(cst.CSTTransformer):
         what.append("added the kfac 0.2.x defaults %s" % ", ".join(
             "%s=%s" % kv for kv in added))
       if removed:
-        what.append("removed %s (the 1.4 behaviour)" % ", ".join(
+        what.append("removed %s (the kfac equivalent)" % ", ".join(
             "%s=%s" % (n, self._code(keywords[n].value)) for n in removed))
       self._change(original, "KfacOptimizer (kfac 0.2.x keywords): " +
                    "; ".join(what), kind="call")
     return result
+
+  def _upgrade_cmvp_call(self, original, updated):
+    """kfac 0.2.x CurvatureMatrixVectorProductComputer(layer_collection, ...).
+
+    The 1.4 constructor takes `losses`: the first argument `lc` becomes
+    `lc.losses` (and the keyword `layer_collection=` becomes `losses=`).
+    """
+    args = list(updated.args)
+    if any(a.star for a in args):
+      self._attend(original, "CurvatureMatrixVectorProductComputer called with "
+                   "*args/**kwargs: the 1.4 signature is (losses, wrt_tensors)")
+      return updated
+    for i, arg in enumerate(args):
+      keyword = arg.keyword.value if arg.keyword is not None else None
+      if keyword not in (None, "layer_collection", "losses", "wrt_tensors"):
+        self._attend(original, "CurvatureMatrixVectorProductComputer(%s=...) "
+                     "has no 1.4 counterpart; left in place" % keyword)
+    first = None
+    for i, arg in enumerate(args):
+      if (i == 0 and arg.keyword is None) or (
+          arg.keyword is not None and arg.keyword.value == "layer_collection"):
+        first = i
+        break
+    if first is None:
+      return updated
+    value = args[first].value
+    if isinstance(value, cst.Attribute) and value.attr.value == "losses":
+      return updated
+    if not isinstance(value, (cst.Name, cst.Attribute, cst.Call,
+                              cst.Subscript)):
+      value = value.with_changes(lpar=[cst.LeftParen()],
+                                 rpar=[cst.RightParen()])
+    new_arg = args[first].with_changes(
+        value=cst.Attribute(value=value, attr=cst.Name("losses")))
+    if new_arg.keyword is not None:
+      new_arg = new_arg.with_changes(keyword=cst.Name("losses"))
+    args[first] = new_arg
+    self._change(original, "CurvatureMatrixVectorProductComputer: kfac 0.2.x "
+                 "`layer_collection` argument -> `%s` (the 1.4 `losses`)"
+                 % " ".join(self._module.code_for_node(new_arg.value).split()),
+                 kind="args")
+    return updated.with_changes(args=args)
+
+  def _check_estimator_call(self, original):
+    """Reports kfac 0.2.x FisherEstimator arguments without 1.4 counterpart."""
+    args = list(original.args)
+    positional = [a for a in args if a.keyword is None and not a.star]
+    if len(positional) > 4:
+      self._attend(original, "FisherEstimator called with %d positional "
+                   "arguments: the fifth is `exps` in kfac 0.2.x and "
+                   "`estimation_mode` in 1.4; pass it by keyword"
+                   % len(positional))
+    for arg in args:
+      if arg.keyword is not None and (
+          arg.keyword.value not in ESTIMATOR_PARAMS_14):
+        self._attend(original, "FisherEstimator(%s=...) is a kfac 0.2.x "
+                     "argument with no 1.4 counterpart; left in place"
+                     % arg.keyword.value)
 
   def _upgrade_register_call(self, original, updated, method):
     """kfac 0.2.x LayerCollection.register_* calls (0.2.x files only)."""
@@ -1260,6 +1429,8 @@ def upgrade_source(source, filename="<string>"):
     UpgradeError: if `source` is not valid Python.
   """
   _check_syntax(source, filename)
+  if (b"kfac" if isinstance(source, bytes) else "kfac") not in source:
+    return UpgradeResult(source, [], [], False)  # Nothing to do: fast path.
   try:
     module = cst.parse_module(source)
   except cst.ParserSyntaxError as e:
@@ -1271,11 +1442,12 @@ def upgrade_source(source, filename="<string>"):
   is_02 = survey.markers_02 or (
       survey.imports_kfac and
       bool(survey.method_names & (set(UNSUPPORTED_METHODS_02) |
-                                  set(METHOD_RENAMES_02))))
+                                  set(METHOD_RENAMES_02) |
+                                  set(AMBIGUOUS_RENAMES_02))))
   tf_use = _TensorflowUse()
   wrapper.visit(tf_use)
 
-  upgrader = _Upgrader(wrapper.module, is_02)
+  upgrader = _Upgrader(wrapper.module, is_02, survey.name_kinds)
   upgrader.tensorflow_still_used = tf_use.used and not tf_use.other_binding
   new_module = wrapper.visit(upgrader)
   changes, attention = upgrader.findings()

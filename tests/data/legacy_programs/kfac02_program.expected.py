@@ -25,9 +25,12 @@ def main():
         learning_rate=0.05,
         damping=0.01,
         layer_collection=layer_collection,
+        var_list=None,  # all trainable variables
+        estimation_mode="gradients",
         cov_ema_decay=0.95,
         momentum=0.9,
         momentum_type="adam",
+        colocate_gradients_with_ops=True,
     )
     # kfac 0.2.x builds the update ops lazily, through thunks.
     cov_thunks, inv_thunks = optimizer.make_vars_and_create_op_thunks()

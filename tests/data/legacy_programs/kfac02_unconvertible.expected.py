@@ -23,8 +23,14 @@ def build(x, logits, prediction, params, vecs, global_step):
                              layer_collection=lc, momentum_type="qmodel",
                              batch_size=32,
                              adapt_damping=True,
-                             cov_ema_decay=0.95)
+                             cov_ema_decay=0.95,
+                             colocate_gradients_with_ops=True)
   products = cmvp.CurvatureMatrixVectorProductComputer(lc.losses, params)
   ggn = products.multiply_generalized_gauss_newton(vecs)
+  loss_ggn = lc.losses[0].multiply_hessian(vecs[0])
   lc.auto_register_layers()
-  return opt, periodic, tuned, ggn, global_step
+  return opt, periodic, tuned, ggn, loss_ggn, global_step
+
+
+def unclear(thing, vecs):
+  return thing.multiply_ggn(vecs)  # a product computer or a loss?

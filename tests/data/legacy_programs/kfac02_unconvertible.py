@@ -23,7 +23,12 @@ def build(x, logits, prediction, params, vecs, global_step):
                              layer_collection=lc, momentum_type="qmodel",
                              momentum=None, batch_size=32,
                              adapt_damping=True)
-  products = cmvp.CurvatureMatrixVectorProductComputer(lc.losses, params)
+  products = cmvp.CurvatureMatrixVectorProductComputer(lc, params)
   ggn = products.multiply_ggn(vecs)
+  loss_ggn = lc.losses[0].multiply_ggn(vecs[0])
   lc.auto_register_layers()
-  return opt, periodic, tuned, ggn, global_step
+  return opt, periodic, tuned, ggn, loss_ggn, global_step
+
+
+def unclear(thing, vecs):
+  return thing.multiply_ggn(vecs)  # a product computer or a loss?
