@@ -553,6 +553,30 @@ def _remove_kwargs(args, names):
 # Pre-pass: facts about the original module.
 
 
+def _package_alias_target(visitor, node):
+  """For `NAME = tf.contrib.kfac` (the 2017 idiom) returns NAME, else None.
+
+  Args:
+    visitor: a visitor or transformer with QualifiedNameProvider metadata.
+    node: an original `cst.Assign` node.
+  """
+  if len(node.targets) != 1 or not isinstance(node.targets[0].target,
+                                              cst.Name):
+    return None
+  if not isinstance(node.value, cst.Attribute):
+    return None
+  names = visitor.get_metadata(cst_metadata.QualifiedNameProvider, node.value,
+                               set())
+  names = {q.name for q in names
+           if q.source == cst_metadata.QualifiedNameSource.IMPORT}
+  if len(names) != 1:
+    return None
+  path = names.pop()
+  if not _is_legacy(path) or _map_path(path) != "kfac":
+    return None
+  return node.targets[0].target.value
+
+
 class _Survey(cst.CSTVisitor):
   """Collects facts about the original module before rewriting."""
 
@@ -564,6 +588,7 @@ class _Survey(cst.CSTVisitor):
     self.markers_02 = False
     self.method_names = set()
     self.name_kinds = collections.defaultdict(set)  # name -> {"cmvp", "loss"}
+    self.package_alias_targets = set()  # ids of `X` in `X = tf.contrib.kfac`
 
   def _note_path(self, path):
     if _is_kfac(path):
@@ -610,6 +635,8 @@ class _Survey(cst.CSTVisitor):
     return None
 
   def visit_Assign(self, node):
+    if _package_alias_target(self, node) is not None:
+      self.package_alias_targets.add(id(node.targets[0].target))
     kind = self._kind(node.value)
     for target in node.targets:
       if isinstance(target.target, cst.Name):
@@ -635,11 +662,13 @@ class _Upgrader(cst.CSTTransformer):
       cst_metadata.ScopeProvider,
   )
 
-  def __init__(self, module, is_02, name_kinds=None):
+  def __init__(self, module, is_02, name_kinds=None,
+               package_alias_targets=()):
     super(_Upgrader, self).__init__()
     self._module = module
     self._is_02 = is_02
     self._name_kinds = name_kinds or {}
+    self._package_alias_targets = set(package_alias_targets)
     self._changes = {}  # (line, col) -> message
     self._attention = []
     self._import_depth = 0
@@ -700,6 +729,8 @@ class _Upgrader(cst.CSTTransformer):
     if scope is None:
       return True
     for assignment in scope["kfac"]:
+      if id(assignment.node) in self._package_alias_targets:
+        continue  # `kfac = tf.contrib.kfac`, which becomes `import kfac`.
       if not isinstance(assignment, cst_metadata.ImportAssignment):
         return False
       node = assignment.node
@@ -767,6 +798,10 @@ class _Upgrader(cst.CSTTransformer):
           new_aliases.append(alias.with_changes(
               name=cst.Name(name.split(".")[0]), comma=_default_comma()))
         new_aliases.append(alias.with_changes(name=_make_dotted(new)))
+      elif alias.asname is not None and alias.asname.name.value == new:
+        # `import tensorflow.contrib.kfac as kfac` -> `import kfac`.
+        new_aliases.append(alias.with_changes(name=_make_dotted(new),
+                                              asname=None))
       else:
         new_aliases.append(alias.with_changes(name=_make_dotted(new)))
     if not changed:
@@ -844,6 +879,22 @@ class _Upgrader(cst.CSTTransformer):
     return statements
 
   def leave_SimpleStatementLine(self, original, updated):
+    if (len(original.body) == 1 and isinstance(original.body[0], cst.Assign)
+        and id(original.body[0].targets[0].target) in
+        self._package_alias_targets):
+      # The 2017 idiom `kfac = tf.contrib.kfac` becomes `import kfac`.
+      name = original.body[0].targets[0].target.value
+      new = cst.Import(names=[cst.ImportAlias(
+          name=cst.Name("kfac"),
+          asname=None if name == "kfac" else cst.AsName(name=cst.Name(name)))])
+      self._changes.pop(self._pos(original.body[0].value) + ("chain",), None)
+      self._kfac_chains.discard(self._pos(original.body[0].value))
+      self._change(original, "`%s` -> `%s`" % (
+          self._code(original.body[0].with_changes(
+              semicolon=cst.MaybeSentinel.DEFAULT)),
+          self._module.code_for_node(new)), kind="import0")
+      return updated.with_changes(body=[new.with_changes(
+          semicolon=updated.body[0].semicolon)])
     if not any(isinstance(s, (cst.Import, cst.ImportFrom))
                for s in updated.body):
       return updated
@@ -1447,7 +1498,8 @@ def upgrade_source(source, filename="<string>"):
   tf_use = _TensorflowUse()
   wrapper.visit(tf_use)
 
-  upgrader = _Upgrader(wrapper.module, is_02, survey.name_kinds)
+  upgrader = _Upgrader(wrapper.module, is_02, survey.name_kinds,
+                       survey.package_alias_targets)
   upgrader.tensorflow_still_used = tf_use.used and not tf_use.other_binding
   new_module = wrapper.visit(upgrader)
   changes, attention = upgrader.findings()

@@ -250,6 +250,20 @@ class RewriteTest(parameterized.TestCase):
               LayerCollection,  # the registry
               APPROX_DIAGONAL_NAME)
           """),
+      ("kfac_assignment_idiom", """\
+          import tensorflow as tf
+          kfac = tf.contrib.kfac  # 2017 idiom
+          lc = kfac.layer_collection.LayerCollection()
+          """, """\
+          import tensorflow as tf
+          import kfac  # 2017 idiom
+          lc = kfac.layer_collection.LayerCollection()
+          """),
+      ("import_as_kfac", """\
+          import tensorflow.contrib.kfac as kfac
+          """, """\
+          import kfac
+          """),
       ("function_local_import", """\
           def f():
             import tensorflow.contrib.kfac as kf
