@@ -324,7 +324,8 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
     checkpoints);
   * "cov" (the next ones, all but the last): run `cov_update_op`;
   * "inv" (the last one): run one inverse-update op per step, taken in turn
-    from an `OpQueue` over `inv_updates_dict`.
+    from an `OpQueue` over `inv_updates_dict` (fetching only that op and the
+    global step: no forward pass).
 
   With fewer than three workers all train; they then also run
   `cov_update_op`, and the chief runs `inv_update_op` every
@@ -354,7 +355,8 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
       `minimize_loss_single_machine`).
 
   Returns:
-    The last value of `accuracy` (float) seen by this worker.
+    The last value of `accuracy` (float) seen by this worker (NaN for the
+    inverse worker, which does not evaluate the model).
   """
   cfg = dict(_LEGACY_HPARAMS)
   unknown = set(hparams) - set(cfg)
@@ -363,7 +365,7 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
                     % sorted(unknown))
   cfg.update(hparams)
   worker_device = "/job:worker/task:%d" % task_id if master else None
-  with tf.device(tf.compat.v1.train.replica_device_setter(
+  with tf.compat.v1.device(tf.compat.v1.train.replica_device_setter(
       num_ps_tasks, worker_device=worker_device)):
     global_step = tf.compat.v1.train.get_or_create_global_step()
     optimizer = common.kfac_optimizer(
@@ -383,7 +385,7 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
 
   # A start-up barrier: every worker enqueues its id once its session is up.
   barrier_device = "/job:ps/task:0" if num_ps_tasks else None
-  with tf.device(barrier_device):
+  with tf.compat.v1.device(barrier_device):
     started = tf.queue.FIFOQueue(
         max(num_worker_tasks, 1), tf.int32, shapes=[],
         shared_name="kfac_workers_started", name="kfac_workers_started")
@@ -428,9 +430,10 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
     now = time.time()
     rate = (step - last["step"]) / max(now - last["time"], 1e-9)
     last["time"], last["step"] = now, step
-    _log("%s local step %d | global step %d | loss %.4f | accuracy %.3f | "
-         "%.1f steps/s" % (name, step, global_step_value, loss_value,
-                           accuracy_value, rate))
+    metrics = ("" if role == "inv" else " | loss %.4f | accuracy %.3f"
+               % (loss_value, accuracy_value))
+    _log("%s local step %d | global step %d%s | %.1f steps/s"
+         % (name, step, global_step_value, metrics, rate))
 
   local_step = 0
   global_step_, loss_, accuracy_ = 0, float("nan"), float("nan")
@@ -452,20 +455,24 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
         time.sleep(0.1)
     while not sess.should_stop():
       if fetch_op is None:
-        learning_op = inv_update_queue.next_op(sess)
+        # Inverse updates need no forward pass: fetch only the op.
+        next_op = inv_update_queue.next_op(sess)
+        if sess.should_stop():  # Drawing the op ran the stop hooks too.
+          break
+        global_step_, _ = sess.run([global_step, next_op])
       else:
-        learning_op = fetch_op
-      global_step_, loss_, accuracy_, _ = sess.run(
-          [global_step, loss, accuracy, learning_op])
+        global_step_, loss_, accuracy_, _ = sess.run(
+            [global_step, loss, accuracy, fetch_op])
       local_step += 1
       if (few_workers and is_chief and not sess.should_stop()
           and (local_step - 1) % cfg["inv_update_interval"] == 0):
         sess.run(optimizer.inv_update_op)
       _progress(local_step, loss_, accuracy_, global_step_)
   seconds = time.time() - start_time
-  _log("%s: done, %d local steps in %.1f s, global step %d, last loss %.4f, "
-       "accuracy %.3f" % (name, local_step, seconds, global_step_,
-                          float(loss_), float(accuracy_)))
+  last = ("" if role == "inv" else ", last loss %.4f, accuracy %.3f"
+          % (float(loss_), float(accuracy_)))
+  _log("%s: done, %d local steps in %.1f s, global step %d%s"
+       % (name, local_step, seconds, global_step_, last))
   return float(accuracy_)
 
 
@@ -580,13 +587,13 @@ def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
   if seed is not None:
     tf.compat.v1.set_random_seed(seed + task_id)
   worker_device = "/job:worker/task:%d" % task_id if master else None
-  with tf.device(worker_device):
+  with tf.compat.v1.device(worker_device):
     examples, labels = mnist.load_mnist(
         data_dir, num_epochs=num_epochs, batch_size=batch_size,
         flatten_images=False, use_fake_data=use_fake_data,
         seed=None if seed is None else seed + task_id)
   layer_collection = lc.LayerCollection()
-  with tf.device(tf.compat.v1.train.replica_device_setter(
+  with tf.compat.v1.device(tf.compat.v1.train.replica_device_setter(
       num_ps_tasks, worker_device=worker_device)):
     loss, accuracy = build_model(examples, labels, 10, layer_collection)
   return minimize_loss_distributed(

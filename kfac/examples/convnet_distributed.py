@@ -68,6 +68,16 @@ DEFAULTS = {
     "seed": 0,
 }
 
+# Start-up notices of TensorFlow's C++ runtime; the launcher does not echo
+# them (they stay in the recorded output).
+_NOISE = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "cpu_feature_guard",
+    "This TensorFlow binary is optimized",
+    "To enable the following instructions",
+)
+
 # Flags passed on from the launcher to every worker.
 _FORWARDED = ("steps", "batch_size", "learning_rate", "damping", "momentum",
               "momentum_type", "estimation_mode", "inv_update_interval",
@@ -186,7 +196,6 @@ def launch(num_ps=1, num_workers=3, timeout=300.0, checkpoint_dir=None,
   env["PYTHONPATH"] = os.pathsep.join(
       [package_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
                         if p])
-  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   env["PYTHONUNBUFFERED"] = "1"
   python = python or sys.executable
 
@@ -197,7 +206,7 @@ def launch(num_ps=1, num_workers=3, timeout=300.0, checkpoint_dir=None,
     for raw in iter(stream.readline, b""):
       line = raw.decode("utf-8", "replace").rstrip("\n")
       outputs[name].append(line)
-      if verbose:
+      if verbose and not any(noise in line for noise in _NOISE):
         with print_lock:
           print("[%s] %s" % (name, line), flush=True)
     stream.close()
@@ -300,6 +309,23 @@ def _watchdog(timeout):
   thread.start()
 
 
+def _quiet_shutdown_of_queue_runners():
+  """Drops the `CancelledError` tracebacks of queue-runner threads.
+
+  When the chief's session closes, `SyncReplicasOptimizer`'s queue runner
+  is cancelled in the middle of its `TakeGrad` and its thread ends with a
+  `CancelledError`, which Python would print; that is the normal end of
+  training, so it is not printed. Other thread exceptions are.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  default_hook = threading.excepthook
+
+  def hook(args):
+    if not issubclass(args.exc_type, tf.errors.CancelledError):
+      default_hook(args)
+  threading.excepthook = hook
+
+
 def run_task(job_name, task_index, cluster, cfg, checkpoint_dir=None,
              timeout=300.0):
   """Runs one task of the cluster in this process.
@@ -321,6 +347,7 @@ def run_task(job_name, task_index, cluster, cfg, checkpoint_dir=None,
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from kfac.examples import convnet  # pylint: disable=g-import-not-at-top
   _watchdog(timeout)
+  _quiet_shutdown_of_queue_runners()
   num_ps = len(cluster["ps"])
   num_workers = len(cluster["worker"])
   if job_name == "ps":
