@@ -669,7 +669,8 @@ class _Upgrader(cst.CSTTransformer):
     self._is_02 = is_02
     self._name_kinds = name_kinds or {}
     self._package_alias_targets = set(package_alias_targets)
-    self._changes = {}  # (line, col) -> message
+    self._changes = {}  # (line, column, kind) -> message
+    self._line_node = None
     self._attention = []
     self._import_depth = 0
     self._kfac_chains = set()
@@ -784,7 +785,7 @@ class _Upgrader(cst.CSTTransformer):
       name = _dotted(alias.name)
       new = _map_path(name)
       if new is None:
-        self._attend(node, _path_problem(name))
+        self._attend(self._line_node, _path_problem(name))
         new_aliases.append(alias)
         continue
       if new == name:
@@ -817,7 +818,7 @@ class _Upgrader(cst.CSTTransformer):
     new_module = _map_path(module)
     if isinstance(node.names, cst.ImportStar):
       if new_module is None:
-        self._attend(node, _path_problem(module))
+        self._attend(self._line_node, _path_problem(module))
         return None
       if new_module == module:
         return None
@@ -831,7 +832,7 @@ class _Upgrader(cst.CSTTransformer):
       path = module + "." + name
       new = _map_path(path)
       if new is None:
-        self._attend(node, _path_problem(path))
+        self._attend(self._line_node, _path_problem(path))
         keep.append(alias)
         continue
       if new == path:
@@ -900,6 +901,7 @@ class _Upgrader(cst.CSTTransformer):
       return updated
     new_body = []
     changed = False
+    self._line_node = original  # Where import problems are reported.
     for index, small in enumerate(updated.body):
       if isinstance(small, (cst.Import, cst.ImportFrom)):
         replacement = self._rewrite_import(small)

@@ -420,6 +420,24 @@ class RewriteTest(parameterized.TestCase):
     self.assertLen(result.attention, 1)
     self.assertIn("0.2.x order", result.attention[0].message)
 
+  def test_kfac02_imports_without_counterpart(self):
+    result = _upgrade("""\
+        import os
+
+        from kfac import PeriodicInvCovUpdateKfacOpt, LayerCollection
+        import kfac.python.keras as kk
+        """)
+    self.assertEqual(result.source, textwrap.dedent("""\
+        import os
+
+        from kfac import PeriodicInvCovUpdateKfacOpt
+        from kfac.layer_collection import LayerCollection
+        import kfac.python.keras as kk
+        """))
+    self.assertEqual([(f.line, "PeriodicInvCovUpdateKfacOpt" in f.message,
+                       "keras" in f.message) for f in result.attention],
+                     [(3, True, False), (4, False, True)])
+
   def test_syntax_error(self):
     with self.assertRaises(upgrade.UpgradeError) as cm:
       upgrade.upgrade_source("import tensorflow as tf\nx = (\n", "prog.py")
