@@ -1547,7 +1547,8 @@ def _iter_python_files(path):
 
 def _write_atomically(path, data):
   """Writes `data` to `path` via a temporary file and a rename."""
-  directory = os.path.dirname(os.path.abspath(path))
+  path = os.path.realpath(path)  # Rewrite a symlink's target, keep the link.
+  directory = os.path.dirname(path)
   fd, tmp = tempfile.mkstemp(prefix=".kfac-upgrade-", suffix=".tmp",
                              dir=directory)
   try:

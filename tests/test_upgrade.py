@@ -505,6 +505,15 @@ class CommandLineTest(parameterized.TestCase):
     self.assertEqual(_read(text), b"tf.contrib.kfac\n")
     self.assertIn("2 file(s) scanned, 2 changed", out.decode())
 
+  def test_symlink_kept(self):
+    target = self._write("real/prog.py", _read(_program("mlp_chain")))
+    link = os.path.join(self.dir, "link.py")
+    os.symlink(target, link)
+    status, _, err = _run_main([link])
+    self.assertEqual(status, 0, err)
+    self.assertTrue(os.path.islink(link))
+    self.assertEqual(_read(target), _read(_expected("mlp_chain")))
+
   def test_stdin_to_stdout(self):
     status, out, err = _run_main(["-"], stdin=_read(_program("mlp_chain")))
     self.assertEqual(status, 0)
