@@ -300,6 +300,8 @@ class UpgradeError(Exception):
 
 
 Finding = collections.namedtuple("Finding", ["line", "message"])
+Finding.__doc__ = """One report item: `line` (1-based, in the input; 0 for the
+module as a whole) and `message`."""
 
 
 class UpgradeResult(object):
@@ -1262,7 +1264,7 @@ class _Upgrader(cst.CSTTransformer):
 
 
 class _Auditor(cst.CSTVisitor):
-  """Finds references left unconverted in the upgraded module."""
+  """Finds, in the original module, what cannot be upgraded mechanically."""
 
   METADATA_DEPENDENCIES = (cst_metadata.QualifiedNameProvider,
                            cst_metadata.PositionProvider)
@@ -1301,6 +1303,11 @@ class _Auditor(cst.CSTVisitor):
     return None
 
   def visit_Attribute(self, node):
+    method = node.attr.value
+    if self._is_02 and method in UNSUPPORTED_METHODS_02:
+      self.findings.append(Finding(
+          self._line(node), "kfac 0.2.x `.%s`: %s"
+          % (method, UNSUPPORTED_METHODS_02[method])))
     # Judge whole chains (`a.b.c`), at their outermost node only.
     if _root_name(node) is None:
       return True
@@ -1316,15 +1323,6 @@ class _Auditor(cst.CSTVisitor):
     problem = self._problem(".".join(parts[:good + 1]))
     self.findings.append(Finding(self._line(node), problem))
     return False
-
-  def visit_Call(self, node):
-    if not self._is_02 or not isinstance(node.func, cst.Attribute):
-      return
-    method = node.func.attr.value
-    if method in UNSUPPORTED_METHODS_02:
-      self.findings.append(Finding(
-          self._line(node), "kfac 0.2.x `.%s()`: %s"
-          % (method, UNSUPPORTED_METHODS_02[method])))
 
 
 class _ImportAuditor(cst.CSTVisitor):
