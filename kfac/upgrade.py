@@ -1,17 +1,3 @@
-# Copyright 2026 The kfac Authors. All Rights Reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
-# ==============================================================================
 """`kfac-upgrade`: rewrites programs that use `tf.contrib.kfac` to use `kfac`.
 
 Command line::
@@ -36,7 +22,10 @@ formatting included):
   `from tensorflow.contrib import kfac`,
   `from tensorflow.contrib.kfac.python.ops import fisher_factors as ff`,
   `from tensorflow.contrib.kfac.python.ops.layer_collection import
-  LayerCollection`, and the `*_lib` module forms; the names they bind are kept;
+  LayerCollection`, and the `*_lib` module forms; the names they bind are kept
+  (`from tensorflow.contrib.kfac.python.ops import utils_lib` becomes
+  `from kfac import utils as utils_lib`);
+* the 2017 idiom `kfac = tf.contrib.kfac`, which becomes `import kfac`;
 * programs written for PyPI's `kfac` 0.2.x, where the mapping is mechanical:
   `kfac.python.ops.X` -> `kfac.X`, `kfac.LayerCollection` ->
   `kfac.layer_collection.LayerCollection` (same for `KfacOptimizer` and
@@ -56,6 +45,13 @@ What is only reported (nothing is guessed): positional `KfacOptimizer` calls in
 the 0.2.x argument order, keyword arguments without a 1.4 counterpart, and
 0.2.x APIs that do not exist in the 1.4 API (`PeriodicInvCovUpdateKfacOpt`,
 `make_vars_and_create_op_thunks`, `kfac.keras`, ...).
+
+A file is treated as a kfac 0.2.x program when it uses a name that only 0.2.x
+has (`kfac.python.ops...`, `kfac.LayerCollection`, `kfac.KfacOptimizer`,
+`PeriodicInvCovUpdateKfacOpt`, 0.2.x-only methods such as
+`make_vars_and_create_op_thunks`, ...). A `KfacOptimizer` call that is valid
+under the 1.4 signature in a file without such a name is left alone: it may
+already be a `kfac` program (e.g. one this tool upgraded).
 
 A report is printed per file: each change with its line, then each place that
 needs a human. With `--check` no file is written and the exit status is 1 when
