@@ -101,9 +101,10 @@ def install_tf_contrib_alias():
   `from tensorflow.contrib import kfac`,
   `from tensorflow.contrib.kfac.python.ops import fisher_factors as ff`,
   `from tensorflow.contrib.kfac.python.ops.layer_collection import
-  LayerCollection` and the `*_lib` forms import `kfac` modules. Only the
-  kfac part of `tf.contrib` is provided; other `tf.contrib` modules stay
-  missing.
+  LayerCollection` and the `*_lib` forms import `kfac` modules (for the
+  `python.ops` forms, a `kfac.python.ops` namespace holding the nine modules,
+  also under their `*_lib` names, is added to `kfac`). Only the kfac part of
+  `tf.contrib` is provided; other `tf.contrib` modules stay missing.
 
   The function only adds what is missing: a `tf.contrib` module object is
   created (and marked as the alias's own) only when TensorFlow has none, and
