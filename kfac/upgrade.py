@@ -1621,7 +1621,8 @@ def _format_report(name, result, tf2_lines, check):
     where = "line %d" % finding.line if finding.line else "module"
     lines.append("  NEEDS A HUMAN, %s: %s" % (where, finding.message))
   for line in tf2_lines:
-    lines.append("  tf_upgrade_v2: %s" % line)
+    # tf_upgrade_v2 ran on the kfac-upgraded text: its line numbers are those.
+    lines.append("  tf_upgrade_v2 (after the kfac rewrite), %s" % line)
   return "\n".join(lines)
 
 

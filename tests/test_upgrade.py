@@ -577,10 +577,7 @@ class UpgradedProgramsRunTest(parameterized.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.tmp = os.path.join(
-        os.environ.get("TEST_TMPDIR", "/tmp"), "kfac_upgrade_run_%d" % os.getpid())
-    shutil.rmtree(cls.tmp, ignore_errors=True)
-    os.makedirs(cls.tmp)
+    cls.tmp = tempfile.mkdtemp(prefix="kfac_upgrade_run_")
     paths = []
     for name in _TF14_PROGRAMS:
       path = os.path.join(cls.tmp, name + ".py")
