@@ -61,6 +61,13 @@ _CONVDIAG_MIN_CHUNK_ROWS = 8
 # (bounds the memory to one group at a time).
 _CONVDIAG_SERIALIZE_GROUPS = True
 
+# ConvDiagonalFactor method: None chooses ("grouped_conv" where the grouped
+# filter-gradient kernel is available, else "windows"); tests force one.
+_CONVDIAG_METHOD = None
+
+# Cached result of `_grouped_filter_gradient_supported()`.
+_GROUPED_FILTER_GRADIENT_SUPPORTED = None
+
 
 def set_global_constants(init_covariances_at_zero=None,
                          zero_debias=None,
@@ -400,6 +407,40 @@ def _flat_column(params_grad, idx):
   return column
 
 
+def _grouped_filter_gradient_supported():
+  """Whether a grouped `conv2d_backprop_filter` runs here (cached).
+
+  TensorFlow's oneDNN CPU kernels (float32) compute filter gradients of
+  grouped convolutions; its Eigen kernels (float64, or oneDNN disabled)
+  reject them when the graph runs. This is probed once per process with a
+  tiny float32 graph on the CPU. Machines with a GPU are answered "no", so
+  that graphs placed there never depend on it.
+
+  Returns:
+    Python bool.
+  """
+  global _GROUPED_FILTER_GRADIENT_SUPPORTED
+  if _GROUPED_FILTER_GRADIENT_SUPPORTED is None:
+    supported = False
+    if not tf.config.list_physical_devices("GPU"):
+      with tf.Graph().as_default():
+        # Two groups: in-channels 2·2, filter in-channels 2, out-channels 2·3.
+        x = tf.compat.v1.placeholder(tf.float32, [1, 3, 3, 4])
+        g = tf.compat.v1.placeholder(tf.float32, [1, 2, 2, 6])
+        grad = tf.compat.v1.nn.conv2d_backprop_filter(
+            x, [2, 2, 2, 6], g, [1, 1, 1, 1], "VALID")
+        config = tf.compat.v1.ConfigProto(device_count={"GPU": 0})
+        try:
+          with tf.compat.v1.Session(config=config) as sess:
+            value = sess.run(grad, {x: np.ones((1, 3, 3, 4)),
+                                    g: np.ones((1, 2, 2, 6))})
+          supported = bool(np.allclose(value, 4.))
+        except (tf.errors.OpError, ValueError):
+          supported = False
+    _GROUPED_FILTER_GRADIENT_SUPPORTED = supported
+  return _GROUPED_FILTER_GRADIENT_SUPPORTED
+
+
 def _common_float_dtype(tensors):
   """float64 if any tensor is float64, else float32 (the compute dtype)."""
   if any(t.dtype.base_dtype == tf.float64 for t in tensors):
@@ -412,6 +453,13 @@ def _to_float32(tensor):
   if tensor.dtype.base_dtype != tf.float32:
     return tf.cast(tensor, tf.float32)
   return tensor
+
+
+def _fold_batch_into_channels(tensor):
+  """`[B, H, W, C]` → `[1, H, W, B·C]`, channel index b·C + c."""
+  folded = tf.transpose(tensor, [1, 2, 0, 3])
+  return tf.reshape(folded, tf.concat([[1], tf.shape(folded)[:2], [-1]],
+                                      axis=0))
 
 
 # ---------------------------------------------------------------------------
@@ -1090,26 +1138,39 @@ class ConvDiagonalFactor(DiagonalFactor):
   Sources are summed.
 
   Method: TensorFlow 1.4 extracted image patches (a tensor kernel_height ·
-  kernel_width times the size of the inputs) and contracted them with the
-  gradients. Here the padded inputs are transposed once to channels-first
-  and, for each kernel offset (di, dj), the strided window of the inputs seen
-  by that offset is sliced out and contracted with the gradients of every
-  source at once, by one batched matmul `[B, C, P] × [B, P, sources·O]`
-  (P output positions). When C is below 8, consecutive offsets are stacked
-  into groups of ceil(8 / C) windows (at most a third of the offsets), which
-  keeps the matmuls from degenerating into matrix-vector products. The flops
-  are the minimum, 2·B·P·kernel_height·kernel_width·C·O per source, and no
-  patch tensor is built: the groups run one after another (control
-  dependencies), so besides the transposed padded inputs only one window
-  group (twice, while it is stacked), its `[B, group·C, sources·O]` product
-  and, with several sources, their concatenated gradients are alive at a
-  time. The patch formulation holds kernel_height·kernel_width copies of the
-  inputs at once; this one at most two thirds of that, and usually one or
-  two copies. The result equals the patch formulation up to float32
-  rounding.
+  kernel_width times the size of the inputs, slow to build) and contracted
+  them with the gradients. Two formulations replace it; both do the minimum
+  2·B·P·kernel_height·kernel_width·C·O flops per source (P output
+  positions), contract all sources of an update op in one pass (their
+  gradients concatenated along the channels) and agree with the patch
+  formulation up to float32 rounding.
 
-  The inputs-side tensors (the transposed, padded inputs) are built in
-  `__init__`; the windows and products when the update op is built.
+  "grouped_conv": with the batch folded into the channels (inputs
+  `[1, H, W, B·C]`, gradients `[1, out_h, out_w, B·sources·O]`), the
+  per-example filter gradients are the filter gradient of a convolution with
+  B groups, one `conv2d_backprop_filter` call giving
+  `[kernel_height, kernel_width, C, B·sources·O]`. Memory: one transposed
+  copy of the inputs and of the gradients, plus the kernel's reordered copy
+  of the gradients. It needs TensorFlow's oneDNN CPU kernels (float32; a
+  probe runs once per process) and is used when that memory,
+  2·sources·O + stride_h·stride_w·C elements per output position, is at
+  most the patches' kernel_height·kernel_width·C.
+
+  "windows" (otherwise, e.g. one-channel images, float64, GPUs): the padded
+  inputs are transposed once to channels-first and, for each kernel offset
+  (di, dj), the strided window of the inputs seen by that offset is
+  contracted with the gradients by one batched matmul
+  `[B, C, P] × [B, P, sources·O]`. When C is below 8, consecutive offsets are
+  stacked into groups of ceil(8 / C) windows (at most a third of the
+  offsets) so that the matmuls do not degenerate into matrix-vector
+  products. The groups run one after another (control dependencies), so
+  besides the transposed padded inputs only one window group (twice, while
+  it is stacked) and its `[B, group·C, sources·O]` product are alive at a
+  time: at most two thirds of the patches, usually one or two copies of the
+  inputs.
+
+  The inputs-side tensors (the folded, or the transposed and padded, inputs)
+  are built in `__init__`; the rest when the update op is built.
   Arguments are checked at construction: wrong types or dtypes raise
   `TypeError`, wrong ranks, shapes, strides or padding raise `ValueError`,
   each naming the argument.
@@ -1205,11 +1266,31 @@ class ConvDiagonalFactor(DiagonalFactor):
     # [B, in_channels, pad_top + height + pad_bottom, pad_left + width +
     # pad_right].
     self._batch_size = dynamic_shape[0]
-    x = tf.transpose(tf.cast(checked_inputs, self._compute_dtype),
-                     [0, 3, 1, 2])
-    self._padded_inputs = tf.pad(
-        x, [[0, 0], [0, 0], [geometry[0][1], geometry[0][2]],
-            [geometry[1][1], geometry[1][2]]])
+    self._method = _CONVDIAG_METHOD
+    if self._method is None:
+      # The grouped filter gradient copies the gradients twice (transposed,
+      # then reordered by oneDNN) and the inputs once; use it when that is
+      # less than the patches of the 2017 formulation (per output position:
+      # 2·sources·O + stride_h·stride_w·C against kh·kw·C elements).
+      grouped_extra = (2 * len(checked_grads) * out_channels +
+                       self._strides[1] * self._strides[2] * in_channels)
+      if (self._compute_dtype == tf.float32 and
+          grouped_extra <= kernel_h * kernel_w * in_channels and
+          _grouped_filter_gradient_supported()):
+        self._method = "grouped_conv"
+      else:
+        self._method = "windows"
+    x = tf.cast(checked_inputs, self._compute_dtype)
+    if self._method == "grouped_conv":
+      # [1, height, width, B·in_channels], channel index b·C + c.
+      self._folded_inputs = _fold_batch_into_channels(x)
+    else:
+      # Channels-first inputs with the convolution's zero padding,
+      # [B, C, pad_top + height + pad_bottom, pad_left + width + pad_right].
+      self._padded_inputs = tf.pad(
+          tf.transpose(x, [0, 3, 1, 2]),
+          [[0, 0], [0, 0], [geometry[0][1], geometry[0][2]],
+           [geometry[1][1], geometry[1][2]]])
 
     super(ConvDiagonalFactor, self).__init__()
 
@@ -1245,26 +1326,76 @@ class ConvDiagonalFactor(DiagonalFactor):
   def _convdiag_sum_of_squares(self, outputs_grads):
     """Σ_sources Σ_b G_b ⊙ G_b for the given sources (not yet / batch_size).
 
-    Index conventions: b batch, c input channel, o output channel, p output
-    position (i, j) flattened row-major, k kernel offset (di, dj) row-major,
-    s source.
-
     Args:
       outputs_grads: A list of `[B, out_h, out_w, O]` Tensors.
 
     Returns:
       A `[kh·kw·C + has_bias, O]` Tensor in the compute dtype.
     """
-    kernel_h, kernel_w, in_channels, out_channels = self._filter_shape
+    num_sources = len(outputs_grads)
+    out_channels = self._filter_shape[3]
+    grads = [tf.cast(g, self._compute_dtype) for g in outputs_grads]
+    # [B, out_h, out_w, s·O]
+    grads = grads[0] if num_sources == 1 else tf.concat(grads, axis=3)
+    if self._method == "grouped_conv":
+      rows = [self._grouped_conv_sum_of_squares(grads)]
+    else:
+      rows = self._windows_sum_of_squares(grads)
+    if self._has_bias:
+      bias_grads = tf.reduce_sum(grads, axis=[1, 2])  # [B, s·O]
+      rows.append(tf.reduce_sum(tf.square(bias_grads), axis=0,
+                                keepdims=True))
+    result = tf.concat(rows, axis=0) if len(rows) > 1 else rows[0]
+    if num_sources > 1:
+      result = tf.reduce_sum(
+          tf.reshape(result, [-1, num_sources, out_channels]), axis=1)
+    return result
+
+  def _grouped_conv_sum_of_squares(self, grads):
+    """Filter rows of the statistic through one grouped filter gradient.
+
+    With the batch folded into the channels, the per-example filter
+    gradients are the filter gradient of a convolution with B groups.
+
+    Args:
+      grads: The `[B, out_h, out_w, s·O]` gradients of all sources.
+
+    Returns:
+      The `[kh·kw·C, s·O]` sum over the batch of the squared per-example
+      filter gradients.
+    """
+    kernel_h, kernel_w, in_channels, _ = self._filter_shape
+    width = grads.shape[3]
+    per_example = tf.compat.v1.nn.conv2d_backprop_filter(
+        self._folded_inputs,
+        tf.stack([kernel_h, kernel_w, in_channels, self._batch_size * width]),
+        _fold_batch_into_channels(grads),
+        strides=list(self._strides),
+        padding=self._padding)  # [kh, kw, C, B·s·O]
+    per_example = tf.reshape(
+        per_example, [kernel_h * kernel_w * in_channels, -1, width])
+    return tf.reduce_sum(tf.square(per_example), axis=1)
+
+  def _windows_sum_of_squares(self, grads):
+    """Filter rows of the statistic through per-offset batched matmuls.
+
+    Index conventions: b batch, c input channel, o output channel, p output
+    position (i, j) flattened row-major, k kernel offset (di, dj) row-major,
+    s source.
+
+    Args:
+      grads: The `[B, out_h, out_w, s·O]` gradients of all sources.
+
+    Returns:
+      A list of Tensors `[group·C, s·O]`, one per offset group, in offset
+      order: the sum over the batch of the squared per-example filter
+      gradients.
+    """
+    kernel_h, kernel_w, in_channels, _ = self._filter_shape
     _, stride_h, stride_w, _ = self._strides
     out_h, out_w = self._out_size
-    num_sources = len(outputs_grads)
     batch = self._batch_size
-
-    grads = [tf.cast(g, self._compute_dtype) for g in outputs_grads]
-    grads = grads[0] if num_sources == 1 else tf.concat(grads, axis=3)
-    # [B, P, s·O]
-    grads_flat = tf.reshape(grads, [batch, -1, num_sources * out_channels])
+    grads_flat = tf.reshape(grads, [batch, -1, grads.shape[3]])  # [B, P, s·O]
 
     offsets = [(di, dj) for di in range(kernel_h) for dj in range(kernel_w)]
     group = max(1, min(len(offsets) // 3,
@@ -1292,13 +1423,4 @@ class ConvDiagonalFactor(DiagonalFactor):
         per_example = tf.linalg.matmul(stacked, grads_flat)
         previous = tf.reduce_sum(tf.square(per_example), axis=0)
       rows.append(previous)
-
-    if self._has_bias:
-      bias_grads = tf.reduce_sum(grads_flat, axis=1)  # [B, s·O]
-      rows.append(tf.reduce_sum(tf.square(bias_grads), axis=0,
-                                keepdims=True))
-    result = tf.concat(rows, axis=0) if len(rows) > 1 else rows[0]
-    if num_sources > 1:
-      result = tf.reduce_sum(
-          tf.reshape(result, [-1, num_sources, out_channels]), axis=1)
-    return result
+    return rows

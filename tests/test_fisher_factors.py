@@ -15,7 +15,11 @@ from kfac import fisher_factors as ff
 
 _GLOBALS = ("INIT_COVARIANCES_AT_ZERO", "ZERO_DEBIAS",
             "EIGENVALUE_DECOMPOSITION_THRESHOLD",
-            "EIGENVALUE_CLIPPING_THRESHOLD")
+            "EIGENVALUE_CLIPPING_THRESHOLD", "_CONVDIAG_METHOD")
+
+# The ConvDiagonalFactor formulations available on this machine.
+_CONVDIAG_METHODS = ["windows"] + (
+    ["grouped_conv"] if ff._grouped_filter_gradient_supported() else [])
 
 
 class _TestCase(parameterized.TestCase):
@@ -849,6 +853,15 @@ class ConvDiagonalFactorTest(_TestCase):
        2))
   def test_against_loops(self, height, width, channels, kernel, strides,
                          padding, has_bias, num_sources, out_channels):
+    for method in _CONVDIAG_METHODS:
+      with self.subTest(method=method):
+        ff._CONVDIAG_METHOD = method
+        self._check_against_loops(height, width, channels, kernel, strides,
+                                  padding, has_bias, num_sources,
+                                  out_channels)
+
+  def _check_against_loops(self, height, width, channels, kernel, strides,
+                           padding, has_bias, num_sources, out_channels):
     rng = np.random.RandomState(11)
     batch = 3
     out_h, _ = _same_or_valid(height, kernel[0], strides[0], padding)
@@ -876,9 +889,16 @@ class ConvDiagonalFactorTest(_TestCase):
           cov, _ema(np.ones((rows, out_channels)), values, _DECAY),
           rtol=2e-5, atol=1e-5)
 
-  @parameterized.named_parameters(("same", "SAME", (1, 1), True),
-                                  ("valid_s2", "VALID", (2, 2), False))
-  def test_unknown_batch_two_batch_sizes(self, padding, strides, has_bias):
+  @parameterized.named_parameters(
+      ("same_windows", "SAME", (1, 1), True, "windows"),
+      ("valid_s2_windows", "VALID", (2, 2), False, "windows"),
+      ("same_grouped", "SAME", (1, 1), True, "grouped_conv"),
+      ("valid_s2_grouped", "VALID", (2, 2), False, "grouped_conv"))
+  def test_unknown_batch_two_batch_sizes(self, padding, strides, has_bias,
+                                         method):
+    if method not in _CONVDIAG_METHODS:
+      self.skipTest("grouped filter gradients unsupported here")
+    ff._CONVDIAG_METHOD = method
     rng = np.random.RandomState(12)
     height, width, channels, kernel, out_channels = 6, 5, 2, (3, 2), 3
     out_h, _ = _same_or_valid(height, kernel[0], strides[0], padding)
@@ -904,7 +924,12 @@ class ConvDiagonalFactorTest(_TestCase):
           cov, _ema(np.ones((rows, out_channels)), values, _DECAY),
           rtol=2e-5, atol=1e-5)
 
-  def test_unknown_spatial_dims(self):
+  @parameterized.named_parameters(("windows", "windows"),
+                                  ("grouped", "grouped_conv"))
+  def test_unknown_spatial_dims(self, method):
+    if method not in _CONVDIAG_METHODS:
+      self.skipTest("grouped filter gradients unsupported here")
+    ff._CONVDIAG_METHOD = method
     rng = np.random.RandomState(13)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       x = tf.compat.v1.placeholder(tf.float32, [None, None, None, 2])
@@ -937,8 +962,13 @@ class ConvDiagonalFactorTest(_TestCase):
           cov, _conv_diag_oracle(xv, [gv], (2, 2), (2, 2), "SAME", False),
           rtol=2e-5, atol=1e-5)
 
-  def test_matches_patches_formulation(self):
+  @parameterized.named_parameters(("windows", "windows"),
+                                  ("grouped", "grouped_conv"))
+  def test_matches_patches_formulation(self, method):
     # The TensorFlow 1.4 formulation, for reference (not an oracle).
+    if method not in _CONVDIAG_METHODS:
+      self.skipTest("grouped filter gradients unsupported here")
+    ff._CONVDIAG_METHOD = method
     rng = np.random.RandomState(15)
     xv = _rand(rng, 4, 9, 9, 3)
     gv = _rand(rng, 4, 9, 9, 5)
@@ -952,6 +982,24 @@ class ConvDiagonalFactorTest(_TestCase):
       legacy = tf.reduce_mean(tf.square(per_example), axis=0)
       ours, theirs = sess.run([factor._compute_new_cov(0), legacy])
       np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+  @parameterized.named_parameters(
+      ("one_channel_5x5", 1, 32, (5, 5), 1, tf.float32, "windows"),
+      ("conv_3x3_32_64", 32, 64, (3, 3), 1, tf.float32, "grouped_conv"),
+      ("conv_3x3_64_64", 64, 64, (3, 3), 1, tf.float32, "grouped_conv"),
+      ("many_sources", 32, 64, (3, 3), 3, tf.float32, "windows"),
+      ("float64", 64, 64, (3, 3), 1, tf.float64, "windows"))
+  def test_method_choice(self, channels, out_channels, kernel, num_sources,
+                         dtype, expected):
+    if expected not in _CONVDIAG_METHODS:
+      expected = "windows"
+    with tf.Graph().as_default():
+      x = tf.compat.v1.placeholder(dtype, [None, 8, 8, channels])
+      gs = [tf.compat.v1.placeholder(dtype, [None, 8, 8, out_channels])
+            for _ in range(num_sources)]
+      factor = ff.ConvDiagonalFactor(x, gs, kernel + (channels, out_channels),
+                                     [1, 1, 1, 1], "SAME")
+      self.assertEqual(factor._method, expected)
 
   def test_float64_inputs(self):
     rng = np.random.RandomState(16)
