@@ -360,3 +360,32 @@ def test_kfac_beats_sgd_on_digits_mlp():
   sgd = _best_final_loss("sgd", [0.1, 0.3, 0.9])
   kfac = _best_final_loss("kfac", [0.03, 0.1, 0.3])
   assert kfac < sgd, (kfac, sgd)
+
+
+@pytest.mark.parametrize("module", [mlp, convnet, autoencoder],
+                         ids=["mlp", "convnet", "autoencoder"])
+def test_stats_tower_registers_once(module):
+  """With stats_batch_size, only the statistics tower is registered."""
+  with tf.Graph().as_default():
+    layer_collection = lc.LayerCollection()
+    if module is autoencoder:
+      examples = tf.random.uniform([16, 64])
+      module.build_model(examples, layer_collection, stats_batch_size=4)
+      num_blocks = 8
+    else:
+      shape = [16, 64] if module is mlp else [16, 8, 8, 1]
+      examples = tf.random.uniform(shape)
+      labels = tf.zeros([16], tf.int64)
+      module.build_model(examples, labels, 10, layer_collection,
+                         stats_batch_size=4)
+      num_blocks = 4 if module is mlp else 3
+    assert len(layer_collection.get_blocks()) == num_blocks
+    assert len(layer_collection.losses) == 1
+    # The registered loss sees only the 4-example slice.
+    assert layer_collection.losses[0].inputs.shape.as_list()[0] == 4
+    # Both towers share one set of variables, and K-FAC accepts the
+    # registration (every variable used once in the registered tower).
+    num_vars = len(tf.compat.v1.trainable_variables())
+    assert num_vars == 2 * num_blocks
+    optimizer = common.kfac_optimizer(0.1, 0.95, 0.1, layer_collection)
+    assert optimizer.cov_update_op is not None

@@ -54,6 +54,7 @@ DEFAULTS = {
     "inv_update_interval": 20,
     "cov_ema_decay": 0.95,
     "norm_constraint": None,
+    "stats_batch_size": 64,
     "optimizer": "kfac",
     "data_dir": "",
     "use_fake_data": False,
@@ -101,25 +102,10 @@ def fc_layer(layer_id, inputs, output_size, activation=tf.nn.sigmoid):
   return preactivations, activations, (kernel, bias)
 
 
-def build_model(examples, layer_collection, encoder_sizes=ENCODER_SIZES,
-                code_size=CODE_SIZE):
-  """Builds the autoencoder and its losses, and registers it for K-FAC.
+def _network(examples, encoder_sizes, code_size, layer_collection=None):
+  """Builds one tower of the autoencoder; returns the output logits.
 
-  Layers `fc_0 .. fc_<2n+1>`: the encoder (`encoder_sizes`, sigmoid), the
-  linear code layer (`code_size`), the mirrored decoder (sigmoid) and the
-  output layer (`input_size` logits).
-
-  Args:
-    examples: float Tensor `[batch_size, input_size]` with values in [0, 1].
-    layer_collection: `LayerCollection` to register the layers and loss in.
-    encoder_sizes: sequence of int. Encoder widths.
-    code_size: int. Width of the linear code layer.
-
-  Returns:
-    loss: scalar Tensor, binary cross-entropy summed over pixels and
-      averaged over the batch.
-    error: scalar Tensor, squared reconstruction error summed over pixels
-      and averaged over the batch.
+  Registers every layer with `layer_collection` when one is given.
   """
   input_size = int(examples.shape[-1])
   sizes = list(encoder_sizes) + [code_size] + list(reversed(encoder_sizes))
@@ -128,12 +114,57 @@ def build_model(examples, layer_collection, encoder_sizes=ENCODER_SIZES,
   inputs = examples
   for layer_id, (size, activation) in enumerate(zip(sizes, activations)):
     pre, act, params = fc_layer(layer_id, inputs, size, activation)
-    layer_collection.register_fully_connected(params, inputs, pre)
+    if layer_collection is not None:
+      layer_collection.register_fully_connected(params, inputs, pre)
     inputs = act
   logits, _, params = fc_layer(len(sizes), inputs, input_size, None)
-  layer_collection.register_fully_connected(params, inputs, logits)
+  if layer_collection is not None:
+    layer_collection.register_fully_connected(params, inputs, logits)
+  return logits
+
+
+def build_model(examples, layer_collection, encoder_sizes=ENCODER_SIZES,
+                code_size=CODE_SIZE, stats_batch_size=None):
+  """Builds the autoencoder and its losses, and registers it for K-FAC.
+
+  Layers `fc_0 .. fc_<2n+1>`: the encoder (`encoder_sizes`, sigmoid), the
+  linear code layer (`code_size`), the mirrored decoder (sigmoid) and the
+  output layer (`input_size` logits).
+
+  With `stats_batch_size`, K-FAC's statistics come from only the first
+  `stats_batch_size` examples of the batch, as in the K-FAC paper (section
+  8, which uses 1/8 of the mini-batch for them): a second tower sharing the
+  variables runs on that slice, and it -- not the full-batch tower that the
+  returned loss comes from -- is what gets registered. The covariance
+  updates (and the "qmodel" momentum's curvature products) then cost a
+  fraction of a full-batch pass.
+
+  Args:
+    examples: float Tensor `[batch_size, input_size]` with values in [0, 1].
+    layer_collection: `LayerCollection` to register the layers and loss in.
+    encoder_sizes: sequence of int. Encoder widths.
+    code_size: int. Width of the linear code layer.
+    stats_batch_size: int or None. Examples used for K-FAC's statistics
+      (None: the whole batch, a single tower).
+
+  Returns:
+    loss: scalar Tensor, binary cross-entropy summed over pixels and
+      averaged over the batch.
+    error: scalar Tensor, squared reconstruction error summed over pixels
+      and averaged over the batch.
+  """
+  if stats_batch_size is None:
+    logits = _network(examples, encoder_sizes, code_size, layer_collection)
+    stats_examples, stats_logits = examples, logits
+  else:
+    logits = _network(examples, encoder_sizes, code_size)
+    stats_examples = examples[:stats_batch_size]
+    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
+                                     reuse=True):
+      stats_logits = _network(stats_examples, encoder_sizes, code_size,
+                              layer_collection)
   layer_collection.register_multi_bernoulli_predictive_distribution(
-      logits, targets=examples)
+      stats_logits, targets=stats_examples)
   loss = tf.reduce_mean(tf.reduce_sum(
       tf.nn.sigmoid_cross_entropy_with_logits(labels=examples, logits=logits),
       axis=1))
@@ -156,8 +187,8 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
     **kwargs: optional overrides of `DEFAULTS` (`steps`, `batch_size`,
       `learning_rate`, `damping`, `momentum`, `momentum_type`,
       `estimation_mode`, `inv_update_interval`, `cov_ema_decay`,
-      `optimizer`, `log_every`, `seed`) and `verbose`, `record_every`,
-      `encoder_sizes`, `code_size`.
+      `norm_constraint`, `stats_batch_size`, `optimizer`, `log_every`,
+      `seed`) and `verbose`, `record_every`, `encoder_sizes`, `code_size`.
 
   Returns:
     The dict of `common.train` (keys `steps`, `seconds`, `loss`, `accuracy`
@@ -181,7 +212,8 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
       flatten_images=True, use_fake_data=use_fake_data, seed=cfg["seed"])
   layer_collection = lc.LayerCollection()
   loss, error = build_model(examples, layer_collection,
-                            encoder_sizes=encoder_sizes, code_size=code_size)
+                            encoder_sizes=encoder_sizes, code_size=code_size,
+                            stats_batch_size=cfg["stats_batch_size"])
   eval_feed = None
   if evaluate_on_training_set:
     images, _ = mnist.load_arrays(

@@ -46,8 +46,8 @@ MOMENTUM_TYPES = ("regular", "adam", "qmodel")
 # Flags shared by every example. `None` means "the example's own default".
 _FLAG_NAMES = ("steps", "batch_size", "learning_rate", "damping", "momentum",
                "momentum_type", "estimation_mode", "inv_update_interval",
-               "cov_ema_decay", "norm_constraint", "optimizer", "data_dir",
-               "use_fake_data", "log_every", "seed")
+               "cov_ema_decay", "norm_constraint", "stats_batch_size",
+               "optimizer", "data_dir", "use_fake_data", "log_every", "seed")
 
 
 def define_flags():
@@ -56,7 +56,7 @@ def define_flags():
   Flags: `--steps`, `--batch_size`, `--learning_rate`, `--damping`,
   `--momentum`, `--momentum_type` (regular|adam|qmodel), `--estimation_mode`
   (gradients|empirical|curvature_prop|exact), `--inv_update_interval`,
-  `--cov_ema_decay`, `--norm_constraint`, `--optimizer`
+  `--cov_ema_decay`, `--norm_constraint`, `--stats_batch_size`, `--optimizer`
   (kfac|sgd|momentum|adam), `--data_dir`
   (empty: scikit-learn's 8x8 digits; else a directory with MNIST IDX files),
   `--use_fake_data`, `--log_every` and `--seed`. Numeric flags default to
@@ -80,6 +80,9 @@ def define_flags():
   flags.DEFINE_float("norm_constraint", None,
                      "K-FAC's KL clipping bound (regular momentum only; "
                      "0 or negative: none).")
+  flags.DEFINE_integer("stats_batch_size", None,
+                       "Examples of each batch used for K-FAC's statistics "
+                       "(the K-FAC paper uses 1/8 of the batch); 0: all.")
   flags.DEFINE_enum("optimizer", None, list(OPTIMIZERS),
                     "kfac, or a first-order baseline (sgd, momentum, adam).")
   flags.DEFINE_string("data_dir", None,
@@ -113,6 +116,8 @@ def flag_values(defaults, optimizer_defaults=None):
     value = getattr(flags.FLAGS, name)
     if value is not None:
       values[name] = value
+  if not values.get("stats_batch_size"):
+    values["stats_batch_size"] = None
   return values
 
 

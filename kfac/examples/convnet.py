@@ -6,10 +6,11 @@ softmax cross-entropy. The convolutions are registered with
 `register_conv2d`, the linear layer with `register_fully_connected` and the
 logits with `register_categorical_predictive_distribution`.
 
-`minimize_loss_single_machine` trains in one process. `minimize_loss_distributed`
-trains on a TensorFlow cluster: variables (including K-FAC's factors and
-inverses) live on the parameter servers (`replica_device_setter`), gradients
-are aggregated by `SyncReplicasOptimizer`, and the workers split the work:
+`minimize_loss_single_machine` trains in one process;
+`minimize_loss_distributed` trains on a TensorFlow cluster: variables
+(including K-FAC's factors and inverses) live on the parameter servers
+(`replica_device_setter`), gradients are aggregated by
+`SyncReplicasOptimizer`, and the workers split the work:
 the first ~60 % compute gradients and update the weights, the next ones
 update the covariance factors, and the last one recomputes the inverses one
 at a time, cycling through them with an `OpQueue`.
@@ -64,6 +65,7 @@ DEFAULTS = {
     "inv_update_interval": 20,
     "cov_ema_decay": 0.95,
     "norm_constraint": 0.001,
+    "stats_batch_size": 16,
     "optimizer": "kfac",
     "data_dir": "",
     "use_fake_data": False,
@@ -165,25 +167,10 @@ def linear_layer(layer_id, inputs, output_size):
   return pre, params
 
 
-def build_model(examples, labels, num_labels, layer_collection):
-  """Builds the ConvNet, its loss and accuracy, and registers it for K-FAC.
+def _convnet(examples, num_labels, layer_collection=None):
+  """Builds one tower of the ConvNet; returns its logits.
 
-  Layers: `conv_0` (5x5, 16 channels, ReLU) -> `pool_1` (3x3, stride 2) ->
-  `conv_2` (5x5, 16, ReLU) -> `pool_3` (3x3, stride 2) -> flatten ->
-  `fc_4` (linear, `num_labels` logits). Registers three blocks (two
-  `register_conv2d` with strides `(1, 1, 1, 1)` and "SAME", one
-  `register_fully_connected`) and one categorical loss on the logits, with
-  the labels as targets (so that the "empirical" estimation mode works).
-
-  Args:
-    examples: float Tensor `[batch_size, height, width, channels]`.
-    labels: int Tensor `[batch_size]` with values in `[0, num_labels)`.
-    num_labels: int. Number of classes.
-    layer_collection: `LayerCollection` to register the layers and loss in.
-
-  Returns:
-    loss: scalar Tensor, mean softmax cross-entropy over the batch.
-    accuracy: scalar Tensor, fraction of correct argmax predictions.
+  Registers the three layers with `layer_collection` when one is given.
   """
   pre0, act0, params0 = conv_layer(
       layer_id=0, inputs=examples, kernel_size=5, out_channels=16)
@@ -194,6 +181,54 @@ def build_model(examples, labels, num_labels, layer_collection):
   flat_act3 = tf.reshape(act3, shape=[-1, int(np.prod(act3.shape[1:4]))])
   logits, params4 = linear_layer(
       layer_id=4, inputs=flat_act3, output_size=num_labels)
+  if layer_collection is not None:
+    layer_collection.register_conv2d(params0, (1, 1, 1, 1), "SAME", examples,
+                                     pre0)
+    layer_collection.register_conv2d(params2, (1, 1, 1, 1), "SAME", act1,
+                                     pre2)
+    layer_collection.register_fully_connected(params4, flat_act3, logits)
+  return logits
+
+
+def build_model(examples, labels, num_labels, layer_collection,
+                stats_batch_size=None):
+  """Builds the ConvNet, its loss and accuracy, and registers it for K-FAC.
+
+  Layers: `conv_0` (5x5, 16 channels, ReLU) -> `pool_1` (3x3, stride 2) ->
+  `conv_2` (5x5, 16, ReLU) -> `pool_3` (3x3, stride 2) -> flatten ->
+  `fc_4` (linear, `num_labels` logits). Registers three blocks (two
+  `register_conv2d` with strides `(1, 1, 1, 1)` and "SAME", one
+  `register_fully_connected`) and one categorical loss on the logits, with
+  the labels as targets (so that the "empirical" estimation mode works).
+
+  With `stats_batch_size` (an addition to the 2017 signature), K-FAC's
+  statistics come from only the first `stats_batch_size` examples, as in
+  the K-FAC paper (section 8): a second tower sharing the variables runs on
+  that slice and is the one registered; the returned loss and accuracy are
+  those of the whole batch.
+
+  Args:
+    examples: float Tensor `[batch_size, height, width, channels]`.
+    labels: int Tensor `[batch_size]` with values in `[0, num_labels)`.
+    num_labels: int. Number of classes.
+    layer_collection: `LayerCollection` to register the layers and loss in.
+    stats_batch_size: int or None. Examples used for K-FAC's statistics
+      (None: the whole batch, a single tower as in 2017).
+
+  Returns:
+    loss: scalar Tensor, mean softmax cross-entropy over the batch.
+    accuracy: scalar Tensor, fraction of correct argmax predictions.
+  """
+  if stats_batch_size is None:
+    logits = _convnet(examples, num_labels, layer_collection)
+    stats_logits, stats_labels = logits, labels
+  else:
+    logits = _convnet(examples, num_labels)
+    stats_labels = labels[:stats_batch_size]
+    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
+                                     reuse=True):
+      stats_logits = _convnet(examples[:stats_batch_size], num_labels,
+                              layer_collection)
   loss = tf.reduce_mean(
       tf.nn.sparse_softmax_cross_entropy_with_logits(
           labels=labels, logits=logits))
@@ -203,12 +238,8 @@ def build_model(examples, labels, num_labels, layer_collection):
   tf.compat.v1.summary.scalar("loss", loss)
   tf.compat.v1.summary.scalar("accuracy", accuracy)
 
-  layer_collection.register_conv2d(params0, (1, 1, 1, 1), "SAME", examples,
-                                   pre0)
-  layer_collection.register_conv2d(params2, (1, 1, 1, 1), "SAME", act1, pre2)
-  layer_collection.register_fully_connected(params4, flat_act3, logits)
   layer_collection.register_categorical_predictive_distribution(
-      logits, targets=labels)
+      stats_logits, targets=stats_labels)
   return loss, accuracy
 
 
@@ -491,7 +522,8 @@ def train_mnist_single_machine(data_dir, num_epochs, use_fake_data=False,
     use_fake_data: bool. Use random 28x28 images instead.
     **kwargs: optional `steps`, `batch_size`, `learning_rate`, `damping`,
       `momentum`, `momentum_type`, `estimation_mode`, `inv_update_interval`,
-      `cov_ema_decay`, `optimizer`, `log_every`, `seed`, `verbose`.
+      `cov_ema_decay`, `norm_constraint`, `stats_batch_size` (see
+      `build_model`), `optimizer`, `log_every`, `seed`, `verbose`.
 
   Returns:
     The final mini-batch accuracy (float).
@@ -518,7 +550,8 @@ def train_mnist_single_machine_result(data_dir, num_epochs,
     The dict returned by `common.train`.
   """
   cfg = dict(_LEGACY_HPARAMS, steps=None, batch_size=128, optimizer="kfac",
-             log_every=10, seed=None, verbose=True, record_every=0)
+             log_every=10, seed=None, verbose=True, record_every=0,
+             stats_batch_size=None)
   unknown = set(kwargs) - set(cfg)
   if unknown:
     raise TypeError("train_mnist_single_machine got unexpected keyword(s) %s"
@@ -530,7 +563,8 @@ def train_mnist_single_machine_result(data_dir, num_epochs,
       data_dir, num_epochs=num_epochs, batch_size=cfg["batch_size"],
       flatten_images=False, use_fake_data=use_fake_data, seed=cfg["seed"])
   layer_collection = lc.LayerCollection()
-  loss, accuracy = build_model(examples, labels, 10, layer_collection)
+  loss, accuracy = build_model(examples, labels, 10, layer_collection,
+                               stats_batch_size=cfg["stats_batch_size"])
   eval_feed = None
   if evaluate_on_training_set:
     images, all_labels = mnist.load_arrays(
@@ -571,7 +605,8 @@ def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
     use_fake_data: bool. Use random 28x28 images instead.
     **kwargs: optional `steps`, `batch_size` (128), `checkpoint_dir`
       (default `<data_dir>/kfac` for a real `data_dir`, else None),
-      `session_config`, `log_every`, `seed`, `verbose`,
+      `stats_batch_size` (see `build_model`), `session_config`,
+      `log_every`, `seed`, `verbose`,
       `wait_for_workers_secs`, and the hyper-parameters of
       `minimize_loss_single_machine`.
 
@@ -584,6 +619,7 @@ def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
                  if data_dir and data_dir != mnist.DIGITS else None)
   checkpoint_dir = kwargs.pop("checkpoint_dir", default_dir)
   seed = kwargs.pop("seed", None)
+  stats_batch_size = kwargs.pop("stats_batch_size", None)
   if seed is not None:
     tf.compat.v1.set_random_seed(seed + task_id)
   worker_device = "/job:worker/task:%d" % task_id if master else None
@@ -595,7 +631,8 @@ def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
   layer_collection = lc.LayerCollection()
   with tf.compat.v1.device(tf.compat.v1.train.replica_device_setter(
       num_ps_tasks, worker_device=worker_device)):
-    loss, accuracy = build_model(examples, labels, 10, layer_collection)
+    loss, accuracy = build_model(examples, labels, 10, layer_collection,
+                                 stats_batch_size=stats_batch_size)
   return minimize_loss_distributed(
       task_id, num_worker_tasks, num_ps_tasks, master, checkpoint_dir, loss,
       accuracy, layer_collection, num_steps=steps, **kwargs)

@@ -61,6 +61,7 @@ DEFAULTS = {
     "inv_update_interval": 20,
     "cov_ema_decay": 0.95,
     "norm_constraint": 0.001,
+    "stats_batch_size": None,
     "optimizer": "kfac",
     "data_dir": "",
     "use_fake_data": False,
@@ -81,7 +82,8 @@ _NOISE = (
 # Flags passed on from the launcher to every worker.
 _FORWARDED = ("steps", "batch_size", "learning_rate", "damping", "momentum",
               "momentum_type", "estimation_mode", "inv_update_interval",
-              "cov_ema_decay", "norm_constraint", "data_dir",
+              "cov_ema_decay", "norm_constraint", "stats_batch_size",
+              "data_dir",
               "use_fake_data", "log_every", "seed")
 
 
@@ -377,6 +379,7 @@ def run_task(job_name, task_index, cluster, cfg, checkpoint_dir=None,
         task_index, num_workers, num_ps, server.target, cfg["data_dir"],
         None, cfg["use_fake_data"], steps=cfg["steps"],
         batch_size=cfg["batch_size"], checkpoint_dir=checkpoint_dir,
+        stats_batch_size=cfg["stats_batch_size"],
         session_config=config, log_every=cfg["log_every"], seed=cfg["seed"],
         wait_for_workers_secs=min(120.0, timeout), **hparams)
 

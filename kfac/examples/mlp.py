@@ -38,6 +38,7 @@ DEFAULTS = {
     "inv_update_interval": 20,
     "cov_ema_decay": 0.95,
     "norm_constraint": None,
+    "stats_batch_size": None,
     "optimizer": "kfac",
     "data_dir": "",
     "use_fake_data": False,
@@ -85,8 +86,25 @@ def fc_layer(layer_id, inputs, output_size):
   return preactivations, activations, (kernel, bias)
 
 
+def _mlp(examples, num_labels, hidden_sizes, layer_collection=None):
+  """Builds one tower of the MLP; returns its logits.
+
+  Registers every layer with `layer_collection` when one is given.
+  """
+  inputs = examples
+  for layer_id, size in enumerate(hidden_sizes):
+    pre, act, params = fc_layer(layer_id, inputs, size)
+    if layer_collection is not None:
+      layer_collection.register_fully_connected(params, inputs, pre)
+    inputs = act
+  logits, _, params = fc_layer(len(hidden_sizes), inputs, num_labels)
+  if layer_collection is not None:
+    layer_collection.register_fully_connected(params, inputs, logits)
+  return logits
+
+
 def build_model(examples, labels, num_labels, layer_collection,
-                hidden_sizes=(128, 64, 32)):
+                hidden_sizes=(128, 64, 32), stats_batch_size=None):
   """Builds the MLP, its loss and accuracy, and registers it for K-FAC.
 
   Layers `fc_0 ... fc_<n-1>` have `hidden_sizes` tanh units; the last layer
@@ -96,31 +114,40 @@ def build_model(examples, labels, num_labels, layer_collection,
   `register_categorical_predictive_distribution(logits, targets=labels)`
   (the targets make the "empirical" estimation mode available).
 
+  With `stats_batch_size`, K-FAC's statistics come from only the first
+  `stats_batch_size` examples, as in the K-FAC paper (section 8): a second
+  tower sharing the variables runs on that slice and is the one registered.
+
   Args:
     examples: float Tensor `[batch_size, input_size]`.
     labels: int Tensor `[batch_size]` with values in `[0, num_labels)`.
     num_labels: int. Number of classes.
     layer_collection: `LayerCollection` to register the layers and loss in.
     hidden_sizes: sequence of int. Hidden layer widths (2017: 128, 64, 32).
+    stats_batch_size: int or None. Examples used for K-FAC's statistics
+      (None: the whole batch, a single tower).
 
   Returns:
     loss: scalar Tensor, mean softmax cross-entropy over the batch.
     accuracy: scalar Tensor, fraction of correct argmax predictions.
   """
-  inputs = examples
-  for layer_id, size in enumerate(hidden_sizes):
-    pre, act, params = fc_layer(layer_id, inputs, size)
-    layer_collection.register_fully_connected(params, inputs, pre)
-    inputs = act
-  logits, _, params = fc_layer(len(hidden_sizes), inputs, num_labels)
-  layer_collection.register_fully_connected(params, inputs, logits)
+  if stats_batch_size is None:
+    logits = _mlp(examples, num_labels, hidden_sizes, layer_collection)
+    stats_logits, stats_labels = logits, labels
+  else:
+    logits = _mlp(examples, num_labels, hidden_sizes)
+    stats_labels = labels[:stats_batch_size]
+    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
+                                     reuse=True):
+      stats_logits = _mlp(examples[:stats_batch_size], num_labels,
+                          hidden_sizes, layer_collection)
   loss = tf.reduce_mean(
       tf.nn.sparse_softmax_cross_entropy_with_logits(
           labels=labels, logits=logits))
   accuracy = tf.reduce_mean(
       tf.cast(tf.equal(labels, tf.argmax(logits, axis=1)), tf.float32))
   layer_collection.register_categorical_predictive_distribution(
-      logits, targets=labels)
+      stats_logits, targets=stats_labels)
   return loss, accuracy
 
 
@@ -138,8 +165,9 @@ def train_mnist(data_dir, num_epochs, use_fake_data=False, **kwargs):
     use_fake_data: bool. Use random 28x28 images instead.
     **kwargs: optional overrides: `steps`, `batch_size`, `learning_rate`,
       `damping`, `momentum`, `momentum_type`, `estimation_mode`,
-      `inv_update_interval`, `cov_ema_decay`, `optimizer`, `log_every`,
-      `seed`, `verbose`, `hidden_sizes`.
+      `inv_update_interval`, `cov_ema_decay`, `norm_constraint`,
+      `stats_batch_size`, `optimizer`, `log_every`, `seed`, `verbose`,
+      `hidden_sizes`.
 
   Returns:
     The final mini-batch accuracy (float), as in 2017. The full result dict
@@ -181,7 +209,8 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
       flatten_images=True, use_fake_data=use_fake_data, seed=cfg["seed"])
   layer_collection = lc.LayerCollection()
   loss, accuracy = build_model(examples, labels, 10, layer_collection,
-                               hidden_sizes=hidden_sizes)
+                               hidden_sizes=hidden_sizes,
+                               stats_batch_size=cfg["stats_batch_size"])
   eval_feed = None
   if evaluate_on_training_set:
     images, all_labels = mnist.load_arrays(

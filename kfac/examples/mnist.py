@@ -137,7 +137,8 @@ def load_digits_arrays():
     (images, labels): float32 `[1797, 8, 8, 1]` with pixel values scaled from
     0..16 to [0, 1], and int64 `[1797]` labels in 0..9.
   """
-  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from sklearn.datasets import load_digits
   digits = load_digits()
   images = (digits.images.astype(np.float32) / 16.0)[..., np.newaxis]
   return images, digits.target.astype(np.int64)
