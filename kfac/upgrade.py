@@ -78,8 +78,14 @@ import warnings
 with warnings.catch_warnings():
   # libcst 1.0 imports mypy_extensions.TypedDict, which warns on import.
   warnings.simplefilter("ignore", DeprecationWarning)
-  import libcst as cst  # pylint: disable=g-import-not-at-top
-  from libcst import metadata as cst_metadata  # pylint: disable=g-import-not-at-top
+  try:
+    import libcst as cst  # pylint: disable=g-import-not-at-top
+    from libcst import metadata as cst_metadata  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(
+        "kfac-upgrade needs libcst 1.0 or newer ({}). Install it with "
+        "`pip install 'kfac-contrib[upgrade]'` or `pip install libcst`."
+        .format(e)) from e
 
 __all__ = ["UpgradeError", "UpgradeResult", "upgrade_source", "main"]
 
