@@ -36,9 +36,11 @@ import numpy as np
 import kfac  # pylint: disable=unused-import  (imports TensorFlow quietly)
 import tensorflow as tf
 
+from kfac import layer_collection as lc
 from kfac.examples import autoencoder
 from kfac.examples import common
 from kfac.examples import convnet
+from kfac.examples import mnist
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # Per problem: the target training loss, and per optimizer its settings and
@@ -76,18 +78,23 @@ PROBLEMS = {
     },
 }
 OPTIMIZERS = ("momentum", "adam", "kfac")
+INV_UPDATE_INTERVAL = 20
 COLORS = {"momentum": "tab:blue", "adam": "tab:orange", "kfac": "tab:green"}
+
+
+def _settings(cfg, optimizer):
+  """The keyword arguments of an example's training function for one run."""
+  run = dict(cfg["runs"][optimizer])
+  run.update(batch_size=cfg["batch_size"], optimizer=optimizer,
+             inv_update_interval=INV_UPDATE_INTERVAL)
+  return run
 
 
 def run_one(problem, optimizer, cfg, record_every, seed):
   """Trains one optimizer on one problem; returns `common.train`'s dict."""
-  run = dict(cfg["runs"][optimizer])
-  steps = run.pop("steps")
-  kwargs = dict(steps=steps, batch_size=cfg["batch_size"],
-                optimizer=optimizer, seed=seed,
-                inv_update_interval=20, log_every=0, verbose=False,
+  kwargs = _settings(cfg, optimizer)
+  kwargs.update(seed=seed, log_every=0, verbose=False,
                 record_every=record_every)
-  kwargs.update(run)
   with tf.Graph().as_default():
     if problem == "convnet":
       return convnet.train_mnist_single_machine_result(
@@ -96,11 +103,86 @@ def run_one(problem, optimizer, cfg, record_every, seed):
         "", None, evaluate_on_training_set=True, **kwargs)
 
 
-def to_target(history, target):
-  """(steps, seconds) of the first record with loss <= target, or None."""
+class _Stepper(object):
+  """One optimizer's training graph and session, stepped on demand."""
+
+  def __init__(self, problem, optimizer, cfg, seed):
+    settings = _settings(cfg, optimizer)
+    self.graph = tf.Graph()
+    with self.graph.as_default():
+      tf.compat.v1.set_random_seed(seed)
+      layer_collection = lc.LayerCollection()
+      if problem == "convnet":
+        examples, labels = mnist.load_mnist(
+            "", None, cfg["batch_size"], flatten_images=False, seed=seed)
+        loss, _ = convnet.build_model(
+            examples, labels, 10, layer_collection,
+            stats_batch_size=settings.get("stats_batch_size"))
+      else:
+        examples, _ = mnist.load_mnist("", None, cfg["batch_size"],
+                                       seed=seed)
+        loss, _ = autoencoder.build_model(
+            examples, layer_collection,
+            stats_batch_size=settings.get("stats_batch_size"))
+      opt = common.make_optimizer(
+          optimizer, settings["learning_rate"], layer_collection,
+          momentum=settings.get("momentum", 0.9),
+          damping=settings.get("damping", 1e-3),
+          momentum_type=settings.get("momentum_type", "regular"),
+          norm_constraint=settings.get("norm_constraint"))
+      self.fetches = [opt.minimize(loss)]
+      self.inv_op = None
+      if optimizer == "kfac":
+        self.fetches.append(opt.cov_update_op)
+        self.inv_op = opt.inv_update_op
+      init = tf.compat.v1.global_variables_initializer()
+    self.sess = tf.compat.v1.Session(graph=self.graph)
+    self.sess.run(init)
+    self.step = 0
+
+  def run(self, num_steps):
+    """Runs `num_steps` training steps; returns their wall-clock seconds."""
+    start = time.time()
+    for _ in range(num_steps):
+      self.sess.run(self.fetches)
+      if self.inv_op is not None and self.step % INV_UPDATE_INTERVAL == 0:
+        self.sess.run(self.inv_op)
+      self.step += 1
+    return time.time() - start
+
+
+def time_steps(problem, cfg, rounds, seed):
+  """Amortised ms per step of every optimizer, measured interleaved.
+
+  Every optimizer gets its own graph and session; after a warm-up of one
+  inverse period, `rounds` rounds each run every optimizer for
+  `2 * INV_UPDATE_INTERVAL` steps in turn (so that K-FAC's inverse updates
+  are included in proportion and load changes of a shared machine hit all
+  optimizers alike).
+
+  Returns:
+    dict optimizer -> ms per step.
+  """
+  steppers = {o: _Stepper(problem, o, cfg, seed) for o in OPTIMIZERS}
+  try:
+    for stepper in steppers.values():
+      stepper.run(INV_UPDATE_INTERVAL)
+    seconds = dict.fromkeys(OPTIMIZERS, 0.0)
+    block = 2 * INV_UPDATE_INTERVAL
+    for _ in range(rounds):
+      for optimizer, stepper in steppers.items():
+        seconds[optimizer] += stepper.run(block)
+    return {o: 1000.0 * seconds[o] / (rounds * block) for o in OPTIMIZERS}
+  finally:
+    for stepper in steppers.values():
+      stepper.sess.close()
+
+
+def to_target(history, target, offset=0.0):
+  """(steps, seconds - offset) of the first record with loss <= target."""
   for step, seconds, loss in history:
     if loss <= target:
-      return step, seconds
+      return step, max(0.0, seconds - offset)
   return None
 
 
@@ -116,11 +198,11 @@ def main(argv=None):
                       help="where to write the plot")
   parser.add_argument("--record_every", type=int, default=10,
                       help="evaluate the training-set loss every N steps")
-  parser.add_argument("--warmup", type=int, default=10,
-                      help="steps left out of the ms/step figure")
+  parser.add_argument("--rounds", type=int, default=20,
+                      help="interleaved timing rounds of 40 steps each")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--scale", type=float, default=1.0,
-                      help="multiply every step budget (e.g. 0.2 to smoke-"
+                      help="multiply every step budget (e.g. 0.1 to smoke-"
                       "test)")
   args = parser.parse_args(argv)
   common.quiet_logs()
@@ -132,20 +214,28 @@ def main(argv=None):
     for optimizer in OPTIMIZERS:
       run_cfg = {k: dict(v) for k, v in cfg["runs"].items()}
       run_cfg[optimizer]["steps"] = max(
-          args.warmup + 2, int(run_cfg[optimizer]["steps"] * args.scale))
+          2, int(run_cfg[optimizer]["steps"] * args.scale))
       result = run_one(problem, optimizer, dict(cfg, runs=run_cfg),
                        args.record_every, args.seed)
-      times = np.array(result["step_times"][args.warmup:])
-      result["ms_per_step"] = 1000.0 * float(times.mean())
-      result["to_target"] = to_target(result["history"], cfg["target"])
+      # The first step also builds the executors (one-time set-up).
+      result["setup"] = result["step_times"][0]
+      result["to_target"] = to_target(result["history"], cfg["target"],
+                                      offset=result["setup"])
       results[(problem, optimizer)] = result
-      print("  %-11s %-8s %5d steps, %6.2f ms/step, final loss %.4f"
-            % (problem, optimizer, result["steps"], result["ms_per_step"],
-               result["loss"]), flush=True)
+      print("  %-11s %-8s %5d steps in %5.2f s (set-up %.2f s), final loss "
+            "%.4f" % (problem, optimizer, result["steps"], result["seconds"],
+                      result["setup"], result["loss"]), flush=True)
+    ms = time_steps(problem, cfg, max(1, int(args.rounds * min(1, args.scale
+                                                                * 5))),
+                    args.seed)
+    for optimizer in OPTIMIZERS:
+      results[(problem, optimizer)]["ms_per_step"] = ms[optimizer]
+    print("  %-11s ms/step (interleaved): %s" % (problem, ", ".join(
+        "%s %.2f" % (o, ms[o]) for o in OPTIMIZERS)), flush=True)
 
-  header = ("%-11s %-8s %7s %9s %10s %11s %9s %10s %10s"
-            % ("problem", "optimizer", "lr", "ms/step", "vs mom.", "steps->tgt",
-               "s->tgt", "steps gain", "final loss"))
+  header = ("%-11s %-8s %6s %8s %8s %10s %7s %9s %10s"
+            % ("problem", "optimizer", "lr", "ms/step", "vs mom.",
+               "steps->tgt", "s->tgt", "fewer st.", "final loss"))
   print()
   print(header)
   print("-" * len(header))
@@ -157,32 +247,30 @@ def main(argv=None):
       r = results[(problem, optimizer)]
       step_ratio = r["ms_per_step"] / base["ms_per_step"]
       if r["to_target"] is None:
-        steps_s, secs_s, gain = ">%d" % r["steps"], "-", None
+        steps_s, secs_s, gain_s = ">%d" % r["steps"], "-", "-"
       else:
         steps_s = "%d" % r["to_target"][0]
         secs_s = "%.2f" % r["to_target"][1]
         if base["to_target"] is not None:
-          gain = base["to_target"][0] / max(r["to_target"][0], 1)
+          gain_s = fmt_ratio(base["to_target"][0] / max(r["to_target"][0], 1))
         else:
-          gain = None
-      gain_s = (fmt_ratio(gain) if base["to_target"] is not None or gain
-                else (">%.2fx" % (base["steps"] / r["to_target"][0])
-                      if r["to_target"] else "-"))
-      print("%-11s %-8s %7g %9.2f %10s %11s %9s %10s %10.4f"
+          gain_s = ">%.2fx" % (base["steps"] / max(r["to_target"][0], 1))
+      print("%-11s %-8s %6g %8.2f %8s %10s %7s %9s %10.4f"
             % (problem, optimizer, cfg["runs"][optimizer]["learning_rate"],
                r["ms_per_step"], fmt_ratio(step_ratio), steps_s, secs_s,
                gain_s, r["loss"]))
     kfac_r = results[(problem, "kfac")]
     step_ratio = kfac_r["ms_per_step"] / base["ms_per_step"]
-    verdicts.append("%s: K-FAC step = %.2fx a momentum-SGD step (target "
-                    "<= 2x): %s" % (problem, step_ratio,
-                                    "met" if step_ratio <= 2.0 else "NOT met"))
+    verdicts.append("%s: a K-FAC step (amortised) = %.2fx a momentum-SGD "
+                    "step (target <= 2x): %s"
+                    % (problem, step_ratio,
+                       "met" if step_ratio <= 2.0 else "NOT met"))
     if problem == "autoencoder":
       if kfac_r["to_target"] is None:
         verdicts.append("autoencoder: K-FAC did not reach the target loss "
                         "%g: NOT met" % cfg["target"])
       else:
-        kfac_steps = kfac_r["to_target"][0]
+        kfac_steps = max(kfac_r["to_target"][0], 1)
         if base["to_target"] is None:
           gain, bound = base["steps"] / kfac_steps, ">"
         else:
@@ -192,9 +280,10 @@ def main(argv=None):
             "reach loss %g (target >= 5x): %s"
             % (bound, gain, cfg["target"], "met" if gain >= 5 else "NOT met"))
   print()
-  print("targets: training loss on the whole training set "
+  print("loss: on the whole training set; targets: "
         + ", ".join("%s %g" % (p, PROBLEMS[p]["target"])
-                    for p in args.problems))
+                    for p in args.problems)
+        + "; s->tgt: seconds of training steps, first-step set-up excluded")
   for line in verdicts:
     print(line)
 
@@ -215,8 +304,12 @@ def _plot(results, problems, path):
     for col, (xlabel, index) in enumerate((("steps", 0), ("seconds", 1))):
       ax = axes[row][col]
       for optimizer in OPTIMIZERS:
-        history = results[(problem, optimizer)]["history"]
-        xs = [h[index] for h in history]
+        result = results[(problem, optimizer)]
+        history = result["history"]
+        if index == 1:  # Seconds, without the first step's set-up.
+          xs = [max(0.0, h[1] - result["setup"]) for h in history]
+        else:
+          xs = [h[0] for h in history]
         ys = [h[2] for h in history]
         ax.plot(xs, ys, label=optimizer, color=COLORS[optimizer])
       ax.axhline(target, color="grey", linestyle="--", linewidth=1,
