@@ -612,7 +612,6 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
 
     Args:
       ema_decay: The exponential moving average decay (float or Tensor).
-
     Returns:
       An Op for updating the covariance Variable referenced by _cov.
     """
