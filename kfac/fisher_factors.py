@@ -1337,9 +1337,9 @@ class ConvDiagonalFactor(DiagonalFactor):
     # [B, out_h, out_w, s·O]
     grads = grads[0] if num_sources == 1 else tf.concat(grads, axis=3)
     if self._method == "grouped_conv":
-      rows = [self._grouped_conv_sum_of_squares(grads)]
+      rows = [self._grouped_conv_sum_of_squares(grads, num_sources)]
     else:
-      rows = self._windows_sum_of_squares(grads)
+      rows = self._windows_sum_of_squares(grads, num_sources)
     if self._has_bias:
       bias_grads = tf.reduce_sum(grads, axis=[1, 2])  # [B, s·O]
       rows.append(tf.reduce_sum(tf.square(bias_grads), axis=0,
@@ -1350,21 +1350,22 @@ class ConvDiagonalFactor(DiagonalFactor):
           tf.reshape(result, [-1, num_sources, out_channels]), axis=1)
     return result
 
-  def _grouped_conv_sum_of_squares(self, grads):
+  def _grouped_conv_sum_of_squares(self, grads, num_sources):
     """Filter rows of the statistic through one grouped filter gradient.
 
     With the batch folded into the channels, the per-example filter
     gradients are the filter gradient of a convolution with B groups.
 
     Args:
-      grads: The `[B, out_h, out_w, s·O]` gradients of all sources.
+      grads: The `[B, out_h, out_w, s·O]` gradients of the s sources.
+      num_sources: s.
 
     Returns:
       The `[kh·kw·C, s·O]` sum over the batch of the squared per-example
       filter gradients.
     """
-    kernel_h, kernel_w, in_channels, _ = self._filter_shape
-    width = grads.shape[3]
+    kernel_h, kernel_w, in_channels, out_channels = self._filter_shape
+    width = num_sources * out_channels
     per_example = tf.compat.v1.nn.conv2d_backprop_filter(
         self._folded_inputs,
         tf.stack([kernel_h, kernel_w, in_channels, self._batch_size * width]),
@@ -1375,7 +1376,7 @@ class ConvDiagonalFactor(DiagonalFactor):
         per_example, [kernel_h * kernel_w * in_channels, -1, width])
     return tf.reduce_sum(tf.square(per_example), axis=1)
 
-  def _windows_sum_of_squares(self, grads):
+  def _windows_sum_of_squares(self, grads, num_sources):
     """Filter rows of the statistic through per-offset batched matmuls.
 
     Index conventions: b batch, c input channel, o output channel, p output
@@ -1383,18 +1384,20 @@ class ConvDiagonalFactor(DiagonalFactor):
     s source.
 
     Args:
-      grads: The `[B, out_h, out_w, s·O]` gradients of all sources.
+      grads: The `[B, out_h, out_w, s·O]` gradients of the s sources.
+      num_sources: s.
 
     Returns:
       A list of Tensors `[group·C, s·O]`, one per offset group, in offset
       order: the sum over the batch of the squared per-example filter
       gradients.
     """
-    kernel_h, kernel_w, in_channels, _ = self._filter_shape
+    kernel_h, kernel_w, in_channels, out_channels = self._filter_shape
     _, stride_h, stride_w, _ = self._strides
     out_h, out_w = self._out_size
     batch = self._batch_size
-    grads_flat = tf.reshape(grads, [batch, -1, grads.shape[3]])  # [B, P, s·O]
+    # [B, P, s·O]
+    grads_flat = tf.reshape(grads, [batch, -1, num_sources * out_channels])
 
     offsets = [(di, dj) for di in range(kernel_h) for dj in range(kernel_w)]
     group = max(1, min(len(offsets) // 3,

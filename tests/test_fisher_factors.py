@@ -933,7 +933,7 @@ class ConvDiagonalFactorTest(_TestCase):
     rng = np.random.RandomState(13)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       x = tf.compat.v1.placeholder(tf.float32, [None, None, None, 2])
-      g = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])
+      g = tf.compat.v1.placeholder(tf.float32, [None, None, None, None])
       factor = ff.ConvDiagonalFactor(x, [g], (3, 2, 2, 3), [1, 2, 1, 1],
                                      "SAME", has_bias=True)
       feeds, values = [], []
