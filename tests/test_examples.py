@@ -389,3 +389,18 @@ def test_stats_tower_registers_once(module):
     assert num_vars == 2 * num_blocks
     optimizer = common.kfac_optimizer(0.1, 0.95, 0.1, layer_collection)
     assert optimizer.cov_update_op is not None
+
+
+@pytest.mark.parametrize("name", ["mlp_mnist_main", "convnet_mnist_main"])
+def test_legacy_main_modules(name, capsys):
+  """The 2017-style mains train for the given epochs (here 1 of fake data)."""
+  module = __import__("kfac.examples." + name, fromlist=[name])
+  from kfac.examples import mlp_mnist_main  # pylint: disable=g-import-not-at-top
+  mlp_mnist_main.define_flags()
+  flags.FLAGS(["prog", "--num_epochs=1", "--use_fake_data"])
+  try:
+    with tf.Graph().as_default():
+      module.main([])
+  finally:
+    flags.FLAGS.unparse_flags()
+  assert ": done," in capsys.readouterr().out

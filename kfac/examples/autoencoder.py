@@ -235,6 +235,11 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
 
 
 def main(argv):
+  """Trains the autoencoder with the command-line flags.
+
+  Args:
+    argv: list of str. Positional command-line arguments (unused).
+  """
   del argv
   common.quiet_logs()
   cfg = common.flag_values(DEFAULTS, BASELINE_DEFAULTS)

@@ -639,6 +639,11 @@ def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
 
 
 def main(argv):
+  """Trains the ConvNet with the command-line flags.
+
+  Args:
+    argv: list of str. Positional command-line arguments (unused).
+  """
   del argv
   common.quiet_logs()
   cfg = common.flag_values(DEFAULTS, BASELINE_DEFAULTS)

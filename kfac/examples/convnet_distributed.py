@@ -385,6 +385,11 @@ def run_task(job_name, task_index, cluster, cfg, checkpoint_dir=None,
 
 
 def main(argv):
+  """Launches a local cluster, or runs one of its tasks (`--job_name`).
+
+  Args:
+    argv: list of str. Positional command-line arguments (unused).
+  """
   del argv
   common.quiet_logs()
   cfg = common.flag_values(DEFAULTS)

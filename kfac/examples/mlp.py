@@ -231,6 +231,11 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
 
 
 def main(argv):
+  """Trains the MLP with the command-line flags (see `common.define_flags`).
+
+  Args:
+    argv: list of str. Positional command-line arguments (unused).
+  """
   del argv
   common.quiet_logs()
   cfg = common.flag_values(DEFAULTS, BASELINE_DEFAULTS)

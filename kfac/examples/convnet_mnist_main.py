@@ -1,0 +1,45 @@
+r"""The 2017 `convnet_mnist_main.py`: `convnet.train_mnist_single_machine`.
+
+  python -m kfac.examples.convnet_mnist_main                  # 8x8 digits
+  python -m kfac.examples.convnet_mnist_main --data_dir /path/to/mnist
+
+Trains with the 2017 hyper-parameters of `minimize_loss_single_machine`
+(learning rate 1e-4, damping 1e-3, momentum 0.9) for `--num_epochs` epochs
+(2017: 200). 2017's `--data_dir` defaulted to `/tmp/mnist` and the data was
+downloaded there; here an empty `--data_dir` (the default) selects
+scikit-learn's bundled digits and a directory must already hold the MNIST
+IDX files. The multi-tower mode (`--num_towers`) of a later version needs a
+later `LayerCollection` and is not provided. For tuned settings, progress
+lines and flags, run `python -m kfac.examples.convnet`.
+"""
+
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+from absl import app
+from absl import flags
+import tensorflow as tf
+
+from kfac.examples import convnet
+from kfac.examples import common
+from kfac.examples import mlp_mnist_main
+
+
+def main(argv):
+  """Runs `convnet.train_mnist_single_machine` with the flags.
+
+  Args:
+    argv: list of str. Positional command-line arguments (unused).
+  """
+  del argv
+  common.quiet_logs()
+  with tf.Graph().as_default():
+    convnet.train_mnist_single_machine(
+        flags.FLAGS.data_dir or "", flags.FLAGS.num_epochs,
+        use_fake_data=bool(flags.FLAGS.use_fake_data))
+
+
+if __name__ == "__main__":
+  mlp_mnist_main.define_flags()
+  app.run(main)
