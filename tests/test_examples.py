@@ -8,6 +8,7 @@ the same learning-rate budget (the best of the same number of tries).
 """
 
 import gzip
+import importlib
 import os
 import struct
 import subprocess
@@ -256,6 +257,16 @@ class ConvNetTest(parameterized.TestCase):
     self.assertEqual([convnet.task_role(i, 10) for i in range(10)],
                      ["train"] * 6 + ["cov"] * 3 + ["inv"])
 
+  @pytest.mark.filterwarnings(
+      "ignore::pytest.PytestUnhandledThreadExceptionWarning")
+  def testTrainMnistDistributedInProcess(self):
+    with tf.Graph().as_default():
+      accuracy = convnet.train_mnist_distributed(
+          task_id=0, num_worker_tasks=1, num_ps_tasks=0, master="",
+          data_dir=None, num_epochs=1, use_fake_data=True, batch_size=16,
+          verbose=False)
+    self.assertBetween(accuracy, 0.0, 1.0)
+
   def testTrainMnistSingleMachine(self):
     with tf.Graph().as_default():
       accuracy = convnet.train_mnist_single_machine(
@@ -265,6 +276,11 @@ class ConvNetTest(parameterized.TestCase):
 
 
 class AutoencoderTest(parameterized.TestCase):
+
+  def testDefaultSizes(self):
+    self.assertEqual(autoencoder.default_sizes(784), ((1000, 500, 250), 30))
+    self.assertEqual(autoencoder.default_sizes(64), ((128, 64, 32), 8))
+    self.assertEqual(autoencoder.default_sizes(16), ((32, 16, 8), 2))
 
   def testBuildModel(self):
     with tf.Graph().as_default():
@@ -394,9 +410,8 @@ def test_stats_tower_registers_once(module):
 @pytest.mark.parametrize("name", ["mlp_mnist_main", "convnet_mnist_main"])
 def test_legacy_main_modules(name, capsys):
   """The 2017-style mains train for the given epochs (here 1 of fake data)."""
-  module = __import__("kfac.examples." + name, fromlist=[name])
-  from kfac.examples import mlp_mnist_main  # pylint: disable=g-import-not-at-top
-  mlp_mnist_main.define_flags()
+  module = importlib.import_module("kfac.examples." + name)
+  importlib.import_module("kfac.examples.mlp_mnist_main").define_flags()
   flags.FLAGS(["prog", "--num_epochs=1", "--use_fake_data"])
   try:
     with tf.Graph().as_default():

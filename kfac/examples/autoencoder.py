@@ -6,19 +6,25 @@ problems of Hinton & Salakhutdinov (2006); for MNIST the network is
 linear 30-unit code layer and a Bernoulli (binary cross-entropy) output. Here
 the same shape is scaled to the 8x8 digits (64 inputs): encoder 128-64-32,
 code 8 (linear), decoder 32-64-128, 64 sigmoid outputs -- eight fully
-connected layers. Each layer is registered with `register_fully_connected`
-and the output logits with `register_multi_bernoulli_predictive_distribution`
-(pixel intensities in [0, 1] are the Bernoulli targets).
+connected layers (with MNIST files in `--data_dir`, the paper's sizes). Each
+layer is registered with `register_fully_connected` and the output logits with
+`register_multi_bernoulli_predictive_distribution` (pixel intensities in [0,
+1] are the Bernoulli targets).
 
 The loss is the binary cross-entropy summed over pixels and averaged over the
 batch (the per-example negative log-likelihood, whose Fisher K-FAC
 approximates); the reported "error" is the squared reconstruction error
 summed over pixels, averaged over the batch.
 
+By default K-FAC chooses its step size and momentum with the quadratic model
+(`momentum_type="qmodel"`, the paper's method; learning rate 1) and computes
+its statistics on 64 examples of each 512-example batch (`stats_batch_size`,
+the paper's 1/8; the gradient uses the whole batch).
+
 Run it (scikit-learn's bundled 8x8 digits by default; nothing is downloaded):
 
   python -m kfac.examples.autoencoder
-  python -m kfac.examples.autoencoder --optimizer momentum --learning_rate 0.5
+  python -m kfac.examples.autoencoder --optimizer momentum --steps 3000
   python -m kfac.examples.autoencoder --data_dir /path/to/mnist  # 784 inputs
 """
 
@@ -35,12 +41,32 @@ from kfac.examples import common
 from kfac.examples import mnist
 
 __all__ = ["fc_layer", "build_model", "train_autoencoder", "DEFAULTS",
-           "BASELINE_DEFAULTS", "ENCODER_SIZES", "CODE_SIZE"]
+           "BASELINE_DEFAULTS", "ENCODER_SIZES", "CODE_SIZE", "default_sizes"]
 
 # Encoder widths and code size for 64-pixel inputs (the paper's
 # 1000-500-250-30 for 784 pixels, scaled to the digits).
 ENCODER_SIZES = (128, 64, 32)
 CODE_SIZE = 8
+
+
+def default_sizes(input_size):
+  """Encoder widths and code size for inputs of `input_size` pixels.
+
+  Args:
+    input_size: int. Number of input pixels.
+
+  Returns:
+    (encoder_sizes, code_size): the paper's `(1000, 500, 250), 30` for MNIST
+    (784 pixels); `ENCODER_SIZES, CODE_SIZE` for the 8x8 digits (64); for
+    other sizes the digits' proportions (2, 1 and 1/2 times the input, code
+    1/8 of it).
+  """
+  if input_size == 784:
+    return (1000, 500, 250), 30
+  if input_size == 64:
+    return ENCODER_SIZES, CODE_SIZE
+  return ((2 * input_size, input_size, max(1, input_size // 2)),
+          max(1, input_size // 8))
 
 # Defaults of `python -m kfac.examples.autoencoder` (overridable by flags).
 DEFAULTS = {
@@ -123,8 +149,8 @@ def _network(examples, encoder_sizes, code_size, layer_collection=None):
   return logits
 
 
-def build_model(examples, layer_collection, encoder_sizes=ENCODER_SIZES,
-                code_size=CODE_SIZE, stats_batch_size=None):
+def build_model(examples, layer_collection, encoder_sizes=None,
+                code_size=None, stats_batch_size=None):
   """Builds the autoencoder and its losses, and registers it for K-FAC.
 
   Layers `fc_0 .. fc_<2n+1>`: the encoder (`encoder_sizes`, sigmoid), the
@@ -142,8 +168,10 @@ def build_model(examples, layer_collection, encoder_sizes=ENCODER_SIZES,
   Args:
     examples: float Tensor `[batch_size, input_size]` with values in [0, 1].
     layer_collection: `LayerCollection` to register the layers and loss in.
-    encoder_sizes: sequence of int. Encoder widths.
-    code_size: int. Width of the linear code layer.
+    encoder_sizes: sequence of int, or None for `default_sizes`. Encoder
+      widths.
+    code_size: int, or None for `default_sizes`. Width of the linear code
+      layer.
     stats_batch_size: int or None. Examples used for K-FAC's statistics
       (None: the whole batch, a single tower).
 
@@ -153,6 +181,9 @@ def build_model(examples, layer_collection, encoder_sizes=ENCODER_SIZES,
     error: scalar Tensor, squared reconstruction error summed over pixels
       and averaged over the batch.
   """
+  default_encoder, default_code = default_sizes(int(examples.shape[-1]))
+  encoder_sizes = default_encoder if encoder_sizes is None else encoder_sizes
+  code_size = default_code if code_size is None else code_size
   if stats_batch_size is None:
     logits = _network(examples, encoder_sizes, code_size, layer_collection)
     stats_examples, stats_logits = examples, logits
@@ -197,8 +228,8 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
   cfg = dict(DEFAULTS)
   for key in ("data_dir", "use_fake_data"):
     del cfg[key]
-  encoder_sizes = kwargs.pop("encoder_sizes", ENCODER_SIZES)
-  code_size = kwargs.pop("code_size", CODE_SIZE)
+  encoder_sizes = kwargs.pop("encoder_sizes", None)
+  code_size = kwargs.pop("code_size", None)
   verbose = kwargs.pop("verbose", True)
   record_every = kwargs.pop("record_every", 0)
   unknown = set(kwargs) - set(cfg)
