@@ -1204,8 +1204,8 @@ class ConvDiagonalFactor(DiagonalFactor):
       inputs: Tensor of shape [batch_size, height, width, in_channels].
         Input activations to this layer. The batch size may be unknown.
       outputs_grads: List/tuple of Tensors of shape [batch_size,
-        out_height, width, out_channels], one per source (a single Tensor is
-        accepted as one source). Per-example gradients to the loss with
+        out_height, out_width, out_channels], one per source (a single
+        Tensor is accepted as one source). Per-example gradients to the loss with
         respect to the layer's output preactivations.
       filter_shape: Tuple of 4 ints: (kernel_height, kernel_width,
         in_channels, out_channels). Represents shape of kernel used in this
@@ -1276,10 +1276,7 @@ class ConvDiagonalFactor(DiagonalFactor):
                                               checked_grads)
     self._out_size = (out_h, out_w)
 
-    # Inputs-side tensors, shared by every source and every update op:
-    # channels-first inputs with the conv's zero padding,
-    # [B, in_channels, pad_top + height + pad_bottom, pad_left + width +
-    # pad_right].
+    # Inputs-side tensors, shared by every source and every update op.
     self._batch_size = dynamic_shape[0]
     self._method = _CONVDIAG_METHOD
     if self._method is None:
