@@ -419,3 +419,10 @@ def test_legacy_main_modules(name, capsys):
   finally:
     flags.FLAGS.unparse_flags()
   assert ": done," in capsys.readouterr().out
+
+
+def test_bad_data_dir_is_a_usage_error(tmp_path):
+  from absl import app  # pylint: disable=g-import-not-at-top
+  with pytest.raises(app.UsageError, match="nothing is downloaded"):
+    with tf.Graph().as_default():
+      _run_main(mlp, ["--data_dir=%s" % tmp_path, "--steps=1"])

@@ -121,6 +121,25 @@ def flag_values(defaults, optimizer_defaults=None):
   return values
 
 
+def check_data_flags(cfg):
+  """Turns a bad `--data_dir` into a usage error (no traceback).
+
+  Args:
+    cfg: dict of settings with `data_dir` and `use_fake_data`.
+
+  Raises:
+    absl.app.UsageError: if `data_dir` lacks the MNIST files.
+  """
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from kfac.examples import mnist  # pylint: disable=g-import-not-at-top
+  if cfg.get("use_fake_data"):
+    return
+  try:
+    mnist.check_data_dir(cfg.get("data_dir"))
+  except ValueError as e:
+    raise app.UsageError(str(e))
+
+
 def quiet_logs():
   """Keeps TensorFlow's Python log (deprecation notices etc.) to errors."""
   tf.get_logger().setLevel("ERROR")

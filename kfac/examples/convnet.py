@@ -647,6 +647,7 @@ def main(argv):
   del argv
   common.quiet_logs()
   cfg = common.flag_values(DEFAULTS, BASELINE_DEFAULTS)
+  common.check_data_flags(cfg)
   data_dir = cfg.pop("data_dir")
   use_fake_data = cfg.pop("use_fake_data")
   with tf.Graph().as_default():

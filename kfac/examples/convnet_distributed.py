@@ -395,6 +395,7 @@ def main(argv):
   cfg = common.flag_values(DEFAULTS)
   if cfg["optimizer"] != "kfac":
     raise app.UsageError("convnet_distributed trains with K-FAC only")
+  common.check_data_flags(cfg)
   if flags.FLAGS.job_name:
     run_task(flags.FLAGS.job_name, flags.FLAGS.task_index,
              json.loads(flags.FLAGS.cluster), cfg,

@@ -34,6 +34,8 @@ def main(argv):
   """
   del argv
   common.quiet_logs()
+  common.check_data_flags({"data_dir": flags.FLAGS.data_dir,
+                           "use_fake_data": flags.FLAGS.use_fake_data})
   with tf.Graph().as_default():
     convnet.train_mnist_single_machine(
         flags.FLAGS.data_dir or "", flags.FLAGS.num_epochs,

@@ -36,6 +36,8 @@ def main(argv):
   """
   del argv
   common.quiet_logs()
+  common.check_data_flags({"data_dir": flags.FLAGS.data_dir,
+                           "use_fake_data": flags.FLAGS.use_fake_data})
   with tf.Graph().as_default():
     mlp.train_mnist(flags.FLAGS.data_dir or "", flags.FLAGS.num_epochs,
                     use_fake_data=bool(flags.FLAGS.use_fake_data))

@@ -33,6 +33,7 @@ __all__ = [
     "load_arrays",
     "load_digits_arrays",
     "load_mnist_arrays",
+    "check_data_dir",
     "fake_arrays",
     "read_idx",
 ]
@@ -98,6 +99,27 @@ def _find_file(data_dir, names):
   return None
 
 
+def check_data_dir(data_dir):
+  """Checks that `data_dir` selects the digits or holds the MNIST files.
+
+  Args:
+    data_dir: str or None. As in `load_arrays`.
+
+  Raises:
+    ValueError: if `data_dir` names a directory without the MNIST IDX
+      training files.
+  """
+  if not data_dir or data_dir == DIGITS:
+    return
+  if (_find_file(data_dir, _IMAGE_FILES) is None
+      or _find_file(data_dir, _LABEL_FILES) is None):
+    raise ValueError(
+        "data_dir=%r must hold the MNIST training files %s and %s (optionally "
+        "gzipped); nothing is downloaded. Pass data_dir=%r (or leave it empty) "
+        "to use scikit-learn's bundled 8x8 digits instead."
+        % (data_dir, _IMAGE_FILES[0], _LABEL_FILES[0], DIGITS))
+
+
 def load_mnist_arrays(data_dir):
   """Reads the MNIST training split from IDX files in `data_dir`.
 
@@ -113,14 +135,9 @@ def load_mnist_arrays(data_dir):
     ValueError: if the files are missing (nothing is downloaded) or their
       sizes disagree.
   """
+  check_data_dir(data_dir)
   image_path = _find_file(data_dir, _IMAGE_FILES)
   label_path = _find_file(data_dir, _LABEL_FILES)
-  if image_path is None or label_path is None:
-    raise ValueError(
-        "data_dir=%r must hold the MNIST training files %s and %s (optionally "
-        "gzipped); nothing is downloaded. Pass data_dir=%r (or leave it empty) "
-        "to use scikit-learn's bundled 8x8 digits instead."
-        % (data_dir, _IMAGE_FILES[0], _LABEL_FILES[0], DIGITS))
   images = read_idx(image_path)
   labels = read_idx(label_path)
   if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
