@@ -255,7 +255,8 @@ class Progress(object):
 
   A progress line reads
   `<name> step 100/1000 | loss 0.4321 | accuracy 0.912 | 85.2 steps/s`
-  (steps/s over the last interval).
+  (steps/s over the last interval); the attribute `metric_name` (default
+  "accuracy") names the second metric.
   """
 
   def __init__(self, name, total_steps=None, log_every=100, stream=None,
@@ -330,8 +331,7 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
           learning_rate=0.01, momentum=0.9, damping=1e-3, cov_ema_decay=0.95,
           momentum_type="regular", estimation_mode="gradients",
           norm_constraint=None, inv_update_interval=20, log_every=100,
-          name="train",
-          session_config=None, eval_feed=None, verbose=True,
+          name="train", session_config=None, eval_feed=None, verbose=True,
           record_every=0, metric_name="accuracy"):
   """Minimises `loss` on one machine with K-FAC or a baseline.
 
@@ -347,12 +347,12 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
     layer_collection: `LayerCollection` (used by K-FAC only).
     optimizer: str. "kfac", "sgd", "momentum" or "adam".
     num_steps: int or None. Steps to run (None: until the data runs out).
-    learning_rate: float.
-    momentum: float.
-    damping: float.
-    cov_ema_decay: float.
-    momentum_type: str.
-    estimation_mode: str.
+    learning_rate: float. Learning rate.
+    momentum: float. Momentum coefficient (K-FAC and "momentum").
+    damping: float. K-FAC damping.
+    cov_ema_decay: float. Decay of K-FAC's factor moving averages.
+    momentum_type: str. K-FAC momentum type ("regular", "adam", "qmodel").
+    estimation_mode: str. K-FAC Fisher estimation mode.
     norm_constraint: float or None. K-FAC KL clipping bound.
     inv_update_interval: int. K-FAC inverse-update period in steps.
     log_every: int. Progress-line period in steps (0: no progress lines).

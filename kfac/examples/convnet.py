@@ -360,9 +360,10 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
 
   With fewer than three workers all train; they then also run
   `cov_update_op`, and the chief runs `inv_update_op` every
-  `inv_update_interval` steps. Training workers wait (at most
-  `wait_for_workers_secs`) until every worker has started, so that the
-  covariance and inverse workers run alongside from the first step.
+  `inv_update_interval` steps. On a cluster (`master` not empty) training
+  workers wait (at most `wait_for_workers_secs`) until every worker has
+  started, so that the covariance and inverse workers run alongside from
+  the first step.
 
   Args:
     task_id: int. Index of this worker task.
@@ -479,7 +480,7 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
       log_step_count_steps=None,
       stop_grace_period_secs=0) as sess:
     sess.run(mark_started)
-    if role == "train" and not few_workers:
+    if role == "train" and not few_workers and master:
       deadline = time.time() + wait_for_workers_secs
       while (sess.run(num_started) < num_worker_tasks
              and time.time() < deadline and not sess.should_stop()):
@@ -500,10 +501,10 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
         sess.run(optimizer.inv_update_op)
       _progress(local_step, loss_, accuracy_, global_step_)
   seconds = time.time() - start_time
-  last = ("" if role == "inv" else ", last loss %.4f, accuracy %.3f"
-          % (float(loss_), float(accuracy_)))
+  metrics = ("" if role == "inv" else ", last loss %.4f, accuracy %.3f"
+             % (float(loss_), float(accuracy_)))
   _log("%s: done, %d local steps in %.1f s, global step %d%s"
-       % (name, local_step, seconds, global_step_, last))
+       % (name, local_step, seconds, global_step_, metrics))
   return float(accuracy_)
 
 
