@@ -3,11 +3,14 @@ r"""Benchmark: K-FAC against momentum SGD and Adam on the examples.
 For the ConvNet and the deep autoencoder examples (on scikit-learn's 8x8
 digits), trains each optimizer from the same seeded start and measures
 
-* milliseconds per step (K-FAC: covariance update every step, inverses every
-  20 steps, so its figure is amortised over the inverse updates; the first
-  `--warmup` steps of every run are left out);
-* the steps and the seconds (training steps only, evaluation excluded) each
-  needs to bring the loss on the whole training set to the problem's target.
+* milliseconds per step, measured with the optimizers interleaved (blocks of
+  40 steps in turn, after a warm-up) so that a shared machine's load hits all
+  alike. K-FAC updates its covariances every step (statistics on 1/8 of the
+  batch, as in the K-FAC paper) and its inverses every 20 steps, so its
+  figure is amortised over the inverse updates;
+* the steps and the seconds (training steps only: evaluation and the first
+  step's one-time set-up excluded) each needs to bring the loss on the whole
+  training set to the problem's target.
 
 Prints a table and the ratios to momentum SGD, checks them against the
 targets (a K-FAC step at most 2x a momentum-SGD step; at least 5x fewer steps
