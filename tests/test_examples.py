@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 
 from absl import flags
 from absl.testing import parameterized
@@ -40,6 +41,18 @@ def _write_idx(path, array, type_code=0x08):
   opener = gzip.open if path.endswith(".gz") else open
   with opener(path, "wb") as f:
     f.write(data)
+
+
+def _join_queue_runners():
+  """Waits for SyncReplicasOptimizer's queue-runner threads to end.
+
+  When the chief's session closes, its queue runner ends with a
+  `CancelledError` (the normal end of training); waiting here keeps that
+  inside the test that caused it.
+  """
+  for thread in threading.enumerate():
+    if thread.name.startswith("QueueRunnerThread"):
+      thread.join(10.0)
 
 
 class MnistTest(parameterized.TestCase):
@@ -244,6 +257,7 @@ class ConvNetTest(parameterized.TestCase):
           checkpoint_dir=None, loss=loss, accuracy=accuracy,
           layer_collection=layer_collection, learning_rate=0.1,
           inv_update_interval=10, verbose=False)
+      _join_queue_runners()
     self.assertLess(accuracy_, 1.0)
 
   def testTaskRoles(self):
@@ -265,6 +279,7 @@ class ConvNetTest(parameterized.TestCase):
           task_id=0, num_worker_tasks=1, num_ps_tasks=0, master="",
           data_dir=None, num_epochs=1, use_fake_data=True, batch_size=16,
           verbose=False)
+      _join_queue_runners()
     self.assertBetween(accuracy, 0.0, 1.0)
 
   def testTrainMnistSingleMachine(self):

@@ -10,5 +10,13 @@
   digits.
 * `mnist` -- data: scikit-learn's bundled 8x8 digits by default, or the MNIST
   IDX files in `--data_dir`. Nothing is downloaded.
+* `mlp_mnist_main`, `convnet_mnist_main` -- the 2017 entry points
+  (`--data_dir`, `--num_epochs`).
 * `common` -- optimizers, training loop and flags shared by the examples.
+
+Every program takes absl flags (`--steps`, `--batch_size`,
+`--learning_rate`, `--damping`, `--momentum`, `--momentum_type`,
+`--estimation_mode`, `--inv_update_interval`, `--optimizer`, ...; see
+`--helpfull`), prints a progress line every `--log_every` steps and ends with
+a one-line summary.
 """

@@ -33,6 +33,7 @@ from __future__ import division
 from __future__ import print_function
 
 from absl import app
+from absl import flags
 import numpy as np
 import tensorflow as tf
 
@@ -283,4 +284,6 @@ def main(argv):
 
 if __name__ == "__main__":
   common.define_flags()
+  common.show_defaults(DEFAULTS)
+  flags.adopt_module_key_flags(common)
   app.run(main)

@@ -31,6 +31,7 @@ __all__ = [
     "ESTIMATION_MODES",
     "MOMENTUM_TYPES",
     "define_flags",
+    "show_defaults",
     "quiet_logs",
     "flag_values",
     "make_optimizer",
@@ -66,9 +67,13 @@ def define_flags():
     return
   flags.DEFINE_integer("steps", None, "Training steps.")
   flags.DEFINE_integer("batch_size", None, "Examples per mini-batch.")
-  flags.DEFINE_float("learning_rate", None, "Learning rate.")
+  flags.DEFINE_float("learning_rate", None,
+                     "Learning rate (the default shown is K-FAC's; the "
+                     "baselines sgd, momentum and adam have their own).")
   flags.DEFINE_float("damping", None, "K-FAC damping (Tikhonov, lambda).")
-  flags.DEFINE_float("momentum", None, "Momentum coefficient.")
+  flags.DEFINE_float("momentum", None,
+                     "Momentum coefficient (K-FAC's default shown; "
+                     "--optimizer momentum uses 0.9).")
   flags.DEFINE_enum("momentum_type", None, list(MOMENTUM_TYPES),
                     "K-FAC momentum type.")
   flags.DEFINE_enum("estimation_mode", None, list(ESTIMATION_MODES),
@@ -95,6 +100,20 @@ def define_flags():
   flags.DEFINE_integer("seed", None, "Graph-level and data-shuffling seed.")
 
 
+def show_defaults(defaults):
+  """Makes `--help` show an example's defaults (K-FAC's) for the flags.
+
+  Only the displayed defaults change: `flag_values` still applies the
+  optimizer-specific defaults to flags not given on the command line.
+
+  Args:
+    defaults: dict mapping flag names to the example's default values.
+  """
+  for name in _FLAG_NAMES:
+    if defaults.get(name) is not None:
+      flags.FLAGS.set_default(name, defaults[name])
+
+
 def flag_values(defaults, optimizer_defaults=None):
   """Merges the command-line flags over an example's defaults.
 
@@ -107,15 +126,15 @@ def flag_values(defaults, optimizer_defaults=None):
 
   Returns:
     A new dict: `defaults`, then the chosen optimizer's defaults, then every
-    flag that was set (not None).
+    flag given on the command line.
   """
   values = dict(defaults)
-  optimizer = flags.FLAGS.optimizer or values.get("optimizer")
+  optimizer = (flags.FLAGS.optimizer if flags.FLAGS["optimizer"].present
+               else values.get("optimizer"))
   values.update((optimizer_defaults or {}).get(optimizer, {}))
   for name in _FLAG_NAMES:
-    value = getattr(flags.FLAGS, name)
-    if value is not None:
-      values[name] = value
+    if flags.FLAGS[name].present:
+      values[name] = getattr(flags.FLAGS, name)
   if not values.get("stats_batch_size"):
     values["stats_batch_size"] = None
   return values

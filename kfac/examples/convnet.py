@@ -32,6 +32,7 @@ import os
 import time
 
 from absl import app
+from absl import flags
 import numpy as np
 import tensorflow as tf
 
@@ -658,4 +659,6 @@ def main(argv):
 
 if __name__ == "__main__":
   common.define_flags()
+  common.show_defaults(DEFAULTS)
+  flags.adopt_module_key_flags(common)
   app.run(main)

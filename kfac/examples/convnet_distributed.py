@@ -405,9 +405,8 @@ def main(argv):
     os._exit(0)  # pylint: disable=protected-access
   task_args = []
   for name in _FORWARDED:
-    value = getattr(flags.FLAGS, name)
-    if value is not None:
-      task_args.append("--%s=%s" % (name, value))
+    if flags.FLAGS[name].present:
+      task_args.append("--%s=%s" % (name, getattr(flags.FLAGS, name)))
   num_ps, num_workers = flags.FLAGS.ps, flags.FLAGS.workers
   print("convnet_distributed: starting %d ps + %d workers on 127.0.0.1"
         % (num_ps, num_workers), flush=True)
@@ -437,4 +436,6 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
+  common.show_defaults(DEFAULTS)
+  flags.adopt_module_key_flags(common)
   app.run(main)

@@ -44,4 +44,6 @@ def main(argv):
 
 if __name__ == "__main__":
   mlp_mnist_main.define_flags()
+  flags.adopt_module_key_flags(common)
+  flags.adopt_module_key_flags(mlp_mnist_main)
   app.run(main)

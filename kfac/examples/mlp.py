@@ -17,6 +17,7 @@ from __future__ import division
 from __future__ import print_function
 
 from absl import app
+from absl import flags
 import tensorflow as tf
 
 from kfac import layer_collection as lc
@@ -249,4 +250,6 @@ def main(argv):
 
 if __name__ == "__main__":
   common.define_flags()
+  common.show_defaults(DEFAULTS)
+  flags.adopt_module_key_flags(common)
   app.run(main)

@@ -45,4 +45,5 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
+  flags.adopt_module_key_flags(common)
   app.run(main)
