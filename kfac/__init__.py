@@ -60,13 +60,19 @@ def _import_tensorflow():
   """Imports TensorFlow and checks that its version is supported.
 
   When TensorFlow is not yet imported and the user has not chosen a log
-  level (`TF_CPP_MIN_LOG_LEVEL`), its start-up messages are silenced.
+  level (`TF_CPP_MIN_LOG_LEVEL`), its start-up messages are silenced and
+  the environment is left as it was.
   """
   try:
     if ("tensorflow" not in _sys.modules
         and "TF_CPP_MIN_LOG_LEVEL" not in _os.environ):
+      # Quiet while importing only: the variable is removed again so that
+      # child processes (which may import kfac themselves) are unaffected.
       _os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-      tf = _import_quietly()
+      try:
+        tf = _import_quietly()
+      finally:
+        del _os.environ["TF_CPP_MIN_LOG_LEVEL"]
     else:
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
   except ImportError as e:

@@ -27,6 +27,15 @@ class PackageTest(parameterized.TestCase):
     self.assertEqual(result.stdout, "")
     self.assertEqual(result.stderr, "")
 
+  def test_environment_is_left_unchanged(self):
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import os, kfac; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"],
+        capture_output=True, text=True, env=env, check=True, timeout=120)
+    self.assertEqual(result.stdout.strip(), "None")
+
   def test_user_log_level_is_respected(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")
     result = subprocess.run(
