@@ -94,8 +94,34 @@ class MnistTest(parameterized.TestCase):
     self.assertEqual(labels_.dtype, np.int64)
     self.assertTrue(np.all((0 <= examples_) & (examples_ <= 1)))
     images, all_labels = mnist.load_arrays("digits")
-    self.assertEqual(images.shape, (1797, 64))
+    self.assertEqual(images.shape, (1500, 64))
     self.assertEqual(sorted(set(all_labels.tolist())), list(range(10)))
+
+  def testDigitsTestSplitIsHeldOut(self):
+    train_images, train_labels = mnist.load_arrays("", split="train")
+    test_images, test_labels = mnist.load_arrays("", split="test")
+    all_images, all_labels = mnist.load_digits_arrays()
+    self.assertEqual(test_images.shape, (mnist.DIGITS_TEST_EXAMPLES, 64))
+    self.assertEqual(len(train_images) + len(test_images), len(all_images))
+    # Every image is in exactly one split, with its own label.
+    key = lambda images, labels: sorted(
+        (tuple(i.ravel().tolist()), int(l)) for i, l in zip(images, labels))
+    self.assertEqual(
+        key(np.concatenate([train_images, test_images]),
+            np.concatenate([train_labels, test_labels])),
+        key(all_images, all_labels))
+    train_keys = {tuple(i.tolist()) for i in train_images}
+    self.assertLess(
+        sum(tuple(i.tolist()) in train_keys for i in test_images),
+        # The digits hold a few duplicate images; almost none may repeat.
+        5)
+    self.assertEqual(sorted(set(test_labels.tolist())), list(range(10)))
+    self.assertTrue(mnist.has_test_split("digits"))
+    self.assertFalse(mnist.has_test_split(None, use_fake_data=True))
+    with self.assertRaisesRegex(ValueError, "fake data has no test split"):
+      mnist.load_arrays(None, use_fake_data=True, split="test")
+    with self.assertRaisesRegex(ValueError, "split must be one of"):
+      mnist.load_arrays("", split="validation")
 
   @parameterized.named_parameters(("plain", ""), ("gzip", ".gz"))
   def testReadsIdxFiles(self, suffix):
@@ -115,6 +141,17 @@ class MnistTest(parameterized.TestCase):
       examples_, labels_ = sess.run([examples, batch_labels])
     self.assertEqual(examples_.shape, (5, 784))
     self.assertEqual(sorted(labels_.tolist()), [1, 1, 3, 4, 5])
+    # No t10k files: no test split.
+    self.assertFalse(mnist.has_test_split(tmp))
+    with self.assertRaisesRegex(ValueError, "no MNIST test files"):
+      mnist.load_arrays(tmp, split="test")
+    _write_idx(os.path.join(tmp, "t10k-images-idx3-ubyte" + suffix), raw[:2])
+    _write_idx(os.path.join(tmp, "t10k-labels-idx1-ubyte" + suffix),
+               raw_labels[:2])
+    self.assertTrue(mnist.has_test_split(tmp))
+    test_images, test_labels = mnist.load_arrays(tmp, split="test")
+    self.assertEqual(test_images.shape, (2, 784))
+    np.testing.assert_array_equal(test_labels, [3, 1])
 
   def testMissingFilesRaise(self):
     tmp = self._tempdir()
@@ -337,6 +374,9 @@ def test_entry_point_main(module, capsys):
   out = capsys.readouterr().out
   assert "step 3/3" in out
   assert ": done, 3 steps" in out
+  # The summary reports the whole training split and the held-out digits.
+  summary = out.strip().splitlines()[-1]
+  assert "(whole training set); held-out test set: loss " in summary
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
@@ -436,8 +476,25 @@ def test_legacy_main_modules(name, capsys):
   assert ": done," in capsys.readouterr().out
 
 
-def test_bad_data_dir_is_a_usage_error(tmp_path):
-  from absl import app  # pylint: disable=g-import-not-at-top
-  with pytest.raises(app.UsageError, match="nothing is downloaded"):
+def test_bad_data_dir_is_a_short_error(tmp_path):
+  """A bad --data_dir ends the program with one message, not the help."""
+  with pytest.raises(SystemExit, match="--data_dir: .*nothing is downloaded"):
     with tf.Graph().as_default():
       _run_main(mlp, ["--data_dir=%s" % tmp_path, "--steps=1"])
+
+
+def test_held_out_evaluation():
+  """`test_feed` is evaluated after training, once, on held-out data."""
+  with tf.Graph().as_default():
+    result = mlp.train_mnist_result(
+        "", None, evaluate_on_test_set=True, steps=2, verbose=False)
+  assert 0.0 <= result["test_accuracy"] <= 1.0
+  assert np.isfinite(result["test_loss"])
+  assert "held-out test set" in result["summary"]
+  # Fake data has no test split: nothing to report.
+  with tf.Graph().as_default():
+    result = mlp.train_mnist_result(
+        None, None, use_fake_data=True, evaluate_on_test_set=True, steps=2,
+        verbose=False)
+  assert result["test_accuracy"] is None
+  assert "held-out" not in result["summary"]

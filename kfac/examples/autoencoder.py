@@ -21,7 +21,9 @@ By default K-FAC chooses its step size and momentum with the quadratic model
 its statistics on 64 examples of each 512-example batch (`stats_batch_size`,
 the paper's 1/8; the gradient uses the whole batch).
 
-Run it (scikit-learn's bundled 8x8 digits by default; nothing is downloaded):
+Run it (scikit-learn's bundled 8x8 digits by default; nothing is downloaded).
+It trains on the digits' training split and ends with the loss and error on
+the whole training split and on the 297 held-out test digits:
 
   python -m kfac.examples.autoencoder
   python -m kfac.examples.autoencoder --optimizer momentum --steps 3000
@@ -31,6 +33,8 @@ Run it (scikit-learn's bundled 8x8 digits by default; nothing is downloaded):
 from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
+
+import functools
 
 from absl import app
 from absl import flags
@@ -206,7 +210,8 @@ def build_model(examples, layer_collection, encoder_sizes=None,
 
 
 def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
-                      evaluate_on_training_set=True, **kwargs):
+                      evaluate_on_training_set=True,
+                      evaluate_on_test_set=False, **kwargs):
   """Trains the autoencoder with K-FAC (or a baseline).
 
   Args:
@@ -216,6 +221,8 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
     use_fake_data: bool. Use random 28x28 images instead.
     evaluate_on_training_set: bool. If True, the final loss and error are
       computed on the whole training set.
+    evaluate_on_test_set: bool. If True and the data has a test split, the
+      loss and error on it are computed after training too.
     **kwargs: optional overrides of `DEFAULTS` (`steps`, `batch_size`,
       `learning_rate`, `damping`, `momentum`, `momentum_type`,
       `estimation_mode`, `inv_update_interval`, `cov_ema_decay`,
@@ -224,7 +231,8 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
 
   Returns:
     The dict of `common.train` (keys `steps`, `seconds`, `loss`, `accuracy`
-    -- here the reconstruction error --, `history`, `summary`).
+    -- here the reconstruction error --, `test_loss`, `test_accuracy`,
+    `history`, `summary`).
   """
   cfg = dict(DEFAULTS)
   for key in ("data_dir", "use_fake_data"):
@@ -246,23 +254,13 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
   loss, error = build_model(examples, layer_collection,
                             encoder_sizes=encoder_sizes, code_size=code_size,
                             stats_batch_size=cfg["stats_batch_size"])
-  eval_feed = None
-  if evaluate_on_training_set:
-    images, _ = mnist.load_arrays(
-        data_dir, flatten_images=True, use_fake_data=use_fake_data,
-        fake_examples=4 * cfg["batch_size"])
-    eval_feed = {examples: images}
-  return common.train(
-      loss, error, layer_collection, optimizer=cfg["optimizer"],
-      num_steps=cfg["steps"], learning_rate=cfg["learning_rate"],
-      momentum=cfg["momentum"], damping=cfg["damping"],
-      cov_ema_decay=cfg["cov_ema_decay"],
-      momentum_type=cfg["momentum_type"],
-      estimation_mode=cfg["estimation_mode"],
-      norm_constraint=cfg["norm_constraint"],
-      inv_update_interval=cfg["inv_update_interval"],
-      log_every=cfg["log_every"], name="autoencoder/%s" % cfg["optimizer"],
-      eval_feed=eval_feed, verbose=verbose, record_every=record_every,
+  train_feed, test_feed = common.split_feeds(
+      examples, None, data_dir, use_fake_data, flatten_images=True,
+      fake_examples=4 * cfg["batch_size"],
+      training_set=evaluate_on_training_set, test_set=evaluate_on_test_set)
+  return common.train_with_config(
+      loss, error, layer_collection, cfg, "autoencoder", eval_feed=train_feed,
+      test_feed=test_feed, verbose=verbose, record_every=record_every,
       metric_name="error")
 
 
@@ -273,13 +271,8 @@ def main(argv):
     argv: list of str. Positional command-line arguments (unused).
   """
   del argv
-  common.quiet_logs()
-  cfg = common.flag_values(DEFAULTS, BASELINE_DEFAULTS)
-  common.check_data_flags(cfg)
-  data_dir = cfg.pop("data_dir")
-  use_fake_data = cfg.pop("use_fake_data")
-  with tf.Graph().as_default():
-    train_autoencoder(data_dir, None, use_fake_data, **cfg)
+  common.run_main(DEFAULTS, BASELINE_DEFAULTS, functools.partial(
+      train_autoencoder, evaluate_on_test_set=True))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ model, register its layers and its predictive distribution with a
 `LayerCollection`, and then hand the loss to `train`, which runs either K-FAC
 or a first-order baseline (plain SGD, momentum SGD or Adam) for a fixed number
 of steps, printing a progress line every `log_every` steps and a one-line
-summary at the end.
+summary at the end (with the loss and accuracy on the whole training set and
+on the held-out test set, when the entry points ask for them).
 
 K-FAC's schedule follows the 2017 examples: every step runs the training op
 together with `cov_update_op` (an exponential moving average of the Kronecker
@@ -34,6 +35,10 @@ __all__ = [
     "show_defaults",
     "quiet_logs",
     "flag_values",
+    "check_data_flags",
+    "run_main",
+    "split_feeds",
+    "train_with_config",
     "make_optimizer",
     "kfac_optimizer",
     "Progress",
@@ -141,22 +146,86 @@ def flag_values(defaults, optimizer_defaults=None):
 
 
 def check_data_flags(cfg):
-  """Turns a bad `--data_dir` into a usage error (no traceback).
+  """Ends the program with a short message if `--data_dir` is unusable.
+
+  The message (on stderr, exit status 1) reads like absl's own flag errors,
+  without a traceback or the whole `--help` text.
 
   Args:
     cfg: dict of settings with `data_dir` and `use_fake_data`.
 
   Raises:
-    absl.app.UsageError: if `data_dir` lacks the MNIST files.
+    SystemExit: if `data_dir` lacks the MNIST files.
   """
-  from absl import app  # pylint: disable=g-import-not-at-top
   from kfac.examples import mnist  # pylint: disable=g-import-not-at-top
   if cfg.get("use_fake_data"):
     return
   try:
     mnist.check_data_dir(cfg.get("data_dir"))
   except ValueError as e:
-    raise app.UsageError(str(e))
+    raise SystemExit("FATAL Flags error: --data_dir: %s\nPass --helpshort or "
+                     "--helpfull to see help on flags." % e)
+
+
+def run_main(defaults, baseline_defaults, train_fn):
+  """The body of an example's `main`: flags -> settings -> `train_fn`.
+
+  Quiets TensorFlow's Python log, merges the command-line flags over
+  `defaults` (see `flag_values`), checks `--data_dir`, and calls
+  `train_fn(data_dir, None, use_fake_data, **settings)` in a new graph.
+
+  Args:
+    defaults: dict. The example's defaults (its `DEFAULTS`).
+    baseline_defaults: dict or None. The baselines' defaults.
+    train_fn: callable `(data_dir, num_epochs, use_fake_data, **settings)`.
+
+  Returns:
+    What `train_fn` returns.
+  """
+  quiet_logs()
+  cfg = flag_values(defaults, baseline_defaults)
+  check_data_flags(cfg)
+  data_dir = cfg.pop("data_dir")
+  use_fake_data = cfg.pop("use_fake_data")
+  with tf.Graph().as_default():
+    return train_fn(data_dir, None, use_fake_data, **cfg)
+
+
+def split_feeds(examples, labels, data_dir, use_fake_data, flatten_images,
+                fake_examples, training_set=True, test_set=True):
+  """Feeds that evaluate a model on a whole split of the data.
+
+  Args:
+    examples: the model's input Tensor (fed with the images).
+    labels: the model's label Tensor, or None (an autoencoder).
+    data_dir: str or None. As in `mnist.load_arrays`.
+    use_fake_data: bool. As in `mnist.load_arrays`.
+    flatten_images: bool. As in `mnist.load_arrays`.
+    fake_examples: int. Size of the fake training set.
+    training_set: bool. Whether to build `train_feed`.
+    test_set: bool. Whether to build `test_feed`.
+
+  Returns:
+    (train_feed, test_feed): `feed_dict`s with the whole training split and
+    the whole test split; None where not asked for, and `test_feed` None
+    when the data has no test split (fake data, or MNIST files without the
+    `t10k` ones).
+  """
+  from kfac.examples import mnist  # pylint: disable=g-import-not-at-top
+
+  def _feed(split):
+    images, all_labels = mnist.load_arrays(
+        data_dir, flatten_images=flatten_images, use_fake_data=use_fake_data,
+        fake_examples=fake_examples, split=split)
+    feed = {examples: images}
+    if labels is not None:
+      feed[labels] = all_labels
+    return feed
+
+  train_feed = _feed("train") if training_set else None
+  test_feed = (_feed("test") if test_set and
+               mnist.has_test_split(data_dir, use_fake_data) else None)
+  return train_feed, test_feed
 
 
 def quiet_logs():
@@ -324,7 +393,7 @@ class Progress(object):
     self._print("%s step %d%s | loss %.4f%s | %.1f steps/s"
                 % (self.name, step, total, loss, acc, rate))
 
-  def summary(self, steps, loss, accuracy=None, extra=""):
+  def summary(self, steps, loss, accuracy=None, extra="", seconds=None):
     """Prints the one-line summary and returns it.
 
     Args:
@@ -332,11 +401,14 @@ class Progress(object):
       loss: float. Final loss.
       accuracy: float or None. Final accuracy.
       extra: str. Appended to the line.
+      seconds: float or None. Training time to report (None: the time since
+        the `Progress` was created).
 
     Returns:
       The summary line.
     """
-    seconds = time.time() - self.start
+    if seconds is None:
+      seconds = time.time() - self.start
     acc = (", %s %.3f" % (self.metric_name, accuracy)
            if accuracy is not None else "")
     line = ("%s: done, %d steps in %.1f s (%.1f steps/s), final loss %.4f%s%s"
@@ -351,7 +423,7 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
           momentum_type="regular", estimation_mode="gradients",
           norm_constraint=None, inv_update_interval=20, log_every=100,
           name="train", session_config=None, eval_feed=None, verbose=True,
-          record_every=0, metric_name="accuracy"):
+          record_every=0, metric_name="accuracy", test_feed=None):
   """Minimises `loss` on one machine with K-FAC or a baseline.
 
   Every step runs the training op (and, for K-FAC, `cov_update_op`);
@@ -385,13 +457,17 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
       evaluated on `eval_feed` (or the mini-batch loss) every this many steps,
       timing only the training steps.
     metric_name: str. How `accuracy` is called in the printed lines.
+    test_feed: dict or None. If given, the loss and accuracy are also
+      evaluated with this `feed_dict` (held-out data) after training and
+      reported in the summary.
 
   Returns:
-    A dict with keys `steps`, `seconds` (training-step time only), `loss`,
-    `accuracy` (final values, on `eval_feed` if given, else the last
-    mini-batch), `history` (list of `(step, seconds, loss)`), `step_times`
-    (seconds of each step, K-FAC inverse updates included) and `summary`
-    (the printed line).
+    A dict with keys `steps`, `seconds` (training-step time only, which the
+    summary reports too), `loss`, `accuracy` (final values, on `eval_feed` if
+    given, else the last mini-batch), `test_loss`, `test_accuracy` (on
+    `test_feed`; None without it), `history` (list of `(step, seconds,
+    loss)`), `step_times` (seconds of each step, K-FAC inverse updates
+    included) and `summary` (the printed line).
   """
   global_step = tf.compat.v1.train.get_or_create_global_step()
   opt = make_optimizer(optimizer, learning_rate, layer_collection,
@@ -407,13 +483,12 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
     step_fetches.append(opt.cov_update_op)
   eval_fetches = [loss] + ([accuracy] if accuracy is not None else [])
 
-  progress = Progress(name, num_steps, log_every, verbose=verbose)
-  progress.metric_name = metric_name
   history = []
   step_times = []
   step = 0
   train_seconds = 0.0
   loss_, acc_ = float("nan"), None
+  test_loss, test_acc = None, None
   init_op = tf.group(tf.compat.v1.global_variables_initializer(),
                      tf.compat.v1.local_variables_initializer())
 
@@ -426,6 +501,8 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
 
   with tf.compat.v1.Session(config=session_config) as sess:
     sess.run(init_op)
+    progress = Progress(name, num_steps, log_every, verbose=verbose)
+    progress.metric_name = metric_name
     if record_every and eval_feed is not None:
       _record(sess)
     while num_steps is None or step < num_steps:
@@ -451,11 +528,51 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
       if record_every and step % record_every == 0:
         _record(sess)
     if eval_feed is not None and np.isfinite(loss_):
-      evals = sess.run(eval_fetches, feed_dict=eval_feed)
-      loss_ = float(evals[0])
-      acc_ = float(evals[1]) if accuracy is not None else None
+      loss_, acc_ = _evaluate(sess, eval_fetches, eval_feed)
+    if test_feed is not None and np.isfinite(loss_):
+      test_loss, test_acc = _evaluate(sess, eval_fetches, test_feed)
   extra = " (whole training set)" if eval_feed is not None else ""
-  line = progress.summary(step, loss_, acc_, extra=extra)
+  if test_loss is not None:
+    extra += "; held-out test set: loss %.4f%s" % (
+        test_loss,
+        ", %s %.3f" % (metric_name, test_acc) if test_acc is not None else "")
+  line = progress.summary(step, loss_, acc_, extra=extra,
+                          seconds=train_seconds)
   return {"steps": step, "seconds": train_seconds, "loss": loss_,
-          "accuracy": acc_, "history": history, "step_times": step_times,
-          "summary": line}
+          "accuracy": acc_, "test_loss": test_loss,
+          "test_accuracy": test_acc, "history": history,
+          "step_times": step_times, "summary": line}
+
+
+def _evaluate(sess, fetches, feed_dict):
+  """Runs `[loss]` or `[loss, accuracy]`; returns `(loss, accuracy or None)`."""
+  values = sess.run(fetches, feed_dict=feed_dict)
+  return float(values[0]), (float(values[1]) if len(values) > 1 else None)
+
+
+# Settings of an example that `train_with_config` passes on to `train`.
+_TRAIN_SETTINGS = ("learning_rate", "momentum", "damping", "cov_ema_decay",
+                   "momentum_type", "estimation_mode", "norm_constraint",
+                   "inv_update_interval", "log_every")
+
+
+def train_with_config(loss, accuracy, layer_collection, cfg, name, **kwargs):
+  """Calls `train` with an example's settings dict.
+
+  Args:
+    loss: scalar Tensor to minimise.
+    accuracy: scalar Tensor or None, reported alongside the loss.
+    layer_collection: `LayerCollection` (used by K-FAC only).
+    cfg: dict with the keys of an example's `DEFAULTS`: `optimizer`, `steps`
+      and the hyper-parameters of `train`.
+    name: str. The example's name; lines are prefixed `<name>/<optimizer>`.
+    **kwargs: further arguments of `train` (`eval_feed`, `test_feed`,
+      `verbose`, ...).
+
+  Returns:
+    The dict returned by `train`.
+  """
+  settings = {key: cfg[key] for key in _TRAIN_SETTINGS}
+  return train(loss, accuracy, layer_collection, optimizer=cfg["optimizer"],
+               num_steps=cfg["steps"], name="%s/%s" % (name, cfg["optimizer"]),
+               **dict(settings, **kwargs))

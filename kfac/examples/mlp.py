@@ -5,7 +5,9 @@ units, then 10 logits), a softmax cross-entropy loss, every layer registered
 with `LayerCollection.register_fully_connected` and the logits with
 `register_categorical_predictive_distribution`.
 
-Run it (scikit-learn's bundled 8x8 digits by default; nothing is downloaded):
+Run it (scikit-learn's bundled 8x8 digits by default; nothing is downloaded).
+It trains on the digits' training split and ends with the loss and accuracy
+on the whole training split and on the 297 held-out test digits:
 
   python -m kfac.examples.mlp
   python -m kfac.examples.mlp --steps 2000 --optimizer adam --learning_rate 0.01
@@ -15,6 +17,8 @@ Run it (scikit-learn's bundled 8x8 digits by default; nothing is downloaded):
 from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
+
+import functools
 
 from absl import app
 from absl import flags
@@ -179,7 +183,8 @@ def train_mnist(data_dir, num_epochs, use_fake_data=False, **kwargs):
 
 
 def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
-                       evaluate_on_training_set=False, **kwargs):
+                       evaluate_on_training_set=False,
+                       evaluate_on_test_set=False, **kwargs):
   """Like `train_mnist`, but returns the whole result dict.
 
   Args:
@@ -188,11 +193,13 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
     use_fake_data: bool. As in `train_mnist`.
     evaluate_on_training_set: bool. If True, the final loss and accuracy are
       computed on the whole training set (by feeding it to the model).
+    evaluate_on_test_set: bool. If True and the data has a test split, the
+      loss and accuracy on it are computed after training too.
     **kwargs: as in `train_mnist`.
 
   Returns:
     The dict returned by `common.train` (keys `steps`, `seconds`, `loss`,
-    `accuracy`, `history`, `summary`).
+    `accuracy`, `test_loss`, `test_accuracy`, `history`, `summary`).
   """
   cfg = dict(DEFAULTS)
   cfg.update({"steps": None})
@@ -212,23 +219,13 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
   loss, accuracy = build_model(examples, labels, 10, layer_collection,
                                hidden_sizes=hidden_sizes,
                                stats_batch_size=cfg["stats_batch_size"])
-  eval_feed = None
-  if evaluate_on_training_set:
-    images, all_labels = mnist.load_arrays(
-        data_dir, flatten_images=True, use_fake_data=use_fake_data,
-        fake_examples=4 * cfg["batch_size"])
-    eval_feed = {examples: images, labels: all_labels}
-  return common.train(
-      loss, accuracy, layer_collection, optimizer=cfg["optimizer"],
-      num_steps=cfg["steps"], learning_rate=cfg["learning_rate"],
-      momentum=cfg["momentum"], damping=cfg["damping"],
-      cov_ema_decay=cfg["cov_ema_decay"],
-      momentum_type=cfg["momentum_type"],
-      estimation_mode=cfg["estimation_mode"],
-      norm_constraint=cfg["norm_constraint"],
-      inv_update_interval=cfg["inv_update_interval"],
-      log_every=cfg["log_every"], name="mlp/%s" % cfg["optimizer"],
-      eval_feed=eval_feed, verbose=verbose, record_every=record_every)
+  train_feed, test_feed = common.split_feeds(
+      examples, labels, data_dir, use_fake_data, flatten_images=True,
+      fake_examples=4 * cfg["batch_size"],
+      training_set=evaluate_on_training_set, test_set=evaluate_on_test_set)
+  return common.train_with_config(
+      loss, accuracy, layer_collection, cfg, "mlp", eval_feed=train_feed,
+      test_feed=test_feed, verbose=verbose, record_every=record_every)
 
 
 def main(argv):
@@ -238,14 +235,9 @@ def main(argv):
     argv: list of str. Positional command-line arguments (unused).
   """
   del argv
-  common.quiet_logs()
-  cfg = common.flag_values(DEFAULTS, BASELINE_DEFAULTS)
-  common.check_data_flags(cfg)
-  data_dir = cfg.pop("data_dir")
-  use_fake_data = cfg.pop("use_fake_data")
-  with tf.Graph().as_default():
-    train_mnist_result(data_dir, None, use_fake_data,
-                       evaluate_on_training_set=True, **cfg)
+  common.run_main(DEFAULTS, BASELINE_DEFAULTS, functools.partial(
+      train_mnist_result, evaluate_on_training_set=True,
+      evaluate_on_test_set=True))
 
 
 if __name__ == "__main__":

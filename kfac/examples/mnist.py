@@ -4,11 +4,15 @@ Two sources are supported, and neither is ever downloaded at run time:
 
 * scikit-learn's bundled handwritten digits (`sklearn.datasets.load_digits`):
   1,797 grey-scale images of 8x8 pixels (values 0..16, scaled here to [0, 1])
-  with labels 0..9. This is the default and needs no files.
-* the standard MNIST training files in IDX format, when the user has them: a
+  with labels 0..9. This is the default and needs no files. A fixed random
+  297 of them (`DIGITS_TEST_EXAMPLES`) form the test split, held out from
+  training; the other 1,500 are the training split.
+* the standard MNIST files in IDX format, when the user has them: a
   directory holding `train-images-idx3-ubyte` and `train-labels-idx1-ubyte`
   (each optionally gzipped, with `.gz`; the `train-images.idx3-ubyte` spelling
-  is accepted too). 60,000 images of 28x28 pixels, scaled to [0, 1].
+  is accepted too). 60,000 images of 28x28 pixels, scaled to [0, 1]. The
+  10,000 test images (`t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`) are
+  the test split when they are there too.
 
 `load_mnist` keeps the signature and return values of the 2017 example: it
 returns `(examples, labels)` tensors drawn from a one-shot `tf.data` iterator
@@ -29,10 +33,13 @@ import tensorflow as tf
 
 __all__ = [
     "DIGITS",
+    "DIGITS_TEST_EXAMPLES",
+    "SPLITS",
     "load_mnist",
     "load_arrays",
     "load_digits_arrays",
     "load_mnist_arrays",
+    "has_test_split",
     "check_data_dir",
     "fake_arrays",
     "read_idx",
@@ -42,8 +49,16 @@ __all__ = [
 # bundled 8x8 digits instead of MNIST files.
 DIGITS = "digits"
 
+# Number of the digits held out as their test split.
+DIGITS_TEST_EXAMPLES = 297
+
+# Values of `split`.
+SPLITS = ("train", "test")
+
 _IMAGE_FILES = ("train-images-idx3-ubyte", "train-images.idx3-ubyte")
 _LABEL_FILES = ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte")
+_TEST_IMAGE_FILES = ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte")
+_TEST_LABEL_FILES = ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte")
 
 # IDX type codes -> numpy dtypes (big-endian on disk).
 _IDX_DTYPES = {
@@ -120,24 +135,30 @@ def check_data_dir(data_dir):
         % (data_dir, _IMAGE_FILES[0], _LABEL_FILES[0], DIGITS))
 
 
-def load_mnist_arrays(data_dir):
-  """Reads the MNIST training split from IDX files in `data_dir`.
+def load_mnist_arrays(data_dir, split="train"):
+  """Reads an MNIST split from IDX files in `data_dir`.
 
   Args:
     data_dir: str. Directory holding `train-images-idx3-ubyte[.gz]` and
-      `train-labels-idx1-ubyte[.gz]`.
+      `train-labels-idx1-ubyte[.gz]` (and, for the test split,
+      `t10k-images-idx3-ubyte[.gz]` and `t10k-labels-idx1-ubyte[.gz]`).
+    split: str. "train" (60,000 images) or "test" (10,000).
 
   Returns:
-    (images, labels): float32 `[60000, 28, 28, 1]` in [0, 1] and int64
-    `[60000]`.
+    (images, labels): float32 `[N, 28, 28, 1]` in [0, 1] and int64 `[N]`.
 
   Raises:
     ValueError: if the files are missing (nothing is downloaded) or their
       sizes disagree.
   """
   check_data_dir(data_dir)
-  image_path = _find_file(data_dir, _IMAGE_FILES)
-  label_path = _find_file(data_dir, _LABEL_FILES)
+  image_names, label_names = ((_IMAGE_FILES, _LABEL_FILES) if split == "train"
+                              else (_TEST_IMAGE_FILES, _TEST_LABEL_FILES))
+  image_path = _find_file(data_dir, image_names)
+  label_path = _find_file(data_dir, label_names)
+  if image_path is None or label_path is None:
+    raise ValueError("data_dir=%r has no MNIST %s files %s and %s"
+                     % (data_dir, split, image_names[0], label_names[0]))
   images = read_idx(image_path)
   labels = read_idx(label_path)
   if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -147,18 +168,33 @@ def load_mnist_arrays(data_dir):
   return images, labels.astype(np.int64)
 
 
-def load_digits_arrays():
+def load_digits_arrays(split=None):
   """Returns scikit-learn's bundled handwritten digits (no download).
 
+  The test split is a fixed random `DIGITS_TEST_EXAMPLES` of the images
+  (chosen by `numpy.random.RandomState(0)`); the training split is the rest,
+  in their original order.
+
+  Args:
+    split: str or None. "train" (1,500 images), "test" (297) or None (all
+      1,797).
+
   Returns:
-    (images, labels): float32 `[1797, 8, 8, 1]` with pixel values scaled from
-    0..16 to [0, 1], and int64 `[1797]` labels in 0..9.
+    (images, labels): float32 `[N, 8, 8, 1]` with pixel values scaled from
+    0..16 to [0, 1], and int64 `[N]` labels in 0..9.
   """
   # pylint: disable=g-import-not-at-top
   from sklearn.datasets import load_digits
   digits = load_digits()
   images = (digits.images.astype(np.float32) / 16.0)[..., np.newaxis]
-  return images, digits.target.astype(np.int64)
+  labels = digits.target.astype(np.int64)
+  if split is None:
+    return images, labels
+  is_test = np.zeros(len(labels), bool)
+  is_test[np.random.RandomState(0).permutation(len(labels))[
+      :DIGITS_TEST_EXAMPLES]] = True
+  keep = is_test if split == "test" else ~is_test
+  return images[keep], labels[keep]
 
 
 def fake_arrays(num_examples, image_size=28, seed=42):
@@ -179,9 +215,28 @@ def fake_arrays(num_examples, image_size=28, seed=42):
   return images, labels
 
 
+def has_test_split(data_dir=None, use_fake_data=False):
+  """Whether `load_arrays(..., split="test")` has data to return.
+
+  Args:
+    data_dir: str or None. As in `load_arrays`.
+    use_fake_data: bool. As in `load_arrays` (fake data has no test split).
+
+  Returns:
+    bool: True for the digits, and for a `data_dir` with the MNIST `t10k`
+    files.
+  """
+  if use_fake_data:
+    return False
+  if not data_dir or data_dir == DIGITS:
+    return True
+  return (_find_file(data_dir, _TEST_IMAGE_FILES) is not None and
+          _find_file(data_dir, _TEST_LABEL_FILES) is not None)
+
+
 def load_arrays(data_dir=None, flatten_images=True, use_fake_data=False,
-                fake_examples=256):
-  """Loads a whole training set as numpy arrays.
+                fake_examples=256, split="train"):
+  """Loads a whole split of the data as numpy arrays.
 
   Args:
     data_dir: str or None. `None`, "" or `DIGITS` selects scikit-learn's 8x8
@@ -190,16 +245,25 @@ def load_arrays(data_dir=None, flatten_images=True, use_fake_data=False,
     use_fake_data: bool. If True, return `fake_arrays(fake_examples)` (28x28
       random images) and ignore `data_dir`.
     fake_examples: int. Number of fake examples.
+    split: str. "train" or "test" (see `has_test_split`).
 
   Returns:
     (images, labels): float32 images in [0, 1] and int64 labels in 0..9.
+
+  Raises:
+    ValueError: for an unknown `split`, the test split of fake data, or
+      missing MNIST files.
   """
+  if split not in SPLITS:
+    raise ValueError("split must be one of %s, got %r" % (SPLITS, split))
   if use_fake_data:
+    if split != "train":
+      raise ValueError("fake data has no %s split" % split)
     images, labels = fake_arrays(fake_examples)
   elif not data_dir or data_dir == DIGITS:
-    images, labels = load_digits_arrays()
+    images, labels = load_digits_arrays(split)
   else:
-    images, labels = load_mnist_arrays(data_dir)
+    images, labels = load_mnist_arrays(data_dir, split)
   if flatten_images:
     images = images.reshape(images.shape[0], -1)
   return images, labels
@@ -211,7 +275,7 @@ def load_mnist(data_dir,
                flatten_images=True,
                use_fake_data=False,
                seed=None):
-  """Loads the training data as a stream of shuffled mini-batches.
+  """Loads the training split as a stream of shuffled mini-batches.
 
   Builds `Dataset.from_tensor_slices((images, labels)).repeat(num_epochs)
   .shuffle(num_examples, seed).batch(batch_size)` and returns the next
