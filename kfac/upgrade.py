@@ -58,7 +58,12 @@ needs a human. With `--check` no file is written and the exit status is 1 when
 any file would change (0 otherwise), so the command can gate CI. Malformed
 input is reported with the file name and line, leaves the file untouched and
 makes the exit status 2. `--also-tf2` afterwards runs TensorFlow's own
-`tf_upgrade_v2` on the result, for the non-kfac TF 1.x parts of a program.
+`tf_upgrade_v2` on the result, for the non-kfac TF 1.x parts of a program,
+and then reports (with lines of the result) what `tf_upgrade_v2` leaves that
+still stops the program on TensorFlow 2.16+: `tf.layers` /
+`tf.compat.v1.layers` (unavailable with Keras 3) and, in a program that uses
+`kfac`, the absence of graph mode (neither `disable_eager_execution()` /
+`disable_v2_behavior()` nor a `Graph().as_default()` block).
 
 The rewriting is built on `libcst` (a concrete syntax tree that reproduces
 untouched source exactly, with scope-aware qualified-name resolution for
@@ -1613,7 +1618,76 @@ def _tf_upgrade_v2(sources):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _format_report(name, result, tf2_lines, check):
+# Attribute paths that tf_upgrade_v2 keeps but TensorFlow 2.16+ (Keras 3)
+# cannot run.
+_KERAS2_ONLY = ("tensorflow.layers", "tensorflow.compat.v1.layers")
+
+# Calls (by their last name) that put a program into graph mode.
+_GRAPH_MODE_CALLS = ("disable_eager_execution", "disable_v2_behavior",
+                     "as_default")
+
+
+def tf2_findings(source):
+  """What still stops a `tf_upgrade_v2`-upgraded kfac program on TF 2.16+.
+
+  Args:
+    source: the program (`str` or `bytes`), after `tf_upgrade_v2`.
+
+  Returns:
+    A list of `Finding`s (lines of `source`): one per line that uses
+    `tf.layers` / `tf.compat.v1.layers` (Keras 2 only), and one for the module
+    if it imports `kfac` but never enters graph mode.
+  """
+  tree = ast.parse(source)
+  aliases = {}  # local name -> dotted module path
+  imports_kfac = False
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      for alias in node.names:
+        imports_kfac |= alias.name.split(".")[0] == "kfac"
+        if alias.asname:
+          aliases[alias.asname] = alias.name
+        else:
+          root = alias.name.split(".")[0]
+          aliases[root] = root
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      imports_kfac |= node.module.split(".")[0] == "kfac"
+      for alias in node.names:
+        aliases[alias.asname or alias.name] = "%s.%s" % (node.module,
+                                                         alias.name)
+  findings = []
+  graph_mode = False
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Attribute):
+      graph_mode |= node.attr in _GRAPH_MODE_CALLS
+      parts = []
+      inner = node
+      while isinstance(inner, ast.Attribute):
+        parts.append(inner.attr)
+        inner = inner.value
+      if not isinstance(inner, ast.Name) or inner.id not in aliases:
+        continue
+      path = ".".join([aliases[inner.id]] + parts[::-1])
+      if any(path.startswith(p + ".") for p in _KERAS2_ONLY):
+        findings.append(Finding(node.lineno, (
+            "`%s` needs Keras 2, and TensorFlow 2.16+ ships Keras 3: create "
+            "the variables with `tf.compat.v1.get_variable` and apply them "
+            "with `tf.matmul` / `tf.nn.conv2d` (docs/migration.md), or "
+            "install `tf_keras` and set TF_USE_LEGACY_KERAS=1"
+            % ".".join([inner.id] + parts[::-1]))))
+    elif isinstance(node, ast.Name) and node.id in _GRAPH_MODE_CALLS:
+      graph_mode = True
+  # Report a chain once, at its outermost attribute.
+  unique = sorted({f.line: f for f in findings[::-1]}.values())
+  if imports_kfac and not graph_mode:
+    unique.insert(0, Finding(0, (
+        "kfac builds graph ops and runs them in a Session: call "
+        "`tf.compat.v1.disable_eager_execution()` at the start of the "
+        "program, or build the model inside `with tf.Graph().as_default():`")))
+  return unique
+
+
+def _format_report(name, result, tf2_lines, check, tf2_attention=()):
   lines = []
   if result.changed:
     verb = "would change" if check else "changed"
@@ -1629,6 +1703,11 @@ def _format_report(name, result, tf2_lines, check):
   for line in tf2_lines:
     # tf_upgrade_v2 ran on the kfac-upgraded text: its line numbers are those.
     lines.append("  tf_upgrade_v2 (after the kfac rewrite), %s" % line)
+  for finding in tf2_attention:
+    where = ("line %d of the result" % finding.line if finding.line
+             else "module")
+    lines.append("  NEEDS A HUMAN for TensorFlow 2.x, %s: %s"
+                 % (where, finding.message))
   return "\n".join(lines)
 
 
@@ -1688,6 +1767,7 @@ def main(argv=None):
     results.append((name, path, original, result))
 
   tf2_reports = {}
+  tf2_attention = {}
   if args.also_tf2 and results:
     try:
       upgraded, tf2_reports = _tf_upgrade_v2(
@@ -1700,6 +1780,7 @@ def main(argv=None):
       for r in results:
         r[3].source = upgraded[r[0]]
         r[3].changed = r[3].source != r[2]
+        tf2_attention[r[0]] = tf2_findings(r[3].source)
 
   report_stream = sys.stderr if any(i[1] is None for i in inputs) else (
       sys.stdout)
@@ -1720,14 +1801,16 @@ def main(argv=None):
         status = 2
         continue
     if result.changed or result.attention or tf2_reports.get(name) or (
-        len(inputs) == 1):
+        tf2_attention.get(name)) or len(inputs) == 1:
       print(_format_report(name, result, tf2_reports.get(name, []),
-                           args.check), file=report_stream)
+                           args.check, tf2_attention.get(name, ())),
+            file=report_stream)
   failed = len(inputs) - len(results)
   print("kfac-upgrade: %d file(s) scanned, %d %s, %d need a human%s"
         % (len(inputs), changed_count,
            "would change" if args.check else "changed",
-           sum(1 for r in results if r[3].attention),
+           sum(1 for r in results
+               if r[3].attention or tf2_attention.get(r[0])),
            ", %d could not be read or parsed" % failed if failed else ""),
         file=report_stream)
   if args.check and changed_count and status == 0:

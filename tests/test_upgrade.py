@@ -628,5 +628,52 @@ class UpgradedProgramsRunTest(parameterized.TestCase):
     self.assertTrue(result["ok"], result.get("error"))
 
 
+
+class Tf2FindingsTest(parameterized.TestCase):
+  """`--also-tf2` reports what tf_upgrade_v2 leaves that TF 2.16+ rejects."""
+
+  @parameterized.named_parameters(
+      ("tf_layers", "import tensorflow as tf\nimport kfac\n"
+       "tf.compat.v1.disable_eager_execution()\n"
+       "d = tf.compat.v1.layers.Dense(3)\n", [4]),
+      ("v1_alias", "import tensorflow.compat.v1 as tf\nimport kfac\n"
+       "tf.disable_v2_behavior()\nc = tf.layers.conv2d\n", [4]),
+      ("from_import", "from tensorflow.compat.v1 import layers as L\n"
+       "x = L.Dense\n", [2]),
+      ("no_layers", "import tensorflow as tf\nimport kfac\n"
+       "with tf.Graph().as_default():\n  pass\n", []),
+      ("keras_is_fine", "import tensorflow as tf\nimport kfac\n"
+       "tf.compat.v1.disable_eager_execution()\n"
+       "d = tf.keras.layers.Dense(3)\n", []),
+  )
+  def test_layers(self, source, lines):
+    self.assertEqual([f.line for f in upgrade.tf2_findings(source)], lines)
+
+  def test_graph_mode(self):
+    eager = "import tensorflow as tf\nimport kfac\nx = tf.constant(1)\n"
+    findings = upgrade.tf2_findings(eager)
+    self.assertEqual([f.line for f in findings], [0])
+    self.assertIn("disable_eager_execution", findings[0].message)
+    # A program without kfac is none of kfac-upgrade's business.
+    self.assertEqual(upgrade.tf2_findings("import tensorflow as tf\n"), [])
+
+  def test_cli_reports_them(self):
+    tmp = tempfile.mkdtemp(prefix="kfac_upgrade_tf2_")
+    self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+    path = os.path.join(tmp, "prog.py")
+    shutil.copyfile(_program("tf1_layers_eager"), path)
+    status, out, err = _run_main(["--also-tf2", path])
+    report = out.decode() + err
+    self.assertEqual(status, 0, report)
+    self.assertIn("NEEDS A HUMAN for TensorFlow 2.x, module: kfac builds "
+                  "graph ops", report)
+    with open(path) as f:
+      line = [i for i, text in enumerate(f.read().splitlines(), 1)
+              if "tf.layers.Dense(" in text][0]
+    self.assertIn("NEEDS A HUMAN for TensorFlow 2.x, line %d of the result: "
+                  "`tf.layers.Dense` needs Keras 2" % line, report)
+    self.assertIn("1 changed, 1 need a human", report)
+
+
 if __name__ == "__main__":
   absltest.main()
