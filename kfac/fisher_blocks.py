@@ -16,6 +16,7 @@ layout of `kfac.utils.layer_params_to_mat2d`: weights reshaped to
 import abc
 import operator
 
+import numpy as np
 import tensorflow as tf
 
 from kfac import fisher_factors
@@ -91,8 +92,29 @@ def _concat_along_batch_dim(tensor_list):
     raise ValueError(
         "Cannot concatenate Tensors if there are no Tensors to concatenate.")
   if isinstance(tensor_list[0], (tuple, list)):
-    return tuple(tf.concat(tensors, axis=0) for tensors in zip(*tensor_list))
-  return tf.concat(list(tensor_list), axis=0)
+    return tuple(_concat_rows(tensors) for tensors in zip(*tensor_list))
+  return _concat_rows(tensor_list)
+
+
+def _concat_rows(tensors):
+  """`tf.concat(tensors, axis=0)` named as TensorFlow 1.4 named it.
+
+  For a single tensor TensorFlow 1.4's `concat` returned an `identity` op
+  named after the `concat` name scope (`concat`, `concat_1`, ...), where
+  TensorFlow 2 names it `concat/concat`. The name ends up in the factor's
+  variable scope (`ff_diagfc/concat__...`), so the 1.4 name is kept.
+
+  Args:
+    tensors: A non-empty sequence of Tensors.
+
+  Returns:
+    The Tensors concatenated along axis 0.
+  """
+  tensors = list(tensors)
+  if len(tensors) == 1:
+    with tf.name_scope("concat") as scope:
+      return tf.identity(tensors[0], name=scope)
+  return tf.concat(tensors, axis=0)
 
 
 def _conv_strides(strides):
@@ -117,36 +139,151 @@ def _conv_strides(strides):
                      .format(strides)) from None
 
 
-def _conv_layer_geometry(params, inputs, strides):
-  """Reads what conv blocks need from their parameters and inputs.
+def _init_conv_block(block, params, inputs, outputs, strides, padding):
+  """Stores what both conv blocks need (their constructors' shared part).
+
+  Sets `block._inputs`, `_outputs`, `_strides` (a tuple of ints),
+  `_padding`, `_has_bias` (whether `params` is a tuple/list),
+  `_filter_shape` (the filter's static shape as a tuple) and
+  `_num_locations = height * width // (strides[1] * strides[2])`.
 
   Args:
+    block: The `ConvDiagonalFB` or `ConvKFCBasicFB` being built.
     params: The filter Tensor `[kh, kw, in_channels, out_channels]`, or a
       tuple/list whose first entry is the filter (a bias is then assumed).
     inputs: The layer's inputs, `[batch, height, width, in_channels]`, with
       statically known height and width.
-    strides: A tuple of 4 ints.
-
-  Returns:
-    A tuple `(has_bias, filter_shape, num_locations)` where `filter_shape` is
-    the filter's static shape as a tuple and
-    `num_locations = height * width // (strides[1] * strides[2])`.
+    outputs: The layer's pre-activation outputs.
+    strides: A tuple or list of 4 ints.
+    padding: The convolution padding, "SAME" or "VALID".
 
   Raises:
-    ValueError: If the inputs are not of rank 4 with known height and width.
+    ValueError: If `strides` is not 4 ints, or the inputs are not of rank 4
+      with known height and width.
   """
-  has_bias = isinstance(params, (tuple, list))
-  fltr = params[0] if has_bias else params
-  filter_shape = tuple(fltr.shape.as_list())
+  # pylint: disable=protected-access
+  block._inputs = inputs
+  block._outputs = outputs
+  block._strides = strides = _conv_strides(strides)
+  block._padding = padding
+  block._has_bias = isinstance(params, (tuple, list))
+  fltr = params[0] if block._has_bias else params
+  block._filter_shape = tuple(fltr.shape.as_list())
   input_shape = inputs.shape
   if (input_shape.rank != 4 or input_shape[1] is None or
       input_shape[2] is None):
     raise ValueError(
         "inputs must have shape [batch, height, width, in_channels] with "
         "statically known height and width, got {}.".format(input_shape))
-  num_locations = (input_shape[1] * input_shape[2] //
-                   (strides[1] * strides[2]))
-  return has_bias, filter_shape, num_locations
+  block._num_locations = (input_shape[1] * input_shape[2] //
+                          (strides[1] * strides[2]))
+  # pylint: enable=protected-access
+
+
+def _normalize_damping(damping, num_locations):
+  """Divides the damping by `num_locations ** NORMALIZE_DAMPING_POWER`.
+
+  Args:
+    damping: The damping λ, a float or a scalar Tensor.
+    num_locations: The number of spatial locations sharing the parameters.
+
+  Returns:
+    `λ / num_locations ** NORMALIZE_DAMPING_POWER`, or `λ` unchanged when the
+    power is 0.
+  """
+  if NORMALIZE_DAMPING_POWER:
+    damping /= num_locations ** NORMALIZE_DAMPING_POWER
+  return damping
+
+
+def _check_batch_size(batch_size):
+  """Checks the `batch_size` of the generic blocks; returns it.
+
+  Args:
+    batch_size: A positive int, or a scalar Tensor/Variable.
+
+  Returns:
+    `batch_size`, a NumPy integer turned into a Python int (it becomes part
+    of the factor's variable name).
+
+  Raises:
+    ValueError: If `batch_size` is neither.
+  """
+  if isinstance(batch_size, (tf.Tensor, tf.Variable)):
+    if batch_size.shape.rank not in (None, 0):
+      raise ValueError("batch_size must be a scalar, got a Tensor of shape "
+                       "{}.".format(batch_size.shape))
+    return batch_size
+  if (isinstance(batch_size, (int, np.integer)) and
+      not isinstance(batch_size, (bool, np.bool_)) and batch_size > 0):
+    return int(batch_size)
+  raise ValueError("batch_size must be a positive int or a scalar Tensor, "
+                   "got {!r}.".format(batch_size))
+
+
+def _check_vector(reshaped_vector, expected_shape, layout):
+  """Raises a ValueError if a vector does not fit the block.
+
+  Args:
+    reshaped_vector: The vector in the block's internal layout.
+    expected_shape: The shape it must have there.
+    layout: How the vector must be shaped, for the message.
+
+  Raises:
+    ValueError: If the static shapes are incompatible (unknown dimensions
+      are not checked).
+  """
+  if not reshaped_vector.shape.is_compatible_with(expected_shape):
+    raise ValueError(
+        "vector does not fit the block: expected {} ({} in the block's "
+        "layout), got {}.".format(layout, tf.TensorShape(expected_shape),
+                                  reshaped_vector.shape))
+
+
+def _params_vector_to_column(vector, factor):
+  """`utils.tensors_to_column(vector)`, checked against a generic block.
+
+  Args:
+    vector: A Tensor or tuple/list of Tensors shaped like the parameters.
+    factor: The block's factor; its covariance has one row per parameter.
+
+  Returns:
+    The `[n, 1]` column.
+
+  Raises:
+    ValueError: If the column does not have the factor's `n` rows.
+  """
+  vector_flat = utils.tensors_to_column(vector)
+  _check_vector(vector_flat, [factor.get_cov().shape[0], 1],
+                "a vector shaped like params")
+  return vector_flat
+
+
+def _multiply_layer_diagonal(vector, diagonal, damping, inverse):
+  """Multiplies a layer vector by `diag(D) + λ I` or by its inverse.
+
+  Args:
+    vector: A weights-shaped Tensor, or a `(weights, bias)` tuple/list.
+    diagonal: The `[rows, out]` diagonal `D` in the 2-D layout.
+    damping: The damping λ, a float or a scalar Tensor.
+    inverse: Whether to divide (inverse) instead of multiplying.
+
+  Returns:
+    `M / (D + λ)` or `M ⊙ (D + λ)` (M the 2-D layout of `vector`), in the
+    layout of `vector`.
+
+  Raises:
+    ValueError: If `vector` does not have the 2-D shape of `diagonal`.
+  """
+  reshaped_vector = utils.layer_params_to_mat2d(vector)
+  _check_vector(reshaped_vector, diagonal.shape,
+                "the layer's weights, or (weights, bias) with a bias")
+  damped = diagonal + damping
+  if inverse:
+    reshaped_out = reshaped_vector / damped
+  else:
+    reshaped_out = reshaped_vector * damped
+  return utils.mat2d_to_layer_params(vector, reshaped_out)
 
 
 class FisherBlock(object, metaclass=abc.ABCMeta):
@@ -233,10 +370,13 @@ class FullFB(FisherBlock):
     Args:
       layer_collection: The `LayerCollection` this block belongs to.
       params: The parameters: a Tensor/Variable or a tuple of them.
-      batch_size: The batch size (int or scalar Tensor) the summed gradients
-        are divided by.
+      batch_size: The batch size (positive int or scalar Tensor) the summed
+        gradients are divided by.
+
+    Raises:
+      ValueError: If `batch_size` is not a positive int or a scalar Tensor.
     """
-    self._batch_size = batch_size
+    self._batch_size = _check_batch_size(batch_size)
     self._params = params
     super(FullFB, self).__init__(layer_collection)
 
@@ -263,9 +403,12 @@ class FullFB(FisherBlock):
 
     Returns:
       The product, shaped like `vector` (a tuple for a tuple/list input).
+
+    Raises:
+      ValueError: If the static shape of `vector` does not fit the block.
     """
     inverse = self._factor.get_inverse(self._damping)
-    out_flat = tf.matmul(inverse, utils.tensors_to_column(vector))
+    out_flat = tf.matmul(inverse, _params_vector_to_column(vector, self._factor))
     return utils.column_to_tensors(vector, out_flat)
 
   def multiply(self, vector):
@@ -276,8 +419,11 @@ class FullFB(FisherBlock):
 
     Returns:
       The product, shaped like `vector` (a tuple for a tuple/list input).
+
+    Raises:
+      ValueError: If the static shape of `vector` does not fit the block.
     """
-    vector_flat = utils.tensors_to_column(vector)
+    vector_flat = _params_vector_to_column(vector, self._factor)
     out_flat = (tf.matmul(self._factor.get_cov(), vector_flat) +
                 self._damping * vector_flat)
     return utils.column_to_tensors(vector, out_flat)
@@ -306,11 +452,14 @@ class NaiveDiagonalFB(FisherBlock):
     Args:
       layer_collection: The `LayerCollection` this block belongs to.
       params: The parameters: a Tensor/Variable or a tuple of them.
-      batch_size: The batch size (int or scalar Tensor) the summed squared
-        gradients are divided by.
+      batch_size: The batch size (positive int or scalar Tensor) the summed
+        squared gradients are divided by.
+
+    Raises:
+      ValueError: If `batch_size` is not a positive int or a scalar Tensor.
     """
     self._params = params
-    self._batch_size = batch_size
+    self._batch_size = _check_batch_size(batch_size)
     super(NaiveDiagonalFB, self).__init__(layer_collection)
 
   def instantiate_factors(self, grads_list, damping):
@@ -334,8 +483,11 @@ class NaiveDiagonalFB(FisherBlock):
 
     Returns:
       The product, shaped like `vector` (a tuple for a tuple/list input).
+
+    Raises:
+      ValueError: If the static shape of `vector` does not fit the block.
     """
-    vector_flat = utils.tensors_to_column(vector)
+    vector_flat = _params_vector_to_column(vector, self._factor)
     out_flat = vector_flat / (self._factor.get_cov() + self._damping)
     return utils.column_to_tensors(vector, out_flat)
 
@@ -347,8 +499,11 @@ class NaiveDiagonalFB(FisherBlock):
 
     Returns:
       The product, shaped like `vector` (a tuple for a tuple/list input).
+
+    Raises:
+      ValueError: If the static shape of `vector` does not fit the block.
     """
-    vector_flat = utils.tensors_to_column(vector)
+    vector_flat = _params_vector_to_column(vector, self._factor)
     out_flat = vector_flat * (self._factor.get_cov() + self._damping)
     return utils.column_to_tensors(vector, out_flat)
 
@@ -432,10 +587,12 @@ class FullyConnectedDiagonalFB(FisherBlock):
 
     Returns:
       The product, in the layout of `vector`.
+
+    Raises:
+      ValueError: If the static shape of `vector` does not fit the block.
     """
-    reshaped_vector = utils.layer_params_to_mat2d(vector)
-    reshaped_out = reshaped_vector / (self._factor.get_cov() + self._damping)
-    return utils.mat2d_to_layer_params(vector, reshaped_out)
+    return _multiply_layer_diagonal(vector, self._factor.get_cov(),
+                                    self._damping, inverse=True)
 
   def multiply(self, vector):
     """Returns `M ⊙ (D + λ)` elementwise, M being `vector` in 2-D layout.
@@ -445,10 +602,12 @@ class FullyConnectedDiagonalFB(FisherBlock):
 
     Returns:
       The product, in the layout of `vector`.
+
+    Raises:
+      ValueError: If the static shape of `vector` does not fit the block.
     """
-    reshaped_vector = utils.layer_params_to_mat2d(vector)
-    reshaped_out = reshaped_vector * (self._factor.get_cov() + self._damping)
-    return utils.mat2d_to_layer_params(vector, reshaped_out)
+    return _multiply_layer_diagonal(vector, self._factor.get_cov(),
+                                    self._damping, inverse=False)
 
   def tensors_to_compute_grads(self):
     """Returns the list of the registered minibatches' outputs."""
@@ -486,13 +645,7 @@ class ConvDiagonalFB(FisherBlock):
       ValueError: If `strides` is not 4 ints or the inputs' height/width are
         not statically known.
     """
-    self._inputs = inputs
-    self._outputs = outputs
-    self._strides = _conv_strides(strides)
-    self._padding = padding
-    (self._has_bias, self._filter_shape,
-     self._num_locations) = _conv_layer_geometry(params, inputs,
-                                                 self._strides)
+    _init_conv_block(self, params, inputs, outputs, strides, padding)
     super(ConvDiagonalFB, self).__init__(layer_collection)
 
   def instantiate_factors(self, grads_list, damping):
@@ -504,9 +657,7 @@ class ConvDiagonalFB(FisherBlock):
       damping: The damping λ, a float or a scalar Tensor. The block uses
         `λ / num_locations ** NORMALIZE_DAMPING_POWER`.
     """
-    if NORMALIZE_DAMPING_POWER:
-      damping /= self._num_locations ** NORMALIZE_DAMPING_POWER
-    self._damping = damping
+    self._damping = _normalize_damping(damping, self._num_locations)
     self._factor = self._layer_collection.make_or_get_factor(
         fisher_factors.ConvDiagonalFactor,
         (self._inputs, _as_hashable(grads_list), self._filter_shape,
@@ -520,10 +671,12 @@ class ConvDiagonalFB(FisherBlock):
 
     Returns:
       The product, in the layout of `vector`.
+
+    Raises:
+      ValueError: If the static shape of `vector` does not fit the block.
     """
-    reshaped_vector = utils.layer_params_to_mat2d(vector)
-    reshaped_out = reshaped_vector / (self._factor.get_cov() + self._damping)
-    return utils.mat2d_to_layer_params(vector, reshaped_out)
+    return _multiply_layer_diagonal(vector, self._factor.get_cov(),
+                                    self._damping, inverse=True)
 
   def multiply(self, vector):
     """Returns `M ⊙ (D + λ')` elementwise (λ' the normalised damping).
@@ -533,10 +686,12 @@ class ConvDiagonalFB(FisherBlock):
 
     Returns:
       The product, in the layout of `vector`.
+
+    Raises:
+      ValueError: If the static shape of `vector` does not fit the block.
     """
-    reshaped_vector = utils.layer_params_to_mat2d(vector)
-    reshaped_out = reshaped_vector * (self._factor.get_cov() + self._damping)
-    return utils.mat2d_to_layer_params(vector, reshaped_out)
+    return _multiply_layer_diagonal(vector, self._factor.get_cov(),
+                                    self._damping, inverse=False)
 
   def tensors_to_compute_grads(self):
     """Returns the layer's outputs, with respect to which grads are taken."""
@@ -578,8 +733,11 @@ class KroneckerProductFB(FisherBlock):
     """
     pi = utils.compute_pi(self._input_factor.get_cov(),
                           self._output_factor.get_cov())
-    self._input_damping = tf.sqrt(damping) * pi
-    self._output_damping = tf.sqrt(damping) / pi
+    # An int damping (e.g. 1) or a float64 Tensor is cast to the factors'
+    # float32; tf.sqrt has no integer kernel.
+    sqrt_damping = tf.sqrt(tf.cast(damping, pi.dtype))
+    self._input_damping = sqrt_damping * pi
+    self._output_damping = sqrt_damping / pi
     self._input_factor.register_damped_inverse(self._input_damping)
     self._output_factor.register_damped_inverse(self._output_damping)
 
@@ -587,6 +745,15 @@ class KroneckerProductFB(FisherBlock):
   def _renorm_coeff(self):
     """The scalar `c` multiplying `A ⊗ G` (1 unless overridden)."""
     return 1.0
+
+  def _vector_to_mat2d(self, vector):
+    """`utils.layer_params_to_mat2d(vector)`, checked against the factors."""
+    reshaped_vector = utils.layer_params_to_mat2d(vector)
+    _check_vector(reshaped_vector,
+                  [self._input_factor.get_cov().shape[0],
+                   self._output_factor.get_cov().shape[0]],
+                  "the layer's weights, or (weights, bias) with a bias")
+    return reshaped_vector
 
   def multiply_inverse(self, vector):
     """Returns `(A + π√λ I)^-1 M (G + √λ/π I)^-1 / c`.
@@ -599,10 +766,13 @@ class KroneckerProductFB(FisherBlock):
 
     Returns:
       The product, in the layout of `vector`.
+
+    Raises:
+      ValueError: If the static shape of `vector` does not fit the block.
     """
     left_factor_inv = self._input_factor.get_inverse(self._input_damping)
     right_factor_inv = self._output_factor.get_inverse(self._output_damping)
-    reshaped_vector = utils.layer_params_to_mat2d(vector)
+    reshaped_vector = self._vector_to_mat2d(vector)
     reshaped_out = tf.matmul(left_factor_inv,
                              tf.matmul(reshaped_vector, right_factor_inv))
     if self._renorm_coeff != 1.0:
@@ -617,10 +787,13 @@ class KroneckerProductFB(FisherBlock):
 
     Returns:
       The product, in the layout of `vector`.
+
+    Raises:
+      ValueError: If the static shape of `vector` does not fit the block.
     """
     left_factor = self._input_factor.get_cov()
     right_factor = self._output_factor.get_cov()
-    reshaped_vector = utils.layer_params_to_mat2d(vector)
+    reshaped_vector = self._vector_to_mat2d(vector)
     reshaped_out = (tf.matmul(reshaped_vector, right_factor) +
                     self._output_damping * reshaped_vector)
     reshaped_out = (tf.matmul(left_factor, reshaped_out) +
@@ -719,13 +892,7 @@ class ConvKFCBasicFB(KroneckerProductFB):
       ValueError: If `strides` is not 4 ints or the inputs' height/width are
         not statically known.
     """
-    self._inputs = inputs
-    self._outputs = outputs
-    self._strides = _conv_strides(strides)
-    self._padding = padding
-    (self._has_bias, self._filter_shape,
-     self._num_locations) = _conv_layer_geometry(params, inputs,
-                                                 self._strides)
+    _init_conv_block(self, params, inputs, outputs, strides, padding)
     super(ConvKFCBasicFB, self).__init__(layer_collection)
 
   def instantiate_factors(self, grads_list, damping):
@@ -743,10 +910,8 @@ class ConvKFCBasicFB(KroneckerProductFB):
          self._has_bias))
     self._output_factor = self._layer_collection.make_or_get_factor(
         fisher_factors.ConvOutputKroneckerFactor, (_as_hashable(grads_list),))
-    if NORMALIZE_DAMPING_POWER:
-      damping /= self._num_locations ** NORMALIZE_DAMPING_POWER
-    self._damping = damping
-    self._register_damped_input_and_output_inverses(damping)
+    self._damping = _normalize_damping(damping, self._num_locations)
+    self._register_damped_input_and_output_inverses(self._damping)
 
   @property
   def _renorm_coeff(self):

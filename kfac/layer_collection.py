@@ -186,11 +186,10 @@ class LayerParametersDict(collections.OrderedDict):
 
 def _shape_of(tensor, arg_name):
   """Returns the static shape of a Tensor or Variable argument."""
-  shape = getattr(tensor, "shape", None)
-  if shape is None:
+  if not isinstance(tensor, (tf.Tensor, tf.Variable)):
     raise TypeError("{} must be a Tensor or Variable, got {!r}."
                     .format(arg_name, tensor))
-  return tf.TensorShape(shape)
+  return tensor.shape
 
 
 def _check_rank(shape, rank, arg_name, layout):

@@ -187,11 +187,16 @@ class NaiveDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       else:
         self.assertAllClose(output, [[4. / 3], [4. / 3]])
 
-  def test_multiply_and_inverse_against_dense(self):
+  @parameterized.named_parameters(("float_damping", False),
+                                  ("tensor_damping", True))
+  def test_multiply_and_inverse_against_dense(self, tensor_damping):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       params = (tf.constant([1., 2.]), tf.constant(3.))
       block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 32)
-      block.instantiate_factors(((params[0] ** 2, tf.sqrt(params[1])),), 0.5)
+      block.instantiate_factors(
+          ((params[0] ** 2, tf.sqrt(params[1])),),
+          tf.compat.v1.placeholder_with_default(0.5, [])
+          if tensor_damping else 0.5)
       _init(sess)
       diag = np.array([[2.], [3.], [4.]], dtype=np.float32)
       _set(sess, block._factor.get_cov(), diag)
@@ -288,8 +293,10 @@ class FullyConnectedDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       self.assertAllClose(cov, expected, rtol=1e-5, atol=1e-6)
       self.assertAllClose(single_cov, expected, rtol=1e-5, atol=1e-6)
 
-  @parameterized.named_parameters(("tuple", True), ("not_tuple", False))
-  def test_multiply_and_inverse_against_dense(self, has_bias):
+  @parameterized.named_parameters(("tuple", True, False),
+                                  ("not_tuple", False, False),
+                                  ("tuple_tensor_damping", True, True))
+  def test_multiply_and_inverse_against_dense(self, has_bias, tensor_damping):
     rng = np.random.RandomState(1)
     d_in, d_out, damping = 3, 2, 0.2
     rows = d_in + has_bias
@@ -300,7 +307,9 @@ class FullyConnectedDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       block = fb.FullyConnectedDiagonalFB(lc.LayerCollection(), has_bias)
       block.register_additional_minibatch(tf.ones((4, d_in)),
                                           tf.ones((4, d_out)))
-      block.instantiate_factors(([tf.ones((4, d_out))],), damping)
+      block.instantiate_factors(
+          ([tf.ones((4, d_out))],),
+          tf.constant(damping) if tensor_damping else damping)
       _init(sess)
       _set(sess, block._factor.get_cov(), diag)
       if has_bias:
@@ -343,9 +352,13 @@ class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       self.assertIs(block.tensors_to_compute_grads(), outputs)
 
   @parameterized.named_parameters(
-      ("bias_power_1", True, 1.0), ("no_bias_power_1", False, 1.0),
-      ("bias_power_0", True, 0.0), ("no_bias_power_half", False, 0.5))
-  def test_multiply_and_inverse_against_dense(self, has_bias, power):
+      ("bias_power_1", True, 1.0, False), ("no_bias_power_1", False, 1.0, False),
+      ("bias_power_0", True, 0.0, False),
+      ("no_bias_power_half", False, 0.5, False),
+      ("bias_power_1_tensor_damping", True, 1.0, True),
+      ("bias_power_0_tensor_damping", True, 0.0, True))
+  def test_multiply_and_inverse_against_dense(self, has_bias, power,
+                                              tensor_damping):
     # Inputs 4x6 with strides 2x2: 24 // 4 = 6 locations; the damping used
     # is 0.8 / 6 ** power.
     rng = np.random.RandomState(2)
@@ -360,12 +373,15 @@ class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         kernel = tf.ones(filter_shape)
         params = (kernel, tf.ones(5)) if has_bias else kernel
-        block = self._build(params)
+        damping_arg = (tf.compat.v1.placeholder_with_default(0.8, [])
+                       if tensor_damping else 0.8)
+        block = self._build(params, damping=damping_arg)
         self.assertEqual(_inverse_variable_names(), [])
         _init(sess)
         _set(sess, block._factor.get_cov(), diag)
         if has_bias:
-          vector = (tf.constant(weights), tf.constant(bias))
+          # A list (weights, bias) works like a tuple.
+          vector = [tf.constant(weights), tf.constant(bias)]
           v = _mat2d(weights, bias).ravel()
         else:
           vector = tf.constant(weights)
@@ -627,10 +643,13 @@ class ConvKFCBasicFBTest(parameterized.TestCase, tf.test.TestCase):
       self.assertAllClose(output.ravel(), explicit, rtol=1e-4, atol=1e-5)
 
   @parameterized.named_parameters(
-      ("power_1_list_strides", 1.0, [1, 2, 2, 1]),
-      ("power_1_tuple_strides", 1.0, (1, 2, 2, 1)),
-      ("power_0", 0.0, (1, 2, 2, 1)))
-  def test_pi_damped_multiply_and_inverse_against_dense(self, power, strides):
+      ("power_1_list_strides", 1.0, [1, 2, 2, 1], False),
+      ("power_1_tuple_strides", 1.0, (1, 2, 2, 1), False),
+      ("power_0", 0.0, (1, 2, 2, 1), False),
+      ("power_1_tensor_damping", 1.0, (1, 2, 2, 1), True),
+      ("power_0_tensor_damping", 0.0, (1, 2, 2, 1), True))
+  def test_pi_damped_multiply_and_inverse_against_dense(self, power, strides,
+                                                        tensor_damping):
     # Inputs 4x6, strides 2x2: L = 24 // 4 = 6 locations. The block is
     # L (A + π sqrt(λ') I) ⊗ (G + sqrt(λ')/π I) with λ' = λ / L**power.
     rng = np.random.RandomState(4)
@@ -648,7 +667,10 @@ class ConvKFCBasicFBTest(parameterized.TestCase, tf.test.TestCase):
         block = fb.ConvKFCBasicFB(
             lc.LayerCollection(), (tf.ones(filter_shape), tf.ones(5)), inputs,
             outputs, strides, "SAME")
-        block.instantiate_factors((outputs,), damping)
+        block.instantiate_factors(
+            (outputs,),
+            tf.compat.v1.placeholder_with_default(damping, [])
+            if tensor_damping else damping)
         self.assertLen(_inverse_variable_names(), 2)
         _init(sess)
         _set(sess, block._input_factor.get_cov(), a)
@@ -710,3 +732,127 @@ class ModuleTest(tf.test.TestCase):
       self.assertAllClose(tuples[1], np.vstack(y))
       with self.assertRaises(ValueError):
         fb._concat_along_batch_dim([])
+
+
+class ReviewRegressionTest(parameterized.TestCase, tf.test.TestCase):
+  """Names, damping types, shapes and argument checks found in review."""
+
+  def test_single_minibatch_concat_is_named_like_tf_1_4(self):
+    # TF 1.4's concat of one tensor was an identity named `concat`, which
+    # ends up in the ff_diagfc variable name; TF 2 names it `concat/concat`.
+    with tf.Graph().as_default():
+      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection())
+      block.register_additional_minibatch(
+          tf.compat.v1.placeholder(tf.float32, [None, 3], name="x"),
+          tf.ones((4, 2)))
+      block.instantiate_factors(
+          (tf.compat.v1.placeholder(tf.float32, [None, 2], name="g"),), 0.1)
+      names = [v.op.name for v in tf.compat.v1.global_variables()]
+      self.assertEqual(names, ["LayerCollection/ff_diagfc/concat_concat_1/cov"])
+      two = fb._concat_along_batch_dim([tf.ones((1, 2)), tf.ones((2, 2))])
+      self.assertEqual(two.op.name, "concat_2")
+
+  @parameterized.named_parameters(("bias", True), ("no_bias", False))
+  def test_fully_connected_diagonal_two_minibatches_unknown_batch(
+      self, has_bias):
+    rng = np.random.RandomState(5)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x1 = tf.compat.v1.placeholder(tf.float32, [None, 3])
+      x2 = tf.compat.v1.placeholder(tf.float32, [None, 3])
+      g1 = tf.compat.v1.placeholder(tf.float32, [None, 2])
+      g2 = tf.compat.v1.placeholder(tf.float32, [None, 2])
+      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection(), has_bias)
+      block.register_additional_minibatch(x1, g1)
+      block.register_additional_minibatch(x2, g2)
+      block.instantiate_factors(([g1, g2],), 0.1)
+      update = block._factor.make_covariance_update_op(0.0)
+      _init(sess)
+      values = {x1: rng.randn(2, 3), x2: rng.randn(5, 3),
+                g1: rng.randn(2, 2), g2: rng.randn(5, 2)}
+      sess.run(update, values)
+      a = np.vstack([values[x1], values[x2]])
+      if has_bias:
+        a = np.hstack([a, np.ones((7, 1))])
+      g = np.vstack([values[g1], values[g2]])
+      expected = np.zeros((a.shape[1], 2))
+      for n in range(7):
+        expected += np.outer(a[n], g[n]) ** 2 / 7.
+      self.assertAllClose(sess.run(block._factor.get_cov()), expected,
+                          rtol=1e-5)
+
+  @parameterized.named_parameters(("int", 1), ("float64_tensor", "float64"))
+  def test_kronecker_damping_int_or_float64(self, damping):
+    # tf.sqrt has no integer kernel: an int damping used to fail.
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      if damping == "float64":
+        damping = tf.constant(1., dtype=tf.float64)
+      block = fb.FullyConnectedKFACBasicFB(lc.LayerCollection(),
+                                           tf.ones((4, 3)), tf.ones((4, 2)))
+      block.instantiate_factors((tf.ones((4, 2)),), damping)
+      _init(sess)
+      _run_inverse_updates(sess, block._input_factor, block._output_factor)
+      # Identity factors, π = 1: (1 + 1) * (1 + 1) = 4.
+      out = sess.run(block.multiply_inverse(tf.ones((3, 2))))
+      self.assertAllClose(out, np.full((3, 2), 0.25))
+
+  def _blocks(self):
+    """One instantiated block of each type, with the vector shape it takes."""
+    layers = lc.LayerCollection()
+    full = fb.FullFB(layers, (tf.ones(3), tf.ones(())), 8)
+    full.instantiate_factors(((tf.ones(3), tf.ones(())),), 0.1)
+    naive = fb.NaiveDiagonalFB(layers, (tf.ones(3), tf.ones(())), 8)
+    naive.instantiate_factors(((tf.ones(3), tf.ones(())),), 0.1)
+    fc_diag = fb.FullyConnectedDiagonalFB(layers, has_bias=False)
+    fc_diag.register_additional_minibatch(tf.ones((4, 3)), tf.ones((4, 2)))
+    fc_diag.instantiate_factors(([tf.ones((4, 2))],), 0.1)
+    fc_kron = fb.FullyConnectedKFACBasicFB(layers, tf.ones((4, 3)),
+                                           tf.ones((4, 2)))
+    fc_kron.instantiate_factors((tf.ones((4, 2)),), 0.1)
+    conv_args = (tf.ones((2, 2, 2, 3)), tf.ones((2, 4, 4, 2)),
+                 tf.ones((2, 4, 4, 3)), (1, 1, 1, 1), "SAME")
+    conv_diag = fb.ConvDiagonalFB(layers, *conv_args)
+    conv_diag.instantiate_factors((tf.ones((2, 4, 4, 3)),), 0.1)
+    conv_kron = fb.ConvKFCBasicFB(layers, *conv_args)
+    conv_kron.instantiate_factors((tf.ones((2, 4, 4, 3)),), 0.1)
+    return {"full": full, "naive": naive, "fc_diag": fc_diag,
+            "fc_kron": fc_kron, "conv_diag": conv_diag,
+            "conv_kron": conv_kron}
+
+  @parameterized.named_parameters(
+      ("full_short", "full", lambda: (tf.ones(2), tf.ones(()))),
+      ("naive_short", "naive", lambda: (tf.ones(1),)),
+      ("naive_long", "naive", lambda: tf.ones(5)),
+      ("fc_diag_one_column", "fc_diag", lambda: tf.ones((3, 1))),
+      ("fc_diag_one_row", "fc_diag", lambda: tf.ones((1, 2))),
+      ("fc_diag_bias_on_no_bias", "fc_diag",
+       lambda: (tf.ones((3, 2)), tf.ones(2))),
+      ("fc_kron_one_column", "fc_kron", lambda: tf.ones((3, 1))),
+      ("conv_diag_bias_on_no_bias", "conv_diag",
+       lambda: [tf.ones((2, 2, 2, 3)), tf.ones(3)]),
+      ("conv_diag_one_channel", "conv_diag", lambda: tf.ones((2, 2, 2, 1))),
+      ("conv_kron_one_channel", "conv_kron", lambda: tf.ones((2, 2, 2, 1))))
+  def test_vector_of_wrong_shape_raises(self, kind, make_vector):
+    # The diagonal blocks used to broadcast (or, for NaiveDiagonalFB,
+    # truncate) a vector of the wrong size without an error.
+    with tf.Graph().as_default():
+      block = self._blocks()[kind]
+      for method in (block.multiply, block.multiply_inverse):
+        with self.assertRaisesRegex(ValueError, "vector"):
+          method(make_vector())
+
+  @parameterized.named_parameters(
+      ("float", 8.0), ("zero", 0), ("bool", True), ("string", "8"),
+      ("vector_tensor", "tensor"))
+  def test_bad_batch_size_raises_at_construction(self, batch_size):
+    with tf.Graph().as_default():
+      if batch_size == "tensor":
+        batch_size = tf.constant([8, 8])
+      for cls in (fb.FullFB, fb.NaiveDiagonalFB):
+        with self.assertRaisesRegex(ValueError, "batch_size"):
+          cls(lc.LayerCollection(), (tf.ones(3),), batch_size)
+
+  def test_numpy_int_batch_size_accepted(self):
+    with tf.Graph().as_default():
+      block = fb.FullFB(lc.LayerCollection(), (tf.ones(3),), np.int64(8))
+      block.instantiate_factors(((tf.ones(3),),), 0.1)
+      self.assertTrue(block._factor.get_cov().op.name.endswith("_8/cov"))

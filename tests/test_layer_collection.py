@@ -604,3 +604,149 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
       with self.assertRaisesRegex(ValueError, "logits must have rank 2"):
         getattr(layers, method)(tf.ones(shape))
       self.assertEqual(layers.losses, [])
+
+
+class EstimatorVariableNamesTest(tf.test.TestCase):
+  """Variable names of every block type built through a FisherEstimator.
+
+  Checkpoints of TF 1.4 programs restore by name: covariances live under the
+  collection's scope, inverses (made when the estimator instantiates the
+  blocks) outside it; Kronecker inverses are named after the π-damping
+  tensors (`mul`, `truediv`, ...).
+  """
+
+  def _build(self):
+    from kfac import estimator  # pylint: disable=g-import-not-at-top
+    x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
+    img = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2], name="img")
+    w1, b1 = _var("w1", [3, 2]), _var("b1", [2])
+    w2 = _var("w2", [3, 2])
+    w3, b3 = _var("w3", [3, 4]), _var("b3", [4])
+    k1, c1 = _var("k1", [2, 2, 2, 3]), _var("c1", [3])
+    k2 = _var("k2", [2, 2, 2, 3])
+    gf1, gf2 = _var("gf1", [2]), _var("gf2", [])
+    gd1, gd2 = _var("gd1", [2]), _var("gd2", [2, 1])
+    s1 = tf.matmul(x, w1) + b1
+    s2 = tf.matmul(x, w2)
+    s3 = tf.matmul(x, w3) + b3
+    o1 = tf.nn.conv2d(img, k1, [1, 1, 1, 1], "SAME") + c1
+    o2 = tf.nn.conv2d(img, k2, [1, 2, 2, 1], "SAME")
+    layers = lc.LayerCollection()
+    layers.register_fully_connected((w1, b1), x, s1)
+    layers.register_fully_connected(w2, x, s2, approx="diagonal")
+    # Same inputs and has_bias as (w1, b1): shares the input factor.
+    layers.register_fully_connected((w3, b3), x, s3)
+    layers.register_conv2d((k1, c1), (1, 1, 1, 1), "SAME", img, o1)
+    layers.register_conv2d(k2, [1, 2, 2, 1], "SAME", img, o2,
+                           approx="diagonal")
+    layers.register_generic((gf1, gf2), 32, approx="full")
+    layers.register_generic([gd1, gd2], 32, approx="diagonal")
+    logit = (tf.reduce_sum(s1 + s2, 1) + tf.reduce_sum(s3, 1) +
+             tf.reduce_sum(o1, [1, 2, 3]) + tf.reduce_sum(o2, [1, 2, 3]) +
+             tf.reduce_sum(gf1) * gf2 + tf.reduce_sum(gd1 * gd2))
+    layers.register_categorical_predictive_distribution(
+        tf.stack([logit, -logit], axis=1))
+    variables = [w1, b1, w2, w3, b3, k1, c1, k2, gf1, gf2, gd1, gd2]
+    fisher = estimator.FisherEstimator(variables, 0.95, 0.01, layers)
+    return layers, fisher, x, img, [v.op.name for v in variables]
+
+  def test_every_block_type(self):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      layers, fisher, x, img, model_vars = self._build()
+      names = sorted(v.op.name for v in tf.compat.v1.global_variables()
+                     if v.op.name not in model_vars)
+      self.assertEqual(names, [
+          "LayerCollection/ff_convdiag/"
+          "img__gradients_Sum_3_grad_BroadcastTo/cov",
+          "LayerCollection/ff_convinkron/img_2-2-2-3_1-1-1-1_SAME_True/cov",
+          "LayerCollection/ff_convoutkron/gradients_Sum_2_grad_BroadcastTo/cov",
+          # 2017's single-tensor concat was named `concat_1`, not
+          # `concat_1/concat`.
+          "LayerCollection/ff_diagfc/concat_1_concat_2/cov",
+          "LayerCollection/ff_fckron/"
+          "gradients_Sum_1_grad_BroadcastTo_False/cov",
+          "LayerCollection/ff_fckron/gradients_add_3_grad_Reshape_False/cov",
+          "LayerCollection/ff_fckron/x_True/cov",
+          "LayerCollection/ff_full/"
+          "gradients_Sum_4_grad_Tile__gradients_mul_grad_Mul_1_32/cov",
+          # The flattening ops are built inside the collection's scope,
+          # re-entered (and so renamed) by each of the 10 factor creations.
+          "LayerCollection/ff_naivediag/LayerCollection_10_concat_32/cov",
+          # The model's own `mul` and `mul_1` come first.
+          "ff_convinkron/img_2-2-2-3_1-1-1-1_SAME_True/inv_dampmul_4",
+          "ff_convoutkron/gradients_Sum_2_grad_BroadcastTo/"
+          "inv_damptruediv_11",
+          "ff_fckron/gradients_Sum_1_grad_BroadcastTo_False/inv_damptruediv_7",
+          "ff_fckron/gradients_add_3_grad_Reshape_False/inv_damptruediv_3",
+          # The shared input factor holds one inverse per block.
+          "ff_fckron/x_True/inv_dampmul_2",
+          "ff_fckron/x_True/inv_dampmul_3",
+          "ff_full/gradients_Sum_4_grad_Tile__gradients_mul_grad_Mul_1_32/"
+          "inv_damp0.01",
+      ])
+      self.assertTrue(all(not v.trainable for v in
+                          tf.compat.v1.global_variables()
+                          if v.op.name not in model_vars))
+
+  def test_unknown_batch_size_and_shared_input_factor(self):
+    # Every block updates and multiplies with an unknown batch dimension;
+    # the two Kronecker FC blocks on `x` share A, each with its own π
+    # computed from the current covariances.
+    rng = np.random.RandomState(0)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      layers, fisher, x, img, _ = self._build()
+      blocks = list(layers.get_blocks())
+      fc1, fc3 = blocks[0], blocks[2]
+      self.assertIs(fc1._input_factor, fc3._input_factor)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      feed = {x: rng.randn(5, 3), img: rng.randn(5, 4, 4, 2)}
+      for _ in range(2):
+        sess.run(fisher.cov_update_op, feed)
+      sess.run(fisher.inv_update_op, feed)
+      vecs_and_vars = [(tf.constant(rng.randn(*v.shape.as_list()),
+                                    dtype=tf.float32), v)
+                       for v in fisher.variables]
+      results = sess.run(fisher.multiply_inverse(vecs_and_vars), feed)
+      covs = sess.run([fc1._input_factor.get_cov(),
+                       fc1._output_factor.get_cov(),
+                       fc3._output_factor.get_cov()])
+      vecs = sess.run([vec for vec, _ in vecs_and_vars])
+      for (result, _), vec in zip(results, vecs):
+        self.assertEqual(result.shape, vec.shape)
+        self.assertTrue(np.all(np.isfinite(result)))
+      a = covs[0]
+      for g, (w_idx, b_idx) in ((covs[1], (0, 1)), (covs[2], (3, 4))):
+        pi = np.sqrt((np.trace(a) / a.shape[0]) / (np.trace(g) / g.shape[0]))
+        damped = np.kron(a + pi * 0.1 * np.eye(a.shape[0]),
+                         g + 0.1 / pi * np.eye(g.shape[0]))
+        v = np.vstack([vecs[w_idx], vecs[b_idx][None]]).ravel()
+        expected = np.linalg.solve(damped, v)
+        got = np.vstack([results[w_idx][0], results[b_idx][0][None]]).ravel()
+        self.assertAllClose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+class NonTensorArgumentsTest(parameterized.TestCase, tf.test.TestCase):
+
+  @parameterized.named_parameters(("inputs", "inputs"), ("outputs", "outputs"),
+                                  ("params", "params"))
+  def test_numpy_array_raises_at_registration(self, arg):
+    # NumPy arrays have a `shape` and used to pass the checks, failing only
+    # when the estimator built the factors.
+    with tf.Graph().as_default():
+      args = {"params": _var("w", [3, 2]), "inputs": tf.ones((4, 3)),
+              "outputs": tf.ones((4, 2))}
+      args[arg] = np.ones(args[arg].shape.as_list(), np.float32)
+      layers = lc.LayerCollection()
+      with self.assertRaisesRegex(TypeError, arg):
+        layers.register_fully_connected(args["params"], args["inputs"],
+                                        args["outputs"])
+      with self.assertRaisesRegex(TypeError, arg):
+        shape4 = {"params": [2, 2, 3, 2], "inputs": [4, 5, 5, 3],
+                  "outputs": [4, 5, 5, 2]}[arg]
+        conv_args = {"params": _var("k", [2, 2, 3, 2]),
+                     "inputs": tf.ones((4, 5, 5, 3)),
+                     "outputs": tf.ones((4, 5, 5, 2))}
+        conv_args[arg] = np.ones(shape4, np.float32)
+        layers.register_conv2d(conv_args["params"], (1, 1, 1, 1), "SAME",
+                               conv_args["inputs"], conv_args["outputs"])
+      self.assertEmpty(layers.get_blocks())
