@@ -221,6 +221,23 @@ def _check_batch_size(batch_size):
                    "got {!r}.".format(batch_size))
 
 
+def _damping_for(damping, tensor):
+  """The damping in `tensor`'s dtype (a Python number is left as is).
+
+  A float64 Tensor damping thus works with the float32 factor variables.
+
+  Args:
+    damping: The damping λ, a number or a scalar Tensor.
+    tensor: The Tensor it is added to or multiplied with.
+
+  Returns:
+    `damping`, cast to `tensor.dtype` if it is a Tensor.
+  """
+  if isinstance(damping, (tf.Tensor, tf.Variable)):
+    return tf.cast(damping, tensor.dtype)
+  return damping
+
+
 def _check_vector(reshaped_vector, expected_shape, layout):
   """Raises a ValueError if a vector does not fit the block.
 
@@ -278,7 +295,7 @@ def _multiply_layer_diagonal(vector, diagonal, damping, inverse):
   reshaped_vector = utils.layer_params_to_mat2d(vector)
   _check_vector(reshaped_vector, diagonal.shape,
                 "the layer's weights, or (weights, bias) with a bias")
-  damped = diagonal + damping
+  damped = diagonal + _damping_for(damping, diagonal)
   if inverse:
     reshaped_out = reshaped_vector / damped
   else:
@@ -425,7 +442,7 @@ class FullFB(FisherBlock):
     """
     vector_flat = _params_vector_to_column(vector, self._factor)
     out_flat = (tf.matmul(self._factor.get_cov(), vector_flat) +
-                self._damping * vector_flat)
+                _damping_for(self._damping, vector_flat) * vector_flat)
     return utils.column_to_tensors(vector, out_flat)
 
   def full_fisher_block(self):
@@ -488,7 +505,8 @@ class NaiveDiagonalFB(FisherBlock):
       ValueError: If the static shape of `vector` does not fit the block.
     """
     vector_flat = _params_vector_to_column(vector, self._factor)
-    out_flat = vector_flat / (self._factor.get_cov() + self._damping)
+    cov = self._factor.get_cov()
+    out_flat = vector_flat / (cov + _damping_for(self._damping, cov))
     return utils.column_to_tensors(vector, out_flat)
 
   def multiply(self, vector):
@@ -504,7 +522,8 @@ class NaiveDiagonalFB(FisherBlock):
       ValueError: If the static shape of `vector` does not fit the block.
     """
     vector_flat = _params_vector_to_column(vector, self._factor)
-    out_flat = vector_flat * (self._factor.get_cov() + self._damping)
+    cov = self._factor.get_cov()
+    out_flat = vector_flat * (cov + _damping_for(self._damping, cov))
     return utils.column_to_tensors(vector, out_flat)
 
   def full_fisher_block(self):

@@ -795,25 +795,25 @@ class ReviewRegressionTest(parameterized.TestCase, tf.test.TestCase):
       out = sess.run(block.multiply_inverse(tf.ones((3, 2))))
       self.assertAllClose(out, np.full((3, 2), 0.25))
 
-  def _blocks(self):
+  def _blocks(self, damping=0.1):
     """One instantiated block of each type, with the vector shape it takes."""
     layers = lc.LayerCollection()
     full = fb.FullFB(layers, (tf.ones(3), tf.ones(())), 8)
-    full.instantiate_factors(((tf.ones(3), tf.ones(())),), 0.1)
+    full.instantiate_factors(((tf.ones(3), tf.ones(())),), damping)
     naive = fb.NaiveDiagonalFB(layers, (tf.ones(3), tf.ones(())), 8)
-    naive.instantiate_factors(((tf.ones(3), tf.ones(())),), 0.1)
+    naive.instantiate_factors(((tf.ones(3), tf.ones(())),), damping)
     fc_diag = fb.FullyConnectedDiagonalFB(layers, has_bias=False)
     fc_diag.register_additional_minibatch(tf.ones((4, 3)), tf.ones((4, 2)))
-    fc_diag.instantiate_factors(([tf.ones((4, 2))],), 0.1)
+    fc_diag.instantiate_factors(([tf.ones((4, 2))],), damping)
     fc_kron = fb.FullyConnectedKFACBasicFB(layers, tf.ones((4, 3)),
                                            tf.ones((4, 2)))
-    fc_kron.instantiate_factors((tf.ones((4, 2)),), 0.1)
+    fc_kron.instantiate_factors((tf.ones((4, 2)),), damping)
     conv_args = (tf.ones((2, 2, 2, 3)), tf.ones((2, 4, 4, 2)),
                  tf.ones((2, 4, 4, 3)), (1, 1, 1, 1), "SAME")
     conv_diag = fb.ConvDiagonalFB(layers, *conv_args)
-    conv_diag.instantiate_factors((tf.ones((2, 4, 4, 3)),), 0.1)
+    conv_diag.instantiate_factors((tf.ones((2, 4, 4, 3)),), damping)
     conv_kron = fb.ConvKFCBasicFB(layers, *conv_args)
-    conv_kron.instantiate_factors((tf.ones((2, 4, 4, 3)),), 0.1)
+    conv_kron.instantiate_factors((tf.ones((2, 4, 4, 3)),), damping)
     return {"full": full, "naive": naive, "fc_diag": fc_diag,
             "fc_kron": fc_kron, "conv_diag": conv_diag,
             "conv_kron": conv_kron}
@@ -856,3 +856,32 @@ class ReviewRegressionTest(parameterized.TestCase, tf.test.TestCase):
       block = fb.FullFB(lc.LayerCollection(), (tf.ones(3),), np.int64(8))
       block.instantiate_factors(((tf.ones(3),),), 0.1)
       self.assertTrue(block._factor.get_cov().op.name.endswith("_8/cov"))
+
+  @parameterized.named_parameters(
+      ("full", "full", lambda: (tf.ones(3) * [1., 2., 3.], tf.ones(()))),
+      ("naive", "naive", lambda: (tf.ones(3) * [1., 2., 3.], tf.ones(()))),
+      ("fc_diag", "fc_diag", lambda: tf.reshape(tf.range(6.), (3, 2))),
+      ("fc_kron", "fc_kron", lambda: tf.reshape(tf.range(6.), (3, 2))),
+      ("conv_diag", "conv_diag",
+       lambda: tf.reshape(tf.range(24.), (2, 2, 2, 3))),
+      ("conv_kron", "conv_kron",
+       lambda: tf.reshape(tf.range(24.), (2, 2, 2, 3))))
+  def test_float64_tensor_damping_matches_float(self, kind, make_vector):
+    # The factor variables are float32; a float64 damping Tensor used to
+    # fail (diagonal blocks, FullFB.multiply, Kronecker sqrt) at graph
+    # construction.
+    results = []
+    for damping in (0.25, "float64"):
+      with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        if damping == "float64":
+          damping = tf.constant(0.25, dtype=tf.float64)
+        block = self._blocks(damping)[kind]
+        factors = [getattr(block, name) for name in
+                   ("_factor", "_input_factor", "_output_factor")
+                   if hasattr(block, name)]
+        _init(sess)
+        _run_inverse_updates(sess, *factors)
+        vector = make_vector()
+        results.append(sess.run((block.multiply(vector),
+                                 block.multiply_inverse(vector))))
+    self.assertAllClose(results[0], results[1])
