@@ -23,7 +23,9 @@ import warnings
 
 __all__ = ["install_tf_contrib_alias"]
 
-_MODULES = (
+# The nine public modules of `tf.contrib.kfac` (TF 1.4), in `kfac` too
+# (`kfac.upgrade` uses this list as well).
+MODULES = (
     "curvature_matrix_vector_products",
     "estimator",
     "fisher_blocks",
@@ -120,7 +122,7 @@ def install_tf_contrib_alias():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   kfac = importlib.import_module("kfac")
   modules = {name: importlib.import_module("kfac." + name)
-             for name in _MODULES}
+             for name in MODULES}
   _python_ops_namespace(kfac, modules)
 
   ok = True

@@ -92,20 +92,12 @@ with warnings.catch_warnings():
         "`pip install 'kfac-contrib[upgrade]'` or `pip install libcst`."
         .format(e)) from e
 
+from kfac import _contrib_alias  # pylint: disable=g-import-not-at-top
+
 __all__ = ["UpgradeError", "UpgradeResult", "upgrade_source", "main"]
 
 # The nine public modules of `tf.contrib.kfac` (TF 1.4), in `kfac` too.
-MODULES = (
-    "curvature_matrix_vector_products",
-    "estimator",
-    "fisher_blocks",
-    "fisher_factors",
-    "layer_collection",
-    "loss_functions",
-    "op_queue",
-    "optimizer",
-    "utils",
-)
+MODULES = _contrib_alias.MODULES
 
 # Paths under which the legacy package is reachable.
 LEGACY_PREFIXES = (

@@ -234,18 +234,14 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
     -- here the reconstruction error --, `test_loss`, `test_accuracy`,
     `history`, `summary`).
   """
-  cfg = dict(DEFAULTS)
+  defaults = dict(DEFAULTS)
   for key in ("data_dir", "use_fake_data"):
-    del cfg[key]
+    del defaults[key]
   encoder_sizes = kwargs.pop("encoder_sizes", None)
   code_size = kwargs.pop("code_size", None)
   verbose = kwargs.pop("verbose", True)
   record_every = kwargs.pop("record_every", 0)
-  unknown = set(kwargs) - set(cfg)
-  if unknown:
-    raise TypeError("train_autoencoder got unexpected keyword(s) %s"
-                    % sorted(unknown))
-  cfg.update(kwargs)
+  cfg = common.merge_settings(defaults, kwargs, "train_autoencoder")
   tf.compat.v1.set_random_seed(cfg["seed"])
   examples, _ = mnist.load_mnist(
       data_dir, num_epochs=num_epochs, batch_size=cfg["batch_size"],

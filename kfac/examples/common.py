@@ -35,6 +35,7 @@ __all__ = [
     "show_defaults",
     "quiet_logs",
     "flag_values",
+    "merge_settings",
     "check_data_flags",
     "run_main",
     "split_feeds",
@@ -143,6 +144,28 @@ def flag_values(defaults, optimizer_defaults=None):
   if not values.get("stats_batch_size"):
     values["stats_batch_size"] = None
   return values
+
+
+def merge_settings(defaults, overrides, caller):
+  """Returns `defaults` updated with `overrides`, rejecting unknown keys.
+
+  Args:
+    defaults: dict. Every accepted setting with its default.
+    overrides: dict. Settings passed by the caller.
+    caller: str. Function name for the error message.
+
+  Returns:
+    A new dict.
+
+  Raises:
+    TypeError: if `overrides` has a key that `defaults` lacks (as Python
+      does for an unexpected keyword argument).
+  """
+  unknown = set(overrides) - set(defaults)
+  if unknown:
+    raise TypeError("%s got unexpected keyword(s) %s"
+                    % (caller, sorted(unknown)))
+  return dict(defaults, **overrides)
 
 
 def check_data_flags(cfg):

@@ -273,12 +273,8 @@ def minimize_loss_single_machine(loss, accuracy, layer_collection,
   Returns:
     The final value of `accuracy` (float).
   """
-  cfg = dict(_LEGACY_HPARAMS, optimizer="kfac")
-  unknown = set(hparams) - set(cfg)
-  if unknown:
-    raise TypeError("minimize_loss_single_machine got unexpected keyword(s) "
-                    "%s" % sorted(unknown))
-  cfg.update(hparams)
+  cfg = common.merge_settings(dict(_LEGACY_HPARAMS, optimizer="kfac"),
+                              hparams, "minimize_loss_single_machine")
   optimizer = cfg.pop("optimizer")
   result = common.train(
       loss, accuracy, layer_collection, optimizer=optimizer,
@@ -394,12 +390,8 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
     The last value of `accuracy` (float) seen by this worker (NaN for the
     inverse worker, which does not evaluate the model).
   """
-  cfg = dict(_LEGACY_HPARAMS)
-  unknown = set(hparams) - set(cfg)
-  if unknown:
-    raise TypeError("minimize_loss_distributed got unexpected keyword(s) %s"
-                    % sorted(unknown))
-  cfg.update(hparams)
+  cfg = common.merge_settings(_LEGACY_HPARAMS, hparams,
+                              "minimize_loss_distributed")
   worker_device = "/job:worker/task:%d" % task_id if master else None
   with tf.compat.v1.device(tf.compat.v1.train.replica_device_setter(
       num_ps_tasks, worker_device=worker_device)):
@@ -557,14 +549,11 @@ def train_mnist_single_machine_result(data_dir, num_epochs,
   Returns:
     The dict returned by `common.train`.
   """
-  cfg = dict(_LEGACY_HPARAMS, steps=None, batch_size=128, optimizer="kfac",
-             log_every=10, seed=None, verbose=True, record_every=0,
-             stats_batch_size=None)
-  unknown = set(kwargs) - set(cfg)
-  if unknown:
-    raise TypeError("train_mnist_single_machine got unexpected keyword(s) %s"
-                    % sorted(unknown))
-  cfg.update(kwargs)
+  cfg = common.merge_settings(
+      dict(_LEGACY_HPARAMS, steps=None, batch_size=128, optimizer="kfac",
+           log_every=10, seed=None, verbose=True, record_every=0,
+           stats_batch_size=None),
+      kwargs, "train_mnist_single_machine")
   if cfg["seed"] is not None:
     tf.compat.v1.set_random_seed(cfg["seed"])
   examples, labels = mnist.load_mnist(

@@ -19,7 +19,6 @@ from __future__ import print_function
 
 from absl import app
 from absl import flags
-import tensorflow as tf
 
 from kfac.examples import convnet
 from kfac.examples import common
@@ -33,13 +32,7 @@ def main(argv):
     argv: list of str. Positional command-line arguments (unused).
   """
   del argv
-  common.quiet_logs()
-  common.check_data_flags({"data_dir": flags.FLAGS.data_dir,
-                           "use_fake_data": flags.FLAGS.use_fake_data})
-  with tf.Graph().as_default():
-    convnet.train_mnist_single_machine(
-        flags.FLAGS.data_dir or "", flags.FLAGS.num_epochs,
-        use_fake_data=bool(flags.FLAGS.use_fake_data))
+  mlp_mnist_main.run_legacy_main(convnet.train_mnist_single_machine)
 
 
 if __name__ == "__main__":

@@ -201,16 +201,11 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
     The dict returned by `common.train` (keys `steps`, `seconds`, `loss`,
     `accuracy`, `test_loss`, `test_accuracy`, `history`, `summary`).
   """
-  cfg = dict(DEFAULTS)
-  cfg.update({"steps": None})
   hidden_sizes = kwargs.pop("hidden_sizes", (128, 64, 32))
   verbose = kwargs.pop("verbose", True)
   record_every = kwargs.pop("record_every", 0)
-  unknown = set(kwargs) - set(cfg)
-  if unknown:
-    raise TypeError("train_mnist got unexpected keyword(s) %s"
-                    % sorted(unknown))
-  cfg.update(kwargs)
+  cfg = common.merge_settings(dict(DEFAULTS, steps=None), kwargs,
+                              "train_mnist")
   tf.compat.v1.set_random_seed(cfg["seed"])
   examples, labels = mnist.load_mnist(
       data_dir, num_epochs=num_epochs, batch_size=cfg["batch_size"],

@@ -28,6 +28,24 @@ def define_flags():
     flags.DEFINE_integer("num_epochs", 200, "Passes over the training data.")
 
 
+def run_legacy_main(train_fn):
+  """Calls a 2017 training function with `--data_dir` and `--num_epochs`.
+
+  Args:
+    train_fn: callable `(data_dir, num_epochs, use_fake_data=...)`, e.g.
+      `mlp.train_mnist`.
+
+  Returns:
+    What `train_fn` returns.
+  """
+  common.quiet_logs()
+  common.check_data_flags({"data_dir": flags.FLAGS.data_dir,
+                           "use_fake_data": flags.FLAGS.use_fake_data})
+  with tf.Graph().as_default():
+    return train_fn(flags.FLAGS.data_dir or "", flags.FLAGS.num_epochs,
+                    use_fake_data=bool(flags.FLAGS.use_fake_data))
+
+
 def main(argv):
   """Runs `mlp.train_mnist` with `--data_dir` and `--num_epochs`.
 
@@ -35,12 +53,7 @@ def main(argv):
     argv: list of str. Positional command-line arguments (unused).
   """
   del argv
-  common.quiet_logs()
-  common.check_data_flags({"data_dir": flags.FLAGS.data_dir,
-                           "use_fake_data": flags.FLAGS.use_fake_data})
-  with tf.Graph().as_default():
-    mlp.train_mnist(flags.FLAGS.data_dir or "", flags.FLAGS.num_epochs,
-                    use_fake_data=bool(flags.FLAGS.use_fake_data))
+  run_legacy_main(mlp.train_mnist)
 
 
 if __name__ == "__main__":
