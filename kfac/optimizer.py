@@ -58,7 +58,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     """Builds the Fisher estimator and its update ops.
 
     Args:
-      learning_rate: The learning rate `lr` (float or scalar Tensor).
+      learning_rate: The learning rate `lr`: a float, a scalar Tensor (e.g. a
+        `tf.compat.v1.train.exponential_decay` schedule) or a callable
+        returning one.
       cov_ema_decay: The decay of the covariance moving averages.
       damping: The damping `λ` (float or scalar Tensor) added to the Fisher
         blocks (Tikhonov damping, factored with the π correction for
@@ -147,11 +149,6 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     """The damping given to the constructor."""
     return self._fisher_est.damping
 
-  def _check_var_list(self, var_list):
-    if not _same_variable_set(var_list, self.variables):
-      raise ValueError("var_list doesn't match with set of Fisher-estimating "
-                       "variables.")
-
   def minimize(self, *args, **kwargs):
     """Adds ops to minimise a loss with K-FAC steps (base `minimize`).
 
@@ -168,14 +165,8 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       ValueError: If `var_list` is not the set of Fisher-estimating
         variables.
     """
-    if len(args) > 2 and args[2] is not None:  # var_list given positionally.
-      self._check_var_list(args[2])
-    else:
-      if len(args) > 2:
-        args = args[:2] + (self.variables,) + args[3:]
-      elif kwargs.get("var_list") is None:
-        kwargs["var_list"] = self.variables
-      self._check_var_list(kwargs.get("var_list", self.variables))
+    # The base `minimize` passes `var_list` (positional or keyword) to
+    # `compute_gradients`, which defaults and checks it.
     return super(KfacOptimizer, self).minimize(*args, **kwargs)
 
   def compute_gradients(self, loss, var_list=None,
@@ -202,7 +193,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     """
     if var_list is None:
       var_list = self.variables
-    self._check_var_list(var_list)
+    if not _same_variable_set(var_list, self.variables):
+      raise ValueError("var_list doesn't match with set of Fisher-estimating "
+                       "variables.")
     return super(KfacOptimizer, self).compute_gradients(
         loss, var_list=var_list, gate_gradients=gate_gradients,
         aggregation_method=aggregation_method,
@@ -270,7 +263,10 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     sq_norm_grad = self._squared_fisher_norm(grads_and_vars,
                                              precon_grads_and_vars)
     dtype = sq_norm_grad.dtype
-    learning_rate = tf.cast(self._learning_rate, dtype)
+    learning_rate = self._learning_rate
+    if callable(learning_rate):  # Accepted by the base optimizer too.
+      learning_rate = learning_rate()
+    learning_rate = tf.cast(learning_rate, dtype)
     sq_norm_up = sq_norm_grad * learning_rate**2
     return tf.minimum(tf.ones([], dtype),
                       tf.sqrt(tf.cast(self._norm_constraint, dtype) /

@@ -321,11 +321,26 @@ class UpdateRulesTest(parameterized.TestCase):
     np.testing.assert_allclose(w2, exp_w2, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(b2, exp_b2, rtol=1e-3, atol=1e-4)
 
-  @parameterized.named_parameters(("inactive", 1e3), ("active", 1e-3))
-  def test_norm_constraint(self, norm_constraint):
+  @parameterized.named_parameters(
+      ("inactive", 1e3, "float"), ("active", 1e-3, "float"),
+      ("active_lr_tensor", 1e-3, "tensor"),
+      ("active_lr_decay_schedule", 1e-3, "schedule"),
+      ("active_lr_callable", 1e-3, "callable"))
+  def test_norm_constraint(self, norm_constraint, lr_kind):
+    # The clipping coefficient reads the learning rate, which the base
+    # optimizer accepts as a float, a Tensor (e.g. a decay schedule of the
+    # global step) or a callable returning one.
     vals = _values(4)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      opt, lc, loss, w, b = _build(vals, norm_constraint=norm_constraint)
+      learning_rate = {
+          "float": lambda: LR,
+          "tensor": lambda: tf.constant(LR),
+          "schedule": lambda: tf.compat.v1.train.exponential_decay(
+              LR, tf.compat.v1.train.get_or_create_global_step(), 10, 1.0),
+          "callable": lambda: (lambda: tf.constant(LR)),
+      }[lr_kind]()
+      opt, lc, loss, w, b = _build(vals, norm_constraint=norm_constraint,
+                                   learning_rate=learning_rate)
       train_op = opt.minimize(loss)
       a_cov, g_cov, w0, b0 = _prepare(sess, opt, lc, w, b)
       sess.run(train_op)
