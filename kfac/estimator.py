@@ -298,44 +298,51 @@ class FisherEstimator(object):
             (tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g)
             for x, g in zip(xs, grads)]
 
-  def _get_grads_lists_gradients(self, tensors):
-    """Gradients of the loss at targets sampled from the model (one source).
+  def _one_source_grads_lists(self, ys, tensors, grad_ys=None):
+    """Back-propagates `ys` to every block's tensors, as one source.
 
     Args:
+      ys: List of Tensors to differentiate.
       tensors: List (one entry per block) of the tensors whose gradients the
         block needs (a Tensor, variable, or tuple/list of them).
+      grad_ys: Optional list of cotangents, one per element of `ys`.
 
     Returns:
       A tuple with one entry per block: the 1-tuple `(grads,)` with `grads`
       structured like the block's entry of `tensors`.
     """
-    grads_flat = self._gradients([self._layers.total_sampled_loss()],
-                                 tf.nest.flatten(tensors))
+    grads_flat = self._gradients(ys, tf.nest.flatten(tensors), grad_ys=grad_ys)
     grads_all = tf.nest.pack_sequence_as(tensors, grads_flat)
     return tuple((grad,) for grad in grads_all)
+
+  def _get_grads_lists_gradients(self, tensors):
+    """Gradients of the loss at targets sampled from the model (one source).
+
+    Args:
+      tensors: As in `_one_source_grads_lists`.
+
+    Returns:
+      As in `_one_source_grads_lists`.
+    """
+    return self._one_source_grads_lists([self._layers.total_sampled_loss()],
+                                        tensors)
 
   def _get_grads_lists_empirical(self, tensors):
     """Gradients of the loss at the data targets (one source).
 
     Args:
-      tensors: As in `_get_grads_lists_gradients`.
+      tensors: As in `_one_source_grads_lists`.
 
     Returns:
-      As in `_get_grads_lists_gradients`.
+      As in `_one_source_grads_lists`.
     """
-    grads_flat = self._gradients([self._layers.total_loss()],
-                                 tf.nest.flatten(tensors))
-    grads_all = tf.nest.pack_sequence_as(tensors, grads_flat)
-    return tuple((grad,) for grad in grads_all)
+    return self._one_source_grads_lists([self._layers.total_loss()], tensors)
 
   def _get_transformed_random_signs(self):
     """Per loss, `B s` for a fresh random ±1 vector `s` (B Bᵀ = F_loss)."""
-    transformed_random_signs = []
-    for loss in self._layers.losses:
-      transformed_random_signs.append(
-          loss.multiply_fisher_factor(
-              utils.generate_random_signs(loss.fisher_factor_inner_shape)))
-    return transformed_random_signs
+    return [loss.multiply_fisher_factor(
+                utils.generate_random_signs(loss.fisher_factor_inner_shape))
+            for loss in self._layers.losses]
 
   def _get_grads_lists_curvature_prop(self, tensors):
     """Random Fisher-factor columns back-propagated to the blocks (one source).
@@ -343,18 +350,15 @@ class FisherEstimator(object):
     `E[(Jᵀ B s)(Jᵀ B s)ᵀ] = Jᵀ B Bᵀ J = Jᵀ F_loss J` for Rademacher `s`.
 
     Args:
-      tensors: As in `_get_grads_lists_gradients`.
+      tensors: As in `_one_source_grads_lists`.
 
     Returns:
-      As in `_get_grads_lists_gradients`.
+      As in `_one_source_grads_lists`.
     """
-    loss_inputs = list(loss.inputs for loss in self._layers.losses)
-    transformed_random_signs = self._get_transformed_random_signs()
-    grads_flat = self._gradients(
-        tf.nest.flatten(loss_inputs), tf.nest.flatten(tensors),
-        grad_ys=tf.nest.flatten(transformed_random_signs))
-    grads_all = tf.nest.pack_sequence_as(tensors, grads_flat)
-    return tuple((grad,) for grad in grads_all)
+    loss_inputs = [loss.inputs for loss in self._layers.losses]
+    return self._one_source_grads_lists(
+        tf.nest.flatten(loss_inputs), tensors,
+        grad_ys=tf.nest.flatten(self._get_transformed_random_signs()))
 
   def _get_grads_lists_exact(self, tensors):
     """Every Fisher-factor column of every loss, back-propagated.
@@ -365,7 +369,7 @@ class FisherEstimator(object):
     the sources gives `Σ_i Jᵀ B e_i e_iᵀ Bᵀ J = Jᵀ F_loss J` per example.
 
     Args:
-      tensors: As in `_get_grads_lists_gradients`.
+      tensors: As in `_one_source_grads_lists`.
 
     Returns:
       A tuple with one entry per block: a tuple with one source per (loss,

@@ -631,6 +631,80 @@ class DevicesTest(parameterized.TestCase):
       sess.run(est.inv_update_op)
 
 
+
+class LossKindsAndBlocksTest(parameterized.TestCase):
+  """Every mode on conv, fully connected and generic blocks, every loss."""
+
+  @parameterized.named_parameters(
+      (loss + "_" + mode, loss, mode)
+      for loss in ("categorical", "normal", "bernoulli")
+      for mode in ("gradients", "empirical", "curvature_prop", "exact"))
+  def test_unknown_batch_size(self, loss, mode):
+    # conv2d → tanh → fully connected → elementwise scale (generic) → loss,
+    # fed through a placeholder whose batch dimension is unknown.
+    batch, classes = 3, 4
+    rng = np.random.RandomState(17)
+    x_value = rng.randn(batch, 5, 5, 2).astype(np.float32)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.compat.v1.placeholder(tf.float32, [None, 5, 5, 2])
+      kernel = tf.compat.v1.get_variable("kernel", [3, 3, 2, 3])
+      conv_bias = tf.compat.v1.get_variable("conv_bias", [3])
+      pre = tf.nn.conv2d(x, kernel, [1, 1, 1, 1], "SAME") + conv_bias
+      hidden = tf.reshape(tf.tanh(pre), [-1, 5 * 5 * 3])
+      w = tf.compat.v1.get_variable("w", [5 * 5 * 3, classes])
+      z = tf.matmul(hidden, w)
+      scale = tf.compat.v1.get_variable("scale", [classes])
+      outputs = z * scale
+      lc = lc_lib.LayerCollection()
+      lc.register_conv2d((kernel, conv_bias), [1, 1, 1, 1], "SAME", x, pre)
+      lc.register_fully_connected(w, hidden, z)
+      lc.register_generic(scale, batch)
+      if loss == "categorical":
+        lc.register_categorical_predictive_distribution(
+            outputs, targets=tf.constant(rng.randint(0, classes, batch)))
+      elif loss == "normal":
+        lc.register_normal_predictive_distribution(
+            outputs, targets=tf.constant(rng.randn(batch, classes)))
+      else:
+        lc.register_multi_bernoulli_predictive_distribution(
+            outputs, targets=tf.constant(rng.randint(0, 2, (batch, classes))))
+      variables = [kernel, conv_bias, w, scale]
+      est = estimator.FisherEstimator(variables, 0.5, 0.1, lc,
+                                      estimation_mode=mode)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op, {x: x_value})
+      sess.run(est.inv_update_op)
+      ones = [tf.ones_like(v) for v in variables]
+      products = sess.run(
+          [vec for vec, _ in est.multiply_inverse(list(zip(ones, variables)))]
+          + [vec for vec, _ in est.multiply(list(zip(ones, variables)))])
+    for product, var in zip(products, variables + variables):
+      self.assertEqual(product.shape, tuple(var.shape.as_list()))
+      self.assertTrue(np.all(np.isfinite(product)))
+
+  def test_exact_bernoulli_output_factor(self):
+    # G = (1/B) Σ_b diag(p_b (1 − p_b)), p = sigmoid(logits).
+    vals = _values(18, batch=5)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.constant(vals["x"])
+      w = tf.compat.v1.get_variable("w", initializer=vals["w"])
+      logits = tf.matmul(x, w)
+      lc = lc_lib.LayerCollection()
+      lc.register_fully_connected(w, x, logits)
+      lc.register_multi_bernoulli_predictive_distribution(logits)
+      est = estimator.FisherEstimator([w], 0.0, 0.1, lc,
+                                      estimation_mode="exact")
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(est.cov_update_op)
+      _, g_cov = _kron_covs(lc, sess)
+    logits_value = vals["x"].astype(np.float64) @ vals["w"]
+    expected = np.zeros((OUT, OUT))
+    for row in logits_value:
+      p = 1.0 / (1.0 + np.exp(-row))
+      expected += np.diag(p * (1.0 - p))
+    expected /= logits_value.shape[0]
+    np.testing.assert_allclose(g_cov, expected, rtol=1e-4, atol=1e-6)
+
 def test_fisher_factors_module_is_used():
   # Guards the helper `_kron_covs`: the Kronecker block has two factors.
   with tf.Graph().as_default():
