@@ -199,6 +199,31 @@ def _check_rank(shape, rank, arg_name, layout):
                      .format(arg_name, rank, layout, shape))
 
 
+def _check_known(tensor, rank, axes, arg_name, layout):
+  """Raises a ValueError unless the rank and the `axes` sizes are static.
+
+  The factors size their variables from these static sizes.
+
+  Args:
+    tensor: A Tensor or Variable.
+    rank: The rank it must have.
+    axes: The axes whose sizes must be statically known.
+    arg_name: The argument's name, for the message.
+    layout: The expected layout, for the message.
+
+  Raises:
+    ValueError: If the rank or one of the sizes is unknown.
+  """
+  shape = tensor.shape
+  if shape.rank is None or any(shape[axis] is None for axis in axes):
+    names = layout.strip("[]").split(", ")
+    raise ValueError(
+        "{} must have statically known rank {}{} ({}), got shape {}.".format(
+            arg_name, rank,
+            "".join(" and {}".format(names[axis]) for axis in axes), layout,
+            shape))
+
+
 def _dims_differ(dim1, dim2):
   """True if both dimensions are known and different."""
   return dim1 is not None and dim2 is not None and dim1 != dim2
@@ -548,12 +573,15 @@ class LayerCollection(object):
         (`FullyConnectedDiagonalFB`).
 
     Raises:
-      ValueError: If `approx` is unknown, the shapes do not fit, or the
-        parameters are already registered.
+      ValueError: If `approx` is unknown, the shapes do not fit, the sizes
+        `input_size` and `output_size` of `inputs` and `outputs` are not
+        statically known, or the parameters are already registered.
     """
     if approx not in _LAYER_APPROXIMATIONS:
       raise ValueError("Bad value {} for approx.".format(approx))
     _check_fully_connected(params, inputs, outputs)
+    _check_known(inputs, 2, (1,), "inputs", "[batch_size, input_size]")
+    _check_known(outputs, 2, (1,), "outputs", "[batch_size, output_size]")
     has_bias = isinstance(params, (tuple, list))
     if approx == APPROX_KRONECKER_NAME:
       block = fb.FullyConnectedKFACBasicFB(self, inputs, outputs, has_bias)
@@ -581,11 +609,18 @@ class LayerCollection(object):
 
     Raises:
       ValueError: If `approx`, `strides` or `padding` is invalid, the shapes
-        do not fit, or the parameters are already registered.
+        do not fit, the rank of `outputs` (and, for "kron", its
+        `out_channels`) is not statically known, or the parameters are
+        already registered.
     """
     if approx not in _LAYER_APPROXIMATIONS:
       raise ValueError("Bad value {} for approx.".format(approx))
     _check_conv2d(params, strides, padding, inputs, outputs)
+    # The Kronecker output factor is sized by the gradients' channels.
+    _check_known(outputs, 4,
+                 (3,) if approx == APPROX_KRONECKER_NAME else (),
+                 "outputs", "[batch_size, out_height, out_width, "
+                 "out_channels]")
     if approx == APPROX_KRONECKER_NAME:
       block = fb.ConvKFCBasicFB(self, params, inputs, outputs, strides,
                                 padding)

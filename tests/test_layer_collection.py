@@ -535,13 +535,55 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
         layers.register_fully_connected(params, tf.ones((4, 3)),
                                         tf.ones((4, 2)))
 
-  def test_fully_connected_unknown_dims_accepted(self):
+  def test_fully_connected_unknown_batch_size_accepted(self):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
-      inputs = tf.compat.v1.placeholder(tf.float32, [None, None])
-      outputs = tf.compat.v1.placeholder(tf.float32)
+      inputs = tf.compat.v1.placeholder(tf.float32, [None, 3])
+      outputs = tf.compat.v1.placeholder(tf.float32, [None, 2])
       layers.register_fully_connected((_var("w", [3, 2]), _var("b", [2])),
                                       inputs, outputs)
+      self.assertLen(layers.get_blocks(), 1)
+
+  @parameterized.named_parameters(
+      ("kron_inputs_size", "kron", [None, None], [None, 2], "inputs"),
+      ("kron_outputs_size", "kron", [None, 3], [None, None], "outputs"),
+      ("kron_outputs_rank", "kron", [None, 3], None, "outputs"),
+      ("diagonal_inputs_size", "diagonal", [None, None], [None, 2], "inputs"),
+      ("diagonal_outputs_size", "diagonal", [None, 3], [None, None],
+       "outputs"))
+  def test_fully_connected_unknown_sizes_raise(self, approx, inputs_shape,
+                                               outputs_shape, message):
+    # The factors are sized from these shapes: such registrations used to be
+    # accepted and the estimator then failed with an unnamed TypeError.
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      inputs = tf.compat.v1.placeholder(tf.float32, inputs_shape)
+      outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
+      with self.assertRaisesRegex(ValueError, message + ".*statically known"):
+        layers.register_fully_connected(_var("w", [3, 2]), inputs, outputs,
+                                        approx=approx)
+      self.assertEmpty(layers.get_blocks())
+
+  @parameterized.named_parameters(
+      ("kron_channels", "kron", [None, 4, 4, None]),
+      ("kron_rank", "kron", None), ("diagonal_rank", "diagonal", None))
+  def test_conv2d_unknown_output_sizes_raise(self, approx, outputs_shape):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      inputs = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2])
+      outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
+      with self.assertRaisesRegex(ValueError, "outputs.*statically known"):
+        layers.register_conv2d(_var("k", [3, 3, 2, 5]), (1, 1, 1, 1), "SAME",
+                               inputs, outputs, approx=approx)
+      self.assertEmpty(layers.get_blocks())
+
+  def test_conv2d_diagonal_unknown_output_channels_accepted(self):
+    with tf.Graph().as_default():
+      layers = lc.LayerCollection()
+      inputs = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2])
+      outputs = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, None])
+      layers.register_conv2d(_var("k", [3, 3, 2, 5]), (1, 1, 1, 1), "SAME",
+                             inputs, outputs, approx="diagonal")
       self.assertLen(layers.get_blocks(), 1)
 
   @parameterized.named_parameters(
