@@ -9,6 +9,8 @@ a short job, and stops everything; every process is bounded in time.
 import os
 import re
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -26,6 +28,25 @@ def test_pick_free_ports():
 def test_launch_rejects_empty_cluster():
   with pytest.raises(ValueError, match="num_workers"):
     convnet_distributed.launch(num_ps=1, num_workers=0)
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--workers=0", "flag --workers=0: 0 is not a positive integer"),
+    ("--optimizer=adam",
+     "FATAL Flags error: --optimizer: convnet_distributed trains with K-FAC "
+     "only"),
+])
+def test_bad_flags_are_one_line_errors(flag, message):
+  """Bad launcher flags end with absl's one-line error, not a traceback."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+      [sys.executable, "-m", "kfac.examples.convnet_distributed", flag],
+      cwd=repo, env=dict(os.environ, PYTHONPATH=repo), capture_output=True,
+      text=True, timeout=120)
+  assert proc.returncode == 1, proc.stderr
+  assert message in proc.stderr, proc.stderr
+  assert "Traceback" not in proc.stderr, proc.stderr
+  assert "--helpshort" in proc.stderr.splitlines()[-1]
 
 
 def test_cluster_trains_and_updates_factors(tmp_path):

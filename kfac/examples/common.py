@@ -37,6 +37,7 @@ __all__ = [
     "flag_values",
     "merge_settings",
     "check_data_flags",
+    "flag_error",
     "run_main",
     "split_feeds",
     "train_with_config",
@@ -186,8 +187,25 @@ def check_data_flags(cfg):
   try:
     mnist.check_data_dir(cfg.get("data_dir"))
   except ValueError as e:
-    raise SystemExit("FATAL Flags error: --data_dir: %s\nPass --helpshort or "
-                     "--helpfull to see help on flags." % e)
+    raise flag_error("data_dir", str(e))
+
+
+def flag_error(name, message):
+  """A `SystemExit` that reports a bad flag the way absl reports its own.
+
+  Raising it prints `FATAL Flags error: --<name>: <message>` and a pointer to
+  `--helpshort` on stderr and ends the program with exit status 1, without a
+  traceback or the whole help text.
+
+  Args:
+    name: str. The flag's name.
+    message: str. What is wrong with its value.
+
+  Returns:
+    The `SystemExit` to raise.
+  """
+  return SystemExit("FATAL Flags error: --%s: %s\nPass --helpshort or "
+                    "--helpfull to see help on flags." % (name, message))
 
 
 def run_main(defaults, baseline_defaults, train_fn):

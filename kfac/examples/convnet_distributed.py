@@ -91,8 +91,10 @@ def _define_flags():
   if "ps" in flags.FLAGS:
     return
   common.define_flags()
-  flags.DEFINE_integer("ps", 1, "Number of parameter-server tasks.")
-  flags.DEFINE_integer("workers", 3, "Number of worker tasks.")
+  flags.DEFINE_integer("ps", 1, "Number of parameter-server tasks.",
+                       lower_bound=1)
+  flags.DEFINE_integer("workers", 3, "Number of worker tasks.",
+                       lower_bound=1)
   flags.DEFINE_float("timeout", 300.0,
                      "Seconds after which every process is stopped.")
   flags.DEFINE_string("checkpoint_dir", "",
@@ -394,7 +396,8 @@ def main(argv):
   common.quiet_logs()
   cfg = common.flag_values(DEFAULTS)
   if cfg["optimizer"] != "kfac":
-    raise app.UsageError("convnet_distributed trains with K-FAC only")
+    raise common.flag_error("optimizer",
+                            "convnet_distributed trains with K-FAC only")
   common.check_data_flags(cfg)
   if flags.FLAGS.job_name:
     run_task(flags.FLAGS.job_name, flags.FLAGS.task_index,
