@@ -2,8 +2,9 @@
 
 `OpQueue` is meant for distributed K-FAC training, where one worker runs the
 inverse-update ops one at a time instead of all of them at once, e.g.
-`OpQueue(optimizer.inv_updates_dict.values())`. The order is drawn by a `tf.data` pipeline
-that lives in the graph, so it is shared by every session on that graph.
+`OpQueue(optimizer.inv_updates_dict.values())`. The order is drawn by a
+`tf.data` pipeline in the graph; its position is session state, so each local
+session walks the cycle from its start, while sessions on one server share it.
 """
 
 import tensorflow as tf

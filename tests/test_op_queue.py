@@ -50,6 +50,14 @@ class OpQueueTest(parameterized.TestCase):
 
     self.assertEqual(draw(), draw())
 
+  def test_each_local_session_walks_the_cycle_from_its_start(self):
+    with tf.Graph().as_default():
+      queue = op_queue.OpQueue(_make_ops(4), seed=5)
+      with tf.compat.v1.Session() as sess1, tf.compat.v1.Session() as sess2:
+        first = [queue.next_op(sess1).name for _ in range(8)]
+        second = [queue.next_op(sess2).name for _ in range(8)]
+    self.assertEqual(first, second)
+
   def test_accepts_dict_values(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       ops = _make_ops(2)
