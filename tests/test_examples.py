@@ -153,6 +153,19 @@ class MnistTest(parameterized.TestCase):
     self.assertEqual(test_images.shape, (2, 784))
     np.testing.assert_array_equal(test_labels, [3, 1])
 
+  def testDigitsWithoutScikitLearnSaysWhatToInstall(self):
+    saved = {k: v for k, v in sys.modules.items()
+             if k == "sklearn" or k.startswith("sklearn.")}
+    for k in saved:
+      del sys.modules[k]
+    sys.modules["sklearn"] = None  # Makes `import sklearn...` fail.
+    try:
+      with self.assertRaisesRegex(ImportError, r"kfac-contrib\[examples\]"):
+        mnist.load_digits_arrays()
+    finally:
+      del sys.modules["sklearn"]
+      sys.modules.update(saved)
+
   def testMissingFilesRaise(self):
     tmp = self._tempdir()
     with self.assertRaisesRegex(ValueError, "nothing is downloaded"):

@@ -182,9 +182,18 @@ def load_digits_arrays(split=None):
   Returns:
     (images, labels): float32 `[N, 8, 8, 1]` with pixel values scaled from
     0..16 to [0, 1], and int64 `[N]` labels in 0..9.
+
+  Raises:
+    ImportError: if scikit-learn is not installed (naming the extra that
+      installs it).
   """
-  # pylint: disable=g-import-not-at-top
-  from sklearn.datasets import load_digits
+  try:
+    from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(
+        "the examples' default data, the 8x8 digits, comes with scikit-learn "
+        "(%s): pip install \"kfac-contrib[examples]\" (or scikit-learn), or "
+        "pass --data_dir with the MNIST IDX files" % e) from e
   digits = load_digits()
   images = (digits.images.astype(np.float32) / 16.0)[..., np.newaxis]
   labels = digits.target.astype(np.int64)
