@@ -632,6 +632,15 @@ class FullyConnectedDiagonalFB(FisherBlock):
     """Returns the list of the registered minibatches' outputs."""
     return self._outputs
 
+  @property
+  def _num_registered_minibatches(self):
+    """The number of minibatches registered so far.
+
+    `LayerCollection.get_use_count_map` counts the parameters once per
+    minibatch (one use per tower).
+    """
+    return len(self._inputs)
+
 
 class ConvDiagonalFB(FisherBlock):
   """A diagonal Fisher block for a 2-D convolution layer.

@@ -510,14 +510,19 @@ class LayerCollection(object):
   def get_use_count_map(self):
     """Counts, for each parameter, the registered keys that contain it.
 
+    A key counts once per minibatch registered with its block: a
+    `FullyConnectedDiagonalFB` with minibatches from several towers stands
+    for as many uses of its (shared) parameters. Other blocks count once.
+
     Returns:
       A `collections.defaultdict(int)` mapping each parameter to its number
       of registrations.
     """
     vars_to_uses = collections.defaultdict(int)
-    for key in self.fisher_blocks.keys():
+    for key, block in self.fisher_blocks.items():
+      uses = getattr(block, "_num_registered_minibatches", 1)
       for k in _key_elements(key):
-        vars_to_uses[k] += 1
+        vars_to_uses[k] += uses
     return vars_to_uses
 
   def get_blocks(self):

@@ -792,3 +792,37 @@ class NonTensorArgumentsTest(parameterized.TestCase, tf.test.TestCase):
         layers.register_conv2d(conv_args["params"], (1, 1, 1, 1), "SAME",
                                conv_args["inputs"], conv_args["outputs"])
       self.assertEmpty(layers.get_blocks())
+
+
+class MultiTowerDiagonalTest(tf.test.TestCase):
+
+  def test_two_towers_sharing_weights_through_estimator(self):
+    # Each tower's minibatch is one use of the shared weights; counting the
+    # key once made the FisherEstimator reject the registration
+    # ("1 registrations vs. 2 uses").
+    from kfac import estimator  # pylint: disable=g-import-not-at-top
+    rng = np.random.RandomState(1)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x1 = tf.compat.v1.placeholder(tf.float32, [None, 3])
+      x2 = tf.compat.v1.placeholder(tf.float32, [None, 3])
+      w, b = _var("w", [3, 2]), _var("b", [2])
+      s1, s2 = tf.matmul(x1, w) + b, tf.matmul(x2, w) + b
+      layers = lc.LayerCollection()
+      layers.register_fully_connected((w, b), x1, s1, approx="diagonal")
+      block, = layers.get_blocks()
+      block.register_additional_minibatch(x2, s2)
+      self.assertEqual(dict(layers.get_use_count_map()), {w: 2, b: 2})
+      layers.register_normal_predictive_distribution(
+          tf.concat([s1, s2], 0), var=1.0)
+      fisher = estimator.FisherEstimator([w, b], 0.0, 0.1, layers,
+                                         estimation_mode="exact")
+      sess.run(tf.compat.v1.global_variables_initializer())
+      feed = {x1: rng.randn(2, 3), x2: rng.randn(4, 3)}
+      sess.run(fisher.cov_update_op, feed)
+      # Normal loss with unit variance: the exact output-gradient sources
+      # are the unit vectors, so D[i, j] = mean_n a[n, i]^2 (one source
+      # per output j hits column j).
+      a = np.hstack([np.vstack([feed[x1], feed[x2]]), np.ones((6, 1))])
+      expected = np.tile((a ** 2).mean(axis=0)[:, None], (1, 2))
+      self.assertAllClose(sess.run(block._factor.get_cov()), expected,
+                          rtol=1e-5)
