@@ -18,5 +18,7 @@ Every program takes absl flags (`--steps`, `--batch_size`,
 `--learning_rate`, `--damping`, `--momentum`, `--momentum_type`,
 `--estimation_mode`, `--inv_update_interval`, `--optimizer`, ...; see
 `--helpfull`), prints a progress line every `--log_every` steps and ends with
-a one-line summary.
+a one-line summary: the loss and accuracy on the whole training split and on
+the held-out test split (297 of the digits, never trained on; with MNIST
+files, the `t10k` files if present).
 """

@@ -20,7 +20,9 @@ Every process is bounded in time (`--timeout`); the launcher kills its
 children when it exits, and a child exits by itself if the launcher dies.
 The chief's checkpoints go to `--checkpoint_dir` (default: a new temporary
 directory), and the launcher ends with a one-line summary that includes how
-many K-FAC covariance and inverse variables changed during training.
+many K-FAC covariance and inverse variables changed during training and the
+trained model's loss and accuracy on the held-out test split (see
+`evaluate_checkpoint`).
 
 Internal use: `--job_name ps|worker --task_index N --cluster JSON` runs one
 task of a cluster.
@@ -47,7 +49,7 @@ import numpy as np
 from kfac.examples import common
 
 __all__ = ["DEFAULTS", "pick_free_ports", "launch", "run_task",
-           "factor_changes"]
+           "factor_changes", "evaluate_checkpoint"]
 
 # Defaults of the launcher (overridable by flags).
 DEFAULTS = {
@@ -296,6 +298,44 @@ def factor_changes(checkpoint_dir):
   return changes
 
 
+def evaluate_checkpoint(checkpoint_dir, data_dir="", use_fake_data=False):
+  """Loss and accuracy of the chief's last checkpoint on the test split.
+
+  Rebuilds the ConvNet (`convnet.build_model`) on placeholders, restores its
+  weights from the latest checkpoint in `checkpoint_dir` and evaluates it on
+  the whole test split (`mnist.load_arrays(..., split="test")`).
+
+  Args:
+    checkpoint_dir: str. Directory with the chief's checkpoints.
+    data_dir: str or None. As in `mnist.load_arrays`.
+    use_fake_data: bool. As in `mnist.load_arrays`.
+
+  Returns:
+    `(loss, accuracy)` floats, or None when the data has no test split.
+  """
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from kfac import layer_collection as lc
+  from kfac.examples import convnet
+  from kfac.examples import mnist
+  # pylint: enable=g-import-not-at-top
+  if not mnist.has_test_split(data_dir, use_fake_data):
+    return None
+  images, labels = mnist.load_arrays(data_dir, flatten_images=False,
+                                     split="test")
+  with tf.Graph().as_default():
+    examples = tf.compat.v1.placeholder(tf.float32, (None,) + images.shape[1:])
+    targets = tf.compat.v1.placeholder(tf.int64, [None])
+    loss, accuracy = convnet.build_model(examples, targets, 10,
+                                         lc.LayerCollection())
+    saver = tf.compat.v1.train.Saver(tf.compat.v1.trainable_variables())
+    with tf.compat.v1.Session() as sess:
+      saver.restore(sess, tf.train.latest_checkpoint(checkpoint_dir))
+      loss_, accuracy_ = sess.run([loss, accuracy],
+                                  {examples: images, targets: labels})
+  return float(loss_), float(accuracy_)
+
+
 def _watchdog(timeout):
   """Ends this process after `timeout` seconds or when its parent dies."""
   parent = os.getppid()
@@ -423,15 +463,21 @@ def main(argv):
     moved = "%d/%d covariances and %d/%d inverses changed" % (
         sum(v > 0 for v in changes["cov"].values()), len(changes["cov"]),
         sum(v > 0 for v in changes["inv"].values()), len(changes["inv"]))
+    held_out = evaluate_checkpoint(result["checkpoint_dir"], cfg["data_dir"],
+                                   cfg["use_fake_data"])
+    held_out = ("held-out test set: loss %.4f, accuracy %.3f; " % held_out
+                if held_out else "")
   except Exception as e:  # pylint: disable=broad-except
     moved = "no checkpoint to inspect (%s)" % type(e).__name__
+    held_out = ""
   status = ("ok" if result["ok"] else
             "TIMED OUT" if result["timed_out"] else "FAILED")
-  print("convnet_distributed: %s, %d ps + %d workers in %.1f s; %s; %s; "
+  print("convnet_distributed: %s, %d ps + %d workers in %.1f s; %s; %s; %s"
         "checkpoint in %s" % (
             status, num_ps, num_workers, result["seconds"],
             chief_done[-1].split(": done, ", 1)[-1] if chief_done
-            else "chief did not finish", moved, result["checkpoint_dir"]),
+            else "chief did not finish", moved, held_out,
+            result["checkpoint_dir"]),
         flush=True)
   if not result["ok"]:
     sys.exit(1)
