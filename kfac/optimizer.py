@@ -211,6 +211,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     Args:
       grads_and_vars: List of (gradient, variable) pairs, as returned by
         `compute_gradients`, covering every Fisher-estimating variable.
+        `IndexedSlices` gradients are made dense.
       *args: Further positional arguments of
         `Optimizer.apply_gradients` (`global_step`, `name`).
       **kwargs: Further keyword arguments of `Optimizer.apply_gradients`.
@@ -218,7 +219,11 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     Returns:
       The op applying the steps (incrementing `global_step` if given).
     """
-    grads_and_vars = list(grads_and_vars)
+    # Gradients of gathered variables (embeddings) come as IndexedSlices;
+    # the Fisher blocks and the velocities work on dense tensors.
+    grads_and_vars = [
+        (tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices)
+         else grad, var) for grad, var in grads_and_vars]
     steps_and_vars = self._compute_update_steps(grads_and_vars)
     return super(KfacOptimizer, self).apply_gradients(steps_and_vars, *args,
                                                       **kwargs)

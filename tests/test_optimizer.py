@@ -361,6 +361,33 @@ class UpdateRulesTest(parameterized.TestCase):
     np.testing.assert_allclose(w1, exp_w1, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(b1, exp_b1, rtol=1e-4, atol=1e-5)
 
+  @parameterized.named_parameters(
+      ("regular", dict(momentum=0.5)),
+      ("adam", dict(momentum=0.5, momentum_type="adam")),
+      ("qmodel", dict(momentum_type="qmodel")))
+  def test_indexed_slices_gradients_act_as_dense(self, opt_kwargs):
+    # Gradients of gathered variables (embeddings) come as IndexedSlices;
+    # two steps with them give the same variables as with the dense ones.
+    vals = _values(5)
+    results = []
+    for sparse in (False, True):
+      with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        opt, lc, loss, w, b = _build(vals, **opt_kwargs)
+        grads_and_vars = opt.compute_gradients(loss)
+        if sparse:
+          grads_and_vars = [
+              (tf.IndexedSlices(grad, tf.range(tf.shape(grad)[0]),
+                                tf.shape(grad)), var)
+              for grad, var in grads_and_vars]
+        train_op = opt.apply_gradients(grads_and_vars)
+        _prepare(sess, opt, lc, w, b)
+        sess.run(train_op)
+        sess.run(train_op)
+        results.append(sess.run([w, b]))
+    for dense_value, sparse_value in zip(*results):
+      np.testing.assert_allclose(sparse_value, dense_value, rtol=1e-5,
+                                 atol=1e-6)
+
   def test_minimize_increments_global_step(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       opt, _, loss, _, _ = _build(_values(5))
