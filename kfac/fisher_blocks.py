@@ -425,7 +425,8 @@ class FullFB(FisherBlock):
       ValueError: If the static shape of `vector` does not fit the block.
     """
     inverse = self._factor.get_inverse(self._damping)
-    out_flat = tf.matmul(inverse, _params_vector_to_column(vector, self._factor))
+    vector_flat = _params_vector_to_column(vector, self._factor)
+    out_flat = tf.matmul(inverse, vector_flat)
     return utils.column_to_tensors(vector, out_flat)
 
   def multiply(self, vector):

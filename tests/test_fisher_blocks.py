@@ -117,7 +117,9 @@ class FullFBTest(parameterized.TestCase, tf.test.TestCase):
       _set(sess, block._factor.get_cov(), _make_psd(3))
       _run_inverse_updates(sess, block._factor)
       v = np.array([4., 5., 6.], dtype=np.float32)
-      vector = (tf.constant(v[:2]), tf.constant(v[2]))
+      parts = (tf.constant(v[:2]), tf.constant(v[2]))
+      # The tensor-damping case also passes the vector as a list.
+      vector = list(parts) if tensor_damping else parts
       dense = _make_psd(3) + damping * np.eye(3)
       inv_out, out, roundtrip, full = sess.run(
           (block.multiply_inverse(vector), block.multiply(vector),
@@ -201,7 +203,9 @@ class NaiveDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       diag = np.array([[2.], [3.], [4.]], dtype=np.float32)
       _set(sess, block._factor.get_cov(), diag)
       v = np.array([4., 5., 6.], dtype=np.float32)
-      vector = (tf.constant(v[:2]), tf.constant(v[2]))
+      parts = (tf.constant(v[:2]), tf.constant(v[2]))
+      # The tensor-damping case also passes the vector as a list.
+      vector = list(parts) if tensor_damping else parts
       dense = np.diag(diag[:, 0]) + 0.5 * np.eye(3)
       inv_out, out, roundtrip, full = sess.run(
           (block.multiply_inverse(vector), block.multiply(vector),
@@ -352,7 +356,8 @@ class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       self.assertIs(block.tensors_to_compute_grads(), outputs)
 
   @parameterized.named_parameters(
-      ("bias_power_1", True, 1.0, False), ("no_bias_power_1", False, 1.0, False),
+      ("bias_power_1", True, 1.0, False),
+      ("no_bias_power_1", False, 1.0, False),
       ("bias_power_0", True, 0.0, False),
       ("no_bias_power_half", False, 0.5, False),
       ("bias_power_1_tensor_damping", True, 1.0, True),
@@ -533,7 +538,9 @@ class FullyConnectedKFACBasicFBTest(parameterized.TestCase, tf.test.TestCase):
       _set(sess, block._output_factor.get_cov(), g)
       _run_inverse_updates(sess, block._input_factor, block._output_factor)
       if has_bias:
-        vector = (tf.constant(weights), tf.constant(bias))
+        parts = (tf.constant(weights), tf.constant(bias))
+        # The tensor-damping case also passes the vector as a list.
+        vector = list(parts) if tensor_damping else parts
         v = _mat2d(weights, bias).ravel()
       else:
         vector = tf.constant(weights)
