@@ -7,6 +7,8 @@ with optional momentum, Adam-style momentum, quadratic-model momentum and
 KL-based update clipping.
 """
 
+import numbers
+
 import tensorflow as tf
 
 from kfac import curvature_matrix_vector_products as cmvp
@@ -107,7 +109,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
                        .format(norm_constraint, momentum_type))
     if momentum_type == "qmodel":
       if not (momentum is None or
-              (isinstance(momentum, (int, float)) and momentum == 0)):
+              (isinstance(momentum, numbers.Real) and momentum == 0)):
         raise ValueError("momentum must be 0 (or None) with momentum_type "
                          "'qmodel': the quadratic model chooses the momentum "
                          "decay; got {!r}.".format(momentum))

@@ -506,9 +506,12 @@ class InvalidSettingsTest(parameterized.TestCase):
         opt._squared_fisher_norm([(tf.ones([2]), "a")],
                                  [(tf.ones([2]), "b")])
 
-  def test_qmodel_accepts_zero_momentum(self):
+  @parameterized.named_parameters(
+      ("float", 0.0), ("int", 0), ("none", None),
+      ("numpy_float32", np.float32(0.0)), ("numpy_int64", np.int64(0)))
+  def test_qmodel_accepts_zero_momentum(self, momentum):
     with tf.Graph().as_default():
-      _build(_values(12), momentum_type="qmodel", momentum=0.0)
+      _build(_values(12), momentum_type="qmodel", momentum=momentum)
 
 
 class R15KeywordsTest(parameterized.TestCase):
