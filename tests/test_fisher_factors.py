@@ -15,7 +15,8 @@ from kfac import fisher_factors as ff
 
 _GLOBALS = ("INIT_COVARIANCES_AT_ZERO", "ZERO_DEBIAS",
             "EIGENVALUE_DECOMPOSITION_THRESHOLD",
-            "EIGENVALUE_CLIPPING_THRESHOLD", "_CONVDIAG_METHOD")
+            "EIGENVALUE_CLIPPING_THRESHOLD", "_CONVDIAG_METHOD",
+            "_CONVDIAG_CHUNK_BYTES")
 
 # The ConvDiagonalFactor formulations available on this machine.
 _CONVDIAG_METHODS = ["windows"] + (
@@ -853,9 +854,14 @@ class ConvDiagonalFactorTest(_TestCase):
        2))
   def test_against_loops(self, height, width, channels, kernel, strides,
                          padding, has_bias, num_sources, out_channels):
-    for method in _CONVDIAG_METHODS:
-      with self.subTest(method=method):
+    # "grouped_conv" also with one chunk per example (chunk bytes 1).
+    cases = [(method, None) for method in _CONVDIAG_METHODS]
+    if "grouped_conv" in _CONVDIAG_METHODS:
+      cases.append(("grouped_conv", 1))
+    for method, chunk_bytes in cases:
+      with self.subTest(method=method, chunk_bytes=chunk_bytes):
         ff._CONVDIAG_METHOD = method
+        ff._CONVDIAG_CHUNK_BYTES = chunk_bytes
         self._check_against_loops(height, width, channels, kernel, strides,
                                   padding, has_bias, num_sources,
                                   out_channels)
@@ -961,6 +967,39 @@ class ConvDiagonalFactorTest(_TestCase):
       np.testing.assert_allclose(
           cov, _conv_diag_oracle(xv, [gv], (2, 2), (2, 2), "SAME", False),
           rtol=2e-5, atol=1e-5)
+
+  @parameterized.named_parameters(
+      ("two_examples", 2., [(0, 2), (2, 2), (4, 1)]),
+      ("between", 2.5, [(0, 2), (2, 2), (4, 1)]),
+      ("below_one_example", 0.5, [(0, 1), (1, 1), (2, 1), (3, 1), (4, 1)]),
+      ("whole_batch", 5., None),
+      ("larger", 9., None))
+  def test_grouped_conv_batch_chunks(self, examples_per_chunk,
+                                     expected_chunks):
+    # Chunks of floor(chunk bytes / bytes per example) examples, at least
+    # one (bytes per example: inputs plus one source's gradients), the last
+    # one shorter; None (one grouped convolution) when a chunk would hold the
+    # whole batch.
+    if "grouped_conv" not in _CONVDIAG_METHODS:
+      self.skipTest("grouped filter gradients unsupported here")
+    ff._CONVDIAG_METHOD = "grouped_conv"
+    rng = np.random.RandomState(19)
+    batch, height, width, channels, out_channels = 5, 6, 5, 2, 3
+    example_bytes = 4 * (height * width * channels +
+                         height * width * out_channels)
+    ff._CONVDIAG_CHUNK_BYTES = int(examples_per_chunk * example_bytes)
+    xv = _rand(rng, batch, height, width, channels)
+    gvs = [_rand(rng, batch, height, width, out_channels) for _ in range(2)]
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      factor = ff.ConvDiagonalFactor(
+          tf.constant(xv), [tf.constant(gv) for gv in gvs],
+          (3, 2, channels, out_channels), [1, 1, 1, 1], "SAME",
+          has_bias=True)
+      self.assertEqual(factor._batch_chunks, expected_chunks)
+      cov = _run_updates(sess, factor, [{}], decay=0.)
+    np.testing.assert_allclose(
+        cov, _conv_diag_oracle(xv, gvs, (3, 2), (1, 1), "SAME", True),
+        rtol=2e-5, atol=1e-5)
 
   @parameterized.named_parameters(("windows", "windows"),
                                   ("grouped", "grouped_conv"))

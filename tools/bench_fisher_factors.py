@@ -19,7 +19,9 @@ on the reference shapes
 
 In the same run it times a 2048×2048 float32 matmul to get the machine's
 FLOP rate and prints, per shape and variant: median milliseconds, speed-up
-over the straightforward formulation, percent of the FLOP lower bound
+over the straightforward formulation (ratio of the medians, and "paired":
+the median over rounds of the ratio within a round, steadier on a shared
+machine), percent of the FLOP lower bound
 (2·B·Hout·Wout·kh·kw·Cin·Cout flops at the measured matmul rate) and peak
 memory. Peak memory is measured in a fresh subprocess per variant: the
 growth of the resident set's high-water mark (VmHWM, reset through
@@ -144,7 +146,11 @@ def _peak_memory_mib(shape_name, variant):
 
 
 def _time_ops(sess, fetches, runs, warmup=2):
-  """Round-robin timing of several fetches; returns median seconds each."""
+  """Round-robin timing of several fetches.
+
+  Returns:
+    (median seconds per fetch, list of per-round seconds per fetch).
+  """
   for fetch in fetches.values():
     for _ in range(warmup):
       sess.run(fetch)
@@ -154,7 +160,7 @@ def _time_ops(sess, fetches, runs, warmup=2):
       start = time.perf_counter()
       sess.run(fetch)
       times[name].append(time.perf_counter() - start)
-  return {name: float(np.median(t)) for name, t in times.items()}
+  return {name: float(np.median(t)) for name, t in times.items()}, times
 
 
 def _check_results(shape):
@@ -203,7 +209,7 @@ def main():
       fetches["matmul"] = tf.reduce_sum(tf.linalg.matmul(a, b)[:1, :1])
       with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
-        medians = _time_ops(sess, fetches, args.runs)
+        medians, times = _time_ops(sess, fetches, args.runs)
     rate = 2. * _MATMUL_N**3 / medians["matmul"]
     bound = _flops(shape) / rate
     baseline = medians["straightforward_2017"]
@@ -214,14 +220,19 @@ def main():
     print("    matmul {:.1f} GFLOP/s; FLOP lower bound {:.2f} ms; "
           "ConvDiagonalFactor method {!r}, max rel. diff to 2017 {:.1e}"
           .format(rate / 1e9, bound * 1e3, method, max_rel_diff))
-    print("    {:<30} {:>9} {:>9} {:>10} {:>10}".format(
-        "variant", "median", "speed-up", "% bound", "peak MiB"))
+    print("    {:<30} {:>9} {:>9} {:>9} {:>10} {:>10}".format(
+        "variant", "median", "speed-up", "paired", "% bound", "peak MiB"))
     for variant in VARIANTS:
       peak = ("-" if args.no_memory else
               "{:.1f}".format(_peak_memory_mib(shape_name, variant)))
       comparable = variant in ("ConvDiagonalFactor", "straightforward_2017")
-      print("    {:<30} {:>6.2f} ms {:>8.2f}x {:>10} {:>10}".format(
+      # Median over rounds of the same round's baseline / variant time:
+      # less sensitive to load that drifts during the run.
+      paired = float(np.median(np.array(times["straightforward_2017"]) /
+                               np.array(times[variant])))
+      print("    {:<30} {:>6.2f} ms {:>8.2f}x {:>8.2f}x {:>10} {:>10}".format(
           variant, medians[variant] * 1e3, baseline / medians[variant],
+          paired,
           "{:.0f}%".format(100 * bound / medians[variant]) if comparable
           else "-", peak))
   print("\ntotal benchmark time {:.0f} s".format(time.perf_counter() -
