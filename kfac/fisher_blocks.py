@@ -92,29 +92,8 @@ def _concat_along_batch_dim(tensor_list):
     raise ValueError(
         "Cannot concatenate Tensors if there are no Tensors to concatenate.")
   if isinstance(tensor_list[0], (tuple, list)):
-    return tuple(_concat_rows(tensors) for tensors in zip(*tensor_list))
-  return _concat_rows(tensor_list)
-
-
-def _concat_rows(tensors):
-  """`tf.concat(tensors, axis=0)` named as TensorFlow 1.4 named it.
-
-  For a single tensor TensorFlow 1.4's `concat` returned an `identity` op
-  named after the `concat` name scope (`concat`, `concat_1`, ...), where
-  TensorFlow 2 names it `concat/concat`. The name ends up in the factor's
-  variable scope (`ff_diagfc/concat__...`), so the 1.4 name is kept.
-
-  Args:
-    tensors: A non-empty sequence of Tensors.
-
-  Returns:
-    The Tensors concatenated along axis 0.
-  """
-  tensors = list(tensors)
-  if len(tensors) == 1:
-    with tf.name_scope("concat") as scope:
-      return tf.identity(tensors[0], name=scope)
-  return tf.concat(tensors, axis=0)
+    return tuple(utils._concat_rows(tensors) for tensors in zip(*tensor_list))
+  return utils._concat_rows(tensor_list)
 
 
 def _conv_strides(strides):

@@ -110,6 +110,27 @@ def setdefault(dct, key, thunk):
   return dct[key]
 
 
+def _concat_rows(tensors):
+  """`tf.concat(tensors, axis=0)`, with the op names of TensorFlow 1.4.
+
+  For a single tensor TensorFlow 1.4's `concat` returned an `identity` op
+  named after the `concat` name scope (`concat`, `concat_1`, ...), where
+  TensorFlow 2 names it `concat/concat`. Such names end up in factor
+  variable scopes (`ff_naivediag/concat_32/cov`), so the 1.4 name is kept.
+
+  Args:
+    tensors: A non-empty sequence of Tensors.
+
+  Returns:
+    The Tensors concatenated along axis 0.
+  """
+  tensors = list(tensors)
+  if len(tensors) == 1:
+    with tf.name_scope("concat") as scope:
+      return tf.identity(tensors[0], name=scope)
+  return tf.concat(tensors, axis=0)
+
+
 def tensors_to_column(tensors):
   """Flattens a tensor, or a list of tensors, into one column vector.
 
@@ -121,7 +142,7 @@ def tensors_to_column(tensors):
     (row-major within each tensor), n being their total number of elements.
   """
   if isinstance(tensors, (tuple, list)):
-    return tf.concat([tf.reshape(t, [-1, 1]) for t in tensors], axis=0)
+    return _concat_rows([tf.reshape(t, [-1, 1]) for t in tensors])
   return tf.reshape(tensors, [-1, 1])
 
 

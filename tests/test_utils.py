@@ -209,6 +209,16 @@ class UtilsTest(parameterized.TestCase):
     np.testing.assert_array_equal(fc[:, 0], [1, 2, 4, 3, 1, 2])
     np.testing.assert_array_equal(three[:, 0], [1, 2, 4, 3, 1, 2, 9, 8, 7, 6])
 
+  def test_tensors_to_column_single_tensor_tuple_named_like_tf_1_4(self):
+    # TF 1.4's concat of one tensor was an identity op named "concat"; the
+    # name reaches factor variable scopes, e.g. ff_naivediag/concat_32/cov.
+    with tf.Graph().as_default():
+      w = tf.constant([[1., 2.], [4., 3.]])
+      col = utils.tensors_to_column((w,))
+      self.assertEqual(col.op.name, "concat")
+      self.assertEqual(col.shape.as_list(), [4, 1])
+      np.testing.assert_array_equal(self._run(col)[:, 0], [1, 2, 4, 3])
+
   def test_column_to_tensors(self):
     with tf.Graph().as_default():
       template_single = tf.ones([2, 2])
