@@ -220,12 +220,22 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
 
     Returns:
       The op applying the steps (incrementing `global_step` if given).
+
+    Raises:
+      ValueError: If a gradient is None (the loss does not depend on that
+        variable).
     """
     # Gradients of gathered variables (embeddings) come as IndexedSlices;
     # the Fisher blocks and the velocities work on dense tensors.
     grads_and_vars = [
         (tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices)
          else grad, var) for grad, var in grads_and_vars]
+    missing = [var.name for grad, var in grads_and_vars if grad is None]
+    if missing:
+      raise ValueError(
+          "grads_and_vars has no gradient (None) for {}: K-FAC preconditions "
+          "the gradients of every Fisher-estimating variable, so the loss "
+          "must depend on all of them.".format(", ".join(missing)))
     steps_and_vars = self._compute_update_steps(grads_and_vars)
     return super(KfacOptimizer, self).apply_gradients(steps_and_vars, *args,
                                                       **kwargs)

@@ -499,6 +499,13 @@ class InvalidSettingsTest(parameterized.TestCase):
         opt.minimize(loss, None, [w])
       self.assertIsInstance(opt.minimize(loss, None, [b, w]), tf.Operation)
 
+  def test_missing_gradient_names_the_variable(self):
+    with tf.Graph().as_default():
+      opt, _, _, w, _ = _build(_values(11))
+      loss_without_b = tf.reduce_sum(w)
+      with pytest.raises(ValueError, match=r"no gradient \(None\) for b:0"):
+        opt.minimize(loss_without_b)
+
   def test_squared_fisher_norm_variable_mismatch(self):
     with tf.Graph().as_default():
       opt = optimizer.KfacOptimizer(0.1, 0.2, 0.3, dummy_layer_collection())
