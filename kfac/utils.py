@@ -385,8 +385,10 @@ class SubGraph(object):
 
     For a variable read through a resource handle (the TensorFlow 2 default)
     every use reads the variable with its own read op, so the uses of all of
-    the variable's read ops are added up; for a reference variable the
-    consumers of `var.value()` are counted, as in TensorFlow 1.
+    the variable's read ops are added up, plus the ops that take the handle
+    itself (such as the `ResourceGather` of an embedding lookup); for a
+    reference variable the consumers of `var.value()` are counted, as in
+    TensorFlow 1.
 
     Args:
       var: A `tf.Variable`.
@@ -395,13 +397,19 @@ class SubGraph(object):
       The number of ops in the sub-graph that take the variable's value as
       an input (an op using it twice counts twice).
     """
-    if _is_resource_variable(var):
-      values = [op.outputs[0] for op in var.handle.consumers()
-                if op.type == "ReadVariableOp"]
-    else:
-      values = [var.value()]
-    return sum(1 for value in values for consumer in value.consumers()
-               if self.is_member(consumer))
+    if not _is_resource_variable(var):
+      return self._count_member_consumers(var.value())
+    uses = 0
+    for op in var.handle.consumers():
+      if op.type == "ReadVariableOp":
+        uses += self._count_member_consumers(op.outputs[0])
+      elif self.is_member(op):  # Reads the handle itself, e.g. a gather.
+        uses += 1
+    return uses
+
+  def _count_member_consumers(self, tensor):
+    """Counts the ops of the sub-graph that take `tensor` as an input."""
+    return sum(1 for consumer in tensor.consumers() if self.is_member(consumer))
 
   def filter_list(self, node_list):
     """Keeps the members of the sub-graph, in order.

@@ -102,6 +102,16 @@ class SubGraphTest(parameterized.TestCase):
       sub = utils.SubGraph((y,))
       self.assertEqual(sub.variable_uses(w), 2)
 
+  def test_variable_uses_counts_gathers_of_the_handle(self):
+    with tf.Graph().as_default():
+      emb = tf.compat.v1.get_variable("emb", [5, 3])
+      ids = tf.constant([0, 2, 2])
+      y = tf.reduce_sum(tf.gather(emb, ids)) + tf.reduce_sum(emb)
+      outside = tf.gather(emb, ids)  # not part of y
+      del outside
+      sub = utils.SubGraph((y,))
+      self.assertEqual(sub.variable_uses(emb), 2)
+
   def test_variable_uses_of_unused_variable(self):
     with tf.Graph().as_default():
       w = tf.compat.v1.get_variable("w", [2, 2])
