@@ -1169,20 +1169,21 @@ class ConvDiagonalFactor(DiagonalFactor):
   `[1, H, W, B·C]`, gradients `[1, out_h, out_w, B·sources·O]`), the
   per-example filter gradients are the filter gradient of a convolution with
   B groups, one `conv2d_backprop_filter` call giving
-  `[kernel_height, kernel_width, C, B·sources·O]`. When the batch size and
-  the spatial sizes are static, the batch is split into balanced chunks of
-  about 2 MiB of inputs plus one source's gradients each, every chunk with
-  its own folding and grouped filter gradient, and the chunks' sums of
-  squares are added; the chunks are independent, so TensorFlow may run them
-  concurrently. Small chunks keep the kernel's operands in cache (about
-  1.1–1.3× faster than one call on the reference shapes (b) and (c) of
-  `tools/bench_fisher_factors.py`). Memory, with every chunk alive at once:
-  one transposed copy of the inputs and of the gradients, plus the kernel's
-  reordered copy of the gradients (the chunks' batch slices share their
-  buffers when aligned, else copy). It needs TensorFlow's oneDNN CPU
-  kernels (float32; a probe runs once per process) and is used when that
-  memory, 2·sources·O + stride_h·stride_w·C elements per output position,
-  is at most the patches' kernel_height·kernel_width·C.
+  `[kernel_height, kernel_width, C, B·sources·O]`. When the batch size (of
+  the inputs and of every gradient) and the spatial sizes are static, the
+  batch is split into balanced chunks of about 2 MiB of inputs plus one
+  source's gradients each, every chunk with its own folding and grouped
+  filter gradient, and the chunks' sums of squares are added; the chunks are
+  independent, so TensorFlow may run them concurrently. Small chunks keep
+  the kernel's operands in cache (about 1.1–1.3× faster than one call on the
+  reference shapes (b) and (c) of `tools/bench_fisher_factors.py`). Memory,
+  with every chunk alive at once: one transposed copy of the inputs and of
+  the gradients, plus the kernel's reordered copy of the gradients (the
+  chunks' batch slices share their buffers when aligned, else copy). It
+  needs TensorFlow's oneDNN CPU kernels (float32; a probe runs once per
+  process) and is used when that memory, 2·sources·O + stride_h·stride_w·C
+  elements per output position, is at most the patches'
+  kernel_height·kernel_width·C.
 
   "windows" (otherwise, e.g. one-channel images, float64, GPUs): the padded
   inputs are transposed once to channels-first and, for each kernel offset
@@ -1308,8 +1309,11 @@ class ConvDiagonalFactor(DiagonalFactor):
     x = tf.cast(checked_inputs, self._compute_dtype)
     if self._method == "grouped_conv":
       # Static (start, size) batch chunks; None: one chunk of the whole batch.
+      # Only when every gradient has the inputs' static batch size, so that a
+      # batch mismatch still fails in the grouped convolution.
       self._batch_chunks = None
-      if batch is not None and _CONVDIAG_CHUNK_BYTES:
+      if (batch is not None and _CONVDIAG_CHUNK_BYTES and
+          all(g.shape[0] == batch for g in checked_grads)):
         out_size = [d if isinstance(d, int) else None for d in (out_h, out_w)]
         if None not in in_shape[1:3] and None not in out_size:
           example_bytes = self._compute_dtype.size * (
