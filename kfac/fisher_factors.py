@@ -325,6 +325,8 @@ def _check_filter_shape(filter_shape):
   """Checks `filter_shape`; returns it as a tuple of 4 Python ints."""
   if isinstance(filter_shape, tf.TensorShape):
     filter_shape = filter_shape.as_list()
+  elif isinstance(filter_shape, np.ndarray) and filter_shape.ndim == 1:
+    filter_shape = list(filter_shape)
   if not isinstance(filter_shape, (tuple, list)):
     raise TypeError("filter_shape must be a tuple/list of 4 positive ints "
                     "(kernel_height, kernel_width, in_channels, out_channels),"
@@ -403,13 +405,69 @@ def _conv_output_size(in_size, kernel, stride, padding):
   return out_size, 0, 0
 
 
-def _flat_column(params_grad, idx):
-  """`utils.tensors_to_column(params_grad)`, checking its size is static."""
-  column = utils.tensors_to_column(params_grad)
-  if column.shape[0] is None:
-    raise ValueError("params_grads[{}] must have fully defined static shapes;"
-                     " got {}.".format(idx, params_grad))
-  return column
+def _flat_params_grads_columns(params_grads):
+  """Checks `params_grads` and flattens each source into one column.
+
+  Args:
+    params_grads: A non-empty tuple/list over sources; each entry is a
+      Tensor or a tuple/list of Tensors with static shapes.
+
+  Returns:
+    A list with, per source, `utils.tensors_to_column` of its gradients.
+
+  Raises:
+    ValueError: If `params_grads` is empty or not a tuple/list, or a column
+      size is not static or differs between sources.
+    TypeError: If a gradient is not a floating-point Tensor.
+  """
+  if not isinstance(params_grads, (tuple, list)) or not params_grads:
+    raise ValueError("params_grads must be a non-empty tuple/list with one "
+                     "entry per source, got {!r}.".format(params_grads))
+  columns = []
+  for i, params_grad in enumerate(params_grads):
+    grads = params_grad if isinstance(params_grad,
+                                      (tuple, list)) else (params_grad,)
+    for j, grad in enumerate(grads):
+      _check_tensor(grad, "params_grads[{}][{}]".format(i, j))
+    column = utils.tensors_to_column(params_grad)
+    if column.shape[0] is None:
+      raise ValueError("params_grads[{}] must have fully defined static "
+                       "shapes; got {}.".format(i, params_grad))
+    if columns and column.shape[0] != columns[0].shape[0]:
+      raise ValueError(
+          "params_grads[{}] has {} elements but params_grads[0] has {}: every"
+          " source must hold gradients of the same parameters.".format(
+              i, column.shape[0], columns[0].shape[0]))
+    columns.append(column)
+  return columns
+
+
+def _check_static_dim(tensors, axis, arg_name, what):
+  """Checks that `axis` is statically known and equal across `tensors`.
+
+  Args:
+    tensors: A tuple of Tensors (already rank-checked).
+    axis: The axis to check.
+    arg_name: The argument's name, for messages.
+    what: What the axis holds (for messages), e.g. "features".
+
+  Returns:
+    The common static size along `axis`.
+
+  Raises:
+    ValueError: If a size is unknown or the sizes differ.
+  """
+  sizes = [t.shape[axis] for t in tensors]
+  for i, size in enumerate(sizes):
+    if size is None:
+      raise ValueError(
+          "{}[{}] must have a statically known number of {} (axis {}), got "
+          "shape {}.".format(arg_name, i, what, axis, tensors[i].shape))
+    if size != sizes[0]:
+      raise ValueError(
+          "{}[{}] has {} {} but {}[0] has {}: all sources must agree.".format(
+              arg_name, i, size, what, arg_name, sizes[0]))
+  return sizes[0]
 
 
 def _grouped_filter_gradient_supported():
@@ -820,19 +878,10 @@ class FullFactor(InverseProvidingFactor):
         Tensors, which are flattened and concatenated).
       batch_size: The batch size (int or scalar Tensor).
     """
-    if not isinstance(params_grads, (tuple, list)) or not params_grads:
-      raise ValueError("params_grads must be a non-empty tuple/list with one "
-                       "entry per source, got {!r}.".format(params_grads))
+    params_grads_flat = _flat_params_grads_columns(params_grads)
     self._batch_size = batch_size
     self._orig_params_grads_name = scope_string_from_params(
         [params_grads, self._batch_size])
-    params_grads_flat = []
-    for i, params_grad in enumerate(params_grads):
-      grads = params_grad if isinstance(params_grad,
-                                        (tuple, list)) else (params_grad,)
-      for j, grad in enumerate(grads):
-        _check_tensor(grad, "params_grads[{}][{}]".format(i, j))
-      params_grads_flat.append(_flat_column(params_grad, i))
     self._params_grads_flat = params_grads_flat
     super(FullFactor, self).__init__()
 
@@ -892,18 +941,8 @@ class NaiveDiagonalFactor(DiagonalFactor):
         Tensors, which are flattened and concatenated).
       batch_size: The batch size (int or scalar Tensor).
     """
-    if not isinstance(params_grads, (tuple, list)) or not params_grads:
-      raise ValueError("params_grads must be a non-empty tuple/list with one "
-                       "entry per source, got {!r}.".format(params_grads))
     self._batch_size = batch_size
-    params_grads_flat = []
-    for i, params_grad in enumerate(params_grads):
-      grads = params_grad if isinstance(params_grad,
-                                        (tuple, list)) else (params_grad,)
-      for j, grad in enumerate(grads):
-        _check_tensor(grad, "params_grads[{}][{}]".format(i, j))
-      params_grads_flat.append(_flat_column(params_grad, i))
-    self._params_grads = params_grads_flat
+    self._params_grads = _flat_params_grads_columns(params_grads)
     super(NaiveDiagonalFactor, self).__init__()
 
   @property
@@ -949,6 +988,11 @@ class FullyConnectedDiagonalFactor(DiagonalFactor):
     """
     checked_inputs = _check_tensor(inputs, "inputs", rank=2)
     checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=2)
+    if checked_inputs.shape[1] is None:
+      raise ValueError("inputs must have a statically known number of "
+                       "features (axis 1), got shape {}."
+                       .format(checked_inputs.shape))
+    _check_static_dim(checked_grads, 1, "outputs_grads", "outputs")
     if _is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
     self._outputs_grads = checked_grads
@@ -1001,6 +1045,7 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
       has_bias: bool. If True, assume this factor is for the layer's inputs.
     """
     self._tensors = _check_tensor_list(tensors, "tensors", rank=2)
+    _check_static_dim(self._tensors, 1, "tensors", "features")
     if _is_tensor_like(tensors):
       tensors = (tensors,)
     self._orig_tensors = tensors
@@ -1055,18 +1100,21 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
     self._checked_filter_shape = _check_filter_shape(filter_shape)
     self._checked_strides = _check_strides(strides)
     self._checked_padding = _check_padding(padding)
-    self._filter_shape = filter_shape
     self._strides = strides
-    self._padding = padding
     self._has_bias = has_bias
     self._inputs = inputs
     super(ConvInputKroneckerFactor, self).__init__()
 
   @property
   def _var_scope(self):
+    # The checked Python-int tuples name the scope as the 2017 lists and
+    # tuples did ("5-5-1-16"), and also work for NumPy values; a strides
+    # Tensor keeps its tensor name, as in 2017.
+    strides = (self._strides if _is_tensor_like(self._strides)
+               else self._checked_strides)
     return "ff_convinkron/" + scope_string_from_params([
-        self._inputs, self._filter_shape, self._strides, self._padding,
-        self._has_bias
+        self._inputs, self._checked_filter_shape, strides,
+        self._checked_padding, self._has_bias
     ])
 
   @property
@@ -1122,6 +1170,7 @@ class ConvOutputKroneckerFactor(InverseProvidingFactor):
       self._out_channels = outputs_grads[0].shape.as_list()[3]
     self._checked_grads = _check_tensor_list(outputs_grads, "outputs_grads",
                                              rank=4)
+    _check_static_dim(self._checked_grads, 3, "outputs_grads", "channels")
     self._outputs_grads = outputs_grads
     super(ConvOutputKroneckerFactor, self).__init__()
 

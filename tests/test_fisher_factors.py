@@ -1415,6 +1415,54 @@ class OtherFactorsBadInputTest(_TestCase):
       with self.assertRaisesRegex(TypeError, "outputs_grads"):
         ff.ConvOutputKroneckerFactor((tf.ones((2, 3, 3, 2), tf.int32),))
 
+  @parameterized.named_parameters(
+      ("fc_kronecker_features",
+       lambda: ff.FullyConnectedKroneckerFactor(
+           (tf.compat.v1.placeholder(tf.float32, [None, None]),)),
+       "tensors"),
+      ("fc_kronecker_sources_disagree",
+       lambda: ff.FullyConnectedKroneckerFactor(
+           (tf.ones((2, 3)), tf.ones((2, 4)))),
+       "tensors"),
+      ("fc_diagonal_input_features",
+       lambda: ff.FullyConnectedDiagonalFactor(
+           tf.compat.v1.placeholder(tf.float32, [None, None]),
+           (tf.ones((2, 3)),)),
+       "inputs"),
+      ("fc_diagonal_output_features",
+       lambda: ff.FullyConnectedDiagonalFactor(
+           tf.ones((2, 3)),
+           (tf.compat.v1.placeholder(tf.float32, [None, None]),)),
+       "outputs_grads"),
+      ("conv_output_kronecker_channels",
+       lambda: ff.ConvOutputKroneckerFactor(
+           (tf.compat.v1.placeholder(tf.float32, [None, 3, 3, None]),)),
+       "outputs_grads"),
+      ("conv_output_kronecker_sources_disagree",
+       lambda: ff.ConvOutputKroneckerFactor(
+           (tf.ones((2, 3, 3, 2)), tf.ones((2, 3, 3, 5)))),
+       "outputs_grads"),
+      ("full_factor_sources_disagree",
+       lambda: ff.FullFactor((tf.ones((2,)), tf.ones((3,))), 2),
+       "params_grads"),
+  )
+  def test_unknown_or_mismatched_sizes(self, build, arg_name):
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(ValueError, arg_name):
+        build()
+
+  @parameterized.named_parameters(
+      ("lists", [2, 2, 1, 4], [1, 1, 1, 1]),
+      ("tuples", (2, 2, 1, 4), (1, 1, 1, 1)),
+      ("numpy", np.array([2, 2, 1, 4]), np.array([1, 1, 1, 1])),
+  )
+  def test_conv_input_kronecker_scope_name(self, filter_shape, strides):
+    with tf.Graph().as_default():
+      factor = ff.ConvInputKroneckerFactor(
+          tf.ones((2, 3, 3, 1), name="x"), filter_shape, strides, "SAME",
+          has_bias=True)
+      self.assertEqual(factor.get_cov().op.name,
+                       "ff_convinkron/x_2-2-1-4_1-1-1-1_SAME_True/cov")
 
 if __name__ == "__main__":
   tf.test.main()
