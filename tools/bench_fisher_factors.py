@@ -78,8 +78,8 @@ def _inputs(shape):
 def _straightforward_2017(x, g, shape):
   """The TensorFlow 1.4 formulation, with the same moving average."""
   _, _, _, in_channels, kh, kw, out_channels = shape
-  patches = tf.compat.v1.extract_image_patches(
-      x, ksizes=[1, kh, kw, 1], strides=[1, 1, 1, 1], rates=[1, 1, 1, 1],
+  patches = tf.image.extract_patches(
+      x, sizes=[1, kh, kw, 1], strides=[1, 1, 1, 1], rates=[1, 1, 1, 1],
       padding="SAME")
   per_example = tf.einsum("bijk,bijl->bkl", patches, g)
   new_cov = (tf.reduce_sum(tf.square(per_example), axis=0) /
@@ -171,7 +171,7 @@ def _check_results(shape):
     factor = fisher_factors.ConvDiagonalFactor(
         x, [g], (kh, kw, in_channels, out_channels), [1, 1, 1, 1], "SAME")
     ours = factor._compute_new_cov(0)  # pylint: disable=protected-access
-    patches = tf.compat.v1.extract_image_patches(
+    patches = tf.image.extract_patches(
         x, [1, kh, kw, 1], [1, 1, 1, 1], [1, 1, 1, 1], "SAME")
     theirs = tf.reduce_mean(tf.square(tf.einsum("bijk,bijl->bkl", patches,
                                                 g)), axis=0)
