@@ -170,9 +170,30 @@ class LegacyEstimatorTest(parameterized.TestCase):
       lc, w, _ = self._setup()
       est = estimator.FisherEstimator([w], 0.1, 0.2, lc,
                                       estimation_mode=mode)
+      block, = lc.get_blocks()
+      factors = (block._input_factor, block._output_factor)
+      vector = tf.constant([[1., -2.], [0.5, 3.]])
+      precond, = est.multiply_inverse([(vector, w)])
       sess.run(tf.compat.v1.global_variables_initializer())
+      initial = sess.run([f.get_cov() for f in factors])
       sess.run(est.cov_update_op)
       sess.run(est.inv_update_op)
+      a_cov, g_cov = sess.run([f.get_cov() for f in factors])
+      precond_value = sess.run(precond[0])
+    # The statistics were updated: A is the second moment of the inputs, G
+    # of the sampled/empirical/exact output gradients, both PSD.
+    for before, after in zip(initial, (a_cov, g_cov)):
+      self.assertFalse(np.allclose(before, after))
+      np.testing.assert_allclose(after, after.T, rtol=1e-6, atol=1e-7)
+      self.assertGreaterEqual(np.linalg.eigvalsh(after).min(), -1e-6)
+    # NumPy oracle of the damped Kronecker inverse (damping 0.2).
+    a_cov, g_cov = a_cov.astype(np.float64), g_cov.astype(np.float64)
+    pi = np.sqrt((np.trace(a_cov) / 2) / (np.trace(g_cov) / 2))
+    a_damped = a_cov + pi * np.sqrt(0.2) * np.eye(2)
+    g_damped = g_cov + np.sqrt(0.2) / pi * np.eye(2)
+    expected = (np.linalg.inv(a_damped) @ np.array([[1., -2.], [0.5, 3.]]) @
+                np.linalg.inv(g_damped))
+    np.testing.assert_allclose(precond_value, expected, rtol=1e-4, atol=1e-5)
 
 
 class RegistrationErrorsTest(parameterized.TestCase):
@@ -625,10 +646,16 @@ class DevicesTest(parameterized.TestCase):
 
   def test_placed_ops_run(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      _, est = self._build(["/cpu:0"], ["/cpu:0"])
+      lc, est = self._build(["/cpu:0"], ["/cpu:0"])
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run([est.cov_update_op])
       sess.run(est.inv_update_op)
+      a_cov, _ = _kron_covs(lc, sess)
+    # The placed covariance op ran: A is now 0.5 * I + 0.5 * (ã ãᵀ averaged).
+    a = _homog(_values(13, batch=2)["x"].astype(np.float64), True)
+    new_a = sum(np.outer(r, r) for r in a) / 2
+    np.testing.assert_allclose(a_cov, 0.5 * np.eye(IN + 1) + 0.5 * new_a,
+                               rtol=1e-5, atol=1e-6)
 
 
 

@@ -1015,8 +1015,9 @@ class ConvDiagonalFactorTest(_TestCase):
       x, g = tf.constant(xv), tf.constant(gv)
       factor = ff.ConvDiagonalFactor(x, [g], (3, 3, 3, 5), (1, 1, 1, 1),
                                      "SAME", has_bias=True)
-      patches = ff._append_homog(tf.image.extract_patches(
-          x, [1, 3, 3, 1], [1, 1, 1, 1], [1, 1, 1, 1], "SAME"))
+      patches = tf.image.extract_patches(
+          x, [1, 3, 3, 1], [1, 1, 1, 1], [1, 1, 1, 1], "SAME")
+      patches = tf.concat([patches, tf.ones_like(patches[..., :1])], -1)
       per_example = tf.einsum("bijk,bijl->bkl", patches, g)
       legacy = tf.reduce_mean(tf.square(per_example), axis=0)
       ours, theirs = sess.run([factor._compute_new_cov(0), legacy])
@@ -1294,7 +1295,10 @@ class ConvDiagonalFactorBadInputTest(_TestCase):
   def test_valid_arguments_build(self):
     with tf.Graph().as_default():
       args = {k: v() for k, v in _conv_args().items()}
-      ff.ConvDiagonalFactor(**args)
+      factor = ff.ConvDiagonalFactor(**args)
+      # One row per filter entry (3·3·2, no bias), one column per output
+      # channel.
+      self.assertEqual(factor.get_cov().shape.as_list(), [18, 3])
 
   @parameterized.named_parameters(
       ("filter_shape_three_ints", ValueError, "filter_shape",

@@ -460,8 +460,9 @@ class ListStridesTest(parameterized.TestCase, tf.test.TestCase):
   @parameterized.named_parameters(("kron", lc.APPROX_KRONECKER_NAME),
                                   ("diagonal", lc.APPROX_DIAGONAL_NAME))
   def test_list_strides_work(self, approx):
+    x = np.random.RandomState(3).randn(2, 4, 4, 2).astype(np.float32)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      inputs = tf.ones((2, 4, 4, 2))
+      inputs = tf.constant(x)
       kernel, bias = _var("k", [3, 3, 2, 5]), _var("c", [5])
       outputs = tf.nn.conv2d(inputs, kernel, [1, 2, 2, 1], "SAME") + bias
       layers = lc.LayerCollection()
@@ -470,8 +471,45 @@ class ListStridesTest(parameterized.TestCase, tf.test.TestCase):
       block, = layers.get_blocks()
       block.instantiate_factors((outputs,), 0.1)
       sess.run(tf.compat.v1.global_variables_initializer())
-      for factor in layers.get_factors():
+      g = sess.run(outputs).astype(np.float64)
+      factors = list(layers.get_factors())
+      before = sess.run([f.get_cov() for f in factors])
+      for factor in factors:
         sess.run(factor.make_covariance_update_op(0.9))
+      after = sess.run([f.get_cov() for f in factors])
+    # NumPy oracle: stride 2, SAME, 3x3 kernel on a 4x4 image gives 2x2
+    # outputs, the windows starting at rows/cols 0 and 2 (one zero row/col of
+    # padding after the image).
+    self.assertEqual(g.shape, (2, 2, 2, 5))
+    per_example, patches = [], []
+    for b in range(2):
+      grad_w, grad_b = np.zeros((3, 3, 2, 5)), np.zeros(5)
+      for i in range(2):
+        for j in range(2):
+          patch = np.zeros((3, 3, 2))
+          for di in range(3):
+            for dj in range(3):
+              row, col = 2 * i + di, 2 * j + dj
+              if row < 4 and col < 4:
+                patch[di, dj] = x[b, row, col]
+          patches.append(np.append(patch.ravel(), 1.))
+          grad_w += np.einsum("ijc,o->ijco", patch, g[b, i, j])
+          grad_b += g[b, i, j]
+      per_example.append(np.vstack([grad_w.reshape(-1, 5), grad_b[None]]))
+    if approx == lc.APPROX_KRONECKER_NAME:
+      patches = np.array(patches)
+      rows = g.reshape(-1, 5)
+      new = {19: sum(np.outer(r, r) for r in patches) / len(patches),
+             5: sum(np.outer(r, r) for r in rows) / len(rows)}
+      self.assertEqual(sorted(c.shape[0] for c in after), [5, 19])
+      for old, cov in zip(before, after):
+        self.assertAllClose(cov, 0.9 * old + 0.1 * new[cov.shape[0]],
+                            rtol=1e-4, atol=1e-5)
+    else:
+      new = sum(p**2 for p in per_example) / 2
+      (old,), (cov,) = before, after
+      self.assertEqual(cov.shape, (19, 5))
+      self.assertAllClose(cov, 0.9 * old + 0.1 * new, rtol=1e-4, atol=1e-5)
 
 
 class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):

@@ -138,8 +138,10 @@ class LegacyOptimizerTest(parameterized.TestCase):
           tf.nn.softmax_cross_entropy_with_logits(labels=targets,
                                                   logits=logits))
       layer_collection.register_categorical_predictive_distribution(logits)
-      optimizer.KfacOptimizer(0.1, 0.2, 0.3, layer_collection, momentum=0.5,
-                              momentum_type="regular")
+      opt = optimizer.KfacOptimizer(0.1, 0.2, 0.3, layer_collection,
+                                    momentum=0.5, momentum_type="regular")
+      self.assertEqual(opt.variables, [weights, bias])
+      self.assertEqual(opt.damping, 0.3)
 
   def test_squared_fisher_norm(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
@@ -517,8 +519,11 @@ class InvalidSettingsTest(parameterized.TestCase):
       ("float", 0.0), ("int", 0), ("none", None),
       ("numpy_float32", np.float32(0.0)), ("numpy_int64", np.int64(0)))
   def test_qmodel_accepts_zero_momentum(self, momentum):
-    with tf.Graph().as_default():
-      _build(_values(12), momentum_type="qmodel", momentum=momentum)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      opt, _, _, _, _ = _build(_values(12), momentum_type="qmodel",
+                               momentum=momentum)
+      self.assertEqual(opt._momentum_type, "qmodel")
+      self.assertEqual(sess.run(opt._momentum), 0)
 
 
 class R15KeywordsTest(parameterized.TestCase):
@@ -573,8 +578,16 @@ class R15KeywordsTest(parameterized.TestCase):
 
   def test_colocate_gradients_with_ops_builds(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      opt, _, loss, _, _ = _build(_values(16),
-                                  colocate_gradients_with_ops=True)
+      opt, lc, loss, w, b = _build(_values(16),
+                                   colocate_gradients_with_ops=True)
       train_op = opt.minimize(loss)
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run([train_op, opt.cov_update_op])
+      a_cov, g_cov, w0, b0 = _prepare(sess, opt, lc, w, b)
+      loss_before = sess.run(loss)
+      sess.run(train_op)
+      w1, b1 = sess.run([w, b])
+      loss_after = sess.run(loss)
+    # Default momentum 0.9 from zero velocity: the first step is −lr·F̂⁻¹g.
+    step = -LR * _precondition(a_cov, g_cov, _gradient(_values(16), w0, b0))
+    np.testing.assert_allclose(w1 - w0, _split(step)[0], rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(b1 - b0, _split(step)[1], rtol=1e-3, atol=1e-5)
+    self.assertLess(loss_after, loss_before)
