@@ -888,7 +888,32 @@ class ReviewRegressionTest(parameterized.TestCase, tf.test.TestCase):
                    if hasattr(block, name)]
         _init(sess)
         _run_inverse_updates(sess, *factors)
+        covs = sess.run([f.get_cov() for f in factors])
         vector = make_vector()
         results.append(sess.run((block.multiply(vector),
                                  block.multiply_inverse(vector))))
+        vector_value = sess.run(vector)
     self.assertAllClose(results[0], results[1])
+    # NumPy oracle: the covariances are still at their initial value (the
+    # identity, or ones for the diagonal factors), so every block is a
+    # multiple of the identity: (1 + 0.25) for the full and diagonal blocks,
+    # (1 + √0.25)(1 + √0.25) for the fully connected Kronecker one (π = 1);
+    # the conv blocks see the damping divided by L^power, L = 4·4 output
+    # locations, and the Kronecker one is L · (1 + √(0.25/L))².
+    for cov in covs:
+      self.assertAllClose(cov, np.eye(len(cov)) if kind in ("full", "fc_kron",
+                                                            "conv_kron")
+                          else np.ones_like(cov))
+    locations = 16.
+    conv_damping = 0.25 / locations ** fb.NORMALIZE_DAMPING_POWER
+    scale = {"full": 1.25, "naive": 1.25, "fc_diag": 1.25, "fc_kron": 2.25,
+             "conv_diag": 1. + conv_damping,
+             "conv_kron": locations * (1. + np.sqrt(conv_damping))**2}[kind]
+    flat = lambda parts: np.concatenate(
+        [np.ravel(p) for p in (parts if isinstance(parts, (tuple, list))
+                               else [parts])])
+    for multiplied, inverted in results:
+      self.assertAllClose(flat(multiplied), scale * flat(vector_value),
+                          rtol=1e-5)
+      self.assertAllClose(flat(inverted), flat(vector_value) / scale,
+                          rtol=1e-5)
