@@ -215,6 +215,8 @@ class MlpTest(parameterized.TestCase):
       accuracy = mlp.train_mnist(None, num_epochs=1, use_fake_data=True,
                                  verbose=False)
     self.assertBetween(accuracy, 0.0, 1.0)
+    # A mini-batch accuracy: a whole number of the 64 examples.
+    self.assertAlmostEqual(accuracy * 64, round(accuracy * 64), places=3)
 
 
 class ConvNetTest(parameterized.TestCase):
@@ -296,6 +298,9 @@ class ConvNetTest(parameterized.TestCase):
           loss, accuracy, layer_collection, learning_rate=0.1,
           inv_update_interval=10, verbose=False)
     self.assertLess(accuracy_, 1.0)
+    # From 1.25 the loss goes to about 1e-5; a step that barely moves w
+    # would stop far above 1e-2.
+    self.assertLess(accuracy_, 1e-2)
 
   @pytest.mark.filterwarnings(
       "ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -309,6 +314,9 @@ class ConvNetTest(parameterized.TestCase):
           inv_update_interval=10, verbose=False)
       _join_queue_runners()
     self.assertLess(accuracy_, 1.0)
+    # From 1.25 the loss goes to about 1e-5; a step that barely moves w
+    # would stop far above 1e-2.
+    self.assertLess(accuracy_, 1e-2)
 
   def testTaskRoles(self):
     self.assertEqual([convnet.task_role(i, 1) for i in range(1)], ["train"])
@@ -331,6 +339,8 @@ class ConvNetTest(parameterized.TestCase):
           verbose=False)
       _join_queue_runners()
     self.assertBetween(accuracy, 0.0, 1.0)
+    # A mini-batch accuracy: a whole number of the 16 examples.
+    self.assertAlmostEqual(accuracy * 16, round(accuracy * 16), places=3)
 
   def testTrainMnistSingleMachine(self):
     with tf.Graph().as_default():
@@ -338,6 +348,8 @@ class ConvNetTest(parameterized.TestCase):
           None, num_epochs=1, use_fake_data=True, batch_size=16,
           verbose=False)
     self.assertBetween(accuracy, 0.0, 1.0)
+    # A mini-batch accuracy: a whole number of the 16 examples.
+    self.assertAlmostEqual(accuracy * 16, round(accuracy * 16), places=3)
 
 
 class AutoencoderTest(parameterized.TestCase):
