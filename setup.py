@@ -23,9 +23,9 @@ setuptools.setup(
         "tf-cpu": ["tensorflow-cpu>=2.16"],
         "examples": ["scikit-learn>=1.0"],
         "bench": ["scikit-learn>=1.0", "matplotlib>=3.5"],
-        "upgrade": ["libcst>=1.0"],
+        "upgrade": ["libcst>=1.1"],
         "test": ["pytest>=7", "pytest-xdist>=3", "scikit-learn>=1.0",
-                 "libcst>=1.0"],
+                 "libcst>=1.1"],
     },
     entry_points={
         "console_scripts": ["kfac-upgrade=kfac.upgrade:main"],

@@ -40,13 +40,11 @@ import time
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
+# kfac first: it imports TensorFlow without its start-up notices.
 from kfac import fisher_factors  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 SHAPES = {
     # name: (batch, height, width, in_channels, kh, kw, out_channels)
