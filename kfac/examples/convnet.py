@@ -361,9 +361,10 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
   With fewer than three workers all train; they then also run
   `cov_update_op`, and the chief runs `inv_update_op` every
   `inv_update_interval` steps. On a cluster (`master` not empty) training
-  workers wait (at most `wait_for_workers_secs`) until every worker has
-  started, so that the covariance and inverse workers run alongside from
-  the first step.
+  workers wait (at most `wait_for_workers_secs`) until every worker is
+  ready: the covariance worker has run one covariance update and the
+  inverse worker one round of all inverse updates, so that they run
+  alongside from the first step.
 
   Args:
     task_id: int. Index of this worker task.
@@ -475,7 +476,16 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
       save_summaries_secs=None,
       log_step_count_steps=None,
       stop_grace_period_secs=0) as sess:
-    sess.run(mark_started)
+    # Helper workers report ready only once their statistics have moved (one
+    # covariance update; one round of all inverse updates), so that training,
+    # and the chief's final checkpoint, never outrun them on a loaded machine.
+    ready_after = 0
+    if not few_workers and role == "cov":
+      ready_after = 1
+    elif not few_workers and role == "inv":
+      ready_after = len(optimizer.inv_updates_dict)
+    if not ready_after:
+      sess.run(mark_started)
     if role == "train" and not few_workers and master:
       deadline = time.time() + wait_for_workers_secs
       while (sess.run(num_started) < num_worker_tasks
@@ -492,6 +502,8 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
         global_step_, loss_, accuracy_, _ = sess.run(
             [global_step, loss, accuracy, fetch_op])
       local_step += 1
+      if local_step == ready_after:
+        sess.run(mark_started)
       if (few_workers and is_chief and not sess.should_stop()
           and (local_step - 1) % cfg["inv_update_interval"] == 0):
         sess.run(optimizer.inv_update_op)
