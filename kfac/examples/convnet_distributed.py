@@ -47,29 +47,16 @@ from absl import flags
 import numpy as np
 
 from kfac.examples import common
+from kfac.examples import convnet
 
 __all__ = ["DEFAULTS", "pick_free_ports", "launch", "run_task",
            "factor_changes", "evaluate_checkpoint"]
 
-# Defaults of the launcher (overridable by flags).
-DEFAULTS = {
-    "steps": 200,
-    "batch_size": 64,
-    "learning_rate": 0.1,
-    "damping": 0.1,
-    "momentum": 0.9,
-    "momentum_type": "regular",
-    "estimation_mode": "gradients",
-    "inv_update_interval": 20,
-    "cov_ema_decay": 0.95,
-    "norm_constraint": 0.001,
-    "stats_batch_size": None,
-    "optimizer": "kfac",
-    "data_dir": "",
-    "use_fake_data": False,
-    "log_every": 50,
-    "seed": 0,
-}
+# Defaults of the launcher (overridable by flags): the single-machine
+# ConvNet's, for a shorter job on smaller batches, with statistics on the
+# whole batch.
+DEFAULTS = dict(convnet.DEFAULTS, steps=200, batch_size=64,
+                stats_batch_size=None)
 
 # Start-up notices of TensorFlow's C++ runtime; the launcher does not echo
 # them (they stay in the recorded output).
@@ -316,7 +303,6 @@ def evaluate_checkpoint(checkpoint_dir, data_dir="", use_fake_data=False):
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
   from kfac import layer_collection as lc
-  from kfac.examples import convnet
   from kfac.examples import mnist
   # pylint: enable=g-import-not-at-top
   if not mnist.has_test_split(data_dir, use_fake_data):
@@ -389,7 +375,6 @@ def run_task(job_name, task_index, cluster, cfg, checkpoint_dir=None,
     For a worker, the last accuracy it saw (float).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from kfac.examples import convnet  # pylint: disable=g-import-not-at-top
   _watchdog(timeout)
   _quiet_shutdown_of_queue_runners()
   num_ps = len(cluster["ps"])
