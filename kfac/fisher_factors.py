@@ -615,7 +615,7 @@ def _zero_debiased_value(unbiased_var, value, one_minus_decay):
 
 
 class FisherFactor(object, metaclass=abc.ABCMeta):
-  """Base class for objects modeling factors of approximate Fisher blocks.
+  """Abstract base of the statistics that K-FAC's Fisher blocks are built from.
 
   A factor owns a covariance variable `cov`, created in `__init__` under
   `variable_scope(self._var_scope)`, and builds the op that updates it with
@@ -653,7 +653,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     return covariance_initializer
 
   def instantiate_covariance(self):
-    """Instantiates the covariance Variable as the instance member _cov.
+    """Creates the covariance variable and keeps it as `_cov`.
 
     The variable is `<current scope>/<_var_scope>/cov`, float32,
     non-trainable, of shape `_cov_shape`.
@@ -683,23 +683,23 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
                      for idx in range(self._num_sources)])
 
   def make_covariance_update_op(self, ema_decay):
-    """Constructs and returns the covariance update Op.
+    """Builds the op that folds a new statistic into the covariance.
 
     The op sets `cov ← ema_decay·cov + (1 − ema_decay)·Σ_i new_cov_i`, the
     sum running over the sources; it is zero-debiased when `ZERO_DEBIAS` is
     set when the op is built. A new op is built on every call.
 
     Args:
-      ema_decay: The exponential moving average decay (float or Tensor).
+      ema_decay: Decay of the moving average, a float or a scalar Tensor.
     Returns:
-      An Op for updating the covariance Variable referenced by _cov.
+      The update: running it assigns the new value of `cov` and yields it.
     """
     new_cov = _to_float32(self._compute_total_new_cov())
     return _assign_moving_average(self._cov, new_cov, ema_decay,
                                   zero_debias=ZERO_DEBIAS)
 
   def make_inverse_update_ops(self):
-    """Create and return update ops corresponding to registered computations.
+    """Returns the ops that refresh the registered inverses and powers.
 
     The base factor registers nothing, so the list is empty.
     """
@@ -711,9 +711,9 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
 
 
 class InverseProvidingFactor(FisherFactor):
-  """Base class for FisherFactors that maintain inverses, powers, etc of _cov.
+  """A factor with a square PSD covariance that also serves its inverses.
 
-  Assumes that the _cov property is a square PSD matrix. Damped inverses
+  The covariance `cov` must be a square, symmetric PSD matrix. Damped inverses
   `(cov + d·I)⁻¹` and damped matrix powers `(cov + d·I)^e` are registered by
   damping `d` (a float, or a Tensor compared by identity) and kept in
   identity-initialised variables `inv_damp<d>` and `matpower_exp<e>_damp<d>`
@@ -729,11 +729,12 @@ class InverseProvidingFactor(FisherFactor):
     super(InverseProvidingFactor, self).__init__()
 
   def register_damped_inverse(self, damping):
-    """Registers a damped inverse needed by a FisherBlock.
+    """Asks the factor to keep `(cov + damping·I)⁻¹` up to date.
 
-    This creates a variable and signals make_inverse_update_ops to make the
-    corresponding update op. The variable can be read via the method
-    get_inverse. Registering the same damping twice has no effect.
+    Creates the identity-initialised variable `inv_damp<damping>` next to
+    `cov`; `make_inverse_update_ops` then includes its refresh and
+    `get_inverse(damping)` returns it. A damping seen before (an equal float,
+    or the same Tensor) adds nothing.
 
     Args:
       damping: The damping value (float or Tensor) for this factor.
@@ -749,11 +750,13 @@ class InverseProvidingFactor(FisherFactor):
       self._inverses_by_damping[damping] = inv
 
   def register_matpower(self, exp, damping):
-    """Registers a matrix power needed by a FisherBlock.
+    """Asks the factor to keep `(cov + damping·I)^exp` up to date.
 
-    This creates a variable and signals make_inverse_update_ops to make the
-    corresponding update op. The variable can be read via the method
-    get_matpower. Registering the same pair twice has no effect.
+    Creates the identity-initialised variable
+    `matpower_exp<exp>_damp<damping>` next to `cov`; `make_inverse_update_ops`
+    then includes its refresh (always through an eigendecomposition) and
+    `get_matpower(exp, damping)` returns it. A pair seen before adds
+    nothing.
 
     Args:
       exp: The exponent (float or Tensor) to raise the matrix to.
@@ -781,7 +784,7 @@ class InverseProvidingFactor(FisherFactor):
       self._eigendecomp = tf.linalg.eigh(self._cov)
 
   def make_inverse_update_ops(self):
-    """Create and return update ops corresponding to registered computations.
+    """Returns the ops that refresh the registered inverses and powers.
 
     With an eigendecomposition registered, any matrix power registered, or
     at least `EIGENVALUE_DECOMPOSITION_THRESHOLD` damped inverses, every
@@ -861,11 +864,10 @@ class InverseProvidingFactor(FisherFactor):
 
 
 class FullFactor(InverseProvidingFactor):
-  """FisherFactor for a full matrix representation of the Fisher of a parameter.
+  """The whole Fisher block of arbitrary parameters, as one dense matrix.
 
-  Note that this uses the naive "square the sum estimator", and so is
-  applicable to any type of parameter in principle, but has very high
-  variance: for source i with the gradients of all parameters flattened into
+  The estimate squares the gradient summed over the batch, so it works for
+  any kind of parameter but is very noisy: for source i with the gradients of all parameters flattened into
   the column `g_i`, the statistic is `g_i g_iᵀ / batch_size`.
   """
 
@@ -907,7 +909,7 @@ class FullFactor(InverseProvidingFactor):
 
 
 class DiagonalFactor(FisherFactor):
-  """A base class for FisherFactors that use diagonal approximations.
+  """Abstract base of the factors that keep only a diagonal of the Fisher.
 
   The covariance variable holds the diagonal only (in the layer's parameter
   layout) and starts at all-ones (`diagonal_covariance_initializer`). A
@@ -924,11 +926,11 @@ class DiagonalFactor(FisherFactor):
 
 
 class NaiveDiagonalFactor(DiagonalFactor):
-  """FisherFactor for a diagonal approximation of any type of param's Fisher.
+  """The diagonal of the Fisher block of arbitrary parameters.
 
-  Note that this uses the naive "square the sum estimator", and so is
-  applicable to any type of parameter in principle, but has very high
-  variance: the statistic of source i is `g_i ⊙ g_i / batch_size`, `g_i` the
+  Like `FullFactor`, it squares the gradient summed over the batch (any kind
+  of parameter, very noisy estimate), keeping only the diagonal: the
+  statistic of source i is `g_i ⊙ g_i / batch_size`, `g_i` the
   column of all parameter gradients.
   """
 
@@ -964,27 +966,26 @@ class NaiveDiagonalFactor(DiagonalFactor):
 
 
 class FullyConnectedDiagonalFactor(DiagonalFactor):
-  r"""FisherFactor for a diagonal approx of a fully-connected layer's Fisher.
+  """The diagonal of a fully-connected layer's Fisher block.
 
-  Given in = [batch_size, input_size] and out_grad = [batch_size, output_size],
-  approximates the covariance as
-
-    Cov(in, out) = (1/batch_size) \sum_{i} outer(in[i], out_grad[i]) ** 2.0
-
-  where the square is taken element-wise; this is the batch mean of the
-  squared per-example weight gradients, computed as
-  `(a ⊙ a)ᵀ (g ⊙ g) / batch_size`. With a bias, `a` gets a column of ones.
+  With inputs `a` (`[batch_size, input_size]`, a column of ones appended when
+  the layer has a bias) and output gradients `g` (`[batch_size,
+  output_size]`), the per-example weight gradient is the outer product
+  `a_n g_nᵀ`. The statistic is the batch mean of its elementwise square,
+  `mean_n (a_n g_nᵀ) ⊙ (a_n g_nᵀ)`, computed as `(a ⊙ a)ᵀ (g ⊙ g) /
+  batch_size`; shape `[input_size (+1), output_size]`.
   """
 
   def __init__(self, inputs, outputs_grads, has_bias=False):
-    """Instantiate FullyConnectedDiagonalFactor.
+    """Creates a FullyConnectedDiagonalFactor.
 
     Args:
-      inputs: Tensor of shape [batch_size, input_size]. Inputs to fully
-        connected layer.
-      outputs_grads: List of Tensors of shape [batch_size, output_size], one
-        per source. Gradient of loss with respect to layer's preactivations.
-      has_bias: bool. If True, append '1' to each input.
+      inputs: The layer's inputs, `[batch_size, input_size]`.
+      outputs_grads: One Tensor per source, each `[batch_size, output_size]`:
+        the gradients of the loss with respect to the layer's outputs
+        (pre-activations).
+      has_bias: Python bool; whether the layer also has a bias, in which case
+        the inputs get a trailing column of ones.
     """
     checked_inputs = _check_tensor(inputs, "inputs", rank=2)
     checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=2)
@@ -1037,12 +1038,14 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
   """
 
   def __init__(self, tensors, has_bias=False):
-    """Instantiate FullyConnectedKroneckerFactor.
+    """Creates a FullyConnectedKroneckerFactor.
 
     Args:
-      tensors: List of Tensors of shape [batch_size, n], one per source. Each
-        is either a layer's inputs or its output's gradients.
-      has_bias: bool. If True, assume this factor is for the layer's inputs.
+      tensors: One `[batch_size, n]` Tensor per source: either the layer's
+        inputs (input side) or the gradients with respect to its outputs
+        (output side).
+      has_bias: Python bool; for the input side of a layer with a bias, a
+        column of ones is appended (the factor becomes `[n+1, n+1]`).
     """
     self._tensors = _check_tensor_list(tensors, "tensors", rank=2)
     _check_static_dim(self._tensors, 1, "tensors", "features")
@@ -1084,17 +1087,17 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
   """
 
   def __init__(self, inputs, filter_shape, strides, padding, has_bias=False):
-    """Initializes ConvInputKroneckerFactor.
+    """Creates a ConvInputKroneckerFactor.
 
     Args:
-      inputs: Tensor of shape [batch_size, height, width, in_channels]. Inputs
-        to layer.
-      filter_shape: 1-D Tensor of length 4. Contains [kernel_height,
-        kernel_width, in_channels, out_channels].
-      strides: 1-D Tensor of length 4. Contains [batch_stride, height_stride,
-        width_stride, in_channel_stride].
-      padding: str. Padding method for layer. "SAME" or "VALID".
-      has_bias: bool. If True, append 1 to in_channel.
+      inputs: The layer's inputs, `[batch_size, height, width, in_channels]`.
+      filter_shape: 4 ints, `(kernel_height, kernel_width, in_channels,
+        out_channels)`; the patch width comes from its first three.
+      strides: 4 ints, `[1, stride_height, stride_width, 1]` (a list, tuple
+        or 1-D Tensor with a value known when the graph is built).
+      padding: The convolution's padding, "SAME" or "VALID".
+      has_bias: Python bool; whether the layer has a bias, in which case
+        every patch gets a trailing one.
     """
     self._checked_inputs = _check_tensor(inputs, "inputs", rank=4)
     self._checked_filter_shape = _check_filter_shape(filter_shape)
@@ -1157,11 +1160,12 @@ class ConvOutputKroneckerFactor(InverseProvidingFactor):
   """
 
   def __init__(self, outputs_grads):
-    """Initializes ConvOutputKroneckerFactor.
+    """Creates a ConvOutputKroneckerFactor.
 
     Args:
-      outputs_grads: list of Tensors. Each Tensor is of shape
-        [batch_size, height, width, out_channels].
+      outputs_grads: One Tensor per source, each `[batch_size, out_height,
+        out_width, out_channels]`: the gradients of the loss with respect to
+        the layer's outputs.
     """
     if _is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
@@ -1193,7 +1197,7 @@ class ConvOutputKroneckerFactor(InverseProvidingFactor):
 
 
 class ConvDiagonalFactor(DiagonalFactor):
-  """FisherFactor for a diagonal approx of a convolutional layer's Fisher.
+  """The diagonal of a 2-D convolution layer's Fisher block.
 
   The covariance is the batch mean of the squared per-example gradients of
   the filter (and bias): with x the inputs and g the gradients of one source,
@@ -1261,24 +1265,22 @@ class ConvDiagonalFactor(DiagonalFactor):
                strides,
                padding,
                has_bias=False):
-    """Creates a ConvDiagonalFactor object.
+    """Creates a ConvDiagonalFactor.
 
     Args:
-      inputs: Tensor of shape [batch_size, height, width, in_channels].
-        Input activations to this layer. The batch size may be unknown.
-      outputs_grads: List/tuple of Tensors of shape [batch_size,
-        out_height, out_width, out_channels], one per source (a single
-        Tensor is accepted as one source). Per-example gradients to the loss with
-        respect to the layer's output preactivations.
-      filter_shape: Tuple of 4 ints: (kernel_height, kernel_width,
-        in_channels, out_channels). Represents shape of kernel used in this
-        layer.
-      strides: The stride size in this layer: a list/tuple of 4 ints or a
-        1-D Tensor of length 4 with a value known when the graph is built,
-        [1, stride_height, stride_width, 1].
-      padding: The padding in this layer, "SAME" or "VALID".
-      has_bias: Python bool. If True, the layer is assumed to have a bias
-        parameter in addition to its filter parameter.
+      inputs: The layer's inputs, `[batch_size, height, width,
+        in_channels]`; the batch size may be unknown.
+      outputs_grads: One Tensor per source (a list or tuple; a single Tensor
+        counts as one source), each `[batch_size, out_height, out_width,
+        out_channels]`: the gradients of the loss with respect to the layer's
+        outputs (pre-activations).
+      filter_shape: 4 ints, `(kernel_height, kernel_width, in_channels,
+        out_channels)`: the shape of the layer's filter.
+      strides: 4 ints, `[1, stride_height, stride_width, 1]` (a list, tuple
+        or 1-D Tensor with a value known when the graph is built).
+      padding: The convolution's padding, "SAME" or "VALID".
+      has_bias: Python bool; whether the layer has a bias besides its
+        filter.
     """
     checked_inputs = _check_tensor(inputs, "inputs", rank=4)
     checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=4)

@@ -1,4 +1,4 @@
-"""Loss functions to be used by the K-FAC optimizer.
+"""The predictive-distribution losses that K-FAC estimates curvature from.
 
 Each loss is the negative log-likelihood of targets under a predictive
 distribution whose parameters are the network's outputs, summed (not
@@ -253,7 +253,7 @@ class _Bernoulli(object):
 
 
 class LossFunction(object, metaclass=abc.ABCMeta):
-  """Abstract base class for loss functions.
+  """Abstract base of the losses a LayerCollection registers.
 
   A loss maps its `inputs` (e.g. the network's output logits) and targets to
   a scalar, and provides products with its Hessian H with respect to the
