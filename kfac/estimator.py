@@ -260,7 +260,10 @@ class FisherEstimator(object):
         "curvature_prop": self._get_grads_lists_curvature_prop,
         "exact": self._get_grads_lists_exact,
     }
-    grads_lists = gradient_fns[self._estimation_mode](tensors_to_compute_grads)
+    # Without blocks there is nothing to differentiate (TF 1.4 still built
+    # the sampled loss, whose value nothing used).
+    grads_lists = (gradient_fns[self._estimation_mode](tensors_to_compute_grads)
+                   if fisher_blocks_list else ())
 
     for grads_list, fb in zip(grads_lists, fisher_blocks_list):
       fb.instantiate_factors(grads_list, self.damping)
