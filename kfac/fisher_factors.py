@@ -745,14 +745,14 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     sum running over the sources; it is zero-debiased when `ZERO_DEBIAS` is
     set when the op is built. A new op is built on every call.
 
+    Inputs of the statistic that are not floating point raise a
+    `TypeError` naming the argument here (they are accepted when the factor
+    is built, as in TensorFlow 1.4).
+
     Args:
       ema_decay: Decay of the moving average, a float or a scalar Tensor.
-
     Returns:
       The update: running it assigns the new value of `cov` and yields it.
-
-    Raises:
-      TypeError: If an input of the statistic is not floating point.
     """
     for arg_name, value in self._float_inputs:
       _check_floating(value, arg_name)
