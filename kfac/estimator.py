@@ -15,6 +15,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from kfac import _ops
 from kfac import utils
 
 __all__ = ["FisherEstimator"]
@@ -304,9 +305,7 @@ class FisherEstimator(object):
     grads = tf.compat.v1.gradients(
         ys, xs, grad_ys=grad_ys,
         colocate_gradients_with_ops=self._colocate_gradients_with_ops)
-    return [tf.zeros_like(x) if g is None else
-            (tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g)
-            for x, g in zip(xs, grads)]
+    return _ops.dense_gradients(grads, like=xs)
 
   def _one_source_grads_lists(self, ys, tensors, grad_ys=None):
     """Back-propagates `ys` to every block's tensors, as one source.

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _ops
 from kfac import fisher_factors
 from kfac import utils
 
@@ -94,8 +95,8 @@ def _concat_along_batch_dim(tensor_list):
     raise ValueError(
         "Cannot concatenate Tensors if there are no Tensors to concatenate.")
   if isinstance(tensor_list[0], (tuple, list)):
-    return tuple(utils._concat_rows(tensors) for tensors in zip(*tensor_list))
-  return utils._concat_rows(tensor_list)
+    return tuple(_ops.concat_rows(tensors) for tensors in zip(*tensor_list))
+  return _ops.concat_rows(tensor_list)
 
 
 def _conv_strides(strides):

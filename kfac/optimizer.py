@@ -11,6 +11,7 @@ import numbers
 
 import tensorflow as tf
 
+from kfac import _ops
 from kfac import curvature_matrix_vector_products as cmvp
 from kfac import estimator as est
 
@@ -229,9 +230,10 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     """
     # Gradients of gathered variables (embeddings) come as IndexedSlices;
     # the Fisher blocks and the velocities work on dense tensors.
-    grads_and_vars = [
-        (tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices)
-         else grad, var) for grad, var in grads_and_vars]
+    grads_and_vars = list(grads_and_vars)
+    grads_and_vars = list(zip(
+        _ops.dense_gradients([grad for grad, _ in grads_and_vars]),
+        [var for _, var in grads_and_vars]))
     missing = [var.name for grad, var in grads_and_vars if grad is None]
     if missing:
       raise ValueError(
