@@ -31,7 +31,7 @@ def _dummy_layer_collection():
   return layers
 
 
-class LayerCollectionLegacyTest(tf.test.TestCase):
+class LayerCollectionLegacyTest(parameterized.TestCase, tf.test.TestCase):
   """layer_collection_test.py (§11.3)."""
 
   def test_register_blocks_scalar_constants(self):
@@ -62,35 +62,25 @@ class LayerCollectionLegacyTest(tf.test.TestCase):
       with self.assertRaisesRegex(ValueError, "must have rank 2"):
         block.instantiate_factors((tf.constant(1.),), 0.1)
 
-  def test_make_or_get_factor(self):
+  @parameterized.named_parameters(
+      ("default_scope", {}, "LayerCollection"),
+      ("custom_scope", {"name": "Foo"}, "Foo"))
+  def test_make_or_get_factor(self, kwargs, scope):
+    # testMakeOrGetFactor / testMakeOrGetFactorCustomScope: int32 keys.
     with tf.Graph().as_default():
       tf.compat.v1.set_random_seed(200)
-      layers = lc.LayerCollection()
+      layers = lc.LayerCollection(**kwargs)
       key = tf.constant(1)
       layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
       layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
       layers.make_or_get_factor(ff.FullFactor, ((tf.constant(2),), 16))
       self.assertLen(layers.get_factors(), 2)
       variables = tf.compat.v1.global_variables()
-      self.assertTrue(
-          all(var.name.startswith("LayerCollection") for var in variables))
+      self.assertTrue(all(var.name.startswith(scope) for var in variables))
       self.assertEqual(
           [v.op.name for v in variables],
-          ["LayerCollection/ff_full/Const_16/cov",
-           "LayerCollection/ff_full/Const_1_16/cov"])
+          [scope + "/ff_full/Const_16/cov", scope + "/ff_full/Const_1_16/cov"])
       self.assertEqual(variables[0].shape.as_list(), [1, 1])
-
-  def test_make_or_get_factor_custom_scope(self):
-    with tf.Graph().as_default():
-      tf.compat.v1.set_random_seed(200)
-      layers = lc.LayerCollection(name="Foo")
-      key = tf.constant(1)
-      layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
-      layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
-      layers.make_or_get_factor(ff.FullFactor, ((tf.constant(2),), 16))
-      self.assertLen(layers.get_factors(), 2)
-      variables = tf.compat.v1.global_variables()
-      self.assertTrue(all(var.name.startswith("Foo") for var in variables))
 
   def test_int32_factor_fails_when_its_update_is_built(self):
     # The covariance variable is float32; 2017 failed in the assignment.
