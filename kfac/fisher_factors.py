@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _nonfinite
 from kfac import utils
 
 __all__ = [
@@ -760,11 +761,50 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     return _assign_moving_average(self._cov, new_cov, ema_decay,
                                   zero_debias=ZERO_DEBIAS)
 
+  def _make_guarded_covariance_update_op(self, ema_decay, counter):
+    """`make_covariance_update_op` that keeps `cov` if the statistic is not finite.
+
+    The ops are those of `make_covariance_update_op`, in the same order and
+    scopes, plus guard ops under `_nonfinite.GUARD_SCOPE`; with a finite
+    statistic the new covariance is bit-identical.
+
+    Args:
+      ema_decay: Decay of the moving average, a float or a scalar Tensor.
+      counter: The `_nonfinite.SkipCounter` that counts a skip; the update
+        depends on its count op.
+
+    Returns:
+      The update (as `make_covariance_update_op`).
+    """
+    new_cov = _to_float32(self._compute_total_new_cov())
+    with tf.name_scope(_nonfinite.GUARD_SCOPE):
+      ok = _nonfinite.all_finite([new_cov])
+      count = counter.count_unless(ok)
+    if ZERO_DEBIAS:
+      # The zero-debiasing helpers move on every update: skip it whole.
+      with tf.name_scope(_nonfinite.GUARD_SCOPE), tf.control_dependencies(
+          [count]):
+        return tf.cond(
+            ok, lambda: tf.identity(_assign_moving_average(
+                self._cov, new_cov, ema_decay, zero_debias=True)),
+            lambda: tf.identity(self._cov))
+    with tf.name_scope(_nonfinite.GUARD_SCOPE):
+      # Moving towards the current value leaves it unchanged.
+      value = _nonfinite.keep_unless(ok, new_cov, self._cov)
+    with tf.control_dependencies([count]):
+      return _assign_moving_average(self._cov, value, ema_decay,
+                                    zero_debias=False)
+
   def make_inverse_update_ops(self):
     """Returns the ops that refresh the registered inverses and powers.
 
     The base factor registers nothing, so the list is empty.
     """
+    return []
+
+  def _make_guarded_inverse_update_ops(self, counter):
+    """The guarded inverse updates (none for the base factor)."""
+    del counter  # No inverses to guard.
     return []
 
   def get_cov(self):
@@ -857,8 +897,34 @@ class InverseProvidingFactor(FisherFactor):
     d)` (Cholesky by default). The result is a flat list with one assign op
     per registered inverse, then one per registered matrix power.
     """
-    ops = super(InverseProvidingFactor, self).make_inverse_update_ops()
+    return [variable.assign(value)
+            for variable, value in self._inverse_updates()]
 
+  def _make_guarded_inverse_update_ops(self, counter):
+    """`make_inverse_update_ops` that keeps each variable if its new value is not finite.
+
+    Args:
+      counter: The `_nonfinite.SkipCounter` that counts each skip; every
+        update depends on its count op.
+
+    Returns:
+      The list of `make_inverse_update_ops`, each assignment keeping the
+      variable's value when the new one is not finite (a failed Cholesky
+      factorisation gives NaNs, so it is caught too).
+    """
+    updates = []
+    for variable, value in self._inverse_updates():
+      with tf.name_scope(_nonfinite.GUARD_SCOPE):
+        ok = _nonfinite.all_finite([value])
+        count = counter.count_unless(ok)
+        value = _nonfinite.keep_unless(ok, value, variable)
+      with tf.control_dependencies([count]):
+        updates.append(variable.assign(value))
+    return updates
+
+  def _inverse_updates(self):
+    """The `(variable, new value)` pairs of `make_inverse_update_ops`."""
+    updates = []
     num_inverses = len(self._inverses_by_damping)
     matrix_power_registered = bool(self._matpower_by_exp_and_damping)
     use_eig = (self._eigendecomp is not None or matrix_power_registered or
@@ -872,23 +938,21 @@ class InverseProvidingFactor(FisherFactor):
                                eigenvalues.dtype))
       for damping, inv in self._inverses_by_damping.items():
         damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
-        ops.append(inv.assign(
-            tf.linalg.matmul(eigenvectors / damped, eigenvectors,
-                             transpose_b=True)))
+        updates.append((inv, tf.linalg.matmul(eigenvectors / damped,
+                                              eigenvectors, transpose_b=True)))
       for (exp, damping), matpower in (
           self._matpower_by_exp_and_damping.items()):
         damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
-        ops.append(matpower.assign(
-            tf.linalg.matmul(
-                eigenvectors * damped**tf.cast(exp, eigenvalues.dtype),
-                eigenvectors, transpose_b=True)))
+        updates.append((matpower, tf.linalg.matmul(
+            eigenvectors * damped**tf.cast(exp, eigenvalues.dtype),
+            eigenvectors, transpose_b=True)))
     else:
       for damping, inv in self._inverses_by_damping.items():
         # `_cov` may be any tensor-like (the 2017 tests put a constant
         # there).
-        ops.append(inv.assign(utils.posdef_inv(
+        updates.append((inv, utils.posdef_inv(
             tf.convert_to_tensor(self._cov), damping)))
-    return ops
+    return updates
 
   def get_inverse(self, damping):
     """Returns the variable holding `(cov + damping·I)⁻¹`.
