@@ -17,6 +17,7 @@ import abc
 import numpy as np
 import tensorflow as tf
 
+from kfac import _conv_stats
 from kfac import utils
 
 __all__ = [
@@ -1084,7 +1085,30 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
   appended if `has_bias`), the statistic is `PᵀP / rows`, symmetrised, rows
   being batch_size × number of output locations. As in TensorFlow 1.4, the
   row width comes from `filter_shape`, not from the inputs' channels.
+
+  Method: the patch matrix is not built. For kernel offsets d, d′ the block
+  `Σ_patches x[s·i + d]ᵀ x[s·i + d′]` depends on the lag d′ − d and on
+  which positions the offset's window leaves out. One filter gradient of
+  the inputs with themselves gives every lag correlation over the whole
+  image; thin strips along the borders (fewer than kernel_height / stride
+  rows, kernel_width / stride columns) give the corrections for the
+  left-out positions, and a sparse matmul scatters the signed sums into the
+  `[kh·kw·in_channels, kh·kw·in_channels]` matrix. Strides above 1 first
+  split the inputs into stride_h·stride_w phase images (`x[s·v + ρ]`,
+  channels stacked) so that the offsets become stride-1 offsets of the
+  phases. The bias row is the filter gradient for an all-ones output
+  gradient, the patches' sum. The result equals the patch formulation up to
+  floating-point rounding. It is used when the inputs' channel count is
+  statically `filter_shape[2]` and the lags need at most half the
+  products of the patch matrix (every kernel larger than 1×1 at stride 1;
+  at larger strides, kernels large enough for their phases); otherwise the
+  patch formulation runs. Batch and spatial sizes may be unknown when the
+  graph is built (unknown spatial sizes pad the inputs explicitly).
   """
+
+  # Whether `_compute_new_cov` builds the 2017 patch formulation (set by the
+  # private reference subclass used as an oracle and in benchmarks).
+  _reference_formulation = False
 
   def __init__(self, inputs, filter_shape, strides, padding, has_bias=False):
     """Creates a ConvInputKroneckerFactor.
@@ -1134,21 +1158,17 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
     if idx != 0:
       raise ValueError("ConvInputKroneckerFactor only supports idx = 0")
 
-    filter_height, filter_width, in_channels, _ = self._checked_filter_shape
     inputs = self._checked_inputs
     if inputs.dtype.base_dtype not in (tf.float32, tf.float64):
       inputs = tf.cast(inputs, tf.float32)
-    patches = tf.image.extract_patches(
-        inputs,
-        sizes=[1, filter_height, filter_width, 1],
-        strides=list(self._checked_strides),
-        rates=[1, 1, 1, 1],
-        padding=self._checked_padding)
-    flatten_size = filter_height * filter_width * in_channels
-    patches_flat = tf.reshape(patches, [-1, flatten_size])
-    if self._has_bias:
-      patches_flat = _append_homog(patches_flat)
-    return _compute_cov(patches_flat)
+    args = (inputs, self._checked_filter_shape, self._checked_strides,
+            self._checked_padding)
+    if (not self._reference_formulation and
+        _conv_stats.lag_formulation_applies(*args)):
+      return _conv_stats.conv_input_second_moment(*args,
+                                                  has_bias=self._has_bias)
+    return _conv_stats.reference_conv_input_second_moment(
+        *args, has_bias=self._has_bias)
 
 
 class ConvOutputKroneckerFactor(InverseProvidingFactor):
@@ -1258,6 +1278,10 @@ class ConvDiagonalFactor(DiagonalFactor):
   each naming the argument.
   """
 
+  # Whether the statistic is built with the 2017 patch formulation (set by
+  # the private reference subclass used as an oracle and in benchmarks).
+  _reference_formulation = False
+
   def __init__(self,
                inputs,
                outputs_grads,
@@ -1344,6 +1368,8 @@ class ConvDiagonalFactor(DiagonalFactor):
     # Inputs-side tensors, shared by every source and every update op.
     self._batch_size = dynamic_shape[0]
     self._method = _CONVDIAG_METHOD
+    if self._reference_formulation:
+      self._method = "reference"
     if self._method is None:
       # The grouped filter gradient copies the gradients twice (transposed,
       # then reordered by oneDNN) and the inputs once; use it when that is
@@ -1386,6 +1412,8 @@ class ConvDiagonalFactor(DiagonalFactor):
         self._folded_inputs = [
             _fold_batch_into_channels(x[start:start + size])
             for start, size in self._batch_chunks]
+    elif self._method == "reference":
+      self._reference_inputs = x
     else:
       # Channels-first inputs with the convolution's zero padding,
       # [B, C, pad_top + height + pad_bottom, pad_left + width + pad_right].
@@ -1437,6 +1465,10 @@ class ConvDiagonalFactor(DiagonalFactor):
     num_sources = len(outputs_grads)
     out_channels = self._filter_shape[3]
     grads = [tf.cast(g, self._compute_dtype) for g in outputs_grads]
+    if self._method == "reference":
+      return tf.add_n([_conv_stats.reference_conv_diagonal_sum_of_squares(
+          self._reference_inputs, g, self._filter_shape, self._strides,
+          self._padding, self._has_bias) for g in grads])
     # [B, out_h, out_w, s·O]
     grads = grads[0] if num_sources == 1 else tf.concat(grads, axis=3)
     if self._method == "grouped_conv":
@@ -1542,3 +1574,40 @@ class ConvDiagonalFactor(DiagonalFactor):
         previous = _sum_of_squares(per_example, axis=0)
       rows.append(previous)
     return rows
+
+
+# ---------------------------------------------------------------------------
+# 2017 reference formulations, selected explicitly by class.
+# ---------------------------------------------------------------------------
+
+
+class _ReferenceConvInputKroneckerFactor(ConvInputKroneckerFactor):
+  """`ConvInputKroneckerFactor` computing the 2017 patch formulation."""
+  _reference_formulation = True
+
+
+class _ReferenceConvDiagonalFactor(ConvDiagonalFactor):
+  """`ConvDiagonalFactor` computing the 2017 patch formulation."""
+  _reference_formulation = True
+
+
+# The factors whose statistic has a faster formulation than in 2017, mapped
+# to the private subclass computing the 2017 one (same variables and names).
+# The other factors compute their 2017 formulation already.
+_REFERENCE_FACTOR_CLASSES = {
+    ConvInputKroneckerFactor: _ReferenceConvInputKroneckerFactor,
+    ConvDiagonalFactor: _ReferenceConvDiagonalFactor,
+}
+
+
+def _reference_factor_class(cls):
+  """The class computing `cls`'s statistic with the 2017 formulation.
+
+  Args:
+    cls: A `FisherFactor` subclass.
+
+  Returns:
+    Its private reference subclass, or `cls` itself when `cls` already uses
+    the 2017 formulation.
+  """
+  return _REFERENCE_FACTOR_CLASSES.get(cls, cls)
