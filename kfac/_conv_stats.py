@@ -92,11 +92,12 @@ def reference_conv_input_second_moment(inputs, filter_shape, strides, padding,
 
 
 def reference_conv_diagonal_sum_of_squares(inputs, outputs_grads,
-                                           filter_shape, strides, padding):
-  """The 2017 formulation of `ConvDiagonalFactor`'s filter rows.
+                                           filter_shape, strides, padding,
+                                           has_bias):
+  """The 2017 formulation of `ConvDiagonalFactor`'s statistic (not / B).
 
   Index conventions: b batch, i, j output position, k patch entry
-  (kernel offset and input channel), l output channel.
+  (kernel offset and input channel, then the bias one), l output channel.
 
   Args:
     inputs: `[B, H, W, C]` Tensor in the compute dtype.
@@ -104,15 +105,20 @@ def reference_conv_diagonal_sum_of_squares(inputs, outputs_grads,
     filter_shape: `(kh, kw, C, O)` Python ints.
     strides: `(1, s_h, s_w, 1)` Python ints.
     padding: "SAME" or "VALID".
+    has_bias: Python bool; appends a one to every patch.
 
   Returns:
-    The `[kh·kw·C, O]` sum over the batch of the squared per-example filter
-    gradients `einsum("bijk,bijl->bkl", patches, outputs_grads)`.
+    The `[kh·kw·C + has_bias, O]` sum over the batch of the squared
+    per-example gradients `einsum("bijk,bijl->bkl", patches, outputs_grads)`.
   """
   kernel_h, kernel_w = filter_shape[:2]
   patches = tf.image.extract_patches(
       inputs, sizes=[1, kernel_h, kernel_w, 1], strides=list(strides),
       rates=[1, 1, 1, 1], padding=padding)
+  if has_bias:
+    ones = tf.ones(tf.concat([tf.shape(patches)[:3], [1]], axis=0),
+                   patches.dtype)
+    patches = tf.concat([patches, ones], axis=3)
   per_example = tf.einsum("bijk,bijl->bkl", patches, outputs_grads)
   return tf.reduce_sum(tf.square(per_example), axis=0)
 
@@ -201,7 +207,7 @@ class _AxisPlan(object):
 def _fit_axis(tensor, axis, plan):
   """Pads/crops `tensor` along `axis` as `plan` says (see `_AxisPlan`)."""
   in_size = tf.shape(tensor)[axis]
-  static = tensor.shape[axis]
+  static = tensor.shape.as_list()[axis]
   if isinstance(plan.length, int) and static is not None:
     after = plan.length - static - plan.pad_before
     if plan.pad_before or after > 0:
@@ -223,7 +229,7 @@ def _polyphase(tensor, plan_h, plan_w):
   s_h, s_w = plan_h.stride, plan_w.stride
   if s_h == 1 and s_w == 1:
     return tensor
-  channels = tensor.shape[3]
+  channels = tensor.shape.as_list()[3]
   shape = tf.shape(tensor)
   size_h, size_w = shape[1] // s_h, shape[2] // s_w
   split = tf.reshape(tensor, tf.stack([shape[0], size_h, s_h, size_w, s_w,
@@ -419,6 +425,42 @@ def _assembly_pattern(plan_h, plan_w, kernel_h, kernel_w, offsets):
 # ---------------------------------------------------------------------------
 # The statistic.
 # ---------------------------------------------------------------------------
+
+
+def lag_formulation_applies(inputs, filter_shape, strides, padding):
+  """Whether `conv_input_second_moment` is used for these arguments.
+
+  It needs the inputs' channel count statically equal to `filter_shape[2]`
+  (otherwise TensorFlow 1.4's reshape of the patches to `filter_shape`'s
+  width is reproduced by the reference). It is chosen when its products per
+  position of Y, `(s_h·s_w)²·kq_h·(2·kq_w − 1)` channel blocks (kq the
+  number of stride-1 offsets per axis), are at most half the
+  `(kh·kw)²` blocks per output position of the patch GEMM; strides 1 with
+  kernels larger than 1×1 always qualify.
+
+  Args:
+    inputs: `[B, H, W, C]` Tensor.
+    filter_shape: `(kh, kw, C, O)` Python ints.
+    strides: `(1, s_h, s_w, 1)` Python ints.
+    padding: "SAME" or "VALID".
+
+  Returns:
+    Python bool.
+  """
+  kernel_h, kernel_w, channels = filter_shape[:3]
+  static_shape = inputs.shape.as_list()
+  if static_shape[3] != channels:
+    return False
+  offsets = []
+  for axis, kernel in ((1, kernel_h), (2, kernel_w)):
+    size = static_shape[axis]
+    if size is None:  # explicit padding: offsets 0 .. ceil(kernel / s) − 1
+      offsets.append((kernel - 1) // strides[axis] + 1)
+    else:
+      offsets.append(_AxisPlan(size, kernel, strides[axis], padding).kq)
+  phases = strides[1] * strides[2]
+  lag_blocks = phases * phases * offsets[0] * (2 * offsets[1] - 1)
+  return 2 * lag_blocks <= (kernel_h * kernel_w) ** 2
 
 
 def conv_input_second_moment(inputs, filter_shape, strides, padding,

@@ -1389,14 +1389,19 @@ class ConvDiagonalFactor(DiagonalFactor):
       # Only when every gradient has the inputs' static batch size, so that a
       # batch mismatch still fails in the grouped convolution.
       self._batch_chunks = None
-      if (batch is not None and _CONVDIAG_CHUNK_BYTES and
-          all(g.shape[0] == batch for g in checked_grads)):
-        out_size = [d if isinstance(d, int) else None for d in (out_h, out_w)]
-        if None not in in_shape[1:3] and None not in out_size:
-          example_bytes = self._compute_dtype.size * (
-              in_shape[1] * in_shape[2] * in_channels +
-              out_size[0] * out_size[1] * out_channels)
-          size = max(1, _CONVDIAG_CHUNK_BYTES // example_bytes)
+      # With an unknown batch size: the static number of examples per chunk
+      # of a loop over the batch (None: one chunk).
+      self._loop_chunk_size = None
+      out_size = [d if isinstance(d, int) else None for d in (out_h, out_w)]
+      if (_CONVDIAG_CHUNK_BYTES and None not in in_shape[1:3] and
+          None not in out_size):
+        example_bytes = self._compute_dtype.size * (
+            in_shape[1] * in_shape[2] * in_channels +
+            out_size[0] * out_size[1] * out_channels)
+        size = max(1, _CONVDIAG_CHUNK_BYTES // example_bytes)
+        if batch is None:
+          self._loop_chunk_size = size
+        elif all(g.shape.as_list()[0] == batch for g in checked_grads):
           count = -(-batch // size)
           if count > 1:
             # Balanced: sizes differ by at most one, larger ones first.
@@ -1406,7 +1411,10 @@ class ConvDiagonalFactor(DiagonalFactor):
             self._batch_chunks = list(zip(starts, sizes))
       # Per chunk: [1, height, width, chunk·in_channels], channel index
       # b·C + c.
-      if self._batch_chunks is None:
+      if self._loop_chunk_size is not None:
+        self._folded_inputs = None
+        self._chunked_inputs = x
+      elif self._batch_chunks is None:
         self._folded_inputs = [_fold_batch_into_channels(x)]
       else:
         self._folded_inputs = [
@@ -1503,14 +1511,8 @@ class ConvDiagonalFactor(DiagonalFactor):
     """
     kernel_h, kernel_w, in_channels, out_channels = self._filter_shape
     width = num_sources * out_channels
-    if self._batch_chunks is None:
-      chunks = [(grads, self._batch_size)]
-    else:
-      chunks = [(grads[start:start + size], size)
-                for start, size in self._batch_chunks]
-    partial_sums = []
-    for folded_inputs, (chunk_grads, size) in zip(self._folded_inputs,
-                                                  chunks):
+
+    def chunk_sum_of_squares(folded_inputs, chunk_grads, size):
       per_example = tf.compat.v1.nn.conv2d_backprop_filter(
           folded_inputs,
           tf.stack([kernel_h, kernel_w, in_channels, size * width]),
@@ -1519,7 +1521,42 @@ class ConvDiagonalFactor(DiagonalFactor):
           padding=self._padding)  # [kh, kw, C, chunk·s·O]
       per_example = tf.reshape(
           per_example, [kernel_h * kernel_w * in_channels, -1, width])
-      partial_sums.append(_sum_of_squares(per_example, axis=1))
+      return _sum_of_squares(per_example, axis=1)
+
+    if self._loop_chunk_size is not None:
+      # Unknown batch size: a loop over chunks of a static number of
+      # examples (the last one shorter); iterations may run concurrently.
+      x = self._chunked_inputs
+      chunk = self._loop_chunk_size
+      batch = self._batch_size
+      with tf.control_dependencies([tf.debugging.assert_equal(
+          tf.shape(grads)[0], batch,
+          message="outputs_grads and inputs must have the same batch "
+                  "size")]):
+        count = (batch + chunk - 1) // chunk
+
+      def body(i, total):
+        start = i * chunk
+        chunk_inputs = x[start:start + chunk]
+        return i + 1, total + chunk_sum_of_squares(
+            _fold_batch_into_channels(chunk_inputs),
+            grads[start:start + chunk], tf.shape(chunk_inputs)[0])
+
+      zeros = tf.zeros([kernel_h * kernel_w * in_channels, width],
+                       self._compute_dtype)
+      _, total = tf.while_loop(lambda i, _: i < count, body,
+                               [tf.constant(0), zeros])
+      return total
+    if self._batch_chunks is None:
+      chunks = [(grads, self._batch_size)]
+    else:
+      chunks = [(grads[start:start + size], size)
+                for start, size in self._batch_chunks]
+    partial_sums = []
+    for folded_inputs, (chunk_grads, size) in zip(self._folded_inputs,
+                                                  chunks):
+      partial_sums.append(chunk_sum_of_squares(folded_inputs, chunk_grads,
+                                               size))
     if len(partial_sums) == 1:
       return partial_sums[0]
     return tf.add_n(partial_sums)
