@@ -1242,21 +1242,21 @@ class ConvDiagonalFactor(DiagonalFactor):
   `[1, H, W, B·C]`, gradients `[1, out_h, out_w, B·sources·O]`), the
   per-example filter gradients are the filter gradient of a convolution with
   B groups, one `conv2d_backprop_filter` call giving
-  `[kernel_height, kernel_width, C, B·sources·O]`. When the batch size (of
-  the inputs and of every gradient) and the spatial sizes are static, the
-  batch is split into balanced chunks of about 2 MiB of inputs plus one
-  source's gradients each, every chunk with its own folding and grouped
-  filter gradient, and the chunks' sums of squares are added; the chunks are
-  independent, so TensorFlow may run them concurrently. Small chunks keep
-  the kernel's operands in cache (about 1.1–1.3× faster than one call on the
-  reference shapes (b) and (c) of `tools/bench_fisher_factors.py`). Memory,
-  with every chunk alive at once: one transposed copy of the inputs and of
-  the gradients, plus the kernel's reordered copy of the gradients (the
-  chunks' batch slices share their buffers when aligned, else copy). It
-  needs TensorFlow's oneDNN CPU kernels (float32; a probe runs once per
-  process) and is used when that memory, 2·sources·O + stride_h·stride_w·C
-  elements per output position, is at most the patches'
-  kernel_height·kernel_width·C.
+  `[kernel_height, kernel_width, C, B·sources·O]`. When the spatial sizes
+  are static, the batch is split into chunks of about 2 MiB of inputs plus
+  one source's gradients each, every chunk with its own folding and grouped
+  filter gradient, and the chunks' sums of squares are added (small chunks
+  keep the kernel's operands in cache). With a static batch size (of the
+  inputs and of every gradient) the chunks are balanced and built when the
+  graph is built, and may run concurrently; with an unknown batch size a
+  `tf.while_loop` runs over chunks of that many examples (the last one
+  shorter), its iterations allowed to overlap, after checking that inputs
+  and gradients have the same batch size. Memory: one transposed copy of the
+  inputs and of the gradients, plus the kernel's reordered copy of the
+  gradients. It needs TensorFlow's oneDNN CPU kernels (float32; a probe
+  runs once per process) and is used when that memory, 2·sources·O +
+  stride_h·stride_w·C elements per output position, is at most the
+  patches' kernel_height·kernel_width·C.
 
   "windows" (otherwise, e.g. one-channel images, float64, GPUs): the padded
   inputs are transposed once to channels-first and, for each kernel offset
@@ -1271,8 +1271,9 @@ class ConvDiagonalFactor(DiagonalFactor):
   time: at most two thirds of the patches, usually one or two copies of the
   inputs.
 
-  The inputs-side tensors (the folded chunks, or the transposed and padded,
-  inputs) are built in `__init__`; the rest when the update op is built.
+  The inputs-side tensors (the folded static chunks, or the transposed and
+  padded inputs) are built in `__init__`; the rest when the update op is
+  built.
   Arguments are checked at construction: wrong types or dtypes raise
   `TypeError`, wrong ranks, shapes, strides or padding raise `ValueError`,
   each naming the argument.
