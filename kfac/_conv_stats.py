@@ -27,8 +27,9 @@ the `[B·P, kh·kw·C]` patch matrix (`extract_image_patches`) and one GEMM.
    inside Y lie in thin strips along the borders of Y (fewer than
    kh / s rows or kw / s columns). `F[δ]` minus the strips' rows and
    columns plus their corners (inclusion–exclusion) is the pair's block.
-   The per-row, per-column and per-position strip terms come from three
-   small filter gradients and four small matmuls over the strips.
+   The per-row and per-column strip terms come from one small filter
+   gradient per strip, the per-position corner terms from one small
+   matmul per corner.
 4. Assembly: every `C × C` block of M is a signed sum of a few of these
    terms, scattered by one sparse–dense matmul whose index pattern is
    computed once, in NumPy, when the graph is built.
@@ -225,7 +226,11 @@ def _fit_axis(tensor, axis, plan):
 
 
 def _polyphase(tensor, plan_h, plan_w):
-  """`x[b, s_h·v_h + ρ_h, s_w·v_w + ρ_w, c]` → `Y[b, v_h, v_w, (ρ_h, ρ_w, c)]`."""
+  """Polyphase split of `x` into `Y[b, v_h, v_w, (ρ_h, ρ_w, c)]`.
+
+  `Y[b, v_h, v_w, (ρ_h, ρ_w, c)] = x[b, s_h·v_h + ρ_h, s_w·v_w + ρ_w, c]`;
+  the spatial sizes of `x` must be multiples of the strides.
+  """
   s_h, s_w = plan_h.stride, plan_w.stride
   if s_h == 1 and s_w == 1:
     return tensor
@@ -253,9 +258,15 @@ def _filter_gradient(inputs, filter_sizes, outputs_grads):
 def _lag_table(y, kq_h, kq_w, channels):
   """F[δ] for δ_h ∈ [0, kq_h), δ_w ∈ (−kq_w, kq_w), as stored by the kernel.
 
+  Args:
+    y: `[B, H, W, C]` Tensor (zero outside its extent).
+    kq_h: Number of row lags (0 .. kq_h − 1).
+    kq_w: Column lags run over −(kq_w − 1) .. kq_w − 1.
+    channels: C.
+
   Returns:
     `[kq_h·(2kq_w − 1), C, C]`: entry (δ_h, δ_w + kq_w − 1) holds F[δ]ᵀ,
-    i.e. `Σ_v Y[v + δ]ᵀ-major`: `[c, c'] = Σ_b Σ_v Y[v + δ, c] Y[v, c']`.
+    `[c, c'] = Σ_b Σ_v Y[v + δ, c] Y[v, c']`.
   """
   padded = tf.pad(y, [[0, 0], [0, kq_h - 1], [kq_w - 1, kq_w - 1], [0, 0]])
   grads = _filter_gradient(padded, [kq_h, 2 * kq_w - 1, channels, channels], y)
@@ -340,13 +351,15 @@ def _assembly_pattern(plan_h, plan_w, kernel_h, kernel_w, offsets):
     plan_w: `_AxisPlan` of the width axis.
     kernel_h: Kernel height.
     kernel_w: Kernel width.
-    offsets: Dict from table name to its first block index (see
-      `_second_moment_blocks`); names missing have no blocks.
+    offsets: Dict from table name to its first block index in the table
+      built by `conv_input_second_moment` ("lags", "top", "bottom", "left",
+      "right", "<row band>_<column band>"; bands without rows are absent),
+      and "transposed": the number of blocks before the transposed copy.
 
   Returns:
-    `(indices, values)` of the `[(kh·kw)²·1, blocks]` coefficient matrix,
-    rows (d, d') with d = (d_h, d_w) row-major, columns the table blocks
-    refined by phases (block·s_h²s_w² + ρ·s_h s_w + ρ').
+    `(indices, values)` of the `[(kh·kw)², 2·blocks·(s_h·s_w)²]`
+    coefficient matrix: rows (d, d') with d = (d_h, d_w) row-major, columns
+    the `C × C` phase blocks of the table, `(block·s_h s_w + ρ)·s_h s_w + ρ'`.
   """
   kq_h, kq_w = plan_h.kq, plan_w.kq
   t_h, b_h = plan_h.first_band, plan_h.last_band
@@ -357,7 +370,9 @@ def _assembly_pattern(plan_h, plan_w, kernel_h, kernel_w, offsets):
 
   def index(block, rho, rho_p, transposed=False):
     flat = (block * phases + rho) * phases + rho_p
-    return flat + offsets["transposed"] * phases * phases if transposed else flat
+    if transposed:
+      flat += offsets["transposed"] * phases * phases
+    return flat
 
   splits = []
   for d_h in range(kernel_h):
@@ -432,11 +447,12 @@ def lag_formulation_applies(inputs, filter_shape, strides, padding):
 
   It needs the inputs' channel count statically equal to `filter_shape[2]`
   (otherwise TensorFlow 1.4's reshape of the patches to `filter_shape`'s
-  width is reproduced by the reference). It is chosen when its products per
-  position of Y, `(s_h·s_w)²·kq_h·(2·kq_w − 1)` channel blocks (kq the
-  number of stride-1 offsets per axis), are at most half the
-  `(kh·kw)²` blocks per output position of the patch GEMM; strides 1 with
-  kernels larger than 1×1 always qualify.
+  width is reproduced by the reference) and, for static sizes, at least one
+  output position. It is chosen when its products per position of Y,
+  `(s_h·s_w)²·kq_h·(2·kq_w − 1)` channel blocks (kq the number of stride-1
+  offsets per axis), are at most half the `(kh·kw)²` blocks per output
+  position of the patch GEMM; at stride 1 every kernel of at least 2×2
+  qualifies. Deciding builds no op.
 
   Args:
     inputs: `[B, H, W, C]` Tensor.
@@ -457,7 +473,10 @@ def lag_formulation_applies(inputs, filter_shape, strides, padding):
     if size is None:  # explicit padding: offsets 0 .. ceil(kernel / s) − 1
       offsets.append((kernel - 1) // strides[axis] + 1)
     else:
-      offsets.append(_AxisPlan(size, kernel, strides[axis], padding).kq)
+      plan = _AxisPlan(size, kernel, strides[axis], padding)
+      if plan.out < 1:  # no patches at all: left to the reference
+        return False
+      offsets.append(plan.kq)
   phases = strides[1] * strides[2]
   lag_blocks = phases * phases * offsets[0] * (2 * offsets[1] - 1)
   return 2 * lag_blocks <= (kernel_h * kernel_w) ** 2

@@ -1100,7 +1100,7 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
   gradient, the patches' sum. The result equals the patch formulation up to
   floating-point rounding. It is used when the inputs' channel count is
   statically `filter_shape[2]` and the lags need at most half the
-  products of the patch matrix (every kernel larger than 1×1 at stride 1;
+  products of the patch matrix (every kernel of at least 2×2 at stride 1;
   at larger strides, kernels large enough for their phases); otherwise the
   patch formulation runs. Batch and spatial sizes may be unknown when the
   graph is built (unknown spatial sizes pad the inputs explicitly).

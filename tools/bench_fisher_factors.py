@@ -1,4 +1,4 @@
-"""Benchmark: the factor statistics and inverses against their 2017 formulations.
+"""Benchmark: factor statistics and inverses against their 2017 formulations.
 
 Every comparison pairs an op of this package with the same statistic built
 the way TensorFlow 1.4 built it, in the same graph, timed interleaved
@@ -120,15 +120,16 @@ def _build(pair, side, shape):
   strides = [1, 1, 1, 1]
   ours = side == "ours"
   x, g = _inputs(shape, unknown_batch="None batch" in pair)
+  # pylint: disable=protected-access
   if pair.startswith("ConvDiagonalFactor"):
     cls = (fisher_factors.ConvDiagonalFactor if ours else
-           fisher_factors._ReferenceConvDiagonalFactor)  # pylint: disable=protected-access
+           fisher_factors._ReferenceConvDiagonalFactor)
     return cls(x, [g], filter_shape, strides, "SAME").make_covariance_update_op(
         _DECAY)
   if pair.startswith("ConvInputKroneckerFactor") or pair.startswith(
       "inverse"):
     cls = (fisher_factors.ConvInputKroneckerFactor if ours else
-           fisher_factors._ReferenceConvInputKroneckerFactor)  # pylint: disable=protected-access
+           fisher_factors._ReferenceConvInputKroneckerFactor)
     factor = cls(x, filter_shape, strides, "SAME", has_bias=True)
     if not pair.startswith("inverse"):
       return factor.make_covariance_update_op(_DECAY)

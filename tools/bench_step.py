@@ -69,8 +69,9 @@ class _ReferenceLayerCollection(lc.LayerCollection):
   """A LayerCollection whose factors use the 2017 formulations."""
 
   def make_or_get_factor(self, cls, args):
+    # pylint: disable=protected-access
     return super(_ReferenceLayerCollection, self).make_or_get_factor(
-        fisher_factors._reference_factor_class(cls), args)  # pylint: disable=protected-access
+        fisher_factors._reference_factor_class(cls), args)
 
 
 def _build(variant, shape_name, batch_size, inv_every):
