@@ -13,6 +13,8 @@ checkpoints written by it restore into variables created here:
 """
 
 import abc
+import os
+import platform
 
 import numpy as np
 import tensorflow as tf
@@ -472,36 +474,26 @@ def _check_static_dim(tensors, axis, arg_name, what):
 
 
 def _grouped_filter_gradient_supported():
-  """Whether a grouped `conv2d_backprop_filter` runs here (cached).
+  """Whether graphs built here may use grouped `conv2d_backprop_filter`.
 
   TensorFlow's oneDNN CPU kernels (float32) compute filter gradients of
-  grouped convolutions; its Eigen kernels (float64, or oneDNN disabled)
-  reject them when the graph runs. This is probed once per process with a
-  tiny float32 graph on the CPU. Machines with a GPU are answered "no", so
-  that graphs placed there never depend on it.
+  grouped convolutions; its Eigen kernels (float64, oneDNN disabled, other
+  CPUs) and its GPU kernels reject them when the graph runs. The answer is
+  decided when the graph is built, without running anything: yes on x86-64
+  machines without a visible GPU whose TensorFlow has not been told to turn
+  oneDNN off (`TF_ENABLE_ONEDNN_OPTS` = 0 or false). A graph built here
+  and run on a machine that lacks the kernel fails there when run.
 
   Returns:
     Python bool.
   """
   global _GROUPED_FILTER_GRADIENT_SUPPORTED
   if _GROUPED_FILTER_GRADIENT_SUPPORTED is None:
-    supported = False
-    if not tf.config.list_physical_devices("GPU"):
-      with tf.Graph().as_default():
-        # Two groups: in-channels 2·2, filter in-channels 2, out-channels 2·3.
-        x = tf.compat.v1.placeholder(tf.float32, [1, 3, 3, 4])
-        g = tf.compat.v1.placeholder(tf.float32, [1, 2, 2, 6])
-        grad = tf.compat.v1.nn.conv2d_backprop_filter(
-            x, [2, 2, 2, 6], g, [1, 1, 1, 1], "VALID")
-        config = tf.compat.v1.ConfigProto(device_count={"GPU": 0})
-        try:
-          with tf.compat.v1.Session(config=config) as sess:
-            value = sess.run(grad, {x: np.ones((1, 3, 3, 4)),
-                                    g: np.ones((1, 2, 2, 6))})
-          supported = bool(np.allclose(value, 4.))
-        except (tf.errors.OpError, ValueError):
-          supported = False
-    _GROUPED_FILTER_GRADIENT_SUPPORTED = supported
+    onednn_off = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower(
+    ) in ("0", "false", "off", "no")
+    _GROUPED_FILTER_GRADIENT_SUPPORTED = bool(
+        platform.machine().lower() in ("x86_64", "amd64") and
+        not onednn_off and not tf.config.list_physical_devices("GPU"))
   return _GROUPED_FILTER_GRADIENT_SUPPORTED
 
 
@@ -1253,10 +1245,12 @@ class ConvDiagonalFactor(DiagonalFactor):
   shorter), its iterations allowed to overlap, after checking that inputs
   and gradients have the same batch size. Memory: one transposed copy of the
   inputs and of the gradients, plus the kernel's reordered copy of the
-  gradients. It needs TensorFlow's oneDNN CPU kernels (float32; a probe
-  runs once per process) and is used when that memory, 2·sources·O +
-  stride_h·stride_w·C elements per output position, is at most the
-  patches' kernel_height·kernel_width·C.
+  gradients. It needs TensorFlow's oneDNN CPU kernels (float32), assumed
+  when the graph is built on an x86-64 machine without a visible GPU and
+  with oneDNN not turned off (`TF_ENABLE_ONEDNN_OPTS`); nothing is run to
+  decide. It is used when that memory, 2·sources·O + stride_h·stride_w·C
+  elements per output position, is at most the patches'
+  kernel_height·kernel_width·C.
 
   "windows" (otherwise, e.g. one-channel images, float64, GPUs): the padded
   inputs are transposed once to channels-first and, for each kernel offset

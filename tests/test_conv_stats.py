@@ -8,6 +8,8 @@ with several gradient sources.
 """
 
 import math
+import os
+from unittest import mock
 
 from absl.testing import parameterized
 import numpy as np
@@ -271,6 +273,73 @@ class ConvDiagonalFactorTest(parameterized.TestCase):
           "ExtractImagePatches" in {op.type for op in _ancestors(new_cov)},
           cls is ff._ReferenceConvDiagonalFactor)
       np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-4)
+
+
+class ConvDiagonalLoopTest(parameterized.TestCase):
+  """Unknown batch sizes loop over chunks of a static number of examples."""
+
+  def setUp(self):
+    super(ConvDiagonalLoopTest, self).setUp()
+    saved = ff._CONVDIAG_CHUNK_BYTES, ff._CONVDIAG_METHOD
+    self.addCleanup(self._restore, saved)
+    # Chunks of 2 examples: 4 bytes·(5·4·2 + 5·4·3) = 400 bytes each.
+    ff._CONVDIAG_CHUNK_BYTES = 800
+    ff._CONVDIAG_METHOD = "grouped_conv"
+
+  def _restore(self, saved):
+    ff._CONVDIAG_CHUNK_BYTES, ff._CONVDIAG_METHOD = saved
+
+  @parameterized.named_parameters(("one_source_bias", 1, True),
+                                  ("two_sources", 2, False))
+  def test_loop_matches_oracle(self, num_sources, has_bias):
+    if not ff._grouped_filter_gradient_supported():
+      self.skipTest("no grouped filter gradient kernel on this machine")
+    rng = np.random.RandomState(4)
+    x_value = rng.randn(5, 5, 4, 2).astype(np.float32)  # 3 chunks: 2, 2, 1
+    g_values = [rng.randn(5, 5, 4, 3).astype(np.float32)
+                for _ in range(num_sources)]
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.compat.v1.placeholder(tf.float32, [None, 5, 4, 2])
+      gs = [tf.compat.v1.placeholder(tf.float32, [None, 5, 4, 3])
+            for _ in range(num_sources)]
+      factor = ff.ConvDiagonalFactor(x, gs, (3, 3, 2, 3), (1, 1, 1, 1),
+                                     "SAME", has_bias=has_bias)
+      self.assertEqual(factor._loop_chunk_size, 2)
+      new_cov = factor._compute_total_new_cov()
+      feed = dict(zip(gs, g_values))
+      feed[x] = x_value
+      value = sess.run(new_cov, feed)
+      # A gradient with another batch size fails when run.
+      feed[gs[0]] = g_values[0][:4]
+      with self.assertRaises(tf.errors.InvalidArgumentError):
+        sess.run(new_cov, feed)
+    np.testing.assert_allclose(
+        value, _diagonal_oracle(x_value, g_values, (3, 3), (1, 1), "SAME",
+                                has_bias), rtol=1e-4, atol=1e-4)
+
+
+class GroupedKernelChoiceTest(parameterized.TestCase):
+
+  def setUp(self):
+    super(GroupedKernelChoiceTest, self).setUp()
+    saved = ff._GROUPED_FILTER_GRADIENT_SUPPORTED
+
+    def restore():
+      ff._GROUPED_FILTER_GRADIENT_SUPPORTED = saved
+
+    self.addCleanup(restore)
+
+  @parameterized.named_parameters(("zero", "0"), ("false", "False"))
+  def test_onednn_turned_off(self, value):
+    ff._GROUPED_FILTER_GRADIENT_SUPPORTED = None
+    with mock.patch.dict(os.environ, {"TF_ENABLE_ONEDNN_OPTS": value}):
+      self.assertFalse(ff._grouped_filter_gradient_supported())
+
+  def test_decided_without_running_a_session(self):
+    ff._GROUPED_FILTER_GRADIENT_SUPPORTED = None
+    with mock.patch.object(tf.compat.v1, "Session") as session:
+      ff._grouped_filter_gradient_supported()
+    session.assert_not_called()
 
 
 class ReferenceFactorClassTest(parameterized.TestCase):
