@@ -102,4 +102,5 @@ from kfac import fisher_blocks
 from kfac import layer_collection
 from kfac import estimator
 from kfac import optimizer
+from kfac import checkpoint
 from kfac._contrib_alias import install_tf_contrib_alias

@@ -47,6 +47,8 @@ the graph is built.
 import numpy as np
 import tensorflow as tf
 
+from kfac import _checks
+
 
 # ---------------------------------------------------------------------------
 # 2017 reference formulations (oracles; selectable through the factories).
@@ -208,7 +210,7 @@ class _AxisPlan(object):
 def _fit_axis(tensor, axis, plan):
   """Pads/crops `tensor` along `axis` as `plan` says (see `_AxisPlan`)."""
   in_size = tf.shape(tensor)[axis]
-  static = tensor.shape.as_list()[axis]
+  static = _checks.static_dim(tensor, axis)
   if isinstance(plan.length, int) and static is not None:
     after = plan.length - static - plan.pad_before
     if plan.pad_before or after > 0:
@@ -234,7 +236,7 @@ def _polyphase(tensor, plan_h, plan_w):
   s_h, s_w = plan_h.stride, plan_w.stride
   if s_h == 1 and s_w == 1:
     return tensor
-  channels = tensor.shape.as_list()[3]
+  channels = _checks.static_dim(tensor, 3)
   shape = tf.shape(tensor)
   size_h, size_w = shape[1] // s_h, shape[2] // s_w
   split = tf.reshape(tensor, tf.stack([shape[0], size_h, s_h, size_w, s_w,
@@ -464,7 +466,7 @@ def lag_formulation_applies(inputs, filter_shape, strides, padding):
     Python bool.
   """
   kernel_h, kernel_w, channels = filter_shape[:3]
-  static_shape = inputs.shape.as_list()
+  static_shape = _checks.static_shape_list(inputs)
   if static_shape[3] != channels:
     return False
   offsets = []
@@ -505,7 +507,7 @@ def conv_input_second_moment(inputs, filter_shape, strides, padding,
   kernel_h, kernel_w, channels = filter_shape[:3]
   dtype = inputs.dtype
   dynamic_shape = tf.shape(inputs)
-  static_shape = inputs.shape.as_list()
+  static_shape = _checks.static_shape_list(inputs)
   plan_h, plan_w = [
       _AxisPlan(static_shape[axis] if static_shape[axis] is not None else
                 dynamic_shape[axis], kernel, strides[axis], padding)
