@@ -331,6 +331,10 @@ class _Categorical(_Distribution):
     else:
       logits_2d = tf.reshape(self.logits, [-1, self._event_size])
     draws = tf.random.categorical(logits_2d, n, dtype=tf.int32, seed=seed)
+    # Non-finite logits make the sampler return `num_classes`, an invalid
+    # class id on which the sampled loss would raise; keep ids in range (a
+    # no-op for finite logits) so the statistics just become non-finite.
+    draws = tf.clip_by_value(draws, 0, self._event_size - 1)
     draws = tf.reshape(tf.transpose(draws),
                        tf.concat([[n], self._batch_shape_tensor()], 0))
     return tf.cast(draws, tf.int32)
