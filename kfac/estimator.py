@@ -16,6 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _nonfinite
+from kfac import _settings
+from kfac import layer_collection as lc_lib
 from kfac import utils
 
 __all__ = ["FisherEstimator"]
@@ -122,11 +124,19 @@ class FisherEstimator(object):
         behaviour (no guard ops, no counters).
 
     Raises:
-      ValueError: If `estimation_mode` is unknown, if no loss is registered,
+      TypeError: If `layer_collection` is not a `LayerCollection`, or
+        `damping` or `cov_ema_decay` is neither a number nor a Tensor.
+      ValueError: If `damping` is not positive and finite, if
+        `cov_ema_decay` lies outside [0, 1], if `estimation_mode` is
+        unknown, if no loss is registered,
         or (one error listing every problem) if a variable is unregistered,
         registered with the wrong number of uses, or registered but missing
         from `variables`.
     """
+    _settings.check_layer_collection(layer_collection,
+                                     (lc_lib.LayerCollection,))
+    _settings.check_cov_ema_decay(cov_ema_decay)
+    _settings.check_damping(damping)
     if estimation_mode not in _ESTIMATION_MODES:
       raise ValueError(
           "Unrecognized value {!r} for estimation_mode. Must be one of "
