@@ -224,7 +224,25 @@ class FisherEstimator(object):
     vecs = utils.SequenceDict((var, vec) for vec, var in vecs_and_vars)
     trans_vecs = utils.SequenceDict()
     for params, fb in self._layers.fisher_blocks.items():
-      trans_vecs[params] = transform(fb, vecs[params])
+      vec = vecs[params]
+      # The factor variables are float32 (as in 1.4): vectors of another
+      # float dtype (float64, float16, bfloat16 models) are cast to float32
+      # where they meet them, and the results back to the vector's dtype.
+      # float32 vectors pass untouched (no op is added).
+      flat = tf.nest.flatten(vec)
+      dtypes = [v.dtype.base_dtype if tf.is_tensor(v) else None
+                for v in flat]
+      if all(d in (None, tf.float32) or not d.is_floating for d in dtypes):
+        trans_vecs[params] = transform(fb, vec)
+        continue
+      cast_in = tf.nest.pack_sequence_as(
+          vec, [tf.cast(v, tf.float32) if d is not None and d.is_floating
+                else v for v, d in zip(flat, dtypes)])
+      result = transform(fb, cast_in)
+      flat_result = tf.nest.flatten(result)
+      trans_vecs[params] = tf.nest.pack_sequence_as(
+          result, [tf.cast(r, d) if d is not None and d.is_floating else r
+                   for r, d in zip(flat_result, dtypes)])
     return [(trans_vecs[var], var) for _, var in vecs_and_vars]
 
   def multiply_inverse(self, vecs_and_vars):
