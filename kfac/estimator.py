@@ -66,14 +66,19 @@ class FisherEstimator(object):
     is computed from fresh gradients (see `estimation_mode`);
   * `inv_update_op` recomputes every damped inverse / matrix power from the
     current covariances;
-  * `inv_updates_dict` maps the name of every individual inverse-update op to
-    the op (for running them one at a time, e.g. through an `OpQueue`).
+  * `inv_updates_dict` maps the name of every individual inverse update to
+    it (for running them one at a time, e.g. through an `OpQueue`). Each
+    update is a Tensor, as in TensorFlow 1.4: running it assigns the new
+    inverse (or matrix power) and yields its value; it has the variable's
+    `dtype` and static shape.
 
   Attributes:
     cov_update_op: `tf.Operation` grouping all covariance updates.
     inv_update_op: `tf.Operation` grouping all inverse updates.
-    inv_updates_dict: dict `{op.name: op}` of the individual inverse updates
-      (`tf.Operation`s).
+    inv_updates_dict: dict `{tensor.name: tensor}` of the individual inverse
+      updates (`tf.Tensor`s; with reference variables the `assign` results
+      themselves, with resource variables the value read after the
+      assignment).
   """
 
   def __init__(self, variables, cov_ema_decay, damping, layer_collection,
@@ -295,50 +300,49 @@ class FisherEstimator(object):
         "curvature_prop": self._get_grads_lists_curvature_prop,
         "exact": self._get_grads_lists_exact,
     }
-    grads_lists = gradient_fns[self._estimation_mode](tensors_to_compute_grads)
+    # Without blocks there is nothing to differentiate (TF 1.4 still built
+    # the sampled loss, whose value nothing used).
+    grads_lists = (gradient_fns[self._estimation_mode](tensors_to_compute_grads)
+                   if fisher_blocks_list else ())
 
     for grads_list, fb in zip(grads_lists, fisher_blocks_list):
       fb.instantiate_factors(grads_list, self.damping)
 
     factors = list(self._layers.get_factors())
-    if not self._skip_nonfinite_updates:
-      cov_updates = []
-      for factor in factors:
-        with self._cov_device_context_generator():
-          cov_updates.append(factor.make_covariance_update_op(cov_ema_decay))
+    if self._skip_nonfinite_updates:
+      # The same update ops, built in the same order, each keeping the old
+      # value when its new one is not finite and counting the skip; the guard
+      # ops and the skip counters live in their own name scope.
+      self.cov_skip_counter = _nonfinite.SkipCounter(
+          "covariance_update_skips", "covariance updates")
+      self.inv_skip_counter = _nonfinite.SkipCounter(
+          "inverse_update_skips", "inverse updates")
+      # pylint: disable=protected-access
+      make_cov_update = lambda factor: factor._make_guarded_covariance_update_op(
+          cov_ema_decay, self.cov_skip_counter)
+      make_inv_updates = lambda factor: factor._make_guarded_inverse_update_ops(
+          self.inv_skip_counter)
+      # pylint: enable=protected-access
+    else:
+      make_cov_update = lambda factor: factor.make_covariance_update_op(
+          cov_ema_decay)
+      make_inv_updates = lambda factor: factor.make_inverse_update_ops()
 
-      inv_updates = {}
-      for factor in factors:
-        with self._inv_device_context_generator():
-          for update in factor.make_inverse_update_ops():
-            # Assignments to resource variables come back as unread-variable
-            # objects; keep the assign op itself.
-            op = update if isinstance(update, tf.Operation) else update.op
-            inv_updates[op.name] = op
-
-      return (tf.group(*cov_updates), tf.group(*inv_updates.values()),
-              inv_updates)
-
-    # The same update ops, built in the same order, each keeping the old
-    # value when its new one is not finite and counting the skip; the guard
-    # ops and the skip counters live in their own name scope.
-    self.cov_skip_counter = _nonfinite.SkipCounter(
-        "covariance_update_skips", "covariance updates")
-    self.inv_skip_counter = _nonfinite.SkipCounter(
-        "inverse_update_skips", "inverse updates")
     cov_updates = []
     for factor in factors:
       with self._cov_device_context_generator():
-        cov_updates.append(factor._make_guarded_covariance_update_op(  # pylint: disable=protected-access
-            cov_ema_decay, self.cov_skip_counter))
+        cov_updates.append(make_cov_update(factor))
 
     inv_updates = {}
     for factor in factors:
       with self._inv_device_context_generator():
-        for update in factor._make_guarded_inverse_update_ops(  # pylint: disable=protected-access
-            self.inv_skip_counter):
-          op = update if isinstance(update, tf.Operation) else update.op
-          inv_updates[op.name] = op
+        for update in make_inv_updates(factor):
+          # Reference-variable assignments are Tensors already (TF 1.4
+          # stored them); resource-variable ones come back as unread-variable
+          # objects, read here after the assignment.
+          if not isinstance(update, tf.Tensor):
+            update = tf.convert_to_tensor(update)
+          inv_updates[update.name] = update
 
     return (tf.group(*cov_updates), tf.group(*inv_updates.values()),
             inv_updates)

@@ -60,10 +60,12 @@ def _build(estimation_mode):
 
 
 def _step(sess, opt, train_op, with_cov_update):
+  # One op per run: with TF1 reference variables, a covariance update run
+  # together with the training step may read the weights before or after
+  # the step changes them, which would make the values irreproducible.
   if with_cov_update:
-    sess.run([train_op, opt.cov_update_op])
-  else:
-    sess.run(train_op)
+    sess.run(opt.cov_update_op)
+  sess.run(train_op)
   sess.run(opt.inv_update_op)
 
 
