@@ -15,6 +15,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from kfac import _nonfinite
 from kfac import utils
 
 __all__ = ["FisherEstimator"]
@@ -81,7 +82,7 @@ class FisherEstimator(object):
   def __init__(self, variables, cov_ema_decay, damping, layer_collection,
                estimation_mode="gradients", *,
                colocate_gradients_with_ops=False, cov_devices=None,
-               inv_devices=None):
+               inv_devices=None, skip_nonfinite_updates=True):
     """Checks the registrations and builds the update ops.
 
     Args:
@@ -116,6 +117,14 @@ class FisherEstimator(object):
       inv_devices: Keyword-only. Optional list of device strings; the
         inverse-update ops of the factors are placed on them in turn (an r1.5
         keyword).
+      skip_nonfinite_updates: Keyword-only. If True (the default), a
+        covariance update whose new statistic is not finite keeps the
+        covariance, and an inverse update whose result is not finite (e.g. a
+        failed Cholesky factorisation) keeps the previous inverse; the skips
+        are counted in the local variables `cov_skip_counter.variable` and
+        `inv_skip_counter.variable` (the group ops `cov_update_op` and
+        `inv_update_op` update them) and logged. False gives the 2017
+        behaviour (no guard ops, no counters).
 
     Raises:
       ValueError: If `estimation_mode` is unknown, if no loss is registered,
@@ -131,6 +140,9 @@ class FisherEstimator(object):
     self._damping = damping
     self._estimation_mode = estimation_mode
     self._layers = layer_collection
+    self._skip_nonfinite_updates = bool(skip_nonfinite_updates)
+    self.cov_skip_counter = None
+    self.inv_skip_counter = None
     self._colocate_gradients_with_ops = colocate_gradients_with_ops
     self._cov_device_context_generator = _DeviceContextGenerator(cov_devices)
     if inv_devices == cov_devices:
@@ -260,20 +272,43 @@ class FisherEstimator(object):
         "curvature_prop": self._get_grads_lists_curvature_prop,
         "exact": self._get_grads_lists_exact,
     }
-    grads_lists = gradient_fns[self._estimation_mode](tensors_to_compute_grads)
+    # Without blocks there is nothing to differentiate (TF 1.4 still built
+    # the sampled loss, whose value nothing used).
+    grads_lists = (gradient_fns[self._estimation_mode](tensors_to_compute_grads)
+                   if fisher_blocks_list else ())
 
     for grads_list, fb in zip(grads_lists, fisher_blocks_list):
       fb.instantiate_factors(grads_list, self.damping)
 
+    factors = list(self._layers.get_factors())
+    if self._skip_nonfinite_updates:
+      # The same update ops, built in the same order, each keeping the old
+      # value when its new one is not finite and counting the skip; the guard
+      # ops and the skip counters live in their own name scope.
+      self.cov_skip_counter = _nonfinite.SkipCounter(
+          "covariance_update_skips", "covariance updates")
+      self.inv_skip_counter = _nonfinite.SkipCounter(
+          "inverse_update_skips", "inverse updates")
+      # pylint: disable=protected-access
+      make_cov_update = lambda factor: factor._make_guarded_covariance_update_op(
+          cov_ema_decay, self.cov_skip_counter)
+      make_inv_updates = lambda factor: factor._make_guarded_inverse_update_ops(
+          self.inv_skip_counter)
+      # pylint: enable=protected-access
+    else:
+      make_cov_update = lambda factor: factor.make_covariance_update_op(
+          cov_ema_decay)
+      make_inv_updates = lambda factor: factor.make_inverse_update_ops()
+
     cov_updates = []
-    for factor in self._layers.get_factors():
+    for factor in factors:
       with self._cov_device_context_generator():
-        cov_updates.append(factor.make_covariance_update_op(cov_ema_decay))
+        cov_updates.append(make_cov_update(factor))
 
     inv_updates = {}
-    for factor in self._layers.get_factors():
+    for factor in factors:
       with self._inv_device_context_generator():
-        for update in factor.make_inverse_update_ops():
+        for update in make_inv_updates(factor):
           # Reference-variable assignments are Tensors already (TF 1.4
           # stored them); resource-variable ones come back as unread-variable
           # objects, read here after the assignment.

@@ -16,7 +16,6 @@ layout of `kfac.utils.layer_params_to_mat2d`: weights reshaped to
 import abc
 import inspect
 import numbers
-import operator
 
 import numpy as np
 import tensorflow as tf
@@ -100,34 +99,46 @@ def _concat_along_batch_dim(tensor_list):
 
 
 def _conv_strides(strides):
-  """Checks a convolution's strides and returns them as a tuple of ints.
+  """Reads a conv block's strides: a tuple with ints at positions 1 and 2.
+
+  The blocks use only `strides[1]` and `strides[2]` (for the number of
+  locations) and pass the strides on to their factors, which check all four
+  when they use them, as TensorFlow 1.4 did. Lists and NumPy arrays become
+  tuples (factor arguments are dictionary keys), NumPy integers Python ints.
 
   Args:
-    strides: A tuple or list of 4 ints, `[1, stride_h, stride_w, 1]`.
+    strides: A tuple, list or 1-D NumPy array, `[1, stride_h, stride_w, 1]`.
 
   Returns:
-    A tuple of 4 Python ints.
+    A tuple.
 
   Raises:
-    ValueError: If `strides` is not a sequence of 4 integers.
+    ValueError: If `strides` is not a sequence with positive integers at
+      positions 1 and 2.
   """
-  if not isinstance(strides, (tuple, list)) or len(strides) != 4:
+  if isinstance(strides, np.ndarray) and strides.ndim == 1:
+    strides = strides.tolist()
+  if (not isinstance(strides, (tuple, list)) or len(strides) < 3 or
+      not all(_is_int(s) and s > 0 for s in strides[1:3])):
     raise ValueError("strides must be a tuple or list of 4 ints, got {!r}."
                      .format(strides))
-  try:
-    return tuple(operator.index(s) for s in strides)
-  except TypeError:
-    raise ValueError("strides must be a tuple or list of 4 ints, got {!r}."
-                     .format(strides)) from None
+  return tuple(int(s) if _is_int(s) else s for s in strides)
+
+
+def _is_int(value):
+  return (isinstance(value, (int, np.integer)) and
+          not isinstance(value, (bool, np.bool_)))
 
 
 def _init_conv_block(block, params, inputs, outputs, strides, padding):
   """Stores what both conv blocks need (their constructors' shared part).
 
-  Sets `block._inputs`, `_outputs`, `_strides` (a tuple of ints),
-  `_padding`, `_has_bias` (whether `params` is a tuple/list),
-  `_filter_shape` (the filter's static shape as a tuple) and
-  `_num_locations = height * width // (strides[1] * strides[2])`.
+  Sets `block._inputs`, `_outputs`, `_strides` (a tuple), `_padding`,
+  `_has_bias` (whether `params` is a tuple/list), `_filter_shape` (the
+  filter's static shape as a tuple) and
+  `_num_locations = height * width // (strides[1] * strides[2])`, height and
+  width being axes 1 and 2 of the inputs' static shape. As in TensorFlow
+  1.4, nothing else is read here; the factors check the rest.
 
   Args:
     block: The `ConvDiagonalFB` or `ConvKFCBasicFB` being built.
@@ -140,8 +151,9 @@ def _init_conv_block(block, params, inputs, outputs, strides, padding):
     padding: The convolution padding, "SAME" or "VALID".
 
   Raises:
-    ValueError: If `strides` is not 4 ints, or the inputs are not of rank 4
-      with known height and width.
+    ValueError: If `strides` has no ints at positions 1 and 2, the filter's
+      rank is unknown, or the inputs' height and width are not statically
+      known.
   """
   # pylint: disable=protected-access
   block._inputs = inputs
@@ -150,9 +162,14 @@ def _init_conv_block(block, params, inputs, outputs, strides, padding):
   block._padding = padding
   block._has_bias = isinstance(params, (tuple, list))
   fltr = params[0] if block._has_bias else params
-  block._filter_shape = tuple(fltr.shape.as_list())
+  filter_shape = _checks.static_shape_list(fltr)
+  if filter_shape is None:
+    raise ValueError("params must have a statically known rank (the filter "
+                     "[kernel_height, kernel_width, in_channels, "
+                     "out_channels]).")
+  block._filter_shape = tuple(filter_shape)
   input_shape = _checks.static_shape_list(inputs)
-  if (input_shape is None or len(input_shape) != 4 or input_shape[1] is None
+  if (input_shape is None or len(input_shape) < 3 or input_shape[1] is None
       or input_shape[2] is None):
     raise ValueError(
         "inputs must have shape [batch, height, width, in_channels] with "

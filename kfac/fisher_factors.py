@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _nonfinite
 from kfac import _conv_stats
 from kfac import utils
 
@@ -275,8 +276,24 @@ def _is_tensor_like(value):
   return isinstance(value, (tf.Tensor, tf.Variable))
 
 
+def _check_floating(value, arg_name):
+  """Raises a TypeError unless the Tensor `value` is floating point.
+
+  Factors check this when their covariance update is built: the statistic
+  of integer inputs cannot go into the float32 `cov` variable (TensorFlow
+  1.4 failed in the assignment).
+  """
+  dtype = value.dtype.base_dtype
+  if not dtype.is_floating:
+    raise TypeError("{} must have a floating-point dtype, got {}."
+                    .format(arg_name, dtype.name))
+
+
 def _check_tensor(value, arg_name, rank=None):
   """Checks a Tensor/Variable argument; returns it as a Tensor.
+
+  The dtype is checked later, by `_check_floating` when the covariance
+  update is built (TensorFlow 1.4 accepted integer tensors until then).
 
   Args:
     value: The argument.
@@ -287,16 +304,12 @@ def _check_tensor(value, arg_name, rank=None):
     `value` as a Tensor.
 
   Raises:
-    TypeError: If `value` is not a Tensor/Variable or not floating point.
+    TypeError: If `value` is not a Tensor/Variable.
     ValueError: If its static rank is unknown or differs from `rank`.
   """
   if not _is_tensor_like(value):
     raise TypeError("{} must be a tf.Tensor or tf.Variable, got {}."
                     .format(arg_name, type(value).__name__))
-  dtype = value.dtype.base_dtype
-  if not dtype.is_floating:
-    raise TypeError("{} must have a floating-point dtype, got {}."
-                    .format(arg_name, dtype.name))
   if rank is not None:
     if value.shape.rank is None:
       raise ValueError("{} must have a known static rank {}."
@@ -308,7 +321,20 @@ def _check_tensor(value, arg_name, rank=None):
 
 
 def _check_tensor_list(values, arg_name, rank=None):
-  """Checks a non-empty tuple/list of Tensors; returns a tuple of Tensors."""
+  """Checks a non-empty tuple/list of Tensors; returns a tuple of Tensors.
+
+  Args:
+    values: A Tensor/Variable (one source) or a tuple/list of them.
+    arg_name: The argument's name, for messages.
+    rank: The required static rank of each, or None.
+
+  Returns:
+    A tuple of Tensors.
+
+  Raises:
+    TypeError: If `values` or an element has the wrong type.
+    ValueError: If `values` is empty or a rank is wrong.
+  """
   if _is_tensor_like(values):
     values = (values,)
   if not isinstance(values, (tuple, list)):
@@ -384,6 +410,24 @@ def _check_padding(padding):
   return padding
 
 
+def _nameable(value):
+  """`value` with NumPy scalars/arrays as Python ints/lists, bytes decoded.
+
+  `scope_string_from_params` then names NumPy strides like the equal list
+  and `b"SAME"` like `"SAME"`; other values are left for it to name (or
+  reject) as TensorFlow 1.4 did.
+  """
+  if isinstance(value, bytes):
+    return value.decode("ascii", "replace")
+  if isinstance(value, np.ndarray):
+    value = value.tolist()
+  if isinstance(value, (tuple, list)) and all(_is_int(v) for v in value):
+    return [int(v) for v in value]
+  if _is_int(value):
+    return int(value)
+  return value
+
+
 def _conv_output_size(in_size, kernel, stride, padding):
   """Output size and leading padding of a conv along one spatial axis.
 
@@ -409,6 +453,12 @@ def _conv_output_size(in_size, kernel, stride, padding):
   return out_size, 0, 0
 
 
+def _named_sources(arg_name, tensors):
+  """`(("<arg_name>[i]", tensor), ...)`, for `FisherFactor._float_inputs`."""
+  return tuple(("{}[{}]".format(arg_name, i), t)
+               for i, t in enumerate(tensors))
+
+
 def _flat_params_grads_columns(params_grads):
   """Checks `params_grads` and flattens each source into one column.
 
@@ -422,7 +472,7 @@ def _flat_params_grads_columns(params_grads):
   Raises:
     ValueError: If `params_grads` is empty or not a tuple/list, or a column
       size is not static or differs between sources.
-    TypeError: If a gradient is not a floating-point Tensor.
+    TypeError: If a gradient is not a Tensor.
   """
   if not isinstance(params_grads, (tuple, list)) or not params_grads:
     raise ValueError("params_grads must be a non-empty tuple/list with one "
@@ -621,6 +671,10 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   whatever these need before calling `FisherFactor.__init__`.
   """
 
+  # (argument name, Tensor) pairs that must be floating point by the time
+  # the covariance update is built; set by subclasses.
+  _float_inputs = ()
+
   def __init__(self):
     """Creates the covariance variable (see `instantiate_covariance`)."""
     self.instantiate_covariance()
@@ -687,18 +741,63 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
 
     Args:
       ema_decay: Decay of the moving average, a float or a scalar Tensor.
+
     Returns:
       The update: running it assigns the new value of `cov` and yields it.
+
+    Raises:
+      TypeError: If an input of the statistic is not floating point.
     """
+    for arg_name, value in self._float_inputs:
+      _check_floating(value, arg_name)
     new_cov = _to_float32(self._compute_total_new_cov())
     return _assign_moving_average(self._cov, new_cov, ema_decay,
                                   zero_debias=ZERO_DEBIAS)
+
+  def _make_guarded_covariance_update_op(self, ema_decay, counter):
+    """`make_covariance_update_op` that keeps `cov` if the statistic is not finite.
+
+    The ops are those of `make_covariance_update_op`, in the same order and
+    scopes, plus guard ops under `_nonfinite.GUARD_SCOPE`; with a finite
+    statistic the new covariance is bit-identical.
+
+    Args:
+      ema_decay: Decay of the moving average, a float or a scalar Tensor.
+      counter: The `_nonfinite.SkipCounter` that counts a skip; the update
+        depends on its count op.
+
+    Returns:
+      The update (as `make_covariance_update_op`).
+    """
+    new_cov = _to_float32(self._compute_total_new_cov())
+    with tf.name_scope(_nonfinite.GUARD_SCOPE):
+      ok = _nonfinite.all_finite([new_cov])
+      count = counter.count_unless(ok)
+    if ZERO_DEBIAS:
+      # The zero-debiasing helpers move on every update: skip it whole.
+      with tf.name_scope(_nonfinite.GUARD_SCOPE), tf.control_dependencies(
+          [count]):
+        return tf.cond(
+            ok, lambda: tf.identity(_assign_moving_average(
+                self._cov, new_cov, ema_decay, zero_debias=True)),
+            lambda: tf.identity(self._cov))
+    with tf.name_scope(_nonfinite.GUARD_SCOPE):
+      # Moving towards the current value leaves it unchanged.
+      value = _nonfinite.keep_unless(ok, new_cov, self._cov)
+    with tf.control_dependencies([count]):
+      return _assign_moving_average(self._cov, value, ema_decay,
+                                    zero_debias=False)
 
   def make_inverse_update_ops(self):
     """Returns the ops that refresh the registered inverses and powers.
 
     The base factor registers nothing, so the list is empty.
     """
+    return []
+
+  def _make_guarded_inverse_update_ops(self, counter):
+    """The guarded inverse updates (none for the base factor)."""
+    del counter  # No inverses to guard.
     return []
 
   def get_cov(self):
@@ -791,8 +890,34 @@ class InverseProvidingFactor(FisherFactor):
     d)` (Cholesky by default). The result is a flat list with one assign op
     per registered inverse, then one per registered matrix power.
     """
-    ops = super(InverseProvidingFactor, self).make_inverse_update_ops()
+    return [variable.assign(value)
+            for variable, value in self._inverse_updates()]
 
+  def _make_guarded_inverse_update_ops(self, counter):
+    """`make_inverse_update_ops` that keeps each variable if its new value is not finite.
+
+    Args:
+      counter: The `_nonfinite.SkipCounter` that counts each skip; every
+        update depends on its count op.
+
+    Returns:
+      The list of `make_inverse_update_ops`, each assignment keeping the
+      variable's value when the new one is not finite (a failed Cholesky
+      factorisation gives NaNs, so it is caught too).
+    """
+    updates = []
+    for variable, value in self._inverse_updates():
+      with tf.name_scope(_nonfinite.GUARD_SCOPE):
+        ok = _nonfinite.all_finite([value])
+        count = counter.count_unless(ok)
+        value = _nonfinite.keep_unless(ok, value, variable)
+      with tf.control_dependencies([count]):
+        updates.append(variable.assign(value))
+    return updates
+
+  def _inverse_updates(self):
+    """The `(variable, new value)` pairs of `make_inverse_update_ops`."""
+    updates = []
     num_inverses = len(self._inverses_by_damping)
     matrix_power_registered = bool(self._matpower_by_exp_and_damping)
     use_eig = (self._eigendecomp is not None or matrix_power_registered or
@@ -806,21 +931,21 @@ class InverseProvidingFactor(FisherFactor):
                                eigenvalues.dtype))
       for damping, inv in self._inverses_by_damping.items():
         damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
-        ops.append(inv.assign(
-            tf.linalg.matmul(eigenvectors / damped, eigenvectors,
-                             transpose_b=True)))
+        updates.append((inv, tf.linalg.matmul(eigenvectors / damped,
+                                              eigenvectors, transpose_b=True)))
       for (exp, damping), matpower in (
           self._matpower_by_exp_and_damping.items()):
         damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
-        ops.append(matpower.assign(
-            tf.linalg.matmul(
-                eigenvectors * damped**tf.cast(exp, eigenvalues.dtype),
-                eigenvectors, transpose_b=True)))
+        updates.append((matpower, tf.linalg.matmul(
+            eigenvectors * damped**tf.cast(exp, eigenvalues.dtype),
+            eigenvectors, transpose_b=True)))
     else:
       for damping, inv in self._inverses_by_damping.items():
-        ops.append(inv.assign(utils.posdef_inv(self._cov.read_value(),
-                                               damping)))
-    return ops
+        # `_cov` may be any tensor-like (the 2017 tests put a constant
+        # there).
+        updates.append((inv, utils.posdef_inv(
+            tf.convert_to_tensor(self._cov), damping)))
+    return updates
 
   def get_inverse(self, damping):
     """Returns the variable holding `(cov + damping·I)⁻¹`.
@@ -877,6 +1002,7 @@ class FullFactor(InverseProvidingFactor):
       batch_size: The batch size (int or scalar Tensor).
     """
     params_grads_flat = _flat_params_grads_columns(params_grads)
+    self._float_inputs = _named_sources("params_grads", params_grads_flat)
     self._batch_size = batch_size
     self._orig_params_grads_name = scope_string_from_params(
         [params_grads, self._batch_size])
@@ -941,6 +1067,7 @@ class NaiveDiagonalFactor(DiagonalFactor):
     """
     self._batch_size = batch_size
     self._params_grads = _flat_params_grads_columns(params_grads)
+    self._float_inputs = _named_sources("params_grads", self._params_grads)
     super(NaiveDiagonalFactor, self).__init__()
 
   @property
@@ -993,6 +1120,8 @@ class FullyConnectedDiagonalFactor(DiagonalFactor):
     if _is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
     self._outputs_grads = checked_grads
+    self._float_inputs = ((("inputs", checked_inputs),) +
+                          _named_sources("outputs_grads", checked_grads))
     self._batch_size = tf.shape(checked_inputs)[0]
     self._orig_tensors_name = scope_string_from_params(
         (inputs,) + tuple(outputs_grads))
@@ -1046,6 +1175,7 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
     """
     self._tensors = _check_tensor_list(tensors, "tensors", rank=2)
     _check_static_dim(self._tensors, 1, "tensors", "features")
+    self._float_inputs = _named_sources("tensors", self._tensors)
     if _is_tensor_like(tensors):
       tensors = (tensors,)
     self._orig_tensors = tensors
@@ -1119,25 +1249,25 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
       has_bias: Python bool; whether the layer has a bias, in which case
         every patch gets a trailing one.
     """
-    self._checked_inputs = _check_tensor(inputs, "inputs", rank=4)
+    # As in TensorFlow 1.4, the constructor reads only `filter_shape` (it
+    # sizes the covariance); the other arguments are checked when the
+    # statistic is built (`make_covariance_update_op`), where 1.4 first used
+    # them.
     self._checked_filter_shape = _check_filter_shape(filter_shape)
-    self._checked_strides = _check_strides(strides)
-    self._checked_padding = _check_padding(padding)
     self._strides = strides
+    self._padding = padding
     self._has_bias = has_bias
     self._inputs = inputs
     super(ConvInputKroneckerFactor, self).__init__()
 
   @property
   def _var_scope(self):
-    # The checked Python-int tuples name the scope as the 2017 lists and
-    # tuples did ("5-5-1-16"), and also work for NumPy values; a strides
-    # Tensor keeps its tensor name, as in 2017.
-    strides = (self._strides if _is_tensor_like(self._strides)
-               else self._checked_strides)
+    # The checked filter shape names the scope as the 2017 lists and tuples
+    # did ("5-5-1-16"); NumPy strides are named like the equal list; a
+    # strides Tensor keeps its tensor name, as in 2017.
     return "ff_convinkron/" + scope_string_from_params([
-        self._inputs, self._checked_filter_shape, strides,
-        self._checked_padding, self._has_bias
+        self._inputs, self._checked_filter_shape,
+        _nameable(self._strides), _nameable(self._padding), self._has_bias
     ])
 
   @property
@@ -1154,11 +1284,13 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
     if idx != 0:
       raise ValueError("ConvInputKroneckerFactor only supports idx = 0")
 
-    inputs = self._checked_inputs
+    inputs = _check_tensor(self._inputs, "inputs", rank=4)
+    _check_floating(inputs, "inputs")
+    strides = _check_strides(self._strides)
+    padding = _check_padding(self._padding)
     if inputs.dtype.base_dtype not in (tf.float32, tf.float64):
       inputs = tf.cast(inputs, tf.float32)
-    args = (inputs, self._checked_filter_shape, self._checked_strides,
-            self._checked_padding)
+    args = (inputs, self._checked_filter_shape, strides, padding)
     if (not self._reference_formulation and
         _conv_stats.lag_formulation_applies(*args)):
       return _conv_stats.conv_input_second_moment(*args,
@@ -1191,6 +1323,7 @@ class ConvOutputKroneckerFactor(InverseProvidingFactor):
     self._checked_grads = _check_tensor_list(outputs_grads, "outputs_grads",
                                              rank=4)
     _check_static_dim(self._checked_grads, 3, "outputs_grads", "channels")
+    self._float_inputs = _named_sources("outputs_grads", self._checked_grads)
     self._outputs_grads = outputs_grads
     super(ConvOutputKroneckerFactor, self).__init__()
 
@@ -1307,6 +1440,8 @@ class ConvDiagonalFactor(DiagonalFactor):
     """
     checked_inputs = _check_tensor(inputs, "inputs", rank=4)
     checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=4)
+    self._float_inputs = ((("inputs", checked_inputs),) +
+                          _named_sources("outputs_grads", checked_grads))
     if _is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
     self._filter_shape = _check_filter_shape(filter_shape)

@@ -501,8 +501,19 @@ class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       self.assertIs(blocks[0]._factor, blocks[1]._factor)
       self.assertLen(layers.get_factors(), 1)
 
+  def test_three_strides_raise_when_the_factor_is_made(self):
+    # The block reads strides[1:3] only, as in TF 1.4; the factor checks
+    # all four when it is made.
+    with tf.Graph().as_default():
+      outputs = tf.ones((2, 4, 4, 5))
+      block = fb.ConvDiagonalFB(lc.LayerCollection(), tf.ones((3, 3, 2, 5)),
+                                tf.ones((2, 4, 4, 2)), outputs, (1, 1, 1),
+                                "SAME")
+      with self.assertRaisesRegex(ValueError, "strides must have length 4"):
+        block.instantiate_factors((outputs,), 0.1)
+
   @parameterized.named_parameters(
-      ("three_strides", (1, 1, 1)), ("float_strides", (1, 1.5, 1, 1)),
+      ("two_strides", (1, 1)), ("float_strides", (1, 1.5, 1, 1)),
       ("tensor_strides", "tensor"))
   def test_bad_strides_raise(self, strides):
     with tf.Graph().as_default():
