@@ -35,8 +35,8 @@ the `[B·P, kh·kw·C]` patch matrix (`extract_image_patches`) and one GEMM.
    computed once, in NumPy, when the graph is built.
 
 The bias column (the patches' sum) is the filter gradient of the
-convolution for an all-ones output gradient, so it follows the
-convolution's own padding and strides.
+convolution of the batch sum of the inputs for an all-ones output gradient,
+so it follows the convolution's own padding and strides.
 
 With static spatial sizes the padding stays implicit (zeros are never
 multiplied). With unknown spatial sizes the inputs are padded explicitly,
@@ -297,18 +297,18 @@ def _row_table(rows, count, kq_w, channels):
 def _column_table(columns, count, kq_h, channels):
   """Per-column lag terms of a band of n columns `[B, H, n, C]` (n = count).
 
+  The band is transposed to rows (`[B, n, H, C]`, a layout the filter
+  gradient kernels handle much faster than one- or two-column images) and
+  goes through `_row_table`.
+
   Returns:
     `[(2kq_h − 1)·n·n, C, C]`, entry (δ_h + kq_h − 1, p, col) holding
     `Σ_b Σ_v columns[v, col]ᵀ columns[v + δ_h, p]`.
   """
-  padded = tf.pad(columns, [[0, 0], [kq_h - 1, kq_h - 1], [0, 0], [0, 0]])
-  shape = tf.shape(columns)
-  folded = tf.reshape(columns, tf.stack([shape[0], shape[1], 1,
-                                         count * channels]))
-  grads = _filter_gradient(
-      padded, [2 * kq_h - 1, count, channels, count * channels], folded)
-  grads = tf.reshape(grads, [2 * kq_h - 1, count, channels, count, channels])
-  return tf.reshape(tf.transpose(grads, [0, 1, 3, 4, 2]),
+  rows = _row_table(tf.transpose(columns, [0, 2, 1, 3]), count, kq_h,
+                    channels)  # entries (p, δ_h + kq_h − 1, col)
+  rows = tf.reshape(rows, [count, 2 * kq_h - 1, count, channels, channels])
+  return tf.reshape(tf.transpose(rows, [1, 0, 2, 3, 4]),
                     [-1, channels, channels])
 
 
@@ -576,11 +576,13 @@ def conv_input_second_moment(inputs, filter_shape, strides, padding,
   count = tf.cast(dynamic_shape[0] * plan_h.out * plan_w.out, dtype)
   moment = moment / count
   if has_bias:
-    ones = tf.ones(tf.stack([dynamic_shape[0], plan_h.out, plan_w.out, 1]),
-                   dtype)
+    # Patches are linear in the inputs: the patches' sum over the batch is
+    # the sum of the patches of the batch sum.
+    ones = tf.ones(tf.stack([1, plan_h.out, plan_w.out, 1]), dtype)
     sums = tf.compat.v1.nn.conv2d_backprop_filter(
-        inputs, [kernel_h, kernel_w, channels, 1], ones,
-        strides=list(strides), padding=padding)
+        tf.reduce_sum(inputs, axis=0, keepdims=True),
+        [kernel_h, kernel_w, channels, 1], ones, strides=list(strides),
+        padding=padding)
     mean = tf.reshape(sums, [size, 1]) / count
     moment = tf.concat([
         tf.concat([moment, mean], axis=1),
