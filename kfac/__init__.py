@@ -4,14 +4,14 @@
 modules, classes, signatures, numbers and variable names, built on the public
 `tf.compat.v1` graph-mode API. Replace `tf.contrib.kfac` by `kfac` and a
 legacy program runs as before.
-
-The package loads lazily: `import kfac` itself imports no TensorFlow, and the
-first use of a module (`kfac.optimizer`, `from kfac import utils`,
-`import kfac.layer_collection`, ...) imports TensorFlow, checks its version
-and loads the nine modules (see `kfac/_tf_import.py`, which also keeps
-TensorFlow's start-up notices off stderr unless `KFAC_QUIET_TF_IMPORT=0`).
-That keeps `kfac-upgrade` (`kfac.upgrade`) free of TensorFlow.
 """
+
+# The package loads lazily: `import kfac` itself imports no TensorFlow, and
+# the first use of a module (`kfac.optimizer`, `from kfac import utils`,
+# `import kfac.layer_collection`, ...) imports TensorFlow, checks its version
+# and loads the nine modules (see `kfac/_tf_import.py`, which also keeps
+# TensorFlow's start-up notices off stderr unless `KFAC_QUIET_TF_IMPORT=0`).
+# That keeps `kfac-upgrade` (`kfac.upgrade`) free of TensorFlow.
 
 import importlib
 import importlib.abc
