@@ -26,7 +26,9 @@ from kfac import layer_collection as lc
 from kfac.examples import autoencoder
 from kfac.examples import common
 from kfac.examples import convnet
+from kfac.examples import convnet_distributed
 from kfac.examples import mlp
+from kfac.examples import mlp_mnist_main
 from kfac.examples import mnist
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -380,14 +382,22 @@ class AutoencoderTest(parameterized.TestCase):
       self.assertGreater(error_, 0.0)
 
 
+def _flag_values(module, argv):
+  """Fresh flags of an example's program, parsed from `argv`."""
+  fv = flags.FlagValues()
+  if module is convnet_distributed:
+    module.define_flags(fv)
+  elif hasattr(module, "DEFAULTS"):
+    common.define_flags(module.DEFAULTS, fv)
+  else:
+    module.define_flags(fv)
+  fv(["prog"] + argv)
+  return fv
+
+
 def _run_main(module, argv):
-  """Runs `module.main` with the given flags, then resets the flags."""
-  common.define_flags()
-  flags.FLAGS(["prog"] + argv)
-  try:
-    module.main([])
-  finally:
-    flags.FLAGS.unparse_flags()
+  """Runs `module.main` with the given flags (fresh flags, this process)."""
+  module.main([], _flag_values(module, argv))
 
 
 @pytest.mark.parametrize("module", [mlp, convnet, autoencoder],
@@ -491,21 +501,82 @@ def test_stats_tower_registers_once(module):
 def test_legacy_main_modules(name, capsys):
   """The 2017-style mains train for the given epochs (here 1 of fake data)."""
   module = importlib.import_module("kfac.examples." + name)
-  importlib.import_module("kfac.examples.mlp_mnist_main").define_flags()
-  flags.FLAGS(["prog", "--num_epochs=1", "--use_fake_data"])
-  try:
-    with tf.Graph().as_default():
-      module.main([])
-  finally:
-    flags.FLAGS.unparse_flags()
+  fv = flags.FlagValues()
+  mlp_mnist_main.define_flags(fv)
+  fv(["prog", "--num_epochs=1", "--use_fake_data"])
+  with tf.Graph().as_default():
+    module.main([], fv)
   assert ": done," in capsys.readouterr().out
 
 
-def test_bad_data_dir_is_a_short_error(tmp_path):
-  """A bad --data_dir ends the program with one message, not the help."""
-  with pytest.raises(SystemExit, match="--data_dir: .*nothing is downloaded"):
-    with tf.Graph().as_default():
-      _run_main(mlp, ["--data_dir=%s" % tmp_path, "--steps=1"])
+def test_bad_data_dir_is_a_flag_error(tmp_path):
+  """A bad --data_dir is rejected when the flags are parsed."""
+  with pytest.raises(flags.IllegalFlagValueError,
+                     match="--data_dir: .*nothing is downloaded"):
+    _flag_values(mlp, ["--data_dir=%s" % tmp_path, "--steps=1"])
+
+
+@pytest.mark.parametrize("module", [mlp, convnet, autoencoder,
+                                    convnet_distributed, mlp_mnist_main],
+                         ids=["mlp", "convnet", "autoencoder",
+                              "convnet_distributed", "mlp_mnist_main"])
+def test_good_flags_parse(module):
+  _flag_values(module, [])
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--inv_update_interval=0", "--inv_update_interval=0: 0 is not"),
+    ("--batch_size=0", "--batch_size=0: 0 is not"),
+    ("--steps=-1", "--steps=-1: -1 is not"),
+    ("--damping=0", "--damping=0.0: must be a finite number > 0"),
+    ("--damping=-1e-3", "--damping=-0.001: must be a finite number > 0"),
+    ("--damping=nan", "--damping=nan: must be a finite number > 0"),
+    ("--learning_rate=nan", "--learning_rate=nan: must be a finite number"),
+    ("--learning_rate=-0.1", "--learning_rate=-0.1: must be a finite number"),
+    ("--learning_rate=inf", "--learning_rate=inf: must be a finite number"),
+    ("--momentum=nan", "--momentum=nan: must be a finite number >= 0"),
+    ("--cov_ema_decay=1.5", "--cov_ema_decay=1.5: must be in [0, 1]"),
+    ("--log_every=-1", "--log_every=-1: -1 is not"),
+])
+def test_nonsense_flags_are_rejected(flag, message):
+  with pytest.raises(flags.IllegalFlagValueError) as raised:
+    _flag_values(convnet, [flag])
+  assert message in str(raised.value)
+  assert "\n" not in str(raised.value)
+
+
+def test_flag_error_is_one_line_from_the_command_line():
+  """The program ends with absl's one-line error, not a traceback."""
+  proc = subprocess.run(
+      [sys.executable, "-m", "kfac.examples.convnet", "--damping=0"],
+      cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True,
+      text=True, timeout=120)
+  assert proc.returncode == 1, proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert lines[-2] == ("FATAL Flags parsing error: flag --damping=0.0: must "
+                       "be a finite number > 0"), proc.stderr
+  assert "--helpshort" in lines[-1]
+  assert "Traceback" not in proc.stderr
+
+
+def test_unknown_setting_is_a_type_error():
+  with pytest.raises(TypeError, match="stepz"):
+    mlp.train_mnist_result("", None, stepz=3)
+  with pytest.raises(TypeError, match="stepz"):
+    common.Settings(stepz=3)
+
+
+def test_baseline_defaults_apply_unless_given():
+  fv = _flag_values(mlp, ["--optimizer=sgd"])
+  settings = common.settings_from_flags(mlp.DEFAULTS, mlp.BASELINE_DEFAULTS,
+                                        fv)
+  assert settings.learning_rate == mlp.BASELINE_DEFAULTS["sgd"][
+      "learning_rate"]
+  fv = _flag_values(mlp, ["--optimizer=sgd", "--learning_rate=0.05"])
+  settings = common.settings_from_flags(mlp.DEFAULTS, mlp.BASELINE_DEFAULTS,
+                                        fv)
+  assert settings.learning_rate == 0.05
+  assert settings.steps == mlp.DEFAULTS.steps
 
 
 def test_held_out_evaluation():

@@ -188,7 +188,7 @@ def load_digits_arrays(split=None):
       installs it).
   """
   try:
-    from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+    from sklearn.datasets import load_digits
   except ImportError as e:
     raise ImportError(
         "the examples' default data, the 8x8 digits, comes with scikit-learn "
