@@ -15,6 +15,7 @@ import textwrap
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 
 import kfac
 from kfac import _contrib_alias
@@ -138,6 +139,7 @@ class PackageTest(absltest.TestCase):
     self.assertIn("tf.contrib.kfac", doc)
 
 
+@pytest.mark.slow
 class AliasTest(parameterized.TestCase):
   """The alias in a fresh process; the unmodified corpus runs with it."""
 
@@ -179,6 +181,7 @@ class AliasTest(parameterized.TestCase):
 
 class ForeignContribTest(absltest.TestCase):
 
+  @pytest.mark.slow
   def test_foreign_contrib_never_replaced(self):
     checks, _, output = _run(_FOREIGN_SCRIPT)
     self.assertIsNotNone(checks, output[-3000:])

@@ -9,6 +9,7 @@ the same learning-rate budget (the best of the same number of tries).
 
 import gzip
 import importlib
+import importlib.util
 import os
 import struct
 import subprocess
@@ -430,6 +431,7 @@ def test_entry_point_estimation_modes(mode, capsys):
   assert "mlp/kfac: done, 2 steps" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_command_line():
   """`python -m kfac.examples.mlp` runs as a program, quietly."""
   env = dict(os.environ, PYTHONPATH=_REPO)
@@ -545,6 +547,7 @@ def test_nonsense_flags_are_rejected(flag, message):
   assert "\n" not in str(raised.value)
 
 
+@pytest.mark.slow
 def test_flag_error_is_one_line_from_the_command_line():
   """The program ends with absl's one-line error, not a traceback."""
   proc = subprocess.run(
@@ -594,3 +597,52 @@ def test_held_out_evaluation():
         verbose=False)
   assert result["test_accuracy"] is None
   assert "held-out" not in result["summary"]
+
+
+def _bench_training():
+  spec = importlib.util.spec_from_file_location(
+      "bench_training", os.path.join(_REPO, "tools", "bench_training.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_bench_training_without_matplotlib(monkeypatch, capsys, tmp_path):
+  """Without matplotlib the benchmark prints its results, then a note.
+
+  The training runs are replaced by canned results: what is tested is the
+  reporting.
+  """
+  bench = _bench_training()
+
+  def run_one(problem, optimizer, cfg, record_every, seed):
+    del problem, cfg, record_every, seed
+    loss = {"momentum": 0.2, "adam": 0.1, "kfac": 0.01}[optimizer]
+    return {"steps": 3, "seconds": 0.3, "loss": loss,
+            "step_times": [0.1, 0.1, 0.1],
+            "history": [(0, 0.0, 2.0), (3, 0.3, loss)]}
+
+  monkeypatch.setattr(bench, "run_one", run_one)
+  monkeypatch.setattr(bench, "time_steps", lambda *args: dict.fromkeys(
+      bench.OPTIMIZERS, 1.0))
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
+  png = str(tmp_path / "bench.png")
+  bench.main(["--problems", "convnet", "--scale", "0.01", "--rounds", "1",
+              "--png", png])
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert any(line.startswith("convnet     kfac") for line in lines), lines
+  assert lines[-2] == ("plot: skipped, matplotlib is not installed (pip "
+                       "install 'kfac-contrib[bench]' installs it)"), lines
+  assert lines[-1].startswith("bench_training: done in"), lines
+  assert not os.path.exists(png)
+
+
+def test_bench_training_plot(tmp_path):
+  pytest.importorskip("matplotlib")
+  bench = _bench_training()
+  history = [(0, 0.0, 2.0), (10, 0.5, 1.0)]
+  results = {("convnet", o): {"history": history, "setup": 0.1}
+             for o in bench.OPTIMIZERS}
+  png = str(tmp_path / "bench.png")
+  assert bench.plot_or_note(results, ["convnet"], png) == "plot: " + png
+  assert os.path.getsize(png) > 0

@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 from absl.testing import parameterized
+import pytest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,6 +21,7 @@ def _readme_commands():
 
 class PackageTest(parameterized.TestCase):
 
+  @pytest.mark.slow
   def test_import_prints_nothing(self):
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
@@ -30,6 +32,7 @@ class PackageTest(parameterized.TestCase):
     self.assertEqual(result.stdout, "")
     self.assertEqual(result.stderr, "")
 
+  @pytest.mark.slow
   def test_environment_is_left_unchanged(self):
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
@@ -40,6 +43,7 @@ class PackageTest(parameterized.TestCase):
         capture_output=True, text=True, env=env, check=True, timeout=120)
     self.assertEqual(result.stdout.strip(), "None")
 
+  @pytest.mark.slow
   def test_user_log_level_is_respected(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")
     result = subprocess.run(
@@ -48,6 +52,7 @@ class PackageTest(parameterized.TestCase):
         capture_output=True, text=True, env=env, check=True, timeout=120)
     self.assertEqual(result.stdout.strip(), "1")
 
+  @pytest.mark.slow
   def test_import_is_lazy(self):
     # `import kfac` loads no TensorFlow; the first use of a module does, and
     # then every module is bound on the package, as an eager import did.
@@ -66,6 +71,7 @@ class PackageTest(parameterized.TestCase):
       ("from_module", "from kfac.optimizer import KfacOptimizer"),
       ("from_package", "from kfac import optimizer"),
   )
+  @pytest.mark.slow
   def test_old_tensorflow_is_rejected(self, statement):
     # A stand-in `tensorflow` module reporting an old version.
     code = ("import sys, types; tf = types.ModuleType('tensorflow'); "
@@ -93,6 +99,7 @@ class PackageTest(parameterized.TestCase):
                             text=True, timeout=60)
     self.assertEqual(result.returncode == 0, accepted, result.stderr)
 
+  @pytest.mark.slow
   def test_missing_tensorflow_is_explained(self):
     code = ("import sys; sys.modules['tensorflow'] = None; import kfac.utils")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True,
@@ -165,6 +172,7 @@ class PackageTest(parameterized.TestCase):
     subprocess.run([sys.executable, "-c", "import kfac"], env=env, timeout=60,
                    check=True, cwd=fake)
 
+  @pytest.mark.slow
   def test_readme_usage_example_trains(self):
     with open(os.path.join(_ROOT, "README.md"), encoding="utf-8") as f:
       (snippet,) = re.findall(r"```python\n(.*?)\n```", f.read(), flags=re.S)

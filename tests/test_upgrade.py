@@ -25,6 +25,7 @@ from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 
 from kfac import _surface
 from kfac import upgrade
@@ -582,6 +583,7 @@ class CommandLineTest(parameterized.TestCase):
     self.assertEqual(_read(bad), _read(_program("mlp_chain")))
     self.assertEqual(_read(good), _read(_expected("mlp_chain")))
 
+  @pytest.mark.slow
   def test_help_and_check_import_no_tensorflow(self):
     path = self._write("prog.py", _read(_program("opqueue_lib_forms")))
     code = textwrap.dedent("""\
@@ -602,6 +604,7 @@ class CommandLineTest(parameterized.TestCase):
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertEqual(proc.stdout.split(), ["False", "False"])
 
+  @pytest.mark.slow
   def test_module_entry_point(self):
     # What the `kfac-upgrade` console script runs (`kfac.upgrade:main`).
     path = self._write("prog.py", _read(_program("opqueue_lib_forms")))
@@ -612,6 +615,7 @@ class CommandLineTest(parameterized.TestCase):
     self.assertIn(b"would change", proc.stdout)
 
 
+@pytest.mark.slow
 class UpgradedProgramsRunTest(parameterized.TestCase):
   """The upgraded TF 1.4 corpus runs a few steps under TF 2.x."""
 

@@ -91,7 +91,7 @@ def main(argv=None):
                       help="also run TensorFlow's tf_upgrade_v2 on the result")
   args = parser.parse_args(argv)
   # libcst is loaded only now, so that `--help` starts at once.
-  from kfac.upgrade._engine import upgrade_source  # pylint: disable=import-outside-toplevel
+  from kfac.upgrade._engine import upgrade_source
 
   status = 0
   inputs = []  # (display name, path or None for stdin, original bytes)
