@@ -646,3 +646,54 @@ def test_bench_training_plot(tmp_path):
   png = str(tmp_path / "bench.png")
   assert bench.plot_or_note(results, ["convnet"], png) == "plot: " + png
   assert os.path.getsize(png) > 0
+
+
+def _train_mlp(checkpoint_dir, steps, replay_on_resume=False):
+  with tf.Graph().as_default():
+    return mlp.train_mnist_result(
+        "", None, steps=steps, batch_size=16, inv_update_interval=2,
+        log_every=0, verbose=False, hidden_sizes=(8,),
+        checkpoint_dir=checkpoint_dir, replay_on_resume=replay_on_resume)
+
+
+def _checkpoint_values(checkpoint_dir):
+  reader = tf.train.load_checkpoint(checkpoint_dir)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+def test_resume_from_checkpoint(tmp_path):
+  """A run resumed with replay_on_resume repeats an uninterrupted one.
+
+  6 steps in one go, and 3 steps then 3 more in a new session restored from
+  the checkpoint: with the replay, every saved variable (weights, momentum,
+  K-FAC's covariances and inverses, global step) is bit-identical; without
+  it, the resumed steps draw other batches and samples.
+  """
+  whole = str(tmp_path / "whole")
+  result = _train_mlp(whole, 6)
+  assert result["global_step"] == 6 and result["steps"] == 6
+  expected = _checkpoint_values(whole)
+  assert expected["global_step"] == 6
+  for replay, name in ((True, "replayed"), (False, "plain")):
+    directory = str(tmp_path / name)
+    _train_mlp(directory, 3, replay)
+    result = _train_mlp(directory, 6, replay)
+    assert result["global_step"] == 6 and result["steps"] == 3, result
+    values = _checkpoint_values(directory)
+    assert sorted(values) == sorted(expected)
+    same = all(np.array_equal(values[k], expected[k]) for k in expected)
+    assert same == replay, name
+
+
+def test_random_draws_of_a_kfac_step():
+  with tf.Graph().as_default():
+    examples, labels = mnist.load_mnist("", None, 8, seed=0)
+    layer_collection = lc.LayerCollection()
+    loss, _ = mlp.build_model(examples, labels, 10, layer_collection,
+                              hidden_sizes=(4,))
+    opt = common.kfac_optimizer(0.1, 0.95, 0.1, layer_collection)
+    draws = common.random_draws([opt.minimize(loss), opt.cov_update_op])
+    types = sorted(op.type for op in draws)
+  # The batch, and the sampled targets of the categorical loss.
+  assert types == ["IteratorGetNext", "Multinomial"], types

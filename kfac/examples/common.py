@@ -45,6 +45,8 @@ __all__ = [
     "kfac_optimizer",
     "KfacUpdateHook",
     "ProgressHook",
+    "ReplayOnResumeHook",
+    "random_draws",
     "run_training",
     "fetching",
     "train",
@@ -82,6 +84,10 @@ class Settings(object):
     optimizer: str. "kfac", "sgd", "momentum" or "adam".
     log_every: int. Progress-line period in steps (0: none).
     seed: int or None. Graph-level and data-shuffling seed.
+    replay_on_resume: bool. When training resumes from a checkpoint, first
+      replay the random draws of the steps already taken (see
+      `ReplayOnResumeHook`), so that the resumed run computes exactly what
+      an uninterrupted one would.
   """
   steps: Optional[int] = None
   batch_size: int = 128
@@ -97,6 +103,7 @@ class Settings(object):
   optimizer: str = "kfac"
   log_every: int = 100
   seed: Optional[int] = 0
+  replay_on_resume: bool = False
 
   def replace(self, **changes):
     """A copy with `changes` applied (`TypeError` for an unknown name)."""
@@ -148,7 +155,7 @@ def define_flags(defaults, flag_values=flags.FLAGS):
   `--learning_rate`, `--damping`, `--momentum`, `--momentum_type`,
   `--estimation_mode`, `--inv_update_interval`, `--cov_ema_decay`,
   `--norm_constraint`, `--stats_batch_size`, `--optimizer`, `--log_every`,
-  `--seed`), and `--data_dir` (empty: scikit-learn's 8x8 digits; else a
+  `--seed`, `--replay_on_resume`), and `--data_dir` (empty: scikit-learn's 8x8 digits; else a
   directory with MNIST IDX files), `--use_fake_data` and `--checkpoint_dir`.
   Validators reject values the examples cannot train with, with absl's
   one-line flag error: a batch size or inverse-update interval below 1,
@@ -204,6 +211,12 @@ def define_flags(defaults, flag_values=flags.FLAGS):
                        lower_bound=0, flag_values=fv)
   flags.DEFINE_integer("seed", defaults.seed,
                        "Graph-level and data-shuffling seed.", flag_values=fv)
+  flags.DEFINE_boolean("replay_on_resume", defaults.replay_on_resume,
+                       "When restoring from --checkpoint_dir, first replay "
+                       "the data batches and K-FAC's sampled targets of the "
+                       "steps already taken (one forward pass each), so that "
+                       "the resumed run repeats an uninterrupted one "
+                       "exactly.", flag_values=fv)
   define_data_flags(fv)
   flags.DEFINE_string("checkpoint_dir", "",
                       "Directory for checkpoints and summaries (empty: "
@@ -393,23 +406,30 @@ class KfacUpdateHook(tf.compat.v1.train.SessionRunHook):
 
   `cov_update_op` (if any) is fetched in the same `session.run` as every
   training step; `inv_update_op` (if any) runs right after the steps
-  0, `inv_update_interval`, 2 * `inv_update_interval`, ... (counted in this
-  process).
+  0, `inv_update_interval`, 2 * `inv_update_interval`, ... The steps are
+  counted from the global step at the start (0, or the step of a restored
+  checkpoint), so a resumed run keeps the schedule of an uninterrupted one.
   """
 
   def __init__(self, cov_update_op=None, inv_update_op=None,
-               inv_update_interval=20):
+               inv_update_interval=20, global_step=None):
     """Stores the ops.
 
     Args:
       cov_update_op: op or None, run with every step.
       inv_update_op: op or None, run every `inv_update_interval` steps.
       inv_update_interval: int >= 1.
+      global_step: the global step Tensor or None (count from 0).
     """
     self._cov_update_op = cov_update_op
     self._inv_update_op = inv_update_op
     self._interval = inv_update_interval
+    self._global_step = global_step
     self._step = 0
+
+  def after_create_session(self, session, coord):
+    if self._global_step is not None:
+      self._step = int(session.run(self._global_step))
 
   def before_run(self, run_context):
     if self._cov_update_op is None:
@@ -420,6 +440,83 @@ class KfacUpdateHook(tf.compat.v1.train.SessionRunHook):
     if self._inv_update_op is not None and self._step % self._interval == 0:
       run_context.session.run(self._inv_update_op)
     self._step += 1
+
+
+# Op types of TensorFlow's stateful random ops: each keeps its own stream,
+# which starts afresh in every new process.
+_STATEFUL_RANDOM_OPS = frozenset((
+    "Multinomial", "RandomStandardNormal", "RandomUniform",
+    "RandomUniformInt", "TruncatedNormal", "RandomGamma", "RandomPoisson",
+    "RandomPoissonV2", "RandomShuffle", "ParameterizedTruncatedNormal"))
+
+# Op types that draw the next element of an input pipeline.
+_INPUT_OPS = frozenset(("IteratorGetNext", "IteratorGetNextSync",
+                        "QueueDequeueV2", "QueueDequeueManyV2",
+                        "QueueDequeueUpToV2"))
+
+
+def random_draws(fetches):
+  """The ops among what `fetches` runs whose results depend on a stream.
+
+  Walks the ops that running `fetches` runs (inputs and control inputs) and
+  returns the stateful random ops (e.g. K-FAC's sampled targets) and the
+  input-pipeline reads among them: what a new process starts afresh.
+
+  Args:
+    fetches: a nest of Tensors and Operations (e.g. a training step's).
+
+  Returns:
+    A list of `tf.Operation`s, sorted by name.
+  """
+  todo = [f.op if isinstance(f, tf.Tensor) else f
+          for f in tf.nest.flatten(fetches) if f is not None]
+  seen, found = set(), []
+  while todo:
+    op = todo.pop()
+    if op.name in seen:
+      continue
+    seen.add(op.name)
+    if op.type in _STATEFUL_RANDOM_OPS or op.type in _INPUT_OPS:
+      found.append(op)
+    todo.extend(t.op for t in op.inputs)
+    todo.extend(op.control_inputs)
+  return sorted(found, key=lambda op: op.name)
+
+
+class ReplayOnResumeHook(tf.compat.v1.train.SessionRunHook):
+  """Makes a run resumed from a checkpoint repeat an uninterrupted one.
+
+  A checkpoint holds the variables, but not the position of the random
+  streams: in a new process every stateful random op (K-FAC's sampled
+  targets) and the input pipeline start again from their beginning, so a
+  resumed run draws other samples and batches than the uninterrupted run
+  did. When the session starts at global step `g > 0` (a checkpoint was
+  restored), this hook runs the random draws of one training step (see
+  `random_draws`) `g` times, which advances every stream to where the
+  uninterrupted run had it; the resumed steps then compute the same numbers.
+  It costs one forward pass per step already taken, and assumes that every
+  step ran the same fetches (as `train` does).
+  """
+
+  def __init__(self, global_step, step_fetches):
+    """Finds what to replay.
+
+    Args:
+      global_step: the global step Tensor.
+      step_fetches: what a training step runs (e.g. the training op and
+        `cov_update_op`).
+    """
+    self._global_step = global_step
+    self._draws = random_draws(step_fetches)
+    self.replayed = 0
+
+  def after_create_session(self, session, coord):
+    steps = int(session.run(self._global_step))
+    if not self._draws:
+      return
+    for _ in range(steps):
+      session.run(self._draws)
+    self.replayed = steps
 
 
 class ProgressHook(tf.compat.v1.train.SessionRunHook):
@@ -642,7 +739,8 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
           norm_constraint=None, inv_update_interval=20, log_every=100,
           name="train", session_config=None, eval_feed=None, verbose=True,
           record_every=0, metric_name="accuracy", test_feed=None,
-          checkpoint_dir=None, save_checkpoint_steps=None):
+          checkpoint_dir=None, save_checkpoint_steps=None,
+          replay_on_resume=False):
   """Minimises `loss` on one machine with K-FAC or a baseline.
 
   Builds the optimizer and its training op and calls `run_training` with a
@@ -684,6 +782,8 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
     checkpoint_dir: str or None. Checkpoint and summary directory.
     save_checkpoint_steps: int or None. Checkpoint period (see
       `run_training`).
+    replay_on_resume: bool. With a restored checkpoint, replay the random
+      draws of the steps already taken first (`ReplayOnResumeHook`).
 
   Returns:
     A dict with keys `steps` (run in this process), `global_step` (at the
@@ -703,11 +803,14 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
                        norm_constraint=norm_constraint)
   train_op = opt.minimize(loss, global_step=global_step)
   hooks = []
+  if replay_on_resume:
+    hooks.append(ReplayOnResumeHook(global_step, [
+        train_op, opt.cov_update_op if optimizer == "kfac" else None]))
   if num_steps is not None:
     hooks.append(tf.compat.v1.train.StopAtStepHook(last_step=num_steps))
   if optimizer == "kfac":
     hooks.append(KfacUpdateHook(opt.cov_update_op, opt.inv_update_op,
-                                inv_update_interval))
+                                inv_update_interval, global_step))
   progress = ProgressHook(
       name, loss, accuracy, metric_name=metric_name, total_steps=num_steps,
       log_every=log_every, verbose=verbose, global_step=global_step,
@@ -745,7 +848,8 @@ def train_with_settings(loss, accuracy, layer_collection, settings, name,
       estimation_mode=settings.estimation_mode,
       norm_constraint=settings.norm_constraint,
       inv_update_interval=settings.inv_update_interval,
-      log_every=settings.log_every, **kwargs)
+      log_every=settings.log_every,
+      replay_on_resume=settings.replay_on_resume, **kwargs)
 
 
 def run_example(train_fn, defaults, baseline_defaults=None,
