@@ -14,6 +14,8 @@ layout of `kfac.utils.layer_params_to_mat2d`: weights reshaped to
 """
 
 import abc
+import inspect
+import numbers
 import operator
 
 import numpy as np
@@ -530,20 +532,56 @@ class FullyConnectedDiagonalFB(FisherBlock):
   Several minibatches (e.g. towers) may be registered; their inputs and
   output gradients are concatenated along the batch dimension before the
   statistic is computed, which gives the statistic of the combined batch.
+
+  Two constructor forms are accepted, told apart by the type of the second
+  argument (a bool-like `has_bias`, or a Tensor-like `inputs`) and by the
+  keywords given:
+
+  * `FullyConnectedDiagonalFB(layer_collection, has_bias=False)`, the
+    documented form: no minibatch yet; each one is added with
+    `register_additional_minibatch`. The factor is built from the
+    concatenated minibatches, and its variables are named after those
+    `concat` ops (`ff_diagfc/concat_concat_1/...`).
+  * `FullyConnectedDiagonalFB(layer_collection, inputs, outputs,
+    has_bias=False)`, the TF 1.4.0 release's form: one minibatch, given at
+    construction. The factor is built from `inputs` and the output
+    gradients themselves, so its variables get the 1.4.0 names,
+    `ff_diagfc/<inputs>_<output gradient>/...`, which checkpoints written by
+    the pip-installed TF 1.4.0 carry. `LayerCollection.register_fully_connected(
+    ..., approx="diagonal")` builds this form. A further
+    `register_additional_minibatch` switches the block to the concatenating
+    behaviour of the documented form.
   """
 
-  def __init__(self, layer_collection, has_bias=False):
-    """Creates a FullyConnectedDiagonalFB with no minibatch registered yet.
+  def __init__(self, layer_collection, *args, **kwargs):
+    """Creates a FullyConnectedDiagonalFB.
+
+    The documented call is `FullyConnectedDiagonalFB(layer_collection,
+    has_bias=False)`; the TF 1.4.0 release's call
+    `FullyConnectedDiagonalFB(layer_collection, inputs, outputs,
+    has_bias=False)` (positional or keyword `inputs`/`outputs`) is accepted
+    too and registers that one minibatch (see the class docstring).
 
     Args:
       layer_collection: The `LayerCollection` this block belongs to.
       has_bias: Whether the layer has a bias (vectors are then
         `(weights, bias)` tuples).
+
+    Raises:
+      TypeError: If the arguments fit neither call form.
     """
+    release_form, inputs, outputs, has_bias = _diagonal_fb_arguments(args,
+                                                                     kwargs)
     self._inputs = []
     self._outputs = []
     self._has_bias = has_bias
+    # True while the block holds exactly the one minibatch given to the
+    # TF 1.4.0 release's constructor (factor named after the raw tensors).
+    self._release_form = release_form
     super(FullyConnectedDiagonalFB, self).__init__(layer_collection)
+    if release_form:
+      self._inputs.append(inputs)
+      self._outputs.append(outputs)
 
   def register_additional_minibatch(self, inputs, outputs):
     """Registers the inputs and outputs of one more minibatch of the layer.
@@ -552,6 +590,7 @@ class FullyConnectedDiagonalFB(FisherBlock):
       inputs: The layer's inputs for this minibatch, `[batch, in]`.
       outputs: The layer's pre-activation outputs, `[batch, out]`.
     """
+    self._release_form = False
     self._inputs.append(inputs)
     self._outputs.append(outputs)
 
@@ -568,11 +607,18 @@ class FullyConnectedDiagonalFB(FisherBlock):
     Raises:
       ValueError: If no minibatch has been registered.
     """
-    inputs = _concat_along_batch_dim(self._inputs)
-    grads_list = tuple(
-        _concat_along_batch_dim(
-            list(grads) if isinstance(grads, (tuple, list)) else [grads])
-        for grads in grads_list)
+    if self._release_form:
+      # TF 1.4.0: the factor sees the inputs and gradients as they are.
+      inputs = self._inputs[0]
+      grads_list = tuple(
+          grads[0] if isinstance(grads, (tuple, list)) else grads
+          for grads in grads_list)
+    else:
+      inputs = _concat_along_batch_dim(self._inputs)
+      grads_list = tuple(
+          _concat_along_batch_dim(
+              list(grads) if isinstance(grads, (tuple, list)) else [grads])
+          for grads in grads_list)
     self._damping = damping
     self._factor = self._layer_collection.make_or_get_factor(
         fisher_factors.FullyConnectedDiagonalFactor,
@@ -609,7 +655,13 @@ class FullyConnectedDiagonalFB(FisherBlock):
                                     self._damping, inverse=False)
 
   def tensors_to_compute_grads(self):
-    """Returns the list of the registered minibatches' outputs."""
+    """Returns the registered minibatches' outputs.
+
+    A list (one entry per minibatch); for a block made with the TF 1.4.0
+    release's constructor, that release's single outputs Tensor.
+    """
+    if self._release_form:
+      return self._outputs[0]
     return self._outputs
 
   @property
@@ -620,6 +672,64 @@ class FullyConnectedDiagonalFB(FisherBlock):
     minibatch (one use per tower).
     """
     return len(self._inputs)
+
+
+# The documented signature (api_surface.md); `__init__` also takes the TF 1.4.0
+# release's `(layer_collection, inputs, outputs, has_bias=False)`.
+FullyConnectedDiagonalFB.__init__.__signature__ = inspect.Signature([
+    inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    inspect.Parameter("layer_collection",
+                      inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    inspect.Parameter("has_bias", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                      default=False),
+])
+
+
+def _is_bias_flag(value):
+  """Whether `value` reads as a `has_bias` flag (not as layer inputs)."""
+  return value is None or isinstance(value, (bool, np.bool_, numbers.Integral))
+
+
+def _diagonal_fb_arguments(args, kwargs):
+  """Binds `FullyConnectedDiagonalFB`'s arguments to one of its two forms.
+
+  Args:
+    args: The positional arguments after `layer_collection`.
+    kwargs: The keyword arguments.
+
+  Returns:
+    `(release_form, inputs, outputs, has_bias)`; `inputs` and `outputs` are
+    None for the documented form.
+
+  Raises:
+    TypeError: If the arguments fit neither form.
+  """
+  release_form = ("inputs" in kwargs or "outputs" in kwargs or len(args) > 1
+                  or (len(args) == 1 and not _is_bias_flag(args[0])))
+  names = (("inputs", "outputs", "has_bias") if release_form
+           else ("has_bias",))
+  if len(args) > len(names):
+    raise TypeError(
+        "FullyConnectedDiagonalFB takes (layer_collection, has_bias=False) or "
+        "(layer_collection, inputs, outputs, has_bias=False); got {} "
+        "arguments after layer_collection.".format(len(args)))
+  bound = dict(zip(names, args))
+  for key, value in kwargs.items():
+    if key not in names:
+      raise TypeError("FullyConnectedDiagonalFB got an unexpected keyword "
+                      "argument {!r}.".format(key))
+    if key in bound:
+      raise TypeError("FullyConnectedDiagonalFB got multiple values for "
+                      "argument {!r}.".format(key))
+    bound[key] = value
+  if release_form:
+    missing = [n for n in ("inputs", "outputs") if n not in bound]
+    if missing:
+      raise TypeError("FullyConnectedDiagonalFB(layer_collection, inputs, "
+                      "outputs, has_bias=False) is missing {}."
+                      .format(" and ".join(missing)))
+  return (release_form, bound.get("inputs"), bound.get("outputs"),
+          bound.get("has_bias", False))
 
 
 class ConvDiagonalFB(FisherBlock):

@@ -591,8 +591,9 @@ class LayerCollection(object):
     if approx == APPROX_KRONECKER_NAME:
       block = fb.FullyConnectedKFACBasicFB(self, inputs, outputs, has_bias)
     else:
-      block = fb.FullyConnectedDiagonalFB(self, has_bias)
-      block.register_additional_minibatch(inputs, outputs)
+      # The TF 1.4.0 release's form: factor variables named after `inputs`
+      # and the output gradient (`ff_diagfc/<inputs>_<gradient>/cov`).
+      block = fb.FullyConnectedDiagonalFB(self, inputs, outputs, has_bias)
     self.register_block(params, block)
 
   def register_conv2d(self, params, strides, padding, inputs, outputs,

@@ -268,6 +268,13 @@ def compute_pi(left_factor, right_factor):
   2015, section 6.3): the ratio of the average eigenvalues of the two
   Kronecker factors, used to split a damping term between them.
 
+  As in TF 1.4, the divisions by the dimensions are folded into products
+  with the other factor's dimension, `sqrt(trace(L)·dim(R) /
+  (trace(R)·dim(L)))`: this gives the same rounding as the 2017 library and
+  creates the same ops (`mul`, `mul_1`, `truediv` in the current name
+  scope), whose name counters the damped-inverse variable names that follow
+  depend on.
+
   Args:
     left_factor: A square Tensor of static shape `[dim(L), dim(L)]`.
     right_factor: A square Tensor of static shape `[dim(R), dim(R)]`.
@@ -277,9 +284,9 @@ def compute_pi(left_factor, right_factor):
   """
   left_dim = left_factor.shape.as_list()[0]
   right_dim = right_factor.shape.as_list()[0]
-  left_avg_trace = tf.linalg.trace(left_factor) / left_dim
-  right_avg_trace = tf.linalg.trace(right_factor) / right_dim
-  return tf.sqrt(left_avg_trace / right_avg_trace)
+  left_norm = tf.linalg.trace(left_factor) * right_dim
+  right_norm = tf.linalg.trace(right_factor) * left_dim
+  return tf.sqrt(left_norm / right_norm)
 
 
 def posdef_inv(tensor, damping):

@@ -145,9 +145,10 @@ class CheckpointTest(parameterized.TestCase):
                      ["fc0/b/KFAC", "fc0/w/KFAC", "fc1/b/KFAC", "fc1/w/KFAC"])
     # The exact legacy names of the first layer's input factor: the scope
     # string is the input tensor's name and has_bias; the inverse is keyed by
-    # the π-damping tensor `sqrt(damping)*pi` (a `mul` op).
+    # the π-damping tensor `sqrt(damping)*pi`, the `mul_2` that follows π's
+    # `mul` and `mul_1` (tr(A)·dim(G), tr(G)·dim(A)).
     self.assertIn("LayerCollection/ff_fckron/Const_True/cov", saved_names)
-    self.assertIn("ff_fckron/Const_True/inv_dampmul", saved_names)
+    self.assertIn("ff_fckron/Const_True/inv_dampmul_2", saved_names)
     self.assertIn("global_step", saved_names)
     # Nothing else.
     self.assertLen(saved_names, 4 + 4 + 4 + 4 + 1)
