@@ -406,11 +406,9 @@ def evaluate_checkpoint(checkpoint_dir, data_dir="", use_fake_data=False):
   Returns:
     `(loss, accuracy)` floats, or None when the data has no test split.
   """
-
   import tensorflow as tf
   from kfac import layer_collection as lc
   from kfac.examples import mnist
-
   if not mnist.has_test_split(data_dir, use_fake_data):
     return None
   images, labels = mnist.load_arrays(data_dir, flatten_images=False,

@@ -20,10 +20,6 @@ over `from_tensor_slices(...).repeat(num_epochs).shuffle(num_examples)
 .batch(batch_size)`.
 """
 
-from __future__ import absolute_import
-from __future__ import division
-from __future__ import print_function
-
 import gzip
 import os
 import struct
