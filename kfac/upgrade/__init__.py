@@ -54,20 +54,33 @@ under the 1.4 signature in a file without such a name is left alone: it may
 already be a `kfac` program (e.g. one this tool upgraded).
 
 A report is printed per file: each change with its line, then each place that
-needs a human. With `--check` no file is written and the exit status is 1 when
-any file would change (0 otherwise), so the command can gate CI. Malformed
-input is reported with the file name and line, leaves the file untouched and
-makes the exit status 2. `--also-tf2` afterwards runs TensorFlow's own
-`tf_upgrade_v2` on the result, for the non-kfac TF 1.x parts of a program,
-and then reports (with lines of the result) what `tf_upgrade_v2` leaves that
-still stops the program on TensorFlow 2.16+: `tf.layers` /
-`tf.compat.v1.layers` (unavailable with Keras 3) and, in a program that uses
-`kfac`, the absence of graph mode (neither `disable_eager_execution()` /
-`disable_v2_behavior()` nor a `Graph().as_default()` block).
+needs a human, then a summary that counts the files scanned, the files
+written (with `--check`: that would change), those that need a human, and
+those that could not be read, parsed or written. With `--check` no file is
+written and the exit status is 1 when any file would change (0 otherwise),
+so the command can gate CI. Malformed input is reported with the file name
+and line and leaves the file untouched; it, and a file that cannot be
+written, make the exit status 2. `--also-tf2` afterwards runs TensorFlow's
+own `tf_upgrade_v2` on the result, for the non-kfac TF 1.x parts of a
+program. With or without it, the report lists (with lines of the result)
+what `tf_upgrade_v2` leaves that still stops the program on TensorFlow
+2.16+: `tf.layers` / `tf.compat.v1.layers` (Keras 2 only: `tf_keras` with
+`TF_USE_LEGACY_KERAS=1`), `.value` read from a dimension (`x.shape[1].value`)
+and, in a program that uses `kfac`, the absence of graph mode (neither
+`disable_eager_execution()` / `disable_v2_behavior()` nor a
+`Graph().as_default()` block).
+
+The command imports no TensorFlow (the `kfac` package loads it lazily), and
+`--help` not even libcst.
 
 The rewriting is built on `libcst` (a concrete syntax tree that reproduces
 untouched source exactly, with scope-aware qualified-name resolution for
-import aliases).
+import aliases). The package is split by concern: `_tables` (what maps to
+what; the 1.4 names and signatures come from `kfac/_surface.py`), `_paths`
+and `_arguments` (helpers), `_survey` (facts about the input), the rewriter
+`_rewriter` with one mixin per concern (`_rewrite_imports`,
+`_rewrite_chains`, `_rewrite_calls`), `_audit` (what needs a human),
+`_module_edit`, `_engine` (`upgrade_source`), `_tf2` and `_cli`.
 """
 
 from kfac.upgrade._cli import main
