@@ -73,6 +73,7 @@ _NOISE = (
     "cpu_feature_guard",
     "This TensorFlow binary is optimized",
     "To enable the following instructions",
+    "oneDNN supports DT_INT32 only",
 )
 
 # Flags passed on from the launcher to every worker.
