@@ -31,7 +31,6 @@ if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
 # Imported after the path set-up above.
-import numpy as np
 import kfac.utils  # noqa: F401  (imports TensorFlow quietly)
 import tensorflow as tf
 

@@ -21,9 +21,10 @@ def _check_syntax(source, filename):
     compile(source, filename, "exec", flags=ast.PyCF_ONLY_AST,
             dont_inherit=True)
   except SyntaxError as e:
-    raise UpgradeError(filename, e.lineno, "syntax error: %s" % e.msg)
+    raise UpgradeError(filename, e.lineno, "syntax error: %s" % e.msg) from e
   except (ValueError, UnicodeDecodeError) as e:
-    raise UpgradeError(filename, None, "cannot read the program: %s" % e)
+    raise UpgradeError(filename, None,
+                       "cannot read the program: %s" % e) from e
 
 
 def upgrade_source(source, filename="<string>"):
@@ -46,7 +47,8 @@ def upgrade_source(source, filename="<string>"):
   try:
     module = cst.parse_module(source)
   except cst.ParserSyntaxError as e:
-    raise UpgradeError(filename, e.raw_line, "syntax error: %s" % e.message)
+    raise UpgradeError(filename, e.raw_line,
+                       "syntax error: %s" % e.message) from e
 
   wrapper = cst_metadata.MetadataWrapper(module)
   survey = _Survey()
