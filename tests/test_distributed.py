@@ -43,6 +43,7 @@ def test_launch_rejects_empty_cluster():
     (1, "exit status 1"),
     (-9, "killed by SIGKILL (exit status -9)"),
     (-15, "killed by SIGTERM (exit status -15)"),
+    (None, "still running"),
 ])
 def test_describe_exit(returncode, text):
   assert convnet_distributed.describe_exit(returncode) == text

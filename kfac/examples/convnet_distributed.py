@@ -164,12 +164,15 @@ def describe_exit(returncode):
   """Says how a process ended, e.g. "killed by signal SIGKILL".
 
   Args:
-    returncode: int, a `subprocess` return code (negative: a signal).
+    returncode: int or None, a `subprocess` return code (negative: a
+      signal; None: still running when the launcher stopped it).
 
   Returns:
     str.
   """
-  if returncode is not None and returncode < 0:
+  if returncode is None:
+    return "still running"
+  if returncode < 0:
     try:
       name = signal.Signals(-returncode).name
     except ValueError:
