@@ -588,6 +588,9 @@ class CommandLineTest(parameterized.TestCase):
     path = self._write("prog.py", _read(_program("opqueue_lib_forms")))
     code = textwrap.dedent("""\
         import contextlib, io, sys
+        blocked = sys.argv[2] == "blocked"
+        if blocked:  # As if TensorFlow were not installed.
+          sys.modules["tensorflow"] = None
         from kfac.upgrade import main
         with contextlib.redirect_stdout(io.StringIO()):
           try:
@@ -596,13 +599,15 @@ class CommandLineTest(parameterized.TestCase):
             assert e.code == 0, e.code
           status = main(["--check", sys.argv[1]])
         assert status == 1, status
-        print("tensorflow" in sys.modules, "kfac.utils" in sys.modules)
+        loaded = sys.modules.get("tensorflow") is not None
+        print(loaded, "kfac.utils" in sys.modules)
         """)
-    proc = subprocess.run([sys.executable, "-c", code, path], cwd=_REPO,
-                          capture_output=True, text=True, timeout=60,
-                          check=False)
-    self.assertEqual(proc.returncode, 0, proc.stderr)
-    self.assertEqual(proc.stdout.split(), ["False", "False"])
+    for mode in ("plain", "blocked"):
+      proc = subprocess.run([sys.executable, "-c", code, path, mode],
+                            cwd=_REPO, capture_output=True, text=True,
+                            timeout=60, check=False)
+      self.assertEqual(proc.returncode, 0, proc.stderr)
+      self.assertEqual(proc.stdout.split(), ["False", "False"], mode)
 
   @pytest.mark.slow
   def test_module_entry_point(self):
