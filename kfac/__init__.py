@@ -20,7 +20,11 @@ import sys
 from kfac import _surface
 from kfac import _tf_import
 
-__all__ = sorted(_surface.MODULES + ("install_tf_contrib_alias",))
+# Modules of `kfac` beyond the nine legacy ones.
+_EXTRA_MODULES = ("checkpoint",)
+
+__all__ = sorted(_surface.MODULES + _EXTRA_MODULES +
+                 ("install_tf_contrib_alias",))
 
 # Distribution names: this package, and PyPI's unrelated `kfac` (K-FAC 0.2.x),
 # which also installs a top-level package named `kfac`.
@@ -84,9 +88,9 @@ def _install_finder():
 
 
 def _load_all():
-  """Imports TensorFlow and the nine modules; binds them in this package."""
+  """Imports TensorFlow and the modules; binds them in this package."""
   _tf_import.import_tensorflow()
-  for name in _surface.MODULES:
+  for name in _surface.MODULES + _EXTRA_MODULES:
     importlib.import_module("kfac." + name)
   from kfac._contrib_alias import install_tf_contrib_alias  # pylint: disable=import-outside-toplevel
   globals()["install_tf_contrib_alias"] = install_tf_contrib_alias

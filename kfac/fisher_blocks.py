@@ -21,6 +21,7 @@ import operator
 import numpy as np
 import tensorflow as tf
 
+from kfac import _checks
 from kfac import fisher_factors
 from kfac import utils
 
@@ -150,12 +151,13 @@ def _init_conv_block(block, params, inputs, outputs, strides, padding):
   block._has_bias = isinstance(params, (tuple, list))
   fltr = params[0] if block._has_bias else params
   block._filter_shape = tuple(fltr.shape.as_list())
-  input_shape = inputs.shape
-  if (input_shape.rank != 4 or input_shape[1] is None or
-      input_shape[2] is None):
+  input_shape = _checks.static_shape_list(inputs)
+  if (input_shape is None or len(input_shape) != 4 or input_shape[1] is None
+      or input_shape[2] is None):
     raise ValueError(
         "inputs must have shape [batch, height, width, in_channels] with "
-        "statically known height and width, got {}.".format(input_shape))
+        "statically known height and width, got {}."
+        .format(_checks.format_shape(inputs)))
   block._num_locations = (input_shape[1] * input_shape[2] //
                           (strides[1] * strides[2]))
   # pylint: enable=protected-access
@@ -193,7 +195,7 @@ def _check_batch_size(batch_size):
   if isinstance(batch_size, (tf.Tensor, tf.Variable)):
     if batch_size.shape.rank not in (None, 0):
       raise ValueError("batch_size must be a scalar, got a Tensor of shape "
-                       "{}.".format(batch_size.shape))
+                       "{}.".format(_checks.format_shape(batch_size)))
     return batch_size
   if (isinstance(batch_size, (int, np.integer)) and
       not isinstance(batch_size, (bool, np.bool_)) and batch_size > 0):
@@ -234,8 +236,9 @@ def _check_vector(reshaped_vector, expected_shape, layout):
   if not reshaped_vector.shape.is_compatible_with(expected_shape):
     raise ValueError(
         "vector does not fit the block: expected {} ({} in the block's "
-        "layout), got {}.".format(layout, tf.TensorShape(expected_shape),
-                                  reshaped_vector.shape))
+        "layout), got {}.".format(layout,
+                                  _checks.format_shape(expected_shape),
+                                  _checks.format_shape(reshaped_vector)))
 
 
 def _params_vector_to_column(vector, factor):
@@ -252,7 +255,7 @@ def _params_vector_to_column(vector, factor):
     ValueError: If the column does not have the factor's `n` rows.
   """
   vector_flat = utils.tensors_to_column(vector)
-  _check_vector(vector_flat, [factor.get_cov().shape[0], 1],
+  _check_vector(vector_flat, [_checks.static_dim(factor.get_cov(), 0), 1],
                 "a vector shaped like params")
   return vector_flat
 
@@ -868,8 +871,8 @@ class KroneckerProductFB(FisherBlock):
     """`utils.layer_params_to_mat2d(vector)`, checked against the factors."""
     reshaped_vector = utils.layer_params_to_mat2d(vector)
     _check_vector(reshaped_vector,
-                  [self._input_factor.get_cov().shape[0],
-                   self._output_factor.get_cov().shape[0]],
+                  [_checks.static_dim(self._input_factor.get_cov(), 0),
+                   _checks.static_dim(self._output_factor.get_cov(), 0)],
                   "the layer's weights, or (weights, bias) with a bias")
     return reshaped_vector
 

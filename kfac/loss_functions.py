@@ -27,6 +27,8 @@ import numpy as np
 
 import tensorflow as tf
 
+from kfac import _checks
+
 __all__ = [
     "LossFunction",
     "NegativeLogProbLoss",
@@ -92,7 +94,7 @@ def _float_param(value, arg_name, error=ValueError):
   rank = tensor.shape.rank
   if rank is not None and rank != 2:
     raise error("{} must be a 2-D Tensor of shape [batch_size, dim], got "
-                "shape {}.".format(arg_name, tensor.shape))
+                "shape {}.".format(arg_name, _checks.format_shape(tensor)))
   return tensor
 
 
@@ -160,10 +162,11 @@ def _check_one_hot_index(index, size):
 
 def _static_dim(tensor, axis, arg_name):
   """Returns the static size of `tensor` along `axis`, which must be known."""
-  size = tensor.shape[axis]
+  size = _checks.static_dim(tensor, axis)
   if size is None:
     raise ValueError("{} must have a known static size along axis {}, got "
-                     "shape {}.".format(arg_name, axis, tensor.shape))
+                     "shape {}.".format(arg_name, axis,
+                                        _checks.format_shape(tensor)))
   return int(size)
 
 
@@ -952,9 +955,11 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
 
     The legacy code returned `[dim, 2·dim]` here; see docs/compatibility.md.
     """
-    shape = self._mean.shape
+    shape = _checks.static_shape_list(self._mean)
+    if shape is None:
+      return tf.TensorShape(None)
     dim = shape[-1]
-    return shape[:-1].concatenate([None if dim is None else 2 * dim])
+    return tf.TensorShape(shape[:-1] + [None if dim is None else 2 * dim])
 
   def multiply_hessian(self, vector):
     """Not provided: the Hessian is not the Fisher in these parameters.
@@ -1246,13 +1251,14 @@ def insert_slice_in_zeros(slice_to_insert, dim, dim_size, position):
       out of range.
   """
   slice_to_insert = _as_tensor(slice_to_insert, "slice_to_insert")
-  slice_shape = slice_to_insert.shape
-  rank = slice_shape.rank
+  slice_shape = _checks.static_shape_list(slice_to_insert)
+  rank = None if slice_shape is None else len(slice_shape)
   if rank is None:
     raise ValueError("slice_to_insert must have a known rank.")
   if not -rank <= dim < rank:
     raise ValueError("dim must lie in [-{0}, {0}) for slice_to_insert of "
-                     "shape {1}, got {2}.".format(rank, slice_shape, dim))
+                     "shape {1}, got {2}.".format(
+                         rank, _checks.format_shape(slice_to_insert), dim))
   if slice_shape[dim] is not None and slice_shape[dim] != 1:
     raise ValueError(
         "Expected slice_to_insert.shape to have {} dim of 1, but was {}."

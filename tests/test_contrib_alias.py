@@ -35,8 +35,11 @@ _PROGRAMS = (
 )
 
 _ALIAS_SCRIPT = textwrap.dedent("""\
-    import json, runpy, sys, traceback, warnings
+    import json, os, runpy, sys, traceback, warnings
     import tensorflow as tf
+    if os.environ.get("KFAC_TF_MODE") == "v1":
+      # The suite's TF1 pass: run the corpus as TF1 programs would.
+      tf.compat.v1.disable_v2_behavior()
     import kfac
 
     checks = {}

@@ -159,6 +159,10 @@ class PackageTest(parameterized.TestCase):
   def test_readme_usage_example_trains(self):
     with open(os.path.join(_ROOT, "README.md"), encoding="utf-8") as f:
       (snippet,) = re.findall(r"```python\n(.*?)\n```", f.read(), flags=re.S)
+    if os.environ.get("KFAC_TF_MODE") == "v1":
+      # The suite's TF1 pass: the example as a TF1 program would run it.
+      snippet = ("import tensorflow\n"
+                 "tensorflow.compat.v1.disable_v2_behavior()\n" + snippet)
     result = subprocess.run([sys.executable, "-c", snippet],
                             capture_output=True, text=True, timeout=300,
                             check=True)
