@@ -649,11 +649,17 @@ def test_bench_training_plot(tmp_path):
 
 
 def _train_mlp(checkpoint_dir, steps, replay_on_resume=False):
+  # One thread: the training op and the covariance update run in one
+  # `session.run` and both read the weights; with TF1 reference variables
+  # their order decides the numbers, so it must not vary between runs.
+  config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1,
+                                    intra_op_parallelism_threads=1)
   with tf.Graph().as_default():
     return mlp.train_mnist_result(
         "", None, steps=steps, batch_size=16, inv_update_interval=2,
         log_every=0, verbose=False, hidden_sizes=(8,),
-        checkpoint_dir=checkpoint_dir, replay_on_resume=replay_on_resume)
+        checkpoint_dir=checkpoint_dir, replay_on_resume=replay_on_resume,
+        session_config=config)
 
 
 def _checkpoint_values(checkpoint_dir):

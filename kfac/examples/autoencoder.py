@@ -196,7 +196,8 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
                       evaluate_on_training_set=True,
                       evaluate_on_test_set=False, settings=None,
                       encoder_sizes=None, code_size=None, verbose=True,
-                      record_every=0, checkpoint_dir=None, **overrides):
+                      record_every=0, checkpoint_dir=None,
+                      session_config=None, **overrides):
   """Trains the autoencoder with K-FAC (or a baseline).
 
   Args:
@@ -214,6 +215,7 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
     verbose: bool. If False, print nothing.
     record_every: int. See `common.train`.
     checkpoint_dir: str or None. See `common.train`.
+    session_config: `tf.compat.v1.ConfigProto` or None.
     **overrides: fields of `common.Settings` that replace those of
       `settings`; an unknown name raises `TypeError`.
 
@@ -238,7 +240,8 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
   return common.train_with_settings(
       loss, error, layer_collection, cfg, "autoencoder", eval_feed=train_feed,
       test_feed=test_feed, verbose=verbose, record_every=record_every,
-      metric_name="error", checkpoint_dir=checkpoint_dir)
+      metric_name="error", checkpoint_dir=checkpoint_dir,
+      session_config=session_config)
 
 
 def main(argv, flag_values=flags.FLAGS):

@@ -549,7 +549,7 @@ def train_mnist_single_machine_result(data_dir, num_epochs,
                                       evaluate_on_test_set=False,
                                       settings=None, verbose=True,
                                       record_every=0, checkpoint_dir=None,
-                                      **overrides):
+                                      session_config=None, **overrides):
   """Like `train_mnist_single_machine`, but returns the result dict.
 
   Args:
@@ -564,6 +564,7 @@ def train_mnist_single_machine_result(data_dir, num_epochs,
     verbose: bool. If False, print nothing.
     record_every: int. See `common.train`.
     checkpoint_dir: str or None. See `common.train`.
+    session_config: `tf.compat.v1.ConfigProto` or None.
     **overrides: fields of `common.Settings` that replace those of
       `settings` (`steps`, `batch_size`, `stats_batch_size` (see
       `build_model`), ...); an unknown name raises `TypeError`.
@@ -587,7 +588,7 @@ def train_mnist_single_machine_result(data_dir, num_epochs,
   return common.train_with_settings(
       loss, accuracy, layer_collection, cfg, "convnet", eval_feed=train_feed,
       test_feed=test_feed, verbose=verbose, record_every=record_every,
-      checkpoint_dir=checkpoint_dir)
+      checkpoint_dir=checkpoint_dir, session_config=session_config)
 
 
 def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,

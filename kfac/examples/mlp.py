@@ -165,7 +165,8 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
                        evaluate_on_training_set=False,
                        evaluate_on_test_set=False, settings=None,
                        hidden_sizes=(128, 64, 32), verbose=True,
-                       record_every=0, checkpoint_dir=None, **overrides):
+                       record_every=0, checkpoint_dir=None,
+                       session_config=None, **overrides):
   """Like `train_mnist`, but returns the whole result dict.
 
   Args:
@@ -181,6 +182,7 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
     verbose: bool. If False, print nothing.
     record_every: int. See `common.train`.
     checkpoint_dir: str or None. See `common.train`.
+    session_config: `tf.compat.v1.ConfigProto` or None.
     **overrides: fields of `common.Settings` that replace those of
       `settings` (`steps`, `batch_size`, `learning_rate`, ...); an unknown
       name raises `TypeError`.
@@ -206,7 +208,7 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
   return common.train_with_settings(
       loss, accuracy, layer_collection, cfg, "mlp", eval_feed=train_feed,
       test_feed=test_feed, verbose=verbose, record_every=record_every,
-      checkpoint_dir=checkpoint_dir)
+      checkpoint_dir=checkpoint_dir, session_config=session_config)
 
 
 def main(argv, flag_values=flags.FLAGS):
