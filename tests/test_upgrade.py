@@ -32,6 +32,10 @@ from kfac import upgrade
 from kfac.upgrade import _cli
 from kfac.upgrade import _tables
 
+# Source rewriting does not depend on the TF mode of the test process: run
+# once, in the suite's graph-mode pass.
+pytestmark = pytest.mark.slow
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(_HERE)
 _CORPUS = os.path.join(_HERE, "data", "legacy_programs")
