@@ -145,11 +145,13 @@ _CHANGES = (
 )
 
 # Keyword-only parameters that `kfac`'s classes accept on top of the 1.4
-# signature (the r1.5 additions, usable from a 1.4 program by keyword).
+# signature (the r1.5 additions, usable from a 1.4 program by keyword, and
+# kfac's own robustness switches).
 KFAC_KEYWORD_ONLY = {
     "optimizer.KfacOptimizer.__init__": (
         "var_list", "estimation_mode", "colocate_gradients_with_ops",
-        "cov_devices", "inv_devices"),
+        "cov_devices", "inv_devices", "skip_nonfinite_updates",
+        "check_tensor_settings"),
 }
 
 
