@@ -17,7 +17,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["kfac", "kfac.*"]),
     # TensorFlow itself comes through an extra (the TF ecosystem convention):
     # `[tf-cpu]` keeps CPU-only machines off the CUDA build.
-    install_requires=["numpy>=1.23", "absl-py>=1.0"],
+    install_requires=["numpy>=1.23", "absl-py>=1.0", "packaging>=20"],
     extras_require={
         "tf": ["tensorflow>=2.16"],
         "tf-cpu": ["tensorflow-cpu>=2.16"],

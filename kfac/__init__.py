@@ -6,101 +6,118 @@ modules, classes, signatures, numbers and variable names, built on the public
 legacy program runs as before.
 """
 
-import os as _os
-import sys as _sys
+# The package loads lazily: `import kfac` itself imports no TensorFlow, and
+# the first use of a module (`kfac.optimizer`, `from kfac import utils`,
+# `import kfac.layer_collection`, ...) imports TensorFlow, checks its version
+# and loads the nine modules (see `kfac/_tf_import.py`, which also keeps
+# TensorFlow's start-up notices off stderr unless `KFAC_QUIET_TF_IMPORT=0`).
+# That keeps `kfac-upgrade` (`kfac.upgrade`) free of TensorFlow.
 
-_MIN_TF_VERSION = (2, 16)
+import importlib
+import importlib.abc
+import sys
+
+from kfac import _surface
+from kfac import _tf_import
+
+# Modules of `kfac` beyond the nine legacy ones.
+_EXTRA_MODULES = ("checkpoint",)
+
+__all__ = sorted(_surface.MODULES + _EXTRA_MODULES +
+                 ("install_tf_contrib_alias",))
+
+# Distribution names: this package, and PyPI's unrelated `kfac` (K-FAC 0.2.x),
+# which also installs a top-level package named `kfac`.
+_THIS_DISTRIBUTION = "kfac-contrib"
+_OTHER_DISTRIBUTION = "kfac"
+
+# Submodules that import no TensorFlow (everything else needs it first).
+_TENSORFLOW_FREE = ("kfac._surface", "kfac._tf_import", "kfac.upgrade")
 
 
-# Start-up notices that TensorFlow's C++ runtime writes to stderr while it is
-# imported, whatever TF_CPP_MIN_LOG_LEVEL says.
-_STARTUP_NOISE = (
-    "All log messages before absl::InitializeLog() is called",
-    "oneDNN custom operations are on",
-    "cpu_feature_guard",
-    "This TensorFlow binary is optimized",
-    "To enable the following instructions",
-    "rebuild TensorFlow with the appropriate compiler flags",
-    "Unable to register cu",
-    "computation placer already registered",
-    "Could not find cuda drivers",
-    "TF-TRT Warning",
-)
+def _check_single_distribution():
+  """Raises ImportError if PyPI's `kfac` is installed next to this package.
 
+  Both distributions install the top-level package `kfac`, so with both
+  installed one silently replaces the other's files.
 
-def _import_quietly():
-  """Imports TensorFlow with its start-up notices filtered out of stderr.
-
-  Anything else TensorFlow writes to stderr while importing is passed on.
+  Raises:
+    ImportError: naming both distributions, when both are installed.
   """
-  import tempfile  # pylint: disable=g-import-not-at-top
-  try:
-    _sys.stderr.flush()
-    saved_fd = _os.dup(2)
-  except (OSError, ValueError):  # No usable file descriptor 2.
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    return tf
-  with tempfile.TemporaryFile() as captured:
-    _os.dup2(captured.fileno(), 2)
+  from importlib import metadata  # pylint: disable=import-outside-toplevel
+  versions = {}
+  for name in (_THIS_DISTRIBUTION, _OTHER_DISTRIBUTION):
     try:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    finally:
-      _os.dup2(saved_fd, 2)
-      _os.close(saved_fd)
-      captured.seek(0)
-      text = captured.read().decode("utf-8", "replace")
-      kept = [line for line in text.splitlines(True)
-              if not any(noise in line for noise in _STARTUP_NOISE)]
-      if kept:
-        _sys.stderr.write("".join(kept))
-  return tf
+      versions[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      pass
+  if len(versions) == 2:
+    raise ImportError(
+        "Both `%s` %s (TensorFlow 1.4's tf.contrib.kfac, this package) and "
+        "the unrelated `%s` %s from PyPI are installed; both provide the "
+        "top-level package `kfac`, so one overwrites the other. Uninstall "
+        "one of them (`pip uninstall %s` or `pip uninstall %s`) and "
+        "reinstall the other." % (
+            _THIS_DISTRIBUTION, versions[_THIS_DISTRIBUTION],
+            _OTHER_DISTRIBUTION, versions[_OTHER_DISTRIBUTION],
+            _OTHER_DISTRIBUTION, _THIS_DISTRIBUTION))
 
 
-def _import_tensorflow():
-  """Imports TensorFlow and checks that its version is supported.
+def _needs_tensorflow(fullname):
+  return fullname.startswith("kfac.") and not any(
+      fullname == free or fullname.startswith(free + ".")
+      for free in _TENSORFLOW_FREE)
 
-  When TensorFlow is not yet imported and the user has not chosen a log
-  level (`TF_CPP_MIN_LOG_LEVEL`), its start-up messages are silenced and
-  the environment is left as it was.
+
+class _TensorFlowFirst(importlib.abc.MetaPathFinder):
+  """Imports TensorFlow (checked, quietly) before a `kfac` module using it.
+
+  Covers the import forms that bypass the package's `__getattr__`
+  (`import kfac.utils`, `from kfac.utils import ...`); finds nothing itself.
   """
-  try:
-    if ("tensorflow" not in _sys.modules
-        and "TF_CPP_MIN_LOG_LEVEL" not in _os.environ):
-      # Quiet while importing only: the variable is removed again so that
-      # child processes (which may import kfac themselves) are unaffected.
-      _os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-      try:
-        tf = _import_quietly()
-      finally:
-        del _os.environ["TF_CPP_MIN_LOG_LEVEL"]
-    else:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(
-        "kfac needs TensorFlow {}.{} or newer, which could not be imported "
-        "({}). Install it with `pip install kfac-contrib[tf-cpu]` (CPU only) "
-        "or `pip install kfac-contrib[tf]`.".format(*_MIN_TF_VERSION, e)
-    ) from e
-  version = tuple(int(p) for p in tf.__version__.split(".")[:2]
-                  if p.isdigit())
-  if version < _MIN_TF_VERSION:
-    raise ImportError(
-        "kfac needs TensorFlow {}.{} or newer; found TensorFlow {}.".format(
-            *_MIN_TF_VERSION, tf.__version__))
-  return tf
+
+  def find_spec(self, fullname, path, target=None):  # pylint: disable=unused-argument
+    if _needs_tensorflow(fullname):
+      _tf_import.import_tensorflow()
+    return None
 
 
-_import_tensorflow()
+def _install_finder():
+  if not any(type(f).__name__ == "_TensorFlowFirst" for f in sys.meta_path):
+    sys.meta_path.insert(0, _TensorFlowFirst())
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from kfac import utils
-from kfac import loss_functions
-from kfac import curvature_matrix_vector_products
-from kfac import op_queue
-from kfac import fisher_factors
-from kfac import fisher_blocks
-from kfac import layer_collection
-from kfac import estimator
-from kfac import optimizer
-from kfac import checkpoint
-from kfac._contrib_alias import install_tf_contrib_alias
+
+def _load_all():
+  """Imports TensorFlow and the modules; binds them in this package."""
+  _tf_import.import_tensorflow()
+  for name in _surface.MODULES + _EXTRA_MODULES:
+    importlib.import_module("kfac." + name)
+  from kfac._contrib_alias import install_tf_contrib_alias  # pylint: disable=import-outside-toplevel
+  globals()["install_tf_contrib_alias"] = install_tf_contrib_alias
+
+
+def __getattr__(name):
+  """Loads the modules on first use (PEP 562).
+
+  Args:
+    name: str, the attribute asked for.
+
+  Returns:
+    The module (or `install_tf_contrib_alias`).
+
+  Raises:
+    AttributeError: for a name the package does not have.
+    ImportError: if TensorFlow is missing or too old.
+  """
+  if name in __all__:
+    _load_all()
+    return globals()[name]
+  raise AttributeError("module 'kfac' has no attribute %r" % (name,))
+
+
+def __dir__():
+  return sorted(set(globals()) | set(__all__))
+
+
+_check_single_distribution()
+_install_finder()

@@ -21,21 +21,12 @@ import sys
 import types
 import warnings
 
+from kfac import _surface
+
 __all__ = ["install_tf_contrib_alias"]
 
-# The nine public modules of `tf.contrib.kfac` (TF 1.4), in `kfac` too
-# (`kfac.upgrade` uses this list as well).
-MODULES = (
-    "curvature_matrix_vector_products",
-    "estimator",
-    "fisher_blocks",
-    "fisher_factors",
-    "layer_collection",
-    "loss_functions",
-    "op_queue",
-    "optimizer",
-    "utils",
-)
+# The nine public modules of `tf.contrib.kfac`, in `kfac` too.
+MODULES = _surface.MODULES
 
 # Attribute set on every module object this file creates.
 _MARKER = "__kfac_contrib_alias__"

@@ -142,6 +142,7 @@ class PackageTest(absltest.TestCase):
     self.assertIn("tf.contrib.kfac", doc)
 
 
+@pytest.mark.slow
 class AliasTest(parameterized.TestCase):
   """The alias in a fresh process; the unmodified corpus runs with it."""
 

@@ -9,6 +9,7 @@ the same learning-rate budget (the best of the same number of tries).
 
 import gzip
 import importlib
+import importlib.util
 import os
 import struct
 import subprocess
@@ -26,7 +27,9 @@ from kfac import layer_collection as lc
 from kfac.examples import autoencoder
 from kfac.examples import common
 from kfac.examples import convnet
+from kfac.examples import convnet_distributed
 from kfac.examples import mlp
+from kfac.examples import mlp_mnist_main
 from kfac.examples import mnist
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -380,14 +383,22 @@ class AutoencoderTest(parameterized.TestCase):
       self.assertGreater(error_, 0.0)
 
 
+def _flag_values(module, argv):
+  """Fresh flags of an example's program, parsed from `argv`."""
+  fv = flags.FlagValues()
+  if module is convnet_distributed:
+    module.define_flags(fv)
+  elif hasattr(module, "DEFAULTS"):
+    common.define_flags(module.DEFAULTS, fv)
+  else:
+    module.define_flags(fv)
+  fv(["prog"] + argv)
+  return fv
+
+
 def _run_main(module, argv):
-  """Runs `module.main` with the given flags, then resets the flags."""
-  common.define_flags()
-  flags.FLAGS(["prog"] + argv)
-  try:
-    module.main([])
-  finally:
-    flags.FLAGS.unparse_flags()
+  """Runs `module.main` with the given flags (fresh flags, this process)."""
+  module.main([], _flag_values(module, argv))
 
 
 @pytest.mark.parametrize("module", [mlp, convnet, autoencoder],
@@ -492,21 +503,83 @@ def test_stats_tower_registers_once(module):
 def test_legacy_main_modules(name, capsys):
   """The 2017-style mains train for the given epochs (here 1 of fake data)."""
   module = importlib.import_module("kfac.examples." + name)
-  importlib.import_module("kfac.examples.mlp_mnist_main").define_flags()
-  flags.FLAGS(["prog", "--num_epochs=1", "--use_fake_data"])
-  try:
-    with tf.Graph().as_default():
-      module.main([])
-  finally:
-    flags.FLAGS.unparse_flags()
+  fv = flags.FlagValues()
+  mlp_mnist_main.define_flags(fv)
+  fv(["prog", "--num_epochs=1", "--use_fake_data"])
+  with tf.Graph().as_default():
+    module.main([], fv)
   assert ": done," in capsys.readouterr().out
 
 
-def test_bad_data_dir_is_a_short_error(tmp_path):
-  """A bad --data_dir ends the program with one message, not the help."""
-  with pytest.raises(SystemExit, match="--data_dir: .*nothing is downloaded"):
-    with tf.Graph().as_default():
-      _run_main(mlp, ["--data_dir=%s" % tmp_path, "--steps=1"])
+def test_bad_data_dir_is_a_flag_error(tmp_path):
+  """A bad --data_dir is rejected when the flags are parsed."""
+  with pytest.raises(flags.IllegalFlagValueError,
+                     match="--data_dir: .*nothing is downloaded"):
+    _flag_values(mlp, ["--data_dir=%s" % tmp_path, "--steps=1"])
+
+
+@pytest.mark.parametrize("module", [mlp, convnet, autoencoder,
+                                    convnet_distributed, mlp_mnist_main],
+                         ids=["mlp", "convnet", "autoencoder",
+                              "convnet_distributed", "mlp_mnist_main"])
+def test_good_flags_parse(module):
+  _flag_values(module, [])
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--inv_update_interval=0", "--inv_update_interval=0: 0 is not"),
+    ("--batch_size=0", "--batch_size=0: 0 is not"),
+    ("--steps=-1", "--steps=-1: -1 is not"),
+    ("--damping=0", "--damping=0.0: must be a finite number > 0"),
+    ("--damping=-1e-3", "--damping=-0.001: must be a finite number > 0"),
+    ("--damping=nan", "--damping=nan: must be a finite number > 0"),
+    ("--learning_rate=nan", "--learning_rate=nan: must be a finite number"),
+    ("--learning_rate=-0.1", "--learning_rate=-0.1: must be a finite number"),
+    ("--learning_rate=inf", "--learning_rate=inf: must be a finite number"),
+    ("--momentum=nan", "--momentum=nan: must be a finite number >= 0"),
+    ("--cov_ema_decay=1.5", "--cov_ema_decay=1.5: must be in [0, 1]"),
+    ("--log_every=-1", "--log_every=-1: -1 is not"),
+])
+def test_nonsense_flags_are_rejected(flag, message):
+  with pytest.raises(flags.IllegalFlagValueError) as raised:
+    _flag_values(convnet, [flag])
+  assert message in str(raised.value)
+  assert "\n" not in str(raised.value)
+
+
+@pytest.mark.slow
+def test_flag_error_is_one_line_from_the_command_line():
+  """The program ends with absl's one-line error, not a traceback."""
+  proc = subprocess.run(
+      [sys.executable, "-m", "kfac.examples.convnet", "--damping=0"],
+      cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True,
+      text=True, timeout=120)
+  assert proc.returncode == 1, proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert lines[-2] == ("FATAL Flags parsing error: flag --damping=0.0: must "
+                       "be a finite number > 0"), proc.stderr
+  assert "--helpshort" in lines[-1]
+  assert "Traceback" not in proc.stderr
+
+
+def test_unknown_setting_is_a_type_error():
+  with pytest.raises(TypeError, match="stepz"):
+    mlp.train_mnist_result("", None, stepz=3)
+  with pytest.raises(TypeError, match="stepz"):
+    common.Settings(stepz=3)
+
+
+def test_baseline_defaults_apply_unless_given():
+  fv = _flag_values(mlp, ["--optimizer=sgd"])
+  settings = common.settings_from_flags(mlp.DEFAULTS, mlp.BASELINE_DEFAULTS,
+                                        fv)
+  assert settings.learning_rate == mlp.BASELINE_DEFAULTS["sgd"][
+      "learning_rate"]
+  fv = _flag_values(mlp, ["--optimizer=sgd", "--learning_rate=0.05"])
+  settings = common.settings_from_flags(mlp.DEFAULTS, mlp.BASELINE_DEFAULTS,
+                                        fv)
+  assert settings.learning_rate == 0.05
+  assert settings.steps == mlp.DEFAULTS.steps
 
 
 def test_held_out_evaluation():
@@ -524,3 +597,109 @@ def test_held_out_evaluation():
         verbose=False)
   assert result["test_accuracy"] is None
   assert "held-out" not in result["summary"]
+
+
+def _bench_training():
+  spec = importlib.util.spec_from_file_location(
+      "bench_training", os.path.join(_REPO, "tools", "bench_training.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_bench_training_without_matplotlib(monkeypatch, capsys, tmp_path):
+  """Without matplotlib the benchmark prints its results, then a note.
+
+  The training runs are replaced by canned results: what is tested is the
+  reporting.
+  """
+  bench = _bench_training()
+
+  def run_one(problem, optimizer, cfg, record_every, seed):
+    del problem, cfg, record_every, seed
+    loss = {"momentum": 0.2, "adam": 0.1, "kfac": 0.01}[optimizer]
+    return {"steps": 3, "seconds": 0.3, "loss": loss,
+            "step_times": [0.1, 0.1, 0.1],
+            "history": [(0, 0.0, 2.0), (3, 0.3, loss)]}
+
+  monkeypatch.setattr(bench, "run_one", run_one)
+  monkeypatch.setattr(bench, "time_steps", lambda *args: dict.fromkeys(
+      bench.OPTIMIZERS, 1.0))
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
+  png = str(tmp_path / "bench.png")
+  bench.main(["--problems", "convnet", "--scale", "0.01", "--rounds", "1",
+              "--png", png])
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert any(line.startswith("convnet     kfac") for line in lines), lines
+  assert lines[-2] == ("plot: skipped, matplotlib is not installed (pip "
+                       "install 'kfac-contrib[bench]' installs it)"), lines
+  assert lines[-1].startswith("bench_training: done in"), lines
+  assert not os.path.exists(png)
+
+
+def test_bench_training_plot(tmp_path):
+  pytest.importorskip("matplotlib")
+  bench = _bench_training()
+  history = [(0, 0.0, 2.0), (10, 0.5, 1.0)]
+  results = {("convnet", o): {"history": history, "setup": 0.1}
+             for o in bench.OPTIMIZERS}
+  png = str(tmp_path / "bench.png")
+  assert bench.plot_or_note(results, ["convnet"], png) == "plot: " + png
+  assert os.path.getsize(png) > 0
+
+
+def _train_mlp(checkpoint_dir, steps, replay_on_resume=False):
+  # One thread: the training op and the covariance update run in one
+  # `session.run` and both read the weights; with TF1 reference variables
+  # their order decides the numbers, so it must not vary between runs.
+  config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1,
+                                    intra_op_parallelism_threads=1)
+  with tf.Graph().as_default():
+    return mlp.train_mnist_result(
+        "", None, steps=steps, batch_size=16, inv_update_interval=2,
+        log_every=0, verbose=False, hidden_sizes=(8,),
+        checkpoint_dir=checkpoint_dir, replay_on_resume=replay_on_resume,
+        session_config=config)
+
+
+def _checkpoint_values(checkpoint_dir):
+  reader = tf.train.load_checkpoint(checkpoint_dir)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+def test_resume_from_checkpoint(tmp_path):
+  """A run resumed with replay_on_resume repeats an uninterrupted one.
+
+  6 steps in one go, and 3 steps then 3 more in a new session restored from
+  the checkpoint: with the replay, every saved variable (weights, momentum,
+  K-FAC's covariances and inverses, global step) is bit-identical; without
+  it, the resumed steps draw other batches and samples.
+  """
+  whole = str(tmp_path / "whole")
+  result = _train_mlp(whole, 6)
+  assert result["global_step"] == 6 and result["steps"] == 6
+  expected = _checkpoint_values(whole)
+  assert expected["global_step"] == 6
+  for replay, name in ((True, "replayed"), (False, "plain")):
+    directory = str(tmp_path / name)
+    _train_mlp(directory, 3, replay)
+    result = _train_mlp(directory, 6, replay)
+    assert result["global_step"] == 6 and result["steps"] == 3, result
+    values = _checkpoint_values(directory)
+    assert sorted(values) == sorted(expected)
+    same = all(np.array_equal(values[k], expected[k]) for k in expected)
+    assert same == replay, name
+
+
+def test_random_draws_of_a_kfac_step():
+  with tf.Graph().as_default():
+    examples, labels = mnist.load_mnist("", None, 8, seed=0)
+    layer_collection = lc.LayerCollection()
+    loss, _ = mlp.build_model(examples, labels, 10, layer_collection,
+                              hidden_sizes=(4,))
+    opt = common.kfac_optimizer(0.1, 0.95, 0.1, layer_collection)
+    draws = common.random_draws([opt.minimize(loss), opt.cov_update_op])
+    types = sorted(op.type for op in draws)
+  # The batch, and the sampled targets of the categorical loss.
+  assert types == ["IteratorGetNext", "Multinomial"], types

@@ -2,8 +2,10 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from absl.testing import parameterized
 import pytest
@@ -20,53 +22,140 @@ def _readme_commands():
 class PackageTest(parameterized.TestCase):
 
   @pytest.mark.slow
-  def test_import_prints_nothing(self):
+  def test_import_is_lazy_quiet_and_leaves_the_environment(self):
+    # `import kfac` loads no TensorFlow; the first use of a module does,
+    # quietly, and then every module is bound on the package, as an eager
+    # import did. The environment is left as it was.
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    result = subprocess.run(
-        [sys.executable, "-c", "import kfac"], capture_output=True, text=True,
-        env=env, check=True, timeout=120)
-    self.assertEqual(result.stdout, "")
+    env.pop("KFAC_QUIET_TF_IMPORT", None)
+    code = ("import os, sys, kfac; before = 'tensorflow' in sys.modules; "
+            "lc = kfac.layer_collection; "
+            "print(before, 'tensorflow' in sys.modules, "
+            "all(m in vars(kfac) for m in kfac.__all__), "
+            "os.environ.get('TF_CPP_MIN_LOG_LEVEL'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, env=env, timeout=120, check=True)
+    self.assertEqual(result.stdout.split(), ["False", "True", "True", "None"])
     self.assertEqual(result.stderr, "")
-
-  @pytest.mark.slow
-  def test_environment_is_left_unchanged(self):
-    env = dict(os.environ)
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    result = subprocess.run(
-        [sys.executable, "-c",
-         "import os, kfac; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"],
-        capture_output=True, text=True, env=env, check=True, timeout=120)
-    self.assertEqual(result.stdout.strip(), "None")
 
   @pytest.mark.slow
   def test_user_log_level_is_respected(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")
     result = subprocess.run(
         [sys.executable, "-c",
-         "import os, kfac; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"],
+         "import os, kfac.utils; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"],
         capture_output=True, text=True, env=env, check=True, timeout=120)
     self.assertEqual(result.stdout.strip(), "1")
 
+  @parameterized.named_parameters(
+      ("attribute", "import kfac; kfac.optimizer"),
+      ("submodule", "import kfac.optimizer"),
+      ("from_module", "from kfac.optimizer import KfacOptimizer"),
+      ("from_package", "from kfac import optimizer"),
+  )
   @pytest.mark.slow
-  def test_old_tensorflow_is_rejected(self):
+  def test_old_tensorflow_is_rejected(self, statement):
     # A stand-in `tensorflow` module reporting an old version.
     code = ("import sys, types; tf = types.ModuleType('tensorflow'); "
             "tf.__version__ = '1.15.5'; sys.modules['tensorflow'] = tf; "
-            "import kfac")
+            + statement)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True,
                             text=True, timeout=120)
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("found TensorFlow 1.15.5", result.stderr)
 
+  @parameterized.named_parameters(
+      ("old_minor", "2.9.3", False),
+      ("old_major", "1.15.5", False),
+      ("minimum", "2.16.0", True),
+      ("release_candidate", "2.16.0rc1", True),
+      ("two_digit_minor", "2.100.0", True),
+      ("garbage", "unknown", False),
+  )
+  def test_version_parsing(self, version, accepted):
+    code = ("import sys, types; tf = types.ModuleType('tensorflow'); "
+            "tf.__version__ = %r; sys.modules['tensorflow'] = tf; "
+            "from kfac import _tf_import; _tf_import.import_tensorflow(); "
+            "print('accepted')" % version)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, timeout=60)
+    self.assertEqual(result.returncode == 0, accepted, result.stderr)
+
   @pytest.mark.slow
   def test_missing_tensorflow_is_explained(self):
-    code = ("import sys; sys.modules['tensorflow'] = None; import kfac")
+    code = ("import sys; sys.modules['tensorflow'] = None; import kfac.utils")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True,
                             text=True, timeout=120)
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("kfac-contrib[tf-cpu]", result.stderr)
 
+  def _fake_tensorflow(self):
+    """A directory with a stand-in `tensorflow` that is noisy on fd 2."""
+    tmp = tempfile.mkdtemp(prefix="kfac_fake_tf_")
+    self.addCleanup(shutil.rmtree, tmp, True)
+    with open(os.path.join(tmp, "tensorflow.py"), "w") as f:
+      f.write("import os\n"
+              "__version__ = '2.21.0'\n"
+              "LEVEL = os.environ.get('TF_CPP_MIN_LOG_LEVEL')\n"
+              "os.write(2, b'I0000 oneDNN custom operations are on.\\n')\n"
+              "os.write(2, b'a real warning\\n')\n")
+    return tmp
+
+  @parameterized.named_parameters(
+      ("default", None, False, "2"),
+      ("on", "1", False, "2"),
+      ("off", "0", True, None),
+  )
+  def test_quiet_import_switch(self, switch, noisy, level):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [self._fake_tensorflow(), _ROOT]))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    env.pop("KFAC_QUIET_TF_IMPORT", None)
+    if switch is not None:
+      env["KFAC_QUIET_TF_IMPORT"] = switch
+    code = ("import os; from kfac import _tf_import; "
+            "tf = _tf_import.import_tensorflow(); "
+            "print(tf.LEVEL, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, env=env, timeout=60, check=True)
+    self.assertEqual(result.stdout.split(), [str(level), "None"])
+    self.assertEqual("oneDNN" in result.stderr, noisy)
+    self.assertIn("a real warning", result.stderr)  # Never swallowed.
+
+  def _fake_distributions(self, names):
+    tmp = tempfile.mkdtemp(prefix="kfac_fake_dist_")
+    self.addCleanup(shutil.rmtree, tmp, True)
+    for name, version in names:
+      info = os.path.join(tmp, "%s-%s.dist-info" % (name.replace("-", "_"),
+                                                     version))
+      os.makedirs(info)
+      with open(os.path.join(info, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\nName: %s\nVersion: %s\n"
+                % (name, version))
+    return tmp
+
+  def test_both_distributions_are_an_error(self):
+    fake = self._fake_distributions([("kfac", "0.2.4"),
+                                     ("kfac-contrib", "1.4.0.dev0")])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([_ROOT, fake]))
+    result = subprocess.run([sys.executable, "-c", "import kfac"],
+                            capture_output=True, text=True, env=env,
+                            timeout=60, cwd=fake)
+    self.assertNotEqual(result.returncode, 0)
+    last = result.stderr.strip().splitlines()[-1]
+    self.assertIn("ImportError", last)
+    self.assertIn("`kfac-contrib`", last)
+    self.assertIn("`kfac` 0.2.4", last)
+    self.assertIn("pip uninstall", last)
+
+  def test_this_distribution_alone_is_fine(self):
+    fake = self._fake_distributions([("kfac-contrib", "1.4.0.dev0")])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([_ROOT, fake]))
+    subprocess.run([sys.executable, "-c", "import kfac"], env=env, timeout=60,
+                   check=True, cwd=fake)
+
+  @pytest.mark.slow
   def test_readme_usage_example_trains(self):
     with open(os.path.join(_ROOT, "README.md"), encoding="utf-8") as f:
       (snippet,) = re.findall(r"```python\n(.*?)\n```", f.read(), flags=re.S)

@@ -21,12 +21,16 @@ import sys
 import tempfile
 import textwrap
 import tokenize
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
 import pytest
 
+from kfac import _surface
 from kfac import upgrade
+from kfac.upgrade import _cli
+from kfac.upgrade import _tables
 
 # Source rewriting does not depend on the TF mode of the test process: run
 # once, in the suite's graph-mode pass.
@@ -563,6 +567,53 @@ class CommandLineTest(parameterized.TestCase):
                   report)
     self.assertIn("1 need a human", report)
 
+  def test_unwritable_file_is_an_error(self):
+    bad = self._write("a_bad.py", _read(_program("mlp_chain")))
+    good = self._write("b_good.py", _read(_program("mlp_chain")))
+    real_write = _cli._write_atomically
+
+    def write(path, data):
+      if path == bad:
+        raise PermissionError(13, "Permission denied", path)
+      real_write(path, data)
+
+    with mock.patch.object(_cli, "_write_atomically", side_effect=write):
+      status, out, err = _run_main([bad, good])
+    self.assertEqual(status, 2)
+    self.assertIn("%s: cannot write: " % bad, err)
+    self.assertNotIn("%s: changed" % bad, out.decode())
+    self.assertIn("2 file(s) scanned, 1 changed, 0 need a human, "
+                  "1 could not be written", out.decode())
+    self.assertEqual(_read(bad), _read(_program("mlp_chain")))
+    self.assertEqual(_read(good), _read(_expected("mlp_chain")))
+
+  @pytest.mark.slow
+  def test_help_and_check_import_no_tensorflow(self):
+    path = self._write("prog.py", _read(_program("opqueue_lib_forms")))
+    code = textwrap.dedent("""\
+        import contextlib, io, sys
+        blocked = sys.argv[2] == "blocked"
+        if blocked:  # As if TensorFlow were not installed.
+          sys.modules["tensorflow"] = None
+        from kfac.upgrade import main
+        with contextlib.redirect_stdout(io.StringIO()):
+          try:
+            main(["--help"])
+          except SystemExit as e:
+            assert e.code == 0, e.code
+          status = main(["--check", sys.argv[1]])
+        assert status == 1, status
+        loaded = sys.modules.get("tensorflow") is not None
+        print(loaded, "kfac.utils" in sys.modules)
+        """)
+    for mode in ("plain", "blocked"):
+      proc = subprocess.run([sys.executable, "-c", code, path, mode],
+                            cwd=_REPO, capture_output=True, text=True,
+                            timeout=60, check=False)
+      self.assertEqual(proc.returncode, 0, proc.stderr)
+      self.assertEqual(proc.stdout.split(), ["False", "False"], mode)
+
+  @pytest.mark.slow
   def test_module_entry_point(self):
     # What the `kfac-upgrade` console script runs (`kfac.upgrade:main`).
     path = self._write("prog.py", _read(_program("opqueue_lib_forms")))
@@ -573,6 +624,7 @@ class CommandLineTest(parameterized.TestCase):
     self.assertIn(b"would change", proc.stdout)
 
 
+@pytest.mark.slow
 class UpgradedProgramsRunTest(parameterized.TestCase):
   """The upgraded TF 1.4 corpus runs a few steps under TF 2.x."""
 
@@ -678,6 +730,118 @@ class Tf2FindingsTest(parameterized.TestCase):
     self.assertIn("NEEDS A HUMAN for TensorFlow 2.x, line %d of the result: "
                   "`tf.layers.Dense` needs Keras 2" % line, report)
     self.assertIn("1 changed, 1 need a human", report)
+
+  def test_reported_without_also_tf2(self):
+    tmp = tempfile.mkdtemp(prefix="kfac_upgrade_tf2_")
+    self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+    path = os.path.join(tmp, "prog.py")
+    shutil.copyfile(_program("tf1_layers_eager"), path)
+    status, out, err = _run_main([path])
+    report = out.decode() + err
+    self.assertEqual(status, 0, report)
+    self.assertIn("NEEDS A HUMAN for TensorFlow 2.x, module: kfac builds "
+                  "graph ops", report)
+    self.assertIn("`tf.layers.Dense` needs Keras 2", report)
+    self.assertIn("TF_USE_LEGACY_KERAS=1", report)
+    self.assertIn("1 changed, 1 need a human", report)
+
+  @parameterized.named_parameters(
+      ("shape_index", "n = x.shape[1].value\n", ["x.shape[1]"]),
+      ("get_shape", "n = x.get_shape()[-1].value\n", ["x.get_shape()[-1]"]),
+      ("dims", "n = x.shape.dims[0].value\n", ["x.shape.dims[0]"]),
+      ("dimension_call", "n = tf.compat.v1.Dimension(3).value\n",
+       ["tf.compat.v1.Dimension(3)"]),
+      ("two", "a = x.shape[0].value\nb = y.shape[1].value\n",
+       ["x.shape[0]", "y.shape[1]"]),
+      ("other_value", "n = counter.value\nm = d['k'].value\n", []),
+      ("no_value", "n = x.shape[1]\n", []),
+  )
+  def test_dimension_value(self, body, dims):
+    source = ("import tensorflow as tf\nimport kfac\n"
+              "tf.compat.v1.disable_eager_execution()\n" + body)
+    findings = upgrade.tf2_findings(source)
+    self.assertLen(findings, len(dims))
+    for finding, dim in zip(findings, dims):
+      self.assertIn("`tf.compat.v1.dimension_value(%s)`" % dim,
+                    finding.message)
+    self.assertEqual([f.line for f in findings],
+                     list(range(4, 4 + len(dims))))
+
+
+class SurfaceTableTest(parameterized.TestCase):
+  """The one surface table, against the spec copy and the modules."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    with open(os.path.join(_HERE, "data", "api_surface.md"),
+              encoding="utf-8") as f:
+      cls.spec = f.read()
+
+  def _spec_section(self, name):
+    header = "## `tf.contrib.kfac.%s` (" % name
+    start = self.spec.index(header)
+    end = self.spec.find("\n## ", start + 1)
+    return self.spec[start:end if end >= 0 else None]
+
+  @parameterized.named_parameters((m, m) for m in _surface.MODULES)
+  def test_module_names_match_spec(self, module):
+    section = self._spec_section(module)
+    names = set()
+    for line in section.splitlines():
+      if line.startswith("- ") and ":" in line:
+        names.update(n.strip("` ") for n in line.split(":", 1)[1].split(","))
+    self.assertEqual(set(_surface.public_names("1.4", module)), names)
+    self.assertEqual(_tables.SURFACE_14[module], names)
+
+  @parameterized.named_parameters((m, m) for m in _surface.MODULES)
+  def test_module_all_matches(self, module):
+    import importlib  # pylint: disable=import-outside-toplevel
+    mod = importlib.import_module("kfac." + module)
+    self.assertEqual(set(mod.__all__),
+                     set(_surface.public_names("1.4", module)))
+
+  @parameterized.named_parameters(
+      (q.replace(".", "_"), q) for q in _surface.RELEASES["1.4"].signatures)
+  def test_signatures_match_spec(self, qualname):
+    module, cls, method = qualname.split(".")
+    section = self._spec_section("%s.%s" % (module, cls))
+    text = _surface.RELEASES["1.4"].signatures[qualname]
+    self.assertIn("- `%s( %s )`" % (method, text), section)
+
+  def test_upgrader_parameter_tables(self):
+    self.assertEqual(_tables.OPTIMIZER_PARAMS_14, (
+        "learning_rate", "cov_ema_decay", "damping", "layer_collection",
+        "momentum", "momentum_type", "norm_constraint", "name"))
+    self.assertEqual(_tables.ESTIMATOR_PARAMS_14, (
+        "variables", "cov_ema_decay", "damping", "layer_collection",
+        "estimation_mode"))
+    self.assertEqual(_tables.REGISTER_PARAMS_14["register_conv2d"], (
+        "params", "strides", "padding", "inputs", "outputs", "approx"))
+    self.assertLen(_tables.REGISTER_PARAMS_14, 6)
+
+  def test_keyword_only_extras_match_the_optimizer(self):
+    import inspect  # pylint: disable=import-outside-toplevel
+    from kfac import optimizer  # pylint: disable=import-outside-toplevel
+    params = inspect.signature(optimizer.KfacOptimizer.__init__).parameters
+    keyword_only = tuple(n for n, p in params.items()
+                         if p.kind == inspect.Parameter.KEYWORD_ONLY)
+    self.assertEqual(
+        _surface.KFAC_KEYWORD_ONLY["optimizer.KfacOptimizer.__init__"],
+        keyword_only)
+
+  def test_later_releases_are_changes(self):
+    self.assertEqual(sorted(_surface.RELEASES, key=lambda v: int(v[2:])),
+                     ["1.4", "1.5", "1.6", "1.7", "1.8", "1.9", "1.10"])
+    self.assertNotIn("setdefault", _surface.public_names("1.5", "utils"))
+    self.assertIn("VARIABLE_SCOPE",
+                  _surface.public_names("1.5", "layer_collection"))
+    self.assertIn("maybe_colocate_with",
+                  _surface.public_names("1.7", "fisher_factors"))
+    self.assertNotIn("maybe_colocate_with",
+                     _surface.public_names("1.8", "fisher_factors"))
+    self.assertEqual(_surface.RELEASES["1.10"].names,
+                     _surface.RELEASES["1.9"].names)
 
 
 if __name__ == "__main__":

@@ -48,10 +48,10 @@ if _REPO not in sys.path:
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
-import kfac  # pylint: disable=unused-import  (imports TensorFlow quietly)
+# kfac's modules first: they import TensorFlow without its start-up notices.
+from kfac import fisher_factors
 import tensorflow as tf
 
-from kfac import fisher_factors
 from kfac import layer_collection as lc
 from kfac import optimizer as opt
 # pylint: enable=g-import-not-at-top,wrong-import-position

@@ -21,10 +21,6 @@ loss against steps and against seconds.
   python tools/bench_training.py --png /tmp/bench.png --problems autoencoder
 """
 
-from __future__ import absolute_import
-from __future__ import division
-from __future__ import print_function
-
 import argparse
 import os
 import sys
@@ -34,9 +30,8 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np
-import kfac  # pylint: disable=unused-import  (imports TensorFlow quietly)
+# Imported after the path set-up above.
+import kfac.utils  # noqa: F401  (imports TensorFlow quietly)
 import tensorflow as tf
 
 from kfac import layer_collection as lc
@@ -44,7 +39,6 @@ from kfac.examples import autoencoder
 from kfac.examples import common
 from kfac.examples import convnet
 from kfac.examples import mnist
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 # Per problem: the target training loss, and per optimizer its settings and
 # step budget. Learning rates were picked by small sweeps (best training
@@ -290,16 +284,36 @@ def main(argv=None):
   for line in verdicts:
     print(line)
 
-  _plot(results, args.problems, args.png)
-  print("plot: %s" % os.path.abspath(args.png))
+  print(plot_or_note(results, args.problems, args.png))
   print("bench_training: done in %.0f s" % (time.time() - start))
+
+
+def plot_or_note(results, problems, path):
+  """Writes the plot if matplotlib is installed; returns a one-line note.
+
+  Args:
+    results: dict (problem, optimizer) -> result dict with `history` and
+      `setup`.
+    problems: list of problem names.
+    path: str. Where the PNG goes.
+
+  Returns:
+    "plot: <path>", or a note naming the extra to install.
+  """
+  try:
+    import matplotlib  # noqa: F401
+  except ImportError:
+    return ("plot: skipped, matplotlib is not installed (pip install "
+            "'kfac-contrib[bench]' installs it)")
+  _plot(results, problems, path)
+  return "plot: %s" % os.path.abspath(path)
 
 
 def _plot(results, problems, path):
   """Writes loss-vs-steps and loss-vs-seconds curves to a PNG."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt
   fig, axes = plt.subplots(len(problems), 2,
                            figsize=(11, 3.8 * len(problems)), squeeze=False)
   for row, problem in enumerate(problems):

@@ -12,12 +12,14 @@
   IDX files in `--data_dir`. Nothing is downloaded.
 * `mlp_mnist_main`, `convnet_mnist_main` -- the 2017 entry points
   (`--data_dir`, `--num_epochs`).
-* `common` -- optimizers, training loop and flags shared by the examples.
+* `common` -- settings, flags, optimizers and the training loop (a
+  `MonitoredTrainingSession` with K-FAC and progress hooks) shared by the
+  examples.
 
 Every program takes absl flags (`--steps`, `--batch_size`,
 `--learning_rate`, `--damping`, `--momentum`, `--momentum_type`,
-`--estimation_mode`, `--inv_update_interval`, `--optimizer`, ...; see
-`--helpfull`), prints a progress line every `--log_every` steps and ends with
+`--estimation_mode`, `--inv_update_interval`, `--optimizer`,
+`--checkpoint_dir`, `--replay_on_resume`, ...; see `--helpfull`), prints a progress line every `--log_every` steps and ends with
 a one-line summary: the loss and accuracy on the whole training split and on
 the held-out test split (297 of the digits, never trained on; with MNIST
 files, the `t10k` files if present).

@@ -30,10 +30,6 @@ the whole training split and on the 297 held-out test digits:
   python -m kfac.examples.autoencoder --data_dir /path/to/mnist  # 784 inputs
 """
 
-from __future__ import absolute_import
-from __future__ import division
-from __future__ import print_function
-
 import functools
 
 from absl import app
@@ -74,24 +70,11 @@ def default_sizes(input_size):
           max(1, input_size // 8))
 
 # Defaults of `python -m kfac.examples.autoencoder` (overridable by flags).
-DEFAULTS = {
-    "steps": 500,
-    "batch_size": 512,
-    "learning_rate": 1.0,
-    "damping": 0.01,
-    "momentum": 0.0,
-    "momentum_type": "qmodel",
-    "estimation_mode": "gradients",
-    "inv_update_interval": 20,
-    "cov_ema_decay": 0.95,
-    "norm_constraint": None,
-    "stats_batch_size": 64,
-    "optimizer": "kfac",
-    "data_dir": "",
-    "use_fake_data": False,
-    "log_every": 50,
-    "seed": 0,
-}
+DEFAULTS = common.Settings(
+    steps=500, batch_size=512, learning_rate=1.0, damping=0.01, momentum=0.0,
+    momentum_type="qmodel", estimation_mode="gradients",
+    inv_update_interval=20, cov_ema_decay=0.95, norm_constraint=None,
+    stats_batch_size=64, optimizer="kfac", log_every=50, seed=0)
 
 # Defaults that replace `DEFAULTS` for the first-order baselines.
 BASELINE_DEFAULTS = {
@@ -211,7 +194,10 @@ def build_model(examples, layer_collection, encoder_sizes=None,
 
 def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
                       evaluate_on_training_set=True,
-                      evaluate_on_test_set=False, **kwargs):
+                      evaluate_on_test_set=False, settings=None,
+                      encoder_sizes=None, code_size=None, verbose=True,
+                      record_every=0, checkpoint_dir=None,
+                      session_config=None, **overrides):
   """Trains the autoencoder with K-FAC (or a baseline).
 
   Args:
@@ -223,56 +209,55 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
       computed on the whole training set.
     evaluate_on_test_set: bool. If True and the data has a test split, the
       loss and error on it are computed after training too.
-    **kwargs: optional overrides of `DEFAULTS` (`steps`, `batch_size`,
-      `learning_rate`, `damping`, `momentum`, `momentum_type`,
-      `estimation_mode`, `inv_update_interval`, `cov_ema_decay`,
-      `norm_constraint`, `stats_batch_size`, `optimizer`, `log_every`,
-      `seed`) and `verbose`, `record_every`, `encoder_sizes`, `code_size`.
+    settings: `common.Settings` or None (`DEFAULTS`).
+    encoder_sizes: sequence of int or None. See `build_model`.
+    code_size: int or None. See `build_model`.
+    verbose: bool. If False, print nothing.
+    record_every: int. See `common.train`.
+    checkpoint_dir: str or None. See `common.train`.
+    session_config: `tf.compat.v1.ConfigProto` or None.
+    **overrides: fields of `common.Settings` that replace those of
+      `settings`; an unknown name raises `TypeError`.
 
   Returns:
-    The dict of `common.train` (keys `steps`, `seconds`, `loss`, `accuracy`
-    -- here the reconstruction error --, `test_loss`, `test_accuracy`,
-    `history`, `summary`).
+    The dict of `common.train` (keys `steps`, `global_step`, `seconds`,
+    `loss`, `accuracy` -- here the reconstruction error --, `test_loss`,
+    `test_accuracy`, `history`, `step_times`, `summary`).
   """
-  defaults = dict(DEFAULTS)
-  for key in ("data_dir", "use_fake_data"):
-    del defaults[key]
-  encoder_sizes = kwargs.pop("encoder_sizes", None)
-  code_size = kwargs.pop("code_size", None)
-  verbose = kwargs.pop("verbose", True)
-  record_every = kwargs.pop("record_every", 0)
-  cfg = common.merge_settings(defaults, kwargs, "train_autoencoder")
-  tf.compat.v1.set_random_seed(cfg["seed"])
+  cfg = (settings or DEFAULTS).replace(**overrides)
+  tf.compat.v1.set_random_seed(cfg.seed)
   examples, _ = mnist.load_mnist(
-      data_dir, num_epochs=num_epochs, batch_size=cfg["batch_size"],
-      flatten_images=True, use_fake_data=use_fake_data, seed=cfg["seed"])
+      data_dir, num_epochs=num_epochs, batch_size=cfg.batch_size,
+      flatten_images=True, use_fake_data=use_fake_data, seed=cfg.seed)
   layer_collection = lc.LayerCollection()
   loss, error = build_model(examples, layer_collection,
                             encoder_sizes=encoder_sizes, code_size=code_size,
-                            stats_batch_size=cfg["stats_batch_size"])
+                            stats_batch_size=cfg.stats_batch_size)
   train_feed, test_feed = common.split_feeds(
       examples, None, data_dir, use_fake_data, flatten_images=True,
-      fake_examples=4 * cfg["batch_size"],
+      fake_examples=4 * cfg.batch_size,
       training_set=evaluate_on_training_set, test_set=evaluate_on_test_set)
-  return common.train_with_config(
+  return common.train_with_settings(
       loss, error, layer_collection, cfg, "autoencoder", eval_feed=train_feed,
       test_feed=test_feed, verbose=verbose, record_every=record_every,
-      metric_name="error")
+      metric_name="error", checkpoint_dir=checkpoint_dir,
+      session_config=session_config)
 
 
-def main(argv):
+def main(argv, flag_values=flags.FLAGS):
   """Trains the autoencoder with the command-line flags.
 
   Args:
     argv: list of str. Positional command-line arguments (unused).
+    flag_values: the parsed `flags.FlagValues`.
   """
   del argv
-  common.run_main(DEFAULTS, BASELINE_DEFAULTS, functools.partial(
-      train_autoencoder, evaluate_on_test_set=True))
+  common.run_example(functools.partial(
+      train_autoencoder, evaluate_on_test_set=True), DEFAULTS,
+                     BASELINE_DEFAULTS, flag_values)
 
 
 if __name__ == "__main__":
-  common.define_flags()
-  common.show_defaults(DEFAULTS)
+  common.define_flags(DEFAULTS)
   flags.adopt_module_key_flags(common)
   app.run(main)

@@ -1,27 +1,31 @@
-"""Pieces shared by the K-FAC examples: optimizers, the training loop, flags.
+"""Pieces shared by the K-FAC examples: settings, flags, optimizers, training.
 
 The examples (`mlp`, `convnet`, `autoencoder`, `convnet_distributed`) build a
 model, register its layers and its predictive distribution with a
-`LayerCollection`, and then hand the loss to `train`, which runs either K-FAC
-or a first-order baseline (plain SGD, momentum SGD or Adam) for a fixed number
-of steps, printing a progress line every `log_every` steps and a one-line
-summary at the end (with the loss and accuracy on the whole training set and
-on the held-out test set, when the entry points ask for them).
+`LayerCollection`, and train it with `run_training`: one loop, on one machine
+or as a task of a cluster, in a `tf.compat.v1.train.MonitoredTrainingSession`
+whose hooks do the rest -- `KfacUpdateHook` (K-FAC's covariance and inverse
+updates), `ProgressHook` (progress lines, the one-line summary, the final
+evaluation), and the session's own checkpoint and summary hooks (with a
+`checkpoint_dir`) and `StopAtStepHook`.
 
 K-FAC's schedule follows the 2017 examples: every step runs the training op
 together with `cov_update_op` (an exponential moving average of the Kronecker
 factors); every `inv_update_interval` steps (first at step 0, right after the
 first covariance update) it runs `inv_update_op`, which recomputes the damped
 factor inverses used to precondition the gradient.
+
+Settings: `Settings` holds an example's training settings, with Python's own
+keyword checking. Flags: `define_flags(defaults)` defines the absl flags with
+an example's defaults and registers validators that reject nonsense values
+(`--batch_size 0`, `--damping 0`, a NaN learning rate, ...) with absl's
+one-line flag error; `settings_from_flags` reads them back.
 """
 
-from __future__ import absolute_import
-from __future__ import division
-from __future__ import print_function
-
-import inspect
-import sys
+import dataclasses
+import math
 import time
+from typing import Optional
 
 from absl import flags
 import numpy as np
@@ -31,205 +35,249 @@ __all__ = [
     "OPTIMIZERS",
     "ESTIMATION_MODES",
     "MOMENTUM_TYPES",
+    "Settings",
     "define_flags",
-    "show_defaults",
+    "define_data_flags",
+    "settings_from_flags",
     "quiet_logs",
-    "flag_values",
-    "merge_settings",
-    "check_data_flags",
-    "flag_error",
-    "run_main",
     "split_feeds",
-    "train_with_config",
     "make_optimizer",
     "kfac_optimizer",
-    "Progress",
+    "KfacUpdateHook",
+    "ProgressHook",
+    "ReplayOnResumeHook",
+    "random_draws",
+    "run_training",
+    "fetching",
     "train",
+    "train_with_settings",
+    "run_example",
 ]
 
 OPTIMIZERS = ("kfac", "sgd", "momentum", "adam")
 ESTIMATION_MODES = ("gradients", "empirical", "curvature_prop", "exact")
 MOMENTUM_TYPES = ("regular", "adam", "qmodel")
 
-# Flags shared by every example. `None` means "the example's own default".
-_FLAG_NAMES = ("steps", "batch_size", "learning_rate", "damping", "momentum",
-               "momentum_type", "estimation_mode", "inv_update_interval",
-               "cov_ema_decay", "norm_constraint", "stats_batch_size",
-               "optimizer", "data_dir", "use_fake_data", "log_every", "seed")
 
+@dataclasses.dataclass(frozen=True)
+class Settings(object):
+  """Training settings of an example (each example has its own defaults).
 
-def define_flags():
-  """Defines the examples' absl flags (idempotent: safe to call twice).
+  Unknown keywords raise `TypeError` (`Settings(stepz=1)`, or
+  `dataclasses.replace(settings, stepz=1)`), as Python does for a function.
 
-  Flags: `--steps`, `--batch_size`, `--learning_rate`, `--damping`,
-  `--momentum`, `--momentum_type` (regular|adam|qmodel), `--estimation_mode`
-  (gradients|empirical|curvature_prop|exact), `--inv_update_interval`,
-  `--cov_ema_decay`, `--norm_constraint`, `--stats_batch_size`, `--optimizer`
-  (kfac|sgd|momentum|adam), `--data_dir`
-  (empty: scikit-learn's 8x8 digits; else a directory with MNIST IDX files),
-  `--use_fake_data`, `--log_every` and `--seed`. Numeric flags default to
-  `None`, meaning "use the example's default".
+  Attributes:
+    steps: int or None. Training steps (None: until the data runs out); with
+      a `checkpoint_dir`, the global step to stop at.
+    batch_size: int. Examples per mini-batch.
+    learning_rate: float. Learning rate.
+    damping: float. K-FAC damping (Tikhonov, lambda).
+    momentum: float. Momentum coefficient (K-FAC and "momentum").
+    momentum_type: str. K-FAC momentum type ("regular", "adam", "qmodel").
+    estimation_mode: str. K-FAC Fisher estimation mode.
+    inv_update_interval: int. K-FAC inverse-update period in steps.
+    cov_ema_decay: float. Decay of K-FAC's factor moving averages.
+    norm_constraint: float or None. K-FAC KL clipping bound (None or <= 0:
+      none).
+    stats_batch_size: int or None. Examples of each batch used for K-FAC's
+      statistics (None or 0: all).
+    optimizer: str. "kfac", "sgd", "momentum" or "adam".
+    log_every: int. Progress-line period in steps (0: none).
+    seed: int or None. Graph-level and data-shuffling seed.
+    replay_on_resume: bool. When training resumes from a checkpoint, first
+      replay the random draws of the steps already taken (see
+      `ReplayOnResumeHook`), so that the resumed run computes exactly what
+      an uninterrupted one would.
   """
-  if "steps" in flags.FLAGS:
-    return
-  flags.DEFINE_integer("steps", None, "Training steps.")
-  flags.DEFINE_integer("batch_size", None, "Examples per mini-batch.")
-  flags.DEFINE_float("learning_rate", None,
+  steps: Optional[int] = None
+  batch_size: int = 128
+  learning_rate: float = 0.01
+  damping: float = 1e-3
+  momentum: float = 0.9
+  momentum_type: str = "regular"
+  estimation_mode: str = "gradients"
+  inv_update_interval: int = 20
+  cov_ema_decay: float = 0.95
+  norm_constraint: Optional[float] = None
+  stats_batch_size: Optional[int] = None
+  optimizer: str = "kfac"
+  log_every: int = 100
+  seed: Optional[int] = 0
+  replay_on_resume: bool = False
+
+  def replace(self, **changes):
+    """A copy with `changes` applied (`TypeError` for an unknown name)."""
+    return dataclasses.replace(self, **changes)
+
+
+def _finite_positive(value):
+  return value is None or (math.isfinite(value) and value > 0)
+
+
+def _finite_non_negative(value):
+  return value is None or (math.isfinite(value) and value >= 0)
+
+
+def _finite(value):
+  return value is None or math.isfinite(value)
+
+
+def _in_unit_interval(value):
+  return value is None or (math.isfinite(value) and 0 <= value <= 1)
+
+
+# Validators of the numeric flags: (flag, checker, message).
+_VALIDATORS = (
+    ("learning_rate", _finite_positive, "must be a finite number > 0"),
+    ("damping", _finite_positive, "must be a finite number > 0"),
+    ("momentum", _finite_non_negative, "must be a finite number >= 0"),
+    ("cov_ema_decay", _in_unit_interval, "must be in [0, 1]"),
+    ("norm_constraint", _finite,
+     "must be a finite number (0 or negative: no clipping)"),
+)
+
+
+def _check_data_flags(values):
+  from kfac.examples import mnist  # pylint: disable=import-outside-toplevel
+  if values["use_fake_data"]:
+    return True
+  try:
+    mnist.check_data_dir(values["data_dir"])
+  except ValueError as e:
+    raise flags.ValidationError("--data_dir: %s" % e) from e
+  return True
+
+
+def define_flags(defaults, flag_values=flags.FLAGS):
+  """Defines the examples' absl flags with an example's defaults.
+
+  One flag per field of `Settings` (`--steps`, `--batch_size`,
+  `--learning_rate`, `--damping`, `--momentum`, `--momentum_type`,
+  `--estimation_mode`, `--inv_update_interval`, `--cov_ema_decay`,
+  `--norm_constraint`, `--stats_batch_size`, `--optimizer`, `--log_every`,
+  `--seed`, `--replay_on_resume`), and `--data_dir` (empty: scikit-learn's 8x8 digits; else a
+  directory with MNIST IDX files), `--use_fake_data` and `--checkpoint_dir`.
+  Validators reject values the examples cannot train with, with absl's
+  one-line flag error: a batch size or inverse-update interval below 1,
+  negative steps, a damping or learning rate that is not a finite positive
+  number, a negative or non-finite momentum, a moving-average decay outside
+  [0, 1], and a `--data_dir` without the MNIST files.
+
+  Args:
+    defaults: `Settings`, the example's defaults (shown by `--help`).
+    flag_values: `flags.FlagValues` to define the flags in (default: the
+      global `flags.FLAGS`).
+  """
+  fv = flag_values
+  flags.DEFINE_integer("steps", defaults.steps,
+                       "Training steps (with --checkpoint_dir: the global "
+                       "step to stop at).", lower_bound=0, flag_values=fv)
+  flags.DEFINE_integer("batch_size", defaults.batch_size,
+                       "Examples per mini-batch.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_float("learning_rate", defaults.learning_rate,
                      "Learning rate (the default shown is K-FAC's; the "
-                     "baselines sgd, momentum and adam have their own).")
-  flags.DEFINE_float("damping", None, "K-FAC damping (Tikhonov, lambda).")
-  flags.DEFINE_float("momentum", None,
+                     "baselines sgd, momentum and adam have their own).",
+                     flag_values=fv)
+  flags.DEFINE_float("damping", defaults.damping,
+                     "K-FAC damping (Tikhonov, lambda).", flag_values=fv)
+  flags.DEFINE_float("momentum", defaults.momentum,
                      "Momentum coefficient (K-FAC's default shown; "
-                     "--optimizer momentum uses 0.9).")
-  flags.DEFINE_enum("momentum_type", None, list(MOMENTUM_TYPES),
-                    "K-FAC momentum type.")
-  flags.DEFINE_enum("estimation_mode", None, list(ESTIMATION_MODES),
-                    "How K-FAC estimates the Fisher factors.")
-  flags.DEFINE_integer("inv_update_interval", None,
-                       "Recompute K-FAC's inverses every this many steps.")
-  flags.DEFINE_float("cov_ema_decay", None,
-                     "Decay of the moving average of the Fisher factors.")
-  flags.DEFINE_float("norm_constraint", None,
+                     "--optimizer momentum uses 0.9).", flag_values=fv)
+  flags.DEFINE_enum("momentum_type", defaults.momentum_type,
+                    list(MOMENTUM_TYPES), "K-FAC momentum type.",
+                    flag_values=fv)
+  flags.DEFINE_enum("estimation_mode", defaults.estimation_mode,
+                    list(ESTIMATION_MODES),
+                    "How K-FAC estimates the Fisher factors.", flag_values=fv)
+  flags.DEFINE_integer("inv_update_interval", defaults.inv_update_interval,
+                       "Recompute K-FAC's inverses every this many steps.",
+                       lower_bound=1, flag_values=fv)
+  flags.DEFINE_float("cov_ema_decay", defaults.cov_ema_decay,
+                     "Decay of the moving average of the Fisher factors.",
+                     flag_values=fv)
+  flags.DEFINE_float("norm_constraint", defaults.norm_constraint,
                      "K-FAC's KL clipping bound (regular momentum only; "
-                     "0 or negative: none).")
-  flags.DEFINE_integer("stats_batch_size", None,
+                     "0 or negative: none).", flag_values=fv)
+  flags.DEFINE_integer("stats_batch_size", defaults.stats_batch_size,
                        "Examples of each batch used for K-FAC's statistics "
-                       "(the K-FAC paper uses 1/8 of the batch); 0: all.")
-  flags.DEFINE_enum("optimizer", None, list(OPTIMIZERS),
-                    "kfac, or a first-order baseline (sgd, momentum, adam).")
-  flags.DEFINE_string("data_dir", None,
+                       "(the K-FAC paper uses 1/8 of the batch); 0: all.",
+                       lower_bound=0, flag_values=fv)
+  flags.DEFINE_enum("optimizer", defaults.optimizer, list(OPTIMIZERS),
+                    "kfac, or a first-order baseline (sgd, momentum, adam).",
+                    flag_values=fv)
+  flags.DEFINE_integer("log_every", defaults.log_every,
+                       "Print progress every N steps (0: never).",
+                       lower_bound=0, flag_values=fv)
+  flags.DEFINE_integer("seed", defaults.seed,
+                       "Graph-level and data-shuffling seed.", flag_values=fv)
+  flags.DEFINE_boolean("replay_on_resume", defaults.replay_on_resume,
+                       "When restoring from --checkpoint_dir, first replay "
+                       "the data batches and K-FAC's sampled targets of the "
+                       "steps already taken (one forward pass each), so that "
+                       "the resumed run repeats an uninterrupted one "
+                       "exactly.", flag_values=fv)
+  define_data_flags(fv)
+  flags.DEFINE_string("checkpoint_dir", "",
+                      "Directory for checkpoints and summaries (empty: "
+                      "none). A checkpoint there is restored first, and "
+                      "training continues to global step --steps.",
+                      flag_values=fv)
+  for name, checker, message in _VALIDATORS:
+    flags.register_validator(name, checker, message, flag_values=fv)
+
+
+def define_data_flags(flag_values=flags.FLAGS):
+  """Defines `--data_dir` and `--use_fake_data`, and checks `--data_dir`.
+
+  A `--data_dir` without the MNIST training files is rejected when the
+  flags are parsed, with absl's one-line flag error.
+
+  Args:
+    flag_values: `flags.FlagValues` to define the flags in.
+  """
+  fv = flag_values
+  flags.DEFINE_string("data_dir", "",
                       "Directory with the MNIST IDX training files "
                       "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte"
                       "[.gz]). Empty: scikit-learn's bundled 8x8 digits. "
-                      "Nothing is ever downloaded.")
-  flags.DEFINE_boolean("use_fake_data", None, "Use random fake data.")
-  flags.DEFINE_integer("log_every", None, "Print progress every N steps.")
-  flags.DEFINE_integer("seed", None, "Graph-level and data-shuffling seed.")
+                      "Nothing is ever downloaded.", flag_values=fv)
+  flags.DEFINE_boolean("use_fake_data", False, "Use random fake data.",
+                       flag_values=fv)
+  flags.register_multi_flags_validator(
+      ["data_dir", "use_fake_data"], _check_data_flags,
+      "--data_dir must hold the MNIST files", flag_values=fv)
 
 
-def show_defaults(defaults):
-  """Makes `--help` show an example's defaults (K-FAC's) for the flags.
-
-  Only the displayed defaults change: `flag_values` still applies the
-  optimizer-specific defaults to flags not given on the command line.
-
-  Args:
-    defaults: dict mapping flag names to the example's default values.
-  """
-  for name in _FLAG_NAMES:
-    if defaults.get(name) is not None:
-      flags.FLAGS.set_default(name, defaults[name])
-
-
-def flag_values(defaults, optimizer_defaults=None):
-  """Merges the command-line flags over an example's defaults.
+def settings_from_flags(defaults, baseline_defaults=None,
+                        flag_values=flags.FLAGS):
+  """The `Settings` given by the (parsed) flags.
 
   Args:
-    defaults: dict mapping flag names to the example's default values (those
-      of K-FAC).
-    optimizer_defaults: dict or None, mapping an optimizer name ("sgd",
-      "momentum", "adam") to the defaults that replace `defaults` for it
-      (e.g. its own learning rate).
+    defaults: `Settings`, the example's defaults (those of K-FAC).
+    baseline_defaults: dict or None, mapping an optimizer name ("sgd",
+      "momentum", "adam") to the settings that replace the flags' defaults
+      for it (e.g. its own learning rate); a flag given on the command line
+      always wins.
+    flag_values: the parsed `flags.FlagValues`.
 
   Returns:
-    A new dict: `defaults`, then the chosen optimizer's defaults, then every
-    flag given on the command line.
+    A `Settings`.
   """
-  values = dict(defaults)
-  optimizer = (flags.FLAGS.optimizer if flags.FLAGS["optimizer"].present
-               else values.get("optimizer"))
-  values.update((optimizer_defaults or {}).get(optimizer, {}))
-  for name in _FLAG_NAMES:
-    if flags.FLAGS[name].present:
-      values[name] = getattr(flags.FLAGS, name)
-  if not values.get("stats_batch_size"):
+  values = {field.name: flag_values[field.name].value
+            for field in dataclasses.fields(Settings)}
+  for name, value in (baseline_defaults or {}).get(
+      values["optimizer"], {}).items():
+    if not flag_values[name].present:
+      values[name] = value
+  if not values["stats_batch_size"]:
     values["stats_batch_size"] = None
-  return values
+  return defaults.replace(**values)
 
 
-def merge_settings(defaults, overrides, caller):
-  """Returns `defaults` updated with `overrides`, rejecting unknown keys.
-
-  Args:
-    defaults: dict. Every accepted setting with its default.
-    overrides: dict. Settings passed by the caller.
-    caller: str. Function name for the error message.
-
-  Returns:
-    A new dict.
-
-  Raises:
-    TypeError: if `overrides` has a key that `defaults` lacks (as Python
-      does for an unexpected keyword argument).
-  """
-  unknown = set(overrides) - set(defaults)
-  if unknown:
-    raise TypeError("%s got unexpected keyword(s) %s"
-                    % (caller, sorted(unknown)))
-  return dict(defaults, **overrides)
-
-
-def check_data_flags(cfg):
-  """Ends the program with a short message if `--data_dir` is unusable.
-
-  The message (on stderr, exit status 1) reads like absl's own flag errors,
-  without a traceback or the whole `--help` text.
-
-  Args:
-    cfg: dict of settings with `data_dir` and `use_fake_data`.
-
-  Raises:
-    SystemExit: if `data_dir` lacks the MNIST files.
-  """
-  from kfac.examples import mnist  # pylint: disable=g-import-not-at-top
-  if cfg.get("use_fake_data"):
-    return
-  try:
-    mnist.check_data_dir(cfg.get("data_dir"))
-  except ValueError as e:
-    raise flag_error("data_dir", str(e))
-
-
-def flag_error(name, message):
-  """A `SystemExit` that reports a bad flag the way absl reports its own.
-
-  Raising it prints `FATAL Flags error: --<name>: <message>` and a pointer to
-  `--helpshort` on stderr and ends the program with exit status 1, without a
-  traceback or the whole help text.
-
-  Args:
-    name: str. The flag's name.
-    message: str. What is wrong with its value.
-
-  Returns:
-    The `SystemExit` to raise.
-  """
-  return SystemExit("FATAL Flags error: --%s: %s\nPass --helpshort or "
-                    "--helpfull to see help on flags." % (name, message))
-
-
-def run_main(defaults, baseline_defaults, train_fn):
-  """The body of an example's `main`: flags -> settings -> `train_fn`.
-
-  Quiets TensorFlow's Python log, merges the command-line flags over
-  `defaults` (see `flag_values`), checks `--data_dir`, and calls
-  `train_fn(data_dir, None, use_fake_data, **settings)` in a new graph.
-
-  Args:
-    defaults: dict. The example's defaults (its `DEFAULTS`).
-    baseline_defaults: dict or None. The baselines' defaults.
-    train_fn: callable `(data_dir, num_epochs, use_fake_data, **settings)`.
-
-  Returns:
-    What `train_fn` returns.
-  """
-  quiet_logs()
-  cfg = flag_values(defaults, baseline_defaults)
-  check_data_flags(cfg)
-  data_dir = cfg.pop("data_dir")
-  use_fake_data = cfg.pop("use_fake_data")
-  with tf.Graph().as_default():
-    return train_fn(data_dir, None, use_fake_data, **cfg)
+def quiet_logs():
+  """Keeps TensorFlow's Python log (deprecation notices etc.) to errors."""
+  tf.get_logger().setLevel("ERROR")
 
 
 def split_feeds(examples, labels, data_dir, use_fake_data, flatten_images,
@@ -252,7 +300,7 @@ def split_feeds(examples, labels, data_dir, use_fake_data, flatten_images,
     when the data has no test split (fake data, or MNIST files without the
     `t10k` ones).
   """
-  from kfac.examples import mnist  # pylint: disable=g-import-not-at-top
+  from kfac.examples import mnist  # pylint: disable=import-outside-toplevel
 
   def _feed(split):
     images, all_labels = mnist.load_arrays(
@@ -267,21 +315,6 @@ def split_feeds(examples, labels, data_dir, use_fake_data, flatten_images,
   test_feed = (_feed("test") if test_set and
                mnist.has_test_split(data_dir, use_fake_data) else None)
   return train_feed, test_feed
-
-
-def quiet_logs():
-  """Keeps TensorFlow's Python log (deprecation notices etc.) to errors."""
-  tf.get_logger().setLevel("ERROR")
-
-
-def _optimizer_accepts(keyword):
-  from kfac import optimizer as kfac_opt  # pylint: disable=g-import-not-at-top
-  try:
-    params = inspect.signature(kfac_opt.KfacOptimizer.__init__).parameters
-  except (TypeError, ValueError):
-    return False
-  return keyword in params or any(
-      p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def kfac_optimizer(learning_rate, cov_ema_decay, damping, layer_collection,
@@ -309,19 +342,8 @@ def kfac_optimizer(learning_rate, cov_ema_decay, damping, layer_collection,
   Returns:
     A `KfacOptimizer` (with `cov_update_op`, `inv_update_op`,
     `inv_updates_dict`).
-
-  Raises:
-    ValueError: if a non-default `estimation_mode` is asked for and the
-      optimizer does not accept the keyword.
   """
-  from kfac import optimizer as kfac_opt  # pylint: disable=g-import-not-at-top
-  kwargs = {}
-  if estimation_mode != "gradients" or _optimizer_accepts("estimation_mode"):
-    if not _optimizer_accepts("estimation_mode"):
-      raise ValueError(
-          "estimation_mode=%r needs KfacOptimizer(..., estimation_mode=...), "
-          "which this kfac.optimizer does not accept" % (estimation_mode,))
-    kwargs["estimation_mode"] = estimation_mode
+  from kfac import optimizer as kfac_opt
   return kfac_opt.KfacOptimizer(
       learning_rate=learning_rate,
       cov_ema_decay=cov_ema_decay,
@@ -332,7 +354,7 @@ def kfac_optimizer(learning_rate, cov_ema_decay, damping, layer_collection,
       norm_constraint=(norm_constraint if norm_constraint and
                        norm_constraint > 0 else None),
       name=name,
-      **kwargs)
+      estimation_mode=estimation_mode)
 
 
 def make_optimizer(optimizer, learning_rate, layer_collection=None,
@@ -379,84 +401,336 @@ def make_optimizer(optimizer, learning_rate, layer_collection=None,
                    % (", ".join(OPTIMIZERS), optimizer))
 
 
-class Progress(object):
-  """Prints periodic progress lines and a one-line summary.
+class KfacUpdateHook(tf.compat.v1.train.SessionRunHook):
+  """Runs K-FAC's covariance and inverse updates alongside training steps.
+
+  `cov_update_op` (if any) is fetched in the same `session.run` as every
+  training step; `inv_update_op` (if any) runs right after the steps
+  0, `inv_update_interval`, 2 * `inv_update_interval`, ... The steps are
+  counted from the global step at the start (0, or the step of a restored
+  checkpoint), so a resumed run keeps the schedule of an uninterrupted one.
+  """
+
+  def __init__(self, cov_update_op=None, inv_update_op=None,
+               inv_update_interval=20, global_step=None):
+    """Stores the ops.
+
+    Args:
+      cov_update_op: op or None, run with every step.
+      inv_update_op: op or None, run every `inv_update_interval` steps.
+      inv_update_interval: int >= 1.
+      global_step: the global step Tensor or None (count from 0).
+    """
+    self._cov_update_op = cov_update_op
+    self._inv_update_op = inv_update_op
+    self._interval = inv_update_interval
+    self._global_step = global_step
+    self._step = 0
+
+  def after_create_session(self, session, coord):
+    if self._global_step is not None:
+      self._step = int(session.run(self._global_step))
+
+  def before_run(self, run_context):
+    if self._cov_update_op is None:
+      return None
+    return tf.compat.v1.train.SessionRunArgs(self._cov_update_op)
+
+  def after_run(self, run_context, run_values):
+    if self._inv_update_op is not None and self._step % self._interval == 0:
+      run_context.session.run(self._inv_update_op)
+    self._step += 1
+
+
+# Op types of TensorFlow's stateful random ops: each keeps its own stream,
+# which starts afresh in every new process.
+_STATEFUL_RANDOM_OPS = frozenset((
+    "Multinomial", "RandomStandardNormal", "RandomUniform",
+    "RandomUniformInt", "TruncatedNormal", "RandomGamma", "RandomPoisson",
+    "RandomPoissonV2", "RandomShuffle", "ParameterizedTruncatedNormal"))
+
+# Op types that draw the next element of an input pipeline.
+_INPUT_OPS = frozenset(("IteratorGetNext", "IteratorGetNextSync",
+                        "QueueDequeueV2", "QueueDequeueManyV2",
+                        "QueueDequeueUpToV2"))
+
+
+def random_draws(fetches):
+  """The ops among what `fetches` runs whose results depend on a stream.
+
+  Walks the ops that running `fetches` runs (inputs and control inputs) and
+  returns the stateful random ops (e.g. K-FAC's sampled targets) and the
+  input-pipeline reads among them: what a new process starts afresh.
+
+  Args:
+    fetches: a nest of Tensors and Operations (e.g. a training step's).
+
+  Returns:
+    A list of `tf.Operation`s, sorted by name.
+  """
+  todo = [f.op if isinstance(f, tf.Tensor) else f
+          for f in tf.nest.flatten(fetches) if f is not None]
+  seen, found = set(), []
+  while todo:
+    op = todo.pop()
+    if op.name in seen:
+      continue
+    seen.add(op.name)
+    if op.type in _STATEFUL_RANDOM_OPS or op.type in _INPUT_OPS:
+      found.append(op)
+    todo.extend(t.op for t in op.inputs)
+    todo.extend(op.control_inputs)
+  return sorted(found, key=lambda op: op.name)
+
+
+class ReplayOnResumeHook(tf.compat.v1.train.SessionRunHook):
+  """Makes a run resumed from a checkpoint repeat an uninterrupted one.
+
+  A checkpoint holds the variables, but not the position of the random
+  streams: in a new process every stateful random op (K-FAC's sampled
+  targets) and the input pipeline start again from their beginning, so a
+  resumed run draws other samples and batches than the uninterrupted run
+  did. When the session starts at global step `g > 0` (a checkpoint was
+  restored), this hook runs the random draws of one training step (see
+  `random_draws`) `g` times, which advances every stream to where the
+  uninterrupted run had it; the resumed steps then compute the same numbers.
+  It costs one forward pass per step already taken, and assumes that every
+  step ran the same fetches (as `train` does).
+  """
+
+  def __init__(self, global_step, step_fetches):
+    """Finds what to replay.
+
+    Args:
+      global_step: the global step Tensor.
+      step_fetches: what a training step runs (e.g. the training op and
+        `cov_update_op`).
+    """
+    self._global_step = global_step
+    self._draws = random_draws(step_fetches)
+    self.replayed = 0
+
+  def after_create_session(self, session, coord):
+    steps = int(session.run(self._global_step))
+    if not self._draws:
+      return
+    for _ in range(steps):
+      session.run(self._draws)
+    self.replayed = steps
+
+
+class ProgressHook(tf.compat.v1.train.SessionRunHook):
+  """Progress lines, non-finite-loss stop, final evaluation and summary.
 
   A progress line reads
   `<name> step 100/1000 | loss 0.4321 | accuracy 0.912 | 85.2 steps/s`
-  (steps/s over the last interval); the attribute `metric_name` (default
-  "accuracy") names the second metric.
+  (steps/s over the last interval; with `show_global_step`, the global step
+  follows the local one). At the end (`end`, with the session still open)
+  the hook evaluates the loss and metric on `eval_feed` and `test_feed` and
+  prints the one-line summary. The numbers are kept in `result` (see
+  `train`). Put it after `KfacUpdateHook` so that a step's time includes
+  its inverse update.
   """
 
-  def __init__(self, name, total_steps=None, log_every=100, stream=None,
-               verbose=True):
-    """Starts the clock.
+  def __init__(self, name, loss, metric=None, metric_name="accuracy",
+               total_steps=None, log_every=100, verbose=True,
+               global_step=None, show_global_step=False, eval_feed=None,
+               test_feed=None, record_every=0):
+    """Stores what to fetch and report.
 
     Args:
       name: str. Prefix of every line.
+      loss: scalar Tensor, fetched with every step (None: not fetched).
+      metric: scalar Tensor or None, fetched with every step.
+      metric_name: str. How `metric` is called in the lines.
       total_steps: int or None. Shown as the denominator when known.
       log_every: int. Print every this many steps (0: never).
-      stream: file-like or None (stdout).
       verbose: bool. If False, print nothing.
+      global_step: the global step Tensor or None; read at the end (and for
+        the progress lines with `show_global_step`).
+      show_global_step: bool. Show the global step in progress lines.
+      eval_feed: dict or None. Evaluate the loss and metric once more with
+        this `feed_dict` at the end (e.g. the whole training set).
+      test_feed: dict or None. Evaluate them on held-out data at the end.
+      record_every: int. If > 0, record `(step, seconds, loss)` every this
+        many steps, the loss on `eval_feed` if given (the first record
+        before training), timing only the training steps.
     """
     self.name = name
-    self.total_steps = total_steps
-    self.log_every = log_every
-    self.stream = stream or sys.stdout
-    self.verbose = verbose
-    self.start = time.time()
-    self._last_time = self.start
-    self._last_step = 0
+    self._loss = loss
+    self._metric = metric
+    self.metric_name = metric_name
+    self._total = total_steps
+    self._log_every = log_every
+    self._verbose = verbose
+    self._global_step = global_step
+    self._show_global_step = show_global_step
+    self._eval_feed = eval_feed
+    self._test_feed = test_feed
+    self._record_every = record_every
+    self.result = {"steps": 0, "seconds": 0.0, "loss": float("nan"),
+                   "accuracy": None, "test_loss": None,
+                   "test_accuracy": None, "global_step": None,
+                   "history": [], "step_times": [], "summary": None}
+    self._start = self._t0 = None
+    self._last_time = self._last_step = 0
 
   def _print(self, line):
-    if self.verbose:
-      print(line, file=self.stream)
-      self.stream.flush()
+    if self._verbose:
+      print(line, flush=True)
 
-  metric_name = "accuracy"
+  def _eval_fetches(self):
+    return [self._loss] + ([self._metric] if self._metric is not None else [])
 
-  def update(self, step, loss, accuracy=None):
-    """Records that `step` steps are done; prints every `log_every` steps.
+  def _evaluate(self, session, feed):
+    values = session.run(self._eval_fetches(), feed_dict=feed)
+    return float(values[0]), (float(values[1]) if len(values) > 1 else None)
 
-    Args:
-      step: int. Number of completed steps.
-      loss: float. Latest mini-batch loss.
-      accuracy: float or None. Latest mini-batch accuracy.
-    """
-    if not self.log_every or step % self.log_every:
+  def after_create_session(self, session, coord):
+    self._start = self._last_time = time.time()
+    if self._record_every and self._eval_feed is not None:
+      loss = session.run(self._loss, feed_dict=self._eval_feed)
+      self.result["history"].append((0, 0.0, float(loss)))
+
+  def before_run(self, run_context):
+    self._t0 = time.time()
+    fetches = {}
+    if self._loss is not None:
+      fetches["loss"] = self._loss
+    if self._metric is not None:
+      fetches["metric"] = self._metric
+    return tf.compat.v1.train.SessionRunArgs(fetches)
+
+  def after_run(self, run_context, run_values):
+    r = self.result
+    r["step_times"].append(time.time() - self._t0)
+    r["seconds"] += r["step_times"][-1]
+    r["steps"] += 1
+    step = r["steps"]
+    values = run_values.results or {}
+    if "loss" in values:
+      r["loss"] = float(values["loss"])
+    if "metric" in values:
+      r["accuracy"] = float(values["metric"])
+    if not np.isfinite(r["loss"]) and self._loss is not None:
+      self._print("%s: loss is %s at step %d, stopping"
+                  % (self.name, r["loss"], step))
+      if self._record_every:
+        r["history"].append((step, r["seconds"], r["loss"]))
+      run_context.request_stop()
       return
-    now = time.time()
-    rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
-    self._last_time, self._last_step = now, step
-    total = "/%d" % self.total_steps if self.total_steps else ""
-    acc = (" | %s %.3f" % (self.metric_name, accuracy)
-           if accuracy is not None else "")
-    self._print("%s step %d%s | loss %.4f%s | %.1f steps/s"
-                % (self.name, step, total, loss, acc, rate))
+    if self._log_every and step % self._log_every == 0:
+      now = time.time()
+      rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
+      self._last_time, self._last_step = now, step
+      total = "/%d" % self._total if self._total else ""
+      where = ""
+      if self._show_global_step and self._global_step is not None:
+        where = " | global step %d" % run_context.session.run(
+            self._global_step)
+      metrics = ""
+      if self._loss is not None:
+        metrics += " | loss %.4f" % r["loss"]
+      if r["accuracy"] is not None:
+        metrics += " | %s %.3f" % (self.metric_name, r["accuracy"])
+      self._print("%s step %d%s%s%s | %.1f steps/s"
+                  % (self.name, step, total, where, metrics, rate))
+    if self._record_every and step % self._record_every == 0:
+      loss = r["loss"]
+      if self._eval_feed is not None:
+        loss = float(run_context.session.run(self._loss,
+                                             feed_dict=self._eval_feed))
+      r["history"].append((step, r["seconds"], loss))
 
-  def summary(self, steps, loss, accuracy=None, extra="", seconds=None):
-    """Prints the one-line summary and returns it.
+  def end(self, session):
+    r = self.result
+    if self._global_step is not None:
+      r["global_step"] = int(session.run(self._global_step))
+    finite = np.isfinite(r["loss"]) or self._loss is None
+    if self._eval_feed is not None and finite:
+      r["loss"], r["accuracy"] = self._evaluate(session, self._eval_feed)
+    if self._test_feed is not None and finite:
+      r["test_loss"], r["test_accuracy"] = self._evaluate(session,
+                                                          self._test_feed)
+    r["summary"] = self._summary_line()
+    self._print(r["summary"])
 
-    Args:
-      steps: int. Steps run.
-      loss: float. Final loss.
-      accuracy: float or None. Final accuracy.
-      extra: str. Appended to the line.
-      seconds: float or None. Training time to report (None: the time since
-        the `Progress` was created).
-
-    Returns:
-      The summary line.
-    """
-    if seconds is None:
-      seconds = time.time() - self.start
-    acc = (", %s %.3f" % (self.metric_name, accuracy)
-           if accuracy is not None else "")
-    line = ("%s: done, %d steps in %.1f s (%.1f steps/s), final loss %.4f%s%s"
-            % (self.name, steps, seconds, steps / max(seconds, 1e-9), loss,
-               acc, extra))
-    self._print(line)
+  def _summary_line(self):
+    r = self.result
+    seconds, steps = r["seconds"], r["steps"]
+    line = "%s: done, %d steps in %.1f s (%.1f steps/s)" % (
+        self.name, steps, seconds, steps / max(seconds, 1e-9))
+    if self._show_global_step and r["global_step"] is not None:
+      line += ", global step %d" % r["global_step"]
+    if self._loss is not None:
+      line += ", final loss %.4f" % r["loss"]
+    if r["accuracy"] is not None:
+      line += ", %s %.3f" % (self.metric_name, r["accuracy"])
+    if self._eval_feed is not None:
+      line += " (whole training set)"
+    if r["test_loss"] is not None:
+      line += "; held-out test set: loss %.4f" % r["test_loss"]
+      if r["test_accuracy"] is not None:
+        line += ", %s %.3f" % (self.metric_name, r["test_accuracy"])
     return line
+
+
+def fetching(fetches):
+  """A `step_fn` for `run_training` that runs `fetches` with the hooks.
+
+  Args:
+    fetches: what each step runs (e.g. the training op).
+
+  Returns:
+    A callable `(step_context) -> values of fetches`.
+  """
+  def step_fn(step_context):
+    return step_context.run_with_hooks(fetches)
+  return step_fn
+
+
+def run_training(step_fn, hooks, master="", is_chief=True,
+                 checkpoint_dir=None, session_config=None,
+                 save_checkpoint_steps=None, save_summaries_steps=100):
+  """The training loop of every example, on one machine or in a cluster.
+
+  Runs `step_fn` in a `tf.compat.v1.train.MonitoredTrainingSession` until a
+  hook asks to stop (e.g. `StopAtStepHook`) or the input pipeline runs out
+  (`OutOfRangeError`, which ends training normally). The session
+  initialises the variables (or restores the latest checkpoint in
+  `checkpoint_dir`), starts queue runners, and with a `checkpoint_dir` saves
+  checkpoints and summaries there (the chief only).
+
+  Args:
+    step_fn: callable `(step_context) -> value`, one training step; it calls
+      `step_context.run_with_hooks(fetches)` once (see
+      `MonitoredSession.run_step_fn`).
+    hooks: list of `SessionRunHook`s.
+    master: str. Target of the session ("" for in-process).
+    is_chief: bool. Whether this task initialises, restores and saves.
+    checkpoint_dir: str or None. Where checkpoints and summaries go.
+    session_config: `tf.compat.v1.ConfigProto` or None.
+    save_checkpoint_steps: int or None. Checkpoint period in global steps
+      (None: only the session's default, every 10 minutes, and at the end).
+    save_summaries_steps: int or None. Summary period in global steps.
+  """
+  kwargs = {}
+  if save_checkpoint_steps:
+    kwargs = {"save_checkpoint_steps": save_checkpoint_steps,
+              "save_checkpoint_secs": None}
+  with tf.compat.v1.train.MonitoredTrainingSession(
+      master=master,
+      is_chief=is_chief,
+      checkpoint_dir=checkpoint_dir or None,
+      hooks=hooks,
+      config=session_config,
+      save_summaries_steps=save_summaries_steps if checkpoint_dir else None,
+      save_summaries_secs=None,
+      log_step_count_steps=None,
+      stop_grace_period_secs=0,
+      **kwargs) as sess:
+    while not sess.should_stop():
+      sess.run_step_fn(step_fn)
 
 
 def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
@@ -464,21 +738,25 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
           momentum_type="regular", estimation_mode="gradients",
           norm_constraint=None, inv_update_interval=20, log_every=100,
           name="train", session_config=None, eval_feed=None, verbose=True,
-          record_every=0, metric_name="accuracy", test_feed=None):
+          record_every=0, metric_name="accuracy", test_feed=None,
+          checkpoint_dir=None, save_checkpoint_steps=None,
+          replay_on_resume=False):
   """Minimises `loss` on one machine with K-FAC or a baseline.
 
-  Every step runs the training op (and, for K-FAC, `cov_update_op`);
-  K-FAC's `inv_update_op` runs after the first step and then every
-  `inv_update_interval` steps. Training stops after `num_steps` steps, or
-  when the input pipeline runs out (`OutOfRangeError`). Runs in a plain
-  `tf.compat.v1.Session` that initialises all global and local variables.
+  Builds the optimizer and its training op and calls `run_training` with a
+  `StopAtStepHook`, a `KfacUpdateHook` (K-FAC only) and a `ProgressHook`.
+  Training stops at global step `num_steps` or when the input pipeline runs
+  out. With a `checkpoint_dir`, a checkpoint there is restored first (and
+  training continues to global step `num_steps`), and checkpoints and
+  summaries are written there.
 
   Args:
     loss: scalar Tensor to minimise.
     accuracy: scalar Tensor or None, reported alongside the loss.
     layer_collection: `LayerCollection` (used by K-FAC only).
     optimizer: str. "kfac", "sgd", "momentum" or "adam".
-    num_steps: int or None. Steps to run (None: until the data runs out).
+    num_steps: int or None. Global step to stop at (None: until the data
+      runs out).
     learning_rate: float. Learning rate.
     momentum: float. Momentum coefficient (K-FAC and "momentum").
     damping: float. K-FAC damping.
@@ -501,14 +779,20 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
     test_feed: dict or None. If given, the loss and accuracy are also
       evaluated with this `feed_dict` (held-out data) after training and
       reported in the summary.
+    checkpoint_dir: str or None. Checkpoint and summary directory.
+    save_checkpoint_steps: int or None. Checkpoint period (see
+      `run_training`).
+    replay_on_resume: bool. With a restored checkpoint, replay the random
+      draws of the steps already taken first (`ReplayOnResumeHook`).
 
   Returns:
-    A dict with keys `steps`, `seconds` (training-step time only, which the
-    summary reports too), `loss`, `accuracy` (final values, on `eval_feed` if
-    given, else the last mini-batch), `test_loss`, `test_accuracy` (on
-    `test_feed`; None without it), `history` (list of `(step, seconds,
-    loss)`), `step_times` (seconds of each step, K-FAC inverse updates
-    included) and `summary` (the printed line).
+    A dict with keys `steps` (run in this process), `global_step` (at the
+    end), `seconds` (training-step time only, which the summary reports
+    too), `loss`, `accuracy` (final values, on `eval_feed` if given, else the
+    last mini-batch), `test_loss`, `test_accuracy` (on `test_feed`; None
+    without it), `history` (list of `(step, seconds, loss)`), `step_times`
+    (seconds of each step, K-FAC inverse updates included) and `summary`
+    (the printed line).
   """
   global_step = tf.compat.v1.train.get_or_create_global_step()
   opt = make_optimizer(optimizer, learning_rate, layer_collection,
@@ -518,102 +802,77 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
                        estimation_mode=estimation_mode,
                        norm_constraint=norm_constraint)
   train_op = opt.minimize(loss, global_step=global_step)
-  is_kfac = optimizer == "kfac"
-  step_fetches = [train_op, loss] + ([accuracy] if accuracy is not None else [])
-  if is_kfac:
-    step_fetches.append(opt.cov_update_op)
-  eval_fetches = [loss] + ([accuracy] if accuracy is not None else [])
-
-  history = []
-  step_times = []
-  step = 0
-  train_seconds = 0.0
-  loss_, acc_ = float("nan"), None
-  test_loss, test_acc = None, None
-  init_op = tf.group(tf.compat.v1.global_variables_initializer(),
-                     tf.compat.v1.local_variables_initializer())
-
-  def _record(sess):
-    if eval_feed is not None:
-      value = sess.run(loss, feed_dict=eval_feed)
-    else:
-      value = loss_
-    history.append((step, train_seconds, float(value)))
-
-  with tf.compat.v1.Session(config=session_config) as sess:
-    sess.run(init_op)
-    progress = Progress(name, num_steps, log_every, verbose=verbose)
-    progress.metric_name = metric_name
-    if record_every and eval_feed is not None:
-      _record(sess)
-    while num_steps is None or step < num_steps:
-      t0 = time.time()
-      try:
-        results = sess.run(step_fetches)
-      except tf.errors.OutOfRangeError:
-        break
-      if is_kfac and step % inv_update_interval == 0:
-        sess.run(opt.inv_update_op)
-      step_times.append(time.time() - t0)
-      train_seconds += step_times[-1]
-      step += 1
-      loss_ = float(results[1])
-      acc_ = float(results[2]) if accuracy is not None else None
-      if not np.isfinite(loss_):
-        if verbose:
-          print("%s: loss is %s at step %d, stopping" % (name, loss_, step))
-        if record_every:
-          history.append((step, train_seconds, loss_))
-        break
-      progress.update(step, loss_, acc_)
-      if record_every and step % record_every == 0:
-        _record(sess)
-    if eval_feed is not None and np.isfinite(loss_):
-      loss_, acc_ = _evaluate(sess, eval_fetches, eval_feed)
-    if test_feed is not None and np.isfinite(loss_):
-      test_loss, test_acc = _evaluate(sess, eval_fetches, test_feed)
-  extra = " (whole training set)" if eval_feed is not None else ""
-  if test_loss is not None:
-    extra += "; held-out test set: loss %.4f%s" % (
-        test_loss,
-        ", %s %.3f" % (metric_name, test_acc) if test_acc is not None else "")
-  line = progress.summary(step, loss_, acc_, extra=extra,
-                          seconds=train_seconds)
-  return {"steps": step, "seconds": train_seconds, "loss": loss_,
-          "accuracy": acc_, "test_loss": test_loss,
-          "test_accuracy": test_acc, "history": history,
-          "step_times": step_times, "summary": line}
+  hooks = []
+  if replay_on_resume:
+    hooks.append(ReplayOnResumeHook(global_step, [
+        train_op, opt.cov_update_op if optimizer == "kfac" else None]))
+  if num_steps is not None:
+    hooks.append(tf.compat.v1.train.StopAtStepHook(last_step=num_steps))
+  if optimizer == "kfac":
+    hooks.append(KfacUpdateHook(opt.cov_update_op, opt.inv_update_op,
+                                inv_update_interval, global_step))
+  progress = ProgressHook(
+      name, loss, accuracy, metric_name=metric_name, total_steps=num_steps,
+      log_every=log_every, verbose=verbose, global_step=global_step,
+      eval_feed=eval_feed, test_feed=test_feed, record_every=record_every)
+  hooks.append(progress)
+  run_training(fetching(train_op), hooks, checkpoint_dir=checkpoint_dir,
+               session_config=session_config,
+               save_checkpoint_steps=save_checkpoint_steps)
+  return progress.result
 
 
-def _evaluate(sess, fetches, feed_dict):
-  """Runs `[loss]` or `[loss, accuracy]`; returns `(loss, accuracy or None)`."""
-  values = sess.run(fetches, feed_dict=feed_dict)
-  return float(values[0]), (float(values[1]) if len(values) > 1 else None)
-
-
-# Settings of an example that `train_with_config` passes on to `train`.
-_TRAIN_SETTINGS = ("learning_rate", "momentum", "damping", "cov_ema_decay",
-                   "momentum_type", "estimation_mode", "norm_constraint",
-                   "inv_update_interval", "log_every")
-
-
-def train_with_config(loss, accuracy, layer_collection, cfg, name, **kwargs):
-  """Calls `train` with an example's settings dict.
+def train_with_settings(loss, accuracy, layer_collection, settings, name,
+                        **kwargs):
+  """Calls `train` with an example's `Settings`.
 
   Args:
     loss: scalar Tensor to minimise.
     accuracy: scalar Tensor or None, reported alongside the loss.
     layer_collection: `LayerCollection` (used by K-FAC only).
-    cfg: dict with the keys of an example's `DEFAULTS`: `optimizer`, `steps`
-      and the hyper-parameters of `train`.
+    settings: `Settings`.
     name: str. The example's name; lines are prefixed `<name>/<optimizer>`.
     **kwargs: further arguments of `train` (`eval_feed`, `test_feed`,
-      `verbose`, ...).
+      `verbose`, `checkpoint_dir`, ...).
 
   Returns:
     The dict returned by `train`.
   """
-  settings = {key: cfg[key] for key in _TRAIN_SETTINGS}
-  return train(loss, accuracy, layer_collection, optimizer=cfg["optimizer"],
-               num_steps=cfg["steps"], name="%s/%s" % (name, cfg["optimizer"]),
-               **dict(settings, **kwargs))
+  return train(
+      loss, accuracy, layer_collection, optimizer=settings.optimizer,
+      num_steps=settings.steps,
+      name="%s/%s" % (name, settings.optimizer),
+      learning_rate=settings.learning_rate, momentum=settings.momentum,
+      damping=settings.damping, cov_ema_decay=settings.cov_ema_decay,
+      momentum_type=settings.momentum_type,
+      estimation_mode=settings.estimation_mode,
+      norm_constraint=settings.norm_constraint,
+      inv_update_interval=settings.inv_update_interval,
+      log_every=settings.log_every,
+      replay_on_resume=settings.replay_on_resume, **kwargs)
+
+
+def run_example(train_fn, defaults, baseline_defaults=None,
+                flag_values=flags.FLAGS):
+  """The body of an example's `main`: flags -> `Settings` -> `train_fn`.
+
+  Quiets TensorFlow's Python log and calls
+  `train_fn(data_dir, None, use_fake_data, settings=..., checkpoint_dir=...)`
+  in a new graph.
+
+  Args:
+    train_fn: callable, the example's training function.
+    defaults: `Settings`, the example's defaults.
+    baseline_defaults: dict or None, see `settings_from_flags`.
+    flag_values: the parsed `flags.FlagValues`.
+
+  Returns:
+    What `train_fn` returns.
+  """
+  quiet_logs()
+  settings = settings_from_flags(defaults, baseline_defaults, flag_values)
+  with tf.Graph().as_default():
+    return train_fn(flag_values.data_dir, None, flag_values.use_fake_data,
+                    settings=settings,
+                    checkpoint_dir=flag_values.checkpoint_dir or None)
+

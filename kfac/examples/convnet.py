@@ -26,10 +26,6 @@ on the whole training split and on the 297 held-out test digits:
   python -m kfac.examples.convnet --data_dir /path/to/mnist   # MNIST files
 """
 
-from __future__ import absolute_import
-from __future__ import division
-from __future__ import print_function
-
 import functools
 import os
 import time
@@ -52,30 +48,21 @@ __all__ = [
     "build_model",
     "minimize_loss_single_machine",
     "minimize_loss_distributed",
+    "minimize_loss_distributed_result",
     "train_mnist_single_machine",
+    "train_mnist_single_machine_result",
     "train_mnist_distributed",
-    "DEFAULTS", "BASELINE_DEFAULTS",
+    "train_mnist_distributed_result",
+    "task_role",
+    "DEFAULTS", "BASELINE_DEFAULTS", "LEGACY_SETTINGS",
 ]
 
 # Defaults of `python -m kfac.examples.convnet` (overridable by flags).
-DEFAULTS = {
-    "steps": 500,
-    "batch_size": 128,
-    "learning_rate": 0.1,
-    "damping": 0.1,
-    "momentum": 0.9,
-    "momentum_type": "regular",
-    "estimation_mode": "gradients",
-    "inv_update_interval": 20,
-    "cov_ema_decay": 0.95,
-    "norm_constraint": 0.001,
-    "stats_batch_size": 16,
-    "optimizer": "kfac",
-    "data_dir": "",
-    "use_fake_data": False,
-    "log_every": 50,
-    "seed": 0,
-}
+DEFAULTS = common.Settings(
+    steps=500, batch_size=128, learning_rate=0.1, damping=0.1, momentum=0.9,
+    momentum_type="regular", estimation_mode="gradients",
+    inv_update_interval=20, cov_ema_decay=0.95, norm_constraint=0.001,
+    stats_batch_size=16, optimizer="kfac", log_every=50, seed=0)
 
 # Defaults that replace `DEFAULTS` for the first-order baselines.
 BASELINE_DEFAULTS = {
@@ -84,17 +71,13 @@ BASELINE_DEFAULTS = {
     "adam": {"learning_rate": 0.003},
 }
 
-# Hyper-parameters of the 2017 `minimize_loss_*` functions.
-_LEGACY_HPARAMS = {
-    "learning_rate": 0.0001,
-    "cov_ema_decay": 0.95,
-    "damping": 0.001,
-    "momentum": 0.9,
-    "momentum_type": "regular",
-    "estimation_mode": "gradients",
-    "norm_constraint": None,
-    "inv_update_interval": 100,
-}
+# Settings of the 2017 `minimize_loss_*` and `train_mnist_*` functions.
+LEGACY_SETTINGS = common.Settings(
+    steps=None, batch_size=128, learning_rate=0.0001, cov_ema_decay=0.95,
+    damping=0.001, momentum=0.9, momentum_type="regular",
+    estimation_mode="gradients", norm_constraint=None,
+    inv_update_interval=100, stats_batch_size=None, optimizer="kfac",
+    log_every=10, seed=None)
 
 
 def conv_layer(layer_id, inputs, kernel_size, out_channels):
@@ -264,22 +247,21 @@ def minimize_loss_single_machine(loss, accuracy, layer_collection,
     num_steps: int or None. Steps to run (None: until the data runs out).
     log_every: int. Progress-line period (0: silent progress).
     verbose: bool. If False, print nothing.
-    **hparams: overrides of the 2017 hyper-parameters `learning_rate`
-      (0.0001), `cov_ema_decay` (0.95), `damping` (0.001), `momentum` (0.9),
+    **hparams: fields of `common.Settings` that replace the 2017
+      hyper-parameters of `LEGACY_SETTINGS`: `learning_rate` (0.0001),
+      `cov_ema_decay` (0.95), `damping` (0.001), `momentum` (0.9),
       `momentum_type` ("regular"), `estimation_mode` ("gradients"),
-      `norm_constraint` (None), `inv_update_interval` (100); and
-      `optimizer` ("kfac").
+      `norm_constraint` (None), `inv_update_interval` (100) and `optimizer`
+      ("kfac").
 
   Returns:
     The final value of `accuracy` (float).
   """
-  cfg = common.merge_settings(dict(_LEGACY_HPARAMS, optimizer="kfac"),
-                              hparams, "minimize_loss_single_machine")
-  optimizer = cfg.pop("optimizer")
-  result = common.train(
-      loss, accuracy, layer_collection, optimizer=optimizer,
-      num_steps=num_steps, log_every=log_every, name="convnet/%s" % optimizer,
-      session_config=session_config, verbose=verbose, **cfg)
+  cfg = LEGACY_SETTINGS.replace(steps=num_steps, log_every=log_every,
+                                **hparams)
+  result = common.train_with_settings(
+      loss, accuracy, layer_collection, cfg, "convnet",
+      session_config=session_config, verbose=verbose)
   return result["accuracy"]
 
 
@@ -312,13 +294,6 @@ def _is_cov_update_task(task_id, num_tasks):
   return _num_gradient_tasks(num_tasks) <= task_id < num_tasks - 1
 
 
-def _is_inv_update_task(task_id, num_tasks):
-  """True if this task updates K-FAC's inverses (the preconditioner)."""
-  if num_tasks < 3:
-    return False
-  return task_id == num_tasks - 1
-
-
 def task_role(task_id, num_tasks):
   """Names a worker's role in `minimize_loss_distributed`.
 
@@ -338,6 +313,43 @@ def task_role(task_id, num_tasks):
   return "inv"
 
 
+class _ReadinessBarrierHook(tf.compat.v1.train.SessionRunHook):
+  """A start-up barrier between the workers of a cluster.
+
+  Every worker enqueues its id into a queue shared through the first
+  parameter server once it is ready: at once, or -- for the covariance and
+  inverse workers -- after its first `ready_after` steps, so that their
+  statistics have moved before training starts. Training workers wait (at
+  most `wait_secs`) until all `num_workers` are ready, so that the helpers
+  run alongside from the first step and the chief's final checkpoint never
+  outruns them on a loaded machine.
+  """
+
+  def __init__(self, mark_ready, num_ready, num_workers, ready_after, wait,
+               wait_secs):
+    self._mark_ready = mark_ready
+    self._num_ready = num_ready
+    self._num_workers = num_workers
+    self._ready_after = ready_after
+    self._wait = wait
+    self._wait_secs = wait_secs
+    self._step = 0
+
+  def after_create_session(self, session, coord):
+    if not self._ready_after:
+      session.run(self._mark_ready)
+    if self._wait:
+      deadline = time.time() + self._wait_secs
+      while (session.run(self._num_ready) < self._num_workers
+             and time.time() < deadline and not coord.should_stop()):
+        time.sleep(0.1)
+
+  def after_run(self, run_context, run_values):
+    self._step += 1
+    if self._step == self._ready_after:
+      run_context.session.run(self._mark_ready)
+
+
 def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
                               checkpoint_dir, loss, accuracy,
                               layer_collection, num_steps=None,
@@ -355,8 +367,8 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
     checkpoints);
   * "cov" (the next ones, all but the last): run `cov_update_op`;
   * "inv" (the last one): run one inverse-update op per step, taken in turn
-    from an `OpQueue` over `inv_updates_dict` (fetching only that op and the
-    global step: no forward pass).
+    from an `OpQueue` over `inv_updates_dict` (fetching only that op: no
+    forward pass).
 
   With fewer than three workers all train; they then also run
   `cov_update_op`, and the chief runs `inv_update_op` every
@@ -364,7 +376,8 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
   workers wait (at most `wait_for_workers_secs`) until every worker is
   ready: the covariance worker has run one covariance update and the
   inverse worker one round of all inverse updates, so that they run
-  alongside from the first step.
+  alongside from the first step. Every worker stops when the global step
+  reaches `num_steps`.
 
   Args:
     task_id: int. Index of this worker task.
@@ -384,35 +397,71 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
     verbose: bool. If False, print nothing.
     wait_for_workers_secs: float. How long training workers wait for the
       others to start.
-    **hparams: overrides of the 2017 hyper-parameters (see
-      `minimize_loss_single_machine`).
+    **hparams: fields of `common.Settings` replacing the 2017
+      hyper-parameters (see `minimize_loss_single_machine`).
 
   Returns:
     The last value of `accuracy` (float) seen by this worker (NaN for the
     inverse worker, which does not evaluate the model).
   """
-  cfg = common.merge_settings(_LEGACY_HPARAMS, hparams,
-                              "minimize_loss_distributed")
+  result = minimize_loss_distributed_result(
+      task_id, num_worker_tasks, num_ps_tasks, master, checkpoint_dir, loss,
+      accuracy, layer_collection, num_steps=num_steps,
+      session_config=session_config, log_every=log_every, verbose=verbose,
+      wait_for_workers_secs=wait_for_workers_secs, **hparams)
+  return float("nan") if result["accuracy"] is None else result["accuracy"]
+
+
+def minimize_loss_distributed_result(task_id, num_worker_tasks, num_ps_tasks,
+                                     master, checkpoint_dir, loss, accuracy,
+                                     layer_collection, num_steps=None,
+                                     session_config=None, log_every=10,
+                                     verbose=True,
+                                     wait_for_workers_secs=120.0, **hparams):
+  """Like `minimize_loss_distributed`, but returns the result dict.
+
+  Args:
+    task_id: int. As in `minimize_loss_distributed`.
+    num_worker_tasks: int. As in `minimize_loss_distributed`.
+    num_ps_tasks: int. As in `minimize_loss_distributed`.
+    master: str. As in `minimize_loss_distributed`.
+    checkpoint_dir: str or None. As in `minimize_loss_distributed`.
+    loss: scalar Tensor. As in `minimize_loss_distributed`.
+    accuracy: scalar Tensor. As in `minimize_loss_distributed`.
+    layer_collection: As in `minimize_loss_distributed`.
+    num_steps: int or None. As in `minimize_loss_distributed`.
+    session_config: As in `minimize_loss_distributed`.
+    log_every: int. As in `minimize_loss_distributed`.
+    verbose: bool. As in `minimize_loss_distributed`.
+    wait_for_workers_secs: float. As in `minimize_loss_distributed`.
+    **hparams: As in `minimize_loss_distributed`.
+
+  Returns:
+    The dict of `common.ProgressHook.result` (`steps` are this worker's
+    local steps; `global_step` is read when it stops; `loss` and `accuracy`
+    are None for the inverse worker), with `role` added.
+  """
+  cfg = LEGACY_SETTINGS.replace(**hparams)
   worker_device = "/job:worker/task:%d" % task_id if master else None
   with tf.compat.v1.device(tf.compat.v1.train.replica_device_setter(
       num_ps_tasks, worker_device=worker_device)):
     global_step = tf.compat.v1.train.get_or_create_global_step()
     optimizer = common.kfac_optimizer(
-        learning_rate=cfg["learning_rate"],
-        cov_ema_decay=cfg["cov_ema_decay"],
-        damping=cfg["damping"],
+        learning_rate=cfg.learning_rate,
+        cov_ema_decay=cfg.cov_ema_decay,
+        damping=cfg.damping,
         layer_collection=layer_collection,
-        momentum=cfg["momentum"],
-        momentum_type=cfg["momentum_type"],
-        estimation_mode=cfg["estimation_mode"],
-        norm_constraint=cfg["norm_constraint"])
+        momentum=cfg.momentum,
+        momentum_type=cfg.momentum_type,
+        estimation_mode=cfg.estimation_mode,
+        norm_constraint=cfg.norm_constraint)
     inv_update_queue = oq.OpQueue(list(optimizer.inv_updates_dict.values()))
     sync_optimizer = tf.compat.v1.train.SyncReplicasOptimizer(
         opt=optimizer,
         replicas_to_aggregate=_num_gradient_tasks(num_worker_tasks))
     train_op = sync_optimizer.minimize(loss, global_step=global_step)
 
-  # A start-up barrier: every worker enqueues its id once its session is up.
+  # The start-up barrier: a queue shared through the first parameter server.
   barrier_device = "/job:ps/task:0" if num_ps_tasks else None
   with tf.compat.v1.device(barrier_device):
     started = tf.queue.FIFOQueue(
@@ -426,13 +475,37 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
   is_chief = (task_id == 0)
   role = task_role(task_id, num_worker_tasks)
   few_workers = num_worker_tasks < 3
+  hooks = [sync_optimizer.make_session_run_hook(is_chief)]
+  if num_steps is not None:
+    hooks.append(tf.compat.v1.train.StopAtStepHook(last_step=num_steps))
+  ready_after = 0
   if role == "train":
-    fetch_op = ([train_op, optimizer.cov_update_op] if few_workers
-                else train_op)
+    step_fn = common.fetching(train_op)
+    if few_workers:
+      hooks.append(common.KfacUpdateHook(
+          optimizer.cov_update_op,
+          optimizer.inv_update_op if is_chief else None,
+          cfg.inv_update_interval))
   elif role == "cov":
-    fetch_op = optimizer.cov_update_op
+    step_fn = common.fetching(optimizer.cov_update_op)
+    ready_after = 1
   else:
-    fetch_op = None  # Drawn from the OpQueue at every step.
+    # Inverse updates need no forward pass: fetch only the op drawn.
+    def step_fn(step_context):
+      return step_context.run_with_hooks(
+          inv_update_queue.next_op(step_context.session))
+    ready_after = len(optimizer.inv_updates_dict)
+  hooks.append(_ReadinessBarrierHook(
+      mark_started, num_started, num_worker_tasks,
+      0 if few_workers else ready_after,
+      wait=role == "train" and not few_workers and bool(master),
+      wait_secs=wait_for_workers_secs))
+  progress = common.ProgressHook(
+      "worker %d (%s)" % (task_id, role),
+      None if role == "inv" else loss, None if role == "inv" else accuracy,
+      log_every=log_every, verbose=verbose, global_step=global_step,
+      show_global_step=True)
+  hooks.append(progress)
 
   if not is_chief and master:
     # Wait for the chief to initialise the variables, polling quickly (the
@@ -442,78 +515,10 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
       while (len(probe.run(uninitialized)) and time.time() < deadline):
         time.sleep(0.2)
 
-  def _log(line):
-    if verbose:
-      print(line, flush=True)
-
-  name = "worker %d (%s)" % (task_id, role)
-  hooks = [sync_optimizer.make_session_run_hook(is_chief)]
-  if num_steps is not None:
-    hooks.append(tf.compat.v1.train.StopAtStepHook(last_step=num_steps))
-  start_time = time.time()
-  last = {"time": start_time, "step": 0}
-
-  def _progress(step, loss_value, accuracy_value, global_step_value):
-    if not log_every or step % log_every:
-      return
-    now = time.time()
-    rate = (step - last["step"]) / max(now - last["time"], 1e-9)
-    last["time"], last["step"] = now, step
-    metrics = ("" if role == "inv" else " | loss %.4f | accuracy %.3f"
-               % (loss_value, accuracy_value))
-    _log("%s local step %d | global step %d%s | %.1f steps/s"
-         % (name, step, global_step_value, metrics, rate))
-
-  local_step = 0
-  global_step_, loss_, accuracy_ = 0, float("nan"), float("nan")
-  with tf.compat.v1.train.MonitoredTrainingSession(
-      master=master,
-      is_chief=is_chief,
-      checkpoint_dir=checkpoint_dir,
-      hooks=hooks,
-      config=session_config,
-      save_summaries_steps=None,
-      save_summaries_secs=None,
-      log_step_count_steps=None,
-      stop_grace_period_secs=0) as sess:
-    # Helper workers report ready only once their statistics have moved (one
-    # covariance update; one round of all inverse updates), so that training,
-    # and the chief's final checkpoint, never outrun them on a loaded machine.
-    ready_after = 0
-    if not few_workers and role == "cov":
-      ready_after = 1
-    elif not few_workers and role == "inv":
-      ready_after = len(optimizer.inv_updates_dict)
-    if not ready_after:
-      sess.run(mark_started)
-    if role == "train" and not few_workers and master:
-      deadline = time.time() + wait_for_workers_secs
-      while (sess.run(num_started) < num_worker_tasks
-             and time.time() < deadline and not sess.should_stop()):
-        time.sleep(0.1)
-    while not sess.should_stop():
-      if fetch_op is None:
-        # Inverse updates need no forward pass: fetch only the op.
-        next_op = inv_update_queue.next_op(sess)
-        if sess.should_stop():  # Drawing the op ran the stop hooks too.
-          break
-        global_step_, _ = sess.run([global_step, next_op])
-      else:
-        global_step_, loss_, accuracy_, _ = sess.run(
-            [global_step, loss, accuracy, fetch_op])
-      local_step += 1
-      if local_step == ready_after:
-        sess.run(mark_started)
-      if (few_workers and is_chief and not sess.should_stop()
-          and (local_step - 1) % cfg["inv_update_interval"] == 0):
-        sess.run(optimizer.inv_update_op)
-      _progress(local_step, loss_, accuracy_, global_step_)
-  seconds = time.time() - start_time
-  metrics = ("" if role == "inv" else ", last loss %.4f, accuracy %.3f"
-             % (float(loss_), float(accuracy_)))
-  _log("%s: done, %d local steps in %.1f s, global step %d%s"
-       % (name, local_step, seconds, global_step_, metrics))
-  return float(accuracy_)
+  common.run_training(step_fn, hooks, master=master, is_chief=is_chief,
+                      checkpoint_dir=checkpoint_dir,
+                      session_config=session_config)
+  return dict(progress.result, role=role)
 
 
 def train_mnist_single_machine(data_dir, num_epochs, use_fake_data=False,
@@ -521,18 +526,15 @@ def train_mnist_single_machine(data_dir, num_epochs, use_fake_data=False,
   """Trains the ConvNet on digit images in one process.
 
   With the 2017 arguments only: K-FAC with the 2017 hyper-parameters
-  (see `minimize_loss_single_machine`), batches of 128 unflattened images,
-  for `num_epochs` epochs.
+  (`LEGACY_SETTINGS`, see `minimize_loss_single_machine`), batches of 128
+  unflattened images, for `num_epochs` epochs.
 
   Args:
     data_dir: str or None. Directory with the MNIST IDX training files, or
       `None`/""/"digits" for scikit-learn's bundled 8x8 digits.
     num_epochs: int or None. Passes over the data (None: until `steps`).
     use_fake_data: bool. Use random 28x28 images instead.
-    **kwargs: optional `steps`, `batch_size`, `learning_rate`, `damping`,
-      `momentum`, `momentum_type`, `estimation_mode`, `inv_update_interval`,
-      `cov_ema_decay`, `norm_constraint`, `stats_batch_size` (see
-      `build_model`), `optimizer`, `log_every`, `seed`, `verbose`.
+    **kwargs: as in `train_mnist_single_machine_result`.
 
   Returns:
     The final mini-batch accuracy (float).
@@ -545,7 +547,9 @@ def train_mnist_single_machine_result(data_dir, num_epochs,
                                       use_fake_data=False,
                                       evaluate_on_training_set=False,
                                       evaluate_on_test_set=False,
-                                      **kwargs):
+                                      settings=None, verbose=True,
+                                      record_every=0, checkpoint_dir=None,
+                                      session_config=None, **overrides):
   """Like `train_mnist_single_machine`, but returns the result dict.
 
   Args:
@@ -556,42 +560,41 @@ def train_mnist_single_machine_result(data_dir, num_epochs,
       computed on the whole training set.
     evaluate_on_test_set: bool. If True and the data has a test split, the
       loss and accuracy on it are computed after training too.
-    **kwargs: as in `train_mnist_single_machine`, plus `record_every`.
+    settings: `common.Settings` or None (`LEGACY_SETTINGS`).
+    verbose: bool. If False, print nothing.
+    record_every: int. See `common.train`.
+    checkpoint_dir: str or None. See `common.train`.
+    session_config: `tf.compat.v1.ConfigProto` or None.
+    **overrides: fields of `common.Settings` that replace those of
+      `settings` (`steps`, `batch_size`, `stats_batch_size` (see
+      `build_model`), ...); an unknown name raises `TypeError`.
 
   Returns:
     The dict returned by `common.train`.
   """
-  cfg = common.merge_settings(
-      dict(_LEGACY_HPARAMS, steps=None, batch_size=128, optimizer="kfac",
-           log_every=10, seed=None, verbose=True, record_every=0,
-           stats_batch_size=None),
-      kwargs, "train_mnist_single_machine")
-  if cfg["seed"] is not None:
-    tf.compat.v1.set_random_seed(cfg["seed"])
+  cfg = (settings or LEGACY_SETTINGS).replace(**overrides)
+  if cfg.seed is not None:
+    tf.compat.v1.set_random_seed(cfg.seed)
   examples, labels = mnist.load_mnist(
-      data_dir, num_epochs=num_epochs, batch_size=cfg["batch_size"],
-      flatten_images=False, use_fake_data=use_fake_data, seed=cfg["seed"])
+      data_dir, num_epochs=num_epochs, batch_size=cfg.batch_size,
+      flatten_images=False, use_fake_data=use_fake_data, seed=cfg.seed)
   layer_collection = lc.LayerCollection()
   loss, accuracy = build_model(examples, labels, 10, layer_collection,
-                               stats_batch_size=cfg["stats_batch_size"])
+                               stats_batch_size=cfg.stats_batch_size)
   train_feed, test_feed = common.split_feeds(
       examples, labels, data_dir, use_fake_data, flatten_images=False,
-      fake_examples=4 * cfg["batch_size"],
+      fake_examples=4 * cfg.batch_size,
       training_set=evaluate_on_training_set, test_set=evaluate_on_test_set)
-  return common.train_with_config(
+  return common.train_with_settings(
       loss, accuracy, layer_collection, cfg, "convnet", eval_feed=train_feed,
-      test_feed=test_feed, verbose=cfg["verbose"],
-      record_every=cfg["record_every"])
+      test_feed=test_feed, verbose=verbose, record_every=record_every,
+      checkpoint_dir=checkpoint_dir, session_config=session_config)
 
 
 def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
                             data_dir, num_epochs, use_fake_data=False,
                             **kwargs):
   """Trains the ConvNet as one worker of a TensorFlow cluster.
-
-  Builds the input pipeline on this worker and the model under
-  `replica_device_setter(num_ps_tasks)`, then calls
-  `minimize_loss_distributed`.
 
   Args:
     task_id: int. Index of this worker task.
@@ -602,55 +605,91 @@ def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
       bundled 8x8 digits.
     num_epochs: int or None. Passes over the data per worker.
     use_fake_data: bool. Use random 28x28 images instead.
-    **kwargs: optional `steps`, `batch_size` (128), `checkpoint_dir`
-      (default `<data_dir>/kfac` for a real `data_dir`, else None),
-      `stats_batch_size` (see `build_model`), `session_config`,
-      `log_every`, `seed`, `verbose`,
-      `wait_for_workers_secs`, and the hyper-parameters of
-      `minimize_loss_single_machine`.
+    **kwargs: as in `train_mnist_distributed_result`.
 
   Returns:
     The last accuracy (float) seen by this worker.
   """
-  steps = kwargs.pop("steps", None)
-  batch_size = kwargs.pop("batch_size", 128)
-  default_dir = (os.path.join(data_dir, "kfac")
-                 if data_dir and data_dir != mnist.DIGITS else None)
-  checkpoint_dir = kwargs.pop("checkpoint_dir", default_dir)
-  seed = kwargs.pop("seed", None)
-  stats_batch_size = kwargs.pop("stats_batch_size", None)
-  if seed is not None:
-    tf.compat.v1.set_random_seed(seed + task_id)
+  result = train_mnist_distributed_result(
+      task_id, num_worker_tasks, num_ps_tasks, master, data_dir, num_epochs,
+      use_fake_data, **kwargs)
+  return float("nan") if result["accuracy"] is None else result["accuracy"]
+
+
+def train_mnist_distributed_result(task_id, num_worker_tasks, num_ps_tasks,
+                                   master, data_dir, num_epochs,
+                                   use_fake_data=False, settings=None,
+                                   checkpoint_dir=None, session_config=None,
+                                   verbose=True, wait_for_workers_secs=120.0,
+                                   **overrides):
+  """Like `train_mnist_distributed`, but returns the result dict.
+
+  Builds the input pipeline on this worker and the model under
+  `replica_device_setter(num_ps_tasks)`, then calls
+  `minimize_loss_distributed_result`.
+
+  Args:
+    task_id: int. As in `train_mnist_distributed`.
+    num_worker_tasks: int. As in `train_mnist_distributed`.
+    num_ps_tasks: int. As in `train_mnist_distributed`.
+    master: str. As in `train_mnist_distributed`.
+    data_dir: str or None. As in `train_mnist_distributed`.
+    num_epochs: int or None. As in `train_mnist_distributed`.
+    use_fake_data: bool. As in `train_mnist_distributed`.
+    settings: `common.Settings` or None (`LEGACY_SETTINGS`); `steps` is the
+      global step to stop at, and `seed + task_id` seeds this worker.
+    checkpoint_dir: str or None. The chief's checkpoint directory (default
+      `<data_dir>/kfac` for a real `data_dir`, else None).
+    session_config: `tf.compat.v1.ConfigProto` or None.
+    verbose: bool. If False, print nothing.
+    wait_for_workers_secs: float. See `minimize_loss_distributed`.
+    **overrides: fields of `common.Settings` that replace those of
+      `settings`; an unknown name raises `TypeError`.
+
+  Returns:
+    The dict of `minimize_loss_distributed_result`.
+  """
+  cfg = (settings or LEGACY_SETTINGS).replace(**overrides)
+  if checkpoint_dir is None and data_dir and data_dir != mnist.DIGITS:
+    checkpoint_dir = os.path.join(data_dir, "kfac")
+  if cfg.seed is not None:
+    tf.compat.v1.set_random_seed(cfg.seed + task_id)
   worker_device = "/job:worker/task:%d" % task_id if master else None
   with tf.compat.v1.device(worker_device):
     examples, labels = mnist.load_mnist(
-        data_dir, num_epochs=num_epochs, batch_size=batch_size,
+        data_dir, num_epochs=num_epochs, batch_size=cfg.batch_size,
         flatten_images=False, use_fake_data=use_fake_data,
-        seed=None if seed is None else seed + task_id)
+        seed=None if cfg.seed is None else cfg.seed + task_id)
   layer_collection = lc.LayerCollection()
   with tf.compat.v1.device(tf.compat.v1.train.replica_device_setter(
       num_ps_tasks, worker_device=worker_device)):
     loss, accuracy = build_model(examples, labels, 10, layer_collection,
-                                 stats_batch_size=stats_batch_size)
-  return minimize_loss_distributed(
+                                 stats_batch_size=cfg.stats_batch_size)
+  hparams = {name: getattr(cfg, name) for name in (
+      "learning_rate", "cov_ema_decay", "damping", "momentum",
+      "momentum_type", "estimation_mode", "norm_constraint",
+      "inv_update_interval")}
+  return minimize_loss_distributed_result(
       task_id, num_worker_tasks, num_ps_tasks, master, checkpoint_dir, loss,
-      accuracy, layer_collection, num_steps=steps, **kwargs)
+      accuracy, layer_collection, num_steps=cfg.steps,
+      session_config=session_config, log_every=cfg.log_every,
+      verbose=verbose, wait_for_workers_secs=wait_for_workers_secs, **hparams)
 
 
-def main(argv):
+def main(argv, flag_values=flags.FLAGS):
   """Trains the ConvNet with the command-line flags.
 
   Args:
     argv: list of str. Positional command-line arguments (unused).
+    flag_values: the parsed `flags.FlagValues`.
   """
   del argv
-  common.run_main(DEFAULTS, BASELINE_DEFAULTS, functools.partial(
+  common.run_example(functools.partial(
       train_mnist_single_machine_result, evaluate_on_training_set=True,
-      evaluate_on_test_set=True))
+      evaluate_on_test_set=True), DEFAULTS, BASELINE_DEFAULTS, flag_values)
 
 
 if __name__ == "__main__":
-  common.define_flags()
-  common.show_defaults(DEFAULTS)
+  common.define_flags(DEFAULTS)
   flags.adopt_module_key_flags(common)
   app.run(main)

@@ -13,10 +13,6 @@ later `LayerCollection` and is not provided. For tuned settings, progress
 lines and flags, run `python -m kfac.examples.convnet`.
 """
 
-from __future__ import absolute_import
-from __future__ import division
-from __future__ import print_function
-
 from absl import app
 from absl import flags
 
@@ -25,14 +21,16 @@ from kfac.examples import common
 from kfac.examples import mlp_mnist_main
 
 
-def main(argv):
+def main(argv, flag_values=flags.FLAGS):
   """Runs `convnet.train_mnist_single_machine` with the flags.
 
   Args:
     argv: list of str. Positional command-line arguments (unused).
+    flag_values: the parsed `flags.FlagValues`.
   """
   del argv
-  mlp_mnist_main.run_legacy_main(convnet.train_mnist_single_machine)
+  mlp_mnist_main.run_legacy_main(convnet.train_mnist_single_machine,
+                                 flag_values)
 
 
 if __name__ == "__main__":

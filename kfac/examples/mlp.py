@@ -14,10 +14,6 @@ on the whole training split and on the 297 held-out test digits:
   python -m kfac.examples.mlp --data_dir /path/to/mnist   # MNIST IDX files
 """
 
-from __future__ import absolute_import
-from __future__ import division
-from __future__ import print_function
-
 import functools
 
 from absl import app
@@ -32,24 +28,11 @@ __all__ = ["fc_layer", "build_model", "train_mnist", "train_mnist_result",
            "DEFAULTS", "BASELINE_DEFAULTS"]
 
 # Defaults of `python -m kfac.examples.mlp` (overridable by flags).
-DEFAULTS = {
-    "steps": 1000,
-    "batch_size": 64,
-    "learning_rate": 0.01,
-    "damping": 0.1,
-    "momentum": 0.9,
-    "momentum_type": "regular",
-    "estimation_mode": "gradients",
-    "inv_update_interval": 20,
-    "cov_ema_decay": 0.95,
-    "norm_constraint": None,
-    "stats_batch_size": None,
-    "optimizer": "kfac",
-    "data_dir": "",
-    "use_fake_data": False,
-    "log_every": 100,
-    "seed": 0,
-}
+DEFAULTS = common.Settings(
+    steps=1000, batch_size=64, learning_rate=0.01, damping=0.1, momentum=0.9,
+    momentum_type="regular", estimation_mode="gradients",
+    inv_update_interval=20, cov_ema_decay=0.95, norm_constraint=None,
+    stats_batch_size=None, optimizer="kfac", log_every=100, seed=0)
 
 # Defaults that replace `DEFAULTS` for the first-order baselines.
 BASELINE_DEFAULTS = {
@@ -168,11 +151,7 @@ def train_mnist(data_dir, num_epochs, use_fake_data=False, **kwargs):
       `None`/""/"digits" for scikit-learn's bundled 8x8 digits.
     num_epochs: int or None. Passes over the data (None: until `steps`).
     use_fake_data: bool. Use random 28x28 images instead.
-    **kwargs: optional overrides: `steps`, `batch_size`, `learning_rate`,
-      `damping`, `momentum`, `momentum_type`, `estimation_mode`,
-      `inv_update_interval`, `cov_ema_decay`, `norm_constraint`,
-      `stats_batch_size`, `optimizer`, `log_every`, `seed`, `verbose`,
-      `hidden_sizes`.
+    **kwargs: as in `train_mnist_result`.
 
   Returns:
     The final mini-batch accuracy (float), as in 2017. The full result dict
@@ -184,7 +163,10 @@ def train_mnist(data_dir, num_epochs, use_fake_data=False, **kwargs):
 
 def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
                        evaluate_on_training_set=False,
-                       evaluate_on_test_set=False, **kwargs):
+                       evaluate_on_test_set=False, settings=None,
+                       hidden_sizes=(128, 64, 32), verbose=True,
+                       record_every=0, checkpoint_dir=None,
+                       session_config=None, **overrides):
   """Like `train_mnist`, but returns the whole result dict.
 
   Args:
@@ -195,48 +177,54 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
       computed on the whole training set (by feeding it to the model).
     evaluate_on_test_set: bool. If True and the data has a test split, the
       loss and accuracy on it are computed after training too.
-    **kwargs: as in `train_mnist`.
+    settings: `common.Settings` or None (`DEFAULTS` without a step limit).
+    hidden_sizes: sequence of int. Hidden layer widths.
+    verbose: bool. If False, print nothing.
+    record_every: int. See `common.train`.
+    checkpoint_dir: str or None. See `common.train`.
+    session_config: `tf.compat.v1.ConfigProto` or None.
+    **overrides: fields of `common.Settings` that replace those of
+      `settings` (`steps`, `batch_size`, `learning_rate`, ...); an unknown
+      name raises `TypeError`.
 
   Returns:
-    The dict returned by `common.train` (keys `steps`, `seconds`, `loss`,
-    `accuracy`, `test_loss`, `test_accuracy`, `history`, `summary`).
+    The dict returned by `common.train` (keys `steps`, `global_step`,
+    `seconds`, `loss`, `accuracy`, `test_loss`, `test_accuracy`, `history`,
+    `step_times`, `summary`).
   """
-  hidden_sizes = kwargs.pop("hidden_sizes", (128, 64, 32))
-  verbose = kwargs.pop("verbose", True)
-  record_every = kwargs.pop("record_every", 0)
-  cfg = common.merge_settings(dict(DEFAULTS, steps=None), kwargs,
-                              "train_mnist")
-  tf.compat.v1.set_random_seed(cfg["seed"])
+  cfg = (settings or DEFAULTS.replace(steps=None)).replace(**overrides)
+  tf.compat.v1.set_random_seed(cfg.seed)
   examples, labels = mnist.load_mnist(
-      data_dir, num_epochs=num_epochs, batch_size=cfg["batch_size"],
-      flatten_images=True, use_fake_data=use_fake_data, seed=cfg["seed"])
+      data_dir, num_epochs=num_epochs, batch_size=cfg.batch_size,
+      flatten_images=True, use_fake_data=use_fake_data, seed=cfg.seed)
   layer_collection = lc.LayerCollection()
   loss, accuracy = build_model(examples, labels, 10, layer_collection,
                                hidden_sizes=hidden_sizes,
-                               stats_batch_size=cfg["stats_batch_size"])
+                               stats_batch_size=cfg.stats_batch_size)
   train_feed, test_feed = common.split_feeds(
       examples, labels, data_dir, use_fake_data, flatten_images=True,
-      fake_examples=4 * cfg["batch_size"],
+      fake_examples=4 * cfg.batch_size,
       training_set=evaluate_on_training_set, test_set=evaluate_on_test_set)
-  return common.train_with_config(
+  return common.train_with_settings(
       loss, accuracy, layer_collection, cfg, "mlp", eval_feed=train_feed,
-      test_feed=test_feed, verbose=verbose, record_every=record_every)
+      test_feed=test_feed, verbose=verbose, record_every=record_every,
+      checkpoint_dir=checkpoint_dir, session_config=session_config)
 
 
-def main(argv):
+def main(argv, flag_values=flags.FLAGS):
   """Trains the MLP with the command-line flags (see `common.define_flags`).
 
   Args:
     argv: list of str. Positional command-line arguments (unused).
+    flag_values: the parsed `flags.FlagValues`.
   """
   del argv
-  common.run_main(DEFAULTS, BASELINE_DEFAULTS, functools.partial(
+  common.run_example(functools.partial(
       train_mnist_result, evaluate_on_training_set=True,
-      evaluate_on_test_set=True))
+      evaluate_on_test_set=True), DEFAULTS, BASELINE_DEFAULTS, flag_values)
 
 
 if __name__ == "__main__":
-  common.define_flags()
-  common.show_defaults(DEFAULTS)
+  common.define_flags(DEFAULTS)
   flags.adopt_module_key_flags(common)
   app.run(main)

@@ -9,10 +9,6 @@ bundled digits and a directory must already hold the MNIST IDX files.
 `--num_epochs` defaults to 2017's 200.
 """
 
-from __future__ import absolute_import
-from __future__ import division
-from __future__ import print_function
-
 from absl import app
 from absl import flags
 import tensorflow as tf
@@ -21,39 +17,43 @@ from kfac.examples import common
 from kfac.examples import mlp
 
 
-def define_flags():
-  """Defines the common example flags and `--num_epochs` (idempotent)."""
-  common.define_flags()
-  if "num_epochs" not in flags.FLAGS:
-    flags.DEFINE_integer("num_epochs", 200, "Passes over the training data.")
+def define_flags(flag_values=flags.FLAGS):
+  """Defines `--data_dir`, `--use_fake_data` and `--num_epochs`.
+
+  Args:
+    flag_values: `flags.FlagValues` to define the flags in.
+  """
+  common.define_data_flags(flag_values)
+  flags.DEFINE_integer("num_epochs", 200, "Passes over the training data.",
+                       lower_bound=1, flag_values=flag_values)
 
 
-def run_legacy_main(train_fn):
+def run_legacy_main(train_fn, flag_values=flags.FLAGS):
   """Calls a 2017 training function with `--data_dir` and `--num_epochs`.
 
   Args:
     train_fn: callable `(data_dir, num_epochs, use_fake_data=...)`, e.g.
       `mlp.train_mnist`.
+    flag_values: the parsed `flags.FlagValues`.
 
   Returns:
     What `train_fn` returns.
   """
   common.quiet_logs()
-  common.check_data_flags({"data_dir": flags.FLAGS.data_dir,
-                           "use_fake_data": flags.FLAGS.use_fake_data})
   with tf.Graph().as_default():
-    return train_fn(flags.FLAGS.data_dir or "", flags.FLAGS.num_epochs,
-                    use_fake_data=bool(flags.FLAGS.use_fake_data))
+    return train_fn(flag_values.data_dir, flag_values.num_epochs,
+                    use_fake_data=flag_values.use_fake_data)
 
 
-def main(argv):
+def main(argv, flag_values=flags.FLAGS):
   """Runs `mlp.train_mnist` with `--data_dir` and `--num_epochs`.
 
   Args:
     argv: list of str. Positional command-line arguments (unused).
+    flag_values: the parsed `flags.FlagValues`.
   """
   del argv
-  run_legacy_main(mlp.train_mnist)
+  run_legacy_main(mlp.train_mnist, flag_values)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,6 @@ over `from_tensor_slices(...).repeat(num_epochs).shuffle(num_examples)
 .batch(batch_size)`.
 """
 
-from __future__ import absolute_import
-from __future__ import division
-from __future__ import print_function
-
 import gzip
 import os
 import struct
@@ -188,7 +184,7 @@ def load_digits_arrays(split=None):
       installs it).
   """
   try:
-    from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+    from sklearn.datasets import load_digits
   except ImportError as e:
     raise ImportError(
         "the examples' default data, the 8x8 digits, comes with scikit-learn "
