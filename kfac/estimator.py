@@ -16,6 +16,9 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _nonfinite
+from kfac import _ops
+from kfac import _settings
+from kfac import layer_collection as lc_lib
 from kfac import utils
 
 __all__ = ["FisherEstimator"]
@@ -127,11 +130,19 @@ class FisherEstimator(object):
         behaviour (no guard ops, no counters).
 
     Raises:
-      ValueError: If `estimation_mode` is unknown, if no loss is registered,
+      TypeError: If `layer_collection` is not a `LayerCollection`, or
+        `damping` or `cov_ema_decay` is neither a number nor a Tensor.
+      ValueError: If `damping` is not positive and finite, if
+        `cov_ema_decay` lies outside [0, 1], if `estimation_mode` is
+        unknown, if no loss is registered,
         or (one error listing every problem) if a variable is unregistered,
         registered with the wrong number of uses, or registered but missing
         from `variables`.
     """
+    _settings.check_layer_collection(layer_collection,
+                                     (lc_lib.LayerCollection,))
+    _settings.check_cov_ema_decay(cov_ema_decay)
+    _settings.check_damping(damping)
     if estimation_mode not in _ESTIMATION_MODES:
       raise ValueError(
           "Unrecognized value {!r} for estimation_mode. Must be one of "
@@ -219,7 +230,25 @@ class FisherEstimator(object):
     vecs = utils.SequenceDict((var, vec) for vec, var in vecs_and_vars)
     trans_vecs = utils.SequenceDict()
     for params, fb in self._layers.fisher_blocks.items():
-      trans_vecs[params] = transform(fb, vecs[params])
+      vec = vecs[params]
+      # The factor variables are float32 (as in 1.4): vectors of another
+      # float dtype (float64, float16, bfloat16 models) are cast to float32
+      # where they meet them, and the results back to the vector's dtype.
+      # float32 vectors pass untouched (no op is added).
+      flat = tf.nest.flatten(vec)
+      dtypes = [v.dtype.base_dtype if tf.is_tensor(v) else None
+                for v in flat]
+      if all(d in (None, tf.float32) or not d.is_floating for d in dtypes):
+        trans_vecs[params] = transform(fb, vec)
+        continue
+      cast_in = tf.nest.pack_sequence_as(
+          vec, [tf.cast(v, tf.float32) if d is not None and d.is_floating
+                else v for v, d in zip(flat, dtypes)])
+      result = transform(fb, cast_in)
+      flat_result = tf.nest.flatten(result)
+      trans_vecs[params] = tf.nest.pack_sequence_as(
+          result, [tf.cast(r, d) if d is not None and d.is_floating else r
+                   for r, d in zip(flat_result, dtypes)])
     return [(trans_vecs[var], var) for _, var in vecs_and_vars]
 
   def multiply_inverse(self, vecs_and_vars):
@@ -336,9 +365,7 @@ class FisherEstimator(object):
     grads = tf.compat.v1.gradients(
         ys, xs, grad_ys=grad_ys,
         colocate_gradients_with_ops=self._colocate_gradients_with_ops)
-    return [tf.zeros_like(x) if g is None else
-            (tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g)
-            for x, g in zip(xs, grads)]
+    return _ops.dense_gradients(grads, like=xs)
 
   def _one_source_grads_lists(self, ys, tensors, grad_ys=None):
     """Back-propagates `ys` to every block's tensors, as one source.

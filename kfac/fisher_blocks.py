@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _ops
 from kfac import fisher_factors
 from kfac import utils
 
@@ -94,40 +95,8 @@ def _concat_along_batch_dim(tensor_list):
     raise ValueError(
         "Cannot concatenate Tensors if there are no Tensors to concatenate.")
   if isinstance(tensor_list[0], (tuple, list)):
-    return tuple(utils._concat_rows(tensors) for tensors in zip(*tensor_list))
-  return utils._concat_rows(tensor_list)
-
-
-def _conv_strides(strides):
-  """Reads a conv block's strides: a tuple with ints at positions 1 and 2.
-
-  The blocks use only `strides[1]` and `strides[2]` (for the number of
-  locations) and pass the strides on to their factors, which check all four
-  when they use them, as TensorFlow 1.4 did. Lists and NumPy arrays become
-  tuples (factor arguments are dictionary keys), NumPy integers Python ints.
-
-  Args:
-    strides: A tuple, list or 1-D NumPy array, `[1, stride_h, stride_w, 1]`.
-
-  Returns:
-    A tuple.
-
-  Raises:
-    ValueError: If `strides` is not a sequence with positive integers at
-      positions 1 and 2.
-  """
-  if isinstance(strides, np.ndarray) and strides.ndim == 1:
-    strides = strides.tolist()
-  if (not isinstance(strides, (tuple, list)) or len(strides) < 3 or
-      not all(_is_int(s) and s > 0 for s in strides[1:3])):
-    raise ValueError("strides must be a tuple or list of 4 ints, got {!r}."
-                     .format(strides))
-  return tuple(int(s) if _is_int(s) else s for s in strides)
-
-
-def _is_int(value):
-  return (isinstance(value, (int, np.integer)) and
-          not isinstance(value, (bool, np.bool_)))
+    return tuple(_ops.concat_rows(tensors) for tensors in zip(*tensor_list))
+  return _ops.concat_rows(tensor_list)
 
 
 def _init_conv_block(block, params, inputs, outputs, strides, padding):
@@ -158,7 +127,7 @@ def _init_conv_block(block, params, inputs, outputs, strides, padding):
   # pylint: disable=protected-access
   block._inputs = inputs
   block._outputs = outputs
-  block._strides = strides = _conv_strides(strides)
+  block._strides = strides = _checks.conv_block_strides(strides)
   block._padding = padding
   block._has_bias = isinstance(params, (tuple, list))
   fltr = params[0] if block._has_bias else params
@@ -214,8 +183,7 @@ def _check_batch_size(batch_size):
       raise ValueError("batch_size must be a scalar, got a Tensor of shape "
                        "{}.".format(_checks.format_shape(batch_size)))
     return batch_size
-  if (isinstance(batch_size, (int, np.integer)) and
-      not isinstance(batch_size, (bool, np.bool_)) and batch_size > 0):
+  if _checks.is_int(batch_size) and batch_size > 0:
     return int(batch_size)
   raise ValueError("batch_size must be a positive int or a scalar Tensor, "
                    "got {!r}.".format(batch_size))

@@ -272,144 +272,6 @@ def scalar_or_tensor_to_string(val):
 # ---------------------------------------------------------------------------
 
 
-def _is_tensor_like(value):
-  return isinstance(value, (tf.Tensor, tf.Variable))
-
-
-def _check_floating(value, arg_name):
-  """Raises a TypeError unless the Tensor `value` is floating point.
-
-  Factors check this when their covariance update is built: the statistic
-  of integer inputs cannot go into the float32 `cov` variable (TensorFlow
-  1.4 failed in the assignment).
-  """
-  dtype = value.dtype.base_dtype
-  if not dtype.is_floating:
-    raise TypeError("{} must have a floating-point dtype, got {}."
-                    .format(arg_name, dtype.name))
-
-
-def _check_tensor(value, arg_name, rank=None):
-  """Checks a Tensor/Variable argument; returns it as a Tensor.
-
-  The dtype is checked later, by `_check_floating` when the covariance
-  update is built (TensorFlow 1.4 accepted integer tensors until then).
-
-  Args:
-    value: The argument.
-    arg_name: Its name, for messages.
-    rank: The required static rank, or None.
-
-  Returns:
-    `value` as a Tensor.
-
-  Raises:
-    TypeError: If `value` is not a Tensor/Variable.
-    ValueError: If its static rank is unknown or differs from `rank`.
-  """
-  if not _is_tensor_like(value):
-    raise TypeError("{} must be a tf.Tensor or tf.Variable, got {}."
-                    .format(arg_name, type(value).__name__))
-  if rank is not None:
-    if value.shape.rank is None:
-      raise ValueError("{} must have a known static rank {}."
-                       .format(arg_name, rank))
-    if value.shape.rank != rank:
-      raise ValueError("{} must have rank {}, got shape {}."
-                       .format(arg_name, rank, _checks.format_shape(value)))
-  return tf.convert_to_tensor(value)
-
-
-def _check_tensor_list(values, arg_name, rank=None):
-  """Checks a non-empty tuple/list of Tensors; returns a tuple of Tensors.
-
-  Args:
-    values: A Tensor/Variable (one source) or a tuple/list of them.
-    arg_name: The argument's name, for messages.
-    rank: The required static rank of each, or None.
-
-  Returns:
-    A tuple of Tensors.
-
-  Raises:
-    TypeError: If `values` or an element has the wrong type.
-    ValueError: If `values` is empty or a rank is wrong.
-  """
-  if _is_tensor_like(values):
-    values = (values,)
-  if not isinstance(values, (tuple, list)):
-    raise TypeError("{} must be a list or tuple of Tensors, got {}."
-                    .format(arg_name, type(values).__name__))
-  if not values:
-    raise ValueError("{} must not be empty.".format(arg_name))
-  return tuple(_check_tensor(v, "{}[{}]".format(arg_name, i), rank)
-               for i, v in enumerate(values))
-
-
-def _is_int(value):
-  return (isinstance(value, (int, np.integer)) and
-          not isinstance(value, (bool, np.bool_)))
-
-
-def _check_filter_shape(filter_shape):
-  """Checks `filter_shape`; returns it as a tuple of 4 Python ints."""
-  if isinstance(filter_shape, tf.TensorShape):
-    filter_shape = filter_shape.as_list()
-  elif isinstance(filter_shape, np.ndarray) and filter_shape.ndim == 1:
-    filter_shape = list(filter_shape)
-  if not isinstance(filter_shape, (tuple, list)):
-    raise TypeError("filter_shape must be a tuple/list of 4 positive ints "
-                    "(kernel_height, kernel_width, in_channels, out_channels),"
-                    " got {!r}.".format(filter_shape))
-  if len(filter_shape) != 4 or not all(
-      _is_int(d) and d > 0 for d in filter_shape):
-    raise ValueError("filter_shape must be 4 positive ints (kernel_height, "
-                     "kernel_width, in_channels, out_channels), got {!r}."
-                     .format(filter_shape))
-  return tuple(int(d) for d in filter_shape)
-
-
-def _check_strides(strides):
-  """Checks `strides`; returns them as a tuple of 4 Python ints.
-
-  A Tensor is accepted when its value is known at graph-construction time.
-  """
-  value = strides
-  if _is_tensor_like(strides):
-    if strides.shape.rank is not None and strides.shape.rank != 1:
-      raise ValueError("strides must be a 1-D Tensor of length 4, got shape "
-                       "{}.".format(_checks.format_shape(strides)))
-    value = tf.get_static_value(strides)
-    if value is None:
-      raise ValueError("strides must have a value known at graph-construction"
-                       " time (a constant); got the tensor {}."
-                       .format(strides.name))
-    value = list(np.asarray(value).reshape(-1))
-  if isinstance(value, np.ndarray):
-    value = list(value.reshape(-1))
-  if not isinstance(value, (tuple, list)):
-    raise TypeError("strides must be a list/tuple of 4 ints or a 1-D Tensor, "
-                    "got {!r}.".format(strides))
-  if len(value) != 4:
-    raise ValueError("strides must have length 4, got {!r}.".format(value))
-  if not all(_is_int(s) and s > 0 for s in value):
-    raise ValueError("strides must be positive ints, got {!r}.".format(value))
-  if value[0] != 1 or value[3] != 1:
-    raise ValueError("strides must be 1 in the batch and channel dimensions "
-                     "([1, stride_h, stride_w, 1]), got {!r}.".format(value))
-  return tuple(int(s) for s in value)
-
-
-def _check_padding(padding):
-  """Checks `padding`; returns it as the string `"SAME"` or `"VALID"`."""
-  if isinstance(padding, bytes):
-    padding = padding.decode("ascii", "replace")
-  if padding not in ("SAME", "VALID"):
-    raise ValueError("padding must be 'SAME' or 'VALID', got {!r}."
-                     .format(padding))
-  return padding
-
-
 def _nameable(value):
   """`value` with NumPy scalars/arrays as Python ints/lists, bytes decoded.
 
@@ -421,36 +283,12 @@ def _nameable(value):
     return value.decode("ascii", "replace")
   if isinstance(value, np.ndarray):
     value = value.tolist()
-  if isinstance(value, (tuple, list)) and all(_is_int(v) for v in value):
+  if (isinstance(value, (tuple, list)) and
+      all(_checks.is_int(v) for v in value)):
     return [int(v) for v in value]
-  if _is_int(value):
+  if _checks.is_int(value):
     return int(value)
   return value
-
-
-def _conv_output_size(in_size, kernel, stride, padding):
-  """Output size and leading padding of a conv along one spatial axis.
-
-  Follows TensorFlow's rule: SAME gives `ceil(in / stride)` outputs and pads
-  `max((out - 1) * stride + kernel - in, 0)` in total, the smaller half
-  before; VALID gives `ceil((in - kernel + 1) / stride)` and no padding.
-
-  Args:
-    in_size: Input size, a Python int or a scalar int32 Tensor.
-    kernel: Kernel size (int).
-    stride: Stride (int).
-    padding: `"SAME"` or `"VALID"`.
-
-  Returns:
-    `(out_size, pad_before, pad_after)`, Python ints when `in_size` is one.
-  """
-  if padding == "SAME":
-    out_size = (in_size + stride - 1) // stride
-    total = (out_size - 1) * stride + kernel - in_size
-    total = max(total, 0) if isinstance(total, int) else tf.maximum(total, 0)
-    return out_size, total // 2, total - total // 2
-  out_size = (in_size - kernel + stride) // stride
-  return out_size, 0, 0
 
 
 def _named_sources(arg_name, tensors):
@@ -482,7 +320,7 @@ def _flat_params_grads_columns(params_grads):
     grads = params_grad if isinstance(params_grad,
                                       (tuple, list)) else (params_grad,)
     for j, grad in enumerate(grads):
-      _check_tensor(grad, "params_grads[{}][{}]".format(i, j))
+      _checks.check_tensor(grad, "params_grads[{}][{}]".format(i, j))
     column = utils.tensors_to_column(params_grad)
     size = _checks.static_dim(column, 0)
     if size is None:
@@ -739,17 +577,17 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     sum running over the sources; it is zero-debiased when `ZERO_DEBIAS` is
     set when the op is built. A new op is built on every call.
 
+    Inputs of the statistic that are not floating point raise a
+    `TypeError` naming the argument here (they are accepted when the factor
+    is built, as in TensorFlow 1.4).
+
     Args:
       ema_decay: Decay of the moving average, a float or a scalar Tensor.
-
     Returns:
       The update: running it assigns the new value of `cov` and yields it.
-
-    Raises:
-      TypeError: If an input of the statistic is not floating point.
     """
     for arg_name, value in self._float_inputs:
-      _check_floating(value, arg_name)
+      _checks.check_floating(value, arg_name)
     new_cov = _to_float32(self._compute_total_new_cov())
     return _assign_moving_average(self._cov, new_cov, ema_decay,
                                   zero_debias=ZERO_DEBIAS)
@@ -1110,14 +948,14 @@ class FullyConnectedDiagonalFactor(DiagonalFactor):
       has_bias: Python bool; whether the layer also has a bias, in which case
         the inputs get a trailing column of ones.
     """
-    checked_inputs = _check_tensor(inputs, "inputs", rank=2)
-    checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=2)
+    checked_inputs = _checks.check_tensor(inputs, "inputs", rank=2)
+    checked_grads = _checks.check_tensor_list(outputs_grads, "outputs_grads", rank=2)
     if _checks.static_dim(checked_inputs, 1) is None:
       raise ValueError("inputs must have a statically known number of "
                        "features (axis 1), got shape {}."
                        .format(_checks.format_shape(checked_inputs)))
     _check_static_dim(checked_grads, 1, "outputs_grads", "outputs")
-    if _is_tensor_like(outputs_grads):
+    if _checks.is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
     self._outputs_grads = checked_grads
     self._float_inputs = ((("inputs", checked_inputs),) +
@@ -1173,10 +1011,10 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
       has_bias: Python bool; for the input side of a layer with a bias, a
         column of ones is appended (the factor becomes `[n+1, n+1]`).
     """
-    self._tensors = _check_tensor_list(tensors, "tensors", rank=2)
+    self._tensors = _checks.check_tensor_list(tensors, "tensors", rank=2)
     _check_static_dim(self._tensors, 1, "tensors", "features")
     self._float_inputs = _named_sources("tensors", self._tensors)
-    if _is_tensor_like(tensors):
+    if _checks.is_tensor_like(tensors):
       tensors = (tensors,)
     self._orig_tensors = tensors
     self._has_bias = has_bias
@@ -1253,7 +1091,7 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
     # sizes the covariance); the other arguments are checked when the
     # statistic is built (`make_covariance_update_op`), where 1.4 first used
     # them.
-    self._checked_filter_shape = _check_filter_shape(filter_shape)
+    self._checked_filter_shape = _checks.check_filter_shape(filter_shape)
     self._strides = strides
     self._padding = padding
     self._has_bias = has_bias
@@ -1284,10 +1122,10 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
     if idx != 0:
       raise ValueError("ConvInputKroneckerFactor only supports idx = 0")
 
-    inputs = _check_tensor(self._inputs, "inputs", rank=4)
-    _check_floating(inputs, "inputs")
-    strides = _check_strides(self._strides)
-    padding = _check_padding(self._padding)
+    inputs = _checks.check_tensor(self._inputs, "inputs", rank=4)
+    _checks.check_floating(inputs, "inputs")
+    strides = _checks.check_strides(self._strides)
+    padding = _checks.check_padding(self._padding)
     if inputs.dtype.base_dtype not in (tf.float32, tf.float64):
       inputs = tf.cast(inputs, tf.float32)
     args = (inputs, self._checked_filter_shape, strides, padding)
@@ -1315,12 +1153,12 @@ class ConvOutputKroneckerFactor(InverseProvidingFactor):
         out_width, out_channels]`: the gradients of the loss with respect to
         the layer's outputs.
     """
-    if _is_tensor_like(outputs_grads):
+    if _checks.is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
     if isinstance(outputs_grads, (tuple, list)) and outputs_grads:
       # As in TensorFlow 1.4: an IndexError for grads of rank < 4.
       self._out_channels = outputs_grads[0].shape.as_list()[3]
-    self._checked_grads = _check_tensor_list(outputs_grads, "outputs_grads",
+    self._checked_grads = _checks.check_tensor_list(outputs_grads, "outputs_grads",
                                              rank=4)
     _check_static_dim(self._checked_grads, 3, "outputs_grads", "channels")
     self._float_inputs = _named_sources("outputs_grads", self._checked_grads)
@@ -1438,15 +1276,15 @@ class ConvDiagonalFactor(DiagonalFactor):
       has_bias: Python bool; whether the layer has a bias besides its
         filter.
     """
-    checked_inputs = _check_tensor(inputs, "inputs", rank=4)
-    checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=4)
+    checked_inputs = _checks.check_tensor(inputs, "inputs", rank=4)
+    checked_grads = _checks.check_tensor_list(outputs_grads, "outputs_grads", rank=4)
     self._float_inputs = ((("inputs", checked_inputs),) +
                           _named_sources("outputs_grads", checked_grads))
-    if _is_tensor_like(outputs_grads):
+    if _checks.is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
-    self._filter_shape = _check_filter_shape(filter_shape)
-    self._strides = _check_strides(strides)
-    self._padding = _check_padding(padding)
+    self._filter_shape = _checks.check_filter_shape(filter_shape)
+    self._strides = _checks.check_strides(strides)
+    self._padding = _checks.check_padding(padding)
     self._has_bias = has_bias
     kernel_h, kernel_w, in_channels, out_channels = self._filter_shape
 
@@ -1468,7 +1306,7 @@ class ConvDiagonalFactor(DiagonalFactor):
             "filter_shape {} does not fit inputs of shape {} with VALID "
             "padding.".format(self._filter_shape,
                               _checks.format_shape(checked_inputs)))
-      geometry.append(_conv_output_size(
+      geometry.append(_checks.conv_output_size(
           size if size is not None else dynamic_shape[axis], kernel, stride,
           self._padding))
     out_h, out_w = geometry[0][0], geometry[1][0]

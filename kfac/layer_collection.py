@@ -32,7 +32,6 @@ APPROX_FULL_NAME = "full"
 
 _LAYER_APPROXIMATIONS = (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME)
 _GENERIC_APPROXIMATIONS = (APPROX_FULL_NAME, APPROX_DIAGONAL_NAME)
-_CONV_PADDINGS = ("SAME", "VALID")
 
 
 def _canonicalize_key(key):
@@ -341,15 +340,6 @@ def _check_fully_connected(params, inputs, outputs):
   _check_bias(bias, out_size)
 
 
-def _conv_output_size(in_size, kernel_size, stride, padding):
-  """Spatial output size of a convolution (None if unknown)."""
-  if in_size is None or (padding == "VALID" and kernel_size is None):
-    return None
-  if padding == "SAME":
-    return -(-in_size // stride)
-  return -(-(in_size - kernel_size + 1) // stride)
-
-
 def _check_conv2d(params, strides, padding, inputs, outputs):
   """Checks that conv parameters fit the registered inputs and outputs.
 
@@ -368,10 +358,8 @@ def _check_conv2d(params, strides, padding, inputs, outputs):
     TypeError: If an argument is not a Tensor/Variable.
   """
   weights, bias = _split_layer_params(params)
-  if padding not in _CONV_PADDINGS:
-    raise ValueError("padding must be one of {}, got {!r}."
-                     .format(_CONV_PADDINGS, padding))
-  strides = fb._conv_strides(strides)  # pylint: disable=protected-access
+  padding = _checks.check_padding(padding)
+  strides = _checks.conv_block_strides(strides)
   f_shape = _shape_of(weights, "params")
   in_shape = _shape_of(inputs, "inputs")
   out_shape = _shape_of(outputs, "outputs")
@@ -388,8 +376,8 @@ def _check_conv2d(params, strides, padding, inputs, outputs):
           "and {}.".format(in_shape, out_shape))
     kernel = f_shape[:2] if f_shape.rank is not None else [None] * 2
     for axis, name in ((1, "height"), (2, "width")):
-      expected = _conv_output_size(in_shape[axis], kernel[axis - 1],
-                                   strides[axis], padding)
+      expected = _checks.static_conv_output_size(
+          in_shape[axis], kernel[axis - 1], strides[axis], padding)
       if _dims_differ(expected, out_shape[axis]):
         raise ValueError(
             "outputs of shape {} do not fit inputs of shape {} with strides "

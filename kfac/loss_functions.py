@@ -65,15 +65,6 @@ def _as_tensor(value, arg_name):
                     "({}).".format(arg_name, value, e)) from e
 
 
-def _check_floating(tensor, arg_name):
-  """Raises TypeError unless `tensor` has a floating-point dtype."""
-  dtype = tf.as_dtype(tensor.dtype).base_dtype
-  if not dtype.is_floating:
-    raise TypeError("{} must have a floating-point dtype, got {}."
-                    .format(arg_name, dtype.name))
-  return dtype
-
-
 def _float_param(value, arg_name, error=ValueError, matrix=True):
   """Converts a distribution parameter and checks its dtype (and rank).
 
@@ -94,7 +85,7 @@ def _float_param(value, arg_name, error=ValueError, matrix=True):
     error: If `matrix` and the static rank is known and is not 2.
   """
   tensor = _as_tensor(value, arg_name)
-  _check_floating(tensor, arg_name)
+  _checks.check_floating(tensor, arg_name)
   if matrix:
     _check_matrix(tensor, arg_name, error)
   return tensor
@@ -118,7 +109,7 @@ def _same_dtype_param(value, dtype, arg_name):
     TypeError: If `value` is a Tensor of another dtype.
   """
   if tf.is_tensor(value):
-    _check_floating(value, arg_name)
+    _checks.check_floating(value, arg_name)
     if tf.as_dtype(value.dtype).base_dtype != dtype:
       raise TypeError("{} must have dtype {} (that of the mean), got {}."
                       .format(arg_name, dtype.name,

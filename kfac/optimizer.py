@@ -12,8 +12,11 @@ import numbers
 import tensorflow as tf
 
 from kfac import _nonfinite
+from kfac import _ops
+from kfac import _settings
 from kfac import curvature_matrix_vector_products as cmvp
 from kfac import estimator as est
+from kfac import layer_collection as lc_lib
 
 __all__ = ["KfacOptimizer"]
 
@@ -59,7 +62,8 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
                momentum=0., momentum_type="regular", norm_constraint=None,
                name="KFAC", *, var_list=None, estimation_mode="gradients",
                colocate_gradients_with_ops=False, cov_devices=None,
-               inv_devices=None, skip_nonfinite_updates=True):
+               inv_devices=None, skip_nonfinite_updates=True,
+               check_tensor_settings=False):
     """Builds the Fisher estimator and its update ops.
 
     Args:
@@ -101,13 +105,31 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         default `Saver`) and logged. With finite data every number is
         bit-identical to False, which gives the 2017 behaviour (no guard
         ops).
+      check_tensor_settings: Keyword-only. Python settings are always
+        checked here; Tensor-valued ones (`learning_rate`, `damping`,
+        `cov_ema_decay`, `momentum`, `norm_constraint`) cannot be. If True,
+        the training step and the update ops check them when they run
+        (assertions naming the setting). False (the default) builds no such
+        op. Either way no variable name changes.
 
     Raises:
-      ValueError: If `momentum_type` is unknown, if `norm_constraint` is set
+      TypeError: If `layer_collection` is not a `LayerCollection`, or a
+        setting is neither a number nor a Tensor (e.g. a string).
+      ValueError: If `damping` is not positive and finite, `cov_ema_decay`
+        outside [0, 1], `learning_rate` negative or not finite,
+        `norm_constraint` not positive, `momentum` not finite, if
+        `momentum_type` is unknown, if `norm_constraint` is set
         with a non-"regular" momentum type, if a non-zero `momentum` is given
         with "qmodel", or for the `FisherEstimator` errors (no loss,
         variables and registrations that do not match, unknown mode).
     """
+    _settings.check_layer_collection(layer_collection,
+                                     (lc_lib.LayerCollection,))
+    _settings.check_learning_rate(learning_rate)
+    _settings.check_cov_ema_decay(cov_ema_decay)
+    _settings.check_damping(damping)
+    _settings.check_momentum(momentum)
+    _settings.check_norm_constraint(norm_constraint)
     if not isinstance(momentum_type, str):
       raise ValueError("momentum_type must be one of {}; got {!r}.".format(
           list(_LEGAL_MOMENTUM_TYPES), momentum_type))
@@ -155,6 +177,19 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     self.inv_updates_dict = self._fisher_est.inv_updates_dict
 
     super(KfacOptimizer, self).__init__(learning_rate, name=name)
+
+    # Run-time checks of Tensor-valued settings, only when asked for.
+    self._setting_checks = []
+    if check_tensor_settings:
+      self._setting_checks = _settings.runtime_checks(
+          damping=damping, cov_ema_decay=cov_ema_decay,
+          learning_rate=learning_rate, momentum=momentum,
+          norm_constraint=norm_constraint)
+      if self._setting_checks:
+        self.cov_update_op = tf.group(self.cov_update_op,
+                                      *self._setting_checks)
+        self.inv_update_op = tf.group(self.inv_update_op,
+                                      *self._setting_checks)
 
   @property
   def variables(self):
@@ -258,9 +293,10 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     """
     # Gradients of gathered variables (embeddings) come as IndexedSlices;
     # the Fisher blocks and the velocities work on dense tensors.
-    grads_and_vars = [
-        (tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices)
-         else grad, var) for grad, var in grads_and_vars]
+    grads_and_vars = list(grads_and_vars)
+    grads_and_vars = list(zip(
+        _ops.dense_gradients([grad for grad, _ in grads_and_vars]),
+        [var for _, var in grads_and_vars]))
     missing = [var.name for grad, var in grads_and_vars if grad is None]
     if missing:
       raise ValueError(
@@ -271,6 +307,15 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       steps_and_vars = self._compute_update_steps(grads_and_vars)
     else:
       steps_and_vars = self._compute_guarded_update_steps(grads_and_vars)
+    if self._setting_checks:
+      checks = list(self._setting_checks)
+      if callable(self._learning_rate):
+        checks += _settings.runtime_checks(
+            learning_rate=self._learning_rate())
+      with tf.name_scope(_settings.CHECK_SCOPE), tf.control_dependencies(
+          checks):
+        steps_and_vars = [(tf.identity(step), var)
+                          for step, var in steps_and_vars]
     return super(KfacOptimizer, self).apply_gradients(steps_and_vars, *args,
                                                       **kwargs)
 
@@ -500,8 +545,14 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     def _update_velocity(vec, var):
       velocity = self._zeros_slot(var, "velocity", self._name)
       with tf.device(velocity.device):
-        # Read/modify/write: not safe for asynchronous updates.
-        new_velocity = decay * velocity + vec_coeff * vec
+        # Read/modify/write: not safe for asynchronous updates. A float64
+        # (e.g. NumPy) momentum meets the velocity in its dtype, as 1.4's
+        # Python-number momentum did.
+        dtype = velocity.dtype.base_dtype
+        slot_decay = decay
+        if tf.is_tensor(decay) and decay.dtype.base_dtype != dtype:
+          slot_decay = tf.cast(decay, dtype)
+        new_velocity = slot_decay * velocity + vec_coeff * vec
         if pending is not None:
           pending.append((velocity, new_velocity))
           return (new_velocity, var)

@@ -433,7 +433,9 @@ class InverseProvidingFactorTest(_TestCase):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       cov = np.array([[5., 2.], [2., 4.]], dtype=np.float32)
       factor = _InverseProvidingFactorTestingDummy(cov.shape)
-      factor._cov = tf.Variable(cov, dtype=tf.float32)
+      # A plain Tensor, as the 2017 test had (read with a conversion that
+      # works for any tensor-like).
+      factor._cov = tf.constant(cov, dtype=tf.float32)
       factor.register_damped_inverse(0)
       ops = factor.make_inverse_update_ops()
       self.assertLen(ops, 1)

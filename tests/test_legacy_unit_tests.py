@@ -4,11 +4,12 @@ api.md §11 describes the kernel tests of `tf.contrib.kfac` (TensorFlow 1.4).
 Several of them feed inputs that the 2017 library accepted only because it
 did not look at them yet: int32 tensors as factor arguments, scalar constants
 registered as layers, 1-D logits, rank-2/rank-3 dummy inputs and 3-element
-strides given to constructors, tuple parameters, a plain Tensor as a
-factor's covariance. They are transcribed here as the 2017 tests wrote them
-(same inputs, same expectations), so they run in both TF modes of the suite.
-Where such an input cannot work, the error now comes when the value is first
-used, as it did in 2017; those cases are checked too.
+strides given to constructors, tuple parameters. They are transcribed here
+as the 2017 tests wrote them (same inputs, same expectations), so they run in
+both TF modes of the suite. Where such an input cannot work, the error now
+comes when the value is first used, as it did in 2017; those cases are
+checked too. (The 2017 `InverseProvidingFactor` tests, which put a plain
+Tensor in a factor's `_cov`, are in test_fisher_factors.py.)
 """
 
 from absl.testing import parameterized
@@ -22,32 +23,6 @@ from kfac import layer_collection as lc
 from kfac import optimizer
 
 
-class _InverseProvidingFactorTestingDummy(ff.InverseProvidingFactor):
-  """The 2017 dummy: no covariance variable; the test sets `_cov`."""
-
-  def __init__(self, shape):
-    self._shape = shape
-    super(_InverseProvidingFactorTestingDummy, self).__init__()
-
-  @property
-  def _var_scope(self):
-    return "dummy/a_b_c"
-
-  @property
-  def _cov_shape(self):
-    return self._shape
-
-  @property
-  def _num_sources(self):
-    return 1
-
-  def _compute_new_cov(self, idx=0):
-    raise NotImplementedError
-
-  def instantiate_covariance(self):
-    pass
-
-
 def _dummy_layer_collection():
   """2017's optimizer_test helper: a categorical loss on 1-D logits."""
   layers = lc.LayerCollection()
@@ -56,7 +31,7 @@ def _dummy_layer_collection():
   return layers
 
 
-class LayerCollectionLegacyTest(tf.test.TestCase):
+class LayerCollectionLegacyTest(parameterized.TestCase, tf.test.TestCase):
   """layer_collection_test.py (§11.3)."""
 
   def test_register_blocks_scalar_constants(self):
@@ -87,35 +62,25 @@ class LayerCollectionLegacyTest(tf.test.TestCase):
       with self.assertRaisesRegex(ValueError, "must have rank 2"):
         block.instantiate_factors((tf.constant(1.),), 0.1)
 
-  def test_make_or_get_factor(self):
+  @parameterized.named_parameters(
+      ("default_scope", {}, "LayerCollection"),
+      ("custom_scope", {"name": "Foo"}, "Foo"))
+  def test_make_or_get_factor(self, kwargs, scope):
+    # testMakeOrGetFactor / testMakeOrGetFactorCustomScope: int32 keys.
     with tf.Graph().as_default():
       tf.compat.v1.set_random_seed(200)
-      layers = lc.LayerCollection()
+      layers = lc.LayerCollection(**kwargs)
       key = tf.constant(1)
       layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
       layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
       layers.make_or_get_factor(ff.FullFactor, ((tf.constant(2),), 16))
       self.assertLen(layers.get_factors(), 2)
       variables = tf.compat.v1.global_variables()
-      self.assertTrue(
-          all(var.name.startswith("LayerCollection") for var in variables))
+      self.assertTrue(all(var.name.startswith(scope) for var in variables))
       self.assertEqual(
           [v.op.name for v in variables],
-          ["LayerCollection/ff_full/Const_16/cov",
-           "LayerCollection/ff_full/Const_1_16/cov"])
+          [scope + "/ff_full/Const_16/cov", scope + "/ff_full/Const_1_16/cov"])
       self.assertEqual(variables[0].shape.as_list(), [1, 1])
-
-  def test_make_or_get_factor_custom_scope(self):
-    with tf.Graph().as_default():
-      tf.compat.v1.set_random_seed(200)
-      layers = lc.LayerCollection(name="Foo")
-      key = tf.constant(1)
-      layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
-      layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
-      layers.make_or_get_factor(ff.FullFactor, ((tf.constant(2),), 16))
-      self.assertLen(layers.get_factors(), 2)
-      variables = tf.compat.v1.global_variables()
-      self.assertTrue(all(var.name.startswith("Foo") for var in variables))
 
   def test_int32_factor_fails_when_its_update_is_built(self):
     # The covariance variable is float32; 2017 failed in the assignment.
@@ -150,70 +115,6 @@ class FisherFactorsLegacyTest(tf.test.TestCase):
                                            2)
       with self.assertRaisesRegex(ValueError, "inputs must have rank 4"):
         factor.make_covariance_update_op(0.5)
-
-  def _set_cov(self, factor, cov):
-    # As 2017's tests did: a plain Tensor in place of the variable.
-    factor._cov = tf.constant(cov, dtype=tf.float32)  # pylint: disable=protected-access
-
-  def test_make_inverse_update_ops_no_eigen_decomp(self):
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      tf.compat.v1.set_random_seed(200)
-      cov = np.array([[5., 2.], [2., 4.]])
-      factor = _InverseProvidingFactorTestingDummy(cov.shape)
-      self._set_cov(factor, cov)
-      factor.register_damped_inverse(0)
-      ops = factor.make_inverse_update_ops()
-      self.assertLen(ops, 1)
-      sess.run(tf.compat.v1.global_variables_initializer())
-      self.assertAllClose(np.eye(2), sess.run(factor.get_inverse(0)))
-      sess.run(ops)
-      self.assertAllClose(np.linalg.inv(cov),
-                          sess.run(factor.get_inverse(0)), rtol=1e-5)
-
-  def test_make_inverse_update_ops_many_inverses_eigen_decomp(self):
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      tf.compat.v1.set_random_seed(200)
-      cov = np.array([[1., 2.], [3., 4.]])
-      factor = _InverseProvidingFactorTestingDummy(cov.shape)
-      self._set_cov(factor, cov)
-      threshold = ff.EIGENVALUE_DECOMPOSITION_THRESHOLD
-      dampings = [1. / i for i in range(1, threshold + 1)]
-      for damping in dampings:
-        factor.register_damped_inverse(damping)
-      ops = factor.make_inverse_update_ops()
-      self.assertLen(ops, len(dampings))
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(ops)
-      inverses = sess.run([factor.get_inverse(d) for d in dampings])
-      # The eigendecomposition reads the lower triangle, [[1, 3], [3, 4]],
-      # and clips its eigenvalues at EIGENVALUE_CLIPPING_THRESHOLD (0).
-      eigenvalues, eigenvectors = np.linalg.eigh(np.array([[1., 3.],
-                                                           [3., 4.]]))
-      clipped = np.maximum(eigenvalues, ff.EIGENVALUE_CLIPPING_THRESHOLD)
-      for damping, inverse in zip(dampings, inverses):
-        expected = np.zeros((2, 2))
-        for k in range(2):
-          expected += np.outer(eigenvectors[:, k], eigenvectors[:, k]) / (
-              clipped[k] + damping)
-        self.assertAllClose(expected, inverse, rtol=1e-4, atol=1e-5)
-      for i in range(len(inverses)):
-        for j in range(i + 1, len(inverses)):
-          self.assertFalse(np.allclose(inverses[i], inverses[j]))
-
-  def test_make_inverse_update_ops_mat_power_eigen_decomp(self):
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      tf.compat.v1.set_random_seed(200)
-      cov = np.array([[6., 2.], [2., 4.]])
-      factor = _InverseProvidingFactorTestingDummy(cov.shape)
-      self._set_cov(factor, cov)
-      factor.register_matpower(2, 0.5)
-      ops = factor.make_inverse_update_ops()
-      self.assertLen(ops, 1)
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(ops[0])
-      damped = cov + 0.5 * np.eye(2)
-      self.assertAllClose(damped @ damped,
-                          sess.run(factor.get_matpower(2, 0.5)), rtol=1e-4)
 
 
 class FisherBlocksLegacyTest(parameterized.TestCase, tf.test.TestCase):
