@@ -103,3 +103,17 @@ from kfac import layer_collection
 from kfac import estimator
 from kfac import optimizer
 from kfac._contrib_alias import install_tf_contrib_alias
+
+_RELEASE_PACKAGES = ("r1_4", "r1_5", "r1_6", "r1_7", "r1_8", "r1_9", "r1_10")
+
+
+def __getattr__(name):
+  """Imports the release namespaces (`kfac.r1_6`, ...) on first access."""
+  if name in _RELEASE_PACKAGES:
+    import importlib  # pylint: disable=g-import-not-at-top
+    try:
+      return importlib.import_module("kfac." + name)
+    except ModuleNotFoundError as e:
+      if e.name != "kfac." + name:
+        raise
+  raise AttributeError("module 'kfac' has no attribute {!r}".format(name))

@@ -555,6 +555,25 @@ class FullyConnectedDiagonalFB(FisherBlock):
     self._inputs.append(inputs)
     self._outputs.append(outputs)
 
+  @classmethod
+  def _for_minibatch(cls, layer_collection, inputs, outputs, has_bias):
+    """Creates a block holding one minibatch (`register_fully_connected`).
+
+    Release faces whose constructor takes the data override this.
+
+    Args:
+      layer_collection: The `LayerCollection` the block belongs to.
+      inputs: The layer's inputs, `[batch, in]`.
+      outputs: The layer's pre-activation outputs, `[batch, out]`.
+      has_bias: Whether the layer has a bias.
+
+    Returns:
+      The new block.
+    """
+    block = cls(layer_collection, has_bias)
+    block.register_additional_minibatch(inputs, outputs)
+    return block
+
   def instantiate_factors(self, grads_list, damping):
     """Creates the diagonal factor from all registered minibatches.
 

@@ -591,8 +591,8 @@ class LayerCollection(object):
     if approx == APPROX_KRONECKER_NAME:
       block = fb.FullyConnectedKFACBasicFB(self, inputs, outputs, has_bias)
     else:
-      block = fb.FullyConnectedDiagonalFB(self, has_bias)
-      block.register_additional_minibatch(inputs, outputs)
+      block = fb.FullyConnectedDiagonalFB._for_minibatch(  # pylint: disable=protected-access
+          self, inputs, outputs, has_bias)
     self.register_block(params, block)
 
   def register_conv2d(self, params, strides, padding, inputs, outputs,

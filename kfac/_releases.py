@@ -1,0 +1,273 @@
+"""Which `tf.contrib.kfac` release differs from which, in one place.
+
+The package has one implementation (the engine: `kfac.utils`,
+`kfac.fisher_factors`, ... which are also the `kfac` face, the 1.4 API of the
+seed's documentation pages). Every other release namespace `kfac.r1_N` is a
+*face* of that engine, built by `kfac._faces` from the `Release` declared
+here. A release lists only what it changes relative to the release it is
+derived from:
+
+* `exports`: the public names (allow-list) of each of the nine modules;
+* `members`: members that replace or extend engine classes and module
+  functions in that face (new signatures, new methods); they are looked up by
+  dotted name in `kfac._face_members` (adapters are small; the maths they call
+  lives in the engine);
+* the behaviour flags below (defaults and the few algorithmic differences of
+  releases.md §13). Engine objects read them from `self._release`, which every
+  class of a face carries as a class attribute. An object therefore follows
+  the release of the namespace that created it, whatever other namespaces the
+  same process uses.
+
+To see what release 1.N changes, read its `derive(...)` call below.
+"""
+
+import dataclasses
+import types
+from typing import Mapping, Optional, Tuple
+
+# The nine legacy modules, in the order their faces are built (each only
+# imports modules that come before it).
+MODULES = ("utils", "loss_functions", "curvature_matrix_vector_products",
+           "op_queue", "fisher_factors", "fisher_blocks", "layer_collection",
+           "estimator", "optimizer")
+
+
+def _frozen(mapping):
+  return types.MappingProxyType(dict(mapping))
+
+
+@dataclasses.dataclass(frozen=True)
+class Release(object):
+  """One release of `tf.contrib.kfac`: its namespace and how it differs.
+
+  Attributes:
+    version: The release, e.g. "1.6" ("seed" for the `kfac` face, the API of
+      the seed's documentation pages).
+    package: The Python package of the face, e.g. "kfac.r1_6".
+    exports: Module name -> tuple of the names the module exports (its
+      `__all__`, the legacy allow-list).
+    members: Dotted target ("module.Class" or "module") -> tuple of the
+      names of `kfac._face_members` functions (or classes) that the face puts
+      there in place of (or in addition to) the engine's. A function named
+      `<Class>__<member>` becomes `<member>` of the class, e.g.
+      `fc_diagonal_fb__init__` declared under
+      "fisher_blocks.FullyConnectedDiagonalFB" as ("__init__",
+      "fc_diagonal_fb__init__").
+    signatures: Dotted member ("module.Class.method" or "module.function")
+      -> its parameter list in this release, as Python source without
+      `self` (e.g. "variables, damping, momentum=0.9"). The face wraps the
+      engine's member: arguments are bound to this signature (so positional
+      order, defaults and accepted names are the release's) and passed to
+      the engine by keyword. Parameters the engine lacks must be handled by
+      a `members` adapter instead.
+    arg_docs: Dotted member -> {parameter: docstring text} for parameters
+      whose description in the engine's docstring does not fit the release
+      (e.g. another default).
+    momentum_default: Default `momentum` of `KfacOptimizer` (0.9 from 1.6).
+    colocate_gradients_default: Default `colocate_gradients_with_ops` of the
+      optimizer and estimator; None where the argument does not exist.
+    default_generic_approximation: What `register_generic(approx=None)`
+      uses ("full" in 1.5–1.8).
+    default_fully_connected_multi_approximation: Default approximation of
+      `register_fully_connected_multi`, None before 1.5.
+    registration: "direct" (1.4: blocks take their data in the constructor),
+      "minibatch" (1.5–1.7: `register_additional_minibatch`, minibatches
+      concatenated) or "tower" (1.8+).
+    construction: "eager" (≤1.7) or "deferred" (1.8+).
+    factor_dtype_follows_data: Factor variables take the data's dtype (1.5+)
+      instead of float32.
+    conv_diagonal_damping_normalised: Whether `ConvDiagonalFB` divides the
+      damping by `|T| ** NORMALIZE_DAMPING_POWER` (≤1.5); from 1.6 it uses
+      `|T| * normalize_damping(d, |T|)`, i.e. `d`.
+    categorical_fisher_fixed: Whether the categorical loss's
+      `multiply_fisher` keeps the summed axis (fixed in 1.6).
+    eigen_inverses_grouped: Whether the eigen-path inverse updates of a
+      factor form one grouped op (1.5+).
+    partial_derivative_products: Whether curvature products differentiate
+      with `stop_gradients=wrt_tensors` (1.5+).
+    overlapping_keys_error: Whether any overlap of block keys is a
+      ValueError (1.5+) instead of 1.4's subset/superset merging.
+    naming: Variable-name scheme: "1.4", "1.5" (collection scope and concat
+      names), "1.6" (as 1.5, naive-diagonal factors named after the
+      gradients), "1.8" (§12.2).
+    cov_ops_colocation: "none" (1.4), "collection_flag" (1.5: a
+      `LayerCollection` argument), "global" (1.6–1.7: the fisher_factors
+      global `COLOCATE_COV_OPS_WITH_INPUTS`, default True), "tower" (1.8+).
+    update_thunks: Whether estimator/optimizer expose update-op thunks and
+      per-factor op lists (1.6+) instead of `inv_updates_dict`.
+    estimator_damping_fn_first: `FisherEstimator(damping_fn, ...)` (1.7).
+    qmodel_previous_update_scaled: Whether qmodel's previous update is
+      `-learning_rate * velocity` (1.7+) instead of `-velocity`.
+    qmodel_change_negative: Whether the 2x2 qmodel change has the sign of
+      the model decrease (1.7+).
+  """
+
+  version: str
+  package: str
+  exports: Mapping[str, Tuple[str, ...]]
+  members: Mapping[str, Tuple[Tuple[str, str], ...]] = dataclasses.field(
+      default_factory=lambda: _frozen({}))
+  signatures: Mapping[str, str] = dataclasses.field(
+      default_factory=lambda: _frozen({}))
+  arg_docs: Mapping[str, Mapping[str, str]] = dataclasses.field(
+      default_factory=lambda: _frozen({}))
+  momentum_default: float = 0.0
+  colocate_gradients_default: Optional[bool] = None
+  default_generic_approximation: str = "diagonal"
+  default_fully_connected_multi_approximation: Optional[str] = None
+  registration: str = "direct"
+  construction: str = "eager"
+  factor_dtype_follows_data: bool = False
+  conv_diagonal_damping_normalised: bool = True
+  categorical_fisher_fixed: bool = False
+  eigen_inverses_grouped: bool = False
+  partial_derivative_products: bool = False
+  overlapping_keys_error: bool = False
+  naming: str = "1.4"
+  cov_ops_colocation: str = "none"
+  update_thunks: bool = False
+  estimator_damping_fn_first: bool = False
+  qmodel_previous_update_scaled: bool = False
+  qmodel_change_negative: bool = False
+
+  def derive(self, version, package, added=None, removed=None,
+             members=None, dropped_members=None, signatures=None,
+             arg_docs=None, **changes):
+    """Returns the release that follows this one.
+
+    Args:
+      version: The new release, e.g. "1.6".
+      package: Its Python package, e.g. "kfac.r1_6".
+      added: Module -> names the allow-list gains.
+      removed: Module -> names the allow-list loses.
+      members: Target -> ((member, face-member function name), ...) that
+        this release adds or replaces (merged over the parent's).
+      dropped_members: Target -> member names of the parent's `members` that
+        this release no longer overrides (the engine's come back).
+      signatures: Dotted member -> parameter list (merged over the
+        parent's; None removes the parent's entry).
+      arg_docs: Dotted member -> {parameter: text} (merged over the
+        parent's).
+      **changes: New values of the behaviour flags.
+
+    Returns:
+      A new `Release`.
+    """
+    exports = {m: list(names) for m, names in self.exports.items()}
+    for module, names in (removed or {}).items():
+      exports[module] = [n for n in exports[module] if n not in names]
+    for module, names in (added or {}).items():
+      exports[module] = exports[module] + [
+          n for n in names if n not in exports[module]]
+    merged = {t: dict(m) for t, m in self.members.items()}
+    for target, names in (dropped_members or {}).items():
+      for name in names:
+        merged.get(target, {}).pop(name, None)
+    for target, pairs in (members or {}).items():
+      merged.setdefault(target, {}).update(dict(pairs))
+    new_signatures = dict(self.signatures)
+    for target, params in (signatures or {}).items():
+      if params is None:
+        new_signatures.pop(target, None)
+      else:
+        new_signatures[target] = params
+    new_arg_docs = {t: dict(d) for t, d in self.arg_docs.items()}
+    for target, docs in (arg_docs or {}).items():
+      new_arg_docs.setdefault(target, {}).update(docs)
+    return dataclasses.replace(
+        self, version=version, package=package,
+        signatures=_frozen(new_signatures),
+        arg_docs=_frozen({t: _frozen(d) for t, d in new_arg_docs.items()}),
+        exports=_frozen({m: tuple(sorted(n)) for m, n in exports.items()}),
+        members=_frozen({t: tuple(sorted(m.items()))
+                         for t, m in merged.items() if m}),
+        **changes)
+
+
+# The allow-lists of the 1.4 pages (`api_surface.md`); the seed's pages and
+# TF 1.4.0 export the same names.
+_EXPORTS_1_4 = {
+    "utils": ("SequenceDict", "setdefault", "tensors_to_column",
+              "column_to_tensors", "kronecker_product",
+              "layer_params_to_mat2d", "mat2d_to_layer_params", "compute_pi",
+              "posdef_inv", "posdef_inv_matrix_inverse",
+              "posdef_inv_cholesky", "posdef_inv_funcs", "SubGraph",
+              "generate_random_signs", "fwd_gradients"),
+    "loss_functions": ("LossFunction", "NegativeLogProbLoss",
+                       "NaturalParamsNegativeLogProbLoss",
+                       "DistributionNegativeLogProbLoss",
+                       "NormalMeanNegativeLogProbLoss",
+                       "NormalMeanVarianceNegativeLogProbLoss",
+                       "CategoricalLogitsNegativeLogProbLoss",
+                       "MultiBernoulliNegativeLogProbLoss",
+                       "insert_slice_in_zeros"),
+    "curvature_matrix_vector_products": (
+        "CurvatureMatrixVectorProductComputer",),
+    "op_queue": ("OpQueue",),
+    "fisher_factors": ("inverse_initializer", "covariance_initializer",
+                       "diagonal_covariance_initializer",
+                       "scope_string_from_params", "scope_string_from_name",
+                       "scalar_or_tensor_to_string", "FisherFactor",
+                       "InverseProvidingFactor", "FullFactor",
+                       "DiagonalFactor", "NaiveDiagonalFactor",
+                       "FullyConnectedDiagonalFactor",
+                       "FullyConnectedKroneckerFactor",
+                       "ConvInputKroneckerFactor",
+                       "ConvOutputKroneckerFactor", "ConvDiagonalFactor",
+                       "set_global_constants"),
+    "fisher_blocks": ("FisherBlock", "FullFB", "NaiveDiagonalFB",
+                      "FullyConnectedDiagonalFB", "KroneckerProductFB",
+                      "FullyConnectedKFACBasicFB", "ConvKFCBasicFB",
+                      "ConvDiagonalFB", "set_global_constants"),
+    "layer_collection": ("LayerParametersDict", "LayerCollection",
+                         "APPROX_KRONECKER_NAME", "APPROX_DIAGONAL_NAME",
+                         "APPROX_FULL_NAME"),
+    "estimator": ("FisherEstimator",),
+    "optimizer": ("KfacOptimizer",),
+}
+
+# The `kfac` face: the engine modules themselves.
+SEED = Release(
+    version="seed", package="kfac",
+    exports=_frozen({m: tuple(sorted(n)) for m, n in _EXPORTS_1_4.items()}))
+
+# TF 1.4.0 as released: `FullyConnectedDiagonalFB` still took the layer's
+# data in its constructor (the seed's pages document the later form).
+R1_4 = SEED.derive(
+    "1.4", "kfac.r1_4",
+    members={"fisher_blocks.FullyConnectedDiagonalFB": (
+        ("__init__", "fc_diagonal_fb_1_4__init__"),
+        ("instantiate_factors", "fc_diagonal_fb_1_4__instantiate_factors"),
+        ("tensors_to_compute_grads",
+         "fc_diagonal_fb_1_4__tensors_to_compute_grads"),
+        ("register_additional_minibatch", None),
+        ("_for_minibatch", "fc_diagonal_fb_1_4__for_minibatch"))},
+    signatures={
+        "estimator.FisherEstimator.__init__":
+            "variables, cov_ema_decay, damping, layer_collection, "
+            "estimation_mode='gradients'",
+        "optimizer.KfacOptimizer.__init__":
+            "learning_rate, cov_ema_decay, damping, layer_collection, "
+            "momentum=0.0, momentum_type='regular', norm_constraint=None, "
+            "name='KFAC'",
+    })
+
+RELEASES = _frozen({r.version: r for r in (SEED, R1_4)})
+
+# Releases whose faces are built (a `kfac/r1_N` package exists).
+BUILT = ("1.4",)
+
+
+def get(version):
+  """Returns the `Release` named `version` ("seed", "1.4", ...).
+
+  Args:
+    version: A key of `RELEASES`.
+
+  Returns:
+    The `Release`.
+
+  Raises:
+    KeyError: If no such release is declared.
+  """
+  return RELEASES[version]
