@@ -252,7 +252,94 @@ R1_4 = SEED.derive(
             "name='KFAC'",
     })
 
-RELEASES = _frozen({r.version: r for r in (SEED, R1_4)})
+# TF 1.5.0: multi-minibatch registration, per-collection default
+# approximations, data dtypes, partial-derivative curvature products.
+R1_5 = R1_4.derive(
+    "1.5", "kfac.r1_5",
+    added={"fisher_blocks": ("set_global_constants",),
+           "fisher_factors": ("set_global_constants",),
+           "layer_collection": ("VARIABLE_SCOPE",)},
+    removed={"utils": ("setdefault", "compute_pi", "posdef_inv_funcs")},
+    dropped_members={"fisher_blocks.FullyConnectedDiagonalFB": (
+        "__init__", "instantiate_factors", "tensors_to_compute_grads",
+        "register_additional_minibatch", "_for_minibatch")},
+    signatures={
+        "estimator.FisherEstimator.__init__":
+            "variables, cov_ema_decay, damping, layer_collection, "
+            "estimation_mode='gradients', colocate_gradients_with_ops=False, "
+            "cov_devices=None, inv_devices=None",
+        "optimizer.KfacOptimizer.__init__":
+            "learning_rate, cov_ema_decay, damping, layer_collection, "
+            "var_list=None, momentum=0.0, momentum_type='regular', "
+            "norm_constraint=None, name='KFAC', estimation_mode='gradients', "
+            "colocate_gradients_with_ops=False, cov_devices=None, "
+            "inv_devices=None",
+    },
+    colocate_gradients_default=False,
+    default_generic_approximation="full",
+    default_fully_connected_multi_approximation="kron_series_2",
+    registration="minibatch",
+    factor_dtype_follows_data=True,
+    eigen_inverses_grouped=True,
+    partial_derivative_products=True,
+    overlapping_keys_error=True,
+    naming="1.5",
+    cov_ops_colocation="collection_flag")
+
+# TF 1.6.0: silent defaults (momentum 0.9, colocated gradients), update
+# thunks, global colocation switch, conv-diagonal damping and categorical
+# Fisher changes.
+R1_6 = R1_5.derive(
+    "1.6", "kfac.r1_6",
+    added={"utils": ("set_global_constants", "ensure_sequence",
+                     "batch_execute"),
+           "fisher_factors": ("maybe_colocate_with", "compute_cov",
+                              "append_homog"),
+           "fisher_blocks": ("compute_pi_tracenorm",
+                             "compute_pi_adjusted_damping",
+                             "num_conv_locations", "normalize_damping"),
+           "layer_collection": ("APPROX_KRONECKER_INDEP_NAME",
+                                "APPROX_KRONECKER_SERIES_1_NAME",
+                                "APPROX_KRONECKER_SERIES_2_NAME"),
+           "loss_functions": ("OnehotCategoricalLogitsNegativeLogProbLoss",)},
+    signatures={
+        "estimator.FisherEstimator.__init__":
+            "variables, cov_ema_decay, damping, layer_collection, "
+            "estimation_mode='gradients', colocate_gradients_with_ops=True, "
+            "cov_devices=None, inv_devices=None",
+        "optimizer.KfacOptimizer.__init__":
+            "learning_rate, cov_ema_decay, damping, layer_collection, "
+            "var_list=None, momentum=0.9, momentum_type='regular', "
+            "norm_constraint=None, name='KFAC', estimation_mode='gradients', "
+            "colocate_gradients_with_ops=True, cov_devices=None, "
+            "inv_devices=None",
+    },
+    momentum_default=0.9,
+    colocate_gradients_default=True,
+    conv_diagonal_damping_normalised=False,
+    categorical_fisher_fixed=True,
+    naming="1.6",
+    cov_ops_colocation="global",
+    update_thunks=True)
+
+# TF 1.7.0: embeddings, sparse gradients, factor products, damping
+# adaptation, `FisherEstimator(damping_fn, ...)`.
+R1_7 = R1_6.derive(
+    "1.7", "kfac.r1_7",
+    added={"utils": ("matmul_sparse_dense", "matmul_diag_sparse"),
+           "fisher_factors": ("EmbeddingInputKroneckerFactor",),
+           "fisher_blocks": ("EmbeddingKFACFB",)},
+    signatures={
+        "estimator.FisherEstimator.__init__":
+            "damping_fn, variables, cov_ema_decay, layer_collection, "
+            "estimation_mode='gradients', colocate_gradients_with_ops=True, "
+            "cov_devices=None, inv_devices=None",
+    },
+    estimator_damping_fn_first=True,
+    qmodel_previous_update_scaled=True,
+    qmodel_change_negative=True)
+
+RELEASES = _frozen({r.version: r for r in (SEED, R1_4, R1_5, R1_6, R1_7)})
 
 # Releases whose faces are built (a `kfac/r1_N` package exists).
 BUILT = ("1.4",)
