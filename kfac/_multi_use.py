@@ -335,7 +335,7 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
       cov_dt1 = self._cov_dt1.read_value()
 
       def inv_sqrt_cov(damping):
-        damped = evals + tf.cast(damping, evals.dtype)
+        damped = evals + extras.cast_damping(damping, evals.dtype)
         mat = tf.linalg.matmul(evecs * damped**-0.5, evecs, transpose_b=True)
         return (mat + tf.transpose(mat)) / 2.
 

@@ -31,6 +31,7 @@ __all__ = [
     "batch_execute",
     "decay_in_dtype",
     "pi_adjusted_damping",
+    "cast_damping",
     "DataDtypeFactorMixin",
     "DenseFactorMultiplyMixin",
     "DiagonalFactorMultiplyMixin",
@@ -290,8 +291,25 @@ def _check_matrix(x, what):
   return x
 
 
-def _damping_in(damping, dtype):
-  return tf.cast(damping, dtype)
+def cast_damping(damping, dtype):
+  """A damping as a Tensor of `dtype`, exact for Python numbers.
+
+  `tf.cast` of a Python float goes through a float32 Tensor, which rounds it
+  for float64 factors; a Python number is converted with `dtype` directly.
+
+  Args:
+    damping: A Python number or a scalar Tensor.
+    dtype: The dtype wanted.
+
+  Returns:
+    A scalar Tensor of `dtype`.
+  """
+  if isinstance(damping, (tf.Tensor, tf.Variable)):
+    return tf.cast(damping, dtype)
+  return tf.constant(damping, dtype=dtype)
+
+
+_damping_in = cast_damping
 
 
 def _damped_cov(factor):
