@@ -168,7 +168,8 @@ def _check_ids(ids, arg_name):
 
 
 class EmbeddingInputKroneckerFactor(
-    extras.DiagonalFactorMultiplyMixin, fisher_factors.DiagonalFactor):
+    extras.DiagonalFactorMultiplyMixin, extras.DataDtypeFactorMixin,
+    fisher_factors.DiagonalFactor):
   """Diagonal input factor of an embedding layer (1.7).
 
   For ids of shape `[B]` or `[B, k]`, the statistic of a source is
@@ -225,36 +226,12 @@ class EmbeddingInputKroneckerFactor(
   def _dtype(self):
     return self._cov_dtype
 
-  def instantiate_covariance(self):
-    """Creates `<scope>/ff_diag_embedding/<ids>/cov` (`[vocab_size]`)."""
-    with tf.compat.v1.variable_scope(self._var_scope):
-      self._cov = tf.compat.v1.get_variable(
-          "cov",
-          initializer=self._cov_initializer,
-          shape=self._cov_shape,
-          dtype=self._dtype,
-          trainable=False)
-
   def _compute_new_cov(self, idx=0):
     ids = self._input_ids[idx]
     batch_size = tf.shape(ids)[0]
     one_hot = tf.one_hot(tf.reshape(ids, [-1]), depth=self._vocab_size,
                          dtype=self._dtype)
     return tf.reduce_sum(one_hot, axis=0) / tf.cast(batch_size, self._dtype)
-
-  def make_covariance_update_op(self, ema_decay):
-    """The moving-average update of `cov` (in the factor's dtype).
-
-    Args:
-      ema_decay: Decay of the moving average, a float or a scalar Tensor.
-
-    Returns:
-      The update: running it assigns the new value of `cov` and yields it.
-    """
-    return fisher_factors._assign_moving_average(  # pylint: disable=protected-access
-        self._cov, self._compute_total_new_cov(),
-        extras.decay_in_dtype(ema_decay, self._dtype),
-        zero_debias=fisher_factors.ZERO_DEBIAS)
 
 
 class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,

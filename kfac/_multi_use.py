@@ -401,6 +401,23 @@ class _MultiUseData(object):
 
   _multi_factor_class = FullyConnectedMultiKF
 
+  def __init__(self, layer_collection, inputs, outputs, has_bias=False):
+    """Creates the block.
+
+    Args:
+      layer_collection: The `LayerCollection` this block belongs to.
+      inputs: List over uses of the layer's inputs, each `[B, in]`.
+      outputs: List over uses of the pre-activation outputs, each
+        `[B, out]`.
+      has_bias: Whether the layer has a bias.
+
+    Raises:
+      AssertionError: If `inputs` and `outputs` differ in length.
+    """
+    self._inputs, self._outputs = _check_uses(inputs, outputs)
+    self._has_bias = has_bias
+    super(_MultiUseData, self).__init__(layer_collection)
+
   @staticmethod
   def _normalize_damping(damping, num_replications):
     return fisher_blocks._normalize_damping(damping, num_replications)  # pylint: disable=protected-access
@@ -450,23 +467,6 @@ class FullyConnectedMultiIndepFB(_MultiUseData,
   `multiply(v) = T · A_d V G_d`.
   """
 
-  def __init__(self, layer_collection, inputs, outputs, has_bias=False):
-    """Creates the block.
-
-    Args:
-      layer_collection: The `LayerCollection` this block belongs to.
-      inputs: List over uses of the layer's inputs, each `[B, in]`.
-      outputs: List over uses of the pre-activation outputs, each
-        `[B, out]`.
-      has_bias: Whether the layer has a bias.
-
-    Raises:
-      AssertionError: If `inputs` and `outputs` differ in length.
-    """
-    self._inputs, self._outputs = _check_uses(inputs, outputs)
-    self._has_bias = has_bias
-    super(FullyConnectedMultiIndepFB, self).__init__(layer_collection)
-
   def instantiate_factors(self, grads_list, damping):
     """Creates both factors and registers their damped inverses.
 
@@ -514,23 +514,21 @@ class FullyConnectedSeriesFB(_MultiUseData, fisher_blocks.FisherBlock):
 
   def __init__(self, layer_collection, inputs, outputs, has_bias=False,
                option=SeriesFBApproximation.option2):
-    """Creates the block.
+    """Creates the block; the data arguments are those of the Indep block.
 
     Args:
-      layer_collection: The `LayerCollection` this block belongs to.
-      inputs: List over uses of the layer's inputs, each `[B, in]`.
-      outputs: List over uses of the pre-activation outputs, each
-        `[B, out]`.
-      has_bias: Whether the layer has a bias.
+      layer_collection: The owning `LayerCollection`.
+      inputs: The `T` input tensors `[B, in]` (one per use).
+      outputs: The `T` pre-activation tensors `[B, out]`.
+      has_bias: Python bool, whether a bias row is appended.
       option: A `SeriesFBApproximation` (checked in `instantiate_factors`).
 
     Raises:
-      AssertionError: If `inputs` and `outputs` differ in length.
+      AssertionError: If the two lists differ in length.
     """
-    self._inputs, self._outputs = _check_uses(inputs, outputs)
-    self._has_bias = has_bias
     self._option = option
-    super(FullyConnectedSeriesFB, self).__init__(layer_collection)
+    super(FullyConnectedSeriesFB, self).__init__(
+        layer_collection, inputs, outputs, has_bias=has_bias)
 
   def instantiate_factors(self, grads_list, damping):
     """Creates the factors, `cov_dt1` and the option quantities.

@@ -33,6 +33,7 @@ __all__ = [
     "pi_adjusted_damping",
     "cast_damping",
     "DataDtypeFactorMixin",
+    "FactorMultiplyMixin",
     "DenseFactorMultiplyMixin",
     "DiagonalFactorMultiplyMixin",
     "FactorProductsKroneckerMixin",
@@ -468,70 +469,62 @@ def right_multiply_inverse(factor, x, damping):
   return tf.linalg.matmul(x, inverse)
 
 
-class DenseFactorMultiplyMixin(object):
-  """The 1.7 product methods of inverse-providing factors (a mix-in).
+class FactorMultiplyMixin(object):
+  """The 1.7 product methods of every factor (a mix-in).
 
-  Put it before `fisher_factors.InverseProvidingFactor` (or a subclass) in
-  the bases. With `D = cov + d·I`: `left_multiply(x, d) = D x`,
-  `right_multiply(x, d) = x D`, `left_multiply_inverse(x, d) = D⁻¹ x`,
-  `right_multiply_inverse(x, d) = x D⁻¹`, the inverses being the stored
-  variables registered for `d`. `get_damped_inverse` is 1.5's name of
-  `get_inverse`.
+  The methods call the module functions of the same names, which tell dense
+  and diagonal factors apart: with `D = cov + d·I` (dense) or the diagonal
+  `cov + d`, `left_multiply(x, d) = D x`, `right_multiply(x, d) = x D`,
+  `left_multiply_inverse(x, d) = D⁻¹ x`, `right_multiply_inverse(x, d) =
+  x D⁻¹` (diagonal factors: left products only).
   """
 
   def get_cov_var(self):
-    """Returns the covariance variable."""
+    """Returns the covariance variable (in its storage shape)."""
     return get_cov_var(self)
 
-  def get_damped_inverse(self, damping):
-    """Returns the variable holding `(cov + damping·I)⁻¹`.
-
-    Args:
-      damping: A damping registered with `register_damped_inverse`.
-
-    Returns:
-      The inverse variable.
-
-    Raises:
-      KeyError: If `damping` was not registered.
-    """
-    return self._inverses_by_damping[damping]
-
   def left_multiply(self, x, damping):
-    """Returns `(cov + damping·I) x`; see `left_multiply` (module)."""
+    """Returns `D x`; see the module function `left_multiply`."""
     return left_multiply(self, x, damping)
 
   def right_multiply(self, x, damping):
-    """Returns `x (cov + damping·I)`; see `right_multiply` (module)."""
+    """Returns `x D`; see the module function `right_multiply`."""
     return right_multiply(self, x, damping)
 
   def left_multiply_inverse(self, x, damping):
-    """Returns `(cov + damping·I)⁻¹ x`; see `left_multiply_inverse`."""
+    """Returns `D⁻¹ x`; see the module function `left_multiply_inverse`."""
     return left_multiply_inverse(self, x, damping)
 
   def right_multiply_inverse(self, x, damping):
-    """Returns `x (cov + damping·I)⁻¹`; see `right_multiply_inverse`."""
+    """Returns `x D⁻¹`; see the module function `right_multiply_inverse`."""
     return right_multiply_inverse(self, x, damping)
 
 
-class DiagonalFactorMultiplyMixin(object):
-  """The 1.7 product methods of diagonal factors (a mix-in).
+class DenseFactorMultiplyMixin(FactorMultiplyMixin):
+  """`FactorMultiplyMixin` for inverse-providing factors, plus 1.5's name.
+
+  Put it before `fisher_factors.InverseProvidingFactor` (or a subclass) in
+  the bases. The inverses used are the stored variables registered for `d`.
+  """
+
+  def get_damped_inverse(self, damping):
+    """1.5's name of `get_inverse` (KeyError for an unregistered damping)."""
+    return self.get_inverse(damping)
+
+
+class DiagonalFactorMultiplyMixin(FactorMultiplyMixin):
+  """`FactorMultiplyMixin` for diagonal factors, with their 1.7 `get_cov`.
 
   Put it before `fisher_factors.DiagonalFactor` (or a subclass) in the bases.
-  `get_cov()` returns the dense matrix `diag(reshape(cov, [-1]))`;
-  `left_multiply(x, d) = (cov + d) ⊙ x` and `left_multiply_inverse(x, d) =
-  x / (cov + d)` for `x` of the variable's shape or an `IndexedSlices`
-  (rows scaled); the right products raise `NotImplementedError`;
+  `get_cov()` returns the dense matrix `diag(reshape(cov, [-1]))`; the left
+  products accept `x` of the variable's shape or an `IndexedSlices` (rows
+  scaled); the right products raise `NotImplementedError`;
   `register_damped_inverse` does nothing (no variable is needed).
   """
 
   def get_cov(self):
     """Returns the covariance as a dense diagonal matrix."""
     return tf.linalg.diag(_diagonal_vector(self))
-
-  def get_cov_var(self):
-    """Returns the covariance variable (in its storage shape)."""
-    return get_cov_var(self)
 
   def register_damped_inverse(self, damping):
     """Does nothing: a diagonal is inverted on the fly.
@@ -540,38 +533,6 @@ class DiagonalFactorMultiplyMixin(object):
       damping: Ignored.
     """
     del damping
-
-  def left_multiply(self, x, damping):
-    """Returns `(cov + damping) ⊙ x`; see `left_multiply` (module)."""
-    return left_multiply(self, x, damping)
-
-  def right_multiply(self, x, damping):
-    """Raises NotImplementedError (diagonal factors multiply on the left).
-
-    Args:
-      x: Ignored.
-      damping: Ignored.
-
-    Raises:
-      NotImplementedError: Always.
-    """
-    return right_multiply(self, x, damping)
-
-  def left_multiply_inverse(self, x, damping):
-    """Returns `x / (cov + damping)`; see `left_multiply_inverse`."""
-    return left_multiply_inverse(self, x, damping)
-
-  def right_multiply_inverse(self, x, damping):
-    """Raises NotImplementedError (diagonal factors multiply on the left).
-
-    Args:
-      x: Ignored.
-      damping: Ignored.
-
-    Raises:
-      NotImplementedError: Always.
-    """
-    return right_multiply_inverse(self, x, damping)
 
 
 # ---------------------------------------------------------------------------
@@ -626,15 +587,7 @@ class FactorProductsKroneckerMixin(object):
     return self._factor_product(vector, inverse=True)
 
   def multiply(self, vector):
-    """Returns `c · A_d M G_d` in the layout of `vector`.
-
-    Args:
-      vector: A weights-shaped Tensor, a `(weights, bias)` tuple, or an
-        `IndexedSlices` (rows of the weights).
-
-    Returns:
-      The product, in the layout of `vector`.
-    """
+    """Returns `c · A_d M G_d`, `vector` as for `multiply_inverse`."""
     return self._factor_product(vector, inverse=False)
 
 

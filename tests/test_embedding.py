@@ -22,15 +22,15 @@ def _densify(value, num_rows):
   return out
 
 
-def _dense_kron(left, right):
-  n, m = left.shape[0], right.shape[0]
-  out = np.zeros((n * m, n * m))
-  for i in range(n):
-    for j in range(n):
-      for k in range(m):
-        for l in range(m):
-          out[i * m + k, j * m + l] = left[i, j] * right[k, l]
-  return out
+def _run_refreshed(lc, fetches):
+  """Sets every factor of `lc` to its statistics (decay 0), then fetches."""
+  cov_ops = [f.make_covariance_update_op(0.) for f in lc.get_factors()]
+  inv_ops = [op for f in lc.get_factors() for op in f.make_inverse_update_ops()]
+  with tf.compat.v1.Session() as sess:
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(cov_ops)
+    sess.run(inv_ops)
+    return sess.run(fetches)
 
 
 def _sparse(values, indices, num_rows):
@@ -233,14 +233,7 @@ class EmbeddingKFACFBTest(parameterized.TestCase):
       self.assertIsInstance(prod, tf.IndexedSlices)
       with self.assertRaises(ValueError):
         block.multiply_inverse(tf.zeros([vocab, dim]))
-      cov_ops = [f.make_covariance_update_op(0.) for f in lc.get_factors()]
-      inv_ops = [op for f in lc.get_factors()
-                 for op in f.make_inverse_update_ops()]
-      with tf.compat.v1.Session() as sess:
-        sess.run(tf.compat.v1.global_variables_initializer())
-        sess.run(cov_ops)
-        sess.run(inv_ops)
-        inv_val, prod_val = sess.run([inv, prod])
+      inv_val, prod_val = _run_refreshed(lc, [inv, prod])
     # NumPy: the FC block of one-hot inputs X (B × vocab) and gradients g.
     ids = np.concatenate(ids_mb)
     grads = np.concatenate(grads_mb)
@@ -251,7 +244,7 @@ class EmbeddingKFACFBTest(parameterized.TestCase):
     a_cov = x.T.dot(x) / batch
     g_cov = grads.T.dot(grads) / batch
     pi = np.sqrt((np.trace(a_cov) / vocab) / (np.trace(g_cov) / dim))
-    fisher = _dense_kron(a_cov + pi * np.sqrt(damping) * np.eye(vocab),
+    fisher = np.kron(a_cov + pi * np.sqrt(damping) * np.eye(vocab),
                          g_cov + np.sqrt(damping) / pi * np.eye(dim))
     dense_grad = np.zeros((vocab, dim))
     for ids_one, coefs in zip(ids_mb, coefs_mb):
@@ -286,14 +279,7 @@ class EmbeddingKFACFBTest(parameterized.TestCase):
                                     dense_shape=tf.constant([vocab, dim]))
       products = [emb_block.multiply_inverse(sparse_vec),
                   fc_block.multiply_inverse(tf.constant(vec))]
-      cov_ops = [f.make_covariance_update_op(0.) for f in lc.get_factors()]
-      inv_ops = [op for f in lc.get_factors()
-                 for op in f.make_inverse_update_ops()]
-      with tf.compat.v1.Session() as sess:
-        sess.run(tf.compat.v1.global_variables_initializer())
-        sess.run(cov_ops)
-        sess.run(inv_ops)
-        emb_out, fc_out = sess.run(products)
+      emb_out, fc_out = _run_refreshed(lc, products)
     np.testing.assert_allclose(_densify(emb_out, vocab), fc_out, rtol=1e-4,
                                atol=1e-6)
 

@@ -212,13 +212,14 @@ class FactorProductsKroneckerMixinTest(parameterized.TestCase):
       vector = ((tf.constant(w_val), tf.constant(b_val)) if has_bias
                 else tf.constant(w_val))
       products = [block.multiply(vector), block.multiply_inverse(vector)]
-      cov_ops = [f.make_covariance_update_op(0.) for f in lc.get_factors()]
-      inv_ops = [op for f in lc.get_factors()
+      # Statistics with decay 0 (the covariances become this batch's).
+      updates = [f.make_covariance_update_op(0.) for f in lc.get_factors()]
+      refresh = [op for f in lc.get_factors()
                  for op in f.make_inverse_update_ops()]
       with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
-        sess.run(cov_ops)
-        sess.run(inv_ops)
+        for ops in (updates, refresh):
+          sess.run(ops)
         prod, inv = sess.run(products)
     a = np.concatenate([inputs, np.ones((5, 1))], 1) if has_bias else inputs
     a_cov = a.T.dot(a) / 5
