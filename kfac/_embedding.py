@@ -244,8 +244,10 @@ class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,
   `π = sqrt((Σ_v a_v / vocab_size) / (tr G / dim))`: `d_A = π√d`,
   `d_G = √d/π`. Minibatches registered with `register_additional_minibatch`
   are concatenated along the batch axis. Vectors are `[vocab_size, dim]`
-  gradients, normally `IndexedSlices`, and products keep their sparsity
-  (a dense vector fails the diagonal factor's shape check, as in 1.7).
+  gradients, normally `IndexedSlices`, and products keep their sparsity.
+  A dense `[vocab_size, dim]` vector (what `KfacOptimizer.apply_gradients`
+  passes after densifying) is multiplied densely with the same numbers; in
+  1.7 it failed the diagonal factor's shape check (1.9 accepts it too).
   """
 
   def __init__(self, layer_collection, vocab_size):
@@ -275,9 +277,29 @@ class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,
     """The number of minibatches registered."""
     return len(self._inputs)
 
+  # The count the engine's `LayerCollection.get_use_count_map` reads: one
+  # lookup of the embedding matrix per minibatch.
+  _num_registered_minibatches = num_registered_minibatches
+
   def tensors_to_compute_grads(self):
     """Returns the list of registered lookup outputs."""
     return self._outputs
+
+  def _factor_product(self, vector, inverse):
+    """The damped block's product (or inverse) with a sparse/dense vector."""
+    if isinstance(vector, tf.IndexedSlices):
+      return super(EmbeddingKFACFB, self)._factor_product(vector, inverse)
+    matrix = utils.layer_params_to_mat2d(vector)
+    if inverse:
+      out = extras.right_multiply_inverse(self._output_factor, matrix,
+                                          self._output_damping)
+    else:
+      out = extras.right_multiply(self._output_factor, matrix,
+                                  self._output_damping)
+    diag = tf.reshape(self._input_factor.get_cov_var(), [-1])
+    diag = tf.cast(diag, out.dtype) + tf.cast(self._input_damping, out.dtype)
+    out = out / diag[:, tf.newaxis] if inverse else out * diag[:, tf.newaxis]
+    return utils.mat2d_to_layer_params(vector, out)
 
   def _split_damping(self, damping):
     """`(π√d, √d/π)` from the input diagonal's and `G`'s average traces."""

@@ -435,6 +435,15 @@ class _MultiUseData(object):
     """Always 1: the uses are registered once, all together."""
     return 1
 
+  @property
+  def _num_registered_minibatches(self):
+    """The uses the parameters have in the graph: `T` (one registration).
+
+    The engine's `LayerCollection.get_use_count_map` reads this count; it is
+    1.5's `num_inputs() · num_registered_minibatches` for these blocks.
+    """
+    return self.num_inputs() * self.num_registered_minibatches
+
   def tensors_to_compute_grads(self):
     """Returns the list over uses of the layer's outputs."""
     return self._outputs

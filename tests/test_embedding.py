@@ -231,9 +231,12 @@ class EmbeddingKFACFBTest(parameterized.TestCase):
       prod = block.multiply(sparse_grad)
       self.assertIsInstance(inv, tf.IndexedSlices)
       self.assertIsInstance(prod, tf.IndexedSlices)
-      with self.assertRaises(ValueError):
-        block.multiply_inverse(tf.zeros([vocab, dim]))
-      inv_val, prod_val = _run_refreshed(lc, [inv, prod])
+      # The dense gradient (as KfacOptimizer.apply_gradients passes it).
+      dense_grad_t = tf.convert_to_tensor(sparse_grad)
+      dense_inv = block.multiply_inverse(dense_grad_t)
+      dense_prod = block.multiply(dense_grad_t)
+      inv_val, prod_val, dense_inv_val, dense_prod_val = _run_refreshed(
+          lc, [inv, prod, dense_inv, dense_prod])
     # NumPy: the FC block of one-hot inputs X (B × vocab) and gradients g.
     ids = np.concatenate(ids_mb)
     grads = np.concatenate(grads_mb)
@@ -255,6 +258,13 @@ class EmbeddingKFACFBTest(parameterized.TestCase):
         np.linalg.solve(fisher, dense_grad.reshape(-1)), rtol=2e-4,
         atol=1e-5)
     np.testing.assert_allclose(_densify(prod_val, vocab).reshape(-1),
+                               fisher.dot(dense_grad.reshape(-1)),
+                               rtol=2e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        dense_inv_val.reshape(-1),
+        np.linalg.solve(fisher, dense_grad.reshape(-1)), rtol=2e-4,
+        atol=1e-5)
+    np.testing.assert_allclose(dense_prod_val.reshape(-1),
                                fisher.dot(dense_grad.reshape(-1)),
                                rtol=2e-4, atol=1e-5)
 
@@ -282,6 +292,50 @@ class EmbeddingKFACFBTest(parameterized.TestCase):
       emb_out, fc_out = _run_refreshed(lc, products)
     np.testing.assert_allclose(_densify(emb_out, vocab), fc_out, rtol=1e-4,
                                atol=1e-6)
+
+
+class EmbeddingTrainingTest(parameterized.TestCase):
+
+  def testEmbeddingTrainsWithKfacOptimizer(self):
+    # ids → W[ids] → (dense layer) → logits; the embedding block is
+    # registered directly with the engine's LayerCollection, whose optimizer
+    # hands it dense gradients.
+    from kfac import optimizer  # pylint: disable=g-import-not-at-top
+    rng = np.random.RandomState(6)
+    vocab, dim, classes, batch = 10, 4, 3, 40
+    ids_val = rng.randint(0, vocab, size=batch)
+    labels = ids_val % classes
+    with tf.Graph().as_default():
+      w = tf.compat.v1.get_variable(
+          "w", initializer=rng.randn(vocab, dim).astype(np.float32) * 0.1)
+      v = tf.compat.v1.get_variable(
+          "v", initializer=rng.randn(dim, classes).astype(np.float32) * 0.1)
+      ids = tf.constant(ids_val)
+      embedded = tf.gather(w, ids)
+      logits = tf.matmul(embedded, v)
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=tf.constant(labels), logits=logits))
+      lc = lc_lib.LayerCollection()
+      block = emb.EmbeddingKFACFB(lc, vocab)
+      block.register_additional_minibatch(ids, embedded)
+      lc.register_block(w, block)
+      lc.register_fully_connected(v, embedded, logits)
+      lc.register_categorical_predictive_distribution(logits)
+      opt = optimizer.KfacOptimizer(
+          learning_rate=0.2, cov_ema_decay=0.9, damping=0.01,
+          layer_collection=lc, momentum=0.5)
+      train = opt.minimize(loss)
+      with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        initial = sess.run(loss)
+        for step in range(30):
+          sess.run(opt.cov_update_op)
+          if step % 5 == 0:
+            sess.run(opt.inv_update_op)
+          sess.run(train)
+        final = sess.run(loss)
+    self.assertTrue(np.isfinite(final))
+    self.assertLess(final, 0.5 * initial)
 
 
 if __name__ == "__main__":

@@ -384,5 +384,54 @@ class PosdefEigTest(parameterized.TestCase):
         self.assertCountEqual(sess.run(evals).tolist(), [2., 3.])
 
 
+class TrainingTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ("kron_indep", mu.FullyConnectedMultiIndepFB, {}),
+      ("kron_series_1", mu.FullyConnectedSeriesFB,
+       {"option": mu.SeriesFBApproximation.option1}),
+      ("kron_series_2", mu.FullyConnectedSeriesFB,
+       {"option": mu.SeriesFBApproximation.option2}))
+  def testSharedLayerTrainsWithKfacOptimizer(self, block_cls, kwargs):
+    # logits = Σ_u (x_u W + b): one weight matrix used at T = 3 steps; the
+    # block is registered directly with the engine's LayerCollection.
+    from kfac import optimizer  # pylint: disable=g-import-not-at-top
+    rng = np.random.RandomState(5)
+    num_uses, batch, d_in, classes = 3, 32, 4, 3
+    x_vals = [rng.randn(batch, d_in).astype(np.float32)
+              for _ in range(num_uses)]
+    teacher = rng.randn(d_in, classes)
+    labels = np.argmax(sum(x.dot(teacher) for x in x_vals), axis=1)
+    with tf.Graph().as_default():
+      tf.compat.v1.set_random_seed(0)
+      w = tf.compat.v1.get_variable("w", initializer=tf.zeros([d_in,
+                                                               classes]))
+      b = tf.compat.v1.get_variable("b", initializer=tf.zeros([classes]))
+      xs = [tf.constant(x) for x in x_vals]
+      outputs = [tf.matmul(x, w) + b for x in xs]
+      logits = tf.add_n(outputs)
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=tf.constant(labels), logits=logits))
+      lc = lc_lib.LayerCollection()
+      block = block_cls(lc, xs, outputs, has_bias=True, **kwargs)
+      lc.register_block((w, b), block)
+      lc.register_categorical_predictive_distribution(logits)
+      opt = optimizer.KfacOptimizer(
+          learning_rate=0.1, cov_ema_decay=0.9, damping=0.01,
+          layer_collection=lc, momentum=0.5)
+      train = opt.minimize(loss)
+      with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        initial = sess.run(loss)
+        for step in range(25):
+          sess.run(opt.cov_update_op)
+          if step % 5 == 0:
+            sess.run(opt.inv_update_op)
+          sess.run(train)
+        final = sess.run(loss)
+    self.assertTrue(np.isfinite(final))
+    self.assertLess(final, 0.5 * initial)
+
+
 if __name__ == "__main__":
   absltest.main()
