@@ -230,5 +230,83 @@ class RuleFunctionsTest(parameterized.TestCase):
                                rtol=1e-12)
 
 
+class KfacOptimizerIntegrationTest(parameterized.TestCase):
+
+  def testMixinOnTheEngineOptimizer(self):
+    # The mixin composed with the engine's KfacOptimizer ("qmodel"
+    # momentum, whose model change feeds q_model_change). Every adaptation
+    # step must apply the rule to the values the variables held before it.
+    from kfac import layer_collection as lc_lib  # pylint: disable=g-import-not-at-top
+    from kfac import optimizer  # pylint: disable=g-import-not-at-top
+
+    class AdaptiveKfac(da.DampingAdaptationMixin, optimizer.KfacOptimizer):
+
+      def minimize(self, *args, **kwargs):
+        return self._minimize_with_damping_adaptation(
+            super(AdaptiveKfac, self).minimize, *args, **kwargs)
+
+      def _compute_qmodel_hyperparams(self, *args):
+        alpha, mu, change = super(AdaptiveKfac,
+                                  self)._compute_qmodel_hyperparams(*args)
+        with tf.control_dependencies([self._assign_q_model_change(change)]):
+          return tf.identity(alpha), tf.identity(mu), tf.identity(change)
+
+    rng = np.random.RandomState(7)
+    batches = [(rng.randn(16, 3).astype(np.float32),
+                rng.randint(0, 2, size=16)) for _ in range(6)]
+    interval, decay, min_damping = 2, 0.9, 1e-4
+    with tf.Graph().as_default():
+      x = tf.compat.v1.placeholder(tf.float32, [16, 3])
+      y = tf.compat.v1.placeholder(tf.int64, [16])
+      prev_x = tf.compat.v1.placeholder(tf.float32, [16, 3])
+      prev_y = tf.compat.v1.placeholder(tf.int64, [16])
+      w = tf.compat.v1.get_variable("w", initializer=tf.zeros([3, 2]))
+      step = tf.compat.v1.train.get_or_create_global_step()
+
+      def loss_fn(batch):
+        bx, by = batch
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=by, logits=tf.matmul(bx, w)))
+
+      logits = tf.matmul(x, w)
+      lc = lc_lib.LayerCollection()
+      lc.register_fully_connected(w, x, logits)
+      lc.register_categorical_predictive_distribution(logits)
+      opt = AdaptiveKfac(learning_rate=0.5, cov_ema_decay=0.5, damping=0.1,
+                         layer_collection=lc, momentum=0.,
+                         momentum_type="qmodel")
+      opt.set_damping_adaptation_params(
+          True, (prev_x, prev_y), loss_fn, min_damping=min_damping,
+          damping_adaptation_decay=decay,
+          damping_adaptation_interval=interval)
+      train = opt.minimize(loss_fn((x, y)), global_step=step)
+      prev_batch_loss = loss_fn((prev_x, prev_y))
+      state = [opt._prev_loss, opt._q_model_change, opt.damping]
+      omega = decay**interval
+      adapted = 0
+      with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        for s, (bx, by) in enumerate(batches):
+          pbx, pby = batches[max(s - 1, 0)]
+          feed = {x: bx, y: by, prev_x: pbx, prev_y: pby}
+          sess.run([opt.cov_update_op, opt.inv_update_op], feed_dict=feed)
+          prev_loss, q, damping = sess.run(state)
+          new_loss = sess.run(prev_batch_loss, feed_dict=feed)
+          sess.run(train, feed_dict=feed)
+          rho, damping_after = sess.run([opt._rho, opt.damping])
+          if (s + 1) % interval == 0:
+            adapted += 1
+            expected_rho = (new_loss - prev_loss) / q
+            np.testing.assert_allclose(rho, expected_rho, rtol=1e-4)
+            lam = damping
+            lam = (lam / omega if expected_rho < 0.25 else
+                   lam * omega if expected_rho > 0.75 else lam)
+            np.testing.assert_allclose(damping_after, max(lam, min_damping),
+                                       rtol=1e-5)
+          else:
+            self.assertEqual(damping_after, damping)
+    self.assertEqual(adapted, 3)
+
+
 if __name__ == "__main__":
   absltest.main()
