@@ -301,15 +301,19 @@ class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,
     out = out / diag[:, tf.newaxis] if inverse else out * diag[:, tf.newaxis]
     return utils.mat2d_to_layer_params(vector, out)
 
-  def _split_damping(self, damping):
-    """`(π√d, √d/π)` from the input diagonal's and `G`'s average traces."""
+  def _pi(self):
+    """`π` from the input diagonal's and `G`'s average traces."""
     diag = tf.reshape(self._input_factor.get_cov_var(), [-1])
     out_cov = self._output_factor.get_cov()
     out_dim = out_cov.shape.as_list()[0]
     dtype = out_cov.dtype
     in_avg = tf.cast(tf.reduce_sum(diag), dtype) / self._vocab_size
     out_avg = tf.linalg.trace(out_cov) / out_dim
-    return extras.pi_adjusted_damping(tf.sqrt(in_avg / out_avg), damping)
+    return tf.sqrt(in_avg / out_avg)
+
+  def _split_damping(self, damping):
+    """`(π√d, √d/π)` (tracenorm), or as the π type in force says."""
+    return extras.pi_adjusted_damping(self._pi, damping)
 
   def instantiate_factors(self, grads_list, damping):
     """Creates the factors (over the concatenated minibatches).

@@ -449,10 +449,10 @@ class _MultiUseData(object):
     return self._outputs
 
   def _split_damping(self, damping):
-    """`(π√d, √d/π)` with π from the current `A0` and `G0` (tracenorm)."""
-    pi = utils.compute_pi(self._input_factor.get_cov(),
-                          self._output_factor.get_cov())
-    return extras.pi_adjusted_damping(pi, damping)
+    """`(π√d, √d/π)`, π from the current `A0` and `G0` (or the π type's)."""
+    return extras.pi_adjusted_damping(
+        lambda: utils.compute_pi(self._input_factor.get_cov(),
+                                 self._output_factor.get_cov()), damping)
 
   def _make_multi_factors(self, grads_list):
     """Creates (or finds) the input and output `FullyConnectedMultiKF`s."""

@@ -22,6 +22,7 @@ imported lazily because its classes are built on the mixins of this module.
 import tensorflow as tf
 
 from kfac import curvature_matrix_vector_products as cmvp
+from kfac import fisher_blocks
 from kfac import fisher_factors
 from kfac import loss_functions
 from kfac import utils
@@ -31,6 +32,7 @@ __all__ = [
     "batch_execute",
     "decay_in_dtype",
     "pi_adjusted_damping",
+    "current_pi_type",
     "cast_damping",
     "DataDtypeFactorMixin",
     "FactorMultiplyMixin",
@@ -68,20 +70,55 @@ def decay_in_dtype(ema_decay, dtype):
   return tf.constant(ema_decay, dtype=dtype)
 
 
-def pi_adjusted_damping(pi, damping):
-  """Splits a damping between two Kronecker factors: `(π√d, √d/π)`.
+PI_OFF_NAME = "off"
+PI_TRACENORM_NAME = "tracenorm"
 
-  A Python `d` is square-rooted in Python, so that the products are exact in
-  the dtype of `π` (float64 factors included); a Tensor `d` is cast to that
-  dtype first.
 
-  Args:
-    pi: The scalar Tensor `π` (ratio of the factors' average traces).
-    damping: The damping `d`, a Python number or a scalar Tensor.
+def current_pi_type():
+  """The π type in force: `fisher_blocks.PI_TYPE` if the engine has one.
+
+  Releases 1.5+ select it with `fisher_blocks.set_global_constants(
+  pi_type=...)`; without that global the type is "tracenorm" (1.4).
 
   Returns:
-    The pair `(π√d, √d/π)` of scalar Tensors (the ops `mul` and `truediv`).
+    The π type string.
   """
+  return getattr(fisher_blocks, "PI_TYPE", PI_TRACENORM_NAME)
+
+
+def pi_adjusted_damping(pi_fn, damping, pi_type=None):
+  """Splits a damping between two Kronecker factors (1.5's π types).
+
+  * "tracenorm": `(π√d, √d/π)` with `π = pi_fn()`;
+  * "off": `(√d, √d)`;
+  * any other type: `None` (the legacy code did not validate it; the
+    caller fails when it unpacks the result, with a `TypeError`).
+
+  A Python `d` is square-rooted in Python, so that the products are exact in
+  the dtype of `π` (float64 factors included) and, with "off", the two
+  dampings are Python floats (their `repr` names the inverse variables); a
+  Tensor `d` is cast to the dtype of `π` first.
+
+  Args:
+    pi_fn: Callable returning the scalar Tensor `π` (ratio of the factors'
+      average traces); only called for "tracenorm".
+    damping: The damping `d`, a Python number or a scalar Tensor.
+    pi_type: The π type; defaults to `current_pi_type()`.
+
+  Returns:
+    A pair of dampings `(input side, output side)`, or `None`.
+  """
+  if pi_type is None:
+    pi_type = current_pi_type()
+  if pi_type == PI_OFF_NAME:
+    if isinstance(damping, (tf.Tensor, tf.Variable)):
+      sqrt_damping = tf.sqrt(damping)
+    else:
+      sqrt_damping = float(damping) ** 0.5
+    return sqrt_damping, sqrt_damping
+  if pi_type != PI_TRACENORM_NAME:
+    return None
+  pi = pi_fn()
   if isinstance(damping, (tf.Tensor, tf.Variable)):
     sqrt_damping = tf.sqrt(tf.cast(damping, pi.dtype))
   else:

@@ -343,6 +343,30 @@ class FullyConnectedSeriesFBTest(_BlockTestBase):
                                np.linalg.solve(fisher, v.reshape(-1)),
                                rtol=1e-8)
 
+  def testPiOffNamesVariablesAfterTheFloatDamping(self):
+    # With PI_TYPE "off" both factors get √d' as a float (d' = d / T), and
+    # the variables are named after its repr (releases.md §12.1).
+    from kfac import fisher_blocks  # pylint: disable=g-import-not-at-top
+    missing = object()
+    saved = getattr(fisher_blocks, "PI_TYPE", missing)
+    fisher_blocks.PI_TYPE = "off"
+    try:
+      with tf.Graph().as_default():
+        _, xs = _data(np.random.RandomState(0), 2, 3, 2, tf.float32, "x")
+        _, gs = _data(np.random.RandomState(1), 2, 3, 2, tf.float32, "g")
+        block = mu.FullyConnectedSeriesFB(lc_lib.LayerCollection(), xs, gs)
+        block.instantiate_factors((gs,), 0.002)
+        names = {v.op.name for v in tf.compat.v1.global_variables()}
+    finally:
+      if saved is missing:
+        del fisher_blocks.PI_TYPE
+      else:
+        fisher_blocks.PI_TYPE = saved
+    for side in ("x0__x1", "g0__g1"):
+      for quant in ("Lmat", "Kmat", "mu"):
+        self.assertIn("ff_fc_multi/%s/%s_damp0.03162277660168379"
+                      % (side, quant), names)
+
   def testMultiplyIsNotImplemented(self):
     with tf.Graph().as_default():
       _, xs = _data(np.random.RandomState(0), 2, 3, 2, tf.float32, "x")

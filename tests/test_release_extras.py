@@ -322,5 +322,38 @@ class PartialCurvatureProductsTest(parameterized.TestCase):
     np.testing.assert_allclose(np.concatenate(ggn_val), expected, rtol=1e-10)
 
 
+class PiAdjustedDampingTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ("tracenorm_float", "tracenorm", 0.09),
+      ("tracenorm_tensor", "tracenorm", "tensor"),
+      ("off_float", "off", 0.001),
+      ("off_tensor", "off", "tensor"))
+  def testSplit(self, pi_type, damping):
+    with tf.Graph().as_default():
+      pi = tf.constant(2.5, tf.float64)
+      damping_arg = (tf.constant(0.04, tf.float64) if damping == "tensor"
+                     else damping)
+      value = 0.04 if damping == "tensor" else damping
+      left, right = ex.pi_adjusted_damping(lambda: pi, damping_arg, pi_type)
+      if pi_type == "off" and damping != "tensor":
+        # Python floats: repr(√d) names the inverse variables (§12.1).
+        self.assertEqual(repr(left), "0.03162277660168379")
+        self.assertEqual(left, right)
+      with tf.compat.v1.Session() as sess:
+        left, right = sess.run([tf.convert_to_tensor(left, tf.float64),
+                                tf.convert_to_tensor(right, tf.float64)])
+    factor = 2.5 if pi_type == "tracenorm" else 1.0
+    np.testing.assert_allclose(left, np.sqrt(value) * factor, rtol=1e-12)
+    np.testing.assert_allclose(right, np.sqrt(value) / factor, rtol=1e-12)
+
+  def testUnknownTypeGivesNone(self):
+    self.assertIsNone(ex.pi_adjusted_damping(lambda: 1., 0.1, "bogus"))
+
+  def testDefaultFollowsTheEngineGlobal(self):
+    self.assertEqual(ex.current_pi_type(),
+                     getattr(fb, "PI_TYPE", "tracenorm"))
+
+
 if __name__ == "__main__":
   absltest.main()
