@@ -395,11 +395,13 @@ def _check_uses(inputs, outputs):
 class _MultiUseData(object):
   """Data handling shared by the multi-use blocks (1.5-1.7 forms).
 
-  A release face may override `_multi_factor_class` (the factor class) and
-  `_normalize_damping` (the damping normalisation by `T`).
+  The factor class is the module's `FullyConnectedMultiKF`, looked up when
+  the factors are made (so a face that re-hosts this code with its own
+  factor class gets it), unless `_multi_factor_class` is set. A face may also
+  override `_normalize_damping` (the damping normalisation by `T`).
   """
 
-  _multi_factor_class = FullyConnectedMultiKF
+  _multi_factor_class = None
 
   def __init__(self, layer_collection, inputs, outputs, has_bias=False):
     """Creates the block.
@@ -457,11 +459,11 @@ class _MultiUseData(object):
   def _make_multi_factors(self, grads_list):
     """Creates (or finds) the input and output `FullyConnectedMultiKF`s."""
     # pylint: disable=protected-access
+    factor_cls = self._multi_factor_class or FullyConnectedMultiKF
     self._input_factor = self._layer_collection.make_or_get_factor(
-        self._multi_factor_class, ((tuple(self._inputs),), self._has_bias))
+        factor_cls, ((tuple(self._inputs),), self._has_bias))
     self._output_factor = self._layer_collection.make_or_get_factor(
-        self._multi_factor_class,
-        (fisher_blocks._as_hashable(grads_list),))
+        factor_cls, (fisher_blocks._as_hashable(grads_list),))
     # pylint: enable=protected-access
 
 
