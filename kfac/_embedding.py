@@ -227,11 +227,13 @@ class EmbeddingInputKroneckerFactor(
     return self._cov_dtype
 
   def _compute_new_cov(self, idx=0):
-    ids = self._input_ids[idx]
-    batch_size = tf.shape(ids)[0]
-    one_hot = tf.one_hot(tf.reshape(ids, [-1]), depth=self._vocab_size,
-                         dtype=self._dtype)
-    return tf.reduce_sum(one_hot, axis=0) / tf.cast(batch_size, self._dtype)
+    with extras.maybe_colocate_with(self._input_ids):
+      ids = self._input_ids[idx]
+      batch_size = tf.shape(ids)[0]
+      one_hot = tf.one_hot(tf.reshape(ids, [-1]), depth=self._vocab_size,
+                           dtype=self._dtype)
+      return (tf.reduce_sum(one_hot, axis=0) /
+              tf.cast(batch_size, self._dtype))
 
 
 class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,

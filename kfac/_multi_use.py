@@ -124,7 +124,7 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
   """
 
   def __init__(self, tensor_lists, has_bias=False,
-               colocate_cov_ops_with_inputs=False):
+               colocate_cov_ops_with_inputs=None):
     """Creates the factor and its covariance variable.
 
     Args:
@@ -132,8 +132,9 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
         `[B, n]` Tensors (all sources with the same number of uses).
       has_bias: Python bool; append a column of ones (input side of a layer
         with a bias).
-      colocate_cov_ops_with_inputs: Python bool; build the statistics next
-        to the first tensor (1.5's argument).
+      colocate_cov_ops_with_inputs: Python bool, whether the statistics are
+        built next to the first tensor (1.5's argument); `None` leaves it to
+        the `fisher_factors.COLOCATE_COV_OPS_WITH_INPUTS` global (1.6-1.7).
 
     Raises:
       TypeError: If the tensors are not floating point Tensors.
@@ -193,9 +194,8 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
     return len(self._tensor_lists)
 
   def _maybe_colocate(self):
-    if self._colocate_cov_ops_with_inputs:
-      return tf.compat.v1.colocate_with(_first_tensor(self._tensor_lists))
-    return _NullContext()
+    return extras.maybe_colocate_with(_first_tensor(self._tensor_lists),
+                                      self._colocate_cov_ops_with_inputs)
 
   def _stacked(self, idx):
     """`X_idx`: the uses of source `idx` stacked use-major, `[T·B, n(+1)]`."""
@@ -360,15 +360,6 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
         ops.append(kmat.assign(tf.linalg.matmul(sqrt_inv, right)))
         ops.append(mu_var.assign(mu))
     return [tf.group(*ops)]
-
-
-class _NullContext(object):
-
-  def __enter__(self):
-    return None
-
-  def __exit__(self, *args):
-    return False
 
 
 class SeriesFBApproximation(enum.IntEnum):

@@ -19,6 +19,8 @@ The sparse helpers these products use live in `kfac._embedding`; it is
 imported lazily because its classes are built on the mixins of this module.
 """
 
+import contextlib
+
 import tensorflow as tf
 
 from kfac import curvature_matrix_vector_products as cmvp
@@ -33,6 +35,7 @@ __all__ = [
     "decay_in_dtype",
     "pi_adjusted_damping",
     "current_pi_type",
+    "maybe_colocate_with",
     "cast_damping",
     "DataDtypeFactorMixin",
     "FactorMultiplyMixin",
@@ -124,6 +127,30 @@ def pi_adjusted_damping(pi_fn, damping, pi_type=None):
   else:
     sqrt_damping = float(damping) ** 0.5
   return sqrt_damping * pi, sqrt_damping / pi
+
+
+def maybe_colocate_with(op, flag=None):
+  """`colocate_with(op)` when colocation is on, else a null context.
+
+  `flag` is 1.5's per-collection argument; when it is `None` the
+  `fisher_factors.COLOCATE_COV_OPS_WITH_INPUTS` global of 1.6-1.7 decides
+  (off when the engine has no such global). A list or tuple is colocated
+  with its first element.
+
+  Args:
+    op: A Tensor or Operation, or a list/tuple of them.
+    flag: Python bool, or `None` for the global switch.
+
+  Returns:
+    A context manager.
+  """
+  if flag is None:
+    flag = getattr(fisher_factors, "COLOCATE_COV_OPS_WITH_INPUTS", False)
+  if not flag:
+    return contextlib.nullcontext()
+  while isinstance(op, (tuple, list)):
+    op = op[0]
+  return tf.compat.v1.colocate_with(op)
 
 
 def _sparse():

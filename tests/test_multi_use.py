@@ -220,6 +220,33 @@ class FullyConnectedMultiKFTest(parameterized.TestCase):
     np.testing.assert_allclose(np.sort(mu_vals),
                                np.sort(np.minimum(sigma**2, 1.)), atol=1e-10)
 
+  @parameterized.named_parameters(
+      ("argument_on", True, None, True), ("argument_off", False, True, False),
+      ("global_on", None, True, True), ("global_off", None, False, False))
+  def testColocation(self, flag, global_value, colocated):
+    missing = object()
+    saved = getattr(ff, "COLOCATE_COV_OPS_WITH_INPUTS", missing)
+    if global_value is not None:
+      ff.COLOCATE_COV_OPS_WITH_INPUTS = global_value
+    try:
+      with tf.Graph().as_default():
+        _, tensors = _data(np.random.RandomState(0), 2, 3, 2, tf.float32, "x")
+        factor = mu.FullyConnectedMultiKF(
+            (tensors,), colocate_cov_ops_with_inputs=flag)
+        update = factor.make_covariance_update_op(0.5)
+        ops = [op for op in tf.compat.v1.get_default_graph().get_operations()
+               if op.type == "MatMul"]
+    finally:
+      if saved is missing:
+        if hasattr(ff, "COLOCATE_COV_OPS_WITH_INPUTS"):
+          del ff.COLOCATE_COV_OPS_WITH_INPUTS
+      else:
+        ff.COLOCATE_COV_OPS_WITH_INPUTS = saved
+    self.assertIsNotNone(update)
+    self.assertNotEmpty(ops)
+    for op in ops:
+      self.assertEqual(op.colocation_groups() == [b"loc:@x0"], colocated)
+
   def testBothOptionsForOneDampingCollide(self):
     with tf.Graph().as_default():
       _, tensors = _data(np.random.RandomState(0), 2, 3, 2, tf.float32, "x")
