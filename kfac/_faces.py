@@ -23,6 +23,7 @@ No source is copied: code objects are shared with the engine.
 
 import ast
 import collections
+import enum
 import functools
 import importlib
 import inspect
@@ -44,72 +45,175 @@ def _defined_in(obj, module):
   return getattr(obj, "__module__", None) == module.__name__
 
 
-def _rebind_function(func, namespace, qualname_prefix=None):
+def _rebind_function(func, namespace, qualname_prefix=None, name=None):
   """A copy of `func` (same code) whose globals are `namespace`."""
-  new = types.FunctionType(func.__code__, namespace, func.__name__,
+  name = name or func.__name__
+  new = types.FunctionType(func.__code__, namespace, name,
                            func.__defaults__, func.__closure__)
   new.__kwdefaults__ = func.__kwdefaults__
   new.__dict__.update(func.__dict__)  # e.g. __isabstractmethod__
   new.__doc__ = func.__doc__
   new.__module__ = namespace["__name__"]
   new.__qualname__ = (
-      "{}.{}".format(qualname_prefix, func.__name__) if qualname_prefix
-      else func.__name__)
+      "{}.{}".format(qualname_prefix, name) if qualname_prefix else name)
   return new
 
 
-def _rebind_member(value, namespace, qualname_prefix):
+def _rebind_member(value, namespace, qualname_prefix, name=None):
   """Re-hosts one class-dict entry (function, property, static/classmethod)."""
   if isinstance(value, types.FunctionType):
-    return _rebind_function(value, namespace, qualname_prefix)
+    return _rebind_function(value, namespace, qualname_prefix, name)
   if isinstance(value, property):
     parts = [_rebind_member(f, namespace, qualname_prefix) if f else None
              for f in (value.fget, value.fset, value.fdel)]
     return property(*parts, doc=value.__doc__)
   if isinstance(value, staticmethod):
     return staticmethod(_rebind_member(value.__func__, namespace,
-                                       qualname_prefix))
+                                       qualname_prefix, name))
   if isinstance(value, classmethod):
     return classmethod(_rebind_member(value.__func__, namespace,
-                                      qualname_prefix))
+                                      qualname_prefix, name))
   return value
 
 
-def _face_base(base, namespace):
-  """The face's class standing for engine base class `base`."""
-  if base.__module__.startswith(_ENGINE_PACKAGE + ".") and (
-      base.__name__ in namespace):
-    candidate = namespace[base.__name__]
+# Per release: engine/foreign class -> its face class, and per foreign
+# module the globals its re-hosted code runs with.
+_FACE_CLASSES = {}
+_SHADOW_GLOBALS = {}
+
+_PUBLIC_MODULES = frozenset(_releases.MODULES)
+
+
+def _is_public_engine_module(name):
+  parts = name.split(".")
+  return (len(parts) == 2 and parts[0] == _ENGINE_PACKAGE
+          and parts[1] in _PUBLIC_MODULES)
+
+
+def _is_private_engine_module(name):
+  parts = name.split(".")
+  return (len(parts) == 2 and parts[0] == _ENGINE_PACKAGE
+          and parts[1].startswith("_"))
+
+
+def _globals_for(cls_or_func, namespace, release):
+  """The globals re-hosted code of `cls_or_func` runs with in this face.
+
+  Code of the engine module being faced and of `kfac._face_members` runs in
+  the face module itself. Code of another private module (e.g. the release
+  maths of `kfac._multi_use`) runs in a per-face copy of that module's
+  globals in which the engine modules are the face's modules and the classes
+  already re-hosted are their face classes.
+  """
+  if isinstance(cls_or_func, property):
+    cls_or_func = cls_or_func.fget
+  elif isinstance(cls_or_func, (staticmethod, classmethod)):
+    cls_or_func = cls_or_func.__func__
+  module_name = cls_or_func.__module__
+  if (module_name == _face_members.__name__ or
+      module_name.rsplit(".", 1)[-1] == namespace["__name__"].rsplit(
+          ".", 1)[-1]):
+    return namespace
+  key = (release.version, module_name)
+  shadow = _SHADOW_GLOBALS.get(key)
+  if shadow is None:
+    shadow = dict(vars(importlib.import_module(module_name)))
+    _SHADOW_GLOBALS[key] = shadow
+  faces = namespace["_face_modules"]
+  for k, v in list(shadow.items()):
+    if isinstance(v, types.ModuleType) and _is_public_engine_module(
+        v.__name__):
+      short = v.__name__.rsplit(".", 1)[-1]
+      if short in faces:
+        shadow[k] = faces[short]
+  for engine_cls, face_cls in _FACE_CLASSES.get(release.version, {}).items():
+    if shadow.get(engine_cls.__name__) is engine_cls:
+      shadow[engine_cls.__name__] = face_cls
+  return shadow
+
+
+def _face_base(base, namespace, release):
+  """The face's class standing for base class `base` (or None to inline).
+
+  Engine classes of the public modules map to the face's class of the same
+  name; classes of private modules (mixins) are inlined (None); anything
+  else (TensorFlow, Python) stays.
+  """
+  known = _FACE_CLASSES.get(release.version, {})
+  if base in known:
+    return known[base]
+  if _is_public_engine_module(base.__module__):
+    candidate = namespace.get(base.__name__)
     if isinstance(candidate, type):
       return candidate
-  module_name = base.__module__.rsplit(".", 1)[-1]
-  face_module = namespace.get("_face_modules", {}).get(module_name)
-  if face_module is not None and hasattr(face_module, base.__name__):
-    return getattr(face_module, base.__name__)
+    short = base.__module__.rsplit(".", 1)[-1]
+    face_module = namespace["_face_modules"].get(short)
+    if face_module is not None and hasattr(face_module, base.__name__):
+      return getattr(face_module, base.__name__)
+    return base
+  if _is_private_engine_module(base.__module__):
+    return None
   return base
 
 
-def _rehost_class(cls, namespace, release, extra_members=None):
-  """A class with `cls`'s members, re-hosted in `namespace`."""
+def _rehost_class(cls, namespace, release, extra_members=None, name=None):
+  """A class with `cls`'s members, re-hosted in the face `namespace`.
+
+  Bases that are engine classes become the face's classes; bases from the
+  private modules (mixins) are inlined: their members are copied into the
+  class (earlier bases win, as in the MRO), so `__bases__` shows only the
+  release's classes.
+  """
+  bases = []
+  inlined = []
+  for base in cls.__bases__:
+    face = _face_base(base, namespace, release)
+    if face is None:
+      inlined.append(base)
+    else:
+      bases.append(face)
   body = {}
-  for key, value in vars(cls).items():
-    if key in ("__dict__", "__weakref__", "__abstractmethods__",
-               "_abc_impl"):
-      continue
-    body[key] = _rebind_member(value, namespace, cls.__name__)
+  sources = []
+  for mixin in inlined:
+    sources.extend(k for k in mixin.__mro__
+                   if _is_private_engine_module(k.__module__))
+  for klass in reversed(sources):
+    _copy_members(klass, body, namespace, release)
+  _copy_members(cls, body, namespace, release)
   for key, value in (extra_members or {}).items():
+    if key in body and "_engine_" + key not in body:
+      # The replaced member stays reachable for the adapter that wraps it.
+      body["_engine_" + key] = body[key]
     if value is None:
       body.pop(key, None)
     else:
-      body[key] = _rebind_member(value, namespace, cls.__name__)
+      body[key] = _rebind_member(value, _globals_for(value, namespace,
+                                                     release), cls.__name__,
+                                 key)
   _apply_signatures(release, "{}.{}".format(
-      namespace["__name__"].rsplit(".", 1)[-1], cls.__name__), body,
+      namespace["__name__"].rsplit(".", 1)[-1], name or cls.__name__), body,
                     namespace)
   body["__module__"] = namespace["__name__"]
-  body["__qualname__"] = cls.__name__
+  body["__qualname__"] = name or cls.__name__
   body["_release"] = release
-  bases = tuple(_face_base(b, namespace) for b in cls.__bases__)
-  return type(cls)(cls.__name__, bases, body)
+  if not bases:
+    bases = [object]
+  face_cls = type(cls)(name or cls.__name__, tuple(bases), body)
+  _FACE_CLASSES.setdefault(release.version, {})[cls] = face_cls
+  for (version, _), shadow in _SHADOW_GLOBALS.items():
+    if version == release.version and shadow.get(cls.__name__) is cls:
+      shadow[cls.__name__] = face_cls
+  return face_cls
+
+
+def _copy_members(klass, body, namespace, release):
+  """Copies `klass`'s own members into `body`, re-hosted."""
+  func_globals = _globals_for(klass, namespace, release)
+  for key, value in vars(klass).items():
+    if key in ("__dict__", "__weakref__", "__abstractmethods__",
+               "_abc_impl", "__module__", "__qualname__"):
+      continue
+    body[key] = _rebind_member(value, func_globals, klass.__name__)
 
 
 def _eval_default(node, namespace):
@@ -194,7 +298,10 @@ def _docstring_for(doc, signature, arg_docs):
     if name in ("self", "cls"):
       continue
     if name in arg_docs:
-      text = "{}{}: {}".format(" " * entry_indent, name, arg_docs[name])
+      stars = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(
+          param.kind, "")
+      text = "{}{}{}: {}".format(" " * entry_indent, stars, name,
+                                 arg_docs[name])
       new_entries.extend(_wrap(text, entry_indent + 2))
     elif name in entries:
       new_entries.extend(entries[name])
@@ -235,8 +342,18 @@ def _with_signature(func, params, namespace, arg_docs, is_method):
   # Keywords of the engine function outside the release's signature: the
   # engine's own calls between modules may pass them (e.g. the optimizer
   # building its estimator), so they are passed through, by keyword only.
-  engine_only = (set(inspect.signature(func).parameters) -
-                 set(signature.parameters))
+  engine_params = inspect.signature(func).parameters
+  engine_only = set(engine_params) - set(signature.parameters)
+  # Parameters of the release that the engine function lacks are stored on
+  # the instance as `_<name>` (e.g. 1.5's `colocate_cov_ops_with_inputs`),
+  # where engine code reads them.
+  absorbed = {n for n, p in signature.parameters.items()
+              if n not in engine_params and n not in ("self", "cls") and
+              p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+  if absorbed and not is_method:
+    raise ValueError("{} lacks parameters {}".format(func.__name__, absorbed))
+  engine_takes_kwargs = any(p.kind is p.VAR_KEYWORD
+                            for p in engine_params.values())
 
   @functools.wraps(func)
   def wrapper(*args, **kwargs):
@@ -252,6 +369,8 @@ def _with_signature(func, params, namespace, arg_docs, is_method):
         positional.extend(value)
       elif kind is inspect.Parameter.VAR_KEYWORD:
         keywords.update(value)
+      elif name in absorbed and not engine_takes_kwargs:
+        setattr(positional[0], "_" + name, value)
       else:
         keywords[name] = value
     keywords.update(extra)
@@ -263,6 +382,14 @@ def _with_signature(func, params, namespace, arg_docs, is_method):
   return wrapper
 
 
+def _arg_docs(release, key):
+  """Parameter descriptions for `key`: the release-wide ("*") ones, then
+  those declared for `key`."""
+  docs = dict(release.arg_docs.get("*", {}))
+  docs.update(release.arg_docs.get(key, {}))
+  return docs
+
+
 def _apply_signatures(release, target, body, namespace):
   """Wraps the members of `body` that `release` gives other signatures."""
   prefix = target + "."
@@ -272,8 +399,25 @@ def _apply_signatures(release, target, body, namespace):
     member = key[len(prefix):]
     func = body[member]
     body[member] = _with_signature(func, params, namespace,
-                                   release.arg_docs.get(key, {}),
-                                   is_method=True)
+                                   _arg_docs(release, key), is_method=True)
+
+
+def _source(source):
+  """The object a `members` source names.
+
+  "name" is a member of `kfac._face_members`; "kfac._module:name" an
+  attribute of another private module (e.g. the release maths).
+  """
+  if source is None:
+    return None
+  if ":" in source:
+    module_name, path = source.split(":")
+    value = importlib.import_module(module_name)
+    for attr in path.split("."):
+      value = vars(value)[attr] if isinstance(value, type) else getattr(
+          value, attr)
+    return value
+  return getattr(_face_members, source)
 
 
 def _members_for(release, target):
@@ -281,7 +425,7 @@ def _members_for(release, target):
 
   A member declared with source None maps to None: the face removes it.
   """
-  return {member: None if source is None else getattr(_face_members, source)
+  return {member: _source(source)
           for member, source in release.members.get(target, ())}
 
 
@@ -345,21 +489,37 @@ def fill_module(namespace, version, module_name):
       namespace[key] = type(value)(
           (k, rebound.get(v, v)) for k, v in value.items())
   # Module-level members of the release (new functions and classes).
-  for name, value in _members_for(release, module_name).items():
-    if isinstance(value, type):
-      namespace[name] = _rehost_class(value, namespace, release)
+  # Private helpers of the adapters, for the adapters re-hosted here.
+  for key, value in vars(_face_members).items():
+    if (key.startswith("_") and not key.startswith("__") and
+        isinstance(value, types.FunctionType) and key not in namespace):
+      namespace[key] = _rebind_function(value, namespace)
+  module_members = _members_for(release, module_name)
+  finish = module_members.pop("__finish__", None)
+  for name, value in module_members.items():
+    if value is None:
+      namespace.pop(name, None)
+    elif isinstance(value, type) and not issubclass(value, enum.Enum) and (
+        _is_private_engine_module(value.__module__) or
+        value.__module__ == _face_members.__name__):
+      namespace[name] = _rehost_class(
+          value, namespace, release,
+          _members_for(release, "{}.{}".format(module_name, name)), name)
     elif isinstance(value, types.FunctionType):
-      namespace[name] = _rebind_function(value, namespace)
+      # Module functions run in the face module, wherever they were written.
+      namespace[name] = _rebind_function(value, namespace, name=name)
     else:
       namespace[name] = value
   for key, params in release.signatures.items():
     owner, _, name = key.rpartition(".")
     if owner == module_name:
       namespace[name] = _with_signature(namespace[name], params, namespace,
-                                        release.arg_docs.get(key, {}),
+                                        _arg_docs(release, key),
                                         is_method=False)
   namespace["_release"] = release
   namespace["__all__"] = list(release.exports[module_name])
+  if finish is not None:
+    _rebind_function(finish, namespace)()
 
 
 def fill_package(namespace, version):

@@ -252,6 +252,19 @@ R1_4 = SEED.derive(
             "name='KFAC'",
     })
 
+# Members shared by the 1.5 blocks (see `kfac._face_members`).
+_GENERIC_FB_1_5 = (
+    ("__init__", "generic_fb_1_5__init__"),
+    ("register_additional_minibatch",
+     "generic_fb_1_5__register_additional_minibatch"),
+    ("instantiate_factors", "generic_fb_1_5__instantiate_factors"),
+    ("_num_registered_minibatches", "block_1_5___num_registered_minibatches"))
+_IO_FB_1_5 = (
+    ("register_additional_minibatch",
+     "io_fb_1_5__register_additional_minibatch"),
+    ("tensors_to_compute_grads", "io_fb_1_5__tensors_to_compute_grads"),
+    ("_num_registered_minibatches", "block_1_5___num_registered_minibatches"))
+
 # TF 1.5.0: multi-minibatch registration, per-collection default
 # approximations, data dtypes, partial-derivative curvature products.
 R1_5 = R1_4.derive(
@@ -260,10 +273,123 @@ R1_5 = R1_4.derive(
            "fisher_factors": ("set_global_constants",),
            "layer_collection": ("VARIABLE_SCOPE",)},
     removed={"utils": ("setdefault", "compute_pi", "posdef_inv_funcs")},
+    members={
+        "utils": (
+            ("POSDEF_EIG_METHOD", "kfac._multi_use:POSDEF_EIG_METHOD"),
+            ("posdef_eig", "kfac._multi_use:posdef_eig"),
+            ("posdef_eig_self_adjoint",
+             "kfac._multi_use:posdef_eig_self_adjoint"),
+            ("posdef_eig_svd", "kfac._multi_use:posdef_eig_svd"),
+            ("posdef_inv_eig", "utils_1_5__posdef_inv_eig"),
+            ("set_global_constants", "utils_1_5__set_global_constants"),
+            ("__finish__", "utils_1_5__finish")),
+        "fisher_blocks": (
+            ("PI_OFF_NAME", "kfac._face_members:PI_OFF_NAME"),
+            ("PI_TRACENORM_NAME", "kfac._face_members:PI_TRACENORM_NAME"),
+            ("PI_TYPE", "kfac._face_members:PI_TRACENORM_NAME"),
+            ("_concat_along_batch_dim", "blocks_1_5__concat_along_batch_dim"),
+            ("set_global_constants", "blocks_1_5__set_global_constants"),
+            ("SeriesFBApproximation",
+             "kfac._multi_use:SeriesFBApproximation"),
+            ("FullyConnectedMultiIndepFB",
+             "kfac._multi_use:FullyConnectedMultiIndepFB"),
+            ("FullyConnectedSeriesFB",
+             "kfac._multi_use:FullyConnectedSeriesFB")),
+        "fisher_blocks.FisherBlock": (
+            ("num_registered_minibatches",
+             "block_1_5__num_registered_minibatches"),),
+        "fisher_blocks.FullFB": _GENERIC_FB_1_5,
+        "fisher_blocks.NaiveDiagonalFB": _GENERIC_FB_1_5,
+        "fisher_blocks.FullyConnectedKFACBasicFB": _IO_FB_1_5 + (
+            ("__init__", "fc_kfac_fb_1_5__init__"),
+            ("instantiate_factors", "fc_kfac_fb_1_5__instantiate_factors")),
+        "fisher_blocks.ConvKFCBasicFB": _IO_FB_1_5 + (
+            ("__init__", "conv_fb_1_5__init__"),
+            ("instantiate_factors", "conv_fb_1_5__instantiate_factors")),
+        "fisher_blocks.ConvDiagonalFB": _IO_FB_1_5 + (
+            ("__init__", "conv_fb_1_5__init__"),
+            ("instantiate_factors", "conv_fb_1_5__instantiate_factors")),
+        "fisher_blocks.KroneckerProductFB": (
+            ("_register_damped_input_and_output_inverses",
+             "kron_fb_1_5__register_damped_input_and_output_inverses"),),
+        "layer_collection": (
+            ("VARIABLE_SCOPE", "kfac._face_members:VARIABLE_SCOPE"),
+            ("APPROX_KRONECKER_INDEP_NAME",
+             "kfac._face_members:APPROX_KRONECKER_INDEP_NAME"),
+            ("APPROX_KRONECKER_SERIES_1_NAME",
+             "kfac._face_members:APPROX_KRONECKER_SERIES_1_NAME"),
+            ("APPROX_KRONECKER_SERIES_2_NAME",
+             "kfac._face_members:APPROX_KRONECKER_SERIES_2_NAME"),
+            ("ensure_sequence", "kfac._release_extras:ensure_sequence")),
+        "layer_collection.LayerCollection": (
+            ("__init__", "lc_1_5__init__"),) + tuple(
+            (member, "lc_1_5__" + member) for member in (
+                "_new_factor", "default_generic_approximation",
+                "default_fully_connected_approximation",
+                "default_conv2d_approximation",
+                "default_fully_connected_multi_approximation",
+                "set_default_generic_approximation",
+                "set_default_fully_connected_approximation",
+                "set_default_conv2d_approximation",
+                "set_default_fully_connected_multi_approximation",
+                "linked_parameters", "registered_variables",
+                "check_registration", "get_use_count_map", "register_block",
+                "define_linked_parameters", "register_fully_connected",
+                "register_conv2d", "register_generic",
+                "register_fully_connected_multi",
+                "register_categorical_predictive_distribution",
+                "_register_loss")) + (
+                    ("reset_internals", None),
+                    ("generic_registrations", None)),
+        "fisher_factors": (
+            ("FullyConnectedMultiKF",
+             "kfac._multi_use:FullyConnectedMultiKF"),),
+        "fisher_factors.InverseProvidingFactor": (
+            ("get_damped_inverse",
+             "kfac.fisher_factors:InverseProvidingFactor.get_inverse"),),
+        "loss_functions.LossFunction": (
+            ("targets", "loss_1_5__targets"),
+            ("input_minibatches", "loss_1_5__input_minibatches"),
+            ("num_registered_minibatches",
+             "loss_1_5__num_registered_minibatches")),
+        "loss_functions.DistributionNegativeLogProbLoss": (
+            ("dist", "loss_1_5__dist"),),
+        "loss_functions.CategoricalLogitsNegativeLogProbLoss": (
+            ("_logits", "categorical_1_5___logits"),
+            ("_targets", "categorical_1_5___targets"),
+            ("_dist", "categorical_1_5___dist"),
+            ("register_additional_minibatch",
+             "categorical_1_5__register_additional_minibatch"),
+            ("input_minibatches", "categorical_1_5__input_minibatches")),
+    },
     dropped_members={"fisher_blocks.FullyConnectedDiagonalFB": (
         "__init__", "instantiate_factors", "tensors_to_compute_grads",
         "register_additional_minibatch", "_for_minibatch")},
     signatures={
+        "loss_functions.LossFunction.__init__": "",
+        "loss_functions.NegativeLogProbLoss.__init__": "seed=None",
+        "loss_functions.DistributionNegativeLogProbLoss.__init__":
+            "seed=None",
+        "fisher_factors.FullFactor.__init__":
+            "params_grads, batch_size, colocate_cov_ops_with_inputs=False",
+        "fisher_factors.NaiveDiagonalFactor.__init__":
+            "params_grads, batch_size, colocate_cov_ops_with_inputs=False",
+        "fisher_factors.FullyConnectedDiagonalFactor.__init__":
+            "inputs, outputs_grads, has_bias=False, "
+            "colocate_cov_ops_with_inputs=False",
+        "fisher_factors.ConvDiagonalFactor.__init__":
+            "inputs, outputs_grads, filter_shape, strides, padding, "
+            "has_bias=False, colocate_cov_ops_with_inputs=False",
+        "fisher_factors.FullyConnectedKroneckerFactor.__init__":
+            "tensors, has_bias=False, colocate_cov_ops_with_inputs=False",
+        "fisher_factors.ConvInputKroneckerFactor.__init__":
+            "inputs, filter_shape, strides, padding, has_bias=False, "
+            "colocate_cov_ops_with_inputs=False",
+        "fisher_factors.ConvOutputKroneckerFactor.__init__":
+            "outputs_grads, colocate_cov_ops_with_inputs=False",
+        "fisher_factors.FullyConnectedMultiKF.__init__":
+            "tensor_lists, has_bias=False, colocate_cov_ops_with_inputs=False",
+        "optimizer.KfacOptimizer.compute_gradients": "*args, **kwargs",
         "estimator.FisherEstimator.__init__":
             "variables, cov_ema_decay, damping, layer_collection, "
             "estimation_mode='gradients', colocate_gradients_with_ops=False, "
@@ -275,6 +401,19 @@ R1_5 = R1_4.derive(
             "colocate_gradients_with_ops=False, cov_devices=None, "
             "inv_devices=None",
     },
+    arg_docs={
+        "optimizer.KfacOptimizer.compute_gradients": {
+            "args": "Positional arguments of `Optimizer.compute_gradients` "
+                    "(`loss`, `var_list`, ...). A `var_list` given here "
+                    "(second position) must be the optimizer's variables.",
+            "kwargs": "Keyword arguments of `Optimizer.compute_gradients`. "
+                      "A missing or None `var_list` becomes "
+                      "`self.variables`."},
+        "*": {
+        "colocate_cov_ops_with_inputs":
+            "Whether the covariance statistics are computed next to (colocated "
+            "with) the factor's input data (TF 1.5's per-factor switch, given "
+            "by `LayerCollection(colocate_cov_ops_with_inputs=...)`)."}},
     colocate_gradients_default=False,
     default_generic_approximation="full",
     default_fully_connected_multi_approximation="kron_series_2",
@@ -342,7 +481,22 @@ R1_7 = R1_6.derive(
 RELEASES = _frozen({r.version: r for r in (SEED, R1_4, R1_5, R1_6, R1_7)})
 
 # Releases whose faces are built (a `kfac/r1_N` package exists).
-BUILT = ("1.4",)
+BUILT = ("1.4", "1.5")
+
+
+def of(obj):
+  """The `Release` an engine object follows (the seed's for `kfac`'s own).
+
+  Every class of a release face carries its release as the class attribute
+  `_release`; engine classes do not, and follow the seed.
+
+  Args:
+    obj: An engine or face object (or class).
+
+  Returns:
+    The `Release`.
+  """
+  return getattr(obj, "_release", SEED)
 
 
 def get(version):

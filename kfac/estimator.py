@@ -10,7 +10,6 @@ inverse.
 
 import contextlib
 import itertools
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -43,11 +42,6 @@ class _DeviceContextGenerator(object):
     if self._cycle is None:
       return contextlib.nullcontext()
     return tf.device(next(self._cycle))
-
-
-def _identity_index(seq, obj):
-  """True if `obj` is (by identity) an element of `seq`."""
-  return any(obj is elt for elt in seq)
 
 
 class FisherEstimator(object):
@@ -152,9 +146,8 @@ class FisherEstimator(object):
   def _check_registration(self, variables):
     """Checks that `variables` and the registrations match.
 
-    Every variable must be registered, with as many registrations as it has
-    uses (consumers of its value) inside the graph that feeds the losses, and
-    every registered variable must be in `variables`.
+    See `LayerCollection._check_registration` (public as
+    `check_registration` from release 1.5).
 
     Args:
       variables: The list of variables given to the constructor.
@@ -162,31 +155,7 @@ class FisherEstimator(object):
     Raises:
       ValueError: One error whose message lists every problem found.
     """
-    reg_use_map = self._layers.get_use_count_map()
-    subgraph = self._layers.subgraph
-    error_messages = []
-    for var in variables:
-      reg_uses = reg_use_map.get(var, 0)
-      total_uses = subgraph.variable_uses(var)
-      if reg_uses == 0:
-        error_messages.append("Variable {} not registered.".format(var.name))
-      elif not math.isinf(reg_uses) and reg_uses != total_uses:
-        error_messages.append(
-            "Variable {} registered with wrong number of uses ({} "
-            "registrations vs. {} uses).".format(var.name, reg_uses,
-                                                 total_uses))
-    not_listed = [reg_var for reg_var, count in reg_use_map.items()
-                  if count and not _identity_index(variables, reg_var)]
-    if not_listed:
-      error_messages.append(
-          "{} registered variables were not included in list: {}.".format(
-              len(not_listed),
-              ", ".join(getattr(v, "name", str(v)) for v in not_listed)))
-    if error_messages:
-      error_messages = [
-          "Found the following errors with variable registration:"
-      ] + error_messages
-      raise ValueError("\n\t".join(error_messages))
+    self._layers._check_registration(variables)  # pylint: disable=protected-access
 
   def _apply_transformation(self, vecs_and_vars, transform):
     """Applies a per-block transformation to a list of (vector, variable).

@@ -17,6 +17,7 @@ import abc
 import numpy as np
 import tensorflow as tf
 
+from kfac import _releases
 from kfac import utils
 
 __all__ = [
@@ -511,13 +512,6 @@ def _common_float_dtype(tensors):
   return tf.float32
 
 
-def _to_float32(tensor):
-  """Casts to float32 (the dtype of every factor variable) if needed."""
-  if tensor.dtype.base_dtype != tf.float32:
-    return tf.cast(tensor, tf.float32)
-  return tensor
-
-
 def _sum_of_squares(tensor, axis):
   """Σ x² along `axis`, as the square of a Euclidean norm.
 
@@ -663,7 +657,27 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
           "cov",
           initializer=self._cov_initializer,
           shape=self._cov_shape,
+          dtype=self._variable_dtype,
           trainable=False)
+
+  # Attributes in which the factors keep their data, searched in this order
+  # for the dtype of the data (releases whose variables follow it).
+  _DATA_ATTRIBUTES = ("_params_grads_flat", "_params_grads", "_outputs_grads",
+                      "_checked_inputs", "_inputs", "_tensors",
+                      "_tensor_lists")
+
+  @property
+  def _variable_dtype(self):
+    """The dtype of the factor's variables: float32, or (from release 1.5)
+    the dtype of its data (the first floating tensor it was given)."""
+    if not _releases.of(self).factor_dtype_follows_data:
+      return tf.float32
+    for name in self._DATA_ATTRIBUTES:
+      for tensor in tf.nest.flatten(getattr(self, name, None)):
+        dtype = getattr(tensor, "dtype", None)
+        if dtype is not None and dtype.base_dtype.is_floating:
+          return dtype.base_dtype
+    return tf.float32
 
   @abc.abstractmethod
   def _compute_new_cov(self, idx=0):
@@ -694,7 +708,8 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     Returns:
       The update: running it assigns the new value of `cov` and yields it.
     """
-    new_cov = _to_float32(self._compute_total_new_cov())
+    new_cov = tf.cast(self._compute_total_new_cov(),
+                      self._cov.dtype.base_dtype)
     return _assign_moving_average(self._cov, new_cov, ema_decay,
                                   zero_debias=ZERO_DEBIAS)
 
@@ -746,6 +761,7 @@ class InverseProvidingFactor(FisherFactor):
             "inv_damp" + damping_string,
             initializer=inverse_initializer,
             shape=self._cov_shape,
+            dtype=self._variable_dtype,
             trainable=False)
       self._inverses_by_damping[damping] = inv
 
@@ -770,6 +786,7 @@ class InverseProvidingFactor(FisherFactor):
             "matpower_exp" + exp_string + "_damp" + damping_string,
             initializer=inverse_initializer,
             shape=self._cov_shape,
+            dtype=self._variable_dtype,
             trainable=False)
       self._matpower_by_exp_and_damping[(exp, damping)] = matpower
 
@@ -803,6 +820,7 @@ class InverseProvidingFactor(FisherFactor):
                num_inverses >= EIGENVALUE_DECOMPOSITION_THRESHOLD)
 
     if use_eig:
+      eig_ops = []
       self.register_eigendecomp()
       eigenvalues, eigenvectors = self._eigendecomp
       clipped_eigenvalues = tf.maximum(
@@ -810,16 +828,21 @@ class InverseProvidingFactor(FisherFactor):
                                eigenvalues.dtype))
       for damping, inv in self._inverses_by_damping.items():
         damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
-        ops.append(inv.assign(
+        eig_ops.append(inv.assign(
             tf.linalg.matmul(eigenvectors / damped, eigenvectors,
                              transpose_b=True)))
       for (exp, damping), matpower in (
           self._matpower_by_exp_and_damping.items()):
         damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
-        ops.append(matpower.assign(
+        eig_ops.append(matpower.assign(
             tf.linalg.matmul(
                 eigenvectors * damped**tf.cast(exp, eigenvalues.dtype),
                 eigenvectors, transpose_b=True)))
+      if _releases.of(self).eigen_inverses_grouped:
+        # From release 1.5 a factor's eigen-path updates form one op.
+        ops.append(tf.group(*eig_ops))
+      else:
+        ops.extend(eig_ops)
     else:
       for damping, inv in self._inverses_by_damping.items():
         ops.append(inv.assign(utils.posdef_inv(self._cov.read_value(),

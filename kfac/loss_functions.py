@@ -604,8 +604,8 @@ class NormalMeanNegativeLogProbLoss(DistributionNegativeLogProbLoss,
         raise ValueError("var must be positive, got {}.".format(var))
     self._var = _same_dtype_param(var, self._mean.dtype, "var")
     dist = _Normal(loc=self._mean, scale=tf.sqrt(self._var))
-    super(NormalMeanNegativeLogProbLoss, self).__init__(dist, targets=targets,
-                                                        seed=seed)
+    super(NormalMeanNegativeLogProbLoss, self).__init__(
+        dist=dist, targets=targets, seed=seed)
 
   @property
   def params(self):
@@ -711,7 +711,7 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
     self._scale = tf.sqrt(self._variance)
     dist = _Normal(loc=self._mean, scale=self._scale)
     super(NormalMeanVarianceNegativeLogProbLoss, self).__init__(
-        dist, targets=targets, seed=seed)
+        dist=dist, targets=targets, seed=seed)
 
   @property
   def params(self):
@@ -899,7 +899,7 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
       targets = _as_tensor(targets, "targets")
       _check_class_ids(targets)
     super(CategoricalLogitsNegativeLogProbLoss, self).__init__(
-        _Categorical(self._logits), targets=targets, seed=seed)
+        dist=_Categorical(self._logits), targets=targets, seed=seed)
 
   @property
   def params(self):
@@ -1010,7 +1010,7 @@ class MultiBernoulliNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     """
     self._logits = _float_param(logits, "logits")
     super(MultiBernoulliNegativeLogProbLoss, self).__init__(
-        _Bernoulli(self._logits), targets=targets, seed=seed)
+        dist=_Bernoulli(self._logits), targets=targets, seed=seed)
 
   @property
   def _probs(self):

@@ -321,7 +321,8 @@ class ReleaseSurfaceTest(_SurfaceChecks):
   allow_extra_params = False
 
   @parameterized.named_parameters(
-      (page.name.replace(".", "_"), page)
+      (page.name.replace(".", "_") + ("_internal" if page.internal else ""),
+       page)
       for _, pages in _RELEASE_PAGES for page in pages)
   def test_page(self, page):
     self._check_page(page, exact_all=not page.internal)
