@@ -102,6 +102,7 @@ from kfac import fisher_blocks
 from kfac import layer_collection
 from kfac import estimator
 from kfac import optimizer
+from kfac import checkpoint
 from kfac._contrib_alias import install_tf_contrib_alias
 
 _RELEASE_PACKAGES = ("r1_4", "r1_5", "r1_6", "r1_7", "r1_8", "r1_9", "r1_10")

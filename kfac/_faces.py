@@ -27,6 +27,7 @@ import enum
 import functools
 import importlib
 import inspect
+import os
 import re
 import types
 
@@ -45,8 +46,18 @@ def _defined_in(obj, module):
   return getattr(obj, "__module__", None) == module.__name__
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 def _rebind_function(func, namespace, qualname_prefix=None, name=None):
-  """A copy of `func` (same code) whose globals are `namespace`."""
+  """A copy of `func` (same code) whose globals are `namespace`.
+
+  Functions whose code is not kfac's (e.g. the wrapper that
+  `contextlib.contextmanager` puts around a kfac generator) are returned
+  unchanged.
+  """
+  if not os.path.abspath(func.__code__.co_filename).startswith(_PACKAGE_DIR):
+    return func
   name = name or func.__name__
   new = types.FunctionType(func.__code__, namespace, name,
                            func.__defaults__, func.__closure__)
@@ -342,7 +353,12 @@ def _with_signature(func, params, namespace, arg_docs, is_method):
   # Keywords of the engine function outside the release's signature: the
   # engine's own calls between modules may pass them (e.g. the optimizer
   # building its estimator), so they are passed through, by keyword only.
-  engine_params = inspect.signature(func).parameters
+  # The parameters the engine's code really takes (not a `__signature__`
+  # the engine may document instead).
+  plain = types.FunctionType(func.__code__, func.__globals__, func.__name__,
+                             func.__defaults__, func.__closure__)
+  plain.__kwdefaults__ = func.__kwdefaults__
+  engine_params = inspect.signature(plain).parameters
   engine_only = set(engine_params) - set(signature.parameters)
   # Parameters of the release that the engine function lacks are stored on
   # the instance as `_<name>` (e.g. 1.5's `colocate_cov_ops_with_inputs`),

@@ -124,7 +124,7 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
   """
 
   def __init__(self, tensor_lists, has_bias=False,
-               colocate_cov_ops_with_inputs=None):
+               colocate_cov_ops_with_inputs=False):
     """Creates the factor and its covariance variable.
 
     Args:
@@ -133,8 +133,9 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
       has_bias: Python bool; append a column of ones (input side of a layer
         with a bias).
       colocate_cov_ops_with_inputs: Python bool, whether the statistics are
-        built next to the first tensor (1.5's argument); `None` leaves it to
-        the `fisher_factors.COLOCATE_COV_OPS_WITH_INPUTS` global (1.6-1.7).
+        built next to the first tensor (1.5's argument); the
+        `fisher_factors.COLOCATE_COV_OPS_WITH_INPUTS` global (1.6-1.7) also
+        turns it on.
 
     Raises:
       TypeError: If the tensors are not floating point Tensors.

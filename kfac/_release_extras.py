@@ -129,24 +129,23 @@ def pi_adjusted_damping(pi_fn, damping, pi_type=None):
   return sqrt_damping * pi, sqrt_damping / pi
 
 
-def maybe_colocate_with(op, flag=None):
+def maybe_colocate_with(op, flag=False):
   """`colocate_with(op)` when colocation is on, else a null context.
 
-  `flag` is 1.5's per-collection argument; when it is `None` the
-  `fisher_factors.COLOCATE_COV_OPS_WITH_INPUTS` global of 1.6-1.7 decides
-  (off when the engine has no such global). A list or tuple is colocated
-  with its first element.
+  Colocation is on when `flag` (1.5's per-collection argument) is true or
+  the `fisher_factors.COLOCATE_COV_OPS_WITH_INPUTS` global (1.6-1.7) is
+  true; a module without that global counts as off. A list or tuple is
+  colocated with its first element.
 
   Args:
     op: A Tensor or Operation, or a list/tuple of them.
-    flag: Python bool, or `None` for the global switch.
+    flag: Python bool, 1.5's argument.
 
   Returns:
     A context manager.
   """
-  if flag is None:
-    flag = getattr(fisher_factors, "COLOCATE_COV_OPS_WITH_INPUTS", False)
-  if not flag:
+  if not (flag or getattr(fisher_factors, "COLOCATE_COV_OPS_WITH_INPUTS",
+                          False)):
     return contextlib.nullcontext()
   while isinstance(op, (tuple, list)):
     op = op[0]

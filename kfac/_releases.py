@@ -235,13 +235,6 @@ SEED = Release(
 # data in its constructor (the seed's pages document the later form).
 R1_4 = SEED.derive(
     "1.4", "kfac.r1_4",
-    members={"fisher_blocks.FullyConnectedDiagonalFB": (
-        ("__init__", "fc_diagonal_fb_1_4__init__"),
-        ("instantiate_factors", "fc_diagonal_fb_1_4__instantiate_factors"),
-        ("tensors_to_compute_grads",
-         "fc_diagonal_fb_1_4__tensors_to_compute_grads"),
-        ("register_additional_minibatch", None),
-        ("_for_minibatch", "fc_diagonal_fb_1_4__for_minibatch"))},
     signatures={
         "estimator.FisherEstimator.__init__":
             "variables, cov_ema_decay, damping, layer_collection, "
@@ -250,7 +243,15 @@ R1_4 = SEED.derive(
             "learning_rate, cov_ema_decay, damping, layer_collection, "
             "momentum=0.0, momentum_type='regular', norm_constraint=None, "
             "name='KFAC'",
-    })
+        "fisher_blocks.FullyConnectedDiagonalFB.__init__":
+            "layer_collection, inputs, outputs, has_bias=False",
+    },
+    arg_docs={"fisher_blocks.FullyConnectedDiagonalFB.__init__": {
+        "inputs": "The layer's inputs, `[batch, in]` (the factor's variables "
+                  "are named after this Tensor).",
+        "outputs": "The layer's pre-activation outputs, `[batch, out]`."}},
+    members={"fisher_blocks.FullyConnectedDiagonalFB": (
+        ("register_additional_minibatch", None),)})
 
 # Members shared by the 1.5 blocks (see `kfac._face_members`).
 _GENERIC_FB_1_5 = (
@@ -363,9 +364,10 @@ R1_5 = R1_4.derive(
             ("input_minibatches", "categorical_1_5__input_minibatches")),
     },
     dropped_members={"fisher_blocks.FullyConnectedDiagonalFB": (
-        "__init__", "instantiate_factors", "tensors_to_compute_grads",
-        "register_additional_minibatch", "_for_minibatch")},
+        "register_additional_minibatch",)},
     signatures={
+        "fisher_blocks.FullyConnectedDiagonalFB.__init__":
+            "layer_collection, has_bias=False",
         "loss_functions.LossFunction.__init__": "",
         "loss_functions.NegativeLogProbLoss.__init__": "seed=None",
         "loss_functions.DistributionNegativeLogProbLoss.__init__":

@@ -57,14 +57,19 @@ class FisherEstimator(object):
     is computed from fresh gradients (see `estimation_mode`);
   * `inv_update_op` recomputes every damped inverse / matrix power from the
     current covariances;
-  * `inv_updates_dict` maps the name of every individual inverse-update op to
-    the op (for running them one at a time, e.g. through an `OpQueue`).
+  * `inv_updates_dict` maps the name of every individual inverse update to
+    it (for running them one at a time, e.g. through an `OpQueue`). Each
+    update is a Tensor, as in TensorFlow 1.4: running it assigns the new
+    inverse (or matrix power) and yields its value; it has the variable's
+    `dtype` and static shape.
 
   Attributes:
     cov_update_op: `tf.Operation` grouping all covariance updates.
     inv_update_op: `tf.Operation` grouping all inverse updates.
-    inv_updates_dict: dict `{op.name: op}` of the individual inverse updates
-      (`tf.Operation`s).
+    inv_updates_dict: dict `{tensor.name: tensor}` of the individual inverse
+      updates (`tf.Tensor`s; with reference variables the `assign` results
+      themselves, with resource variables the value read after the
+      assignment).
   """
 
   def __init__(self, variables, cov_ema_decay, damping, layer_collection,
@@ -238,10 +243,12 @@ class FisherEstimator(object):
     for factor in self._layers.get_factors():
       with self._inv_device_context_generator():
         for update in factor.make_inverse_update_ops():
-          # Assignments to resource variables come back as unread-variable
-          # objects; keep the assign op itself.
-          op = update if isinstance(update, tf.Operation) else update.op
-          inv_updates[op.name] = op
+          # Reference-variable assignments are Tensors already (TF 1.4
+          # stored them); resource-variable ones come back as unread-variable
+          # objects, read here after the assignment.
+          if not isinstance(update, tf.Tensor):
+            update = tf.convert_to_tensor(update)
+          inv_updates[update.name] = update
 
     return (tf.group(*cov_updates), tf.group(*inv_updates.values()),
             inv_updates)

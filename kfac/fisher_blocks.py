@@ -14,11 +14,14 @@ layout of `kfac.utils.layer_params_to_mat2d`: weights reshaped to
 """
 
 import abc
+import inspect
+import numbers
 import operator
 
 import numpy as np
 import tensorflow as tf
 
+from kfac import _checks
 from kfac import fisher_factors
 from kfac import utils
 
@@ -148,12 +151,13 @@ def _init_conv_block(block, params, inputs, outputs, strides, padding):
   block._has_bias = isinstance(params, (tuple, list))
   fltr = params[0] if block._has_bias else params
   block._filter_shape = tuple(fltr.shape.as_list())
-  input_shape = inputs.shape
-  if (input_shape.rank != 4 or input_shape[1] is None or
-      input_shape[2] is None):
+  input_shape = _checks.static_shape_list(inputs)
+  if (input_shape is None or len(input_shape) != 4 or input_shape[1] is None
+      or input_shape[2] is None):
     raise ValueError(
         "inputs must have shape [batch, height, width, in_channels] with "
-        "statically known height and width, got {}.".format(input_shape))
+        "statically known height and width, got {}."
+        .format(_checks.format_shape(inputs)))
   block._num_locations = (input_shape[1] * input_shape[2] //
                           (strides[1] * strides[2]))
   # pylint: enable=protected-access
@@ -191,7 +195,7 @@ def _check_batch_size(batch_size):
   if isinstance(batch_size, (tf.Tensor, tf.Variable)):
     if batch_size.shape.rank not in (None, 0):
       raise ValueError("batch_size must be a scalar, got a Tensor of shape "
-                       "{}.".format(batch_size.shape))
+                       "{}.".format(_checks.format_shape(batch_size)))
     return batch_size
   if (isinstance(batch_size, (int, np.integer)) and
       not isinstance(batch_size, (bool, np.bool_)) and batch_size > 0):
@@ -232,8 +236,9 @@ def _check_vector(reshaped_vector, expected_shape, layout):
   if not reshaped_vector.shape.is_compatible_with(expected_shape):
     raise ValueError(
         "vector does not fit the block: expected {} ({} in the block's "
-        "layout), got {}.".format(layout, tf.TensorShape(expected_shape),
-                                  reshaped_vector.shape))
+        "layout), got {}.".format(layout,
+                                  _checks.format_shape(expected_shape),
+                                  _checks.format_shape(reshaped_vector)))
 
 
 def _params_vector_to_column(vector, factor):
@@ -250,7 +255,7 @@ def _params_vector_to_column(vector, factor):
     ValueError: If the column does not have the factor's `n` rows.
   """
   vector_flat = utils.tensors_to_column(vector)
-  _check_vector(vector_flat, [factor.get_cov().shape[0], 1],
+  _check_vector(vector_flat, [_checks.static_dim(factor.get_cov(), 0), 1],
                 "a vector shaped like params")
   return vector_flat
 
@@ -530,20 +535,56 @@ class FullyConnectedDiagonalFB(FisherBlock):
   Several minibatches (e.g. towers) may be registered; their inputs and
   output gradients are concatenated along the batch dimension before the
   statistic is computed, which gives the statistic of the combined batch.
+
+  Two constructor forms are accepted, told apart by the type of the second
+  argument (a bool-like `has_bias`, or a Tensor-like `inputs`) and by the
+  keywords given:
+
+  * `FullyConnectedDiagonalFB(layer_collection, has_bias=False)`, the
+    documented form: no minibatch yet; each one is added with
+    `register_additional_minibatch`. The factor is built from the
+    concatenated minibatches, and its variables are named after those
+    `concat` ops (`ff_diagfc/concat_concat_1/...`).
+  * `FullyConnectedDiagonalFB(layer_collection, inputs, outputs,
+    has_bias=False)`, the TF 1.4.0 release's form: one minibatch, given at
+    construction. The factor is built from `inputs` and the output
+    gradients themselves, so its variables get the 1.4.0 names,
+    `ff_diagfc/<inputs>_<output gradient>/...`, which checkpoints written by
+    the pip-installed TF 1.4.0 carry. `LayerCollection.register_fully_connected(
+    ..., approx="diagonal")` builds this form. A further
+    `register_additional_minibatch` switches the block to the concatenating
+    behaviour of the documented form.
   """
 
-  def __init__(self, layer_collection, has_bias=False):
-    """Creates a FullyConnectedDiagonalFB with no minibatch registered yet.
+  def __init__(self, layer_collection, *args, **kwargs):
+    """Creates a FullyConnectedDiagonalFB.
+
+    The documented call is `FullyConnectedDiagonalFB(layer_collection,
+    has_bias=False)`; the TF 1.4.0 release's call
+    `FullyConnectedDiagonalFB(layer_collection, inputs, outputs,
+    has_bias=False)` (positional or keyword `inputs`/`outputs`) is accepted
+    too and registers that one minibatch (see the class docstring).
 
     Args:
       layer_collection: The `LayerCollection` this block belongs to.
       has_bias: Whether the layer has a bias (vectors are then
         `(weights, bias)` tuples).
+
+    Raises:
+      TypeError: If the arguments fit neither call form.
     """
+    release_form, inputs, outputs, has_bias = _diagonal_fb_arguments(args,
+                                                                     kwargs)
     self._inputs = []
     self._outputs = []
     self._has_bias = has_bias
+    # True while the block holds exactly the one minibatch given to the
+    # TF 1.4.0 release's constructor (factor named after the raw tensors).
+    self._release_form = release_form
     super(FullyConnectedDiagonalFB, self).__init__(layer_collection)
+    if release_form:
+      self._inputs.append(inputs)
+      self._outputs.append(outputs)
 
   def register_additional_minibatch(self, inputs, outputs):
     """Registers the inputs and outputs of one more minibatch of the layer.
@@ -552,27 +593,9 @@ class FullyConnectedDiagonalFB(FisherBlock):
       inputs: The layer's inputs for this minibatch, `[batch, in]`.
       outputs: The layer's pre-activation outputs, `[batch, out]`.
     """
+    self._release_form = False
     self._inputs.append(inputs)
     self._outputs.append(outputs)
-
-  @classmethod
-  def _for_minibatch(cls, layer_collection, inputs, outputs, has_bias):
-    """Creates a block holding one minibatch (`register_fully_connected`).
-
-    Release faces whose constructor takes the data override this.
-
-    Args:
-      layer_collection: The `LayerCollection` the block belongs to.
-      inputs: The layer's inputs, `[batch, in]`.
-      outputs: The layer's pre-activation outputs, `[batch, out]`.
-      has_bias: Whether the layer has a bias.
-
-    Returns:
-      The new block.
-    """
-    block = cls(layer_collection, has_bias)
-    block.register_additional_minibatch(inputs, outputs)
-    return block
 
   def instantiate_factors(self, grads_list, damping):
     """Creates the diagonal factor from all registered minibatches.
@@ -587,11 +610,18 @@ class FullyConnectedDiagonalFB(FisherBlock):
     Raises:
       ValueError: If no minibatch has been registered.
     """
-    inputs = _concat_along_batch_dim(self._inputs)
-    grads_list = tuple(
-        _concat_along_batch_dim(
-            list(grads) if isinstance(grads, (tuple, list)) else [grads])
-        for grads in grads_list)
+    if self._release_form:
+      # TF 1.4.0: the factor sees the inputs and gradients as they are.
+      inputs = self._inputs[0]
+      grads_list = tuple(
+          grads[0] if isinstance(grads, (tuple, list)) else grads
+          for grads in grads_list)
+    else:
+      inputs = _concat_along_batch_dim(self._inputs)
+      grads_list = tuple(
+          _concat_along_batch_dim(
+              list(grads) if isinstance(grads, (tuple, list)) else [grads])
+          for grads in grads_list)
     self._damping = damping
     self._factor = self._layer_collection.make_or_get_factor(
         fisher_factors.FullyConnectedDiagonalFactor,
@@ -628,7 +658,13 @@ class FullyConnectedDiagonalFB(FisherBlock):
                                     self._damping, inverse=False)
 
   def tensors_to_compute_grads(self):
-    """Returns the list of the registered minibatches' outputs."""
+    """Returns the registered minibatches' outputs.
+
+    A list (one entry per minibatch); for a block made with the TF 1.4.0
+    release's constructor, that release's single outputs Tensor.
+    """
+    if self._release_form:
+      return self._outputs[0]
     return self._outputs
 
   @property
@@ -639,6 +675,64 @@ class FullyConnectedDiagonalFB(FisherBlock):
     minibatch (one use per tower).
     """
     return len(self._inputs)
+
+
+# The documented signature (api_surface.md); `__init__` also takes the TF 1.4.0
+# release's `(layer_collection, inputs, outputs, has_bias=False)`.
+FullyConnectedDiagonalFB.__init__.__signature__ = inspect.Signature([
+    inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    inspect.Parameter("layer_collection",
+                      inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    inspect.Parameter("has_bias", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                      default=False),
+])
+
+
+def _is_bias_flag(value):
+  """Whether `value` reads as a `has_bias` flag (not as layer inputs)."""
+  return value is None or isinstance(value, (bool, np.bool_, numbers.Integral))
+
+
+def _diagonal_fb_arguments(args, kwargs):
+  """Binds `FullyConnectedDiagonalFB`'s arguments to one of its two forms.
+
+  Args:
+    args: The positional arguments after `layer_collection`.
+    kwargs: The keyword arguments.
+
+  Returns:
+    `(release_form, inputs, outputs, has_bias)`; `inputs` and `outputs` are
+    None for the documented form.
+
+  Raises:
+    TypeError: If the arguments fit neither form.
+  """
+  release_form = ("inputs" in kwargs or "outputs" in kwargs or len(args) > 1
+                  or (len(args) == 1 and not _is_bias_flag(args[0])))
+  names = (("inputs", "outputs", "has_bias") if release_form
+           else ("has_bias",))
+  if len(args) > len(names):
+    raise TypeError(
+        "FullyConnectedDiagonalFB takes (layer_collection, has_bias=False) or "
+        "(layer_collection, inputs, outputs, has_bias=False); got {} "
+        "arguments after layer_collection.".format(len(args)))
+  bound = dict(zip(names, args))
+  for key, value in kwargs.items():
+    if key not in names:
+      raise TypeError("FullyConnectedDiagonalFB got an unexpected keyword "
+                      "argument {!r}.".format(key))
+    if key in bound:
+      raise TypeError("FullyConnectedDiagonalFB got multiple values for "
+                      "argument {!r}.".format(key))
+    bound[key] = value
+  if release_form:
+    missing = [n for n in ("inputs", "outputs") if n not in bound]
+    if missing:
+      raise TypeError("FullyConnectedDiagonalFB(layer_collection, inputs, "
+                      "outputs, has_bias=False) is missing {}."
+                      .format(" and ".join(missing)))
+  return (release_form, bound.get("inputs"), bound.get("outputs"),
+          bound.get("has_bias", False))
 
 
 class ConvDiagonalFB(FisherBlock):
@@ -777,8 +871,8 @@ class KroneckerProductFB(FisherBlock):
     """`utils.layer_params_to_mat2d(vector)`, checked against the factors."""
     reshaped_vector = utils.layer_params_to_mat2d(vector)
     _check_vector(reshaped_vector,
-                  [self._input_factor.get_cov().shape[0],
-                   self._output_factor.get_cov().shape[0]],
+                  [_checks.static_dim(self._input_factor.get_cov(), 0),
+                   _checks.static_dim(self._output_factor.get_cov(), 0)],
                   "the layer's weights, or (weights, bias) with a bias")
     return reshaped_vector
 

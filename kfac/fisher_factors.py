@@ -17,6 +17,7 @@ import abc
 import numpy as np
 import tensorflow as tf
 
+from kfac import _checks
 from kfac import _releases
 from kfac import utils
 
@@ -125,7 +126,7 @@ def inverse_initializer(shape, dtype, partition_info=None):  # pylint: disable=u
   Returns:
     The `[n, n]` identity matrix in `dtype`.
   """
-  return tf.linalg.diag(tf.ones(shape[0], dtype))
+  return tf.linalg.diag(tf.ones(_checks.static_dim(shape, 0), dtype))
 
 
 def covariance_initializer(shape, dtype, partition_info=None):  # pylint: disable=unused-argument
@@ -141,8 +142,8 @@ def covariance_initializer(shape, dtype, partition_info=None):  # pylint: disabl
     `INIT_COVARIANCES_AT_ZERO` is set.
   """
   if INIT_COVARIANCES_AT_ZERO:
-    return tf.linalg.diag(tf.zeros(shape[0], dtype))
-  return tf.linalg.diag(tf.ones(shape[0], dtype))
+    return tf.linalg.diag(tf.zeros(_checks.static_dim(shape, 0), dtype))
+  return tf.linalg.diag(tf.ones(_checks.static_dim(shape, 0), dtype))
 
 
 def diagonal_covariance_initializer(shape, dtype, partition_info):  # pylint: disable=unused-argument
@@ -187,7 +188,7 @@ def _append_homog(tensor):
   Returns:
     A Tensor of shape `[..., d + 1]` whose last entry along the last axis is 1.
   """
-  rank = len(tensor.shape.as_list())
+  rank = len(_checks.static_shape_list(tensor))
   shape = tf.concat([tf.shape(tensor)[:-1], [1]], axis=0)
   ones = tf.ones(shape, dtype=tensor.dtype)
   return tf.concat([tensor, ones], axis=rank - 1)
@@ -300,7 +301,7 @@ def _check_tensor(value, arg_name, rank=None):
                        .format(arg_name, rank))
     if value.shape.rank != rank:
       raise ValueError("{} must have rank {}, got shape {}."
-                       .format(arg_name, rank, value.shape))
+                       .format(arg_name, rank, _checks.format_shape(value)))
   return tf.convert_to_tensor(value)
 
 
@@ -349,7 +350,7 @@ def _check_strides(strides):
   if _is_tensor_like(strides):
     if strides.shape.rank is not None and strides.shape.rank != 1:
       raise ValueError("strides must be a 1-D Tensor of length 4, got shape "
-                       "{}.".format(strides.shape))
+                       "{}.".format(_checks.format_shape(strides)))
     value = tf.get_static_value(strides)
     if value is None:
       raise ValueError("strides must have a value known at graph-construction"
@@ -431,14 +432,15 @@ def _flat_params_grads_columns(params_grads):
     for j, grad in enumerate(grads):
       _check_tensor(grad, "params_grads[{}][{}]".format(i, j))
     column = utils.tensors_to_column(params_grad)
-    if column.shape[0] is None:
+    size = _checks.static_dim(column, 0)
+    if size is None:
       raise ValueError("params_grads[{}] must have fully defined static "
                        "shapes; got {}.".format(i, params_grad))
-    if columns and column.shape[0] != columns[0].shape[0]:
+    if columns and size != _checks.static_dim(columns[0], 0):
       raise ValueError(
           "params_grads[{}] has {} elements but params_grads[0] has {}: every"
           " source must hold gradients of the same parameters.".format(
-              i, column.shape[0], columns[0].shape[0]))
+              i, size, _checks.static_dim(columns[0], 0)))
     columns.append(column)
   return columns
 
@@ -458,12 +460,13 @@ def _check_static_dim(tensors, axis, arg_name, what):
   Raises:
     ValueError: If a size is unknown or the sizes differ.
   """
-  sizes = [t.shape[axis] for t in tensors]
+  sizes = [_checks.static_dim(t, axis) for t in tensors]
   for i, size in enumerate(sizes):
     if size is None:
       raise ValueError(
           "{}[{}] must have a statically known number of {} (axis {}), got "
-          "shape {}.".format(arg_name, i, what, axis, tensors[i].shape))
+          "shape {}.".format(arg_name, i, what, axis,
+                             _checks.format_shape(tensors[i])))
     if size != sizes[0]:
       raise ValueError(
           "{}[{}] has {} {} but {}[0] has {}: all sources must agree.".format(
@@ -916,7 +919,7 @@ class FullFactor(InverseProvidingFactor):
 
   @property
   def _cov_shape(self):
-    size = self._params_grads_flat[0].shape[0]
+    size = _checks.static_dim(self._params_grads_flat[0], 0)
     return [size, size]
 
   @property
@@ -977,7 +980,7 @@ class NaiveDiagonalFactor(DiagonalFactor):
 
   @property
   def _cov_shape(self):
-    return self._params_grads[0].shape
+    return _checks.static_shape_list(self._params_grads[0])
 
   @property
   def _num_sources(self):
@@ -1012,10 +1015,10 @@ class FullyConnectedDiagonalFactor(DiagonalFactor):
     """
     checked_inputs = _check_tensor(inputs, "inputs", rank=2)
     checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=2)
-    if checked_inputs.shape[1] is None:
+    if _checks.static_dim(checked_inputs, 1) is None:
       raise ValueError("inputs must have a statically known number of "
                        "features (axis 1), got shape {}."
-                       .format(checked_inputs.shape))
+                       .format(_checks.format_shape(checked_inputs)))
     _check_static_dim(checked_grads, 1, "outputs_grads", "outputs")
     if _is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
@@ -1036,7 +1039,8 @@ class FullyConnectedDiagonalFactor(DiagonalFactor):
 
   @property
   def _cov_shape(self):
-    return [self._squared_inputs.shape[1], self._outputs_grads[0].shape[1]]
+    return [_checks.static_dim(self._squared_inputs, 1),
+            _checks.static_dim(self._outputs_grads[0], 1)]
 
   @property
   def _num_sources(self):
@@ -1085,7 +1089,7 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
 
   @property
   def _cov_shape(self):
-    size = self._tensors[0].shape[1] + self._has_bias
+    size = _checks.static_dim(self._tensors[0], 1) + self._has_bias
     return [size, size]
 
   @property
@@ -1319,7 +1323,8 @@ class ConvDiagonalFactor(DiagonalFactor):
     if in_shape[3] is not None and in_shape[3] != in_channels:
       raise ValueError(
           "filter_shape[2] (in_channels = {}) must equal the channel count "
-          "of inputs (shape {}).".format(in_channels, checked_inputs.shape))
+          "of inputs (shape {}).".format(in_channels,
+                                         _checks.format_shape(checked_inputs)))
     batch = in_shape[0]
     # Output geometry per spatial axis: (size, pad_before, pad_after).
     dynamic_shape = tf.shape(checked_inputs)
@@ -1330,7 +1335,8 @@ class ConvDiagonalFactor(DiagonalFactor):
       if size is not None and self._padding == "VALID" and size < kernel:
         raise ValueError(
             "filter_shape {} does not fit inputs of shape {} with VALID "
-            "padding.".format(self._filter_shape, checked_inputs.shape))
+            "padding.".format(self._filter_shape,
+                              _checks.format_shape(checked_inputs)))
       geometry.append(_conv_output_size(
           size if size is not None else dynamic_shape[axis], kernel, stride,
           self._padding))
@@ -1354,8 +1360,9 @@ class ConvDiagonalFactor(DiagonalFactor):
               "outputs_grads[{}] has shape {}; a {} convolution with "
               "filter_shape {} and strides {} of inputs of shape {} has "
               "outputs of spatial size {}x{}.".format(
-                  i, grad.shape, self._padding, self._filter_shape,
-                  self._strides, checked_inputs.shape, out_h, out_w))
+                  i, _checks.format_shape(grad), self._padding,
+                  self._filter_shape, self._strides,
+                  _checks.format_shape(checked_inputs), out_h, out_w))
 
     self._outputs_grads = checked_grads
     self._orig_tensors_name = scope_string_from_name(
@@ -1387,7 +1394,7 @@ class ConvDiagonalFactor(DiagonalFactor):
       # batch mismatch still fails in the grouped convolution.
       self._batch_chunks = None
       if (batch is not None and _CONVDIAG_CHUNK_BYTES and
-          all(g.shape[0] == batch for g in checked_grads)):
+          all(_checks.static_dim(g, 0) == batch for g in checked_grads)):
         out_size = [d if isinstance(d, int) else None for d in (out_h, out_w)]
         if None not in in_shape[1:3] and None not in out_size:
           example_bytes = self._compute_dtype.size * (

@@ -13,6 +13,7 @@ import math
 
 import tensorflow as tf
 
+from kfac import _checks
 from kfac import fisher_blocks as fb
 from kfac import loss_functions as lf
 from kfac import utils
@@ -185,12 +186,42 @@ class LayerParametersDict(collections.OrderedDict):
         _canonicalize_key(key))
 
 
+class _Shape(list):
+  """A static shape as a list of Python ints/None (None: unknown rank).
+
+  `rank` is None for an unknown rank, when the list is empty; `str` writes
+  the shape as TensorFlow 2 does, whatever the TF mode.
+  """
+
+  def __init__(self, tensor):
+    dims = _checks.static_shape_list(tensor)
+    super(_Shape, self).__init__(dims or [])
+    self.rank = None if dims is None else len(dims)
+    self._text = _checks.format_shape(tensor)
+
+  def __str__(self):
+    return self._text
+
+  def __getitem__(self, index):
+    if self.rank is None:
+      return None
+    return super(_Shape, self).__getitem__(index)
+
+  def num_elements(self):
+    if self.rank is None or None in self:
+      return None
+    count = 1
+    for dim in self:
+      count *= dim
+    return count
+
+
 def _shape_of(tensor, arg_name):
   """Returns the static shape of a Tensor or Variable argument."""
   if not isinstance(tensor, (tf.Tensor, tf.Variable)):
     raise TypeError("{} must be a Tensor or Variable, got {!r}."
                     .format(arg_name, tensor))
-  return tensor.shape
+  return _Shape(tensor)
 
 
 def _check_rank(shape, rank, arg_name, layout):
@@ -215,7 +246,7 @@ def _check_known(tensor, rank, axes, arg_name, layout):
   Raises:
     ValueError: If the rank or one of the sizes is unknown.
   """
-  shape = tensor.shape
+  shape = _Shape(tensor)
   if shape.rank is None or any(shape[axis] is None for axis in axes):
     names = layout.strip("[]").split(", ")
     raise ValueError(
@@ -352,7 +383,7 @@ def _check_conv2d(params, strides, padding, inputs, outputs):
       raise ValueError(
           "inputs and outputs must have the same batch size, got shapes {} "
           "and {}.".format(in_shape, out_shape))
-    kernel = f_shape.as_list()[:2] if f_shape.rank is not None else [None] * 2
+    kernel = f_shape[:2] if f_shape.rank is not None else [None] * 2
     for axis, name in ((1, "height"), (2, "width")):
       expected = _conv_output_size(in_shape[axis], kernel[axis - 1],
                                    strides[axis], padding)
@@ -638,8 +669,9 @@ class LayerCollection(object):
     if approx == APPROX_KRONECKER_NAME:
       block = fb.FullyConnectedKFACBasicFB(self, inputs, outputs, has_bias)
     else:
-      block = fb.FullyConnectedDiagonalFB._for_minibatch(  # pylint: disable=protected-access
-          self, inputs, outputs, has_bias)
+      # The TF 1.4.0 release's form: factor variables named after `inputs`
+      # and the output gradient (`ff_diagfc/<inputs>_<gradient>/cov`).
+      block = fb.FullyConnectedDiagonalFB(self, inputs, outputs, has_bias)
     self.register_block(params, block)
 
   def register_conv2d(self, params, strides, padding, inputs, outputs,

@@ -19,10 +19,15 @@ The distributions are small private helpers built on TensorFlow's own ops
 """
 
 import abc
+import contextlib
 import math
 import numbers
 
+import numpy as np
+
 import tensorflow as tf
+
+from kfac import _checks
 
 __all__ = [
     "LossFunction",
@@ -35,9 +40,6 @@ __all__ = [
     "MultiBernoulliNegativeLogProbLoss",
     "insert_slice_in_zeros",
 ]
-
-_HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
-
 
 class _LegacyAssertionError(ValueError, AssertionError):
   """Bad argument where TF 1.4 failed an `assert`.
@@ -92,7 +94,7 @@ def _float_param(value, arg_name, error=ValueError):
   rank = tensor.shape.rank
   if rank is not None and rank != 2:
     raise error("{} must be a 2-D Tensor of shape [batch_size, dim], got "
-                "shape {}.".format(arg_name, tensor.shape))
+                "shape {}.".format(arg_name, _checks.format_shape(tensor)))
   return tensor
 
 
@@ -140,15 +142,6 @@ def _check_class_ids(targets):
                     .format(dtype.name))
 
 
-def _broadcast_to_common_shape(x, y):
-  """Broadcasts two tensors against each other (no-op if shapes match)."""
-  if (x.shape.is_fully_defined() and y.shape.is_fully_defined()
-      and x.shape == y.shape):
-    return x, y
-  shape = tf.broadcast_dynamic_shape(tf.shape(x), tf.shape(y))
-  return tf.broadcast_to(x, shape), tf.broadcast_to(y, shape)
-
-
 def _check_one_hot_index(index, size):
   """Returns the single coordinate of `index`, checking it lies in [0, size).
 
@@ -169,87 +162,227 @@ def _check_one_hot_index(index, size):
 
 def _static_dim(tensor, axis, arg_name):
   """Returns the static size of `tensor` along `axis`, which must be known."""
-  size = tensor.shape[axis]
+  size = _checks.static_dim(tensor, axis)
   if size is None:
     raise ValueError("{} must have a known static size along axis {}, got "
-                     "shape {}.".format(arg_name, axis, tensor.shape))
+                     "shape {}.".format(arg_name, axis,
+                                        _checks.format_shape(tensor)))
   return int(size)
 
 
-class _Normal(object):
-  """Elementwise normal distribution N(loc, scale²)."""
+class _Distribution(object):
+  """Base of the private predictive distributions (the `tf.distributions` layout).
 
-  def __init__(self, loc, scale):
-    self.loc = loc
-    self.scale = scale
+  TF 1.4's losses were built on `tf.distributions.Normal`, `Categorical`
+  and `Bernoulli`. Each of those opens a name scope named after its class
+  when it is created (`Normal`, then `Normal_1`, ...) and builds its ops
+  under `<scope>/sample/` and `<scope>/log_prob/`. The estimator
+  differentiates the sampled loss, and the gradient tensors it gets are named
+  after these ops (e.g. `gradients/Categorical/log_prob/mul_grad/Reshape`);
+  those names become part of the output factors' variable names, which
+  legacy checkpoints store. So the subclasses create the same ops, in the
+  same order and under the same scopes, with public TensorFlow ops only. The
+  sampled values are those of the legacy classes too (same random ops, same
+  shapes, same seeds).
 
-  def log_prob(self, x):
-    """log N(x; loc, scale²) elementwise, broadcasting x against loc/scale.
+  Subclasses set `_scope` (the scope string, ending in "/"),
+  `_graph_parents`, the static `batch_shape`, and implement
+  `_dynamic_batch_shape`, `_sample_n` and `_log_prob`.
+  """
 
-    Real-valued `x` of another dtype is cast to that of `loc`.
+  _scope = None
+  _graph_parents = ()
+
+  @contextlib.contextmanager
+  def _method_scope(self, name, values):
+    """Enters `<distribution scope>/<name>/`, as `tf.distributions` did."""
+    with tf.compat.v1.name_scope(self._scope):
+      with tf.compat.v1.name_scope(
+          name, values=list(values) + list(self._graph_parents)) as scope:
+        yield scope
+
+  def _batch_shape_tensor(self):
+    """The batch shape as a 1-D int32 Tensor (a constant when known)."""
+    with self._method_scope("batch_shape_tensor", []):
+      if self.batch_shape.is_fully_defined():
+        return tf.convert_to_tensor(self.batch_shape.as_list(),
+                                    dtype=tf.int32, name="batch_shape")
+      return self._dynamic_batch_shape()
+
+  def sample(self, seed=None):
+    """Draws one sample, shaped like the batch (op-level `seed`).
+
+    Args:
+      seed: Optional int, the op-level random seed.
+
+    Returns:
+      A Tensor of shape `batch_shape`.
     """
-    z = (_cast_targets(x, self.loc.dtype) - self.loc) / self.scale
-    return -0.5 * tf.square(z) - _HALF_LOG_TWO_PI - tf.math.log(self.scale)
+    with self._method_scope("sample", []):
+      sample_shape = tf.convert_to_tensor((), dtype=tf.int32,
+                                          name="sample_shape")
+      samples = self._sample_n(np.int32(1), seed)
+      batch_event_shape = tf.shape(samples)[1:]
+      final_shape = tf.concat([sample_shape, batch_event_shape], 0)
+      samples = tf.reshape(samples, final_shape)
+      samples.set_shape(self.batch_shape)
+      return samples
 
-  def sample(self, seed):
-    """Draws loc + scale·ε with ε ~ N(0, 1) (op-level `seed`)."""
-    shape = tf.broadcast_dynamic_shape(tf.shape(self.loc),
-                                       tf.shape(self.scale))
-    noise = tf.random.normal(shape, dtype=self.loc.dtype, seed=seed)
-    draws = noise * self.scale + self.loc
-    draws.set_shape(tf.broadcast_static_shape(self.loc.shape,
-                                              self.scale.shape))
-    return draws
+  def log_prob(self, value):
+    """Elementwise log-likelihood of `value` (built under `log_prob/`).
+
+    Args:
+      value: The observed values (Tensor or convertible).
+
+    Returns:
+      A Tensor of log-likelihoods, shaped like the broadcast batch.
+    """
+    with self._method_scope("log_prob", [value]):
+      return self._log_prob(value)
 
 
-class _Categorical(object):
-  """Categorical distributions over the last axis of `logits`."""
+class _Normal(_Distribution):
+  """Elementwise normal distribution N(loc, scale²).
 
-  def __init__(self, logits):
-    self.logits = logits
-    self.probs = tf.nn.softmax(logits)
+  Ops: `Normal/loc`, `Normal/scale` (identities) at creation; the log
+  density `−½ z² − (½ log 2π + log scale)` with `z = (x − loc) / scale`
+  built in `log_prob/standardize/`.
+  """
 
-  def log_prob(self, k):
+  def __init__(self, loc, scale, name="Normal"):
+    with tf.compat.v1.name_scope(name, values=[loc, scale]) as scope:
+      if not tf.is_tensor(scale):
+        # A Python number becomes a constant of the mean's dtype.
+        scale = tf.convert_to_tensor(scale, dtype=loc.dtype)
+      self.loc = tf.identity(loc, name="loc")
+      self.scale = tf.identity(scale, name="scale")
+    self._scope = scope
+    self._graph_parents = [self.loc, self.scale]
+    self.batch_shape = tf.broadcast_static_shape(self.loc.shape,
+                                                 self.scale.shape)
+
+  def _dynamic_batch_shape(self):
+    return tf.broadcast_dynamic_shape(tf.shape(self.loc),
+                                      tf.shape(self.scale))
+
+  def _sample_n(self, n, seed):
+    """Draws loc + scale·ε with ε ~ N(0, 1), shape `[n] + batch_shape`."""
+    shape = tf.concat([[n], self._batch_shape_tensor()], 0)
+    sampled = tf.random.normal(shape=shape, mean=0., stddev=1.,
+                               dtype=self.loc.dtype, seed=seed)
+    return sampled * self.scale + self.loc
+
+  def _log_prob(self, x):
+    """log N(x; loc, scale²); real-valued x is cast to the loc's dtype."""
+    x = _cast_targets(x, self.loc.dtype)
+    with tf.compat.v1.name_scope("standardize", values=[x]):
+      z = (x - self.loc) / self.scale
+    log_unnormalized = -0.5 * tf.square(z)
+    log_normalization = 0.5 * math.log(2. * math.pi) + tf.math.log(self.scale)
+    return log_unnormalized - log_normalization
+
+
+class _Categorical(_Distribution):
+  """Categorical distributions over the last axis of `logits`.
+
+  Ops: `Categorical/probs` (softmax) and the shape helpers at creation;
+  `log_prob` broadcasts the logits against the class ids with a product
+  (`log_prob/mul`) unless their static shapes are known to agree.
+  """
+
+  def __init__(self, logits, name="Categorical"):
+    with tf.compat.v1.name_scope(name, values=[logits]) as scope:
+      with tf.compat.v1.name_scope(scope, values=[None, logits]):
+        self.logits = logits
+        self.probs = tf.nn.softmax(logits, name="probs")
+      static_shape = self.logits.shape.with_rank_at_least(1)
+      logits_shape = tf.shape(self.logits, name="logits_shape")
+      num_classes = tf.compat.dimension_value(static_shape[-1])
+      if num_classes is not None:
+        self._event_size = tf.convert_to_tensor(num_classes, dtype=tf.int32,
+                                                name="event_size")
+      else:
+        with tf.compat.v1.name_scope("event_size"):
+          self._event_size = logits_shape[-1]
+      if static_shape[:-1].is_fully_defined():
+        self._batch_shape_val = tf.constant(static_shape[:-1].as_list(),
+                                            dtype=tf.int32,
+                                            name="batch_shape")
+      else:
+        with tf.compat.v1.name_scope("batch_shape"):
+          self._batch_shape_val = logits_shape[:-1]
+    self._scope = scope
+    self._graph_parents = [self.logits, self.probs]
+    self.batch_shape = self.logits.shape[:-1]
+
+  def _dynamic_batch_shape(self):
+    return tf.identity(self._batch_shape_val)
+
+  def _sample_n(self, n, seed):
+    """Draws int32 class ids of shape `[n] + batch_shape`."""
+    if self.logits.shape.ndims == 2:
+      logits_2d = self.logits
+    else:
+      logits_2d = tf.reshape(self.logits, [-1, self._event_size])
+    draws = tf.random.categorical(logits_2d, n, dtype=tf.int32, seed=seed)
+    draws = tf.reshape(tf.transpose(draws),
+                       tf.concat([[n], self._batch_shape_tensor()], 0))
+    return tf.cast(draws, tf.int32)
+
+  def _log_prob(self, k):
     """log softmax(logits)[k], broadcasting integer k against the batch."""
+    k = tf.convert_to_tensor(k, dtype_hint=tf.int32, name="value")
     _check_class_ids(k)
     logits = self.logits
-    batch_shape = logits.shape[:-1]
-    if not (k.shape.is_fully_defined() and batch_shape.is_fully_defined()
-            and k.shape == batch_shape):
-      shape = tf.broadcast_dynamic_shape(tf.shape(logits)[:-1], tf.shape(k))
-      logits = tf.broadcast_to(
-          logits, tf.concat([shape, tf.shape(logits)[-1:]], axis=0))
-      k = tf.broadcast_to(k, shape)
+    known = (logits.shape.ndims is not None
+             and logits.shape[:-1].is_fully_defined()
+             and k.shape.is_fully_defined())
+    if not known or logits.shape[:-1] != k.shape:
+      logits = logits * tf.ones_like(k[..., tf.newaxis], dtype=logits.dtype)
+      k = k * tf.ones(tf.shape(logits)[:-1], dtype=k.dtype)
+      if logits.shape.ndims is not None:
+        k.set_shape(logits.shape[:-1])
     return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=k,
                                                            logits=logits)
 
-  def sample(self, seed):
-    """Draws one int32 class id per batch row (op-level `seed`)."""
-    draws = tf.random.categorical(self.logits, 1, dtype=tf.int32, seed=seed)
-    return draws[:, 0]
 
+class _Bernoulli(_Distribution):
+  """Independent Bernoulli distributions with P(1) = sigmoid(logits).
 
-class _Bernoulli(object):
-  """Independent Bernoulli distributions with P(1) = sigmoid(logits)."""
+  Ops: `Bernoulli/probs` (sigmoid) at creation; `log_prob` broadcasts with
+  products by ones (`log_prob/mul`, `log_prob/mul_1`) unless the static
+  shapes are known to agree.
+  """
 
-  def __init__(self, logits):
-    self.logits = logits
-    self.probs = tf.sigmoid(logits)
+  def __init__(self, logits, name="Bernoulli"):
+    with tf.compat.v1.name_scope(name) as scope:
+      with tf.compat.v1.name_scope(scope, values=[None, logits]):
+        self.logits = logits
+        self.probs = tf.sigmoid(logits, name="probs")
+    self._scope = scope
+    self._graph_parents = [self.logits, self.probs]
+    self.batch_shape = self.logits.shape
 
-  def log_prob(self, event):
+  def _dynamic_batch_shape(self):
+    return tf.shape(self.logits)
+
+  def _sample_n(self, n, seed):
+    """Draws int32 0/1 values of shape `[n] + batch_shape`."""
+    new_shape = tf.concat([[n], self._batch_shape_tensor()], 0)
+    uniform = tf.random.uniform(new_shape, seed=seed, dtype=self.probs.dtype)
+    return tf.cast(tf.less(uniform, self.probs), tf.int32)
+
+  def _log_prob(self, event):
     """log P(event) elementwise, event cast to the logits' dtype."""
+    event = tf.convert_to_tensor(event, dtype_hint=tf.int32, name="value")
     event = tf.cast(event, self.logits.dtype)
-    logits, event = _broadcast_to_common_shape(self.logits, event)
+    logits = self.logits
+    if not (event.shape.is_fully_defined() and logits.shape.is_fully_defined()
+            and event.shape == logits.shape):
+      logits, event = (tf.ones_like(event) * logits,
+                       tf.ones_like(logits) * event)
     return -tf.nn.sigmoid_cross_entropy_with_logits(labels=event,
                                                     logits=logits)
-
-  def sample(self, seed):
-    """Draws int32 0/1 values shaped like the logits (op-level `seed`)."""
-    uniform = tf.random.uniform(tf.shape(self.logits), dtype=self.probs.dtype,
-                                seed=seed)
-    draws = tf.cast(tf.less(uniform, self.probs), tf.int32)
-    draws.set_shape(self.logits.shape)
-    return draws
 
 
 class LossFunction(object, metaclass=abc.ABCMeta):
@@ -602,8 +735,16 @@ class NormalMeanNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     if isinstance(var, numbers.Real) and not isinstance(var, bool):
       if var <= 0:
         raise ValueError("var must be positive, got {}.".format(var))
-    self._var = _same_dtype_param(var, self._mean.dtype, "var")
-    dist = _Normal(loc=self._mean, scale=tf.sqrt(self._var))
+    if isinstance(var, numbers.Real) and not isinstance(var, bool):
+      # A number stays a Python number, as in TF 1.4: the scale var**0.5 and
+      # the products with 1/var and var**-0.5 then create no extra ops
+      # (their name counters end up in variable names).
+      self._var = float(var)
+      scale = self._var**0.5
+    else:
+      self._var = _same_dtype_param(var, self._mean.dtype, "var")
+      scale = self._var**0.5
+    dist = _Normal(loc=self._mean, scale=scale)
     super(NormalMeanNegativeLogProbLoss, self).__init__(
         dist=dist, targets=targets, seed=seed)
 
@@ -814,9 +955,11 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
 
     The legacy code returned `[dim, 2·dim]` here; see docs/compatibility.md.
     """
-    shape = self._mean.shape
+    shape = _checks.static_shape_list(self._mean)
+    if shape is None:
+      return tf.TensorShape(None)
     dim = shape[-1]
-    return shape[:-1].concatenate([None if dim is None else 2 * dim])
+    return tf.TensorShape(shape[:-1] + [None if dim is None else 2 * dim])
 
   def multiply_hessian(self, vector):
     """Not provided: the Hessian is not the Fisher in these parameters.
@@ -1108,13 +1251,14 @@ def insert_slice_in_zeros(slice_to_insert, dim, dim_size, position):
       out of range.
   """
   slice_to_insert = _as_tensor(slice_to_insert, "slice_to_insert")
-  slice_shape = slice_to_insert.shape
-  rank = slice_shape.rank
+  slice_shape = _checks.static_shape_list(slice_to_insert)
+  rank = None if slice_shape is None else len(slice_shape)
   if rank is None:
     raise ValueError("slice_to_insert must have a known rank.")
   if not -rank <= dim < rank:
     raise ValueError("dim must lie in [-{0}, {0}) for slice_to_insert of "
-                     "shape {1}, got {2}.".format(rank, slice_shape, dim))
+                     "shape {1}, got {2}.".format(
+                         rank, _checks.format_shape(slice_to_insert), dim))
   if slice_shape[dim] is not None and slice_shape[dim] != 1:
     raise ValueError(
         "Expected slice_to_insert.shape to have {} dim of 1, but was {}."

@@ -49,7 +49,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
   Attributes:
     cov_update_op: `tf.Operation` updating all factor covariances.
     inv_update_op: `tf.Operation` updating all damped inverses.
-    inv_updates_dict: dict `{op.name: op}` of the individual inverse updates.
+    inv_updates_dict: dict `{tensor.name: tensor}` of the individual inverse
+      updates (`tf.Tensor`s: running one assigns the new inverse and yields
+      it).
   """
 
   def __init__(self, learning_rate, cov_ema_decay, damping, layer_collection,

@@ -10,6 +10,8 @@ registrations.
 import numpy as np
 import tensorflow as tf
 
+from kfac import _checks
+
 __all__ = [
     "SequenceDict",
     "setdefault",
@@ -148,11 +150,11 @@ def tensors_to_column(tensors):
 
 def _static_num_elements(tensor, arg_name):
   """Returns the number of elements of a fully defined static shape."""
-  shape = tensor.shape
-  if not shape.is_fully_defined():
+  shape = _checks.static_shape_list(tensor)
+  if shape is None or None in shape:
     raise ValueError("{} must have a fully defined static shape, got {}."
-                     .format(arg_name, shape))
-  return int(np.prod(shape.as_list(), dtype=np.int64))
+                     .format(arg_name, _checks.format_shape(tensor)))
+  return int(np.prod(shape, dtype=np.int64))
 
 
 def column_to_tensors(tensors_template, colvec):
@@ -187,12 +189,12 @@ def column_to_tensors(tensors_template, colvec):
 
 def _static_matrix_shape(mat, arg_name):
   """Returns (rows, cols) of a matrix with a known static shape."""
-  shape = mat.shape
-  if shape.rank != 2 or not shape.is_fully_defined():
+  shape = _checks.static_shape_list(mat)
+  if shape is None or len(shape) != 2 or None in shape:
     raise ValueError(
         "{} must be a matrix with a fully defined static shape, got shape {}."
-        .format(arg_name, shape))
-  return shape.as_list()
+        .format(arg_name, _checks.format_shape(mat)))
+  return shape
 
 
 def kronecker_product(mat1, mat2):
@@ -238,9 +240,9 @@ def layer_params_to_mat2d(vector):
       raise ValueError("vector must be a (weights, bias) pair, got {} tensors."
                        .format(len(vector)))
     w_part, b_part = vector
-    w_mat = tf.reshape(w_part, [-1, w_part.shape.as_list()[-1]])
+    w_mat = tf.reshape(w_part, [-1, _checks.static_dim(w_part, -1)])
     return tf.concat([w_mat, tf.reshape(b_part, [1, -1])], axis=0)
-  return tf.reshape(vector, [-1, vector.shape.as_list()[-1]])
+  return tf.reshape(vector, [-1, _checks.static_dim(vector, -1)])
 
 
 def mat2d_to_layer_params(vector_template, mat2d):
@@ -268,6 +270,13 @@ def compute_pi(left_factor, right_factor):
   2015, section 6.3): the ratio of the average eigenvalues of the two
   Kronecker factors, used to split a damping term between them.
 
+  As in TF 1.4, the divisions by the dimensions are folded into products
+  with the other factor's dimension, `sqrt(trace(L)·dim(R) /
+  (trace(R)·dim(L)))`: this gives the same rounding as the 2017 library and
+  creates the same ops (`mul`, `mul_1`, `truediv` in the current name
+  scope), whose name counters the damped-inverse variable names that follow
+  depend on.
+
   Args:
     left_factor: A square Tensor of static shape `[dim(L), dim(L)]`.
     right_factor: A square Tensor of static shape `[dim(R), dim(R)]`.
@@ -275,11 +284,11 @@ def compute_pi(left_factor, right_factor):
   Returns:
     A scalar Tensor.
   """
-  left_dim = left_factor.shape.as_list()[0]
-  right_dim = right_factor.shape.as_list()[0]
-  left_avg_trace = tf.linalg.trace(left_factor) / left_dim
-  right_avg_trace = tf.linalg.trace(right_factor) / right_dim
-  return tf.sqrt(left_avg_trace / right_avg_trace)
+  left_dim = _checks.static_dim(left_factor, 0)
+  right_dim = _checks.static_dim(right_factor, 0)
+  left_norm = tf.linalg.trace(left_factor) * right_dim
+  right_norm = tf.linalg.trace(right_factor) * left_dim
+  return tf.sqrt(left_norm / right_norm)
 
 
 def posdef_inv(tensor, damping):
@@ -296,7 +305,7 @@ def posdef_inv(tensor, damping):
   Returns:
     A Tensor of shape `[n, n]`.
   """
-  identity = tf.eye(tensor.shape.as_list()[0], dtype=tensor.dtype)
+  identity = tf.eye(_checks.static_dim(tensor, 0), dtype=tensor.dtype)
   damping = tf.cast(damping, dtype=tensor.dtype)
   return posdef_inv_funcs[POSDEF_INV_METHOD](tensor, identity, damping)
 

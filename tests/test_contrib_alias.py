@@ -15,6 +15,7 @@ import textwrap
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 
 import kfac
 from kfac import _contrib_alias
@@ -34,8 +35,11 @@ _PROGRAMS = (
 )
 
 _ALIAS_SCRIPT = textwrap.dedent("""\
-    import json, runpy, sys, traceback, warnings
+    import json, os, runpy, sys, traceback, warnings
     import tensorflow as tf
+    if os.environ.get("KFAC_TF_MODE") == "v1":
+      # The suite's TF1 pass: run the corpus as TF1 programs would.
+      tf.compat.v1.disable_v2_behavior()
     import kfac
 
     checks = {}
@@ -179,6 +183,7 @@ class AliasTest(parameterized.TestCase):
 
 class ForeignContribTest(absltest.TestCase):
 
+  @pytest.mark.slow
   def test_foreign_contrib_never_replaced(self):
     checks, _, output = _run(_FOREIGN_SCRIPT)
     self.assertIsNotNone(checks, output[-3000:])

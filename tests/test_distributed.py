@@ -36,6 +36,7 @@ def test_launch_rejects_empty_cluster():
      "FATAL Flags error: --optimizer: convnet_distributed trains with K-FAC "
      "only"),
 ])
+@pytest.mark.slow
 def test_bad_flags_are_one_line_errors(flag, message):
   """Bad launcher flags end with absl's one-line error, not a traceback."""
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +50,7 @@ def test_bad_flags_are_one_line_errors(flag, message):
   assert "--helpshort" in proc.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_cluster_trains_and_updates_factors(tmp_path):
   checkpoint_dir = str(tmp_path / "ckpt")
   result = convnet_distributed.launch(

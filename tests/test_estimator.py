@@ -524,12 +524,17 @@ class UpdateOpsTest(parameterized.TestCase):
                                  rtol=1e-5, atol=1e-6)
 
       self.assertTrue(est.inv_updates_dict)
-      for name, op in est.inv_updates_dict.items():
-        self.assertIsInstance(op, tf.Operation)
-        self.assertEqual(name, op.name)
+      for name, update in est.inv_updates_dict.items():
+        # Tensors, as TF 1.4's assign results (programs build queues from
+        # their dtype and shape).
+        self.assertIsInstance(update, tf.Tensor)
+        self.assertEqual(name, update.name)
+        self.assertEqual(update.dtype.base_dtype, tf.float32)
+        self.assertEqual(update.get_shape().as_list(),
+                         factor.get_cov().get_shape().as_list())
       self.assertCountEqual(
           [op.name for op in est.inv_update_op.control_inputs],
-          list(est.inv_updates_dict))
+          [t.op.name for t in est.inv_updates_dict.values()])
       sess.run(est.inv_update_op)
       inverse = sess.run(factor.get_inverse(0.1))
       np.testing.assert_allclose(
@@ -615,6 +620,13 @@ class MultiplyTest(parameterized.TestCase):
         est.multiply_inverse([(tf.zeros([IN, OUT]), w)])
 
 
+def _assigned_value(op):
+  """The op computing the value assigned by `op` (an assign or a read)."""
+  if op.type == "ReadVariableOp":  # Read after a resource assignment.
+    (op,) = op.control_inputs
+  return op.inputs[1].op
+
+
 class DevicesTest(parameterized.TestCase):
   """The r1.5 keywords `cov_devices` / `inv_devices` place the update ops."""
 
@@ -630,12 +642,14 @@ class DevicesTest(parameterized.TestCase):
     with tf.Graph().as_default():
       _, est = self._build(["/device:CPU:0", "/device:CPU:1"],
                            ["/device:CPU:2"])
-      cov_devices = sorted(op.device for op in
+      # The computed values are placed; a reference variable's assign op
+      # itself is colocated with its variable (TF1 mode).
+      cov_devices = sorted(_assigned_value(op).device for op in
                            est.cov_update_op.control_inputs)
       self.assertEqual(cov_devices, ["/device:CPU:0", "/device:CPU:1"])
       self.assertTrue(est.inv_updates_dict)
-      for op in est.inv_updates_dict.values():
-        self.assertEqual(op.device, "/device:CPU:2")
+      for update in est.inv_updates_dict.values():
+        self.assertEqual(_assigned_value(update.op).device, "/device:CPU:2")
 
   def test_no_devices_leaves_ops_unplaced(self):
     with tf.Graph().as_default():

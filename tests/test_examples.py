@@ -420,6 +420,7 @@ def test_entry_point_estimation_modes(mode, capsys):
   assert "mlp/kfac: done, 2 steps" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_command_line():
   """`python -m kfac.examples.mlp` runs as a program, quietly."""
   env = dict(os.environ, PYTHONPATH=_REPO)

@@ -258,6 +258,86 @@ class FullyConnectedDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       self.assertIs(outputs[0], out1)
       self.assertIs(outputs[1], out2)
 
+  @parameterized.named_parameters(
+      ("positional", lambda l, x, s: fb.FullyConnectedDiagonalFB(l, x, s)),
+      ("positional_bias", lambda l, x, s: fb.FullyConnectedDiagonalFB(
+          l, x, s, True)),
+      ("keyword_bias", lambda l, x, s: fb.FullyConnectedDiagonalFB(
+          l, x, s, has_bias=True)),
+      ("keywords", lambda l, x, s: fb.FullyConnectedDiagonalFB(
+          l, inputs=x, outputs=s, has_bias=False)),
+  )
+  def test_tf_1_4_0_release_constructor(self, make):
+    # TF 1.4.0's (layer_collection, inputs, outputs, has_bias=False): the
+    # factor sees the tensors themselves and is named after them.
+    rng = np.random.RandomState(3)
+    inputs, grads = rng.randn(5, 3), rng.randn(5, 2)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.constant(inputs, dtype=tf.float32, name="x")
+      s = tf.constant(np.zeros((5, 2)), dtype=tf.float32, name="s")
+      g = tf.constant(grads, dtype=tf.float32, name="g")
+      block = make(lc.LayerCollection(), x, s)
+      self.assertIs(block.tensors_to_compute_grads(), s)
+      self.assertEqual(block._num_registered_minibatches, 1)
+      block.instantiate_factors((g,), 0.1)
+      names = [v.op.name for v in tf.compat.v1.global_variables()]
+      self.assertEqual(names, ["LayerCollection/ff_diagfc/x_g/cov"])
+      _init(sess)
+      sess.run(block._factor.make_covariance_update_op(0.0))
+      self.assertAllClose(sess.run(block._factor.get_cov()),
+                          self._oracle(inputs, [grads], block._has_bias),
+                          rtol=1e-5, atol=1e-6)
+
+  @parameterized.named_parameters(
+      ("no_argument", (), {}, False),
+      ("positional", (True,), {}, True),
+      ("keyword", (), {"has_bias": True}, True),
+      ("int_flag", (0,), {}, 0),
+  )
+  def test_documented_constructor(self, args, kwargs, has_bias):
+    with tf.Graph().as_default():
+      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection(), *args,
+                                          **kwargs)
+      self.assertEqual(block.tensors_to_compute_grads(), [])
+      self.assertEqual(block._has_bias, has_bias)
+
+  @parameterized.named_parameters(
+      ("missing_outputs", lambda l, x: fb.FullyConnectedDiagonalFB(l, x),
+       "missing outputs"),
+      ("missing_inputs", lambda l, x: fb.FullyConnectedDiagonalFB(
+          l, outputs=x), "missing inputs"),
+      ("too_many", lambda l, x: fb.FullyConnectedDiagonalFB(
+          l, x, x, False, 1), "got 4 arguments"),
+      ("unknown_keyword", lambda l, x: fb.FullyConnectedDiagonalFB(
+          l, bias=True), "unexpected keyword argument 'bias'"),
+      ("twice", lambda l, x: fb.FullyConnectedDiagonalFB(
+          l, x, x, True, has_bias=True), "multiple values for argument "
+       "'has_bias'"),
+  )
+  def test_constructor_arguments_fitting_neither_form(self, make, message):
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(TypeError, message):
+        make(lc.LayerCollection(), tf.ones((2, 3)))
+
+  def test_release_constructor_then_additional_minibatch_concatenates(self):
+    rng = np.random.RandomState(4)
+    in1, in2 = rng.randn(2, 3), rng.randn(3, 3)
+    g1, g2 = rng.randn(2, 2), rng.randn(3, 2)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      c = lambda v: tf.constant(v, dtype=tf.float32)
+      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection(), c(in1),
+                                          c(g1 * 0), True)
+      block.register_additional_minibatch(c(in2), c(g2 * 0))
+      self.assertLen(block.tensors_to_compute_grads(), 2)
+      self.assertEqual(block._num_registered_minibatches, 2)
+      block.instantiate_factors(([c(g1), c(g2)],), 0.1)
+      _init(sess)
+      sess.run(block._factor.make_covariance_update_op(0.0))
+      self.assertAllClose(
+          sess.run(block._factor.get_cov()),
+          self._oracle(np.vstack([in1, in2]), [np.vstack([g1, g2])], True),
+          rtol=1e-5, atol=1e-6)
+
   def test_instantiate_without_minibatch_raises(self):
     with tf.Graph().as_default():
       block = fb.FullyConnectedDiagonalFB(lc.LayerCollection())

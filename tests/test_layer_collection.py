@@ -112,7 +112,9 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
           [fb.FullyConnectedKFACBasicFB, fb.FullyConnectedDiagonalFB,
            fb.ConvKFCBasicFB, fb.ConvDiagonalFB, fb.FullFB,
            fb.NaiveDiagonalFB])
-      self.assertEqual(len(blocks[1].tensors_to_compute_grads()), 1)
+      # The TF 1.4.0 release's block: the outputs Tensor itself.
+      self.assertIs(blocks[1].tensors_to_compute_grads(),
+                    blocks[1]._outputs[0])
       self.assertEqual({v.op.name for v in layers.generic_registrations},
                        {"g1", "g2"})
 
@@ -740,9 +742,9 @@ class EstimatorVariableNamesTest(tf.test.TestCase):
           "img__gradients_Sum_3_grad_BroadcastTo/cov",
           "LayerCollection/ff_convinkron/img_2-2-2-3_1-1-1-1_SAME_True/cov",
           "LayerCollection/ff_convoutkron/gradients_Sum_2_grad_BroadcastTo/cov",
-          # 2017's single-tensor concat was named `concat_1`, not
-          # `concat_1/concat`.
-          "LayerCollection/ff_diagfc/concat_1_concat_2/cov",
+          # TF 1.4.0's diagonal FC factor is named after the inputs and the
+          # output gradient themselves (no concat ops).
+          "LayerCollection/ff_diagfc/x_gradients_add_3_grad_Reshape_1/cov",
           "LayerCollection/ff_fckron/"
           "gradients_Sum_1_grad_BroadcastTo_False/cov",
           "LayerCollection/ff_fckron/gradients_add_3_grad_Reshape_False/cov",
@@ -752,15 +754,20 @@ class EstimatorVariableNamesTest(tf.test.TestCase):
           # The flattening ops are built inside the collection's scope,
           # re-entered (and so renamed) by each of the 10 factor creations.
           "LayerCollection/ff_naivediag/LayerCollection_10_concat_32/cov",
-          # The model's own `mul` and `mul_1` come first.
-          "ff_convinkron/img_2-2-2-3_1-1-1-1_SAME_True/inv_dampmul_4",
+          # The model's own `mul` and `mul_1` come first; then each
+          # Kronecker block makes `mul`, `mul_1`, `truediv` (π), `mul_2`
+          # (input damping) and `truediv_1` (output damping), counting on:
+          # fc (w1, b1) mul_2..mul_4, truediv, truediv_1; fc (w3, b3)
+          # mul_5..mul_7, truediv_2, truediv_3; conv mul_8..mul_10,
+          # truediv_4, truediv_5.
+          "ff_convinkron/img_2-2-2-3_1-1-1-1_SAME_True/inv_dampmul_10",
           "ff_convoutkron/gradients_Sum_2_grad_BroadcastTo/"
-          "inv_damptruediv_11",
-          "ff_fckron/gradients_Sum_1_grad_BroadcastTo_False/inv_damptruediv_7",
-          "ff_fckron/gradients_add_3_grad_Reshape_False/inv_damptruediv_3",
+          "inv_damptruediv_5",
+          "ff_fckron/gradients_Sum_1_grad_BroadcastTo_False/inv_damptruediv_3",
+          "ff_fckron/gradients_add_3_grad_Reshape_False/inv_damptruediv_1",
           # The shared input factor holds one inverse per block.
-          "ff_fckron/x_True/inv_dampmul_2",
-          "ff_fckron/x_True/inv_dampmul_3",
+          "ff_fckron/x_True/inv_dampmul_4",
+          "ff_fckron/x_True/inv_dampmul_7",
           "ff_full/gradients_Sum_4_grad_Tile__gradients_mul_grad_Mul_1_32/"
           "inv_damp0.01",
       ])

@@ -49,7 +49,8 @@ class GuideStructureTest(absltest.TestCase):
   def test_four_examples(self):
     self.assertEqual(
         sorted(_examples()),
-        ['after-contrib', 'after-pypi', 'before-contrib', 'before-pypi'])
+        ['after-contrib', 'after-pypi', 'before-contrib', 'before-pypi',
+         'restore-by-structure'])
 
   def test_before_and_after_use_the_right_names(self):
     examples = _examples()
@@ -83,7 +84,7 @@ class GuideFactsTest(parameterized.TestCase):
     names = set(re.findall(
         r'\bkfac\.(?:curvature_matrix_vector_products|estimator|'
         r'fisher_blocks|fisher_factors|layer_collection|loss_functions|'
-        r'op_queue|optimizer|utils)(?:\.\w+)*', _guide()))
+        r'op_queue|optimizer|utils|checkpoint)(?:\.\w+)*', _guide()))
     self.assertNotEmpty(names)
     for name in sorted(names):
       _resolve(name)
@@ -188,6 +189,18 @@ class WorkedExamplesTest(parameterized.TestCase):
       exec(compile(_examples()[name], name, 'exec'), namespace)  # pylint: disable=exec-used
     self.assertRegex(stdout.getvalue(), r'^loss: \d+\.\d{4} -> \d+\.\d{4}\n$')
     self.assertLess(namespace['last_loss'], namespace['first_loss'])
+
+  def test_restore_by_structure_example_prints_its_report(self):
+    namespace = {'__name__': 'migration_example'}
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+      exec(compile(_examples()['restore-by-structure'],  # pylint: disable=exec-used
+                   'restore-by-structure', 'exec'), namespace)
+    self.assertTrue(namespace['report'].complete)
+    printed = re.search(r'It prints\n\n```\n(.*?)\n```', _guide(),
+                        re.DOTALL)
+    self.assertIsNotNone(printed)
+    self.assertEqual(stdout.getvalue().strip(), printed.group(1).strip())
 
   def test_variable_names_as_stated(self):
     if not _kfac_has('optimizer', 'layer_collection'):

@@ -221,8 +221,9 @@ class FullyConnectedMultiKFTest(parameterized.TestCase):
                                np.sort(np.minimum(sigma**2, 1.)), atol=1e-10)
 
   @parameterized.named_parameters(
-      ("argument_on", True, None, True), ("argument_off", False, True, False),
-      ("global_on", None, True, True), ("global_off", None, False, False))
+      ("argument_on", True, None, True), ("neither", False, None, False),
+      ("global_on", False, True, True), ("global_off", False, False, False),
+      ("both", True, True, True))
   def testColocation(self, flag, global_value, colocated):
     missing = object()
     saved = getattr(ff, "COLOCATE_COV_OPS_WITH_INPUTS", missing)

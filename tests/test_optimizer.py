@@ -438,8 +438,11 @@ class SlotsAndPropertiesTest(parameterized.TestCase):
       self.assertIsInstance(opt.cov_update_op, tf.Operation)
       self.assertIsInstance(opt.inv_update_op, tf.Operation)
       self.assertTrue(opt.inv_updates_dict)
-      for name, op in opt.inv_updates_dict.items():
-        self.assertEqual(op.name, name)
+      for name, update in opt.inv_updates_dict.items():
+        self.assertIsInstance(update, tf.Tensor)
+        self.assertEqual(update.name, name)
+        self.assertEqual(update.dtype.base_dtype, tf.float32)
+        self.assertTrue(update.get_shape().is_fully_defined())
 
   def test_positional_legacy_order(self):
     # (learning_rate, cov_ema_decay, damping, layer_collection, momentum,
@@ -570,8 +573,13 @@ class R15KeywordsTest(parameterized.TestCase):
     with tf.Graph().as_default():
       opt, _, _, _, _ = _build(_values(15), cov_devices=["/device:CPU:0"],
                                inv_devices=["/device:CPU:1"])
-      for op in opt.inv_updates_dict.values():
-        self.assertEqual(op.device, "/device:CPU:1")
+      for update in opt.inv_updates_dict.values():
+        op = update.op
+        if op.type == "ReadVariableOp":  # Read after a resource assignment.
+          (op,) = op.control_inputs
+        # The assigned value is placed (a reference variable's assign op is
+        # colocated with its variable).
+        self.assertEqual(op.inputs[1].device, "/device:CPU:1")
       cov_ops = [op for op in tf.compat.v1.get_default_graph().get_operations()
                  if op.device == "/device:CPU:0"]
       self.assertNotEmpty(cov_ops)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from absl.testing import parameterized
+import pytest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,6 +19,7 @@ def _readme_commands():
 
 class PackageTest(parameterized.TestCase):
 
+  @pytest.mark.slow
   def test_import_prints_nothing(self):
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
@@ -27,6 +29,7 @@ class PackageTest(parameterized.TestCase):
     self.assertEqual(result.stdout, "")
     self.assertEqual(result.stderr, "")
 
+  @pytest.mark.slow
   def test_environment_is_left_unchanged(self):
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
@@ -36,6 +39,7 @@ class PackageTest(parameterized.TestCase):
         capture_output=True, text=True, env=env, check=True, timeout=120)
     self.assertEqual(result.stdout.strip(), "None")
 
+  @pytest.mark.slow
   def test_user_log_level_is_respected(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")
     result = subprocess.run(
@@ -44,6 +48,7 @@ class PackageTest(parameterized.TestCase):
         capture_output=True, text=True, env=env, check=True, timeout=120)
     self.assertEqual(result.stdout.strip(), "1")
 
+  @pytest.mark.slow
   def test_old_tensorflow_is_rejected(self):
     # A stand-in `tensorflow` module reporting an old version.
     code = ("import sys, types; tf = types.ModuleType('tensorflow'); "
@@ -54,6 +59,7 @@ class PackageTest(parameterized.TestCase):
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("found TensorFlow 1.15.5", result.stderr)
 
+  @pytest.mark.slow
   def test_missing_tensorflow_is_explained(self):
     code = ("import sys; sys.modules['tensorflow'] = None; import kfac")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True,
@@ -64,6 +70,10 @@ class PackageTest(parameterized.TestCase):
   def test_readme_usage_example_trains(self):
     with open(os.path.join(_ROOT, "README.md"), encoding="utf-8") as f:
       (snippet,) = re.findall(r"```python\n(.*?)\n```", f.read(), flags=re.S)
+    if os.environ.get("KFAC_TF_MODE") == "v1":
+      # The suite's TF1 pass: the example as a TF1 program would run it.
+      snippet = ("import tensorflow\n"
+                 "tensorflow.compat.v1.disable_v2_behavior()\n" + snippet)
     result = subprocess.run([sys.executable, "-c", snippet],
                             capture_output=True, text=True, timeout=300,
                             check=True)
