@@ -102,9 +102,10 @@ def qmodel_hyperparams_1_7(m_11, m_21, m_22, c_1, c_2):
 class DampingAdaptationMixin(object):
   """Levenberg–Marquardt damping adaptation for an optimizer (1.7).
 
-  Put it before the optimizer class in the bases. The class must have
-  `get_name()` (a `tf.compat.v1.train.Optimizer`) and, until adaptation is
-  enabled, a `damping` attribute in a base (the constructor's value). The
+  Put it before the optimizer class in the bases (it uses no `super()`, so a
+  face may also inline it). The class must have `get_name()` (a
+  `tf.compat.v1.train.Optimizer`) and either set `_damping_constant` (the
+  constructor's damping, as 1.7 does) or have an estimator `_fisher_est`. The
   optimizer calls `_minimize_with_damping_adaptation` from `minimize` and
   `_assign_q_model_change(qmodel_change)` when it computes the quadratic
   model's predicted change.
@@ -122,13 +123,20 @@ class DampingAdaptationMixin(object):
   _damping_adaptation_interval = 5
   _omega = 0.95 ** 5
   _damping_variable = None
+  _damping_constant = None
 
   @property
   def damping(self):
-    """The damping variable once adaptation is enabled, else the constant."""
+    """The damping variable once adaptation is enabled, else the constant.
+
+    The constant is `_damping_constant` (what 1.7's constructor stores) or,
+    when that is not set, the estimator's damping (`_fisher_est.damping`).
+    """
     if self._damping_variable is not None:
       return self._damping_variable
-    return super(DampingAdaptationMixin, self).damping
+    if self._damping_constant is not None:
+      return self._damping_constant
+    return self._fisher_est.damping
 
   @property
   def damping_adaptation_interval(self):

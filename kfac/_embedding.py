@@ -287,10 +287,28 @@ class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,
     """Returns the list of registered lookup outputs."""
     return self._outputs
 
-  def _factor_product(self, vector, inverse):
-    """The damped block's product (or inverse) with a sparse/dense vector."""
+  def multiply_inverse(self, vector):
+    """Returns `A_d⁻¹ M G_d⁻¹` (`M` the sparse or dense gradient).
+
+    Args:
+      vector: An `IndexedSlices` (rows of the embedding matrix; the result
+        keeps them) or a dense `[vocab_size, dim]` Tensor.
+
+    Returns:
+      The product, of the kind of `vector`.
+    """
     if isinstance(vector, tf.IndexedSlices):
-      return super(EmbeddingKFACFB, self)._factor_product(vector, inverse)
+      return self._factor_product(vector, inverse=True)
+    return self._dense_product(vector, inverse=True)
+
+  def multiply(self, vector):
+    """Returns `A_d M G_d`, `vector` as for `multiply_inverse`."""
+    if isinstance(vector, tf.IndexedSlices):
+      return self._factor_product(vector, inverse=False)
+    return self._dense_product(vector, inverse=False)
+
+  def _dense_product(self, vector, inverse):
+    """The damped block's product (or inverse) with a dense vector."""
     matrix = utils.layer_params_to_mat2d(vector)
     if inverse:
       out = extras.right_multiply_inverse(self._output_factor, matrix,

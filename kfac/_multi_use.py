@@ -387,6 +387,9 @@ def _check_uses(inputs, outputs):
 class _MultiUseData(object):
   """Data handling shared by the multi-use blocks (1.5-1.7 forms).
 
+  Written without `super()`, so that a release face can inline it (copy its
+  members into the block classes).
+
   The factor class is the module's `FullyConnectedMultiKF`, looked up when
   the factors are made (so a face that re-hosts this code with its own
   factor class gets it), unless `_multi_factor_class` is set. A face may also
@@ -408,9 +411,13 @@ class _MultiUseData(object):
     Raises:
       AssertionError: If `inputs` and `outputs` differ in length.
     """
+    self._init_uses(layer_collection, inputs, outputs, has_bias)
+
+  def _init_uses(self, layer_collection, inputs, outputs, has_bias):
+    # No super(): a face inlines this mix-in into its classes.
     self._inputs, self._outputs = _check_uses(inputs, outputs)
     self._has_bias = has_bias
-    super(_MultiUseData, self).__init__(layer_collection)
+    fisher_blocks.FisherBlock.__init__(self, layer_collection)
 
   @staticmethod
   def _normalize_damping(damping, num_replications):
@@ -530,8 +537,7 @@ class FullyConnectedSeriesFB(_MultiUseData, fisher_blocks.FisherBlock):
       AssertionError: If the two lists differ in length.
     """
     self._option = option
-    super(FullyConnectedSeriesFB, self).__init__(
-        layer_collection, inputs, outputs, has_bias=has_bias)
+    self._init_uses(layer_collection, inputs, outputs, has_bias)
 
   def instantiate_factors(self, grads_list, damping):
     """Creates the factors, `cov_dt1` and the option quantities.

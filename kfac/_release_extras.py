@@ -700,7 +700,8 @@ def _check_onehot_targets(targets):
 class OnehotCategoricalMixin(object):
   """Turns a categorical-logits loss into its one-hot variant (a mix-in).
 
-  Put it before a `CategoricalLogitsNegativeLogProbLoss` class in the bases.
+  Put it before `CategoricalLogitsNegativeLogProbLoss` in the bases (its
+  constructor is that class's, called explicitly).
   Only the distribution changes: targets and samples are one-hot rows
   `[batch_size, n_classes]` and the loss is
   `−Σ_b Σ_k t_bk log softmax(z_b)_k`. The Fisher and Hessian products, the
@@ -721,8 +722,9 @@ class OnehotCategoricalMixin(object):
       ValueError: If `logits` or `targets` is not 2-D.
       TypeError: If `logits` is not floating point or `targets` not real.
     """
-    super(OnehotCategoricalMixin, self).__init__(logits, targets=None,
-                                                 seed=seed)
+    # No super(): a face inlines this mix-in into its loss class.
+    loss_functions.CategoricalLogitsNegativeLogProbLoss.__init__(
+        self, logits, targets=None, seed=seed)
     if targets is not None:
       self._set_onehot_targets(_check_onehot_targets(targets))
 

@@ -14,23 +14,13 @@ import tensorflow as tf
 from kfac import _damping_adaptation as da
 
 
-class _ConstantDampingOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
-  """Gradient descent with a `damping` property (the constructor's value)."""
-
-  def __init__(self, learning_rate, damping, name):
-    super(_ConstantDampingOptimizer, self).__init__(learning_rate, name=name)
-    self._damping_value = damping
-
-  @property
-  def damping(self):
-    return self._damping_value
-
-
-class _ToyOptimizer(da.DampingAdaptationMixin, _ConstantDampingOptimizer):
+class _ToyOptimizer(da.DampingAdaptationMixin,
+                    tf.compat.v1.train.GradientDescentOptimizer):
   """Gradient descent whose model change is `gᵀδ + ½ δᵀ(H + λI)δ`."""
 
   def __init__(self, learning_rate, damping, hessian, name="KFAC"):
-    super(_ToyOptimizer, self).__init__(learning_rate, damping, name)
+    super(_ToyOptimizer, self).__init__(learning_rate, name=name)
+    self._damping_constant = damping
     self._learning_rate_value = learning_rate
     self._hessian = hessian
 
