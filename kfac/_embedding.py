@@ -302,7 +302,14 @@ class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,
     return self._dense_product(vector, inverse=True)
 
   def multiply(self, vector):
-    """Returns `A_d M G_d`, `vector` as for `multiply_inverse`."""
+    """Returns `A_d M G_d` (`M` the sparse or dense gradient).
+
+    Args:
+      vector: As for `multiply_inverse`.
+
+    Returns:
+      The product, of the kind of `vector`.
+    """
     if isinstance(vector, tf.IndexedSlices):
       return self._factor_product(vector, inverse=False)
     return self._dense_product(vector, inverse=False)

@@ -309,11 +309,31 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
       self._option2quants_by_damping[damping] = (pmat, kmat, mu)
 
   def get_option1quants(self, damping):
-    """Returns the variables `(L, ψ)` registered for `damping` (KeyError)."""
+    """Returns option 1's variables for a damping.
+
+    Args:
+      damping: A damping registered with `register_option1quants`.
+
+    Returns:
+      The pair of variables `(L, ψ)`.
+
+    Raises:
+      KeyError: If `damping` was not registered for option 1.
+    """
     return self._option1quants_by_damping[damping]
 
   def get_option2quants(self, damping):
-    """Returns the variables `(P, K, μ)` registered for `damping` (KeyError)."""
+    """Returns option 2's variables for a damping.
+
+    Args:
+      damping: A damping registered with `register_option2quants`.
+
+    Returns:
+      The triple of variables `(P, K, μ)`.
+
+    Raises:
+      KeyError: If `damping` was not registered for option 2.
+    """
     return self._option2quants_by_damping[damping]
 
   def make_inverse_update_ops(self):

@@ -547,19 +547,71 @@ class FactorMultiplyMixin(object):
     return get_cov_var(self)
 
   def left_multiply(self, x, damping):
-    """Returns `D x`; see the module function `left_multiply`."""
+    """Returns `D x` (see the module function `left_multiply`).
+
+    Args:
+      x: A rank-2 Tensor (dense factors), a Tensor of the variable's shape
+        (diagonal factors) or, for diagonal factors, an `IndexedSlices`.
+      damping: The damping `d` (float or scalar Tensor).
+
+    Returns:
+      The product.
+
+    Raises:
+      NotImplementedError: For an `IndexedSlices` and a dense factor.
+      ValueError: For a dense `x` of the wrong rank or shape.
+    """
     return left_multiply(self, x, damping)
 
   def right_multiply(self, x, damping):
-    """Returns `x D`; see the module function `right_multiply`."""
+    """Returns `x D` (see the module function `right_multiply`).
+
+    Args:
+      x: A rank-2 Tensor or an `IndexedSlices` (the result stays sparse).
+      damping: The damping `d` (float or scalar Tensor).
+
+    Returns:
+      The product.
+
+    Raises:
+      NotImplementedError: For a diagonal factor.
+      ValueError: For a dense `x` that is not of rank 2.
+    """
     return right_multiply(self, x, damping)
 
   def left_multiply_inverse(self, x, damping):
-    """Returns `D⁻¹ x`; see the module function `left_multiply_inverse`."""
+    """Returns `D⁻¹ x` (see the module function `left_multiply_inverse`).
+
+    Args:
+      x: As for `left_multiply`.
+      damping: The damping `d`; for a dense factor the key its inverse was
+        registered under.
+
+    Returns:
+      The product.
+
+    Raises:
+      ValueError: For an `IndexedSlices` and a dense factor, or a dense `x`
+        of the wrong rank or shape.
+      KeyError: If a dense factor has no inverse registered for `damping`.
+    """
     return left_multiply_inverse(self, x, damping)
 
   def right_multiply_inverse(self, x, damping):
-    """Returns `x D⁻¹`; see the module function `right_multiply_inverse`."""
+    """Returns `x D⁻¹` (see the module function `right_multiply_inverse`).
+
+    Args:
+      x: As for `right_multiply`.
+      damping: The key the inverse was registered under.
+
+    Returns:
+      The product.
+
+    Raises:
+      NotImplementedError: For a diagonal factor.
+      ValueError: For a dense `x` that is not of rank 2.
+      KeyError: If no inverse is registered for `damping`.
+    """
     return right_multiply_inverse(self, x, damping)
 
 
@@ -571,7 +623,17 @@ class DenseFactorMultiplyMixin(FactorMultiplyMixin):
   """
 
   def get_damped_inverse(self, damping):
-    """1.5's name of `get_inverse` (KeyError for an unregistered damping)."""
+    """Returns the variable holding `(cov + damping·I)⁻¹` (1.5's name).
+
+    Args:
+      damping: A damping registered with `register_damped_inverse`.
+
+    Returns:
+      The inverse variable (`get_inverse(damping)`).
+
+    Raises:
+      KeyError: If `damping` was not registered.
+    """
     return self.get_inverse(damping)
 
 
@@ -650,7 +712,14 @@ class FactorProductsKroneckerMixin(object):
     return self._factor_product(vector, inverse=True)
 
   def multiply(self, vector):
-    """Returns `c · A_d M G_d`, `vector` as for `multiply_inverse`."""
+    """Returns `c · A_d M G_d` in the layout of `vector`.
+
+    Args:
+      vector: As for `multiply_inverse`.
+
+    Returns:
+      The product, in the layout of `vector`.
+    """
     return self._factor_product(vector, inverse=False)
 
 
