@@ -580,25 +580,20 @@ class FactorMultiplyMixin(object):
     return right_multiply(self, x, damping)
 
   def left_multiply_inverse(self, x, damping):
-    """Returns `D⁻¹ x` (see the module function `left_multiply_inverse`).
+    """Returns `D⁻¹ x`; errors as the module function of this name.
 
     Args:
       x: As for `left_multiply`.
       damping: The damping `d`; for a dense factor the key its inverse was
-        registered under.
+        registered under (`KeyError` otherwise).
 
     Returns:
       The product.
-
-    Raises:
-      ValueError: For an `IndexedSlices` and a dense factor, or a dense `x`
-        of the wrong rank or shape.
-      KeyError: If a dense factor has no inverse registered for `damping`.
     """
     return left_multiply_inverse(self, x, damping)
 
   def right_multiply_inverse(self, x, damping):
-    """Returns `x D⁻¹` (see the module function `right_multiply_inverse`).
+    """Returns `x D⁻¹`; errors as the module function of this name.
 
     Args:
       x: As for `right_multiply`.
@@ -606,11 +601,6 @@ class FactorMultiplyMixin(object):
 
     Returns:
       The product.
-
-    Raises:
-      NotImplementedError: For a diagonal factor.
-      ValueError: For a dense `x` that is not of rank 2.
-      KeyError: If no inverse is registered for `damping`.
     """
     return right_multiply_inverse(self, x, damping)
 
