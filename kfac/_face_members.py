@@ -392,6 +392,7 @@ def kron_fb_1_5__register_damped_input_and_output_inverses(self, damping):
 # per-collection default approximations, linked parameters.
 
 VARIABLE_SCOPE = "VARIABLE_SCOPE"
+_TRUE = True
 APPROX_KRONECKER_INDEP_NAME = "kron_indep"
 APPROX_KRONECKER_SERIES_1_NAME = "kron_series_1"
 APPROX_KRONECKER_SERIES_2_NAME = "kron_series_2"
@@ -419,17 +420,6 @@ def lc_1_5__init__(self, graph=None, colocate_cov_ops_with_inputs=False,
   self._default_fully_connected_multi_approximation = (
       release.default_fully_connected_multi_approximation)
   self._default_embedding_approximation = APPROX_KRONECKER_NAME
-
-
-def lc_1_6__init__(self, graph=None, name="LayerCollection"):
-  """Creates an empty LayerCollection.
-
-  Args:
-    graph: The graph the model lives in; defaults to the default graph.
-    name: Default name of the variable scope of the factors. The scope is
-      made unique in the graph: "LayerCollection", "LayerCollection_1", ...
-  """
-  lc_1_5__init__(self, graph=graph, name=name)
 
 
 def lc_1_5___new_factor(self, cls, args):
@@ -859,3 +849,273 @@ def lc_1_5___register_loss(self, loss, name, default_name):
     raise NotImplementedError(
         "Adding logits to an existing LossFunction not yet supported.")
   self._loss_dict[name] = loss
+
+
+# ---------------------------------------------------------------------------
+# Release 1.6: update thunks, exported helpers, global colocation switch.
+
+
+def utils_1_6__on_tpu():
+  """Whether a TPU sharding context is active.
+
+  TensorFlow 2 has no `tf.contrib.tpu` sharding context, so this is always
+  False here (TPU cross-replica paths are never taken).
+  """
+  return False
+
+
+def utils_1_6__cross_replica_mean(tensor, name=None):
+  """The mean of `tensor` over TPU replicas.
+
+  Only defined inside a TPU sharding context, which TensorFlow 2 does not
+  have; covariance updates call it only when `on_tpu()` is true.
+
+  Args:
+    tensor: The Tensor to average.
+    name: Optional name scope (default "cross_replica_mean").
+
+  Raises:
+    ValueError: Always here: no TPU context is active.
+  """
+  del tensor, name
+  raise ValueError("Not inside a TPU sharding context (cross_replica_mean "
+                   "needs one).")
+
+
+def factors_1_6__set_global_constants(init_covariances_at_zero=None,
+                                      zero_debias=None,
+                                      eigenvalue_decomposition_threshold=None,
+                                      eigenvalue_clipping_threshold=None,
+                                      colocate_cov_ops_with_inputs=None):
+  """Overwrites the module's global constants (those not None).
+
+  Args:
+    init_covariances_at_zero: New `INIT_COVARIANCES_AT_ZERO`.
+    zero_debias: New `ZERO_DEBIAS`.
+    eigenvalue_decomposition_threshold: New
+      `EIGENVALUE_DECOMPOSITION_THRESHOLD`.
+    eigenvalue_clipping_threshold: New `EIGENVALUE_CLIPPING_THRESHOLD`.
+    colocate_cov_ops_with_inputs: New `COLOCATE_COV_OPS_WITH_INPUTS`
+      (covariance statistics computed next to the factors' inputs).
+  """
+  global INIT_COVARIANCES_AT_ZERO, ZERO_DEBIAS
+  global EIGENVALUE_DECOMPOSITION_THRESHOLD, EIGENVALUE_CLIPPING_THRESHOLD
+  global COLOCATE_COV_OPS_WITH_INPUTS
+  if init_covariances_at_zero is not None:
+    INIT_COVARIANCES_AT_ZERO = init_covariances_at_zero
+  if zero_debias is not None:
+    ZERO_DEBIAS = zero_debias
+  if eigenvalue_decomposition_threshold is not None:
+    EIGENVALUE_DECOMPOSITION_THRESHOLD = eigenvalue_decomposition_threshold
+  if eigenvalue_clipping_threshold is not None:
+    EIGENVALUE_CLIPPING_THRESHOLD = eigenvalue_clipping_threshold
+  if colocate_cov_ops_with_inputs is not None:
+    COLOCATE_COV_OPS_WITH_INPUTS = colocate_cov_ops_with_inputs
+
+
+def factors_1_6__maybe_colocate_with(op):
+  """`colocate_with(op)` when `COLOCATE_COV_OPS_WITH_INPUTS`, else nothing.
+
+  Args:
+    op: A Tensor or Operation, or a list/tuple (its first element is used).
+
+  Returns:
+    A context manager.
+  """
+  if not COLOCATE_COV_OPS_WITH_INPUTS:
+    return contextlib.nullcontext()
+  while isinstance(op, (tuple, list)):
+    op = op[0]
+  return tf.compat.v1.colocate_with(op)
+
+
+def factors_1_6__compute_cov(tensor, tensor_right=None, normalizer=None):
+  """The empirical second moment of the rows of `tensor`.
+
+  Args:
+    tensor: A 2-D Tensor `X` `[N, d]`, one sample per row.
+    tensor_right: Optional 2-D Tensor `Y` `[N, e]`.
+    normalizer: The divisor; defaults to the dynamic row count `N`.
+
+  Returns:
+    Without `tensor_right`: `(C + Cᵀ)/2` with `C = XᵀX / normalizer`
+    (`[d, d]`); with it: `XᵀY / normalizer` (`[d, e]`, not symmetrised).
+  """
+  if tensor_right is None:
+    return _compute_cov(tensor, normalizer=normalizer)
+  if normalizer is None:
+    normalizer = tf.shape(tensor)[0]
+  return (tf.linalg.matmul(tensor, tensor_right, transpose_a=True) /
+          tf.cast(normalizer, tensor.dtype))
+
+
+def factors_1_6__append_homog(tensor):
+  """Appends a column of ones to a 2-D Tensor (`[N, d]` -> `[N, d+1]`).
+
+  Args:
+    tensor: A 2-D Tensor.
+
+  Returns:
+    The Tensor with a trailing column of ones.
+  """
+  return _append_homog(tensor)
+
+
+def factors_1_6__extract_image_patches(image, ksizes, strides, padding,
+                                       name=None):
+  """`tf.image.extract_patches` with spatial-only sizes and strides.
+
+  Outside a TPU context (always, here) this is the plain patch extraction
+  with kernel `[1, *ksizes, 1]`, strides `[1, *strides, 1]` and unit rates.
+
+  Args:
+    image: A `[batch, height, width, channels]` Tensor.
+    ksizes: The 2 spatial kernel sizes.
+    strides: The 2 spatial strides.
+    padding: "SAME" or "VALID".
+    name: Optional op name.
+
+  Returns:
+    The patches, `[batch, out_h, out_w, kh*kw*channels]`.
+  """
+  return tf.image.extract_patches(
+      image, sizes=[1] + list(ksizes) + [1],
+      strides=[1] + list(strides) + [1], rates=[1, 1, 1, 1],
+      padding=padding, name=name)
+
+
+def factors_1_6__reset_eigendecomp(self):
+  """Forgets the cached eigendecomposition of the covariance.
+
+  The next inverse update builds a new one.
+  """
+  self._eigendecomp = None
+
+
+def blocks_1_6__normalize_damping(damping, num_replications):
+  """`damping / num_replications ** NORMALIZE_DAMPING_POWER` (unless 0).
+
+  Args:
+    damping: The damping, a float or a scalar Tensor.
+    num_replications: How often the parameters are replicated (e.g. the
+      number of spatial locations of a convolution).
+
+  Returns:
+    The normalised damping.
+  """
+  if NORMALIZE_DAMPING_POWER:
+    return damping / (num_replications ** NORMALIZE_DAMPING_POWER)
+  return damping
+
+
+def blocks_1_6__compute_pi_tracenorm(left_cov, right_cov):
+  """The π of the factored Tikhonov damping (Martens & Grosse, §6.3).
+
+  `π = sqrt((tr(L) · dim(R)) / (tr(R) · dim(L)))`.
+
+  Args:
+    left_cov: The left (input) covariance, a square matrix.
+    right_cov: The right (output) covariance, a square matrix.
+
+  Returns:
+    A scalar Tensor.
+  """
+  return utils.compute_pi(left_cov, right_cov)
+
+
+def blocks_1_6__compute_pi_adjusted_damping(left_cov, right_cov, damping):
+  """Splits a damping between two Kronecker factors according to `PI_TYPE`.
+
+  Args:
+    left_cov: The left (input) covariance.
+    right_cov: The right (output) covariance.
+    damping: The damping to split (Kronecker blocks pass `d ** 0.5`).
+
+  Returns:
+    `(damping·π, damping/π)` for "tracenorm", `(damping, damping)` for
+    "off", None for any other `PI_TYPE`.
+  """
+  if PI_TYPE == PI_TRACENORM_NAME:
+    pi = compute_pi_tracenorm(left_cov, right_cov)
+    return (damping * pi, damping / pi)
+  if PI_TYPE == PI_OFF_NAME:
+    return (damping, damping)
+  return None
+
+
+def blocks_1_6__num_conv_locations(input_shape, strides):
+  """The number of spatial locations of a 2-D convolution's *input*.
+
+  `input_shape[1]·input_shape[2] // (strides[1]·strides[2])` (the input
+  size, not the output size, as in the release).
+
+  Args:
+    input_shape: The inputs' shape `[batch, height, width, channels]`.
+    strides: The 4 strides.
+
+  Returns:
+    An int.
+  """
+  return int(input_shape[1]) * int(input_shape[2]) // (
+      int(strides[1]) * int(strides[2]))
+
+
+def estimator_1_6___setup(self, cov_ema_decay):
+  """Instantiates the factors and builds the update thunks and ops.
+
+  Sets `cov_update_thunks` / `inv_update_thunks` (one per factor, in
+  `get_factors()` order; each call builds a new op, the inverse ones under
+  the next inverse device), `cov_update_ops` / `inv_update_ops` (each thunk
+  called once) and the grouped `cov_update_op` / `inv_update_op`.
+
+  Args:
+    cov_ema_decay: The decay of the covariance moving averages.
+  """
+  self._instantiate_factors()
+  factors = list(self._layers.get_factors())
+
+  def cov_thunk(factor):
+    def thunk():
+      with tf.name_scope("create_cov_update_thunk"):
+        return factor.make_covariance_update_op(cov_ema_decay)
+    return thunk
+
+  def inv_thunk(factor):
+    def thunk():
+      with self._inv_device_context_generator():
+        with tf.name_scope("create_inv_update_thunk"):
+          return tf.group(*factor.make_inverse_update_ops())
+    return thunk
+
+  self.cov_update_thunks = [cov_thunk(factor) for factor in factors]
+  self.cov_update_ops = [thunk() for thunk in self.cov_update_thunks]
+  self.cov_update_op = tf.group(*self.cov_update_ops, name="cov_update_op")
+  self.inv_update_thunks = [inv_thunk(factor) for factor in factors]
+  self.inv_update_ops = [thunk() for thunk in self.inv_update_thunks]
+  self.inv_update_op = tf.group(*self.inv_update_ops, name="inv_update_op")
+
+
+def _estimator_attribute(name, doc):
+  def getter(self):
+    return getattr(self._fisher_est, name)
+
+  def setter(self, value):
+    del value  # The estimator's, read on every access.
+  getter.__doc__ = doc
+  return property(getter, setter)
+
+
+optimizer_1_6__cov_update_thunks = _estimator_attribute(
+    "cov_update_thunks", "One thunk per factor building its covariance "
+    "update op (a new op on every call).")
+optimizer_1_6__cov_update_ops = _estimator_attribute(
+    "cov_update_ops", "The covariance update op of every factor.")
+optimizer_1_6__cov_update_op = _estimator_attribute(
+    "cov_update_op", "All covariance updates, grouped.")
+optimizer_1_6__inv_update_thunks = _estimator_attribute(
+    "inv_update_thunks", "One thunk per factor building its inverse update "
+    "op (a new op on every call), e.g. for `utils.batch_execute`.")
+optimizer_1_6__inv_update_ops = _estimator_attribute(
+    "inv_update_ops", "The inverse update op of every factor.")
+optimizer_1_6__inv_update_op = _estimator_attribute(
+    "inv_update_op", "All inverse updates, grouped.")

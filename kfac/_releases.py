@@ -348,6 +348,12 @@ R1_5 = R1_4.derive(
         "fisher_factors.InverseProvidingFactor": (
             ("get_damped_inverse",
              "kfac.fisher_factors:InverseProvidingFactor.get_inverse"),),
+        "curvature_matrix_vector_products."
+        "CurvatureMatrixVectorProductComputer": tuple(
+            (member, "kfac._release_extras:"
+             "PartialCurvatureMatrixVectorProductComputer." + member)
+            for member in ("_multiply_jacobian",
+                           "_multiply_jacobian_transpose")),
         "loss_functions.LossFunction": (
             ("targets", "loss_1_5__targets"),
             ("input_minibatches", "loss_1_5__input_minibatches"),
@@ -444,6 +450,17 @@ R1_6 = R1_5.derive(
                                 "APPROX_KRONECKER_SERIES_2_NAME"),
            "loss_functions": ("OnehotCategoricalLogitsNegativeLogProbLoss",)},
     signatures={
+        "fisher_factors.FullFactor.__init__": None,
+        "fisher_factors.NaiveDiagonalFactor.__init__": None,
+        "fisher_factors.FullyConnectedDiagonalFactor.__init__": None,
+        "fisher_factors.ConvDiagonalFactor.__init__": None,
+        "fisher_factors.FullyConnectedKroneckerFactor.__init__": None,
+        "fisher_factors.ConvInputKroneckerFactor.__init__": None,
+        "fisher_factors.ConvOutputKroneckerFactor.__init__": None,
+        "fisher_factors.FullyConnectedMultiKF.__init__":
+            "tensor_lists, has_bias=False",
+        "layer_collection.LayerCollection.__init__":
+            "graph=None, name='LayerCollection'",
         "estimator.FisherEstimator.__init__":
             "variables, cov_ema_decay, damping, layer_collection, "
             "estimation_mode='gradients', colocate_gradients_with_ops=True, "
@@ -455,6 +472,39 @@ R1_6 = R1_5.derive(
             "colocate_gradients_with_ops=True, cov_devices=None, "
             "inv_devices=None",
     },
+    members={
+        "utils": (
+            ("ensure_sequence", "kfac._release_extras:ensure_sequence"),
+            ("batch_execute", "kfac._release_extras:batch_execute"),
+            ("on_tpu", "utils_1_6__on_tpu"),
+            ("cross_replica_mean", "utils_1_6__cross_replica_mean")),
+        "fisher_factors": (
+            ("COLOCATE_COV_OPS_WITH_INPUTS", "kfac._face_members:_TRUE"),
+            ("set_global_constants", "factors_1_6__set_global_constants"),
+            ("maybe_colocate_with", "factors_1_6__maybe_colocate_with"),
+            ("compute_cov", "factors_1_6__compute_cov"),
+            ("append_homog", "factors_1_6__append_homog"),
+            ("extract_image_patches", "factors_1_6__extract_image_patches")),
+        "fisher_factors.InverseProvidingFactor": (
+            ("reset_eigendecomp", "factors_1_6__reset_eigendecomp"),),
+        "fisher_blocks": (
+            ("normalize_damping", "blocks_1_6__normalize_damping"),
+            ("compute_pi_tracenorm", "blocks_1_6__compute_pi_tracenorm"),
+            ("compute_pi_adjusted_damping",
+             "blocks_1_6__compute_pi_adjusted_damping"),
+            ("num_conv_locations", "blocks_1_6__num_conv_locations")),
+        "loss_functions": (
+            ("OnehotCategoricalLogitsNegativeLogProbLoss",
+             "kfac._release_extras:"
+             "OnehotCategoricalLogitsNegativeLogProbLoss"),),
+        "estimator.FisherEstimator": (
+            ("_setup", "estimator_1_6___setup"),),
+        "optimizer.KfacOptimizer": tuple(
+            (name, "optimizer_1_6__" + name) for name in (
+                "cov_update_thunks", "cov_update_ops", "cov_update_op",
+                "inv_update_thunks", "inv_update_ops", "inv_update_op")),
+    },
+    dropped_members={"layer_collection.LayerCollection": ("_new_factor",)},
     momentum_default=0.9,
     colocate_gradients_default=True,
     conv_diagonal_damping_normalised=False,
@@ -483,7 +533,7 @@ R1_7 = R1_6.derive(
 RELEASES = _frozen({r.version: r for r in (SEED, R1_4, R1_5, R1_6, R1_7)})
 
 # Releases whose faces are built (a `kfac/r1_N` package exists).
-BUILT = ("1.4", "1.5")
+BUILT = ("1.4", "1.5", "1.6")
 
 
 def of(obj):

@@ -135,8 +135,7 @@ class FisherEstimator(object):
 
     self._layers.create_subgraph()
     self._check_registration(self._variables)
-    self.cov_update_op, self.inv_update_op, self.inv_updates_dict = (
-        self._setup(cov_ema_decay))
+    self._setup(cov_ema_decay)
 
   @property
   def variables(self):
@@ -217,8 +216,34 @@ class FisherEstimator(object):
     Args:
       cov_ema_decay: The decay of the covariance moving averages.
 
-    Returns:
-      A tuple `(cov_update_op, inv_update_op, inv_updates_dict)`.
+    Sets `cov_update_op`, `inv_update_op` and `inv_updates_dict`.
+    """
+    self._instantiate_factors()
+    cov_updates = []
+    for factor in self._layers.get_factors():
+      with self._cov_device_context_generator():
+        cov_updates.append(factor.make_covariance_update_op(cov_ema_decay))
+
+    inv_updates = {}
+    for factor in self._layers.get_factors():
+      with self._inv_device_context_generator():
+        for update in factor.make_inverse_update_ops():
+          # Reference-variable assignments are Tensors already (TF 1.4
+          # stored them); resource-variable ones come back as unread-variable
+          # objects, read here after the assignment. Grouped updates (one
+          # per factor on the eigen path, from release 1.5) are Operations.
+          if not isinstance(update, (tf.Tensor, tf.Operation)):
+            update = tf.convert_to_tensor(update)
+          inv_updates[update.name] = update
+
+    self.cov_update_op = tf.group(*cov_updates)
+    self.inv_update_op = tf.group(*inv_updates.values())
+    self.inv_updates_dict = inv_updates
+
+  def _instantiate_factors(self):
+    """Computes the gradients of the estimation mode; instantiates factors.
+
+    Every block gets its gradients (one entry per source) and the damping.
     """
     fisher_blocks_list = list(self._layers.get_blocks())
     tensors_to_compute_grads = [
@@ -233,25 +258,6 @@ class FisherEstimator(object):
 
     for grads_list, fb in zip(grads_lists, fisher_blocks_list):
       fb.instantiate_factors(grads_list, self.damping)
-
-    cov_updates = []
-    for factor in self._layers.get_factors():
-      with self._cov_device_context_generator():
-        cov_updates.append(factor.make_covariance_update_op(cov_ema_decay))
-
-    inv_updates = {}
-    for factor in self._layers.get_factors():
-      with self._inv_device_context_generator():
-        for update in factor.make_inverse_update_ops():
-          # Reference-variable assignments are Tensors already (TF 1.4
-          # stored them); resource-variable ones come back as unread-variable
-          # objects, read here after the assignment.
-          if not isinstance(update, tf.Tensor):
-            update = tf.convert_to_tensor(update)
-          inv_updates[update.name] = update
-
-    return (tf.group(*cov_updates), tf.group(*inv_updates.values()),
-            inv_updates)
 
   def _gradients(self, ys, xs, grad_ys=None):
     """`tf.compat.v1.gradients` with `None` results replaced by zeros.

@@ -13,6 +13,7 @@ checkpoints written by it restore into variables created here:
 """
 
 import abc
+import contextlib
 
 import numpy as np
 import tensorflow as tf
@@ -669,6 +670,36 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
                       "_checked_inputs", "_inputs", "_tensors",
                       "_tensor_lists")
 
+  def _first_data_tensor(self):
+    """The first Tensor among the factor's data, or None."""
+    for name in self._DATA_ATTRIBUTES:
+      for tensor in tf.nest.flatten(getattr(self, name, None)):
+        if isinstance(tensor, (tf.Tensor, tf.Variable)):
+          return tensor
+    return None
+
+  def _cov_ops_colocation(self):
+    """Where the statistics are computed: next to the data, or anywhere.
+
+    The seed and 1.4 never colocate. Release 1.5 colocates the factors of a
+    `LayerCollection(colocate_cov_ops_with_inputs=True)`; 1.6 and 1.7 follow
+    the module switch `COLOCATE_COV_OPS_WITH_INPUTS` (default True there).
+
+    Returns:
+      A context manager.
+    """
+    mode = _releases.of(self).cov_ops_colocation
+    if mode == "collection_flag":
+      flag = getattr(self, "_colocate_cov_ops_with_inputs", False)
+    elif mode == "global":
+      flag = globals().get("COLOCATE_COV_OPS_WITH_INPUTS", False)
+    else:
+      flag = False
+    tensor = self._first_data_tensor() if flag else None
+    if tensor is None:
+      return contextlib.nullcontext()
+    return tf.compat.v1.colocate_with(tensor)
+
   @property
   def _variable_dtype(self):
     """The dtype of the factor's variables: float32, or (from release 1.5)
@@ -711,8 +742,9 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     Returns:
       The update: running it assigns the new value of `cov` and yields it.
     """
-    new_cov = tf.cast(self._compute_total_new_cov(),
-                      self._cov.dtype.base_dtype)
+    with self._cov_ops_colocation():
+      new_cov = tf.cast(self._compute_total_new_cov(),
+                        self._cov.dtype.base_dtype)
     return _assign_moving_average(self._cov, new_cov, ema_decay,
                                   zero_debias=ZERO_DEBIAS)
 

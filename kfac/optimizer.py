@@ -139,7 +139,8 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
 
     self.cov_update_op = self._fisher_est.cov_update_op
     self.inv_update_op = self._fisher_est.inv_update_op
-    self.inv_updates_dict = self._fisher_est.inv_updates_dict
+    if hasattr(self._fisher_est, "inv_updates_dict"):  # Gone in 1.6.
+      self.inv_updates_dict = self._fisher_est.inv_updates_dict
 
     super(KfacOptimizer, self).__init__(learning_rate, name=name)
 
