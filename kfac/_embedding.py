@@ -227,7 +227,8 @@ class EmbeddingInputKroneckerFactor(
     return self._cov_dtype
 
   def _compute_new_cov(self, idx=0):
-    with extras.maybe_colocate_with(self._input_ids):
+    with extras.maybe_colocate_with(
+        self._input_ids, extras.colocation_flag(fisher_factors)):
       ids = self._input_ids[idx]
       batch_size = tf.shape(ids)[0]
       one_hot = tf.one_hot(tf.reshape(ids, [-1]), depth=self._vocab_size,
@@ -340,7 +341,8 @@ class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,
 
   def _split_damping(self, damping):
     """`(π√d, √d/π)` (tracenorm), or as the π type in force says."""
-    return extras.pi_adjusted_damping(self._pi, damping)
+    return extras.pi_adjusted_damping(self._pi, damping,
+                                      extras.current_pi_type(fisher_blocks))
 
   def instantiate_factors(self, grads_list, damping):
     """Creates the factors (over the concatenated minibatches).

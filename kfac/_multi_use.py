@@ -195,8 +195,10 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
     return len(self._tensor_lists)
 
   def _maybe_colocate(self):
-    return extras.maybe_colocate_with(_first_tensor(self._tensor_lists),
-                                      self._colocate_cov_ops_with_inputs)
+    return extras.maybe_colocate_with(
+        _first_tensor(self._tensor_lists),
+        extras.colocation_flag(fisher_factors,
+                               self._colocate_cov_ops_with_inputs))
 
   def _stacked(self, idx):
     """`X_idx`: the uses of source `idx` stacked use-major, `[T·B, n(+1)]`."""
@@ -473,7 +475,8 @@ class _MultiUseData(object):
     """`(π√d, √d/π)`, π from the current `A0` and `G0` (or the π type's)."""
     return extras.pi_adjusted_damping(
         lambda: utils.compute_pi(self._input_factor.get_cov(),
-                                 self._output_factor.get_cov()), damping)
+                                 self._output_factor.get_cov()), damping,
+        extras.current_pi_type(fisher_blocks))
 
   def _make_multi_factors(self, grads_list):
     """Creates (or finds) the input and output `FullyConnectedMultiKF`s."""

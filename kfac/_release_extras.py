@@ -36,6 +36,7 @@ __all__ = [
     "pi_adjusted_damping",
     "current_pi_type",
     "maybe_colocate_with",
+    "colocation_flag",
     "cast_damping",
     "DataDtypeFactorMixin",
     "FactorMultiplyMixin",
@@ -77,16 +78,21 @@ PI_OFF_NAME = "off"
 PI_TRACENORM_NAME = "tracenorm"
 
 
-def current_pi_type():
-  """The π type in force: `fisher_blocks.PI_TYPE` if the engine has one.
+def current_pi_type(blocks_module=None):
+  """The π type in force: the `PI_TYPE` global of a `fisher_blocks` module.
 
   Releases 1.5+ select it with `fisher_blocks.set_global_constants(
   pi_type=...)`; without that global the type is "tracenorm" (1.4).
 
+  Args:
+    blocks_module: The `fisher_blocks` module in force (the engine's, or a
+      face's: callers pass the one their code sees); default the engine's.
+
   Returns:
     The π type string.
   """
-  return getattr(fisher_blocks, "PI_TYPE", PI_TRACENORM_NAME)
+  return getattr(blocks_module or fisher_blocks, "PI_TYPE",
+                 PI_TRACENORM_NAME)
 
 
 def pi_adjusted_damping(pi_fn, damping, pi_type=None):
@@ -129,23 +135,38 @@ def pi_adjusted_damping(pi_fn, damping, pi_type=None):
   return sqrt_damping * pi, sqrt_damping / pi
 
 
-def maybe_colocate_with(op, flag=False):
-  """`colocate_with(op)` when colocation is on, else a null context.
+def colocation_flag(factors_module, flag=False):
+  """Whether covariance ops are colocated with their inputs.
 
-  Colocation is on when `flag` (1.5's per-collection argument) is true or
-  the `fisher_factors.COLOCATE_COV_OPS_WITH_INPUTS` global (1.6-1.7) is
-  true; a module without that global counts as off. A list or tuple is
-  colocated with its first element.
+  True when `flag` (1.5's per-collection argument) is true or the module's
+  `COLOCATE_COV_OPS_WITH_INPUTS` global (1.6-1.7) is; a module without that
+  global counts as off.
+
+  Args:
+    factors_module: The `fisher_factors` module in force (the engine's, or a
+      face's: callers pass the one their code sees).
+    flag: Python bool, 1.5's argument.
+
+  Returns:
+    A Python bool.
+  """
+  return bool(flag or getattr(factors_module, "COLOCATE_COV_OPS_WITH_INPUTS",
+                              False))
+
+
+def maybe_colocate_with(op, flag):
+  """`colocate_with(op)` when `flag` is true, else a null context.
+
+  A list or tuple is colocated with its first element.
 
   Args:
     op: A Tensor or Operation, or a list/tuple of them.
-    flag: Python bool, 1.5's argument.
+    flag: Python bool (see `colocation_flag`).
 
   Returns:
     A context manager.
   """
-  if not (flag or getattr(fisher_factors, "COLOCATE_COV_OPS_WITH_INPUTS",
-                          False)):
+  if not flag:
     return contextlib.nullcontext()
   while isinstance(op, (tuple, list)):
     op = op[0]
@@ -388,7 +409,14 @@ def _damped_cov(factor):
 
 
 def _is_diagonal(factor):
-  return isinstance(factor, fisher_factors.DiagonalFactor)
+  """Whether `factor` is a `DiagonalFactor` (of the engine or of a face).
+
+  Release faces re-host the engine classes, so a face's diagonal factor is
+  not an instance of `fisher_factors.DiagonalFactor`; the class name in the
+  MRO identifies it in every face.
+  """
+  return any(klass.__name__ == "DiagonalFactor"
+             for klass in type(factor).__mro__)
 
 
 def _diagonal_vector(factor):

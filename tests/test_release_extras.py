@@ -355,5 +355,48 @@ class PiAdjustedDampingTest(parameterized.TestCase):
                      getattr(fb, "PI_TYPE", "tracenorm"))
 
 
+class FaceCompatibilityTest(parameterized.TestCase):
+  """Release faces re-host engine classes and module globals."""
+
+  def testDiagonalFactorsAreRecognisedByClassName(self):
+    # A re-hosted DiagonalFactor is not the engine class; the products must
+    # still take the diagonal path.
+    class DiagonalFactor(object):  # pylint: disable=redefined-outer-name
+      pass
+
+    class FaceDiagonal(DiagonalFactor):
+
+      def __init__(self, cov):
+        self._cov = cov
+
+    with tf.Graph().as_default():
+      factor = FaceDiagonal(tf.constant([[1., 2.], [3., 4.]]))
+      x = tf.constant([[2., 2.], [2., 2.]])
+      products = [ex.left_multiply(factor, x, 1.),
+                  ex.left_multiply_inverse(factor, x, 1.)]
+      with self.assertRaises(NotImplementedError):
+        ex.right_multiply(factor, x, 1.)
+      with tf.compat.v1.Session() as sess:
+        left, left_inv = sess.run(products)
+    np.testing.assert_allclose(left, [[4., 6.], [8., 10.]])
+    np.testing.assert_allclose(left_inv, [[1., 2. / 3], [.5, .4]])
+
+  @parameterized.named_parameters(
+      ("no_global", None, False, False), ("argument", None, True, True),
+      ("global_on", True, False, True), ("global_off", False, False, False))
+  def testColocationFlagReadsTheGivenModule(self, global_value, flag,
+                                            expected):
+    module = type("FaceFactors", (), {})()
+    if global_value is not None:
+      module.COLOCATE_COV_OPS_WITH_INPUTS = global_value
+    self.assertEqual(ex.colocation_flag(module, flag), expected)
+
+  def testPiTypeReadsTheGivenModule(self):
+    module = type("FaceBlocks", (), {"PI_TYPE": "off"})()
+    self.assertEqual(ex.current_pi_type(module), "off")
+    self.assertEqual(ex.current_pi_type(type("Bare", (), {})()),
+                     "tracenorm")
+
+
 if __name__ == "__main__":
   absltest.main()
