@@ -338,51 +338,124 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
     """
     return self._option2quants_by_damping[damping]
 
+  def _option_quant_updates(self):
+    """The `(variable, new value)` pairs of the option quantities.
+
+    Computed from the eigendecomposition of `cov` (registered now if needed)
+    and the current `cov_dt1`; see the class docstring.
+    """
+    updates = []
+    if not (self._option1quants_by_damping or
+            self._option2quants_by_damping):
+      return updates
+    self.register_eigendecomp()
+    evals, evecs = self.get_eigendecomp()
+    evals = tf.maximum(evals, tf.cast(
+        fisher_factors.EIGENVALUE_CLIPPING_THRESHOLD, evals.dtype))
+    cov_dt1 = self._cov_dt1.read_value()
+
+    def inv_sqrt_cov(damping):
+      damped = evals + extras.cast_damping(damping, evals.dtype)
+      mat = tf.linalg.matmul(evecs * damped**-0.5, evecs, transpose_b=True)
+      return (mat + tf.transpose(mat)) / 2.
+
+    for damping, (lmat, psi_var) in self._option1quants_by_damping.items():
+      sqrt_inv = inv_sqrt_cov(damping)
+      cov_dt1_sym = (cov_dt1 + tf.transpose(cov_dt1)) / 2.
+      hat_psi = tf.linalg.matmul(tf.linalg.matmul(sqrt_inv, cov_dt1_sym),
+                                 sqrt_inv)
+      psi, evecs_psi = posdef_eig(hat_psi)
+      updates.append((lmat, tf.linalg.matmul(sqrt_inv, evecs_psi)))
+      updates.append((psi_var, psi))
+
+    for damping, (pmat, kmat, mu_var) in (
+        self._option2quants_by_damping.items()):
+      sqrt_inv = inv_sqrt_cov(damping)
+      sqrt_inv_c1 = tf.linalg.matmul(sqrt_inv, cov_dt1)
+      hat_psi = tf.linalg.matmul(sqrt_inv_c1, sqrt_inv)
+      sigma, _, right = tf.linalg.svd(hat_psi, full_matrices=True)
+      mu = tf.minimum(sigma**2, tf.cast(1., sigma.dtype))
+      updates.append((pmat, tf.linalg.matmul(sqrt_inv_c1, sqrt_inv,
+                                             transpose_a=True)))
+      updates.append((kmat, tf.linalg.matmul(sqrt_inv, right)))
+      updates.append((mu_var, mu))
+    return updates
+
+  def _inverse_updates(self):
+    """The base class's `(variable, value)` pairs, then the options'.
+
+    Engines whose `InverseProvidingFactor` builds its updates from
+    `_inverse_updates()` (plain and non-finite-guarded paths) thereby refresh
+    the option quantities too.
+    """
+    base = getattr(super(FullyConnectedMultiKF, self), "_inverse_updates",
+                   None)
+    updates = list(base()) if base is not None else []
+    return updates + self._option_quant_updates()
+
   def make_inverse_update_ops(self):
     """Returns a one-element list: every refresh of this factor, grouped.
 
     First the base class's damped inverses and matrix powers, then, for
     each registered damping, the option quantities (see the class
-    docstring), computed from the eigendecomposition of `cov` (registered
-    now if needed) and the current `cov_dt1`.
+    docstring).
 
     Returns:
       A list holding one grouped `tf.Operation`.
     """
-    ops = super(FullyConnectedMultiKF, self).make_inverse_update_ops()
-    if self._option1quants_by_damping or self._option2quants_by_damping:
-      self.register_eigendecomp()
-      evals, evecs = self.get_eigendecomp()
-      evals = tf.maximum(evals, tf.cast(
-          fisher_factors.EIGENVALUE_CLIPPING_THRESHOLD, evals.dtype))
-      cov_dt1 = self._cov_dt1.read_value()
-
-      def inv_sqrt_cov(damping):
-        damped = evals + extras.cast_damping(damping, evals.dtype)
-        mat = tf.linalg.matmul(evecs * damped**-0.5, evecs, transpose_b=True)
-        return (mat + tf.transpose(mat)) / 2.
-
-      for damping, (lmat, psi_var) in self._option1quants_by_damping.items():
-        sqrt_inv = inv_sqrt_cov(damping)
-        cov_dt1_sym = (cov_dt1 + tf.transpose(cov_dt1)) / 2.
-        hat_psi = tf.linalg.matmul(tf.linalg.matmul(sqrt_inv, cov_dt1_sym),
-                                   sqrt_inv)
-        psi, evecs_psi = posdef_eig(hat_psi)
-        ops.append(lmat.assign(tf.linalg.matmul(sqrt_inv, evecs_psi)))
-        ops.append(psi_var.assign(psi))
-
-      for damping, (pmat, kmat, mu_var) in (
-          self._option2quants_by_damping.items()):
-        sqrt_inv = inv_sqrt_cov(damping)
-        sqrt_inv_c1 = tf.linalg.matmul(sqrt_inv, cov_dt1)
-        hat_psi = tf.linalg.matmul(sqrt_inv_c1, sqrt_inv)
-        sigma, _, right = tf.linalg.svd(hat_psi, full_matrices=True)
-        mu = tf.minimum(sigma**2, tf.cast(1., sigma.dtype))
-        ops.append(pmat.assign(tf.linalg.matmul(sqrt_inv_c1, sqrt_inv,
-                                                transpose_a=True)))
-        ops.append(kmat.assign(tf.linalg.matmul(sqrt_inv, right)))
-        ops.append(mu_var.assign(mu))
+    if hasattr(fisher_factors.InverseProvidingFactor, "_inverse_updates"):
+      ops = [variable.assign(value)
+             for variable, value in self._inverse_updates()]
+    else:
+      ops = super(FullyConnectedMultiKF, self).make_inverse_update_ops()
+      ops += [variable.assign(value)
+              for variable, value in self._option_quant_updates()]
     return [tf.group(*ops)]
+
+  def _make_guarded_covariance_update_op(self, ema_decay, counter):
+    """The covariance update keeping `cov` and `cov_dt1` on non-finite data.
+
+    Used by engines with non-finite guards (`kfac._nonfinite`): when either
+    new statistic is not finite, both moving averages keep their values and
+    `counter` counts one skip; otherwise the update is that of
+    `make_covariance_update_op`.
+
+    Args:
+      ema_decay: Decay of the moving averages, a float or a scalar Tensor.
+      counter: The engine's skip counter (`count_unless(ok)`).
+
+    Returns:
+      A grouped `tf.Operation`.
+    """
+    from kfac import _nonfinite  # pylint: disable=g-import-not-at-top
+    ema_decay = extras.decay_in_dtype(ema_decay, self._dtype)
+    with self._maybe_colocate():
+      pairs = [(self._cov, tf.add_n([self._compute_new_cov(idx)
+                                     for idx in range(self._num_sources)]))]
+      if self._cov_dt1 is not None:
+        pairs.append((self._cov_dt1, tf.add_n(
+            [self._compute_new_cov_dt1(idx)
+             for idx in range(self._num_sources)])))
+      with tf.name_scope(_nonfinite.GUARD_SCOPE):
+        ok = _nonfinite.all_finite([value for _, value in pairs])
+        count = counter.count_unless(ok)
+      ops = []
+      with tf.control_dependencies([count]):
+        for variable, value in pairs:
+          # pylint: disable=protected-access,cell-var-from-loop
+          if fisher_factors.ZERO_DEBIAS:
+            # The zero-debiasing helpers move on every update: skip it whole.
+            ops.append(tf.cond(
+                ok, lambda: tf.identity(fisher_factors._assign_moving_average(
+                    variable, value, ema_decay, zero_debias=True)),
+                lambda: tf.identity(variable)))
+          else:
+            # Moving towards the current value leaves it unchanged.
+            ops.append(fisher_factors._assign_moving_average(
+                variable, _nonfinite.keep_unless(ok, value, variable),
+                ema_decay, zero_debias=False))
+          # pylint: enable=protected-access,cell-var-from-loop
+    return tf.group(*ops)
 
 
 class SeriesFBApproximation(enum.IntEnum):

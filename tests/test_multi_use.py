@@ -259,8 +259,7 @@ class FullyConnectedMultiKFTest(parameterized.TestCase):
   @parameterized.named_parameters(
       ("not_a_list", lambda t: t[0][0], ValueError),
       ("ragged_sources", lambda t: (t[0], t[0][:1]), ValueError),
-      ("rank_one", lambda t: ((tf.constant([1., 2.]),),), ValueError),
-      ("integer", lambda t: ((tf.constant([[1, 2]]),),), TypeError))
+      ("rank_one", lambda t: ((tf.constant([1., 2.]),),), ValueError))
   def testBadTensorLists(self, make, error):
     with tf.Graph().as_default():
       _, tensors = _data(np.random.RandomState(0), 2, 3, 2, tf.float32, "x")
