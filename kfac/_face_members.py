@@ -1119,3 +1119,163 @@ optimizer_1_6__inv_update_ops = _estimator_attribute(
     "inv_update_ops", "The inverse update op of every factor.")
 optimizer_1_6__inv_update_op = _estimator_attribute(
     "inv_update_op", "All inverse updates, grouped.")
+
+
+# ---------------------------------------------------------------------------
+# Release 1.7: `FisherEstimator(damping_fn, ...)`, embeddings, damping
+# adaptation.
+
+
+def estimator_1_7__init__(self, damping_fn, variables, cov_ema_decay,
+                          layer_collection, estimation_mode="gradients",
+                          colocate_gradients_with_ops=True, cov_devices=None,
+                          inv_devices=None):
+  """Checks the registrations and builds the update ops.
+
+  Args:
+    damping_fn: A function of no arguments returning the damping (a float or
+      a scalar Tensor). The blocks receive the value it returns while the
+      estimator is being constructed; `damping` calls it again on every
+      access.
+    variables: A list of the variables whose Fisher is estimated; each must
+      be registered in `layer_collection` as many times as it is used.
+    cov_ema_decay: The decay of the covariance moving averages.
+    layer_collection: The `LayerCollection` with the registered layers and
+      at least one loss.
+    estimation_mode: "gradients", "empirical", "curvature_prop" or "exact".
+    colocate_gradients_with_ops: Whether gradients are computed next to the
+      ops they differentiate.
+    cov_devices: Optional devices to place the covariance computations on
+      (round-robin over blocks).
+    inv_devices: Optional devices for the inverse computations.
+
+  Raises:
+    ValueError: For an unknown mode, no loss, or variables and
+      registrations that do not match.
+  """
+  self._damping_fn = damping_fn
+  self._engine___init__(
+      variables, cov_ema_decay, damping_fn(), layer_collection,
+      estimation_mode=estimation_mode,
+      colocate_gradients_with_ops=colocate_gradients_with_ops,
+      cov_devices=cov_devices, inv_devices=inv_devices)
+
+
+def estimator_1_7__damping(self):
+  """The damping: `damping_fn()`, evaluated on every access."""
+  return self._damping_fn()
+
+
+estimator_1_7__damping = property(estimator_1_7__damping)
+
+
+def optimizer_1_7___make_fisher_estimator(self, variables, cov_ema_decay,
+                                          damping, layer_collection,
+                                          **kwargs):
+  """Builds the 1.7 estimator, whose damping function reads `self.damping`.
+
+  Args:
+    variables: The variables whose Fisher is estimated.
+    cov_ema_decay: The decay of the covariance moving averages.
+    damping: The constructor's damping (kept as the constant damping).
+    layer_collection: The `LayerCollection`.
+    **kwargs: The other estimator arguments.
+
+  Returns:
+    The `FisherEstimator`.
+  """
+  self._damping_constant = damping
+  return est.FisherEstimator(lambda: self.damping, variables, cov_ema_decay,
+                             layer_collection, **kwargs)
+
+
+def optimizer_1_7__minimize(self, *args, **kwargs):
+  """Adds ops to minimise a loss, adapting the damping when enabled.
+
+  With `set_damping_adaptation_params(is_chief=True, ...)` called, the
+  damping is adapted every `damping_adaptation_interval` steps before the
+  step, and `global_step` must be given as a keyword.
+
+  Args:
+    *args: Positional arguments of `Optimizer.minimize` (`loss`, ...).
+    **kwargs: Keyword arguments of `Optimizer.minimize`.
+
+  Returns:
+    The training op.
+
+  Raises:
+    KeyError: If adapting and no `global_step` keyword is given.
+    ValueError: If `var_list` is not the set of Fisher-estimating
+      variables.
+  """
+  return self._minimize_with_damping_adaptation(self._engine_minimize, *args,
+                                                **kwargs)
+
+
+def lc_1_7__register_embedding(self, params, inputs, outputs, approx=None,
+                               reuse=VARIABLE_SCOPE):
+  """Registers (one minibatch of) an embedding lookup `outputs = params[inputs]`.
+
+  Args:
+    params: The embedding matrix `[vocab_size, dim]` (no bias).
+    inputs: The integer ids looked up, `[batch]` or `[batch, k]`.
+    outputs: The looked-up embeddings.
+    approx: "kron" (the only legal value); None uses the linked
+      approximation or `default_embedding_approximation`.
+    reuse: See `register_block`.
+
+  Raises:
+    ValueError: If `approx` is illegal, `params` is a tuple/list, or
+      `register_block` refuses the registration.
+    KeyError: If reusing a key that is not registered.
+  """
+  approx = _resolve_approx(self, params, approx,
+                           self.default_embedding_approximation,
+                           (APPROX_KRONECKER_NAME,))
+  if isinstance(params, (tuple, list)):
+    raise ValueError("Bias not supported.")
+  vocab_size = int(params.shape[0])
+  block = self.register_block(params, fb.EmbeddingKFACFB(self, vocab_size),
+                              reuse=reuse)
+  block.register_additional_minibatch(inputs, outputs)
+
+
+def utils_1_7__layer_params_to_mat2d(vector):
+  """Reshapes layer parameters to the 2-D `[in (+1), out]` layout.
+
+  The weights are reshaped to `[-1, out]` and a bias is appended as the last
+  row. An `IndexedSlices` (a sparse embedding gradient) is returned
+  unchanged (1.7).
+
+  Args:
+    vector: A Tensor, a `(weights, bias)` tuple/list, or an `IndexedSlices`.
+
+  Returns:
+    The `[in (+1), out]` matrix, or `vector` itself for an `IndexedSlices`.
+  """
+  if isinstance(vector, tf.IndexedSlices):
+    return vector
+  return _engine_layer_params_to_mat2d(vector)
+
+
+def utils_1_7__mat2d_to_layer_params(vector_template, mat2d):
+  """The inverse of `layer_params_to_mat2d`, shaped like `vector_template`.
+
+  Args:
+    vector_template: A Tensor, a `(weights, bias)` tuple/list, or an
+      `IndexedSlices`.
+    mat2d: The 2-D matrix; an `IndexedSlices` when the template is one.
+
+  Returns:
+    The result in the template's layout (`mat2d` itself when sparse).
+
+  Raises:
+    TypeError: If the template is an `IndexedSlices` and `mat2d` is not.
+  """
+  if isinstance(vector_template, tf.IndexedSlices):
+    if not isinstance(mat2d, tf.IndexedSlices):
+      raise TypeError(
+          "If vector_template is an IndexedSlices, so should mat2d be; got "
+          "{!r}.".format(mat2d))
+    return mat2d
+  return _engine_mat2d_to_layer_params(vector_template, mat2d)

@@ -46,6 +46,9 @@ def _defined_in(obj, module):
   return getattr(obj, "__module__", None) == module.__name__
 
 
+# A `members` source of None: the face removes the member.
+_REMOVE = object()
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -120,7 +123,10 @@ def _globals_for(cls_or_func, namespace, release):
     cls_or_func = cls_or_func.fget
   elif isinstance(cls_or_func, (staticmethod, classmethod)):
     cls_or_func = cls_or_func.__func__
-  module_name = cls_or_func.__module__
+  module_name = getattr(cls_or_func, "__module__", None)
+  if module_name is None or not isinstance(cls_or_func,
+                                           (type, types.FunctionType)):
+    return namespace
   if (module_name == _face_members.__name__ or
       module_name.rsplit(".", 1)[-1] == namespace["__name__"].rsplit(
           ".", 1)[-1]):
@@ -195,7 +201,7 @@ def _rehost_class(cls, namespace, release, extra_members=None, name=None):
     if key in body and "_engine_" + key not in body:
       # The replaced member stays reachable for the adapter that wraps it.
       body["_engine_" + key] = body[key]
-    if value is None:
+    if value is _REMOVE:
       body.pop(key, None)
     else:
       body[key] = _rebind_member(value, _globals_for(value, namespace,
@@ -425,7 +431,7 @@ def _source(source):
   attribute of another private module (e.g. the release maths).
   """
   if source is None:
-    return None
+    return _REMOVE
   if ":" in source:
     module_name, path = source.split(":")
     value = importlib.import_module(module_name)
@@ -439,7 +445,7 @@ def _source(source):
 def _members_for(release, target):
   """Name -> object of the face members declared for `target`.
 
-  A member declared with source None maps to None: the face removes it.
+  A member declared with source None maps to `_REMOVE`: the face removes it.
   """
   return {member: _source(source)
           for member, source in release.members.get(target, ())}
@@ -513,7 +519,10 @@ def fill_module(namespace, version, module_name):
   module_members = _members_for(release, module_name)
   finish = module_members.pop("__finish__", None)
   for name, value in module_members.items():
-    if value is None:
+    if name in namespace and "_engine_" + name not in namespace:
+      # The replaced function stays reachable for the adapter that wraps it.
+      namespace["_engine_" + name] = namespace[name]
+    if value is _REMOVE:
       namespace.pop(name, None)
     elif isinstance(value, type) and not issubclass(value, enum.Enum) and (
         _is_private_engine_module(value.__module__) or
@@ -522,8 +531,15 @@ def fill_module(namespace, version, module_name):
           value, namespace, release,
           _members_for(release, "{}.{}".format(module_name, name)), name)
     elif isinstance(value, types.FunctionType):
-      # Module functions run in the face module, wherever they were written.
-      namespace[name] = _rebind_function(value, namespace, name=name)
+      # Module functions run in the face module when every global they use
+      # is there (so they see the face's constants), else with the globals
+      # of the module they were written in (see `_globals_for`).
+      home = vars(importlib.import_module(value.__module__))
+      used = [n for n in value.__code__.co_names if n in home]
+      func_globals = (namespace if all(n in namespace for n in used)
+                      else _globals_for(value, namespace, release))
+      namespace[name] = _rebind_function(value, func_globals, name=name)
+      namespace[name].__module__ = namespace["__name__"]
     else:
       namespace[name] = value
   for key, params in release.signatures.items():

@@ -253,6 +253,12 @@ R1_4 = SEED.derive(
     members={"fisher_blocks.FullyConnectedDiagonalFB": (
         ("register_additional_minibatch", None),)})
 
+def _mixin_members(mixin, names):
+  """`members` entries taking `names` from a `kfac._release_extras` mixin."""
+  return tuple((name, "kfac._release_extras:{}.{}".format(mixin, name))
+               for name in names)
+
+
 # Members shared by the 1.5 blocks (see `kfac._face_members`).
 _GENERIC_FB_1_5 = (
     ("__init__", "generic_fb_1_5__init__"),
@@ -520,11 +526,52 @@ R1_7 = R1_6.derive(
     added={"utils": ("matmul_sparse_dense", "matmul_diag_sparse"),
            "fisher_factors": ("EmbeddingInputKroneckerFactor",),
            "fisher_blocks": ("EmbeddingKFACFB",)},
+    members={
+        "utils": (
+            ("matmul_sparse_dense", "kfac._embedding:matmul_sparse_dense"),
+            ("matmul_diag_sparse", "kfac._embedding:matmul_diag_sparse"),
+            ("layer_params_to_mat2d", "utils_1_7__layer_params_to_mat2d"),
+            ("mat2d_to_layer_params", "utils_1_7__mat2d_to_layer_params")),
+        "fisher_factors": (
+            ("EmbeddingInputKroneckerFactor",
+             "kfac._embedding:EmbeddingInputKroneckerFactor"),),
+        "fisher_factors.FisherFactor": _mixin_members(
+            "FactorMultiplyMixin", ("get_cov_var", "left_multiply",
+                                    "right_multiply", "left_multiply_inverse",
+                                    "right_multiply_inverse")),
+        "fisher_factors.InverseProvidingFactor": _mixin_members(
+            "DenseFactorMultiplyMixin", ("get_damped_inverse",)),
+        "fisher_factors.DiagonalFactor": _mixin_members(
+            "DiagonalFactorMultiplyMixin", ("register_damped_inverse",)),
+        "fisher_blocks": (
+            ("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),),
+        "layer_collection.LayerCollection": (
+            ("default_embedding_approximation",
+             "lc_1_7__default_embedding_approximation"),
+            ("set_default_embedding_approximation",
+             "lc_1_7__set_default_embedding_approximation"),
+            ("register_embedding", "lc_1_7__register_embedding")),
+        "estimator.FisherEstimator": (
+            ("__init__", "estimator_1_7__init__"),
+            ("damping", "estimator_1_7__damping")),
+        "optimizer.KfacOptimizer": (
+            ("_make_fisher_estimator",
+             "optimizer_1_7___make_fisher_estimator"),
+            ("minimize", "optimizer_1_7__minimize")) + tuple(
+                (name, "kfac._damping_adaptation:DampingAdaptationMixin." +
+                 name) for name in (
+                     "_adapt_damping", "_is_chief", "_prev_train_batch",
+                     "_loss_fn", "_min_damping", "_damping_adaptation_decay",
+                     "_damping_adaptation_interval", "_omega",
+                     "_damping_variable", "_damping_constant", "damping",
+                     "damping_adaptation_interval",
+                     "set_damping_adaptation_params", "_adapts_here",
+                     "_assign_q_model_change", "_update_damping",
+                     "_minimize_with_damping_adaptation")),
+    },
     signatures={
-        "estimator.FisherEstimator.__init__":
-            "damping_fn, variables, cov_ema_decay, layer_collection, "
-            "estimation_mode='gradients', colocate_gradients_with_ops=True, "
-            "cov_devices=None, inv_devices=None",
+        "estimator.FisherEstimator.__init__": None,
+        "utils.matmul_sparse_dense": "A, B, name=None",
     },
     estimator_damping_fn_first=True,
     qmodel_previous_update_scaled=True,
@@ -533,7 +580,7 @@ R1_7 = R1_6.derive(
 RELEASES = _frozen({r.version: r for r in (SEED, R1_4, R1_5, R1_6, R1_7)})
 
 # Releases whose faces are built (a `kfac/r1_N` package exists).
-BUILT = ("1.4", "1.5", "1.6")
+BUILT = ("1.4", "1.5", "1.6", "1.7")
 
 
 def of(obj):

@@ -122,7 +122,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
 
     variables = (tf.compat.v1.trainable_variables() if var_list is None
                  else list(var_list))
-    self._fisher_est = est.FisherEstimator(
+    self._fisher_est = self._make_fisher_estimator(
         variables, cov_ema_decay, damping, layer_collection,
         estimation_mode=estimation_mode,
         colocate_gradients_with_ops=colocate_gradients_with_ops,
@@ -143,6 +143,12 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       self.inv_updates_dict = self._fisher_est.inv_updates_dict
 
     super(KfacOptimizer, self).__init__(learning_rate, name=name)
+
+  def _make_fisher_estimator(self, variables, cov_ema_decay, damping,
+                             layer_collection, **kwargs):
+    """Builds the `FisherEstimator` (release faces change its arguments)."""
+    return est.FisherEstimator(variables, cov_ema_decay, damping,
+                               layer_collection, **kwargs)
 
   @property
   def variables(self):

@@ -167,7 +167,8 @@ _LEGACY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
 _LEGACY_RELEASES = (("kfac", "kfac", (1, 4), ""),
                     ("r1_4", "kfac.r1_4", (1, 4), ""),
                     ("r1_5", "kfac.r1_5", (1, 5), "r1.5"),
-                    ("r1_6", "kfac.r1_6", (1, 6), "r1.6"))
+                    ("r1_6", "kfac.r1_6", (1, 6), "r1.6"),
+                    ("r1_7", "kfac.r1_7", (1, 7), "r1.7"))
 _LEGACY_MODELS = tuple(
     ("{}_{}".format(label, model), model, package, release, folder)
     for label, package, release, folder in _LEGACY_RELEASES
