@@ -132,10 +132,14 @@ class DampingAdaptationMixin(object):
     The constant is `_damping_constant` (what 1.7's constructor stores) or,
     when that is not set, the estimator's damping (`_fisher_est.damping`).
     """
-    if self._damping_variable is not None:
-      return self._damping_variable
-    if self._damping_constant is not None:
-      return self._damping_constant
+    # getattr: a face that inlines this mix-in may drop the `None` class
+    # defaults.
+    variable = getattr(self, "_damping_variable", None)
+    if variable is not None:
+      return variable
+    constant = getattr(self, "_damping_constant", None)
+    if constant is not None:
+      return constant
     return self._fisher_est.damping
 
   @property
@@ -171,7 +175,7 @@ class DampingAdaptationMixin(object):
     Raises:
       ValueError: If adaptation was already enabled.
     """
-    if self._adapt_damping:
+    if getattr(self, "_adapt_damping", False):
       raise ValueError("Damping adaptation parameters already set.")
     initial_damping = self.damping
     with tf.compat.v1.variable_scope(self.get_name()):
@@ -198,7 +202,8 @@ class DampingAdaptationMixin(object):
 
   @property
   def _adapts_here(self):
-    return bool(self._adapt_damping and self._is_chief)
+    return bool(getattr(self, "_adapt_damping", False) and
+                getattr(self, "_is_chief", False))
 
   def _assign_q_model_change(self, qmodel_change):
     """Stores the model's predicted change (a `no_op` without adaptation).
