@@ -554,7 +554,8 @@ class _MultiUseData(object):
   def _make_multi_factors(self, grads_list):
     """Creates (or finds) the input and output `FullyConnectedMultiKF`s."""
     # pylint: disable=protected-access
-    factor_cls = self._multi_factor_class or FullyConnectedMultiKF
+    factor_cls = (getattr(self, "_multi_factor_class", None) or
+                  FullyConnectedMultiKF)
     self._input_factor = self._layer_collection.make_or_get_factor(
         factor_cls, ((tuple(self._inputs),), self._has_bias))
     self._output_factor = self._layer_collection.make_or_get_factor(
