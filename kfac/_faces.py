@@ -464,6 +464,15 @@ def _class_order(classes):
   return ordered
 
 
+def _global_names(code):
+  """The names a code object (and the functions nested in it) may read."""
+  names = set(code.co_names)
+  for const in code.co_consts:
+    if isinstance(const, types.CodeType):
+      names |= _global_names(const)
+  return names
+
+
 def fill_module(namespace, version, module_name):
   """Turns the module whose globals are `namespace` into a face module.
 
@@ -535,7 +544,7 @@ def fill_module(namespace, version, module_name):
       # is there (so they see the face's constants), else with the globals
       # of the module they were written in (see `_globals_for`).
       home = vars(importlib.import_module(value.__module__))
-      used = [n for n in value.__code__.co_names if n in home]
+      used = [n for n in _global_names(value.__code__) if n in home]
       func_globals = (namespace if all(n in namespace for n in used)
                       else _globals_for(value, namespace, release))
       namespace[name] = _rebind_function(value, func_globals, name=name)

@@ -430,10 +430,22 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       velocity = self._zeros_slot(var, "velocity", self._name)
       with tf.device(velocity.device):
         # Read/modify/write: not safe for asynchronous updates.
-        new_velocity = decay * velocity + vec_coeff * vec
+        dtype = velocity.dtype.base_dtype
+        # Float64 variables work from release 1.5 (a float32 decay or
+        # coefficient Tensor is cast to the velocity's dtype).
+        new_velocity = (_in_dtype(decay, dtype) * velocity +
+                        _in_dtype(vec_coeff, dtype) * vec)
         return (tf.identity(velocity.assign(new_velocity)), var)
 
     return [_update_velocity(vec, var) for vec, var in vecs_and_vars]
+
+
+def _in_dtype(value, dtype):
+  """`value` cast to `dtype` if it is a Tensor of another dtype."""
+  if isinstance(value, (tf.Tensor, tf.Variable)) and (
+      value.dtype.base_dtype != dtype):
+    return tf.cast(value, dtype)
+  return value
 
 
 def _inner_product_list(list1, list2):
