@@ -11,6 +11,7 @@ import numbers
 
 import tensorflow as tf
 
+from kfac import _releases
 from kfac import curvature_matrix_vector_products as cmvp
 from kfac import estimator as est
 
@@ -312,9 +313,17 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     return [(pgrad * coeff, var) for pgrad, var in precon_grads_and_vars]
 
   def _compute_prev_updates(self, variables):
-    """The previous updates, `−velocity` per variable (up to the lr)."""
-    return list(-self._zeros_slot(var, "velocity", self._name)
-                for var in variables)
+    """The previous updates, `−velocity` per variable (up to the lr).
+
+    From release 1.7 the learning rate is included: `−lr · velocity`.
+    """
+    updates = list(-self._zeros_slot(var, "velocity", self._name)
+                   for var in variables)
+    if _releases.of(self).qmodel_previous_update_scaled:
+      learning_rate = self._call_if_callable(self._learning_rate)
+      updates = [_in_dtype(tf.convert_to_tensor(learning_rate),
+                           u.dtype.base_dtype) * u for u in updates]
+    return updates
 
   def _compute_qmodel_hyperparams(self, precon_grads, prev_updates, grads,
                                   variables):
@@ -368,6 +377,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       alpha = -sol[0, 0]
       mu = -sol[1, 0]
       qmodel_change = 0.5 * tf.reduce_sum(sol * c)
+      if _releases.of(self).qmodel_change_negative:
+        # From 1.7 the change has the sign of the model's decrease.
+        qmodel_change = -qmodel_change
       return alpha, mu, qmodel_change
 
     def zero_prevupd_case():
@@ -405,10 +417,15 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       grads = list(grad for (grad, _) in grads_and_vars)
       variables = list(var for (_, var) in grads_and_vars)
       prev_updates = self._compute_prev_updates(variables)
-      alpha, mu, _ = self._compute_qmodel_hyperparams(
+      alpha, mu, qmodel_change = self._compute_qmodel_hyperparams(
           precon_grads, prev_updates, grads, variables)
-      return self._update_velocities(
-          zip(precon_grads, variables), mu, vec_coeff=-alpha)
+      # Release 1.7 stores the predicted change for its damping adaptation
+      # (a no-op without adaptation) before the velocities move.
+      assign_change = getattr(self, "_assign_q_model_change", None)
+      with tf.control_dependencies(
+          [assign_change(qmodel_change)] if assign_change else []):
+        return self._update_velocities(
+            zip(precon_grads, variables), mu, vec_coeff=-alpha)
 
   def _update_velocities(self, vecs_and_vars, decay, vec_coeff=1.0):
     """Updates the velocity slots: `velocity ← decay·velocity + coeff·vec`.

@@ -439,6 +439,49 @@ class TypicalProgramsTest(parameterized.TestCase):
     self.assertTrue({"KFAC/rho", "KFAC/prev_loss", "KFAC/q_model_change",
                      "KFAC/damping"} <= names)
 
+  def test_qmodel_with_damping_adaptation_1_7(self):
+    ns = kfac.r1_7
+    rng = np.random.RandomState(10)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
+      labels = tf.constant((rng.rand(BATCH) * OUT).astype(np.int32))
+      w = tf.compat.v1.get_variable("w", initializer=0.1 * rng.randn(
+          IN, OUT).astype(np.float32))
+
+      def loss_fn(batch):
+        logits = tf.matmul(batch, w)
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits)), logits
+      loss, logits = loss_fn(x)
+      lc = ns.layer_collection.LayerCollection()
+      lc.register_fully_connected(w, x, logits)
+      lc.register_categorical_predictive_distribution(logits, name="logits")
+      step = tf.compat.v1.train.get_or_create_global_step()
+      opt = ns.optimizer.KfacOptimizer(
+          learning_rate=0.5, cov_ema_decay=0.9, damping=0.1,
+          layer_collection=lc, momentum=0.0, momentum_type="qmodel")
+      opt.set_damping_adaptation_params(
+          is_chief=True, prev_train_batch=x,
+          loss_fn=lambda batch: loss_fn(batch)[0],
+          damping_adaptation_interval=2)
+      train = opt.minimize(loss, global_step=step)
+      q_change = [v for v in tf.compat.v1.global_variables()
+                  if v.op.name == "KFAC/q_model_change"][0]
+      sess.run(tf.compat.v1.global_variables_initializer())
+      values, changes, dampings = [], [], []
+      for _ in range(6):
+        sess.run(opt.cov_update_op)
+        sess.run(opt.inv_update_op)
+        values.append(sess.run([train, loss])[1])
+        changes.append(sess.run(q_change))
+        dampings.append(sess.run(opt.damping))
+    self.assertTrue(np.all(np.isfinite(values + changes + dampings)))
+    # The predicted change is the model's decrease (negative) from 1.7.
+    self.assertTrue(all(c <= 0 for c in changes), changes)
+    self.assertLess(values[-1], values[0])
+    # The damping was adapted (by ω^±1 = 0.99^±2) at least once.
+    self.assertNotAlmostEqual(dampings[-1], 0.1, places=6)
+
 
 if __name__ == "__main__":
   tf.test.main()
