@@ -813,7 +813,6 @@ def lc_1_5__register_categorical_predictive_distribution(
     ValueError: If reusing with a `seed`, or `logits` is not of rank 2.
     KeyError: If reusing an unknown name, or not reusing a known one.
   """
-  _check_logits(logits)
   if name is None:
     name = self._graph.unique_name(
         "register_categorical_predictive_distribution")
@@ -1073,18 +1072,19 @@ def estimator_1_6___setup(self, cov_ema_decay):
   """
   self._instantiate_factors()
   factors = list(self._layers.get_factors())
+  make_cov_update, make_inv_updates = self._update_makers(cov_ema_decay)
 
   def cov_thunk(factor):
     def thunk():
       with tf.name_scope("create_cov_update_thunk"):
-        return factor.make_covariance_update_op(cov_ema_decay)
+        return make_cov_update(factor)
     return thunk
 
   def inv_thunk(factor):
     def thunk():
       with self._inv_device_context_generator():
         with tf.name_scope("create_inv_update_thunk"):
-          return tf.group(*factor.make_inverse_update_ops())
+          return tf.group(*make_inv_updates(factor))
     return thunk
 
   self.cov_update_thunks = [cov_thunk(factor) for factor in factors]
@@ -1129,7 +1129,7 @@ optimizer_1_6__inv_update_op = _estimator_attribute(
 def estimator_1_7__init__(self, damping_fn, variables, cov_ema_decay,
                           layer_collection, estimation_mode="gradients",
                           colocate_gradients_with_ops=True, cov_devices=None,
-                          inv_devices=None):
+                          inv_devices=None, skip_nonfinite_updates=True):
   """Checks the registrations and builds the update ops.
 
   Args:
@@ -1148,6 +1148,9 @@ def estimator_1_7__init__(self, damping_fn, variables, cov_ema_decay,
     cov_devices: Optional devices to place the covariance computations on
       (round-robin over blocks).
     inv_devices: Optional devices for the inverse computations.
+    skip_nonfinite_updates: Whether a non-finite statistic or inverse keeps
+      the previous value (the engine's guard; not part of the 1.7
+      signature, passed by keyword only).
 
   Raises:
     ValueError: For an unknown mode, no loss, or variables and
@@ -1158,7 +1161,8 @@ def estimator_1_7__init__(self, damping_fn, variables, cov_ema_decay,
       variables, cov_ema_decay, damping_fn(), layer_collection,
       estimation_mode=estimation_mode,
       colocate_gradients_with_ops=colocate_gradients_with_ops,
-      cov_devices=cov_devices, inv_devices=inv_devices)
+      cov_devices=cov_devices, inv_devices=inv_devices,
+      skip_nonfinite_updates=skip_nonfinite_updates)
 
 
 def estimator_1_7__damping(self):

@@ -20,6 +20,8 @@ import enum
 
 import tensorflow as tf
 
+from kfac import _checks
+from kfac import _ops
 from kfac import _release_extras as extras
 from kfac import fisher_blocks
 from kfac import fisher_factors
@@ -155,7 +157,7 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
         raise ValueError("Every source must have the same number of uses; "
                          "got {} and {}.".format(num_uses, len(tensors)))
       num_uses = len(tensors)
-      fisher_factors._check_tensor_list(  # pylint: disable=protected-access
+      _checks.check_tensor_list(
           list(tensors), "tensor_lists[{}]".format(s), rank=2)
       fisher_factors._check_static_dim(  # pylint: disable=protected-access
           list(tensors), 1, "tensor_lists[{}]".format(s), "features")
@@ -202,7 +204,7 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
 
   def _stacked(self, idx):
     """`X_idx`: the uses of source `idx` stacked use-major, `[T·B, n(+1)]`."""
-    tensor = utils._concat_rows(self._tensor_lists[idx])  # pylint: disable=protected-access
+    tensor = _ops.concat_rows(self._tensor_lists[idx])
     if self._has_bias:
       tensor = fisher_factors._append_homog(tensor)  # pylint: disable=protected-access
     return tensor

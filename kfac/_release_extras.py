@@ -170,7 +170,9 @@ def maybe_colocate_with(op, flag):
     return contextlib.nullcontext()
   while isinstance(op, (tuple, list)):
     op = op[0]
-  return tf.compat.v1.colocate_with(op)
+  # The graph's own method: `tf.compat.v1.colocate_with` logs a deprecation
+  # warning.
+  return tf.compat.v1.get_default_graph().colocate_with(op)
 
 
 def _sparse():

@@ -570,7 +570,10 @@ R1_7 = R1_6.derive(
                      "_minimize_with_damping_adaptation")),
     },
     signatures={
-        "estimator.FisherEstimator.__init__": None,
+        "estimator.FisherEstimator.__init__":
+            "damping_fn, variables, cov_ema_decay, layer_collection, "
+            "estimation_mode='gradients', colocate_gradients_with_ops=True, "
+            "cov_devices=None, inv_devices=None",
         "utils.matmul_sparse_dense": "A, B, name=None",
     },
     estimator_damping_fn_first=True,

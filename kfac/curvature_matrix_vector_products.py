@@ -20,6 +20,7 @@ derivatives, so the tensors in `wrt_tensors` should not depend on each other.
 
 import tensorflow as tf
 
+from kfac import _ops
 from kfac import utils
 
 __all__ = ["CurvatureMatrixVectorProductComputer"]
@@ -74,9 +75,8 @@ class CurvatureMatrixVectorProductComputer(object):
     """
     jacobian_vecs_flat = utils.fwd_gradients(
         self._inputs_to_losses_flat, self._wrt_tensors, grad_xs=_as_list(vecs))
-    jacobian_vecs_flat = [
-        tf.zeros_like(inp) if vec is None else vec
-        for inp, vec in zip(self._inputs_to_losses_flat, jacobian_vecs_flat)]
+    jacobian_vecs_flat = _ops.dense_gradients(
+        jacobian_vecs_flat, like=self._inputs_to_losses_flat)
     return tf.nest.pack_sequence_as(self._inputs_to_losses, jacobian_vecs_flat)
 
   def _multiply_jacobian_transpose(self, loss_vecs):

@@ -14,6 +14,11 @@ import itertools
 import numpy as np
 import tensorflow as tf
 
+from kfac import _nonfinite
+from kfac import _ops
+from kfac import _releases
+from kfac import _settings
+from kfac import layer_collection as lc_lib
 from kfac import utils
 
 __all__ = ["FisherEstimator"]
@@ -75,7 +80,7 @@ class FisherEstimator(object):
   def __init__(self, variables, cov_ema_decay, damping, layer_collection,
                estimation_mode="gradients", *,
                colocate_gradients_with_ops=False, cov_devices=None,
-               inv_devices=None):
+               inv_devices=None, skip_nonfinite_updates=True):
     """Checks the registrations and builds the update ops.
 
     Args:
@@ -110,13 +115,29 @@ class FisherEstimator(object):
       inv_devices: Keyword-only. Optional list of device strings; the
         inverse-update ops of the factors are placed on them in turn (an r1.5
         keyword).
+      skip_nonfinite_updates: Keyword-only. If True (the default), a
+        covariance update whose new statistic is not finite keeps the
+        covariance, and an inverse update whose result is not finite (e.g. a
+        failed Cholesky factorisation) keeps the previous inverse; the skips
+        are counted in the local variables `cov_skip_counter.variable` and
+        `inv_skip_counter.variable` (the group ops `cov_update_op` and
+        `inv_update_op` update them) and logged. False gives the 2017
+        behaviour (no guard ops, no counters).
 
     Raises:
-      ValueError: If `estimation_mode` is unknown, if no loss is registered,
+      TypeError: If `layer_collection` is not a `LayerCollection`, or
+        `damping` or `cov_ema_decay` is neither a number nor a Tensor.
+      ValueError: If `damping` is not positive and finite, if
+        `cov_ema_decay` lies outside [0, 1], if `estimation_mode` is
+        unknown, if no loss is registered,
         or (one error listing every problem) if a variable is unregistered,
         registered with the wrong number of uses, or registered but missing
         from `variables`.
     """
+    _settings.check_layer_collection(layer_collection,
+                                     (lc_lib.LayerCollection,))
+    _settings.check_cov_ema_decay(cov_ema_decay)
+    _settings.check_damping(damping)
     if estimation_mode not in _ESTIMATION_MODES:
       raise ValueError(
           "Unrecognized value {!r} for estimation_mode. Must be one of "
@@ -125,6 +146,9 @@ class FisherEstimator(object):
     self._damping = damping
     self._estimation_mode = estimation_mode
     self._layers = layer_collection
+    self._skip_nonfinite_updates = bool(skip_nonfinite_updates)
+    self.cov_skip_counter = None
+    self.inv_skip_counter = None
     self._colocate_gradients_with_ops = colocate_gradients_with_ops
     self._cov_device_context_generator = _DeviceContextGenerator(cov_devices)
     if inv_devices == cov_devices:
@@ -175,7 +199,28 @@ class FisherEstimator(object):
     vecs = utils.SequenceDict((var, vec) for vec, var in vecs_and_vars)
     trans_vecs = utils.SequenceDict()
     for params, fb in self._layers.fisher_blocks.items():
-      trans_vecs[params] = transform(fb, vecs[params])
+      vec = vecs[params]
+      # The factor variables are float32 (as in 1.4): vectors of another
+      # float dtype (float64, float16, bfloat16 models) are cast to float32
+      # where they meet them, and the results back to the vector's dtype.
+      # float32 vectors pass untouched (no op is added).
+      flat = tf.nest.flatten(vec)
+      dtypes = [v.dtype.base_dtype if tf.is_tensor(v) else None
+                for v in flat]
+      # From release 1.5 the factor variables take the data's dtype, so
+      # vectors are used as they are.
+      if _releases.of(self).factor_dtype_follows_data or all(
+          d in (None, tf.float32) or not d.is_floating for d in dtypes):
+        trans_vecs[params] = transform(fb, vec)
+        continue
+      cast_in = tf.nest.pack_sequence_as(
+          vec, [tf.cast(v, tf.float32) if d is not None and d.is_floating
+                else v for v, d in zip(flat, dtypes)])
+      result = transform(fb, cast_in)
+      flat_result = tf.nest.flatten(result)
+      trans_vecs[params] = tf.nest.pack_sequence_as(
+          result, [tf.cast(r, d) if d is not None and d.is_floating else r
+                   for r, d in zip(flat_result, dtypes)])
     return [(trans_vecs[var], var) for _, var in vecs_and_vars]
 
   def multiply_inverse(self, vecs_and_vars):
@@ -219,15 +264,18 @@ class FisherEstimator(object):
     Sets `cov_update_op`, `inv_update_op` and `inv_updates_dict`.
     """
     self._instantiate_factors()
+    factors = list(self._layers.get_factors())
+    make_cov_update, make_inv_updates = self._update_makers(cov_ema_decay)
+
     cov_updates = []
-    for factor in self._layers.get_factors():
+    for factor in factors:
       with self._cov_device_context_generator():
-        cov_updates.append(factor.make_covariance_update_op(cov_ema_decay))
+        cov_updates.append(make_cov_update(factor))
 
     inv_updates = {}
-    for factor in self._layers.get_factors():
+    for factor in factors:
       with self._inv_device_context_generator():
-        for update in factor.make_inverse_update_ops():
+        for update in make_inv_updates(factor):
           # Reference-variable assignments are Tensors already (TF 1.4
           # stored them); resource-variable ones come back as unread-variable
           # objects, read here after the assignment. Grouped updates (one
@@ -239,6 +287,39 @@ class FisherEstimator(object):
     self.cov_update_op = tf.group(*cov_updates)
     self.inv_update_op = tf.group(*inv_updates.values())
     self.inv_updates_dict = inv_updates
+
+  def _update_makers(self, cov_ema_decay):
+    """The functions that build one factor's covariance / inverse updates.
+
+    With `skip_nonfinite_updates` they are the guarded updates (a non-finite
+    new value keeps the old one and counts the skip).
+
+    Args:
+      cov_ema_decay: The decay of the covariance moving averages.
+
+    Returns:
+      `(make_cov_update, make_inv_updates)`, each taking a factor.
+    """
+    if self._skip_nonfinite_updates:
+      # The same update ops, built in the same order, each keeping the old
+      # value when its new one is not finite and counting the skip; the guard
+      # ops and the skip counters live in their own name scope.
+      if getattr(self, "cov_skip_counter", None) is None:
+        self.cov_skip_counter = _nonfinite.SkipCounter(
+            "covariance_update_skips", "covariance updates")
+        self.inv_skip_counter = _nonfinite.SkipCounter(
+            "inverse_update_skips", "inverse updates")
+      # pylint: disable=protected-access
+      make_cov_update = lambda factor: factor._make_guarded_covariance_update_op(
+          cov_ema_decay, self.cov_skip_counter)
+      make_inv_updates = lambda factor: factor._make_guarded_inverse_update_ops(
+          self.inv_skip_counter)
+      # pylint: enable=protected-access
+    else:
+      make_cov_update = lambda factor: factor.make_covariance_update_op(
+          cov_ema_decay)
+      make_inv_updates = lambda factor: factor.make_inverse_update_ops()
+    return make_cov_update, make_inv_updates
 
   def _instantiate_factors(self):
     """Computes the gradients of the estimation mode; instantiates factors.
@@ -254,7 +335,10 @@ class FisherEstimator(object):
         "curvature_prop": self._get_grads_lists_curvature_prop,
         "exact": self._get_grads_lists_exact,
     }
-    grads_lists = gradient_fns[self._estimation_mode](tensors_to_compute_grads)
+    # Without blocks there is nothing to differentiate (TF 1.4 still built
+    # the sampled loss, whose value nothing used).
+    grads_lists = (gradient_fns[self._estimation_mode](tensors_to_compute_grads)
+                   if fisher_blocks_list else ())
 
     for grads_list, fb in zip(grads_lists, fisher_blocks_list):
       fb.instantiate_factors(grads_list, self.damping)
@@ -276,9 +360,7 @@ class FisherEstimator(object):
     grads = tf.compat.v1.gradients(
         ys, xs, grad_ys=grad_ys,
         colocate_gradients_with_ops=self._colocate_gradients_with_ops)
-    return [tf.zeros_like(x) if g is None else
-            (tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g)
-            for x, g in zip(xs, grads)]
+    return _ops.dense_gradients(grads, like=xs)
 
   def _one_source_grads_lists(self, ys, tensors, grad_ys=None):
     """Back-propagates `ys` to every block's tensors, as one source.

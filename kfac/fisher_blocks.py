@@ -16,12 +16,12 @@ layout of `kfac.utils.layer_params_to_mat2d`: weights reshaped to
 import abc
 import inspect
 import numbers
-import operator
 
 import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _ops
 from kfac import _releases
 from kfac import fisher_factors
 from kfac import utils
@@ -96,39 +96,19 @@ def _concat_along_batch_dim(tensor_list):
     raise ValueError(
         "Cannot concatenate Tensors if there are no Tensors to concatenate.")
   if isinstance(tensor_list[0], (tuple, list)):
-    return tuple(utils._concat_rows(tensors) for tensors in zip(*tensor_list))
-  return utils._concat_rows(tensor_list)
-
-
-def _conv_strides(strides):
-  """Checks a convolution's strides and returns them as a tuple of ints.
-
-  Args:
-    strides: A tuple or list of 4 ints, `[1, stride_h, stride_w, 1]`.
-
-  Returns:
-    A tuple of 4 Python ints.
-
-  Raises:
-    ValueError: If `strides` is not a sequence of 4 integers.
-  """
-  if not isinstance(strides, (tuple, list)) or len(strides) != 4:
-    raise ValueError("strides must be a tuple or list of 4 ints, got {!r}."
-                     .format(strides))
-  try:
-    return tuple(operator.index(s) for s in strides)
-  except TypeError:
-    raise ValueError("strides must be a tuple or list of 4 ints, got {!r}."
-                     .format(strides)) from None
+    return tuple(_ops.concat_rows(tensors) for tensors in zip(*tensor_list))
+  return _ops.concat_rows(tensor_list)
 
 
 def _init_conv_block(block, params, inputs, outputs, strides, padding):
   """Stores what both conv blocks need (their constructors' shared part).
 
-  Sets `block._inputs`, `_outputs`, `_strides` (a tuple of ints),
-  `_padding`, `_has_bias` (whether `params` is a tuple/list),
-  `_filter_shape` (the filter's static shape as a tuple) and
-  `_num_locations = height * width // (strides[1] * strides[2])`.
+  Sets `block._inputs`, `_outputs`, `_strides` (a tuple), `_padding`,
+  `_has_bias` (whether `params` is a tuple/list), `_filter_shape` (the
+  filter's static shape as a tuple) and
+  `_num_locations = height * width // (strides[1] * strides[2])`, height and
+  width being axes 1 and 2 of the inputs' static shape. As in TensorFlow
+  1.4, nothing else is read here; the factors check the rest.
 
   Args:
     block: The `ConvDiagonalFB` or `ConvKFCBasicFB` being built.
@@ -141,19 +121,25 @@ def _init_conv_block(block, params, inputs, outputs, strides, padding):
     padding: The convolution padding, "SAME" or "VALID".
 
   Raises:
-    ValueError: If `strides` is not 4 ints, or the inputs are not of rank 4
-      with known height and width.
+    ValueError: If `strides` has no ints at positions 1 and 2, the filter's
+      rank is unknown, or the inputs' height and width are not statically
+      known.
   """
   # pylint: disable=protected-access
   block._inputs = inputs
   block._outputs = outputs
-  block._strides = strides = _conv_strides(strides)
+  block._strides = strides = _checks.conv_block_strides(strides)
   block._padding = padding
   block._has_bias = isinstance(params, (tuple, list))
   fltr = params[0] if block._has_bias else params
-  block._filter_shape = tuple(fltr.shape.as_list())
+  filter_shape = _checks.static_shape_list(fltr)
+  if filter_shape is None:
+    raise ValueError("params must have a statically known rank (the filter "
+                     "[kernel_height, kernel_width, in_channels, "
+                     "out_channels]).")
+  block._filter_shape = tuple(filter_shape)
   input_shape = _checks.static_shape_list(inputs)
-  if (input_shape is None or len(input_shape) != 4 or input_shape[1] is None
+  if (input_shape is None or len(input_shape) < 3 or input_shape[1] is None
       or input_shape[2] is None):
     raise ValueError(
         "inputs must have shape [batch, height, width, in_channels] with "
@@ -198,8 +184,7 @@ def _check_batch_size(batch_size):
       raise ValueError("batch_size must be a scalar, got a Tensor of shape "
                        "{}.".format(_checks.format_shape(batch_size)))
     return batch_size
-  if (isinstance(batch_size, (int, np.integer)) and
-      not isinstance(batch_size, (bool, np.bool_)) and batch_size > 0):
+  if _checks.is_int(batch_size) and batch_size > 0:
     return int(batch_size)
   raise ValueError("batch_size must be a positive int or a scalar Tensor, "
                    "got {!r}.".format(batch_size))

@@ -14,11 +14,15 @@ checkpoints written by it restore into variables created here:
 
 import abc
 import contextlib
+import os
+import platform
 
 import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _nonfinite
+from kfac import _conv_stats
 from kfac import _releases
 from kfac import utils
 
@@ -270,142 +274,29 @@ def scalar_or_tensor_to_string(val):
 # ---------------------------------------------------------------------------
 
 
-def _is_tensor_like(value):
-  return isinstance(value, (tf.Tensor, tf.Variable))
+def _nameable(value):
+  """`value` with NumPy scalars/arrays as Python ints/lists, bytes decoded.
 
-
-def _check_tensor(value, arg_name, rank=None):
-  """Checks a Tensor/Variable argument; returns it as a Tensor.
-
-  Args:
-    value: The argument.
-    arg_name: Its name, for messages.
-    rank: The required static rank, or None.
-
-  Returns:
-    `value` as a Tensor.
-
-  Raises:
-    TypeError: If `value` is not a Tensor/Variable or not floating point.
-    ValueError: If its static rank is unknown or differs from `rank`.
+  `scope_string_from_params` then names NumPy strides like the equal list
+  and `b"SAME"` like `"SAME"`; other values are left for it to name (or
+  reject) as TensorFlow 1.4 did.
   """
-  if not _is_tensor_like(value):
-    raise TypeError("{} must be a tf.Tensor or tf.Variable, got {}."
-                    .format(arg_name, type(value).__name__))
-  dtype = value.dtype.base_dtype
-  if not dtype.is_floating:
-    raise TypeError("{} must have a floating-point dtype, got {}."
-                    .format(arg_name, dtype.name))
-  if rank is not None:
-    if value.shape.rank is None:
-      raise ValueError("{} must have a known static rank {}."
-                       .format(arg_name, rank))
-    if value.shape.rank != rank:
-      raise ValueError("{} must have rank {}, got shape {}."
-                       .format(arg_name, rank, _checks.format_shape(value)))
-  return tf.convert_to_tensor(value)
-
-
-def _check_tensor_list(values, arg_name, rank=None):
-  """Checks a non-empty tuple/list of Tensors; returns a tuple of Tensors."""
-  if _is_tensor_like(values):
-    values = (values,)
-  if not isinstance(values, (tuple, list)):
-    raise TypeError("{} must be a list or tuple of Tensors, got {}."
-                    .format(arg_name, type(values).__name__))
-  if not values:
-    raise ValueError("{} must not be empty.".format(arg_name))
-  return tuple(_check_tensor(v, "{}[{}]".format(arg_name, i), rank)
-               for i, v in enumerate(values))
-
-
-def _is_int(value):
-  return (isinstance(value, (int, np.integer)) and
-          not isinstance(value, (bool, np.bool_)))
-
-
-def _check_filter_shape(filter_shape):
-  """Checks `filter_shape`; returns it as a tuple of 4 Python ints."""
-  if isinstance(filter_shape, tf.TensorShape):
-    filter_shape = filter_shape.as_list()
-  elif isinstance(filter_shape, np.ndarray) and filter_shape.ndim == 1:
-    filter_shape = list(filter_shape)
-  if not isinstance(filter_shape, (tuple, list)):
-    raise TypeError("filter_shape must be a tuple/list of 4 positive ints "
-                    "(kernel_height, kernel_width, in_channels, out_channels),"
-                    " got {!r}.".format(filter_shape))
-  if len(filter_shape) != 4 or not all(
-      _is_int(d) and d > 0 for d in filter_shape):
-    raise ValueError("filter_shape must be 4 positive ints (kernel_height, "
-                     "kernel_width, in_channels, out_channels), got {!r}."
-                     .format(filter_shape))
-  return tuple(int(d) for d in filter_shape)
-
-
-def _check_strides(strides):
-  """Checks `strides`; returns them as a tuple of 4 Python ints.
-
-  A Tensor is accepted when its value is known at graph-construction time.
-  """
-  value = strides
-  if _is_tensor_like(strides):
-    if strides.shape.rank is not None and strides.shape.rank != 1:
-      raise ValueError("strides must be a 1-D Tensor of length 4, got shape "
-                       "{}.".format(_checks.format_shape(strides)))
-    value = tf.get_static_value(strides)
-    if value is None:
-      raise ValueError("strides must have a value known at graph-construction"
-                       " time (a constant); got the tensor {}."
-                       .format(strides.name))
-    value = list(np.asarray(value).reshape(-1))
+  if isinstance(value, bytes):
+    return value.decode("ascii", "replace")
   if isinstance(value, np.ndarray):
-    value = list(value.reshape(-1))
-  if not isinstance(value, (tuple, list)):
-    raise TypeError("strides must be a list/tuple of 4 ints or a 1-D Tensor, "
-                    "got {!r}.".format(strides))
-  if len(value) != 4:
-    raise ValueError("strides must have length 4, got {!r}.".format(value))
-  if not all(_is_int(s) and s > 0 for s in value):
-    raise ValueError("strides must be positive ints, got {!r}.".format(value))
-  if value[0] != 1 or value[3] != 1:
-    raise ValueError("strides must be 1 in the batch and channel dimensions "
-                     "([1, stride_h, stride_w, 1]), got {!r}.".format(value))
-  return tuple(int(s) for s in value)
+    value = value.tolist()
+  if (isinstance(value, (tuple, list)) and
+      all(_checks.is_int(v) for v in value)):
+    return [int(v) for v in value]
+  if _checks.is_int(value):
+    return int(value)
+  return value
 
 
-def _check_padding(padding):
-  """Checks `padding`; returns it as the string `"SAME"` or `"VALID"`."""
-  if isinstance(padding, bytes):
-    padding = padding.decode("ascii", "replace")
-  if padding not in ("SAME", "VALID"):
-    raise ValueError("padding must be 'SAME' or 'VALID', got {!r}."
-                     .format(padding))
-  return padding
-
-
-def _conv_output_size(in_size, kernel, stride, padding):
-  """Output size and leading padding of a conv along one spatial axis.
-
-  Follows TensorFlow's rule: SAME gives `ceil(in / stride)` outputs and pads
-  `max((out - 1) * stride + kernel - in, 0)` in total, the smaller half
-  before; VALID gives `ceil((in - kernel + 1) / stride)` and no padding.
-
-  Args:
-    in_size: Input size, a Python int or a scalar int32 Tensor.
-    kernel: Kernel size (int).
-    stride: Stride (int).
-    padding: `"SAME"` or `"VALID"`.
-
-  Returns:
-    `(out_size, pad_before, pad_after)`, Python ints when `in_size` is one.
-  """
-  if padding == "SAME":
-    out_size = (in_size + stride - 1) // stride
-    total = (out_size - 1) * stride + kernel - in_size
-    total = max(total, 0) if isinstance(total, int) else tf.maximum(total, 0)
-    return out_size, total // 2, total - total // 2
-  out_size = (in_size - kernel + stride) // stride
-  return out_size, 0, 0
+def _named_sources(arg_name, tensors):
+  """`(("<arg_name>[i]", tensor), ...)`, for `FisherFactor._float_inputs`."""
+  return tuple(("{}[{}]".format(arg_name, i), t)
+               for i, t in enumerate(tensors))
 
 
 def _flat_params_grads_columns(params_grads):
@@ -421,7 +312,7 @@ def _flat_params_grads_columns(params_grads):
   Raises:
     ValueError: If `params_grads` is empty or not a tuple/list, or a column
       size is not static or differs between sources.
-    TypeError: If a gradient is not a floating-point Tensor.
+    TypeError: If a gradient is not a Tensor.
   """
   if not isinstance(params_grads, (tuple, list)) or not params_grads:
     raise ValueError("params_grads must be a non-empty tuple/list with one "
@@ -431,7 +322,7 @@ def _flat_params_grads_columns(params_grads):
     grads = params_grad if isinstance(params_grad,
                                       (tuple, list)) else (params_grad,)
     for j, grad in enumerate(grads):
-      _check_tensor(grad, "params_grads[{}][{}]".format(i, j))
+      _checks.check_tensor(grad, "params_grads[{}][{}]".format(i, j))
     column = utils.tensors_to_column(params_grad)
     size = _checks.static_dim(column, 0)
     if size is None:
@@ -476,36 +367,26 @@ def _check_static_dim(tensors, axis, arg_name, what):
 
 
 def _grouped_filter_gradient_supported():
-  """Whether a grouped `conv2d_backprop_filter` runs here (cached).
+  """Whether graphs built here may use grouped `conv2d_backprop_filter`.
 
   TensorFlow's oneDNN CPU kernels (float32) compute filter gradients of
-  grouped convolutions; its Eigen kernels (float64, or oneDNN disabled)
-  reject them when the graph runs. This is probed once per process with a
-  tiny float32 graph on the CPU. Machines with a GPU are answered "no", so
-  that graphs placed there never depend on it.
+  grouped convolutions; its Eigen kernels (float64, oneDNN disabled, other
+  CPUs) and its GPU kernels reject them when the graph runs. The answer is
+  decided when the graph is built, without running anything: yes on x86-64
+  machines without a visible GPU whose TensorFlow has not been told to turn
+  oneDNN off (`TF_ENABLE_ONEDNN_OPTS` = 0 or false). A graph built here
+  and run on a machine that lacks the kernel fails there when run.
 
   Returns:
     Python bool.
   """
   global _GROUPED_FILTER_GRADIENT_SUPPORTED
   if _GROUPED_FILTER_GRADIENT_SUPPORTED is None:
-    supported = False
-    if not tf.config.list_physical_devices("GPU"):
-      with tf.Graph().as_default():
-        # Two groups: in-channels 2·2, filter in-channels 2, out-channels 2·3.
-        x = tf.compat.v1.placeholder(tf.float32, [1, 3, 3, 4])
-        g = tf.compat.v1.placeholder(tf.float32, [1, 2, 2, 6])
-        grad = tf.compat.v1.nn.conv2d_backprop_filter(
-            x, [2, 2, 2, 6], g, [1, 1, 1, 1], "VALID")
-        config = tf.compat.v1.ConfigProto(device_count={"GPU": 0})
-        try:
-          with tf.compat.v1.Session(config=config) as sess:
-            value = sess.run(grad, {x: np.ones((1, 3, 3, 4)),
-                                    g: np.ones((1, 2, 2, 6))})
-          supported = bool(np.allclose(value, 4.))
-        except (tf.errors.OpError, ValueError):
-          supported = False
-    _GROUPED_FILTER_GRADIENT_SUPPORTED = supported
+    onednn_off = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower(
+    ) in ("0", "false", "off", "no")
+    _GROUPED_FILTER_GRADIENT_SUPPORTED = bool(
+        platform.machine().lower() in ("x86_64", "amd64") and
+        not onednn_off and not tf.config.list_physical_devices("GPU"))
   return _GROUPED_FILTER_GRADIENT_SUPPORTED
 
 
@@ -623,6 +504,10 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   whatever these need before calling `FisherFactor.__init__`.
   """
 
+  # (argument name, Tensor) pairs that must be floating point by the time
+  # the covariance update is built; set by subclasses.
+  _float_inputs = ()
+
   def __init__(self):
     """Creates the covariance variable (see `instantiate_covariance`)."""
     self.instantiate_covariance()
@@ -737,22 +622,75 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     sum running over the sources; it is zero-debiased when `ZERO_DEBIAS` is
     set when the op is built. A new op is built on every call.
 
+    Inputs of the statistic that are not floating point raise a
+    `TypeError` naming the argument here (they are accepted when the factor
+    is built, as in TensorFlow 1.4).
+
     Args:
       ema_decay: Decay of the moving average, a float or a scalar Tensor.
     Returns:
       The update: running it assigns the new value of `cov` and yields it.
     """
-    with self._cov_ops_colocation():
-      new_cov = tf.cast(self._compute_total_new_cov(),
-                        self._cov.dtype.base_dtype)
+    for arg_name, value in self._float_inputs:
+      _checks.check_floating(value, arg_name)
+    new_cov = self._new_cov_in_dtype()
     return _assign_moving_average(self._cov, new_cov, ema_decay,
                                   zero_debias=ZERO_DEBIAS)
+
+  def _new_cov_in_dtype(self):
+    """The summed new statistic, in the covariance variable's dtype.
+
+    Built next to the factor's data when the release colocates covariance
+    ops (see `_cov_ops_colocation`).
+    """
+    with self._cov_ops_colocation():
+      return tf.cast(self._compute_total_new_cov(),
+                     self._cov.dtype.base_dtype)
+
+  def _make_guarded_covariance_update_op(self, ema_decay, counter):
+    """`make_covariance_update_op` that keeps `cov` if the statistic is not finite.
+
+    The ops are those of `make_covariance_update_op`, in the same order and
+    scopes, plus guard ops under `_nonfinite.GUARD_SCOPE`; with a finite
+    statistic the new covariance is bit-identical.
+
+    Args:
+      ema_decay: Decay of the moving average, a float or a scalar Tensor.
+      counter: The `_nonfinite.SkipCounter` that counts a skip; the update
+        depends on its count op.
+
+    Returns:
+      The update (as `make_covariance_update_op`).
+    """
+    new_cov = self._new_cov_in_dtype()
+    with tf.name_scope(_nonfinite.GUARD_SCOPE):
+      ok = _nonfinite.all_finite([new_cov])
+      count = counter.count_unless(ok)
+    if ZERO_DEBIAS:
+      # The zero-debiasing helpers move on every update: skip it whole.
+      with tf.name_scope(_nonfinite.GUARD_SCOPE), tf.control_dependencies(
+          [count]):
+        return tf.cond(
+            ok, lambda: tf.identity(_assign_moving_average(
+                self._cov, new_cov, ema_decay, zero_debias=True)),
+            lambda: tf.identity(self._cov))
+    with tf.name_scope(_nonfinite.GUARD_SCOPE):
+      # Moving towards the current value leaves it unchanged.
+      value = _nonfinite.keep_unless(ok, new_cov, self._cov)
+    with tf.control_dependencies([count]):
+      return _assign_moving_average(self._cov, value, ema_decay,
+                                    zero_debias=False)
 
   def make_inverse_update_ops(self):
     """Returns the ops that refresh the registered inverses and powers.
 
     The base factor registers nothing, so the list is empty.
     """
+    return []
+
+  def _make_guarded_inverse_update_ops(self, counter):
+    """The guarded inverse updates (none for the base factor)."""
+    del counter  # No inverses to guard.
     return []
 
   def get_cov(self):
@@ -847,15 +785,49 @@ class InverseProvidingFactor(FisherFactor):
     d)` (Cholesky by default). The result is a flat list with one assign op
     per registered inverse, then one per registered matrix power.
     """
-    ops = super(InverseProvidingFactor, self).make_inverse_update_ops()
+    return self._grouped_by_release([
+        variable.assign(value)
+        for variable, value in self._inverse_updates()])
 
+  def _grouped_by_release(self, ops):
+    """`ops`, or one op grouping them on the eigen path from release 1.5."""
+    if ops and self._on_eigen_path and (
+        _releases.of(self).eigen_inverses_grouped):
+      return [tf.group(*ops)]
+    return ops
+
+  def _make_guarded_inverse_update_ops(self, counter):
+    """`make_inverse_update_ops` that keeps each variable if its new value is not finite.
+
+    Args:
+      counter: The `_nonfinite.SkipCounter` that counts each skip; every
+        update depends on its count op.
+
+    Returns:
+      The list of `make_inverse_update_ops`, each assignment keeping the
+      variable's value when the new one is not finite (a failed Cholesky
+      factorisation gives NaNs, so it is caught too).
+    """
+    updates = []
+    for variable, value in self._inverse_updates():
+      with tf.name_scope(_nonfinite.GUARD_SCOPE):
+        ok = _nonfinite.all_finite([value])
+        count = counter.count_unless(ok)
+        value = _nonfinite.keep_unless(ok, value, variable)
+      with tf.control_dependencies([count]):
+        updates.append(variable.assign(value))
+    return self._grouped_by_release(updates)
+
+  def _inverse_updates(self):
+    """The `(variable, new value)` pairs of `make_inverse_update_ops`."""
+    updates = []
     num_inverses = len(self._inverses_by_damping)
     matrix_power_registered = bool(self._matpower_by_exp_and_damping)
     use_eig = (self._eigendecomp is not None or matrix_power_registered or
                num_inverses >= EIGENVALUE_DECOMPOSITION_THRESHOLD)
 
+    self._on_eigen_path = use_eig
     if use_eig:
-      eig_ops = []
       self.register_eigendecomp()
       eigenvalues, eigenvectors = self._eigendecomp
       clipped_eigenvalues = tf.maximum(
@@ -863,26 +835,21 @@ class InverseProvidingFactor(FisherFactor):
                                eigenvalues.dtype))
       for damping, inv in self._inverses_by_damping.items():
         damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
-        eig_ops.append(inv.assign(
-            tf.linalg.matmul(eigenvectors / damped, eigenvectors,
-                             transpose_b=True)))
+        updates.append((inv, tf.linalg.matmul(eigenvectors / damped,
+                                              eigenvectors, transpose_b=True)))
       for (exp, damping), matpower in (
           self._matpower_by_exp_and_damping.items()):
         damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
-        eig_ops.append(matpower.assign(
-            tf.linalg.matmul(
-                eigenvectors * damped**tf.cast(exp, eigenvalues.dtype),
-                eigenvectors, transpose_b=True)))
-      if _releases.of(self).eigen_inverses_grouped:
-        # From release 1.5 a factor's eigen-path updates form one op.
-        ops.append(tf.group(*eig_ops))
-      else:
-        ops.extend(eig_ops)
+        updates.append((matpower, tf.linalg.matmul(
+            eigenvectors * damped**tf.cast(exp, eigenvalues.dtype),
+            eigenvectors, transpose_b=True)))
     else:
       for damping, inv in self._inverses_by_damping.items():
-        ops.append(inv.assign(utils.posdef_inv(self._cov.read_value(),
-                                               damping)))
-    return ops
+        # `_cov` may be any tensor-like (the 2017 tests put a constant
+        # there).
+        updates.append((inv, utils.posdef_inv(
+            tf.convert_to_tensor(self._cov), damping)))
+    return updates
 
   def get_inverse(self, damping):
     """Returns the variable holding `(cov + damping·I)⁻¹`.
@@ -939,6 +906,7 @@ class FullFactor(InverseProvidingFactor):
       batch_size: The batch size (int or scalar Tensor).
     """
     params_grads_flat = _flat_params_grads_columns(params_grads)
+    self._float_inputs = _named_sources("params_grads", params_grads_flat)
     self._batch_size = batch_size
     self._orig_params_grads_name = scope_string_from_params(
         [params_grads, self._batch_size])
@@ -1003,6 +971,7 @@ class NaiveDiagonalFactor(DiagonalFactor):
     """
     self._batch_size = batch_size
     self._params_grads = _flat_params_grads_columns(params_grads)
+    self._float_inputs = _named_sources("params_grads", self._params_grads)
     super(NaiveDiagonalFactor, self).__init__()
 
   @property
@@ -1045,16 +1014,18 @@ class FullyConnectedDiagonalFactor(DiagonalFactor):
       has_bias: Python bool; whether the layer also has a bias, in which case
         the inputs get a trailing column of ones.
     """
-    checked_inputs = _check_tensor(inputs, "inputs", rank=2)
-    checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=2)
+    checked_inputs = _checks.check_tensor(inputs, "inputs", rank=2)
+    checked_grads = _checks.check_tensor_list(outputs_grads, "outputs_grads", rank=2)
     if _checks.static_dim(checked_inputs, 1) is None:
       raise ValueError("inputs must have a statically known number of "
                        "features (axis 1), got shape {}."
                        .format(_checks.format_shape(checked_inputs)))
     _check_static_dim(checked_grads, 1, "outputs_grads", "outputs")
-    if _is_tensor_like(outputs_grads):
+    if _checks.is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
     self._outputs_grads = checked_grads
+    self._float_inputs = ((("inputs", checked_inputs),) +
+                          _named_sources("outputs_grads", checked_grads))
     self._batch_size = tf.shape(checked_inputs)[0]
     self._orig_tensors_name = scope_string_from_params(
         (inputs,) + tuple(outputs_grads))
@@ -1106,9 +1077,10 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
       has_bias: Python bool; for the input side of a layer with a bias, a
         column of ones is appended (the factor becomes `[n+1, n+1]`).
     """
-    self._tensors = _check_tensor_list(tensors, "tensors", rank=2)
+    self._tensors = _checks.check_tensor_list(tensors, "tensors", rank=2)
     _check_static_dim(self._tensors, 1, "tensors", "features")
-    if _is_tensor_like(tensors):
+    self._float_inputs = _named_sources("tensors", self._tensors)
+    if _checks.is_tensor_like(tensors):
       tensors = (tensors,)
     self._orig_tensors = tensors
     self._has_bias = has_bias
@@ -1143,7 +1115,30 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
   appended if `has_bias`), the statistic is `PᵀP / rows`, symmetrised, rows
   being batch_size × number of output locations. As in TensorFlow 1.4, the
   row width comes from `filter_shape`, not from the inputs' channels.
+
+  Method: the patch matrix is not built. For kernel offsets d, d′ the block
+  `Σ_patches x[s·i + d]ᵀ x[s·i + d′]` depends on the lag d′ − d and on
+  which positions the offset's window leaves out. One filter gradient of
+  the inputs with themselves gives every lag correlation over the whole
+  image; thin strips along the borders (fewer than kernel_height / stride
+  rows, kernel_width / stride columns) give the corrections for the
+  left-out positions, and a sparse matmul scatters the signed sums into the
+  `[kh·kw·in_channels, kh·kw·in_channels]` matrix. Strides above 1 first
+  split the inputs into stride_h·stride_w phase images (`x[s·v + ρ]`,
+  channels stacked) so that the offsets become stride-1 offsets of the
+  phases. The bias row is the filter gradient for an all-ones output
+  gradient, the patches' sum. The result equals the patch formulation up to
+  floating-point rounding. It is used when the inputs' channel count is
+  statically `filter_shape[2]` and the lags need at most half the
+  products of the patch matrix (every kernel of at least 2×2 at stride 1;
+  at larger strides, kernels large enough for their phases); otherwise the
+  patch formulation runs. Batch and spatial sizes may be unknown when the
+  graph is built (unknown spatial sizes pad the inputs explicitly).
   """
+
+  # Whether `_compute_new_cov` builds the 2017 patch formulation (set by the
+  # private reference subclass used as an oracle and in benchmarks).
+  _reference_formulation = False
 
   def __init__(self, inputs, filter_shape, strides, padding, has_bias=False):
     """Creates a ConvInputKroneckerFactor.
@@ -1158,25 +1153,25 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
       has_bias: Python bool; whether the layer has a bias, in which case
         every patch gets a trailing one.
     """
-    self._checked_inputs = _check_tensor(inputs, "inputs", rank=4)
-    self._checked_filter_shape = _check_filter_shape(filter_shape)
-    self._checked_strides = _check_strides(strides)
-    self._checked_padding = _check_padding(padding)
+    # As in TensorFlow 1.4, the constructor reads only `filter_shape` (it
+    # sizes the covariance); the other arguments are checked when the
+    # statistic is built (`make_covariance_update_op`), where 1.4 first used
+    # them.
+    self._checked_filter_shape = _checks.check_filter_shape(filter_shape)
     self._strides = strides
+    self._padding = padding
     self._has_bias = has_bias
     self._inputs = inputs
     super(ConvInputKroneckerFactor, self).__init__()
 
   @property
   def _var_scope(self):
-    # The checked Python-int tuples name the scope as the 2017 lists and
-    # tuples did ("5-5-1-16"), and also work for NumPy values; a strides
-    # Tensor keeps its tensor name, as in 2017.
-    strides = (self._strides if _is_tensor_like(self._strides)
-               else self._checked_strides)
+    # The checked filter shape names the scope as the 2017 lists and tuples
+    # did ("5-5-1-16"); NumPy strides are named like the equal list; a
+    # strides Tensor keeps its tensor name, as in 2017.
     return "ff_convinkron/" + scope_string_from_params([
-        self._inputs, self._checked_filter_shape, strides,
-        self._checked_padding, self._has_bias
+        self._inputs, self._checked_filter_shape,
+        _nameable(self._strides), _nameable(self._padding), self._has_bias
     ])
 
   @property
@@ -1193,21 +1188,19 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
     if idx != 0:
       raise ValueError("ConvInputKroneckerFactor only supports idx = 0")
 
-    filter_height, filter_width, in_channels, _ = self._checked_filter_shape
-    inputs = self._checked_inputs
+    inputs = _checks.check_tensor(self._inputs, "inputs", rank=4)
+    _checks.check_floating(inputs, "inputs")
+    strides = _checks.check_strides(self._strides)
+    padding = _checks.check_padding(self._padding)
     if inputs.dtype.base_dtype not in (tf.float32, tf.float64):
       inputs = tf.cast(inputs, tf.float32)
-    patches = tf.image.extract_patches(
-        inputs,
-        sizes=[1, filter_height, filter_width, 1],
-        strides=list(self._checked_strides),
-        rates=[1, 1, 1, 1],
-        padding=self._checked_padding)
-    flatten_size = filter_height * filter_width * in_channels
-    patches_flat = tf.reshape(patches, [-1, flatten_size])
-    if self._has_bias:
-      patches_flat = _append_homog(patches_flat)
-    return _compute_cov(patches_flat)
+    args = (inputs, self._checked_filter_shape, strides, padding)
+    if (not self._reference_formulation and
+        _conv_stats.lag_formulation_applies(*args)):
+      return _conv_stats.conv_input_second_moment(*args,
+                                                  has_bias=self._has_bias)
+    return _conv_stats.reference_conv_input_second_moment(
+        *args, has_bias=self._has_bias)
 
 
 class ConvOutputKroneckerFactor(InverseProvidingFactor):
@@ -1226,14 +1219,15 @@ class ConvOutputKroneckerFactor(InverseProvidingFactor):
         out_width, out_channels]`: the gradients of the loss with respect to
         the layer's outputs.
     """
-    if _is_tensor_like(outputs_grads):
+    if _checks.is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
     if isinstance(outputs_grads, (tuple, list)) and outputs_grads:
       # As in TensorFlow 1.4: an IndexError for grads of rank < 4.
       self._out_channels = outputs_grads[0].shape.as_list()[3]
-    self._checked_grads = _check_tensor_list(outputs_grads, "outputs_grads",
+    self._checked_grads = _checks.check_tensor_list(outputs_grads, "outputs_grads",
                                              rank=4)
     _check_static_dim(self._checked_grads, 3, "outputs_grads", "channels")
+    self._float_inputs = _named_sources("outputs_grads", self._checked_grads)
     self._outputs_grads = outputs_grads
     super(ConvOutputKroneckerFactor, self).__init__()
 
@@ -1281,19 +1275,21 @@ class ConvDiagonalFactor(DiagonalFactor):
   `[1, H, W, B·C]`, gradients `[1, out_h, out_w, B·sources·O]`), the
   per-example filter gradients are the filter gradient of a convolution with
   B groups, one `conv2d_backprop_filter` call giving
-  `[kernel_height, kernel_width, C, B·sources·O]`. When the batch size (of
-  the inputs and of every gradient) and the spatial sizes are static, the
-  batch is split into balanced chunks of about 2 MiB of inputs plus one
-  source's gradients each, every chunk with its own folding and grouped
-  filter gradient, and the chunks' sums of squares are added; the chunks are
-  independent, so TensorFlow may run them concurrently. Small chunks keep
-  the kernel's operands in cache (about 1.1–1.3× faster than one call on the
-  reference shapes (b) and (c) of `tools/bench_fisher_factors.py`). Memory,
-  with every chunk alive at once: one transposed copy of the inputs and of
-  the gradients, plus the kernel's reordered copy of the gradients (the
-  chunks' batch slices share their buffers when aligned, else copy). It
-  needs TensorFlow's oneDNN CPU kernels (float32; a probe runs once per
-  process) and is used when that memory, 2·sources·O + stride_h·stride_w·C
+  `[kernel_height, kernel_width, C, B·sources·O]`. When the spatial sizes
+  are static, the batch is split into chunks of about 2 MiB of inputs plus
+  one source's gradients each, every chunk with its own folding and grouped
+  filter gradient, and the chunks' sums of squares are added (small chunks
+  keep the kernel's operands in cache). With a static batch size (of the
+  inputs and of every gradient) the chunks are balanced and built when the
+  graph is built, and may run concurrently; with an unknown batch size a
+  `tf.while_loop` runs over chunks of that many examples (the last one
+  shorter), its iterations allowed to overlap, after checking that inputs
+  and gradients have the same batch size. Memory: one transposed copy of the
+  inputs and of the gradients, plus the kernel's reordered copy of the
+  gradients. It needs TensorFlow's oneDNN CPU kernels (float32), assumed
+  when the graph is built on an x86-64 machine without a visible GPU and
+  with oneDNN not turned off (`TF_ENABLE_ONEDNN_OPTS`); nothing is run to
+  decide. It is used when that memory, 2·sources·O + stride_h·stride_w·C
   elements per output position, is at most the patches'
   kernel_height·kernel_width·C.
 
@@ -1310,12 +1306,17 @@ class ConvDiagonalFactor(DiagonalFactor):
   time: at most two thirds of the patches, usually one or two copies of the
   inputs.
 
-  The inputs-side tensors (the folded chunks, or the transposed and padded,
-  inputs) are built in `__init__`; the rest when the update op is built.
+  The inputs-side tensors (the folded static chunks, or the transposed and
+  padded inputs) are built in `__init__`; the rest when the update op is
+  built.
   Arguments are checked at construction: wrong types or dtypes raise
   `TypeError`, wrong ranks, shapes, strides or padding raise `ValueError`,
   each naming the argument.
   """
+
+  # Whether the statistic is built with the 2017 patch formulation (set by
+  # the private reference subclass used as an oracle and in benchmarks).
+  _reference_formulation = False
 
   def __init__(self,
                inputs,
@@ -1341,13 +1342,15 @@ class ConvDiagonalFactor(DiagonalFactor):
       has_bias: Python bool; whether the layer has a bias besides its
         filter.
     """
-    checked_inputs = _check_tensor(inputs, "inputs", rank=4)
-    checked_grads = _check_tensor_list(outputs_grads, "outputs_grads", rank=4)
-    if _is_tensor_like(outputs_grads):
+    checked_inputs = _checks.check_tensor(inputs, "inputs", rank=4)
+    checked_grads = _checks.check_tensor_list(outputs_grads, "outputs_grads", rank=4)
+    self._float_inputs = ((("inputs", checked_inputs),) +
+                          _named_sources("outputs_grads", checked_grads))
+    if _checks.is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
-    self._filter_shape = _check_filter_shape(filter_shape)
-    self._strides = _check_strides(strides)
-    self._padding = _check_padding(padding)
+    self._filter_shape = _checks.check_filter_shape(filter_shape)
+    self._strides = _checks.check_strides(strides)
+    self._padding = _checks.check_padding(padding)
     self._has_bias = has_bias
     kernel_h, kernel_w, in_channels, out_channels = self._filter_shape
 
@@ -1369,7 +1372,7 @@ class ConvDiagonalFactor(DiagonalFactor):
             "filter_shape {} does not fit inputs of shape {} with VALID "
             "padding.".format(self._filter_shape,
                               _checks.format_shape(checked_inputs)))
-      geometry.append(_conv_output_size(
+      geometry.append(_checks.conv_output_size(
           size if size is not None else dynamic_shape[axis], kernel, stride,
           self._padding))
     out_h, out_w = geometry[0][0], geometry[1][0]
@@ -1406,6 +1409,8 @@ class ConvDiagonalFactor(DiagonalFactor):
     # Inputs-side tensors, shared by every source and every update op.
     self._batch_size = dynamic_shape[0]
     self._method = _CONVDIAG_METHOD
+    if self._reference_formulation:
+      self._method = "reference"
     if self._method is None:
       # The grouped filter gradient copies the gradients twice (transposed,
       # then reordered by oneDNN) and the inputs once; use it when that is
@@ -1425,14 +1430,19 @@ class ConvDiagonalFactor(DiagonalFactor):
       # Only when every gradient has the inputs' static batch size, so that a
       # batch mismatch still fails in the grouped convolution.
       self._batch_chunks = None
-      if (batch is not None and _CONVDIAG_CHUNK_BYTES and
-          all(_checks.static_dim(g, 0) == batch for g in checked_grads)):
-        out_size = [d if isinstance(d, int) else None for d in (out_h, out_w)]
-        if None not in in_shape[1:3] and None not in out_size:
-          example_bytes = self._compute_dtype.size * (
-              in_shape[1] * in_shape[2] * in_channels +
-              out_size[0] * out_size[1] * out_channels)
-          size = max(1, _CONVDIAG_CHUNK_BYTES // example_bytes)
+      # With an unknown batch size: the static number of examples per chunk
+      # of a loop over the batch (None: one chunk).
+      self._loop_chunk_size = None
+      out_size = [d if isinstance(d, int) else None for d in (out_h, out_w)]
+      if (_CONVDIAG_CHUNK_BYTES and None not in in_shape[1:3] and
+          None not in out_size):
+        example_bytes = self._compute_dtype.size * (
+            in_shape[1] * in_shape[2] * in_channels +
+            out_size[0] * out_size[1] * out_channels)
+        size = max(1, _CONVDIAG_CHUNK_BYTES // example_bytes)
+        if batch is None:
+          self._loop_chunk_size = size
+        elif all(_checks.static_dim(g, 0) == batch for g in checked_grads):
           count = -(-batch // size)
           if count > 1:
             # Balanced: sizes differ by at most one, larger ones first.
@@ -1442,12 +1452,17 @@ class ConvDiagonalFactor(DiagonalFactor):
             self._batch_chunks = list(zip(starts, sizes))
       # Per chunk: [1, height, width, chunk·in_channels], channel index
       # b·C + c.
-      if self._batch_chunks is None:
+      if self._loop_chunk_size is not None:
+        self._folded_inputs = None
+        self._chunked_inputs = x
+      elif self._batch_chunks is None:
         self._folded_inputs = [_fold_batch_into_channels(x)]
       else:
         self._folded_inputs = [
             _fold_batch_into_channels(x[start:start + size])
             for start, size in self._batch_chunks]
+    elif self._method == "reference":
+      self._reference_inputs = x
     else:
       # Channels-first inputs with the convolution's zero padding,
       # [B, C, pad_top + height + pad_bottom, pad_left + width + pad_right].
@@ -1499,6 +1514,10 @@ class ConvDiagonalFactor(DiagonalFactor):
     num_sources = len(outputs_grads)
     out_channels = self._filter_shape[3]
     grads = [tf.cast(g, self._compute_dtype) for g in outputs_grads]
+    if self._method == "reference":
+      return tf.add_n([_conv_stats.reference_conv_diagonal_sum_of_squares(
+          self._reference_inputs, g, self._filter_shape, self._strides,
+          self._padding, self._has_bias) for g in grads])
     # [B, out_h, out_w, s·O]
     grads = grads[0] if num_sources == 1 else tf.concat(grads, axis=3)
     if self._method == "grouped_conv":
@@ -1533,14 +1552,8 @@ class ConvDiagonalFactor(DiagonalFactor):
     """
     kernel_h, kernel_w, in_channels, out_channels = self._filter_shape
     width = num_sources * out_channels
-    if self._batch_chunks is None:
-      chunks = [(grads, self._batch_size)]
-    else:
-      chunks = [(grads[start:start + size], size)
-                for start, size in self._batch_chunks]
-    partial_sums = []
-    for folded_inputs, (chunk_grads, size) in zip(self._folded_inputs,
-                                                  chunks):
+
+    def chunk_sum_of_squares(folded_inputs, chunk_grads, size):
       per_example = tf.compat.v1.nn.conv2d_backprop_filter(
           folded_inputs,
           tf.stack([kernel_h, kernel_w, in_channels, size * width]),
@@ -1549,7 +1562,42 @@ class ConvDiagonalFactor(DiagonalFactor):
           padding=self._padding)  # [kh, kw, C, chunk·s·O]
       per_example = tf.reshape(
           per_example, [kernel_h * kernel_w * in_channels, -1, width])
-      partial_sums.append(_sum_of_squares(per_example, axis=1))
+      return _sum_of_squares(per_example, axis=1)
+
+    if self._loop_chunk_size is not None:
+      # Unknown batch size: a loop over chunks of a static number of
+      # examples (the last one shorter); iterations may run concurrently.
+      x = self._chunked_inputs
+      chunk = self._loop_chunk_size
+      batch = self._batch_size
+      with tf.control_dependencies([tf.debugging.assert_equal(
+          tf.shape(grads)[0], batch,
+          message="outputs_grads and inputs must have the same batch "
+                  "size")]):
+        count = (batch + chunk - 1) // chunk
+
+      def body(i, total):
+        start = i * chunk
+        chunk_inputs = x[start:start + chunk]
+        return i + 1, total + chunk_sum_of_squares(
+            _fold_batch_into_channels(chunk_inputs),
+            grads[start:start + chunk], tf.shape(chunk_inputs)[0])
+
+      zeros = tf.zeros([kernel_h * kernel_w * in_channels, width],
+                       self._compute_dtype)
+      _, total = tf.while_loop(lambda i, _: i < count, body,
+                               [tf.constant(0), zeros])
+      return total
+    if self._batch_chunks is None:
+      chunks = [(grads, self._batch_size)]
+    else:
+      chunks = [(grads[start:start + size], size)
+                for start, size in self._batch_chunks]
+    partial_sums = []
+    for folded_inputs, (chunk_grads, size) in zip(self._folded_inputs,
+                                                  chunks):
+      partial_sums.append(chunk_sum_of_squares(folded_inputs, chunk_grads,
+                                               size))
     if len(partial_sums) == 1:
       return partial_sums[0]
     return tf.add_n(partial_sums)
@@ -1604,3 +1652,40 @@ class ConvDiagonalFactor(DiagonalFactor):
         previous = _sum_of_squares(per_example, axis=0)
       rows.append(previous)
     return rows
+
+
+# ---------------------------------------------------------------------------
+# 2017 reference formulations, selected explicitly by class.
+# ---------------------------------------------------------------------------
+
+
+class _ReferenceConvInputKroneckerFactor(ConvInputKroneckerFactor):
+  """`ConvInputKroneckerFactor` computing the 2017 patch formulation."""
+  _reference_formulation = True
+
+
+class _ReferenceConvDiagonalFactor(ConvDiagonalFactor):
+  """`ConvDiagonalFactor` computing the 2017 patch formulation."""
+  _reference_formulation = True
+
+
+# The factors whose statistic has a faster formulation than in 2017, mapped
+# to the private subclass computing the 2017 one (same variables and names).
+# The other factors compute their 2017 formulation already.
+_REFERENCE_FACTOR_CLASSES = {
+    ConvInputKroneckerFactor: _ReferenceConvInputKroneckerFactor,
+    ConvDiagonalFactor: _ReferenceConvDiagonalFactor,
+}
+
+
+def _reference_factor_class(cls):
+  """The class computing `cls`'s statistic with the 2017 formulation.
+
+  Args:
+    cls: A `FisherFactor` subclass.
+
+  Returns:
+    Its private reference subclass, or `cls` itself when `cls` already uses
+    the 2017 formulation.
+  """
+  return _REFERENCE_FACTOR_CLASSES.get(cls, cls)

@@ -33,7 +33,6 @@ APPROX_FULL_NAME = "full"
 
 _LAYER_APPROXIMATIONS = (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME)
 _GENERIC_APPROXIMATIONS = (APPROX_FULL_NAME, APPROX_DIAGONAL_NAME)
-_CONV_PADDINGS = ("SAME", "VALID")
 
 
 def _canonicalize_key(key):
@@ -264,6 +263,11 @@ def _dims_differ(dim1, dim2):
 def _split_layer_params(params):
   """Splits layer parameters into (weights, bias-or-None).
 
+  As in TensorFlow 1.4, any tuple/list means "with a bias" to the block; its
+  first element is the weights and a second one the bias. Tuples of another
+  length are accepted here (1.4 built their factors too) and fail when a
+  vector is multiplied (`utils.layer_params_to_mat2d`).
+
   Args:
     params: A Tensor/Variable (weights only) or a `(weights, bias)`
       tuple/list.
@@ -272,14 +276,13 @@ def _split_layer_params(params):
     A pair `(weights, bias)`; `bias` is None without a bias.
 
   Raises:
-    ValueError: If a tuple/list does not hold exactly two tensors.
+    ValueError: If a tuple/list is empty.
   """
   if isinstance(params, (tuple, list)):
-    if len(params) != 2:
-      raise ValueError(
-          "params must be the weights or a (weights, bias) pair, got a "
-          "sequence of {} elements.".format(len(params)))
-    return params[0], params[1]
+    if not params:
+      raise ValueError("params must be the weights or a (weights, bias) "
+                       "pair, got an empty sequence.")
+    return params[0], params[1] if len(params) == 2 else None
   return params, None
 
 
@@ -338,15 +341,6 @@ def _check_fully_connected(params, inputs, outputs):
   _check_bias(bias, out_size)
 
 
-def _conv_output_size(in_size, kernel_size, stride, padding):
-  """Spatial output size of a convolution (None if unknown)."""
-  if in_size is None or (padding == "VALID" and kernel_size is None):
-    return None
-  if padding == "SAME":
-    return -(-in_size // stride)
-  return -(-(in_size - kernel_size + 1) // stride)
-
-
 def _check_conv2d(params, strides, padding, inputs, outputs):
   """Checks that conv parameters fit the registered inputs and outputs.
 
@@ -365,10 +359,8 @@ def _check_conv2d(params, strides, padding, inputs, outputs):
     TypeError: If an argument is not a Tensor/Variable.
   """
   weights, bias = _split_layer_params(params)
-  if padding not in _CONV_PADDINGS:
-    raise ValueError("padding must be one of {}, got {!r}."
-                     .format(_CONV_PADDINGS, padding))
-  strides = fb._conv_strides(strides)  # pylint: disable=protected-access
+  padding = _checks.check_padding(padding)
+  strides = _checks.conv_block_strides(strides)
   f_shape = _shape_of(weights, "params")
   in_shape = _shape_of(inputs, "inputs")
   out_shape = _shape_of(outputs, "outputs")
@@ -385,8 +377,8 @@ def _check_conv2d(params, strides, padding, inputs, outputs):
           "and {}.".format(in_shape, out_shape))
     kernel = f_shape[:2] if f_shape.rank is not None else [None] * 2
     for axis, name in ((1, "height"), (2, "width")):
-      expected = _conv_output_size(in_shape[axis], kernel[axis - 1],
-                                   strides[axis], padding)
+      expected = _checks.static_conv_output_size(
+          in_shape[axis], kernel[axis - 1], strides[axis], padding)
       if _dims_differ(expected, out_shape[axis]):
         raise ValueError(
             "outputs of shape {} do not fit inputs of shape {} with strides "
@@ -410,10 +402,12 @@ def _check_conv2d(params, strides, padding, inputs, outputs):
   _check_bias(bias, out_channels)
 
 
-def _check_logits(logits):
-  """Checks that logits have the `[batch_size, num_outputs]` layout."""
-  shape = _shape_of(logits, "logits")
-  _check_rank(shape, 2, "logits", "[batch_size, num_outputs]")
+def _graph_of(structure):
+  """The graph of the first Tensor/Variable in a nest, or None."""
+  for element in tf.nest.flatten(structure):
+    if isinstance(element, (tf.Tensor, tf.Variable)):
+      return element.graph
+  return None
 
 
 def _identity_index(seq, obj):
@@ -442,9 +436,13 @@ class LayerCollection(object):
     self.fisher_blocks = LayerParametersDict()
     self.fisher_factors = collections.OrderedDict()
     self._generic_registrations = set()
+    self._explicit_graph = graph
     self._graph = graph or tf.compat.v1.get_default_graph()
     self._loss_dict = collections.OrderedDict()
     self._subgraph = None
+    # Registration checks that read the layers' tensors: run when the first
+    # factor is made, where TensorFlow 1.4 first used those tensors.
+    self._pending_checks = []
     with self._graph.as_default():
       with tf.compat.v1.variable_scope(None, default_name=name) as scope:
         self._var_scope = scope.name
@@ -480,6 +478,15 @@ class LayerCollection(object):
   def subgraph(self):
     """The `utils.SubGraph` built by `create_subgraph`, or None before."""
     return self._subgraph
+
+  def _check_params_type(self, params):
+    """Raises a TypeError unless `params` is Tensors/Variables (a key)."""
+    for i, param in enumerate(_key_elements(params)):
+      if not isinstance(param, (tf.Tensor, tf.Variable)):
+        raise TypeError(
+            "params{} must be a Tensor or Variable, got {!r}.".format(
+                "[{}]".format(i) if isinstance(params, (tuple, list)) else "",
+                param))
 
   def register_block(self, layer_key, fisher_block):
     """Registers a Fisher block for a parameter or a tuple of parameters.
@@ -655,16 +662,27 @@ class LayerCollection(object):
       approx: "kron" (`FullyConnectedKFACBasicFB`) or "diagonal"
         (`FullyConnectedDiagonalFB`).
 
+    The shapes are checked when the collection makes its first factor
+    (where TensorFlow 1.4 first used them), not here: until then any
+    Tensors are accepted, as in 1.4.
+
     Raises:
-      ValueError: If `approx` is unknown, the shapes do not fit, the sizes
-        `input_size` and `output_size` of `inputs` and `outputs` are not
-        statically known, or the parameters are already registered.
+      ValueError: If `approx` is unknown or the parameters are already
+        registered. When the first factor is made: if the shapes do not fit,
+        or the sizes `input_size` and `output_size` of `inputs` and
+        `outputs` are not statically known.
+      TypeError: When the first factor is made, if an argument is not a
+        Tensor or Variable.
     """
     if approx not in _LAYER_APPROXIMATIONS:
       raise ValueError("Bad value {} for approx.".format(approx))
-    _check_fully_connected(params, inputs, outputs)
-    _check_known(inputs, 2, (1,), "inputs", "[batch_size, input_size]")
-    _check_known(outputs, 2, (1,), "outputs", "[batch_size, output_size]")
+
+    def check():
+      _check_fully_connected(params, inputs, outputs)
+      _check_known(inputs, 2, (1,), "inputs", "[batch_size, input_size]")
+      _check_known(outputs, 2, (1,), "outputs", "[batch_size, output_size]")
+
+    self._check_params_type(params)
     has_bias = isinstance(params, (tuple, list))
     if approx == APPROX_KRONECKER_NAME:
       block = fb.FullyConnectedKFACBasicFB(self, inputs, outputs, has_bias)
@@ -673,6 +691,7 @@ class LayerCollection(object):
       # and the output gradient (`ff_diagfc/<inputs>_<gradient>/cov`).
       block = fb.FullyConnectedDiagonalFB(self, inputs, outputs, has_bias)
     self.register_block(params, block)
+    self._pending_checks.append(check)
 
   def register_conv2d(self, params, strides, padding, inputs, outputs,
                       approx=APPROX_KRONECKER_NAME):
@@ -691,20 +710,32 @@ class LayerCollection(object):
         `[batch_size, out_height, out_width, out_channels]`.
       approx: "kron" (`ConvKFCBasicFB`) or "diagonal" (`ConvDiagonalFB`).
 
+    The block reads the inputs' height and width and `strides[1:3]` here,
+    as TensorFlow 1.4's did; everything else is checked when the collection
+    makes its first factor (where 1.4 first used it).
+
     Raises:
-      ValueError: If `approx`, `strides` or `padding` is invalid, the shapes
-        do not fit, the rank of `outputs` (and, for "kron", its
-        `out_channels`) is not statically known, or the parameters are
-        already registered.
+      ValueError: If `approx` is unknown, the inputs' height and width are
+        not statically known, `strides` has no ints at positions 1 and 2, or
+        the parameters are already registered. When the first factor is
+        made: if `strides` or `padding` is invalid, the shapes do not fit,
+        or the rank of `outputs` (and, for "kron", its `out_channels`) is
+        not statically known.
+      TypeError: When the first factor is made, if an argument is not a
+        Tensor or Variable.
     """
     if approx not in _LAYER_APPROXIMATIONS:
       raise ValueError("Bad value {} for approx.".format(approx))
-    _check_conv2d(params, strides, padding, inputs, outputs)
-    # The Kronecker output factor is sized by the gradients' channels.
-    _check_known(outputs, 4,
-                 (3,) if approx == APPROX_KRONECKER_NAME else (),
-                 "outputs", "[batch_size, out_height, out_width, "
-                 "out_channels]")
+
+    def check():
+      _check_conv2d(params, strides, padding, inputs, outputs)
+      # The Kronecker output factor is sized by the gradients' channels.
+      _check_known(outputs, 4,
+                   (3,) if approx == APPROX_KRONECKER_NAME else (),
+                   "outputs", "[batch_size, out_height, out_width, "
+                   "out_channels]")
+
+    self._check_params_type(params)
     if approx == APPROX_KRONECKER_NAME:
       block = fb.ConvKFCBasicFB(self, params, inputs, outputs, strides,
                                 padding)
@@ -712,6 +743,7 @@ class LayerCollection(object):
       block = fb.ConvDiagonalFB(self, params, inputs, outputs, strides,
                                 padding)
     self.register_block(params, block)
+    self._pending_checks.append(check)
 
   def register_generic(self, params, batch_size,
                        approx=APPROX_DIAGONAL_NAME):
@@ -760,7 +792,8 @@ class LayerCollection(object):
     Adds a `CategoricalLogitsNegativeLogProbLoss(logits, targets, seed)`.
 
     Args:
-      logits: The unnormalised log-probabilities, `[batch_size, num_classes]`.
+      logits: The unnormalised log-probabilities, `[batch_size, num_classes]`
+        (the Fisher-factor products need this layout).
       seed: Seed of the sampling done by `total_sampled_loss` (for
         debugging).
       targets: Optional integer class targets `[batch_size]`; needed by
@@ -768,9 +801,8 @@ class LayerCollection(object):
       name: Optional unique name of the loss; a fresh one is made if None.
 
     Raises:
-      ValueError: If `logits` is not of rank 2 or `name` is already used.
+      ValueError: If `name` is already used.
     """
-    _check_logits(logits)
     loss = lf.CategoricalLogitsNegativeLogProbLoss(
         logits, targets=targets, seed=seed)
     self._register_loss(loss, name,
@@ -813,9 +845,8 @@ class LayerCollection(object):
       name: Optional unique name of the loss; a fresh one is made if None.
 
     Raises:
-      ValueError: If `logits` is not of rank 2 or `name` is already used.
+      ValueError: If `name` is already used.
     """
-    _check_logits(logits)
     loss = lf.MultiBernoulliNegativeLogProbLoss(
         logits, targets=targets, seed=seed)
     self._register_loss(loss, name,
@@ -835,9 +866,18 @@ class LayerCollection(object):
     Returns:
       The factor.
 
+    Before the first factor is made, the registration checks of the layers
+    registered so far run (see `register_fully_connected`,
+    `register_conv2d`). The factor is built in the graph of its arguments'
+    tensors, so a collection made before or outside the model's graph works.
+
     Raises:
-      TypeError: If `args` is not hashable (e.g. it contains a list).
+      TypeError: If `args` is not hashable (e.g. it contains a list), or a
+        pending registration check fails with one.
+      ValueError: If a pending registration check fails.
     """
+    while self._pending_checks:
+      self._pending_checks.pop(0)()
     key = (cls, args)
     try:
       hash(key)
@@ -845,7 +885,11 @@ class LayerCollection(object):
       raise TypeError(
           "args of make_or_get_factor must be hashable (use tuples, not "
           "lists): {}".format(e)) from None
-    with self._graph.as_default():
+    # The graph of the factor's tensors: a collection made before (or
+    # outside) the model's graph works, as in TensorFlow 1.4.
+    graph = (_graph_of(args) or self._explicit_graph or
+             tf.compat.v1.get_default_graph())
+    with graph.as_default():
       with tf.compat.v1.variable_scope(self._var_scope):
         return utils.setdefault(self.fisher_factors, key,
                                 lambda: self._new_factor(cls, args))

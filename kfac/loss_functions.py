@@ -65,37 +65,38 @@ def _as_tensor(value, arg_name):
                     "({}).".format(arg_name, value, e)) from e
 
 
-def _check_floating(tensor, arg_name):
-  """Raises TypeError unless `tensor` has a floating-point dtype."""
-  dtype = tf.as_dtype(tensor.dtype).base_dtype
-  if not dtype.is_floating:
-    raise TypeError("{} must have a floating-point dtype, got {}."
-                    .format(arg_name, dtype.name))
-  return dtype
-
-
-def _float_param(value, arg_name, error=ValueError):
-  """Converts a distribution parameter and checks it is a floating matrix.
+def _float_param(value, arg_name, error=ValueError, matrix=True):
+  """Converts a distribution parameter and checks its dtype (and rank).
 
   Args:
     value: The parameter (Tensor, Variable or convertible value).
     arg_name: The argument's name, for error messages.
     error: Exception class raised for a known rank other than 2.
+    matrix: Whether the parameter must be 2-D here. The losses whose
+      evaluation and sampling work for any shape (as in TensorFlow 1.4)
+      check the `[batch_size, dim]` layout only in the methods that need it
+      (`_check_matrix`).
 
   Returns:
     The parameter as a Tensor (the same object if it already was one).
 
   Raises:
     TypeError: If the dtype is not floating point.
-    error: If the static rank is known and is not 2.
+    error: If `matrix` and the static rank is known and is not 2.
   """
   tensor = _as_tensor(value, arg_name)
-  _check_floating(tensor, arg_name)
-  rank = tensor.shape.rank
+  _checks.check_floating(tensor, arg_name)
+  if matrix:
+    _check_matrix(tensor, arg_name, error)
+  return tensor
+
+
+def _check_matrix(tensor, arg_name, error=ValueError):
+  """Raises `error` if the static rank of `tensor` is known and not 2."""
+  rank = _checks.static_rank(tensor)
   if rank is not None and rank != 2:
     raise error("{} must be a 2-D Tensor of shape [batch_size, dim], got "
                 "shape {}.".format(arg_name, _checks.format_shape(tensor)))
-  return tensor
 
 
 def _same_dtype_param(value, dtype, arg_name):
@@ -108,7 +109,7 @@ def _same_dtype_param(value, dtype, arg_name):
     TypeError: If `value` is a Tensor of another dtype.
   """
   if tf.is_tensor(value):
-    _check_floating(value, arg_name)
+    _checks.check_floating(value, arg_name)
     if tf.as_dtype(value.dtype).base_dtype != dtype:
       raise TypeError("{} must have dtype {} (that of the mean), got {}."
                       .format(arg_name, dtype.name,
@@ -161,7 +162,12 @@ def _check_one_hot_index(index, size):
 
 
 def _static_dim(tensor, axis, arg_name):
-  """Returns the static size of `tensor` along `axis`, which must be known."""
+  """Returns the static size of a `[batch_size, dim]` Tensor along `axis`.
+
+  Raises:
+    ValueError: If `tensor` is not 2-D or the size is unknown.
+  """
+  _check_matrix(tensor, arg_name)
   size = _checks.static_dim(tensor, axis)
   if size is None:
     raise ValueError("{} must have a known static size along axis {}, got "
@@ -325,6 +331,10 @@ class _Categorical(_Distribution):
     else:
       logits_2d = tf.reshape(self.logits, [-1, self._event_size])
     draws = tf.random.categorical(logits_2d, n, dtype=tf.int32, seed=seed)
+    # Non-finite logits make the sampler return `num_classes`, an invalid
+    # class id on which the sampled loss would raise; keep ids in range (a
+    # no-op for finite logits) so the statistics just become non-finite.
+    draws = tf.clip_by_value(draws, 0, self._event_size - 1)
     draws = tf.reshape(tf.transpose(draws),
                        tf.concat([[n], self._batch_shape_tensor()], 0))
     return tf.cast(draws, tf.int32)
@@ -719,19 +729,23 @@ class NormalMeanNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     """Creates the loss.
 
     Args:
-      mean: Float Tensor of shape `[batch_size, dim]`, the predicted means.
+      mean: Float Tensor of the predicted means, usually `[batch_size, dim]`;
+        a 1-D `[batch_size]` (e.g. a value head) or any other shape works
+        for evaluation, sampling and the Fisher products, and
+        `multiply_fisher_factor_replicated_one_hot` (estimation mode
+        "exact") needs `[batch_size, dim]`.
       var: Positive float (or float Tensor broadcastable to `mean`'s shape,
         of `mean`'s dtype), the variance.
-      targets: Optional Tensor of shape `[batch_size, dim]` of real targets
-        (cast to `mean`'s dtype).
+      targets: Optional Tensor of real targets shaped like `mean` (cast to
+        `mean`'s dtype).
       seed: Optional int, the default op-level seed of `evaluate_on_sample`.
 
     Raises:
-      ValueError: If `mean` is not 2-D, or `var` is a non-positive number.
+      ValueError: If `var` is a non-positive number.
       TypeError: If `mean` or `var` is not floating point, or `var` has
         another dtype than `mean`.
     """
-    self._mean = _float_param(mean, "mean")
+    self._mean = _float_param(mean, "mean", matrix=False)
     if isinstance(var, numbers.Real) and not isinstance(var, bool):
       if var <= 0:
         raise ValueError("var must be positive, got {}.".format(var))
@@ -1029,15 +1043,16 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     """Creates the loss.
 
     Args:
-      logits: Float Tensor of shape `[batch_size, n_classes]`.
+      logits: Float Tensor of shape `[batch_size, n_classes]`. As in
+        TensorFlow 1.4 another rank is accepted here; the Fisher products
+        raise `ValueError` for it.
       targets: Optional integer Tensor of shape `[batch_size]` of class ids.
       seed: Optional int, the default op-level seed of `evaluate_on_sample`.
 
     Raises:
-      ValueError: If `logits` is not 2-D.
       TypeError: If `logits` is not floating point or `targets` not integer.
     """
-    self._logits = _float_param(logits, "logits")
+    self._logits = _float_param(logits, "logits", matrix=False)
     if targets is not None:
       targets = _as_tensor(targets, "targets")
       _check_class_ids(targets)
@@ -1065,7 +1080,12 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
 
     Returns:
       A Tensor of shape `[batch_size, n_classes]`.
+
+    Raises:
+      ValueError: If `logits` is not 2-D (TensorFlow 1.4 computed a wrong
+        product).
     """
+    _check_matrix(self._logits, "logits")
     probs = self._probs
     return vector * probs - probs * tf.reduce_sum(vector * probs, axis=1,
                                                   keepdims=True)
@@ -1078,7 +1098,12 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
 
     Returns:
       A Tensor of shape `[batch_size, n_classes]`.
+
+    Raises:
+      ValueError: If `logits` is not 2-D (TensorFlow 1.4 computed a wrong
+        product).
     """
+    _check_matrix(self._logits, "logits")
     probs = self._probs
     sqrt_probs = self._sqrt_probs
     return sqrt_probs * vector - probs * tf.reduce_sum(
@@ -1092,7 +1117,12 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
 
     Returns:
       A Tensor of shape `[batch_size, n_classes]`.
+
+    Raises:
+      ValueError: If `logits` is not 2-D (TensorFlow 1.4 computed a wrong
+        product).
     """
+    _check_matrix(self._logits, "logits")
     probs = self._probs
     sqrt_probs = self._sqrt_probs
     return sqrt_probs * vector - sqrt_probs * tf.reduce_sum(
@@ -1142,16 +1172,17 @@ class MultiBernoulliNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     """Creates the loss.
 
     Args:
-      logits: Float Tensor of shape `[batch_size, dim]`.
-      targets: Optional Tensor of shape `[batch_size, dim]` of 0/1 targets
-        (any real dtype; cast to the logits' dtype).
+      logits: Float Tensor of shape `[batch_size, dim]`; any other shape
+        works too (elementwise), except for
+        `multiply_fisher_factor_replicated_one_hot`.
+      targets: Optional Tensor of 0/1 targets shaped like `logits` (any real
+        dtype; cast to the logits' dtype).
       seed: Optional int, the default op-level seed of `evaluate_on_sample`.
 
     Raises:
-      ValueError: If `logits` is not 2-D.
       TypeError: If `logits` is not floating point.
     """
-    self._logits = _float_param(logits, "logits")
+    self._logits = _float_param(logits, "logits", matrix=False)
     super(MultiBernoulliNegativeLogProbLoss, self).__init__(
         dist=_Bernoulli(self._logits), targets=targets, seed=seed)
 

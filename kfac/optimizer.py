@@ -11,9 +11,13 @@ import numbers
 
 import tensorflow as tf
 
+from kfac import _nonfinite
+from kfac import _ops
 from kfac import _releases
+from kfac import _settings
 from kfac import curvature_matrix_vector_products as cmvp
 from kfac import estimator as est
+from kfac import layer_collection as lc_lib
 
 __all__ = ["KfacOptimizer"]
 
@@ -59,7 +63,8 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
                momentum=0., momentum_type="regular", norm_constraint=None,
                name="KFAC", *, var_list=None, estimation_mode="gradients",
                colocate_gradients_with_ops=False, cov_devices=None,
-               inv_devices=None):
+               inv_devices=None, skip_nonfinite_updates=True,
+               check_tensor_settings=False):
     """Builds the Fisher estimator and its update ops.
 
     Args:
@@ -92,13 +97,40 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         covariance-update ops, used in turn (an r1.5 keyword).
       inv_devices: Keyword-only. Optional list of devices for the
         inverse-update ops, used in turn (an r1.5 keyword).
+      skip_nonfinite_updates: Keyword-only. If True (the default), one batch
+        with NaN or Inf values does not poison training: a training step
+        whose gradient or update is not finite leaves the weights and the
+        velocity slots unchanged, and the estimator's covariance and
+        inverse updates keep their old values likewise. Skips are counted
+        in local variables (`nonfinite_skip_counters`, not saved by a
+        default `Saver`) and logged. With finite data every number is
+        bit-identical to False, which gives the 2017 behaviour (no guard
+        ops).
+      check_tensor_settings: Keyword-only. Python settings are always
+        checked here; Tensor-valued ones (`learning_rate`, `damping`,
+        `cov_ema_decay`, `momentum`, `norm_constraint`) cannot be. If True,
+        the training step and the update ops check them when they run
+        (assertions naming the setting). False (the default) builds no such
+        op. Either way no variable name changes.
 
     Raises:
-      ValueError: If `momentum_type` is unknown, if `norm_constraint` is set
+      TypeError: If `layer_collection` is not a `LayerCollection`, or a
+        setting is neither a number nor a Tensor (e.g. a string).
+      ValueError: If `damping` is not positive and finite, `cov_ema_decay`
+        outside [0, 1], `learning_rate` negative or not finite,
+        `norm_constraint` not positive, `momentum` not finite, if
+        `momentum_type` is unknown, if `norm_constraint` is set
         with a non-"regular" momentum type, if a non-zero `momentum` is given
         with "qmodel", or for the `FisherEstimator` errors (no loss,
         variables and registrations that do not match, unknown mode).
     """
+    _settings.check_layer_collection(layer_collection,
+                                     (lc_lib.LayerCollection,))
+    _settings.check_learning_rate(learning_rate)
+    _settings.check_cov_ema_decay(cov_ema_decay)
+    _settings.check_damping(damping)
+    _settings.check_momentum(momentum)
+    _settings.check_norm_constraint(norm_constraint)
     if not isinstance(momentum_type, str):
       raise ValueError("momentum_type must be one of {}; got {!r}.".format(
           list(_LEGAL_MOMENTUM_TYPES), momentum_type))
@@ -127,7 +159,10 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         variables, cov_ema_decay, damping, layer_collection,
         estimation_mode=estimation_mode,
         colocate_gradients_with_ops=colocate_gradients_with_ops,
-        cov_devices=cov_devices, inv_devices=inv_devices)
+        cov_devices=cov_devices, inv_devices=inv_devices,
+        skip_nonfinite_updates=skip_nonfinite_updates)
+    self._skip_nonfinite_updates = bool(skip_nonfinite_updates)
+    self._param_skip_counter = None
 
     self._momentum = tf.convert_to_tensor(momentum, name="momentum")
     self._momentum_type = momentum_type
@@ -145,6 +180,19 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
 
     super(KfacOptimizer, self).__init__(learning_rate, name=name)
 
+    # Run-time checks of Tensor-valued settings, only when asked for.
+    self._setting_checks = []
+    if check_tensor_settings:
+      self._setting_checks = _settings.runtime_checks(
+          damping=damping, cov_ema_decay=cov_ema_decay,
+          learning_rate=learning_rate, momentum=momentum,
+          norm_constraint=norm_constraint)
+      if self._setting_checks:
+        self.cov_update_op = tf.group(self.cov_update_op,
+                                      *self._setting_checks)
+        self.inv_update_op = tf.group(self.inv_update_op,
+                                      *self._setting_checks)
+
   def _make_fisher_estimator(self, variables, cov_ema_decay, damping,
                              layer_collection, **kwargs):
     """Builds the `FisherEstimator` (release faces change its arguments)."""
@@ -160,6 +208,22 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
   def damping(self):
     """The damping given to the constructor."""
     return self._fisher_est.damping
+
+  @property
+  def nonfinite_skip_counters(self):
+    """The local int64 variables counting skipped updates, by kind.
+
+    A dict with keys "covariance", "inverse" and "parameter" (the last one
+    exists once `apply_gradients` has been called); empty when the
+    optimizer was built with `skip_nonfinite_updates=False`.
+    """
+    counters = {}
+    if self._fisher_est.cov_skip_counter is not None:
+      counters["covariance"] = self._fisher_est.cov_skip_counter.variable
+      counters["inverse"] = self._fisher_est.inv_skip_counter.variable
+    if self._param_skip_counter is not None:
+      counters["parameter"] = self._param_skip_counter.variable
+    return counters
 
   def minimize(self, *args, **kwargs):
     """Adds ops to minimise a loss with K-FAC steps (base `minimize`).
@@ -237,18 +301,68 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     """
     # Gradients of gathered variables (embeddings) come as IndexedSlices;
     # the Fisher blocks and the velocities work on dense tensors.
-    grads_and_vars = [
-        (tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices)
-         else grad, var) for grad, var in grads_and_vars]
+    grads_and_vars = list(grads_and_vars)
+    grads_and_vars = list(zip(
+        _ops.dense_gradients([grad for grad, _ in grads_and_vars]),
+        [var for _, var in grads_and_vars]))
     missing = [var.name for grad, var in grads_and_vars if grad is None]
     if missing:
       raise ValueError(
           "grads_and_vars has no gradient (None) for {}: K-FAC preconditions "
           "the gradients of every Fisher-estimating variable, so the loss "
           "must depend on all of them.".format(", ".join(missing)))
-    steps_and_vars = self._compute_update_steps(grads_and_vars)
+    if not self._skip_nonfinite_updates:
+      steps_and_vars = self._compute_update_steps(grads_and_vars)
+    else:
+      steps_and_vars = self._compute_guarded_update_steps(grads_and_vars)
+    if self._setting_checks:
+      checks = list(self._setting_checks)
+      if callable(self._learning_rate):
+        checks += _settings.runtime_checks(
+            learning_rate=self._learning_rate())
+      with tf.name_scope(_settings.CHECK_SCOPE), tf.control_dependencies(
+          checks):
+        steps_and_vars = [(tf.identity(step), var)
+                          for step, var in steps_and_vars]
     return super(KfacOptimizer, self).apply_gradients(steps_and_vars, *args,
                                                       **kwargs)
+
+  def _compute_guarded_update_steps(self, grads_and_vars):
+    """`_compute_update_steps` that changes nothing unless all is finite.
+
+    The velocities' new values and the steps are built as in
+    `_compute_update_steps`; if any gradient, new velocity or step is not
+    finite, the velocities keep their values and every step is zero (so
+    `var − lr·0` leaves the weights as they were), and the skip is counted.
+    With finite values the steps are bit-identical.
+
+    Args:
+      grads_and_vars: List of (gradient, variable) pairs.
+
+    Returns:
+      List of (step, variable) pairs; reading a step runs the velocity
+      assignments and the skip count.
+    """
+    pending = []
+    steps_and_vars = self._compute_update_steps(grads_and_vars,
+                                                pending_velocities=pending)
+    if self._param_skip_counter is None:
+      self._param_skip_counter = _nonfinite.SkipCounter(
+          "parameter_update_skips", "parameter updates")
+    with tf.name_scope(_nonfinite.GUARD_SCOPE):
+      ok = _nonfinite.all_finite(
+          [grad for grad, _ in grads_and_vars] +
+          [new for _, new in pending] + [step for step, _ in steps_and_vars])
+      updates = [self._param_skip_counter.count_unless(ok)]
+      for velocity, new in pending:
+        with tf.device(velocity.device):
+          updates.append(velocity.assign(
+              _nonfinite.keep_unless(ok, new, velocity)))
+      guarded = []
+      with tf.control_dependencies(updates):
+        for step, var in steps_and_vars:
+          guarded.append((tf.where(ok, step, tf.zeros_like(step)), var))
+    return guarded
 
   def _squared_fisher_norm(self, grads_and_vars, precon_grads_and_vars):
     """Computes `Σ_vars Σ g ⊙ p`, i.e. `pᵀ F̂ p` for `p = F̂⁻¹ g`.
@@ -392,11 +506,14 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     return tf.cond(tf.equal(m_22, 0.0), zero_prevupd_case,
                    non_zero_prevupd_case)
 
-  def _compute_update_steps(self, grads_and_vars):
+  def _compute_update_steps(self, grads_and_vars, pending_velocities=None):
     """Computes the steps (to be multiplied by −lr) for every variable.
 
     Args:
       grads_and_vars: List of (gradient, variable) pairs.
+      pending_velocities: None, or a list: then the velocities are not
+        assigned; `(velocity slot, new value)` pairs are appended to it and
+        the new values stand for the assigned velocities.
 
     Returns:
       List of (step, variable) pairs, in the input order.
@@ -406,10 +523,11 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       if self._norm_constraint is not None:
         precon_grads_and_vars = self._clip_updates(grads_and_vars,
                                                    precon_grads_and_vars)
-      return self._update_velocities(precon_grads_and_vars, self._momentum)
+      return self._update_velocities(precon_grads_and_vars, self._momentum,
+                                     pending=pending_velocities)
     elif self._momentum_type == "adam":
-      velocities_and_vars = self._update_velocities(grads_and_vars,
-                                                    self._momentum)
+      velocities_and_vars = self._update_velocities(
+          grads_and_vars, self._momentum, pending=pending_velocities)
       return self._fisher_est.multiply_inverse(velocities_and_vars)
     else:  # "qmodel"
       precon_grads_and_vars = self._fisher_est.multiply_inverse(grads_and_vars)
@@ -425,9 +543,11 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       with tf.control_dependencies(
           [assign_change(qmodel_change)] if assign_change else []):
         return self._update_velocities(
-            zip(precon_grads, variables), mu, vec_coeff=-alpha)
+            zip(precon_grads, variables), mu, vec_coeff=-alpha,
+            pending=pending_velocities)
 
-  def _update_velocities(self, vecs_and_vars, decay, vec_coeff=1.0):
+  def _update_velocities(self, vecs_and_vars, decay, vec_coeff=1.0,
+                         pending=None):
     """Updates the velocity slots: `velocity ← decay·velocity + coeff·vec`.
 
     The slots (`<var op name>/<optimizer name>`, zero-initialised) are
@@ -438,6 +558,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       vecs_and_vars: Iterable of (vector, variable) pairs.
       decay: The decay (float or scalar Tensor).
       vec_coeff: The coefficient of the vector (float or scalar Tensor).
+      pending: None, or a list: then nothing is assigned; the pairs
+        `(velocity slot, new value)` are appended to it and the new values
+        are returned in place of the assigned velocities.
 
     Returns:
       List of (new velocity, variable) pairs; reading the new velocity runs
@@ -446,12 +569,16 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     def _update_velocity(vec, var):
       velocity = self._zeros_slot(var, "velocity", self._name)
       with tf.device(velocity.device):
-        # Read/modify/write: not safe for asynchronous updates.
+        # Read/modify/write: not safe for asynchronous updates. A float64
+        # (e.g. NumPy) momentum meets the velocity in its dtype, as 1.4's
+        # Python-number momentum did; from release 1.5 float64 variables
+        # meet a float32 decay or coefficient Tensor the same way.
         dtype = velocity.dtype.base_dtype
-        # Float64 variables work from release 1.5 (a float32 decay or
-        # coefficient Tensor is cast to the velocity's dtype).
         new_velocity = (_in_dtype(decay, dtype) * velocity +
                         _in_dtype(vec_coeff, dtype) * vec)
+        if pending is not None:
+          pending.append((velocity, new_velocity))
+          return (new_velocity, var)
         return (tf.identity(velocity.assign(new_velocity)), var)
 
     return [_update_velocity(vec, var) for vec, var in vecs_and_vars]

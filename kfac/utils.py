@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _ops
 
 __all__ = [
     "SequenceDict",
@@ -112,27 +113,6 @@ def setdefault(dct, key, thunk):
   return dct[key]
 
 
-def _concat_rows(tensors):
-  """`tf.concat(tensors, axis=0)`, with the op names of TensorFlow 1.4.
-
-  For a single tensor TensorFlow 1.4's `concat` returned an `identity` op
-  named after the `concat` name scope (`concat`, `concat_1`, ...), where
-  TensorFlow 2 names it `concat/concat`. Such names end up in factor
-  variable scopes (`ff_naivediag/concat_32/cov`), so the 1.4 name is kept.
-
-  Args:
-    tensors: A non-empty sequence of Tensors.
-
-  Returns:
-    The Tensors concatenated along axis 0.
-  """
-  tensors = list(tensors)
-  if len(tensors) == 1:
-    with tf.name_scope("concat") as scope:
-      return tf.identity(tensors[0], name=scope)
-  return tf.concat(tensors, axis=0)
-
-
 def tensors_to_column(tensors):
   """Flattens a tensor, or a list of tensors, into one column vector.
 
@@ -144,7 +124,7 @@ def tensors_to_column(tensors):
     (row-major within each tensor), n being their total number of elements.
   """
   if isinstance(tensors, (tuple, list)):
-    return _concat_rows([tf.reshape(t, [-1, 1]) for t in tensors])
+    return _ops.concat_rows([tf.reshape(t, [-1, 1]) for t in tensors])
   return tf.reshape(tensors, [-1, 1])
 
 
@@ -471,7 +451,5 @@ def fwd_gradients(ys, xs, grad_xs=None, stop_gradients=None):
   us = [tf.zeros_like(y) + float("nan") for y in ys]
   dydxs = tf.compat.v1.gradients(ys, xs, grad_ys=us,
                                  stop_gradients=stop_gradients)
-  dydxs = [tf.convert_to_tensor(d) if isinstance(d, tf.IndexedSlices) else d
-           for d in dydxs]
-  dydxs = [tf.zeros_like(x) if d is None else d for x, d in zip(xs, dydxs)]
+  dydxs = _ops.dense_gradients(dydxs, like=xs)
   return tf.compat.v1.gradients(dydxs, us, grad_ys=grad_xs)

@@ -416,6 +416,49 @@ class FullyConnectedDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       self.assertAllClose(out.ravel(), dense @ v, rtol=1e-5)
       self.assertAllClose(roundtrip.ravel(), v, rtol=1e-5)
 
+  def test_single_minibatch_concat_is_named_like_tf_1_4(self):
+    # TF 1.4's concat of one tensor was an identity named `concat`, which
+    # ends up in the ff_diagfc variable name; TF 2 names it `concat/concat`.
+    with tf.Graph().as_default():
+      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection())
+      block.register_additional_minibatch(
+          tf.compat.v1.placeholder(tf.float32, [None, 3], name="x"),
+          tf.ones((4, 2)))
+      block.instantiate_factors(
+          (tf.compat.v1.placeholder(tf.float32, [None, 2], name="g"),), 0.1)
+      names = [v.op.name for v in tf.compat.v1.global_variables()]
+      self.assertEqual(names, ["LayerCollection/ff_diagfc/concat_concat_1/cov"])
+      two = fb._concat_along_batch_dim([tf.ones((1, 2)), tf.ones((2, 2))])
+      self.assertEqual(two.op.name, "concat_2")
+
+  @parameterized.named_parameters(("bias", True), ("no_bias", False))
+  def test_fully_connected_diagonal_two_minibatches_unknown_batch(
+      self, has_bias):
+    rng = np.random.RandomState(5)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x1 = tf.compat.v1.placeholder(tf.float32, [None, 3])
+      x2 = tf.compat.v1.placeholder(tf.float32, [None, 3])
+      g1 = tf.compat.v1.placeholder(tf.float32, [None, 2])
+      g2 = tf.compat.v1.placeholder(tf.float32, [None, 2])
+      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection(), has_bias)
+      block.register_additional_minibatch(x1, g1)
+      block.register_additional_minibatch(x2, g2)
+      block.instantiate_factors(([g1, g2],), 0.1)
+      update = block._factor.make_covariance_update_op(0.0)
+      _init(sess)
+      values = {x1: rng.randn(2, 3), x2: rng.randn(5, 3),
+                g1: rng.randn(2, 2), g2: rng.randn(5, 2)}
+      sess.run(update, values)
+      a = np.vstack([values[x1], values[x2]])
+      if has_bias:
+        a = np.hstack([a, np.ones((7, 1))])
+      g = np.vstack([values[g1], values[g2]])
+      expected = np.zeros((a.shape[1], 2))
+      for n in range(7):
+        expected += np.outer(a[n], g[n]) ** 2 / 7.
+      self.assertAllClose(sess.run(block._factor.get_cov()), expected,
+                          rtol=1e-5)
+
 
 class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
 
@@ -501,8 +544,19 @@ class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
       self.assertIs(blocks[0]._factor, blocks[1]._factor)
       self.assertLen(layers.get_factors(), 1)
 
+  def test_three_strides_raise_when_the_factor_is_made(self):
+    # The block reads strides[1:3] only, as in TF 1.4; the factor checks
+    # all four when it is made.
+    with tf.Graph().as_default():
+      outputs = tf.ones((2, 4, 4, 5))
+      block = fb.ConvDiagonalFB(lc.LayerCollection(), tf.ones((3, 3, 2, 5)),
+                                tf.ones((2, 4, 4, 2)), outputs, (1, 1, 1),
+                                "SAME")
+      with self.assertRaisesRegex(ValueError, "strides must have length 4"):
+        block.instantiate_factors((outputs,), 0.1)
+
   @parameterized.named_parameters(
-      ("three_strides", (1, 1, 1)), ("float_strides", (1, 1.5, 1, 1)),
+      ("two_strides", (1, 1)), ("float_strides", (1, 1.5, 1, 1)),
       ("tensor_strides", "tensor"))
   def test_bad_strides_raise(self, strides):
     with tf.Graph().as_default():
@@ -821,51 +875,8 @@ class ModuleTest(tf.test.TestCase):
         fb._concat_along_batch_dim([])
 
 
-class ReviewRegressionTest(parameterized.TestCase, tf.test.TestCase):
-  """Names, damping types, shapes and argument checks found in review."""
-
-  def test_single_minibatch_concat_is_named_like_tf_1_4(self):
-    # TF 1.4's concat of one tensor was an identity named `concat`, which
-    # ends up in the ff_diagfc variable name; TF 2 names it `concat/concat`.
-    with tf.Graph().as_default():
-      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection())
-      block.register_additional_minibatch(
-          tf.compat.v1.placeholder(tf.float32, [None, 3], name="x"),
-          tf.ones((4, 2)))
-      block.instantiate_factors(
-          (tf.compat.v1.placeholder(tf.float32, [None, 2], name="g"),), 0.1)
-      names = [v.op.name for v in tf.compat.v1.global_variables()]
-      self.assertEqual(names, ["LayerCollection/ff_diagfc/concat_concat_1/cov"])
-      two = fb._concat_along_batch_dim([tf.ones((1, 2)), tf.ones((2, 2))])
-      self.assertEqual(two.op.name, "concat_2")
-
-  @parameterized.named_parameters(("bias", True), ("no_bias", False))
-  def test_fully_connected_diagonal_two_minibatches_unknown_batch(
-      self, has_bias):
-    rng = np.random.RandomState(5)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      x1 = tf.compat.v1.placeholder(tf.float32, [None, 3])
-      x2 = tf.compat.v1.placeholder(tf.float32, [None, 3])
-      g1 = tf.compat.v1.placeholder(tf.float32, [None, 2])
-      g2 = tf.compat.v1.placeholder(tf.float32, [None, 2])
-      block = fb.FullyConnectedDiagonalFB(lc.LayerCollection(), has_bias)
-      block.register_additional_minibatch(x1, g1)
-      block.register_additional_minibatch(x2, g2)
-      block.instantiate_factors(([g1, g2],), 0.1)
-      update = block._factor.make_covariance_update_op(0.0)
-      _init(sess)
-      values = {x1: rng.randn(2, 3), x2: rng.randn(5, 3),
-                g1: rng.randn(2, 2), g2: rng.randn(5, 2)}
-      sess.run(update, values)
-      a = np.vstack([values[x1], values[x2]])
-      if has_bias:
-        a = np.hstack([a, np.ones((7, 1))])
-      g = np.vstack([values[g1], values[g2]])
-      expected = np.zeros((a.shape[1], 2))
-      for n in range(7):
-        expected += np.outer(a[n], g[n]) ** 2 / 7.
-      self.assertAllClose(sess.run(block._factor.get_cov()), expected,
-                          rtol=1e-5)
+class AllBlockTypesTest(parameterized.TestCase, tf.test.TestCase):
+  """Damping types, vector shapes and batch sizes, across block types."""
 
   @parameterized.named_parameters(("int", 1), ("float64_tensor", "float64"))
   def test_kronecker_damping_int_or_float64(self, damping):

@@ -433,7 +433,9 @@ class InverseProvidingFactorTest(_TestCase):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       cov = np.array([[5., 2.], [2., 4.]], dtype=np.float32)
       factor = _InverseProvidingFactorTestingDummy(cov.shape)
-      factor._cov = tf.Variable(cov, dtype=tf.float32)
+      # A plain Tensor, as the 2017 test had (read with a conversion that
+      # works for any tensor-like).
+      factor._cov = tf.constant(cov, dtype=tf.float32)
       factor.register_damped_inverse(0)
       ops = factor.make_inverse_update_ops()
       self.assertLen(ops, 1)
@@ -1342,11 +1344,6 @@ class ConvDiagonalFactorBadInputTest(_TestCase):
        dict(strides=lambda: [1, 0, 1, 1])),
       ("strides_type", TypeError, "strides",
        dict(strides=lambda: 2)),
-      ("inputs_int", TypeError, "inputs",
-       dict(inputs=_ph(tf.int32, [4, 6, 6, 2]))),
-      ("grads_int", TypeError, "outputs_grads",
-       dict(outputs_grads=lambda: [tf.compat.v1.placeholder(
-           tf.int32, [4, 6, 6, 3])])),
       ("inputs_numpy", TypeError, "inputs",
        dict(inputs=lambda: np.zeros((4, 6, 6, 2), np.float32))),
       ("grads_empty", ValueError, "outputs_grads",
@@ -1363,26 +1360,55 @@ class ConvDiagonalFactorBadInputTest(_TestCase):
         ff.ConvDiagonalFactor(**args)
       self.assertEmpty(tf.compat.v1.global_variables())
 
+  @parameterized.named_parameters(
+      ("inputs_int", "inputs", dict(inputs=_ph(tf.int32, [4, 6, 6, 2]))),
+      ("grads_int", "outputs_grads",
+       dict(outputs_grads=lambda: [tf.compat.v1.placeholder(
+           tf.int32, [4, 6, 6, 3])])),
+  )
+  def test_integer_input_raises_when_the_update_is_built(self, arg_name,
+                                                         overrides):
+    # TF 1.4 built the factor too and failed in the assignment.
+    with tf.Graph().as_default():
+      args = {k: v() for k, v in _conv_args(**overrides).items()}
+      factor = ff.ConvDiagonalFactor(**args)
+      with self.assertRaisesRegex(TypeError, arg_name):
+        factor.make_covariance_update_op(0.9)
+
 
 class OtherFactorsBadInputTest(_TestCase):
 
+  # ConvInputKroneckerFactor reads only filter_shape when it is built (as in
+  # TF 1.4); the rest is checked when its statistic is built.
+
   def test_conv_input_kronecker_padding(self):
     with tf.Graph().as_default():
+      factor = ff.ConvInputKroneckerFactor(tf.ones((2, 3, 3, 1)),
+                                           (2, 2, 1, 1), [1, 1, 1, 1],
+                                           "valid")
       with self.assertRaisesRegex(ValueError, "padding"):
-        ff.ConvInputKroneckerFactor(tf.ones((2, 3, 3, 1)), (2, 2, 1, 1),
-                                    [1, 1, 1, 1], "valid")
+        factor.make_covariance_update_op(0.9)
 
   def test_conv_input_kronecker_strides(self):
     with tf.Graph().as_default():
+      factor = ff.ConvInputKroneckerFactor(tf.ones((2, 3, 3, 1)),
+                                           (2, 2, 1, 1), [1, 1], "SAME")
       with self.assertRaisesRegex(ValueError, "strides"):
-        ff.ConvInputKroneckerFactor(tf.ones((2, 3, 3, 1)), (2, 2, 1, 1),
-                                    [1, 1], "SAME")
+        factor.make_covariance_update_op(0.9)
+
+  def test_conv_input_kronecker_inputs_rank(self):
+    with tf.Graph().as_default():
+      factor = ff.ConvInputKroneckerFactor(tf.ones((2, 3)), (2, 2, 1, 1),
+                                           [1, 1, 1, 1], "SAME")
+      with self.assertRaisesRegex(ValueError, "inputs must have rank 4"):
+        factor.make_covariance_update_op(0.9)
 
   def test_conv_input_kronecker_dtype(self):
     with tf.Graph().as_default():
+      factor = ff.ConvInputKroneckerFactor(tf.ones((2, 3, 3, 1), tf.int32),
+                                           (2, 2, 1, 1), [1, 1, 1, 1], "SAME")
       with self.assertRaisesRegex(TypeError, "inputs"):
-        ff.ConvInputKroneckerFactor(tf.ones((2, 3, 3, 1), tf.int32),
-                                    (2, 2, 1, 1), [1, 1, 1, 1], "SAME")
+        factor.make_covariance_update_op(0.9)
 
   def test_fc_kronecker_empty(self):
     with tf.Graph().as_default():
@@ -1391,8 +1417,9 @@ class OtherFactorsBadInputTest(_TestCase):
 
   def test_fc_kronecker_dtype(self):
     with tf.Graph().as_default():
+      factor = ff.FullyConnectedKroneckerFactor((tf.ones((2, 3), tf.int32),))
       with self.assertRaisesRegex(TypeError, "tensors"):
-        ff.FullyConnectedKroneckerFactor((tf.ones((2, 3), tf.int32),))
+        factor.make_covariance_update_op(0.9)
 
   def test_fc_diagonal_rank(self):
     with tf.Graph().as_default():
@@ -1411,13 +1438,16 @@ class OtherFactorsBadInputTest(_TestCase):
 
   def test_naive_diagonal_dtype(self):
     with tf.Graph().as_default():
+      factor = ff.NaiveDiagonalFactor((tf.ones((2,), tf.int32),), 2)
       with self.assertRaisesRegex(TypeError, "params_grads"):
-        ff.NaiveDiagonalFactor((tf.ones((2,), tf.int32),), 2)
+        factor.make_covariance_update_op(0.9)
 
   def test_conv_output_kronecker_dtype(self):
     with tf.Graph().as_default():
+      factor = ff.ConvOutputKroneckerFactor(
+          (tf.ones((2, 3, 3, 2), tf.int32),))
       with self.assertRaisesRegex(TypeError, "outputs_grads"):
-        ff.ConvOutputKroneckerFactor((tf.ones((2, 3, 3, 2), tf.int32),))
+        factor.make_covariance_update_op(0.9)
 
   @parameterized.named_parameters(
       ("fc_kronecker_features",

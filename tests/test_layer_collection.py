@@ -15,6 +15,16 @@ def _var(name, shape):
   return tf.compat.v1.get_variable(name, shape=shape)
 
 
+def _make_factors(layers):
+  """Makes the registered blocks' factors (with the outputs as gradients).
+
+  The registration checks that read the layers' tensors run here, where
+  TF 1.4 first used those tensors.
+  """
+  for block in list(layers.get_blocks()):
+    block.instantiate_factors((block.tensors_to_compute_grads(),), 0.1)
+
+
 class LayerParametersDictTest(tf.test.TestCase):
 
   def test_shared_tensor_raises(self):
@@ -561,19 +571,27 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
       inputs = tf.compat.v1.placeholder(tf.float32, inputs_shape)
       outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
       for approx in (lc.APPROX_KRONECKER_NAME, lc.APPROX_DIAGONAL_NAME):
+        layers = lc.LayerCollection()
+        # Registered as in TF 1.4; the error comes when factors are made.
+        layers.register_fully_connected(params, inputs, outputs,
+                                        approx=approx)
         with self.assertRaisesRegex(ValueError, message):
-          layers.register_fully_connected(params, inputs, outputs,
-                                          approx=approx)
-      self.assertEmpty(layers.get_blocks())
+          _make_factors(layers)
 
   @parameterized.named_parameters(("one", 1), ("three", 3))
-  def test_fully_connected_params_tuple_length_raises(self, length):
+  def test_fully_connected_params_tuple_length_raises_at_multiply(self,
+                                                                  length):
+    # TF 1.4 registered such tuples and built their factors (the 2017
+    # estimator test registers `(w,)`); multiplying a vector failed.
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
       params = (_var("w", [3, 2]), _var("b", [2]), _var("c", [2]))[:length]
-      with self.assertRaisesRegex(ValueError, "params"):
-        layers.register_fully_connected(params, tf.ones((4, 3)),
-                                        tf.ones((4, 2)))
+      layers.register_fully_connected(params, tf.ones((4, 3)),
+                                      tf.ones((4, 2)))
+      _make_factors(layers)
+      (block,) = layers.get_blocks()
+      with self.assertRaisesRegex(ValueError, "vector"):
+        block.multiply_inverse(tuple(tf.zeros_like(p) for p in params))
 
   def test_fully_connected_unknown_batch_size_accepted(self):
     with tf.Graph().as_default():
@@ -599,10 +617,10 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
       layers = lc.LayerCollection()
       inputs = tf.compat.v1.placeholder(tf.float32, inputs_shape)
       outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
+      layers.register_fully_connected(_var("w", [3, 2]), inputs, outputs,
+                                      approx=approx)
       with self.assertRaisesRegex(ValueError, message + ".*statically known"):
-        layers.register_fully_connected(_var("w", [3, 2]), inputs, outputs,
-                                        approx=approx)
-      self.assertEmpty(layers.get_blocks())
+        _make_factors(layers)
 
   @parameterized.named_parameters(
       ("kron_channels", "kron", [None, 4, 4, None]),
@@ -612,10 +630,10 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
       layers = lc.LayerCollection()
       inputs = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2])
       outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
+      layers.register_conv2d(_var("k", [3, 3, 2, 5]), (1, 1, 1, 1), "SAME",
+                             inputs, outputs, approx=approx)
       with self.assertRaisesRegex(ValueError, "outputs.*statically known"):
-        layers.register_conv2d(_var("k", [3, 3, 2, 5]), (1, 1, 1, 1), "SAME",
-                               inputs, outputs, approx=approx)
-      self.assertEmpty(layers.get_blocks())
+        _make_factors(layers)
 
   def test_conv2d_diagonal_unknown_output_channels_accepted(self):
     with tf.Graph().as_default():
@@ -657,10 +675,13 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
       inputs = tf.compat.v1.placeholder(tf.float32, inputs_shape)
       outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
       for approx in (lc.APPROX_KRONECKER_NAME, lc.APPROX_DIAGONAL_NAME):
+        layers = lc.LayerCollection()
+        # At registration for what the block reads (height, width,
+        # strides[1:3]), else when the factors are made (TF 1.4's points).
         with self.assertRaisesRegex(ValueError, message):
           layers.register_conv2d(params, strides, padding, inputs, outputs,
                                  approx=approx)
-      self.assertEmpty(layers.get_blocks())
+          _make_factors(layers)
 
   def test_conv2d_valid_padding_accepted(self):
     with tf.Graph().as_default():
@@ -680,12 +701,16 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
        [4]),
       ("bernoulli_rank_3", "register_multi_bernoulli_predictive_distribution",
        [4, 2, 3]))
-  def test_logits_of_wrong_rank_raise(self, method, shape):
+  def test_logits_of_wrong_rank_raise_where_the_layout_matters(self, method,
+                                                               shape):
+    # Registered as in TF 1.4 (the 2017 optimizer tests register 1-D
+    # logits); the Fisher-factor columns need [batch_size, num_outputs].
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
-      with self.assertRaisesRegex(ValueError, "logits must have rank 2"):
-        getattr(layers, method)(tf.ones(shape))
-      self.assertEqual(layers.losses, [])
+      getattr(layers, method)(tf.ones(shape))
+      (loss,) = layers.losses
+      with self.assertRaisesRegex(ValueError, "logits must be a 2-D"):
+        loss.multiply_fisher_factor_replicated_one_hot((0,))
 
 
 class EstimatorVariableNamesTest(tf.test.TestCase):
@@ -816,9 +841,10 @@ class NonTensorArgumentsTest(parameterized.TestCase, tf.test.TestCase):
 
   @parameterized.named_parameters(("inputs", "inputs"), ("outputs", "outputs"),
                                   ("params", "params"))
-  def test_numpy_array_raises_at_registration(self, arg):
+  def test_numpy_array_raises_when_factors_are_made(self, arg):
     # NumPy arrays have a `shape` and used to pass the checks, failing only
-    # when the estimator built the factors.
+    # when the estimator built the factors; the error now names the
+    # argument. A NumPy `params` (a dictionary key) fails at registration.
     with tf.Graph().as_default():
       args = {"params": _var("w", [3, 2]), "inputs": tf.ones((4, 3)),
               "outputs": tf.ones((4, 2))}
@@ -827,6 +853,8 @@ class NonTensorArgumentsTest(parameterized.TestCase, tf.test.TestCase):
       with self.assertRaisesRegex(TypeError, arg):
         layers.register_fully_connected(args["params"], args["inputs"],
                                         args["outputs"])
+        _make_factors(layers)
+      layers = lc.LayerCollection()
       with self.assertRaisesRegex(TypeError, arg):
         shape4 = {"params": [2, 2, 3, 2], "inputs": [4, 5, 5, 3],
                   "outputs": [4, 5, 5, 2]}[arg]
@@ -836,7 +864,7 @@ class NonTensorArgumentsTest(parameterized.TestCase, tf.test.TestCase):
         conv_args[arg] = np.ones(shape4, np.float32)
         layers.register_conv2d(conv_args["params"], (1, 1, 1, 1), "SAME",
                                conv_args["inputs"], conv_args["outputs"])
-      self.assertEmpty(layers.get_blocks())
+        _make_factors(layers)
 
 
 class MultiTowerDiagonalTest(tf.test.TestCase):

@@ -773,10 +773,40 @@ class ErrorTest(parameterized.TestCase):
       ("normal_rank1", lf.NormalMeanNegativeLogProbLoss, [3], "mean"),
       ("normal_rank3", lf.NormalMeanNegativeLogProbLoss, [1, 2, 3], "mean"),
   )
-  def test_wrong_rank(self, cls, shape, name):
+  def test_wrong_rank_raises_where_the_layout_matters(self, cls, shape,
+                                                      name):
+    # Accepted when built, as in TF 1.4; the replicated one-hot columns
+    # (estimation mode "exact") need [batch_size, dim].
     with tf.Graph().as_default():
-      with self.assertRaisesRegex(ValueError, name):
-        cls(tf.zeros(shape))
+      loss = cls(tf.zeros(shape))
+      with self.assertRaisesRegex(ValueError, name + " must be a 2-D"):
+        loss.multiply_fisher_factor_replicated_one_hot((0,))
+
+  @parameterized.named_parameters(
+      ("rank1", [3]), ("rank3", [2, 3, 4]))
+  def test_categorical_products_need_a_matrix(self, shape):
+    # TF 1.4 reduced over axis 1 whatever the rank: wrong products.
+    with tf.Graph().as_default():
+      loss = lf.CategoricalLogitsNegativeLogProbLoss(tf.zeros(shape))
+      for method in (loss.multiply_fisher, loss.multiply_fisher_factor,
+                     loss.multiply_fisher_factor_transpose,
+                     loss.multiply_hessian):
+        with self.assertRaisesRegex(ValueError, "logits must be a 2-D"):
+          method(tf.zeros(shape))
+
+  def test_normal_mean_of_rank_1_evaluates(self):
+    # A value head: mean [batch], targets [batch].
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      mean = np.array([0.5, -1.0, 2.0])
+      targets = np.array([1.0, 0.0, 1.5])
+      loss = lf.NormalMeanNegativeLogProbLoss(
+          tf.constant(mean), var=0.5, targets=tf.constant(targets))
+      value, sample = sess.run([loss.evaluate(), loss.sample(3)])
+      expected = 0.0
+      for m, t in zip(mean, targets):
+        expected += (t - m) ** 2 / (2 * 0.5) + 0.5 * np.log(2 * np.pi * 0.5)
+      self.assertAlmostEqual(value, expected, places=6)
+      self.assertEqual(sample.shape, (3,))
 
   @parameterized.named_parameters(
       ("mean", [3], [2, 3], "mean"),

@@ -599,3 +599,106 @@ class R15KeywordsTest(parameterized.TestCase):
     np.testing.assert_allclose(w1 - w0, _split(step)[0], rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(b1 - b0, _split(step)[1], rtol=1e-3, atol=1e-5)
     self.assertLess(loss_after, loss_before)
+
+
+class SettingChecksTest(parameterized.TestCase):
+  """Invalid settings are rejected when the graph is built (issue 14 §2)."""
+
+  @parameterized.named_parameters(
+      ("damping_zero", dict(damping=0.0), ValueError, "damping"),
+      ("damping_negative", dict(damping=-1), ValueError, "damping"),
+      ("damping_nan", dict(damping=float("nan")), ValueError, "damping"),
+      ("damping_string", dict(damping="0.1"), TypeError, "damping"),
+      ("decay_negative", dict(cov_ema_decay=-0.1), ValueError,
+       "cov_ema_decay"),
+      ("decay_above_one", dict(cov_ema_decay=1.5), ValueError,
+       "cov_ema_decay"),
+      ("decay_nan", dict(cov_ema_decay=np.nan), ValueError, "cov_ema_decay"),
+      ("lr_negative", dict(learning_rate=-0.1), ValueError, "learning_rate"),
+      ("lr_inf", dict(learning_rate=np.inf), ValueError, "learning_rate"),
+      ("lr_nan", dict(learning_rate=np.float32("nan")), ValueError,
+       "learning_rate"),
+      ("lr_string", dict(learning_rate="fast"), TypeError, "learning_rate"),
+      ("norm_constraint_zero", dict(norm_constraint=0.0), ValueError,
+       "norm_constraint"),
+      ("norm_constraint_negative", dict(norm_constraint=-2), ValueError,
+       "norm_constraint"),
+      ("norm_constraint_string", dict(norm_constraint="1"), TypeError,
+       "norm_constraint"),
+      ("momentum_string", dict(momentum="0.9"), TypeError, "momentum"),
+      ("momentum_list", dict(momentum=[0.9]), TypeError, "momentum"),
+      ("momentum_nan", dict(momentum=float("nan")), ValueError, "momentum"),
+      ("layer_collection_string", dict(layer_collection="lc"), TypeError,
+       "layer_collection"),
+      ("layer_collection_none", dict(layer_collection=None), TypeError,
+       "layer_collection"),
+  )
+  def test_rejected_at_construction(self, kwargs, error, name):
+    with tf.Graph().as_default():
+      with pytest.raises(error, match=name):
+        _build(_values(20), **kwargs)
+
+  @parameterized.named_parameters(
+      ("int_damping", dict(damping=1)),
+      ("numpy_damping", dict(damping=np.float32(0.1))),
+      ("tensor_damping", dict(damping="a scalar Tensor")),
+      ("decay_zero", dict(cov_ema_decay=0)),
+      ("decay_one", dict(cov_ema_decay=1.0)),
+      ("zero_lr", dict(learning_rate=0.0)),
+      ("callable_lr", dict(learning_rate=lambda: 0.1)),
+      ("numpy_momentum", dict(momentum=np.float64(0.5))),
+      ("norm_constraint", dict(norm_constraint=2.0)),
+  )
+  def test_accepted_as_in_1_4(self, kwargs):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      if kwargs.get("damping") == "a scalar Tensor":
+        kwargs["damping"] = tf.constant(0.1)
+      opt, _, loss, _, _ = _build(_values(21), **kwargs)
+      train_op = opt.minimize(loss)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run([train_op, opt.cov_update_op])
+      sess.run(opt.inv_update_op)
+
+  def test_estimator_rejects_a_non_layer_collection(self):
+    from kfac import estimator  # pylint: disable=g-import-not-at-top
+    with tf.Graph().as_default():
+      w = tf.compat.v1.get_variable("w", [2])
+      with pytest.raises(TypeError, match="layer_collection"):
+        estimator.FisherEstimator([w], 0.9, 0.1, object())
+
+  @parameterized.named_parameters(
+      ("damping", "damping", 0.0),
+      ("cov_ema_decay", "cov_ema_decay", 1.5),
+      ("learning_rate", "learning_rate", -1.0),
+      ("momentum", "momentum", np.nan),
+  )
+  def test_tensor_settings_checked_at_run_time_when_asked(self, name, bad):
+    good = dict(damping=DAMPING, cov_ema_decay=0.5, learning_rate=LR,
+                momentum=0.9)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      value = tf.compat.v1.placeholder_with_default(good[name], [])
+      opt, _, loss, _, _ = _build(_values(22), check_tensor_settings=True,
+                                  **{name: value})
+      train_op = opt.minimize(loss)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run([train_op, opt.cov_update_op])
+      sess.run(opt.inv_update_op)
+      op = train_op if name in ("learning_rate", "momentum") else (
+          opt.cov_update_op if name == "cov_ema_decay" else
+          opt.inv_update_op)
+      with pytest.raises(tf.errors.InvalidArgumentError, match=name):
+        sess.run(op, {value: bad})
+
+  def test_run_time_checks_change_no_variable_name(self):
+    names = {}
+    for check in (False, True):
+      with tf.Graph().as_default():
+        damping = tf.constant(DAMPING)
+        opt, _, loss, _, _ = _build(_values(23), damping=damping,
+                                    check_tensor_settings=check)
+        opt.minimize(loss)
+        names[check] = [v.op.name for v in tf.compat.v1.global_variables()]
+        checks = [op for op in tf.compat.v1.get_default_graph()
+                  .get_operations() if "kfac_setting_checks" in op.name]
+        self.assertEqual(bool(checks), check)
+    self.assertEqual(names[True], names[False])

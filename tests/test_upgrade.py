@@ -24,8 +24,13 @@ import tokenize
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 
 from kfac import upgrade
+
+# Source rewriting does not depend on the TF mode of the test process: run
+# once, in the suite's graph-mode pass.
+pytestmark = pytest.mark.slow
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(_HERE)

@@ -1,34 +1,43 @@
-"""Benchmark of the convolutional covariance updates of `kfac.fisher_factors`.
+"""Benchmark: factor statistics and inverses against their 2017 formulations.
 
-Times the covariance update op (median of `--runs` runs after warm-up; the
-update is fetched, so the work really runs) of
+Every comparison pairs an op of this package with the same statistic built
+the way TensorFlow 1.4 built it, in the same graph, timed interleaved
+(median of `--runs` rounds after warm-up; every fetch really runs the work):
 
-* `ConvDiagonalFactor` (this package),
-* the straightforward 2017 formulation of the same statistic, as in
-  TensorFlow 1.4: `extract_image_patches`, `einsum("bijk,bijl->bkl")`,
-  square, batch mean, followed by the same moving-average assignment,
-* `ConvInputKroneckerFactor`,
+* `ConvDiagonalFactor` vs `fisher_factors._ReferenceConvDiagonalFactor`
+  (image patches, `einsum("bijk,bijl->bkl")`, square, batch mean), with a
+  static batch size and with inputs declared `[None, H, W, C]`;
+* `ConvInputKroneckerFactor` (with a bias) vs
+  `fisher_factors._ReferenceConvInputKroneckerFactor` (image patches and one
+  GEMM), static and `None` batch;
+* `ConvOutputKroneckerFactor` vs the 2017 reshape + GEMM + symmetrisation;
 * `FullyConnectedKroneckerFactor` on a `[batch, kh·kw·Cin]` input with a
-  bias (a dense layer as wide as the convolution's filter rows),
+  bias vs the 2017 ones-column + GEMM + symmetrisation;
+* `FullyConnectedDiagonalFactor` vs `(a⊙a)ᵀ(g⊙g) / B` written out;
+* the inverse updates of the `ConvInputKroneckerFactor` covariance:
+  Cholesky path (one damping) vs `cholesky_solve(cholesky(A + dI), I)`, and
+  eigendecomposition path (two dampings) vs `self_adjoint_eig` and
+  `V diag(1 / (λ + d)) Vᵀ` per damping.
 
-on the reference shapes
+Each factor update includes its moving-average assignment, and so does its
+2017 counterpart. Shapes:
 
-  (a) batch 128, 28×28×1 inputs, 5×5 kernel, 32 out-channels, SAME, stride 1
-  (b) batch 128, 16×16×32 inputs, 3×3 kernel, 64 out-channels, SAME, stride 1
-  (c) batch 64, 32×32×64 inputs, 3×3 kernel, 64 out-channels, SAME, stride 1
+  (a) batch 128, 28×28×1 inputs, 5×5 kernel, 32 out-channels
+  (b) batch 128, 16×16×32 inputs, 3×3 kernel, 64 out-channels
+  (c) batch 64, 32×32×64 inputs, 3×3 kernel, 64 out-channels
+  (d) batch 128, 14×14×32 inputs, 5×5 kernel, 64 out-channels
+  (e) batch 128, 32×32×64 inputs, 3×3 kernel, 64 out-channels
 
-In the same run it times a 2048×2048 float32 matmul to get the machine's
-FLOP rate and prints, per shape and variant: median milliseconds, speed-up
-over the straightforward formulation (ratio of the medians, and "paired":
-the median over rounds of the ratio within a round, steadier on a shared
-machine), percent of the FLOP lower bound
-(2·B·Hout·Wout·kh·kw·Cin·Cout flops at the measured matmul rate) and peak
-memory. Peak memory is measured in a fresh subprocess per variant: the
-growth of the resident set's high-water mark (VmHWM, reset through
-/proc/self/clear_refs) over the resident size after the inputs exist, during
-the first three runs of the update.
+all SAME, stride 1. Printed per shape and pair: median milliseconds of ours
+and of 2017, the speed-up (ratio of medians) and the paired speed-up (median
+over rounds of the within-round ratio, steadier on a shared machine), and,
+for the convolution statistics, the peak memory of each in a fresh
+subprocess (growth of the resident set's high-water mark, reset through
+/proc/self/clear_refs, over the resident size once the inputs exist, during
+three runs of the update).
 
-Usage: python tools/bench_fisher_factors.py [--runs N] [--shapes abc]
+Usage: python tools/bench_fisher_factors.py [--runs N] [--shapes abcde]
+           [--no-memory]
 """
 
 import argparse
@@ -51,64 +60,125 @@ SHAPES = {
     "a": (128, 28, 28, 1, 5, 5, 32),
     "b": (128, 16, 16, 32, 3, 3, 64),
     "c": (64, 32, 32, 64, 3, 3, 64),
+    "d": (128, 14, 14, 32, 5, 5, 64),
+    "e": (128, 32, 32, 64, 3, 3, 64),
 }
-VARIANTS = ("ConvDiagonalFactor", "straightforward_2017",
-            "ConvInputKroneckerFactor", "FullyConnectedKroneckerFactor")
+# Comparisons: (name, whether its peak memory is measured).
+PAIRS = (
+    ("ConvDiagonalFactor", True),
+    ("ConvDiagonalFactor, None batch", False),
+    ("ConvInputKroneckerFactor", True),
+    ("ConvInputKroneckerFactor, None batch", False),
+    ("ConvOutputKroneckerFactor", False),
+    ("FullyConnectedKroneckerFactor", False),
+    ("FullyConnectedDiagonalFactor", False),
+    ("inverse, Cholesky", False),
+    ("inverse, eigendecomposition", False),
+)
 _DECAY = 0.95
-_MATMUL_N = 2048
+_DAMPINGS = (1e-3, 1e-2)
 
 
-def _flops(shape):
-  batch, height, width, in_channels, kh, kw, out_channels = shape
-  return 2. * batch * height * width * kh * kw * in_channels * out_channels
-
-
-def _inputs(shape):
-  """Non-trainable variables holding random inputs and output gradients."""
+def _inputs(shape, unknown_batch):
+  """Random inputs and output gradients (non-trainable variables)."""
   batch, height, width, in_channels, _, _, out_channels = shape
   x = tf.Variable(tf.random.normal([batch, height, width, in_channels],
                                    seed=1), trainable=False, name="inputs")
   g = tf.Variable(tf.random.normal([batch, height, width, out_channels],
                                    seed=2), trainable=False, name="grads")
-  return x.read_value(), g.read_value()
+  x, g = x.read_value(), g.read_value()
+  if unknown_batch:
+    x = tf.compat.v1.placeholder_with_default(
+        x, [None, height, width, in_channels])
+    g = tf.compat.v1.placeholder_with_default(
+        g, [None, height, width, out_channels])
+  return x, g
 
 
-def _straightforward_2017(x, g, shape):
-  """The TensorFlow 1.4 formulation, with the same moving average."""
-  _, _, _, in_channels, kh, kw, out_channels = shape
-  patches = tf.image.extract_patches(
-      x, sizes=[1, kh, kw, 1], strides=[1, 1, 1, 1], rates=[1, 1, 1, 1],
-      padding="SAME")
-  per_example = tf.einsum("bijk,bijl->bkl", patches, g)
-  new_cov = (tf.reduce_sum(tf.square(per_example), axis=0) /
-             tf.cast(tf.shape(patches)[0], tf.float32))
+def _ema_2017(name, new_cov):
   cov = tf.compat.v1.get_variable(
-      "straightforward_cov", shape=[kh * kw * in_channels, out_channels],
-      initializer=tf.compat.v1.ones_initializer(), trainable=False)
+      name, initializer=tf.eye(new_cov.shape[0]) if
+      new_cov.shape[0] == new_cov.shape[1] else tf.ones(new_cov.shape),
+      trainable=False)
   return cov.assign_sub((cov - new_cov) * (1. - _DECAY))
 
 
-def _build(variant, shape):
-  """Builds the update op of one variant; returns the tensor to fetch."""
+def _cov_2017(rows):
+  cov = (tf.linalg.matmul(rows, rows, transpose_a=True) /
+         tf.cast(tf.shape(rows)[0], rows.dtype))
+  return (cov + tf.transpose(cov)) / 2.
+
+
+def _homog_2017(rows):
+  return tf.concat([rows, tf.ones([tf.shape(rows)[0], 1])], axis=1)
+
+
+def _build(pair, side, shape):
+  """Builds ours ("ours") or the 2017 formulation ("2017") of one pair."""
   _, _, _, in_channels, kh, kw, out_channels = shape
-  x, g = _inputs(shape)
-  if variant == "ConvDiagonalFactor":
-    factor = fisher_factors.ConvDiagonalFactor(
-        x, [g], (kh, kw, in_channels, out_channels), [1, 1, 1, 1], "SAME")
-    return factor.make_covariance_update_op(_DECAY)
-  if variant == "straightforward_2017":
-    return _straightforward_2017(x, g, shape)
-  if variant == "ConvInputKroneckerFactor":
-    factor = fisher_factors.ConvInputKroneckerFactor(
-        x, (kh, kw, in_channels, out_channels), [1, 1, 1, 1], "SAME",
-        has_bias=True)
-    return factor.make_covariance_update_op(_DECAY)
-  if variant == "FullyConnectedKroneckerFactor":
-    dense_in = tf.reshape(x, [shape[0], -1])[:, :kh * kw * in_channels]
-    factor = fisher_factors.FullyConnectedKroneckerFactor((dense_in,),
-                                                          has_bias=True)
-    return factor.make_covariance_update_op(_DECAY)
-  raise ValueError("unknown variant {}".format(variant))
+  filter_shape = (kh, kw, in_channels, out_channels)
+  strides = [1, 1, 1, 1]
+  ours = side == "ours"
+  x, g = _inputs(shape, unknown_batch="None batch" in pair)
+  # pylint: disable=protected-access
+  if pair.startswith("ConvDiagonalFactor"):
+    cls = (fisher_factors.ConvDiagonalFactor if ours else
+           fisher_factors._ReferenceConvDiagonalFactor)
+    return cls(x, [g], filter_shape, strides, "SAME").make_covariance_update_op(
+        _DECAY)
+  if pair.startswith("ConvInputKroneckerFactor") or pair.startswith(
+      "inverse"):
+    cls = (fisher_factors.ConvInputKroneckerFactor if ours else
+           fisher_factors._ReferenceConvInputKroneckerFactor)
+    factor = cls(x, filter_shape, strides, "SAME", has_bias=True)
+    if not pair.startswith("inverse"):
+      return factor.make_covariance_update_op(_DECAY)
+    dampings = _DAMPINGS[:1 if "Cholesky" in pair else 2]
+    if ours:
+      for damping in dampings:
+        factor.register_damped_inverse(damping)
+      return tf.group(*factor.make_inverse_update_ops())
+    cov = factor.get_cov()
+    size = cov.shape[0]
+    ops = []
+    for i, damping in enumerate(dampings):
+      inv = tf.compat.v1.get_variable("inv_2017_{}".format(i),
+                                      initializer=tf.eye(size),
+                                      trainable=False)
+      if len(dampings) == 1:
+        identity = tf.eye(size)
+        chol = tf.linalg.cholesky(cov + damping * identity)
+        ops.append(inv.assign(tf.linalg.cholesky_solve(chol, identity)))
+      else:
+        if i == 0:
+          eigenvalues, eigenvectors = tf.linalg.eigh(cov)
+          eigenvalues = tf.maximum(eigenvalues, 0.)
+        ops.append(inv.assign(tf.linalg.matmul(
+            eigenvectors / (eigenvalues + damping), eigenvectors,
+            transpose_b=True)))
+    return tf.group(*ops)
+  if pair == "ConvOutputKroneckerFactor":
+    if ours:
+      return fisher_factors.ConvOutputKroneckerFactor(
+          (g,)).make_covariance_update_op(_DECAY)
+    return _ema_2017("cov_2017", _cov_2017(tf.reshape(g, [-1,
+                                                          out_channels])))
+  dense_in = tf.reshape(x, [shape[0], -1])[:, :kh * kw * in_channels]
+  dense_out = tf.reshape(g, [shape[0], -1])[:, :out_channels]
+  if pair == "FullyConnectedKroneckerFactor":
+    if ours:
+      return fisher_factors.FullyConnectedKroneckerFactor(
+          (dense_in,), has_bias=True).make_covariance_update_op(_DECAY)
+    return _ema_2017("cov_2017", _cov_2017(_homog_2017(dense_in)))
+  if pair == "FullyConnectedDiagonalFactor":
+    if ours:
+      return fisher_factors.FullyConnectedDiagonalFactor(
+          dense_in, (dense_out,), has_bias=True).make_covariance_update_op(
+              _DECAY)
+    squared = tf.square(_homog_2017(dense_in))
+    return _ema_2017("cov_2017", tf.linalg.matmul(
+        squared, tf.square(dense_out), transpose_a=True) / shape[0])
+  raise ValueError("unknown pair {}".format(pair))
 
 
 def _status_kib(field):
@@ -119,11 +189,10 @@ def _status_kib(field):
   raise RuntimeError("no {} in /proc/self/status".format(field))
 
 
-def _measure_memory(shape_name, variant):
-  """Subprocess entry: prints the peak memory growth (MiB) of one variant."""
-  shape = SHAPES[shape_name]
+def _measure_memory(shape_name, pair, side):
+  """Subprocess entry: prints the peak memory growth (MiB) of one op."""
   with tf.Graph().as_default():
-    update = _build(variant, shape)
+    update = _build(pair, side, SHAPES[shape_name])
     with tf.compat.v1.Session() as sess:
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(tf.constant(0.))
@@ -136,19 +205,15 @@ def _measure_memory(shape_name, variant):
   print(json.dumps({"peak_mib": (peak - baseline) / 1024.}))
 
 
-def _peak_memory_mib(shape_name, variant):
+def _peak_memory_mib(shape_name, pair, side):
   out = subprocess.run(
       [sys.executable, os.path.abspath(__file__), "--measure-memory",
-       shape_name, variant], capture_output=True, text=True, check=True)
+       shape_name, pair, side], capture_output=True, text=True, check=True)
   return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
 def _time_ops(sess, fetches, runs, warmup=2):
-  """Round-robin timing of several fetches.
-
-  Returns:
-    (median seconds per fetch, list of per-round seconds per fetch).
-  """
+  """Round-robin timing; returns {name: list of seconds per round}."""
   for fetch in fetches.values():
     for _ in range(warmup):
       sess.run(fetch)
@@ -158,81 +223,52 @@ def _time_ops(sess, fetches, runs, warmup=2):
       start = time.perf_counter()
       sess.run(fetch)
       times[name].append(time.perf_counter() - start)
-  return {name: float(np.median(t)) for name, t in times.items()}, times
-
-
-def _check_results(shape):
-  """ConvDiagonalFactor's method and max rel. difference to the 2017 one."""
-  _, _, _, in_channels, kh, kw, out_channels = shape
-  with tf.Graph().as_default():
-    x, g = _inputs(shape)
-    factor = fisher_factors.ConvDiagonalFactor(
-        x, [g], (kh, kw, in_channels, out_channels), [1, 1, 1, 1], "SAME")
-    ours = factor._compute_new_cov(0)  # pylint: disable=protected-access
-    patches = tf.image.extract_patches(
-        x, [1, kh, kw, 1], [1, 1, 1, 1], [1, 1, 1, 1], "SAME")
-    theirs = tf.reduce_mean(tf.square(tf.einsum("bijk,bijl->bkl", patches,
-                                                g)), axis=0)
-    with tf.compat.v1.Session() as sess:
-      sess.run(tf.compat.v1.global_variables_initializer())
-      a, b = sess.run([ours, theirs])
-  # pylint: disable=protected-access
-  return factor._method, float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+  return times
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--runs", type=int, default=11)
-  parser.add_argument("--shapes", default="abc")
+  parser.add_argument("--runs", type=int, default=9)
+  parser.add_argument("--shapes", default="abcde")
   parser.add_argument("--no-memory", action="store_true")
-  parser.add_argument("--measure-memory", nargs=2, metavar=("SHAPE",
-                                                            "VARIANT"))
+  parser.add_argument("--measure-memory", nargs=3,
+                      metavar=("SHAPE", "PAIR", "SIDE"))
   args = parser.parse_args()
   if args.measure_memory:
     _measure_memory(*args.measure_memory)
     return
 
   started = time.perf_counter()
-  print("TensorFlow {}, {} CPU(s) visible, {} runs per median".format(
+  print("TensorFlow {}, {} CPU(s) visible, {} rounds per median".format(
       tf.__version__, os.cpu_count(), args.runs))
   for shape_name in args.shapes:
     shape = SHAPES[shape_name]
     with tf.Graph().as_default():
       fetches = {}
-      for variant in VARIANTS:
-        with tf.compat.v1.variable_scope(variant):
-          fetches[variant] = _build(variant, shape)
-      a = tf.Variable(tf.random.normal([_MATMUL_N, _MATMUL_N], seed=3))
-      b = tf.Variable(tf.random.normal([_MATMUL_N, _MATMUL_N], seed=4))
-      fetches["matmul"] = tf.reduce_sum(tf.linalg.matmul(a, b)[:1, :1])
+      for i, (pair, _) in enumerate(PAIRS):
+        for side in ("ours", "2017"):
+          with tf.compat.v1.variable_scope("p{}_{}".format(i, side)):
+            fetches[(pair, side)] = _build(pair, side, shape)
       with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
-        medians, times = _time_ops(sess, fetches, args.runs)
-    rate = 2. * _MATMUL_N**3 / medians["matmul"]
-    bound = _flops(shape) / rate
-    baseline = medians["straightforward_2017"]
+        times = _time_ops(sess, fetches, args.runs)
     print("\n({}) batch {}, {}x{}x{} inputs, {}x{} kernel, {} out-channels, "
-          "SAME, stride 1".format(shape_name, shape[0], shape[1], shape[2],
-                                  shape[3], shape[4], shape[5], shape[6]))
-    method, max_rel_diff = _check_results(shape)
-    print("    matmul {:.1f} GFLOP/s; FLOP lower bound {:.2f} ms; "
-          "ConvDiagonalFactor method {!r}, max rel. diff to 2017 {:.1e}"
-          .format(rate / 1e9, bound * 1e3, method, max_rel_diff))
-    print("    {:<30} {:>9} {:>9} {:>9} {:>10} {:>10}".format(
-        "variant", "median", "speed-up", "paired", "% bound", "peak MiB"))
-    for variant in VARIANTS:
-      peak = ("-" if args.no_memory else
-              "{:.1f}".format(_peak_memory_mib(shape_name, variant)))
-      comparable = variant in ("ConvDiagonalFactor", "straightforward_2017")
-      # Median over rounds of the same round's baseline / variant time:
-      # less sensitive to load that drifts during the run.
-      paired = float(np.median(np.array(times["straightforward_2017"]) /
-                               np.array(times[variant])))
-      print("    {:<30} {:>6.2f} ms {:>8.2f}x {:>8.2f}x {:>10} {:>10}".format(
-          variant, medians[variant] * 1e3, baseline / medians[variant],
-          paired,
-          "{:.0f}%".format(100 * bound / medians[variant]) if comparable
-          else "-", peak))
+          "SAME, stride 1".format(shape_name, *shape))
+    print("    {:<38} {:>9} {:>9} {:>9} {:>8} {:>15}".format(
+        "statistic", "ours", "2017", "speed-up", "paired",
+        "peak MiB ours/2017"))
+    for pair, with_memory in PAIRS:
+      ours = np.array(times[(pair, "ours")])
+      old = np.array(times[(pair, "2017")])
+      memory = "-"
+      if with_memory and not args.no_memory:
+        memory = "{:.0f} / {:.0f}".format(
+            _peak_memory_mib(shape_name, pair, "ours"),
+            _peak_memory_mib(shape_name, pair, "2017"))
+      print("    {:<38} {:>6.1f} ms {:>6.1f} ms {:>8.2f}x {:>7.2f}x {:>15}"
+            .format(pair, 1e3 * np.median(ours), 1e3 * np.median(old),
+                    np.median(old) / np.median(ours),
+                    float(np.median(old / ours)), memory))
   print("\ntotal benchmark time {:.0f} s".format(time.perf_counter() -
                                                  started))
 

@@ -1,0 +1,120 @@
+"""Guards that keep K-FAC's state when a batch brings non-finite values.
+
+With the guards on (the default of `KfacOptimizer` and `FisherEstimator`), a
+covariance update whose new statistic is not finite leaves the covariance
+as it was, an inverse update whose result is not finite leaves the previous
+inverse, and a training step whose gradient or update is not finite leaves
+the weights and the velocity slots unchanged. Each optimizer counts the
+skipped updates in local variables (not saved by a default `Saver`) and
+logs a warning at the first skip and then once every `LOG_EVERY_N_SKIPS`
+skips.
+
+All guard ops live under the name scope `GUARD_SCOPE`, so they never shift
+the op counters of the current name scope, which end up in K-FAC's variable
+names (`inv_dampmul_2`, ...). With finite data every value is bit-identical
+to the unguarded update: `tf.where(True, new, old)` is `new`.
+"""
+
+import tensorflow as tf
+
+GUARD_SCOPE = "kfac_nonfinite_guard"
+
+# A warning is logged at the first skip of a counter and then each time the
+# count passes a multiple of this number.
+LOG_EVERY_N_SKIPS = 100
+
+
+def all_finite(tensors):
+  """A scalar bool Tensor: every element of every float Tensor is finite.
+
+  Args:
+    tensors: An iterable of Tensors; non-float ones are ignored.
+
+  Returns:
+    A scalar bool Tensor (True for no float Tensor).
+  """
+  checks = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors
+            if t.dtype.base_dtype.is_floating]
+  if not checks:
+    return tf.constant(True)
+  if len(checks) == 1:
+    return checks[0]
+  return tf.reduce_all(tf.stack(checks))
+
+
+def keep_unless(ok, new_value, old_value):
+  """`new_value` where `ok` holds, else `old_value` (same shape and dtype)."""
+  return tf.where(ok, new_value, tf.convert_to_tensor(old_value))
+
+
+def num_false(flags):
+  """The number of False entries of a list of scalar bool Tensors (int64)."""
+  if not flags:
+    return tf.constant(0, tf.int64)
+  return tf.add_n([tf.cast(tf.logical_not(f), tf.int64) for f in flags])
+
+
+class SkipCounter(object):
+  """Counts skipped updates in a local int64 variable and logs them.
+
+  The variable is in `LOCAL_VARIABLES` only (a default `Saver` does not save
+  it, and checkpoints are unchanged); it initialises itself on first use, so
+  programs that run only `global_variables_initializer()` work too.
+  """
+
+  def __init__(self, name, description):
+    """Creates the counter variable `<GUARD_SCOPE>/<name>`.
+
+    Args:
+      name: The variable's name inside the guard scope.
+      description: What is skipped, for the log message.
+    """
+    with tf.name_scope(GUARD_SCOPE):
+      self.variable = tf.compat.v1.Variable(
+          tf.zeros([], tf.int64), trainable=False,
+          collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES], name=name)
+    self._description = description
+
+  def count_unless(self, ok):
+    """`count(1)` if the scalar bool `ok` is False, else `count(0)`."""
+    with tf.name_scope(GUARD_SCOPE):
+      return self.count(tf.cast(tf.logical_not(ok), tf.int64))
+
+  def count(self, num_skipped):
+    """Returns a Tensor that adds `num_skipped` to the count when evaluated.
+
+    Its value is the new count. A warning is logged when the count goes
+    from 0 to positive and whenever it passes a multiple of
+    `LOG_EVERY_N_SKIPS`.
+
+    Args:
+      num_skipped: Scalar integer Tensor, the skips of this run.
+    """
+    with tf.name_scope(GUARD_SCOPE):
+      num_skipped = tf.cast(num_skipped, tf.int64)
+      variable = self.variable
+
+      def add():
+        return tf.identity(variable.assign_add(num_skipped, use_locking=True))
+
+      def first():
+        return tf.identity(variable.assign(num_skipped))
+
+      new = tf.cond(tf.compat.v1.is_variable_initialized(variable), add,
+                    first)
+      old = new - num_skipped
+      should_log = tf.logical_and(
+          num_skipped > 0,
+          tf.logical_or(tf.equal(old, 0),
+                        tf.not_equal(old // LOG_EVERY_N_SKIPS,
+                                     new // LOG_EVERY_N_SKIPS)))
+
+      def log():
+        printed = tf.print(
+            "K-FAC skipped", num_skipped, self._description,
+            "with non-finite values (", new, "so far).",
+            output_stream=tf.compat.v1.logging.warning)
+        with tf.control_dependencies([printed]):
+          return tf.identity(new)
+
+      return tf.cond(should_log, log, lambda: tf.identity(new))

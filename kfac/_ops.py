@@ -1,0 +1,57 @@
+"""Private graph-building helpers shared by the kfac modules.
+
+* `concat_rows`: `tf.concat(axis=0)` with TensorFlow 1.4's op names (they end
+  up in factor variable names).
+* `dense_gradients`: the clean-up every caller of `tf.gradients` needs
+  (`IndexedSlices` made dense, optionally `None` replaced by zeros).
+"""
+
+import tensorflow as tf
+
+__all__ = []
+
+
+def concat_rows(tensors):
+  """`tf.concat(tensors, axis=0)`, with the op names of TensorFlow 1.4.
+
+  For a single tensor TensorFlow 1.4's `concat` returned an `identity` op
+  named after the `concat` name scope (`concat`, `concat_1`, ...), where
+  TensorFlow 2 names it `concat/concat`. Such names end up in factor
+  variable scopes (`ff_naivediag/concat_32/cov`), so the 1.4 name is kept.
+
+  Args:
+    tensors: A non-empty sequence of Tensors.
+
+  Returns:
+    The Tensors concatenated along axis 0.
+  """
+  tensors = list(tensors)
+  if len(tensors) == 1:
+    with tf.name_scope("concat") as scope:
+      return tf.identity(tensors[0], name=scope)
+  return tf.concat(tensors, axis=0)
+
+
+def dense_gradients(grads, like=None):
+  """Cleans up a list of gradients as returned by `tf.gradients`.
+
+  `IndexedSlices` (gradients of gathers, e.g. embeddings) become dense
+  Tensors; with `like`, a `None` gradient (no dependence) becomes zeros
+  shaped like the matching entry of `like`, otherwise it stays `None`.
+
+  Args:
+    grads: A list of Tensors, `IndexedSlices` or `None`s.
+    like: Optional list of the same length: the tensors the gradients were
+      taken with respect to (or any Tensors of the gradients' shapes).
+
+  Returns:
+    A list of the same length.
+  """
+  cleaned = []
+  for i, grad in enumerate(grads):
+    if isinstance(grad, tf.IndexedSlices):
+      grad = tf.convert_to_tensor(grad)
+    elif grad is None and like is not None:
+      grad = tf.zeros_like(like[i])
+    cleaned.append(grad)
+  return cleaned
