@@ -23,8 +23,9 @@ from kfac import _tf_import
 # Modules of `kfac` beyond the nine legacy ones.
 _EXTRA_MODULES = ("checkpoint",)
 
-__all__ = sorted(_surface.MODULES + _EXTRA_MODULES +
-                 ("install_tf_contrib_alias",))
+__all__ = sorted(  # noqa: PLE0605
+  _surface.MODULES + _EXTRA_MODULES + ("install_tf_contrib_alias",)
+)
 
 # Release namespaces (`kfac.r1_6`, ...), imported on first access.
 _RELEASE_PACKAGES = ("r1_4", "r1_5", "r1_6", "r1_7", "r1_8", "r1_9", "r1_10")
@@ -48,6 +49,7 @@ def _check_single_distribution():
     ImportError: naming both distributions, when both are installed.
   """
   from importlib import metadata  # pylint: disable=import-outside-toplevel
+
   versions = {}
   for name in (_THIS_DISTRIBUTION, _OTHER_DISTRIBUTION):
     try:
@@ -56,20 +58,27 @@ def _check_single_distribution():
       pass
   if len(versions) == 2:
     raise ImportError(
-        "Both `%s` %s (TensorFlow 1.4's tf.contrib.kfac, this package) and "
-        "the unrelated `%s` %s from PyPI are installed; both provide the "
-        "top-level package `kfac`, so one overwrites the other. Uninstall "
-        "one of them (`pip uninstall %s` or `pip uninstall %s`) and "
-        "reinstall the other." % (
-            _THIS_DISTRIBUTION, versions[_THIS_DISTRIBUTION],
-            _OTHER_DISTRIBUTION, versions[_OTHER_DISTRIBUTION],
-            _OTHER_DISTRIBUTION, _THIS_DISTRIBUTION))
+      "Both `%s` %s (TensorFlow 1.4's tf.contrib.kfac, this package) and "
+      "the unrelated `%s` %s from PyPI are installed; both provide the "
+      "top-level package `kfac`, so one overwrites the other. Uninstall "
+      "one of them (`pip uninstall %s` or `pip uninstall %s`) and "
+      "reinstall the other."
+      % (
+        _THIS_DISTRIBUTION,
+        versions[_THIS_DISTRIBUTION],
+        _OTHER_DISTRIBUTION,
+        versions[_OTHER_DISTRIBUTION],
+        _OTHER_DISTRIBUTION,
+        _THIS_DISTRIBUTION,
+      )
+    )
 
 
 def _needs_tensorflow(fullname):
   return fullname.startswith("kfac.") and not any(
-      fullname == free or fullname.startswith(free + ".")
-      for free in _TENSORFLOW_FREE)
+    fullname == free or fullname.startswith(free + ".")
+    for free in _TENSORFLOW_FREE
+  )
 
 
 class _TensorFlowFirst(importlib.abc.MetaPathFinder):
@@ -96,6 +105,7 @@ def _load_all():
   for name in _surface.MODULES + _EXTRA_MODULES:
     importlib.import_module("kfac." + name)
   from kfac._contrib_alias import install_tf_contrib_alias  # pylint: disable=import-outside-toplevel
+
   globals()["install_tf_contrib_alias"] = install_tf_contrib_alias
 
 

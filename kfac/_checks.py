@@ -103,6 +103,7 @@ def format_shape(value):
     return "({},)".format(dims[0])
   return "({})".format(", ".join(str(d) for d in dims))
 
+
 # ---------------------------------------------------------------------------
 # Argument checks (each raises TypeError/ValueError naming the argument).
 # ---------------------------------------------------------------------------
@@ -115,8 +116,9 @@ def is_tensor_like(value):
 
 def is_int(value):
   """Whether `value` is a Python or NumPy integer (not a bool)."""
-  return (isinstance(value, (int, np.integer)) and
-          not isinstance(value, (bool, np.bool_)))
+  return isinstance(value, (int, np.integer)) and not isinstance(
+    value, (bool, np.bool_)
+  )
 
 
 def check_floating(value, arg_name):
@@ -134,8 +136,11 @@ def check_floating(value, arg_name):
   """
   dtype = tf.as_dtype(value.dtype).base_dtype
   if not dtype.is_floating:
-    raise TypeError("{} must have a floating-point dtype, got {}."
-                    .format(arg_name, dtype.name))
+    raise TypeError(
+      "{} must have a floating-point dtype, got {}.".format(
+        arg_name, dtype.name
+      )
+    )
   return dtype
 
 
@@ -158,15 +163,22 @@ def check_tensor(value, arg_name, rank=None):
     ValueError: If its static rank is unknown or differs from `rank`.
   """
   if not is_tensor_like(value):
-    raise TypeError("{} must be a tf.Tensor or tf.Variable, got {}."
-                    .format(arg_name, type(value).__name__))
+    raise TypeError(
+      "{} must be a tf.Tensor or tf.Variable, got {}.".format(
+        arg_name, type(value).__name__
+      )
+    )
   if rank is not None:
     if value.shape.rank is None:
-      raise ValueError("{} must have a known static rank {}."
-                       .format(arg_name, rank))
+      raise ValueError(
+        "{} must have a known static rank {}.".format(arg_name, rank)
+      )
     if value.shape.rank != rank:
-      raise ValueError("{} must have rank {}, got shape {}."
-                       .format(arg_name, rank, format_shape(value)))
+      raise ValueError(
+        "{} must have rank {}, got shape {}.".format(
+          arg_name, rank, format_shape(value)
+        )
+      )
   return tf.convert_to_tensor(value)
 
 
@@ -188,12 +200,17 @@ def check_tensor_list(values, arg_name, rank=None):
   if is_tensor_like(values):
     values = (values,)
   if not isinstance(values, (tuple, list)):
-    raise TypeError("{} must be a list or tuple of Tensors, got {}."
-                    .format(arg_name, type(values).__name__))
+    raise TypeError(
+      "{} must be a list or tuple of Tensors, got {}.".format(
+        arg_name, type(values).__name__
+      )
+    )
   if not values:
     raise ValueError("{} must not be empty.".format(arg_name))
-  return tuple(check_tensor(v, "{}[{}]".format(arg_name, i), rank)
-               for i, v in enumerate(values))
+  return tuple(
+    check_tensor(v, "{}[{}]".format(arg_name, i), rank)
+    for i, v in enumerate(values)
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -208,14 +225,18 @@ def check_filter_shape(filter_shape):
   elif isinstance(filter_shape, np.ndarray) and filter_shape.ndim == 1:
     filter_shape = list(filter_shape)
   if not isinstance(filter_shape, (tuple, list)):
-    raise TypeError("filter_shape must be a tuple/list of 4 positive ints "
-                    "(kernel_height, kernel_width, in_channels, out_channels),"
-                    " got {!r}.".format(filter_shape))
+    raise TypeError(
+      "filter_shape must be a tuple/list of 4 positive ints "
+      "(kernel_height, kernel_width, in_channels, out_channels),"
+      " got {!r}.".format(filter_shape)
+    )
   if len(filter_shape) != 4 or not all(
-      is_int(d) and d > 0 for d in filter_shape):
-    raise ValueError("filter_shape must be 4 positive ints (kernel_height, "
-                     "kernel_width, in_channels, out_channels), got {!r}."
-                     .format(filter_shape))
+    is_int(d) and d > 0 for d in filter_shape
+  ):
+    raise ValueError(
+      "filter_shape must be 4 positive ints (kernel_height, "
+      "kernel_width, in_channels, out_channels), got {!r}.".format(filter_shape)
+    )
   return tuple(int(d) for d in filter_shape)
 
 
@@ -227,26 +248,34 @@ def check_strides(strides):
   value = strides
   if is_tensor_like(strides):
     if strides.shape.rank is not None and strides.shape.rank != 1:
-      raise ValueError("strides must be a 1-D Tensor of length 4, got shape "
-                       "{}.".format(format_shape(strides)))
+      raise ValueError(
+        "strides must be a 1-D Tensor of length 4, got shape {}.".format(
+          format_shape(strides)
+        )
+      )
     value = tf.get_static_value(strides)
     if value is None:
-      raise ValueError("strides must have a value known at graph-construction"
-                       " time (a constant); got the tensor {}."
-                       .format(strides.name))
+      raise ValueError(
+        "strides must have a value known at graph-construction"
+        " time (a constant); got the tensor {}.".format(strides.name)
+      )
     value = list(np.asarray(value).reshape(-1))
   if isinstance(value, np.ndarray):
     value = list(value.reshape(-1))
   if not isinstance(value, (tuple, list)):
-    raise TypeError("strides must be a list/tuple of 4 ints or a 1-D Tensor, "
-                    "got {!r}.".format(strides))
+    raise TypeError(
+      "strides must be a list/tuple of 4 ints or a 1-D Tensor, "
+      "got {!r}.".format(strides)
+    )
   if len(value) != 4:
     raise ValueError("strides must have length 4, got {!r}.".format(value))
   if not all(is_int(s) and s > 0 for s in value):
     raise ValueError("strides must be positive ints, got {!r}.".format(value))
   if value[0] != 1 or value[3] != 1:
-    raise ValueError("strides must be 1 in the batch and channel dimensions "
-                     "([1, stride_h, stride_w, 1]), got {!r}.".format(value))
+    raise ValueError(
+      "strides must be 1 in the batch and channel dimensions "
+      "([1, stride_h, stride_w, 1]), got {!r}.".format(value)
+    )
   return tuple(int(s) for s in value)
 
 
@@ -255,8 +284,9 @@ def check_padding(padding):
   if isinstance(padding, bytes):
     padding = padding.decode("ascii", "replace")
   if padding not in ("SAME", "VALID"):
-    raise ValueError("padding must be 'SAME' or 'VALID', got {!r}."
-                     .format(padding))
+    raise ValueError(
+      "padding must be 'SAME' or 'VALID', got {!r}.".format(padding)
+    )
   return padding
 
 
@@ -305,10 +335,14 @@ def conv_block_strides(strides):
   """
   if isinstance(strides, np.ndarray) and strides.ndim == 1:
     strides = strides.tolist()
-  if (not isinstance(strides, (tuple, list)) or len(strides) < 3 or
-      not all(is_int(s) and s > 0 for s in strides[1:3])):
-    raise ValueError("strides must be a tuple or list of 4 ints, got {!r}."
-                     .format(strides))
+  if (
+    not isinstance(strides, (tuple, list))
+    or len(strides) < 3
+    or not all(is_int(s) and s > 0 for s in strides[1:3])
+  ):
+    raise ValueError(
+      "strides must be a tuple or list of 4 ints, got {!r}.".format(strides)
+    )
   return tuple(int(s) if is_int(s) else s for s in strides)
 
 
@@ -327,5 +361,6 @@ def static_conv_output_size(in_size, kernel, stride, padding):
   """
   if in_size is None or (padding == "VALID" and kernel is None):
     return None
-  return conv_output_size(in_size, 1 if kernel is None else kernel, stride,
-                          padding)[0]
+  return conv_output_size(
+    in_size, 1 if kernel is None else kernel, stride, padding
+  )[0]

@@ -61,15 +61,18 @@ def _python_ops_namespace(kfac, modules):
   python = _get(kfac, "python")
   if python is None:
     python = _new_module(
-        "kfac.python", "Legacy `tf.contrib.kfac.python` layout (alias).")
+      "kfac.python", "Legacy `tf.contrib.kfac.python` layout (alias)."
+    )
     kfac.python = python
   elif not _is_ours(python):
     return None
   ops = _get(python, "ops")
   if ops is None:
     ops = _new_module(
-        "kfac.python.ops", "Legacy `tf.contrib.kfac.python.ops` layout "
-        "(alias): the kfac modules, also under their `*_lib` names.")
+      "kfac.python.ops",
+      "Legacy `tf.contrib.kfac.python.ops` layout "
+      "(alias): the kfac modules, also under their `*_lib` names.",
+    )
     python.ops = ops
   for name, module in modules.items():
     if _get(ops, name) is None:
@@ -111,9 +114,9 @@ def install_tf_contrib_alias():
     foreign `tf.contrib.kfac` was left in place (a warning says so).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   kfac = importlib.import_module("kfac")
-  modules = {name: importlib.import_module("kfac." + name)
-             for name in MODULES}
+  modules = {name: importlib.import_module("kfac." + name) for name in MODULES}
   _python_ops_namespace(kfac, modules)
 
   ok = True
@@ -129,18 +132,21 @@ def install_tf_contrib_alias():
         ours = sys.modules.get("tensorflow.contrib")
         if ours is None or not _is_ours(ours):
           ours = _new_module(
-              "tensorflow.contrib",
-              "`tf.contrib` stand-in created by "
-              "`kfac.install_tf_contrib_alias()`; only `kfac` is provided.")
+            "tensorflow.contrib",
+            "`tf.contrib` stand-in created by "
+            "`kfac.install_tf_contrib_alias()`; only `kfac` is provided.",
+          )
       contrib = ours
-      setattr(host, "contrib", contrib)
+      host.contrib = contrib
     existing = _get(contrib, "kfac")
     if existing is None:
       contrib.kfac = kfac
     elif existing is not kfac:
       warnings.warn(
-          "install_tf_contrib_alias: %s.contrib.kfac already exists and is "
-          "not kfac; it is left in place." % host.__name__)
+        "install_tf_contrib_alias: %s.contrib.kfac already exists and is "
+        "not kfac; it is left in place." % host.__name__,
+        stacklevel=2,
+      )
       ok = False
     if _is_ours(contrib):
       _set_module("tensorflow.contrib", contrib)
@@ -150,8 +156,7 @@ def install_tf_contrib_alias():
     for name, module in modules.items():
       _set_module("tensorflow.contrib.kfac." + name, module)
       _set_module("tensorflow.contrib.kfac.python.ops." + name, module)
-      _set_module("tensorflow.contrib.kfac.python.ops." + name + "_lib",
-                  module)
+      _set_module("tensorflow.contrib.kfac.python.ops." + name + "_lib", module)
     python = _get(kfac, "python")
     if python is not None and _is_ours(python):
       _set_module("tensorflow.contrib.kfac.python", python)

@@ -57,8 +57,9 @@ from kfac import _checks
 
 def _symmetrized_second_moment(rows, normalizer):
   """`(RᵀR + (RᵀR)ᵀ) / (2·normalizer)` for a `[N, d]` Tensor R."""
-  cov = (tf.linalg.matmul(rows, rows, transpose_a=True) /
-         tf.cast(normalizer, rows.dtype))
+  cov = tf.linalg.matmul(rows, rows, transpose_a=True) / tf.cast(
+    normalizer, rows.dtype
+  )
   return (cov + tf.transpose(cov)) / tf.cast(2.0, cov.dtype)
 
 
@@ -68,8 +69,9 @@ def _append_ones_column(rows):
   return tf.concat([rows, ones], axis=1)
 
 
-def reference_conv_input_second_moment(inputs, filter_shape, strides, padding,
-                                       has_bias):
+def reference_conv_input_second_moment(
+  inputs, filter_shape, strides, padding, has_bias
+):
   """The 2017 formulation: image patches, then one GEMM.
 
   Args:
@@ -86,17 +88,21 @@ def reference_conv_input_second_moment(inputs, filter_shape, strides, padding,
   """
   kernel_h, kernel_w, in_channels = filter_shape[:3]
   patches = tf.image.extract_patches(
-      inputs, sizes=[1, kernel_h, kernel_w, 1], strides=list(strides),
-      rates=[1, 1, 1, 1], padding=padding)
+    inputs,
+    sizes=[1, kernel_h, kernel_w, 1],
+    strides=list(strides),
+    rates=[1, 1, 1, 1],
+    padding=padding,
+  )
   rows = tf.reshape(patches, [-1, kernel_h * kernel_w * in_channels])
   if has_bias:
     rows = _append_ones_column(rows)
   return _symmetrized_second_moment(rows, tf.shape(rows)[0])
 
 
-def reference_conv_diagonal_sum_of_squares(inputs, outputs_grads,
-                                           filter_shape, strides, padding,
-                                           has_bias):
+def reference_conv_diagonal_sum_of_squares(
+  inputs, outputs_grads, filter_shape, strides, padding, has_bias
+):
   """The 2017 formulation of `ConvDiagonalFactor`'s statistic (not / B).
 
   Index conventions: b batch, i, j output position, k patch entry
@@ -116,11 +122,16 @@ def reference_conv_diagonal_sum_of_squares(inputs, outputs_grads,
   """
   kernel_h, kernel_w = filter_shape[:2]
   patches = tf.image.extract_patches(
-      inputs, sizes=[1, kernel_h, kernel_w, 1], strides=list(strides),
-      rates=[1, 1, 1, 1], padding=padding)
+    inputs,
+    sizes=[1, kernel_h, kernel_w, 1],
+    strides=list(strides),
+    rates=[1, 1, 1, 1],
+    padding=padding,
+  )
   if has_bias:
-    ones = tf.ones(tf.concat([tf.shape(patches)[:3], [1]], axis=0),
-                   patches.dtype)
+    ones = tf.ones(
+      tf.concat([tf.shape(patches)[:3], [1]], axis=0), patches.dtype
+    )
     patches = tf.concat([patches, ones], axis=3)
   per_example = tf.einsum("bijk,bijl->bkl", patches, outputs_grads)
   return tf.reduce_sum(tf.square(per_example), axis=0)
@@ -191,8 +202,10 @@ class _AxisPlan(object):
 
   def split(self, offset):
     """Kernel offset → (stride-1 offset q, phase ρ)."""
-    return ((offset - self.shift) // self.stride,
-            (offset - self.shift) % self.stride)
+    return (
+      (offset - self.shift) // self.stride,
+      (offset - self.shift) % self.stride,
+    )
 
   def leading(self, q):
     """Rows of Y before the window of offset q: `range(0, n)`, as n."""
@@ -239,11 +252,13 @@ def _polyphase(tensor, plan_h, plan_w):
   channels = _checks.static_dim(tensor, 3)
   shape = tf.shape(tensor)
   size_h, size_w = shape[1] // s_h, shape[2] // s_w
-  split = tf.reshape(tensor, tf.stack([shape[0], size_h, s_h, size_w, s_w,
-                                       channels]))
+  split = tf.reshape(
+    tensor, tf.stack([shape[0], size_h, s_h, size_w, s_w, channels])
+  )
   split = tf.transpose(split, [0, 1, 3, 2, 4, 5])
-  return tf.reshape(split, tf.stack([shape[0], size_h, size_w,
-                                     s_h * s_w * channels]))
+  return tf.reshape(
+    split, tf.stack([shape[0], size_h, size_w, s_h * s_w * channels])
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -253,8 +268,8 @@ def _polyphase(tensor, plan_h, plan_w):
 
 def _filter_gradient(inputs, filter_sizes, outputs_grads):
   return tf.compat.v1.nn.conv2d_backprop_filter(
-      inputs, filter_sizes, outputs_grads, strides=[1, 1, 1, 1],
-      padding="VALID")
+    inputs, filter_sizes, outputs_grads, strides=[1, 1, 1, 1], padding="VALID"
+  )
 
 
 def _lag_table(y, kq_h, kq_w, channels):
@@ -285,13 +300,17 @@ def _row_table(rows, count, kq_w, channels):
   """
   padded = tf.pad(rows, [[0, 0], [0, 0], [kq_w - 1, kq_w - 1], [0, 0]])
   shape = tf.shape(rows)
-  folded = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]),
-                      tf.stack([shape[0], 1, shape[2], count * channels]))
+  folded = tf.reshape(
+    tf.transpose(rows, [0, 2, 1, 3]),
+    tf.stack([shape[0], 1, shape[2], count * channels]),
+  )
   grads = _filter_gradient(
-      padded, [count, 2 * kq_w - 1, channels, count * channels], folded)
+    padded, [count, 2 * kq_w - 1, channels, count * channels], folded
+  )
   grads = tf.reshape(grads, [count, 2 * kq_w - 1, channels, count, channels])
-  return tf.reshape(tf.transpose(grads, [0, 1, 3, 4, 2]),
-                    [-1, channels, channels])
+  return tf.reshape(
+    tf.transpose(grads, [0, 1, 3, 4, 2]), [-1, channels, channels]
+  )
 
 
 def _column_table(columns, count, kq_h, channels):
@@ -305,11 +324,13 @@ def _column_table(columns, count, kq_h, channels):
     `[(2kq_h − 1)·n·n, C, C]`, entry (δ_h + kq_h − 1, p, col) holding
     `Σ_b Σ_v columns[v, col]ᵀ columns[v + δ_h, p]`.
   """
-  rows = _row_table(tf.transpose(columns, [0, 2, 1, 3]), count, kq_h,
-                    channels)  # entries (p, δ_h + kq_h − 1, col)
+  rows = _row_table(
+    tf.transpose(columns, [0, 2, 1, 3]), count, kq_h, channels
+  )  # entries (p, δ_h + kq_h − 1, col)
   rows = tf.reshape(rows, [count, 2 * kq_h - 1, count, channels, channels])
-  return tf.reshape(tf.transpose(rows, [1, 0, 2, 3, 4]),
-                    [-1, channels, channels])
+  return tf.reshape(
+    tf.transpose(rows, [1, 0, 2, 3, 4]), [-1, channels, channels]
+  )
 
 
 def _corner_table(corner, n_h, n_w, channels):
@@ -322,8 +343,9 @@ def _corner_table(corner, n_h, n_w, channels):
   flat = tf.reshape(corner, [-1, n_h * n_w * channels])
   gram = tf.linalg.matmul(flat, flat, transpose_a=True)
   gram = tf.reshape(gram, [n_h, n_w, channels, n_h, n_w, channels])
-  return tf.reshape(tf.transpose(gram, [0, 1, 3, 4, 2, 5]),
-                    [-1, channels, channels])
+  return tf.reshape(
+    tf.transpose(gram, [0, 1, 3, 4, 2, 5]), [-1, channels, channels]
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -390,40 +412,67 @@ def _assembly_pattern(plan_h, plan_w, kernel_h, kernel_w, offsets):
       # Lag correlation over all of Y.
       if dh >= 0:
         # The kernel stores F[δ]ᵀ: take the transposed phase block.
-        pattern.add(row, index(offsets["lags"] + dh * wide + dw + kq_w - 1,
-                               rho_b, rho_a, transposed=True), 1.)
+        pattern.add(
+          row,
+          index(
+            offsets["lags"] + dh * wide + dw + kq_w - 1,
+            rho_b,
+            rho_a,
+            transposed=True,
+          ),
+          1.0,
+        )
       else:
-        pattern.add(row, index(offsets["lags"] + (-dh) * wide - dw + kq_w - 1,
-                               rho_a, rho_b), 1.)
+        pattern.add(
+          row,
+          index(offsets["lags"] + (-dh) * wide - dw + kq_w - 1, rho_a, rho_b),
+          1.0,
+        )
       # Rows of Y outside the window, with every column.
       row_sets = []
       lead_rows = range(0, plan_h.leading(qa_h))
       trail_rows = range(plan_h.trailing_start(qa_h), b_h)
-      for name, band, count in (("top", lead_rows, t_h),
-                                ("bottom", trail_rows, b_h)):
+      for name, band, count in (
+        ("top", lead_rows, t_h),
+        ("bottom", trail_rows, b_h),
+      ):
         usable = []
         for r in band:
           p = r + dh
           if 0 <= p < count:
             usable.append((r, p))
-            pattern.add(row, index(
+            pattern.add(
+              row,
+              index(
                 offsets[name] + (p * wide + dw + kq_w - 1) * count + r,
-                rho_a, rho_b), -1.)
+                rho_a,
+                rho_b,
+              ),
+              -1.0,
+            )
         row_sets.append((name, usable, count))
       # Columns of Y outside the window, with every row ...
       col_sets = []
       lead_cols = range(0, plan_w.leading(qa_w))
       trail_cols = range(plan_w.trailing_start(qa_w), b_w)
-      for name, band, count in (("left", lead_cols, t_w),
-                                ("right", trail_cols, b_w)):
+      for name, band, count in (
+        ("left", lead_cols, t_w),
+        ("right", trail_cols, b_w),
+      ):
         usable = []
         for c in band:
           q = c + dw
           if 0 <= q < count:
             usable.append((c, q))
-            pattern.add(row, index(
+            pattern.add(
+              row,
+              index(
                 offsets[name] + ((dh + kq_h - 1) * count + q) * count + c,
-                rho_a, rho_b), -1.)
+                rho_a,
+                rho_b,
+              ),
+              -1.0,
+            )
         col_sets.append((name, usable, count))
       # ... of which the rows outside the window were removed twice.
       for row_name, row_usable, n_h in row_sets:
@@ -431,11 +480,18 @@ def _assembly_pattern(plan_h, plan_w, kernel_h, kernel_w, offsets):
           name = row_name + "_" + col_name
           for r, p in row_usable:
             for c, q in col_usable:
-              pattern.add(row, index(
+              pattern.add(
+                row,
+                index(
                   offsets[name] + (r * n_w + c) * n_h * n_w + p * n_w + q,
-                  rho_a, rho_b), 1.)
-  indices = np.stack([np.array(pattern.rows, np.int64),
-                      np.array(pattern.cols, np.int64)], axis=1)
+                  rho_a,
+                  rho_b,
+                ),
+                1.0,
+              )
+  indices = np.stack(
+    [np.array(pattern.rows, np.int64), np.array(pattern.cols, np.int64)], axis=1
+  )
   return indices, np.array(pattern.values)
 
 
@@ -484,8 +540,7 @@ def lag_formulation_applies(inputs, filter_shape, strides, padding):
   return 2 * lag_blocks <= (kernel_h * kernel_w) ** 2
 
 
-def conv_input_second_moment(inputs, filter_shape, strides, padding,
-                             has_bias):
+def conv_input_second_moment(inputs, filter_shape, strides, padding, has_bias):
   """`ConvInputKroneckerFactor`'s statistic without the patch matrix.
 
   Equal, up to floating-point rounding, to
@@ -509,9 +564,16 @@ def conv_input_second_moment(inputs, filter_shape, strides, padding,
   dynamic_shape = tf.shape(inputs)
   static_shape = _checks.static_shape_list(inputs)
   plan_h, plan_w = [
-      _AxisPlan(static_shape[axis] if static_shape[axis] is not None else
-                dynamic_shape[axis], kernel, strides[axis], padding)
-      for axis, kernel in ((1, kernel_h), (2, kernel_w))]
+    _AxisPlan(
+      static_shape[axis]
+      if static_shape[axis] is not None
+      else dynamic_shape[axis],
+      kernel,
+      strides[axis],
+      padding,
+    )
+    for axis, kernel in ((1, kernel_h), (2, kernel_w))
+  ]
   phases = plan_h.stride * plan_w.stride
   wide_channels = phases * channels
 
@@ -522,54 +584,83 @@ def conv_input_second_moment(inputs, filter_shape, strides, padding,
 
   tables = []
   offsets = {}
+
   def add(name, table, blocks):
     offsets[name] = sum(t[1] for t in tables)
     tables.append((table, blocks))
 
-  add("lags", _lag_table(y, plan_h.kq, plan_w.kq, wide_channels),
-      plan_h.kq * (2 * plan_w.kq - 1))
-  row_bands = [(name, band, count) for name, band, count in (
-      ("top", slice(0, t_h), t_h), ("bottom", slice(-b_h, None), b_h))
-               if count]
-  col_bands = [(name, band, count) for name, band, count in (
-      ("left", slice(0, t_w), t_w), ("right", slice(-b_w, None), b_w))
-               if count]
+  add(
+    "lags",
+    _lag_table(y, plan_h.kq, plan_w.kq, wide_channels),
+    plan_h.kq * (2 * plan_w.kq - 1),
+  )
+  row_bands = [
+    (name, band, count)
+    for name, band, count in (
+      ("top", slice(0, t_h), t_h),
+      ("bottom", slice(-b_h, None), b_h),
+    )
+    if count
+  ]
+  col_bands = [
+    (name, band, count)
+    for name, band, count in (
+      ("left", slice(0, t_w), t_w),
+      ("right", slice(-b_w, None), b_w),
+    )
+    if count
+  ]
   for name, band, count in row_bands:
-    add(name, _row_table(y[:, band], count, plan_w.kq, wide_channels),
-        count * (2 * plan_w.kq - 1) * count)
+    add(
+      name,
+      _row_table(y[:, band], count, plan_w.kq, wide_channels),
+      count * (2 * plan_w.kq - 1) * count,
+    )
   for name, band, count in col_bands:
-    add(name, _column_table(y[:, :, band], count, plan_h.kq, wide_channels),
-        (2 * plan_h.kq - 1) * count * count)
+    add(
+      name,
+      _column_table(y[:, :, band], count, plan_h.kq, wide_channels),
+      (2 * plan_h.kq - 1) * count * count,
+    )
   for row_name, row_band, n_h in row_bands:
     for col_name, col_band, n_w in col_bands:
-      add(row_name + "_" + col_name,
-          _corner_table(y[:, row_band, col_band], n_h, n_w, wide_channels),
-          (n_h * n_w) ** 2)
+      add(
+        row_name + "_" + col_name,
+        _corner_table(y[:, row_band, col_band], n_h, n_w, wide_channels),
+        (n_h * n_w) ** 2,
+      )
   total = sum(t[1] for t in tables)
   offsets["transposed"] = total
-  table = tf.concat([t[0] for t in tables], axis=0) if len(tables) > 1 else (
-      tables[0][0])
+  table = (
+    tf.concat([t[0] for t in tables], axis=0)
+    if len(tables) > 1
+    else (tables[0][0])
+  )
   if phases > 1:
     # [blocks, (ρ, c), (ρ', c')] → [(blocks, ρ, ρ'), c, c']
     table = tf.reshape(table, [total, phases, channels, phases, channels])
-    table = tf.reshape(tf.transpose(table, [0, 1, 3, 2, 4]),
-                       [total * phases * phases, channels, channels])
+    table = tf.reshape(
+      tf.transpose(table, [0, 1, 3, 2, 4]),
+      [total * phases * phases, channels, channels],
+    )
   table = tf.concat([table, tf.transpose(table, [0, 2, 1])], axis=0)
-  table = tf.reshape(table, [2 * total * phases * phases,
-                             channels * channels])
+  table = tf.reshape(table, [2 * total * phases * phases, channels * channels])
 
-  indices, values = _assembly_pattern(plan_h, plan_w, kernel_h, kernel_w,
-                                      offsets)
+  indices, values = _assembly_pattern(
+    plan_h, plan_w, kernel_h, kernel_w, offsets
+  )
   order = np.lexsort((indices[:, 1], indices[:, 0]))
   offsets_count = kernel_h * kernel_w
   coefficients = tf.SparseTensor(
-      indices=indices[order], values=tf.constant(values[order], dtype),
-      dense_shape=[offsets_count * offsets_count,
-                   2 * total * phases * phases])
+    indices=indices[order],
+    values=tf.constant(values[order], dtype),
+    dense_shape=[offsets_count * offsets_count, 2 * total * phases * phases],
+  )
   blocks = tf.sparse.sparse_dense_matmul(coefficients, table)
   # [(d, d'), (c, c')] → [(d, c), (d', c')]
-  blocks = tf.reshape(blocks, [offsets_count, offsets_count, channels,
-                               channels])
+  blocks = tf.reshape(
+    blocks, [offsets_count, offsets_count, channels, channels]
+  )
   size = offsets_count * channels
   moment = tf.reshape(tf.transpose(blocks, [0, 2, 1, 3]), [size, size])
 
@@ -580,12 +671,18 @@ def conv_input_second_moment(inputs, filter_shape, strides, padding,
     # the sum of the patches of the batch sum.
     ones = tf.ones(tf.stack([1, plan_h.out, plan_w.out, 1]), dtype)
     sums = tf.compat.v1.nn.conv2d_backprop_filter(
-        tf.reduce_sum(inputs, axis=0, keepdims=True),
-        [kernel_h, kernel_w, channels, 1], ones, strides=list(strides),
-        padding=padding)
+      tf.reduce_sum(inputs, axis=0, keepdims=True),
+      [kernel_h, kernel_w, channels, 1],
+      ones,
+      strides=list(strides),
+      padding=padding,
+    )
     mean = tf.reshape(sums, [size, 1]) / count
-    moment = tf.concat([
+    moment = tf.concat(
+      [
         tf.concat([moment, mean], axis=1),
-        tf.concat([tf.transpose(mean), tf.ones([1, 1], dtype)], axis=1)],
-                       axis=0)
+        tf.concat([tf.transpose(mean), tf.ones([1, 1], dtype)], axis=1),
+      ],
+      axis=0,
+    )
   return (moment + tf.transpose(moment)) / tf.cast(2.0, dtype)

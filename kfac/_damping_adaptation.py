@@ -19,10 +19,10 @@ and `levenberg_marquardt_damping` are the rule itself.
 import tensorflow as tf
 
 __all__ = [
-    "DampingAdaptationMixin",
-    "levenberg_marquardt_rho",
-    "levenberg_marquardt_damping",
-    "qmodel_hyperparams_1_7",
+  "DampingAdaptationMixin",
+  "levenberg_marquardt_rho",
+  "levenberg_marquardt_damping",
+  "qmodel_hyperparams_1_7",
 ]
 
 
@@ -61,8 +61,8 @@ def levenberg_marquardt_damping(damping, rho, omega, min_damping):
   omega = tf.cast(omega, dtype)
   rho = tf.cast(rho, dtype)
   new_damping = tf.where(
-      rho < 0.25, damping / omega,
-      tf.where(rho > 0.75, damping * omega, damping))
+    rho < 0.25, damping / omega, tf.where(rho > 0.75, damping * omega, damping)
+  )
   return tf.maximum(new_damping, tf.cast(min_damping, dtype))
 
 
@@ -85,6 +85,7 @@ def qmodel_hyperparams_1_7(m_11, m_21, m_22, c_1, c_2):
   Returns:
     A tuple of scalar Tensors `(alpha, mu, qmodel_change)`.
   """
+
   def non_zero_prevupd_case():
     m = tf.convert_to_tensor([[m_11, m_21], [m_21, m_22]])
     c = tf.convert_to_tensor([[c_1], [c_2]])
@@ -95,8 +96,7 @@ def qmodel_hyperparams_1_7(m_11, m_21, m_22, c_1, c_2):
     alpha = -c_1 / m_11
     return alpha, tf.zeros_like(alpha), 0.5 * alpha * c_1
 
-  return tf.cond(tf.equal(m_22, 0.0), zero_prevupd_case,
-                 non_zero_prevupd_case)
+  return tf.cond(tf.equal(m_22, 0.0), zero_prevupd_case, non_zero_prevupd_case)
 
 
 class DampingAdaptationMixin(object):
@@ -121,7 +121,7 @@ class DampingAdaptationMixin(object):
   _min_damping = 1e-5
   _damping_adaptation_decay = 0.95
   _damping_adaptation_interval = 5
-  _omega = 0.95 ** 5
+  _omega = 0.95**5
   _damping_variable = None
   _damping_constant = None
 
@@ -147,13 +147,15 @@ class DampingAdaptationMixin(object):
     """The number of steps between two damping adaptations."""
     return self._damping_adaptation_interval
 
-  def set_damping_adaptation_params(self,
-                                    is_chief,
-                                    prev_train_batch,
-                                    loss_fn,
-                                    min_damping=1e-5,
-                                    damping_adaptation_decay=0.99,
-                                    damping_adaptation_interval=5):
+  def set_damping_adaptation_params(
+    self,
+    is_chief,
+    prev_train_batch,
+    loss_fn,
+    min_damping=1e-5,
+    damping_adaptation_decay=0.99,
+    damping_adaptation_interval=5,
+  ):
     """Enables the Levenberg–Marquardt adaptation of the damping.
 
     Inside `variable_scope(self.get_name())` creates four non-trainable
@@ -188,22 +190,28 @@ class DampingAdaptationMixin(object):
       self._omega = damping_adaptation_decay**damping_adaptation_interval
       self._min_damping = min_damping
       self._rho = tf.compat.v1.get_variable(
-          "rho", shape=(), dtype=tf.float32, trainable=False)
+        "rho", shape=(), dtype=tf.float32, trainable=False
+      )
       self._prev_loss = tf.compat.v1.get_variable(
-          "prev_loss", shape=(), dtype=tf.float32, trainable=False)
+        "prev_loss", shape=(), dtype=tf.float32, trainable=False
+      )
       self._q_model_change = tf.compat.v1.get_variable(
-          "q_model_change", shape=(), dtype=tf.float32, trainable=False)
+        "q_model_change", shape=(), dtype=tf.float32, trainable=False
+      )
       if isinstance(initial_damping, (tf.Tensor, tf.Variable)):
         initializer = tf.cast(initial_damping, tf.float32)
       else:
         initializer = tf.constant(float(initial_damping), tf.float32)
       self._damping_variable = tf.compat.v1.get_variable(
-          "damping", initializer=initializer, trainable=False)
+        "damping", initializer=initializer, trainable=False
+      )
 
   @property
   def _adapts_here(self):
-    return bool(getattr(self, "_adapt_damping", False) and
-                getattr(self, "_is_chief", False))
+    return bool(
+      getattr(self, "_adapt_damping", False)
+      and getattr(self, "_is_chief", False)
+    )
 
   def _assign_q_model_change(self, qmodel_change):
     """Stores the model's predicted change (a `no_op` without adaptation).
@@ -216,8 +224,7 @@ class DampingAdaptationMixin(object):
     """
     if not self._adapts_here:
       return tf.no_op()
-    return self._q_model_change.assign(
-        tf.cast(qmodel_change, tf.float32)).op
+    return self._q_model_change.assign(tf.cast(qmodel_change, tf.float32)).op
 
   def _update_damping(self, prev_batch, global_step):
     """The conditional adaptation op (see the module docstring).
@@ -232,22 +239,31 @@ class DampingAdaptationMixin(object):
     Returns:
       The `tf.cond` op.
     """
+
     def adapt():
       prev_batch_loss = tf.cast(self._loss_fn(prev_batch), tf.float32)
       with tf.control_dependencies([prev_batch_loss]):
-        rho_assign = self._rho.assign(levenberg_marquardt_rho(
-            prev_batch_loss, self._prev_loss.read_value(),
-            self._q_model_change.read_value()))
+        rho_assign = self._rho.assign(
+          levenberg_marquardt_rho(
+            prev_batch_loss,
+            self._prev_loss.read_value(),
+            self._q_model_change.read_value(),
+          )
+        )
         with tf.control_dependencies([rho_assign]):
           new_damping = levenberg_marquardt_damping(
-              self._damping_variable.read_value(), self._rho.read_value(),
-              self._omega, self._min_damping)
+            self._damping_variable.read_value(),
+            self._rho.read_value(),
+            self._omega,
+            self._min_damping,
+          )
           return tf.group(self._damping_variable.assign(new_damping))
 
     step = tf.convert_to_tensor(global_step)
     interval = tf.cast(self._damping_adaptation_interval, step.dtype)
-    return tf.cond(tf.equal(tf.math.floormod(step + 1, interval), 0), adapt,
-                   tf.no_op)
+    return tf.cond(
+      tf.equal(tf.math.floormod(step + 1, interval), 0), adapt, tf.no_op
+    )
 
   def _minimize_with_damping_adaptation(self, minimize_fn, *args, **kwargs):
     """`minimize` with the adaptation of release 1.7 on the chief.
@@ -273,10 +289,13 @@ class DampingAdaptationMixin(object):
       return minimize_fn(*args, **kwargs)
     global_step = kwargs.get("global_step")
     if global_step is None:
-      raise KeyError("global_step needs to be passed to optimizer.minimize "
-                     "if damping parameter is adapted.")
-    update_damping_op = self._update_damping(self._prev_train_batch,
-                                             global_step)
+      raise KeyError(
+        "global_step needs to be passed to optimizer.minimize "
+        "if damping parameter is adapted."
+      )
+    update_damping_op = self._update_damping(
+      self._prev_train_batch, global_step
+    )
     with tf.control_dependencies([update_damping_op]):
       loss = args[0] if args else kwargs["loss"]
       loss_assign_op = self._prev_loss.assign(tf.cast(loss, tf.float32))

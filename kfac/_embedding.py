@@ -25,29 +25,39 @@ from kfac import fisher_factors
 from kfac import utils
 
 __all__ = [
-    "matmul_sparse_dense",
-    "matmul_diag_sparse",
-    "layer_params_to_mat2d",
-    "mat2d_to_layer_params",
-    "EmbeddingInputKroneckerFactor",
-    "EmbeddingKFACFB",
+  "matmul_sparse_dense",
+  "matmul_diag_sparse",
+  "layer_params_to_mat2d",
+  "mat2d_to_layer_params",
+  "EmbeddingInputKroneckerFactor",
+  "EmbeddingKFACFB",
 ]
 
 
 def _check_sparse_matrix(value, arg_name):
   """Raises ValueError unless `value` is an `IndexedSlices` matrix."""
   if not isinstance(value, tf.IndexedSlices):
-    raise ValueError("{} must be an IndexedSlices standing for a matrix, got "
-                     "{!r}.".format(arg_name, value))
+    raise ValueError(
+      "{} must be an IndexedSlices standing for a matrix, got {!r}.".format(
+        arg_name, value
+      )
+    )
   if value.indices.shape.rank != 1 or value.values.shape.rank != 2:
     raise ValueError(
-        "{} must represent a matrix: indices of rank 1 and values of rank 2, "
-        "got indices of shape {} and values of shape {}.".format(
-            arg_name, value.indices.shape, value.values.shape))
+      "{} must represent a matrix: indices of rank 1 and values of rank 2, "
+      "got indices of shape {} and values of shape {}.".format(
+        arg_name, value.indices.shape, value.values.shape
+      )
+    )
 
 
-def matmul_sparse_dense(A, B, name=None, transpose_a=False,  # pylint: disable=invalid-name
-                        transpose_b=False):
+def matmul_sparse_dense(
+  A,
+  B,
+  name=None,
+  transpose_a=False,  # pylint: disable=invalid-name
+  transpose_b=False,
+):
   """Multiplies a sparse matrix (rows) by a dense matrix.
 
   `A` stands for an `[m, n]` matrix of which only the rows `A.indices` are
@@ -73,18 +83,23 @@ def matmul_sparse_dense(A, B, name=None, transpose_a=False,  # pylint: disable=i
     _check_sparse_matrix(A, "A")
     B = tf.convert_to_tensor(B)
     if B.shape.rank != 2:
-      raise ValueError("B must be a matrix (rank 2), got shape {}."
-                       .format(B.shape))
-    new_values = tf.linalg.matmul(A.values, tf.cast(B, A.values.dtype),
-                                  transpose_a=transpose_a,
-                                  transpose_b=transpose_b)
+      raise ValueError(
+        "B must be a matrix (rank 2), got shape {}.".format(B.shape)
+      )
+    new_values = tf.linalg.matmul(
+      A.values,
+      tf.cast(B, A.values.dtype),
+      transpose_a=transpose_a,
+      transpose_b=transpose_b,
+    )
     dense_shape = None
     if A.dense_shape is not None:
       cols = new_values.shape[1]
       if cols is None:
         cols = tf.shape(new_values, out_type=A.dense_shape.dtype)[1]
       dense_shape = tf.stack(
-          [A.dense_shape[0], tf.cast(cols, A.dense_shape.dtype)])
+        [A.dense_shape[0], tf.cast(cols, A.dense_shape.dtype)]
+      )
     return tf.IndexedSlices(new_values, A.indices, dense_shape=dense_shape)
 
 
@@ -108,12 +123,14 @@ def matmul_diag_sparse(A_diag, B, name=None):  # pylint: disable=invalid-name
   with tf.compat.v1.name_scope(name, "matmul_diag_sparse"):
     A_diag = tf.convert_to_tensor(A_diag)  # pylint: disable=invalid-name
     if A_diag.shape.rank != 1:
-      raise ValueError("A_diag must be a rank-1 Tensor, got shape {}."
-                       .format(A_diag.shape))
+      raise ValueError(
+        "A_diag must be a rank-1 Tensor, got shape {}.".format(A_diag.shape)
+      )
     _check_sparse_matrix(B, "B")
     scale = tf.cast(tf.gather(A_diag, B.indices), B.values.dtype)
-    return tf.IndexedSlices(scale[:, tf.newaxis] * B.values, B.indices,
-                            dense_shape=B.dense_shape)
+    return tf.IndexedSlices(
+      scale[:, tf.newaxis] * B.values, B.indices, dense_shape=B.dense_shape
+    )
 
 
 def layer_params_to_mat2d(vector):
@@ -148,8 +165,9 @@ def mat2d_to_layer_params(vector_template, mat2d):
   if isinstance(vector_template, tf.IndexedSlices):
     if not isinstance(mat2d, tf.IndexedSlices):
       raise TypeError(
-          "If vector_template is an IndexedSlices, so should mat2d be; got "
-          "{!r}.".format(mat2d))
+        "If vector_template is an IndexedSlices, so should mat2d be; got "
+        "{!r}.".format(mat2d)
+      )
     return mat2d
   return utils.mat2d_to_layer_params(vector_template, mat2d)
 
@@ -157,19 +175,28 @@ def mat2d_to_layer_params(vector_template, mat2d):
 def _check_ids(ids, arg_name):
   """Checks a Tensor of integer ids of rank 1 or 2."""
   if not isinstance(ids, (tf.Tensor, tf.Variable)):
-    raise TypeError("{} must be Tensors of integer ids, got {!r}."
-                    .format(arg_name, ids))
+    raise TypeError(
+      "{} must be Tensors of integer ids, got {!r}.".format(arg_name, ids)
+    )
   if not ids.dtype.base_dtype.is_integer:
-    raise TypeError("{} must have an integer dtype, got {}."
-                    .format(arg_name, ids.dtype.base_dtype.name))
+    raise TypeError(
+      "{} must have an integer dtype, got {}.".format(
+        arg_name, ids.dtype.base_dtype.name
+      )
+    )
   if ids.shape.rank is not None and ids.shape.rank > 2:
-    raise ValueError("{} must be of rank 1 ([batch]) or 2 ([batch, k]); got "
-                     "shape {}.".format(arg_name, ids.shape))
+    raise ValueError(
+      "{} must be of rank 1 ([batch]) or 2 ([batch, k]); got shape {}.".format(
+        arg_name, ids.shape
+      )
+    )
 
 
 class EmbeddingInputKroneckerFactor(
-    extras.DiagonalFactorMultiplyMixin, extras.DataDtypeFactorMixin,
-    fisher_factors.DiagonalFactor):
+  extras.DiagonalFactorMultiplyMixin,
+  extras.DataDtypeFactorMixin,
+  fisher_factors.DiagonalFactor,
+):
   """Diagonal input factor of an embedding layer (1.7).
 
   For ids of shape `[B]` or `[B, k]`, the statistic of a source is
@@ -200,10 +227,14 @@ class EmbeddingInputKroneckerFactor(
       input_ids = (input_ids,)
     for i, ids in enumerate(input_ids):
       _check_ids(ids, "input_ids[{}]".format(i))
-    if (not isinstance(vocab_size, numbers.Integral) or
-        isinstance(vocab_size, bool) or vocab_size <= 0):
-      raise ValueError("vocab_size must be a positive int, got {!r}."
-                       .format(vocab_size))
+    if (
+      not isinstance(vocab_size, numbers.Integral)
+      or isinstance(vocab_size, bool)
+      or vocab_size <= 0
+    ):
+      raise ValueError(
+        "vocab_size must be a positive int, got {!r}.".format(vocab_size)
+      )
     self._input_ids = tuple(input_ids)
     self._vocab_size = int(vocab_size)
     self._cov_dtype = tf.as_dtype(dtype or tf.float32)
@@ -212,7 +243,8 @@ class EmbeddingInputKroneckerFactor(
   @property
   def _var_scope(self):
     return "ff_diag_embedding/" + fisher_factors.scope_string_from_params(
-        self._input_ids)
+      self._input_ids
+    )
 
   @property
   def _cov_shape(self):
@@ -228,17 +260,19 @@ class EmbeddingInputKroneckerFactor(
 
   def _compute_new_cov(self, idx=0):
     with extras.maybe_colocate_with(
-        self._input_ids, extras.colocation_flag(fisher_factors)):
+      self._input_ids, extras.colocation_flag(fisher_factors)
+    ):
       ids = self._input_ids[idx]
       batch_size = tf.shape(ids)[0]
-      one_hot = tf.one_hot(tf.reshape(ids, [-1]), depth=self._vocab_size,
-                           dtype=self._dtype)
-      return (tf.reduce_sum(one_hot, axis=0) /
-              tf.cast(batch_size, self._dtype))
+      one_hot = tf.one_hot(
+        tf.reshape(ids, [-1]), depth=self._vocab_size, dtype=self._dtype
+      )
+      return tf.reduce_sum(one_hot, axis=0) / tf.cast(batch_size, self._dtype)
 
 
-class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,
-                      fisher_blocks.KroneckerProductFB):
+class EmbeddingKFACFB(
+  extras.FactorProductsKroneckerMixin, fisher_blocks.KroneckerProductFB
+):
   """K-FAC block of an embedding layer: `diag(a) ⊗ G` (1.7).
 
   `a` comes from `EmbeddingInputKroneckerFactor` over the looked-up ids and
@@ -319,11 +353,13 @@ class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,
     """The damped block's product (or inverse) with a dense vector."""
     matrix = utils.layer_params_to_mat2d(vector)
     if inverse:
-      out = extras.right_multiply_inverse(self._output_factor, matrix,
-                                          self._output_damping)
+      out = extras.right_multiply_inverse(
+        self._output_factor, matrix, self._output_damping
+      )
     else:
-      out = extras.right_multiply(self._output_factor, matrix,
-                                  self._output_damping)
+      out = extras.right_multiply(
+        self._output_factor, matrix, self._output_damping
+      )
     diag = tf.reshape(self._input_factor.get_cov_var(), [-1])
     diag = tf.cast(diag, out.dtype) + tf.cast(self._input_damping, out.dtype)
     out = out / diag[:, tf.newaxis] if inverse else out * diag[:, tf.newaxis]
@@ -341,8 +377,9 @@ class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,
 
   def _split_damping(self, damping):
     """`(π√d, √d/π)` (tracenorm), or as the π type in force says."""
-    return extras.pi_adjusted_damping(self._pi, damping,
-                                      extras.current_pi_type(fisher_blocks))
+    return extras.pi_adjusted_damping(
+      self._pi, damping, extras.current_pi_type(fisher_blocks)
+    )
 
   def instantiate_factors(self, grads_list, damping):
     """Creates the factors (over the concatenated minibatches).
@@ -354,13 +391,16 @@ class EmbeddingKFACFB(extras.FactorProductsKroneckerMixin,
     """
     # pylint: disable=protected-access
     inputs = fisher_blocks._concat_along_batch_dim(self._inputs)
-    grads = tuple(fisher_blocks._concat_along_batch_dim(list(g))
-                  for g in grads_list)
+    grads = tuple(
+      fisher_blocks._concat_along_batch_dim(list(g)) for g in grads_list
+    )
     # pylint: enable=protected-access
     self._input_factor = self._layer_collection.make_or_get_factor(
-        EmbeddingInputKroneckerFactor, ((inputs,), self._vocab_size))
+      EmbeddingInputKroneckerFactor, ((inputs,), self._vocab_size)
+    )
     self._output_factor = self._layer_collection.make_or_get_factor(
-        fisher_factors.FullyConnectedKroneckerFactor, (grads,))
+      fisher_factors.FullyConnectedKroneckerFactor, (grads,)
+    )
     self._input_damping, self._output_damping = self._split_damping(damping)
     self._input_factor.register_damped_inverse(self._input_damping)
     self._output_factor.register_damped_inverse(self._output_damping)

@@ -30,9 +30,9 @@ def utils_1_5__posdef_inv_eig(tensor, identity, damping):
     The `[n, n]` inverse.
   """
   eigenvalues, eigenvectors = tf.linalg.eigh(
-      tensor + tf.cast(damping, tensor.dtype) * identity)
-  return tf.matmul(eigenvectors / eigenvalues, eigenvectors,
-                   transpose_b=True)
+    tensor + tf.cast(damping, tensor.dtype) * identity
+  )
+  return tf.matmul(eigenvectors / eigenvalues, eigenvectors, transpose_b=True)
 
 
 def utils_1_5__set_global_constants(posdef_inv_method=None):
@@ -57,8 +57,10 @@ def utils_1_5__finish():
   posdef_inv_functions = dict(posdef_inv_funcs)
   posdef_inv_functions["eig"] = posdef_inv_eig
   posdef_inv_funcs = posdef_inv_functions
-  posdef_eig_functions = {"self_adjoint": posdef_eig_self_adjoint,
-                          "svd": posdef_eig_svd}
+  posdef_eig_functions = {
+    "self_adjoint": posdef_eig_self_adjoint,
+    "svd": posdef_eig_svd,
+  }
 
 
 # ---------------------------------------------------------------------------
@@ -89,7 +91,8 @@ def loss_1_5__num_registered_minibatches(self):
 
 
 loss_1_5__num_registered_minibatches = property(
-    loss_1_5__num_registered_minibatches)
+  loss_1_5__num_registered_minibatches
+)
 
 
 def loss_1_5__dist(self):
@@ -111,8 +114,9 @@ def _categorical_1_5__set_logits(self, value):
   self._logits_components = [value]
 
 
-categorical_1_5___logits = property(_categorical_1_5__get_logits,
-                                    _categorical_1_5__set_logits)
+categorical_1_5___logits = property(
+  _categorical_1_5__get_logits, _categorical_1_5__set_logits
+)
 
 
 def _categorical_1_5__get_targets(self):
@@ -126,8 +130,9 @@ def _categorical_1_5__set_targets(self, value):
   self._targets_components = [value]
 
 
-categorical_1_5___targets = property(_categorical_1_5__get_targets,
-                                     _categorical_1_5__set_targets)
+categorical_1_5___targets = property(
+  _categorical_1_5__get_targets, _categorical_1_5__set_targets
+)
 
 
 def _categorical_1_5__get_dist(self):
@@ -138,8 +143,9 @@ def _categorical_1_5__set_dist(self, value):
   del value  # Built from the current minibatches on every access.
 
 
-categorical_1_5___dist = property(_categorical_1_5__get_dist,
-                                  _categorical_1_5__set_dist)
+categorical_1_5___dist = property(
+  _categorical_1_5__get_dist, _categorical_1_5__set_dist
+)
 
 
 def categorical_1_5__register_additional_minibatch(self, logits, targets=None):
@@ -167,7 +173,8 @@ def categorical_1_5__input_minibatches(self):
 
 
 categorical_1_5__input_minibatches = property(
-    categorical_1_5__input_minibatches)
+  categorical_1_5__input_minibatches
+)
 
 
 # ---------------------------------------------------------------------------
@@ -198,14 +205,16 @@ def blocks_1_5__concat_along_batch_dim(tensor_list):
   """
   if not tensor_list:
     raise ValueError(
-        "Cannot concatenate Tensors if there are no Tensors to concatenate.")
+      "Cannot concatenate Tensors if there are no Tensors to concatenate."
+    )
   if isinstance(tensor_list[0], (tuple, list)):
     return tuple(tf.concat(tensors, axis=0) for tensors in zip(*tensor_list))
   return tf.concat(tensor_list, axis=0)
 
 
-def blocks_1_5__set_global_constants(normalize_damping_power=None,
-                                     pi_type=None):
+def blocks_1_5__set_global_constants(
+  normalize_damping_power=None, pi_type=None
+):
   """Overwrites the module's global constants (those not None).
 
   Args:
@@ -230,7 +239,8 @@ def block_1_5__num_registered_minibatches(self):
 
 
 block_1_5__num_registered_minibatches = property(
-    block_1_5__num_registered_minibatches)
+  block_1_5__num_registered_minibatches
+)
 
 
 def _minibatch_count(self):
@@ -295,9 +305,11 @@ def _pooled_minibatches(self, grads_list):
   """The registered inputs and the per-source gradients, concatenated."""
   inputs = _concat_along_batch_dim([i for i, _ in self._minibatches])
   grads_list = tuple(
-      _concat_along_batch_dim(
-          list(grads) if isinstance(grads, (tuple, list)) else [grads])
-      for grads in grads_list)
+    _concat_along_batch_dim(
+      list(grads) if isinstance(grads, (tuple, list)) else [grads]
+    )
+    for grads in grads_list
+  )
   return inputs, grads_list
 
 
@@ -356,8 +368,9 @@ def conv_fb_1_5__instantiate_factors(self, grads_list, damping):
     damping: The damping λ, a float or a scalar Tensor.
   """
   inputs, grads_list = _pooled_minibatches(self, grads_list)
-  _init_conv_block(self, self._params, inputs, None, self._strides,
-                   self._padding)
+  _init_conv_block(
+    self, self._params, inputs, None, self._strides, self._padding
+  )
   self._engine_instantiate_factors(grads_list, damping)
 
 
@@ -379,8 +392,11 @@ def kron_fb_1_5__register_damped_input_and_output_inverses(self, damping):
     return
   split = None
   if PI_TYPE == PI_OFF_NAME:
-    root = (damping ** 0.5 if not isinstance(damping, (tf.Tensor, tf.Variable))
-            else tf.sqrt(damping))
+    root = (
+      damping**0.5
+      if not isinstance(damping, (tf.Tensor, tf.Variable))
+      else tf.sqrt(damping)
+    )
     split = (root, root)
   self._input_damping, self._output_damping = split
   self._input_factor.register_damped_inverse(self._input_damping)
@@ -398,8 +414,9 @@ APPROX_KRONECKER_SERIES_1_NAME = "kron_series_1"
 APPROX_KRONECKER_SERIES_2_NAME = "kron_series_2"
 
 
-def lc_1_5__init__(self, graph=None, colocate_cov_ops_with_inputs=False,
-                   name="LayerCollection"):
+def lc_1_5__init__(
+  self, graph=None, colocate_cov_ops_with_inputs=False, name="LayerCollection"
+):
   """Creates an empty LayerCollection.
 
   Args:
@@ -418,46 +435,56 @@ def lc_1_5__init__(self, graph=None, colocate_cov_ops_with_inputs=False,
   self._default_fully_connected_approximation = APPROX_KRONECKER_NAME
   self._default_conv2d_approximation = APPROX_KRONECKER_NAME
   self._default_fully_connected_multi_approximation = (
-      release.default_fully_connected_multi_approximation)
+    release.default_fully_connected_multi_approximation
+  )
   self._default_embedding_approximation = APPROX_KRONECKER_NAME
 
 
 def lc_1_5___new_factor(self, cls, args):
   """Builds `cls(*args)` with this collection's colocation flag (1.5)."""
-  return cls(*args,
-             colocate_cov_ops_with_inputs=self._colocate_cov_ops_with_inputs)
+  return cls(
+    *args, colocate_cov_ops_with_inputs=self._colocate_cov_ops_with_inputs
+  )
 
 
 def _approx_property(attribute, doc):
   def getter(self):
     return getattr(self, attribute)
+
   getter.__doc__ = doc
   return property(getter)
 
 
 lc_1_5__default_generic_approximation = _approx_property(
-    "_default_generic_approximation",
-    "The approximation `register_generic` uses when `approx` is None.")
+  "_default_generic_approximation",
+  "The approximation `register_generic` uses when `approx` is None.",
+)
 lc_1_5__default_fully_connected_approximation = _approx_property(
-    "_default_fully_connected_approximation",
-    "The approximation `register_fully_connected` uses when `approx` is "
-    "None.")
+  "_default_fully_connected_approximation",
+  "The approximation `register_fully_connected` uses when `approx` is None.",
+)
 lc_1_5__default_conv2d_approximation = _approx_property(
-    "_default_conv2d_approximation",
-    "The approximation `register_conv2d` uses when `approx` is None.")
+  "_default_conv2d_approximation",
+  "The approximation `register_conv2d` uses when `approx` is None.",
+)
 lc_1_5__default_fully_connected_multi_approximation = _approx_property(
-    "_default_fully_connected_multi_approximation",
-    "The approximation `register_fully_connected_multi` uses when `approx` "
-    "is None.")
+  "_default_fully_connected_multi_approximation",
+  "The approximation `register_fully_connected_multi` uses when `approx` "
+  "is None.",
+)
 lc_1_7__default_embedding_approximation = _approx_property(
-    "_default_embedding_approximation",
-    "The approximation `register_embedding` uses when `approx` is None.")
+  "_default_embedding_approximation",
+  "The approximation `register_embedding` uses when `approx` is None.",
+)
 
 
 def _set_default(self, attribute, value, legal):
   if value not in legal:
-    raise ValueError("{} is not a valid approximation; expected one of "
-                     "{}.".format(value, ", ".join(legal)))
+    raise ValueError(
+      "{} is not a valid approximation; expected one of {}.".format(
+        value, ", ".join(legal)
+      )
+    )
   setattr(self, attribute, value)
 
 
@@ -470,8 +497,12 @@ def lc_1_5__set_default_generic_approximation(self, value):
   Raises:
     ValueError: For any other value.
   """
-  _set_default(self, "_default_generic_approximation", value,
-               (APPROX_FULL_NAME, APPROX_DIAGONAL_NAME))
+  _set_default(
+    self,
+    "_default_generic_approximation",
+    value,
+    (APPROX_FULL_NAME, APPROX_DIAGONAL_NAME),
+  )
 
 
 def lc_1_5__set_default_fully_connected_approximation(self, value):
@@ -483,8 +514,12 @@ def lc_1_5__set_default_fully_connected_approximation(self, value):
   Raises:
     ValueError: For any other value.
   """
-  _set_default(self, "_default_fully_connected_approximation", value,
-               (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME))
+  _set_default(
+    self,
+    "_default_fully_connected_approximation",
+    value,
+    (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME),
+  )
 
 
 def lc_1_5__set_default_conv2d_approximation(self, value):
@@ -496,8 +531,12 @@ def lc_1_5__set_default_conv2d_approximation(self, value):
   Raises:
     ValueError: For any other value.
   """
-  _set_default(self, "_default_conv2d_approximation", value,
-               (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME))
+  _set_default(
+    self,
+    "_default_conv2d_approximation",
+    value,
+    (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME),
+  )
 
 
 def lc_1_5__set_default_fully_connected_multi_approximation(self, value):
@@ -509,9 +548,16 @@ def lc_1_5__set_default_fully_connected_multi_approximation(self, value):
   Raises:
     ValueError: For any other value.
   """
-  _set_default(self, "_default_fully_connected_multi_approximation", value,
-               (APPROX_KRONECKER_INDEP_NAME, APPROX_KRONECKER_SERIES_1_NAME,
-                APPROX_KRONECKER_SERIES_2_NAME))
+  _set_default(
+    self,
+    "_default_fully_connected_multi_approximation",
+    value,
+    (
+      APPROX_KRONECKER_INDEP_NAME,
+      APPROX_KRONECKER_SERIES_1_NAME,
+      APPROX_KRONECKER_SERIES_2_NAME,
+    ),
+  )
 
 
 def lc_1_7__set_default_embedding_approximation(self, value):
@@ -523,8 +569,9 @@ def lc_1_7__set_default_embedding_approximation(self, value):
   Raises:
     ValueError: For any other value.
   """
-  _set_default(self, "_default_embedding_approximation", value,
-               (APPROX_KRONECKER_NAME,))
+  _set_default(
+    self, "_default_embedding_approximation", value, (APPROX_KRONECKER_NAME,)
+  )
 
 
 def lc_1_5__linked_parameters(self):
@@ -537,8 +584,9 @@ lc_1_5__linked_parameters = property(lc_1_5__linked_parameters)
 
 def lc_1_5__registered_variables(self):
   """A flat tuple of every registered variable, in registration order."""
-  return tuple(var for key in self.fisher_blocks
-               for var in ensure_sequence(key))
+  return tuple(
+    var for key in self.fisher_blocks for var in ensure_sequence(key)
+  )
 
 
 lc_1_5__registered_variables = property(lc_1_5__registered_variables)
@@ -579,8 +627,7 @@ def lc_1_5__get_use_count_map(self):
   return vars_to_uses
 
 
-def lc_1_5__register_block(self, layer_key, fisher_block,
-                           reuse=VARIABLE_SCOPE):
+def lc_1_5__register_block(self, layer_key, fisher_block, reuse=VARIABLE_SCOPE):
   """Registers a block for a parameter or tuple of parameters, or reuses one.
 
   Args:
@@ -605,27 +652,31 @@ def lc_1_5__register_block(self, layer_key, fisher_block,
   if reuse is VARIABLE_SCOPE or reuse == VARIABLE_SCOPE:
     reuse = tf.compat.v1.get_variable_scope().reuse
   layer_key = _canonicalize_key(layer_key)
-  if reuse is True or (reuse is tf.compat.v1.AUTO_REUSE and
-                       layer_key in self.fisher_blocks):
+  if reuse is True or (
+    reuse is tf.compat.v1.AUTO_REUSE and layer_key in self.fisher_blocks
+  ):
     result = self.fisher_blocks[layer_key]
-    if type(result) != type(fisher_block):  # pylint: disable=unidiomatic-typecheck
+    if type(result) is not type(fisher_block):
       raise ValueError(
-          "Attempted to register FisherBlock of type {} when existing "
-          "FisherBlock has type {}.".format(type(fisher_block),
-                                            type(result)))
+        "Attempted to register FisherBlock of type {} when existing "
+        "FisherBlock has type {}.".format(type(fisher_block), type(result))
+      )
     return result
   if reuse is False and layer_key in self.fisher_blocks:
-    raise ValueError("FisherBlock for {} is already in LayerCollection."
-                     .format(layer_key))
+    raise ValueError(
+      "FisherBlock for {} is already in LayerCollection.".format(layer_key)
+    )
   if layer_key in self.fisher_blocks:
     raise ValueError("Duplicate registration: {}".format(layer_key))
   for variable in ensure_sequence(layer_key):
     for key, block in self.fisher_blocks.items():
       if _identity_index(ensure_sequence(key), variable):
         raise ValueError(
-            "Attempted to register layer_key {} with block {}, but variable "
-            "{} was already registered in key {} with block {}.".format(
-                layer_key, fisher_block, variable, key, block))
+          "Attempted to register layer_key {} with block {}, but variable "
+          "{} was already registered in key {} with block {}.".format(
+            layer_key, fisher_block, variable, key, block
+          )
+        )
   self.fisher_blocks[layer_key] = fisher_block
   return fisher_block
 
@@ -651,21 +702,22 @@ def lc_1_5__define_linked_parameters(self, params, approximation=None):
       key_set = frozenset(ensure_sequence(key))
       if param in key_set and key_set != params:
         raise ValueError(
-            "Can't link parameters {}, variable {} was already registered "
-            "in group {}.".format(params, param, key))
+          "Can't link parameters {}, variable {} was already registered "
+          "in group {}.".format(params, param, key)
+        )
     for group in self._linked_parameters:
       if param in group:
         raise ValueError(
-            "Can't link parameters {}, variable {} was already linked in "
-            "group {}.".format(params, param, group))
+          "Can't link parameters {}, variable {} was already linked in "
+          "group {}.".format(params, param, group)
+        )
   self._linked_parameters[params] = approximation
 
 
 def _resolve_approx(self, params, approx, default, legal):
   """Explicit `approx`, else the linked group's, else `default`."""
   if approx is None:
-    approx = self._linked_parameters.get(
-        frozenset(ensure_sequence(params)))
+    approx = self._linked_parameters.get(frozenset(ensure_sequence(params)))
   if approx is None:
     approx = default
   if approx not in legal:
@@ -673,8 +725,9 @@ def _resolve_approx(self, params, approx, default, legal):
   return approx
 
 
-def lc_1_5__register_fully_connected(self, params, inputs, outputs,
-                                     approx=None, reuse=VARIABLE_SCOPE):
+def lc_1_5__register_fully_connected(
+  self, params, inputs, outputs, approx=None, reuse=VARIABLE_SCOPE
+):
   """Registers (one minibatch of) a fully connected layer.
 
   `outputs = inputs @ weights (+ bias)`. A later registration of the same
@@ -695,20 +748,34 @@ def lc_1_5__register_fully_connected(self, params, inputs, outputs,
       `register_block` refuses the registration.
     KeyError: If reusing a key that is not registered.
   """
-  approx = _resolve_approx(self, params, approx,
-                           self.default_fully_connected_approximation,
-                           (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME))
+  approx = _resolve_approx(
+    self,
+    params,
+    approx,
+    self.default_fully_connected_approximation,
+    (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME),
+  )
   _check_fully_connected(params, inputs, outputs)
   has_bias = isinstance(params, (tuple, list))
-  block_type = (fb.FullyConnectedKFACBasicFB if approx == APPROX_KRONECKER_NAME
-                else fb.FullyConnectedDiagonalFB)
-  block = self.register_block(params, block_type(self, has_bias),
-                              reuse=reuse)
+  block_type = (
+    fb.FullyConnectedKFACBasicFB
+    if approx == APPROX_KRONECKER_NAME
+    else fb.FullyConnectedDiagonalFB
+  )
+  block = self.register_block(params, block_type(self, has_bias), reuse=reuse)
   block.register_additional_minibatch(inputs, outputs)
 
 
-def lc_1_5__register_conv2d(self, params, strides, padding, inputs, outputs,
-                            approx=None, reuse=VARIABLE_SCOPE):
+def lc_1_5__register_conv2d(
+  self,
+  params,
+  strides,
+  padding,
+  inputs,
+  outputs,
+  approx=None,
+  reuse=VARIABLE_SCOPE,
+):
   """Registers (one minibatch of) a 2-D convolution layer.
 
   Args:
@@ -727,19 +794,26 @@ def lc_1_5__register_conv2d(self, params, strides, padding, inputs, outputs,
       arguments do not fit, or `register_block` refuses the registration.
     KeyError: If reusing a key that is not registered.
   """
-  approx = _resolve_approx(self, params, approx,
-                           self.default_conv2d_approximation,
-                           (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME))
+  approx = _resolve_approx(
+    self,
+    params,
+    approx,
+    self.default_conv2d_approximation,
+    (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME),
+  )
   _check_conv2d(params, strides, padding, inputs, outputs)
-  block_type = (fb.ConvKFCBasicFB if approx == APPROX_KRONECKER_NAME
-                else fb.ConvDiagonalFB)
+  block_type = (
+    fb.ConvKFCBasicFB if approx == APPROX_KRONECKER_NAME else fb.ConvDiagonalFB
+  )
   block = self.register_block(
-      params, block_type(self, params, strides, padding), reuse=reuse)
+    params, block_type(self, params, strides, padding), reuse=reuse
+  )
   block.register_additional_minibatch(inputs, outputs)
 
 
-def lc_1_5__register_generic(self, params, batch_size, approx=None,
-                             reuse=VARIABLE_SCOPE):
+def lc_1_5__register_generic(
+  self, params, batch_size, approx=None, reuse=VARIABLE_SCOPE
+):
   """Registers parameters without a known layer structure.
 
   Args:
@@ -754,17 +828,21 @@ def lc_1_5__register_generic(self, params, batch_size, approx=None,
       registration.
     KeyError: If reusing a key that is not registered.
   """
-  approx = _resolve_approx(self, params, approx,
-                           self.default_generic_approximation,
-                           (APPROX_FULL_NAME, APPROX_DIAGONAL_NAME))
-  block_type = (fb.FullFB if approx == APPROX_FULL_NAME
-                else fb.NaiveDiagonalFB)
+  approx = _resolve_approx(
+    self,
+    params,
+    approx,
+    self.default_generic_approximation,
+    (APPROX_FULL_NAME, APPROX_DIAGONAL_NAME),
+  )
+  block_type = fb.FullFB if approx == APPROX_FULL_NAME else fb.NaiveDiagonalFB
   block = self.register_block(params, block_type(self, params), reuse=reuse)
   block.register_additional_minibatch(batch_size)
 
 
-def lc_1_5__register_fully_connected_multi(self, params, inputs, outputs,
-                                           approx=None):
+def lc_1_5__register_fully_connected_multi(
+  self, params, inputs, outputs, approx=None
+):
   """Registers a fully connected layer used several times (shared weights).
 
   Args:
@@ -779,24 +857,36 @@ def lc_1_5__register_fully_connected_multi(self, params, inputs, outputs,
       already (no reuse: shared layers have one minibatch).
   """
   approx = _resolve_approx(
-      self, params, approx, self.default_fully_connected_multi_approximation,
-      (APPROX_KRONECKER_INDEP_NAME, APPROX_KRONECKER_SERIES_1_NAME,
-       APPROX_KRONECKER_SERIES_2_NAME))
+    self,
+    params,
+    approx,
+    self.default_fully_connected_multi_approximation,
+    (
+      APPROX_KRONECKER_INDEP_NAME,
+      APPROX_KRONECKER_SERIES_1_NAME,
+      APPROX_KRONECKER_SERIES_2_NAME,
+    ),
+  )
   has_bias = isinstance(params, (tuple, list))
   if approx == APPROX_KRONECKER_INDEP_NAME:
-    block = fb.FullyConnectedMultiIndepFB(self, inputs, outputs,
-                                          has_bias=has_bias)
+    block = fb.FullyConnectedMultiIndepFB(
+      self, inputs, outputs, has_bias=has_bias
+    )
   else:
-    option = (fb.SeriesFBApproximation.option1
-              if approx == APPROX_KRONECKER_SERIES_1_NAME
-              else fb.SeriesFBApproximation.option2)
-    block = fb.FullyConnectedSeriesFB(self, inputs, outputs,
-                                      has_bias=has_bias, option=option)
+    option = (
+      fb.SeriesFBApproximation.option1
+      if approx == APPROX_KRONECKER_SERIES_1_NAME
+      else fb.SeriesFBApproximation.option2
+    )
+    block = fb.FullyConnectedSeriesFB(
+      self, inputs, outputs, has_bias=has_bias, option=option
+    )
   self.register_block(params, block, reuse=False)
 
 
 def lc_1_5__register_categorical_predictive_distribution(
-    self, logits, seed=None, targets=None, name=None, reuse=VARIABLE_SCOPE):
+  self, logits, seed=None, targets=None, name=None, reuse=VARIABLE_SCOPE
+):
   """Registers (one minibatch of) a categorical predictive distribution.
 
   Args:
@@ -815,24 +905,30 @@ def lc_1_5__register_categorical_predictive_distribution(
   """
   if name is None:
     name = self._graph.unique_name(
-        "register_categorical_predictive_distribution")
+      "register_categorical_predictive_distribution"
+    )
   if reuse is VARIABLE_SCOPE or reuse == VARIABLE_SCOPE:
     reuse = tf.compat.v1.get_variable_scope().reuse
   if reuse:
     if seed is not None:
-      raise ValueError("Seed can only be specified at LossFunction "
-                       "instantiation.")
+      raise ValueError(
+        "Seed can only be specified at LossFunction instantiation."
+      )
     if name not in self._loss_dict:
-      raise KeyError("Unable to find loss function named {}. Create a new "
-                     "LossFunction with reuse=False.".format(name))
-    self._loss_dict[name].register_additional_minibatch(logits,
-                                                        targets=targets)
+      raise KeyError(
+        "Unable to find loss function named {}. Create a new "
+        "LossFunction with reuse=False.".format(name)
+      )
+    self._loss_dict[name].register_additional_minibatch(logits, targets=targets)
   else:
     if name in self._loss_dict:
-      raise KeyError("Loss function named {} already exists. Set reuse=True "
-                     "to append another minibatch.".format(name))
+      raise KeyError(
+        "Loss function named {} already exists. Set reuse=True "
+        "to append another minibatch.".format(name)
+      )
     self._loss_dict[name] = lf.CategoricalLogitsNegativeLogProbLoss(
-        logits, targets=targets, seed=seed)
+      logits, targets=targets, seed=seed
+    )
 
 
 def lc_1_5___register_loss(self, loss, name, default_name):
@@ -846,7 +942,8 @@ def lc_1_5___register_loss(self, loss, name, default_name):
     name = self._graph.unique_name(default_name)
   if name in self._loss_dict:
     raise NotImplementedError(
-        "Adding logits to an existing LossFunction not yet supported.")
+      "Adding logits to an existing LossFunction not yet supported."
+    )
   self._loss_dict[name] = loss
 
 
@@ -877,15 +974,18 @@ def utils_1_6__cross_replica_mean(tensor, name=None):
     ValueError: Always here: no TPU context is active.
   """
   del tensor, name
-  raise ValueError("Not inside a TPU sharding context (cross_replica_mean "
-                   "needs one).")
+  raise ValueError(
+    "Not inside a TPU sharding context (cross_replica_mean needs one)."
+  )
 
 
-def factors_1_6__set_global_constants(init_covariances_at_zero=None,
-                                      zero_debias=None,
-                                      eigenvalue_decomposition_threshold=None,
-                                      eigenvalue_clipping_threshold=None,
-                                      colocate_cov_ops_with_inputs=None):
+def factors_1_6__set_global_constants(
+  init_covariances_at_zero=None,
+  zero_debias=None,
+  eigenvalue_decomposition_threshold=None,
+  eigenvalue_clipping_threshold=None,
+  colocate_cov_ops_with_inputs=None,
+):
   """Overwrites the module's global constants (those not None).
 
   Args:
@@ -944,8 +1044,9 @@ def factors_1_6__compute_cov(tensor, tensor_right=None, normalizer=None):
     return _compute_cov(tensor, normalizer=normalizer)
   if normalizer is None:
     normalizer = tf.shape(tensor)[0]
-  return (tf.linalg.matmul(tensor, tensor_right, transpose_a=True) /
-          tf.cast(normalizer, tensor.dtype))
+  return tf.linalg.matmul(tensor, tensor_right, transpose_a=True) / tf.cast(
+    normalizer, tensor.dtype
+  )
 
 
 def factors_1_6__append_homog(tensor):
@@ -960,8 +1061,9 @@ def factors_1_6__append_homog(tensor):
   return _append_homog(tensor)
 
 
-def factors_1_6__extract_image_patches(image, ksizes, strides, padding,
-                                       name=None):
+def factors_1_6__extract_image_patches(
+  image, ksizes, strides, padding, name=None
+):
   """`tf.image.extract_patches` with spatial-only sizes and strides.
 
   Outside a TPU context (always, here) this is the plain patch extraction
@@ -978,9 +1080,13 @@ def factors_1_6__extract_image_patches(image, ksizes, strides, padding,
     The patches, `[batch, out_h, out_w, kh*kw*channels]`.
   """
   return tf.image.extract_patches(
-      image, sizes=[1] + list(ksizes) + [1],
-      strides=[1] + list(strides) + [1], rates=[1, 1, 1, 1],
-      padding=padding, name=name)
+    image,
+    sizes=[1] + list(ksizes) + [1],
+    strides=[1] + list(strides) + [1],
+    rates=[1, 1, 1, 1],
+    padding=padding,
+    name=name,
+  )
 
 
 def factors_1_6__reset_eigendecomp(self):
@@ -1003,7 +1109,7 @@ def blocks_1_6__normalize_damping(damping, num_replications):
     The normalised damping.
   """
   if NORMALIZE_DAMPING_POWER:
-    return damping / (num_replications ** NORMALIZE_DAMPING_POWER)
+    return damping / (num_replications**NORMALIZE_DAMPING_POWER)
   return damping
 
 
@@ -1055,8 +1161,11 @@ def blocks_1_6__num_conv_locations(input_shape, strides):
   Returns:
     An int.
   """
-  return int(input_shape[1]) * int(input_shape[2]) // (
-      int(strides[1]) * int(strides[2]))
+  return (
+    int(input_shape[1])
+    * int(input_shape[2])
+    // (int(strides[1]) * int(strides[2]))
+  )
 
 
 def estimator_1_6___setup(self, cov_ema_decay):
@@ -1078,6 +1187,7 @@ def estimator_1_6___setup(self, cov_ema_decay):
     def thunk():
       with tf.name_scope("create_cov_update_thunk"):
         return make_cov_update(factor)
+
     return thunk
 
   def inv_thunk(factor):
@@ -1085,6 +1195,7 @@ def estimator_1_6___setup(self, cov_ema_decay):
       with self._inv_device_context_generator():
         with tf.name_scope("create_inv_update_thunk"):
           return tf.group(*make_inv_updates(factor))
+
     return thunk
 
   self.cov_update_thunks = [cov_thunk(factor) for factor in factors]
@@ -1101,24 +1212,33 @@ def _estimator_attribute(name, doc):
 
   def setter(self, value):
     del value  # The estimator's, read on every access.
+
   getter.__doc__ = doc
   return property(getter, setter)
 
 
 optimizer_1_6__cov_update_thunks = _estimator_attribute(
-    "cov_update_thunks", "One thunk per factor building its covariance "
-    "update op (a new op on every call).")
+  "cov_update_thunks",
+  "One thunk per factor building its covariance "
+  "update op (a new op on every call).",
+)
 optimizer_1_6__cov_update_ops = _estimator_attribute(
-    "cov_update_ops", "The covariance update op of every factor.")
+  "cov_update_ops", "The covariance update op of every factor."
+)
 optimizer_1_6__cov_update_op = _estimator_attribute(
-    "cov_update_op", "All covariance updates, grouped.")
+  "cov_update_op", "All covariance updates, grouped."
+)
 optimizer_1_6__inv_update_thunks = _estimator_attribute(
-    "inv_update_thunks", "One thunk per factor building its inverse update "
-    "op (a new op on every call), e.g. for `utils.batch_execute`.")
+  "inv_update_thunks",
+  "One thunk per factor building its inverse update "
+  "op (a new op on every call), e.g. for `utils.batch_execute`.",
+)
 optimizer_1_6__inv_update_ops = _estimator_attribute(
-    "inv_update_ops", "The inverse update op of every factor.")
+  "inv_update_ops", "The inverse update op of every factor."
+)
 optimizer_1_6__inv_update_op = _estimator_attribute(
-    "inv_update_op", "All inverse updates, grouped.")
+  "inv_update_op", "All inverse updates, grouped."
+)
 
 
 # ---------------------------------------------------------------------------
@@ -1126,10 +1246,18 @@ optimizer_1_6__inv_update_op = _estimator_attribute(
 # adaptation.
 
 
-def estimator_1_7__init__(self, damping_fn, variables, cov_ema_decay,
-                          layer_collection, estimation_mode="gradients",
-                          colocate_gradients_with_ops=True, cov_devices=None,
-                          inv_devices=None, skip_nonfinite_updates=True):
+def estimator_1_7__init__(
+  self,
+  damping_fn,
+  variables,
+  cov_ema_decay,
+  layer_collection,
+  estimation_mode="gradients",
+  colocate_gradients_with_ops=True,
+  cov_devices=None,
+  inv_devices=None,
+  skip_nonfinite_updates=True,
+):
   """Checks the registrations and builds the update ops.
 
   Args:
@@ -1158,11 +1286,16 @@ def estimator_1_7__init__(self, damping_fn, variables, cov_ema_decay,
   """
   self._damping_fn = damping_fn
   self._engine___init__(
-      variables, cov_ema_decay, damping_fn(), layer_collection,
-      estimation_mode=estimation_mode,
-      colocate_gradients_with_ops=colocate_gradients_with_ops,
-      cov_devices=cov_devices, inv_devices=inv_devices,
-      skip_nonfinite_updates=skip_nonfinite_updates)
+    variables,
+    cov_ema_decay,
+    damping_fn(),
+    layer_collection,
+    estimation_mode=estimation_mode,
+    colocate_gradients_with_ops=colocate_gradients_with_ops,
+    cov_devices=cov_devices,
+    inv_devices=inv_devices,
+    skip_nonfinite_updates=skip_nonfinite_updates,
+  )
 
 
 def estimator_1_7__damping(self):
@@ -1173,9 +1306,9 @@ def estimator_1_7__damping(self):
 estimator_1_7__damping = property(estimator_1_7__damping)
 
 
-def optimizer_1_7___make_fisher_estimator(self, variables, cov_ema_decay,
-                                          damping, layer_collection,
-                                          **kwargs):
+def optimizer_1_7___make_fisher_estimator(
+  self, variables, cov_ema_decay, damping, layer_collection, **kwargs
+):
   """Builds the 1.7 estimator, whose damping function reads `self.damping`.
 
   Args:
@@ -1189,8 +1322,9 @@ def optimizer_1_7___make_fisher_estimator(self, variables, cov_ema_decay,
     The `FisherEstimator`.
   """
   self._damping_constant = damping
-  return est.FisherEstimator(lambda: self.damping, variables, cov_ema_decay,
-                             layer_collection, **kwargs)
+  return est.FisherEstimator(
+    lambda: self.damping, variables, cov_ema_decay, layer_collection, **kwargs
+  )
 
 
 def optimizer_1_7__minimize(self, *args, **kwargs):
@@ -1212,12 +1346,14 @@ def optimizer_1_7__minimize(self, *args, **kwargs):
     ValueError: If `var_list` is not the set of Fisher-estimating
       variables.
   """
-  return self._minimize_with_damping_adaptation(self._engine_minimize, *args,
-                                                **kwargs)
+  return self._minimize_with_damping_adaptation(
+    self._engine_minimize, *args, **kwargs
+  )
 
 
-def lc_1_7__register_embedding(self, params, inputs, outputs, approx=None,
-                               reuse=VARIABLE_SCOPE):
+def lc_1_7__register_embedding(
+  self, params, inputs, outputs, approx=None, reuse=VARIABLE_SCOPE
+):
   """Registers (one minibatch of) an embedding lookup `outputs = params[inputs]`.
 
   Args:
@@ -1233,14 +1369,19 @@ def lc_1_7__register_embedding(self, params, inputs, outputs, approx=None,
       `register_block` refuses the registration.
     KeyError: If reusing a key that is not registered.
   """
-  approx = _resolve_approx(self, params, approx,
-                           self.default_embedding_approximation,
-                           (APPROX_KRONECKER_NAME,))
+  approx = _resolve_approx(
+    self,
+    params,
+    approx,
+    self.default_embedding_approximation,
+    (APPROX_KRONECKER_NAME,),
+  )
   if isinstance(params, (tuple, list)):
     raise ValueError("Bias not supported.")
   vocab_size = int(params.shape[0])
-  block = self.register_block(params, fb.EmbeddingKFACFB(self, vocab_size),
-                              reuse=reuse)
+  block = self.register_block(
+    params, fb.EmbeddingKFACFB(self, vocab_size), reuse=reuse
+  )
   block.register_additional_minibatch(inputs, outputs)
 
 
@@ -1279,7 +1420,8 @@ def utils_1_7__mat2d_to_layer_params(vector_template, mat2d):
   if isinstance(vector_template, tf.IndexedSlices):
     if not isinstance(mat2d, tf.IndexedSlices):
       raise TypeError(
-          "If vector_template is an IndexedSlices, so should mat2d be; got "
-          "{!r}.".format(mat2d))
+        "If vector_template is an IndexedSlices, so should mat2d be; got "
+        "{!r}.".format(mat2d)
+      )
     return mat2d
   return _engine_mat2d_to_layer_params(vector_template, mat2d)

@@ -62,14 +62,16 @@ def _rebind_function(func, namespace, qualname_prefix=None, name=None):
   if not os.path.abspath(func.__code__.co_filename).startswith(_PACKAGE_DIR):
     return func
   name = name or func.__name__
-  new = types.FunctionType(func.__code__, namespace, name,
-                           func.__defaults__, func.__closure__)
+  new = types.FunctionType(
+    func.__code__, namespace, name, func.__defaults__, func.__closure__
+  )
   new.__kwdefaults__ = func.__kwdefaults__
   new.__dict__.update(func.__dict__)  # e.g. __isabstractmethod__
   new.__doc__ = func.__doc__
   new.__module__ = namespace["__name__"]
   new.__qualname__ = (
-      "{}.{}".format(qualname_prefix, name) if qualname_prefix else name)
+    "{}.{}".format(qualname_prefix, name) if qualname_prefix else name
+  )
   return new
 
 
@@ -78,15 +80,19 @@ def _rebind_member(value, namespace, qualname_prefix, name=None):
   if isinstance(value, types.FunctionType):
     return _rebind_function(value, namespace, qualname_prefix, name)
   if isinstance(value, property):
-    parts = [_rebind_member(f, namespace, qualname_prefix) if f else None
-             for f in (value.fget, value.fset, value.fdel)]
+    parts = [
+      _rebind_member(f, namespace, qualname_prefix) if f else None
+      for f in (value.fget, value.fset, value.fdel)
+    ]
     return property(*parts, doc=value.__doc__)
   if isinstance(value, staticmethod):
-    return staticmethod(_rebind_member(value.__func__, namespace,
-                                       qualname_prefix, name))
+    return staticmethod(
+      _rebind_member(value.__func__, namespace, qualname_prefix, name)
+    )
   if isinstance(value, classmethod):
-    return classmethod(_rebind_member(value.__func__, namespace,
-                                      qualname_prefix, name))
+    return classmethod(
+      _rebind_member(value.__func__, namespace, qualname_prefix, name)
+    )
   return value
 
 
@@ -100,14 +106,18 @@ _PUBLIC_MODULES = frozenset(_releases.MODULES)
 
 def _is_public_engine_module(name):
   parts = name.split(".")
-  return (len(parts) == 2 and parts[0] == _ENGINE_PACKAGE
-          and parts[1] in _PUBLIC_MODULES)
+  return (
+    len(parts) == 2
+    and parts[0] == _ENGINE_PACKAGE
+    and parts[1] in _PUBLIC_MODULES
+  )
 
 
 def _is_private_engine_module(name):
   parts = name.split(".")
-  return (len(parts) == 2 and parts[0] == _ENGINE_PACKAGE
-          and parts[1].startswith("_"))
+  return (
+    len(parts) == 2 and parts[0] == _ENGINE_PACKAGE and parts[1].startswith("_")
+  )
 
 
 def _globals_for(cls_or_func, namespace, release):
@@ -124,12 +134,15 @@ def _globals_for(cls_or_func, namespace, release):
   elif isinstance(cls_or_func, (staticmethod, classmethod)):
     cls_or_func = cls_or_func.__func__
   module_name = getattr(cls_or_func, "__module__", None)
-  if module_name is None or not isinstance(cls_or_func,
-                                           (type, types.FunctionType)):
+  if module_name is None or not isinstance(
+    cls_or_func, (type, types.FunctionType)
+  ):
     return namespace
-  if (module_name == _face_members.__name__ or
-      module_name.rsplit(".", 1)[-1] == namespace["__name__"].rsplit(
-          ".", 1)[-1]):
+  if (
+    module_name == _face_members.__name__
+    or module_name.rsplit(".", 1)[-1]
+    == namespace["__name__"].rsplit(".", 1)[-1]
+  ):
     return namespace
   key = (release.version, module_name)
   shadow = _SHADOW_GLOBALS.get(key)
@@ -138,8 +151,7 @@ def _globals_for(cls_or_func, namespace, release):
     _SHADOW_GLOBALS[key] = shadow
   faces = namespace["_face_modules"]
   for k, v in list(shadow.items()):
-    if isinstance(v, types.ModuleType) and _is_public_engine_module(
-        v.__name__):
+    if isinstance(v, types.ModuleType) and _is_public_engine_module(v.__name__):
       short = v.__name__.rsplit(".", 1)[-1]
       if short in faces:
         shadow[k] = faces[short]
@@ -192,8 +204,9 @@ def _rehost_class(cls, namespace, release, extra_members=None, name=None):
   body = {}
   sources = []
   for mixin in inlined:
-    sources.extend(k for k in mixin.__mro__
-                   if _is_private_engine_module(k.__module__))
+    sources.extend(
+      k for k in mixin.__mro__ if _is_private_engine_module(k.__module__)
+    )
   for klass in reversed(sources):
     _copy_members(klass, body, namespace, release)
   _copy_members(cls, body, namespace, release)
@@ -204,12 +217,17 @@ def _rehost_class(cls, namespace, release, extra_members=None, name=None):
     if value is _REMOVE:
       body.pop(key, None)
     else:
-      body[key] = _rebind_member(value, _globals_for(value, namespace,
-                                                     release), cls.__name__,
-                                 key)
-  _apply_signatures(release, "{}.{}".format(
-      namespace["__name__"].rsplit(".", 1)[-1], name or cls.__name__), body,
-                    namespace)
+      body[key] = _rebind_member(
+        value, _globals_for(value, namespace, release), cls.__name__, key
+      )
+  _apply_signatures(
+    release,
+    "{}.{}".format(
+      namespace["__name__"].rsplit(".", 1)[-1], name or cls.__name__
+    ),
+    body,
+    namespace,
+  )
   body["__module__"] = namespace["__name__"]
   body["__qualname__"] = name or cls.__name__
   body["_release"] = release
@@ -227,8 +245,14 @@ def _copy_members(klass, body, namespace, release):
   """Copies `klass`'s own members into `body`, re-hosted."""
   func_globals = _globals_for(klass, namespace, release)
   for key, value in vars(klass).items():
-    if key in ("__dict__", "__weakref__", "__abstractmethods__",
-               "_abc_impl", "__module__", "__qualname__"):
+    if key in (
+      "__dict__",
+      "__weakref__",
+      "__abstractmethods__",
+      "_abc_impl",
+      "__module__",
+      "__qualname__",
+    ):
       continue
     body[key] = _rebind_member(value, func_globals, klass.__name__)
 
@@ -244,8 +268,9 @@ def _eval_default(node, namespace):
     parts.insert(0, node.attr)
     node = node.value
   if not isinstance(node, ast.Name):
-    raise ValueError("Unsupported default in a release signature: "
-                     "{}".format(ast.dump(node)))
+    raise ValueError(
+      "Unsupported default in a release signature: {}".format(ast.dump(node))
+    )
   value = namespace[node.id]
   for part in parts:
     value = getattr(value, part)
@@ -254,24 +279,38 @@ def _eval_default(node, namespace):
 
 def _parse_signature(params, namespace, with_self):
   """An `inspect.Signature` from a parameter list written as source."""
-  tree = ast.parse("def f({}{}): pass".format(
-      "self, " if with_self else "", params))
+  tree = ast.parse(
+    "def f({}{}): pass".format("self, " if with_self else "", params)
+  )
   args = tree.body[0].args
   kind = inspect.Parameter
   result = []
   positional = args.posonlyargs + args.args
   defaults = [None] * (len(positional) - len(args.defaults)) + list(
-      args.defaults)
+    args.defaults
+  )
   for arg, default in zip(positional, defaults):
-    result.append(kind(arg.arg, kind.POSITIONAL_OR_KEYWORD,
-                       default=kind.empty if default is None
-                       else _eval_default(default, namespace)))
+    result.append(
+      kind(
+        arg.arg,
+        kind.POSITIONAL_OR_KEYWORD,
+        default=kind.empty
+        if default is None
+        else _eval_default(default, namespace),
+      )
+    )
   if args.vararg:
     result.append(kind(args.vararg.arg, kind.VAR_POSITIONAL))
   for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-    result.append(kind(arg.arg, kind.KEYWORD_ONLY,
-                       default=kind.empty if default is None
-                       else _eval_default(default, namespace)))
+    result.append(
+      kind(
+        arg.arg,
+        kind.KEYWORD_ONLY,
+        default=kind.empty
+        if default is None
+        else _eval_default(default, namespace),
+      )
+    )
   if args.kwarg:
     result.append(kind(args.kwarg.arg, kind.VAR_KEYWORD))
   return inspect.Signature(result)
@@ -300,15 +339,17 @@ def _docstring_for(doc, signature, arg_docs):
     if stripped and len(line) - len(line.lstrip()) <= indent:
       break
     match = re.match(r"^(\**\w+)( \(.*?\))?:", stripped)
-    if (stripped and len(line) - len(line.lstrip()) == entry_indent
-        and match):
+    if stripped and len(line) - len(line.lstrip()) == entry_indent and match:
       current = match.group(1).lstrip("*")
       entries[current] = [line]
     elif current is not None:
       entries[current].append(line)
     end += 1
-  while entries and entries[next(reversed(entries))] and not (
-      entries[next(reversed(entries))][-1].strip()):
+  while (
+    entries
+    and entries[next(reversed(entries))]
+    and not (entries[next(reversed(entries))][-1].strip())
+  ):
     entries[next(reversed(entries))].pop()
   new_entries = []
   for name, param in signature.parameters.items():
@@ -316,19 +357,24 @@ def _docstring_for(doc, signature, arg_docs):
       continue
     if name in arg_docs:
       stars = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(
-          param.kind, "")
-      text = "{}{}{}: {}".format(" " * entry_indent, stars, name,
-                                 arg_docs[name])
+        param.kind, ""
+      )
+      text = "{}{}{}: {}".format(
+        " " * entry_indent, stars, name, arg_docs[name]
+      )
       new_entries.extend(_wrap(text, entry_indent + 2))
     elif name in entries:
       new_entries.extend(entries[name])
     else:
-      raise ValueError("No description of parameter {!r} for the release "
-                       "docstring.".format(name))
+      raise ValueError(
+        "No description of parameter {!r} for the release docstring.".format(
+          name
+        )
+      )
   tail = lines[end:]
   if tail:
     new_entries.append("")
-  return "\n".join(lines[:start + 1] + new_entries + tail)
+  return "\n".join(lines[: start + 1] + new_entries + tail)
 
 
 def _wrap(text, indent):
@@ -361,21 +407,31 @@ def _with_signature(func, params, namespace, arg_docs, is_method):
   # building its estimator), so they are passed through, by keyword only.
   # The parameters the engine's code really takes (not a `__signature__`
   # the engine may document instead).
-  plain = types.FunctionType(func.__code__, func.__globals__, func.__name__,
-                             func.__defaults__, func.__closure__)
+  plain = types.FunctionType(
+    func.__code__,
+    func.__globals__,
+    func.__name__,
+    func.__defaults__,
+    func.__closure__,
+  )
   plain.__kwdefaults__ = func.__kwdefaults__
   engine_params = inspect.signature(plain).parameters
   engine_only = set(engine_params) - set(signature.parameters)
   # Parameters of the release that the engine function lacks are stored on
   # the instance as `_<name>` (e.g. 1.5's `colocate_cov_ops_with_inputs`),
   # where engine code reads them.
-  absorbed = {n for n, p in signature.parameters.items()
-              if n not in engine_params and n not in ("self", "cls") and
-              p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+  absorbed = {
+    n
+    for n, p in signature.parameters.items()
+    if n not in engine_params
+    and n not in ("self", "cls")
+    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+  }
   if absorbed and not is_method:
     raise ValueError("{} lacks parameters {}".format(func.__name__, absorbed))
-  engine_takes_kwargs = any(p.kind is p.VAR_KEYWORD
-                            for p in engine_params.values())
+  engine_takes_kwargs = any(
+    p.kind is p.VAR_KEYWORD for p in engine_params.values()
+  )
 
   @functools.wraps(func)
   def wrapper(*args, **kwargs):
@@ -405,8 +461,10 @@ def _with_signature(func, params, namespace, arg_docs, is_method):
 
 
 def _arg_docs(release, key):
-  """Parameter descriptions for `key`: the release-wide ("*") ones, then
-  those declared for `key`."""
+  """Parameter descriptions for `key`.
+
+  The release-wide ("*") ones come first, then those declared for `key`.
+  """
   docs = dict(release.arg_docs.get("*", {}))
   docs.update(release.arg_docs.get(key, {}))
   return docs
@@ -416,12 +474,13 @@ def _apply_signatures(release, target, body, namespace):
   """Wraps the members of `body` that `release` gives other signatures."""
   prefix = target + "."
   for key, params in release.signatures.items():
-    if not key.startswith(prefix) or "." in key[len(prefix):]:
+    if not key.startswith(prefix) or "." in key[len(prefix) :]:
       continue
-    member = key[len(prefix):]
+    member = key[len(prefix) :]
     func = body[member]
-    body[member] = _with_signature(func, params, namespace,
-                                   _arg_docs(release, key), is_method=True)
+    body[member] = _with_signature(
+      func, params, namespace, _arg_docs(release, key), is_method=True
+    )
 
 
 def _source(source):
@@ -436,8 +495,9 @@ def _source(source):
     module_name, path = source.split(":")
     value = importlib.import_module(module_name)
     for attr in path.split("."):
-      value = vars(value)[attr] if isinstance(value, type) else getattr(
-          value, attr)
+      value = (
+        vars(value)[attr] if isinstance(value, type) else getattr(value, attr)
+      )
     return value
   return getattr(_face_members, source)
 
@@ -447,8 +507,10 @@ def _members_for(release, target):
 
   A member declared with source None maps to `_REMOVE`: the face removes it.
   """
-  return {member: _source(source)
-          for member, source in release.members.get(target, ())}
+  return {
+    member: _source(source)
+    for member, source in release.members.get(target, ())
+  }
 
 
 def _class_order(classes):
@@ -484,11 +546,21 @@ def fill_module(namespace, version, module_name):
   release = _releases.get(version)
   engine = _engine_module(module_name)
   face_modules = {
-      name: importlib.import_module("{}.{}".format(release.package, name))
-      for name in _releases.MODULES[:_releases.MODULES.index(module_name)]}
-  keep = {k: namespace[k] for k in ("__name__", "__file__", "__package__",
-                                    "__loader__", "__spec__", "__builtins__")
-          if k in namespace}
+    name: importlib.import_module("{}.{}".format(release.package, name))
+    for name in _releases.MODULES[: _releases.MODULES.index(module_name)]
+  }
+  keep = {
+    k: namespace[k]
+    for k in (
+      "__name__",
+      "__file__",
+      "__package__",
+      "__loader__",
+      "__spec__",
+      "__builtins__",
+    )
+    if k in namespace
+  }
   doc = namespace.get("__doc__")
   namespace.clear()
   namespace.update(vars(engine))
@@ -499,31 +571,48 @@ def fill_module(namespace, version, module_name):
   for key, value in list(namespace.items()):
     if isinstance(value, types.ModuleType):
       short = value.__name__.rsplit(".", 1)[-1]
-      if (value.__name__.startswith(_ENGINE_PACKAGE + ".")
-          and short in face_modules):
+      if (
+        value.__name__.startswith(_ENGINE_PACKAGE + ".")
+        and short in face_modules
+      ):
         namespace[key] = face_modules[short]
   # Functions, then classes (bases first), then dicts holding functions.
   rebound = {}
   for key, value in list(namespace.items()):
     if isinstance(value, types.FunctionType) and _defined_in(value, engine):
       rebound[value] = namespace[key] = _rebind_function(value, namespace)
-  classes = [v for v in vars(engine).values()
-             if isinstance(v, type) and _defined_in(v, engine)]
+  classes = [
+    v
+    for v in vars(engine).values()
+    if isinstance(v, type) and _defined_in(v, engine)
+  ]
   for cls in _class_order(classes):
     extra = _members_for(release, "{}.{}".format(module_name, cls.__name__))
     rebound[cls] = namespace[cls.__name__] = _rehost_class(
-        cls, namespace, release, extra)
+      cls, namespace, release, extra
+    )
   for key, value in list(namespace.items()):
-    if isinstance(value, dict) and not key.startswith("__") and any(
-        v in rebound for v in value.values()
-        if isinstance(v, (types.FunctionType, type))):
+    if (
+      isinstance(value, dict)
+      and not key.startswith("__")
+      and any(
+        v in rebound
+        for v in value.values()
+        if isinstance(v, (types.FunctionType, type))
+      )
+    ):
       namespace[key] = type(value)(
-          (k, rebound.get(v, v)) for k, v in value.items())
+        (k, rebound.get(v, v)) for k, v in value.items()
+      )
   # Module-level members of the release (new functions and classes).
   # Private helpers of the adapters, for the adapters re-hosted here.
   for key, value in vars(_face_members).items():
-    if (key.startswith("_") and not key.startswith("__") and
-        isinstance(value, types.FunctionType) and key not in namespace):
+    if (
+      key.startswith("_")
+      and not key.startswith("__")
+      and isinstance(value, types.FunctionType)
+      and key not in namespace
+    ):
       namespace[key] = _rebind_function(value, namespace)
   module_members = _members_for(release, module_name)
   finish = module_members.pop("__finish__", None)
@@ -533,20 +622,32 @@ def fill_module(namespace, version, module_name):
       namespace["_engine_" + name] = namespace[name]
     if value is _REMOVE:
       namespace.pop(name, None)
-    elif isinstance(value, type) and not issubclass(value, enum.Enum) and (
-        _is_private_engine_module(value.__module__) or
-        value.__module__ == _face_members.__name__):
+    elif (
+      isinstance(value, type)
+      and not issubclass(value, enum.Enum)
+      and (
+        _is_private_engine_module(value.__module__)
+        or value.__module__ == _face_members.__name__
+      )
+    ):
       namespace[name] = _rehost_class(
-          value, namespace, release,
-          _members_for(release, "{}.{}".format(module_name, name)), name)
+        value,
+        namespace,
+        release,
+        _members_for(release, "{}.{}".format(module_name, name)),
+        name,
+      )
     elif isinstance(value, types.FunctionType):
       # Module functions run in the face module when every global they use
       # is there (so they see the face's constants), else with the globals
       # of the module they were written in (see `_globals_for`).
       home = vars(importlib.import_module(value.__module__))
       used = [n for n in _global_names(value.__code__) if n in home]
-      func_globals = (namespace if all(n in namespace for n in used)
-                      else _globals_for(value, namespace, release))
+      func_globals = (
+        namespace
+        if all(n in namespace for n in used)
+        else _globals_for(value, namespace, release)
+      )
       namespace[name] = _rebind_function(value, func_globals, name=name)
       namespace[name].__module__ = namespace["__name__"]
     else:
@@ -554,9 +655,13 @@ def fill_module(namespace, version, module_name):
   for key, params in release.signatures.items():
     owner, _, name = key.rpartition(".")
     if owner == module_name:
-      namespace[name] = _with_signature(namespace[name], params, namespace,
-                                        _arg_docs(release, key),
-                                        is_method=False)
+      namespace[name] = _with_signature(
+        namespace[name],
+        params,
+        namespace,
+        _arg_docs(release, key),
+        is_method=False,
+      )
   namespace["_release"] = release
   namespace["__all__"] = list(release.exports[module_name])
   if finish is not None:
@@ -573,5 +678,6 @@ def fill_package(namespace, version):
   release = _releases.get(version)
   for name in _releases.MODULES:
     namespace[name] = importlib.import_module(
-        "{}.{}".format(release.package, name))
+      "{}.{}".format(release.package, name)
+    )
   namespace["_release"] = release

@@ -28,15 +28,15 @@ from kfac import fisher_factors
 from kfac import utils
 
 __all__ = [
-    "POSDEF_EIG_METHOD",
-    "posdef_eig",
-    "posdef_eig_self_adjoint",
-    "posdef_eig_svd",
-    "posdef_eig_functions",
-    "FullyConnectedMultiKF",
-    "SeriesFBApproximation",
-    "FullyConnectedMultiIndepFB",
-    "FullyConnectedSeriesFB",
+  "POSDEF_EIG_METHOD",
+  "posdef_eig",
+  "posdef_eig_self_adjoint",
+  "posdef_eig_svd",
+  "posdef_eig_functions",
+  "FullyConnectedMultiKF",
+  "SeriesFBApproximation",
+  "FullyConnectedMultiIndepFB",
+  "FullyConnectedSeriesFB",
 ]
 
 # How `posdef_eig` decomposes a (nearly) symmetric PSD matrix (utils, 1.5).
@@ -71,8 +71,8 @@ def posdef_eig_svd(mat):
 
 
 posdef_eig_functions = {
-    "self_adjoint": posdef_eig_self_adjoint,
-    "svd": posdef_eig_svd,
+  "self_adjoint": posdef_eig_self_adjoint,
+  "svd": posdef_eig_svd,
 }
 
 
@@ -92,9 +92,11 @@ def _first_tensor(tensor_lists):
   return tensor_lists[0][0]
 
 
-class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
-                            extras.DataDtypeFactorMixin,
-                            fisher_factors.InverseProvidingFactor):
+class FullyConnectedMultiKF(
+  extras.DenseFactorMultiplyMixin,
+  extras.DataDtypeFactorMixin,
+  fisher_factors.InverseProvidingFactor,
+):
   """Kronecker factor of a fully connected layer used `T` times (1.5-1.7).
 
   `tensor_lists[s]` holds the `T` tensors `[B, n]` of source `s` (inputs
@@ -125,8 +127,9 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
   class's inverses and powers, then the option quantities.
   """
 
-  def __init__(self, tensor_lists, has_bias=False,
-               colocate_cov_ops_with_inputs=False):
+  def __init__(
+    self, tensor_lists, has_bias=False, colocate_cov_ops_with_inputs=False
+  ):
     """Creates the factor and its covariance variable.
 
     Args:
@@ -145,22 +148,29 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
         rank 2 with a known number of features.
     """
     if not isinstance(tensor_lists, (tuple, list)) or not tensor_lists:
-      raise ValueError("tensor_lists must be a non-empty tuple/list over "
-                       "sources of lists over uses, got {!r}."
-                       .format(tensor_lists))
+      raise ValueError(
+        "tensor_lists must be a non-empty tuple/list over "
+        "sources of lists over uses, got {!r}.".format(tensor_lists)
+      )
     num_uses = None
     for s, tensors in enumerate(tensor_lists):
       if not isinstance(tensors, (tuple, list)) or not tensors:
-        raise ValueError("tensor_lists[{}] must be a non-empty tuple/list "
-                         "over uses, got {!r}.".format(s, tensors))
+        raise ValueError(
+          "tensor_lists[{}] must be a non-empty tuple/list "
+          "over uses, got {!r}.".format(s, tensors)
+        )
       if num_uses is not None and len(tensors) != num_uses:
-        raise ValueError("Every source must have the same number of uses; "
-                         "got {} and {}.".format(num_uses, len(tensors)))
+        raise ValueError(
+          "Every source must have the same number of uses; "
+          "got {} and {}.".format(num_uses, len(tensors))
+        )
       num_uses = len(tensors)
       _checks.check_tensor_list(
-          list(tensors), "tensor_lists[{}]".format(s), rank=2)
+        list(tensors), "tensor_lists[{}]".format(s), rank=2
+      )
       fisher_factors._check_static_dim(  # pylint: disable=protected-access
-          list(tensors), 1, "tensor_lists[{}]".format(s), "features")
+        list(tensors), 1, "tensor_lists[{}]".format(s), "features"
+      )
     self._tensor_lists = tensor_lists
     self._has_bias = has_bias
     self._colocate_cov_ops_with_inputs = colocate_cov_ops_with_inputs
@@ -172,7 +182,8 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
   @property
   def _var_scope(self):
     return "ff_fc_multi/" + fisher_factors.scope_string_from_params(
-        self._tensor_lists)
+      self._tensor_lists
+    )
 
   @property
   def _dtype(self):
@@ -189,7 +200,8 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
   @property
   def _cov_shape(self):
     size = int(_first_tensor(self._tensor_lists).shape[1]) + int(
-        bool(self._has_bias))
+      bool(self._has_bias)
+    )
     return [size, size]
 
   @property
@@ -198,9 +210,11 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
 
   def _maybe_colocate(self):
     return extras.maybe_colocate_with(
-        _first_tensor(self._tensor_lists),
-        extras.colocation_flag(fisher_factors,
-                               self._colocate_cov_ops_with_inputs))
+      _first_tensor(self._tensor_lists),
+      extras.colocation_flag(
+        fisher_factors, self._colocate_cov_ops_with_inputs
+      ),
+    )
 
   def _stacked(self, idx):
     """`X_idx`: the uses of source `idx` stacked use-major, `[T·B, n(+1)]`."""
@@ -218,19 +232,22 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
     tensor_present = tensor[:-batch_size, :]
     tensor_future = tensor[batch_size:, :]
     normalizer = tf.cast(self._num_uses * batch_size, tensor.dtype)
-    return tf.linalg.matmul(tensor_future, tensor_present,
-                            transpose_a=True) / normalizer
+    return (
+      tf.linalg.matmul(tensor_future, tensor_present, transpose_a=True)
+      / normalizer
+    )
 
   def register_cov_dt1(self):
     """Creates the zeros-initialised `cov_dt1` variable (once)."""
     if self._cov_dt1 is None:
       with tf.compat.v1.variable_scope(self._var_scope):
         self._cov_dt1 = tf.compat.v1.get_variable(
-            "cov_dt1",
-            initializer=tf.compat.v1.zeros_initializer(),
-            shape=self._cov_shape,
-            dtype=self._dtype,
-            trainable=False)
+          "cov_dt1",
+          initializer=tf.compat.v1.zeros_initializer(),
+          shape=self._cov_shape,
+          dtype=self._dtype,
+          trainable=False,
+        )
 
   def get_cov_dt1(self):
     """Returns the `cov_dt1` variable (None before `register_cov_dt1`)."""
@@ -247,26 +264,39 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
     """
     ema_decay = extras.decay_in_dtype(ema_decay, self._dtype)
     with self._maybe_colocate():
-      new_cov = tf.add_n([self._compute_new_cov(idx)
-                          for idx in range(self._num_sources)])
+      new_cov = tf.add_n(
+        [self._compute_new_cov(idx) for idx in range(self._num_sources)]
+      )
       # pylint: disable=protected-access
-      ops = [fisher_factors._assign_moving_average(
-          self._cov, new_cov, ema_decay,
-          zero_debias=fisher_factors.ZERO_DEBIAS)]
+      ops = [
+        fisher_factors._assign_moving_average(
+          self._cov, new_cov, ema_decay, zero_debias=fisher_factors.ZERO_DEBIAS
+        )
+      ]
       if self._cov_dt1 is not None:
-        new_cov_dt1 = tf.add_n([self._compute_new_cov_dt1(idx)
-                                for idx in range(self._num_sources)])
-        ops.append(fisher_factors._assign_moving_average(
-            self._cov_dt1, new_cov_dt1, ema_decay,
-            zero_debias=fisher_factors.ZERO_DEBIAS))
+        new_cov_dt1 = tf.add_n(
+          [self._compute_new_cov_dt1(idx) for idx in range(self._num_sources)]
+        )
+        ops.append(
+          fisher_factors._assign_moving_average(
+            self._cov_dt1,
+            new_cov_dt1,
+            ema_decay,
+            zero_debias=fisher_factors.ZERO_DEBIAS,
+          )
+        )
       # pylint: enable=protected-access
     return tf.group(*ops)
 
   def _make_quant_variable(self, name, initializer, shape):
     with tf.compat.v1.variable_scope(self._var_scope):
       return tf.compat.v1.get_variable(
-          name, initializer=initializer, shape=shape, dtype=self._dtype,
-          trainable=False)
+        name,
+        initializer=initializer,
+        shape=shape,
+        dtype=self._dtype,
+        trainable=False,
+      )
 
   def register_option1quants(self, damping):
     """Keeps option 1's `L` and `ψ` for `damping` up to date.
@@ -281,11 +311,15 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
     if damping not in self._option1quants_by_damping:
       damping_string = fisher_factors.scalar_or_tensor_to_string(damping)
       lmat = self._make_quant_variable(
-          "Lmat_damp" + damping_string, fisher_factors.inverse_initializer,
-          self._cov_shape)
+        "Lmat_damp" + damping_string,
+        fisher_factors.inverse_initializer,
+        self._cov_shape,
+      )
       psi = self._make_quant_variable(
-          "psi_damp" + damping_string, tf.compat.v1.ones_initializer(),
-          self._vec_shape)
+        "psi_damp" + damping_string,
+        tf.compat.v1.ones_initializer(),
+        self._vec_shape,
+      )
       self._option1quants_by_damping[damping] = (lmat, psi)
 
   def register_option2quants(self, damping):
@@ -302,14 +336,20 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
     if damping not in self._option2quants_by_damping:
       damping_string = fisher_factors.scalar_or_tensor_to_string(damping)
       pmat = self._make_quant_variable(
-          "Lmat_damp" + damping_string, fisher_factors.inverse_initializer,
-          self._cov_shape)
+        "Lmat_damp" + damping_string,
+        fisher_factors.inverse_initializer,
+        self._cov_shape,
+      )
       kmat = self._make_quant_variable(
-          "Kmat_damp" + damping_string, fisher_factors.inverse_initializer,
-          self._cov_shape)
+        "Kmat_damp" + damping_string,
+        fisher_factors.inverse_initializer,
+        self._cov_shape,
+      )
       mu = self._make_quant_variable(
-          "mu_damp" + damping_string, tf.compat.v1.ones_initializer(),
-          self._vec_shape)
+        "mu_damp" + damping_string,
+        tf.compat.v1.ones_initializer(),
+        self._vec_shape,
+      )
       self._option2quants_by_damping[damping] = (pmat, kmat, mu)
 
   def get_option1quants(self, damping):
@@ -347,38 +387,39 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
     and the current `cov_dt1`; see the class docstring.
     """
     updates = []
-    if not (self._option1quants_by_damping or
-            self._option2quants_by_damping):
+    if not (self._option1quants_by_damping or self._option2quants_by_damping):
       return updates
     self.register_eigendecomp()
     evals, evecs = self.get_eigendecomp()
-    evals = tf.maximum(evals, tf.cast(
-        fisher_factors.EIGENVALUE_CLIPPING_THRESHOLD, evals.dtype))
+    evals = tf.maximum(
+      evals, tf.cast(fisher_factors.EIGENVALUE_CLIPPING_THRESHOLD, evals.dtype)
+    )
     cov_dt1 = self._cov_dt1.read_value()
 
     def inv_sqrt_cov(damping):
       damped = evals + extras.cast_damping(damping, evals.dtype)
       mat = tf.linalg.matmul(evecs * damped**-0.5, evecs, transpose_b=True)
-      return (mat + tf.transpose(mat)) / 2.
+      return (mat + tf.transpose(mat)) / 2.0
 
     for damping, (lmat, psi_var) in self._option1quants_by_damping.items():
       sqrt_inv = inv_sqrt_cov(damping)
-      cov_dt1_sym = (cov_dt1 + tf.transpose(cov_dt1)) / 2.
-      hat_psi = tf.linalg.matmul(tf.linalg.matmul(sqrt_inv, cov_dt1_sym),
-                                 sqrt_inv)
+      cov_dt1_sym = (cov_dt1 + tf.transpose(cov_dt1)) / 2.0
+      hat_psi = tf.linalg.matmul(
+        tf.linalg.matmul(sqrt_inv, cov_dt1_sym), sqrt_inv
+      )
       psi, evecs_psi = posdef_eig(hat_psi)
       updates.append((lmat, tf.linalg.matmul(sqrt_inv, evecs_psi)))
       updates.append((psi_var, psi))
 
-    for damping, (pmat, kmat, mu_var) in (
-        self._option2quants_by_damping.items()):
+    for damping, (pmat, kmat, mu_var) in self._option2quants_by_damping.items():
       sqrt_inv = inv_sqrt_cov(damping)
       sqrt_inv_c1 = tf.linalg.matmul(sqrt_inv, cov_dt1)
       hat_psi = tf.linalg.matmul(sqrt_inv_c1, sqrt_inv)
       sigma, _, right = tf.linalg.svd(hat_psi, full_matrices=True)
-      mu = tf.minimum(sigma**2, tf.cast(1., sigma.dtype))
-      updates.append((pmat, tf.linalg.matmul(sqrt_inv_c1, sqrt_inv,
-                                             transpose_a=True)))
+      mu = tf.minimum(sigma**2, tf.cast(1.0, sigma.dtype))
+      updates.append(
+        (pmat, tf.linalg.matmul(sqrt_inv_c1, sqrt_inv, transpose_a=True))
+      )
       updates.append((kmat, tf.linalg.matmul(sqrt_inv, right)))
       updates.append((mu_var, mu))
     return updates
@@ -390,8 +431,7 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
     `_inverse_updates()` (plain and non-finite-guarded paths) thereby refresh
     the option quantities too.
     """
-    base = getattr(super(FullyConnectedMultiKF, self), "_inverse_updates",
-                   None)
+    base = getattr(super(FullyConnectedMultiKF, self), "_inverse_updates", None)
     updates = list(base()) if base is not None else []
     return updates + self._option_quant_updates()
 
@@ -406,12 +446,15 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
       A list holding one grouped `tf.Operation`.
     """
     if hasattr(fisher_factors.InverseProvidingFactor, "_inverse_updates"):
-      ops = [variable.assign(value)
-             for variable, value in self._inverse_updates()]
+      ops = [
+        variable.assign(value) for variable, value in self._inverse_updates()
+      ]
     else:
       ops = super(FullyConnectedMultiKF, self).make_inverse_update_ops()
-      ops += [variable.assign(value)
-              for variable, value in self._option_quant_updates()]
+      ops += [
+        variable.assign(value)
+        for variable, value in self._option_quant_updates()
+      ]
     return [tf.group(*ops)]
 
   def _make_guarded_covariance_update_op(self, ema_decay, counter):
@@ -430,14 +473,29 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
       A grouped `tf.Operation`.
     """
     from kfac import _nonfinite  # pylint: disable=g-import-not-at-top
+
     ema_decay = extras.decay_in_dtype(ema_decay, self._dtype)
     with self._maybe_colocate():
-      pairs = [(self._cov, tf.add_n([self._compute_new_cov(idx)
-                                     for idx in range(self._num_sources)]))]
+      pairs = [
+        (
+          self._cov,
+          tf.add_n(
+            [self._compute_new_cov(idx) for idx in range(self._num_sources)]
+          ),
+        )
+      ]
       if self._cov_dt1 is not None:
-        pairs.append((self._cov_dt1, tf.add_n(
-            [self._compute_new_cov_dt1(idx)
-             for idx in range(self._num_sources)])))
+        pairs.append(
+          (
+            self._cov_dt1,
+            tf.add_n(
+              [
+                self._compute_new_cov_dt1(idx)
+                for idx in range(self._num_sources)
+              ]
+            ),
+          )
+        )
       with tf.name_scope(_nonfinite.GUARD_SCOPE):
         ok = _nonfinite.all_finite([value for _, value in pairs])
         count = counter.count_unless(ok)
@@ -447,21 +505,36 @@ class FullyConnectedMultiKF(extras.DenseFactorMultiplyMixin,
           # pylint: disable=protected-access,cell-var-from-loop
           if fisher_factors.ZERO_DEBIAS:
             # The zero-debiasing helpers move on every update: skip it whole.
-            ops.append(tf.cond(
-                ok, lambda: tf.identity(fisher_factors._assign_moving_average(
-                    variable, value, ema_decay, zero_debias=True)),
-                lambda: tf.identity(variable)))
+            # `tf.cond` calls both branch functions at once, so binding the
+            # loop's current pair through default arguments is exact.
+            ops.append(
+              tf.cond(
+                ok,
+                lambda variable=variable, value=value: tf.identity(
+                  fisher_factors._assign_moving_average(
+                    variable, value, ema_decay, zero_debias=True
+                  )
+                ),
+                lambda variable=variable: tf.identity(variable),
+              )
+            )
           else:
             # Moving towards the current value leaves it unchanged.
-            ops.append(fisher_factors._assign_moving_average(
-                variable, _nonfinite.keep_unless(ok, value, variable),
-                ema_decay, zero_debias=False))
+            ops.append(
+              fisher_factors._assign_moving_average(
+                variable,
+                _nonfinite.keep_unless(ok, value, variable),
+                ema_decay,
+                zero_debias=False,
+              )
+            )
           # pylint: enable=protected-access,cell-var-from-loop
     return tf.group(*ops)
 
 
 class SeriesFBApproximation(enum.IntEnum):
   """The inverse formula of `FullyConnectedSeriesFB`."""
+
   option1 = 1
   option2 = 2
 
@@ -469,13 +542,18 @@ class SeriesFBApproximation(enum.IntEnum):
 def _check_uses(inputs, outputs):
   """Lists over uses of equal lengths (AssertionError otherwise, as 1.5)."""
   if not isinstance(inputs, (tuple, list)) or not isinstance(
-      outputs, (tuple, list)):
-    raise ValueError("inputs and outputs must be lists over uses, got {!r} "
-                     "and {!r}.".format(inputs, outputs))
+    outputs, (tuple, list)
+  ):
+    raise ValueError(
+      "inputs and outputs must be lists over uses, got {!r} and {!r}.".format(
+        inputs, outputs
+      )
+    )
   if len(inputs) != len(outputs):
     raise AssertionError(
-        "inputs and outputs must have the same number of uses, got {} and "
-        "{}.".format(len(inputs), len(outputs)))
+      "inputs and outputs must have the same number of uses, got {} and "
+      "{}.".format(len(inputs), len(outputs))
+    )
   if not inputs:
     raise ValueError("inputs and outputs must hold at least one use.")
   return list(inputs), list(outputs)
@@ -549,24 +627,31 @@ class _MultiUseData(object):
   def _split_damping(self, damping):
     """`(π√d, √d/π)`, π from the current `A0` and `G0` (or the π type's)."""
     return extras.pi_adjusted_damping(
-        lambda: utils.compute_pi(self._input_factor.get_cov(),
-                                 self._output_factor.get_cov()), damping,
-        extras.current_pi_type(fisher_blocks))
+      lambda: utils.compute_pi(
+        self._input_factor.get_cov(), self._output_factor.get_cov()
+      ),
+      damping,
+      extras.current_pi_type(fisher_blocks),
+    )
 
   def _make_multi_factors(self, grads_list):
     """Creates (or finds) the input and output `FullyConnectedMultiKF`s."""
     # pylint: disable=protected-access
-    factor_cls = (getattr(self, "_multi_factor_class", None) or
-                  FullyConnectedMultiKF)
+    factor_cls = (
+      getattr(self, "_multi_factor_class", None) or FullyConnectedMultiKF
+    )
     self._input_factor = self._layer_collection.make_or_get_factor(
-        factor_cls, ((tuple(self._inputs),), self._has_bias))
+      factor_cls, ((tuple(self._inputs),), self._has_bias)
+    )
     self._output_factor = self._layer_collection.make_or_get_factor(
-        factor_cls, (fisher_blocks._as_hashable(grads_list),))
+      factor_cls, (fisher_blocks._as_hashable(grads_list),)
+    )
     # pylint: enable=protected-access
 
 
-class FullyConnectedMultiIndepFB(_MultiUseData,
-                                 fisher_blocks.KroneckerProductFB):
+class FullyConnectedMultiIndepFB(
+  _MultiUseData, fisher_blocks.KroneckerProductFB
+):
   """Shared-weight FC block with uses taken as independent (`kron_indep`).
 
   `F ≈ T · (A0 ⊗ G0)` with `A0`, `G0` the statistics of
@@ -621,8 +706,14 @@ class FullyConnectedSeriesFB(_MultiUseData, fisher_blocks.FisherBlock):
   and the result is `Zᵀ` in the layout of `v`.
   """
 
-  def __init__(self, layer_collection, inputs, outputs, has_bias=False,
-               option=SeriesFBApproximation.option2):
+  def __init__(
+    self,
+    layer_collection,
+    inputs,
+    outputs,
+    has_bias=False,
+    option=SeriesFBApproximation.option2,
+  ):
     """Creates the block; the data arguments are those of the Indep block.
 
     Args:
@@ -661,8 +752,11 @@ class FullyConnectedSeriesFB(_MultiUseData, fisher_blocks.FisherBlock):
       self._input_factor.register_option2quants(self._input_damping)
       self._output_factor.register_option2quants(self._output_damping)
     else:
-      raise ValueError("Unrecognized FullyConnectedSeriesFB approximation: "
-                       "{!r}.".format(self._option))
+      raise ValueError(
+        "Unrecognized FullyConnectedSeriesFB approximation: {!r}.".format(
+          self._option
+        )
+      )
 
   def multiply_inverse(self, vector):
     """Applies the series approximation's inverse (see the class docstring).
@@ -679,20 +773,21 @@ class FullyConnectedSeriesFB(_MultiUseData, fisher_blocks.FisherBlock):
       l_a, psi_a = self._input_factor.get_option1quants(self._input_damping)
       l_g, psi_g = self._output_factor.get_option1quants(self._output_damping)
       x = psi_g[:, tf.newaxis] * psi_a[tf.newaxis, :]
-      gamma = (1. - x)**2 / (num_uses * (1. - x**2) -
-                             2. * x * (1. - x**num_uses))
+      gamma = (1.0 - x) ** 2 / (
+        num_uses * (1.0 - x**2) - 2.0 * x * (1.0 - x**num_uses)
+      )
       z = tf.linalg.matmul(l_g, tf.linalg.matmul(z, l_a), transpose_a=True)
       z *= gamma
       z = tf.linalg.matmul(l_g, tf.linalg.matmul(z, l_a, transpose_b=True))
     else:
-      p_a, k_a, mu_a = self._input_factor.get_option2quants(
-          self._input_damping)
+      p_a, k_a, mu_a = self._input_factor.get_option2quants(self._input_damping)
       p_g, k_g, mu_g = self._output_factor.get_option2quants(
-          self._output_damping)
+        self._output_damping
+      )
       z -= tf.linalg.matmul(p_g, tf.linalg.matmul(z, p_a, transpose_b=True))
       z = tf.linalg.matmul(k_g, tf.linalg.matmul(z, k_a), transpose_a=True)
-      divisor = 1. - mu_g[:, tf.newaxis] * mu_a[tf.newaxis, :]
-      divisor += tf.cast(tf.equal(divisor, 0.), divisor.dtype)
+      divisor = 1.0 - mu_g[:, tf.newaxis] * mu_a[tf.newaxis, :]
+      divisor += tf.cast(tf.equal(divisor, 0.0), divisor.dtype)
       z /= divisor
       z = tf.linalg.matmul(k_g, tf.linalg.matmul(z, k_a, transpose_b=True))
       z -= tf.linalg.matmul(p_g, tf.linalg.matmul(z, p_a), transpose_a=True)
@@ -708,5 +803,6 @@ class FullyConnectedSeriesFB(_MultiUseData, fisher_blocks.FisherBlock):
     Raises:
       NotImplementedError: Always (as in every release that has the block).
     """
-    raise NotImplementedError("FullyConnectedSeriesFB does not support "
-                              "multiply; only multiply_inverse.")
+    raise NotImplementedError(
+      "FullyConnectedSeriesFB does not support multiply; only multiply_inverse."
+    )

@@ -33,8 +33,11 @@ def all_finite(tensors):
   Returns:
     A scalar bool Tensor (True for no float Tensor).
   """
-  checks = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors
-            if t.dtype.base_dtype.is_floating]
+  checks = [
+    tf.reduce_all(tf.math.is_finite(t))
+    for t in tensors
+    if t.dtype.base_dtype.is_floating
+  ]
   if not checks:
     return tf.constant(True)
   if len(checks) == 1:
@@ -71,8 +74,11 @@ class SkipCounter(object):
     """
     with tf.name_scope(GUARD_SCOPE):
       self.variable = tf.compat.v1.Variable(
-          tf.zeros([], tf.int64), trainable=False,
-          collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES], name=name)
+        tf.zeros([], tf.int64),
+        trainable=False,
+        collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES],
+        name=name,
+      )
     self._description = description
 
   def count_unless(self, ok):
@@ -100,20 +106,26 @@ class SkipCounter(object):
       def first():
         return tf.identity(variable.assign(num_skipped))
 
-      new = tf.cond(tf.compat.v1.is_variable_initialized(variable), add,
-                    first)
+      new = tf.cond(tf.compat.v1.is_variable_initialized(variable), add, first)
       old = new - num_skipped
       should_log = tf.logical_and(
-          num_skipped > 0,
-          tf.logical_or(tf.equal(old, 0),
-                        tf.not_equal(old // LOG_EVERY_N_SKIPS,
-                                     new // LOG_EVERY_N_SKIPS)))
+        num_skipped > 0,
+        tf.logical_or(
+          tf.equal(old, 0),
+          tf.not_equal(old // LOG_EVERY_N_SKIPS, new // LOG_EVERY_N_SKIPS),
+        ),
+      )
 
       def log():
         printed = tf.print(
-            "K-FAC skipped", num_skipped, self._description,
-            "with non-finite values (", new, "so far).",
-            output_stream=tf.compat.v1.logging.warning)
+          "K-FAC skipped",
+          num_skipped,
+          self._description,
+          "with non-finite values (",
+          new,
+          "so far).",
+          output_stream=tf.compat.v1.logging.warning,
+        )
         with tf.control_dependencies([printed]):
           return tf.identity(new)
 

@@ -30,27 +30,27 @@ from kfac import loss_functions
 from kfac import utils
 
 __all__ = [
-    "ensure_sequence",
-    "batch_execute",
-    "decay_in_dtype",
-    "pi_adjusted_damping",
-    "current_pi_type",
-    "maybe_colocate_with",
-    "colocation_flag",
-    "cast_damping",
-    "DataDtypeFactorMixin",
-    "FactorMultiplyMixin",
-    "DenseFactorMultiplyMixin",
-    "DiagonalFactorMultiplyMixin",
-    "FactorProductsKroneckerMixin",
-    "left_multiply",
-    "right_multiply",
-    "left_multiply_inverse",
-    "right_multiply_inverse",
-    "get_cov_var",
-    "OnehotCategoricalLogitsNegativeLogProbLoss",
-    "OnehotCategoricalMixin",
-    "PartialCurvatureMatrixVectorProductComputer",
+  "ensure_sequence",
+  "batch_execute",
+  "decay_in_dtype",
+  "pi_adjusted_damping",
+  "current_pi_type",
+  "maybe_colocate_with",
+  "colocation_flag",
+  "cast_damping",
+  "DataDtypeFactorMixin",
+  "FactorMultiplyMixin",
+  "DenseFactorMultiplyMixin",
+  "DiagonalFactorMultiplyMixin",
+  "FactorProductsKroneckerMixin",
+  "left_multiply",
+  "right_multiply",
+  "left_multiply_inverse",
+  "right_multiply_inverse",
+  "get_cov_var",
+  "OnehotCategoricalLogitsNegativeLogProbLoss",
+  "OnehotCategoricalMixin",
+  "PartialCurvatureMatrixVectorProductComputer",
 ]
 
 
@@ -91,8 +91,7 @@ def current_pi_type(blocks_module=None):
   Returns:
     The π type string.
   """
-  return getattr(blocks_module or fisher_blocks, "PI_TYPE",
-                 PI_TRACENORM_NAME)
+  return getattr(blocks_module or fisher_blocks, "PI_TYPE", PI_TRACENORM_NAME)
 
 
 def pi_adjusted_damping(pi_fn, damping, pi_type=None):
@@ -150,8 +149,9 @@ def colocation_flag(factors_module, flag=False):
   Returns:
     A Python bool.
   """
-  return bool(flag or getattr(factors_module, "COLOCATE_COV_OPS_WITH_INPUTS",
-                              False))
+  return bool(
+    flag or getattr(factors_module, "COLOCATE_COV_OPS_WITH_INPUTS", False)
+  )
 
 
 def maybe_colocate_with(op, flag):
@@ -178,6 +178,7 @@ def maybe_colocate_with(op, flag):
 def _sparse():
   """The module with the `IndexedSlices` helpers (imported on first use)."""
   from kfac import _embedding  # pylint: disable=g-import-not-at-top
+
   return _embedding
 
 
@@ -240,13 +241,17 @@ def batch_execute(global_step, thunks, batch_size, name=None):
   thunks = list(thunks)
   for j, thunk in enumerate(thunks):
     if not callable(thunk):
-      raise ValueError("thunks[{}] must be a callable, got {!r}."
-                       .format(j, thunk))
+      raise ValueError(
+        "thunks[{}] must be a callable, got {!r}.".format(j, thunk)
+      )
   with tf.compat.v1.name_scope(name, "batch_execute"):
     global_step = tf.convert_to_tensor(global_step)
     if not global_step.dtype.base_dtype.is_integer:
-      raise ValueError("global_step must be an integer Tensor, got dtype {}."
-                       .format(global_step.dtype.base_dtype.name))
+      raise ValueError(
+        "global_step must be an integer Tensor, got dtype {}.".format(
+          global_step.dtype.base_dtype.name
+        )
+      )
     batch_size = tf.cast(batch_size, global_step.dtype.base_dtype)
     num_thunks = len(thunks)
 
@@ -254,6 +259,7 @@ def batch_execute(global_step, thunks, batch_size, name=None):
       def run_fn():
         with tf.control_dependencies(_as_dependency(thunk())):
           return tf.no_op()
+
       return run_fn
 
     def skip():
@@ -262,8 +268,11 @@ def batch_execute(global_step, thunks, batch_size, name=None):
     results = []
     for j, thunk in enumerate(thunks):
       condition = tf.less(
-          tf.math.floormod(batch_size - 1 + global_step * batch_size - j,
-                           num_thunks), batch_size)
+        tf.math.floormod(
+          batch_size - 1 + global_step * batch_size - j, num_thunks
+        ),
+        batch_size,
+      )
       results.append(tf.cond(condition, run(thunk), skip))
     return results
 
@@ -289,11 +298,12 @@ class DataDtypeFactorMixin(object):
     """
     with tf.compat.v1.variable_scope(self._var_scope):
       self._cov = tf.compat.v1.get_variable(
-          "cov",
-          initializer=self._cov_initializer,
-          shape=self._cov_shape,
-          dtype=self._dtype,
-          trainable=False)
+        "cov",
+        initializer=self._cov_initializer,
+        shape=self._cov_shape,
+        dtype=self._dtype,
+        trainable=False,
+      )
 
   def make_covariance_update_op(self, ema_decay):
     """The moving-average update of `cov`, computed in the factor's dtype.
@@ -306,18 +316,22 @@ class DataDtypeFactorMixin(object):
     """
     new_cov = tf.cast(self._compute_total_new_cov(), self._dtype)
     return fisher_factors._assign_moving_average(  # pylint: disable=protected-access
-        self._cov, new_cov, decay_in_dtype(ema_decay, self._dtype),
-        zero_debias=fisher_factors.ZERO_DEBIAS)
+      self._cov,
+      new_cov,
+      decay_in_dtype(ema_decay, self._dtype),
+      zero_debias=fisher_factors.ZERO_DEBIAS,
+    )
 
   def _make_inverse_like_variable(self, name):
     """An identity-initialised `[n, n]` variable next to `cov`."""
     with tf.compat.v1.variable_scope(self._var_scope):
       return tf.compat.v1.get_variable(
-          name,
-          initializer=fisher_factors.inverse_initializer,
-          shape=self._cov_shape,
-          dtype=self._dtype,
-          trainable=False)
+        name,
+        initializer=fisher_factors.inverse_initializer,
+        shape=self._cov_shape,
+        dtype=self._dtype,
+        trainable=False,
+      )
 
   def register_damped_inverse(self, damping):
     """Keeps `(cov + damping·I)⁻¹` up to date in `inv_damp<damping>`.
@@ -329,7 +343,8 @@ class DataDtypeFactorMixin(object):
     """
     if damping not in self._inverses_by_damping:
       self._inverses_by_damping[damping] = self._make_inverse_like_variable(
-          "inv_damp" + fisher_factors.scalar_or_tensor_to_string(damping))
+        "inv_damp" + fisher_factors.scalar_or_tensor_to_string(damping)
+      )
 
   def register_matpower(self, exp, damping):
     """Keeps `(cov + damping·I)^exp` in `matpower_exp<exp>_damp<damping>`.
@@ -340,9 +355,13 @@ class DataDtypeFactorMixin(object):
     """
     if (exp, damping) not in self._matpower_by_exp_and_damping:
       self._matpower_by_exp_and_damping[(exp, damping)] = (
-          self._make_inverse_like_variable(
-              "matpower_exp" + fisher_factors.scalar_or_tensor_to_string(exp)
-              + "_damp" + fisher_factors.scalar_or_tensor_to_string(damping)))
+        self._make_inverse_like_variable(
+          "matpower_exp"
+          + fisher_factors.scalar_or_tensor_to_string(exp)
+          + "_damp"
+          + fisher_factors.scalar_or_tensor_to_string(damping)
+        )
+      )
 
 
 # ---------------------------------------------------------------------------
@@ -373,8 +392,9 @@ def _check_matrix(x, what):
   x = tf.convert_to_tensor(x)
   if x.shape.rank != 2:
     raise ValueError(
-        "{} of a dense (inverse-providing) factor applies to matrices "
-        "(rank 2); got {} of shape {}.".format(what, x.name, x.shape))
+      "{} of a dense (inverse-providing) factor applies to matrices "
+      "(rank 2); got {} of shape {}.".format(what, x.name, x.shape)
+    )
   return x
 
 
@@ -417,8 +437,9 @@ def _is_diagonal(factor):
   not an instance of `fisher_factors.DiagonalFactor`; the class name in the
   MRO identifies it in every face.
   """
-  return any(klass.__name__ == "DiagonalFactor"
-             for klass in type(factor).__mro__)
+  return any(
+    klass.__name__ == "DiagonalFactor" for klass in type(factor).__mro__
+  )
 
 
 def _diagonal_vector(factor):
@@ -432,8 +453,9 @@ def _check_diagonal_operand(factor, x):
   x = tf.convert_to_tensor(x)
   if x.shape != cov.shape:
     raise ValueError(
-        "A diagonal factor multiplies Tensors of its variable's shape {} "
-        "(or IndexedSlices); got shape {}.".format(cov.shape, x.shape))
+      "A diagonal factor multiplies Tensors of its variable's shape {} "
+      "(or IndexedSlices); got shape {}.".format(cov.shape, x.shape)
+    )
   return x
 
 
@@ -461,13 +483,15 @@ def left_multiply(factor, x, damping):
     diag = _diagonal_vector(factor)
     if isinstance(x, tf.IndexedSlices):
       return _sparse().matmul_diag_sparse(
-          diag + _damping_in(damping, diag.dtype), x)
+        diag + _damping_in(damping, diag.dtype), x
+      )
     x = _check_diagonal_operand(factor, x)
     cov = get_cov_var(factor)
     return (cov + _damping_in(damping, cov.dtype)) * x
   if isinstance(x, tf.IndexedSlices):
     raise NotImplementedError(
-        "left_multiply of a dense factor does not support IndexedSlices.")
+      "left_multiply of a dense factor does not support IndexedSlices."
+    )
   x = _check_matrix(x, "left_multiply")
   return tf.linalg.matmul(_damped_cov(factor)(damping), x)
 
@@ -492,7 +516,8 @@ def right_multiply(factor, x, damping):
   """
   if _is_diagonal(factor):
     raise NotImplementedError(
-        "Diagonal factors only support left multiplication.")
+      "Diagonal factors only support left multiplication."
+    )
   damped = _damped_cov(factor)(damping)
   if isinstance(x, tf.IndexedSlices):
     return _sparse().matmul_sparse_dense(x, damped)
@@ -524,14 +549,15 @@ def left_multiply_inverse(factor, x, damping):
     diag = _diagonal_vector(factor)
     if isinstance(x, tf.IndexedSlices):
       return _sparse().matmul_diag_sparse(
-          1. / (diag + _damping_in(damping, diag.dtype)), x)
+        1.0 / (diag + _damping_in(damping, diag.dtype)), x
+      )
     x = _check_diagonal_operand(factor, x)
     cov = get_cov_var(factor)
     return x / (cov + _damping_in(damping, cov.dtype))
   if isinstance(x, tf.IndexedSlices):
     raise ValueError(
-        "left_multiply_inverse of a dense factor does not support "
-        "IndexedSlices.")
+      "left_multiply_inverse of a dense factor does not support IndexedSlices."
+    )
   x = _check_matrix(x, "left_multiply_inverse")
   return tf.linalg.matmul(_damped_inverse(factor, damping), x)
 
@@ -554,7 +580,8 @@ def right_multiply_inverse(factor, x, damping):
   """
   if _is_diagonal(factor):
     raise NotImplementedError(
-        "Diagonal factors only support left multiplication.")
+      "Diagonal factors only support left multiplication."
+    )
   inverse = _damped_inverse(factor, damping)
   if isinstance(x, tf.IndexedSlices):
     return _sparse().matmul_sparse_dense(x, inverse)
@@ -700,10 +727,10 @@ class FactorProductsKroneckerMixin(object):
     sparse = _sparse()
     matrix = sparse.layer_params_to_mat2d(vector)
     if inverse:
-      out = right_multiply_inverse(self._output_factor, matrix,
-                                   self._output_damping)
-      out = left_multiply_inverse(self._input_factor, out,
-                                  self._input_damping)
+      out = right_multiply_inverse(
+        self._output_factor, matrix, self._output_damping
+      )
+      out = left_multiply_inverse(self._input_factor, out, self._input_damping)
     else:
       out = right_multiply(self._output_factor, matrix, self._output_damping)
       out = left_multiply(self._input_factor, out, self._input_damping)
@@ -711,10 +738,9 @@ class FactorProductsKroneckerMixin(object):
     if coeff != 1.0:
       dtype = (out.values if isinstance(out, tf.IndexedSlices) else out).dtype
       coeff = tf.cast(coeff, dtype)
-      scale = (1. / coeff) if inverse else coeff
+      scale = (1.0 / coeff) if inverse else coeff
       if isinstance(out, tf.IndexedSlices):
-        out = tf.IndexedSlices(out.values * scale, out.indices,
-                               out.dense_shape)
+        out = tf.IndexedSlices(out.values * scale, out.indices, out.dense_shape)
       else:
         out = out * scale
     return sparse.mat2d_to_layer_params(vector, out)
@@ -767,8 +793,9 @@ class _OneHotCategorical(object):
     """One int32 one-hot row per batch row (op-level `seed`)."""
     num_classes = tf.shape(self.logits)[-1]
     flat_logits = tf.reshape(self.logits, [-1, num_classes])
-    draws = tf.random.categorical(flat_logits, 1, dtype=tf.int32,
-                                  seed=seed)[:, 0]
+    draws = tf.random.categorical(flat_logits, 1, dtype=tf.int32, seed=seed)[
+      :, 0
+    ]
     onehot = tf.one_hot(draws, num_classes, dtype=tf.int32)
     return tf.reshape(onehot, tf.shape(self.logits))
 
@@ -778,11 +805,15 @@ def _check_onehot_targets(targets):
   targets = loss_functions._as_tensor(targets, "targets")  # pylint: disable=protected-access
   dtype = tf.as_dtype(targets.dtype).base_dtype
   if not (dtype.is_floating or dtype.is_integer or dtype.is_bool):
-    raise TypeError("targets must be one-hot rows of a real or integer dtype,"
-                    " got dtype {}.".format(dtype.name))
+    raise TypeError(
+      "targets must be one-hot rows of a real or integer dtype,"
+      " got dtype {}.".format(dtype.name)
+    )
   if targets.shape.rank is not None and targets.shape.rank != 2:
-    raise ValueError("targets must be one-hot rows [batch_size, n_classes], "
-                     "got shape {}.".format(targets.shape))
+    raise ValueError(
+      "targets must be one-hot rows [batch_size, n_classes], "
+      "got shape {}.".format(targets.shape)
+    )
   return targets
 
 
@@ -813,7 +844,8 @@ class OnehotCategoricalMixin(object):
     """
     # No super(): a face inlines this mix-in into its loss class.
     loss_functions.CategoricalLogitsNegativeLogProbLoss.__init__(
-        self, logits, targets=None, seed=seed)
+      self, logits, targets=None, seed=seed
+    )
     if targets is not None:
       self._set_onehot_targets(_check_onehot_targets(targets))
 
@@ -842,8 +874,8 @@ class OnehotCategoricalMixin(object):
 
 
 class OnehotCategoricalLogitsNegativeLogProbLoss(
-    OnehotCategoricalMixin,
-    loss_functions.CategoricalLogitsNegativeLogProbLoss):
+  OnehotCategoricalMixin, loss_functions.CategoricalLogitsNegativeLogProbLoss
+):
   """Softmax cross-entropy with one-hot targets (1.6).
 
   loss = −Σ_b Σ_k t_bk log softmax(z_b)_k for one-hot rows `t_b`. Every
@@ -858,7 +890,8 @@ class OnehotCategoricalLogitsNegativeLogProbLoss(
 
 
 class PartialCurvatureMatrixVectorProductComputer(
-    cmvp.CurvatureMatrixVectorProductComputer):
+  cmvp.CurvatureMatrixVectorProductComputer
+):
   """Curvature products whose Jacobian is made of partial derivatives (1.5).
 
   Both Jacobian products pass `stop_gradients=wrt_tensors` to the gradient
@@ -873,16 +906,23 @@ class PartialCurvatureMatrixVectorProductComputer(
     """`J v` with partial derivatives; see the class docstring."""
     vecs = list(vecs) if isinstance(vecs, (tuple, list)) else [vecs]
     jacobian_vecs_flat = utils.fwd_gradients(
-        self._inputs_to_losses_flat, self._wrt_tensors, grad_xs=vecs,
-        stop_gradients=self._wrt_tensors)
+      self._inputs_to_losses_flat,
+      self._wrt_tensors,
+      grad_xs=vecs,
+      stop_gradients=self._wrt_tensors,
+    )
     jacobian_vecs_flat = [
-        tf.zeros_like(inp) if vec is None else vec
-        for inp, vec in zip(self._inputs_to_losses_flat, jacobian_vecs_flat)]
+      tf.zeros_like(inp) if vec is None else vec
+      for inp, vec in zip(self._inputs_to_losses_flat, jacobian_vecs_flat)
+    ]
     return tf.nest.pack_sequence_as(self._inputs_to_losses, jacobian_vecs_flat)
 
   def _multiply_jacobian_transpose(self, loss_vecs):
     """`Jᵀ u` with partial derivatives; see the class docstring."""
     loss_vecs_flat = tf.nest.flatten(loss_vecs)
     return tf.compat.v1.gradients(
-        self._inputs_to_losses_flat, self._wrt_tensors,
-        grad_ys=loss_vecs_flat, stop_gradients=self._wrt_tensors)
+      self._inputs_to_losses_flat,
+      self._wrt_tensors,
+      grad_ys=loss_vecs_flat,
+      stop_gradients=self._wrt_tensors,
+    )

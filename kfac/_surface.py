@@ -19,139 +19,224 @@ as in the surface files: the parameter list between the parentheses, with
 the defaults as source text.
 """
 
-__all__ = ["MODULES", "RELEASES", "KFAC_KEYWORD_ONLY", "Release",
-           "public_names", "parameters"]
+__all__ = [
+  "MODULES",
+  "RELEASES",
+  "KFAC_KEYWORD_ONLY",
+  "Release",
+  "public_names",
+  "parameters",
+]
 
 # The modules of `tf.contrib.kfac`, in the order of the package's `__init__`
 # (each depends only on those before it).
 MODULES = (
-    "utils",
-    "loss_functions",
-    "curvature_matrix_vector_products",
-    "op_queue",
-    "fisher_factors",
-    "fisher_blocks",
-    "layer_collection",
-    "estimator",
-    "optimizer",
+  "utils",
+  "loss_functions",
+  "curvature_matrix_vector_products",
+  "op_queue",
+  "fisher_factors",
+  "fisher_blocks",
+  "layer_collection",
+  "estimator",
+  "optimizer",
 )
 
 # Release 1.4: every public name of every module (`api_surface.md`).
 _NAMES_14 = {
-    "curvature_matrix_vector_products": (
-        "CurvatureMatrixVectorProductComputer",),
-    "estimator": ("FisherEstimator",),
-    "fisher_blocks": (
-        "FisherBlock", "FullFB", "NaiveDiagonalFB", "FullyConnectedDiagonalFB",
-        "KroneckerProductFB", "FullyConnectedKFACBasicFB", "ConvKFCBasicFB",
-        "ConvDiagonalFB", "set_global_constants"),
-    "fisher_factors": (
-        "inverse_initializer", "covariance_initializer",
-        "diagonal_covariance_initializer", "scope_string_from_params",
-        "scope_string_from_name", "scalar_or_tensor_to_string", "FisherFactor",
-        "InverseProvidingFactor", "FullFactor", "DiagonalFactor",
-        "NaiveDiagonalFactor", "FullyConnectedDiagonalFactor",
-        "FullyConnectedKroneckerFactor", "ConvInputKroneckerFactor",
-        "ConvOutputKroneckerFactor", "ConvDiagonalFactor",
-        "set_global_constants"),
-    "layer_collection": (
-        "LayerParametersDict", "LayerCollection", "APPROX_KRONECKER_NAME",
-        "APPROX_DIAGONAL_NAME", "APPROX_FULL_NAME"),
-    "loss_functions": (
-        "LossFunction", "NegativeLogProbLoss",
-        "NaturalParamsNegativeLogProbLoss", "DistributionNegativeLogProbLoss",
-        "NormalMeanNegativeLogProbLoss",
-        "NormalMeanVarianceNegativeLogProbLoss",
-        "CategoricalLogitsNegativeLogProbLoss",
-        "MultiBernoulliNegativeLogProbLoss", "insert_slice_in_zeros"),
-    "op_queue": ("OpQueue",),
-    "optimizer": ("KfacOptimizer",),
-    "utils": (
-        "SequenceDict", "setdefault", "tensors_to_column", "column_to_tensors",
-        "kronecker_product", "layer_params_to_mat2d", "mat2d_to_layer_params",
-        "compute_pi", "posdef_inv", "posdef_inv_matrix_inverse",
-        "posdef_inv_cholesky", "posdef_inv_funcs", "SubGraph",
-        "generate_random_signs", "fwd_gradients"),
+  "curvature_matrix_vector_products": ("CurvatureMatrixVectorProductComputer",),
+  "estimator": ("FisherEstimator",),
+  "fisher_blocks": (
+    "FisherBlock",
+    "FullFB",
+    "NaiveDiagonalFB",
+    "FullyConnectedDiagonalFB",
+    "KroneckerProductFB",
+    "FullyConnectedKFACBasicFB",
+    "ConvKFCBasicFB",
+    "ConvDiagonalFB",
+    "set_global_constants",
+  ),
+  "fisher_factors": (
+    "inverse_initializer",
+    "covariance_initializer",
+    "diagonal_covariance_initializer",
+    "scope_string_from_params",
+    "scope_string_from_name",
+    "scalar_or_tensor_to_string",
+    "FisherFactor",
+    "InverseProvidingFactor",
+    "FullFactor",
+    "DiagonalFactor",
+    "NaiveDiagonalFactor",
+    "FullyConnectedDiagonalFactor",
+    "FullyConnectedKroneckerFactor",
+    "ConvInputKroneckerFactor",
+    "ConvOutputKroneckerFactor",
+    "ConvDiagonalFactor",
+    "set_global_constants",
+  ),
+  "layer_collection": (
+    "LayerParametersDict",
+    "LayerCollection",
+    "APPROX_KRONECKER_NAME",
+    "APPROX_DIAGONAL_NAME",
+    "APPROX_FULL_NAME",
+  ),
+  "loss_functions": (
+    "LossFunction",
+    "NegativeLogProbLoss",
+    "NaturalParamsNegativeLogProbLoss",
+    "DistributionNegativeLogProbLoss",
+    "NormalMeanNegativeLogProbLoss",
+    "NormalMeanVarianceNegativeLogProbLoss",
+    "CategoricalLogitsNegativeLogProbLoss",
+    "MultiBernoulliNegativeLogProbLoss",
+    "insert_slice_in_zeros",
+  ),
+  "op_queue": ("OpQueue",),
+  "optimizer": ("KfacOptimizer",),
+  "utils": (
+    "SequenceDict",
+    "setdefault",
+    "tensors_to_column",
+    "column_to_tensors",
+    "kronecker_product",
+    "layer_params_to_mat2d",
+    "mat2d_to_layer_params",
+    "compute_pi",
+    "posdef_inv",
+    "posdef_inv_matrix_inverse",
+    "posdef_inv_cholesky",
+    "posdef_inv_funcs",
+    "SubGraph",
+    "generate_random_signs",
+    "fwd_gradients",
+  ),
 }
 
 # Release 1.4: the signatures `kfac-upgrade` reads (`api_surface.md`).
 _SIGNATURES_14 = {
-    "optimizer.KfacOptimizer.__init__": (
-        "learning_rate, cov_ema_decay, damping, layer_collection, "
-        "momentum=0.0, momentum_type='regular', norm_constraint=None, "
-        "name='KFAC'"),
-    "estimator.FisherEstimator.__init__": (
-        "variables, cov_ema_decay, damping, layer_collection, "
-        "estimation_mode='gradients'"),
-    "layer_collection.LayerCollection.register_fully_connected": (
-        "params, inputs, outputs, approx=APPROX_KRONECKER_NAME"),
-    "layer_collection.LayerCollection.register_conv2d": (
-        "params, strides, padding, inputs, outputs, "
-        "approx=APPROX_KRONECKER_NAME"),
-    "layer_collection.LayerCollection.register_generic": (
-        "params, batch_size, approx=APPROX_DIAGONAL_NAME"),
-    "layer_collection.LayerCollection."
-    "register_categorical_predictive_distribution": (
-        "logits, seed=None, targets=None, name=None"),
-    "layer_collection.LayerCollection.register_normal_predictive_distribution": (
-        "mean, var=0.5, seed=None, targets=None, name=None"),
-    "layer_collection.LayerCollection."
-    "register_multi_bernoulli_predictive_distribution": (
-        "logits, seed=None, targets=None, name=None"),
+  "optimizer.KfacOptimizer.__init__": (
+    "learning_rate, cov_ema_decay, damping, layer_collection, "
+    "momentum=0.0, momentum_type='regular', norm_constraint=None, "
+    "name='KFAC'"
+  ),
+  "estimator.FisherEstimator.__init__": (
+    "variables, cov_ema_decay, damping, layer_collection, "
+    "estimation_mode='gradients'"
+  ),
+  "layer_collection.LayerCollection.register_fully_connected": (
+    "params, inputs, outputs, approx=APPROX_KRONECKER_NAME"
+  ),
+  "layer_collection.LayerCollection.register_conv2d": (
+    "params, strides, padding, inputs, outputs, approx=APPROX_KRONECKER_NAME"
+  ),
+  "layer_collection.LayerCollection.register_generic": (
+    "params, batch_size, approx=APPROX_DIAGONAL_NAME"
+  ),
+  "layer_collection.LayerCollection."
+  "register_categorical_predictive_distribution": (
+    "logits, seed=None, targets=None, name=None"
+  ),
+  "layer_collection.LayerCollection.register_normal_predictive_distribution": (
+    "mean, var=0.5, seed=None, targets=None, name=None"
+  ),
+  "layer_collection.LayerCollection."
+  "register_multi_bernoulli_predictive_distribution": (
+    "logits, seed=None, targets=None, name=None"
+  ),
 }
 
 # Each later release as changes from the one before: names added and removed
 # per module (from `surface/r1.N.md`), and signatures that changed.
 _CHANGES = (
-    ("1.5", {
-        "added": {"fisher_blocks": ("set_global_constants",),
-                  "fisher_factors": ("set_global_constants",),
-                  "layer_collection": ("VARIABLE_SCOPE",)},
-        "removed": {"utils": ("compute_pi", "posdef_inv_funcs",
-                              "setdefault")},
-    }),
-    ("1.6", {
-        "added": {
-            "fisher_blocks": ("compute_pi_adjusted_damping",
-                              "compute_pi_tracenorm", "normalize_damping",
-                              "num_conv_locations"),
-            "fisher_factors": ("append_homog", "compute_cov",
-                               "maybe_colocate_with"),
-            "layer_collection": ("APPROX_KRONECKER_INDEP_NAME",
-                                 "APPROX_KRONECKER_SERIES_1_NAME",
-                                 "APPROX_KRONECKER_SERIES_2_NAME"),
-            "loss_functions": ("OnehotCategoricalLogitsNegativeLogProbLoss",),
-            "utils": ("batch_execute", "ensure_sequence",
-                      "set_global_constants")},
-    }),
-    ("1.7", {
-        "added": {"fisher_blocks": ("EmbeddingKFACFB",),
-                  "fisher_factors": ("EmbeddingInputKroneckerFactor",),
-                  "utils": ("matmul_diag_sparse", "matmul_sparse_dense")},
-    }),
-    ("1.8", {
-        "added": {"layer_collection": ("get_default_layer_collection",
-                                       "set_default_layer_collection"),
-                  "utils": ("extract_convolution_patches",
-                            "extract_pointwise_conv2d_patches",
-                            "is_data_format_channel_last")},
-        "removed": {"fisher_factors": ("maybe_colocate_with",)},
-    }),
-    ("1.9", {
-        "added": {"estimator": ("make_fisher_estimator",)},
-        "removed": {"fisher_factors": ("InverseProvidingFactor",)},
-    }),
-    ("1.10", {}),
+  (
+    "1.5",
+    {
+      "added": {
+        "fisher_blocks": ("set_global_constants",),
+        "fisher_factors": ("set_global_constants",),
+        "layer_collection": ("VARIABLE_SCOPE",),
+      },
+      "removed": {"utils": ("compute_pi", "posdef_inv_funcs", "setdefault")},
+    },
+  ),
+  (
+    "1.6",
+    {
+      "added": {
+        "fisher_blocks": (
+          "compute_pi_adjusted_damping",
+          "compute_pi_tracenorm",
+          "normalize_damping",
+          "num_conv_locations",
+        ),
+        "fisher_factors": (
+          "append_homog",
+          "compute_cov",
+          "maybe_colocate_with",
+        ),
+        "layer_collection": (
+          "APPROX_KRONECKER_INDEP_NAME",
+          "APPROX_KRONECKER_SERIES_1_NAME",
+          "APPROX_KRONECKER_SERIES_2_NAME",
+        ),
+        "loss_functions": ("OnehotCategoricalLogitsNegativeLogProbLoss",),
+        "utils": ("batch_execute", "ensure_sequence", "set_global_constants"),
+      },
+    },
+  ),
+  (
+    "1.7",
+    {
+      "added": {
+        "fisher_blocks": ("EmbeddingKFACFB",),
+        "fisher_factors": ("EmbeddingInputKroneckerFactor",),
+        "utils": ("matmul_diag_sparse", "matmul_sparse_dense"),
+      },
+    },
+  ),
+  (
+    "1.8",
+    {
+      "added": {
+        "layer_collection": (
+          "get_default_layer_collection",
+          "set_default_layer_collection",
+        ),
+        "utils": (
+          "extract_convolution_patches",
+          "extract_pointwise_conv2d_patches",
+          "is_data_format_channel_last",
+        ),
+      },
+      "removed": {"fisher_factors": ("maybe_colocate_with",)},
+    },
+  ),
+  (
+    "1.9",
+    {
+      "added": {"estimator": ("make_fisher_estimator",)},
+      "removed": {"fisher_factors": ("InverseProvidingFactor",)},
+    },
+  ),
+  ("1.10", {}),
 )
 
 # Keyword-only parameters that `kfac`'s classes accept on top of the 1.4
 # signature (the r1.5 additions, usable from a 1.4 program by keyword, and
 # kfac's own robustness switches).
 KFAC_KEYWORD_ONLY = {
-    "optimizer.KfacOptimizer.__init__": (
-        "var_list", "estimation_mode", "colocate_gradients_with_ops",
-        "cov_devices", "inv_devices", "skip_nonfinite_updates",
-        "check_tensor_settings"),
+  "optimizer.KfacOptimizer.__init__": (
+    "var_list",
+    "estimation_mode",
+    "colocate_gradients_with_ops",
+    "cov_devices",
+    "inv_devices",
+    "skip_nonfinite_updates",
+    "check_tensor_settings",
+  ),
 }
 
 
@@ -175,8 +260,9 @@ class Release(object):
       signatures: dict, "module.Class.method" -> parameter list text.
     """
     self.version = version
-    self.names = {module: frozenset(names.get(module, ()))
-                  for module in MODULES}
+    self.names = {
+      module: frozenset(names.get(module, ())) for module in MODULES
+    }
     self.signatures = dict(signatures)
 
 

@@ -34,16 +34,16 @@ QUIET_ENV_VAR = "KFAC_QUIET_TF_IMPORT"
 # Start-up notices that TensorFlow's C++ runtime writes to stderr while it is
 # imported, whatever TF_CPP_MIN_LOG_LEVEL says.
 _STARTUP_NOISE = (
-    "All log messages before absl::InitializeLog() is called",
-    "oneDNN custom operations are on",
-    "cpu_feature_guard",
-    "This TensorFlow binary is optimized",
-    "To enable the following instructions",
-    "rebuild TensorFlow with the appropriate compiler flags",
-    "Unable to register cu",
-    "computation placer already registered",
-    "Could not find cuda drivers",
-    "TF-TRT Warning",
+  "All log messages before absl::InitializeLog() is called",
+  "oneDNN custom operations are on",
+  "cpu_feature_guard",
+  "This TensorFlow binary is optimized",
+  "To enable the following instructions",
+  "rebuild TensorFlow with the appropriate compiler flags",
+  "Unable to register cu",
+  "computation placer already registered",
+  "Could not find cuda drivers",
+  "TF-TRT Warning",
 )
 
 
@@ -58,6 +58,7 @@ def _import_with_filtered_stderr():
     saved_fd = os.dup(2)
   except (OSError, ValueError, AttributeError):  # No usable fd 2.
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
     return tf
   with tempfile.TemporaryFile() as captured:
     os.dup2(captured.fileno(), 2)
@@ -68,8 +69,11 @@ def _import_with_filtered_stderr():
       os.close(saved_fd)
       captured.seek(0)
       text = captured.read().decode("utf-8", "replace")
-      kept = [line for line in text.splitlines(True)
-              if not any(noise in line for noise in _STARTUP_NOISE)]
+      kept = [
+        line
+        for line in text.splitlines(True)
+        if not any(noise in line for noise in _STARTUP_NOISE)
+      ]
       if kept:
         sys.stderr.write("".join(kept))
   return tf
@@ -90,16 +94,19 @@ def _import_quietly():
 
 def _check_version(tf):
   from packaging import version  # pylint: disable=import-outside-toplevel
+
   found = getattr(tf, "__version__", "0")
   try:
-    too_old = version.parse(found).release < version.parse(
-        MIN_TF_VERSION).release
+    too_old = (
+      version.parse(found).release < version.parse(MIN_TF_VERSION).release
+    )
   except version.InvalidVersion:
     too_old = True
   if too_old:
     raise ImportError(
-        "kfac needs TensorFlow %s or newer; found TensorFlow %s."
-        % (MIN_TF_VERSION, found))
+      "kfac needs TensorFlow %s or newer; found TensorFlow %s."
+      % (MIN_TF_VERSION, found)
+    )
 
 
 def import_tensorflow():
@@ -119,8 +126,9 @@ def import_tensorflow():
       tf = _import_quietly()
   except ImportError as e:
     raise ImportError(
-        "kfac needs TensorFlow %s or newer, which could not be imported "
-        "(%s). Install it with `pip install kfac-contrib[tf-cpu]` (CPU only) "
-        "or `pip install kfac-contrib[tf]`." % (MIN_TF_VERSION, e)) from e
+      "kfac needs TensorFlow %s or newer, which could not be imported "
+      "(%s). Install it with `pip install kfac-contrib[tf-cpu]` (CPU only) "
+      "or `pip install kfac-contrib[tf]`." % (MIN_TF_VERSION, e)
+    ) from e
   _check_version(tf)
   return tf

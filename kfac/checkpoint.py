@@ -28,9 +28,9 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "StructureRestoreReport",
-    "factor_variables",
-    "restore_by_structure",
+  "StructureRestoreReport",
+  "factor_variables",
+  "restore_by_structure",
 ]
 
 # `<prefix>/ff_<kind>/<factor scope>/<rest>`: the factor scope string never
@@ -55,8 +55,9 @@ def _role(rest):
 
 def _natural_key(text):
   """Sort key comparing the digit runs of `text` as numbers (`mul_5` < `mul_10`)."""
-  return [int(part) if part.isdigit() else part
-          for part in re.split(r"(\d+)", text)]
+  return [
+    int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)
+  ]
 
 
 def _parse(name):
@@ -74,16 +75,22 @@ class _Factor(object):
   def __init__(self, kind, scope):
     self.kind = kind
     self.scope = scope
-    self.entries = collections.OrderedDict()   # role -> [(name, shape)]
+    self.entries = collections.OrderedDict()  # role -> [(name, shape)]
 
   def add(self, role, name, shape):
     self.entries.setdefault(role, []).append((name, tuple(shape)))
 
   def signature(self):
     """Type, and the shapes of every role: what must agree for a pairing."""
-    return (self.kind, tuple(sorted(
-        (role, tuple(shape for _, shape in entries))
-        for role, entries in self.entries.items())))
+    return (
+      self.kind,
+      tuple(
+        sorted(
+          (role, tuple(shape for _, shape in entries))
+          for role, entries in self.entries.items()
+        )
+      ),
+    )
 
   def describe(self):
     return "{}/{}".format(self.kind, self.scope)
@@ -125,8 +132,12 @@ def _checkpoint_order(save_path, names):
       # graph into a scratch graph reads it with public API only.
       with tf.Graph().as_default() as scratch:
         tf.compat.v1.train.import_meta_graph(meta_path, clear_devices=True)
-        order = [v.op.name for v in scratch.get_collection(
-            tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)]
+        order = [
+          v.op.name
+          for v in scratch.get_collection(
+            tf.compat.v1.GraphKeys.GLOBAL_VARIABLES
+          )
+        ]
     except (tf.errors.OpError, ValueError, KeyError, TypeError):
       order = []
     position = {name: i for i, name in enumerate(order)}
@@ -147,8 +158,11 @@ def _checkpoint_order(save_path, names):
 
   def key(name):
     factor_key = _parse(name)[:2]
-    return (first_counter.get(factor_key, float("inf")),
-            _natural_key(factor_key[1]), _natural_key(name))
+    return (
+      first_counter.get(factor_key, float("inf")),
+      _natural_key(factor_key[1]),
+      _natural_key(name),
+    )
 
   return sorted(names, key=key), "names"
 
@@ -172,8 +186,15 @@ class StructureRestoreReport(object):
     restored: Whether values were written into the session.
   """
 
-  def __init__(self, matched, left_at_initial_values,
-               unused_checkpoint_entries, ambiguous, order_source, restored):
+  def __init__(
+    self,
+    matched,
+    left_at_initial_values,
+    unused_checkpoint_entries,
+    ambiguous,
+    order_source,
+    restored,
+  ):
     """Stores the outcome (see the class attributes).
 
     Args:
@@ -198,15 +219,22 @@ class StructureRestoreReport(object):
     return not self.left_at_initial_values
 
   def __str__(self):
-    lines = ["K-FAC state restored by structure: {} matched, {} left at "
-             "initial values, {} checkpoint entries unused (checkpoint order "
-             "from {}).".format(len(self.matched),
-                                len(self.left_at_initial_values),
-                                len(self.unused_checkpoint_entries),
-                                self.order_source)]
+    lines = [
+      "K-FAC state restored by structure: {} matched, {} left at "
+      "initial values, {} checkpoint entries unused (checkpoint order "
+      "from {}).".format(
+        len(self.matched),
+        len(self.left_at_initial_values),
+        len(self.unused_checkpoint_entries),
+        self.order_source,
+      )
+    ]
     for var_name, ckpt_name, kind, role, shape in self.matched:
-      lines.append("  {} <- {} ({} {}, shape {})".format(
-          var_name, ckpt_name, kind, role, list(shape)))
+      lines.append(
+        "  {} <- {} ({} {}, shape {})".format(
+          var_name, ckpt_name, kind, role, list(shape)
+        )
+      )
     for name in self.left_at_initial_values:
       lines.append("  left at initial value: {}".format(name))
     for name in self.unused_checkpoint_entries:
@@ -282,38 +310,44 @@ def restore_by_structure(sess, save_path, var_list=None, allow_partial=False):
   try:
     reader = tf.train.load_checkpoint(save_path)
   except (tf.errors.OpError, ValueError) as e:
-    raise ValueError("save_path {!r} is not a readable checkpoint ({})."
-                     .format(save_path, e)) from e
+    raise ValueError(
+      "save_path {!r} is not a readable checkpoint ({}).".format(save_path, e)
+    ) from e
   if var_list is None:
     var_list = sess.graph.get_collection(
-        tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
+      tf.compat.v1.GraphKeys.GLOBAL_VARIABLES
+    )
   by_name = {}
   for variable in var_list:
     by_name.setdefault(_variable_name(variable), variable)
   graph_factors = _factors(
-      (name, variable.shape.as_list()) for name, variable in by_name.items()
-      if _parse(name) is not None)
+    (name, variable.shape.as_list())
+    for name, variable in by_name.items()
+    if _parse(name) is not None
+  )
 
   ckpt_shapes = reader.get_variable_to_shape_map()
   ckpt_names, order_source = _checkpoint_order(
-      save_path, [n for n in ckpt_shapes if _parse(n) is not None])
+    save_path, [n for n in ckpt_shapes if _parse(n) is not None]
+  )
   ckpt_factors = _factors((n, ckpt_shapes[n]) for n in ckpt_names)
 
   available = list(ckpt_factors)
   matched, left = [], []
   pairs = []
   for factor in graph_factors:
-    partner = next((c for c in available
-                    if c.signature() == factor.signature()), None)
+    partner = next(
+      (c for c in available if c.signature() == factor.signature()), None
+    )
     if partner is None:
-      left.extend(name for entries in factor.entries.values()
-                  for name, _ in entries)
+      left.extend(
+        name for entries in factor.entries.values() for name, _ in entries
+      )
       continue
     available.remove(partner)
     pairs.append((factor, partner))
     for role, entries in factor.entries.items():
-      for (name, shape), (ckpt_name, _) in zip(entries,
-                                               partner.entries[role]):
+      for (name, shape), (ckpt_name, _) in zip(entries, partner.entries[role]):
         matched.append((name, ckpt_name, factor.kind, role, shape))
 
   ambiguous = []
@@ -321,40 +355,54 @@ def restore_by_structure(sess, save_path, var_list=None, allow_partial=False):
   for factor, partner in pairs:
     groups.setdefault(factor.signature(), []).append((factor, partner))
   for signature, members in groups.items():
-    interchangeable = [c for c in ckpt_factors
-                       if c.signature() == signature]
+    interchangeable = [c for c in ckpt_factors if c.signature() == signature]
     if len(members) > 1 or len(interchangeable) > 1:
-      ambiguous.append("{} factors of type {} with the same shapes: ".format(
-          len(interchangeable), signature[0]) + ", ".join(
-              "{} <- {}".format(f.describe(), p.describe())
-              for f, p in members))
-  unused = [name for factor in available
-            for entries in factor.entries.values() for name, _ in entries]
+      ambiguous.append(
+        "{} factors of type {} with the same shapes: ".format(
+          len(interchangeable), signature[0]
+        )
+        + ", ".join(
+          "{} <- {}".format(f.describe(), p.describe()) for f, p in members
+        )
+      )
+  unused = [
+    name
+    for factor in available
+    for entries in factor.entries.values()
+    for name, _ in entries
+  ]
 
   if left and not allow_partial:
-    report = StructureRestoreReport(matched, left, unused, ambiguous,
-                                    order_source, restored=False)
+    report = StructureRestoreReport(
+      matched, left, unused, ambiguous, order_source, restored=False
+    )
     raise ValueError(
-        "restore_by_structure: {} K-FAC variables of the graph have no "
-        "match in {} (nothing was restored; pass allow_partial=True to "
-        "restore the matches anyway).\n{}".format(len(left), save_path,
-                                                   report))
+      "restore_by_structure: {} K-FAC variables of the graph have no "
+      "match in {} (nothing was restored; pass allow_partial=True to "
+      "restore the matches anyway).\n{}".format(len(left), save_path, report)
+    )
 
   for name, ckpt_name, _, _, _ in matched:
     variable = by_name[name]
     value = reader.get_tensor(ckpt_name)
     dtype = variable.dtype.base_dtype.as_numpy_dtype
     initializer = variable.initializer
-    sess.run(initializer,
-             {initializer.inputs[1]: np.asarray(value).astype(dtype)})
-  report = StructureRestoreReport(matched, left, unused, ambiguous,
-                                  order_source, restored=True)
+    sess.run(
+      initializer, {initializer.inputs[1]: np.asarray(value).astype(dtype)}
+    )
+  report = StructureRestoreReport(
+    matched, left, unused, ambiguous, order_source, restored=True
+  )
   if left:
     tf.compat.v1.logging.warning(
-        "restore_by_structure: partial restore; %d K-FAC variables left at "
-        "their initial values:\n%s", len(left), report)
+      "restore_by_structure: partial restore; %d K-FAC variables left at "
+      "their initial values:\n%s",
+      len(left),
+      report,
+    )
   elif ambiguous:
     tf.compat.v1.logging.warning(
-        "restore_by_structure: some factors were paired by order only:\n%s",
-        "\n".join(ambiguous))
+      "restore_by_structure: some factors were paired by order only:\n%s",
+      "\n".join(ambiguous),
+    )
   return report

@@ -74,9 +74,11 @@ class CurvatureMatrixVectorProductComputer(object):
       A list with one entry per loss, structured like that loss's `inputs`.
     """
     jacobian_vecs_flat = utils.fwd_gradients(
-        self._inputs_to_losses_flat, self._wrt_tensors, grad_xs=_as_list(vecs))
+      self._inputs_to_losses_flat, self._wrt_tensors, grad_xs=_as_list(vecs)
+    )
     jacobian_vecs_flat = _ops.dense_gradients(
-        jacobian_vecs_flat, like=self._inputs_to_losses_flat)
+      jacobian_vecs_flat, like=self._inputs_to_losses_flat
+    )
     return tf.nest.pack_sequence_as(self._inputs_to_losses, jacobian_vecs_flat)
 
   def _multiply_jacobian_transpose(self, loss_vecs):
@@ -92,34 +94,46 @@ class CurvatureMatrixVectorProductComputer(object):
     """
     loss_vecs_flat = tf.nest.flatten(loss_vecs)
     return tf.compat.v1.gradients(
-        self._inputs_to_losses_flat, self._wrt_tensors,
-        grad_ys=loss_vecs_flat)
+      self._inputs_to_losses_flat, self._wrt_tensors, grad_ys=loss_vecs_flat
+    )
 
   # Per-loss products, applied loss by loss.
 
   def _multiply_loss_fisher(self, loss_vecs):
-    return tuple(loss.multiply_fisher(loss_vec)
-                 for loss, loss_vec in zip(self._losses, loss_vecs))
+    return tuple(
+      loss.multiply_fisher(loss_vec)
+      for loss, loss_vec in zip(self._losses, loss_vecs)
+    )
 
   def _multiply_loss_fisher_factor(self, loss_inner_vecs):
-    return tuple(loss.multiply_fisher_factor(loss_vec)
-                 for loss, loss_vec in zip(self._losses, loss_inner_vecs))
+    return tuple(
+      loss.multiply_fisher_factor(loss_vec)
+      for loss, loss_vec in zip(self._losses, loss_inner_vecs)
+    )
 
   def _multiply_loss_fisher_factor_transpose(self, loss_vecs):
-    return tuple(loss.multiply_fisher_factor_transpose(loss_vec)
-                 for loss, loss_vec in zip(self._losses, loss_vecs))
+    return tuple(
+      loss.multiply_fisher_factor_transpose(loss_vec)
+      for loss, loss_vec in zip(self._losses, loss_vecs)
+    )
 
   def _multiply_loss_hessian(self, loss_vecs):
-    return tuple(loss.multiply_hessian(loss_vec)
-                 for loss, loss_vec in zip(self._losses, loss_vecs))
+    return tuple(
+      loss.multiply_hessian(loss_vec)
+      for loss, loss_vec in zip(self._losses, loss_vecs)
+    )
 
   def _multiply_loss_hessian_factor(self, loss_inner_vecs):
-    return tuple(loss.multiply_hessian_factor(loss_vec)
-                 for loss, loss_vec in zip(self._losses, loss_inner_vecs))
+    return tuple(
+      loss.multiply_hessian_factor(loss_vec)
+      for loss, loss_vec in zip(self._losses, loss_inner_vecs)
+    )
 
   def _multiply_loss_hessian_factor_transpose(self, loss_vecs):
-    return tuple(loss.multiply_hessian_factor_transpose(loss_vec)
-                 for loss, loss_vec in zip(self._losses, loss_vecs))
+    return tuple(
+      loss.multiply_hessian_factor_transpose(loss_vec)
+      for loss, loss_vec in zip(self._losses, loss_vecs)
+    )
 
   # Public matrix-vector products.
 
@@ -182,8 +196,9 @@ class CurvatureMatrixVectorProductComputer(object):
       A list of Tensors shaped like `wrt_tensors`: `H v`.
     """
     grads = tf.compat.v1.gradients(self._total_loss, self._wrt_tensors)
-    return tf.compat.v1.gradients(grads, self._wrt_tensors,
-                                  grad_ys=_as_list(vecs))
+    return tf.compat.v1.gradients(
+      grads, self._wrt_tensors, grad_ys=_as_list(vecs)
+    )
 
   def multiply_generalized_gauss_newton(self, vecs):
     """Multiplies vectors by the generalized Gauss-Newton matrix `Jᵀ H_L J`.

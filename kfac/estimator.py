@@ -77,10 +77,19 @@ class FisherEstimator(object):
       assignment).
   """
 
-  def __init__(self, variables, cov_ema_decay, damping, layer_collection,
-               estimation_mode="gradients", *,
-               colocate_gradients_with_ops=False, cov_devices=None,
-               inv_devices=None, skip_nonfinite_updates=True):
+  def __init__(
+    self,
+    variables,
+    cov_ema_decay,
+    damping,
+    layer_collection,
+    estimation_mode="gradients",
+    *,
+    colocate_gradients_with_ops=False,
+    cov_devices=None,
+    inv_devices=None,
+    skip_nonfinite_updates=True,
+  ):
     """Checks the registrations and builds the update ops.
 
     Args:
@@ -134,14 +143,16 @@ class FisherEstimator(object):
         registered with the wrong number of uses, or registered but missing
         from `variables`.
     """
-    _settings.check_layer_collection(layer_collection,
-                                     (lc_lib.LayerCollection,))
+    _settings.check_layer_collection(
+      layer_collection, (lc_lib.LayerCollection,)
+    )
     _settings.check_cov_ema_decay(cov_ema_decay)
     _settings.check_damping(damping)
     if estimation_mode not in _ESTIMATION_MODES:
       raise ValueError(
-          "Unrecognized value {!r} for estimation_mode. Must be one of "
-          "{}.".format(estimation_mode, list(_ESTIMATION_MODES)))
+        "Unrecognized value {!r} for estimation_mode. Must be one of "
+        "{}.".format(estimation_mode, list(_ESTIMATION_MODES))
+      )
     self._variables = list(variables)
     self._damping = damping
     self._estimation_mode = estimation_mode
@@ -154,8 +165,7 @@ class FisherEstimator(object):
     if inv_devices == cov_devices:
       self._inv_device_context_generator = self._cov_device_context_generator
     else:
-      self._inv_device_context_generator = _DeviceContextGenerator(
-          inv_devices)
+      self._inv_device_context_generator = _DeviceContextGenerator(inv_devices)
 
     self._layers.create_subgraph()
     self._check_registration(self._variables)
@@ -205,22 +215,30 @@ class FisherEstimator(object):
       # where they meet them, and the results back to the vector's dtype.
       # float32 vectors pass untouched (no op is added).
       flat = tf.nest.flatten(vec)
-      dtypes = [v.dtype.base_dtype if tf.is_tensor(v) else None
-                for v in flat]
+      dtypes = [v.dtype.base_dtype if tf.is_tensor(v) else None for v in flat]
       # From release 1.5 the factor variables take the data's dtype, so
       # vectors are used as they are.
       if _releases.of(self).factor_dtype_follows_data or all(
-          d in (None, tf.float32) or not d.is_floating for d in dtypes):
+        d in (None, tf.float32) or not d.is_floating for d in dtypes
+      ):
         trans_vecs[params] = transform(fb, vec)
         continue
       cast_in = tf.nest.pack_sequence_as(
-          vec, [tf.cast(v, tf.float32) if d is not None and d.is_floating
-                else v for v, d in zip(flat, dtypes)])
+        vec,
+        [
+          tf.cast(v, tf.float32) if d is not None and d.is_floating else v
+          for v, d in zip(flat, dtypes)
+        ],
+      )
       result = transform(fb, cast_in)
       flat_result = tf.nest.flatten(result)
       trans_vecs[params] = tf.nest.pack_sequence_as(
-          result, [tf.cast(r, d) if d is not None and d.is_floating else r
-                   for r, d in zip(flat_result, dtypes)])
+        result,
+        [
+          tf.cast(r, d) if d is not None and d.is_floating else r
+          for r, d in zip(flat_result, dtypes)
+        ],
+      )
     return [(trans_vecs[var], var) for _, var in vecs_and_vars]
 
   def multiply_inverse(self, vecs_and_vars):
@@ -240,7 +258,8 @@ class FisherEstimator(object):
       A list of (F̂⁻¹ vector, variable) pairs, in the input order.
     """
     return self._apply_transformation(
-        vecs_and_vars, lambda fb, vec: fb.multiply_inverse(vec))
+      vecs_and_vars, lambda fb, vec: fb.multiply_inverse(vec)
+    )
 
   def multiply(self, vecs_and_vars):
     """Multiplies vectors by the damped Fisher approximation.
@@ -253,7 +272,8 @@ class FisherEstimator(object):
       A list of (F̂ vector, variable) pairs, in the input order.
     """
     return self._apply_transformation(
-        vecs_and_vars, lambda fb, vec: fb.multiply(vec))
+      vecs_and_vars, lambda fb, vec: fb.multiply(vec)
+    )
 
   def _setup(self, cov_ema_decay):
     """Instantiates the factors and builds the update ops.
@@ -306,18 +326,25 @@ class FisherEstimator(object):
       # ops and the skip counters live in their own name scope.
       if getattr(self, "cov_skip_counter", None) is None:
         self.cov_skip_counter = _nonfinite.SkipCounter(
-            "covariance_update_skips", "covariance updates")
+          "covariance_update_skips", "covariance updates"
+        )
         self.inv_skip_counter = _nonfinite.SkipCounter(
-            "inverse_update_skips", "inverse updates")
+          "inverse_update_skips", "inverse updates"
+        )
       # pylint: disable=protected-access
-      make_cov_update = lambda factor: factor._make_guarded_covariance_update_op(
-          cov_ema_decay, self.cov_skip_counter)
+      make_cov_update = lambda factor: (
+        factor._make_guarded_covariance_update_op(
+          cov_ema_decay, self.cov_skip_counter
+        )
+      )
       make_inv_updates = lambda factor: factor._make_guarded_inverse_update_ops(
-          self.inv_skip_counter)
+        self.inv_skip_counter
+      )
       # pylint: enable=protected-access
     else:
       make_cov_update = lambda factor: factor.make_covariance_update_op(
-          cov_ema_decay)
+        cov_ema_decay
+      )
       make_inv_updates = lambda factor: factor.make_inverse_update_ops()
     return make_cov_update, make_inv_updates
 
@@ -328,17 +355,21 @@ class FisherEstimator(object):
     """
     fisher_blocks_list = list(self._layers.get_blocks())
     tensors_to_compute_grads = [
-        fb.tensors_to_compute_grads() for fb in fisher_blocks_list]
+      fb.tensors_to_compute_grads() for fb in fisher_blocks_list
+    ]
     gradient_fns = {
-        "gradients": self._get_grads_lists_gradients,
-        "empirical": self._get_grads_lists_empirical,
-        "curvature_prop": self._get_grads_lists_curvature_prop,
-        "exact": self._get_grads_lists_exact,
+      "gradients": self._get_grads_lists_gradients,
+      "empirical": self._get_grads_lists_empirical,
+      "curvature_prop": self._get_grads_lists_curvature_prop,
+      "exact": self._get_grads_lists_exact,
     }
     # Without blocks there is nothing to differentiate (TF 1.4 still built
     # the sampled loss, whose value nothing used).
-    grads_lists = (gradient_fns[self._estimation_mode](tensors_to_compute_grads)
-                   if fisher_blocks_list else ())
+    grads_lists = (
+      gradient_fns[self._estimation_mode](tensors_to_compute_grads)
+      if fisher_blocks_list
+      else ()
+    )
 
     for grads_list, fb in zip(grads_lists, fisher_blocks_list):
       fb.instantiate_factors(grads_list, self.damping)
@@ -358,8 +389,11 @@ class FisherEstimator(object):
       A list of Tensors shaped like `xs`.
     """
     grads = tf.compat.v1.gradients(
-        ys, xs, grad_ys=grad_ys,
-        colocate_gradients_with_ops=self._colocate_gradients_with_ops)
+      ys,
+      xs,
+      grad_ys=grad_ys,
+      colocate_gradients_with_ops=self._colocate_gradients_with_ops,
+    )
     return _ops.dense_gradients(grads, like=xs)
 
   def _one_source_grads_lists(self, ys, tensors, grad_ys=None):
@@ -388,8 +422,9 @@ class FisherEstimator(object):
     Returns:
       As in `_one_source_grads_lists`.
     """
-    return self._one_source_grads_lists([self._layers.total_sampled_loss()],
-                                        tensors)
+    return self._one_source_grads_lists(
+      [self._layers.total_sampled_loss()], tensors
+    )
 
   def _get_grads_lists_empirical(self, tensors):
     """Gradients of the loss at the data targets (one source).
@@ -404,9 +439,12 @@ class FisherEstimator(object):
 
   def _get_transformed_random_signs(self):
     """Per loss, `B s` for a fresh random ±1 vector `s` (B Bᵀ = F_loss)."""
-    return [loss.multiply_fisher_factor(
-                utils.generate_random_signs(loss.fisher_factor_inner_shape))
-            for loss in self._layers.losses]
+    return [
+      loss.multiply_fisher_factor(
+        utils.generate_random_signs(loss.fisher_factor_inner_shape)
+      )
+      for loss in self._layers.losses
+    ]
 
   def _get_grads_lists_curvature_prop(self, tensors):
     """Random Fisher-factor columns back-propagated to the blocks (one source).
@@ -421,8 +459,10 @@ class FisherEstimator(object):
     """
     loss_inputs = [loss.inputs for loss in self._layers.losses]
     return self._one_source_grads_lists(
-        tf.nest.flatten(loss_inputs), tensors,
-        grad_ys=tf.nest.flatten(self._get_transformed_random_signs()))
+      tf.nest.flatten(loss_inputs),
+      tensors,
+      grad_ys=tf.nest.flatten(self._get_transformed_random_signs()),
+    )
 
   def _get_grads_lists_exact(self, tensors):
     """Every Fisher-factor column of every loss, back-propagated.
@@ -448,14 +488,19 @@ class FisherEstimator(object):
       inner_shape = tf.TensorShape(loss.fisher_factor_inner_static_shape)[1:]
       if not inner_shape.is_fully_defined():
         raise ValueError(
-            "estimation_mode 'exact' needs the fisher_factor_inner_static_shape"
-            " of every loss to be known beyond the batch dimension; got {}."
-            .format(loss.fisher_factor_inner_static_shape))
+          "estimation_mode 'exact' needs the fisher_factor_inner_static_shape"
+          " of every loss to be known beyond the batch dimension; got {}.".format(
+            loss.fisher_factor_inner_static_shape
+          )
+        )
       for index in np.ndindex(*inner_shape.as_list()):
         transformed_one_hot = loss.multiply_fisher_factor_replicated_one_hot(
-            index)
+          index
+        )
         grads_flat = self._gradients(
-            tf.nest.flatten(loss.inputs), tf.nest.flatten(tensors),
-            grad_ys=tf.nest.flatten(transformed_one_hot))
+          tf.nest.flatten(loss.inputs),
+          tf.nest.flatten(tensors),
+          grad_ys=tf.nest.flatten(transformed_one_hot),
+        )
         grads_all.append(tf.nest.pack_sequence_as(tensors, grads_flat))
     return tuple(zip(*grads_all))

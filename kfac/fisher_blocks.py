@@ -27,15 +27,15 @@ from kfac import fisher_factors
 from kfac import utils
 
 __all__ = [
-    "FisherBlock",
-    "FullFB",
-    "NaiveDiagonalFB",
-    "FullyConnectedDiagonalFB",
-    "KroneckerProductFB",
-    "FullyConnectedKFACBasicFB",
-    "ConvKFCBasicFB",
-    "ConvDiagonalFB",
-    "set_global_constants",
+  "FisherBlock",
+  "FullFB",
+  "NaiveDiagonalFB",
+  "FullyConnectedDiagonalFB",
+  "KroneckerProductFB",
+  "FullyConnectedKFACBasicFB",
+  "ConvKFCBasicFB",
+  "ConvDiagonalFB",
+  "set_global_constants",
 ]
 
 # For blocks whose parameters are shared across `r` spatial locations (the
@@ -94,7 +94,8 @@ def _concat_along_batch_dim(tensor_list):
   """
   if not tensor_list:
     raise ValueError(
-        "Cannot concatenate Tensors if there are no Tensors to concatenate.")
+      "Cannot concatenate Tensors if there are no Tensors to concatenate."
+    )
   if isinstance(tensor_list[0], (tuple, list)):
     return tuple(_ops.concat_rows(tensors) for tensors in zip(*tensor_list))
   return _ops.concat_rows(tensor_list)
@@ -134,19 +135,28 @@ def _init_conv_block(block, params, inputs, outputs, strides, padding):
   fltr = params[0] if block._has_bias else params
   filter_shape = _checks.static_shape_list(fltr)
   if filter_shape is None:
-    raise ValueError("params must have a statically known rank (the filter "
-                     "[kernel_height, kernel_width, in_channels, "
-                     "out_channels]).")
+    raise ValueError(
+      "params must have a statically known rank (the filter "
+      "[kernel_height, kernel_width, in_channels, "
+      "out_channels])."
+    )
   block._filter_shape = tuple(filter_shape)
   input_shape = _checks.static_shape_list(inputs)
-  if (input_shape is None or len(input_shape) < 3 or input_shape[1] is None
-      or input_shape[2] is None):
+  if (
+    input_shape is None
+    or len(input_shape) < 3
+    or input_shape[1] is None
+    or input_shape[2] is None
+  ):
     raise ValueError(
-        "inputs must have shape [batch, height, width, in_channels] with "
-        "statically known height and width, got {}."
-        .format(_checks.format_shape(inputs)))
-  block._num_locations = (input_shape[1] * input_shape[2] //
-                          (strides[1] * strides[2]))
+      "inputs must have shape [batch, height, width, in_channels] with "
+      "statically known height and width, got {}.".format(
+        _checks.format_shape(inputs)
+      )
+    )
+  block._num_locations = (
+    input_shape[1] * input_shape[2] // (strides[1] * strides[2])
+  )
   # pylint: enable=protected-access
 
 
@@ -162,7 +172,7 @@ def _normalize_damping(damping, num_locations):
     power is 0.
   """
   if NORMALIZE_DAMPING_POWER:
-    damping /= num_locations ** NORMALIZE_DAMPING_POWER
+    damping /= num_locations**NORMALIZE_DAMPING_POWER
   return damping
 
 
@@ -181,13 +191,19 @@ def _check_batch_size(batch_size):
   """
   if isinstance(batch_size, (tf.Tensor, tf.Variable)):
     if batch_size.shape.rank not in (None, 0):
-      raise ValueError("batch_size must be a scalar, got a Tensor of shape "
-                       "{}.".format(_checks.format_shape(batch_size)))
+      raise ValueError(
+        "batch_size must be a scalar, got a Tensor of shape {}.".format(
+          _checks.format_shape(batch_size)
+        )
+      )
     return batch_size
   if _checks.is_int(batch_size) and batch_size > 0:
     return int(batch_size)
-  raise ValueError("batch_size must be a positive int or a scalar Tensor, "
-                   "got {!r}.".format(batch_size))
+  raise ValueError(
+    "batch_size must be a positive int or a scalar Tensor, got {!r}.".format(
+      batch_size
+    )
+  )
 
 
 def _damping_for(damping, tensor):
@@ -221,10 +237,13 @@ def _check_vector(reshaped_vector, expected_shape, layout):
   """
   if not reshaped_vector.shape.is_compatible_with(expected_shape):
     raise ValueError(
-        "vector does not fit the block: expected {} ({} in the block's "
-        "layout), got {}.".format(layout,
-                                  _checks.format_shape(expected_shape),
-                                  _checks.format_shape(reshaped_vector)))
+      "vector does not fit the block: expected {} ({} in the block's "
+      "layout), got {}.".format(
+        layout,
+        _checks.format_shape(expected_shape),
+        _checks.format_shape(reshaped_vector),
+      )
+    )
 
 
 def _params_vector_to_column(vector, factor):
@@ -241,8 +260,11 @@ def _params_vector_to_column(vector, factor):
     ValueError: If the column does not have the factor's `n` rows.
   """
   vector_flat = utils.tensors_to_column(vector)
-  _check_vector(vector_flat, [_checks.static_dim(factor.get_cov(), 0), 1],
-                "a vector shaped like params")
+  _check_vector(
+    vector_flat,
+    [_checks.static_dim(factor.get_cov(), 0), 1],
+    "a vector shaped like params",
+  )
   return vector_flat
 
 
@@ -263,8 +285,11 @@ def _multiply_layer_diagonal(vector, diagonal, damping, inverse):
     ValueError: If `vector` does not have the 2-D shape of `diagonal`.
   """
   reshaped_vector = utils.layer_params_to_mat2d(vector)
-  _check_vector(reshaped_vector, diagonal.shape,
-                "the layer's weights, or (weights, bias) with a bias")
+  _check_vector(
+    reshaped_vector,
+    diagonal.shape,
+    "the layer's weights, or (weights, bias) with a bias",
+  )
   damped = diagonal + _damping_for(damping, diagonal)
   if inverse:
     reshaped_out = reshaped_vector / damped
@@ -378,8 +403,8 @@ class FullFB(FisherBlock):
     """
     self._damping = damping
     self._factor = self._layer_collection.make_or_get_factor(
-        fisher_factors.FullFactor,
-        (_as_hashable(grads_list), self._batch_size))
+      fisher_factors.FullFactor, (_as_hashable(grads_list), self._batch_size)
+    )
     self._factor.register_damped_inverse(damping)
 
   def multiply_inverse(self, vector):
@@ -412,8 +437,10 @@ class FullFB(FisherBlock):
       ValueError: If the static shape of `vector` does not fit the block.
     """
     vector_flat = _params_vector_to_column(vector, self._factor)
-    out_flat = (tf.matmul(self._factor.get_cov(), vector_flat) +
-                _damping_for(self._damping, vector_flat) * vector_flat)
+    out_flat = (
+      tf.matmul(self._factor.get_cov(), vector_flat)
+      + _damping_for(self._damping, vector_flat) * vector_flat
+    )
     return utils.column_to_tensors(vector, out_flat)
 
   def full_fisher_block(self):
@@ -460,8 +487,9 @@ class NaiveDiagonalFB(FisherBlock):
     """
     self._damping = damping
     self._factor = self._layer_collection.make_or_get_factor(
-        fisher_factors.NaiveDiagonalFactor,
-        (_as_hashable(grads_list), self._batch_size))
+      fisher_factors.NaiveDiagonalFactor,
+      (_as_hashable(grads_list), self._batch_size),
+    )
 
   def multiply_inverse(self, vector):
     """Returns `vector / (d + λ)` elementwise.
@@ -559,8 +587,9 @@ class FullyConnectedDiagonalFB(FisherBlock):
     Raises:
       TypeError: If the arguments fit neither call form.
     """
-    release_form, inputs, outputs, has_bias = _diagonal_fb_arguments(args,
-                                                                     kwargs)
+    release_form, inputs, outputs, has_bias = _diagonal_fb_arguments(
+      args, kwargs
+    )
     self._inputs = []
     self._outputs = []
     self._has_bias = has_bias
@@ -600,18 +629,22 @@ class FullyConnectedDiagonalFB(FisherBlock):
       # TF 1.4.0: the factor sees the inputs and gradients as they are.
       inputs = self._inputs[0]
       grads_list = tuple(
-          grads[0] if isinstance(grads, (tuple, list)) else grads
-          for grads in grads_list)
+        grads[0] if isinstance(grads, (tuple, list)) else grads
+        for grads in grads_list
+      )
     else:
       inputs = _concat_along_batch_dim(self._inputs)
       grads_list = tuple(
-          _concat_along_batch_dim(
-              list(grads) if isinstance(grads, (tuple, list)) else [grads])
-          for grads in grads_list)
+        _concat_along_batch_dim(
+          list(grads) if isinstance(grads, (tuple, list)) else [grads]
+        )
+        for grads in grads_list
+      )
     self._damping = damping
     self._factor = self._layer_collection.make_or_get_factor(
-        fisher_factors.FullyConnectedDiagonalFactor,
-        (inputs, grads_list, self._has_bias))
+      fisher_factors.FullyConnectedDiagonalFactor,
+      (inputs, grads_list, self._has_bias),
+    )
 
   def multiply_inverse(self, vector):
     """Returns `M / (D + λ)` elementwise, M being `vector` in 2-D layout.
@@ -625,8 +658,9 @@ class FullyConnectedDiagonalFB(FisherBlock):
     Raises:
       ValueError: If the static shape of `vector` does not fit the block.
     """
-    return _multiply_layer_diagonal(vector, self._factor.get_cov(),
-                                    self._damping, inverse=True)
+    return _multiply_layer_diagonal(
+      vector, self._factor.get_cov(), self._damping, inverse=True
+    )
 
   def multiply(self, vector):
     """Returns `M ⊙ (D + λ)` elementwise, M being `vector` in 2-D layout.
@@ -640,8 +674,9 @@ class FullyConnectedDiagonalFB(FisherBlock):
     Raises:
       ValueError: If the static shape of `vector` does not fit the block.
     """
-    return _multiply_layer_diagonal(vector, self._factor.get_cov(),
-                                    self._damping, inverse=False)
+    return _multiply_layer_diagonal(
+      vector, self._factor.get_cov(), self._damping, inverse=False
+    )
 
   def tensors_to_compute_grads(self):
     """Returns the registered minibatches' outputs.
@@ -665,13 +700,17 @@ class FullyConnectedDiagonalFB(FisherBlock):
 
 # The documented signature (api_surface.md); `__init__` also takes the TF 1.4.0
 # release's `(layer_collection, inputs, outputs, has_bias=False)`.
-FullyConnectedDiagonalFB.__init__.__signature__ = inspect.Signature([
+FullyConnectedDiagonalFB.__init__.__signature__ = inspect.Signature(
+  [
     inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-    inspect.Parameter("layer_collection",
-                      inspect.Parameter.POSITIONAL_OR_KEYWORD),
-    inspect.Parameter("has_bias", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                      default=False),
-])
+    inspect.Parameter(
+      "layer_collection", inspect.Parameter.POSITIONAL_OR_KEYWORD
+    ),
+    inspect.Parameter(
+      "has_bias", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False
+    ),
+  ]
+)
 
 
 def _is_bias_flag(value):
@@ -693,32 +732,45 @@ def _diagonal_fb_arguments(args, kwargs):
   Raises:
     TypeError: If the arguments fit neither form.
   """
-  release_form = ("inputs" in kwargs or "outputs" in kwargs or len(args) > 1
-                  or (len(args) == 1 and not _is_bias_flag(args[0])))
-  names = (("inputs", "outputs", "has_bias") if release_form
-           else ("has_bias",))
+  release_form = (
+    "inputs" in kwargs
+    or "outputs" in kwargs
+    or len(args) > 1
+    or (len(args) == 1 and not _is_bias_flag(args[0]))
+  )
+  names = ("inputs", "outputs", "has_bias") if release_form else ("has_bias",)
   if len(args) > len(names):
     raise TypeError(
-        "FullyConnectedDiagonalFB takes (layer_collection, has_bias=False) or "
-        "(layer_collection, inputs, outputs, has_bias=False); got {} "
-        "arguments after layer_collection.".format(len(args)))
+      "FullyConnectedDiagonalFB takes (layer_collection, has_bias=False) or "
+      "(layer_collection, inputs, outputs, has_bias=False); got {} "
+      "arguments after layer_collection.".format(len(args))
+    )
   bound = dict(zip(names, args))
   for key, value in kwargs.items():
     if key not in names:
-      raise TypeError("FullyConnectedDiagonalFB got an unexpected keyword "
-                      "argument {!r}.".format(key))
+      raise TypeError(
+        "FullyConnectedDiagonalFB got an unexpected keyword "
+        "argument {!r}.".format(key)
+      )
     if key in bound:
-      raise TypeError("FullyConnectedDiagonalFB got multiple values for "
-                      "argument {!r}.".format(key))
+      raise TypeError(
+        "FullyConnectedDiagonalFB got multiple values for "
+        "argument {!r}.".format(key)
+      )
     bound[key] = value
   if release_form:
     missing = [n for n in ("inputs", "outputs") if n not in bound]
     if missing:
-      raise TypeError("FullyConnectedDiagonalFB(layer_collection, inputs, "
-                      "outputs, has_bias=False) is missing {}."
-                      .format(" and ".join(missing)))
-  return (release_form, bound.get("inputs"), bound.get("outputs"),
-          bound.get("has_bias", False))
+      raise TypeError(
+        "FullyConnectedDiagonalFB(layer_collection, inputs, "
+        "outputs, has_bias=False) is missing {}.".format(" and ".join(missing))
+      )
+  return (
+    release_form,
+    bound.get("inputs"),
+    bound.get("outputs"),
+    bound.get("has_bias", False),
+  )
 
 
 class ConvDiagonalFB(FisherBlock):
@@ -733,8 +785,9 @@ class ConvDiagonalFB(FisherBlock):
   inputs' static shape.
   """
 
-  def __init__(self, layer_collection, params, inputs, outputs, strides,
-               padding):
+  def __init__(
+    self, layer_collection, params, inputs, outputs, strides, padding
+  ):
     """Creates a ConvDiagonalFB.
 
     Args:
@@ -770,9 +823,16 @@ class ConvDiagonalFB(FisherBlock):
       # the default power.
       self._damping = self._num_locations * self._damping
     self._factor = self._layer_collection.make_or_get_factor(
-        fisher_factors.ConvDiagonalFactor,
-        (self._inputs, _as_hashable(grads_list), self._filter_shape,
-         self._strides, self._padding, self._has_bias))
+      fisher_factors.ConvDiagonalFactor,
+      (
+        self._inputs,
+        _as_hashable(grads_list),
+        self._filter_shape,
+        self._strides,
+        self._padding,
+        self._has_bias,
+      ),
+    )
 
   def multiply_inverse(self, vector):
     """Returns `M / (D + λ')` elementwise (λ' the normalised damping).
@@ -786,8 +846,9 @@ class ConvDiagonalFB(FisherBlock):
     Raises:
       ValueError: If the static shape of `vector` does not fit the block.
     """
-    return _multiply_layer_diagonal(vector, self._factor.get_cov(),
-                                    self._damping, inverse=True)
+    return _multiply_layer_diagonal(
+      vector, self._factor.get_cov(), self._damping, inverse=True
+    )
 
   def multiply(self, vector):
     """Returns `M ⊙ (D + λ')` elementwise (λ' the normalised damping).
@@ -801,8 +862,9 @@ class ConvDiagonalFB(FisherBlock):
     Raises:
       ValueError: If the static shape of `vector` does not fit the block.
     """
-    return _multiply_layer_diagonal(vector, self._factor.get_cov(),
-                                    self._damping, inverse=False)
+    return _multiply_layer_diagonal(
+      vector, self._factor.get_cov(), self._damping, inverse=False
+    )
 
   def tensors_to_compute_grads(self):
     """Returns the layer's outputs, with respect to which grads are taken."""
@@ -842,8 +904,9 @@ class KroneckerProductFB(FisherBlock):
     Args:
       damping: The damping λ, a float or a scalar Tensor.
     """
-    pi = utils.compute_pi(self._input_factor.get_cov(),
-                          self._output_factor.get_cov())
+    pi = utils.compute_pi(
+      self._input_factor.get_cov(), self._output_factor.get_cov()
+    )
     # An int damping (e.g. 1) or a float64 Tensor is cast to the factors'
     # float32; tf.sqrt has no integer kernel.
     sqrt_damping = tf.sqrt(tf.cast(damping, pi.dtype))
@@ -860,10 +923,14 @@ class KroneckerProductFB(FisherBlock):
   def _vector_to_mat2d(self, vector):
     """`utils.layer_params_to_mat2d(vector)`, checked against the factors."""
     reshaped_vector = utils.layer_params_to_mat2d(vector)
-    _check_vector(reshaped_vector,
-                  [_checks.static_dim(self._input_factor.get_cov(), 0),
-                   _checks.static_dim(self._output_factor.get_cov(), 0)],
-                  "the layer's weights, or (weights, bias) with a bias")
+    _check_vector(
+      reshaped_vector,
+      [
+        _checks.static_dim(self._input_factor.get_cov(), 0),
+        _checks.static_dim(self._output_factor.get_cov(), 0),
+      ],
+      "the layer's weights, or (weights, bias) with a bias",
+    )
     return reshaped_vector
 
   def multiply_inverse(self, vector):
@@ -884,8 +951,9 @@ class KroneckerProductFB(FisherBlock):
     left_factor_inv = self._input_factor.get_inverse(self._input_damping)
     right_factor_inv = self._output_factor.get_inverse(self._output_damping)
     reshaped_vector = self._vector_to_mat2d(vector)
-    reshaped_out = tf.matmul(left_factor_inv,
-                             tf.matmul(reshaped_vector, right_factor_inv))
+    reshaped_out = tf.matmul(
+      left_factor_inv, tf.matmul(reshaped_vector, right_factor_inv)
+    )
     if self._renorm_coeff != 1.0:
       reshaped_out /= tf.cast(self._renorm_coeff, dtype=reshaped_out.dtype)
     return utils.mat2d_to_layer_params(vector, reshaped_out)
@@ -905,10 +973,13 @@ class KroneckerProductFB(FisherBlock):
     left_factor = self._input_factor.get_cov()
     right_factor = self._output_factor.get_cov()
     reshaped_vector = self._vector_to_mat2d(vector)
-    reshaped_out = (tf.matmul(reshaped_vector, right_factor) +
-                    self._output_damping * reshaped_vector)
-    reshaped_out = (tf.matmul(left_factor, reshaped_out) +
-                    self._input_damping * reshaped_out)
+    reshaped_out = (
+      tf.matmul(reshaped_vector, right_factor)
+      + self._output_damping * reshaped_vector
+    )
+    reshaped_out = (
+      tf.matmul(left_factor, reshaped_out) + self._input_damping * reshaped_out
+    )
     if self._renorm_coeff != 1.0:
       reshaped_out *= tf.cast(self._renorm_coeff, dtype=reshaped_out.dtype)
     return utils.mat2d_to_layer_params(vector, reshaped_out)
@@ -922,8 +993,9 @@ class KroneckerProductFB(FisherBlock):
     """
     left_factor = self._input_factor.get_cov()
     right_factor = self._output_factor.get_cov()
-    return self._renorm_coeff * utils.kronecker_product(left_factor,
-                                                        right_factor)
+    return self._renorm_coeff * utils.kronecker_product(
+      left_factor, right_factor
+    )
 
 
 class FullyConnectedKFACBasicFB(KroneckerProductFB):
@@ -960,11 +1032,12 @@ class FullyConnectedKFACBasicFB(KroneckerProductFB):
       damping: The damping λ, a float or a scalar Tensor.
     """
     self._input_factor = self._layer_collection.make_or_get_factor(
-        fisher_factors.FullyConnectedKroneckerFactor,
-        ((self._inputs,), self._has_bias))
+      fisher_factors.FullyConnectedKroneckerFactor,
+      ((self._inputs,), self._has_bias),
+    )
     self._output_factor = self._layer_collection.make_or_get_factor(
-        fisher_factors.FullyConnectedKroneckerFactor,
-        (_as_hashable(grads_list),))
+      fisher_factors.FullyConnectedKroneckerFactor, (_as_hashable(grads_list),)
+    )
     self._register_damped_input_and_output_inverses(damping)
 
   def tensors_to_compute_grads(self):
@@ -984,8 +1057,9 @@ class ConvKFCBasicFB(KroneckerProductFB):
   `multiply` multiplies by `L`.
   """
 
-  def __init__(self, layer_collection, params, inputs, outputs, strides,
-               padding):
+  def __init__(
+    self, layer_collection, params, inputs, outputs, strides, padding
+  ):
     """Creates a ConvKFCBasicFB.
 
     Args:
@@ -1016,11 +1090,18 @@ class ConvKFCBasicFB(KroneckerProductFB):
         damped with `λ / L ** NORMALIZE_DAMPING_POWER`.
     """
     self._input_factor = self._layer_collection.make_or_get_factor(
-        fisher_factors.ConvInputKroneckerFactor,
-        (self._inputs, self._filter_shape, self._strides, self._padding,
-         self._has_bias))
+      fisher_factors.ConvInputKroneckerFactor,
+      (
+        self._inputs,
+        self._filter_shape,
+        self._strides,
+        self._padding,
+        self._has_bias,
+      ),
+    )
     self._output_factor = self._layer_collection.make_or_get_factor(
-        fisher_factors.ConvOutputKroneckerFactor, (_as_hashable(grads_list),))
+      fisher_factors.ConvOutputKroneckerFactor, (_as_hashable(grads_list),)
+    )
     self._damping = _normalize_damping(damping, self._num_locations)
     self._register_damped_input_and_output_inverses(self._damping)
 

@@ -27,23 +27,23 @@ from kfac import _releases
 from kfac import utils
 
 __all__ = [
-    "inverse_initializer",
-    "covariance_initializer",
-    "diagonal_covariance_initializer",
-    "scope_string_from_params",
-    "scope_string_from_name",
-    "scalar_or_tensor_to_string",
-    "set_global_constants",
-    "FisherFactor",
-    "InverseProvidingFactor",
-    "FullFactor",
-    "DiagonalFactor",
-    "NaiveDiagonalFactor",
-    "FullyConnectedDiagonalFactor",
-    "FullyConnectedKroneckerFactor",
-    "ConvInputKroneckerFactor",
-    "ConvOutputKroneckerFactor",
-    "ConvDiagonalFactor",
+  "inverse_initializer",
+  "covariance_initializer",
+  "diagonal_covariance_initializer",
+  "scope_string_from_params",
+  "scope_string_from_name",
+  "scalar_or_tensor_to_string",
+  "set_global_constants",
+  "FisherFactor",
+  "InverseProvidingFactor",
+  "FullFactor",
+  "DiagonalFactor",
+  "NaiveDiagonalFactor",
+  "FullyConnectedDiagonalFactor",
+  "FullyConnectedKroneckerFactor",
+  "ConvInputKroneckerFactor",
+  "ConvOutputKroneckerFactor",
+  "ConvDiagonalFactor",
 ]
 
 # Whether to initialise covariance variables at zero (instead of the identity
@@ -71,7 +71,7 @@ _CONVDIAG_SERIALIZE_GROUPS = True
 # ConvDiagonalFactor "grouped_conv": the batch is split into chunks of about
 # this many bytes of inputs and gradients (one source), each with its own
 # grouped filter gradient (see `ConvDiagonalFactor`); None: one chunk.
-_CONVDIAG_CHUNK_BYTES = 2 ** 21
+_CONVDIAG_CHUNK_BYTES = 2**21
 
 # ConvDiagonalFactor method: None chooses ("grouped_conv" where the grouped
 # filter-gradient kernel is available, else "windows"); tests force one.
@@ -81,10 +81,12 @@ _CONVDIAG_METHOD = None
 _GROUPED_FILTER_GRADIENT_SUPPORTED = None
 
 
-def set_global_constants(init_covariances_at_zero=None,
-                         zero_debias=None,
-                         eigenvalue_decomposition_threshold=None,
-                         eigenvalue_clipping_threshold=None):
+def set_global_constants(
+  init_covariances_at_zero=None,
+  zero_debias=None,
+  eigenvalue_decomposition_threshold=None,
+  eigenvalue_clipping_threshold=None,
+):
   """Sets the module constants; arguments left at `None` are not changed.
 
   The constants are read when ops are built (initializers, moving averages,
@@ -106,10 +108,15 @@ def set_global_constants(init_covariances_at_zero=None,
   global EIGENVALUE_DECOMPOSITION_THRESHOLD
   global EIGENVALUE_CLIPPING_THRESHOLD
 
-  if (eigenvalue_clipping_threshold is not None and
-      eigenvalue_clipping_threshold < 0):
-    raise ValueError("eigenvalue_clipping_threshold must be >= 0, got {!r}."
-                     .format(eigenvalue_clipping_threshold))
+  if (
+    eigenvalue_clipping_threshold is not None
+    and eigenvalue_clipping_threshold < 0
+  ):
+    raise ValueError(
+      "eigenvalue_clipping_threshold must be >= 0, got {!r}.".format(
+        eigenvalue_clipping_threshold
+      )
+    )
   if init_covariances_at_zero is not None:
     INIT_COVARIANCES_AT_ZERO = init_covariances_at_zero
   if zero_debias is not None:
@@ -179,8 +186,9 @@ def _compute_cov(tensor, normalizer=None):
   """
   if normalizer is None:
     normalizer = tf.shape(tensor)[0]
-  cov = (tf.linalg.matmul(tensor, tensor, transpose_a=True) /
-         tf.cast(normalizer, tensor.dtype))
+  cov = tf.linalg.matmul(tensor, tensor, transpose_a=True) / tf.cast(
+    normalizer, tensor.dtype
+  )
   return (cov + tf.transpose(cov)) / tf.cast(2.0, cov.dtype)
 
 
@@ -231,8 +239,9 @@ def scope_string_from_params(params):
     elif isinstance(param, (tf.Tensor, tf.Variable)):
       name_parts.append(scope_string_from_name(param))
     else:
-      raise ValueError("Encountered an unsupported param type {}"
-                       .format(type(param)))
+      raise ValueError(
+        "Encountered an unsupported param type {}".format(type(param))
+      )
   return "_".join(name_parts)
 
 
@@ -285,8 +294,7 @@ def _nameable(value):
     return value.decode("ascii", "replace")
   if isinstance(value, np.ndarray):
     value = value.tolist()
-  if (isinstance(value, (tuple, list)) and
-      all(_checks.is_int(v) for v in value)):
+  if isinstance(value, (tuple, list)) and all(_checks.is_int(v) for v in value):
     return [int(v) for v in value]
   if _checks.is_int(value):
     return int(value)
@@ -295,8 +303,7 @@ def _nameable(value):
 
 def _named_sources(arg_name, tensors):
   """`(("<arg_name>[i]", tensor), ...)`, for `FisherFactor._float_inputs`."""
-  return tuple(("{}[{}]".format(arg_name, i), t)
-               for i, t in enumerate(tensors))
+  return tuple(("{}[{}]".format(arg_name, i), t) for i, t in enumerate(tensors))
 
 
 def _flat_params_grads_columns(params_grads):
@@ -315,24 +322,31 @@ def _flat_params_grads_columns(params_grads):
     TypeError: If a gradient is not a Tensor.
   """
   if not isinstance(params_grads, (tuple, list)) or not params_grads:
-    raise ValueError("params_grads must be a non-empty tuple/list with one "
-                     "entry per source, got {!r}.".format(params_grads))
+    raise ValueError(
+      "params_grads must be a non-empty tuple/list with one "
+      "entry per source, got {!r}.".format(params_grads)
+    )
   columns = []
   for i, params_grad in enumerate(params_grads):
-    grads = params_grad if isinstance(params_grad,
-                                      (tuple, list)) else (params_grad,)
+    grads = (
+      params_grad if isinstance(params_grad, (tuple, list)) else (params_grad,)
+    )
     for j, grad in enumerate(grads):
       _checks.check_tensor(grad, "params_grads[{}][{}]".format(i, j))
     column = utils.tensors_to_column(params_grad)
     size = _checks.static_dim(column, 0)
     if size is None:
-      raise ValueError("params_grads[{}] must have fully defined static "
-                       "shapes; got {}.".format(i, params_grad))
+      raise ValueError(
+        "params_grads[{}] must have fully defined static "
+        "shapes; got {}.".format(i, params_grad)
+      )
     if columns and size != _checks.static_dim(columns[0], 0):
       raise ValueError(
-          "params_grads[{}] has {} elements but params_grads[0] has {}: every"
-          " source must hold gradients of the same parameters.".format(
-              i, size, _checks.static_dim(columns[0], 0)))
+        "params_grads[{}] has {} elements but params_grads[0] has {}: every"
+        " source must hold gradients of the same parameters.".format(
+          i, size, _checks.static_dim(columns[0], 0)
+        )
+      )
     columns.append(column)
   return columns
 
@@ -356,13 +370,17 @@ def _check_static_dim(tensors, axis, arg_name, what):
   for i, size in enumerate(sizes):
     if size is None:
       raise ValueError(
-          "{}[{}] must have a statically known number of {} (axis {}), got "
-          "shape {}.".format(arg_name, i, what, axis,
-                             _checks.format_shape(tensors[i])))
+        "{}[{}] must have a statically known number of {} (axis {}), got "
+        "shape {}.".format(
+          arg_name, i, what, axis, _checks.format_shape(tensors[i])
+        )
+      )
     if size != sizes[0]:
       raise ValueError(
-          "{}[{}] has {} {} but {}[0] has {}: all sources must agree.".format(
-              arg_name, i, size, what, arg_name, sizes[0]))
+        "{}[{}] has {} {} but {}[0] has {}: all sources must agree.".format(
+          arg_name, i, size, what, arg_name, sizes[0]
+        )
+      )
   return sizes[0]
 
 
@@ -382,11 +400,14 @@ def _grouped_filter_gradient_supported():
   """
   global _GROUPED_FILTER_GRADIENT_SUPPORTED
   if _GROUPED_FILTER_GRADIENT_SUPPORTED is None:
-    onednn_off = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower(
-    ) in ("0", "false", "off", "no")
+    onednn_off = os.environ.get(
+      "TF_ENABLE_ONEDNN_OPTS", ""
+    ).strip().lower() in ("0", "false", "off", "no")
     _GROUPED_FILTER_GRADIENT_SUPPORTED = bool(
-        platform.machine().lower() in ("x86_64", "amd64") and
-        not onednn_off and not tf.config.list_physical_devices("GPU"))
+      platform.machine().lower() in ("x86_64", "amd64")
+      and not onednn_off
+      and not tf.config.list_physical_devices("GPU")
+    )
   return _GROUPED_FILTER_GRADIENT_SUPPORTED
 
 
@@ -416,8 +437,9 @@ def _sum_of_squares(tensor, axis):
 def _fold_batch_into_channels(tensor):
   """`[B, H, W, C]` → `[1, H, W, B·C]`, channel index b·C + c."""
   folded = tf.transpose(tensor, [1, 2, 0, 3])
-  return tf.reshape(folded, tf.concat([[1], tf.shape(folded)[:2], [-1]],
-                                      axis=0))
+  return tf.reshape(
+    folded, tf.concat([[1], tf.shape(folded)[:2], [-1]], axis=0)
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -452,9 +474,9 @@ def _assign_moving_average(variable, value, decay, zero_debias):
     value = tf.cast(value, variable.dtype.base_dtype)
     if zero_debias:
       return variable.assign(
-          _zero_debiased_value(variable, value, one_minus_decay), name=scope)
-    return variable.assign_sub((variable - value) * one_minus_decay,
-                               name=scope)
+        _zero_debiased_value(variable, value, one_minus_decay), name=scope
+      )
+    return variable.assign_sub((variable - value) * one_minus_decay, name=scope)
 
 
 def _zero_debiased_value(unbiased_var, value, one_minus_decay):
@@ -468,23 +490,32 @@ def _zero_debiased_value(unbiased_var, value, one_minus_decay):
   Returns:
     `biased / (1 − decay^t)` computed after the helpers' updates.
   """
-  with tf.compat.v1.variable_scope(unbiased_var.op.name,
-                                   values=[unbiased_var, value,
-                                           one_minus_decay],
-                                   reuse=tf.compat.v1.AUTO_REUSE):
+  with tf.compat.v1.variable_scope(
+    unbiased_var.op.name,
+    values=[unbiased_var, value, one_minus_decay],
+    reuse=tf.compat.v1.AUTO_REUSE,
+  ):
     with tf.control_dependencies(None):
       biased_var = tf.compat.v1.get_variable(
-          "biased", shape=unbiased_var.shape, dtype=unbiased_var.dtype,
-          initializer=tf.compat.v1.zeros_initializer(), trainable=False)
+        "biased",
+        shape=unbiased_var.shape,
+        dtype=unbiased_var.dtype,
+        initializer=tf.compat.v1.zeros_initializer(),
+        trainable=False,
+      )
       local_step = tf.compat.v1.get_variable(
-          "local_step", shape=[], dtype=unbiased_var.dtype,
-          initializer=tf.compat.v1.zeros_initializer(), trainable=False)
+        "local_step",
+        shape=[],
+        dtype=unbiased_var.dtype,
+        initializer=tf.compat.v1.zeros_initializer(),
+        trainable=False,
+      )
     update_biased = biased_var.assign_sub(
-        (biased_var - value) * one_minus_decay)
+      (biased_var - value) * one_minus_decay
+    )
     update_local_step = local_step.assign_add(1)
     with tf.control_dependencies([update_biased, update_local_step]):
-      bias_factor = 1 - tf.pow(1.0 - one_minus_decay,
-                               local_step.read_value())
+      bias_factor = 1 - tf.pow(1.0 - one_minus_decay, local_step.read_value())
       return biased_var.read_value() / bias_factor
 
 
@@ -543,17 +574,24 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     """
     with tf.compat.v1.variable_scope(self._var_scope):
       self._cov = tf.compat.v1.get_variable(
-          "cov",
-          initializer=self._cov_initializer,
-          shape=self._cov_shape,
-          dtype=self._variable_dtype,
-          trainable=False)
+        "cov",
+        initializer=self._cov_initializer,
+        shape=self._cov_shape,
+        dtype=self._variable_dtype,
+        trainable=False,
+      )
 
   # Attributes in which the factors keep their data, searched in this order
   # for the dtype of the data (releases whose variables follow it).
-  _DATA_ATTRIBUTES = ("_params_grads_flat", "_params_grads", "_outputs_grads",
-                      "_checked_inputs", "_inputs", "_tensors",
-                      "_tensor_lists")
+  _DATA_ATTRIBUTES = (
+    "_params_grads_flat",
+    "_params_grads",
+    "_outputs_grads",
+    "_checked_inputs",
+    "_inputs",
+    "_tensors",
+    "_tensor_lists",
+  )
 
   def _first_data_tensor(self):
     """The first Tensor among the factor's data, or None."""
@@ -587,8 +625,11 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
 
   @property
   def _variable_dtype(self):
-    """The dtype of the factor's variables: float32, or (from release 1.5)
-    the dtype of its data (the first floating tensor it was given)."""
+    """The dtype of the factor's variables.
+
+    float32, or (from release 1.5) the dtype of its data (the first floating
+    tensor it was given).
+    """
     if not _releases.of(self).factor_dtype_follows_data:
       return tf.float32
     for name in self._DATA_ATTRIBUTES:
@@ -612,8 +653,9 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
 
   def _compute_total_new_cov(self):
     """The statistic summed over all sources (`add_n` of `_compute_new_cov`)."""
-    return tf.add_n([self._compute_new_cov(idx)
-                     for idx in range(self._num_sources)])
+    return tf.add_n(
+      [self._compute_new_cov(idx) for idx in range(self._num_sources)]
+    )
 
   def make_covariance_update_op(self, ema_decay):
     """Builds the op that folds a new statistic into the covariance.
@@ -628,14 +670,16 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
 
     Args:
       ema_decay: Decay of the moving average, a float or a scalar Tensor.
+
     Returns:
       The update: running it assigns the new value of `cov` and yields it.
     """
     for arg_name, value in self._float_inputs:
       _checks.check_floating(value, arg_name)
     new_cov = self._new_cov_in_dtype()
-    return _assign_moving_average(self._cov, new_cov, ema_decay,
-                                  zero_debias=ZERO_DEBIAS)
+    return _assign_moving_average(
+      self._cov, new_cov, ema_decay, zero_debias=ZERO_DEBIAS
+    )
 
   def _new_cov_in_dtype(self):
     """The summed new statistic, in the covariance variable's dtype.
@@ -644,8 +688,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     ops (see `_cov_ops_colocation`).
     """
     with self._cov_ops_colocation():
-      return tf.cast(self._compute_total_new_cov(),
-                     self._cov.dtype.base_dtype)
+      return tf.cast(self._compute_total_new_cov(), self._cov.dtype.base_dtype)
 
   def _make_guarded_covariance_update_op(self, ema_decay, counter):
     """`make_covariance_update_op` that keeps `cov` if the statistic is not finite.
@@ -668,18 +711,26 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
       count = counter.count_unless(ok)
     if ZERO_DEBIAS:
       # The zero-debiasing helpers move on every update: skip it whole.
-      with tf.name_scope(_nonfinite.GUARD_SCOPE), tf.control_dependencies(
-          [count]):
+      with (
+        tf.name_scope(_nonfinite.GUARD_SCOPE),
+        tf.control_dependencies([count]),
+      ):
         return tf.cond(
-            ok, lambda: tf.identity(_assign_moving_average(
-                self._cov, new_cov, ema_decay, zero_debias=True)),
-            lambda: tf.identity(self._cov))
+          ok,
+          lambda: tf.identity(
+            _assign_moving_average(
+              self._cov, new_cov, ema_decay, zero_debias=True
+            )
+          ),
+          lambda: tf.identity(self._cov),
+        )
     with tf.name_scope(_nonfinite.GUARD_SCOPE):
       # Moving towards the current value leaves it unchanged.
       value = _nonfinite.keep_unless(ok, new_cov, self._cov)
     with tf.control_dependencies([count]):
-      return _assign_moving_average(self._cov, value, ema_decay,
-                                    zero_debias=False)
+      return _assign_moving_average(
+        self._cov, value, ema_decay, zero_debias=False
+      )
 
   def make_inverse_update_ops(self):
     """Returns the ops that refresh the registered inverses and powers.
@@ -731,11 +782,12 @@ class InverseProvidingFactor(FisherFactor):
       damping_string = scalar_or_tensor_to_string(damping)
       with tf.compat.v1.variable_scope(self._var_scope):
         inv = tf.compat.v1.get_variable(
-            "inv_damp" + damping_string,
-            initializer=inverse_initializer,
-            shape=self._cov_shape,
-            dtype=self._variable_dtype,
-            trainable=False)
+          "inv_damp" + damping_string,
+          initializer=inverse_initializer,
+          shape=self._cov_shape,
+          dtype=self._variable_dtype,
+          trainable=False,
+        )
       self._inverses_by_damping[damping] = inv
 
   def register_matpower(self, exp, damping):
@@ -756,11 +808,12 @@ class InverseProvidingFactor(FisherFactor):
       damping_string = scalar_or_tensor_to_string(damping)
       with tf.compat.v1.variable_scope(self._var_scope):
         matpower = tf.compat.v1.get_variable(
-            "matpower_exp" + exp_string + "_damp" + damping_string,
-            initializer=inverse_initializer,
-            shape=self._cov_shape,
-            dtype=self._variable_dtype,
-            trainable=False)
+          "matpower_exp" + exp_string + "_damp" + damping_string,
+          initializer=inverse_initializer,
+          shape=self._cov_shape,
+          dtype=self._variable_dtype,
+          trainable=False,
+        )
       self._matpower_by_exp_and_damping[(exp, damping)] = matpower
 
   def register_eigendecomp(self):
@@ -785,14 +838,17 @@ class InverseProvidingFactor(FisherFactor):
     d)` (Cholesky by default). The result is a flat list with one assign op
     per registered inverse, then one per registered matrix power.
     """
-    return self._grouped_by_release([
-        variable.assign(value)
-        for variable, value in self._inverse_updates()])
+    return self._grouped_by_release(
+      [variable.assign(value) for variable, value in self._inverse_updates()]
+    )
 
   def _grouped_by_release(self, ops):
     """`ops`, or one op grouping them on the eigen path from release 1.5."""
-    if ops and self._on_eigen_path and (
-        _releases.of(self).eigen_inverses_grouped):
+    if (
+      ops
+      and self._on_eigen_path
+      and (_releases.of(self).eigen_inverses_grouped)
+    ):
       return [tf.group(*ops)]
     return ops
 
@@ -823,32 +879,48 @@ class InverseProvidingFactor(FisherFactor):
     updates = []
     num_inverses = len(self._inverses_by_damping)
     matrix_power_registered = bool(self._matpower_by_exp_and_damping)
-    use_eig = (self._eigendecomp is not None or matrix_power_registered or
-               num_inverses >= EIGENVALUE_DECOMPOSITION_THRESHOLD)
+    use_eig = (
+      self._eigendecomp is not None
+      or matrix_power_registered
+      or num_inverses >= EIGENVALUE_DECOMPOSITION_THRESHOLD
+    )
 
     self._on_eigen_path = use_eig
     if use_eig:
       self.register_eigendecomp()
       eigenvalues, eigenvectors = self._eigendecomp
       clipped_eigenvalues = tf.maximum(
-          eigenvalues, tf.cast(EIGENVALUE_CLIPPING_THRESHOLD,
-                               eigenvalues.dtype))
+        eigenvalues, tf.cast(EIGENVALUE_CLIPPING_THRESHOLD, eigenvalues.dtype)
+      )
       for damping, inv in self._inverses_by_damping.items():
         damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
-        updates.append((inv, tf.linalg.matmul(eigenvectors / damped,
-                                              eigenvectors, transpose_b=True)))
-      for (exp, damping), matpower in (
-          self._matpower_by_exp_and_damping.items()):
+        updates.append(
+          (
+            inv,
+            tf.linalg.matmul(
+              eigenvectors / damped, eigenvectors, transpose_b=True
+            ),
+          )
+        )
+      for (exp, damping), matpower in self._matpower_by_exp_and_damping.items():
         damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
-        updates.append((matpower, tf.linalg.matmul(
-            eigenvectors * damped**tf.cast(exp, eigenvalues.dtype),
-            eigenvectors, transpose_b=True)))
+        updates.append(
+          (
+            matpower,
+            tf.linalg.matmul(
+              eigenvectors * damped ** tf.cast(exp, eigenvalues.dtype),
+              eigenvectors,
+              transpose_b=True,
+            ),
+          )
+        )
     else:
       for damping, inv in self._inverses_by_damping.items():
         # `_cov` may be any tensor-like (the 2017 tests put a constant
         # there).
-        updates.append((inv, utils.posdef_inv(
-            tf.convert_to_tensor(self._cov), damping)))
+        updates.append(
+          (inv, utils.posdef_inv(tf.convert_to_tensor(self._cov), damping))
+        )
     return updates
 
   def get_inverse(self, damping):
@@ -909,7 +981,8 @@ class FullFactor(InverseProvidingFactor):
     self._float_inputs = _named_sources("params_grads", params_grads_flat)
     self._batch_size = batch_size
     self._orig_params_grads_name = scope_string_from_params(
-        [params_grads, self._batch_size])
+      [params_grads, self._batch_size]
+    )
     self._params_grads_flat = params_grads_flat
     super(FullFactor, self).__init__()
 
@@ -929,9 +1002,9 @@ class FullFactor(InverseProvidingFactor):
   def _compute_new_cov(self, idx=0):
     # This will be a very basic rank 1 estimate
     params_grads_flat = self._params_grads_flat[idx]
-    return (tf.linalg.matmul(params_grads_flat, params_grads_flat,
-                             transpose_b=True) /
-            tf.cast(self._batch_size, params_grads_flat.dtype))
+    return tf.linalg.matmul(
+      params_grads_flat, params_grads_flat, transpose_b=True
+    ) / tf.cast(self._batch_size, params_grads_flat.dtype)
 
 
 class DiagonalFactor(FisherFactor):
@@ -977,7 +1050,8 @@ class NaiveDiagonalFactor(DiagonalFactor):
   @property
   def _var_scope(self):
     return "ff_naivediag/" + scope_string_from_params(
-        [self._params_grads, self._batch_size])
+      [self._params_grads, self._batch_size]
+    )
 
   @property
   def _cov_shape(self):
@@ -988,8 +1062,9 @@ class NaiveDiagonalFactor(DiagonalFactor):
     return len(self._params_grads)
 
   def _compute_new_cov(self, idx=0):
-    return (tf.square(self._params_grads[idx]) /
-            tf.cast(self._batch_size, self._params_grads[idx].dtype))
+    return tf.square(self._params_grads[idx]) / tf.cast(
+      self._batch_size, self._params_grads[idx].dtype
+    )
 
 
 class FullyConnectedDiagonalFactor(DiagonalFactor):
@@ -1015,20 +1090,27 @@ class FullyConnectedDiagonalFactor(DiagonalFactor):
         the inputs get a trailing column of ones.
     """
     checked_inputs = _checks.check_tensor(inputs, "inputs", rank=2)
-    checked_grads = _checks.check_tensor_list(outputs_grads, "outputs_grads", rank=2)
+    checked_grads = _checks.check_tensor_list(
+      outputs_grads, "outputs_grads", rank=2
+    )
     if _checks.static_dim(checked_inputs, 1) is None:
-      raise ValueError("inputs must have a statically known number of "
-                       "features (axis 1), got shape {}."
-                       .format(_checks.format_shape(checked_inputs)))
+      raise ValueError(
+        "inputs must have a statically known number of "
+        "features (axis 1), got shape {}.".format(
+          _checks.format_shape(checked_inputs)
+        )
+      )
     _check_static_dim(checked_grads, 1, "outputs_grads", "outputs")
     if _checks.is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
     self._outputs_grads = checked_grads
-    self._float_inputs = ((("inputs", checked_inputs),) +
-                          _named_sources("outputs_grads", checked_grads))
+    self._float_inputs = (("inputs", checked_inputs),) + _named_sources(
+      "outputs_grads", checked_grads
+    )
     self._batch_size = tf.shape(checked_inputs)[0]
     self._orig_tensors_name = scope_string_from_params(
-        (inputs,) + tuple(outputs_grads))
+      (inputs,) + tuple(outputs_grads)
+    )
 
     if has_bias:
       checked_inputs = _append_homog(checked_inputs)
@@ -1042,21 +1124,25 @@ class FullyConnectedDiagonalFactor(DiagonalFactor):
 
   @property
   def _cov_shape(self):
-    return [_checks.static_dim(self._squared_inputs, 1),
-            _checks.static_dim(self._outputs_grads[0], 1)]
+    return [
+      _checks.static_dim(self._squared_inputs, 1),
+      _checks.static_dim(self._outputs_grads[0], 1),
+    ]
 
   @property
   def _num_sources(self):
     return len(self._outputs_grads)
 
   def _compute_new_cov(self, idx=0):
-    dtype = _common_float_dtype([self._squared_inputs,
-                                 self._outputs_grads[idx]])
-    squared_outputs_grads = tf.square(tf.cast(self._outputs_grads[idx],
-                                              dtype))
-    return (tf.linalg.matmul(tf.cast(self._squared_inputs, dtype),
-                             squared_outputs_grads, transpose_a=True) /
-            tf.cast(self._batch_size, dtype))
+    dtype = _common_float_dtype(
+      [self._squared_inputs, self._outputs_grads[idx]]
+    )
+    squared_outputs_grads = tf.square(tf.cast(self._outputs_grads[idx], dtype))
+    return tf.linalg.matmul(
+      tf.cast(self._squared_inputs, dtype),
+      squared_outputs_grads,
+      transpose_a=True,
+    ) / tf.cast(self._batch_size, dtype)
 
 
 class FullyConnectedKroneckerFactor(InverseProvidingFactor):
@@ -1089,7 +1175,8 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
   @property
   def _var_scope(self):
     return "ff_fckron/" + scope_string_from_params(
-        [self._orig_tensors, self._has_bias])
+      [self._orig_tensors, self._has_bias]
+    )
 
   @property
   def _cov_shape(self):
@@ -1169,10 +1256,15 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
     # The checked filter shape names the scope as the 2017 lists and tuples
     # did ("5-5-1-16"); NumPy strides are named like the equal list; a
     # strides Tensor keeps its tensor name, as in 2017.
-    return "ff_convinkron/" + scope_string_from_params([
-        self._inputs, self._checked_filter_shape,
-        _nameable(self._strides), _nameable(self._padding), self._has_bias
-    ])
+    return "ff_convinkron/" + scope_string_from_params(
+      [
+        self._inputs,
+        self._checked_filter_shape,
+        _nameable(self._strides),
+        _nameable(self._padding),
+        self._has_bias,
+      ]
+    )
 
   @property
   def _cov_shape(self):
@@ -1195,12 +1287,15 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
     if inputs.dtype.base_dtype not in (tf.float32, tf.float64):
       inputs = tf.cast(inputs, tf.float32)
     args = (inputs, self._checked_filter_shape, strides, padding)
-    if (not self._reference_formulation and
-        _conv_stats.lag_formulation_applies(*args)):
-      return _conv_stats.conv_input_second_moment(*args,
-                                                  has_bias=self._has_bias)
+    if not self._reference_formulation and _conv_stats.lag_formulation_applies(
+      *args
+    ):
+      return _conv_stats.conv_input_second_moment(
+        *args, has_bias=self._has_bias
+      )
     return _conv_stats.reference_conv_input_second_moment(
-        *args, has_bias=self._has_bias)
+      *args, has_bias=self._has_bias
+    )
 
 
 class ConvOutputKroneckerFactor(InverseProvidingFactor):
@@ -1224,8 +1319,9 @@ class ConvOutputKroneckerFactor(InverseProvidingFactor):
     if isinstance(outputs_grads, (tuple, list)) and outputs_grads:
       # As in TensorFlow 1.4: an IndexError for grads of rank < 4.
       self._out_channels = outputs_grads[0].shape.as_list()[3]
-    self._checked_grads = _checks.check_tensor_list(outputs_grads, "outputs_grads",
-                                             rank=4)
+    self._checked_grads = _checks.check_tensor_list(
+      outputs_grads, "outputs_grads", rank=4
+    )
     _check_static_dim(self._checked_grads, 3, "outputs_grads", "channels")
     self._float_inputs = _named_sources("outputs_grads", self._checked_grads)
     self._outputs_grads = outputs_grads
@@ -1244,8 +1340,9 @@ class ConvOutputKroneckerFactor(InverseProvidingFactor):
     return len(self._checked_grads)
 
   def _compute_new_cov(self, idx=0):
-    reshaped_tensor = tf.reshape(self._checked_grads[idx],
-                                 [-1, self._out_channels])
+    reshaped_tensor = tf.reshape(
+      self._checked_grads[idx], [-1, self._out_channels]
+    )
     return _compute_cov(reshaped_tensor)
 
 
@@ -1318,13 +1415,9 @@ class ConvDiagonalFactor(DiagonalFactor):
   # the private reference subclass used as an oracle and in benchmarks).
   _reference_formulation = False
 
-  def __init__(self,
-               inputs,
-               outputs_grads,
-               filter_shape,
-               strides,
-               padding,
-               has_bias=False):
+  def __init__(
+    self, inputs, outputs_grads, filter_shape, strides, padding, has_bias=False
+  ):
     """Creates a ConvDiagonalFactor.
 
     Args:
@@ -1343,9 +1436,12 @@ class ConvDiagonalFactor(DiagonalFactor):
         filter.
     """
     checked_inputs = _checks.check_tensor(inputs, "inputs", rank=4)
-    checked_grads = _checks.check_tensor_list(outputs_grads, "outputs_grads", rank=4)
-    self._float_inputs = ((("inputs", checked_inputs),) +
-                          _named_sources("outputs_grads", checked_grads))
+    checked_grads = _checks.check_tensor_list(
+      outputs_grads, "outputs_grads", rank=4
+    )
+    self._float_inputs = (("inputs", checked_inputs),) + _named_sources(
+      "outputs_grads", checked_grads
+    )
     if _checks.is_tensor_like(outputs_grads):
       outputs_grads = (outputs_grads,)
     self._filter_shape = _checks.check_filter_shape(filter_shape)
@@ -1357,53 +1453,80 @@ class ConvDiagonalFactor(DiagonalFactor):
     in_shape = checked_inputs.shape.as_list()
     if in_shape[3] is not None and in_shape[3] != in_channels:
       raise ValueError(
-          "filter_shape[2] (in_channels = {}) must equal the channel count "
-          "of inputs (shape {}).".format(in_channels,
-                                         _checks.format_shape(checked_inputs)))
+        "filter_shape[2] (in_channels = {}) must equal the channel count "
+        "of inputs (shape {}).".format(
+          in_channels, _checks.format_shape(checked_inputs)
+        )
+      )
     batch = in_shape[0]
     # Output geometry per spatial axis: (size, pad_before, pad_after).
     dynamic_shape = tf.shape(checked_inputs)
     geometry = []
-    for axis, kernel, stride in ((1, kernel_h, self._strides[1]),
-                                 (2, kernel_w, self._strides[2])):
+    for axis, kernel, stride in (
+      (1, kernel_h, self._strides[1]),
+      (2, kernel_w, self._strides[2]),
+    ):
       size = in_shape[axis]
       if size is not None and self._padding == "VALID" and size < kernel:
         raise ValueError(
-            "filter_shape {} does not fit inputs of shape {} with VALID "
-            "padding.".format(self._filter_shape,
-                              _checks.format_shape(checked_inputs)))
-      geometry.append(_checks.conv_output_size(
-          size if size is not None else dynamic_shape[axis], kernel, stride,
-          self._padding))
+          "filter_shape {} does not fit inputs of shape {} with VALID "
+          "padding.".format(
+            self._filter_shape, _checks.format_shape(checked_inputs)
+          )
+        )
+      geometry.append(
+        _checks.conv_output_size(
+          size if size is not None else dynamic_shape[axis],
+          kernel,
+          stride,
+          self._padding,
+        )
+      )
     out_h, out_w = geometry[0][0], geometry[1][0]
 
     for i, grad in enumerate(checked_grads):
       grad_shape = grad.shape.as_list()
       if grad_shape[3] is not None and grad_shape[3] != out_channels:
         raise ValueError(
-            "outputs_grads[{}] has {} channels; filter_shape[3] "
-            "(out_channels) is {}.".format(i, grad_shape[3], out_channels))
-      if (grad_shape[0] is not None and batch is not None and
-          grad_shape[0] != batch):
+          "outputs_grads[{}] has {} channels; filter_shape[3] "
+          "(out_channels) is {}.".format(i, grad_shape[3], out_channels)
+        )
+      if (
+        grad_shape[0] is not None
+        and batch is not None
+        and grad_shape[0] != batch
+      ):
         raise ValueError(
-            "outputs_grads[{}] has batch size {}, inputs have {}."
-            .format(i, grad_shape[0], batch))
+          "outputs_grads[{}] has batch size {}, inputs have {}.".format(
+            i, grad_shape[0], batch
+          )
+        )
       for axis, expected in ((1, out_h), (2, out_w)):
-        if (isinstance(expected, int) and grad_shape[axis] is not None and
-            grad_shape[axis] != expected):
+        if (
+          isinstance(expected, int)
+          and grad_shape[axis] is not None
+          and grad_shape[axis] != expected
+        ):
           raise ValueError(
-              "outputs_grads[{}] has shape {}; a {} convolution with "
-              "filter_shape {} and strides {} of inputs of shape {} has "
-              "outputs of spatial size {}x{}.".format(
-                  i, _checks.format_shape(grad), self._padding,
-                  self._filter_shape, self._strides,
-                  _checks.format_shape(checked_inputs), out_h, out_w))
+            "outputs_grads[{}] has shape {}; a {} convolution with "
+            "filter_shape {} and strides {} of inputs of shape {} has "
+            "outputs of spatial size {}x{}.".format(
+              i,
+              _checks.format_shape(grad),
+              self._padding,
+              self._filter_shape,
+              self._strides,
+              _checks.format_shape(checked_inputs),
+              out_h,
+              out_w,
+            )
+          )
 
     self._outputs_grads = checked_grads
     self._orig_tensors_name = scope_string_from_name(
-        (inputs,) + tuple(outputs_grads))
-    self._compute_dtype = _common_float_dtype((checked_inputs,) +
-                                              checked_grads)
+      (inputs,) + tuple(outputs_grads)
+    )
+    self._compute_dtype = _common_float_dtype((checked_inputs,) + checked_grads)
     self._out_size = (out_h, out_w)
 
     # Inputs-side tensors, shared by every source and every update op.
@@ -1416,11 +1539,15 @@ class ConvDiagonalFactor(DiagonalFactor):
       # then reordered by oneDNN) and the inputs once; use it when that is
       # less than the patches of the 2017 formulation (per output position:
       # 2·sources·O + stride_h·stride_w·C against kh·kw·C elements).
-      grouped_extra = (2 * len(checked_grads) * out_channels +
-                       self._strides[1] * self._strides[2] * in_channels)
-      if (self._compute_dtype == tf.float32 and
-          grouped_extra <= kernel_h * kernel_w * in_channels and
-          _grouped_filter_gradient_supported()):
+      grouped_extra = (
+        2 * len(checked_grads) * out_channels
+        + self._strides[1] * self._strides[2] * in_channels
+      )
+      if (
+        self._compute_dtype == tf.float32
+        and grouped_extra <= kernel_h * kernel_w * in_channels
+        and _grouped_filter_gradient_supported()
+      ):
         self._method = "grouped_conv"
       else:
         self._method = "windows"
@@ -1434,11 +1561,15 @@ class ConvDiagonalFactor(DiagonalFactor):
       # of a loop over the batch (None: one chunk).
       self._loop_chunk_size = None
       out_size = [d if isinstance(d, int) else None for d in (out_h, out_w)]
-      if (_CONVDIAG_CHUNK_BYTES and None not in in_shape[1:3] and
-          None not in out_size):
+      if (
+        _CONVDIAG_CHUNK_BYTES
+        and None not in in_shape[1:3]
+        and None not in out_size
+      ):
         example_bytes = self._compute_dtype.size * (
-            in_shape[1] * in_shape[2] * in_channels +
-            out_size[0] * out_size[1] * out_channels)
+          in_shape[1] * in_shape[2] * in_channels
+          + out_size[0] * out_size[1] * out_channels
+        )
         size = max(1, _CONVDIAG_CHUNK_BYTES // example_bytes)
         if batch is None:
           self._loop_chunk_size = size
@@ -1446,8 +1577,7 @@ class ConvDiagonalFactor(DiagonalFactor):
           count = -(-batch // size)
           if count > 1:
             # Balanced: sizes differ by at most one, larger ones first.
-            sizes = [batch // count + (i < batch % count)
-                     for i in range(count)]
+            sizes = [batch // count + (i < batch % count) for i in range(count)]
             starts = np.cumsum([0] + sizes[:-1]).tolist()
             self._batch_chunks = list(zip(starts, sizes))
       # Per chunk: [1, height, width, chunk·in_channels], channel index
@@ -1459,17 +1589,23 @@ class ConvDiagonalFactor(DiagonalFactor):
         self._folded_inputs = [_fold_batch_into_channels(x)]
       else:
         self._folded_inputs = [
-            _fold_batch_into_channels(x[start:start + size])
-            for start, size in self._batch_chunks]
+          _fold_batch_into_channels(x[start : start + size])
+          for start, size in self._batch_chunks
+        ]
     elif self._method == "reference":
       self._reference_inputs = x
     else:
       # Channels-first inputs with the convolution's zero padding,
       # [B, C, pad_top + height + pad_bottom, pad_left + width + pad_right].
       self._padded_inputs = tf.pad(
-          tf.transpose(x, [0, 3, 1, 2]),
-          [[0, 0], [0, 0], [geometry[0][1], geometry[0][2]],
-           [geometry[1][1], geometry[1][2]]])
+        tf.transpose(x, [0, 3, 1, 2]),
+        [
+          [0, 0],
+          [0, 0],
+          [geometry[0][1], geometry[0][2]],
+          [geometry[1][1], geometry[1][2]],
+        ],
+      )
 
     super(ConvDiagonalFactor, self).__init__()
 
@@ -1479,11 +1615,10 @@ class ConvDiagonalFactor(DiagonalFactor):
 
   @property
   def _cov_shape(self):
-    filter_height, filter_width, in_channels, out_channels = (
-        self._filter_shape)
+    filter_height, filter_width, in_channels, out_channels = self._filter_shape
     return [
-        filter_height * filter_width * in_channels + self._has_bias,
-        out_channels
+      filter_height * filter_width * in_channels + self._has_bias,
+      out_channels,
     ]
 
   @property
@@ -1491,16 +1626,16 @@ class ConvDiagonalFactor(DiagonalFactor):
     return len(self._outputs_grads)
 
   def _compute_new_cov(self, idx=0):
-    return self._convdiag_sum_of_squares(
-        [self._outputs_grads[idx]]) / tf.cast(self._batch_size,
-                                              self._compute_dtype)
+    return self._convdiag_sum_of_squares([self._outputs_grads[idx]]) / tf.cast(
+      self._batch_size, self._compute_dtype
+    )
 
   def _compute_total_new_cov(self):
     # All sources in one pass: their gradients are concatenated along the
     # channel axis, so each window is contracted once.
-    return self._convdiag_sum_of_squares(
-        self._outputs_grads) / tf.cast(self._batch_size,
-                                       self._compute_dtype)
+    return self._convdiag_sum_of_squares(self._outputs_grads) / tf.cast(
+      self._batch_size, self._compute_dtype
+    )
 
   def _convdiag_sum_of_squares(self, outputs_grads):
     """Σ_sources Σ_b G_b ⊙ G_b for the given sources (not yet / batch_size).
@@ -1515,9 +1650,19 @@ class ConvDiagonalFactor(DiagonalFactor):
     out_channels = self._filter_shape[3]
     grads = [tf.cast(g, self._compute_dtype) for g in outputs_grads]
     if self._method == "reference":
-      return tf.add_n([_conv_stats.reference_conv_diagonal_sum_of_squares(
-          self._reference_inputs, g, self._filter_shape, self._strides,
-          self._padding, self._has_bias) for g in grads])
+      return tf.add_n(
+        [
+          _conv_stats.reference_conv_diagonal_sum_of_squares(
+            self._reference_inputs,
+            g,
+            self._filter_shape,
+            self._strides,
+            self._padding,
+            self._has_bias,
+          )
+          for g in grads
+        ]
+      )
     # [B, out_h, out_w, s·O]
     grads = grads[0] if num_sources == 1 else tf.concat(grads, axis=3)
     if self._method == "grouped_conv":
@@ -1526,12 +1671,12 @@ class ConvDiagonalFactor(DiagonalFactor):
       rows = self._windows_sum_of_squares(grads, num_sources)
     if self._has_bias:
       bias_grads = tf.reduce_sum(grads, axis=[1, 2])  # [B, s·O]
-      rows.append(tf.reduce_sum(tf.square(bias_grads), axis=0,
-                                keepdims=True))
+      rows.append(tf.reduce_sum(tf.square(bias_grads), axis=0, keepdims=True))
     result = tf.concat(rows, axis=0) if len(rows) > 1 else rows[0]
     if num_sources > 1:
       result = tf.reduce_sum(
-          tf.reshape(result, [-1, num_sources, out_channels]), axis=1)
+        tf.reshape(result, [-1, num_sources, out_channels]), axis=1
+      )
     return result
 
   def _grouped_conv_sum_of_squares(self, grads, num_sources):
@@ -1555,13 +1700,15 @@ class ConvDiagonalFactor(DiagonalFactor):
 
     def chunk_sum_of_squares(folded_inputs, chunk_grads, size):
       per_example = tf.compat.v1.nn.conv2d_backprop_filter(
-          folded_inputs,
-          tf.stack([kernel_h, kernel_w, in_channels, size * width]),
-          _fold_batch_into_channels(chunk_grads),
-          strides=list(self._strides),
-          padding=self._padding)  # [kh, kw, C, chunk·s·O]
+        folded_inputs,
+        tf.stack([kernel_h, kernel_w, in_channels, size * width]),
+        _fold_batch_into_channels(chunk_grads),
+        strides=list(self._strides),
+        padding=self._padding,
+      )  # [kh, kw, C, chunk·s·O]
       per_example = tf.reshape(
-          per_example, [kernel_h * kernel_w * in_channels, -1, width])
+        per_example, [kernel_h * kernel_w * in_channels, -1, width]
+      )
       return _sum_of_squares(per_example, axis=1)
 
     if self._loop_chunk_size is not None:
@@ -1570,34 +1717,45 @@ class ConvDiagonalFactor(DiagonalFactor):
       x = self._chunked_inputs
       chunk = self._loop_chunk_size
       batch = self._batch_size
-      with tf.control_dependencies([tf.debugging.assert_equal(
-          tf.shape(grads)[0], batch,
-          message="outputs_grads and inputs must have the same batch "
-                  "size")]):
+      with tf.control_dependencies(
+        [
+          tf.debugging.assert_equal(
+            tf.shape(grads)[0],
+            batch,
+            message="outputs_grads and inputs must have the same batch size",
+          )
+        ]
+      ):
         count = (batch + chunk - 1) // chunk
 
       def body(i, total):
         start = i * chunk
-        chunk_inputs = x[start:start + chunk]
+        chunk_inputs = x[start : start + chunk]
         return i + 1, total + chunk_sum_of_squares(
-            _fold_batch_into_channels(chunk_inputs),
-            grads[start:start + chunk], tf.shape(chunk_inputs)[0])
+          _fold_batch_into_channels(chunk_inputs),
+          grads[start : start + chunk],
+          tf.shape(chunk_inputs)[0],
+        )
 
-      zeros = tf.zeros([kernel_h * kernel_w * in_channels, width],
-                       self._compute_dtype)
-      _, total = tf.while_loop(lambda i, _: i < count, body,
-                               [tf.constant(0), zeros])
+      zeros = tf.zeros(
+        [kernel_h * kernel_w * in_channels, width], self._compute_dtype
+      )
+      _, total = tf.while_loop(
+        lambda i, _: i < count, body, [tf.constant(0), zeros]
+      )
       return total
     if self._batch_chunks is None:
       chunks = [(grads, self._batch_size)]
     else:
-      chunks = [(grads[start:start + size], size)
-                for start, size in self._batch_chunks]
+      chunks = [
+        (grads[start : start + size], size)
+        for start, size in self._batch_chunks
+      ]
     partial_sums = []
-    for folded_inputs, (chunk_grads, size) in zip(self._folded_inputs,
-                                                  chunks):
-      partial_sums.append(chunk_sum_of_squares(folded_inputs, chunk_grads,
-                                               size))
+    for folded_inputs, (chunk_grads, size) in zip(self._folded_inputs, chunks):
+      partial_sums.append(
+        chunk_sum_of_squares(folded_inputs, chunk_grads, size)
+      )
     if len(partial_sums) == 1:
       return partial_sums[0]
     return tf.add_n(partial_sums)
@@ -1626,22 +1784,29 @@ class ConvDiagonalFactor(DiagonalFactor):
     grads_flat = tf.reshape(grads, [batch, -1, num_sources * out_channels])
 
     offsets = [(di, dj) for di in range(kernel_h) for dj in range(kernel_w)]
-    group = max(1, min(len(offsets) // 3,
-                       -(-_CONVDIAG_MIN_CHUNK_ROWS // in_channels)))
+    group = max(
+      1, min(len(offsets) // 3, -(-_CONVDIAG_MIN_CHUNK_ROWS // in_channels))
+    )
     rows = []
     previous = None
     for start in range(0, len(offsets), group):
       # Each group waits for the previous one, so that only one window group
       # is alive at a time.
       with tf.control_dependencies(
-          [previous] if previous is not None and _CONVDIAG_SERIALIZE_GROUPS
-          else []):
+        [previous]
+        if previous is not None and _CONVDIAG_SERIALIZE_GROUPS
+        else []
+      ):
         windows = []
-        for di, dj in offsets[start:start + group]:
-          windows.append(self._padded_inputs[
-              :, :,
-              di:di + stride_h * (out_h - 1) + 1:stride_h,
-              dj:dj + stride_w * (out_w - 1) + 1:stride_w])
+        for di, dj in offsets[start : start + group]:
+          windows.append(
+            self._padded_inputs[
+              :,
+              :,
+              di : di + stride_h * (out_h - 1) + 1 : stride_h,
+              dj : dj + stride_w * (out_w - 1) + 1 : stride_w,
+            ]
+          )
         if len(windows) == 1:
           stacked = windows[0]
         else:
@@ -1661,11 +1826,13 @@ class ConvDiagonalFactor(DiagonalFactor):
 
 class _ReferenceConvInputKroneckerFactor(ConvInputKroneckerFactor):
   """`ConvInputKroneckerFactor` computing the 2017 patch formulation."""
+
   _reference_formulation = True
 
 
 class _ReferenceConvDiagonalFactor(ConvDiagonalFactor):
   """`ConvDiagonalFactor` computing the 2017 patch formulation."""
+
   _reference_formulation = True
 
 
@@ -1673,8 +1840,8 @@ class _ReferenceConvDiagonalFactor(ConvDiagonalFactor):
 # to the private subclass computing the 2017 one (same variables and names).
 # The other factors compute their 2017 formulation already.
 _REFERENCE_FACTOR_CLASSES = {
-    ConvInputKroneckerFactor: _ReferenceConvInputKroneckerFactor,
-    ConvDiagonalFactor: _ReferenceConvDiagonalFactor,
+  ConvInputKroneckerFactor: _ReferenceConvInputKroneckerFactor,
+  ConvDiagonalFactor: _ReferenceConvDiagonalFactor,
 }
 
 

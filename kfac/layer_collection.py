@@ -19,11 +19,11 @@ from kfac import loss_functions as lf
 from kfac import utils
 
 __all__ = [
-    "LayerParametersDict",
-    "LayerCollection",
-    "APPROX_KRONECKER_NAME",
-    "APPROX_DIAGONAL_NAME",
-    "APPROX_FULL_NAME",
+  "LayerParametersDict",
+  "LayerCollection",
+  "APPROX_KRONECKER_NAME",
+  "APPROX_DIAGONAL_NAME",
+  "APPROX_FULL_NAME",
 ]
 
 # Names of the approximations accepted by the `approx` arguments.
@@ -169,8 +169,7 @@ class LayerParametersDict(collections.OrderedDict):
     Raises:
       KeyError: If `key` is not stored.
     """
-    return super(LayerParametersDict, self).__getitem__(
-        _canonicalize_key(key))
+    return super(LayerParametersDict, self).__getitem__(_canonicalize_key(key))
 
   def __contains__(self, key):
     """Whether `key` (a list is read as a tuple) is stored.
@@ -181,8 +180,7 @@ class LayerParametersDict(collections.OrderedDict):
     Returns:
       True if the exact key is stored.
     """
-    return super(LayerParametersDict, self).__contains__(
-        _canonicalize_key(key))
+    return super(LayerParametersDict, self).__contains__(_canonicalize_key(key))
 
 
 class _Shape(list):
@@ -218,16 +216,20 @@ class _Shape(list):
 def _shape_of(tensor, arg_name):
   """Returns the static shape of a Tensor or Variable argument."""
   if not isinstance(tensor, (tf.Tensor, tf.Variable)):
-    raise TypeError("{} must be a Tensor or Variable, got {!r}."
-                    .format(arg_name, tensor))
+    raise TypeError(
+      "{} must be a Tensor or Variable, got {!r}.".format(arg_name, tensor)
+    )
   return _Shape(tensor)
 
 
 def _check_rank(shape, rank, arg_name, layout):
   """Raises a ValueError if a known rank differs from `rank`."""
   if shape.rank is not None and shape.rank != rank:
-    raise ValueError("{} must have rank {} ({}), got shape {}."
-                     .format(arg_name, rank, layout, shape))
+    raise ValueError(
+      "{} must have rank {} ({}), got shape {}.".format(
+        arg_name, rank, layout, shape
+      )
+    )
 
 
 def _check_known(tensor, rank, axes, arg_name, layout):
@@ -249,10 +251,14 @@ def _check_known(tensor, rank, axes, arg_name, layout):
   if shape.rank is None or any(shape[axis] is None for axis in axes):
     names = layout.strip("[]").split(", ")
     raise ValueError(
-        "{} must have statically known rank {}{} ({}), got shape {}.".format(
-            arg_name, rank,
-            "".join(" and {}".format(names[axis]) for axis in axes), layout,
-            shape))
+      "{} must have statically known rank {}{} ({}), got shape {}.".format(
+        arg_name,
+        rank,
+        "".join(" and {}".format(names[axis]) for axis in axes),
+        layout,
+        shape,
+      )
+    )
 
 
 def _dims_differ(dim1, dim2):
@@ -280,8 +286,10 @@ def _split_layer_params(params):
   """
   if isinstance(params, (tuple, list)):
     if not params:
-      raise ValueError("params must be the weights or a (weights, bias) "
-                       "pair, got an empty sequence.")
+      raise ValueError(
+        "params must be the weights or a (weights, bias) "
+        "pair, got an empty sequence."
+      )
     return params[0], params[1] if len(params) == 2 else None
   return params, None
 
@@ -293,10 +301,12 @@ def _check_bias(bias, out_size):
   shape = _shape_of(bias, "params[1] (bias)")
   num_elements = shape.num_elements()
   if (shape.rank is not None and shape.rank > 2) or _dims_differ(
-      num_elements, out_size):
+    num_elements, out_size
+  ):
     raise ValueError(
-        "params[1] (bias) must have {} elements (one per output), got shape "
-        "{}.".format(out_size, shape))
+      "params[1] (bias) must have {} elements (one per output), got shape "
+      "{}.".format(out_size, shape)
+    )
 
 
 def _check_fully_connected(params, inputs, outputs):
@@ -321,20 +331,25 @@ def _check_fully_connected(params, inputs, outputs):
   _check_rank(w_shape, 2, "params (weights)", "[input_size, output_size]")
   if in_shape.rank is not None and _dims_differ(in_shape[0], out_shape[0]):
     raise ValueError(
-        "inputs and outputs must have the same batch size, got shapes {} "
-        "and {}.".format(in_shape, out_shape))
+      "inputs and outputs must have the same batch size, got shapes {} "
+      "and {}.".format(in_shape, out_shape)
+    )
   if w_shape.rank is None:
     return
   if in_shape.rank is not None and _dims_differ(w_shape[0], in_shape[1]):
     raise ValueError(
-        "params (weights) of shape {} do not fit inputs of shape {}: "
-        "expected weights of shape [{}, output_size]."
-        .format(w_shape, in_shape, in_shape[1]))
+      "params (weights) of shape {} do not fit inputs of shape {}: "
+      "expected weights of shape [{}, output_size].".format(
+        w_shape, in_shape, in_shape[1]
+      )
+    )
   if out_shape.rank is not None and _dims_differ(w_shape[1], out_shape[1]):
     raise ValueError(
-        "params (weights) of shape {} do not fit outputs of shape {}: "
-        "expected weights of shape [input_size, {}]."
-        .format(w_shape, out_shape, out_shape[1]))
+      "params (weights) of shape {} do not fit outputs of shape {}: "
+      "expected weights of shape [input_size, {}].".format(
+        w_shape, out_shape, out_shape[1]
+      )
+    )
   out_size = w_shape[1]
   if out_size is None and out_shape.rank is not None:
     out_size = out_shape[1]
@@ -364,38 +379,48 @@ def _check_conv2d(params, strides, padding, inputs, outputs):
   f_shape = _shape_of(weights, "params")
   in_shape = _shape_of(inputs, "inputs")
   out_shape = _shape_of(outputs, "outputs")
-  _check_rank(in_shape, 4, "inputs", "[batch_size, height, width, "
-              "in_channels]")
-  _check_rank(out_shape, 4, "outputs", "[batch_size, out_height, "
-              "out_width, out_channels]")
-  _check_rank(f_shape, 4, "params (filter)", "[kernel_height, "
-              "kernel_width, in_channels, out_channels]")
+  _check_rank(in_shape, 4, "inputs", "[batch_size, height, width, in_channels]")
+  _check_rank(
+    out_shape, 4, "outputs", "[batch_size, out_height, out_width, out_channels]"
+  )
+  _check_rank(
+    f_shape,
+    4,
+    "params (filter)",
+    "[kernel_height, kernel_width, in_channels, out_channels]",
+  )
   if in_shape.rank is not None and out_shape.rank is not None:
     if _dims_differ(in_shape[0], out_shape[0]):
       raise ValueError(
-          "inputs and outputs must have the same batch size, got shapes {} "
-          "and {}.".format(in_shape, out_shape))
+        "inputs and outputs must have the same batch size, got shapes {} "
+        "and {}.".format(in_shape, out_shape)
+      )
     kernel = f_shape[:2] if f_shape.rank is not None else [None] * 2
     for axis, name in ((1, "height"), (2, "width")):
       expected = _checks.static_conv_output_size(
-          in_shape[axis], kernel[axis - 1], strides[axis], padding)
+        in_shape[axis], kernel[axis - 1], strides[axis], padding
+      )
       if _dims_differ(expected, out_shape[axis]):
         raise ValueError(
-            "outputs of shape {} do not fit inputs of shape {} with strides "
-            "{} and padding {}: expected an output {} of {}."
-            .format(out_shape, in_shape, strides, padding, name, expected))
+          "outputs of shape {} do not fit inputs of shape {} with strides "
+          "{} and padding {}: expected an output {} of {}.".format(
+            out_shape, in_shape, strides, padding, name, expected
+          )
+        )
   if f_shape.rank is None:
     return
   if in_shape.rank is not None and _dims_differ(f_shape[2], in_shape[3]):
     raise ValueError(
-        "params (filter) of shape {} do not fit inputs of shape {}: the "
-        "filter's in_channels must be {}.".format(f_shape, in_shape,
-                                                  in_shape[3]))
+      "params (filter) of shape {} do not fit inputs of shape {}: the "
+      "filter's in_channels must be {}.".format(f_shape, in_shape, in_shape[3])
+    )
   if out_shape.rank is not None and _dims_differ(f_shape[3], out_shape[3]):
     raise ValueError(
-        "params (filter) of shape {} do not fit outputs of shape {}: the "
-        "filter's out_channels must be {}.".format(f_shape, out_shape,
-                                                   out_shape[3]))
+      "params (filter) of shape {} do not fit outputs of shape {}: the "
+      "filter's out_channels must be {}.".format(
+        f_shape, out_shape, out_shape[3]
+      )
+    )
   out_channels = f_shape[3]
   if out_channels is None and out_shape.rank is not None:
     out_channels = out_shape[3]
@@ -484,9 +509,10 @@ class LayerCollection(object):
     for i, param in enumerate(_key_elements(params)):
       if not isinstance(param, (tf.Tensor, tf.Variable)):
         raise TypeError(
-            "params{} must be a Tensor or Variable, got {!r}.".format(
-                "[{}]".format(i) if isinstance(params, (tuple, list)) else "",
-                param))
+          "params{} must be a Tensor or Variable, got {!r}.".format(
+            "[{}]".format(i) if isinstance(params, (tuple, list)) else "", param
+          )
+        )
 
   def register_block(self, layer_key, fisher_block):
     """Registers a Fisher block for a parameter or a tuple of parameters.
@@ -514,23 +540,28 @@ class LayerCollection(object):
   def _register_block_with_tuple_key(self, layer_key, fisher_block):
     """Registers a block under a tuple key (see `register_block`)."""
     inclusions = [
-        key for key in self.fisher_blocks
-        if any(self._equal_or_subset(layer_elt, key) for layer_elt in layer_key)
+      key
+      for key in self.fisher_blocks
+      if any(self._equal_or_subset(layer_elt, key) for layer_elt in layer_key)
     ]
     to_replace = []
     for key in inclusions:
       fisher_block_key = _key_elements(key)
       if set(layer_key).issubset(fisher_block_key):
         tf.compat.v1.logging.warning(
-            "Graph Registration Warning: tried to register a subset (%s) of "
-            "an already registered tuple (%s), skipping", layer_key,
-            fisher_block_key)
+          "Graph Registration Warning: tried to register a subset (%s) of "
+          "an already registered tuple (%s), skipping",
+          layer_key,
+          fisher_block_key,
+        )
         return
       if not set(fisher_block_key).issubset(layer_key):
         raise ValueError(
-            "Inconsistent registration, expected new key to be a subset or "
-            "superset of the existing key: existing is {}, new is {}".format(
-                key, layer_key))
+          "Inconsistent registration, expected new key to be a subset or "
+          "superset of the existing key: existing is {}, new is {}".format(
+            key, layer_key
+          )
+        )
       to_replace.append(key)
     for key in to_replace:
       self.fisher_blocks.pop(key)
@@ -540,16 +571,20 @@ class LayerCollection(object):
     """Registers a block under a single-parameter key."""
     if any(self._equal_or_subset(layer_key, key) for key in self.fisher_blocks):
       tf.compat.v1.logging.warning(
-          "Graph Registration Warning: tried to register variable (%s) but a "
-          "containing tuple was already registered, skipping", layer_key)
+        "Graph Registration Warning: tried to register variable (%s) but a "
+        "containing tuple was already registered, skipping",
+        layer_key,
+      )
       return
     self.fisher_blocks[layer_key] = fisher_block
 
   def _equal_or_subset(self, elt1, elt2):
     """Whether two keys are equal or one tuple key contains the other key."""
-    return (elt1 == elt2 or
-            (isinstance(elt1, (tuple, list)) and elt2 in elt1) or
-            (isinstance(elt2, (tuple, list)) and elt1 in elt2))
+    return (
+      elt1 == elt2
+      or (isinstance(elt1, (tuple, list)) and elt2 in elt1)
+      or (isinstance(elt2, (tuple, list)) and elt1 in elt2)
+    )
 
   def get_use_count_map(self):
     """Counts, for each parameter, the registered keys that contain it.
@@ -594,19 +629,24 @@ class LayerCollection(object):
         error_messages.append("Variable {} not registered.".format(var.name))
       elif not math.isinf(reg_uses) and reg_uses != total_uses:
         error_messages.append(
-            "Variable {} registered with wrong number of uses ({} "
-            "registrations vs. {} uses).".format(var.name, reg_uses,
-                                                 total_uses))
-    not_listed = [reg_var for reg_var, count in reg_use_map.items()
-                  if count and not _identity_index(variables, reg_var)]
+          "Variable {} registered with wrong number of uses ({} "
+          "registrations vs. {} uses).".format(var.name, reg_uses, total_uses)
+        )
+    not_listed = [
+      reg_var
+      for reg_var, count in reg_use_map.items()
+      if count and not _identity_index(variables, reg_var)
+    ]
     if not_listed:
       error_messages.append(
-          "{} registered variables were not included in list: {}.".format(
-              len(not_listed),
-              ", ".join(getattr(v, "name", str(v)) for v in not_listed)))
+        "{} registered variables were not included in list: {}.".format(
+          len(not_listed),
+          ", ".join(getattr(v, "name", str(v)) for v in not_listed),
+        )
+      )
     if error_messages:
       error_messages = [
-          "Found the following errors with variable registration:"
+        "Found the following errors with variable registration:"
       ] + error_messages
       raise ValueError("\n\t".join(error_messages))
 
@@ -627,7 +667,8 @@ class LayerCollection(object):
     if not self.losses:
       raise ValueError("Must have at least one registered loss.")
     inputs_to_losses = tf.nest.flatten(
-        tuple(loss.inputs for loss in self.losses))
+      tuple(loss.inputs for loss in self.losses)
+    )
     self._subgraph = utils.SubGraph(inputs_to_losses)
 
   def total_loss(self):
@@ -649,8 +690,9 @@ class LayerCollection(object):
     """
     return tf.add_n(tuple(loss.evaluate_on_sample() for loss in self.losses))
 
-  def register_fully_connected(self, params, inputs, outputs,
-                               approx=APPROX_KRONECKER_NAME):
+  def register_fully_connected(
+    self, params, inputs, outputs, approx=APPROX_KRONECKER_NAME
+  ):
     """Registers a fully connected layer `outputs = inputs @ weights (+ b)`.
 
     Args:
@@ -693,8 +735,15 @@ class LayerCollection(object):
     self.register_block(params, block)
     self._pending_checks.append(check)
 
-  def register_conv2d(self, params, strides, padding, inputs, outputs,
-                      approx=APPROX_KRONECKER_NAME):
+  def register_conv2d(
+    self,
+    params,
+    strides,
+    padding,
+    inputs,
+    outputs,
+    approx=APPROX_KRONECKER_NAME,
+  ):
     """Registers a 2-D convolution layer.
 
     Args:
@@ -730,23 +779,23 @@ class LayerCollection(object):
     def check():
       _check_conv2d(params, strides, padding, inputs, outputs)
       # The Kronecker output factor is sized by the gradients' channels.
-      _check_known(outputs, 4,
-                   (3,) if approx == APPROX_KRONECKER_NAME else (),
-                   "outputs", "[batch_size, out_height, out_width, "
-                   "out_channels]")
+      _check_known(
+        outputs,
+        4,
+        (3,) if approx == APPROX_KRONECKER_NAME else (),
+        "outputs",
+        "[batch_size, out_height, out_width, out_channels]",
+      )
 
     self._check_params_type(params)
     if approx == APPROX_KRONECKER_NAME:
-      block = fb.ConvKFCBasicFB(self, params, inputs, outputs, strides,
-                                padding)
+      block = fb.ConvKFCBasicFB(self, params, inputs, outputs, strides, padding)
     else:
-      block = fb.ConvDiagonalFB(self, params, inputs, outputs, strides,
-                                padding)
+      block = fb.ConvDiagonalFB(self, params, inputs, outputs, strides, padding)
     self.register_block(params, block)
     self._pending_checks.append(check)
 
-  def register_generic(self, params, batch_size,
-                       approx=APPROX_DIAGONAL_NAME):
+  def register_generic(self, params, batch_size, approx=APPROX_DIAGONAL_NAME):
     """Registers parameters without a known layer structure.
 
     The block is stored directly (the subset/superset rules of
@@ -781,12 +830,14 @@ class LayerCollection(object):
       raise TypeError("name must be a string or None, got {!r}.".format(name))
     if name in self._loss_dict:
       raise ValueError(
-          "A loss named {!r} is already registered; use another name (or "
-          "None for a unique one).".format(name))
+        "A loss named {!r} is already registered; use another name (or "
+        "None for a unique one).".format(name)
+      )
     self._loss_dict[name] = loss
 
-  def register_categorical_predictive_distribution(self, logits, seed=None,
-                                                   targets=None, name=None):
+  def register_categorical_predictive_distribution(
+    self, logits, seed=None, targets=None, name=None
+  ):
     """Registers a categorical predictive distribution over classes.
 
     Adds a `CategoricalLogitsNegativeLogProbLoss(logits, targets, seed)`.
@@ -804,12 +855,15 @@ class LayerCollection(object):
       ValueError: If `name` is already used.
     """
     loss = lf.CategoricalLogitsNegativeLogProbLoss(
-        logits, targets=targets, seed=seed)
-    self._register_loss(loss, name,
-                        "register_categorical_predictive_distribution")
+      logits, targets=targets, seed=seed
+    )
+    self._register_loss(
+      loss, name, "register_categorical_predictive_distribution"
+    )
 
-  def register_normal_predictive_distribution(self, mean, var=0.5, seed=None,
-                                              targets=None, name=None):
+  def register_normal_predictive_distribution(
+    self, mean, var=0.5, seed=None, targets=None, name=None
+  ):
     """Registers a normal predictive distribution with a fixed variance.
 
     Adds a `NormalMeanNegativeLogProbLoss(mean, var, targets, seed)`. With
@@ -827,12 +881,13 @@ class LayerCollection(object):
       ValueError: If `name` is already used.
     """
     loss = lf.NormalMeanNegativeLogProbLoss(
-        mean, var, targets=targets, seed=seed)
+      mean, var, targets=targets, seed=seed
+    )
     self._register_loss(loss, name, "register_normal_predictive_distribution")
 
-  def register_multi_bernoulli_predictive_distribution(self, logits, seed=None,
-                                                       targets=None,
-                                                       name=None):
+  def register_multi_bernoulli_predictive_distribution(
+    self, logits, seed=None, targets=None, name=None
+  ):
     """Registers independent Bernoulli predictive distributions.
 
     Adds a `MultiBernoulliNegativeLogProbLoss(logits, targets, seed)`.
@@ -848,9 +903,11 @@ class LayerCollection(object):
       ValueError: If `name` is already used.
     """
     loss = lf.MultiBernoulliNegativeLogProbLoss(
-        logits, targets=targets, seed=seed)
-    self._register_loss(loss, name,
-                        "register_multi_bernoulli_predictive_distribution")
+      logits, targets=targets, seed=seed
+    )
+    self._register_loss(
+      loss, name, "register_multi_bernoulli_predictive_distribution"
+    )
 
   def make_or_get_factor(self, cls, args):
     """Returns the factor `cls(*args)`, creating it only the first time.
@@ -883,16 +940,21 @@ class LayerCollection(object):
       hash(key)
     except TypeError as e:
       raise TypeError(
-          "args of make_or_get_factor must be hashable (use tuples, not "
-          "lists): {}".format(e)) from None
+        "args of make_or_get_factor must be hashable (use tuples, not "
+        "lists): {}".format(e)
+      ) from None
     # The graph of the factor's tensors: a collection made before (or
     # outside) the model's graph works, as in TensorFlow 1.4.
-    graph = (_graph_of(args) or self._explicit_graph or
-             tf.compat.v1.get_default_graph())
+    graph = (
+      _graph_of(args)
+      or self._explicit_graph
+      or tf.compat.v1.get_default_graph()
+    )
     with graph.as_default():
       with tf.compat.v1.variable_scope(self._var_scope):
-        return utils.setdefault(self.fisher_factors, key,
-                                lambda: self._new_factor(cls, args))
+        return utils.setdefault(
+          self.fisher_factors, key, lambda: self._new_factor(cls, args)
+        )
 
   def _new_factor(self, cls, args):
     """Builds the factor `cls(*args)` (release faces add arguments)."""

@@ -30,16 +30,17 @@ import tensorflow as tf
 from kfac import _checks
 
 __all__ = [
-    "LossFunction",
-    "NegativeLogProbLoss",
-    "NaturalParamsNegativeLogProbLoss",
-    "DistributionNegativeLogProbLoss",
-    "NormalMeanNegativeLogProbLoss",
-    "NormalMeanVarianceNegativeLogProbLoss",
-    "CategoricalLogitsNegativeLogProbLoss",
-    "MultiBernoulliNegativeLogProbLoss",
-    "insert_slice_in_zeros",
+  "LossFunction",
+  "NegativeLogProbLoss",
+  "NaturalParamsNegativeLogProbLoss",
+  "DistributionNegativeLogProbLoss",
+  "NormalMeanNegativeLogProbLoss",
+  "NormalMeanVarianceNegativeLogProbLoss",
+  "CategoricalLogitsNegativeLogProbLoss",
+  "MultiBernoulliNegativeLogProbLoss",
+  "insert_slice_in_zeros",
 ]
+
 
 class _LegacyAssertionError(ValueError, AssertionError):
   """Bad argument where TF 1.4 failed an `assert`.
@@ -61,8 +62,11 @@ def _as_tensor(value, arg_name):
   try:
     return tf.convert_to_tensor(value)
   except (TypeError, ValueError) as e:
-    raise TypeError("{} must be a Tensor or convertible to one, got {!r} "
-                    "({}).".format(arg_name, value, e)) from e
+    raise TypeError(
+      "{} must be a Tensor or convertible to one, got {!r} ({}).".format(
+        arg_name, value, e
+      )
+    ) from e
 
 
 def _float_param(value, arg_name, error=ValueError, matrix=True):
@@ -95,8 +99,10 @@ def _check_matrix(tensor, arg_name, error=ValueError):
   """Raises `error` if the static rank of `tensor` is known and not 2."""
   rank = _checks.static_rank(tensor)
   if rank is not None and rank != 2:
-    raise error("{} must be a 2-D Tensor of shape [batch_size, dim], got "
-                "shape {}.".format(arg_name, _checks.format_shape(tensor)))
+    raise error(
+      "{} must be a 2-D Tensor of shape [batch_size, dim], got "
+      "shape {}.".format(arg_name, _checks.format_shape(tensor))
+    )
 
 
 def _same_dtype_param(value, dtype, arg_name):
@@ -111,25 +117,34 @@ def _same_dtype_param(value, dtype, arg_name):
   if tf.is_tensor(value):
     _checks.check_floating(value, arg_name)
     if tf.as_dtype(value.dtype).base_dtype != dtype:
-      raise TypeError("{} must have dtype {} (that of the mean), got {}."
-                      .format(arg_name, dtype.name,
-                              tf.as_dtype(value.dtype).base_dtype.name))
+      raise TypeError(
+        "{} must have dtype {} (that of the mean), got {}.".format(
+          arg_name, dtype.name, tf.as_dtype(value.dtype).base_dtype.name
+        )
+      )
     return value
   try:
     return tf.convert_to_tensor(value, dtype=dtype)
   except (TypeError, ValueError) as e:
-    raise TypeError("{} must be convertible to a {} Tensor, got {!r}."
-                    .format(arg_name, dtype.name, value)) from e
+    raise TypeError(
+      "{} must be convertible to a {} Tensor, got {!r}.".format(
+        arg_name, dtype.name, value
+      )
+    ) from e
 
 
 def _cast_targets(targets, dtype):
   """Casts real (float, integer or bool) targets to the floating `dtype`."""
   targets = _as_tensor(targets, "targets")
   targets_dtype = tf.as_dtype(targets.dtype).base_dtype
-  if not (targets_dtype.is_floating or targets_dtype.is_integer
-          or targets_dtype.is_bool):
-    raise TypeError("targets must be real-valued, got dtype {}."
-                    .format(targets_dtype.name))
+  if not (
+    targets_dtype.is_floating
+    or targets_dtype.is_integer
+    or targets_dtype.is_bool
+  ):
+    raise TypeError(
+      "targets must be real-valued, got dtype {}.".format(targets_dtype.name)
+    )
   if targets_dtype != dtype:
     targets = tf.cast(targets, dtype)
   return targets
@@ -139,8 +154,9 @@ def _check_class_ids(targets):
   """Raises TypeError unless `targets` (a Tensor) has an integer dtype."""
   dtype = tf.as_dtype(targets.dtype).base_dtype
   if not dtype.is_integer:
-    raise TypeError("targets must be integer class ids, got dtype {}."
-                    .format(dtype.name))
+    raise TypeError(
+      "targets must be integer class ids, got dtype {}.".format(dtype.name)
+    )
 
 
 def _check_one_hot_index(index, size):
@@ -152,12 +168,15 @@ def _check_one_hot_index(index, size):
   """
   if len(index) != 1:
     raise _LegacyAssertionError(
-        "Length of index was {}; index must have exactly one coordinate."
-        .format(len(index)))
+      "Length of index was {}; index must have exactly one coordinate.".format(
+        len(index)
+      )
+    )
   position = int(index[0])
   if not 0 <= position < size:
-    raise ValueError("index[0] must lie in [0, {}), got {}."
-                     .format(size, position))
+    raise ValueError(
+      "index[0] must lie in [0, {}), got {}.".format(size, position)
+    )
   return position
 
 
@@ -170,9 +189,11 @@ def _static_dim(tensor, axis, arg_name):
   _check_matrix(tensor, arg_name)
   size = _checks.static_dim(tensor, axis)
   if size is None:
-    raise ValueError("{} must have a known static size along axis {}, got "
-                     "shape {}.".format(arg_name, axis,
-                                        _checks.format_shape(tensor)))
+    raise ValueError(
+      "{} must have a known static size along axis {}, got shape {}.".format(
+        arg_name, axis, _checks.format_shape(tensor)
+      )
+    )
   return int(size)
 
 
@@ -204,15 +225,17 @@ class _Distribution(object):
     """Enters `<distribution scope>/<name>/`, as `tf.distributions` did."""
     with tf.compat.v1.name_scope(self._scope):
       with tf.compat.v1.name_scope(
-          name, values=list(values) + list(self._graph_parents)) as scope:
+        name, values=list(values) + list(self._graph_parents)
+      ) as scope:
         yield scope
 
   def _batch_shape_tensor(self):
     """The batch shape as a 1-D int32 Tensor (a constant when known)."""
     with self._method_scope("batch_shape_tensor", []):
       if self.batch_shape.is_fully_defined():
-        return tf.convert_to_tensor(self.batch_shape.as_list(),
-                                    dtype=tf.int32, name="batch_shape")
+        return tf.convert_to_tensor(
+          self.batch_shape.as_list(), dtype=tf.int32, name="batch_shape"
+        )
       return self._dynamic_batch_shape()
 
   def sample(self, seed=None):
@@ -225,8 +248,9 @@ class _Distribution(object):
       A Tensor of shape `batch_shape`.
     """
     with self._method_scope("sample", []):
-      sample_shape = tf.convert_to_tensor((), dtype=tf.int32,
-                                          name="sample_shape")
+      sample_shape = tf.convert_to_tensor(
+        (), dtype=tf.int32, name="sample_shape"
+      )
       samples = self._sample_n(np.int32(1), seed)
       batch_event_shape = tf.shape(samples)[1:]
       final_shape = tf.concat([sample_shape, batch_event_shape], 0)
@@ -264,18 +288,19 @@ class _Normal(_Distribution):
       self.scale = tf.identity(scale, name="scale")
     self._scope = scope
     self._graph_parents = [self.loc, self.scale]
-    self.batch_shape = tf.broadcast_static_shape(self.loc.shape,
-                                                 self.scale.shape)
+    self.batch_shape = tf.broadcast_static_shape(
+      self.loc.shape, self.scale.shape
+    )
 
   def _dynamic_batch_shape(self):
-    return tf.broadcast_dynamic_shape(tf.shape(self.loc),
-                                      tf.shape(self.scale))
+    return tf.broadcast_dynamic_shape(tf.shape(self.loc), tf.shape(self.scale))
 
   def _sample_n(self, n, seed):
     """Draws loc + scale·ε with ε ~ N(0, 1), shape `[n] + batch_shape`."""
     shape = tf.concat([[n], self._batch_shape_tensor()], 0)
-    sampled = tf.random.normal(shape=shape, mean=0., stddev=1.,
-                               dtype=self.loc.dtype, seed=seed)
+    sampled = tf.random.normal(
+      shape=shape, mean=0.0, stddev=1.0, dtype=self.loc.dtype, seed=seed
+    )
     return sampled * self.scale + self.loc
 
   def _log_prob(self, x):
@@ -284,7 +309,7 @@ class _Normal(_Distribution):
     with tf.compat.v1.name_scope("standardize", values=[x]):
       z = (x - self.loc) / self.scale
     log_unnormalized = -0.5 * tf.square(z)
-    log_normalization = 0.5 * math.log(2. * math.pi) + tf.math.log(self.scale)
+    log_normalization = 0.5 * math.log(2.0 * math.pi) + tf.math.log(self.scale)
     return log_unnormalized - log_normalization
 
 
@@ -305,15 +330,16 @@ class _Categorical(_Distribution):
       logits_shape = tf.shape(self.logits, name="logits_shape")
       num_classes = tf.compat.dimension_value(static_shape[-1])
       if num_classes is not None:
-        self._event_size = tf.convert_to_tensor(num_classes, dtype=tf.int32,
-                                                name="event_size")
+        self._event_size = tf.convert_to_tensor(
+          num_classes, dtype=tf.int32, name="event_size"
+        )
       else:
         with tf.compat.v1.name_scope("event_size"):
           self._event_size = logits_shape[-1]
       if static_shape[:-1].is_fully_defined():
-        self._batch_shape_val = tf.constant(static_shape[:-1].as_list(),
-                                            dtype=tf.int32,
-                                            name="batch_shape")
+        self._batch_shape_val = tf.constant(
+          static_shape[:-1].as_list(), dtype=tf.int32, name="batch_shape"
+        )
       else:
         with tf.compat.v1.name_scope("batch_shape"):
           self._batch_shape_val = logits_shape[:-1]
@@ -335,8 +361,9 @@ class _Categorical(_Distribution):
     # class id on which the sampled loss would raise; keep ids in range (a
     # no-op for finite logits) so the statistics just become non-finite.
     draws = tf.clip_by_value(draws, 0, self._event_size - 1)
-    draws = tf.reshape(tf.transpose(draws),
-                       tf.concat([[n], self._batch_shape_tensor()], 0))
+    draws = tf.reshape(
+      tf.transpose(draws), tf.concat([[n], self._batch_shape_tensor()], 0)
+    )
     return tf.cast(draws, tf.int32)
 
   def _log_prob(self, k):
@@ -344,16 +371,19 @@ class _Categorical(_Distribution):
     k = tf.convert_to_tensor(k, dtype_hint=tf.int32, name="value")
     _check_class_ids(k)
     logits = self.logits
-    known = (logits.shape.ndims is not None
-             and logits.shape[:-1].is_fully_defined()
-             and k.shape.is_fully_defined())
+    known = (
+      logits.shape.ndims is not None
+      and logits.shape[:-1].is_fully_defined()
+      and k.shape.is_fully_defined()
+    )
     if not known or logits.shape[:-1] != k.shape:
       logits = logits * tf.ones_like(k[..., tf.newaxis], dtype=logits.dtype)
       k = k * tf.ones(tf.shape(logits)[:-1], dtype=k.dtype)
       if logits.shape.ndims is not None:
         k.set_shape(logits.shape[:-1])
-    return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=k,
-                                                           logits=logits)
+    return -tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=k, logits=logits
+    )
 
 
 class _Bernoulli(_Distribution):
@@ -387,12 +417,16 @@ class _Bernoulli(_Distribution):
     event = tf.convert_to_tensor(event, dtype_hint=tf.int32, name="value")
     event = tf.cast(event, self.logits.dtype)
     logits = self.logits
-    if not (event.shape.is_fully_defined() and logits.shape.is_fully_defined()
-            and event.shape == logits.shape):
-      logits, event = (tf.ones_like(event) * logits,
-                       tf.ones_like(logits) * event)
-    return -tf.nn.sigmoid_cross_entropy_with_logits(labels=event,
-                                                    logits=logits)
+    if not (
+      event.shape.is_fully_defined()
+      and logits.shape.is_fully_defined()
+      and event.shape == logits.shape
+    ):
+      logits, event = (
+        tf.ones_like(event) * logits,
+        tf.ones_like(logits) * event,
+      )
+    return -tf.nn.sigmoid_cross_entropy_with_logits(labels=event, logits=logits)
 
 
 class LossFunction(object, metaclass=abc.ABCMeta):
@@ -696,8 +730,9 @@ class DistributionNegativeLogProbLoss(NegativeLogProbLoss):
       seed: Optional int, the default op-level seed of `evaluate_on_sample`.
     """
     self._dist = dist
-    super(DistributionNegativeLogProbLoss, self).__init__(targets=targets,
-                                                          seed=seed)
+    super(DistributionNegativeLogProbLoss, self).__init__(
+      targets=targets, seed=seed
+    )
 
   def _evaluate(self, targets):
     """Returns −Σ log p(targets) over all elements."""
@@ -716,8 +751,9 @@ class DistributionNegativeLogProbLoss(NegativeLogProbLoss):
     return self._dist.sample(seed=seed)
 
 
-class NormalMeanNegativeLogProbLoss(DistributionNegativeLogProbLoss,
-                                    NaturalParamsNegativeLogProbLoss):
+class NormalMeanNegativeLogProbLoss(
+  DistributionNegativeLogProbLoss, NaturalParamsNegativeLogProbLoss
+):
   """Negative log-likelihood of a normal with fixed variance, in its mean.
 
   loss = Σ_{b,j} [(t_bj − μ_bj)²/(2·var) + ½ log(2π·var)].
@@ -760,7 +796,8 @@ class NormalMeanNegativeLogProbLoss(DistributionNegativeLogProbLoss,
       scale = self._var**0.5
     dist = _Normal(loc=self._mean, scale=scale)
     super(NormalMeanNegativeLogProbLoss, self).__init__(
-        dist=dist, targets=targets, seed=seed)
+      dist=dist, targets=targets, seed=seed
+    )
 
   @property
   def params(self):
@@ -776,7 +813,7 @@ class NormalMeanNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     Returns:
       A Tensor shaped like the mean.
     """
-    return (1. / self._var) * vector
+    return (1.0 / self._var) * vector
 
   def multiply_fisher_factor(self, vector):
     """Returns B·vector = var^{-1/2}·vector.
@@ -817,8 +854,9 @@ class NormalMeanNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     dim = _static_dim(self._mean, 1, "mean")
     position = _check_one_hot_index(index, dim)
     scale = self._var**-0.5 * tf.ones_like(self._mean)
-    return insert_slice_in_zeros(scale[:, position:position + 1], 1, dim,
-                                 position)
+    return insert_slice_in_zeros(
+      scale[:, position : position + 1], 1, dim, position
+    )
 
   @property
   def fisher_factor_inner_shape(self):
@@ -860,13 +898,15 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
         dtypes differ.
     """
     self._mean = _float_param(mean, "mean", error=_LegacyAssertionError)
-    self._variance = _float_param(variance, "variance",
-                                  error=_LegacyAssertionError)
+    self._variance = _float_param(
+      variance, "variance", error=_LegacyAssertionError
+    )
     _same_dtype_param(self._variance, self._mean.dtype, "variance")
     self._scale = tf.sqrt(self._variance)
     dist = _Normal(loc=self._mean, scale=self._scale)
     super(NormalMeanVarianceNegativeLogProbLoss, self).__init__(
-        dist=dist, targets=targets, seed=seed)
+      dist=dist, targets=targets, seed=seed
+    )
 
   @property
   def params(self):
@@ -874,16 +914,16 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
     return self._mean, self._variance
 
   def _fisher_mean(self):
-    return 1. / self._variance
+    return 1.0 / self._variance
 
   def _fisher_mean_factor(self):
-    return 1. / self._scale
+    return 1.0 / self._scale
 
   def _fisher_var(self):
-    return 1. / (2. * tf.square(self._variance))
+    return 1.0 / (2.0 * tf.square(self._variance))
 
   def _fisher_var_factor(self):
-    return 1. / (math.sqrt(2.) * self._variance)
+    return 1.0 / (math.sqrt(2.0) * self._variance)
 
   def multiply_fisher(self, vecs):
     """Returns F·(v_mean, v_var) = (v_mean/v, v_var/(2v²)).
@@ -910,8 +950,10 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
       A pair of Tensors shaped like the mean: (mean part, variance part).
     """
     mean_vec, var_vec = tf.split(vecs, 2, axis=-1)
-    return (self._fisher_mean_factor() * mean_vec,
-            self._fisher_var_factor() * var_vec)
+    return (
+      self._fisher_mean_factor() * mean_vec,
+      self._fisher_var_factor() * var_vec,
+    )
 
   def multiply_fisher_factor_transpose(self, vecs):
     """Returns Bᵀ·(v_mean, v_var), concatenated to the inner shape.
@@ -924,8 +966,13 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
       `concat([v_mean/√v, v_var/(√2·v)], axis=-1)`.
     """
     mean_vec, var_vec = vecs
-    return tf.concat([self._fisher_mean_factor() * mean_vec,
-                      self._fisher_var_factor() * var_vec], axis=-1)
+    return tf.concat(
+      [
+        self._fisher_mean_factor() * mean_vec,
+        self._fisher_var_factor() * var_vec,
+      ],
+      axis=-1,
+    )
 
   def multiply_fisher_factor_replicated_one_hot(self, index):
     """Column `index[0]` of B for every row.
@@ -947,12 +994,12 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
     dim = _static_dim(self._mean, 1, "mean")
     position = _check_one_hot_index(index, 2 * dim)
     if position < dim:
-      column = self._fisher_mean_factor()[:, position:position + 1]
+      column = self._fisher_mean_factor()[:, position : position + 1]
       mean_output = insert_slice_in_zeros(column, 1, dim, position)
       var_output = tf.zeros_like(mean_output)
     else:
       position -= dim
-      column = self._fisher_var_factor()[:, position:position + 1]
+      column = self._fisher_var_factor()[:, position : position + 1]
       var_output = insert_slice_in_zeros(column, 1, dim, position)
       mean_output = tf.zeros_like(var_output)
     return mean_output, var_output
@@ -1030,8 +1077,9 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
     raise NotImplementedError()
 
 
-class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
-                                           NaturalParamsNegativeLogProbLoss):
+class CategoricalLogitsNegativeLogProbLoss(
+  DistributionNegativeLogProbLoss, NaturalParamsNegativeLogProbLoss
+):
   """Softmax cross-entropy: negative log-likelihood of a categorical.
 
   loss = −Σ_b log softmax(z_b)[t_b]. With p = softmax(z) and q = √p, the
@@ -1057,7 +1105,8 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
       targets = _as_tensor(targets, "targets")
       _check_class_ids(targets)
     super(CategoricalLogitsNegativeLogProbLoss, self).__init__(
-        dist=_Categorical(self._logits), targets=targets, seed=seed)
+      dist=_Categorical(self._logits), targets=targets, seed=seed
+    )
 
   @property
   def params(self):
@@ -1087,8 +1136,9 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     """
     _check_matrix(self._logits, "logits")
     probs = self._probs
-    return vector * probs - probs * tf.reduce_sum(vector * probs, axis=1,
-                                                  keepdims=True)
+    return vector * probs - probs * tf.reduce_sum(
+      vector * probs, axis=1, keepdims=True
+    )
 
   def multiply_fisher_factor(self, vector):
     """Returns B·v = q⊙v − (Σ_k q_k v_k)·p for every row.
@@ -1107,7 +1157,8 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     probs = self._probs
     sqrt_probs = self._sqrt_probs
     return sqrt_probs * vector - probs * tf.reduce_sum(
-        sqrt_probs * vector, axis=1, keepdims=True)
+      sqrt_probs * vector, axis=1, keepdims=True
+    )
 
   def multiply_fisher_factor_transpose(self, vector):
     """Returns Bᵀ·v = q⊙v − (Σ_k p_k v_k)·q for every row.
@@ -1126,7 +1177,8 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     probs = self._probs
     sqrt_probs = self._sqrt_probs
     return sqrt_probs * vector - sqrt_probs * tf.reduce_sum(
-        probs * vector, axis=1, keepdims=True)
+      probs * vector, axis=1, keepdims=True
+    )
 
   def multiply_fisher_factor_replicated_one_hot(self, index):
     """Column i = `index[0]` of B for every row: q_i·e_i − q_i·p.
@@ -1143,9 +1195,10 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     """
     n_classes = _static_dim(self._logits, 1, "logits")
     position = _check_one_hot_index(index, n_classes)
-    sqrt_probs_slice = self._sqrt_probs[:, position:position + 1]
-    padded_slice = insert_slice_in_zeros(sqrt_probs_slice, 1, n_classes,
-                                         position)
+    sqrt_probs_slice = self._sqrt_probs[:, position : position + 1]
+    padded_slice = insert_slice_in_zeros(
+      sqrt_probs_slice, 1, n_classes, position
+    )
     return padded_slice - self._probs * sqrt_probs_slice
 
   @property
@@ -1159,8 +1212,9 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     return self._logits.shape
 
 
-class MultiBernoulliNegativeLogProbLoss(DistributionNegativeLogProbLoss,
-                                        NaturalParamsNegativeLogProbLoss):
+class MultiBernoulliNegativeLogProbLoss(
+  DistributionNegativeLogProbLoss, NaturalParamsNegativeLogProbLoss
+):
   """Sigmoid cross-entropy: negative log-likelihood of independent Bernoullis.
 
   loss = −Σ_{b,j} [t_bj log p_bj + (1 − t_bj) log(1 − p_bj)] with
@@ -1184,7 +1238,8 @@ class MultiBernoulliNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     """
     self._logits = _float_param(logits, "logits", matrix=False)
     super(MultiBernoulliNegativeLogProbLoss, self).__init__(
-        dist=_Bernoulli(self._logits), targets=targets, seed=seed)
+      dist=_Bernoulli(self._logits), targets=targets, seed=seed
+    )
 
   @property
   def _probs(self):
@@ -1243,7 +1298,7 @@ class MultiBernoulliNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     """
     dim = _static_dim(self._logits, 1, "logits")
     position = _check_one_hot_index(index, dim)
-    probs_slice = self._probs[:, position:position + 1]
+    probs_slice = self._probs[:, position : position + 1]
     output_slice = tf.sqrt(probs_slice * (1 - probs_slice))
     return insert_slice_in_zeros(output_slice, 1, dim, position)
 
@@ -1287,18 +1342,28 @@ def insert_slice_in_zeros(slice_to_insert, dim, dim_size, position):
   if rank is None:
     raise ValueError("slice_to_insert must have a known rank.")
   if not -rank <= dim < rank:
-    raise ValueError("dim must lie in [-{0}, {0}) for slice_to_insert of "
-                     "shape {1}, got {2}.".format(
-                         rank, _checks.format_shape(slice_to_insert), dim))
+    raise ValueError(
+      "dim must lie in [-{0}, {0}) for slice_to_insert of "
+      "shape {1}, got {2}.".format(
+        rank, _checks.format_shape(slice_to_insert), dim
+      )
+    )
   if slice_shape[dim] is not None and slice_shape[dim] != 1:
     raise ValueError(
-        "Expected slice_to_insert.shape to have {} dim of 1, but was {}."
-        .format(dim, slice_shape[dim]))
-  if (isinstance(position, numbers.Integral)
-      and isinstance(dim_size, numbers.Integral)
-      and not 0 <= position < dim_size):
-    raise ValueError("position must lie in [0, dim_size={}), got {}."
-                     .format(dim_size, position))
+      "Expected slice_to_insert.shape to have {} dim of 1, but was {}.".format(
+        dim, slice_shape[dim]
+      )
+    )
+  if (
+    isinstance(position, numbers.Integral)
+    and isinstance(dim_size, numbers.Integral)
+    and not 0 <= position < dim_size
+  ):
+    raise ValueError(
+      "position must lie in [0, dim_size={}), got {}.".format(
+        dim_size, position
+      )
+    )
 
   before = [0] * rank
   after = before[:]

@@ -40,20 +40,23 @@ class OpQueue(object):
     """
     ops = list(ops)
     if not ops:
-      raise ValueError("ops must contain at least one tf.Operation; got an "
-                       "empty collection.")
+      raise ValueError(
+        "ops must contain at least one tf.Operation; got an empty collection."
+      )
     for op in ops:
       if not isinstance(op, (tf.Operation, tf.Tensor)):
-        raise TypeError("ops must contain only tf.Operation or tf.Tensor "
-                        "objects; got {!r} of type {}.".format(
-                            op, type(op).__name__))
+        raise TypeError(
+          "ops must contain only tf.Operation or tf.Tensor "
+          "objects; got {!r} of type {}.".format(op, type(op).__name__)
+        )
     self._ops_by_name = {op.name: op for op in ops}
 
     op_names = tf.convert_to_tensor(sorted(self._ops_by_name.keys()))
     op_names_dataset = (
-        tf.data.Dataset.from_tensor_slices(op_names)
-        .shuffle(len(self._ops_by_name), seed=seed)
-        .repeat())
+      tf.data.Dataset.from_tensor_slices(op_names)
+      .shuffle(len(self._ops_by_name), seed=seed)
+      .repeat()
+    )
     iterator = tf.compat.v1.data.make_one_shot_iterator(op_names_dataset)
     self._next_op_name = iterator.get_next()
 

@@ -26,7 +26,7 @@ _LEGAL_MOMENTUM_TYPES = ("regular", "adam", "qmodel")
 
 def _same_variable_set(vars1, vars2):
   """True if the two collections hold the same variables (by identity)."""
-  return ({id(v) for v in vars1} == {id(v) for v in vars2})
+  return {id(v) for v in vars1} == {id(v) for v in vars2}
 
 
 class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
@@ -59,12 +59,25 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       it).
   """
 
-  def __init__(self, learning_rate, cov_ema_decay, damping, layer_collection,
-               momentum=0., momentum_type="regular", norm_constraint=None,
-               name="KFAC", *, var_list=None, estimation_mode="gradients",
-               colocate_gradients_with_ops=False, cov_devices=None,
-               inv_devices=None, skip_nonfinite_updates=True,
-               check_tensor_settings=False):
+  def __init__(
+    self,
+    learning_rate,
+    cov_ema_decay,
+    damping,
+    layer_collection,
+    momentum=0.0,
+    momentum_type="regular",
+    norm_constraint=None,
+    name="KFAC",
+    *,
+    var_list=None,
+    estimation_mode="gradients",
+    colocate_gradients_with_ops=False,
+    cov_devices=None,
+    inv_devices=None,
+    skip_nonfinite_updates=True,
+    check_tensor_settings=False,
+  ):
     """Builds the Fisher estimator and its update ops.
 
     Args:
@@ -124,43 +137,65 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         with "qmodel", or for the `FisherEstimator` errors (no loss,
         variables and registrations that do not match, unknown mode).
     """
-    _settings.check_layer_collection(layer_collection,
-                                     (lc_lib.LayerCollection,))
+    _settings.check_layer_collection(
+      layer_collection, (lc_lib.LayerCollection,)
+    )
     _settings.check_learning_rate(learning_rate)
     _settings.check_cov_ema_decay(cov_ema_decay)
     _settings.check_damping(damping)
     _settings.check_momentum(momentum)
     _settings.check_norm_constraint(norm_constraint)
     if not isinstance(momentum_type, str):
-      raise ValueError("momentum_type must be one of {}; got {!r}.".format(
-          list(_LEGAL_MOMENTUM_TYPES), momentum_type))
+      raise ValueError(
+        "momentum_type must be one of {}; got {!r}.".format(
+          list(_LEGAL_MOMENTUM_TYPES), momentum_type
+        )
+      )
     momentum_type = momentum_type.lower()
     if momentum_type not in _LEGAL_MOMENTUM_TYPES:
-      raise ValueError("Unsupported momentum type {}. Must be one of {}."
-                       .format(momentum_type, list(_LEGAL_MOMENTUM_TYPES)))
+      raise ValueError(
+        "Unsupported momentum type {}. Must be one of {}.".format(
+          momentum_type, list(_LEGAL_MOMENTUM_TYPES)
+        )
+      )
     if momentum_type != "regular" and norm_constraint is not None:
-      raise ValueError("Update clipping (norm_constraint={}) is only "
-                       "supported with momentum_type 'regular'; got {!r}."
-                       .format(norm_constraint, momentum_type))
+      raise ValueError(
+        "Update clipping (norm_constraint={}) is only "
+        "supported with momentum_type 'regular'; got {!r}.".format(
+          norm_constraint, momentum_type
+        )
+      )
     if momentum_type == "qmodel":
-      if not (momentum is None or
-              (isinstance(momentum, numbers.Real) and momentum == 0)):
-        raise ValueError("momentum must be 0 (or None) with momentum_type "
-                         "'qmodel': the quadratic model chooses the momentum "
-                         "decay; got {!r}.".format(momentum))
-      momentum = 0.
+      if not (
+        momentum is None
+        or (isinstance(momentum, numbers.Real) and momentum == 0)
+      ):
+        raise ValueError(
+          "momentum must be 0 (or None) with momentum_type "
+          "'qmodel': the quadratic model chooses the momentum "
+          "decay; got {!r}.".format(momentum)
+        )
+      momentum = 0.0
     elif momentum is None:
-      raise ValueError("momentum must be a float or a scalar Tensor with "
-                       "momentum_type {!r}; got None.".format(momentum_type))
+      raise ValueError(
+        "momentum must be a float or a scalar Tensor with "
+        "momentum_type {!r}; got None.".format(momentum_type)
+      )
 
-    variables = (tf.compat.v1.trainable_variables() if var_list is None
-                 else list(var_list))
+    variables = (
+      tf.compat.v1.trainable_variables() if var_list is None else list(var_list)
+    )
     self._fisher_est = self._make_fisher_estimator(
-        variables, cov_ema_decay, damping, layer_collection,
-        estimation_mode=estimation_mode,
-        colocate_gradients_with_ops=colocate_gradients_with_ops,
-        cov_devices=cov_devices, inv_devices=inv_devices,
-        skip_nonfinite_updates=skip_nonfinite_updates)
+      variables,
+      cov_ema_decay,
+      damping,
+      layer_collection,
+      estimation_mode=estimation_mode,
+      colocate_gradients_with_ops=colocate_gradients_with_ops,
+      cov_devices=cov_devices,
+      inv_devices=inv_devices,
+      skip_nonfinite_updates=skip_nonfinite_updates,
+    )
     self._skip_nonfinite_updates = bool(skip_nonfinite_updates)
     self._param_skip_counter = None
 
@@ -170,7 +205,8 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     # The batch size of the first loss: the quadratic model averages the
     # exact Fisher over it.
     self._batch_size = tf.shape(
-        tf.nest.flatten(layer_collection.losses[0].inputs)[0])[0]
+      tf.nest.flatten(layer_collection.losses[0].inputs)[0]
+    )[0]
     self._losses = layer_collection.losses
 
     self.cov_update_op = self._fisher_est.cov_update_op
@@ -184,20 +220,23 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     self._setting_checks = []
     if check_tensor_settings:
       self._setting_checks = _settings.runtime_checks(
-          damping=damping, cov_ema_decay=cov_ema_decay,
-          learning_rate=learning_rate, momentum=momentum,
-          norm_constraint=norm_constraint)
+        damping=damping,
+        cov_ema_decay=cov_ema_decay,
+        learning_rate=learning_rate,
+        momentum=momentum,
+        norm_constraint=norm_constraint,
+      )
       if self._setting_checks:
-        self.cov_update_op = tf.group(self.cov_update_op,
-                                      *self._setting_checks)
-        self.inv_update_op = tf.group(self.inv_update_op,
-                                      *self._setting_checks)
+        self.cov_update_op = tf.group(self.cov_update_op, *self._setting_checks)
+        self.inv_update_op = tf.group(self.inv_update_op, *self._setting_checks)
 
-  def _make_fisher_estimator(self, variables, cov_ema_decay, damping,
-                             layer_collection, **kwargs):
+  def _make_fisher_estimator(
+    self, variables, cov_ema_decay, damping, layer_collection, **kwargs
+  ):
     """Builds the `FisherEstimator` (release faces change its arguments)."""
-    return est.FisherEstimator(variables, cov_ema_decay, damping,
-                               layer_collection, **kwargs)
+    return est.FisherEstimator(
+      variables, cov_ema_decay, damping, layer_collection, **kwargs
+    )
 
   @property
   def variables(self):
@@ -245,10 +284,15 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     # `compute_gradients`, which defaults and checks it.
     return super(KfacOptimizer, self).minimize(*args, **kwargs)
 
-  def compute_gradients(self, loss, var_list=None,
-                        gate_gradients=tf.compat.v1.train.Optimizer.GATE_OP,
-                        aggregation_method=None,
-                        colocate_gradients_with_ops=False, grad_loss=None):
+  def compute_gradients(
+    self,
+    loss,
+    var_list=None,
+    gate_gradients=tf.compat.v1.train.Optimizer.GATE_OP,
+    aggregation_method=None,
+    colocate_gradients_with_ops=False,
+    grad_loss=None,
+  ):
     """Computes the plain gradients of `loss` (base `compute_gradients`).
 
     Args:
@@ -270,13 +314,17 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     if var_list is None:
       var_list = self.variables
     if not _same_variable_set(var_list, self.variables):
-      raise ValueError("var_list doesn't match with set of Fisher-estimating "
-                       "variables.")
+      raise ValueError(
+        "var_list doesn't match with set of Fisher-estimating variables."
+      )
     return super(KfacOptimizer, self).compute_gradients(
-        loss, var_list=var_list, gate_gradients=gate_gradients,
-        aggregation_method=aggregation_method,
-        colocate_gradients_with_ops=colocate_gradients_with_ops,
-        grad_loss=grad_loss)
+      loss,
+      var_list=var_list,
+      gate_gradients=gate_gradients,
+      aggregation_method=aggregation_method,
+      colocate_gradients_with_ops=colocate_gradients_with_ops,
+      grad_loss=grad_loss,
+    )
 
   def apply_gradients(self, grads_and_vars, *args, **kwargs):
     """Applies K-FAC steps computed from plain gradients.
@@ -302,15 +350,19 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     # Gradients of gathered variables (embeddings) come as IndexedSlices;
     # the Fisher blocks and the velocities work on dense tensors.
     grads_and_vars = list(grads_and_vars)
-    grads_and_vars = list(zip(
+    grads_and_vars = list(
+      zip(
         _ops.dense_gradients([grad for grad, _ in grads_and_vars]),
-        [var for _, var in grads_and_vars]))
+        [var for _, var in grads_and_vars],
+      )
+    )
     missing = [var.name for grad, var in grads_and_vars if grad is None]
     if missing:
       raise ValueError(
-          "grads_and_vars has no gradient (None) for {}: K-FAC preconditions "
-          "the gradients of every Fisher-estimating variable, so the loss "
-          "must depend on all of them.".format(", ".join(missing)))
+        "grads_and_vars has no gradient (None) for {}: K-FAC preconditions "
+        "the gradients of every Fisher-estimating variable, so the loss "
+        "must depend on all of them.".format(", ".join(missing))
+      )
     if not self._skip_nonfinite_updates:
       steps_and_vars = self._compute_update_steps(grads_and_vars)
     else:
@@ -318,14 +370,17 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     if self._setting_checks:
       checks = list(self._setting_checks)
       if callable(self._learning_rate):
-        checks += _settings.runtime_checks(
-            learning_rate=self._learning_rate())
-      with tf.name_scope(_settings.CHECK_SCOPE), tf.control_dependencies(
-          checks):
-        steps_and_vars = [(tf.identity(step), var)
-                          for step, var in steps_and_vars]
-    return super(KfacOptimizer, self).apply_gradients(steps_and_vars, *args,
-                                                      **kwargs)
+        checks += _settings.runtime_checks(learning_rate=self._learning_rate())
+      with (
+        tf.name_scope(_settings.CHECK_SCOPE),
+        tf.control_dependencies(checks),
+      ):
+        steps_and_vars = [
+          (tf.identity(step), var) for step, var in steps_and_vars
+        ]
+    return super(KfacOptimizer, self).apply_gradients(
+      steps_and_vars, *args, **kwargs
+    )
 
   def _compute_guarded_update_steps(self, grads_and_vars):
     """`_compute_update_steps` that changes nothing unless all is finite.
@@ -344,20 +399,25 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       assignments and the skip count.
     """
     pending = []
-    steps_and_vars = self._compute_update_steps(grads_and_vars,
-                                                pending_velocities=pending)
+    steps_and_vars = self._compute_update_steps(
+      grads_and_vars, pending_velocities=pending
+    )
     if self._param_skip_counter is None:
       self._param_skip_counter = _nonfinite.SkipCounter(
-          "parameter_update_skips", "parameter updates")
+        "parameter_update_skips", "parameter updates"
+      )
     with tf.name_scope(_nonfinite.GUARD_SCOPE):
       ok = _nonfinite.all_finite(
-          [grad for grad, _ in grads_and_vars] +
-          [new for _, new in pending] + [step for step, _ in steps_and_vars])
+        [grad for grad, _ in grads_and_vars]
+        + [new for _, new in pending]
+        + [step for step, _ in steps_and_vars]
+      )
       updates = [self._param_skip_counter.count_unless(ok)]
       for velocity, new in pending:
         with tf.device(velocity.device):
-          updates.append(velocity.assign(
-              _nonfinite.keep_unless(ok, new, velocity)))
+          updates.append(
+            velocity.assign(_nonfinite.keep_unless(ok, new, velocity))
+          )
       guarded = []
       with tf.control_dependencies(updates):
         for step, var in steps_and_vars:
@@ -380,11 +440,13 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     """
     for (_, gvar), (_, pgvar) in zip(grads_and_vars, precon_grads_and_vars):
       if gvar is not pgvar:
-        raise ValueError("The variables referenced by the two arguments must "
-                         "match.")
-    terms = [tf.reduce_sum(grad * pgrad)
-             for (grad, _), (pgrad, _) in zip(grads_and_vars,
-                                              precon_grads_and_vars)]
+        raise ValueError(
+          "The variables referenced by the two arguments must match."
+        )
+    terms = [
+      tf.reduce_sum(grad * pgrad)
+      for (grad, _), (pgrad, _) in zip(grads_and_vars, precon_grads_and_vars)
+    ]
     return tf.reduce_sum(terms)
 
   def _update_clip_coeff(self, grads_and_vars, precon_grads_and_vars):
@@ -401,17 +463,19 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     Returns:
       A scalar Tensor.
     """
-    sq_norm_grad = self._squared_fisher_norm(grads_and_vars,
-                                             precon_grads_and_vars)
+    sq_norm_grad = self._squared_fisher_norm(
+      grads_and_vars, precon_grads_and_vars
+    )
     dtype = sq_norm_grad.dtype
     learning_rate = self._learning_rate
     if callable(learning_rate):  # Accepted by the base optimizer too.
       learning_rate = learning_rate()
     learning_rate = tf.cast(learning_rate, dtype)
     sq_norm_up = sq_norm_grad * learning_rate**2
-    return tf.minimum(tf.ones([], dtype),
-                      tf.sqrt(tf.cast(self._norm_constraint, dtype) /
-                              sq_norm_up))
+    return tf.minimum(
+      tf.ones([], dtype),
+      tf.sqrt(tf.cast(self._norm_constraint, dtype) / sq_norm_up),
+    )
 
   def _clip_updates(self, grads_and_vars, precon_grads_and_vars):
     """Scales the preconditioned gradients by `_update_clip_coeff`.
@@ -431,16 +495,20 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
 
     From release 1.7 the learning rate is included: `−lr · velocity`.
     """
-    updates = list(-self._zeros_slot(var, "velocity", self._name)
-                   for var in variables)
+    updates = list(
+      -self._zeros_slot(var, "velocity", self._name) for var in variables
+    )
     if _releases.of(self).qmodel_previous_update_scaled:
       learning_rate = self._call_if_callable(self._learning_rate)
-      updates = [_in_dtype(tf.convert_to_tensor(learning_rate),
-                           u.dtype.base_dtype) * u for u in updates]
+      updates = [
+        _in_dtype(tf.convert_to_tensor(learning_rate), u.dtype.base_dtype) * u
+        for u in updates
+      ]
     return updates
 
-  def _compute_qmodel_hyperparams(self, precon_grads, prev_updates, grads,
-                                  variables):
+  def _compute_qmodel_hyperparams(
+    self, precon_grads, prev_updates, grads, variables
+  ):
     """Chooses (α, μ) minimising the quadratic model along two directions.
 
     With `p` = preconditioned gradients, `d` = previous updates,
@@ -472,21 +540,24 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     batch_size = tf.cast(self._batch_size, dtype=fft_precon_grads[0].dtype)
     damping = tf.cast(self.damping, dtype=fft_precon_grads[0].dtype)
 
-    m_11 = (_inner_product_list(fft_precon_grads, fft_precon_grads) /
-            batch_size +
-            damping * _inner_product_list(precon_grads, precon_grads))
-    m_21 = (_inner_product_list(fft_prev_updates, fft_precon_grads) /
-            batch_size +
-            damping * _inner_product_list(prev_updates, precon_grads))
-    m_22 = (_inner_product_list(fft_prev_updates, fft_prev_updates) /
-            batch_size +
-            damping * _inner_product_list(prev_updates, prev_updates))
+    m_11 = _inner_product_list(
+      fft_precon_grads, fft_precon_grads
+    ) / batch_size + damping * _inner_product_list(precon_grads, precon_grads)
+    m_21 = _inner_product_list(
+      fft_prev_updates, fft_precon_grads
+    ) / batch_size + damping * _inner_product_list(prev_updates, precon_grads)
+    m_22 = _inner_product_list(
+      fft_prev_updates, fft_prev_updates
+    ) / batch_size + damping * _inner_product_list(prev_updates, prev_updates)
 
     def non_zero_prevupd_case():
       m = tf.convert_to_tensor([[m_11, m_21], [m_21, m_22]])
       c = tf.convert_to_tensor(
-          [[_inner_product_list(grads, precon_grads)],
-           [_inner_product_list(grads, prev_updates)]])
+        [
+          [_inner_product_list(grads, precon_grads)],
+          [_inner_product_list(grads, prev_updates)],
+        ]
+      )
       sol = _two_by_two_solve(m, c)
       alpha = -sol[0, 0]
       mu = -sol[1, 0]
@@ -503,8 +574,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       qmodel_change = 0.5 * alpha * c
       return alpha, mu, qmodel_change
 
-    return tf.cond(tf.equal(m_22, 0.0), zero_prevupd_case,
-                   non_zero_prevupd_case)
+    return tf.cond(
+      tf.equal(m_22, 0.0), zero_prevupd_case, non_zero_prevupd_case
+    )
 
   def _compute_update_steps(self, grads_and_vars, pending_velocities=None):
     """Computes the steps (to be multiplied by −lr) for every variable.
@@ -521,13 +593,16 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     if self._momentum_type == "regular":
       precon_grads_and_vars = self._fisher_est.multiply_inverse(grads_and_vars)
       if self._norm_constraint is not None:
-        precon_grads_and_vars = self._clip_updates(grads_and_vars,
-                                                   precon_grads_and_vars)
-      return self._update_velocities(precon_grads_and_vars, self._momentum,
-                                     pending=pending_velocities)
+        precon_grads_and_vars = self._clip_updates(
+          grads_and_vars, precon_grads_and_vars
+        )
+      return self._update_velocities(
+        precon_grads_and_vars, self._momentum, pending=pending_velocities
+      )
     elif self._momentum_type == "adam":
       velocities_and_vars = self._update_velocities(
-          grads_and_vars, self._momentum, pending=pending_velocities)
+        grads_and_vars, self._momentum, pending=pending_velocities
+      )
       return self._fisher_est.multiply_inverse(velocities_and_vars)
     else:  # "qmodel"
       precon_grads_and_vars = self._fisher_est.multiply_inverse(grads_and_vars)
@@ -536,18 +611,24 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       variables = list(var for (_, var) in grads_and_vars)
       prev_updates = self._compute_prev_updates(variables)
       alpha, mu, qmodel_change = self._compute_qmodel_hyperparams(
-          precon_grads, prev_updates, grads, variables)
+        precon_grads, prev_updates, grads, variables
+      )
       # Release 1.7 stores the predicted change for its damping adaptation
       # (a no-op without adaptation) before the velocities move.
       assign_change = getattr(self, "_assign_q_model_change", None)
       with tf.control_dependencies(
-          [assign_change(qmodel_change)] if assign_change else []):
+        [assign_change(qmodel_change)] if assign_change else []
+      ):
         return self._update_velocities(
-            zip(precon_grads, variables), mu, vec_coeff=-alpha,
-            pending=pending_velocities)
+          zip(precon_grads, variables),
+          mu,
+          vec_coeff=-alpha,
+          pending=pending_velocities,
+        )
 
-  def _update_velocities(self, vecs_and_vars, decay, vec_coeff=1.0,
-                         pending=None):
+  def _update_velocities(
+    self, vecs_and_vars, decay, vec_coeff=1.0, pending=None
+  ):
     """Updates the velocity slots: `velocity ← decay·velocity + coeff·vec`.
 
     The slots (`<var op name>/<optimizer name>`, zero-initialised) are
@@ -566,6 +647,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       List of (new velocity, variable) pairs; reading the new velocity runs
       the assignment.
     """
+
     def _update_velocity(vec, var):
       velocity = self._zeros_slot(var, "velocity", self._name)
       with tf.device(velocity.device):
@@ -574,8 +656,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         # Python-number momentum did; from release 1.5 float64 variables
         # meet a float32 decay or coefficient Tensor the same way.
         dtype = velocity.dtype.base_dtype
-        new_velocity = (_in_dtype(decay, dtype) * velocity +
-                        _in_dtype(vec_coeff, dtype) * vec)
+        new_velocity = (
+          _in_dtype(decay, dtype) * velocity + _in_dtype(vec_coeff, dtype) * vec
+        )
         if pending is not None:
           pending.append((velocity, new_velocity))
           return (new_velocity, var)
@@ -587,15 +670,17 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
 def _in_dtype(value, dtype):
   """`value` cast to `dtype` if it is a Tensor of another dtype."""
   if isinstance(value, (tf.Tensor, tf.Variable)) and (
-      value.dtype.base_dtype != dtype):
+    value.dtype.base_dtype != dtype
+  ):
     return tf.cast(value, dtype)
   return value
 
 
 def _inner_product_list(list1, list2):
   """`Σ_i Σ list1[i] ⊙ list2[i]`: the inner product of two vector lists."""
-  return tf.add_n([tf.reduce_sum(elt1 * elt2)
-                   for elt1, elt2 in zip(list1, list2)])
+  return tf.add_n(
+    [tf.reduce_sum(elt1 * elt2) for elt1, elt2 in zip(list1, list2)]
+  )
 
 
 def _two_by_two_solve(m, c):

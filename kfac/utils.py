@@ -14,21 +14,21 @@ from kfac import _checks
 from kfac import _ops
 
 __all__ = [
-    "SequenceDict",
-    "setdefault",
-    "tensors_to_column",
-    "column_to_tensors",
-    "kronecker_product",
-    "layer_params_to_mat2d",
-    "mat2d_to_layer_params",
-    "compute_pi",
-    "posdef_inv",
-    "posdef_inv_matrix_inverse",
-    "posdef_inv_cholesky",
-    "posdef_inv_funcs",
-    "SubGraph",
-    "generate_random_signs",
-    "fwd_gradients",
+  "SequenceDict",
+  "setdefault",
+  "tensors_to_column",
+  "column_to_tensors",
+  "kronecker_product",
+  "layer_params_to_mat2d",
+  "mat2d_to_layer_params",
+  "compute_pi",
+  "posdef_inv",
+  "posdef_inv_matrix_inverse",
+  "posdef_inv_cholesky",
+  "posdef_inv_funcs",
+  "SubGraph",
+  "generate_random_signs",
+  "fwd_gradients",
 ]
 
 # Method used by `posdef_inv`: a key of `posdef_inv_funcs`.
@@ -82,8 +82,9 @@ class SequenceDict(object):
     if isinstance(key_or_keys, (tuple, list)):
       if len(key_or_keys) != len(val_or_vals):
         raise ValueError(
-            "val_or_vals must have one value per key: got {} keys and {} "
-            "values.".format(len(key_or_keys), len(val_or_vals)))
+          "val_or_vals must have one value per key: got {} keys and {} "
+          "values.".format(len(key_or_keys), len(val_or_vals))
+        )
       for key, value in zip(key_or_keys, val_or_vals):
         self._dict[key] = value
     else:
@@ -132,8 +133,11 @@ def _static_num_elements(tensor, arg_name):
   """Returns the number of elements of a fully defined static shape."""
   shape = _checks.static_shape_list(tensor)
   if shape is None or None in shape:
-    raise ValueError("{} must have a fully defined static shape, got {}."
-                     .format(arg_name, _checks.format_shape(tensor)))
+    raise ValueError(
+      "{} must have a fully defined static shape, got {}.".format(
+        arg_name, _checks.format_shape(tensor)
+      )
+    )
   return int(np.prod(shape, dtype=np.int64))
 
 
@@ -160,7 +164,7 @@ def column_to_tensors(tensors_template, colvec):
     tensors = []
     for i, template in enumerate(tensors_template):
       size = _static_num_elements(template, "tensors_template[%d]" % i)
-      tensors.append(tf.reshape(colvec[offset:offset + size], template.shape))
+      tensors.append(tf.reshape(colvec[offset : offset + size], template.shape))
       offset += size
     return tuple(tensors)
   _static_num_elements(tensors_template, "tensors_template")
@@ -172,8 +176,10 @@ def _static_matrix_shape(mat, arg_name):
   shape = _checks.static_shape_list(mat)
   if shape is None or len(shape) != 2 or None in shape:
     raise ValueError(
-        "{} must be a matrix with a fully defined static shape, got shape {}."
-        .format(arg_name, _checks.format_shape(mat)))
+      "{} must be a matrix with a fully defined static shape, got shape {}.".format(
+        arg_name, _checks.format_shape(mat)
+      )
+    )
   return shape
 
 
@@ -217,8 +223,11 @@ def layer_params_to_mat2d(vector):
   """
   if isinstance(vector, (tuple, list)):
     if len(vector) != 2:
-      raise ValueError("vector must be a (weights, bias) pair, got {} tensors."
-                       .format(len(vector)))
+      raise ValueError(
+        "vector must be a (weights, bias) pair, got {} tensors.".format(
+          len(vector)
+        )
+      )
     w_part, b_part = vector
     w_mat = tf.reshape(w_part, [-1, _checks.static_dim(w_part, -1)])
     return tf.concat([w_mat, tf.reshape(b_part, [1, -1])], axis=0)
@@ -321,8 +330,8 @@ def posdef_inv_cholesky(tensor, identity, damping):
 
 
 posdef_inv_funcs = {
-    "matrix_inverse": posdef_inv_matrix_inverse,
-    "cholesky": posdef_inv_cholesky,
+  "matrix_inverse": posdef_inv_matrix_inverse,
+  "cholesky": posdef_inv_cholesky,
 }
 
 
@@ -449,7 +458,8 @@ def fwd_gradients(ys, xs, grad_xs=None, stop_gradients=None):
   ys = list(ys) if isinstance(ys, (tuple, list)) else [ys]
   xs = list(xs) if isinstance(xs, (tuple, list)) else [xs]
   us = [tf.zeros_like(y) + float("nan") for y in ys]
-  dydxs = tf.compat.v1.gradients(ys, xs, grad_ys=us,
-                                 stop_gradients=stop_gradients)
+  dydxs = tf.compat.v1.gradients(
+    ys, xs, grad_ys=us, stop_gradients=stop_gradients
+  )
   dydxs = _ops.dense_gradients(dydxs, like=xs)
   return tf.compat.v1.gradients(dydxs, us, grad_ys=grad_xs)

@@ -26,22 +26,31 @@ _MODE_ENV = "KFAC_TF_MODE"
 
 def pytest_addoption(parser):
   parser.addoption(
-      "--tf-mode", choices=TF_MODES, default=None,
-      help="TensorFlow mode of the test process: graph "
-           "(disable_eager_execution, the default) or v1 "
-           "(disable_v2_behavior). Default: $KFAC_TF_MODE, else graph.")
+    "--tf-mode",
+    choices=TF_MODES,
+    default=None,
+    help="TensorFlow mode of the test process: graph "
+    "(disable_eager_execution, the default) or v1 "
+    "(disable_v2_behavior). Default: $KFAC_TF_MODE, else graph.",
+  )
 
 
 def pytest_configure(config):
   config.addinivalue_line(
-      "markers", "slow: mode-independent and slow (subprocesses, clusters); "
-      "runs in graph mode only")
+    "markers",
+    "slow: mode-independent and slow (subprocesses, clusters); "
+    "runs in graph mode only",
+  )
   mode = config.getoption("--tf-mode") or os.environ.get(_MODE_ENV) or "graph"
   if mode not in TF_MODES:
-    raise pytest.UsageError("{}={!r}: expected one of {}.".format(
-        _MODE_ENV, mode, ", ".join(TF_MODES)))
+    raise pytest.UsageError(
+      "{}={!r}: expected one of {}.".format(
+        _MODE_ENV, mode, ", ".join(TF_MODES)
+      )
+    )
   os.environ[_MODE_ENV] = mode
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
   if mode == "v1":
     tf.compat.v1.disable_v2_behavior()
   else:
@@ -75,8 +84,7 @@ def mode_prelude():
   the mode (e.g. the README usage example).
   """
   if tf_mode() == "v1":
-    return ("import tensorflow as tf\n"
-            "tf.compat.v1.disable_v2_behavior()\n")
+    return "import tensorflow as tf\ntf.compat.v1.disable_v2_behavior()\n"
   return ""
 
 
@@ -90,6 +98,7 @@ def tf_mode_fixture():
 def graph_and_session():
   """A fresh default `tf.Graph` and a `Session` on it: `(graph, sess)`."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
   graph = tf.Graph()
   with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
     yield graph, sess
@@ -102,10 +111,16 @@ def restore_module_globals():
   from kfac import fisher_blocks
   from kfac import fisher_factors
   from kfac import utils
+
   modules = (fisher_factors, fisher_blocks, utils)
-  saved = [{name: value for name, value in vars(module).items()
-            if name.isupper() and not name.startswith("_")}
-           for module in modules]
+  saved = [
+    {
+      name: value
+      for name, value in vars(module).items()
+      if name.isupper() and not name.startswith("_")
+    }
+    for module in modules
+  ]
   yield
   for module, values in zip(modules, saved):
     for name, value in values.items():

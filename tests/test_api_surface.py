@@ -29,11 +29,25 @@ _SURFACE_FILE = os.path.join(_DATA, "api_surface.md")
 _LEGACY_PREFIX = "tf.contrib.kfac"
 _INTERNAL_PREFIX = "tensorflow.contrib.kfac.python.ops"
 # Members of OrderedDict that only exist on Python 2 (see api_surface.md).
-_PY2_ONLY = {"iteritems", "iterkeys", "itervalues", "viewitems", "viewkeys",
-             "viewvalues"}
-_MODULES = ("curvature_matrix_vector_products", "estimator", "fisher_blocks",
-            "fisher_factors", "layer_collection", "loss_functions",
-            "op_queue", "optimizer", "utils")
+_PY2_ONLY = {
+  "iteritems",
+  "iterkeys",
+  "itervalues",
+  "viewitems",
+  "viewkeys",
+  "viewvalues",
+}
+_MODULES = (
+  "curvature_matrix_vector_products",
+  "estimator",
+  "fisher_blocks",
+  "fisher_factors",
+  "layer_collection",
+  "loss_functions",
+  "op_queue",
+  "optimizer",
+  "utils",
+)
 
 Page = collections.namedtuple("Page", "name kind lines internal")
 
@@ -59,24 +73,29 @@ def _parse_pages(path=_SURFACE_FILE, package="kfac"):
     text = f.read()
   header = re.compile(r"^#{2,3} `([\w.]+)` \((module|class|function)\)")
   internal_header = re.compile(
-      r"^## `" + re.escape(_INTERNAL_PREFIX) + r"\.(\w+)` — names outside")
+    r"^## `" + re.escape(_INTERNAL_PREFIX) + r"\.(\w+)` — names outside"
+  )
   for block in re.split(r"\n(?=#{2,3} )", text):
-    lines = [line[2:].strip() for line in block.splitlines()[1:]
-             if line.startswith("- ")]
+    lines = [
+      line[2:].strip()
+      for line in block.splitlines()[1:]
+      if line.startswith("- ")
+    ]
     match = internal_header.match(block)
     if match:
-      pages.append(Page("{}.{}".format(package, match.group(1)), "internal",
-                        lines, True))
+      pages.append(
+        Page("{}.{}".format(package, match.group(1)), "internal", lines, True)
+      )
       continue
     match = header.match(block)
     if not match:
       continue
     name = match.group(1)
     if name.startswith(_LEGACY_PREFIX):
-      rest, internal = name[len(_LEGACY_PREFIX):], False
+      rest, internal = name[len(_LEGACY_PREFIX) :], False
     else:
       assert name.startswith(_INTERNAL_PREFIX), name
-      rest, internal = name[len(_INTERNAL_PREFIX):], True
+      rest, internal = name[len(_INTERNAL_PREFIX) :], True
     pages.append(Page(package + rest, match.group(2), lines, internal))
   return pages
 
@@ -84,9 +103,12 @@ def _parse_pages(path=_SURFACE_FILE, package="kfac"):
 _PAGES = _parse_pages()
 # (namespace, pages) of every release face that is built.
 _RELEASE_PAGES = [
-    (_releases.get(v).package, _parse_pages(_surface_file(v),
-                                            _releases.get(v).package))
-    for v in _releases.BUILT]
+  (
+    _releases.get(v).package,
+    _parse_pages(_surface_file(v), _releases.get(v).package),
+  )
+  for v in _releases.BUILT
+]
 
 
 def _resolve(full_name):
@@ -96,7 +118,7 @@ def _resolve(full_name):
   module = kfac
   for i, part in enumerate(parts[1:], 1):
     if not hasattr(obj, part) and inspect.ismodule(obj):
-      importlib.import_module(".".join(parts[:i + 1]))
+      importlib.import_module(".".join(parts[: i + 1]))
     obj = getattr(obj, part)
     if inspect.ismodule(obj):
       module = obj
@@ -186,47 +208,62 @@ class _SurfaceChecks(parameterized.TestCase):
   # face must have exactly its release's signatures.
   allow_extra_params = True
 
-  def _check_signature(self, owner_name, func, spec_params, module, cls,
-                       is_method):
+  def _check_signature(
+    self, owner_name, func, spec_params, module, cls, is_method
+  ):
     actual = _actual_params(func, is_method)
-    extra = actual[len(spec_params):]
-    actual = actual[:len(spec_params)]
+    extra = actual[len(spec_params) :]
+    actual = actual[: len(spec_params)]
     self.assertEqual(
-        [p for p, _ in actual], [p for p, _ in spec_params],
-        "{}: parameter names/order differ".format(owner_name))
+      [p for p, _ in actual],
+      [p for p, _ in spec_params],
+      "{}: parameter names/order differ".format(owner_name),
+    )
     if not self.allow_extra_params:
-      self.assertEqual(extra, [], "{}: unexpected parameters".format(
-          owner_name))
+      self.assertEqual(
+        extra, [], "{}: unexpected parameters".format(owner_name)
+      )
     for name, default in extra:
-      self.assertIsNot(default, inspect.Parameter.empty,
-                       "{}: extra parameter {} needs a default".format(
-                           owner_name, name))
+      self.assertIsNot(
+        default,
+        inspect.Parameter.empty,
+        "{}: extra parameter {} needs a default".format(owner_name, name),
+      )
     for (name, spec_default), (_, actual_default) in zip(spec_params, actual):
       if spec_default is None:
-        self.assertIs(actual_default, inspect.Parameter.empty,
-                      "{}: {} must have no default".format(owner_name, name))
+        self.assertIs(
+          actual_default,
+          inspect.Parameter.empty,
+          "{}: {} must have no default".format(owner_name, name),
+        )
       else:
-        self.assertIsNot(actual_default, inspect.Parameter.empty,
-                         "{}: {} needs default {}".format(
-                             owner_name, name, spec_default))
+        self.assertIsNot(
+          actual_default,
+          inspect.Parameter.empty,
+          "{}: {} needs default {}".format(owner_name, name, spec_default),
+        )
         self.assertTrue(
-            _default_matches(spec_default, actual_default, module, cls),
-            "{}: default of {} is {!r}, expected {}".format(
-                owner_name, name, actual_default, spec_default))
+          _default_matches(spec_default, actual_default, module, cls),
+          "{}: default of {} is {!r}, expected {}".format(
+            owner_name, name, actual_default, spec_default
+          ),
+        )
 
   def _check_constants(self, page_name, owner, texts):
     for text in texts:
       name, value = _parse_constant(text)
-      self.assertTrue(hasattr(owner, name),
-                      "{} lacks {}".format(page_name, name))
+      self.assertTrue(
+        hasattr(owner, name), "{} lacks {}".format(page_name, name)
+      )
       if value is None:
         continue
       try:
         expected = ast.literal_eval(value)
       except (ValueError, SyntaxError):
         continue  # e.g. a dict of functions, written as source.
-      self.assertEqual(getattr(owner, name), expected,
-                       "{}.{}".format(page_name, name))
+      self.assertEqual(
+        getattr(owner, name), expected, "{}.{}".format(page_name, name)
+      )
 
   def _check_module(self, page, module, exact_all=False):
     public = getattr(module, "__all__", None)
@@ -235,9 +272,11 @@ class _SurfaceChecks(parameterized.TestCase):
       label = line.split(":", 1)[0]
       if label.startswith("Listed in the allow-list but defined nowhere"):
         for name in _backticked(line):
-          self.assertNotIn(name, public or (),
-                           "{}.__all__ lists undefined {}".format(
-                               page.name, name))
+          self.assertNotIn(
+            name,
+            public or (),
+            "{}.__all__ lists undefined {}".format(page.name, name),
+          )
         continue
       if label not in ("Modules", "Classes", "Functions", "Other Members"):
         continue
@@ -246,8 +285,9 @@ class _SurfaceChecks(parameterized.TestCase):
         listed.update(_parse_constant(t)[0] for t in _backticked(line))
         continue
       for name in _backticked(line):
-        self.assertTrue(hasattr(module, name),
-                        "{} lacks {}".format(page.name, name))
+        self.assertTrue(
+          hasattr(module, name), "{} lacks {}".format(page.name, name)
+        )
         value = getattr(module, name)
         if label == "Modules":
           self.assertTrue(inspect.ismodule(value), name)
@@ -258,41 +298,65 @@ class _SurfaceChecks(parameterized.TestCase):
         elif label == "Functions":
           self.assertTrue(inspect.isfunction(value), name)
         if public is not None:
-          self.assertIn(name, public,
-                        "{}.__all__ must list {}".format(page.name, name))
+          self.assertIn(
+            name, public, "{}.__all__ must list {}".format(page.name, name)
+          )
     if exact_all and public is not None and listed:
-      self.assertEqual(sorted(public), sorted(listed),
-                       "{}.__all__ is not the allow-list".format(page.name))
+      self.assertEqual(
+        sorted(public),
+        sorted(listed),
+        "{}.__all__ is not the allow-list".format(page.name),
+      )
 
   def _check_class(self, page, cls, module):
     for line in page.lines:
       if line.startswith("bases:"):
         expected = _backticked(line)
-        self.assertEqual([b.__name__ for b in cls.__bases__], expected,
-                         "{} bases".format(page.name))
+        self.assertEqual(
+          [b.__name__ for b in cls.__bases__],
+          expected,
+          "{} bases".format(page.name),
+        )
       elif line.startswith("properties / class members:"):
         for name in _backticked(line):
-          self.assertTrue(hasattr(cls, name),
-                          "{} lacks {}".format(page.name, name))
+          self.assertTrue(
+            hasattr(cls, name), "{} lacks {}".format(page.name, name)
+          )
       elif line.startswith("class attribute values:"):
         for text in _backticked(line):
           name, value = _parse_constant(text)
-          self.assertEqual(getattr(cls, name), ast.literal_eval(value),
-                           "{}.{}".format(page.name, name))
-      elif line.startswith(("public instance attributes", "inherited from",
-                            "(no `__init__`", "an `enum")):
+          self.assertEqual(
+            getattr(cls, name),
+            ast.literal_eval(value),
+            "{}.{}".format(page.name, name),
+          )
+      elif line.startswith(
+        (
+          "public instance attributes",
+          "inherited from",
+          "(no `__init__`",
+          "an `enum",
+        )
+      ):
         continue
       else:
-        name, spec_params = _parse_signature(_backticked(line)[0]
-                                             if "`" in line else line)
+        name, spec_params = _parse_signature(
+          _backticked(line)[0] if "`" in line else line
+        )
         if name in _PY2_ONLY:
           continue
-        self.assertTrue(hasattr(cls, name),
-                        "{} lacks method {}".format(page.name, name))
+        self.assertTrue(
+          hasattr(cls, name), "{} lacks method {}".format(page.name, name)
+        )
         if _is_own_code(cls, name):
-          self._check_signature("{}.{}".format(page.name, name),
-                                getattr(cls, name), spec_params, module, cls,
-                                is_method=True)
+          self._check_signature(
+            "{}.{}".format(page.name, name),
+            getattr(cls, name),
+            spec_params,
+            module,
+            cls,
+            is_method=True,
+          )
 
   def _check_page(self, page, exact_all=False):
     if page.kind == "internal":
@@ -311,8 +375,9 @@ class _SurfaceChecks(parameterized.TestCase):
     else:
       self.assertTrue(inspect.isfunction(obj))
       _, spec_params = _parse_signature(_backticked(page.lines[0])[0])
-      self._check_signature(page.name, obj, spec_params, module, None,
-                            is_method=False)
+      self._check_signature(
+        page.name, obj, spec_params, module, None, is_method=False
+      )
 
 
 class ReleaseSurfaceTest(_SurfaceChecks):
@@ -321,15 +386,17 @@ class ReleaseSurfaceTest(_SurfaceChecks):
   allow_extra_params = False
 
   @parameterized.named_parameters(
-      (page.name.replace(".", "_") + ("_internal" if page.internal else ""),
-       page)
-      for _, pages in _RELEASE_PAGES for page in pages)
+    (page.name.replace(".", "_") + ("_internal" if page.internal else ""), page)
+    for _, pages in _RELEASE_PAGES
+    for page in pages
+  )
   def test_page(self, page):
     self._check_page(page, exact_all=not page.internal)
 
   @parameterized.named_parameters(
-      (package.replace(".", "_"), package, pages)
-      for package, pages in _RELEASE_PAGES)
+    (package.replace(".", "_"), package, pages)
+    for package, pages in _RELEASE_PAGES
+  )
   def test_every_page_parsed(self, package, pages):
     kinds = collections.Counter(page.kind for page in pages)
     # The nine modules and the package itself, each with a page.
@@ -337,8 +404,8 @@ class ReleaseSurfaceTest(_SurfaceChecks):
     self.assertGreater(kinds["class"], 30, package)
 
   @parameterized.named_parameters(
-      (package.replace(".", "_"), package)
-      for package, _ in _RELEASE_PAGES)
+    (package.replace(".", "_"), package) for package, _ in _RELEASE_PAGES
+  )
   def test_modules_are_attributes_and_submodules(self, package):
     namespace = importlib.import_module(package)
     for name in _MODULES:
@@ -351,7 +418,8 @@ class ApiSurfaceTest(_SurfaceChecks):
   """`kfac` (the engine and seed face) against `api_surface.md`."""
 
   @parameterized.named_parameters(
-      (page.name.replace(".", "_"), page) for page in _PAGES)
+    (page.name.replace(".", "_"), page) for page in _PAGES
+  )
   def test_page(self, page):
     self._check_page(page)
 
@@ -360,8 +428,16 @@ class ApiSurfaceTest(_SurfaceChecks):
     self.assertEqual(kinds, {"module": 10, "class": 34, "function": 21})
 
   def test_legacy_modules_exported(self):
-    for name in ("curvature_matrix_vector_products", "estimator",
-                 "fisher_blocks", "fisher_factors", "layer_collection",
-                 "loss_functions", "op_queue", "optimizer", "utils"):
+    for name in (
+      "curvature_matrix_vector_products",
+      "estimator",
+      "fisher_blocks",
+      "fisher_factors",
+      "layer_collection",
+      "loss_functions",
+      "op_queue",
+      "optimizer",
+      "utils",
+    ):
       module = importlib.import_module("kfac." + name)
       self.assertIs(getattr(kfac, name), module)

@@ -29,12 +29,20 @@ for _path in (REPO, os.path.join(REPO, 'tools'), FIXTURES):
 
 import build_api_docs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-LEGACY_MODULES = ('curvature_matrix_vector_products', 'estimator',
-                  'fisher_blocks', 'fisher_factors', 'layer_collection',
-                  'loss_functions', 'op_queue', 'optimizer', 'utils')
+LEGACY_MODULES = (
+  'curvature_matrix_vector_products',
+  'estimator',
+  'fisher_blocks',
+  'fisher_factors',
+  'layer_collection',
+  'loss_functions',
+  'op_queue',
+  'optimizer',
+  'utils',
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(package, root_name=None):
   files, problems, tree = build_api_docs.build(package, root_name)
   return files, tuple(problems), tree
@@ -43,7 +51,8 @@ def _build(package, root_name=None):
 def _kfac_exposes(module):
   kfac = importlib.import_module('kfac')
   return module in getattr(kfac, '__all__', ()) or (
-      hasattr(kfac, module) and module in dir(kfac))
+    hasattr(kfac, module) and module in dir(kfac)
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -51,7 +60,8 @@ def _kfac_exposes(module):
 # ---------------------------------------------------------------------------
 
 _STRUCTURAL = re.compile(
-    r'^(#{1,4} |<h3 |Inherits From: |``` python$|```$|<div |<meta |</div>$)')
+  r'^(#{1,4} |<h3 |Inherits From: |``` python$|```$|<div |<meta |</div>$)'
+)
 _ITEM = re.compile(r'^(\* <b>`[^`]+`</b>:)( |$)')
 
 
@@ -133,7 +143,10 @@ def _line_diff(expected, actual):
     a = act[i] if i < len(act) else '<missing>'
     if e != a:
       return 'first difference at line %d:\n  expected: %r\n  actual:   %r' % (
-          i + 1, e, a)
+        i + 1,
+        e,
+        a,
+      )
   return 'identical'
 
 
@@ -141,10 +154,13 @@ def _line_diff(expected, actual):
 # Hand-written expected pages for the edge-case fixture package.
 # ---------------------------------------------------------------------------
 
-_HEADER = ('<div itemscope itemtype="http://developers.google.com/'
-           'ReferenceObject">\n')
+_HEADER = (
+  '<div itemscope itemtype="http://developers.google.com/ReferenceObject">\n'
+)
 
-EXPECTED_BARE = _HEADER + '''\
+EXPECTED_BARE = (
+  _HEADER
+  + '''\
 <meta itemprop="name" content="edge_pkg.shapes.Bare" />
 <meta itemprop="property" content="__init__"/>
 <meta itemprop="property" content="empty"/>
@@ -234,6 +250,7 @@ Something.
 
 
 '''
+)
 
 EXPECTED_DERIVED_METHODS = '''\
 <h3 id="sections_without_blank"><code>sections_without_blank</code></h3>
@@ -275,7 +292,9 @@ Static method with keyword-only arguments.
 
 '''
 
-EXPECTED_DERIVED_TOP = _HEADER + '''\
+EXPECTED_DERIVED_TOP = (
+  _HEADER
+  + '''\
 <meta itemprop="name" content="edge_pkg.shapes.Derived" />
 <meta itemprop="property" content="__init__"/>
 <meta itemprop="property" content="build"/>
@@ -306,6 +325,7 @@ Derived from Bare.
 
 <h3 id="__init__"><code>__init__</code></h3>
 '''
+)
 
 EXPECTED_BUILD = '''\
 <h3 id="build"><code>build</code></h3>
@@ -325,7 +345,9 @@ Class method with defaults given as source text.
 
 <h3 id="empty">'''
 
-EXPECTED_WITH_PROPERTIES = _HEADER + '''\
+EXPECTED_WITH_PROPERTIES = (
+  _HEADER
+  + '''\
 <meta itemprop="name" content="edge_pkg.shapes.WithProperties" />
 <meta itemprop="property" content="documented"/>
 <meta itemprop="property" content="undocumented"/>
@@ -378,8 +400,11 @@ See [`edge_pkg.shapes.Bare`](../../edge_pkg/shapes/Bare.md) and \
 <h3 id="RED"><code>RED</code></h3>
 
 '''
+)
 
-EXPECTED_PLAIN = _HEADER + '''\
+EXPECTED_PLAIN = (
+  _HEADER
+  + '''\
 <meta itemprop="name" content="edge_pkg.plain" />
 <meta itemprop="property" content="RATE"/>
 <meta itemprop="property" content="TABLE"/>
@@ -406,8 +431,11 @@ Module without __all__.
 `TABLE`
 
 '''
+)
 
-EXPECTED_NO_DOC = _HEADER + '''\
+EXPECTED_NO_DOC = (
+  _HEADER
+  + '''\
 <meta itemprop="name" content="edge_pkg.plain.no_doc" />
 </div>
 
@@ -422,8 +450,11 @@ no_doc(a)
 Defined in [`edge_pkg/plain.py`](../../../../../edge_pkg/plain.py).
 
 '''
+)
 
-EXPECTED_ONE_LINE = _HEADER + '''\
+EXPECTED_ONE_LINE = (
+  _HEADER
+  + '''\
 <meta itemprop="name" content="edge_pkg.plain.one_line" />
 </div>
 
@@ -438,8 +469,11 @@ one_line()
 Defined in [`edge_pkg/plain.py`](../../../../../edge_pkg/plain.py).
 
 Just one line.'''
+)
 
-EXPECTED_HELPER = _HEADER + '''\
+EXPECTED_HELPER = (
+  _HEADER
+  + '''\
 <meta itemprop="name" content="edge_pkg.shapes.helper" />
 </div>
 
@@ -469,8 +503,11 @@ Helper with a documented symbol as a default.
 #### Returns:
 
 `x`.'''
+)
 
-EXPECTED_SHAPES = _HEADER + '''\
+EXPECTED_SHAPES = (
+  _HEADER
+  + '''\
 <meta itemprop="name" content="edge_pkg.shapes" />
 <meta itemprop="property" content="LIMIT"/>
 <meta itemprop="property" content="NAMES"/>
@@ -509,8 +546,11 @@ Helper with a documented symbol as a default.
 `NAMES`
 
 '''
+)
 
-EXPECTED_ROOT = _HEADER + '''\
+EXPECTED_ROOT = (
+  _HEADER
+  + '''\
 <meta itemprop="name" content="edge_pkg" />
 </div>
 
@@ -535,8 +575,11 @@ Shapes of pages: classes, properties and class members.
 Re-exports a class under a second name.
 
 '''
+)
 
-EXPECTED_ZALIAS = _HEADER + '''\
+EXPECTED_ZALIAS = (
+  _HEADER
+  + '''\
 <meta itemprop="name" content="edge_pkg.zalias" />
 </div>
 
@@ -553,6 +596,7 @@ Re-exports a class under a second name.
 [`class Bare`](../edge_pkg/shapes/Bare.md): A class with no documented base.
 
 '''
+)
 
 EXPECTED_INDEX = '''\
 # All symbols in edge_pkg
@@ -608,22 +652,33 @@ class EdgeCasePagesTest(parameterized.TestCase):
   """Whole pages of the edge-case fixture against hand-written bytes."""
 
   @parameterized.named_parameters(
-      ('class_without_base_with_aliases', 'edge_pkg/shapes/Bare.md',
-       EXPECTED_BARE),
-      ('properties_and_class_members', 'edge_pkg/shapes/WithProperties.md',
-       EXPECTED_WITH_PROPERTIES),
-      ('module_without_all_constants', 'edge_pkg/plain.md', EXPECTED_PLAIN),
-      ('function_without_docstring', 'edge_pkg/plain/no_doc.md',
-       EXPECTED_NO_DOC),
-      ('function_one_line_docstring', 'edge_pkg/plain/one_line.md',
-       EXPECTED_ONE_LINE),
-      ('function_sections_and_symbol_default', 'edge_pkg/shapes/helper.md',
-       EXPECTED_HELPER),
-      ('module_sections_not_rendered', 'edge_pkg/shapes.md', EXPECTED_SHAPES),
-      ('package_page', 'edge_pkg.md', EXPECTED_ROOT),
-      ('module_with_alias_only', 'edge_pkg/zalias.md', EXPECTED_ZALIAS),
-      ('index', 'index.md', EXPECTED_INDEX),
-      ('toc', '_toc.yaml', EXPECTED_TOC),
+    (
+      'class_without_base_with_aliases',
+      'edge_pkg/shapes/Bare.md',
+      EXPECTED_BARE,
+    ),
+    (
+      'properties_and_class_members',
+      'edge_pkg/shapes/WithProperties.md',
+      EXPECTED_WITH_PROPERTIES,
+    ),
+    ('module_without_all_constants', 'edge_pkg/plain.md', EXPECTED_PLAIN),
+    ('function_without_docstring', 'edge_pkg/plain/no_doc.md', EXPECTED_NO_DOC),
+    (
+      'function_one_line_docstring',
+      'edge_pkg/plain/one_line.md',
+      EXPECTED_ONE_LINE,
+    ),
+    (
+      'function_sections_and_symbol_default',
+      'edge_pkg/shapes/helper.md',
+      EXPECTED_HELPER,
+    ),
+    ('module_sections_not_rendered', 'edge_pkg/shapes.md', EXPECTED_SHAPES),
+    ('package_page', 'edge_pkg.md', EXPECTED_ROOT),
+    ('module_with_alias_only', 'edge_pkg/zalias.md', EXPECTED_ZALIAS),
+    ('index', 'index.md', EXPECTED_INDEX),
+    ('toc', '_toc.yaml', EXPECTED_TOC),
   )
   def test_page(self, path, expected):
     files = _build('edge_pkg')[0]
@@ -631,9 +686,9 @@ class EdgeCasePagesTest(parameterized.TestCase):
     self.assertEqual(files[path], expected, _line_diff(expected, files[path]))
 
   @parameterized.named_parameters(
-      ('header_base_and_attributes', EXPECTED_DERIVED_TOP),
-      ('classmethod_decorator_and_source_defaults', EXPECTED_BUILD),
-      ('sections_without_blank_staticmethod_kwonly', EXPECTED_DERIVED_METHODS),
+    ('header_base_and_attributes', EXPECTED_DERIVED_TOP),
+    ('classmethod_decorator_and_source_defaults', EXPECTED_BUILD),
+    ('sections_without_blank_staticmethod_kwonly', EXPECTED_DERIVED_METHODS),
   )
   def test_derived_page_parts(self, expected):
     page = _build('edge_pkg')[0]['edge_pkg/shapes/Derived.md']
@@ -645,24 +700,40 @@ class EdgeCasePagesTest(parameterized.TestCase):
 
   def test_exact_file_set(self):
     self.assertEqual(
-        sorted(_build('edge_pkg')[0]),
-        ['_toc.yaml', 'edge_pkg.md', 'edge_pkg/plain.md',
-         'edge_pkg/plain/no_doc.md', 'edge_pkg/plain/one_line.md',
-         'edge_pkg/shapes.md', 'edge_pkg/shapes/Bare.md',
-         'edge_pkg/shapes/Derived.md', 'edge_pkg/shapes/WithProperties.md',
-         'edge_pkg/shapes/helper.md', 'edge_pkg/zalias.md', 'index.md'])
+      sorted(_build('edge_pkg')[0]),
+      [
+        '_toc.yaml',
+        'edge_pkg.md',
+        'edge_pkg/plain.md',
+        'edge_pkg/plain/no_doc.md',
+        'edge_pkg/plain/one_line.md',
+        'edge_pkg/shapes.md',
+        'edge_pkg/shapes/Bare.md',
+        'edge_pkg/shapes/Derived.md',
+        'edge_pkg/shapes/WithProperties.md',
+        'edge_pkg/shapes/helper.md',
+        'edge_pkg/zalias.md',
+        'index.md',
+      ],
+    )
 
   def test_root_name_renames_paths_links_and_titles(self):
     files = _build('edge_pkg', 'tf.contrib.edge')[0]
     page = files['tf/contrib/edge/shapes/Derived.md']
     self.assertIn('# tf.contrib.edge.shapes.Derived\n', page)
     self.assertIn(
-        'Inherits From: [`Bare`](../../../../tf/contrib/edge/shapes/Bare.md)',
-        page)
-    self.assertIn('Defined in [`edge_pkg/shapes.py`]'
-                  '(../../../../../../../edge_pkg/shapes.py).', page)
-    self.assertIn('[`plain`](../../tf/contrib/edge/plain.md) module',
-                  files['tf/contrib/edge.md'])
+      'Inherits From: [`Bare`](../../../../tf/contrib/edge/shapes/Bare.md)',
+      page,
+    )
+    self.assertIn(
+      'Defined in [`edge_pkg/shapes.py`]'
+      '(../../../../../../../edge_pkg/shapes.py).',
+      page,
+    )
+    self.assertIn(
+      '[`plain`](../../tf/contrib/edge/plain.md) module',
+      files['tf/contrib/edge.md'],
+    )
 
   def test_deterministic(self):
     first = build_api_docs.build('edge_pkg')[0]
@@ -671,22 +742,33 @@ class EdgeCasePagesTest(parameterized.TestCase):
 
 
 class CommandLineTest(absltest.TestCase):
-
   def test_root_name_writes_legacy_paths(self):
     with tempfile.TemporaryDirectory() as tmp:
       with contextlib.redirect_stdout(io.StringIO()):
-        rc = build_api_docs.main(['--output-dir', tmp, '--package',
-                                  'legacy_kfac', '--root-name',
-                                  'tf.contrib.kfac'])
+        rc = build_api_docs.main(
+          [
+            '--output-dir',
+            tmp,
+            '--package',
+            'legacy_kfac',
+            '--root-name',
+            'tf.contrib.kfac',
+          ]
+        )
       self.assertEqual(rc, 0)
-      page = os.path.join(tmp, 'tf', 'contrib', 'kfac', 'fisher_factors',
-                          'ConvDiagonalFactor.md')
+      page = os.path.join(
+        tmp, 'tf', 'contrib', 'kfac', 'fisher_factors', 'ConvDiagonalFactor.md'
+      )
       self.assertTrue(os.path.isfile(page))
-      self.assertTrue(os.path.isfile(os.path.join(tmp, 'tf', 'contrib',
-                                                  'kfac.md')))
-      self.assertTrue(_read(os.path.join(tmp, 'index.md')).startswith(
+      self.assertTrue(
+        os.path.isfile(os.path.join(tmp, 'tf', 'contrib', 'kfac.md'))
+      )
+      self.assertTrue(
+        _read(os.path.join(tmp, 'index.md')).startswith(
           '# All symbols in tf.contrib.kfac\n\n*  [`tf.contrib.kfac`]'
-          '(./tf/contrib/kfac.md)\n'))
+          '(./tf/contrib/kfac.md)\n'
+        )
+      )
 
   def test_rewrite_removes_stale_pages_only(self):
     with tempfile.TemporaryDirectory() as tmp:
@@ -712,21 +794,49 @@ class DocstringPartsTest(parameterized.TestCase):
   """The docstring splitting rules (§2.4, §2.5 of the format)."""
 
   @parameterized.named_parameters(
-      ('no_sections', 'Line one.\n\nMore.', 'Line one.\n\nMore.', []),
-      ('blank_before_args', 'Brief.\n\nArgs:\n  a: x.\n',
-       'Brief.\n\n', [('Args', '', [('a', 'x.\n')])]),
-      ('no_blank_between_sections', 'B.\nArgs:\n  a: x.\nReturns:\n  y.',
-       'B.\n', [('Args', '', [('a', 'x.\n')]), ('Returns', '  y.', [])]),
-      ('trailing_space_not_a_section', 'B.\nArgs: \n  a: x.',
-       'B.\nArgs: \n  a: x.', []),
-      ('indented_keyword_not_a_section', 'B.\n  Args:\n  a: x.',
-       'B.\n  Args:\n  a: x.', []),
-      ('continuations_verbatim', 'B.\nArgs:\n  a: x\n    more\n  b: y',
-       'B.\n', [('Args', '', [('a', 'x\n    more\n'), ('b', 'y')])]),
-      ('stars_and_header', 'B.\nRaises:\n  Head.\n  *args: s\n',
-       'B.\n', [('Raises', '  Head.\n', [('*args', 's\n')])]),
-      ('arguments_keyword_kept', 'B.\nArguments:\n  a: x',
-       'B.\n', [('Arguments', '', [('a', 'x')])]),
+    ('no_sections', 'Line one.\n\nMore.', 'Line one.\n\nMore.', []),
+    (
+      'blank_before_args',
+      'Brief.\n\nArgs:\n  a: x.\n',
+      'Brief.\n\n',
+      [('Args', '', [('a', 'x.\n')])],
+    ),
+    (
+      'no_blank_between_sections',
+      'B.\nArgs:\n  a: x.\nReturns:\n  y.',
+      'B.\n',
+      [('Args', '', [('a', 'x.\n')]), ('Returns', '  y.', [])],
+    ),
+    (
+      'trailing_space_not_a_section',
+      'B.\nArgs: \n  a: x.',
+      'B.\nArgs: \n  a: x.',
+      [],
+    ),
+    (
+      'indented_keyword_not_a_section',
+      'B.\n  Args:\n  a: x.',
+      'B.\n  Args:\n  a: x.',
+      [],
+    ),
+    (
+      'continuations_verbatim',
+      'B.\nArgs:\n  a: x\n    more\n  b: y',
+      'B.\n',
+      [('Args', '', [('a', 'x\n    more\n'), ('b', 'y')])],
+    ),
+    (
+      'stars_and_header',
+      'B.\nRaises:\n  Head.\n  *args: s\n',
+      'B.\n',
+      [('Raises', '  Head.\n', [('*args', 's\n')])],
+    ),
+    (
+      'arguments_keyword_kept',
+      'B.\nArguments:\n  a: x',
+      'B.\n',
+      [('Arguments', '', [('a', 'x')])],
+    ),
   )
   def test_split_details(self, docstring, main, details):
     got_main, got = build_api_docs.split_details(docstring)
@@ -740,12 +850,10 @@ class DocstringPartsTest(parameterized.TestCase):
   def test_docstrings_are_not_inherited(self):
 
     class Base(object):
-
       def __init__(self):
         """Base init."""
 
     class Child(Base):
-
       def __init__(self):  # pylint: disable=super-init-not-called
         pass
 
@@ -755,15 +863,16 @@ class DocstringPartsTest(parameterized.TestCase):
 
 
 class SignatureTest(parameterized.TestCase):
-
   @parameterized.named_parameters(
-      ('none', lambda: None, []),
-      ('defaults_as_source',
-       lambda a, b=(1, 1), c='x', d=-1, e=None: None,
-       ['a', 'b=(1, 1)', "c='x'", 'd=-1', 'e=None']),
-      ('varargs', lambda a, *args, **kwargs: None, ['a', '*args', '**kwargs']),
-      ('keyword_only', lambda a, *, b=2: None, ['a', '*', 'b=2']),
-      ('builtin_text_signature', dict.get, ['key', 'default=None']),
+    ('none', lambda: None, []),
+    (
+      'defaults_as_source',
+      lambda a, b=(1, 1), c='x', d=-1, e=None: None,
+      ['a', 'b=(1, 1)', "c='x'", 'd=-1', 'e=None'],
+    ),
+    ('varargs', lambda a, *args, **kwargs: None, ['a', '*args', '**kwargs']),
+    ('keyword_only', lambda a, *, b=2: None, ['a', '*', 'b=2']),
+    ('builtin_text_signature', dict.get, ['key', 'default=None']),
   )
   def test_format_arguments(self, func, expected):
     self.assertEqual(build_api_docs.format_arguments(func), expected)
@@ -771,7 +880,6 @@ class SignatureTest(parameterized.TestCase):
   def test_self_dropped_cls_kept(self):
 
     class Thing(object):
-
       def method(self, x):
         return x
 
@@ -780,20 +888,21 @@ class SignatureTest(parameterized.TestCase):
         return cls, y
 
     self.assertEqual(build_api_docs.format_arguments(Thing.method), ['x'])
-    self.assertEqual(build_api_docs.format_arguments(Thing.make),
-                     ['cls', 'y=1'])
+    self.assertEqual(
+      build_api_docs.format_arguments(Thing.make), ['cls', 'y=1']
+    )
 
 
 class CoverageCheckTest(parameterized.TestCase):
-
   def test_fixture_problems_named(self):
     problems = list(_build('coverage_pkg')[1])
-    self.assertEqual(problems, [
+    self.assertEqual(
+      problems,
+      [
         'coverage_pkg.not_there: listed in __all__ but not defined',
         'coverage_pkg.problems.Mixed.bad_args: Args: (a, c) do not match '
         'signature (a, b); undocumented: b; not in signature: c',
-        'coverage_pkg.problems.Mixed.bare_property: property has no '
-        'docstring',
+        'coverage_pkg.problems.Mixed.bare_property: property has no docstring',
         'coverage_pkg.problems.NoDoc.method: method has no docstring',
         'coverage_pkg.problems.NoDoc: class has no docstring',
         'coverage_pkg.problems.extra_arg: Args: (x, y) do not match '
@@ -806,24 +915,30 @@ class CoverageCheckTest(parameterized.TestCase):
         'docstring',
         'coverage_pkg.problems.wrong_order: Args: (y, x) do not match '
         'signature (x, y); order differs',
-    ])
+      ],
+    )
 
   @parameterized.named_parameters(
-      ('fails_and_writes_nothing', [], 1, False),
-      ('skip_flag_writes', ['--skip-coverage-check'], 0, True),
-      ('check_only', ['--check-only'], 1, False),
+    ('fails_and_writes_nothing', [], 1, False),
+    ('skip_flag_writes', ['--skip-coverage-check'], 0, True),
+    ('check_only', ['--check-only'], 1, False),
   )
   def test_command_line(self, flags, expected_rc, wrote):
     with tempfile.TemporaryDirectory() as tmp:
       out = os.path.join(tmp, 'out')
       stderr = io.StringIO()
-      with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(
-          io.StringIO()):
+      with (
+        contextlib.redirect_stderr(stderr),
+        contextlib.redirect_stdout(io.StringIO()),
+      ):
         rc = build_api_docs.main(
-            ['--output-dir', out, '--package', 'coverage_pkg'] + flags)
+          ['--output-dir', out, '--package', 'coverage_pkg'] + flags
+        )
       self.assertEqual(rc, expected_rc)
-      self.assertIn('coverage_pkg.problems.NoDoc.method: method has no '
-                    'docstring', stderr.getvalue())
+      self.assertIn(
+        'coverage_pkg.problems.NoDoc.method: method has no docstring',
+        stderr.getvalue(),
+      )
       self.assertEqual(os.path.exists(os.path.join(out, 'index.md')), wrote)
 
   def test_kfac_has_no_problems(self):
@@ -837,15 +952,15 @@ class ReferencePageTest(absltest.TestCase):
   def setUp(self):
     super().setUp()
     self.structure = _read(
-        os.path.join(DATA, 'reference', 'ConvDiagonalFactor.structure.md'))
+      os.path.join(DATA, 'reference', 'ConvDiagonalFactor.structure.md')
+    )
 
   def _check(self, package):
     files = _build(package, 'tf.contrib.kfac')[0]
     path = 'tf/contrib/kfac/fisher_factors/ConvDiagonalFactor.md'
     self.assertIn(path, files)
     actual = normalize_structure(files[path])
-    self.assertEqual(actual, self.structure,
-                     _line_diff(self.structure, actual))
+    self.assertEqual(actual, self.structure, _line_diff(self.structure, actual))
 
   def test_fixture_matches_reference_structure(self):
     self._check('legacy_kfac')
@@ -864,11 +979,14 @@ class ReferencePageTest(absltest.TestCase):
 
   def test_normalize_keeps_structure_changes_visible(self):
     page = _build('legacy_kfac', 'tf.contrib.kfac')[0][
-        'tf/contrib/kfac/fisher_factors/ConvDiagonalFactor.md']
-    for old, new in [('has_bias=False', 'has_bias=True'),
-                     ('#### Returns:', '#### Yields:'),
-                     ('<b>`padding`</b>', '<b>`pad`</b>'),
-                     ('\n\n\n\nDefined in', '\n\n\nDefined in')]:
+      'tf/contrib/kfac/fisher_factors/ConvDiagonalFactor.md'
+    ]
+    for old, new in [
+      ('has_bias=False', 'has_bias=True'),
+      ('#### Returns:', '#### Yields:'),
+      ('<b>`padding`</b>', '<b>`pad`</b>'),
+      ('\n\n\n\nDefined in', '\n\n\nDefined in'),
+    ]:
       changed = normalize_structure(page.replace(old, new, 1))
       self.assertNotEqual(changed, self.structure, old)
 
@@ -895,7 +1013,7 @@ def _stale_marker(root):
   return os.path.join(root, 'r1.99', 'python', 'kfac', 'gone.md')
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _all_releases_run():
   """Runs `--all-releases` once (in-process) into a temporary api_docs dir.
 
@@ -911,36 +1029,52 @@ def _all_releases_run():
   with tempfile.TemporaryDirectory() as tmp:
     stale = _stale_marker(tmp)
     os.makedirs(os.path.dirname(stale))
-    for path in (stale, os.path.join(tmp, 'r1.99', 'python', '_toc.yaml'),
-                 os.path.join(tmp, 'notes', 'keep.md')):
+    for path in (
+      stale,
+      os.path.join(tmp, 'r1.99', 'python', '_toc.yaml'),
+      os.path.join(tmp, 'notes', 'keep.md'),
+    ):
       os.makedirs(os.path.dirname(path), exist_ok=True)
       with open(path, 'w') as f:
         f.write('old')
     stderr = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(
-        stderr):
+    with (
+      contextlib.redirect_stdout(io.StringIO()),
+      contextlib.redirect_stderr(stderr),
+    ):
       rc = build_api_docs.main(['--all-releases', '--output-dir', tmp])
     prefix = 'docs/api_docs/'
-    trees = {docs_path: _read_tree(os.path.join(
-        tmp, *docs_path[len(prefix):].split('/')))
-             for _, docs_path in ALL_TREES}
-    return {'rc': rc, 'stderr': stderr.getvalue(), 'trees': trees,
-            'stale_left': os.path.exists(os.path.join(tmp, 'r1.99')),
-            'other_left': os.path.exists(os.path.join(tmp, 'notes',
-                                                      'keep.md'))}
+    trees = {
+      docs_path: _read_tree(
+        os.path.join(tmp, *docs_path[len(prefix) :].split('/'))
+      )
+      for _, docs_path in ALL_TREES
+    }
+    return {
+      'rc': rc,
+      'stderr': stderr.getvalue(),
+      'trees': trees,
+      'stale_left': os.path.exists(os.path.join(tmp, 'r1.99')),
+      'other_left': os.path.exists(os.path.join(tmp, 'notes', 'keep.md')),
+    }
 
 
 def _compare_tree(test, docs_path):
   run = _all_releases_run()
-  test.assertEqual(run['rc'], 0, 'coverage check failed; run `%s`:\n%s' %
-                   (REGENERATE, run['stderr']))
+  test.assertEqual(
+    run['rc'],
+    0,
+    'coverage check failed; run `%s`:\n%s' % (REGENERATE, run['stderr']),
+  )
   generated = run['trees'][docs_path]
   committed = _read_tree(os.path.join(REPO, *docs_path.split('/')))
   hint = 'docs are stale; regenerate with `%s`' % REGENERATE
   test.assertEqual(sorted(committed), sorted(generated), hint)
-  stale = ['%s: %s' % (path, _line_diff(committed[path], generated[path]))
-           for path in sorted(generated)
-           if committed[path] != generated[path]]
+  stale = [
+    '%s: %s' % (path, _line_diff(committed[path], generated[path]))
+    for path in sorted(generated)
+    if committed[path] != generated[path]
+  ]
   test.assertFalse(stale, '%s\n%s' % (hint, '\n'.join(stale)))
 
 
@@ -957,20 +1091,24 @@ class ReleaseTreesTest(parameterized.TestCase):
   """docs/api_docs/r1.N/python: one fresh tree per release face package."""
 
   @parameterized.named_parameters(
-      *[(package.replace('.', '_'), docs_path)
-        for package, docs_path in RELEASE_TREES])
+    *[
+      (package.replace('.', '_'), docs_path)
+      for package, docs_path in RELEASE_TREES
+    ]
+  )
   def test_committed_tree_is_current(self, docs_path):
     _compare_tree(self, docs_path)
 
   def test_one_committed_tree_per_release_package(self):
     committed = sorted(
-        entry for entry in os.listdir(API_DOCS)
-        if re.match(r'^r\d+\.\d+$', entry))
-    expected = sorted(docs_path.split('/')[2]
-                      for _, docs_path in RELEASE_TREES)
-    self.assertEqual(committed, expected,
-                     'run `%s` (it also removes trees of packages that are '
-                     'gone)' % REGENERATE)
+      entry for entry in os.listdir(API_DOCS) if re.match(r'^r\d+\.\d+$', entry)
+    )
+    expected = sorted(docs_path.split('/')[2] for _, docs_path in RELEASE_TREES)
+    self.assertEqual(
+      committed,
+      expected,
+      'run `%s` (it also removes trees of packages that are gone)' % REGENERATE,
+    )
 
   def test_all_releases_removes_stale_release_trees_only(self):
     run = _all_releases_run()
@@ -984,19 +1122,25 @@ class ReleaseTreesTest(parameterized.TestCase):
       for entry in ('r1_10', 'r1_9', 'r1_x', 'rel'):
         with open(os.path.join(tmp, 'pkg', entry, '__init__.py'), 'w'):
           pass
-      self.assertEqual(build_api_docs.release_packages('pkg', tmp),
-                       [('1.9', 'pkg.r1_9'), ('1.10', 'pkg.r1_10')])
       self.assertEqual(
-          build_api_docs.release_trees('pkg', tmp),
-          [('pkg', 'docs/api_docs/python'),
-           ('pkg.r1_9', 'docs/api_docs/r1.9/python'),
-           ('pkg.r1_10', 'docs/api_docs/r1.10/python')])
+        build_api_docs.release_packages('pkg', tmp),
+        [('1.9', 'pkg.r1_9'), ('1.10', 'pkg.r1_10')],
+      )
+      self.assertEqual(
+        build_api_docs.release_trees('pkg', tmp),
+        [
+          ('pkg', 'docs/api_docs/python'),
+          ('pkg.r1_9', 'docs/api_docs/r1.9/python'),
+          ('pkg.r1_10', 'docs/api_docs/r1.10/python'),
+        ],
+      )
 
   @parameterized.named_parameters(
-      ('face', 'kfac.r1_6', 'kfac'),
-      ('engine', 'kfac', 'kfac'),
-      ('other', 'edge_pkg', 'edge_pkg'),
-      ('not_a_release', 'kfac.rel', 'kfac.rel'))
+    ('face', 'kfac.r1_6', 'kfac'),
+    ('engine', 'kfac', 'kfac'),
+    ('other', 'edge_pkg', 'edge_pkg'),
+    ('not_a_release', 'kfac.rel', 'kfac.rel'),
+  )
   def test_default_root_name(self, package, expected):
     self.assertEqual(build_api_docs.default_root_name(package), expected)
 
@@ -1010,18 +1154,21 @@ def _expected_arguments(params):
   args = ast.parse('def f(%s): pass' % params).body[0].args
   positional = args.posonlyargs + args.args
   defaults = [None] * (len(positional) - len(args.defaults)) + list(
-      args.defaults)
+    args.defaults
+  )
   result = []
   for arg, default in zip(positional, defaults):
-    result.append(arg.arg if default is None else
-                  '%s=%s' % (arg.arg, ast.unparse(default)))
+    result.append(
+      arg.arg if default is None else '%s=%s' % (arg.arg, ast.unparse(default))
+    )
   if args.vararg:
     result.append('*' + args.vararg.arg)
   elif args.kwonlyargs:
     result.append('*')
   for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-    result.append(arg.arg if default is None else
-                  '%s=%s' % (arg.arg, ast.unparse(default)))
+    result.append(
+      arg.arg if default is None else '%s=%s' % (arg.arg, ast.unparse(default))
+    )
   if args.kwarg:
     result.append('**' + args.kwarg.arg)
   return result
@@ -1029,8 +1176,11 @@ def _expected_arguments(params):
 
 def _rendered_arguments(page, name):
   """The entries of the signature block of `name` on a page."""
-  match = re.search(r'^``` python\n(?:@\w+\n)?%s\((.*?)\)\n```$' %
-                    re.escape(name), page, re.MULTILINE | re.DOTALL)
+  match = re.search(
+    r'^``` python\n(?:@\w+\n)?%s\((.*?)\)\n```$' % re.escape(name),
+    page,
+    re.MULTILINE | re.DOTALL,
+  )
   if match is None:
     return None
   body = match.group(1)
@@ -1043,85 +1193,109 @@ class ReleaseFacePagesTest(parameterized.TestCase):
   """Release trees read like that release's legacy pages."""
 
   @parameterized.named_parameters(
-      *[(package.replace('.', '_'), docs_path)
-        for package, docs_path in RELEASE_TREES])
+    *[
+      (package.replace('.', '_'), docs_path)
+      for package, docs_path in RELEASE_TREES
+    ]
+  )
   def test_root_page_lists_the_nine_modules(self, docs_path):
     page = _release_pages(docs_path)['kfac.md']
     self.assertIn('# Module: kfac\n', page)
-    listed = re.findall(r'^\[`(\w+)`\]\(\./kfac/(\w+)\.md\) module', page,
-                        re.MULTILINE)
+    listed = re.findall(
+      r'^\[`(\w+)`\]\(\./kfac/(\w+)\.md\) module', page, re.MULTILINE
+    )
     self.assertEqual(listed, [(m, m) for m in LEGACY_MODULES])
     self.assertNotIn('## Functions', page)
     self.assertNotIn('## Classes', page)
 
   @parameterized.named_parameters(
-      *[(package.replace('.', '_'), package, docs_path)
-        for package, docs_path in RELEASE_TREES])
-  def test_defined_in_names_the_source_that_holds_the_code(self, package,
-                                                           docs_path):
+    *[
+      (package.replace('.', '_'), package, docs_path)
+      for package, docs_path in RELEASE_TREES
+    ]
+  )
+  def test_defined_in_names_the_source_that_holds_the_code(
+    self, package, docs_path
+  ):
     face_dir = package.replace('.', '/') + '/'
     for path, page in sorted(_release_pages(docs_path).items()):
       for shown, link in re.findall(
-          r'^Defined in \[`([^`]+)`\]\(([^)]+)\)\.$', page, re.MULTILINE):
-        self.assertTrue(os.path.isfile(os.path.join(REPO, shown)),
-                        '%s: %s' % (path, shown))
-        target = posixpath.normpath(posixpath.join(
-            docs_path, posixpath.dirname(path), link))
+        r'^Defined in \[`([^`]+)`\]\(([^)]+)\)\.$', page, re.MULTILINE
+      ):
+        self.assertTrue(
+          os.path.isfile(os.path.join(REPO, shown)), '%s: %s' % (path, shown)
+        )
+        target = posixpath.normpath(
+          posixpath.join(docs_path, posixpath.dirname(path), link)
+        )
         self.assertEqual(target, shown, path)
         self.assertNotEqual(shown, 'kfac/_faces.py', path)
         if path == 'kfac.md':
           self.assertEqual(shown, face_dir + '__init__.py')
         else:
-          self.assertFalse(shown.startswith(face_dir), '%s: %s' %
-                           (path, shown))
+          self.assertFalse(shown.startswith(face_dir), '%s: %s' % (path, shown))
 
   @parameterized.named_parameters(
-      *[(package.replace('.', '_'), docs_path)
-        for package, docs_path in RELEASE_TREES])
+    *[
+      (package.replace('.', '_'), docs_path)
+      for package, docs_path in RELEASE_TREES
+    ]
+  )
   def test_module_pages_show_engine_docstrings(self, docs_path):
     pages = _release_pages(docs_path)
     for module in LEGACY_MODULES:
       engine = importlib.import_module('kfac.' + module)
       brief = engine.__doc__.strip().split('\n')[0]
-      self.assertIn('\n\n%s\n' % brief, pages['kfac/%s.md' % module],
-                    module)
-      self.assertIn('[`%s`](./kfac/%s.md) module: %s\n' %
-                    (module, module, brief), pages['kfac.md'])
+      self.assertIn('\n\n%s\n' % brief, pages['kfac/%s.md' % module], module)
+      self.assertIn(
+        '[`%s`](./kfac/%s.md) module: %s\n' % (module, module, brief),
+        pages['kfac.md'],
+      )
 
   @parameterized.named_parameters(
-      *[(package.replace('.', '_'), package, docs_path)
-        for package, docs_path in RELEASE_TREES])
+    *[
+      (package.replace('.', '_'), package, docs_path)
+      for package, docs_path in RELEASE_TREES
+    ]
+  )
   def test_release_signatures_rendered(self, package, docs_path):
     release = importlib.import_module(package)._release
     pages = _release_pages(docs_path)
     checked = 0
     for key, params in sorted(release.signatures.items()):
       parts = key.split('.')
-      page = pages.get('kfac/%s.md' % '/'.join(
-          parts if len(parts) == 2 else parts[:-1]))
+      page = pages.get(
+        'kfac/%s.md' % '/'.join(parts if len(parts) == 2 else parts[:-1])
+      )
       if page is None and len(parts) == 3:
         # A class the release does not export; none of its members show.
         self.assertNotIn(parts[1], release.exports[parts[0]], key)
         continue
       self.assertIsNotNone(page, key)
-      self.assertEqual(_rendered_arguments(page, parts[-1]),
-                       _expected_arguments(params), key)
+      self.assertEqual(
+        _rendered_arguments(page, parts[-1]), _expected_arguments(params), key
+      )
       checked += 1
     self.assertEqual(checked > 0, bool(release.signatures))
 
   @parameterized.named_parameters(
-      *[(package.replace('.', '_'), package, docs_path)
-        for package, docs_path in RELEASE_TREES])
+    *[
+      (package.replace('.', '_'), package, docs_path)
+      for package, docs_path in RELEASE_TREES
+    ]
+  )
   def test_module_members_are_the_allow_list(self, package, docs_path):
     release = importlib.import_module(package)._release
     pages = _release_pages(docs_path)
     for module in LEGACY_MODULES:
       page = pages['kfac/%s.md' % module]
-      listed = set(re.findall(r'^\[`(?:class )?(\w+)(?:\(\.\.\.\))?`\]', page,
-                              re.MULTILINE))
+      listed = set(
+        re.findall(
+          r'^\[`(?:class )?(\w+)(?:\(\.\.\.\))?`\]', page, re.MULTILINE
+        )
+      )
       listed |= set(re.findall(r'^`(\w+)`$', page, re.MULTILINE))
-      self.assertEqual(sorted(listed), sorted(release.exports[module]),
-                       module)
+      self.assertEqual(sorted(listed), sorted(release.exports[module]), module)
 
 
 def _surface_pages():
@@ -1147,8 +1321,14 @@ def _surface_pages():
   return pages
 
 
-_PY2_ONLY = {'iteritems', 'iterkeys', 'itervalues', 'viewitems', 'viewkeys',
-             'viewvalues'}
+_PY2_ONLY = {
+  'iteritems',
+  'iterkeys',
+  'itervalues',
+  'viewitems',
+  'viewkeys',
+  'viewvalues',
+}
 
 
 class ApiSurfaceTest(parameterized.TestCase):
@@ -1159,8 +1339,11 @@ class ApiSurfaceTest(parameterized.TestCase):
     if not _kfac_exposes(module):
       self.fail('kfac does not expose %s' % module)
     files = _build('kfac')[0]
-    pages = {n: v for n, v in _surface_pages().items()
-             if n == 'kfac.' + module or n.startswith('kfac.%s.' % module)}
+    pages = {
+      n: v
+      for n, v in _surface_pages().items()
+      if n == 'kfac.' + module or n.startswith('kfac.%s.' % module)
+    }
     self.assertNotEmpty(pages)
     for name, (kind, members) in sorted(pages.items()):
       path = name.replace('.', '/') + '.md'
@@ -1170,12 +1353,16 @@ class ApiSurfaceTest(parameterized.TestCase):
         self.assertIn('``` python\n%s(' % name.split('.')[-1], page)
         continue
       if kind == 'module':
-        listed = set(re.findall(r'^\[`(?:class )?(\w+)(?:\(\.\.\.\))?`\]',
-                                page, re.MULTILINE))
+        listed = set(
+          re.findall(
+            r'^\[`(?:class )?(\w+)(?:\(\.\.\.\))?`\]', page, re.MULTILINE
+          )
+        )
         listed |= set(re.findall(r'^`(\w+)`$', page, re.MULTILINE))
       else:
-        listed = set(re.findall(r'<meta itemprop="property" content="(\w+)"/>',
-                                page))
+        listed = set(
+          re.findall(r'<meta itemprop="property" content="(\w+)"/>', page)
+        )
       missing = sorted(set(members) - listed - _PY2_ONLY)
       self.assertEqual(missing, [], '%s: members missing from the page' % name)
 
@@ -1183,14 +1370,16 @@ class ApiSurfaceTest(parameterized.TestCase):
     files = _build('kfac')[0]
     exposed = [m for m in LEGACY_MODULES if _kfac_exposes(m)]
     for module in exposed:
-      self.assertIn('[`%s`](./kfac/%s.md) module' % (module, module),
-                    files['kfac.md'])
+      self.assertIn(
+        '[`%s`](./kfac/%s.md) module' % (module, module), files['kfac.md']
+      )
 
   def test_surface_parser(self):
     pages = _surface_pages()
     self.assertLen(pages, 65)
-    self.assertIn('fromkeys', pages['kfac.layer_collection.LayerParametersDict']
-                  [1])
+    self.assertIn(
+      'fromkeys', pages['kfac.layer_collection.LayerParametersDict'][1]
+    )
     self.assertIn('APPROX_FULL_NAME', pages['kfac.layer_collection'][1])
     self.assertIn('GATE_OP', pages['kfac.optimizer.KfacOptimizer'][1])
 

@@ -25,8 +25,10 @@ BATCH, IN, HIDDEN, OUT = 6, 3, 4, 3
 
 def _data():
   rng = np.random.RandomState(0)
-  return (rng.randn(BATCH, IN).astype(np.float32),
-          rng.randint(0, OUT, size=BATCH).astype(np.int32))
+  return (
+    rng.randn(BATCH, IN).astype(np.float32),
+    rng.randint(0, OUT, size=BATCH).astype(np.int32),
+  )
 
 
 def _build(estimation_mode):
@@ -40,21 +42,29 @@ def _build(estimation_mode):
   for i, (n_in, n_out) in enumerate(layer_sizes):
     with tf.compat.v1.variable_scope("fc%d" % i):
       w = tf.compat.v1.get_variable(
-          "w", shape=[n_in, n_out],
-          initializer=tf.compat.v1.random_normal_initializer(seed=i))
+        "w",
+        shape=[n_in, n_out],
+        initializer=tf.compat.v1.random_normal_initializer(seed=i),
+      )
       b = tf.compat.v1.get_variable(
-          "b", shape=[n_out], initializer=tf.compat.v1.zeros_initializer())
+        "b", shape=[n_out], initializer=tf.compat.v1.zeros_initializer()
+      )
     pre = tf.matmul(inputs, w) + b
     lc.register_fully_connected((w, b), inputs, pre)
     inputs = tf.tanh(pre) if i + 1 < len(layer_sizes) else pre
   logits = inputs
-  lc.register_categorical_predictive_distribution(logits, targets=targets,
-                                                  seed=5)
-  loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=targets, logits=logits))
+  lc.register_categorical_predictive_distribution(
+    logits, targets=targets, seed=5
+  )
+  loss = tf.reduce_mean(
+    tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=targets, logits=logits
+    )
+  )
   global_step = tf.compat.v1.train.get_or_create_global_step()
-  opt = optimizer.KfacOptimizer(0.1, 0.9, 0.01, lc, momentum=0.9,
-                                estimation_mode=estimation_mode)
+  opt = optimizer.KfacOptimizer(
+    0.1, 0.9, 0.01, lc, momentum=0.9, estimation_mode=estimation_mode
+  )
   train_op = opt.minimize(loss, global_step=global_step)
   return opt, train_op
 
@@ -75,14 +85,13 @@ def _all_values(sess):
 
 
 class CheckpointTest(parameterized.TestCase):
-
   # "exact" statistics are deterministic, so the third step may include a
   # covariance update; with sampled ("gradients") statistics the random
   # draws restart in a new session, so the third step is the training step
   # and the inverse update only.
   @parameterized.named_parameters(
-      ("exact_with_cov_update", "exact", True),
-      ("gradients_train_step", "gradients", False),
+    ("exact_with_cov_update", "exact", True),
+    ("gradients_train_step", "gradients", False),
   )
   def test_restore_then_step_equals_uninterrupted(self, mode, cov_in_step3):
     tmpdir = tempfile.TemporaryDirectory()
@@ -113,11 +122,15 @@ class CheckpointTest(parameterized.TestCase):
     for name in saved:
       np.testing.assert_array_equal(restored[name], saved[name], err_msg=name)
     for name in uninterrupted:
-      np.testing.assert_allclose(resumed[name], uninterrupted[name],
-                                 rtol=1e-6, atol=1e-7, err_msg=name)
+      np.testing.assert_allclose(
+        resumed[name], uninterrupted[name], rtol=1e-6, atol=1e-7, err_msg=name
+      )
     # The step really changed the K-FAC state.
-    changed = [name for name in saved
-               if not np.array_equal(saved[name], uninterrupted[name])]
+    changed = [
+      name
+      for name in saved
+      if not np.array_equal(saved[name], uninterrupted[name])
+    ]
     self.assertTrue(any(name.endswith("/KFAC") for name in changed))
     if cov_in_step3:
       self.assertTrue(any(name.endswith("/cov") for name in changed))
@@ -132,8 +145,9 @@ class CheckpointTest(parameterized.TestCase):
       graph_names = sorted(v.op.name for v in tf.compat.v1.global_variables())
       sess.run(tf.compat.v1.global_variables_initializer())
       tf.compat.v1.train.Saver().save(sess, ckpt_prefix)
-    saved_names = sorted(name for name, _ in
-                         tf.train.list_variables(ckpt_prefix))
+    saved_names = sorted(
+      name for name, _ in tf.train.list_variables(ckpt_prefix)
+    )
     self.assertEqual(saved_names, graph_names)
 
     def matching(pattern):
@@ -145,8 +159,10 @@ class CheckpointTest(parameterized.TestCase):
     # Inverses are created outside it, keyed by the damping tensors' names.
     self.assertLen(matching(r"ff_fckron/.+/inv_damp\w+"), 4)
     # One velocity slot per variable: <var op name>/<optimizer name>.
-    self.assertEqual(matching(r".+/KFAC"),
-                     ["fc0/b/KFAC", "fc0/w/KFAC", "fc1/b/KFAC", "fc1/w/KFAC"])
+    self.assertEqual(
+      matching(r".+/KFAC"),
+      ["fc0/b/KFAC", "fc0/w/KFAC", "fc1/b/KFAC", "fc1/w/KFAC"],
+    )
     # The exact legacy names of the first layer's input factor: the scope
     # string is the input tensor's name and has_bias; the inverse is keyed by
     # the π-damping tensor `sqrt(damping)*pi`, the `mul_2` that follows π's
@@ -160,26 +176,30 @@ class CheckpointTest(parameterized.TestCase):
 
 # --- Checkpoints written by the 2017 library --------------------------------
 
-_LEGACY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
-                           "legacy_checkpoints")
+_LEGACY_DIR = os.path.join(
+  os.path.dirname(os.path.abspath(__file__)), "data", "legacy_checkpoints"
+)
 # (test name, model, namespace, release, fixture folder): the seed's `kfac`
 # and each release namespace against the checkpoints its release wrote.
-_LEGACY_RELEASES = (("kfac", "kfac", (1, 4), ""),
-                    ("r1_4", "kfac.r1_4", (1, 4), ""),
-                    ("r1_5", "kfac.r1_5", (1, 5), "r1.5"),
-                    ("r1_6", "kfac.r1_6", (1, 6), "r1.6"),
-                    ("r1_7", "kfac.r1_7", (1, 7), "r1.7"))
+_LEGACY_RELEASES = (
+  ("kfac", "kfac", (1, 4), ""),
+  ("r1_4", "kfac.r1_4", (1, 4), ""),
+  ("r1_5", "kfac.r1_5", (1, 5), "r1.5"),
+  ("r1_6", "kfac.r1_6", (1, 6), "r1.6"),
+  ("r1_7", "kfac.r1_7", (1, 7), "r1.7"),
+)
 _LEGACY_MODELS = tuple(
-    ("{}_{}".format(label, model), model, package, release, folder)
-    for label, package, release, folder in _LEGACY_RELEASES
-    for model in ("convnet_classifier", "mlp_regressor"))
+  ("{}_{}".format(label, model), model, package, release, folder)
+  for label, package, release, folder in _LEGACY_RELEASES
+  for model in ("convnet_classifier", "mlp_regressor")
+)
 
 
 def _legacy_program():
   """The module of programs that wrote the legacy checkpoints."""
   spec = importlib.util.spec_from_file_location(
-      "legacy_make_checkpoints",
-      os.path.join(_LEGACY_DIR, "make_checkpoints.py"))
+    "legacy_make_checkpoints", os.path.join(_LEGACY_DIR, "make_checkpoints.py")
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -191,8 +211,9 @@ def _build_legacy(name, package="kfac", release=(1, 4)):
   program.RELEASE = release
   tf.compat.v1.set_random_seed(0)
   ops = program.MODELS[name](
-      importlib.import_module(package + ".layer_collection"),
-      importlib.import_module(package + ".optimizer"))
+    importlib.import_module(package + ".layer_collection"),
+    importlib.import_module(package + ".optimizer"),
+  )
   return program, ops
 
 
@@ -201,8 +222,7 @@ def _legacy_prefix(name, folder=""):
 
 
 def _legacy_values(name, folder=""):
-  with np.load(os.path.join(_LEGACY_DIR, folder, name,
-                            "values.npz")) as values:
+  with np.load(os.path.join(_LEGACY_DIR, folder, name, "values.npz")) as values:
     return {key: values[key] for key in values.files}
 
 
@@ -214,15 +234,16 @@ def _np_conv_same(x, w, b):
   out = np.zeros((batch, height, width, c_out))
   for i in range(height):
     for j in range(width):
-      patch = padded[:, i:i + kh, j:j + kw, :]
+      patch = padded[:, i : i + kh, j : j + kw, :]
       for c in range(c_out):
         out[:, i, j, c] = np.sum(patch * w[:, :, :, c], axis=(1, 2, 3))
   return out + b
 
 
 def _np_sigmoid_xent(labels, logits):
-  return (np.maximum(logits, 0) - logits * labels +
-          np.log1p(np.exp(-np.abs(logits))))
+  return (
+    np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
+  )
 
 
 def _np_legacy_loss(name, v, x, y):
@@ -242,8 +263,9 @@ def _np_legacy_loss(name, v, x, y):
   bern = h @ v["bern_head/w"] + v["bern_head/b"]
   mean_target = np.eye(3)[y % 3]
   bern_target = np.eye(2)[y % 2]
-  return (np.mean((mean - mean_target) ** 2) +
-          np.mean(_np_sigmoid_xent(bern_target, bern)))
+  return np.mean((mean - mean_target) ** 2) + np.mean(
+    _np_sigmoid_xent(bern_target, bern)
+  )
 
 
 class LegacyCheckpointTest(parameterized.TestCase):
@@ -257,21 +279,23 @@ class LegacyCheckpointTest(parameterized.TestCase):
       _build_legacy(name, package, release)
       names = sorted(v.op.name for v in tf.compat.v1.global_variables())
     self.assertEqual(names, expected)
-    in_checkpoint = sorted(n for n, _ in tf.train.list_variables(
-        _legacy_prefix(name, folder)))
+    in_checkpoint = sorted(
+      n for n, _ in tf.train.list_variables(_legacy_prefix(name, folder))
+    )
     self.assertEqual(in_checkpoint, expected)
 
   @parameterized.named_parameters(*_LEGACY_MODELS)
-  def test_restore_by_name_reproduces_every_value(self, name, package,
-                                                  release, folder):
+  def test_restore_by_name_reproduces_every_value(
+    self, name, package, release, folder
+  ):
     expected = _legacy_values(name, folder)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       program, (x, y, loss, _, _, _) = _build_legacy(name, package, release)
       variables = tf.compat.v1.global_variables()
       tf.compat.v1.train.Saver(variables).restore(
-          sess, _legacy_prefix(name, folder))
-      restored = dict(zip([v.op.name for v in variables],
-                          sess.run(variables)))
+        sess, _legacy_prefix(name, folder)
+      )
+      restored = dict(zip([v.op.name for v in variables], sess.run(variables)))
       xb, yb = program.data(name)
       loss_value = sess.run(loss, {x: xb, y: yb})
     self.assertEqual(sorted(restored), sorted(expected))
@@ -280,18 +304,22 @@ class LegacyCheckpointTest(parameterized.TestCase):
       np.testing.assert_array_equal(restored[key], value, err_msg=key)
     # The restored weights are the ones the model computes with.
     np.testing.assert_allclose(
-        loss_value, _np_legacy_loss(name, expected, xb, yb), rtol=1e-5)
+      loss_value, _np_legacy_loss(name, expected, xb, yb), rtol=1e-5
+    )
 
   @parameterized.named_parameters(*_LEGACY_MODELS)
-  def test_training_continues_from_restored_state(self, name, package,
-                                                  release, folder):
+  def test_training_continues_from_restored_state(
+    self, name, package, release, folder
+  ):
     expected = _legacy_values(name, folder)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       program, (x, y, loss, train_op, cov_op, inv_op) = _build_legacy(
-          name, package, release)
+        name, package, release
+      )
       variables = tf.compat.v1.global_variables()
       tf.compat.v1.train.Saver(variables).restore(
-          sess, _legacy_prefix(name, folder))
+        sess, _legacy_prefix(name, folder)
+      )
       xb, yb = program.data(name)
       feed = {x: xb, y: yb}
       losses = []
@@ -302,7 +330,8 @@ class LegacyCheckpointTest(parameterized.TestCase):
       after = dict(zip([v.op.name for v in variables], sess.run(variables)))
     # The first step starts from the checkpoint's state.
     np.testing.assert_allclose(
-        losses[0], _np_legacy_loss(name, expected, xb, yb), rtol=1e-5)
+      losses[0], _np_legacy_loss(name, expected, xb, yb), rtol=1e-5
+    )
     self.assertTrue(np.all(np.isfinite(losses)), losses)
     for key, value in after.items():
       self.assertTrue(np.all(np.isfinite(value)), key)
@@ -334,39 +363,51 @@ def _changed_mlp(program, extra_layer=False):
   lc.register_normal_predictive_distribution(mean, var=0.5, seed=5)
   lc.register_multi_bernoulli_predictive_distribution(bern, seed=6)
   loss = tf.reduce_mean(tf.square(mean - tf.one_hot(y % 3, 3))) + (
-      tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-          labels=tf.one_hot(y % 2, 2), logits=bern)))
+    tf.reduce_mean(
+      tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.one_hot(y % 2, 2), logits=bern
+      )
+    )
+  )
   opt = optimizer.KfacOptimizer(
-      learning_rate=1.0, cov_ema_decay=0.95, damping=0.05,
-      layer_collection=lc, momentum=0.0, momentum_type="qmodel")
+    learning_rate=1.0,
+    cov_ema_decay=0.95,
+    damping=0.05,
+    layer_collection=lc,
+    momentum=0.0,
+    momentum_type="qmodel",
+  )
   train_op = opt.minimize(loss)
   return x, y, loss, train_op, opt.cov_update_op, opt.inv_update_op
 
 
 # Graph name -> legacy checkpoint name, for the changed program's K-FAC
 # variables (written out by hand from the two programs).
-_GRADS = ("gradients_Tanh_grad_TanhGrad_False",
-          "gradients_Normal_log_prob_standardize_sub_grad_Reshape_1_False",
-          "gradients_Bernoulli_log_prob_mul_grad_Reshape_1_False")
+_GRADS = (
+  "gradients_Tanh_grad_TanhGrad_False",
+  "gradients_Normal_log_prob_standardize_sub_grad_Reshape_1_False",
+  "gradients_Bernoulli_log_prob_mul_grad_Reshape_1_False",
+)
 _CHANGED_MLP_MAP = {
-    "LayerCollection/ff_fckron/features_False/cov":
-        "LayerCollection/ff_fckron/inputs_False/cov",
-    "LayerCollection/ff_fckron/shared_True/cov":
-        "LayerCollection/ff_fckron/Tanh_True/cov",
-    "ff_fckron/features_False/inv_dampmul_2":
-        "ff_fckron/inputs_False/inv_dampmul_2",
-    "ff_fckron/shared_True/inv_dampmul_5": "ff_fckron/Tanh_True/inv_dampmul_5",
-    "ff_fckron/shared_True/inv_dampmul_8": "ff_fckron/Tanh_True/inv_dampmul_8",
-    "ff_fckron/{}/inv_damptruediv_1".format(_GRADS[0]):
-        "ff_fckron/{}/inv_damptruediv_1".format(_GRADS[0]),
-    "ff_fckron/{}/inv_damptruediv_3".format(_GRADS[1]):
-        "ff_fckron/{}/inv_damptruediv_3".format(_GRADS[1]),
-    "ff_fckron/{}/inv_damptruediv_5".format(_GRADS[2]):
-        "ff_fckron/{}/inv_damptruediv_5".format(_GRADS[2]),
+  "LayerCollection/ff_fckron/features_False/cov": "LayerCollection/ff_fckron/inputs_False/cov",
+  "LayerCollection/ff_fckron/shared_True/cov": "LayerCollection/ff_fckron/Tanh_True/cov",
+  "ff_fckron/features_False/inv_dampmul_2": "ff_fckron/inputs_False/inv_dampmul_2",
+  "ff_fckron/shared_True/inv_dampmul_5": "ff_fckron/Tanh_True/inv_dampmul_5",
+  "ff_fckron/shared_True/inv_dampmul_8": "ff_fckron/Tanh_True/inv_dampmul_8",
+  "ff_fckron/{}/inv_damptruediv_1".format(
+    _GRADS[0]
+  ): "ff_fckron/{}/inv_damptruediv_1".format(_GRADS[0]),
+  "ff_fckron/{}/inv_damptruediv_3".format(
+    _GRADS[1]
+  ): "ff_fckron/{}/inv_damptruediv_3".format(_GRADS[1]),
+  "ff_fckron/{}/inv_damptruediv_5".format(
+    _GRADS[2]
+  ): "ff_fckron/{}/inv_damptruediv_5".format(_GRADS[2]),
 }
 for _grad in _GRADS:
   _CHANGED_MLP_MAP["LayerCollection/ff_fckron/{}/cov".format(_grad)] = (
-      "LayerCollection/ff_fckron/{}/cov".format(_grad))
+    "LayerCollection/ff_fckron/{}/cov".format(_grad)
+  )
 
 
 def _is_factor_variable(name):
@@ -374,11 +415,13 @@ def _is_factor_variable(name):
 
 
 class RestoreByStructureTest(parameterized.TestCase):
-
   def _restore_model_by_name(self, sess, prefix):
     """Restores the non-K-FAC variables (weights, slots) by name."""
-    model_vars = [v for v in tf.compat.v1.global_variables()
-                  if not _is_factor_variable(v.op.name)]
+    model_vars = [
+      v
+      for v in tf.compat.v1.global_variables()
+      if not _is_factor_variable(v.op.name)
+    ]
     tf.compat.v1.train.Saver(model_vars).restore(sess, prefix)
 
   def test_changed_program_restores_every_factor(self):
@@ -390,8 +433,10 @@ class RestoreByStructureTest(parameterized.TestCase):
       x, y, loss, train_op, cov_op, inv_op = _changed_mlp(program)
       variables = tf.compat.v1.global_variables()
       names = [v.op.name for v in variables]
-      self.assertEqual(sorted(n for n in names if _is_factor_variable(n)),
-                       sorted(_CHANGED_MLP_MAP))
+      self.assertEqual(
+        sorted(n for n in names if _is_factor_variable(n)),
+        sorted(_CHANGED_MLP_MAP),
+      )
       # A by-name restore of the whole graph fails on the renamed factors.
       with self.assertRaises(tf.errors.NotFoundError):
         tf.compat.v1.train.Saver(variables).restore(sess, prefix)
@@ -417,12 +462,14 @@ class RestoreByStructureTest(parameterized.TestCase):
       legacy_name = _CHANGED_MLP_MAP.get(name, name)
       np.testing.assert_array_equal(value, legacy[legacy_name], err_msg=name)
     np.testing.assert_allclose(
-        loss_value, _np_legacy_loss("mlp_regressor", legacy, xb, yb),
-        rtol=1e-5)
+      loss_value, _np_legacy_loss("mlp_regressor", legacy, xb, yb), rtol=1e-5
+    )
     for value in stepped:
       self.assertTrue(np.all(np.isfinite(value)))
-    self.assertIn("features_False/cov <- LayerCollection/ff_fckron/"
-                  "inputs_False/cov", str(report))
+    self.assertIn(
+      "features_False/cov <- LayerCollection/ff_fckron/inputs_False/cov",
+      str(report),
+    )
 
   def test_missing_factors_restore_nothing_unless_partial_is_allowed(self):
     legacy = _legacy_values("mlp_regressor")
@@ -431,8 +478,11 @@ class RestoreByStructureTest(parameterized.TestCase):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       tf.compat.v1.set_random_seed(0)
       _changed_mlp(program, extra_layer=True)
-      variables = [v for v in tf.compat.v1.global_variables()
-                   if _is_factor_variable(v.op.name)]
+      variables = [
+        v
+        for v in tf.compat.v1.global_variables()
+        if _is_factor_variable(v.op.name)
+      ]
       sess.run(tf.compat.v1.global_variables_initializer())
       initial = sess.run(variables)
       with self.assertRaisesRegex(ValueError, "have no match") as raised:
@@ -441,8 +491,9 @@ class RestoreByStructureTest(parameterized.TestCase):
       for before, after in zip(initial, sess.run(variables)):
         np.testing.assert_array_equal(before, after)
       with self.assertLogs("tensorflow", "WARNING") as logs:
-        report = kfac_checkpoint.restore_by_structure(sess, prefix,
-                                                      allow_partial=True)
+        report = kfac_checkpoint.restore_by_structure(
+          sess, prefix, allow_partial=True
+        )
       after = dict(zip([v.op.name for v in variables], sess.run(variables)))
     self.assertIn("left at initial value", str(raised.exception))
     self.assertIn("partial restore", "\n".join(logs.output))
@@ -451,24 +502,29 @@ class RestoreByStructureTest(parameterized.TestCase):
     # shared input's), its output factor and bern_head's input factor (6x6)
     # have no counterpart; the Bernoulli output factor's [2, 2] does.
     left = sorted(report.left_at_initial_values)
-    self.assertEqual(left, [
+    self.assertEqual(
+      left,
+      [
         "LayerCollection/ff_fckron/Tanh_1_True/cov",
         "LayerCollection/ff_fckron/gradients_Tanh_1_grad_TanhGrad_False/cov",
         "ff_fckron/Tanh_1_True/inv_dampmul_11",
         "ff_fckron/gradients_Tanh_1_grad_TanhGrad_False/inv_damptruediv_5",
-    ])
+      ],
+    )
     self.assertEqual(report.unused_checkpoint_entries, [])
     for name, var_name_value in after.items():
       if name in left:
         continue
       ckpt_name = dict((m[0], m[1]) for m in report.matched)[name]
-      np.testing.assert_array_equal(var_name_value, legacy[ckpt_name],
-                                    err_msg=name)
+      np.testing.assert_array_equal(
+        var_name_value, legacy[ckpt_name], err_msg=name
+      )
 
-  @parameterized.named_parameters(("without_meta_graph", False, "names"),
-                                  ("with_meta_graph", True, "meta graph"))
-  def test_same_shaped_factors_pair_in_registration_order(self, meta,
-                                                          source):
+  @parameterized.named_parameters(
+    ("without_meta_graph", False, "names"),
+    ("with_meta_graph", True, "meta graph"),
+  )
+  def test_same_shaped_factors_pair_in_registration_order(self, meta, source):
     # Two 4 -> 4 layers: two input factors [5, 5] and two output factors
     # [4, 4] of one type; sorted by name, the checkpoint's input factors
     # (Tanh_True, x_True) are in the opposite order of registration.
@@ -484,8 +540,10 @@ class RestoreByStructureTest(parameterized.TestCase):
       h = x
       for i in range(2):
         w = tf.compat.v1.get_variable(
-            "w%d" % i, [4, 4],
-            initializer=tf.compat.v1.random_normal_initializer(seed=i))
+          "w%d" % i,
+          [4, 4],
+          initializer=tf.compat.v1.random_normal_initializer(seed=i),
+        )
         b = tf.compat.v1.get_variable("b%d" % i, [4])
         out = tf.matmul(h, w) + b
         lc.register_fully_connected((w, b), h, out)
@@ -504,38 +562,37 @@ class RestoreByStructureTest(parameterized.TestCase):
         sess.run([train_op, opt.cov_update_op], {x: xb})
         sess.run(opt.inv_update_op, {x: xb})
       tf.compat.v1.train.Saver().save(sess, prefix, write_meta_graph=meta)
-      saved = {v.op.name: sess.run(v)
-               for v in tf.compat.v1.global_variables()}
+      saved = {v.op.name: sess.run(v) for v in tf.compat.v1.global_variables()}
 
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       build("features", "hidden")
       sess.run(tf.compat.v1.global_variables_initializer())
       report = kfac_checkpoint.restore_by_structure(sess, prefix)
-      restored = {v.op.name: sess.run(v)
-                  for v in tf.compat.v1.global_variables()
-                  if _is_factor_variable(v.op.name)}
+      restored = {
+        v.op.name: sess.run(v)
+        for v in tf.compat.v1.global_variables()
+        if _is_factor_variable(v.op.name)
+      }
     self.assertEqual(report.order_source, source)
     self.assertLen(report.ambiguous, 2)
     expected_pairs = {
-        "LayerCollection/ff_fckron/features_True/cov":
-            "LayerCollection/ff_fckron/x_True/cov",
-        "LayerCollection/ff_fckron/hidden_True/cov":
-            "LayerCollection/ff_fckron/Tanh_True/cov",
-        "ff_fckron/features_True/inv_dampmul_2":
-            "ff_fckron/x_True/inv_dampmul_2",
-        "ff_fckron/hidden_True/inv_dampmul_5":
-            "ff_fckron/Tanh_True/inv_dampmul_5",
+      "LayerCollection/ff_fckron/features_True/cov": "LayerCollection/ff_fckron/x_True/cov",
+      "LayerCollection/ff_fckron/hidden_True/cov": "LayerCollection/ff_fckron/Tanh_True/cov",
+      "ff_fckron/features_True/inv_dampmul_2": "ff_fckron/x_True/inv_dampmul_2",
+      "ff_fckron/hidden_True/inv_dampmul_5": "ff_fckron/Tanh_True/inv_dampmul_5",
     }
     pairs = {m[0]: m[1] for m in report.matched}
     for name, ckpt_name in expected_pairs.items():
       self.assertEqual(pairs[name], ckpt_name)
     self.assertLen(pairs, 8)
     for name, ckpt_name in pairs.items():
-      np.testing.assert_array_equal(restored[name], saved[ckpt_name],
-                                    err_msg=name)
+      np.testing.assert_array_equal(
+        restored[name], saved[ckpt_name], err_msg=name
+      )
 
   def test_unreadable_checkpoint_raises(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       with self.assertRaisesRegex(ValueError, "save_path"):
         kfac_checkpoint.restore_by_structure(
-            sess, os.path.join(_LEGACY_DIR, "no_such_checkpoint"))
+          sess, os.path.join(_LEGACY_DIR, "no_such_checkpoint")
+        )

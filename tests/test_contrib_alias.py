@@ -26,12 +26,12 @@ _CORPUS = os.path.join(_HERE, "data", "legacy_programs")
 
 # Corpus programs that use only `tf.compat.v1` besides `tf.contrib.kfac`.
 _PROGRAMS = (
-    "mlp_chain",
-    "convnet_from_import",
-    "generic_module_alias",
-    "diagonal_ops_imports",
-    "bernoulli_class_import",
-    "opqueue_lib_forms",
+  "mlp_chain",
+  "convnet_from_import",
+  "generic_module_alias",
+  "diagonal_ops_imports",
+  "bernoulli_class_import",
+  "opqueue_lib_forms",
 )
 
 _ALIAS_SCRIPT = textwrap.dedent("""\
@@ -116,27 +116,35 @@ _FOREIGN_SCRIPT = textwrap.dedent("""\
 
 
 def _run(script, args=(), timeout=300):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-             PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  proc = subprocess.run([sys.executable, "-c", script] + list(args),
-                        cwd=_REPO, env=env, capture_output=True,
-                        timeout=timeout, check=False)
+  env = dict(
+    os.environ,
+    TF_CPP_MIN_LOG_LEVEL="2",
+    PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", script] + list(args),
+    cwd=_REPO,
+    env=env,
+    capture_output=True,
+    timeout=timeout,
+    check=False,
+  )
   output = proc.stdout.decode() + proc.stderr.decode()
   checks, results = None, {}
   for line in proc.stdout.decode().splitlines():
     if line.startswith("CHECKS "):
-      checks = json.loads(line[len("CHECKS "):])
+      checks = json.loads(line[len("CHECKS ") :])
     elif line.startswith("RESULT "):
-      result = json.loads(line[len("RESULT "):])
+      result = json.loads(line[len("RESULT ") :])
       results[os.path.basename(result["path"])[:-3]] = result
   return checks, results, output
 
 
 class PackageTest(absltest.TestCase):
-
   def test_exported_and_documented(self):
-    self.assertIs(kfac.install_tf_contrib_alias,
-                  _contrib_alias.install_tf_contrib_alias)
+    self.assertIs(
+      kfac.install_tf_contrib_alias, _contrib_alias.install_tf_contrib_alias
+    )
     doc = kfac.install_tf_contrib_alias.__doc__
     self.assertIn("Returns:", doc)
     self.assertIn("tf.contrib.kfac", doc)
@@ -156,20 +164,20 @@ class AliasTest(parameterized.TestCase):
     cls.checks, cls.results, cls.output = _run(_ALIAS_SCRIPT, paths)
 
   @parameterized.named_parameters(
-      ("absent_before", "absent_before"),
-      ("first_call", "first_call"),
-      ("second_call", "second_call"),
-      ("tf_contrib_kfac", "tf_contrib_kfac"),
-      ("compat_v1", "compat_v1"),
-      ("same_contrib", "same_contrib"),
-      ("import_as", "import_as"),
-      ("from_contrib", "from_contrib"),
-      ("from_package", "from_package"),
-      ("from_ops", "from_ops"),
-      ("from_module", "from_module"),
-      ("import_lib_as", "import_lib_as"),
-      ("plain_import_chain", "plain_import_chain"),
-      ("other_contrib_missing", "other_contrib_missing"),
+    ("absent_before", "absent_before"),
+    ("first_call", "first_call"),
+    ("second_call", "second_call"),
+    ("tf_contrib_kfac", "tf_contrib_kfac"),
+    ("compat_v1", "compat_v1"),
+    ("same_contrib", "same_contrib"),
+    ("import_as", "import_as"),
+    ("from_contrib", "from_contrib"),
+    ("from_package", "from_package"),
+    ("from_ops", "from_ops"),
+    ("from_module", "from_module"),
+    ("import_lib_as", "import_lib_as"),
+    ("plain_import_chain", "plain_import_chain"),
+    ("other_contrib_missing", "other_contrib_missing"),
   )
   def test_check(self, key):
     self.assertIsNotNone(self.checks, self.output[-3000:])
@@ -183,12 +191,13 @@ class AliasTest(parameterized.TestCase):
 
 
 class ForeignContribTest(absltest.TestCase):
-
   @pytest.mark.slow
   def test_foreign_contrib_never_replaced(self):
     checks, _, output = _run(_FOREIGN_SCRIPT)
     self.assertIsNotNone(checks, output[-3000:])
-    self.assertEqual(checks, {
+    self.assertEqual(
+      checks,
+      {
         "with_foreign": True,
         "not_replaced": True,
         "kfac_added": True,
@@ -196,7 +205,8 @@ class ForeignContribTest(absltest.TestCase):
         "with_foreign_kfac": False,
         "foreign_kfac_kept": True,
         "warned": True,
-    })
+      },
+    )
 
 
 if __name__ == "__main__":

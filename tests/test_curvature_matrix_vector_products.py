@@ -27,10 +27,15 @@ def _network_values(seed):
   real_targets_out = rng.randn(B, C)
   real_targets_hidden = rng.randn(B, H)
   binary_targets = rng.randint(0, 2, size=(B, C)).astype(np.float64)
-  return dict(x=x, w1=w1, w2=w2, class_targets=class_targets,
-              real_targets_out=real_targets_out,
-              real_targets_hidden=real_targets_hidden,
-              binary_targets=binary_targets)
+  return dict(
+    x=x,
+    w1=w1,
+    w2=w2,
+    class_targets=class_targets,
+    real_targets_out=real_targets_out,
+    real_targets_hidden=real_targets_hidden,
+    binary_targets=binary_targets,
+  )
 
 
 # --- NumPy oracle ----------------------------------------------------------
@@ -67,7 +72,7 @@ def _example_terms(vals, b, loss_kind):
   """
   x, w1, w2 = vals["x"][b], vals["w1"], vals["w2"]
   t = np.tanh(x @ w1)
-  dt = 1.0 - t ** 2
+  dt = 1.0 - t**2
   d2t = -2.0 * t * dt
   on_hidden = loss_kind == "normal_hidden"
   n_out = H if on_hidden else C
@@ -92,7 +97,8 @@ def _example_terms(vals, b, loss_kind):
           second[k, _w2_index(j, k), _w1_index(i, j)] = dt[j] * x[i]
           for i2 in range(D):
             second[k, _w1_index(i, j), _w1_index(i2, j)] = (
-                w2[j, k] * d2t[j] * x[i] * x[i2])
+              w2[j, k] * d2t[j] * x[i] * x[i2]
+            )
   if loss_kind == "categorical":
     p = _softmax(z)
     q = np.sqrt(p)
@@ -105,8 +111,9 @@ def _example_terms(vals, b, loss_kind):
     factor = np.diag(np.sqrt(p * (1 - p)))
     residual = p - vals["binary_targets"][b]
   else:  # normal_out / normal_hidden
-    targets = vals["real_targets_hidden" if on_hidden else
-                   "real_targets_out"][b]
+    targets = vals["real_targets_hidden" if on_hidden else "real_targets_out"][
+      b
+    ]
     fisher = np.eye(n_out) / VAR
     factor = np.eye(n_out) / np.sqrt(VAR)
     residual = (z - targets) / VAR
@@ -133,16 +140,19 @@ def _flatten(w1, w2):
 
 
 def _unflatten(theta):
-  return (np.reshape(theta[:D * H], [D, H]), np.reshape(theta[D * H:], [H, C]))
+  return (
+    np.reshape(theta[: D * H], [D, H]),
+    np.reshape(theta[D * H :], [H, C]),
+  )
 
 
 # --- Graph under test ------------------------------------------------------
 
 LOSS_SETS = {
-    "categorical": ("categorical",),
-    "normal": ("normal_out",),
-    "bernoulli": ("bernoulli",),
-    "categorical_and_normal_on_hidden": ("categorical", "normal_hidden"),
+  "categorical": ("categorical",),
+  "normal": ("normal_out",),
+  "bernoulli": ("bernoulli",),
+  "categorical_and_normal_on_hidden": ("categorical", "normal_hidden"),
 }
 
 
@@ -155,17 +165,29 @@ def _build(vals, loss_kinds):
   losses = []
   for kind in loss_kinds:
     if kind == "categorical":
-      losses.append(lf.CategoricalLogitsNegativeLogProbLoss(
-          out, targets=tf.constant(vals["class_targets"], dtype=tf.int32)))
+      losses.append(
+        lf.CategoricalLogitsNegativeLogProbLoss(
+          out, targets=tf.constant(vals["class_targets"], dtype=tf.int32)
+        )
+      )
     elif kind == "bernoulli":
-      losses.append(lf.MultiBernoulliNegativeLogProbLoss(
-          out, targets=tf.constant(vals["binary_targets"])))
+      losses.append(
+        lf.MultiBernoulliNegativeLogProbLoss(
+          out, targets=tf.constant(vals["binary_targets"])
+        )
+      )
     elif kind == "normal_out":
-      losses.append(lf.NormalMeanNegativeLogProbLoss(
-          out, var=VAR, targets=tf.constant(vals["real_targets_out"])))
+      losses.append(
+        lf.NormalMeanNegativeLogProbLoss(
+          out, var=VAR, targets=tf.constant(vals["real_targets_out"])
+        )
+      )
     else:
-      losses.append(lf.NormalMeanNegativeLogProbLoss(
-          hidden, var=VAR, targets=tf.constant(vals["real_targets_hidden"])))
+      losses.append(
+        lf.NormalMeanNegativeLogProbLoss(
+          hidden, var=VAR, targets=tf.constant(vals["real_targets_hidden"])
+        )
+      )
   return losses, [w1, w2]
 
 
@@ -174,9 +196,9 @@ def _inner_dim(kind):
 
 
 class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
-
-  @parameterized.named_parameters(*[(name, kinds)
-                                    for name, kinds in LOSS_SETS.items()])
+  @parameterized.named_parameters(
+    *[(name, kinds) for name, kinds in LOSS_SETS.items()]
+  )
   def test_fisher_and_ggn_products(self, loss_kinds):
     vals = _network_values(0)
     rng = np.random.RandomState(1)
@@ -195,8 +217,9 @@ class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
       np.testing.assert_allclose(got_f, want, rtol=1e-8, atol=1e-10)
       np.testing.assert_allclose(got_g, want, rtol=1e-8, atol=1e-10)
 
-  @parameterized.named_parameters(*[(name, kinds)
-                                    for name, kinds in LOSS_SETS.items()])
+  @parameterized.named_parameters(
+    *[(name, kinds) for name, kinds in LOSS_SETS.items()]
+  )
   def test_factor_transpose_products(self, loss_kinds):
     vals = _network_values(2)
     v_theta = np.random.RandomState(3).randn(NUM_PARAMS)
@@ -220,8 +243,9 @@ class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
       np.testing.assert_allclose(got_f, want, rtol=1e-8, atol=1e-10)
       np.testing.assert_allclose(got_g, want, rtol=1e-8, atol=1e-10)
 
-  @parameterized.named_parameters(*[(name, kinds)
-                                    for name, kinds in LOSS_SETS.items()])
+  @parameterized.named_parameters(
+    *[(name, kinds) for name, kinds in LOSS_SETS.items()]
+  )
   def test_factor_products(self, loss_kinds):
     # J^T B u with the loss factor B itself (the legacy code applied B^T).
     vals = _network_values(4)
@@ -258,11 +282,13 @@ class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
       result = computer.multiply_fisher_factor(list(bt_j_v))
       sess.run(tf.compat.v1.global_variables_initializer())
       result = sess.run(result)
-    np.testing.assert_allclose(_flatten(*result), fisher @ v_theta,
-                               rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+      _flatten(*result), fisher @ v_theta, rtol=1e-8, atol=1e-10
+    )
 
-  @parameterized.named_parameters(*[(name, kinds)
-                                    for name, kinds in LOSS_SETS.items()])
+  @parameterized.named_parameters(
+    *[(name, kinds) for name, kinds in LOSS_SETS.items()]
+  )
   def test_hessian_products(self, loss_kinds):
     vals = _network_values(8)
     v_theta = np.random.RandomState(9).randn(NUM_PARAMS)
@@ -287,21 +313,26 @@ class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
     v_theta = np.random.RandomState(11).randn(NUM_PARAMS)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       theta = tf.constant(_flatten(vals["w1"], vals["w2"]))
-      w1 = tf.reshape(theta[:D * H], [D, H])
-      w2 = tf.reshape(theta[D * H:], [H, C])
+      w1 = tf.reshape(theta[: D * H], [D, H])
+      w2 = tf.reshape(theta[D * H :], [H, C])
       out = tf.matmul(tf.tanh(tf.matmul(tf.constant(vals["x"]), w1)), w2)
-      loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=tf.constant(vals["class_targets"]), logits=out))
+      loss = tf.reduce_sum(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=tf.constant(vals["class_targets"]), logits=out
+        )
+      )
       dense_hessian = sess.run(tf.hessians(loss, theta)[0])
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       losses, wrt = _build(vals, ("categorical",))
       computer = cmvp.CurvatureMatrixVectorProductComputer(losses, wrt)
       hessian_v = computer.multiply_hessian(
-          [tf.constant(v) for v in _unflatten(v_theta)])
+        [tf.constant(v) for v in _unflatten(v_theta)]
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       hessian_v = sess.run(hessian_v)
-    np.testing.assert_allclose(_flatten(*hessian_v), dense_hessian @ v_theta,
-                               rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+      _flatten(*hessian_v), dense_hessian @ v_theta, rtol=1e-8, atol=1e-10
+    )
 
   def test_products_with_respect_to_a_tensor(self):
     # With θ = the logits themselves, J = I and F v is the loss Fisher per row.
@@ -328,7 +359,8 @@ class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
       ggn_shapes = computer.generalized_gauss_newton_factor_inner_shapes
       self.assertIsInstance(fisher_shapes, tuple)
       self.assertIsInstance(ggn_shapes, tuple)
-      fisher_shapes, ggn_shapes = sess.run([list(fisher_shapes),
-                                            list(ggn_shapes)])
+      fisher_shapes, ggn_shapes = sess.run(
+        [list(fisher_shapes), list(ggn_shapes)]
+      )
     for shapes in (fisher_shapes, ggn_shapes):
       self.assertEqual([list(s) for s in shapes], [[B, C], [B, H]])

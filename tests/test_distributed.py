@@ -35,24 +35,32 @@ def test_launch_rejects_empty_cluster():
     convnet_distributed.launch(num_ps=1, num_workers=0)
 
 
-@pytest.mark.parametrize("returncode, text", [
+@pytest.mark.parametrize(
+  "returncode, text",
+  [
     (0, "exit status 0"),
     (1, "exit status 1"),
     (-9, "killed by SIGKILL (exit status -9)"),
     (-15, "killed by SIGTERM (exit status -15)"),
     (None, "still running"),
-])
+  ],
+)
 def test_describe_exit(returncode, text):
   assert convnet_distributed.describe_exit(returncode) == text
 
 
-@pytest.mark.parametrize("flag, message", [
+@pytest.mark.parametrize(
+  "flag, message",
+  [
     ("--workers=0", "flag --workers=0: 0 is not a positive integer"),
     ("--ps=0", "flag --ps=0: 0 is not a positive integer"),
-    ("--optimizer=adam",
-     "flag --optimizer=adam: convnet_distributed trains with K-FAC only"),
+    (
+      "--optimizer=adam",
+      "flag --optimizer=adam: convnet_distributed trains with K-FAC only",
+    ),
     ("--batch_size=0", "flag --batch_size=0: 0 is not a positive integer"),
-])
+  ],
+)
 def test_bad_flags_are_flag_errors(flag, message):
   """Bad launcher flags fail when parsed, with absl's one-line error.
 
@@ -70,24 +78,34 @@ def test_bad_flags_are_flag_errors(flag, message):
 
 
 def _logs(result):
-  return "\n".join("[%s] %s" % (name, line)
-                   for name, lines in result["outputs"].items()
-                   for line in lines)
+  return "\n".join(
+    "[%s] %s" % (name, line)
+    for name, lines in result["outputs"].items()
+    for line in lines
+  )
 
 
 @pytest.mark.slow
 def test_cluster_trains_and_updates_factors(tmp_path):
   checkpoint_dir = str(tmp_path / "ckpt")
   result = convnet_distributed.launch(
-      num_ps=1, num_workers=3, timeout=120.0, checkpoint_dir=checkpoint_dir,
-      task_args=["--steps=60"] + _TASK_ARGS, verbose=False)
+    num_ps=1,
+    num_workers=3,
+    timeout=120.0,
+    checkpoint_dir=checkpoint_dir,
+    task_args=["--steps=60"] + _TASK_ARGS,
+    verbose=False,
+  )
   logs = _logs(result)
   assert result["ok"], logs
   assert result["failure"] is None and result["message"] is None, logs
   assert not result["timed_out"], logs
   results = result["results"]
   assert [results["worker:%d" % i]["role"] for i in range(3)] == [
-      "train", "cov", "inv"], results
+    "train",
+    "cov",
+    "inv",
+  ], results
   # The chief stops exactly at --steps, and every worker saw the end.
   # (A SyncReplicasOptimizer step that only delivers a gradient, without
   # an update yet, counts as a local step: the chief may run one more.)
@@ -111,19 +129,25 @@ def test_cluster_trains_and_updates_factors(tmp_path):
   # held-out digits (60 steps: far better than chance, about 0.95).
   loss, accuracy = convnet_distributed.evaluate_checkpoint(checkpoint_dir)
   assert loss > 0 and 0.5 < accuracy <= 1.0, (loss, accuracy)
-  assert convnet_distributed.evaluate_checkpoint(
-      checkpoint_dir, use_fake_data=True) is None
+  assert (
+    convnet_distributed.evaluate_checkpoint(checkpoint_dir, use_fake_data=True)
+    is None
+  )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("victim, role", [
+@pytest.mark.parametrize(
+  "victim, role",
+  [
     ("ps:0", "ps"),
     ("worker:0", "train"),
     ("worker:1", "cov"),
     ("worker:2", "inv"),
-])
-def test_dead_task_is_reported_and_cluster_stopped(victim, role, monkeypatch,
-                                                    tmp_path):
+  ],
+)
+def test_dead_task_is_reported_and_cluster_stopped(
+  victim, role, monkeypatch, tmp_path
+):
   """Killing one task of each role ends the run at once, loudly and cleanly.
 
   The victim is killed once every worker has logged a training step; a
@@ -143,14 +167,21 @@ def test_dead_task_is_reported_and_cluster_stopped(victim, role, monkeypatch,
   def poll(procs, outputs):
     if killed:
       return
-    if all(any(" step " in line for line in outputs["worker:%d" % i])
-           for i in range(3)):
+    if all(
+      any(" step " in line for line in outputs["worker:%d" % i])
+      for i in range(3)
+    ):
       os.killpg(procs[victim].pid, signal.SIGKILL)
       killed.append(victim)
 
   result = convnet_distributed.launch(
-      num_ps=1, num_workers=3, timeout=300.0,
-      task_args=["--steps=100000"] + _TASK_ARGS, verbose=False, poll=poll)
+    num_ps=1,
+    num_workers=3,
+    timeout=300.0,
+    task_args=["--steps=100000"] + _TASK_ARGS,
+    verbose=False,
+    poll=poll,
+  )
   logs = _logs(result)
   assert killed == [victim], logs
   assert not result["ok"], logs
@@ -163,7 +194,8 @@ def test_dead_task_is_reported_and_cluster_stopped(victim, role, monkeypatch,
   assert failure["last_lines"], failure
   message = result["message"]
   assert message.startswith(
-      "convnet_distributed: %s (%s): " % (victim, role)), message
+    "convnet_distributed: %s (%s): " % (victim, role)
+  ), message
   assert "killed by SIGKILL (exit status -9)" in message, message
   assert failure["last_lines"][-1] in message, message
   # Everything else was stopped, and the temporary directories are gone.

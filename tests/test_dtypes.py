@@ -21,8 +21,14 @@ from kfac import optimizer
 # Observed gaps over the six blocks: float64 ≤ 8.4e-8, float16 ≤ 2.3e-3,
 # bfloat16 ≤ 5.0e-3.
 _TOLERANCE = {"float64": 1e-6, "float16": 1e-2, "bfloat16": 2e-2}
-_BLOCKS = ("fc_kron", "fc_diagonal", "conv_kron", "conv_diagonal",
-           "generic_full", "generic_diagonal")
+_BLOCKS = (
+  "fc_kron",
+  "fc_diagonal",
+  "conv_kron",
+  "conv_diagonal",
+  "generic_full",
+  "generic_diagonal",
+)
 _STEPS = 3
 
 
@@ -34,29 +40,33 @@ def _build(dtype, block):
   if block.startswith("conv"):
     x = tf.constant(rng.randn(6, 5, 5, 2), dtype)
     k = tf.compat.v1.get_variable(
-        "k", initializer=tf.constant(rng.randn(3, 3, 2, 3) * 0.3, dtype))
+      "k", initializer=tf.constant(rng.randn(3, 3, 2, 3) * 0.3, dtype)
+    )
     b = tf.compat.v1.get_variable("b", initializer=tf.zeros([3], dtype))
     out = tf.nn.conv2d(x, k, [1, 1, 1, 1], "SAME") + b
-    lc.register_conv2d((k, b), (1, 1, 1, 1), "SAME", x, out,
-                       approx=block.split("_")[1])
+    lc.register_conv2d(
+      (k, b), (1, 1, 1, 1), "SAME", x, out, approx=block.split("_")[1]
+    )
     logits = tf.reduce_mean(out, [1, 2])
   else:
     x = tf.constant(rng.randn(6, 4), dtype)
     w = tf.compat.v1.get_variable(
-        "w", initializer=tf.constant(rng.randn(4, 3) * 0.3, dtype))
+      "w", initializer=tf.constant(rng.randn(4, 3) * 0.3, dtype)
+    )
     if block.startswith("fc"):
       b = tf.compat.v1.get_variable("b", initializer=tf.zeros([3], dtype))
       logits = tf.matmul(x, w) + b
-      lc.register_fully_connected((w, b), x, logits,
-                                  approx=block.split("_")[1])
+      lc.register_fully_connected((w, b), x, logits, approx=block.split("_")[1])
     else:
       logits = tf.matmul(x, w)
       lc.register_generic(w, 6, approx=block.split("_")[1])
   lc.register_categorical_predictive_distribution(logits, targets=labels)
-  loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=labels, logits=logits))
-  opt = optimizer.KfacOptimizer(0.1, 0.9, 0.1, lc, momentum=0.9,
-                                estimation_mode="empirical")
+  loss = tf.reduce_mean(
+    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+  )
+  opt = optimizer.KfacOptimizer(
+    0.1, 0.9, 0.1, lc, momentum=0.9, estimation_mode="empirical"
+  )
   return loss, opt.minimize(loss), opt
 
 
@@ -77,10 +87,11 @@ def _train(dtype, block):
 
 
 class DtypeTrainingTest(parameterized.TestCase):
-
   @parameterized.named_parameters(
-      ("{}_{}".format(dtype, block), dtype, block)
-      for dtype in ("float64", "float16", "bfloat16") for block in _BLOCKS)
+    ("{}_{}".format(dtype, block), dtype, block)
+    for dtype in ("float64", "float16", "bfloat16")
+    for block in _BLOCKS
+  )
   def test_trains_like_float32(self, dtype, block):
     ref_losses, ref_values, ref_dtypes = _train(tf.float32, block)
     losses, values, dtypes = _train(tf.as_dtype(dtype), block)
@@ -95,8 +106,9 @@ class DtypeTrainingTest(parameterized.TestCase):
         self.assertEqual(var_dtype, tf.float32, name)
       else:
         self.assertEqual(var_dtype, tf.as_dtype(dtype), name)
-    self.assertEqual(sum("ff_" in n for n in values),
-                     sum("ff_" in n for n in ref_values))
+    self.assertEqual(
+      sum("ff_" in n for n in values), sum("ff_" in n for n in ref_values)
+    )
     losses = np.array(losses, np.float64)
     self.assertTrue(np.all(np.isfinite(losses)), losses)
     self.assertLess(losses[-1], losses[0])
@@ -104,6 +116,6 @@ class DtypeTrainingTest(parameterized.TestCase):
       ref = ref_values[name]
       value = np.asarray(values[name], np.float64)
       scale = max(np.max(np.abs(ref)), 1.0)
-      np.testing.assert_allclose(value, ref, rtol=0,
-                                 atol=_TOLERANCE[dtype] * scale,
-                                 err_msg=name)
+      np.testing.assert_allclose(
+        value, ref, rtol=0, atol=_TOLERANCE[dtype] * scale, err_msg=name
+      )

@@ -29,6 +29,7 @@ IN, OUT = 4, 3
 
 # --- NumPy oracle ----------------------------------------------------------
 
+
 def _softmax_rows(z):
   e = np.exp(z - z.max(axis=1, keepdims=True))
   return e / e.sum(axis=1, keepdims=True)
@@ -63,12 +64,15 @@ def _loss_factor(p):
 
 # --- Graph helpers ---------------------------------------------------------
 
+
 def _values(seed, batch):
   rng = np.random.RandomState(seed)
-  return dict(x=rng.randn(batch, IN).astype(np.float32),
-              w=rng.randn(IN, OUT).astype(np.float32),
-              b=rng.randn(OUT).astype(np.float32),
-              targets=rng.randint(0, OUT, size=batch).astype(np.int32))
+  return dict(
+    x=rng.randn(batch, IN).astype(np.float32),
+    w=rng.randn(IN, OUT).astype(np.float32),
+    b=rng.randn(OUT).astype(np.float32),
+    targets=rng.randint(0, OUT, size=batch).astype(np.int32),
+  )
 
 
 def _build_layer(vals, approx, has_bias=True, seed=None, with_targets=True):
@@ -85,11 +89,15 @@ def _build_layer(vals, approx, has_bias=True, seed=None, with_targets=True):
   if approx in ("kron", "diagonal"):
     lc.register_fully_connected(params, x, logits, approx=approx)
   else:  # generic "full" / "naive"
-    lc.register_generic(params, batch_size=vals["x"].shape[0],
-                        approx="full" if approx == "full" else "diagonal")
+    lc.register_generic(
+      params,
+      batch_size=vals["x"].shape[0],
+      approx="full" if approx == "full" else "diagonal",
+    )
   targets = tf.constant(vals["targets"]) if with_targets else None
-  lc.register_categorical_predictive_distribution(logits, seed=seed,
-                                                  targets=targets)
+  lc.register_categorical_predictive_distribution(
+    logits, seed=seed, targets=targets
+  )
   variables = [w, b] if has_bias else [w]
   return lc, variables, logits
 
@@ -116,16 +124,19 @@ class LegacyEstimatorTest(parameterized.TestCase):
     inputs = tf.random.normal((2, 2), dtype=tf.float32, seed=1)
     weights = tf.compat.v1.get_variable("w", shape=(2, 2), dtype=tf.float32)
     bias = tf.compat.v1.get_variable(
-        "b", initializer=tf.compat.v1.zeros_initializer(), shape=(2,))
+      "b", initializer=tf.compat.v1.zeros_initializer(), shape=(2,)
+    )
     output = tf.matmul(inputs, weights) + bias
     layer_collection = lc_lib.LayerCollection()
     # Only the weights are registered.
-    layer_collection.register_fully_connected(params=weights, inputs=inputs,
-                                              outputs=output)
+    layer_collection.register_fully_connected(
+      params=weights, inputs=inputs, outputs=output
+    )
     outputs = tf.tanh(output)
     targets = tf.zeros([2], dtype=tf.int32)
     layer_collection.register_categorical_predictive_distribution(
-        logits=outputs, targets=targets)
+      logits=outputs, targets=targets
+    )
     return layer_collection, weights, bias
 
   def test_estimator_init_manual_registration(self):
@@ -147,8 +158,7 @@ class LegacyEstimatorTest(parameterized.TestCase):
   def test_variable_wrong_number_of_uses(self):
     with tf.Graph().as_default():
       lc, w, _ = self._setup()
-      with mock.patch.object(utils.SubGraph, "variable_uses",
-                             return_value=42):
+      with mock.patch.object(utils.SubGraph, "variable_uses", return_value=42):
         with pytest.raises(ValueError, match="wrong number of uses"):
           estimator.FisherEstimator([w], 0.1, 0.2, lc)
 
@@ -156,24 +166,24 @@ class LegacyEstimatorTest(parameterized.TestCase):
     with tf.Graph().as_default():
       lc, w, _ = self._setup()
       with pytest.raises(ValueError, match="Unrecognized value.*not_a_real"):
-        estimator.FisherEstimator([w], 0.1, 0.2, lc,
-                                  estimation_mode="not_a_real_mode")
+        estimator.FisherEstimator(
+          [w], 0.1, 0.2, lc, estimation_mode="not_a_real_mode"
+        )
 
   @parameterized.named_parameters(
-      ("gradients", "gradients"),
-      ("empirical", "empirical"),
-      ("curvature_prop", "curvature_prop"),
-      ("exact", "exact"),
+    ("gradients", "gradients"),
+    ("empirical", "empirical"),
+    ("curvature_prop", "curvature_prop"),
+    ("exact", "exact"),
   )
   def test_all_modes_build(self, mode):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       lc, w, _ = self._setup()
-      est = estimator.FisherEstimator([w], 0.1, 0.2, lc,
-                                      estimation_mode=mode)
-      block, = lc.get_blocks()
+      est = estimator.FisherEstimator([w], 0.1, 0.2, lc, estimation_mode=mode)
+      (block,) = lc.get_blocks()
       factors = (block._input_factor, block._output_factor)
-      vector = tf.constant([[1., -2.], [0.5, 3.]])
-      precond, = est.multiply_inverse([(vector, w)])
+      vector = tf.constant([[1.0, -2.0], [0.5, 3.0]])
+      (precond,) = est.multiply_inverse([(vector, w)])
       sess.run(tf.compat.v1.global_variables_initializer())
       initial = sess.run([f.get_cov() for f in factors])
       sess.run(est.cov_update_op)
@@ -191,13 +201,15 @@ class LegacyEstimatorTest(parameterized.TestCase):
     pi = np.sqrt((np.trace(a_cov) / 2) / (np.trace(g_cov) / 2))
     a_damped = a_cov + pi * np.sqrt(0.2) * np.eye(2)
     g_damped = g_cov + np.sqrt(0.2) / pi * np.eye(2)
-    expected = (np.linalg.inv(a_damped) @ np.array([[1., -2.], [0.5, 3.]]) @
-                np.linalg.inv(g_damped))
+    expected = (
+      np.linalg.inv(a_damped)
+      @ np.array([[1.0, -2.0], [0.5, 3.0]])
+      @ np.linalg.inv(g_damped)
+    )
     np.testing.assert_allclose(precond_value, expected, rtol=1e-4, atol=1e-5)
 
 
 class RegistrationErrorsTest(parameterized.TestCase):
-
   def test_one_error_lists_every_problem(self):
     with tf.Graph().as_default():
       x = tf.ones([3, 2])
@@ -212,8 +224,9 @@ class RegistrationErrorsTest(parameterized.TestCase):
       with pytest.raises(ValueError) as info:
         estimator.FisherEstimator([w, u], 0.95, 0.1, lc)
     message = str(info.value)
-    self.assertIn("Found the following errors with variable registration",
-                  message)
+    self.assertIn(
+      "Found the following errors with variable registration", message
+    )
     self.assertIn("Variable u:0 not registered.", message)
     self.assertIn("1 registered variables were not included in list", message)
     self.assertIn("v:0", message)
@@ -229,9 +242,11 @@ class RegistrationErrorsTest(parameterized.TestCase):
       lc = lc_lib.LayerCollection()
       lc.register_fully_connected(w, x, h)
       lc.register_categorical_predictive_distribution(logits)
-      with pytest.raises(ValueError,
-                         match=r"wrong number of uses \(1 registrations vs. "
-                         r"2 uses\)"):
+      with pytest.raises(
+        ValueError,
+        match=r"wrong number of uses \(1 registrations vs. "
+        r"2 uses\)",
+      ):
         estimator.FisherEstimator([w], 0.95, 0.1, lc)
 
   def test_no_loss_raises(self):
@@ -255,15 +270,16 @@ class ExactModeTest(parameterized.TestCase):
   """`exact` gives the true Fisher (up to the block's own approximation)."""
 
   @parameterized.named_parameters(
-      ("bias", True),
-      ("no_bias", False),
+    ("bias", True),
+    ("no_bias", False),
   )
   def test_kronecker_factors(self, has_bias):
     vals = _values(1, batch=5)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       lc, variables, logits = _build_layer(vals, "kron", has_bias=has_bias)
-      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
-                                      estimation_mode="exact")
+      est = estimator.FisherEstimator(
+        variables, 0.0, 0.1, lc, estimation_mode="exact"
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op)
       logits_value = sess.run(logits)
@@ -278,34 +294,38 @@ class ExactModeTest(parameterized.TestCase):
     vals = _values(2, batch=1)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       lc, variables, logits = _build_layer(vals, "kron")
-      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
-                                      estimation_mode="exact")
+      est = estimator.FisherEstimator(
+        variables, 0.0, 0.1, lc, estimation_mode="exact"
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op)
       block = list(lc.get_blocks())[0]
       full_block, logits_value = sess.run([block.full_fisher_block(), logits])
-    np.testing.assert_allclose(full_block,
-                               _true_fisher(vals["x"], logits_value, True),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+      full_block,
+      _true_fisher(vals["x"], logits_value, True),
+      rtol=1e-5,
+      atol=1e-6,
+    )
 
   def test_diagonal_block_is_the_diagonal_of_the_true_fisher(self):
     vals = _values(3, batch=6)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       lc, variables, logits = _build_layer(vals, "diagonal")
-      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
-                                      estimation_mode="exact")
+      est = estimator.FisherEstimator(
+        variables, 0.0, 0.1, lc, estimation_mode="exact"
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op)
       cov = _single_cov(lc, sess)
       logits_value = sess.run(logits)
     expected = np.diag(_true_fisher(vals["x"], logits_value, True))
     self.assertEqual(cov.shape, (IN + 1, OUT))
-    np.testing.assert_allclose(cov.reshape(-1), expected, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(cov.reshape(-1), expected, rtol=1e-5, atol=1e-6)
 
   @parameterized.named_parameters(
-      ("full", "full"),
-      ("naive_diagonal", "naive"),
+    ("full", "full"),
+    ("naive_diagonal", "naive"),
   )
   def test_generic_block_is_the_true_fisher_for_one_example(self, approx):
     # Generic blocks square the gradient of the summed loss, so they are the
@@ -313,8 +333,9 @@ class ExactModeTest(parameterized.TestCase):
     vals = _values(4, batch=1)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       lc, variables, logits = _build_layer(vals, approx)
-      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
-                                      estimation_mode="exact")
+      est = estimator.FisherEstimator(
+        variables, 0.0, 0.1, lc, estimation_mode="exact"
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op)
       cov = _single_cov(lc, sess)
@@ -355,8 +376,9 @@ class ExactModeTwoLayersTwoLossesTest(parameterized.TestCase):
       lc.register_fully_connected(w2, h, logits)
       lc.register_categorical_predictive_distribution(logits)
       lc.register_normal_predictive_distribution(h, var=self.VAR)
-      est = estimator.FisherEstimator([w1, w2], 0.0, 0.1, lc,
-                                      estimation_mode="exact")
+      est = estimator.FisherEstimator(
+        [w1, w2], 0.0, 0.1, lc, estimation_mode="exact"
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op)
       covs = sess.run([f.get_cov() for f in lc.get_factors()])
@@ -371,8 +393,9 @@ class ExactModeTwoLayersTwoLossesTest(parameterized.TestCase):
     w2_64 = w2_value.astype(np.float64)
     for b in range(batch):
       d = np.diag(1.0 - h_value[b].astype(np.float64) ** 2)
-      expected_g1 += d @ (w2_64 @ fishers[b] @ w2_64.T +
-                          np.eye(hidden) / self.VAR) @ d
+      expected_g1 += (
+        d @ (w2_64 @ fishers[b] @ w2_64.T + np.eye(hidden) / self.VAR) @ d
+      )
       expected_g2 += fishers[b]
     expected_g1 /= batch
     expected_g2 /= batch
@@ -381,13 +404,13 @@ class ExactModeTwoLayersTwoLossesTest(parameterized.TestCase):
 
 
 class EmpiricalModeTest(parameterized.TestCase):
-
   def test_output_factor_is_the_empirical_fisher(self):
     vals = _values(6, batch=5)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       lc, variables, logits = _build_layer(vals, "kron")
-      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
-                                      estimation_mode="empirical")
+      est = estimator.FisherEstimator(
+        variables, 0.0, 0.1, lc, estimation_mode="empirical"
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op)
       _, g_cov = _kron_covs(lc, sess)
@@ -402,11 +425,11 @@ class EmpiricalModeTest(parameterized.TestCase):
 
   def test_empirical_needs_targets(self):
     with tf.Graph().as_default():
-      lc, variables, _ = _build_layer(_values(7, 2), "kron",
-                                      with_targets=False)
+      lc, variables, _ = _build_layer(_values(7, 2), "kron", with_targets=False)
       with pytest.raises(Exception, match="unspecified targets"):
-        estimator.FisherEstimator(variables, 0.0, 0.1, lc,
-                                  estimation_mode="empirical")
+        estimator.FisherEstimator(
+          variables, 0.0, 0.1, lc, estimation_mode="empirical"
+        )
 
 
 def _outcomes(mode, p):
@@ -421,7 +444,7 @@ def _outcomes(mode, p):
   outcomes = []
   for signs in np.ndindex(*([2] * OUT)):
     eps = 2.0 * np.array(signs) - 1.0
-    outcomes.append((0.5 ** OUT, factor @ eps))
+    outcomes.append((0.5**OUT, factor @ eps))
   return outcomes
 
 
@@ -438,10 +461,10 @@ class StochasticModesTest(parameterized.TestCase):
   REPEATS = 1500
 
   @parameterized.named_parameters(
-      ("gradients_kron", "gradients", "kron"),
-      ("curvature_prop_kron", "curvature_prop", "kron"),
-      ("gradients_diagonal", "gradients", "diagonal"),
-      ("curvature_prop_diagonal", "curvature_prop", "diagonal"),
+    ("gradients_kron", "gradients", "kron"),
+    ("curvature_prop_kron", "curvature_prop", "kron"),
+    ("gradients_diagonal", "gradients", "diagonal"),
+    ("curvature_prop_diagonal", "curvature_prop", "diagonal"),
   )
   def test_agrees_with_exact_in_expectation(self, mode, approx):
     distinct = _values(8, batch=4)
@@ -452,8 +475,9 @@ class StochasticModesTest(parameterized.TestCase):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       tf.compat.v1.set_random_seed(1234)
       lc, variables, logits = _build_layer(vals, approx, seed=99)
-      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
-                                      estimation_mode=mode)
+      est = estimator.FisherEstimator(
+        variables, 0.0, 0.1, lc, estimation_mode=mode
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op)
       if approx == "kron":
@@ -471,11 +495,11 @@ class StochasticModesTest(parameterized.TestCase):
       if approx == "kron":
         values = [np.outer(s, s) for _, s in outcomes]
       else:
-        values = [np.outer(a[b] ** 2, s ** 2) for _, s in outcomes]
+        values = [np.outer(a[b] ** 2, s**2) for _, s in outcomes]
       m = sum(prob * v for (prob, _), v in zip(outcomes, values))
-      second = sum(prob * v ** 2 for (prob, _), v in zip(outcomes, values))
+      second = sum(prob * v**2 for (prob, _), v in zip(outcomes, values))
       mean = mean + m * self.REPEATS
-      variance = variance + (second - m ** 2) * self.REPEATS
+      variance = variance + (second - m**2) * self.REPEATS
     mean /= n_rows
     standard_error = np.sqrt(variance) / n_rows
 
@@ -485,25 +509,27 @@ class StochasticModesTest(parameterized.TestCase):
       np.testing.assert_allclose(mean, expected_exact, atol=1e-12)
     else:
       np.testing.assert_allclose(
-          mean.reshape(-1),
-          np.diag(_true_fisher(distinct["x"], logits_value, True)),
-          atol=1e-12)
+        mean.reshape(-1),
+        np.diag(_true_fisher(distinct["x"], logits_value, True)),
+        atol=1e-12,
+      )
     tolerance = 5.0 * standard_error + 1e-5
-    self.assertTrue(np.all(np.abs(got - mean) <= tolerance),
-                    msg="estimate {}\nexact {}\ntolerance {}".format(
-                        got, mean, tolerance))
+    self.assertTrue(
+      np.all(np.abs(got - mean) <= tolerance),
+      msg="estimate {}\nexact {}\ntolerance {}".format(got, mean, tolerance),
+    )
     # And the estimate is genuinely random (not the exact value itself).
     self.assertGreater(np.abs(got - mean).max(), 1e-7)
 
 
 class UpdateOpsTest(parameterized.TestCase):
-
   def test_ema_and_inverse_updates(self):
     vals = _values(9, batch=3)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       lc, variables, logits = _build_layer(vals, "full")
-      est = estimator.FisherEstimator(variables, 0.75, 0.1, lc,
-                                      estimation_mode="exact")
+      est = estimator.FisherEstimator(
+        variables, 0.75, 0.1, lc, estimation_mode="exact"
+      )
       factor = list(lc.get_factors())[0]
       sess.run(tf.compat.v1.global_variables_initializer())
       before = sess.run(factor.get_cov())
@@ -516,12 +542,12 @@ class UpdateOpsTest(parameterized.TestCase):
       probs = _softmax_rows(logits_value)
       new_cov = 0.0
       for k in range(OUT):
-        g = sum(np.kron(a[b], _loss_factor(probs[b])[:, k])
-                for b in range(3))
+        g = sum(np.kron(a[b], _loss_factor(probs[b])[:, k]) for b in range(3))
         new_cov = new_cov + np.outer(g, g)
       new_cov /= 3
-      np.testing.assert_allclose(after, 0.75 * before + 0.25 * new_cov,
-                                 rtol=1e-5, atol=1e-6)
+      np.testing.assert_allclose(
+        after, 0.75 * before + 0.25 * new_cov, rtol=1e-5, atol=1e-6
+      )
 
       self.assertTrue(est.inv_updates_dict)
       for name, update in est.inv_updates_dict.items():
@@ -530,29 +556,35 @@ class UpdateOpsTest(parameterized.TestCase):
         self.assertIsInstance(update, tf.Tensor)
         self.assertEqual(name, update.name)
         self.assertEqual(update.dtype.base_dtype, tf.float32)
-        self.assertEqual(update.get_shape().as_list(),
-                         factor.get_cov().get_shape().as_list())
+        self.assertEqual(
+          update.get_shape().as_list(), factor.get_cov().get_shape().as_list()
+        )
       self.assertCountEqual(
-          [op.name for op in est.inv_update_op.control_inputs],
-          [t.op.name for t in est.inv_updates_dict.values()])
+        [op.name for op in est.inv_update_op.control_inputs],
+        [t.op.name for t in est.inv_updates_dict.values()],
+      )
       sess.run(est.inv_update_op)
       inverse = sess.run(factor.get_inverse(0.1))
       np.testing.assert_allclose(
-          inverse, np.linalg.inv(after + 0.1 * np.eye(after.shape[0])),
-          rtol=1e-3, atol=1e-4)
+        inverse,
+        np.linalg.inv(after + 0.1 * np.eye(after.shape[0])),
+        rtol=1e-3,
+        atol=1e-4,
+      )
 
 
 class OpQueueIntegrationTest(parameterized.TestCase):
-
   def test_inverse_updates_run_one_at_a_time(self):
     vals = _values(15, batch=3)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       lc, variables, _ = _build_layer(vals, "kron")
-      est = estimator.FisherEstimator(variables, 0.0, 0.1, lc,
-                                      estimation_mode="exact")
+      est = estimator.FisherEstimator(
+        variables, 0.0, 0.1, lc, estimation_mode="exact"
+      )
       queue = op_queue.OpQueue(est.inv_updates_dict.values(), seed=0)
-      inverses = [v for v in tf.compat.v1.global_variables()
-                  if "/inv_damp" in v.op.name]
+      inverses = [
+        v for v in tf.compat.v1.global_variables() if "/inv_damp" in v.op.name
+      ]
       self.assertLen(inverses, 2)
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op)
@@ -564,12 +596,10 @@ class OpQueueIntegrationTest(parameterized.TestCase):
       self.assertEqual(sorted(changed), [False, True])
       sess.run(queue.next_op(sess))
       after = sess.run(inverses)
-      self.assertTrue(all(not np.allclose(b, a)
-                          for b, a in zip(before, after)))
+      self.assertTrue(all(not np.allclose(b, a) for b, a in zip(before, after)))
 
 
 class MultiplyTest(parameterized.TestCase):
-
   def test_kronecker_multiply_and_multiply_inverse(self):
     vals = _values(10, batch=4)
     damping = 0.3
@@ -578,8 +608,9 @@ class MultiplyTest(parameterized.TestCase):
     vec_b = rng.randn(OUT).astype(np.float32)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       lc, (w, b), _ = _build_layer(vals, "kron")
-      est = estimator.FisherEstimator([w, b], 0.0, damping, lc,
-                                      estimation_mode="exact")
+      est = estimator.FisherEstimator(
+        [w, b], 0.0, damping, lc, estimation_mode="exact"
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op)
       sess.run(est.inv_update_op)
@@ -592,23 +623,22 @@ class MultiplyTest(parameterized.TestCase):
       self.assertIs(inv_result[1][1], w)
       self.assertIs(mul_result[0][1], b)
       inv_b, inv_w, mul_b, mul_w = sess.run(
-          [inv_result[0][0], inv_result[1][0], mul_result[0][0],
-           mul_result[1][0]])
+        [inv_result[0][0], inv_result[1][0], mul_result[0][0], mul_result[1][0]]
+      )
 
     a_cov = a_cov.astype(np.float64)
     g_cov = g_cov.astype(np.float64)
-    pi = np.sqrt((np.trace(a_cov) / a_cov.shape[0]) /
-                 (np.trace(g_cov) / g_cov.shape[0]))
+    pi = np.sqrt(
+      (np.trace(a_cov) / a_cov.shape[0]) / (np.trace(g_cov) / g_cov.shape[0])
+    )
     a_damped = a_cov + pi * np.sqrt(damping) * np.eye(a_cov.shape[0])
     g_damped = g_cov + np.sqrt(damping) / pi * np.eye(g_cov.shape[0])
     mat = np.vstack([vec_w, vec_b[None, :]]).astype(np.float64)
     expected_inv = np.linalg.inv(a_damped) @ mat @ np.linalg.inv(g_damped)
     expected_mul = a_damped @ mat @ g_damped
-    np.testing.assert_allclose(inv_w, expected_inv[:-1], rtol=1e-3,
-                               atol=1e-4)
+    np.testing.assert_allclose(inv_w, expected_inv[:-1], rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(inv_b, expected_inv[-1], rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(mul_w, expected_mul[:-1], rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(mul_w, expected_mul[:-1], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(mul_b, expected_mul[-1], rtol=1e-4, atol=1e-5)
 
   def test_missing_variable_raises_key_error(self):
@@ -633,19 +663,21 @@ class DevicesTest(parameterized.TestCase):
   def _build(self, cov_devices, inv_devices):
     vals = _values(13, batch=2)
     lc, variables, _ = _build_layer(vals, "kron")
-    est = estimator.FisherEstimator(variables, 0.5, 0.1, lc,
-                                    cov_devices=cov_devices,
-                                    inv_devices=inv_devices)
+    est = estimator.FisherEstimator(
+      variables, 0.5, 0.1, lc, cov_devices=cov_devices, inv_devices=inv_devices
+    )
     return lc, est
 
   def test_devices_are_used_in_turn(self):
     with tf.Graph().as_default():
-      _, est = self._build(["/device:CPU:0", "/device:CPU:1"],
-                           ["/device:CPU:2"])
+      _, est = self._build(
+        ["/device:CPU:0", "/device:CPU:1"], ["/device:CPU:2"]
+      )
       # The computed values are placed; a reference variable's assign op
       # itself is colocated with its variable (TF1 mode).
-      cov_devices = sorted(_assigned_value(op).device for op in
-                           est.cov_update_op.control_inputs)
+      cov_devices = sorted(
+        _assigned_value(op).device for op in est.cov_update_op.control_inputs
+      )
       self.assertEqual(cov_devices, ["/device:CPU:0", "/device:CPU:1"])
       self.assertTrue(est.inv_updates_dict)
       for update in est.inv_updates_dict.values():
@@ -655,7 +687,8 @@ class DevicesTest(parameterized.TestCase):
     with tf.Graph().as_default():
       _, est = self._build(None, None)
       for op in list(est.cov_update_op.control_inputs) + list(
-          est.inv_updates_dict.values()):
+        est.inv_updates_dict.values()
+      ):
         self.assertEqual(op.device, "")
 
   def test_placed_ops_run(self):
@@ -668,18 +701,19 @@ class DevicesTest(parameterized.TestCase):
     # The placed covariance op ran: A is now 0.5 * I + 0.5 * (ã ãᵀ averaged).
     a = _homog(_values(13, batch=2)["x"].astype(np.float64), True)
     new_a = sum(np.outer(r, r) for r in a) / 2
-    np.testing.assert_allclose(a_cov, 0.5 * np.eye(IN + 1) + 0.5 * new_a,
-                               rtol=1e-5, atol=1e-6)
-
+    np.testing.assert_allclose(
+      a_cov, 0.5 * np.eye(IN + 1) + 0.5 * new_a, rtol=1e-5, atol=1e-6
+    )
 
 
 class LossKindsAndBlocksTest(parameterized.TestCase):
   """Every mode on conv, fully connected and generic blocks, every loss."""
 
   @parameterized.named_parameters(
-      (loss + "_" + mode, loss, mode)
-      for loss in ("categorical", "normal", "bernoulli")
-      for mode in ("gradients", "empirical", "curvature_prop", "exact"))
+    (loss + "_" + mode, loss, mode)
+    for loss in ("categorical", "normal", "bernoulli")
+    for mode in ("gradients", "empirical", "curvature_prop", "exact")
+  )
   def test_unknown_batch_size(self, loss, mode):
     # conv2d → tanh → fully connected → elementwise scale (generic) → loss,
     # fed through a placeholder whose batch dimension is unknown.
@@ -702,23 +736,28 @@ class LossKindsAndBlocksTest(parameterized.TestCase):
       lc.register_generic(scale, batch)
       if loss == "categorical":
         lc.register_categorical_predictive_distribution(
-            outputs, targets=tf.constant(rng.randint(0, classes, batch)))
+          outputs, targets=tf.constant(rng.randint(0, classes, batch))
+        )
       elif loss == "normal":
         lc.register_normal_predictive_distribution(
-            outputs, targets=tf.constant(rng.randn(batch, classes)))
+          outputs, targets=tf.constant(rng.randn(batch, classes))
+        )
       else:
         lc.register_multi_bernoulli_predictive_distribution(
-            outputs, targets=tf.constant(rng.randint(0, 2, (batch, classes))))
+          outputs, targets=tf.constant(rng.randint(0, 2, (batch, classes)))
+        )
       variables = [kernel, conv_bias, w, scale]
-      est = estimator.FisherEstimator(variables, 0.5, 0.1, lc,
-                                      estimation_mode=mode)
+      est = estimator.FisherEstimator(
+        variables, 0.5, 0.1, lc, estimation_mode=mode
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op, {x: x_value})
       sess.run(est.inv_update_op)
       ones = [tf.ones_like(v) for v in variables]
       products = sess.run(
-          [vec for vec, _ in est.multiply_inverse(list(zip(ones, variables)))]
-          + [vec for vec, _ in est.multiply(list(zip(ones, variables)))])
+        [vec for vec, _ in est.multiply_inverse(list(zip(ones, variables)))]
+        + [vec for vec, _ in est.multiply(list(zip(ones, variables)))]
+      )
     for product, var in zip(products, variables + variables):
       self.assertEqual(product.shape, tuple(var.shape.as_list()))
       self.assertTrue(np.all(np.isfinite(product)))
@@ -733,8 +772,9 @@ class LossKindsAndBlocksTest(parameterized.TestCase):
       lc = lc_lib.LayerCollection()
       lc.register_fully_connected(w, x, logits)
       lc.register_multi_bernoulli_predictive_distribution(logits)
-      est = estimator.FisherEstimator([w], 0.0, 0.1, lc,
-                                      estimation_mode="exact")
+      est = estimator.FisherEstimator(
+        [w], 0.0, 0.1, lc, estimation_mode="exact"
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(est.cov_update_op)
       _, g_cov = _kron_covs(lc, sess)
@@ -746,6 +786,7 @@ class LossKindsAndBlocksTest(parameterized.TestCase):
     expected /= logits_value.shape[0]
     np.testing.assert_allclose(g_cov, expected, rtol=1e-4, atol=1e-6)
 
+
 def test_fisher_factors_module_is_used():
   # Guards the helper `_kron_covs`: the Kronecker block has two factors.
   with tf.Graph().as_default():
@@ -753,5 +794,6 @@ def test_fisher_factors_module_is_used():
     estimator.FisherEstimator(variables, 0.5, 0.1, lc)
     kinds = sorted(type(f).__name__ for f in lc.get_factors())
     assert kinds == ["FullyConnectedKroneckerFactor"] * 2
-    assert all(isinstance(f, fisher_factors.FisherFactor)
-               for f in lc.get_factors())
+    assert all(
+      isinstance(f, fisher_factors.FisherFactor) for f in lc.get_factors()
+    )

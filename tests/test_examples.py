@@ -39,8 +39,9 @@ def _write_idx(path, array, type_code=0x08):
   """Writes `array` as an IDX file (gzipped if `path` ends with .gz)."""
   header = struct.pack(">HBB", 0, type_code, array.ndim)
   header += struct.pack(">%dI" % array.ndim, *array.shape)
-  data = header + array.astype(">u1" if type_code == 0x08 else array.dtype)\
-      .tobytes()
+  data = (
+    header + array.astype(">u1" if type_code == 0x08 else array.dtype).tobytes()
+  )
   opener = gzip.open if path.endswith(".gz") else open
   with opener(path, "wb") as f:
     f.write(data)
@@ -59,7 +60,6 @@ def _join_queue_runners():
 
 
 class MnistTest(parameterized.TestCase):
-
   def _tempdir(self):
     tmp = tempfile.TemporaryDirectory()
     self.addCleanup(tmp.cleanup)
@@ -68,29 +68,40 @@ class MnistTest(parameterized.TestCase):
   def testValues(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       examples, labels = mnist.load_mnist(
-          None, num_epochs=1, batch_size=64, flatten_images=True,
-          use_fake_data=True)
+        None,
+        num_epochs=1,
+        batch_size=64,
+        flatten_images=True,
+        use_fake_data=True,
+      )
       examples_, labels_ = sess.run([examples, labels])
     self.assertTrue(np.all((0 <= examples_) & (examples_ < 1)))
     self.assertTrue(np.all((0 <= labels_) & (labels_ < 10)))
 
   @parameterized.named_parameters(
-      ("flat", True, (64, 784)), ("unflat", False, (64, 28, 28, 1)))
+    ("flat", True, (64, 784)), ("unflat", False, (64, 28, 28, 1))
+  )
   def testFakeShapes(self, flatten, shape):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       examples, labels = mnist.load_mnist(
-          None, num_epochs=1, batch_size=64, flatten_images=flatten,
-          use_fake_data=True)
+        None,
+        num_epochs=1,
+        batch_size=64,
+        flatten_images=flatten,
+        use_fake_data=True,
+      )
       examples_, labels_ = sess.run([examples, labels])
     self.assertEqual(examples_.shape, shape)
     self.assertEqual(labels_.shape, (64,))
 
   @parameterized.named_parameters(
-      ("flat", True, (32, 64)), ("unflat", False, (32, 8, 8, 1)))
+    ("flat", True, (32, 64)), ("unflat", False, (32, 8, 8, 1))
+  )
   def testDigits(self, flatten, shape):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       examples, labels = mnist.load_mnist(
-          "", num_epochs=1, batch_size=32, flatten_images=flatten, seed=1)
+        "", num_epochs=1, batch_size=32, flatten_images=flatten, seed=1
+      )
       examples_, labels_ = sess.run([examples, labels])
     self.assertEqual(examples_.shape, shape)
     self.assertEqual(examples_.dtype, np.float32)
@@ -108,16 +119,21 @@ class MnistTest(parameterized.TestCase):
     self.assertEqual(len(train_images) + len(test_images), len(all_images))
     # Every image is in exactly one split, with its own label.
     key = lambda images, labels: sorted(
-        (tuple(i.ravel().tolist()), int(l)) for i, l in zip(images, labels))
+      (tuple(i.ravel().tolist()), int(l)) for i, l in zip(images, labels)
+    )
     self.assertEqual(
-        key(np.concatenate([train_images, test_images]),
-            np.concatenate([train_labels, test_labels])),
-        key(all_images, all_labels))
+      key(
+        np.concatenate([train_images, test_images]),
+        np.concatenate([train_labels, test_labels]),
+      ),
+      key(all_images, all_labels),
+    )
     train_keys = {tuple(i.tolist()) for i in train_images}
     self.assertLess(
-        sum(tuple(i.tolist()) in train_keys for i in test_images),
-        # The digits hold a few duplicate images; almost none may repeat.
-        5)
+      sum(tuple(i.tolist()) in train_keys for i in test_images),
+      # The digits hold a few duplicate images; almost none may repeat.
+      5,
+    )
     self.assertEqual(sorted(set(test_labels.tolist())), list(range(10)))
     self.assertTrue(mnist.has_test_split("digits"))
     self.assertFalse(mnist.has_test_split(None, use_fake_data=True))
@@ -133,8 +149,9 @@ class MnistTest(parameterized.TestCase):
     raw = rng.randint(0, 256, size=(5, 28, 28)).astype(np.uint8)
     raw_labels = np.array([3, 1, 4, 1, 5], np.uint8)
     _write_idx(os.path.join(tmp, "train-images-idx3-ubyte" + suffix), raw)
-    _write_idx(os.path.join(tmp, "train-labels-idx1-ubyte" + suffix),
-               raw_labels)
+    _write_idx(
+      os.path.join(tmp, "train-labels-idx1-ubyte" + suffix), raw_labels
+    )
     images, labels = mnist.load_arrays(tmp, flatten_images=False)
     self.assertEqual(images.shape, (5, 28, 28, 1))
     np.testing.assert_allclose(images[..., 0], raw / 255.0, rtol=1e-6)
@@ -149,16 +166,20 @@ class MnistTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "no MNIST test files"):
       mnist.load_arrays(tmp, split="test")
     _write_idx(os.path.join(tmp, "t10k-images-idx3-ubyte" + suffix), raw[:2])
-    _write_idx(os.path.join(tmp, "t10k-labels-idx1-ubyte" + suffix),
-               raw_labels[:2])
+    _write_idx(
+      os.path.join(tmp, "t10k-labels-idx1-ubyte" + suffix), raw_labels[:2]
+    )
     self.assertTrue(mnist.has_test_split(tmp))
     test_images, test_labels = mnist.load_arrays(tmp, split="test")
     self.assertEqual(test_images.shape, (2, 784))
     np.testing.assert_array_equal(test_labels, [3, 1])
 
   def testDigitsWithoutScikitLearnSaysWhatToInstall(self):
-    saved = {k: v for k, v in sys.modules.items()
-             if k == "sklearn" or k.startswith("sklearn.")}
+    saved = {
+      k: v
+      for k, v in sys.modules.items()
+      if k == "sklearn" or k.startswith("sklearn.")
+    }
     for k in saved:
       del sys.modules[k]
     sys.modules["sklearn"] = None  # Makes `import sklearn...` fail.
@@ -183,7 +204,6 @@ class MnistTest(parameterized.TestCase):
 
 
 class MlpTest(parameterized.TestCase):
-
   def testFcLayer(self):
     with tf.Graph().as_default():
       inputs = tf.random.uniform(shape=[5, 3])
@@ -215,20 +235,20 @@ class MlpTest(parameterized.TestCase):
   def testTrainMnist(self):
     with tf.Graph().as_default():
       # 1 epoch of 4 * 64 fake examples: 4 steps.
-      accuracy = mlp.train_mnist(None, num_epochs=1, use_fake_data=True,
-                                 verbose=False)
+      accuracy = mlp.train_mnist(
+        None, num_epochs=1, use_fake_data=True, verbose=False
+      )
     self.assertBetween(accuracy, 0.0, 1.0)
     # A mini-batch accuracy: a whole number of the 64 examples.
     self.assertAlmostEqual(accuracy * 64, round(accuracy * 64), places=3)
 
 
 class ConvNetTest(parameterized.TestCase):
-
   def testConvLayer(self):
     with tf.Graph().as_default():
       pre, act, (kernel, bias) = convnet.conv_layer(
-          layer_id=1, inputs=tf.zeros([5, 3, 3, 2]), kernel_size=3,
-          out_channels=5)
+        layer_id=1, inputs=tf.zeros([5, 3, 3, 2]), kernel_size=3, out_channels=5
+      )
       self.assertEqual(pre.shape.as_list(), [5, 3, 3, 5])
       self.assertEqual(act.shape.as_list(), [5, 3, 3, 5])
       self.assertEqual(kernel.shape.as_list(), [3, 3, 2, 5])
@@ -239,14 +259,16 @@ class ConvNetTest(parameterized.TestCase):
   def testMaxPoolLayer(self):
     with tf.Graph().as_default():
       act = convnet.max_pool_layer(
-          layer_id=1, inputs=tf.zeros([5, 6, 6, 2]), kernel_size=5, stride=3)
+        layer_id=1, inputs=tf.zeros([5, 6, 6, 2]), kernel_size=5, stride=3
+      )
       self.assertEqual(act.shape.as_list(), [5, 2, 2, 2])
       self.assertEqual(act.op.name, "pool_1/pool")
 
   def testLinearLayer(self):
     with tf.Graph().as_default():
       act, (kernel, bias) = convnet.linear_layer(
-          layer_id=1, inputs=tf.zeros([5, 20]), output_size=5)
+        layer_id=1, inputs=tf.zeros([5, 20]), output_size=5
+      )
       self.assertEqual(act.shape.as_list(), [5, 5])
       self.assertEqual(kernel.shape.as_list(), [20, 5])
       self.assertEqual(bias.shape.as_list(), [5])
@@ -257,16 +279,20 @@ class ConvNetTest(parameterized.TestCase):
       y = tf.compat.v1.placeholder(tf.int64, [None])
       layer_collection = lc.LayerCollection()
       loss, accuracy = convnet.build_model(
-          x, y, num_labels=5, layer_collection=layer_collection)
+        x, y, num_labels=5, layer_collection=layer_collection
+      )
       # Two conv layers and one linear layer, one loss.
       self.assertLen(layer_collection.get_blocks(), 3)
       self.assertLen(layer_collection.losses, 1)
       with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         loss_, accuracy_ = sess.run(
-            [loss, accuracy],
-            feed_dict={x: np.random.randn(10, 6, 6, 3).astype(np.float32),
-                       y: np.random.randint(5, size=10)})
+          [loss, accuracy],
+          feed_dict={
+            x: np.random.randn(10, 6, 6, 3).astype(np.float32),
+            y: np.random.randint(5, size=10),
+          },
+        )
       self.assertTrue(np.isfinite(loss_))
       self.assertBetween(accuracy_, 0.0, 1.0)
 
@@ -276,19 +302,19 @@ class ConvNetTest(parameterized.TestCase):
     Returns:
       loss, accuracy (= loss), layer_collection.
     """
-    x = np.asarray([[1.], [2.]]).astype(np.float32)
-    y = np.asarray([[1.], [2.]]).astype(np.float32)
+    x = np.asarray([[1.0], [2.0]]).astype(np.float32)
+    y = np.asarray([[1.0], [2.0]]).astype(np.float32)
     x, y = tf.compat.v1.data.make_one_shot_iterator(
-        tf.data.Dataset.from_tensor_slices((x, y)).repeat(100).batch(2)
+      tf.data.Dataset.from_tensor_slices((x, y)).repeat(100).batch(2)
     ).get_next()
     w = tf.compat.v1.get_variable(
-        "w", shape=[1, 1], initializer=tf.compat.v1.zeros_initializer())
+      "w", shape=[1, 1], initializer=tf.compat.v1.zeros_initializer()
+    )
     y_hat = tf.matmul(x, w)
     loss = tf.reduce_mean(0.5 * tf.square(y_hat - y))
     accuracy = loss
     layer_collection = lc.LayerCollection()
-    layer_collection.register_fully_connected(params=w, inputs=x,
-                                              outputs=y_hat)
+    layer_collection.register_fully_connected(params=w, inputs=x, outputs=y_hat)
     layer_collection.register_normal_predictive_distribution(y_hat)
     return loss, accuracy, layer_collection
 
@@ -298,23 +324,37 @@ class ConvNetTest(parameterized.TestCase):
       # Initial loss 1.25; 100 steps (the data runs out), legacy settings
       # except a learning rate suited to this tiny problem.
       accuracy_ = convnet.minimize_loss_single_machine(
-          loss, accuracy, layer_collection, learning_rate=0.1,
-          inv_update_interval=10, verbose=False)
+        loss,
+        accuracy,
+        layer_collection,
+        learning_rate=0.1,
+        inv_update_interval=10,
+        verbose=False,
+      )
     self.assertLess(accuracy_, 1.0)
     # From 1.25 the loss goes to about 1e-5; a step that barely moves w
     # would stop far above 1e-2.
     self.assertLess(accuracy_, 1e-2)
 
   @pytest.mark.filterwarnings(
-      "ignore::pytest.PytestUnhandledThreadExceptionWarning")
+    "ignore::pytest.PytestUnhandledThreadExceptionWarning"
+  )
   def testMinimizeLossDistributedInProcess(self):
     with tf.Graph().as_default():
       loss, accuracy, layer_collection = self._build_toy_problem()
       accuracy_ = convnet.minimize_loss_distributed(
-          task_id=0, num_worker_tasks=1, num_ps_tasks=0, master="",
-          checkpoint_dir=None, loss=loss, accuracy=accuracy,
-          layer_collection=layer_collection, learning_rate=0.1,
-          inv_update_interval=10, verbose=False)
+        task_id=0,
+        num_worker_tasks=1,
+        num_ps_tasks=0,
+        master="",
+        checkpoint_dir=None,
+        loss=loss,
+        accuracy=accuracy,
+        layer_collection=layer_collection,
+        learning_rate=0.1,
+        inv_update_interval=10,
+        verbose=False,
+      )
       _join_queue_runners()
     self.assertLess(accuracy_, 1.0)
     # From 1.25 the loss goes to about 1e-5; a step that barely moves w
@@ -323,23 +363,37 @@ class ConvNetTest(parameterized.TestCase):
 
   def testTaskRoles(self):
     self.assertEqual([convnet.task_role(i, 1) for i in range(1)], ["train"])
-    self.assertEqual([convnet.task_role(i, 2) for i in range(2)],
-                     ["train", "train"])
-    self.assertEqual([convnet.task_role(i, 3) for i in range(3)],
-                     ["train", "cov", "inv"])
-    self.assertEqual([convnet.task_role(i, 5) for i in range(5)],
-                     ["train"] * 3 + ["cov", "inv"])
-    self.assertEqual([convnet.task_role(i, 10) for i in range(10)],
-                     ["train"] * 6 + ["cov"] * 3 + ["inv"])
+    self.assertEqual(
+      [convnet.task_role(i, 2) for i in range(2)], ["train", "train"]
+    )
+    self.assertEqual(
+      [convnet.task_role(i, 3) for i in range(3)], ["train", "cov", "inv"]
+    )
+    self.assertEqual(
+      [convnet.task_role(i, 5) for i in range(5)],
+      ["train"] * 3 + ["cov", "inv"],
+    )
+    self.assertEqual(
+      [convnet.task_role(i, 10) for i in range(10)],
+      ["train"] * 6 + ["cov"] * 3 + ["inv"],
+    )
 
   @pytest.mark.filterwarnings(
-      "ignore::pytest.PytestUnhandledThreadExceptionWarning")
+    "ignore::pytest.PytestUnhandledThreadExceptionWarning"
+  )
   def testTrainMnistDistributedInProcess(self):
     with tf.Graph().as_default():
       accuracy = convnet.train_mnist_distributed(
-          task_id=0, num_worker_tasks=1, num_ps_tasks=0, master="",
-          data_dir=None, num_epochs=1, use_fake_data=True, batch_size=16,
-          verbose=False)
+        task_id=0,
+        num_worker_tasks=1,
+        num_ps_tasks=0,
+        master="",
+        data_dir=None,
+        num_epochs=1,
+        use_fake_data=True,
+        batch_size=16,
+        verbose=False,
+      )
       _join_queue_runners()
     self.assertBetween(accuracy, 0.0, 1.0)
     # A mini-batch accuracy: a whole number of the 16 examples.
@@ -348,15 +402,14 @@ class ConvNetTest(parameterized.TestCase):
   def testTrainMnistSingleMachine(self):
     with tf.Graph().as_default():
       accuracy = convnet.train_mnist_single_machine(
-          None, num_epochs=1, use_fake_data=True, batch_size=16,
-          verbose=False)
+        None, num_epochs=1, use_fake_data=True, batch_size=16, verbose=False
+      )
     self.assertBetween(accuracy, 0.0, 1.0)
     # A mini-batch accuracy: a whole number of the 16 examples.
     self.assertAlmostEqual(accuracy * 16, round(accuracy * 16), places=3)
 
 
 class AutoencoderTest(parameterized.TestCase):
-
   def testDefaultSizes(self):
     self.assertEqual(autoencoder.default_sizes(784), ((1000, 500, 250), 30))
     self.assertEqual(autoencoder.default_sizes(64), ((128, 64, 32), 8))
@@ -372,8 +425,9 @@ class AutoencoderTest(parameterized.TestCase):
       self.assertLen(layer_collection.losses, 1)
       names = sorted(v.op.name for v in tf.compat.v1.trainable_variables())
       self.assertIn("fc_4/kernel", names)
-      kernels = {v.op.name: v.shape.as_list()
-                 for v in tf.compat.v1.trainable_variables()}
+      kernels = {
+        v.op.name: v.shape.as_list() for v in tf.compat.v1.trainable_variables()
+      }
       self.assertEqual(kernels["fc_3/kernel"], [32, 8])
       self.assertEqual(kernels["fc_7/kernel"], [128, 64])
       with tf.compat.v1.Session() as sess:
@@ -401,12 +455,20 @@ def _run_main(module, argv):
   module.main([], _flag_values(module, argv))
 
 
-@pytest.mark.parametrize("module", [mlp, convnet, autoencoder],
-                         ids=["mlp", "convnet", "autoencoder"])
+@pytest.mark.parametrize(
+  "module", [mlp, convnet, autoencoder], ids=["mlp", "convnet", "autoencoder"]
+)
 def test_entry_point_main(module, capsys):
   with tf.Graph().as_default():
-    _run_main(module, ["--steps=3", "--batch_size=16", "--log_every=1",
-                       "--inv_update_interval=2"])
+    _run_main(
+      module,
+      [
+        "--steps=3",
+        "--batch_size=16",
+        "--log_every=1",
+        "--inv_update_interval=2",
+      ],
+    )
   out = capsys.readouterr().out
   assert "step 3/3" in out
   assert ": done, 3 steps" in out
@@ -418,16 +480,18 @@ def test_entry_point_main(module, capsys):
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_entry_point_baselines(optimizer, capsys):
   with tf.Graph().as_default():
-    _run_main(mlp, ["--steps=2", "--optimizer=%s" % optimizer,
-                    "--learning_rate=0.01"])
+    _run_main(
+      mlp, ["--steps=2", "--optimizer=%s" % optimizer, "--learning_rate=0.01"]
+    )
   assert "mlp/%s: done, 2 steps" % optimizer in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("mode", ["empirical", "curvature_prop", "exact"])
 def test_entry_point_estimation_modes(mode, capsys):
   with tf.Graph().as_default():
-    _run_main(mlp, ["--steps=2", "--estimation_mode=%s" % mode,
-                    "--momentum_type=adam"])
+    _run_main(
+      mlp, ["--steps=2", "--estimation_mode=%s" % mode, "--momentum_type=adam"]
+    )
   assert "mlp/kfac: done, 2 steps" in capsys.readouterr().out
 
 
@@ -436,9 +500,13 @@ def test_command_line():
   """`python -m kfac.examples.mlp` runs as a program, quietly."""
   env = dict(os.environ, PYTHONPATH=_REPO)
   proc = subprocess.run(
-      [sys.executable, "-m", "kfac.examples.mlp", "--steps=2",
-       "--log_every=1"], cwd=_REPO, env=env, capture_output=True, text=True,
-      timeout=120)
+    [sys.executable, "-m", "kfac.examples.mlp", "--steps=2", "--log_every=1"],
+    cwd=_REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 0, proc.stderr
   lines = proc.stdout.strip().splitlines()
   assert lines[-1].startswith("mlp/kfac: done, 2 steps")
@@ -451,9 +519,16 @@ def _best_final_loss(optimizer, learning_rates):
   for learning_rate in learning_rates:
     with tf.Graph().as_default():
       result = mlp.train_mnist_result(
-          "", None, evaluate_on_training_set=True, steps=200,
-          optimizer=optimizer, learning_rate=learning_rate, momentum=0.0,
-          seed=1, verbose=False)
+        "",
+        None,
+        evaluate_on_training_set=True,
+        steps=200,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        momentum=0.0,
+        seed=1,
+        verbose=False,
+      )
     losses.append(result["loss"] if np.isfinite(result["loss"]) else np.inf)
   return min(losses)
 
@@ -470,8 +545,9 @@ def test_kfac_beats_sgd_on_digits_mlp():
   assert kfac < sgd, (kfac, sgd)
 
 
-@pytest.mark.parametrize("module", [mlp, convnet, autoencoder],
-                         ids=["mlp", "convnet", "autoencoder"])
+@pytest.mark.parametrize(
+  "module", [mlp, convnet, autoencoder], ids=["mlp", "convnet", "autoencoder"]
+)
 def test_stats_tower_registers_once(module):
   """With stats_batch_size, only the statistics tower is registered."""
   with tf.Graph().as_default():
@@ -484,8 +560,9 @@ def test_stats_tower_registers_once(module):
       shape = [16, 64] if module is mlp else [16, 8, 8, 1]
       examples = tf.random.uniform(shape)
       labels = tf.zeros([16], tf.int64)
-      module.build_model(examples, labels, 10, layer_collection,
-                         stats_batch_size=4)
+      module.build_model(
+        examples, labels, 10, layer_collection, stats_batch_size=4
+      )
       num_blocks = 4 if module is mlp else 3
     assert len(layer_collection.get_blocks()) == num_blocks
     assert len(layer_collection.losses) == 1
@@ -513,20 +590,30 @@ def test_legacy_main_modules(name, capsys):
 
 def test_bad_data_dir_is_a_flag_error(tmp_path):
   """A bad --data_dir is rejected when the flags are parsed."""
-  with pytest.raises(flags.IllegalFlagValueError,
-                     match="--data_dir: .*nothing is downloaded"):
+  with pytest.raises(
+    flags.IllegalFlagValueError, match="--data_dir: .*nothing is downloaded"
+  ):
     _flag_values(mlp, ["--data_dir=%s" % tmp_path, "--steps=1"])
 
 
-@pytest.mark.parametrize("module", [mlp, convnet, autoencoder,
-                                    convnet_distributed, mlp_mnist_main],
-                         ids=["mlp", "convnet", "autoencoder",
-                              "convnet_distributed", "mlp_mnist_main"])
+@pytest.mark.parametrize(
+  "module",
+  [mlp, convnet, autoencoder, convnet_distributed, mlp_mnist_main],
+  ids=[
+    "mlp",
+    "convnet",
+    "autoencoder",
+    "convnet_distributed",
+    "mlp_mnist_main",
+  ],
+)
 def test_good_flags_parse(module):
   _flag_values(module, [])
 
 
-@pytest.mark.parametrize("flag, message", [
+@pytest.mark.parametrize(
+  "flag, message",
+  [
     ("--inv_update_interval=0", "--inv_update_interval=0: 0 is not"),
     ("--batch_size=0", "--batch_size=0: 0 is not"),
     ("--steps=-1", "--steps=-1: -1 is not"),
@@ -539,7 +626,8 @@ def test_good_flags_parse(module):
     ("--momentum=nan", "--momentum=nan: must be a finite number >= 0"),
     ("--cov_ema_decay=1.5", "--cov_ema_decay=1.5: must be in [0, 1]"),
     ("--log_every=-1", "--log_every=-1: -1 is not"),
-])
+  ],
+)
 def test_nonsense_flags_are_rejected(flag, message):
   with pytest.raises(flags.IllegalFlagValueError) as raised:
     _flag_values(convnet, [flag])
@@ -551,13 +639,18 @@ def test_nonsense_flags_are_rejected(flag, message):
 def test_flag_error_is_one_line_from_the_command_line():
   """The program ends with absl's one-line error, not a traceback."""
   proc = subprocess.run(
-      [sys.executable, "-m", "kfac.examples.convnet", "--damping=0"],
-      cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True,
-      text=True, timeout=120)
+    [sys.executable, "-m", "kfac.examples.convnet", "--damping=0"],
+    cwd=_REPO,
+    env=dict(os.environ, PYTHONPATH=_REPO),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 1, proc.stderr
   lines = proc.stderr.strip().splitlines()
-  assert lines[-2] == ("FATAL Flags parsing error: flag --damping=0.0: must "
-                       "be a finite number > 0"), proc.stderr
+  assert lines[-2] == (
+    "FATAL Flags parsing error: flag --damping=0.0: must be a finite number > 0"
+  ), proc.stderr
   assert "--helpshort" in lines[-1]
   assert "Traceback" not in proc.stderr
 
@@ -571,13 +664,10 @@ def test_unknown_setting_is_a_type_error():
 
 def test_baseline_defaults_apply_unless_given():
   fv = _flag_values(mlp, ["--optimizer=sgd"])
-  settings = common.settings_from_flags(mlp.DEFAULTS, mlp.BASELINE_DEFAULTS,
-                                        fv)
-  assert settings.learning_rate == mlp.BASELINE_DEFAULTS["sgd"][
-      "learning_rate"]
+  settings = common.settings_from_flags(mlp.DEFAULTS, mlp.BASELINE_DEFAULTS, fv)
+  assert settings.learning_rate == mlp.BASELINE_DEFAULTS["sgd"]["learning_rate"]
   fv = _flag_values(mlp, ["--optimizer=sgd", "--learning_rate=0.05"])
-  settings = common.settings_from_flags(mlp.DEFAULTS, mlp.BASELINE_DEFAULTS,
-                                        fv)
+  settings = common.settings_from_flags(mlp.DEFAULTS, mlp.BASELINE_DEFAULTS, fv)
   assert settings.learning_rate == 0.05
   assert settings.steps == mlp.DEFAULTS.steps
 
@@ -586,22 +676,29 @@ def test_held_out_evaluation():
   """`test_feed` is evaluated after training, once, on held-out data."""
   with tf.Graph().as_default():
     result = mlp.train_mnist_result(
-        "", None, evaluate_on_test_set=True, steps=2, verbose=False)
+      "", None, evaluate_on_test_set=True, steps=2, verbose=False
+    )
   assert 0.0 <= result["test_accuracy"] <= 1.0
   assert np.isfinite(result["test_loss"])
   assert "held-out test set" in result["summary"]
   # Fake data has no test split: nothing to report.
   with tf.Graph().as_default():
     result = mlp.train_mnist_result(
-        None, None, use_fake_data=True, evaluate_on_test_set=True, steps=2,
-        verbose=False)
+      None,
+      None,
+      use_fake_data=True,
+      evaluate_on_test_set=True,
+      steps=2,
+      verbose=False,
+    )
   assert result["test_accuracy"] is None
   assert "held-out" not in result["summary"]
 
 
 def _bench_training():
   spec = importlib.util.spec_from_file_location(
-      "bench_training", os.path.join(_REPO, "tools", "bench_training.py"))
+    "bench_training", os.path.join(_REPO, "tools", "bench_training.py")
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -618,21 +715,29 @@ def test_bench_training_without_matplotlib(monkeypatch, capsys, tmp_path):
   def run_one(problem, optimizer, cfg, record_every, seed):
     del problem, cfg, record_every, seed
     loss = {"momentum": 0.2, "adam": 0.1, "kfac": 0.01}[optimizer]
-    return {"steps": 3, "seconds": 0.3, "loss": loss,
-            "step_times": [0.1, 0.1, 0.1],
-            "history": [(0, 0.0, 2.0), (3, 0.3, loss)]}
+    return {
+      "steps": 3,
+      "seconds": 0.3,
+      "loss": loss,
+      "step_times": [0.1, 0.1, 0.1],
+      "history": [(0, 0.0, 2.0), (3, 0.3, loss)],
+    }
 
   monkeypatch.setattr(bench, "run_one", run_one)
-  monkeypatch.setattr(bench, "time_steps", lambda *args: dict.fromkeys(
-      bench.OPTIMIZERS, 1.0))
+  monkeypatch.setattr(
+    bench, "time_steps", lambda *args: dict.fromkeys(bench.OPTIMIZERS, 1.0)
+  )
   monkeypatch.setitem(sys.modules, "matplotlib", None)
   png = str(tmp_path / "bench.png")
-  bench.main(["--problems", "convnet", "--scale", "0.01", "--rounds", "1",
-              "--png", png])
+  bench.main(
+    ["--problems", "convnet", "--scale", "0.01", "--rounds", "1", "--png", png]
+  )
   lines = capsys.readouterr().out.strip().splitlines()
   assert any(line.startswith("convnet     kfac") for line in lines), lines
-  assert lines[-2] == ("plot: skipped, matplotlib is not installed (pip "
-                       "install 'kfac-contrib[bench]' installs it)"), lines
+  assert lines[-2] == (
+    "plot: skipped, matplotlib is not installed (pip "
+    "install 'kfac-contrib[bench]' installs it)"
+  ), lines
   assert lines[-1].startswith("bench_training: done in"), lines
   assert not os.path.exists(png)
 
@@ -641,8 +746,9 @@ def test_bench_training_plot(tmp_path):
   pytest.importorskip("matplotlib")
   bench = _bench_training()
   history = [(0, 0.0, 2.0), (10, 0.5, 1.0)]
-  results = {("convnet", o): {"history": history, "setup": 0.1}
-             for o in bench.OPTIMIZERS}
+  results = {
+    ("convnet", o): {"history": history, "setup": 0.1} for o in bench.OPTIMIZERS
+  }
   png = str(tmp_path / "bench.png")
   assert bench.plot_or_note(results, ["convnet"], png) == "plot: " + png
   assert os.path.getsize(png) > 0
@@ -652,20 +758,30 @@ def _train_mlp(checkpoint_dir, steps, replay_on_resume=False):
   # One thread: the training op and the covariance update run in one
   # `session.run` and both read the weights; with TF1 reference variables
   # their order decides the numbers, so it must not vary between runs.
-  config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1,
-                                    intra_op_parallelism_threads=1)
+  config = tf.compat.v1.ConfigProto(
+    inter_op_parallelism_threads=1, intra_op_parallelism_threads=1
+  )
   with tf.Graph().as_default():
     return mlp.train_mnist_result(
-        "", None, steps=steps, batch_size=16, inv_update_interval=2,
-        log_every=0, verbose=False, hidden_sizes=(8,),
-        checkpoint_dir=checkpoint_dir, replay_on_resume=replay_on_resume,
-        session_config=config)
+      "",
+      None,
+      steps=steps,
+      batch_size=16,
+      inv_update_interval=2,
+      log_every=0,
+      verbose=False,
+      hidden_sizes=(8,),
+      checkpoint_dir=checkpoint_dir,
+      replay_on_resume=replay_on_resume,
+      session_config=config,
+    )
 
 
 def _checkpoint_values(checkpoint_dir):
   reader = tf.train.load_checkpoint(checkpoint_dir)
-  return {name: reader.get_tensor(name)
-          for name in reader.get_variable_to_shape_map()}
+  return {
+    name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+  }
 
 
 def test_resume_from_checkpoint(tmp_path):
@@ -696,8 +812,9 @@ def test_random_draws_of_a_kfac_step():
   with tf.Graph().as_default():
     examples, labels = mnist.load_mnist("", None, 8, seed=0)
     layer_collection = lc.LayerCollection()
-    loss, _ = mlp.build_model(examples, labels, 10, layer_collection,
-                              hidden_sizes=(4,))
+    loss, _ = mlp.build_model(
+      examples, labels, 10, layer_collection, hidden_sizes=(4,)
+    )
     opt = common.kfac_optimizer(0.1, 0.95, 0.1, layer_collection)
     draws = common.random_draws([opt.minimize(loss), opt.cov_update_op])
     types = sorted(op.type for op in draws)

@@ -26,7 +26,6 @@ def _make_factors(layers):
 
 
 class LayerParametersDictTest(tf.test.TestCase):
-
   def test_shared_tensor_raises(self):
     d = lc.LayerParametersDict()
     d[("a", "b")] = 1
@@ -78,7 +77,6 @@ class LayerParametersDictTest(tf.test.TestCase):
 
 
 class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
-
   def test_layer_collection_init(self):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
@@ -88,8 +86,14 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
       self.assertIsNone(layers.subgraph)
       self.assertEqual(layers.generic_registrations, set())
       self.assertIs(layers.graph, tf.compat.v1.get_default_graph())
-      self.assertEqual((lc.APPROX_KRONECKER_NAME, lc.APPROX_DIAGONAL_NAME,
-                        lc.APPROX_FULL_NAME), ("kron", "diagonal", "full"))
+      self.assertEqual(
+        (
+          lc.APPROX_KRONECKER_NAME,
+          lc.APPROX_DIAGONAL_NAME,
+          lc.APPROX_FULL_NAME,
+        ),
+        ("kron", "diagonal", "full"),
+      )
 
   def test_explicit_graph(self):
     graph = tf.Graph()
@@ -102,31 +106,50 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
       tf.compat.v1.set_random_seed(200)
       layers = lc.LayerCollection()
       layers.register_fully_connected(
-          _var("w1", [3, 2]), tf.ones((4, 3)), tf.ones((4, 2)))
+        _var("w1", [3, 2]), tf.ones((4, 3)), tf.ones((4, 2))
+      )
       layers.register_fully_connected(
-          (_var("w2", [3, 2]), _var("b2", [2])), tf.ones((4, 3)),
-          tf.ones((4, 2)), approx=lc.APPROX_DIAGONAL_NAME)
+        (_var("w2", [3, 2]), _var("b2", [2])),
+        tf.ones((4, 3)),
+        tf.ones((4, 2)),
+        approx=lc.APPROX_DIAGONAL_NAME,
+      )
       layers.register_conv2d(
-          _var("k1", [3, 3, 1, 2]), (1, 1, 1, 1), "SAME",
-          tf.ones((1, 4, 4, 1)), tf.ones((1, 4, 4, 2)))
+        _var("k1", [3, 3, 1, 2]),
+        (1, 1, 1, 1),
+        "SAME",
+        tf.ones((1, 4, 4, 1)),
+        tf.ones((1, 4, 4, 2)),
+      )
       layers.register_conv2d(
-          (_var("k2", [3, 3, 1, 2]), _var("c2", [2])), (1, 1, 1, 1), "SAME",
-          tf.ones((1, 4, 4, 1)), tf.ones((1, 4, 4, 2)),
-          approx=lc.APPROX_DIAGONAL_NAME)
+        (_var("k2", [3, 3, 1, 2]), _var("c2", [2])),
+        (1, 1, 1, 1),
+        "SAME",
+        tf.ones((1, 4, 4, 1)),
+        tf.ones((1, 4, 4, 2)),
+        approx=lc.APPROX_DIAGONAL_NAME,
+      )
       layers.register_generic(_var("g1", [5]), 16, approx=lc.APPROX_FULL_NAME)
-      layers.register_generic(_var("g2", [5]), 16,
-                              approx=lc.APPROX_DIAGONAL_NAME)
+      layers.register_generic(
+        _var("g2", [5]), 16, approx=lc.APPROX_DIAGONAL_NAME
+      )
       blocks = list(layers.get_blocks())
       self.assertEqual(
-          [type(b) for b in blocks],
-          [fb.FullyConnectedKFACBasicFB, fb.FullyConnectedDiagonalFB,
-           fb.ConvKFCBasicFB, fb.ConvDiagonalFB, fb.FullFB,
-           fb.NaiveDiagonalFB])
+        [type(b) for b in blocks],
+        [
+          fb.FullyConnectedKFACBasicFB,
+          fb.FullyConnectedDiagonalFB,
+          fb.ConvKFCBasicFB,
+          fb.ConvDiagonalFB,
+          fb.FullFB,
+          fb.NaiveDiagonalFB,
+        ],
+      )
       # The TF 1.4.0 release's block: the outputs Tensor itself.
-      self.assertIs(blocks[1].tensors_to_compute_grads(),
-                    blocks[1]._outputs[0])
-      self.assertEqual({v.op.name for v in layers.generic_registrations},
-                       {"g1", "g2"})
+      self.assertIs(blocks[1].tensors_to_compute_grads(), blocks[1]._outputs[0])
+      self.assertEqual(
+        {v.op.name for v in layers.generic_registrations}, {"g1", "g2"}
+      )
 
   def test_register_blocks_multiple_registrations(self):
     with tf.Graph().as_default():
@@ -196,8 +219,12 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
 
   def test_register_tuple_var_some_registered_in_other_tuples(self):
     with tf.Graph().as_default():
-      x, y, z, w = (_var("x", [1]), _var("y", [1]), _var("z", [1]),
-                    _var("w", [1]))
+      x, y, z, w = (
+        _var("x", [1]),
+        _var("y", [1]),
+        _var("z", [1]),
+        _var("w", [1]),
+      )
       layers = lc.LayerCollection()
       layers.fisher_blocks = {(x, z): "1", (z, w): "2"}
       with self.assertRaisesRegex(ValueError, "Inconsistent registration"):
@@ -212,8 +239,9 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
       layers.register_block((y, z), "2")
       with self.assertRaisesRegex(ValueError, "Inconsistent registration"):
         layers.register_block((x, y), "foo")
-      self.assertEqual(list(layers.fisher_blocks.items()),
-                       [(x, "1"), ((y, z), "2")])
+      self.assertEqual(
+        list(layers.fisher_blocks.items()), [(x, "1"), ((y, z), "2")]
+      )
 
   def test_registration_rules_with_layer_parameters_dict(self):
     # The example of the legacy docstring: {'a': foo, ('b', 'c'): bar}.
@@ -223,24 +251,24 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "Duplicate registration"):
       layers.register_block("a", "baz")
     layers.register_block(("b", "c", "d"), "baz")
-    self.assertEqual(dict(layers.fisher_blocks),
-                     {"a": "foo", ("b", "c", "d"): "baz"})
+    self.assertEqual(
+      dict(layers.fisher_blocks), {"a": "foo", ("b", "c", "d"): "baz"}
+    )
     layers.register_block("b", "skipped")
     layers.register_block(("a", "e"), "qux")
-    self.assertEqual(dict(layers.fisher_blocks),
-                     {("b", "c", "d"): "baz", ("a", "e"): "qux"})
+    self.assertEqual(
+      dict(layers.fisher_blocks), {("b", "c", "d"): "baz", ("a", "e"): "qux"}
+    )
     with self.assertRaisesRegex(ValueError, "Inconsistent registration"):
       layers.register_block(("b", "f"), "bad")
     # Every parameter is free again once its key is replaced.
-    self.assertEqual(layers.fisher_blocks._tensors,
-                     {"a", "b", "c", "d", "e"})
+    self.assertEqual(layers.fisher_blocks._tensors, {"a", "b", "c", "d", "e"})
 
   def test_list_params_are_registered_as_tuple(self):
     with tf.Graph().as_default():
       w, b = _var("w", [3, 2]), _var("b", [2])
       layers = lc.LayerCollection()
-      layers.register_fully_connected([w, b], tf.ones((4, 3)),
-                                      tf.ones((4, 2)))
+      layers.register_fully_connected([w, b], tf.ones((4, 3)), tf.ones((4, 2)))
       self.assertEqual(list(layers.fisher_blocks.keys()), [(w, b)])
       layers.register_generic([_var("g", [2]), _var("h", [3])], 8)
       self.assertLen(layers.get_blocks(), 2)
@@ -261,8 +289,9 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
       double_loss = sess.run(layers2.total_sampled_loss())
       self.assertAlmostEqual(2 * single_loss, double_loss, places=5)
       self.assertLen(layers2.losses, 2)
-      self.assertIsInstance(layers2.losses[0],
-                            lf.CategoricalLogitsNegativeLogProbLoss)
+      self.assertIsInstance(
+        layers2.losses[0], lf.CategoricalLogitsNegativeLogProbLoss
+      )
 
   def test_register_categorical_predictive_distribution_batch_size_1(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
@@ -272,15 +301,15 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
       layers.register_categorical_predictive_distribution(logits, seed=200)
       self.assertEqual(sess.run(layers.total_sampled_loss()).shape, ())
 
-  def test_register_categorical_predictive_distribution_specified_targets(
-      self):
+  def test_register_categorical_predictive_distribution_specified_targets(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      logits = np.array([[1., 2.], [3., 4.]], dtype=np.float32)
+      logits = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
       targets = np.array([0, 1])
       layers = lc.LayerCollection()
       layers.register_categorical_predictive_distribution(
-          tf.constant(logits), targets=tf.constant(targets))
-      expected = 0.
+        tf.constant(logits), targets=tf.constant(targets)
+      )
+      expected = 0.0
       for row, target in zip(logits, targets):
         expected -= row[target] - np.log(np.sum(np.exp(row)))
       self.assertAllClose(sess.run(layers.total_loss()), expected)
@@ -289,32 +318,33 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
   def test_register_normal_predictive_distribution(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       tf.compat.v1.set_random_seed(200)
-      predictions = tf.constant([[1., 2.], [3., 4.]], dtype=tf.float32)
+      predictions = tf.constant([[1.0, 2.0], [3.0, 4.0]], dtype=tf.float32)
 
       layers = lc.LayerCollection()
-      layers.register_normal_predictive_distribution(predictions, 1.,
-                                                     seed=200)
+      layers.register_normal_predictive_distribution(predictions, 1.0, seed=200)
       single_loss = sess.run(layers.total_sampled_loss())
 
       layers2 = lc.LayerCollection()
-      layers2.register_normal_predictive_distribution(predictions, 1.,
-                                                      seed=200)
-      layers2.register_normal_predictive_distribution(predictions, 1.,
-                                                      seed=200)
+      layers2.register_normal_predictive_distribution(
+        predictions, 1.0, seed=200
+      )
+      layers2.register_normal_predictive_distribution(
+        predictions, 1.0, seed=200
+      )
       double_loss = sess.run(layers2.total_sampled_loss())
       self.assertAlmostEqual(2 * single_loss, double_loss, places=5)
-      self.assertIsInstance(layers2.losses[0],
-                            lf.NormalMeanNegativeLogProbLoss)
+      self.assertIsInstance(layers2.losses[0], lf.NormalMeanNegativeLogProbLoss)
 
   def test_register_normal_predictive_distribution_specified_targets(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      mean = np.array([[1., 2.], [3., 4.]], dtype=np.float32)
-      targets = np.array([[3., 1.], [4., 2.]], dtype=np.float32)
-      var = 4.
+      mean = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+      targets = np.array([[3.0, 1.0], [4.0, 2.0]], dtype=np.float32)
+      var = 4.0
       layers = lc.LayerCollection()
       layers.register_normal_predictive_distribution(
-          tf.constant(mean), var=var, targets=tf.constant(targets))
-      expected = 0.
+        tf.constant(mean), var=var, targets=tf.constant(targets)
+      )
+      expected = 0.0
       for m, t in zip(mean.ravel(), targets.ravel()):
         expected += 0.5 * np.log(2 * np.pi * var) + (t - m) ** 2 / (2 * var)
       self.assertAllClose(sess.run(layers.total_loss()), expected)
@@ -322,16 +352,18 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
 
   def test_register_multi_bernoulli_predictive_distribution(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      logits = np.array([[1., -2.], [0.5, 3.]], dtype=np.float32)
-      targets = np.array([[1., 0.], [0., 1.]], dtype=np.float32)
+      logits = np.array([[1.0, -2.0], [0.5, 3.0]], dtype=np.float32)
+      targets = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
       layers = lc.LayerCollection()
       layers.register_multi_bernoulli_predictive_distribution(
-          tf.constant(logits), targets=tf.constant(targets))
-      self.assertIsInstance(layers.losses[0],
-                            lf.MultiBernoulliNegativeLogProbLoss)
-      expected = 0.
+        tf.constant(logits), targets=tf.constant(targets)
+      )
+      self.assertIsInstance(
+        layers.losses[0], lf.MultiBernoulliNegativeLogProbLoss
+      )
+      expected = 0.0
       for z, t in zip(logits.ravel(), targets.ravel()):
-        p = 1. / (1. + np.exp(-z))
+        p = 1.0 / (1.0 + np.exp(-z))
         expected -= t * np.log(p) + (1 - t) * np.log(1 - p)
       self.assertAllClose(sess.run(layers.total_loss()), expected)
 
@@ -344,15 +376,19 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
       layers.register_multi_bernoulli_predictive_distribution(logits)
       layers.register_multi_bernoulli_predictive_distribution(logits)
       self.assertEqual(
-          [type(loss) for loss in layers.losses],
-          [lf.CategoricalLogitsNegativeLogProbLoss,
-           lf.NormalMeanNegativeLogProbLoss,
-           lf.MultiBernoulliNegativeLogProbLoss,
-           lf.MultiBernoulliNegativeLogProbLoss])
+        [type(loss) for loss in layers.losses],
+        [
+          lf.CategoricalLogitsNegativeLogProbLoss,
+          lf.NormalMeanNegativeLogProbLoss,
+          lf.MultiBernoulliNegativeLogProbLoss,
+          lf.MultiBernoulliNegativeLogProbLoss,
+        ],
+      )
       for register in (
-          layers.register_categorical_predictive_distribution,
-          layers.register_normal_predictive_distribution,
-          layers.register_multi_bernoulli_predictive_distribution):
+        layers.register_categorical_predictive_distribution,
+        layers.register_normal_predictive_distribution,
+        layers.register_multi_bernoulli_predictive_distribution,
+      ):
         with self.assertRaisesRegex(ValueError, "already registered"):
           register(logits, name="a")
       with self.assertRaisesRegex(TypeError, "name"):
@@ -366,7 +402,7 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
       layers.register_categorical_predictive_distribution(tf.ones((2, 3)))
-      with self.assertRaises(Exception):
+      with self.assertRaises(Exception):  # noqa: B017
         layers.total_loss()
 
   def test_create_subgraph(self):
@@ -377,7 +413,7 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
       x = tf.ones((2, 3))
       w = _var("w", [3, 4])
       logits = tf.matmul(x, w)
-      unrelated = tf.ones((2, 2)) * 2.
+      unrelated = tf.ones((2, 2)) * 2.0
       layers.register_categorical_predictive_distribution(logits)
       layers.create_subgraph()
       self.assertIsInstance(layers.subgraph, utils.SubGraph)
@@ -388,22 +424,23 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
   def test_make_or_get_factor(self):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
-      key = tf.constant(1.)
+      key = tf.constant(1.0)
       factor = layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
       factor2 = layers.make_or_get_factor(ff.FullFactor, ((key,), 16))
       self.assertIs(factor, factor2)
-      layers.make_or_get_factor(ff.FullFactor,
-                                ((tf.constant(2.),), 16))
+      layers.make_or_get_factor(ff.FullFactor, ((tf.constant(2.0),), 16))
       self.assertLen(layers.get_factors(), 2)
       variables = tf.compat.v1.global_variables()
       self.assertNotEmpty(variables)
-      self.assertTrue(all(v.name.startswith("LayerCollection/")
-                          for v in variables), [v.name for v in variables])
+      self.assertTrue(
+        all(v.name.startswith("LayerCollection/") for v in variables),
+        [v.name for v in variables],
+      )
 
   def test_make_or_get_factor_custom_scope(self):
     with tf.Graph().as_default():
       layers = lc.LayerCollection(name="Foo")
-      layers.make_or_get_factor(ff.FullFactor, ((tf.constant(1.),), 16))
+      layers.make_or_get_factor(ff.FullFactor, ((tf.constant(1.0),), 16))
       variables = tf.compat.v1.global_variables()
       self.assertNotEmpty(variables)
       self.assertTrue(all(v.name.startswith("Foo/") for v in variables))
@@ -412,42 +449,55 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
     with tf.Graph().as_default():
       first, second = lc.LayerCollection(), lc.LayerCollection()
       for layers in (first, second):
-        layers.make_or_get_factor(ff.FullFactor, ((tf.constant(1.),), 16))
+        layers.make_or_get_factor(ff.FullFactor, ((tf.constant(1.0),), 16))
       names = sorted(v.op.name for v in tf.compat.v1.global_variables())
-      self.assertEqual(names, ["LayerCollection/ff_full/Const_16/cov",
-                               "LayerCollection_1/ff_full/Const_1_16/cov"])
+      self.assertEqual(
+        names,
+        [
+          "LayerCollection/ff_full/Const_16/cov",
+          "LayerCollection_1/ff_full/Const_1_16/cov",
+        ],
+      )
 
   def test_make_or_get_factor_unhashable_args_raise_type_error(self):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
       with self.assertRaisesRegex(TypeError, "hashable"):
-        layers.make_or_get_factor(ff.FullFactor, ([tf.constant(1.)], 16))
+        layers.make_or_get_factor(ff.FullFactor, ([tf.constant(1.0)], 16))
       self.assertEmpty(layers.get_factors())
 
   def test_factor_variable_names(self):
     # Covariances live under the collection's scope; the inverses are made
     # when the blocks are instantiated, outside it.
     with tf.Graph().as_default():
-      inputs = tf.compat.v1.placeholder(tf.float32, [None, 3],
-                                        name="Placeholder")
+      inputs = tf.compat.v1.placeholder(
+        tf.float32, [None, 3], name="Placeholder"
+      )
       w, b = _var("w", [3, 2]), _var("b", [2])
       outputs = tf.matmul(inputs, w) + b
       layers = lc.LayerCollection()
       layers.register_fully_connected((w, b), inputs, outputs)
       grads = tf.identity(outputs, name="grads")
-      block, = layers.get_blocks()
+      (block,) = layers.get_blocks()
       block.instantiate_factors((grads,), 0.1)
-      names = sorted(v.op.name for v in tf.compat.v1.global_variables()
-                     if v.op.name not in ("w", "b"))
+      names = sorted(
+        v.op.name
+        for v in tf.compat.v1.global_variables()
+        if v.op.name not in ("w", "b")
+      )
       in_damping = block._input_damping.op.name.replace("/", "_")
       out_damping = block._output_damping.op.name.replace("/", "_")
       self.assertTrue(in_damping.startswith("mul"), in_damping)
       self.assertTrue(out_damping.startswith("truediv"), out_damping)
       self.assertEqual(
-          names, ["LayerCollection/ff_fckron/Placeholder_True/cov",
-                  "LayerCollection/ff_fckron/grads_False/cov",
-                  "ff_fckron/Placeholder_True/inv_damp" + in_damping,
-                  "ff_fckron/grads_False/inv_damp" + out_damping])
+        names,
+        [
+          "LayerCollection/ff_fckron/Placeholder_True/cov",
+          "LayerCollection/ff_fckron/grads_False/cov",
+          "ff_fckron/Placeholder_True/inv_damp" + in_damping,
+          "ff_fckron/grads_False/inv_damp" + out_damping,
+        ],
+      )
 
   def test_get_use_count_map(self):
     with tf.Graph().as_default():
@@ -468,9 +518,9 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
 
 
 class ListStridesTest(parameterized.TestCase, tf.test.TestCase):
-
-  @parameterized.named_parameters(("kron", lc.APPROX_KRONECKER_NAME),
-                                  ("diagonal", lc.APPROX_DIAGONAL_NAME))
+  @parameterized.named_parameters(
+    ("kron", lc.APPROX_KRONECKER_NAME), ("diagonal", lc.APPROX_DIAGONAL_NAME)
+  )
   def test_list_strides_work(self, approx):
     x = np.random.RandomState(3).randn(2, 4, 4, 2).astype(np.float32)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
@@ -478,9 +528,10 @@ class ListStridesTest(parameterized.TestCase, tf.test.TestCase):
       kernel, bias = _var("k", [3, 3, 2, 5]), _var("c", [5])
       outputs = tf.nn.conv2d(inputs, kernel, [1, 2, 2, 1], "SAME") + bias
       layers = lc.LayerCollection()
-      layers.register_conv2d((kernel, bias), [1, 2, 2, 1], "SAME", inputs,
-                             outputs, approx=approx)
-      block, = layers.get_blocks()
+      layers.register_conv2d(
+        (kernel, bias), [1, 2, 2, 1], "SAME", inputs, outputs, approx=approx
+      )
+      (block,) = layers.get_blocks()
       block.instantiate_factors((outputs,), 0.1)
       sess.run(tf.compat.v1.global_variables_initializer())
       g = sess.run(outputs).astype(np.float64)
@@ -504,19 +555,22 @@ class ListStridesTest(parameterized.TestCase, tf.test.TestCase):
               row, col = 2 * i + di, 2 * j + dj
               if row < 4 and col < 4:
                 patch[di, dj] = x[b, row, col]
-          patches.append(np.append(patch.ravel(), 1.))
+          patches.append(np.append(patch.ravel(), 1.0))
           grad_w += np.einsum("ijc,o->ijco", patch, g[b, i, j])
           grad_b += g[b, i, j]
       per_example.append(np.vstack([grad_w.reshape(-1, 5), grad_b[None]]))
     if approx == lc.APPROX_KRONECKER_NAME:
       patches = np.array(patches)
       rows = g.reshape(-1, 5)
-      new = {19: sum(np.outer(r, r) for r in patches) / len(patches),
-             5: sum(np.outer(r, r) for r in rows) / len(rows)}
+      new = {
+        19: sum(np.outer(r, r) for r in patches) / len(patches),
+        5: sum(np.outer(r, r) for r in rows) / len(rows),
+      }
       self.assertEqual(sorted(c.shape[0] for c in after), [5, 19])
       for old, cov in zip(before, after):
-        self.assertAllClose(cov, 0.9 * old + 0.1 * new[cov.shape[0]],
-                            rtol=1e-4, atol=1e-5)
+        self.assertAllClose(
+          cov, 0.9 * old + 0.1 * new[cov.shape[0]], rtol=1e-4, atol=1e-5
+        )
     else:
       new = sum(p**2 for p in per_example) / 2
       (old,), (cov,) = before, after
@@ -525,45 +579,63 @@ class ListStridesTest(parameterized.TestCase, tf.test.TestCase):
 
 
 class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
-
   @parameterized.named_parameters(
-      ("fully_connected", "register_fully_connected"),
-      ("conv2d", "register_conv2d"),
-      ("generic_kron", "register_generic"))
+    ("fully_connected", "register_fully_connected"),
+    ("conv2d", "register_conv2d"),
+    ("generic_kron", "register_generic"),
+  )
   def test_unknown_approx_raises(self, method):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
       args = {
-          "register_fully_connected": (
-              _var("w", [3, 2]), tf.ones((4, 3)), tf.ones((4, 2))),
-          "register_conv2d": (
-              _var("k", [3, 3, 1, 2]), (1, 1, 1, 1), "SAME",
-              tf.ones((1, 4, 4, 1)), tf.ones((1, 4, 4, 2))),
-          "register_generic": (_var("g", [2]), 16),
+        "register_fully_connected": (
+          _var("w", [3, 2]),
+          tf.ones((4, 3)),
+          tf.ones((4, 2)),
+        ),
+        "register_conv2d": (
+          _var("k", [3, 3, 1, 2]),
+          (1, 1, 1, 1),
+          "SAME",
+          tf.ones((1, 4, 4, 1)),
+          tf.ones((1, 4, 4, 2)),
+        ),
+        "register_generic": (_var("g", [2]), 16),
       }[method]
       bad = "kron" if method == "register_generic" else "foo"
-      with self.assertRaisesRegex(ValueError, "Bad value {} for approx"
-                                  .format(bad)):
+      with self.assertRaisesRegex(
+        ValueError, "Bad value {} for approx".format(bad)
+      ):
         getattr(layers, method)(*args, approx=bad)
       self.assertEmpty(layers.get_blocks())
       self.assertEqual(layers.generic_registrations, set())
 
   @parameterized.named_parameters(
-      ("kernel_vs_inputs", [784, 10], [None, 100], [None, 10], None,
-       "inputs"),
-      ("kernel_vs_outputs", [100, 10], [None, 100], [None, 12], None,
-       "outputs"),
-      ("bias_size", [100, 10], [None, 100], [None, 10], [11], "bias"),
-      ("kernel_rank", [100, 10, 1], [None, 100], [None, 10], None,
-       "rank 2"),
-      ("inputs_rank", [100, 10], [None, 5, 100], [None, 10], None,
-       "inputs must have rank 2"),
-      ("outputs_rank", [100, 10], [None, 100], [10], None,
-       "outputs must have rank 2"),
-      ("batch_sizes", [100, 10], [8, 100], [4, 10], None, "batch size"))
-  def test_fully_connected_shape_mismatch_raises(self, kernel_shape,
-                                                 inputs_shape, outputs_shape,
-                                                 bias_shape, message):
+    ("kernel_vs_inputs", [784, 10], [None, 100], [None, 10], None, "inputs"),
+    ("kernel_vs_outputs", [100, 10], [None, 100], [None, 12], None, "outputs"),
+    ("bias_size", [100, 10], [None, 100], [None, 10], [11], "bias"),
+    ("kernel_rank", [100, 10, 1], [None, 100], [None, 10], None, "rank 2"),
+    (
+      "inputs_rank",
+      [100, 10],
+      [None, 5, 100],
+      [None, 10],
+      None,
+      "inputs must have rank 2",
+    ),
+    (
+      "outputs_rank",
+      [100, 10],
+      [None, 100],
+      [10],
+      None,
+      "outputs must have rank 2",
+    ),
+    ("batch_sizes", [100, 10], [8, 100], [4, 10], None, "batch size"),
+  )
+  def test_fully_connected_shape_mismatch_raises(
+    self, kernel_shape, inputs_shape, outputs_shape, bias_shape, message
+  ):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
       kernel = _var("w", kernel_shape)
@@ -573,21 +645,18 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
       for approx in (lc.APPROX_KRONECKER_NAME, lc.APPROX_DIAGONAL_NAME):
         layers = lc.LayerCollection()
         # Registered as in TF 1.4; the error comes when factors are made.
-        layers.register_fully_connected(params, inputs, outputs,
-                                        approx=approx)
+        layers.register_fully_connected(params, inputs, outputs, approx=approx)
         with self.assertRaisesRegex(ValueError, message):
           _make_factors(layers)
 
   @parameterized.named_parameters(("one", 1), ("three", 3))
-  def test_fully_connected_params_tuple_length_raises_at_multiply(self,
-                                                                  length):
+  def test_fully_connected_params_tuple_length_raises_at_multiply(self, length):
     # TF 1.4 registered such tuples and built their factors (the 2017
     # estimator test registers `(w,)`); multiplying a vector failed.
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
       params = (_var("w", [3, 2]), _var("b", [2]), _var("c", [2]))[:length]
-      layers.register_fully_connected(params, tf.ones((4, 3)),
-                                      tf.ones((4, 2)))
+      layers.register_fully_connected(params, tf.ones((4, 3)), tf.ones((4, 2)))
       _make_factors(layers)
       (block,) = layers.get_blocks()
       with self.assertRaisesRegex(ValueError, "vector"):
@@ -598,40 +667,51 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
       layers = lc.LayerCollection()
       inputs = tf.compat.v1.placeholder(tf.float32, [None, 3])
       outputs = tf.compat.v1.placeholder(tf.float32, [None, 2])
-      layers.register_fully_connected((_var("w", [3, 2]), _var("b", [2])),
-                                      inputs, outputs)
+      layers.register_fully_connected(
+        (_var("w", [3, 2]), _var("b", [2])), inputs, outputs
+      )
       self.assertLen(layers.get_blocks(), 1)
 
   @parameterized.named_parameters(
-      ("kron_inputs_size", "kron", [None, None], [None, 2], "inputs"),
-      ("kron_outputs_size", "kron", [None, 3], [None, None], "outputs"),
-      ("kron_outputs_rank", "kron", [None, 3], None, "outputs"),
-      ("diagonal_inputs_size", "diagonal", [None, None], [None, 2], "inputs"),
-      ("diagonal_outputs_size", "diagonal", [None, 3], [None, None],
-       "outputs"))
-  def test_fully_connected_unknown_sizes_raise(self, approx, inputs_shape,
-                                               outputs_shape, message):
+    ("kron_inputs_size", "kron", [None, None], [None, 2], "inputs"),
+    ("kron_outputs_size", "kron", [None, 3], [None, None], "outputs"),
+    ("kron_outputs_rank", "kron", [None, 3], None, "outputs"),
+    ("diagonal_inputs_size", "diagonal", [None, None], [None, 2], "inputs"),
+    ("diagonal_outputs_size", "diagonal", [None, 3], [None, None], "outputs"),
+  )
+  def test_fully_connected_unknown_sizes_raise(
+    self, approx, inputs_shape, outputs_shape, message
+  ):
     # The factors are sized from these shapes: such registrations used to be
     # accepted and the estimator then failed with an unnamed TypeError.
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
       inputs = tf.compat.v1.placeholder(tf.float32, inputs_shape)
       outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
-      layers.register_fully_connected(_var("w", [3, 2]), inputs, outputs,
-                                      approx=approx)
+      layers.register_fully_connected(
+        _var("w", [3, 2]), inputs, outputs, approx=approx
+      )
       with self.assertRaisesRegex(ValueError, message + ".*statically known"):
         _make_factors(layers)
 
   @parameterized.named_parameters(
-      ("kron_channels", "kron", [None, 4, 4, None]),
-      ("kron_rank", "kron", None), ("diagonal_rank", "diagonal", None))
+    ("kron_channels", "kron", [None, 4, 4, None]),
+    ("kron_rank", "kron", None),
+    ("diagonal_rank", "diagonal", None),
+  )
   def test_conv2d_unknown_output_sizes_raise(self, approx, outputs_shape):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
       inputs = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2])
       outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
-      layers.register_conv2d(_var("k", [3, 3, 2, 5]), (1, 1, 1, 1), "SAME",
-                             inputs, outputs, approx=approx)
+      layers.register_conv2d(
+        _var("k", [3, 3, 2, 5]),
+        (1, 1, 1, 1),
+        "SAME",
+        inputs,
+        outputs,
+        approx=approx,
+      )
       with self.assertRaisesRegex(ValueError, "outputs.*statically known"):
         _make_factors(layers)
 
@@ -640,34 +720,128 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
       layers = lc.LayerCollection()
       inputs = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2])
       outputs = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, None])
-      layers.register_conv2d(_var("k", [3, 3, 2, 5]), (1, 1, 1, 1), "SAME",
-                             inputs, outputs, approx="diagonal")
+      layers.register_conv2d(
+        _var("k", [3, 3, 2, 5]),
+        (1, 1, 1, 1),
+        "SAME",
+        inputs,
+        outputs,
+        approx="diagonal",
+      )
       self.assertLen(layers.get_blocks(), 1)
 
   @parameterized.named_parameters(
-      ("in_channels", [3, 3, 2, 5], [2, 4, 4, 3], [2, 4, 4, 5], None,
-       (1, 1, 1, 1), "SAME", "in_channels"),
-      ("out_channels", [3, 3, 3, 5], [2, 4, 4, 3], [2, 4, 4, 6], None,
-       (1, 1, 1, 1), "SAME", "out_channels"),
-      ("bias_size", [3, 3, 3, 5], [2, 4, 4, 3], [2, 4, 4, 5], [4],
-       (1, 1, 1, 1), "SAME", "bias"),
-      ("filter_rank", [3, 3, 5], [2, 4, 4, 3], [2, 4, 4, 5], None,
-       (1, 1, 1, 1), "SAME", "rank 4"),
-      ("inputs_rank", [3, 3, 3, 5], [2, 16, 3], [2, 4, 4, 5], None,
-       (1, 1, 1, 1), "SAME", "inputs must have rank 4"),
-      ("same_output_size", [3, 3, 3, 5], [2, 8, 8, 3], [2, 8, 8, 5], None,
-       (1, 2, 2, 1), "SAME", "output height of 4"),
-      ("valid_output_size", [3, 3, 3, 5], [2, 8, 8, 3], [2, 8, 8, 5], None,
-       (1, 1, 1, 1), "VALID", "output height of 6"),
-      ("padding", [3, 3, 3, 5], [2, 4, 4, 3], [2, 4, 4, 5], None,
-       (1, 1, 1, 1), "same", "padding"),
-      ("strides_length", [3, 3, 3, 5], [2, 4, 4, 3], [2, 4, 4, 5], None,
-       (1, 1), "SAME", "strides"),
-      ("unknown_spatial_size", [3, 3, 3, 5], [2, None, None, 3],
-       [2, 4, 4, 5], None, (1, 1, 1, 1), "SAME", "height and width"))
-  def test_conv2d_shape_mismatch_raises(self, filter_shape, inputs_shape,
-                                        outputs_shape, bias_shape, strides,
-                                        padding, message):
+    (
+      "in_channels",
+      [3, 3, 2, 5],
+      [2, 4, 4, 3],
+      [2, 4, 4, 5],
+      None,
+      (1, 1, 1, 1),
+      "SAME",
+      "in_channels",
+    ),
+    (
+      "out_channels",
+      [3, 3, 3, 5],
+      [2, 4, 4, 3],
+      [2, 4, 4, 6],
+      None,
+      (1, 1, 1, 1),
+      "SAME",
+      "out_channels",
+    ),
+    (
+      "bias_size",
+      [3, 3, 3, 5],
+      [2, 4, 4, 3],
+      [2, 4, 4, 5],
+      [4],
+      (1, 1, 1, 1),
+      "SAME",
+      "bias",
+    ),
+    (
+      "filter_rank",
+      [3, 3, 5],
+      [2, 4, 4, 3],
+      [2, 4, 4, 5],
+      None,
+      (1, 1, 1, 1),
+      "SAME",
+      "rank 4",
+    ),
+    (
+      "inputs_rank",
+      [3, 3, 3, 5],
+      [2, 16, 3],
+      [2, 4, 4, 5],
+      None,
+      (1, 1, 1, 1),
+      "SAME",
+      "inputs must have rank 4",
+    ),
+    (
+      "same_output_size",
+      [3, 3, 3, 5],
+      [2, 8, 8, 3],
+      [2, 8, 8, 5],
+      None,
+      (1, 2, 2, 1),
+      "SAME",
+      "output height of 4",
+    ),
+    (
+      "valid_output_size",
+      [3, 3, 3, 5],
+      [2, 8, 8, 3],
+      [2, 8, 8, 5],
+      None,
+      (1, 1, 1, 1),
+      "VALID",
+      "output height of 6",
+    ),
+    (
+      "padding",
+      [3, 3, 3, 5],
+      [2, 4, 4, 3],
+      [2, 4, 4, 5],
+      None,
+      (1, 1, 1, 1),
+      "same",
+      "padding",
+    ),
+    (
+      "strides_length",
+      [3, 3, 3, 5],
+      [2, 4, 4, 3],
+      [2, 4, 4, 5],
+      None,
+      (1, 1),
+      "SAME",
+      "strides",
+    ),
+    (
+      "unknown_spatial_size",
+      [3, 3, 3, 5],
+      [2, None, None, 3],
+      [2, 4, 4, 5],
+      None,
+      (1, 1, 1, 1),
+      "SAME",
+      "height and width",
+    ),
+  )
+  def test_conv2d_shape_mismatch_raises(
+    self,
+    filter_shape,
+    inputs_shape,
+    outputs_shape,
+    bias_shape,
+    strides,
+    padding,
+    message,
+  ):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
       kernel = _var("k", filter_shape)
@@ -679,8 +853,9 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
         # At registration for what the block reads (height, width,
         # strides[1:3]), else when the factors are made (TF 1.4's points).
         with self.assertRaisesRegex(ValueError, message):
-          layers.register_conv2d(params, strides, padding, inputs, outputs,
-                                 approx=approx)
+          layers.register_conv2d(
+            params, strides, padding, inputs, outputs, approx=approx
+          )
           _make_factors(layers)
 
   def test_conv2d_valid_padding_accepted(self):
@@ -693,16 +868,26 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
       self.assertLen(layers.get_blocks(), 1)
 
   @parameterized.named_parameters(
-      ("categorical_rank_1", "register_categorical_predictive_distribution",
-       [4]),
-      ("categorical_rank_3", "register_categorical_predictive_distribution",
-       [4, 2, 3]),
-      ("bernoulli_rank_1", "register_multi_bernoulli_predictive_distribution",
-       [4]),
-      ("bernoulli_rank_3", "register_multi_bernoulli_predictive_distribution",
-       [4, 2, 3]))
-  def test_logits_of_wrong_rank_raise_where_the_layout_matters(self, method,
-                                                               shape):
+    ("categorical_rank_1", "register_categorical_predictive_distribution", [4]),
+    (
+      "categorical_rank_3",
+      "register_categorical_predictive_distribution",
+      [4, 2, 3],
+    ),
+    (
+      "bernoulli_rank_1",
+      "register_multi_bernoulli_predictive_distribution",
+      [4],
+    ),
+    (
+      "bernoulli_rank_3",
+      "register_multi_bernoulli_predictive_distribution",
+      [4, 2, 3],
+    ),
+  )
+  def test_logits_of_wrong_rank_raise_where_the_layout_matters(
+    self, method, shape
+  ):
     # Registered as in TF 1.4 (the 2017 optimizer tests register 1-D
     # logits); the Fisher-factor columns need [batch_size, num_outputs].
     with tf.Graph().as_default():
@@ -724,6 +909,7 @@ class EstimatorVariableNamesTest(tf.test.TestCase):
 
   def _build(self):
     from kfac import estimator  # pylint: disable=g-import-not-at-top
+
     x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
     img = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2], name="img")
     w1, b1 = _var("w1", [3, 2]), _var("b1", [2])
@@ -744,25 +930,35 @@ class EstimatorVariableNamesTest(tf.test.TestCase):
     # Same inputs and has_bias as (w1, b1): shares the input factor.
     layers.register_fully_connected((w3, b3), x, s3)
     layers.register_conv2d((k1, c1), (1, 1, 1, 1), "SAME", img, o1)
-    layers.register_conv2d(k2, [1, 2, 2, 1], "SAME", img, o2,
-                           approx="diagonal")
+    layers.register_conv2d(k2, [1, 2, 2, 1], "SAME", img, o2, approx="diagonal")
     layers.register_generic((gf1, gf2), 32, approx="full")
     layers.register_generic([gd1, gd2], 32, approx="diagonal")
-    logit = (tf.reduce_sum(s1 + s2, 1) + tf.reduce_sum(s3, 1) +
-             tf.reduce_sum(o1, [1, 2, 3]) + tf.reduce_sum(o2, [1, 2, 3]) +
-             tf.reduce_sum(gf1) * gf2 + tf.reduce_sum(gd1 * gd2))
+    logit = (
+      tf.reduce_sum(s1 + s2, 1)
+      + tf.reduce_sum(s3, 1)
+      + tf.reduce_sum(o1, [1, 2, 3])
+      + tf.reduce_sum(o2, [1, 2, 3])
+      + tf.reduce_sum(gf1) * gf2
+      + tf.reduce_sum(gd1 * gd2)
+    )
     layers.register_categorical_predictive_distribution(
-        tf.stack([logit, -logit], axis=1))
+      tf.stack([logit, -logit], axis=1)
+    )
     variables = [w1, b1, w2, w3, b3, k1, c1, k2, gf1, gf2, gd1, gd2]
     fisher = estimator.FisherEstimator(variables, 0.95, 0.01, layers)
     return layers, fisher, x, img, [v.op.name for v in variables]
 
   def test_every_block_type(self):
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    with tf.Graph().as_default(), tf.compat.v1.Session():
       layers, fisher, x, img, model_vars = self._build()
-      names = sorted(v.op.name for v in tf.compat.v1.global_variables()
-                     if v.op.name not in model_vars)
-      self.assertEqual(names, [
+      names = sorted(
+        v.op.name
+        for v in tf.compat.v1.global_variables()
+        if v.op.name not in model_vars
+      )
+      self.assertEqual(
+        names,
+        [
           "LayerCollection/ff_convdiag/"
           "img__gradients_Sum_3_grad_BroadcastTo/cov",
           "LayerCollection/ff_convinkron/img_2-2-2-3_1-1-1-1_SAME_True/cov",
@@ -786,8 +982,7 @@ class EstimatorVariableNamesTest(tf.test.TestCase):
           # mul_5..mul_7, truediv_2, truediv_3; conv mul_8..mul_10,
           # truediv_4, truediv_5.
           "ff_convinkron/img_2-2-2-3_1-1-1-1_SAME_True/inv_dampmul_10",
-          "ff_convoutkron/gradients_Sum_2_grad_BroadcastTo/"
-          "inv_damptruediv_5",
+          "ff_convoutkron/gradients_Sum_2_grad_BroadcastTo/inv_damptruediv_5",
           "ff_fckron/gradients_Sum_1_grad_BroadcastTo_False/inv_damptruediv_3",
           "ff_fckron/gradients_add_3_grad_Reshape_False/inv_damptruediv_1",
           # The shared input factor holds one inverse per block.
@@ -795,10 +990,15 @@ class EstimatorVariableNamesTest(tf.test.TestCase):
           "ff_fckron/x_True/inv_dampmul_7",
           "ff_full/gradients_Sum_4_grad_Tile__gradients_mul_grad_Mul_1_32/"
           "inv_damp0.01",
-      ])
-      self.assertTrue(all(not v.trainable for v in
-                          tf.compat.v1.global_variables()
-                          if v.op.name not in model_vars))
+        ],
+      )
+      self.assertTrue(
+        all(
+          not v.trainable
+          for v in tf.compat.v1.global_variables()
+          if v.op.name not in model_vars
+        )
+      )
 
   def test_unknown_batch_size_and_shared_input_factor(self):
     # Every block updates and multiplies with an unknown batch dimension;
@@ -815,13 +1015,18 @@ class EstimatorVariableNamesTest(tf.test.TestCase):
       for _ in range(2):
         sess.run(fisher.cov_update_op, feed)
       sess.run(fisher.inv_update_op, feed)
-      vecs_and_vars = [(tf.constant(rng.randn(*v.shape.as_list()),
-                                    dtype=tf.float32), v)
-                       for v in fisher.variables]
+      vecs_and_vars = [
+        (tf.constant(rng.randn(*v.shape.as_list()), dtype=tf.float32), v)
+        for v in fisher.variables
+      ]
       results = sess.run(fisher.multiply_inverse(vecs_and_vars), feed)
-      covs = sess.run([fc1._input_factor.get_cov(),
-                       fc1._output_factor.get_cov(),
-                       fc3._output_factor.get_cov()])
+      covs = sess.run(
+        [
+          fc1._input_factor.get_cov(),
+          fc1._output_factor.get_cov(),
+          fc3._output_factor.get_cov(),
+        ]
+      )
       vecs = sess.run([vec for vec, _ in vecs_and_vars])
       for (result, _), vec in zip(results, vecs):
         self.assertEqual(result.shape, vec.shape)
@@ -829,8 +1034,9 @@ class EstimatorVariableNamesTest(tf.test.TestCase):
       a = covs[0]
       for g, (w_idx, b_idx) in ((covs[1], (0, 1)), (covs[2], (3, 4))):
         pi = np.sqrt((np.trace(a) / a.shape[0]) / (np.trace(g) / g.shape[0]))
-        damped = np.kron(a + pi * 0.1 * np.eye(a.shape[0]),
-                         g + 0.1 / pi * np.eye(g.shape[0]))
+        damped = np.kron(
+          a + pi * 0.1 * np.eye(a.shape[0]), g + 0.1 / pi * np.eye(g.shape[0])
+        )
         v = np.vstack([vecs[w_idx], vecs[b_idx][None]]).ravel()
         expected = np.linalg.solve(damped, v)
         got = np.vstack([results[w_idx][0], results[b_idx][0][None]]).ravel()
@@ -838,42 +1044,56 @@ class EstimatorVariableNamesTest(tf.test.TestCase):
 
 
 class NonTensorArgumentsTest(parameterized.TestCase, tf.test.TestCase):
-
-  @parameterized.named_parameters(("inputs", "inputs"), ("outputs", "outputs"),
-                                  ("params", "params"))
+  @parameterized.named_parameters(
+    ("inputs", "inputs"), ("outputs", "outputs"), ("params", "params")
+  )
   def test_numpy_array_raises_when_factors_are_made(self, arg):
     # NumPy arrays have a `shape` and used to pass the checks, failing only
     # when the estimator built the factors; the error now names the
     # argument. A NumPy `params` (a dictionary key) fails at registration.
     with tf.Graph().as_default():
-      args = {"params": _var("w", [3, 2]), "inputs": tf.ones((4, 3)),
-              "outputs": tf.ones((4, 2))}
+      args = {
+        "params": _var("w", [3, 2]),
+        "inputs": tf.ones((4, 3)),
+        "outputs": tf.ones((4, 2)),
+      }
       args[arg] = np.ones(args[arg].shape.as_list(), np.float32)
       layers = lc.LayerCollection()
       with self.assertRaisesRegex(TypeError, arg):
-        layers.register_fully_connected(args["params"], args["inputs"],
-                                        args["outputs"])
+        layers.register_fully_connected(
+          args["params"], args["inputs"], args["outputs"]
+        )
         _make_factors(layers)
       layers = lc.LayerCollection()
       with self.assertRaisesRegex(TypeError, arg):
-        shape4 = {"params": [2, 2, 3, 2], "inputs": [4, 5, 5, 3],
-                  "outputs": [4, 5, 5, 2]}[arg]
-        conv_args = {"params": _var("k", [2, 2, 3, 2]),
-                     "inputs": tf.ones((4, 5, 5, 3)),
-                     "outputs": tf.ones((4, 5, 5, 2))}
+        shape4 = {
+          "params": [2, 2, 3, 2],
+          "inputs": [4, 5, 5, 3],
+          "outputs": [4, 5, 5, 2],
+        }[arg]
+        conv_args = {
+          "params": _var("k", [2, 2, 3, 2]),
+          "inputs": tf.ones((4, 5, 5, 3)),
+          "outputs": tf.ones((4, 5, 5, 2)),
+        }
         conv_args[arg] = np.ones(shape4, np.float32)
-        layers.register_conv2d(conv_args["params"], (1, 1, 1, 1), "SAME",
-                               conv_args["inputs"], conv_args["outputs"])
+        layers.register_conv2d(
+          conv_args["params"],
+          (1, 1, 1, 1),
+          "SAME",
+          conv_args["inputs"],
+          conv_args["outputs"],
+        )
         _make_factors(layers)
 
 
 class MultiTowerDiagonalTest(tf.test.TestCase):
-
   def test_two_towers_sharing_weights_through_estimator(self):
     # Each tower's minibatch is one use of the shared weights; counting the
     # key once made the FisherEstimator reject the registration
     # ("1 registrations vs. 2 uses").
     from kfac import estimator  # pylint: disable=g-import-not-at-top
+
     rng = np.random.RandomState(1)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       x1 = tf.compat.v1.placeholder(tf.float32, [None, 3])
@@ -882,13 +1102,15 @@ class MultiTowerDiagonalTest(tf.test.TestCase):
       s1, s2 = tf.matmul(x1, w) + b, tf.matmul(x2, w) + b
       layers = lc.LayerCollection()
       layers.register_fully_connected((w, b), x1, s1, approx="diagonal")
-      block, = layers.get_blocks()
+      (block,) = layers.get_blocks()
       block.register_additional_minibatch(x2, s2)
       self.assertEqual(dict(layers.get_use_count_map()), {w: 2, b: 2})
       layers.register_normal_predictive_distribution(
-          tf.concat([s1, s2], 0), var=1.0)
-      fisher = estimator.FisherEstimator([w, b], 0.0, 0.1, layers,
-                                         estimation_mode="exact")
+        tf.concat([s1, s2], 0), var=1.0
+      )
+      fisher = estimator.FisherEstimator(
+        [w, b], 0.0, 0.1, layers, estimation_mode="exact"
+      )
       sess.run(tf.compat.v1.global_variables_initializer())
       feed = {x1: rng.randn(2, 3), x2: rng.randn(4, 3)}
       sess.run(fisher.cov_update_op, feed)
@@ -896,6 +1118,7 @@ class MultiTowerDiagonalTest(tf.test.TestCase):
       # are the unit vectors, so D[i, j] = mean_n a[n, i]^2 (one source
       # per output j hits column j).
       a = np.hstack([np.vstack([feed[x1], feed[x2]]), np.ones((6, 1))])
-      expected = np.tile((a ** 2).mean(axis=0)[:, None], (1, 2))
-      self.assertAllClose(sess.run(block._factor.get_cov()), expected,
-                          rtol=1e-5)
+      expected = np.tile((a**2).mean(axis=0)[:, None], (1, 2))
+      self.assertAllClose(
+        sess.run(block._factor.get_cov()), expected, rtol=1e-5
+      )

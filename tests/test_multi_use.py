@@ -18,8 +18,10 @@ from kfac import layer_collection as lc_lib
 def _data(rng, num_uses, batch, dim, dtype, prefix):
   """A list over uses of `[batch, dim]` constants named `<prefix><u>`."""
   values = [rng.randn(batch, dim) for _ in range(num_uses)]
-  tensors = [tf.constant(v, dtype=dtype, name="%s%d" % (prefix, u))
-             for u, v in enumerate(values)]
+  tensors = [
+    tf.constant(v, dtype=dtype, name="%s%d" % (prefix, u))
+    for u, v in enumerate(values)
+  ]
   return values, tensors
 
 
@@ -69,13 +71,14 @@ def _dense_kron(left, right):
 
 
 def _pi(a_cov, g_cov):
-  return np.sqrt((np.trace(a_cov) / a_cov.shape[0]) /
-                 (np.trace(g_cov) / g_cov.shape[0]))
+  return np.sqrt(
+    (np.trace(a_cov) / a_cov.shape[0]) / (np.trace(g_cov) / g_cov.shape[0])
+  )
 
 
 def _inv_sqrt(cov, damping):
   evals, evecs = np.linalg.eigh(cov)
-  s = evecs.dot(np.diag((evals + damping)**-0.5)).dot(evecs.T)
+  s = evecs.dot(np.diag((evals + damping) ** -0.5)).dot(evecs.T)
   return (s + s.T) / 2
 
 
@@ -84,11 +87,13 @@ def _series_inverse_oracle(option, a0, a1, g0, g1, d_a, d_g, num_uses, v):
   z = v.T
   s_a, s_g = _inv_sqrt(a0, d_a), _inv_sqrt(g0, d_g)
   if option == 1:
+
     def quants(s, c1):
       c1s = (c1 + c1.T) / 2
       hat_psi = s.dot(c1s).dot(s)
       evals, evecs = np.linalg.eigh(hat_psi)
       return s.dot(evecs), np.abs(evals)
+
     l_a, psi_a = quants(s_a, a1)
     l_g, psi_g = quants(s_g, g1)
     z = l_g.T.dot(z).dot(l_a)
@@ -96,22 +101,25 @@ def _series_inverse_oracle(option, a0, a1, g0, g1, d_a, d_g, num_uses, v):
     for i in range(z.shape[0]):
       for j in range(z.shape[1]):
         x = psi_g[i] * psi_a[j]
-        gamma[i, j] = (1 - x)**2 / (num_uses * (1 - x**2) -
-                                    2 * x * (1 - x**num_uses))
+        gamma[i, j] = (1 - x) ** 2 / (
+          num_uses * (1 - x**2) - 2 * x * (1 - x**num_uses)
+        )
     z = z * gamma
     z = l_g.dot(z).dot(l_a.T)
   else:
+
     def quants(s, c0, c1, damping):
       hat_psi = s.dot(c1).dot(s)
       _, sigma, e_t = np.linalg.svd(hat_psi)
       p = c1.T.dot(np.linalg.inv(c0 + damping * np.eye(c0.shape[0])))
-      return p, s.dot(e_t.T), np.minimum(sigma**2, 1.)
+      return p, s.dot(e_t.T), np.minimum(sigma**2, 1.0)
+
     p_a, k_a, mu_a = quants(s_a, a0, a1, d_a)
     p_g, k_g, mu_g = quants(s_g, g0, g1, d_g)
     z = z - p_g.dot(z).dot(p_a.T)
     z = k_g.T.dot(z).dot(k_a)
-    divisor = 1. - np.outer(mu_g, mu_a)
-    divisor[divisor == 0.] = 1.
+    divisor = 1.0 - np.outer(mu_g, mu_a)
+    divisor[divisor == 0.0] = 1.0
     z = z / divisor
     z = k_g.dot(z).dot(k_a.T)
     z = z - p_g.T.dot(z).dot(p_a)
@@ -124,30 +132,40 @@ def _mat2d(w, b):
 
 
 class FullyConnectedMultiKFTest(parameterized.TestCase):
-
   @parameterized.named_parameters(
-      ("one_source_float32", 1, False, tf.float32),
-      ("two_sources_bias_float64", 2, True, tf.float64),
-      ("one_source_bias_float32", 1, True, tf.float32))
+    ("one_source_float32", 1, False, tf.float32),
+    ("two_sources_bias_float64", 2, True, tf.float64),
+    ("one_source_bias_float32", 1, True, tf.float32),
+  )
   def testCovAndCovDt1(self, num_sources, has_bias, dtype):
     rng = np.random.RandomState(1)
     num_uses, batch, dim, decay = 3, 4, 3, 0.6
     with tf.Graph().as_default():
-      values, tensors = zip(*[
+      values, tensors = zip(
+        *[
           _data(rng, num_uses, batch, dim, dtype, "s%d_x" % s)
-          for s in range(num_sources)])
+          for s in range(num_sources)
+        ]
+      )
       factor = mu.FullyConnectedMultiKF(tensors, has_bias=has_bias)
       factor.register_cov_dt1()
       self.assertEqual(factor.get_cov().dtype.base_dtype, dtype)
       self.assertEqual(factor.get_cov_dt1().dtype.base_dtype, dtype)
       scope = "__".join("s0_x%d" % u for u in range(num_uses))
-      self.assertEqual(factor.get_cov().op.name,
-                       "ff_fc_multi/%s%s/cov" % (
-                           scope, "_" + "__".join(
-                               "s1_x%d" % u for u in range(num_uses))
-                           if num_sources == 2 else ""))
-      self.assertEqual(factor.get_cov_dt1().op.name,
-                       factor.get_cov().op.name[:-len("cov")] + "cov_dt1")
+      self.assertEqual(
+        factor.get_cov().op.name,
+        "ff_fc_multi/%s%s/cov"
+        % (
+          scope,
+          "_" + "__".join("s1_x%d" % u for u in range(num_uses))
+          if num_sources == 2
+          else "",
+        ),
+      )
+      self.assertEqual(
+        factor.get_cov_dt1().op.name,
+        factor.get_cov().op.name[: -len("cov")] + "cov_dt1",
+      )
       update = factor.make_covariance_update_op(decay)
       with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
@@ -176,14 +194,24 @@ class FullyConnectedMultiKFTest(parameterized.TestCase):
       factor = mu.FullyConnectedMultiKF((tensors,), has_bias=has_bias)
       factor.register_option1quants(d1)
       factor.register_option2quants(d2)
-      update = factor.make_covariance_update_op(0.)
+      update = factor.make_covariance_update_op(0.0)
       inv_ops = factor.make_inverse_update_ops()
       self.assertLen(inv_ops, 1)
-      names = sorted(v.op.name.split("/")[-1]
-                     for v in tf.compat.v1.global_variables())
-      self.assertEqual(names, ["Kmat_damp0.05", "Lmat_damp0.05",
-                               "Lmat_damp0.3", "cov", "cov_dt1",
-                               "mu_damp0.05", "psi_damp0.3"])
+      names = sorted(
+        v.op.name.split("/")[-1] for v in tf.compat.v1.global_variables()
+      )
+      self.assertEqual(
+        names,
+        [
+          "Kmat_damp0.05",
+          "Lmat_damp0.05",
+          "Lmat_damp0.3",
+          "cov",
+          "cov_dt1",
+          "mu_damp0.05",
+          "psi_damp0.3",
+        ],
+      )
       with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         sess.run(update)
@@ -198,32 +226,40 @@ class FullyConnectedMultiKFTest(parameterized.TestCase):
     hat_psi = s.dot((c1 + c1.T) / 2).dot(s)
     evals, evecs = np.linalg.eigh(hat_psi)
     abs_psi = evecs.dot(np.diag(np.abs(evals))).dot(evecs.T)
-    np.testing.assert_allclose(lmat.dot(np.diag(psi)).dot(lmat.T),
-                               s.dot(abs_psi).dot(s), atol=1e-10)
-    np.testing.assert_allclose(lmat.dot(lmat.T),
-                               np.linalg.inv(c0 + d1 * np.eye(n)), atol=1e-10)
-    np.testing.assert_allclose(np.sort(psi), np.sort(np.abs(evals)),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+      lmat.dot(np.diag(psi)).dot(lmat.T), s.dot(abs_psi).dot(s), atol=1e-10
+    )
+    np.testing.assert_allclose(
+      lmat.dot(lmat.T), np.linalg.inv(c0 + d1 * np.eye(n)), atol=1e-10
+    )
+    np.testing.assert_allclose(np.sort(psi), np.sort(np.abs(evals)), atol=1e-10)
     # Option 2: P = C1ᵀ (C0 + dI)⁻¹, K Kᵀ = (C0 + dI)⁻¹,
     # K diag(σ²) Kᵀ = S Ψ̂ᵀ Ψ̂ S, μ = min(σ², 1).
     s = _inv_sqrt(c0, d2)
     hat_psi = s.dot(c1).dot(s)
     _, sigma, e_t = np.linalg.svd(hat_psi)
     np.testing.assert_allclose(
-        pmat, c1.T.dot(np.linalg.inv(c0 + d2 * np.eye(n))), atol=1e-10)
-    np.testing.assert_allclose(kmat.dot(kmat.T),
-                               np.linalg.inv(c0 + d2 * np.eye(n)), atol=1e-10)
+      pmat, c1.T.dot(np.linalg.inv(c0 + d2 * np.eye(n))), atol=1e-10
+    )
     np.testing.assert_allclose(
-        kmat.dot(np.diag(np.minimum(sigma**2, 1.))).dot(kmat.T),
-        s.dot(e_t.T).dot(np.diag(np.minimum(sigma**2, 1.))).dot(e_t).dot(s),
-        atol=1e-10)
-    np.testing.assert_allclose(np.sort(mu_vals),
-                               np.sort(np.minimum(sigma**2, 1.)), atol=1e-10)
+      kmat.dot(kmat.T), np.linalg.inv(c0 + d2 * np.eye(n)), atol=1e-10
+    )
+    np.testing.assert_allclose(
+      kmat.dot(np.diag(np.minimum(sigma**2, 1.0))).dot(kmat.T),
+      s.dot(e_t.T).dot(np.diag(np.minimum(sigma**2, 1.0))).dot(e_t).dot(s),
+      atol=1e-10,
+    )
+    np.testing.assert_allclose(
+      np.sort(mu_vals), np.sort(np.minimum(sigma**2, 1.0)), atol=1e-10
+    )
 
   @parameterized.named_parameters(
-      ("argument_on", True, None, True), ("neither", False, None, False),
-      ("global_on", False, True, True), ("global_off", False, False, False),
-      ("both", True, True, True))
+    ("argument_on", True, None, True),
+    ("neither", False, None, False),
+    ("global_on", False, True, True),
+    ("global_off", False, False, False),
+    ("both", True, True, True),
+  )
   def testColocation(self, flag, global_value, colocated):
     missing = object()
     saved = getattr(ff, "COLOCATE_COV_OPS_WITH_INPUTS", missing)
@@ -233,10 +269,14 @@ class FullyConnectedMultiKFTest(parameterized.TestCase):
       with tf.Graph().as_default():
         _, tensors = _data(np.random.RandomState(0), 2, 3, 2, tf.float32, "x")
         factor = mu.FullyConnectedMultiKF(
-            (tensors,), colocate_cov_ops_with_inputs=flag)
+          (tensors,), colocate_cov_ops_with_inputs=flag
+        )
         update = factor.make_covariance_update_op(0.5)
-        ops = [op for op in tf.compat.v1.get_default_graph().get_operations()
-               if op.type == "MatMul"]
+        ops = [
+          op
+          for op in tf.compat.v1.get_default_graph().get_operations()
+          if op.type == "MatMul"
+        ]
     finally:
       if saved is missing:
         if hasattr(ff, "COLOCATE_COV_OPS_WITH_INPUTS"):
@@ -257,9 +297,10 @@ class FullyConnectedMultiKFTest(parameterized.TestCase):
         factor.register_option2quants(0.1)
 
   @parameterized.named_parameters(
-      ("not_a_list", lambda t: t[0][0], ValueError),
-      ("ragged_sources", lambda t: (t[0], t[0][:1]), ValueError),
-      ("rank_one", lambda t: ((tf.constant([1., 2.]),),), ValueError))
+    ("not_a_list", lambda t: t[0][0], ValueError),
+    ("ragged_sources", lambda t: (t[0], t[0][:1]), ValueError),
+    ("rank_one", lambda t: ((tf.constant([1.0, 2.0]),),), ValueError),
+  )
   def testBadTensorLists(self, make, error):
     with tf.Graph().as_default():
       _, tensors = _data(np.random.RandomState(0), 2, 3, 2, tf.float32, "x")
@@ -268,9 +309,9 @@ class FullyConnectedMultiKFTest(parameterized.TestCase):
 
 
 class _BlockTestBase(parameterized.TestCase):
-
-  def _run_block(self, block_cls, has_bias, num_uses, damping, vector_fns,
-                 **kwargs):
+  def _run_block(
+    self, block_cls, has_bias, num_uses, damping, vector_fns, **kwargs
+  ):
     """Builds a block, refreshes its statistics and evaluates products.
 
     Returns the NumPy data (inputs, grads, vector) and the products.
@@ -282,17 +323,21 @@ class _BlockTestBase(parameterized.TestCase):
       g_vals, gs = _data(rng, num_uses, batch, d_out, tf.float64, "g")
       w_val = rng.randn(d_in, d_out)
       b_val = rng.randn(d_out) if has_bias else None
-      vector = ((tf.constant(w_val), tf.constant(b_val)) if has_bias
-                else tf.constant(w_val))
+      vector = (
+        (tf.constant(w_val), tf.constant(b_val))
+        if has_bias
+        else tf.constant(w_val)
+      )
       lc = lc_lib.LayerCollection()
       block = block_cls(lc, xs, gs, has_bias=has_bias, **kwargs)
       self.assertEqual(block.num_inputs(), num_uses)
       self.assertEqual(block.num_registered_minibatches, 1)
       self.assertIs(block.tensors_to_compute_grads(), block._outputs)
       block.instantiate_factors((gs,), damping)
-      cov_ops = [f.make_covariance_update_op(0.) for f in lc.get_factors()]
-      inv_ops = [op for f in lc.get_factors()
-                 for op in f.make_inverse_update_ops()]
+      cov_ops = [f.make_covariance_update_op(0.0) for f in lc.get_factors()]
+      inv_ops = [
+        op for f in lc.get_factors() for op in f.make_inverse_update_ops()
+      ]
       products = [fn(block, vector) for fn in vector_fns]
       with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
@@ -304,13 +349,16 @@ class _BlockTestBase(parameterized.TestCase):
 
 
 class FullyConnectedMultiIndepFBTest(_BlockTestBase):
-
   @parameterized.named_parameters(("plain", False), ("bias", True))
   def testProductsMatchDenseKronecker(self, has_bias):
     num_uses, damping = 3, 0.2
     x_vals, g_vals, v, (prod, inv) = self._run_block(
-        mu.FullyConnectedMultiIndepFB, has_bias, num_uses, damping,
-        [lambda b, v: b.multiply(v), lambda b, v: b.multiply_inverse(v)])
+      mu.FullyConnectedMultiIndepFB,
+      has_bias,
+      num_uses,
+      damping,
+      [lambda b, v: b.multiply(v), lambda b, v: b.multiply_inverse(v)],
+    )
     a0 = _c0_oracle([x_vals], has_bias)
     g0 = _c0_oracle([g_vals], False)
     pi = _pi(a0, g0)
@@ -320,8 +368,9 @@ class FullyConnectedMultiIndepFBTest(_BlockTestBase):
     fisher = num_uses * _dense_kron(a_d, g_d)
     vec = v.reshape(-1)
     np.testing.assert_allclose(prod.reshape(-1), fisher.dot(vec), rtol=1e-9)
-    np.testing.assert_allclose(inv.reshape(-1),
-                               np.linalg.solve(fisher, vec), rtol=1e-8)
+    np.testing.assert_allclose(
+      inv.reshape(-1), np.linalg.solve(fisher, vec), rtol=1e-8
+    )
 
   def testUseCountMismatch(self):
     with tf.Graph().as_default():
@@ -331,49 +380,63 @@ class FullyConnectedMultiIndepFBTest(_BlockTestBase):
 
 
 class FullyConnectedSeriesFBTest(_BlockTestBase):
-
   @parameterized.named_parameters(
-      ("option1", mu.SeriesFBApproximation.option1, False),
-      ("option1_bias", mu.SeriesFBApproximation.option1, True),
-      ("option2", mu.SeriesFBApproximation.option2, False),
-      ("option2_bias", mu.SeriesFBApproximation.option2, True))
+    ("option1", mu.SeriesFBApproximation.option1, False),
+    ("option1_bias", mu.SeriesFBApproximation.option1, True),
+    ("option2", mu.SeriesFBApproximation.option2, False),
+    ("option2_bias", mu.SeriesFBApproximation.option2, True),
+  )
   def testMultiplyInverseMatchesSeriesFormulas(self, option, has_bias):
     num_uses, damping = 4, 0.1
     x_vals, g_vals, v, (inv,) = self._run_block(
-        mu.FullyConnectedSeriesFB, has_bias, num_uses, damping,
-        [lambda b, v: b.multiply_inverse(v)], option=option)
+      mu.FullyConnectedSeriesFB,
+      has_bias,
+      num_uses,
+      damping,
+      [lambda b, v: b.multiply_inverse(v)],
+      option=option,
+    )
     a0, a1 = _c0_oracle([x_vals], has_bias), _c1_oracle([x_vals], has_bias)
     g0, g1 = _c0_oracle([g_vals], False), _c1_oracle([g_vals], False)
     pi = _pi(a0, g0)
     sqrt_d = np.sqrt(damping / num_uses)
-    expected = _series_inverse_oracle(int(option), a0, a1, g0, g1,
-                                      pi * sqrt_d, sqrt_d / pi, num_uses, v)
+    expected = _series_inverse_oracle(
+      int(option), a0, a1, g0, g1, pi * sqrt_d, sqrt_d / pi, num_uses, v
+    )
     np.testing.assert_allclose(inv, expected, rtol=1e-7, atol=1e-10)
 
   @parameterized.named_parameters(
-      ("option1", mu.SeriesFBApproximation.option1),
-      ("option2", mu.SeriesFBApproximation.option2))
+    ("option1", mu.SeriesFBApproximation.option1),
+    ("option2", mu.SeriesFBApproximation.option2),
+  )
   def testSingleUseIsTheKroneckerInverse(self, option):
     # With T = 1 there is no lag-1 moment (C1 = 0), and both series
     # formulas reduce to (A + d_A I)⁻¹ V (G + d_G I)⁻¹.
     damping = 0.05
     x_vals, g_vals, v, (inv,) = self._run_block(
-        mu.FullyConnectedSeriesFB, True, 1, damping,
-        [lambda b, v: b.multiply_inverse(v)], option=option)
+      mu.FullyConnectedSeriesFB,
+      True,
+      1,
+      damping,
+      [lambda b, v: b.multiply_inverse(v)],
+      option=option,
+    )
     a0 = _c0_oracle([x_vals], True)
     g0 = _c0_oracle([g_vals], False)
     pi = _pi(a0, g0)
     fisher = _dense_kron(
-        a0 + pi * np.sqrt(damping) * np.eye(a0.shape[0]),
-        g0 + np.sqrt(damping) / pi * np.eye(g0.shape[0]))
-    np.testing.assert_allclose(inv.reshape(-1),
-                               np.linalg.solve(fisher, v.reshape(-1)),
-                               rtol=1e-8)
+      a0 + pi * np.sqrt(damping) * np.eye(a0.shape[0]),
+      g0 + np.sqrt(damping) / pi * np.eye(g0.shape[0]),
+    )
+    np.testing.assert_allclose(
+      inv.reshape(-1), np.linalg.solve(fisher, v.reshape(-1)), rtol=1e-8
+    )
 
   def testPiOffNamesVariablesAfterTheFloatDamping(self):
     # With PI_TYPE "off" both factors get √d' as a float (d' = d / T), and
     # the variables are named after its repr (releases.md §12.1).
     from kfac import fisher_blocks  # pylint: disable=g-import-not-at-top
+
     missing = object()
     saved = getattr(fisher_blocks, "PI_TYPE", missing)
     fisher_blocks.PI_TYPE = "off"
@@ -391,8 +454,9 @@ class FullyConnectedSeriesFBTest(_BlockTestBase):
         fisher_blocks.PI_TYPE = saved
     for side in ("x0__x1", "g0__g1"):
       for quant in ("Lmat", "Kmat", "mu"):
-        self.assertIn("ff_fc_multi/%s/%s_damp0.03162277660168379"
-                      % (side, quant), names)
+        self.assertIn(
+          "ff_fc_multi/%s/%s_damp0.03162277660168379" % (side, quant), names
+        )
 
   def testMultiplyIsNotImplemented(self):
     with tf.Graph().as_default():
@@ -405,16 +469,17 @@ class FullyConnectedSeriesFBTest(_BlockTestBase):
     with tf.Graph().as_default():
       _, xs = _data(np.random.RandomState(0), 2, 3, 2, tf.float32, "x")
       _, gs = _data(np.random.RandomState(1), 2, 3, 2, tf.float32, "g")
-      block = mu.FullyConnectedSeriesFB(lc_lib.LayerCollection(), xs, gs,
-                                        option=3)
+      block = mu.FullyConnectedSeriesFB(
+        lc_lib.LayerCollection(), xs, gs, option=3
+      )
       with self.assertRaisesRegex(ValueError, "approximation"):
         block.instantiate_factors((gs,), 0.1)
 
 
 class PosdefEigTest(parameterized.TestCase):
-
-  @parameterized.named_parameters(("self_adjoint", "self_adjoint"),
-                                  ("svd", "svd"))
+  @parameterized.named_parameters(
+    ("self_adjoint", "self_adjoint"), ("svd", "svd")
+  )
   def testReconstructsPsdMatrix(self, method):
     rng = np.random.RandomState(4)
     m = rng.randn(4, 4)
@@ -423,53 +488,68 @@ class PosdefEigTest(parameterized.TestCase):
       evals, evecs = mu.posdef_eig_functions[method](tf.constant(psd))
       with tf.compat.v1.Session() as sess:
         evals, evecs = sess.run([evals, evecs])
-    np.testing.assert_allclose(evecs.dot(np.diag(evals)).dot(evecs.T), psd,
-                               atol=1e-10)
+    np.testing.assert_allclose(
+      evecs.dot(np.diag(evals)).dot(evecs.T), psd, atol=1e-10
+    )
     self.assertTrue(np.all(evals >= 0))
 
   def testSelfAdjointTakesAbsoluteValues(self):
-    mat = np.diag([2., -3.])
+    mat = np.diag([2.0, -3.0])
     with tf.Graph().as_default():
       evals, _ = mu.posdef_eig(tf.constant(mat))
       with tf.compat.v1.Session() as sess:
-        self.assertCountEqual(sess.run(evals).tolist(), [2., 3.])
+        self.assertCountEqual(sess.run(evals).tolist(), [2.0, 3.0])
 
 
 class TrainingTest(parameterized.TestCase):
-
   @parameterized.named_parameters(
-      ("kron_indep", mu.FullyConnectedMultiIndepFB, {}),
-      ("kron_series_1", mu.FullyConnectedSeriesFB,
-       {"option": mu.SeriesFBApproximation.option1}),
-      ("kron_series_2", mu.FullyConnectedSeriesFB,
-       {"option": mu.SeriesFBApproximation.option2}))
+    ("kron_indep", mu.FullyConnectedMultiIndepFB, {}),
+    (
+      "kron_series_1",
+      mu.FullyConnectedSeriesFB,
+      {"option": mu.SeriesFBApproximation.option1},
+    ),
+    (
+      "kron_series_2",
+      mu.FullyConnectedSeriesFB,
+      {"option": mu.SeriesFBApproximation.option2},
+    ),
+  )
   def testSharedLayerTrainsWithKfacOptimizer(self, block_cls, kwargs):
     # logits = Σ_u (x_u W + b): one weight matrix used at T = 3 steps; the
     # block is registered directly with the engine's LayerCollection.
     from kfac import optimizer  # pylint: disable=g-import-not-at-top
+
     rng = np.random.RandomState(5)
     num_uses, batch, d_in, classes = 3, 32, 4, 3
-    x_vals = [rng.randn(batch, d_in).astype(np.float32)
-              for _ in range(num_uses)]
+    x_vals = [
+      rng.randn(batch, d_in).astype(np.float32) for _ in range(num_uses)
+    ]
     teacher = rng.randn(d_in, classes)
     labels = np.argmax(sum(x.dot(teacher) for x in x_vals), axis=1)
     with tf.Graph().as_default():
       tf.compat.v1.set_random_seed(0)
-      w = tf.compat.v1.get_variable("w", initializer=tf.zeros([d_in,
-                                                               classes]))
+      w = tf.compat.v1.get_variable("w", initializer=tf.zeros([d_in, classes]))
       b = tf.compat.v1.get_variable("b", initializer=tf.zeros([classes]))
       xs = [tf.constant(x) for x in x_vals]
       outputs = [tf.matmul(x, w) + b for x in xs]
       logits = tf.add_n(outputs)
-      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=tf.constant(labels), logits=logits))
+      loss = tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=tf.constant(labels), logits=logits
+        )
+      )
       lc = lc_lib.LayerCollection()
       block = block_cls(lc, xs, outputs, has_bias=True, **kwargs)
       lc.register_block((w, b), block)
       lc.register_categorical_predictive_distribution(logits)
       opt = optimizer.KfacOptimizer(
-          learning_rate=0.1, cov_ema_decay=0.9, damping=0.01,
-          layer_collection=lc, momentum=0.5)
+        learning_rate=0.1,
+        cov_ema_decay=0.9,
+        damping=0.01,
+        layer_collection=lc,
+        momentum=0.5,
+      )
       train = opt.minimize(loss)
       with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())

@@ -21,12 +21,15 @@ IN, HIDDEN, OUT, BATCH = 4, 3, 2, 8
 
 def _data(seed):
   rng = np.random.RandomState(seed)
-  return (rng.randn(BATCH, IN).astype(np.float32),
-          rng.randn(BATCH, OUT).astype(np.float32))
+  return (
+    rng.randn(BATCH, IN).astype(np.float32),
+    rng.randn(BATCH, OUT).astype(np.float32),
+  )
 
 
-def _build(head="normal", skip=True, momentum_type="regular", damping=0.05,
-           seed=0):
+def _build(
+  head="normal", skip=True, momentum_type="regular", damping=0.05, seed=0
+):
   """Two dense layers (Kronecker, diagonal) and a regression or softmax head.
 
   Returns a dict of the placeholders, ops and the optimizer.
@@ -37,35 +40,47 @@ def _build(head="normal", skip=True, momentum_type="regular", damping=0.05,
   loss_scale = tf.compat.v1.placeholder_with_default(1.0, [], name="scale")
   lc = lc_lib.LayerCollection()
   w1 = tf.compat.v1.get_variable(
-      "w1", [IN, HIDDEN],
-      initializer=tf.compat.v1.random_normal_initializer(seed=1))
-  b1 = tf.compat.v1.get_variable("b1", [HIDDEN],
-                                 initializer=tf.compat.v1.zeros_initializer())
+    "w1",
+    [IN, HIDDEN],
+    initializer=tf.compat.v1.random_normal_initializer(seed=1),
+  )
+  b1 = tf.compat.v1.get_variable(
+    "b1", [HIDDEN], initializer=tf.compat.v1.zeros_initializer()
+  )
   w2 = tf.compat.v1.get_variable(
-      "w2", [HIDDEN, OUT],
-      initializer=tf.compat.v1.random_normal_initializer(seed=2))
+    "w2",
+    [HIDDEN, OUT],
+    initializer=tf.compat.v1.random_normal_initializer(seed=2),
+  )
   pre1 = tf.matmul(x, w1) + b1
   lc.register_fully_connected((w1, b1), x, pre1)
   h = tf.tanh(pre1)
   out = tf.matmul(h, w2)
   lc.register_fully_connected(w2, h, out, approx="diagonal")
   if head == "normal":
-    lc.register_normal_predictive_distribution(out, var=0.5, targets=y,
-                                               seed=3)
+    lc.register_normal_predictive_distribution(out, var=0.5, targets=y, seed=3)
     loss = tf.reduce_mean(tf.square(out - y))
   else:
     lc.register_categorical_predictive_distribution(out, seed=3)
     labels = tf.argmax(y, axis=1)
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=out))
+    loss = tf.reduce_mean(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=out)
+    )
   loss = loss * loss_scale
   momentum = 0.0 if momentum_type == "qmodel" else 0.9
   opt = optimizer.KfacOptimizer(
-      0.1, 0.9, damping, lc, momentum=momentum, momentum_type=momentum_type,
-      skip_nonfinite_updates=skip)
+    0.1,
+    0.9,
+    damping,
+    lc,
+    momentum=momentum,
+    momentum_type=momentum_type,
+    skip_nonfinite_updates=skip,
+  )
   train_op = opt.minimize(loss)
-  return dict(x=x, y=y, scale=loss_scale, loss=loss, train=train_op,
-              opt=opt, lc=lc)
+  return dict(
+    x=x, y=y, scale=loss_scale, loss=loss, train=train_op, opt=opt, lc=lc
+  )
 
 
 def _values(sess):
@@ -82,14 +97,15 @@ def _step(sess, m, feed):
 
 
 def _counts(sess, m):
-  return {k: int(sess.run(v))
-          for k, v in m["opt"].nonfinite_skip_counters.items()}
+  return {
+    k: int(sess.run(v)) for k, v in m["opt"].nonfinite_skip_counters.items()
+  }
 
 
 class FiniteDataTest(parameterized.TestCase):
-
   @parameterized.named_parameters(
-      ("regular", "regular"), ("adam", "adam"), ("qmodel", "qmodel"))
+    ("regular", "regular"), ("adam", "adam"), ("qmodel", "qmodel")
+  )
   def test_bit_identical_to_unguarded_with_same_names(self, momentum_type):
     results = {}
     for skip in (True, False):
@@ -101,28 +117,28 @@ class FiniteDataTest(parameterized.TestCase):
           _step(sess, m, {m["x"]: xb, m["y"]: yb})
         results[skip] = _values(sess)
         if skip:
-          self.assertEqual(_counts(sess, m),
-                           {"covariance": 0, "inverse": 0, "parameter": 0})
+          self.assertEqual(
+            _counts(sess, m), {"covariance": 0, "inverse": 0, "parameter": 0}
+          )
           local = {v.op.name for v in tf.compat.v1.local_variables()}
           self.assertLen(local, 3)
           self.assertFalse(local & set(results[skip]))
     self.assertEqual(sorted(results[True]), sorted(results[False]))
     for name, value in results[False].items():
-      np.testing.assert_array_equal(results[True][name], value,
-                                    err_msg=name)
+      np.testing.assert_array_equal(results[True][name], value, err_msg=name)
 
 
 class BadBatchTest(parameterized.TestCase):
-
   @parameterized.named_parameters(
-      ("nan_input", "x", np.nan, 3),
-      ("inf_input", "x", np.inf, 1),
-      ("nan_label", "y", np.nan, 0),
-      ("inf_label", "y", -np.inf, 0),
-      ("nan_loss", "scale", np.nan, 0),
+    ("nan_input", "x", np.nan, 3),
+    ("inf_input", "x", np.inf, 1),
+    ("nan_label", "y", np.nan, 0),
+    ("inf_label", "y", -np.inf, 0),
+    ("nan_loss", "scale", np.nan, 0),
   )
   def test_bad_batch_changes_nothing_then_training_resumes(
-      self, where, bad, bad_statistics):
+    self, where, bad, bad_statistics
+  ):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       m = _build()
       sess.run(tf.compat.v1.global_variables_initializer())
@@ -146,8 +162,7 @@ class BadBatchTest(parameterized.TestCase):
 
     self.assertEqual(counts["parameter"], 1)
     for name in ("w1", "b1", "w2", "w1/KFAC", "b1/KFAC", "w2/KFAC"):
-      np.testing.assert_array_equal(after_bad[name], before[name],
-                                    err_msg=name)
+      np.testing.assert_array_equal(after_bad[name], before[name], err_msg=name)
     cov_names = [n for n in before if n.endswith("/cov")]
     inv_names = [n for n in before if "/inv_damp" in n]
     self.assertLen(cov_names, 3)
@@ -157,8 +172,9 @@ class BadBatchTest(parameterized.TestCase):
       # NaN inputs make every statistic non-finite: the first layer's input
       # factor, and through the sampled gradients every other factor.
       for name in cov_names:
-        np.testing.assert_array_equal(after_bad[name], before[name],
-                                      err_msg=name)
+        np.testing.assert_array_equal(
+          after_bad[name], before[name], err_msg=name
+        )
     elif bad_statistics == 1:
       # An Inf input: only the first layer's input statistic (tanh bounds
       # the rest).
@@ -200,8 +216,11 @@ class BadBatchTest(parameterized.TestCase):
       xb, yb = _data(0)
       _step(sess, m, {m["x"]: xb, m["y"]: yb})
       before = _values(sess)
-      a_cov = [v for v in tf.compat.v1.global_variables()
-               if v.op.name.endswith("x_True/cov")][0]
+      a_cov = [
+        v
+        for v in tf.compat.v1.global_variables()
+        if v.op.name.endswith("x_True/cov")
+      ][0]
       singular = np.ones([IN + 1, IN + 1], np.float32)
       sess.run(a_cov.assign(singular))
       sess.run(m["opt"].inv_update_op)
@@ -217,8 +236,7 @@ class BadBatchTest(parameterized.TestCase):
     with tf.Graph().as_default():
       m = _build()
       counters = m["opt"].nonfinite_skip_counters
-      self.assertEqual(sorted(counters), ["covariance", "inverse",
-                                          "parameter"])
+      self.assertEqual(sorted(counters), ["covariance", "inverse", "parameter"])
       global_names = {v.op.name for v in tf.compat.v1.global_variables()}
       for variable in counters.values():
         self.assertNotIn(variable.op.name, global_names)

@@ -12,7 +12,6 @@ def _make_ops(n):
 
 
 class OpQueueTest(parameterized.TestCase):
-
   def test_next_op(self):
     # Legacy testNextOp: three ops, seed 0.
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
@@ -25,8 +24,8 @@ class OpQueueTest(parameterized.TestCase):
       self.assertIn(queue.next_op(sess), ops)
 
   @parameterized.named_parameters(
-      ("one_op", 1, 4),
-      ("five_ops", 5, 6),
+    ("one_op", 1, 4),
+    ("five_ops", 5, 6),
   )
   def test_every_epoch_is_a_permutation(self, num_ops, num_epochs):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:

@@ -20,7 +20,6 @@ def _readme_commands():
 
 
 class PackageTest(parameterized.TestCase):
-
   @pytest.mark.slow
   def test_import_is_lazy_quiet_and_leaves_the_environment(self):
     # `import kfac` loads no TensorFlow; the first use of a module does,
@@ -29,13 +28,21 @@ class PackageTest(parameterized.TestCase):
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     env.pop("KFAC_QUIET_TF_IMPORT", None)
-    code = ("import os, sys, kfac; before = 'tensorflow' in sys.modules; "
-            "lc = kfac.layer_collection; "
-            "print(before, 'tensorflow' in sys.modules, "
-            "all(m in vars(kfac) for m in kfac.__all__), "
-            "os.environ.get('TF_CPP_MIN_LOG_LEVEL'))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                            text=True, env=env, timeout=120, check=True)
+    code = (
+      "import os, sys, kfac; before = 'tensorflow' in sys.modules; "
+      "lc = kfac.layer_collection; "
+      "print(before, 'tensorflow' in sys.modules, "
+      "all(m in vars(kfac) for m in kfac.__all__), "
+      "os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
+    )
+    result = subprocess.run(
+      [sys.executable, "-c", code],
+      capture_output=True,
+      text=True,
+      env=env,
+      timeout=120,
+      check=True,
+    )
     self.assertEqual(result.stdout.split(), ["False", "True", "True", "None"])
     self.assertEqual(result.stderr, "")
 
@@ -43,50 +50,64 @@ class PackageTest(parameterized.TestCase):
   def test_user_log_level_is_respected(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")
     result = subprocess.run(
-        [sys.executable, "-c",
-         "import os, kfac.utils; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"],
-        capture_output=True, text=True, env=env, check=True, timeout=120)
+      [
+        sys.executable,
+        "-c",
+        "import os, kfac.utils; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
+      ],
+      capture_output=True,
+      text=True,
+      env=env,
+      check=True,
+      timeout=120,
+    )
     self.assertEqual(result.stdout.strip(), "1")
 
   @parameterized.named_parameters(
-      ("attribute", "import kfac; kfac.optimizer"),
-      ("submodule", "import kfac.optimizer"),
-      ("from_module", "from kfac.optimizer import KfacOptimizer"),
-      ("from_package", "from kfac import optimizer"),
+    ("attribute", "import kfac; kfac.optimizer"),
+    ("submodule", "import kfac.optimizer"),
+    ("from_module", "from kfac.optimizer import KfacOptimizer"),
+    ("from_package", "from kfac import optimizer"),
   )
   @pytest.mark.slow
   def test_old_tensorflow_is_rejected(self, statement):
     # A stand-in `tensorflow` module reporting an old version.
-    code = ("import sys, types; tf = types.ModuleType('tensorflow'); "
-            "tf.__version__ = '1.15.5'; sys.modules['tensorflow'] = tf; "
-            + statement)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                            text=True, timeout=120)
+    code = (
+      "import sys, types; tf = types.ModuleType('tensorflow'); "
+      "tf.__version__ = '1.15.5'; sys.modules['tensorflow'] = tf; " + statement
+    )
+    result = subprocess.run(
+      [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("found TensorFlow 1.15.5", result.stderr)
 
   @parameterized.named_parameters(
-      ("old_minor", "2.9.3", False),
-      ("old_major", "1.15.5", False),
-      ("minimum", "2.16.0", True),
-      ("release_candidate", "2.16.0rc1", True),
-      ("two_digit_minor", "2.100.0", True),
-      ("garbage", "unknown", False),
+    ("old_minor", "2.9.3", False),
+    ("old_major", "1.15.5", False),
+    ("minimum", "2.16.0", True),
+    ("release_candidate", "2.16.0rc1", True),
+    ("two_digit_minor", "2.100.0", True),
+    ("garbage", "unknown", False),
   )
   def test_version_parsing(self, version, accepted):
-    code = ("import sys, types; tf = types.ModuleType('tensorflow'); "
-            "tf.__version__ = %r; sys.modules['tensorflow'] = tf; "
-            "from kfac import _tf_import; _tf_import.import_tensorflow(); "
-            "print('accepted')" % version)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                            text=True, timeout=60)
+    code = (
+      "import sys, types; tf = types.ModuleType('tensorflow'); "
+      "tf.__version__ = %r; sys.modules['tensorflow'] = tf; "
+      "from kfac import _tf_import; _tf_import.import_tensorflow(); "
+      "print('accepted')" % version
+    )
+    result = subprocess.run(
+      [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     self.assertEqual(result.returncode == 0, accepted, result.stderr)
 
   @pytest.mark.slow
   def test_missing_tensorflow_is_explained(self):
-    code = ("import sys; sys.modules['tensorflow'] = None; import kfac.utils")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                            text=True, timeout=120)
+    code = "import sys; sys.modules['tensorflow'] = None; import kfac.utils"
+    result = subprocess.run(
+      [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("kfac-contrib[tf-cpu]", result.stderr)
 
@@ -95,30 +116,41 @@ class PackageTest(parameterized.TestCase):
     tmp = tempfile.mkdtemp(prefix="kfac_fake_tf_")
     self.addCleanup(shutil.rmtree, tmp, True)
     with open(os.path.join(tmp, "tensorflow.py"), "w") as f:
-      f.write("import os\n"
-              "__version__ = '2.21.0'\n"
-              "LEVEL = os.environ.get('TF_CPP_MIN_LOG_LEVEL')\n"
-              "os.write(2, b'I0000 oneDNN custom operations are on.\\n')\n"
-              "os.write(2, b'a real warning\\n')\n")
+      f.write(
+        "import os\n"
+        "__version__ = '2.21.0'\n"
+        "LEVEL = os.environ.get('TF_CPP_MIN_LOG_LEVEL')\n"
+        "os.write(2, b'I0000 oneDNN custom operations are on.\\n')\n"
+        "os.write(2, b'a real warning\\n')\n"
+      )
     return tmp
 
   @parameterized.named_parameters(
-      ("default", None, False, "2"),
-      ("on", "1", False, "2"),
-      ("off", "0", True, None),
+    ("default", None, False, "2"),
+    ("on", "1", False, "2"),
+    ("off", "0", True, None),
   )
   def test_quiet_import_switch(self, switch, noisy, level):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [self._fake_tensorflow(), _ROOT]))
+    env = dict(
+      os.environ, PYTHONPATH=os.pathsep.join([self._fake_tensorflow(), _ROOT])
+    )
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     env.pop("KFAC_QUIET_TF_IMPORT", None)
     if switch is not None:
       env["KFAC_QUIET_TF_IMPORT"] = switch
-    code = ("import os; from kfac import _tf_import; "
-            "tf = _tf_import.import_tensorflow(); "
-            "print(tf.LEVEL, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                            text=True, env=env, timeout=60, check=True)
+    code = (
+      "import os; from kfac import _tf_import; "
+      "tf = _tf_import.import_tensorflow(); "
+      "print(tf.LEVEL, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
+    )
+    result = subprocess.run(
+      [sys.executable, "-c", code],
+      capture_output=True,
+      text=True,
+      env=env,
+      timeout=60,
+      check=True,
+    )
     self.assertEqual(result.stdout.split(), [str(level), "None"])
     self.assertEqual("oneDNN" in result.stderr, noisy)
     self.assertIn("a real warning", result.stderr)  # Never swallowed.
@@ -127,21 +159,29 @@ class PackageTest(parameterized.TestCase):
     tmp = tempfile.mkdtemp(prefix="kfac_fake_dist_")
     self.addCleanup(shutil.rmtree, tmp, True)
     for name, version in names:
-      info = os.path.join(tmp, "%s-%s.dist-info" % (name.replace("-", "_"),
-                                                     version))
+      info = os.path.join(
+        tmp, "%s-%s.dist-info" % (name.replace("-", "_"), version)
+      )
       os.makedirs(info)
       with open(os.path.join(info, "METADATA"), "w") as f:
-        f.write("Metadata-Version: 2.1\nName: %s\nVersion: %s\n"
-                % (name, version))
+        f.write(
+          "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version)
+        )
     return tmp
 
   def test_both_distributions_are_an_error(self):
-    fake = self._fake_distributions([("kfac", "0.2.4"),
-                                     ("kfac-contrib", "1.4.0.dev0")])
+    fake = self._fake_distributions(
+      [("kfac", "0.2.4"), ("kfac-contrib", "1.4.0.dev0")]
+    )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([_ROOT, fake]))
-    result = subprocess.run([sys.executable, "-c", "import kfac"],
-                            capture_output=True, text=True, env=env,
-                            timeout=60, cwd=fake)
+    result = subprocess.run(
+      [sys.executable, "-c", "import kfac"],
+      capture_output=True,
+      text=True,
+      env=env,
+      timeout=60,
+      cwd=fake,
+    )
     self.assertNotEqual(result.returncode, 0)
     last = result.stderr.strip().splitlines()[-1]
     self.assertIn("ImportError", last)
@@ -152,8 +192,13 @@ class PackageTest(parameterized.TestCase):
   def test_this_distribution_alone_is_fine(self):
     fake = self._fake_distributions([("kfac-contrib", "1.4.0.dev0")])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([_ROOT, fake]))
-    subprocess.run([sys.executable, "-c", "import kfac"], env=env, timeout=60,
-                   check=True, cwd=fake)
+    subprocess.run(
+      [sys.executable, "-c", "import kfac"],
+      env=env,
+      timeout=60,
+      check=True,
+      cwd=fake,
+    )
 
   @pytest.mark.slow
   def test_readme_usage_example_trains(self):
@@ -161,11 +206,17 @@ class PackageTest(parameterized.TestCase):
       (snippet,) = re.findall(r"```python\n(.*?)\n```", f.read(), flags=re.S)
     if os.environ.get("KFAC_TF_MODE") == "v1":
       # The suite's TF1 pass: the example as a TF1 program would run it.
-      snippet = ("import tensorflow\n"
-                 "tensorflow.compat.v1.disable_v2_behavior()\n" + snippet)
-    result = subprocess.run([sys.executable, "-c", snippet],
-                            capture_output=True, text=True, timeout=300,
-                            check=True)
+      snippet = (
+        "import tensorflow\n"
+        "tensorflow.compat.v1.disable_v2_behavior()\n" + snippet
+      )
+    result = subprocess.run(
+      [sys.executable, "-c", snippet],
+      capture_output=True,
+      text=True,
+      timeout=300,
+      check=True,
+    )
     final_loss = float(result.stdout.strip().split()[-1])
     # Random labels over 10 classes start near log(10) = 2.3; 100 K-FAC steps
     # on 128 examples with 650 parameters fit them far better.
@@ -175,8 +226,11 @@ class PackageTest(parameterized.TestCase):
     commands = _readme_commands()
     self.assertLen(commands, 2)
     with open(os.path.join(_ROOT, ".ci", "run"), encoding="utf-8") as f:
-      ci_lines = [line for line in f.read().splitlines()
-                  if line and not line.startswith("#")]
+      ci_lines = [
+        line
+        for line in f.read().splitlines()
+        if line and not line.startswith("#")
+      ]
     self.assertEqual(ci_lines[-1], commands[1])
     self.assertIn("pytest", commands[1])
     self.assertIn("kfac.examples", commands[0])

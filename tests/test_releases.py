@@ -36,16 +36,21 @@ def _np_pi(a, g):
 
 def _make_optimizer(ns, lc, **kwargs):
   kwargs.setdefault("momentum", 0.0)
-  return ns.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.0,
-                                    damping=0.01, layer_collection=lc,
-                                    **kwargs)
+  return ns.optimizer.KfacOptimizer(
+    learning_rate=0.1,
+    cov_ema_decay=0.0,
+    damping=0.01,
+    layer_collection=lc,
+    **kwargs,
+  )
 
 
 def _fc_model(ns, rng):
   """One FC layer with bias and a categorical head; returns its parts."""
   x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
-  w = tf.compat.v1.get_variable("w", initializer=rng.randn(IN, OUT).astype(
-      np.float32))
+  w = tf.compat.v1.get_variable(
+    "w", initializer=rng.randn(IN, OUT).astype(np.float32)
+  )
   b = tf.compat.v1.get_variable("b", initializer=np.zeros(OUT, np.float32))
   logits = tf.matmul(x, w) + b
   lc = ns.layer_collection.LayerCollection()
@@ -71,8 +76,12 @@ class SharedTest(parameterized.TestCase):
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(opt.cov_update_op)
       sess.run(opt.inv_update_op)
-      a_cov, g_cov = sess.run([block._input_factor.get_cov(),  # pylint: disable=protected-access
-                               block._output_factor.get_cov()])  # pylint: disable=protected-access
+      a_cov, g_cov = sess.run(
+        [
+          block._input_factor.get_cov(),  # pylint: disable=protected-access
+          block._output_factor.get_cov(),
+        ]
+      )  # pylint: disable=protected-access
       x_value, (p_w, p_b) = sess.run([x, product])
     # The input factor is the second moment of [x, 1] (cov_ema_decay 0).
     homog = np.concatenate([x_value, np.ones((BATCH, 1))], axis=1)
@@ -84,8 +93,11 @@ class SharedTest(parameterized.TestCase):
     pi = _np_pi(a_cov, g_cov)
     root = np.sqrt(0.01)
     v = np.concatenate([v_w, v_b[None]], axis=0)
-    expected = (np.linalg.inv(a_cov + pi * root * np.eye(IN + 1)) @ v @
-                np.linalg.inv(g_cov + root / pi * np.eye(OUT)))
+    expected = (
+      np.linalg.inv(a_cov + pi * root * np.eye(IN + 1))
+      @ v
+      @ np.linalg.inv(g_cov + root / pi * np.eye(OUT))
+    )
     np.testing.assert_allclose(p_w, expected[:-1], rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(p_b, expected[-1], rtol=1e-3, atol=1e-5)
 
@@ -96,7 +108,8 @@ class SharedTest(parameterized.TestCase):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
       w = tf.compat.v1.get_variable(
-          "w", initializer=rng.randn(IN, OUT).astype(np.float32))
+        "w", initializer=rng.randn(IN, OUT).astype(np.float32)
+      )
       logits = tf.matmul(x, w)
       lc = ns.layer_collection.LayerCollection()
       lc.register_fully_connected(w, x, logits, approx="diagonal")
@@ -120,10 +133,13 @@ class SharedTest(parameterized.TestCase):
     with tf.Graph().as_default():
       _, w, b, logits, lc = _fc_model(ns, np.random.RandomState(2))
       with self.assertRaises(ValueError):
-        lc.register_fully_connected((w, b), tf.ones([BATCH, IN]), logits,
-                                    approx="kron", **(
-                                        {"reuse": False}
-                                        if package in _LATER else {}))
+        lc.register_fully_connected(
+          (w, b),
+          tf.ones([BATCH, IN]),
+          logits,
+          approx="kron",
+          **({"reuse": False} if package in _LATER else {}),
+        )
 
   @parameterized.named_parameters(*_named(_NAMESPACES))
   def test_objects_carry_their_release(self, package):
@@ -139,25 +155,29 @@ class DefaultsTest(parameterized.TestCase):
   """Defaults and positional orders that changed (releases.md §13, §14)."""
 
   @parameterized.named_parameters(
-      ("r1_4", "kfac.r1_4", 0.0, None),
-      ("r1_5", "kfac.r1_5", 0.0, False), ("r1_6", "kfac.r1_6", 0.9, True),
-      ("r1_7", "kfac.r1_7", 0.9, True))
+    ("r1_4", "kfac.r1_4", 0.0, None),
+    ("r1_5", "kfac.r1_5", 0.0, False),
+    ("r1_6", "kfac.r1_6", 0.9, True),
+    ("r1_7", "kfac.r1_7", 0.9, True),
+  )
   def test_optimizer_defaults(self, package, momentum, colocate):
     params = inspect.signature(
-        _ns(package).optimizer.KfacOptimizer.__init__).parameters
+      _ns(package).optimizer.KfacOptimizer.__init__
+    ).parameters
     self.assertEqual(params["momentum"].default, momentum)
     if colocate is None:
       self.assertNotIn("colocate_gradients_with_ops", params)
     else:
-      self.assertEqual(params["colocate_gradients_with_ops"].default,
-                       colocate)
+      self.assertEqual(params["colocate_gradients_with_ops"].default, colocate)
       # `var_list` comes before `momentum` from 1.5.
       names = list(params)
       self.assertLess(names.index("var_list"), names.index("momentum"))
 
   @parameterized.named_parameters(
-      ("kfac", "kfac", "NaiveDiagonalFB"),
-      ("r1_5", "kfac.r1_5", "FullFB"), ("r1_7", "kfac.r1_7", "FullFB"))
+    ("kfac", "kfac", "NaiveDiagonalFB"),
+    ("r1_5", "kfac.r1_5", "FullFB"),
+    ("r1_7", "kfac.r1_7", "FullFB"),
+  )
   def test_generic_default_approximation(self, package, block_name):
     ns = _ns(package)
     with tf.Graph().as_default():
@@ -167,8 +187,10 @@ class DefaultsTest(parameterized.TestCase):
         lc.register_generic(v, 4)
       else:
         lc.register_generic(v, 4, approx=None)
-      self.assertEqual(type(lc.fisher_blocks[(v,) if package == "kfac"
-                                             else v]).__name__, block_name)
+      self.assertEqual(
+        type(lc.fisher_blocks[(v,) if package == "kfac" else v]).__name__,
+        block_name,
+      )
 
   @parameterized.named_parameters(*_named(("kfac.r1_6", "kfac.r1_7")))
   def test_qmodel_needs_explicit_zero_momentum(self, package):
@@ -176,15 +198,25 @@ class DefaultsTest(parameterized.TestCase):
     with tf.Graph().as_default():
       _, _, _, _, lc = _fc_model(ns, np.random.RandomState(3))
       with self.assertRaises(ValueError):
-        ns.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.9,
-                                   damping=0.01, layer_collection=lc,
-                                   momentum_type="qmodel")
-      ns.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.9,
-                                 damping=0.01, layer_collection=lc,
-                                 momentum=0.0, momentum_type="qmodel")
+        ns.optimizer.KfacOptimizer(
+          learning_rate=0.1,
+          cov_ema_decay=0.9,
+          damping=0.01,
+          layer_collection=lc,
+          momentum_type="qmodel",
+        )
+      ns.optimizer.KfacOptimizer(
+        learning_rate=0.1,
+        cov_ema_decay=0.9,
+        damping=0.01,
+        layer_collection=lc,
+        momentum=0.0,
+        momentum_type="qmodel",
+      )
 
-  @parameterized.named_parameters(("r1_5", "kfac.r1_5", True),
-                                  ("r1_6", "kfac.r1_6", False))
+  @parameterized.named_parameters(
+    ("r1_5", "kfac.r1_5", True), ("r1_6", "kfac.r1_6", False)
+  )
   def test_conv_diagonal_damping(self, package, divided):
     ns = _ns(package)
     with tf.Graph().as_default():
@@ -194,7 +226,8 @@ class DefaultsTest(parameterized.TestCase):
       lc = ns.layer_collection.LayerCollection()
       lc.register_conv2d(f, (1, 1, 1, 1), "SAME", x, y, approx="diagonal")
       lc.register_categorical_predictive_distribution(
-          tf.reshape(y, [2, -1]), name="logits")
+        tf.reshape(y, [2, -1]), name="logits"
+      )
       _make_optimizer(ns, lc)
       damping = lc.fisher_blocks[f]._damping  # pylint: disable=protected-access
     # |T| = 16 locations: 1.5 divides the damping by it, 1.6 does not.
@@ -209,6 +242,7 @@ class DefaultsTest(parameterized.TestCase):
       def damping_fn():
         calls.append(1)
         return 0.01
+
       est = ns.estimator.FisherEstimator(damping_fn, [w, b], 0.9, lc)
       made = len(calls)
       self.assertEqual(est.damping, 0.01)
@@ -222,8 +256,9 @@ class DefaultsTest(parameterized.TestCase):
     self.assertFalse(hasattr(seed_lc, "default_generic_approximation"))
     self.assertEqual(lc_16.default_generic_approximation, "full")
     self.assertTrue(kfac.r1_6.fisher_factors.COLOCATE_COV_OPS_WITH_INPUTS)
-    self.assertFalse(hasattr(kfac.fisher_factors,
-                             "COLOCATE_COV_OPS_WITH_INPUTS"))
+    self.assertFalse(
+      hasattr(kfac.fisher_factors, "COLOCATE_COV_OPS_WITH_INPUTS")
+    )
 
 
 class RegistrationTest(parameterized.TestCase):
@@ -234,18 +269,20 @@ class RegistrationTest(parameterized.TestCase):
     ns = _ns(package)
     rng = np.random.RandomState(5)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      w = tf.compat.v1.get_variable("w", initializer=rng.randn(
-          IN, OUT).astype(np.float32))
+      w = tf.compat.v1.get_variable(
+        "w", initializer=rng.randn(IN, OUT).astype(np.float32)
+      )
       lc = ns.layer_collection.LayerCollection()
-      xs = [tf.constant(rng.randn(BATCH, IN).astype(np.float32))
-            for _ in range(2)]
+      xs = [
+        tf.constant(rng.randn(BATCH, IN).astype(np.float32)) for _ in range(2)
+      ]
       for i, x in enumerate(xs):
-        with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
-                                         reuse=(i > 0)):
+        with tf.compat.v1.variable_scope(
+          tf.compat.v1.get_variable_scope(), reuse=(i > 0)
+        ):
           logits = tf.matmul(x, w)
           lc.register_fully_connected(w, x, logits)
-          lc.register_categorical_predictive_distribution(logits,
-                                                          name="logits")
+          lc.register_categorical_predictive_distribution(logits, name="logits")
       self.assertLen(lc.fisher_blocks, 1)
       self.assertLen(lc.losses, 1)
       self.assertEqual(lc.fisher_blocks[w].num_registered_minibatches, 2)
@@ -255,8 +292,9 @@ class RegistrationTest(parameterized.TestCase):
       sess.run(opt.cov_update_op)
       a_cov = sess.run(lc.fisher_blocks[w]._input_factor.get_cov())  # pylint: disable=protected-access
       pooled = np.concatenate(sess.run(xs), axis=0)
-    np.testing.assert_allclose(a_cov, pooled.T @ pooled / (2 * BATCH),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+      a_cov, pooled.T @ pooled / (2 * BATCH), rtol=1e-5, atol=1e-6
+    )
 
   @parameterized.named_parameters(*_named(_LATER))
   def test_register_block_rules(self, package):
@@ -266,35 +304,42 @@ class RegistrationTest(parameterized.TestCase):
       b = tf.compat.v1.get_variable("b", [OUT])
       lc = ns.layer_collection.LayerCollection()
       with self.assertRaises(KeyError):
-        lc.register_fully_connected(w, tf.ones([2, IN]), tf.ones([2, OUT]),
-                                    reuse=True)
+        lc.register_fully_connected(
+          w, tf.ones([2, IN]), tf.ones([2, OUT]), reuse=True
+        )
       lc.register_fully_connected(w, tf.ones([2, IN]), tf.ones([2, OUT]))
       with self.assertRaisesRegex(ValueError, "already registered"):
-        lc.register_fully_connected((w, b), tf.ones([2, IN]),
-                                    tf.ones([2, OUT]))
+        lc.register_fully_connected((w, b), tf.ones([2, IN]), tf.ones([2, OUT]))
       with self.assertRaisesRegex(ValueError, "Attempted to register"):
-        lc.register_fully_connected(w, tf.ones([2, IN]), tf.ones([2, OUT]),
-                                    approx="diagonal", reuse=True)
+        lc.register_fully_connected(
+          w, tf.ones([2, IN]), tf.ones([2, OUT]), approx="diagonal", reuse=True
+        )
       with self.assertRaises(ValueError):
         lc.define_linked_parameters((w, b))
       lc.define_linked_parameters(b, approximation="full")
       lc.register_generic(b, 2)
       self.assertEqual(type(lc.fisher_blocks[b]).__name__, "FullFB")
       with self.assertRaisesRegex(ValueError, "Bad value"):
-        lc.register_conv2d(tf.compat.v1.get_variable("f", [1, 1, 1, 1]),
-                           (1, 1, 1, 1), "SAME", tf.ones([1, 2, 2, 1]),
-                           tf.ones([1, 2, 2, 1]), approx="bogus")
+        lc.register_conv2d(
+          tf.compat.v1.get_variable("f", [1, 1, 1, 1]),
+          (1, 1, 1, 1),
+          "SAME",
+          tf.ones([1, 2, 2, 1]),
+          tf.ones([1, 2, 2, 1]),
+          approx="bogus",
+        )
       with self.assertRaises(ValueError):
         lc.set_default_generic_approximation("kron")
-      lc.register_categorical_predictive_distribution(tf.ones([2, OUT]),
-                                                      name="l")
+      lc.register_categorical_predictive_distribution(
+        tf.ones([2, OUT]), name="l"
+      )
       with self.assertRaises(KeyError):
-        lc.register_categorical_predictive_distribution(tf.ones([2, OUT]),
-                                                        name="l")
+        lc.register_categorical_predictive_distribution(
+          tf.ones([2, OUT]), name="l"
+        )
       lc.register_normal_predictive_distribution(tf.ones([2, OUT]), name="n")
       with self.assertRaises(NotImplementedError):
-        lc.register_normal_predictive_distribution(tf.ones([2, OUT]),
-                                                   name="n")
+        lc.register_normal_predictive_distribution(tf.ones([2, OUT]), name="n")
 
   @parameterized.named_parameters(*_named(_LATER))
   def test_factor_variables_follow_float64_data(self, package):
@@ -308,7 +353,7 @@ class RegistrationTest(parameterized.TestCase):
       lc.register_fully_connected(w, x, logits)
       lc.register_categorical_predictive_distribution(logits, name="logits")
       opt = _make_optimizer(ns, lc)
-      train = opt.minimize(tf.reduce_sum(logits ** 2))
+      train = opt.minimize(tf.reduce_sum(logits**2))
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run([train, opt.cov_update_op])
       sess.run(opt.inv_update_op)
@@ -325,28 +370,37 @@ class TypicalProgramsTest(parameterized.TestCase):
     rng = np.random.RandomState(7)
     x_all = rng.randn(16 * towers, IN).astype(np.float32)
     labels_all = (x_all[:, 0] > 0).astype(np.int32)
-    w = tf.compat.v1.get_variable("w", initializer=0.1 * rng.randn(
-        IN, OUT).astype(np.float32))
+    w = tf.compat.v1.get_variable(
+      "w", initializer=0.1 * rng.randn(IN, OUT).astype(np.float32)
+    )
     b = tf.compat.v1.get_variable("b", initializer=np.zeros(OUT, np.float32))
     lc = ns.layer_collection.LayerCollection()
     losses = []
     for i in range(towers):
-      x = tf.constant(x_all[16 * i:16 * (i + 1)])
-      labels = tf.constant(labels_all[16 * i:16 * (i + 1)])
-      with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
-                                       reuse=(i > 0)):
+      x = tf.constant(x_all[16 * i : 16 * (i + 1)])
+      labels = tf.constant(labels_all[16 * i : 16 * (i + 1)])
+      with tf.compat.v1.variable_scope(
+        tf.compat.v1.get_variable_scope(), reuse=(i > 0)
+      ):
         logits = tf.matmul(x, w) + b
         lc.register_fully_connected((w, b), x, logits)
-        lc.register_categorical_predictive_distribution(logits,
-                                                        name="logits")
-      losses.append(tf.reduce_mean(
-          tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                         logits=logits)))
+        lc.register_categorical_predictive_distribution(logits, name="logits")
+      losses.append(
+        tf.reduce_mean(
+          tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits
+          )
+        )
+      )
     loss = tf.add_n(losses) / towers
     step = tf.compat.v1.train.get_or_create_global_step()
-    opt = ns.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.95,
-                                     damping=1e-2, layer_collection=lc,
-                                     momentum=0.9)
+    opt = ns.optimizer.KfacOptimizer(
+      learning_rate=0.1,
+      cov_ema_decay=0.95,
+      damping=1e-2,
+      layer_collection=lc,
+      momentum=0.9,
+    )
     train = opt.minimize(loss, global_step=step)
     if thunks:
       inv = tf.group(*ns.utils.batch_execute(step, opt.inv_update_thunks, 1))
@@ -388,8 +442,9 @@ class TypicalProgramsTest(parameterized.TestCase):
     ns = _ns(package)
     rng = np.random.RandomState(8)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      w = tf.compat.v1.get_variable("w", initializer=0.3 * rng.randn(
-          IN, IN).astype(np.float32))
+      w = tf.compat.v1.get_variable(
+        "w", initializer=0.3 * rng.randn(IN, IN).astype(np.float32)
+      )
       x0 = tf.constant(rng.randn(16, IN).astype(np.float32))
       target = tf.constant(rng.randn(16, IN).astype(np.float32))
       inputs, outputs = [x0], []
@@ -398,15 +453,22 @@ class TypicalProgramsTest(parameterized.TestCase):
         outputs.append(out)
         inputs.append(tf.tanh(out))
       lc = ns.layer_collection.LayerCollection()
-      lc.register_fully_connected_multi(w, inputs[:3], outputs,
-                                        approx="kron_indep")
-      lc.register_normal_predictive_distribution(outputs[-1], var=1.0,
-                                                 name="mean")
-      loss = 0.5 * tf.reduce_mean(tf.reduce_sum(
-          (outputs[-1] - target) ** 2, axis=1))
-      opt = ns.optimizer.KfacOptimizer(learning_rate=0.05,
-                                       cov_ema_decay=0.95, damping=1e-2,
-                                       layer_collection=lc, momentum=0.5)
+      lc.register_fully_connected_multi(
+        w, inputs[:3], outputs, approx="kron_indep"
+      )
+      lc.register_normal_predictive_distribution(
+        outputs[-1], var=1.0, name="mean"
+      )
+      loss = 0.5 * tf.reduce_mean(
+        tf.reduce_sum((outputs[-1] - target) ** 2, axis=1)
+      )
+      opt = ns.optimizer.KfacOptimizer(
+        learning_rate=0.05,
+        cov_ema_decay=0.95,
+        damping=1e-2,
+        layer_collection=lc,
+        momentum=0.5,
+      )
       train = opt.minimize(loss)
       sess.run(tf.compat.v1.global_variables_initializer())
       values = []
@@ -422,22 +484,30 @@ class TypicalProgramsTest(parameterized.TestCase):
     ns = kfac.r1_7
     with tf.Graph().as_default():
       _, w, b, logits, lc = _fc_model(ns, np.random.RandomState(9))
-      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=tf.zeros([BATCH], tf.int32), logits=logits))
-      opt = ns.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.9,
-                                       damping=0.01, layer_collection=lc)
+      loss = tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=tf.zeros([BATCH], tf.int32), logits=logits
+        )
+      )
+      opt = ns.optimizer.KfacOptimizer(
+        learning_rate=0.1, cov_ema_decay=0.9, damping=0.01, layer_collection=lc
+      )
       opt.set_damping_adaptation_params(
-          is_chief=True, prev_train_batch=None, loss_fn=lambda _: loss)
+        is_chief=True, prev_train_batch=None, loss_fn=lambda _: loss
+      )
       with self.assertRaises(ValueError):
         opt.set_damping_adaptation_params(
-            is_chief=True, prev_train_batch=None, loss_fn=lambda _: loss)
+          is_chief=True, prev_train_batch=None, loss_fn=lambda _: loss
+        )
       with self.assertRaises(KeyError):
         opt.minimize(loss)
       self.assertEqual(opt.damping_adaptation_interval, 5)
       names = {v.op.name for v in tf.compat.v1.global_variables()}
       del w, b
-    self.assertTrue({"KFAC/rho", "KFAC/prev_loss", "KFAC/q_model_change",
-                     "KFAC/damping"} <= names)
+    self.assertTrue(
+      {"KFAC/rho", "KFAC/prev_loss", "KFAC/q_model_change", "KFAC/damping"}
+      <= names
+    )
 
   def test_qmodel_with_damping_adaptation_1_7(self):
     ns = kfac.r1_7
@@ -445,28 +515,43 @@ class TypicalProgramsTest(parameterized.TestCase):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
       labels = tf.constant((rng.rand(BATCH) * OUT).astype(np.int32))
-      w = tf.compat.v1.get_variable("w", initializer=0.1 * rng.randn(
-          IN, OUT).astype(np.float32))
+      w = tf.compat.v1.get_variable(
+        "w", initializer=0.1 * rng.randn(IN, OUT).astype(np.float32)
+      )
 
       def loss_fn(batch):
         logits = tf.matmul(batch, w)
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=labels, logits=logits)), logits
+        return tf.reduce_mean(
+          tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits
+          )
+        ), logits
+
       loss, logits = loss_fn(x)
       lc = ns.layer_collection.LayerCollection()
       lc.register_fully_connected(w, x, logits)
       lc.register_categorical_predictive_distribution(logits, name="logits")
       step = tf.compat.v1.train.get_or_create_global_step()
       opt = ns.optimizer.KfacOptimizer(
-          learning_rate=0.5, cov_ema_decay=0.9, damping=0.1,
-          layer_collection=lc, momentum=0.0, momentum_type="qmodel")
+        learning_rate=0.5,
+        cov_ema_decay=0.9,
+        damping=0.1,
+        layer_collection=lc,
+        momentum=0.0,
+        momentum_type="qmodel",
+      )
       opt.set_damping_adaptation_params(
-          is_chief=True, prev_train_batch=x,
-          loss_fn=lambda batch: loss_fn(batch)[0],
-          damping_adaptation_interval=2)
+        is_chief=True,
+        prev_train_batch=x,
+        loss_fn=lambda batch: loss_fn(batch)[0],
+        damping_adaptation_interval=2,
+      )
       train = opt.minimize(loss, global_step=step)
-      q_change = [v for v in tf.compat.v1.global_variables()
-                  if v.op.name == "KFAC/q_model_change"][0]
+      q_change = [
+        v
+        for v in tf.compat.v1.global_variables()
+        if v.op.name == "KFAC/q_model_change"
+      ][0]
       sess.run(tf.compat.v1.global_variables_initializer())
       values, changes, dampings = [], [], []
       for _ in range(6):

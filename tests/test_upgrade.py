@@ -43,35 +43,35 @@ _CORPUS = os.path.join(_HERE, "data", "legacy_programs")
 # TF 1.4 programs (run after upgrading) and kfac 0.2.x programs (rewritten
 # and reported only: they always need the human step for their thunks).
 _TF14_PROGRAMS = (
-    "mlp_chain",
-    "convnet_from_import",
-    "generic_module_alias",
-    "diagonal_ops_imports",
-    "bernoulli_class_import",
-    "opqueue_lib_forms",
-    "tf1_style",
+  "mlp_chain",
+  "convnet_from_import",
+  "generic_module_alias",
+  "diagonal_ops_imports",
+  "bernoulli_class_import",
+  "opqueue_lib_forms",
+  "tf1_style",
 )
 _KFAC02_PROGRAMS = ("kfac02_program", "kfac02_unconvertible")
 _ALL_PROGRAMS = _TF14_PROGRAMS + _KFAC02_PROGRAMS
 
 # What the report must flag in the kfac 0.2.x programs: (line, phrase).
 _EXPECTED_ATTENTION = {
-    "kfac02_program": [
-        (32, "make_vars_and_create_op_thunks"),
-    ],
-    "kfac02_unconvertible": [
-        (6, "kfac.layer_collection.VARIABLE_SCOPE"),
-        (11, "reuse"),
-        (13, "register_squared_error_loss"),
-        (14, "register_conv2d called with 6 positional"),
-        (15, "kron_indep"),
-        (18, "positionally in the kfac 0.2.x order"),
-        (19, "PeriodicInvCovUpdateKfacOpt"),
-        (22, "adapt_damping"),
-        (22, "batch_size"),
-        (29, "auto_register_layers"),
-        (34, "the receiver's type is not clear"),
-    ],
+  "kfac02_program": [
+    (32, "make_vars_and_create_op_thunks"),
+  ],
+  "kfac02_unconvertible": [
+    (6, "kfac.layer_collection.VARIABLE_SCOPE"),
+    (11, "reuse"),
+    (13, "register_squared_error_loss"),
+    (14, "register_conv2d called with 6 positional"),
+    (15, "kron_indep"),
+    (18, "positionally in the kfac 0.2.x order"),
+    (19, "PeriodicInvCovUpdateKfacOpt"),
+    (22, "adapt_damping"),
+    (22, "batch_size"),
+    (29, "auto_register_layers"),
+    (34, "the receiver's type is not clear"),
+  ],
 }
 
 # Runs programs given on the command line, one JSON line per program.
@@ -104,8 +104,11 @@ def _expected(name):
 
 def _names(source):
   """The NAME tokens of `source` (bytes): code, not strings or comments."""
-  return [tok.string for tok in tokenize.tokenize(io.BytesIO(source).readline)
-          if tok.type == tokenize.NAME]
+  return [
+    tok.string
+    for tok in tokenize.tokenize(io.BytesIO(source).readline)
+    if tok.type == tokenize.NAME
+  ]
 
 
 def _upgrade(text):
@@ -135,11 +138,17 @@ class CorpusTest(parameterized.TestCase):
     result = upgrade.upgrade_source(_read(_program(name)), _program(name))
     expected = _read(_expected(name))
     if result.source != expected:
-      diff = "".join(difflib.unified_diff(
+      diff = "".join(
+        difflib.unified_diff(
           expected.decode().splitlines(True),
-          result.source.decode().splitlines(True), "expected", "got"))
-      self.fail("upgraded %s differs from the expected file:\n%s"
-                % (name, diff))
+          result.source.decode().splitlines(True),
+          "expected",
+          "got",
+        )
+      )
+      self.fail(
+        "upgraded %s differs from the expected file:\n%s" % (name, diff)
+      )
     self.assertTrue(result.changed)
     self.assertNotEmpty(result.changes)
 
@@ -163,10 +172,21 @@ class CorpusTest(parameterized.TestCase):
         continue
       chunk = "\n".join(before[i1:i2] + after[j1:j2])
       self.assertTrue(
-          any(word in chunk for word in (
-              "kfac", "KfacOptimizer", "register_", "multiply_",
-              "cov_ema_decay", "momentum", "var_list", "estimation_mode")),
-          "unexpected change in %s:\n%s" % (name, chunk))
+        any(
+          word in chunk
+          for word in (
+            "kfac",
+            "KfacOptimizer",
+            "register_",
+            "multiply_",
+            "cov_ema_decay",
+            "momentum",
+            "var_list",
+            "estimation_mode",
+          )
+        ),
+        "unexpected change in %s:\n%s" % (name, chunk),
+      )
 
   @parameterized.named_parameters((name, name) for name in _TF14_PROGRAMS)
   def test_tf14_programs_need_no_human(self, name):
@@ -180,8 +200,9 @@ class CorpusTest(parameterized.TestCase):
     got = [(f.line, f.message) for f in result.attention]
     for line, phrase in _EXPECTED_ATTENTION[name]:
       self.assertTrue(
-          any(l == line and phrase in m for l, m in got),
-          "no report of %r at line %d; got %s" % (phrase, line, got))
+        any(l == line and phrase in m for l, m in got),
+        "no report of %r at line %d; got %s" % (phrase, line, got),
+      )
     self.assertLen(got, len(_EXPECTED_ATTENTION[name]))
 
 
@@ -189,136 +210,202 @@ class RewriteTest(parameterized.TestCase):
   """Single rewriting rules on small snippets."""
 
   @parameterized.named_parameters(
-      ("tf_alias", """\
+    (
+      "tf_alias",
+      """\
           import tensorflow as tf1
           lc = tf1.contrib.kfac.layer_collection.LayerCollection()
-          """, """\
+          """,
+      """\
           import tensorflow as tf1
           import kfac
           lc = kfac.layer_collection.LayerCollection()
-          """),
-      ("compat_v1", """\
+          """,
+    ),
+    (
+      "compat_v1",
+      """\
           import tensorflow.compat.v1 as tf
           f = tf.contrib.kfac.fisher_factors.FullFactor
-          """, """\
+          """,
+      """\
           import tensorflow.compat.v1 as tf
           import kfac
           f = tf.contrib.kfac.fisher_factors.FullFactor
-          """.replace("tf.contrib.kfac", "kfac")),
-      ("python_ops_chain", """\
+          """.replace("tf.contrib.kfac", "kfac"),
+    ),
+    (
+      "python_ops_chain",
+      """\
           import tensorflow as tf
           q = tf.contrib.kfac.python.ops.op_queue_lib.OpQueue
-          """, """\
+          """,
+      """\
           import tensorflow as tf
           import kfac
           q = kfac.op_queue.OpQueue
-          """),
-      ("from_tensorflow_import_contrib", """\
+          """,
+    ),
+    (
+      "from_tensorflow_import_contrib",
+      """\
           from tensorflow import contrib
           u = contrib.kfac.utils.posdef_inv
-          """, """\
+          """,
+      """\
           from tensorflow import contrib
           import kfac
           u = kfac.utils.posdef_inv
-          """),
-      ("plain_import_with_other_uses", """\
+          """,
+    ),
+    (
+      "plain_import_with_other_uses",
+      """\
           import tensorflow.contrib.kfac
           x = tensorflow.zeros([2])
           o = tensorflow.contrib.kfac.optimizer.KfacOptimizer
-          """, """\
+          """,
+      """\
           import tensorflow, kfac
           x = tensorflow.zeros([2])
           o = kfac.optimizer.KfacOptimizer
-          """),
-      ("plain_import_only_kfac", """\
+          """,
+    ),
+    (
+      "plain_import_only_kfac",
+      """\
           import tensorflow.contrib.kfac
           o = tensorflow.contrib.kfac.optimizer.KfacOptimizer
-          """, """\
+          """,
+      """\
           import kfac
           o = kfac.optimizer.KfacOptimizer
-          """),
-      ("from_contrib_split", """\
+          """,
+    ),
+    (
+      "from_contrib_split",
+      """\
           # header
           from tensorflow.contrib import kfac, slim  # both
-          """, """\
+          """,
+      """\
           # header
           from tensorflow.contrib import slim
           import kfac  # both
-          """),
-      ("star", """\
+          """,
+    ),
+    (
+      "star",
+      """\
           from tensorflow.contrib.kfac.python.ops.fisher_factors import *
-          """, """\
+          """,
+      """\
           from kfac.fisher_factors import *
-          """),
-      ("lib_class_import", """\
+          """,
+    ),
+    (
+      "lib_class_import",
+      """\
           from tensorflow.contrib.kfac.python.ops.layer_collection_lib import (
               LayerCollection,  # the registry
               APPROX_DIAGONAL_NAME)
-          """, """\
+          """,
+      """\
           from kfac.layer_collection import (
               LayerCollection,  # the registry
               APPROX_DIAGONAL_NAME)
-          """),
-      ("kfac_assignment_idiom", """\
+          """,
+    ),
+    (
+      "kfac_assignment_idiom",
+      """\
           import tensorflow as tf
           kfac = tf.contrib.kfac  # 2017 idiom
           lc = kfac.layer_collection.LayerCollection()
-          """, """\
+          """,
+      """\
           import tensorflow as tf
           import kfac  # 2017 idiom
           lc = kfac.layer_collection.LayerCollection()
-          """),
-      ("import_as_kfac", """\
+          """,
+    ),
+    (
+      "import_as_kfac",
+      """\
           import tensorflow.contrib.kfac as kfac
-          """, """\
+          """,
+      """\
           import kfac
-          """),
-      ("function_local_import", """\
+          """,
+    ),
+    (
+      "function_local_import",
+      """\
           def f():
             import tensorflow.contrib.kfac as kf
             return kf.utils
-          """, """\
+          """,
+      """\
           def f():
             import kfac as kf
             return kf.utils
-          """),
-      ("comments_and_layout_kept", """\
+          """,
+    ),
+    (
+      "comments_and_layout_kept",
+      """\
           import tensorflow as tf  # tf
           opt = tf.contrib.kfac.optimizer.KfacOptimizer(  # the optimizer
               0.1,   0.9,  # lr, decay
               0.01,
               lc)  # done
-          """, """\
+          """,
+      """\
           import tensorflow as tf  # tf
           import kfac
           opt = kfac.optimizer.KfacOptimizer(  # the optimizer
               0.1,   0.9,  # lr, decay
               0.01,
               lc)  # done
-          """),
-      ("kfac02_keywords_one_line", """\
+          """,
+    ),
+    (
+      "kfac02_keywords_one_line",
+      """\
           import kfac
           opt = kfac.KfacOptimizer(learning_rate=0.1, damping=0.01, layer_collection=lc)
-          """, """\
+          """,
+      """\
           import kfac
           opt = kfac.optimizer.KfacOptimizer(learning_rate=0.1, damping=0.01, layer_collection=lc, cov_ema_decay=0.95, momentum=0.9, momentum_type="adam", colocate_gradients_with_ops=True)
-          """),
-      ("kfac02_from_import", """\
+          """,
+    ),
+    (
+      "kfac02_from_import",
+      """\
           from kfac import LayerCollection, KfacOptimizer
           lc = LayerCollection()
-          """, """\
+          """,
+      """\
           from kfac.layer_collection import LayerCollection
           from kfac.optimizer import KfacOptimizer
           lc = LayerCollection()
-          """),
-      ("kfac02_regular_momentum_kept", """\
+          """,
+    ),
+    (
+      "kfac02_regular_momentum_kept",
+      """\
           import kfac
           opt = kfac.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.9, damping=0.01, layer_collection=lc, momentum=0.5, momentum_type="regular")
-          """, """\
+          """,
+      """\
           import kfac
           opt = kfac.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.9, damping=0.01, layer_collection=lc, momentum=0.5, momentum_type="regular", colocate_gradients_with_ops=True)
-          """),
-      ("kfac02_multiline_comments_kept", """\
+          """,
+    ),
+    (
+      "kfac02_multiline_comments_kept",
+      """\
           import kfac
           opt = kfac.KfacOptimizer(
               learning_rate=0.05,  # lr
@@ -328,7 +415,8 @@ class RewriteTest(parameterized.TestCase):
               var_list=None,  # all trainable variables
               estimation_mode="empirical",  # last
           )
-          """, """\
+          """,
+      """\
           import kfac
           opt = kfac.optimizer.KfacOptimizer(
               learning_rate=0.05,  # lr
@@ -341,22 +429,27 @@ class RewriteTest(parameterized.TestCase):
               momentum=0.9,
               momentum_type="adam",
           )
-          """),
-      ("kfac02_cmvp_and_ggn", """\
+          """,
+    ),
+    (
+      "kfac02_cmvp_and_ggn",
+      """\
           from kfac import CurvatureMatrixVectorProductComputer as CMVP
           products = CMVP(layer_collection=lc, wrt_tensors=params)
           a = products.multiply_ggn(v)
           for loss in lc.losses:
             b = loss.multiply_ggn_factor(v)
             c = loss.ggn_factor_inner_shape
-          """, """\
+          """,
+      """\
           from kfac.curvature_matrix_vector_products import CurvatureMatrixVectorProductComputer as CMVP
           products = CMVP(losses=lc.losses, wrt_tensors=params)
           a = products.multiply_generalized_gauss_newton(v)
           for loss in lc.losses:
             b = loss.multiply_hessian_factor(v)
             c = loss.hessian_factor_inner_shape
-          """),
+          """,
+    ),
   )
   def test_rewrite(self, source, expected):
     result = _upgrade(source)
@@ -366,18 +459,27 @@ class RewriteTest(parameterized.TestCase):
     self.assertFalse(again.changed)
 
   @parameterized.named_parameters(
-      ("no_kfac", """\
+    (
+      "no_kfac",
+      """\
           import tensorflow as tf   # odd   spacing
           x = tf.contrib.layers.flatten( y )  ;  z = 1
-          """),
-      ("upgraded_14_program", """\
+          """,
+    ),
+    (
+      "upgraded_14_program",
+      """\
           import kfac
           opt = kfac.optimizer.KfacOptimizer(0.1, 0.95, 0.01, lc)
-          """),
-      ("kfac_in_strings_and_comments", """\
+          """,
+    ),
+    (
+      "kfac_in_strings_and_comments",
+      """\
           # tf.contrib.kfac.utils is mentioned here
           doc = "tf.contrib.kfac.utils"
-          """),
+          """,
+    ),
   )
   def test_unchanged(self, source):
     result = _upgrade(source)
@@ -387,17 +489,23 @@ class RewriteTest(parameterized.TestCase):
     self.assertEmpty(result.attention)
 
   def test_bytes_keep_crlf_and_encoding(self):
-    source = ("# -*- coding: latin-1 -*-\r\n"
-              "import tensorflow as tf\r\n"
-              "s = 'caf\xe9'\r\n"
-              "u = tf.contrib.kfac.utils\r\n").encode("latin-1")
+    source = (
+      "# -*- coding: latin-1 -*-\r\n"
+      "import tensorflow as tf\r\n"
+      "s = 'caf\xe9'\r\n"
+      "u = tf.contrib.kfac.utils\r\n"
+    ).encode("latin-1")
     result = upgrade.upgrade_source(source)
-    self.assertEqual(result.source,
-                     ("# -*- coding: latin-1 -*-\r\n"
-                      "import tensorflow as tf\r\n"
-                      "import kfac\r\n"
-                      "s = 'caf\xe9'\r\n"
-                      "u = kfac.utils\r\n").encode("latin-1"))
+    self.assertEqual(
+      result.source,
+      (
+        "# -*- coding: latin-1 -*-\r\n"
+        "import tensorflow as tf\r\n"
+        "import kfac\r\n"
+        "s = 'caf\xe9'\r\n"
+        "u = kfac.utils\r\n"
+      ).encode("latin-1"),
+    )
 
   def test_kfac_name_taken(self):
     source = """\
@@ -436,16 +544,27 @@ class RewriteTest(parameterized.TestCase):
         from kfac import PeriodicInvCovUpdateKfacOpt, LayerCollection
         import kfac.python.keras as kk
         """)
-    self.assertEqual(result.source, textwrap.dedent("""\
+    self.assertEqual(
+      result.source,
+      textwrap.dedent("""\
         import os
 
         from kfac import PeriodicInvCovUpdateKfacOpt
         from kfac.layer_collection import LayerCollection
         import kfac.python.keras as kk
-        """))
-    self.assertEqual([(f.line, "PeriodicInvCovUpdateKfacOpt" in f.message,
-                       "keras" in f.message) for f in result.attention],
-                     [(3, True, False), (4, False, True)])
+        """),
+    )
+    self.assertEqual(
+      [
+        (
+          f.line,
+          "PeriodicInvCovUpdateKfacOpt" in f.message,
+          "keras" in f.message,
+        )
+        for f in result.attention
+      ],
+      [(3, True, False), (4, False, True)],
+    )
 
   def test_syntax_error(self):
     with self.assertRaises(upgrade.UpgradeError) as cm:
@@ -480,8 +599,11 @@ class CommandLineTest(parameterized.TestCase):
     self.assertEqual(sorted(os.listdir(self.dir)), ["prog.py"])  # no temp
     report = out.decode()
     self.assertIn("%s: changed" % path, report)
-    self.assertIn("line 32: `tf.contrib.kfac.layer_collection.LayerCollection`"
-                  " -> `kfac.layer_collection.LayerCollection`", report)
+    self.assertIn(
+      "line 32: `tf.contrib.kfac.layer_collection.LayerCollection`"
+      " -> `kfac.layer_collection.LayerCollection`",
+      report,
+    )
     self.assertIn("added `import kfac`", report)
 
   def test_check_exit_codes(self):
@@ -530,8 +652,9 @@ class CommandLineTest(parameterized.TestCase):
     self.assertIn("<stdin>: changed", err)
 
   def test_stdin_check(self):
-    status, out, _ = _run_main(["--check", "-"],
-                               stdin=_read(_program("mlp_chain")))
+    status, out, _ = _run_main(
+      ["--check", "-"], stdin=_read(_program("mlp_chain"))
+    )
     self.assertEqual(status, 1)
     self.assertEqual(out, b"")
 
@@ -563,8 +686,9 @@ class CommandLineTest(parameterized.TestCase):
     status, out, _ = _run_main([path])
     self.assertEqual(status, 0)
     report = out.decode()
-    self.assertIn("NEEDS A HUMAN, line 18: KfacOptimizer called positionally",
-                  report)
+    self.assertIn(
+      "NEEDS A HUMAN, line 18: KfacOptimizer called positionally", report
+    )
     self.assertIn("1 need a human", report)
 
   def test_unwritable_file_is_an_error(self):
@@ -582,8 +706,10 @@ class CommandLineTest(parameterized.TestCase):
     self.assertEqual(status, 2)
     self.assertIn("%s: cannot write: " % bad, err)
     self.assertNotIn("%s: changed" % bad, out.decode())
-    self.assertIn("2 file(s) scanned, 1 changed, 0 need a human, "
-                  "1 could not be written", out.decode())
+    self.assertIn(
+      "2 file(s) scanned, 1 changed, 0 need a human, 1 could not be written",
+      out.decode(),
+    )
     self.assertEqual(_read(bad), _read(_program("mlp_chain")))
     self.assertEqual(_read(good), _read(_expected("mlp_chain")))
 
@@ -607,9 +733,14 @@ class CommandLineTest(parameterized.TestCase):
         print(loaded, "kfac.utils" in sys.modules)
         """)
     for mode in ("plain", "blocked"):
-      proc = subprocess.run([sys.executable, "-c", code, path, mode],
-                            cwd=_REPO, capture_output=True, text=True,
-                            timeout=60, check=False)
+      proc = subprocess.run(
+        [sys.executable, "-c", code, path, mode],
+        cwd=_REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+      )
       self.assertEqual(proc.returncode, 0, proc.stderr)
       self.assertEqual(proc.stdout.split(), ["False", "False"], mode)
 
@@ -618,8 +749,12 @@ class CommandLineTest(parameterized.TestCase):
     # What the `kfac-upgrade` console script runs (`kfac.upgrade:main`).
     path = self._write("prog.py", _read(_program("opqueue_lib_forms")))
     proc = subprocess.run(
-        [sys.executable, "-m", "kfac.upgrade", "--check", path],
-        cwd=_REPO, capture_output=True, timeout=120, check=False)
+      [sys.executable, "-m", "kfac.upgrade", "--check", path],
+      cwd=_REPO,
+      capture_output=True,
+      timeout=120,
+      check=False,
+    )
     self.assertEqual(proc.returncode, 1, proc.stderr.decode())
     self.assertIn(b"would change", proc.stdout)
 
@@ -641,8 +776,7 @@ class UpgradedProgramsRunTest(parameterized.TestCase):
       shutil.copyfile(_program(name), path)
       paths.append(path)
     tf1 = os.path.join(cls.tmp, "tf1_style.py")
-    status, out, err = _run_main(
-        [p for p in paths if p != tf1])
+    status, out, err = _run_main([p for p in paths if p != tf1])
     assert status == 0, err
     status, out, err = _run_main(["--also-tf2", tf1])
     cls.tf2_status = status
@@ -650,16 +784,24 @@ class UpgradedProgramsRunTest(parameterized.TestCase):
     runner = os.path.join(cls.tmp, "runner.py")
     with open(runner, "w") as f:
       f.write(_RUNNER)
-    env = dict(os.environ, PYTHONPATH=_REPO + os.pathsep +
-               os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, runner] + paths, cwd=cls.tmp,
-                          env=env, capture_output=True, timeout=300,
-                          check=False)
+    env = dict(
+      os.environ,
+      PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+      TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    proc = subprocess.run(
+      [sys.executable, runner] + paths,
+      cwd=cls.tmp,
+      env=env,
+      capture_output=True,
+      timeout=300,
+      check=False,
+    )
     cls.output = proc.stdout.decode() + proc.stderr.decode()
     cls.results = {}
     for line in proc.stdout.decode().splitlines():
       if line.startswith("RESULT "):
-        result = json.loads(line[len("RESULT "):])
+        result = json.loads(line[len("RESULT ") :])
         name = os.path.basename(result["path"])[:-3]
         cls.results[name] = result
 
@@ -685,23 +827,41 @@ class UpgradedProgramsRunTest(parameterized.TestCase):
     self.assertTrue(result["ok"], result.get("error"))
 
 
-
 class Tf2FindingsTest(parameterized.TestCase):
   """`--also-tf2` reports what tf_upgrade_v2 leaves that TF 2.16+ rejects."""
 
   @parameterized.named_parameters(
-      ("tf_layers", "import tensorflow as tf\nimport kfac\n"
-       "tf.compat.v1.disable_eager_execution()\n"
-       "d = tf.compat.v1.layers.Dense(3)\n", [4]),
-      ("v1_alias", "import tensorflow.compat.v1 as tf\nimport kfac\n"
-       "tf.disable_v2_behavior()\nc = tf.layers.conv2d\n", [4]),
-      ("from_import", "from tensorflow.compat.v1 import layers as L\n"
-       "x = L.Dense\n", [2]),
-      ("no_layers", "import tensorflow as tf\nimport kfac\n"
-       "with tf.Graph().as_default():\n  pass\n", []),
-      ("keras_is_fine", "import tensorflow as tf\nimport kfac\n"
-       "tf.compat.v1.disable_eager_execution()\n"
-       "d = tf.keras.layers.Dense(3)\n", []),
+    (
+      "tf_layers",
+      "import tensorflow as tf\nimport kfac\n"
+      "tf.compat.v1.disable_eager_execution()\n"
+      "d = tf.compat.v1.layers.Dense(3)\n",
+      [4],
+    ),
+    (
+      "v1_alias",
+      "import tensorflow.compat.v1 as tf\nimport kfac\n"
+      "tf.disable_v2_behavior()\nc = tf.layers.conv2d\n",
+      [4],
+    ),
+    (
+      "from_import",
+      "from tensorflow.compat.v1 import layers as L\nx = L.Dense\n",
+      [2],
+    ),
+    (
+      "no_layers",
+      "import tensorflow as tf\nimport kfac\n"
+      "with tf.Graph().as_default():\n  pass\n",
+      [],
+    ),
+    (
+      "keras_is_fine",
+      "import tensorflow as tf\nimport kfac\n"
+      "tf.compat.v1.disable_eager_execution()\n"
+      "d = tf.keras.layers.Dense(3)\n",
+      [],
+    ),
   )
   def test_layers(self, source, lines):
     self.assertEqual([f.line for f in upgrade.tf2_findings(source)], lines)
@@ -722,13 +882,20 @@ class Tf2FindingsTest(parameterized.TestCase):
     status, out, err = _run_main(["--also-tf2", path])
     report = out.decode() + err
     self.assertEqual(status, 0, report)
-    self.assertIn("NEEDS A HUMAN for TensorFlow 2.x, module: kfac builds "
-                  "graph ops", report)
+    self.assertIn(
+      "NEEDS A HUMAN for TensorFlow 2.x, module: kfac builds graph ops", report
+    )
     with open(path) as f:
-      line = [i for i, text in enumerate(f.read().splitlines(), 1)
-              if "tf.layers.Dense(" in text][0]
-    self.assertIn("NEEDS A HUMAN for TensorFlow 2.x, line %d of the result: "
-                  "`tf.layers.Dense` needs Keras 2" % line, report)
+      line = [
+        i
+        for i, text in enumerate(f.read().splitlines(), 1)
+        if "tf.layers.Dense(" in text
+      ][0]
+    self.assertIn(
+      "NEEDS A HUMAN for TensorFlow 2.x, line %d of the result: "
+      "`tf.layers.Dense` needs Keras 2" % line,
+      report,
+    )
     self.assertIn("1 changed, 1 need a human", report)
 
   def test_reported_without_also_tf2(self):
@@ -739,33 +906,40 @@ class Tf2FindingsTest(parameterized.TestCase):
     status, out, err = _run_main([path])
     report = out.decode() + err
     self.assertEqual(status, 0, report)
-    self.assertIn("NEEDS A HUMAN for TensorFlow 2.x, module: kfac builds "
-                  "graph ops", report)
+    self.assertIn(
+      "NEEDS A HUMAN for TensorFlow 2.x, module: kfac builds graph ops", report
+    )
     self.assertIn("`tf.layers.Dense` needs Keras 2", report)
     self.assertIn("TF_USE_LEGACY_KERAS=1", report)
     self.assertIn("1 changed, 1 need a human", report)
 
   @parameterized.named_parameters(
-      ("shape_index", "n = x.shape[1].value\n", ["x.shape[1]"]),
-      ("get_shape", "n = x.get_shape()[-1].value\n", ["x.get_shape()[-1]"]),
-      ("dims", "n = x.shape.dims[0].value\n", ["x.shape.dims[0]"]),
-      ("dimension_call", "n = tf.compat.v1.Dimension(3).value\n",
-       ["tf.compat.v1.Dimension(3)"]),
-      ("two", "a = x.shape[0].value\nb = y.shape[1].value\n",
-       ["x.shape[0]", "y.shape[1]"]),
-      ("other_value", "n = counter.value\nm = d['k'].value\n", []),
-      ("no_value", "n = x.shape[1]\n", []),
+    ("shape_index", "n = x.shape[1].value\n", ["x.shape[1]"]),
+    ("get_shape", "n = x.get_shape()[-1].value\n", ["x.get_shape()[-1]"]),
+    ("dims", "n = x.shape.dims[0].value\n", ["x.shape.dims[0]"]),
+    (
+      "dimension_call",
+      "n = tf.compat.v1.Dimension(3).value\n",
+      ["tf.compat.v1.Dimension(3)"],
+    ),
+    (
+      "two",
+      "a = x.shape[0].value\nb = y.shape[1].value\n",
+      ["x.shape[0]", "y.shape[1]"],
+    ),
+    ("other_value", "n = counter.value\nm = d['k'].value\n", []),
+    ("no_value", "n = x.shape[1]\n", []),
   )
   def test_dimension_value(self, body, dims):
-    source = ("import tensorflow as tf\nimport kfac\n"
-              "tf.compat.v1.disable_eager_execution()\n" + body)
+    source = (
+      "import tensorflow as tf\nimport kfac\n"
+      "tf.compat.v1.disable_eager_execution()\n" + body
+    )
     findings = upgrade.tf2_findings(source)
     self.assertLen(findings, len(dims))
     for finding, dim in zip(findings, dims):
-      self.assertIn("`tf.compat.v1.dimension_value(%s)`" % dim,
-                    finding.message)
-    self.assertEqual([f.line for f in findings],
-                     list(range(4, 4 + len(dims))))
+      self.assertIn("`tf.compat.v1.dimension_value(%s)`" % dim, finding.message)
+    self.assertEqual([f.line for f in findings], list(range(4, 4 + len(dims))))
 
 
 class SurfaceTableTest(parameterized.TestCase):
@@ -774,15 +948,16 @@ class SurfaceTableTest(parameterized.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    with open(os.path.join(_HERE, "data", "api_surface.md"),
-              encoding="utf-8") as f:
+    with open(
+      os.path.join(_HERE, "data", "api_surface.md"), encoding="utf-8"
+    ) as f:
       cls.spec = f.read()
 
   def _spec_section(self, name):
     header = "## `tf.contrib.kfac.%s` (" % name
     start = self.spec.index(header)
     end = self.spec.find("\n## ", start + 1)
-    return self.spec[start:end if end >= 0 else None]
+    return self.spec[start : end if end >= 0 else None]
 
   @parameterized.named_parameters((m, m) for m in _surface.MODULES)
   def test_module_names_match_spec(self, module):
@@ -797,12 +972,15 @@ class SurfaceTableTest(parameterized.TestCase):
   @parameterized.named_parameters((m, m) for m in _surface.MODULES)
   def test_module_all_matches(self, module):
     import importlib  # pylint: disable=import-outside-toplevel
+
     mod = importlib.import_module("kfac." + module)
-    self.assertEqual(set(mod.__all__),
-                     set(_surface.public_names("1.4", module)))
+    self.assertEqual(
+      set(mod.__all__), set(_surface.public_names("1.4", module))
+    )
 
   @parameterized.named_parameters(
-      (q.replace(".", "_"), q) for q in _surface.RELEASES["1.4"].signatures)
+    (q.replace(".", "_"), q) for q in _surface.RELEASES["1.4"].signatures
+  )
   def test_signatures_match_spec(self, qualname):
     module, cls, method = qualname.split(".")
     section = self._spec_section("%s.%s" % (module, cls))
@@ -810,38 +988,66 @@ class SurfaceTableTest(parameterized.TestCase):
     self.assertIn("- `%s( %s )`" % (method, text), section)
 
   def test_upgrader_parameter_tables(self):
-    self.assertEqual(_tables.OPTIMIZER_PARAMS_14, (
-        "learning_rate", "cov_ema_decay", "damping", "layer_collection",
-        "momentum", "momentum_type", "norm_constraint", "name"))
-    self.assertEqual(_tables.ESTIMATOR_PARAMS_14, (
-        "variables", "cov_ema_decay", "damping", "layer_collection",
-        "estimation_mode"))
-    self.assertEqual(_tables.REGISTER_PARAMS_14["register_conv2d"], (
-        "params", "strides", "padding", "inputs", "outputs", "approx"))
+    self.assertEqual(
+      _tables.OPTIMIZER_PARAMS_14,
+      (
+        "learning_rate",
+        "cov_ema_decay",
+        "damping",
+        "layer_collection",
+        "momentum",
+        "momentum_type",
+        "norm_constraint",
+        "name",
+      ),
+    )
+    self.assertEqual(
+      _tables.ESTIMATOR_PARAMS_14,
+      (
+        "variables",
+        "cov_ema_decay",
+        "damping",
+        "layer_collection",
+        "estimation_mode",
+      ),
+    )
+    self.assertEqual(
+      _tables.REGISTER_PARAMS_14["register_conv2d"],
+      ("params", "strides", "padding", "inputs", "outputs", "approx"),
+    )
     self.assertLen(_tables.REGISTER_PARAMS_14, 6)
 
   def test_keyword_only_extras_match_the_optimizer(self):
     import inspect  # pylint: disable=import-outside-toplevel
     from kfac import optimizer  # pylint: disable=import-outside-toplevel
+
     params = inspect.signature(optimizer.KfacOptimizer.__init__).parameters
-    keyword_only = tuple(n for n, p in params.items()
-                         if p.kind == inspect.Parameter.KEYWORD_ONLY)
+    keyword_only = tuple(
+      n for n, p in params.items() if p.kind == inspect.Parameter.KEYWORD_ONLY
+    )
     self.assertEqual(
-        _surface.KFAC_KEYWORD_ONLY["optimizer.KfacOptimizer.__init__"],
-        keyword_only)
+      _surface.KFAC_KEYWORD_ONLY["optimizer.KfacOptimizer.__init__"],
+      keyword_only,
+    )
 
   def test_later_releases_are_changes(self):
-    self.assertEqual(sorted(_surface.RELEASES, key=lambda v: int(v[2:])),
-                     ["1.4", "1.5", "1.6", "1.7", "1.8", "1.9", "1.10"])
+    self.assertEqual(
+      sorted(_surface.RELEASES, key=lambda v: int(v[2:])),
+      ["1.4", "1.5", "1.6", "1.7", "1.8", "1.9", "1.10"],
+    )
     self.assertNotIn("setdefault", _surface.public_names("1.5", "utils"))
-    self.assertIn("VARIABLE_SCOPE",
-                  _surface.public_names("1.5", "layer_collection"))
-    self.assertIn("maybe_colocate_with",
-                  _surface.public_names("1.7", "fisher_factors"))
-    self.assertNotIn("maybe_colocate_with",
-                     _surface.public_names("1.8", "fisher_factors"))
-    self.assertEqual(_surface.RELEASES["1.10"].names,
-                     _surface.RELEASES["1.9"].names)
+    self.assertIn(
+      "VARIABLE_SCOPE", _surface.public_names("1.5", "layer_collection")
+    )
+    self.assertIn(
+      "maybe_colocate_with", _surface.public_names("1.7", "fisher_factors")
+    )
+    self.assertNotIn(
+      "maybe_colocate_with", _surface.public_names("1.8", "fisher_factors")
+    )
+    self.assertEqual(
+      _surface.RELEASES["1.10"].names, _surface.RELEASES["1.9"].names
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ def _session():
 
 
 class SequenceDictTest(parameterized.TestCase):
-
   def test_init_empty(self):
     self.assertEqual(utils.SequenceDict().items(), [])
 
@@ -40,7 +39,6 @@ class SequenceDictTest(parameterized.TestCase):
 
 
 class SetDefaultTest(parameterized.TestCase):
-
   def test_thunk_only_called_for_missing_key(self):
     calls = []
 
@@ -58,11 +56,10 @@ class SetDefaultTest(parameterized.TestCase):
 
 
 class SubGraphTest(parameterized.TestCase):
-
   def test_basic_graph(self):
     with tf.Graph().as_default():
-      a = tf.constant([[1., 2.], [3., 4.]])
-      b = tf.constant([[5., 6.], [7., 8.]])
+      a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+      b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
       c = a + b
       d = a * b
       sub = utils.SubGraph((c,))
@@ -75,8 +72,8 @@ class SubGraphTest(parameterized.TestCase):
 
   def test_repeated_adds(self):
     with tf.Graph().as_default():
-      a = tf.constant([[1., 2.], [3., 4.]])
-      b = tf.constant([[5., 6.], [7., 8.]])
+      a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+      b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
       c = a + b + a  # note the repeated use of a
       sub = utils.SubGraph((c,))
       self.assertTrue(sub.is_member(a))
@@ -85,8 +82,8 @@ class SubGraphTest(parameterized.TestCase):
 
   def test_filter_list(self):
     with tf.Graph().as_default():
-      a = tf.constant([[1., 2.], [3., 4.]])
-      b = tf.constant([[5., 6.], [7., 8.]])
+      a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+      b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
       c = a + b
       d = a * b
       sub = utils.SubGraph((c,))
@@ -95,9 +92,9 @@ class SubGraphTest(parameterized.TestCase):
   def test_variable_uses_counts_consumers_inside_only(self):
     with tf.Graph().as_default():
       w = tf.compat.v1.get_variable("w", [2, 2])
-      x = tf.constant([[1., 2.]])
+      x = tf.constant([[1.0, 2.0]])
       y = tf.matmul(x, w) + tf.reduce_sum(w)  # two uses inside
-      outside = w * 3.  # one use outside the sub-graph
+      outside = w * 3.0  # one use outside the sub-graph
       del outside
       sub = utils.SubGraph((y,))
       self.assertEqual(sub.variable_uses(w), 2)
@@ -116,29 +113,28 @@ class SubGraphTest(parameterized.TestCase):
     with tf.Graph().as_default():
       w = tf.compat.v1.get_variable("w", [2, 2])
       v = tf.compat.v1.get_variable("v", [2, 2])
-      y = tf.reduce_sum(w * 2.)
+      y = tf.reduce_sum(w * 2.0)
       sub = utils.SubGraph((y,))
       self.assertEqual(sub.variable_uses(w), 1)
       self.assertEqual(sub.variable_uses(v), 0)
 
 
 class UtilsTest(parameterized.TestCase):
-
   def _run(self, tensors):
     with _session() as sess:
       return sess.run(tensors)
 
   def test_fc_tuple_to_mat2d(self):
     with tf.Graph().as_default():
-      w = tf.constant([[1., 2.], [4., 3.]])
-      b = tf.constant([1., 2.])
+      w = tf.constant([[1.0, 2.0], [4.0, 3.0]])
+      b = tf.constant([1.0, 2.0])
       mat = utils.layer_params_to_mat2d((w, b))
       self.assertEqual(mat.shape.as_list(), [3, 2])
       np.testing.assert_array_equal(self._run(mat), [[1, 2], [4, 3], [1, 2]])
 
   def test_fc_tensor_to_mat2d(self):
     with tf.Graph().as_default():
-      w = tf.constant([[1., 2.], [4., 3.]])
+      w = tf.constant([[1.0, 2.0], [4.0, 3.0]])
       mat = utils.layer_params_to_mat2d(w)
       self.assertEqual(mat.shape.as_list(), [2, 2])
       np.testing.assert_array_equal(self._run(mat), [[1, 2], [4, 3]])
@@ -153,7 +149,7 @@ class UtilsTest(parameterized.TestCase):
   def test_mat2d_to_fc_tuple(self):
     with tf.Graph().as_default():
       template = (tf.ones([2, 2]), tf.ones([2]))
-      mat = tf.constant([[5., 4.], [3., 2.], [1., 0.]])
+      mat = tf.constant([[5.0, 4.0], [3.0, 2.0], [1.0, 0.0]])
       w, b = utils.mat2d_to_layer_params(template, mat)
       w_val, b_val = self._run((w, b))
       np.testing.assert_array_equal(w_val, [[5, 4], [3, 2]])
@@ -162,7 +158,7 @@ class UtilsTest(parameterized.TestCase):
   def test_mat2d_to_fc_tensor(self):
     with tf.Graph().as_default():
       template = tf.ones([2, 2])
-      mat = tf.constant([[5., 4.], [3., 2.]])
+      mat = tf.constant([[5.0, 4.0], [3.0, 2.0]])
       w = utils.mat2d_to_layer_params(template, mat)
       np.testing.assert_array_equal(self._run(w), [[5, 4], [3, 2]])
 
@@ -172,8 +168,9 @@ class UtilsTest(parameterized.TestCase):
     b_np = rng.randn(5).astype(np.float32)
     with tf.Graph().as_default():
       mat = utils.layer_params_to_mat2d((tf.constant(w_np), tf.constant(b_np)))
-      w, b = utils.mat2d_to_layer_params((tf.constant(w_np), tf.constant(b_np)),
-                                         mat)
+      w, b = utils.mat2d_to_layer_params(
+        (tf.constant(w_np), tf.constant(b_np)), mat
+      )
       mat_val, w_val, b_val = self._run((mat, w, b))
     expected = np.vstack([w_np.reshape(-1, 5), b_np[None, :]])
     np.testing.assert_array_equal(mat_val, expected)
@@ -195,8 +192,8 @@ class UtilsTest(parameterized.TestCase):
       np.testing.assert_allclose(self._run(kron), np.kron(m1, m2), rtol=1e-6)
 
   @parameterized.named_parameters(
-      ("mat1_vector", [3], [2, 2], "mat1"),
-      ("mat2_rank3", [2, 2], [2, 2, 2], "mat2"),
+    ("mat1_vector", [3], [2, 2], "mat1"),
+    ("mat2_rank3", [2, 2], [2, 2, 2], "mat2"),
   )
   def test_kron_rejects_non_matrices(self, shape1, shape2, name):
     with tf.Graph().as_default():
@@ -205,9 +202,9 @@ class UtilsTest(parameterized.TestCase):
 
   def test_tensors_to_column(self):
     with tf.Graph().as_default():
-      w = tf.constant([[1., 2.], [4., 3.]])
-      b = tf.constant([1., 2.])
-      extra = tf.constant([[9.], [8.], [7.], [6.]])
+      w = tf.constant([[1.0, 2.0], [4.0, 3.0]])
+      b = tf.constant([1.0, 2.0])
+      extra = tf.constant([[9.0], [8.0], [7.0], [6.0]])
       col_single = utils.tensors_to_column(w)
       col_fc = utils.tensors_to_column((w, b))
       col_three = utils.tensors_to_column([w, b, extra])
@@ -223,7 +220,7 @@ class UtilsTest(parameterized.TestCase):
     # TF 1.4's concat of one tensor was an identity op named "concat"; the
     # name reaches factor variable scopes, e.g. ff_naivediag/concat_32/cov.
     with tf.Graph().as_default():
-      w = tf.constant([[1., 2.], [4., 3.]])
+      w = tf.constant([[1.0, 2.0], [4.0, 3.0]])
       col = utils.tensors_to_column((w,))
       self.assertEqual(col.op.name, "concat")
       self.assertEqual(col.shape.as_list(), [4, 1])
@@ -233,7 +230,7 @@ class UtilsTest(parameterized.TestCase):
     with tf.Graph().as_default():
       template_single = tf.ones([2, 2])
       template_tuple = [tf.ones([2, 2]), tf.ones([2])]
-      col = tf.constant([[1.], [2.], [4.], [3.], [1.], [2.]])
+      col = tf.constant([[1.0], [2.0], [4.0], [3.0], [1.0], [2.0]])
       single = utils.column_to_tensors(template_single, col[:4])
       pair = utils.column_to_tensors(template_tuple, col)
       self.assertIsInstance(pair, tuple)
@@ -249,23 +246,26 @@ class UtilsTest(parameterized.TestCase):
         utils.column_to_tensors(template, tf.ones([4, 1]))
 
   def test_compute_pi(self):
-    left = np.diag([1., 2., 3.]).astype(np.float32)
-    right = np.array([[4., 1.], [1., 8.]], np.float32)
-    expected = np.sqrt((np.trace(left) / 3.) / (np.trace(right) / 2.))
+    left = np.diag([1.0, 2.0, 3.0]).astype(np.float32)
+    right = np.array([[4.0, 1.0], [1.0, 8.0]], np.float32)
+    expected = np.sqrt((np.trace(left) / 3.0) / (np.trace(right) / 2.0))
     with tf.Graph().as_default():
       pi = utils.compute_pi(tf.constant(left), tf.constant(right))
       np.testing.assert_allclose(self._run(pi), expected, rtol=1e-6)
 
-  @parameterized.named_parameters(("cholesky", "cholesky"),
-                                  ("matrix_inverse", "matrix_inverse"))
+  @parameterized.named_parameters(
+    ("cholesky", "cholesky"), ("matrix_inverse", "matrix_inverse")
+  )
   def test_posdef_inv_funcs(self, method):
     rng = np.random.RandomState(2)
     a = rng.randn(4, 4)
     x = a.dot(a.T)
     damping = 0.1
     expected = np.linalg.inv(x + damping * np.eye(4))
-    fn = {"cholesky": utils.posdef_inv_cholesky,
-          "matrix_inverse": utils.posdef_inv_matrix_inverse}[method]
+    fn = {
+      "cholesky": utils.posdef_inv_cholesky,
+      "matrix_inverse": utils.posdef_inv_matrix_inverse,
+    }[method]
     self.assertIs(utils.posdef_inv_funcs[method], fn)
     with tf.Graph().as_default():
       tensor = tf.constant(x, tf.float64)
@@ -273,8 +273,9 @@ class UtilsTest(parameterized.TestCase):
       result = fn(tensor, identity, tf.constant(damping, tf.float64))
       np.testing.assert_allclose(self._run(result), expected, rtol=1e-8)
 
-  @parameterized.named_parameters(("cholesky", "cholesky"),
-                                  ("matrix_inverse", "matrix_inverse"))
+  @parameterized.named_parameters(
+    ("cholesky", "cholesky"), ("matrix_inverse", "matrix_inverse")
+  )
   def test_posdef_inv_follows_method_constant(self, method):
     rng = np.random.RandomState(3)
     a = rng.randn(3, 3)
@@ -287,8 +288,9 @@ class UtilsTest(parameterized.TestCase):
         value = self._run(result)
     finally:
       utils.POSDEF_INV_METHOD = old
-    np.testing.assert_allclose(value, np.linalg.inv(x + 0.5 * np.eye(3)),
-                               rtol=1e-8)
+    np.testing.assert_allclose(
+      value, np.linalg.inv(x + 0.5 * np.eye(3)), rtol=1e-8
+    )
 
   def test_generate_random_signs(self):
     with tf.Graph().as_default():
@@ -297,7 +299,7 @@ class UtilsTest(parameterized.TestCase):
       self.assertEqual(signs.dtype, tf.float32)
       value = self._run(signs)
     self.assertEqual(value.shape, (200, 50))
-    self.assertTrue(np.all(np.abs(value) == 1.))
+    self.assertTrue(np.all(np.abs(value) == 1.0))
     # 10,000 fair signs: the mean is within 4 standard errors (0.01) of 0.
     self.assertLess(abs(value.mean()), 0.04)
 
@@ -318,17 +320,18 @@ class UtilsTest(parameterized.TestCase):
       (jv,) = utils.fwd_gradients([y], [x], grad_xs=[tf.constant(v_np)])
       value = self._run(jv)
     t = np.tanh(a_np.dot(x_np))
-    expected = (1 - t ** 2) * a_np.dot(v_np)
+    expected = (1 - t**2) * a_np.dot(v_np)
     np.testing.assert_allclose(value, expected, rtol=1e-5)
 
   def test_fwd_gradients_unconnected_input_is_zero(self):
     with tf.Graph().as_default():
-      x = tf.constant([1., 2.])
-      z = tf.constant([3.])
-      y = x * 2.
-      (jv,) = utils.fwd_gradients([y], [x, z],
-                                  grad_xs=[tf.ones([2]), tf.ones([1])])
-      np.testing.assert_allclose(self._run(jv), [2., 2.])
+      x = tf.constant([1.0, 2.0])
+      z = tf.constant([3.0])
+      y = x * 2.0
+      (jv,) = utils.fwd_gradients(
+        [y], [x, z], grad_xs=[tf.ones([2]), tf.ones([1])]
+      )
+      np.testing.assert_allclose(self._run(jv), [2.0, 2.0])
 
 
 if __name__ == "__main__":

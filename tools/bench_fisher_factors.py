@@ -49,31 +49,30 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # kfac first: it imports TensorFlow without its start-up notices.
 from kfac import fisher_factors  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 SHAPES = {
-    # name: (batch, height, width, in_channels, kh, kw, out_channels)
-    "a": (128, 28, 28, 1, 5, 5, 32),
-    "b": (128, 16, 16, 32, 3, 3, 64),
-    "c": (64, 32, 32, 64, 3, 3, 64),
-    "d": (128, 14, 14, 32, 5, 5, 64),
-    "e": (128, 32, 32, 64, 3, 3, 64),
+  # name: (batch, height, width, in_channels, kh, kw, out_channels)
+  "a": (128, 28, 28, 1, 5, 5, 32),
+  "b": (128, 16, 16, 32, 3, 3, 64),
+  "c": (64, 32, 32, 64, 3, 3, 64),
+  "d": (128, 14, 14, 32, 5, 5, 64),
+  "e": (128, 32, 32, 64, 3, 3, 64),
 }
 # Comparisons: (name, whether its peak memory is measured).
 PAIRS = (
-    ("ConvDiagonalFactor", True),
-    ("ConvDiagonalFactor, None batch", False),
-    ("ConvInputKroneckerFactor", True),
-    ("ConvInputKroneckerFactor, None batch", False),
-    ("ConvOutputKroneckerFactor", False),
-    ("FullyConnectedKroneckerFactor", False),
-    ("FullyConnectedDiagonalFactor", False),
-    ("inverse, Cholesky", False),
-    ("inverse, eigendecomposition", False),
+  ("ConvDiagonalFactor", True),
+  ("ConvDiagonalFactor, None batch", False),
+  ("ConvInputKroneckerFactor", True),
+  ("ConvInputKroneckerFactor, None batch", False),
+  ("ConvOutputKroneckerFactor", False),
+  ("FullyConnectedKroneckerFactor", False),
+  ("FullyConnectedDiagonalFactor", False),
+  ("inverse, Cholesky", False),
+  ("inverse, eigendecomposition", False),
 )
 _DECAY = 0.95
 _DAMPINGS = (1e-3, 1e-2)
@@ -82,31 +81,43 @@ _DAMPINGS = (1e-3, 1e-2)
 def _inputs(shape, unknown_batch):
   """Random inputs and output gradients (non-trainable variables)."""
   batch, height, width, in_channels, _, _, out_channels = shape
-  x = tf.Variable(tf.random.normal([batch, height, width, in_channels],
-                                   seed=1), trainable=False, name="inputs")
-  g = tf.Variable(tf.random.normal([batch, height, width, out_channels],
-                                   seed=2), trainable=False, name="grads")
+  x = tf.Variable(
+    tf.random.normal([batch, height, width, in_channels], seed=1),
+    trainable=False,
+    name="inputs",
+  )
+  g = tf.Variable(
+    tf.random.normal([batch, height, width, out_channels], seed=2),
+    trainable=False,
+    name="grads",
+  )
   x, g = x.read_value(), g.read_value()
   if unknown_batch:
     x = tf.compat.v1.placeholder_with_default(
-        x, [None, height, width, in_channels])
+      x, [None, height, width, in_channels]
+    )
     g = tf.compat.v1.placeholder_with_default(
-        g, [None, height, width, out_channels])
+      g, [None, height, width, out_channels]
+    )
   return x, g
 
 
 def _ema_2017(name, new_cov):
   cov = tf.compat.v1.get_variable(
-      name, initializer=tf.eye(new_cov.shape[0]) if
-      new_cov.shape[0] == new_cov.shape[1] else tf.ones(new_cov.shape),
-      trainable=False)
-  return cov.assign_sub((cov - new_cov) * (1. - _DECAY))
+    name,
+    initializer=tf.eye(new_cov.shape[0])
+    if new_cov.shape[0] == new_cov.shape[1]
+    else tf.ones(new_cov.shape),
+    trainable=False,
+  )
+  return cov.assign_sub((cov - new_cov) * (1.0 - _DECAY))
 
 
 def _cov_2017(rows):
-  cov = (tf.linalg.matmul(rows, rows, transpose_a=True) /
-         tf.cast(tf.shape(rows)[0], rows.dtype))
-  return (cov + tf.transpose(cov)) / 2.
+  cov = tf.linalg.matmul(rows, rows, transpose_a=True) / tf.cast(
+    tf.shape(rows)[0], rows.dtype
+  )
+  return (cov + tf.transpose(cov)) / 2.0
 
 
 def _homog_2017(rows):
@@ -122,18 +133,24 @@ def _build(pair, side, shape):
   x, g = _inputs(shape, unknown_batch="None batch" in pair)
   # pylint: disable=protected-access
   if pair.startswith("ConvDiagonalFactor"):
-    cls = (fisher_factors.ConvDiagonalFactor if ours else
-           fisher_factors._ReferenceConvDiagonalFactor)
+    cls = (
+      fisher_factors.ConvDiagonalFactor
+      if ours
+      else fisher_factors._ReferenceConvDiagonalFactor
+    )
     return cls(x, [g], filter_shape, strides, "SAME").make_covariance_update_op(
-        _DECAY)
-  if pair.startswith("ConvInputKroneckerFactor") or pair.startswith(
-      "inverse"):
-    cls = (fisher_factors.ConvInputKroneckerFactor if ours else
-           fisher_factors._ReferenceConvInputKroneckerFactor)
+      _DECAY
+    )
+  if pair.startswith("ConvInputKroneckerFactor") or pair.startswith("inverse"):
+    cls = (
+      fisher_factors.ConvInputKroneckerFactor
+      if ours
+      else fisher_factors._ReferenceConvInputKroneckerFactor
+    )
     factor = cls(x, filter_shape, strides, "SAME", has_bias=True)
     if not pair.startswith("inverse"):
       return factor.make_covariance_update_op(_DECAY)
-    dampings = _DAMPINGS[:1 if "Cholesky" in pair else 2]
+    dampings = _DAMPINGS[: 1 if "Cholesky" in pair else 2]
     if ours:
       for damping in dampings:
         factor.register_damped_inverse(damping)
@@ -142,9 +159,9 @@ def _build(pair, side, shape):
     size = cov.shape[0]
     ops = []
     for i, damping in enumerate(dampings):
-      inv = tf.compat.v1.get_variable("inv_2017_{}".format(i),
-                                      initializer=tf.eye(size),
-                                      trainable=False)
+      inv = tf.compat.v1.get_variable(
+        "inv_2017_{}".format(i), initializer=tf.eye(size), trainable=False
+      )
       if len(dampings) == 1:
         identity = tf.eye(size)
         chol = tf.linalg.cholesky(cov + damping * identity)
@@ -152,32 +169,42 @@ def _build(pair, side, shape):
       else:
         if i == 0:
           eigenvalues, eigenvectors = tf.linalg.eigh(cov)
-          eigenvalues = tf.maximum(eigenvalues, 0.)
-        ops.append(inv.assign(tf.linalg.matmul(
-            eigenvectors / (eigenvalues + damping), eigenvectors,
-            transpose_b=True)))
+          eigenvalues = tf.maximum(eigenvalues, 0.0)
+        ops.append(
+          inv.assign(
+            tf.linalg.matmul(
+              eigenvectors / (eigenvalues + damping),
+              eigenvectors,
+              transpose_b=True,
+            )
+          )
+        )
     return tf.group(*ops)
   if pair == "ConvOutputKroneckerFactor":
     if ours:
       return fisher_factors.ConvOutputKroneckerFactor(
-          (g,)).make_covariance_update_op(_DECAY)
-    return _ema_2017("cov_2017", _cov_2017(tf.reshape(g, [-1,
-                                                          out_channels])))
-  dense_in = tf.reshape(x, [shape[0], -1])[:, :kh * kw * in_channels]
+        (g,)
+      ).make_covariance_update_op(_DECAY)
+    return _ema_2017("cov_2017", _cov_2017(tf.reshape(g, [-1, out_channels])))
+  dense_in = tf.reshape(x, [shape[0], -1])[:, : kh * kw * in_channels]
   dense_out = tf.reshape(g, [shape[0], -1])[:, :out_channels]
   if pair == "FullyConnectedKroneckerFactor":
     if ours:
       return fisher_factors.FullyConnectedKroneckerFactor(
-          (dense_in,), has_bias=True).make_covariance_update_op(_DECAY)
+        (dense_in,), has_bias=True
+      ).make_covariance_update_op(_DECAY)
     return _ema_2017("cov_2017", _cov_2017(_homog_2017(dense_in)))
   if pair == "FullyConnectedDiagonalFactor":
     if ours:
       return fisher_factors.FullyConnectedDiagonalFactor(
-          dense_in, (dense_out,), has_bias=True).make_covariance_update_op(
-              _DECAY)
+        dense_in, (dense_out,), has_bias=True
+      ).make_covariance_update_op(_DECAY)
     squared = tf.square(_homog_2017(dense_in))
-    return _ema_2017("cov_2017", tf.linalg.matmul(
-        squared, tf.square(dense_out), transpose_a=True) / shape[0])
+    return _ema_2017(
+      "cov_2017",
+      tf.linalg.matmul(squared, tf.square(dense_out), transpose_a=True)
+      / shape[0],
+    )
   raise ValueError("unknown pair {}".format(pair))
 
 
@@ -195,20 +222,30 @@ def _measure_memory(shape_name, pair, side):
     update = _build(pair, side, SHAPES[shape_name])
     with tf.compat.v1.Session() as sess:
       sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(tf.constant(0.))
+      sess.run(tf.constant(0.0))
       with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the current resident size
       baseline = _status_kib("VmRSS")
       for _ in range(3):
         sess.run(update)
       peak = _status_kib("VmHWM")
-  print(json.dumps({"peak_mib": (peak - baseline) / 1024.}))
+  print(json.dumps({"peak_mib": (peak - baseline) / 1024.0}))
 
 
 def _peak_memory_mib(shape_name, pair, side):
   out = subprocess.run(
-      [sys.executable, os.path.abspath(__file__), "--measure-memory",
-       shape_name, pair, side], capture_output=True, text=True, check=True)
+    [
+      sys.executable,
+      os.path.abspath(__file__),
+      "--measure-memory",
+      shape_name,
+      pair,
+      side,
+    ],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
   return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
@@ -231,16 +268,20 @@ def main():
   parser.add_argument("--runs", type=int, default=9)
   parser.add_argument("--shapes", default="abcde")
   parser.add_argument("--no-memory", action="store_true")
-  parser.add_argument("--measure-memory", nargs=3,
-                      metavar=("SHAPE", "PAIR", "SIDE"))
+  parser.add_argument(
+    "--measure-memory", nargs=3, metavar=("SHAPE", "PAIR", "SIDE")
+  )
   args = parser.parse_args()
   if args.measure_memory:
     _measure_memory(*args.measure_memory)
     return
 
   started = time.perf_counter()
-  print("TensorFlow {}, {} CPU(s) visible, {} rounds per median".format(
-      tf.__version__, os.cpu_count(), args.runs))
+  print(
+    "TensorFlow {}, {} CPU(s) visible, {} rounds per median".format(
+      tf.__version__, os.cpu_count(), args.runs
+    )
+  )
   for shape_name in args.shapes:
     shape = SHAPES[shape_name]
     with tf.Graph().as_default():
@@ -252,25 +293,35 @@ def main():
       with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         times = _time_ops(sess, fetches, args.runs)
-    print("\n({}) batch {}, {}x{}x{} inputs, {}x{} kernel, {} out-channels, "
-          "SAME, stride 1".format(shape_name, *shape))
-    print("    {:<38} {:>9} {:>9} {:>9} {:>8} {:>15}".format(
-        "statistic", "ours", "2017", "speed-up", "paired",
-        "peak MiB ours/2017"))
+    print(
+      "\n({}) batch {}, {}x{}x{} inputs, {}x{} kernel, {} out-channels, "
+      "SAME, stride 1".format(shape_name, *shape)
+    )
+    print(
+      "    {:<38} {:>9} {:>9} {:>9} {:>8} {:>15}".format(
+        "statistic", "ours", "2017", "speed-up", "paired", "peak MiB ours/2017"
+      )
+    )
     for pair, with_memory in PAIRS:
       ours = np.array(times[(pair, "ours")])
       old = np.array(times[(pair, "2017")])
       memory = "-"
       if with_memory and not args.no_memory:
         memory = "{:.0f} / {:.0f}".format(
-            _peak_memory_mib(shape_name, pair, "ours"),
-            _peak_memory_mib(shape_name, pair, "2017"))
-      print("    {:<38} {:>6.1f} ms {:>6.1f} ms {:>8.2f}x {:>7.2f}x {:>15}"
-            .format(pair, 1e3 * np.median(ours), 1e3 * np.median(old),
-                    np.median(old) / np.median(ours),
-                    float(np.median(old / ours)), memory))
-  print("\ntotal benchmark time {:.0f} s".format(time.perf_counter() -
-                                                 started))
+          _peak_memory_mib(shape_name, pair, "ours"),
+          _peak_memory_mib(shape_name, pair, "2017"),
+        )
+      print(
+        "    {:<38} {:>6.1f} ms {:>6.1f} ms {:>8.2f}x {:>7.2f}x {:>15}".format(
+          pair,
+          1e3 * np.median(ours),
+          1e3 * np.median(old),
+          np.median(old) / np.median(ours),
+          float(np.median(old / ours)),
+          memory,
+        )
+      )
+  print("\ntotal benchmark time {:.0f} s".format(time.perf_counter() - started))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ if _REPO not in sys.path:
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
+
 # kfac's modules first: they import TensorFlow without its start-up notices.
 from kfac import fisher_factors
 import tensorflow as tf
@@ -60,8 +61,8 @@ from kfac import optimizer as opt
 
 # name: (input height, width, channels, [(kernel, out_channels)], classes)
 SHAPES = {
-    "mnist": (28, 28, 1, [(5, 32), (5, 64)], 10),
-    "cifar": (32, 32, 3, [(3, 32), (3, 64), (3, 128)], 10),
+  "mnist": (28, 28, 1, [(5, 32), (5, 64)], 10),
+  "cifar": (32, 32, 3, [(3, 32), (3, 64), (3, 128)], 10),
 }
 VARIANTS = ("momentum", "kfac_2017", "kfac")
 TARGETS = {"step": 3.0, "amortised": 3.5, "speedup_2017": 2.5}
@@ -73,7 +74,8 @@ class _ReferenceLayerCollection(lc.LayerCollection):
   def make_or_get_factor(self, cls, args):
     # pylint: disable=protected-access
     return super(_ReferenceLayerCollection, self).make_or_get_factor(
-        fisher_factors._reference_factor_class(cls), args)
+      fisher_factors._reference_factor_class(cls), args
+    )
 
 
 def _build(variant, shape_name, batch_size, nonfinite_guards):
@@ -82,60 +84,76 @@ def _build(variant, shape_name, batch_size, nonfinite_guards):
   graph = tf.Graph()
   with graph.as_default():
     tf.compat.v1.set_random_seed(0)
-    images = tf.compat.v1.placeholder(tf.float32,
-                                      [None, height, width, channels],
-                                      name="images")
+    images = tf.compat.v1.placeholder(
+      tf.float32, [None, height, width, channels], name="images"
+    )
     labels = tf.compat.v1.placeholder(tf.int64, [None], name="labels")
-    collection = (_ReferenceLayerCollection() if variant == "kfac_2017"
-                  else lc.LayerCollection())
+    collection = (
+      _ReferenceLayerCollection()
+      if variant == "kfac_2017"
+      else lc.LayerCollection()
+    )
     init = tf.compat.v1.glorot_uniform_initializer()
     x = images
     in_channels = channels
     for i, (kernel, out_channels) in enumerate(convs):
       with tf.compat.v1.variable_scope("conv{}".format(i + 1)):
         w = tf.compat.v1.get_variable(
-            "kernel", [kernel, kernel, in_channels, out_channels],
-            initializer=init)
+          "kernel",
+          [kernel, kernel, in_channels, out_channels],
+          initializer=init,
+        )
         b = tf.compat.v1.get_variable(
-            "bias", [out_channels], initializer=tf.zeros_initializer())
-        pre = tf.nn.bias_add(
-            tf.nn.conv2d(x, w, [1, 1, 1, 1], "SAME"), b)
+          "bias", [out_channels], initializer=tf.zeros_initializer()
+        )
+        pre = tf.nn.bias_add(tf.nn.conv2d(x, w, [1, 1, 1, 1], "SAME"), b)
         collection.register_conv2d((w, b), [1, 1, 1, 1], "SAME", x, pre)
         x = tf.nn.max_pool2d(tf.nn.relu(pre), 2, 2, "SAME")
       in_channels = out_channels
     flat_size = int(np.prod(x.shape.as_list()[1:]))
     x = tf.reshape(x, [-1, flat_size])
     with tf.compat.v1.variable_scope("dense"):
-      w = tf.compat.v1.get_variable("kernel", [flat_size, classes],
-                                    initializer=init)
-      b = tf.compat.v1.get_variable("bias", [classes],
-                                    initializer=tf.zeros_initializer())
+      w = tf.compat.v1.get_variable(
+        "kernel", [flat_size, classes], initializer=init
+      )
+      b = tf.compat.v1.get_variable(
+        "bias", [classes], initializer=tf.zeros_initializer()
+      )
       logits = tf.linalg.matmul(x, w) + b
       collection.register_fully_connected((w, b), x, logits)
     collection.register_categorical_predictive_distribution(logits)
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=logits))
+    loss = tf.reduce_mean(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits
+      )
+    )
     if variant == "momentum":
       optimizer = tf.compat.v1.train.MomentumOptimizer(0.01, 0.9)
       train_op = optimizer.minimize(loss)
       step, inverse = [train_op], None
     else:
       optimizer = opt.KfacOptimizer(
-          learning_rate=0.001, cov_ema_decay=0.95, damping=0.01,
-          layer_collection=collection, momentum=0.9,
-          skip_nonfinite_updates=nonfinite_guards)
+        learning_rate=0.001,
+        cov_ema_decay=0.95,
+        damping=0.01,
+        layer_collection=collection,
+        momentum=0.9,
+        skip_nonfinite_updates=nonfinite_guards,
+      )
       train_op = optimizer.minimize(loss)
-      step, inverse = [train_op, optimizer.cov_update_op], (
-          optimizer.inv_update_op)
+      step, inverse = (
+        [train_op, optimizer.cov_update_op],
+        (optimizer.inv_update_op),
+      )
     init_op = tf.compat.v1.global_variables_initializer()
   session = tf.compat.v1.Session(graph=graph)
   session.run(init_op)
   rng = np.random.RandomState(0)
-  feed = {images: rng.rand(batch_size, height, width,
-                           channels).astype(np.float32),
-          labels: rng.randint(0, classes, batch_size)}
-  return {"session": session, "step": step, "inverse": inverse,
-          "feed": feed}
+  feed = {
+    images: rng.rand(batch_size, height, width, channels).astype(np.float32),
+    labels: rng.randint(0, classes, batch_size),
+  }
+  return {"session": session, "step": step, "inverse": inverse, "feed": feed}
 
 
 def _time(run, fetch, feed):
@@ -148,7 +166,8 @@ def _trace(run, fetch, feed, repeats=3):
   """Mean milliseconds per node over traced runs: {(op type, name): ms}."""
   totals = collections.defaultdict(float)
   options = tf.compat.v1.RunOptions(
-      trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+    trace_level=tf.compat.v1.RunOptions.FULL_TRACE
+  )
   for _ in range(repeats):
     metadata = tf.compat.v1.RunMetadata()
     run["session"].run(fetch, feed, options=options, run_metadata=metadata)
@@ -172,8 +191,10 @@ def _by_type(per_node):
 
 def _measure(shape_name, args):
   """Times every variant on one shape; returns (text lines, breakdowns)."""
-  runs = {v: _build(v, shape_name, args.batch_size,
-                    not args.no_nonfinite_guards) for v in VARIANTS}
+  runs = {
+    v: _build(v, shape_name, args.batch_size, not args.no_nonfinite_guards)
+    for v in VARIANTS
+  }
   step_times = {v: [] for v in VARIANTS}
   inverse_times = {v: [] for v in VARIANTS if runs[v]["inverse"]}
   for v in VARIANTS:  # warm-up, and the first inverses
@@ -191,42 +212,85 @@ def _measure(shape_name, args):
         inverse_times[v].append(_time(run, run["inverse"], None))
   step = {v: 1e3 * float(np.median(t)) for v, t in step_times.items()}
   inverse = {v: 1e3 * float(np.median(t)) for v, t in inverse_times.items()}
-  amortised = {v: step[v] + inverse.get(v, 0.) / args.inv_every
-               for v in VARIANTS}
+  amortised = {
+    v: step[v] + inverse.get(v, 0.0) / args.inv_every for v in VARIANTS
+  }
 
   height, width, channels, convs, _ = SHAPES[shape_name]
-  lines = ["", "== {}: batch {}, {}x{}x{} inputs, convs {} ==".format(
-      shape_name, args.batch_size, height, width, channels,
-      ", ".join("{0}x{0}->{1}".format(k, c) for k, c in convs))]
-  lines.append("{:<10} {:>10} {:>12} {:>14} {:>9} {:>11}".format(
-      "variant", "step ms", "inverse ms", "amortised ms", "step/SGD",
-      "amort./SGD"))
+  lines = [
+    "",
+    "== {}: batch {}, {}x{}x{} inputs, convs {} ==".format(
+      shape_name,
+      args.batch_size,
+      height,
+      width,
+      channels,
+      ", ".join("{0}x{0}->{1}".format(k, c) for k, c in convs),
+    ),
+  ]
+  lines.append(
+    "{:<10} {:>10} {:>12} {:>14} {:>9} {:>11}".format(
+      "variant",
+      "step ms",
+      "inverse ms",
+      "amortised ms",
+      "step/SGD",
+      "amort./SGD",
+    )
+  )
   for v in VARIANTS:
-    lines.append("{:<10} {:>10.2f} {:>12} {:>14.2f} {:>8.2f}x {:>10.2f}x"
-                 .format(v, step[v],
-                         "{:.1f}".format(inverse[v]) if v in inverse else "-",
-                         amortised[v], step[v] / step["momentum"],
-                         amortised[v] / amortised["momentum"]))
+    lines.append(
+      "{:<10} {:>10.2f} {:>12} {:>14.2f} {:>8.2f}x {:>10.2f}x".format(
+        v,
+        step[v],
+        "{:.1f}".format(inverse[v]) if v in inverse else "-",
+        amortised[v],
+        step[v] / step["momentum"],
+        amortised[v] / amortised["momentum"],
+      )
+    )
   checks = [
-      ("K-FAC step / momentum step", step["kfac"] / step["momentum"],
-       "<=", TARGETS["step"]),
-      ("K-FAC amortised / momentum step (inverses every {})".format(
-          args.inv_every), amortised["kfac"] / step["momentum"], "<=",
-       TARGETS["amortised"]),
-      ("2017 formulations / ours, step", step["kfac_2017"] / step["kfac"],
-       ">=", TARGETS["speedup_2017"]),
-      ("2017 formulations / ours, amortised",
-       amortised["kfac_2017"] / amortised["kfac"], ">=", None),
-      ("2017 formulations / ours, inverse update",
-       inverse["kfac_2017"] / inverse["kfac"], ">=", None),
+    (
+      "K-FAC step / momentum step",
+      step["kfac"] / step["momentum"],
+      "<=",
+      TARGETS["step"],
+    ),
+    (
+      "K-FAC amortised / momentum step (inverses every {})".format(
+        args.inv_every
+      ),
+      amortised["kfac"] / step["momentum"],
+      "<=",
+      TARGETS["amortised"],
+    ),
+    (
+      "2017 formulations / ours, step",
+      step["kfac_2017"] / step["kfac"],
+      ">=",
+      TARGETS["speedup_2017"],
+    ),
+    (
+      "2017 formulations / ours, amortised",
+      amortised["kfac_2017"] / amortised["kfac"],
+      ">=",
+      None,
+    ),
+    (
+      "2017 formulations / ours, inverse update",
+      inverse["kfac_2017"] / inverse["kfac"],
+      ">=",
+      None,
+    ),
   ]
   for label, value, op, target in checks:
     if target is None:
       verdict = ""
     else:
       ok = value <= target if op == "<=" else value >= target
-      verdict = "  (target {} {:g}: {})".format(op, target,
-                                                 "met" if ok else "NOT MET")
+      verdict = "  (target {} {:g}: {})".format(
+        op, target, "met" if ok else "NOT MET"
+      )
     lines.append("{:<52} {:6.2f}x{}".format(label, value, verdict))
 
   breakdowns = {}
@@ -235,21 +299,27 @@ def _measure(shape_name, args):
     per_node = _trace(run, run["step"], run["feed"])
     breakdowns[(v, "step")] = per_node
     if run["inverse"] is not None:
-      breakdowns[(v, "inverse")] = _trace(run, run["inverse"], None,
-                                          repeats=1)
+      breakdowns[(v, "inverse")] = _trace(run, run["inverse"], None, repeats=1)
   for (v, what), per_node in breakdowns.items():
     total = sum(per_node.values())
     lines.append("")
-    lines.append("{} {}: top ops of a traced run (sum of op times {:.1f} ms;"
-                 " ops overlap, so it can exceed the wall time)".format(
-                     v, what, total))
+    lines.append(
+      "{} {}: top ops of a traced run (sum of op times {:.1f} ms;"
+      " ops overlap, so it can exceed the wall time)".format(v, what, total)
+    )
     by_type = sorted(_by_type(per_node).items(), key=lambda kv: -kv[1])
-    lines.append("  by op type: " + ", ".join(
-        "{} {:.1f}".format(t, ms) for t, ms in by_type[:args.top]))
-    for (op_type, name), ms in sorted(per_node.items(),
-                                      key=lambda kv: -kv[1])[:args.top]:
-      lines.append("  {:8.2f} ms {:>5.1f}%  {:<24} {}".format(
-          ms, 100. * ms / max(total, 1e-9), op_type, name[-70:]))
+    lines.append(
+      "  by op type: "
+      + ", ".join("{} {:.1f}".format(t, ms) for t, ms in by_type[: args.top])
+    )
+    for (op_type, name), ms in sorted(per_node.items(), key=lambda kv: -kv[1])[
+      : args.top
+    ]:
+      lines.append(
+        "  {:8.2f} ms {:>5.1f}%  {:<24} {}".format(
+          ms, 100.0 * ms / max(total, 1e-9), op_type, name[-70:]
+        )
+      )
   for run in runs.values():
     run["session"].close()
   ratios = {"step": step, "inverse": inverse, "amortised": amortised}
@@ -260,28 +330,35 @@ def _plot(path, shape_results, top):
   """Bar charts of the op-type breakdown per shape and variant."""
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   except ImportError:
     print("matplotlib is not installed: no PNG written.")
     return
-  panels = [(shape, key, per_node)
-            for shape, (_, breakdowns, _) in shape_results.items()
-            for key, per_node in breakdowns.items()]
+  panels = [
+    (shape, key, per_node)
+    for shape, (_, breakdowns, _) in shape_results.items()
+    for key, per_node in breakdowns.items()
+  ]
   columns = 3
   rows = -(-len(panels) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 3.2 * rows),
-                           squeeze=False)
-  for ax in axes.flat[len(panels):]:
+  fig, axes = plt.subplots(
+    rows, columns, figsize=(6 * columns, 3.2 * rows), squeeze=False
+  )
+  for ax in axes.flat[len(panels) :]:
     ax.axis("off")
   for ax, (shape, (variant, what), per_node) in zip(axes.flat, panels):
     items = sorted(_by_type(per_node).items(), key=lambda kv: -kv[1])[:top]
     names = [t for t, _ in items][::-1]
     values = [ms for _, ms in items][::-1]
-    ax.barh(names, values, color="tab:blue" if what == "step" else
-            "tab:orange")
-    ax.set_title("{}: {} {} ({:.1f} ms of ops)".format(
-        shape, variant, what, sum(per_node.values())), fontsize=9)
+    ax.barh(names, values, color="tab:blue" if what == "step" else "tab:orange")
+    ax.set_title(
+      "{}: {} {} ({:.1f} ms of ops)".format(
+        shape, variant, what, sum(per_node.values())
+      ),
+      fontsize=9,
+    )
     ax.set_xlabel("ms per run")
     ax.tick_params(axis="y", labelsize=7)
   fig.tight_layout()
@@ -291,46 +368,67 @@ def _plot(path, shape_results, top):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--shapes", default="mnist",
-                      help="comma-separated subset of {}".format(
-                          ",".join(SHAPES)))
+  parser.add_argument(
+    "--shapes",
+    default="mnist",
+    help="comma-separated subset of {}".format(",".join(SHAPES)),
+  )
   parser.add_argument("--batch-size", type=int, default=128)
   parser.add_argument("--rounds", type=int, default=5)
-  parser.add_argument("--steps", type=int, default=6,
-                      help="steps per variant per round")
+  parser.add_argument(
+    "--steps", type=int, default=6, help="steps per variant per round"
+  )
   parser.add_argument("--inv-every", type=int, default=20)
   parser.add_argument("--top", type=int, default=8)
-  parser.add_argument("--no-nonfinite-guards", action="store_true",
-                      help="build K-FAC with skip_nonfinite_updates=False "
-                      "(the default program keeps the guards)")
-  parser.add_argument("--output-dir", default=".",
-                      help="where bench_step.txt and bench_step.png go")
+  parser.add_argument(
+    "--no-nonfinite-guards",
+    action="store_true",
+    help="build K-FAC with skip_nonfinite_updates=False "
+    "(the default program keeps the guards)",
+  )
+  parser.add_argument(
+    "--output-dir",
+    default=".",
+    help="where bench_step.txt and bench_step.png go",
+  )
   args = parser.parse_args()
   shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
   for shape in shapes:
     if shape not in SHAPES:
-      parser.error("unknown shape {!r}; choose from {}".format(
-          shape, ", ".join(SHAPES)))
+      parser.error(
+        "unknown shape {!r}; choose from {}".format(shape, ", ".join(SHAPES))
+      )
 
   started = time.perf_counter()
-  header = ["TensorFlow {}, {} CPU(s) visible; medians of {} rounds x {} "
-            "steps, variants interleaved; K-FAC non-finite guards {}".format(
-                tf.__version__, os.cpu_count(), args.rounds, args.steps,
-                "off" if args.no_nonfinite_guards else "on (default)")]
+  header = [
+    "TensorFlow {}, {} CPU(s) visible; medians of {} rounds x {} "
+    "steps, variants interleaved; K-FAC non-finite guards {}".format(
+      tf.__version__,
+      os.cpu_count(),
+      args.rounds,
+      args.steps,
+      "off" if args.no_nonfinite_guards else "on (default)",
+    )
+  ]
   print(header[0])
   results = {}
   for shape in shapes:
     lines, breakdowns, ratios = _measure(shape, args)
     results[shape] = (lines, breakdowns, ratios)
     print("\n".join(lines))
-  footer = "\ntotal benchmark time {:.0f} s".format(time.perf_counter() -
-                                                     started)
+  footer = "\ntotal benchmark time {:.0f} s".format(
+    time.perf_counter() - started
+  )
   print(footer)
   os.makedirs(args.output_dir, exist_ok=True)
   with open(os.path.join(args.output_dir, "bench_step.txt"), "w") as f:
-    f.write("\n".join(header + [line for shape in shapes
-                                for line in results[shape][0]]) + footer +
-            "\n")
+    f.write(
+      "\n".join(
+        header + [line for shape in shapes for line in results[shape][0]]
+      )
+      + footer
+      + "\n"
+    )
   _plot(os.path.join(args.output_dir, "bench_step.png"), results, args.top)
 
 

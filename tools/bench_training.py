@@ -49,30 +49,38 @@ from kfac.examples import mnist
 # statistics come from 1/8 of each batch (`stats_batch_size`); the gradient
 # uses the whole batch.
 PROBLEMS = {
-    "convnet": {
-        "target": 0.05,
-        "batch_size": 128,
-        "runs": {
-            "momentum": {"learning_rate": 0.05, "momentum": 0.9,
-                         "steps": 500},
-            "adam": {"learning_rate": 0.003, "steps": 500},
-            "kfac": {"learning_rate": 0.1, "momentum": 0.9, "damping": 0.1,
-                     "norm_constraint": 0.001, "stats_batch_size": 16,
-                     "steps": 300},
-        },
+  "convnet": {
+    "target": 0.05,
+    "batch_size": 128,
+    "runs": {
+      "momentum": {"learning_rate": 0.05, "momentum": 0.9, "steps": 500},
+      "adam": {"learning_rate": 0.003, "steps": 500},
+      "kfac": {
+        "learning_rate": 0.1,
+        "momentum": 0.9,
+        "damping": 0.1,
+        "norm_constraint": 0.001,
+        "stats_batch_size": 16,
+        "steps": 300,
+      },
     },
-    "autoencoder": {
-        "target": 20.0,
-        "batch_size": 512,
-        "runs": {
-            "momentum": {"learning_rate": 0.2, "momentum": 0.9,
-                         "steps": 2000},
-            "adam": {"learning_rate": 0.01, "steps": 1000},
-            "kfac": {"learning_rate": 1.0, "momentum": 0.0, "damping": 0.01,
-                     "momentum_type": "qmodel", "stats_batch_size": 64,
-                     "steps": 400},
-        },
+  },
+  "autoencoder": {
+    "target": 20.0,
+    "batch_size": 512,
+    "runs": {
+      "momentum": {"learning_rate": 0.2, "momentum": 0.9, "steps": 2000},
+      "adam": {"learning_rate": 0.01, "steps": 1000},
+      "kfac": {
+        "learning_rate": 1.0,
+        "momentum": 0.0,
+        "damping": 0.01,
+        "momentum_type": "qmodel",
+        "stats_batch_size": 64,
+        "steps": 400,
+      },
     },
+  },
 }
 OPTIMIZERS = ("momentum", "adam", "kfac")
 INV_UPDATE_INTERVAL = 20
@@ -82,22 +90,28 @@ COLORS = {"momentum": "tab:blue", "adam": "tab:orange", "kfac": "tab:green"}
 def _settings(cfg, optimizer):
   """The keyword arguments of an example's training function for one run."""
   run = dict(cfg["runs"][optimizer])
-  run.update(batch_size=cfg["batch_size"], optimizer=optimizer,
-             inv_update_interval=INV_UPDATE_INTERVAL)
+  run.update(
+    batch_size=cfg["batch_size"],
+    optimizer=optimizer,
+    inv_update_interval=INV_UPDATE_INTERVAL,
+  )
   return run
 
 
 def run_one(problem, optimizer, cfg, record_every, seed):
   """Trains one optimizer on one problem; returns `common.train`'s dict."""
   kwargs = _settings(cfg, optimizer)
-  kwargs.update(seed=seed, log_every=0, verbose=False,
-                record_every=record_every)
+  kwargs.update(
+    seed=seed, log_every=0, verbose=False, record_every=record_every
+  )
   with tf.Graph().as_default():
     if problem == "convnet":
       return convnet.train_mnist_single_machine_result(
-          "", None, evaluate_on_training_set=True, **kwargs)
+        "", None, evaluate_on_training_set=True, **kwargs
+      )
     return autoencoder.train_autoencoder(
-        "", None, evaluate_on_training_set=True, **kwargs)
+      "", None, evaluate_on_training_set=True, **kwargs
+    )
 
 
 class _Stepper(object):
@@ -111,22 +125,31 @@ class _Stepper(object):
       layer_collection = lc.LayerCollection()
       if problem == "convnet":
         examples, labels = mnist.load_mnist(
-            "", None, cfg["batch_size"], flatten_images=False, seed=seed)
+          "", None, cfg["batch_size"], flatten_images=False, seed=seed
+        )
         loss, _ = convnet.build_model(
-            examples, labels, 10, layer_collection,
-            stats_batch_size=settings.get("stats_batch_size"))
+          examples,
+          labels,
+          10,
+          layer_collection,
+          stats_batch_size=settings.get("stats_batch_size"),
+        )
       else:
-        examples, _ = mnist.load_mnist("", None, cfg["batch_size"],
-                                       seed=seed)
+        examples, _ = mnist.load_mnist("", None, cfg["batch_size"], seed=seed)
         loss, _ = autoencoder.build_model(
-            examples, layer_collection,
-            stats_batch_size=settings.get("stats_batch_size"))
+          examples,
+          layer_collection,
+          stats_batch_size=settings.get("stats_batch_size"),
+        )
       opt = common.make_optimizer(
-          optimizer, settings["learning_rate"], layer_collection,
-          momentum=settings.get("momentum", 0.9),
-          damping=settings.get("damping", 1e-3),
-          momentum_type=settings.get("momentum_type", "regular"),
-          norm_constraint=settings.get("norm_constraint"))
+        optimizer,
+        settings["learning_rate"],
+        layer_collection,
+        momentum=settings.get("momentum", 0.9),
+        damping=settings.get("damping", 1e-3),
+        momentum_type=settings.get("momentum_type", "regular"),
+        norm_constraint=settings.get("norm_constraint"),
+      )
       self.fetches = [opt.minimize(loss)]
       self.inv_op = None
       if optimizer == "kfac":
@@ -189,18 +212,31 @@ def fmt_ratio(value):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--problems", nargs="+", default=list(PROBLEMS),
-                      choices=list(PROBLEMS))
-  parser.add_argument("--png", default="bench_training.png",
-                      help="where to write the plot")
-  parser.add_argument("--record_every", type=int, default=10,
-                      help="evaluate the training-set loss every N steps")
-  parser.add_argument("--rounds", type=int, default=20,
-                      help="interleaved timing rounds of 40 steps each")
+  parser.add_argument(
+    "--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS)
+  )
+  parser.add_argument(
+    "--png", default="bench_training.png", help="where to write the plot"
+  )
+  parser.add_argument(
+    "--record_every",
+    type=int,
+    default=10,
+    help="evaluate the training-set loss every N steps",
+  )
+  parser.add_argument(
+    "--rounds",
+    type=int,
+    default=20,
+    help="interleaved timing rounds of 40 steps each",
+  )
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--scale", type=float, default=1.0,
-                      help="multiply every step budget (e.g. 0.1 to smoke-"
-                      "test)")
+  parser.add_argument(
+    "--scale",
+    type=float,
+    default=1.0,
+    help="multiply every step budget (e.g. 0.1 to smoke-test)",
+  )
   args = parser.parse_args(argv)
   common.quiet_logs()
 
@@ -211,28 +247,56 @@ def main(argv=None):
     for optimizer in OPTIMIZERS:
       run_cfg = {k: dict(v) for k, v in cfg["runs"].items()}
       run_cfg[optimizer]["steps"] = max(
-          2, int(run_cfg[optimizer]["steps"] * args.scale))
-      result = run_one(problem, optimizer, dict(cfg, runs=run_cfg),
-                       args.record_every, args.seed)
+        2, int(run_cfg[optimizer]["steps"] * args.scale)
+      )
+      result = run_one(
+        problem,
+        optimizer,
+        dict(cfg, runs=run_cfg),
+        args.record_every,
+        args.seed,
+      )
       # The first step also builds the executors (one-time set-up).
       result["setup"] = result["step_times"][0]
-      result["to_target"] = to_target(result["history"], cfg["target"],
-                                      offset=result["setup"])
+      result["to_target"] = to_target(
+        result["history"], cfg["target"], offset=result["setup"]
+      )
       results[(problem, optimizer)] = result
-      print("  %-11s %-8s %5d steps in %5.2f s (set-up %.2f s), final loss "
-            "%.4f" % (problem, optimizer, result["steps"], result["seconds"],
-                      result["setup"], result["loss"]), flush=True)
-    ms = time_steps(problem, cfg, max(1, int(args.rounds * min(1, args.scale
-                                                                * 5))),
-                    args.seed)
+      print(
+        "  %-11s %-8s %5d steps in %5.2f s (set-up %.2f s), final loss "
+        "%.4f"
+        % (
+          problem,
+          optimizer,
+          result["steps"],
+          result["seconds"],
+          result["setup"],
+          result["loss"],
+        ),
+        flush=True,
+      )
+    ms = time_steps(
+      problem, cfg, max(1, int(args.rounds * min(1, args.scale * 5))), args.seed
+    )
     for optimizer in OPTIMIZERS:
       results[(problem, optimizer)]["ms_per_step"] = ms[optimizer]
-    print("  %-11s ms/step (interleaved): %s" % (problem, ", ".join(
-        "%s %.2f" % (o, ms[o]) for o in OPTIMIZERS)), flush=True)
+    print(
+      "  %-11s ms/step (interleaved): %s"
+      % (problem, ", ".join("%s %.2f" % (o, ms[o]) for o in OPTIMIZERS)),
+      flush=True,
+    )
 
-  header = ("%-11s %-8s %6s %8s %8s %10s %7s %9s %10s"
-            % ("problem", "optimizer", "lr", "ms/step", "vs mom.",
-               "steps->tgt", "s->tgt", "fewer st.", "final loss"))
+  header = "%-11s %-8s %6s %8s %8s %10s %7s %9s %10s" % (
+    "problem",
+    "optimizer",
+    "lr",
+    "ms/step",
+    "vs mom.",
+    "steps->tgt",
+    "s->tgt",
+    "fewer st.",
+    "final loss",
+  )
   print()
   print(header)
   print("-" * len(header))
@@ -252,20 +316,33 @@ def main(argv=None):
           gain_s = fmt_ratio(base["to_target"][0] / max(r["to_target"][0], 1))
         else:
           gain_s = ">%.2fx" % (base["steps"] / max(r["to_target"][0], 1))
-      print("%-11s %-8s %6g %8.2f %8s %10s %7s %9s %10.4f"
-            % (problem, optimizer, cfg["runs"][optimizer]["learning_rate"],
-               r["ms_per_step"], fmt_ratio(step_ratio), steps_s, secs_s,
-               gain_s, r["loss"]))
+      print(
+        "%-11s %-8s %6g %8.2f %8s %10s %7s %9s %10.4f"
+        % (
+          problem,
+          optimizer,
+          cfg["runs"][optimizer]["learning_rate"],
+          r["ms_per_step"],
+          fmt_ratio(step_ratio),
+          steps_s,
+          secs_s,
+          gain_s,
+          r["loss"],
+        )
+      )
     kfac_r = results[(problem, "kfac")]
     step_ratio = kfac_r["ms_per_step"] / base["ms_per_step"]
-    verdicts.append("%s: a K-FAC step (amortised) = %.2fx a momentum-SGD "
-                    "step (target <= 2x): %s"
-                    % (problem, step_ratio,
-                       "met" if step_ratio <= 2.0 else "NOT met"))
+    verdicts.append(
+      "%s: a K-FAC step (amortised) = %.2fx a momentum-SGD "
+      "step (target <= 2x): %s"
+      % (problem, step_ratio, "met" if step_ratio <= 2.0 else "NOT met")
+    )
     if problem == "autoencoder":
       if kfac_r["to_target"] is None:
-        verdicts.append("autoencoder: K-FAC did not reach the target loss "
-                        "%g: NOT met" % cfg["target"])
+        verdicts.append(
+          "autoencoder: K-FAC did not reach the target loss "
+          "%g: NOT met" % cfg["target"]
+        )
       else:
         kfac_steps = max(kfac_r["to_target"][0], 1)
         if base["to_target"] is None:
@@ -273,14 +350,16 @@ def main(argv=None):
         else:
           gain, bound = base["to_target"][0] / kfac_steps, ""
         verdicts.append(
-            "autoencoder: momentum SGD needs %s%.1fx the steps of K-FAC to "
-            "reach loss %g (target >= 5x): %s"
-            % (bound, gain, cfg["target"], "met" if gain >= 5 else "NOT met"))
+          "autoencoder: momentum SGD needs %s%.1fx the steps of K-FAC to "
+          "reach loss %g (target >= 5x): %s"
+          % (bound, gain, cfg["target"], "met" if gain >= 5 else "NOT met")
+        )
   print()
-  print("loss: on the whole training set; targets: "
-        + ", ".join("%s %g" % (p, PROBLEMS[p]["target"])
-                    for p in args.problems)
-        + "; s->tgt: seconds of training steps, first-step set-up excluded")
+  print(
+    "loss: on the whole training set; targets: "
+    + ", ".join("%s %g" % (p, PROBLEMS[p]["target"]) for p in args.problems)
+    + "; s->tgt: seconds of training steps, first-step set-up excluded"
+  )
   for line in verdicts:
     print(line)
 
@@ -303,8 +382,10 @@ def plot_or_note(results, problems, path):
   try:
     import matplotlib  # noqa: F401
   except ImportError:
-    return ("plot: skipped, matplotlib is not installed (pip install "
-            "'kfac-contrib[bench]' installs it)")
+    return (
+      "plot: skipped, matplotlib is not installed (pip install "
+      "'kfac-contrib[bench]' installs it)"
+    )
   _plot(results, problems, path)
   return "plot: %s" % os.path.abspath(path)
 
@@ -312,10 +393,13 @@ def plot_or_note(results, problems, path):
 def _plot(results, problems, path):
   """Writes loss-vs-steps and loss-vs-seconds curves to a PNG."""
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(len(problems), 2,
-                           figsize=(11, 3.8 * len(problems)), squeeze=False)
+
+  fig, axes = plt.subplots(
+    len(problems), 2, figsize=(11, 3.8 * len(problems)), squeeze=False
+  )
   for row, problem in enumerate(problems):
     target = PROBLEMS[problem]["target"]
     for col, (xlabel, index) in enumerate((("steps", 0), ("seconds", 1))):
@@ -329,8 +413,13 @@ def _plot(results, problems, path):
           xs = [h[0] for h in history]
         ys = [h[2] for h in history]
         ax.plot(xs, ys, label=optimizer, color=COLORS[optimizer])
-      ax.axhline(target, color="grey", linestyle="--", linewidth=1,
-                 label="target %g" % target)
+      ax.axhline(
+        target,
+        color="grey",
+        linestyle="--",
+        linewidth=1,
+        label="target %g" % target,
+      )
       ax.set_xlabel(xlabel)
       ax.set_ylabel("training loss")
       ax.set_yscale("log")

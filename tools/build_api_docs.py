@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import builtins
 import collections
 import importlib
 import inspect
@@ -88,41 +87,82 @@ _PRIMITIVE_TYPES = (int, str, float, bool, complex, bytes, type(None))
 
 # Module attributes that are never documented. `__loader__`, `__spec__` and
 # `__cached__` exist only on Python 3.
-_MODULE_SKIP = frozenset([
-    '__builtins__', '__doc__', '__file__', '__name__', '__path__',
-    '__package__', '__loader__', '__spec__', '__cached__', '__all__',
+_MODULE_SKIP = frozenset(
+  [
+    '__builtins__',
+    '__doc__',
+    '__file__',
+    '__name__',
+    '__path__',
+    '__package__',
+    '__loader__',
+    '__spec__',
+    '__cached__',
+    '__all__',
     '__annotations__',
-])
+  ]
+)
 
 # Class attributes that are never documented. The second line holds the
 # attributes that only Python 3 classes have.
-_CLASS_SKIP = frozenset([
-    '__class__', '__base__', '__weakref__', '__doc__', '__module__',
-    '__dict__', '__abstractmethods__', '__slots__', '__getnewargs__',
-    '__annotations__', '__orig_bases__', '__parameters__', '__firstlineno__',
-    '__static_attributes__', '__qualname__', '__class_getitem__',
-    '__init_subclass__', '__subclasshook__',
-])
+_CLASS_SKIP = frozenset(
+  [
+    '__class__',
+    '__base__',
+    '__weakref__',
+    '__doc__',
+    '__module__',
+    '__dict__',
+    '__abstractmethods__',
+    '__slots__',
+    '__getnewargs__',
+    '__annotations__',
+    '__orig_bases__',
+    '__parameters__',
+    '__firstlineno__',
+    '__static_attributes__',
+    '__qualname__',
+    '__class_getitem__',
+    '__init_subclass__',
+    '__subclasshook__',
+  ]
+)
 
 # Members of built-in base classes (dict, ...) that Python 3 exposes but the
 # legacy pages never showed: object-protocol plumbing.
-_BUILTIN_PLUMBING = frozenset([
-    '__getattribute__', '__sizeof__', '__getstate__', '__reduce_ex__',
-    '__format__', '__dir__', '__new__',
-])
+_BUILTIN_PLUMBING = frozenset(
+  [
+    '__getattribute__',
+    '__sizeof__',
+    '__getstate__',
+    '__reduce_ex__',
+    '__format__',
+    '__dir__',
+    '__new__',
+  ]
+)
 
 _SKIP_DEFINING_CLASSES = (object, type, tuple, BaseException, Exception)
 
 _SKIP_IF_UNDOCUMENTED = frozenset(
-    ['__str__', '__repr__', '__hash__', '__del__', '__copy__'])
+  ['__str__', '__repr__', '__hash__', '__del__', '__copy__']
+)
 
-_SECTION_KEYWORDS = ('Args', 'Arguments', 'Fields', 'Returns', 'Yields',
-                     'Raises', 'Attributes')
+_SECTION_KEYWORDS = (
+  'Args',
+  'Arguments',
+  'Fields',
+  'Returns',
+  'Yields',
+  'Raises',
+  'Attributes',
+)
 _SECTION_RE = re.compile(r'(?<=\n)(%s):\n' % '|'.join(_SECTION_KEYWORDS))
 _ITEM_RE = re.compile(r'^ {2,4}(\*{0,2}\w[\w.]*)[ ]*:\s', re.MULTILINE)
 _ATAT_RE = re.compile(r'^ *@@[a-zA-Z_.0-9]+ *$')
 _COMPAT_RE = re.compile(
-    r'@compatibility\((\w+)\)\s*\n(.*?)@end_compatibility', re.DOTALL)
+  r'@compatibility\((\w+)\)\s*\n(.*?)@end_compatibility', re.DOTALL
+)
 _REFERENCE_RE = re.compile(r'@\{([^}]*)\}')
 
 
@@ -159,8 +199,12 @@ def raw_docstring(obj):
     The cleaned docstring for classes, functions, methods, modules and
     properties; '' for anything else or when there is no docstring.
   """
-  if not (inspect.isclass(obj) or inspect.isroutine(obj) or
-          inspect.ismodule(obj) or isinstance(obj, property)):
+  if not (
+    inspect.isclass(obj)
+    or inspect.isroutine(obj)
+    or inspect.ismodule(obj)
+    or isinstance(obj, property)
+  ):
     return ''
   doc = getattr(obj, '__doc__', None)
   if not isinstance(doc, str):
@@ -178,8 +222,9 @@ class FunctionDetail(object):
 
   def render(self):
     parts = ['#### %s:\n\n' % self.keyword, textwrap.dedent(self.header)]
-    parts.extend('* <b>`%s`</b>: %s' % (name, value)
-                 for name, value in self.items)
+    parts.extend(
+      '* <b>`%s`</b>: %s' % (name, value) for name, value in self.items
+    )
     return ''.join(parts)
 
 
@@ -218,9 +263,10 @@ class ParsedDoc(object):
 
   def render_compatibility(self):
     return ''.join(
-        '\n\n#### %s Compatibility\n%s\n' %
-        (key.title(), textwrap.dedent(self.compatibility[key]))
-        for key in sorted(self.compatibility))
+      '\n\n#### %s Compatibility\n%s\n'
+      % (key.title(), textwrap.dedent(self.compatibility[key]))
+      for key in sorted(self.compatibility)
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -253,8 +299,7 @@ def _source_bindings(module):
         yield from targets(elt)
 
   for node in tree.body:
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
-                         ast.ClassDef)):
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
       assigned.add(node.name)
     elif isinstance(node, ast.Assign):
       for target in node.targets:
@@ -296,9 +341,12 @@ def public_names(module, package):
     # A release face package (`kfac.r1_N`) binds its modules at import
     # time, not in its source: its public names are those submodules.
     return sorted(
-        name for name, value in vars(module).items()
-        if not name.startswith('_') and inspect.ismodule(value) and
-        value.__name__ == '%s.%s' % (module.__name__, name)), []
+      name
+      for name, value in vars(module).items()
+      if not name.startswith('_')
+      and inspect.ismodule(value)
+      and value.__name__ == '%s.%s' % (module.__name__, name)
+    ), []
   assigned, imported = _source_bindings(module)
   names = []
   for name in sorted(assigned | imported):
@@ -311,8 +359,9 @@ def public_names(module, package):
     elif inspect.isclass(obj) or inspect.isfunction(obj):
       defined_in = getattr(obj, '__module__', None) or ''
       if defined_in == module.__name__ or (
-          _in_package(obj, package) and any(
-              part.startswith('_') for part in defined_in.split('.'))):
+        _in_package(obj, package)
+        and any(part.startswith('_') for part in defined_in.split('.'))
+      ):
         names.append(name)
     elif name in assigned:
       names.append(name)
@@ -330,8 +379,9 @@ def _in_package(obj, package):
   module = getattr(obj, '__module__', None)
   if inspect.ismodule(obj):
     module = obj.__name__
-  return isinstance(module, str) and (module == package or
-                                      module.startswith(package + '.'))
+  return isinstance(module, str) and (
+    module == package or module.startswith(package + '.')
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -351,9 +401,16 @@ def is_release_face(module):
     True for `kfac.r1_N` and its modules: they carry the `_release` that
     `kfac._faces` sets.
   """
-  return inspect.ismodule(module) and hasattr(module, '_release') and (
-      _RELEASE_DIR_RE.match(module.__name__.split('.')[1] if
-                            module.__name__.count('.') else '') is not None)
+  return (
+    inspect.ismodule(module)
+    and hasattr(module, '_release')
+    and (
+      _RELEASE_DIR_RE.match(
+        module.__name__.split('.')[1] if module.__name__.count('.') else ''
+      )
+      is not None
+    )
+  )
 
 
 def release_packages(package='kfac', base_dir=REPO_ROOT):
@@ -373,8 +430,9 @@ def release_packages(package='kfac', base_dir=REPO_ROOT):
     match = _RELEASE_DIR_RE.match(entry)
     if match and os.path.isfile(os.path.join(root, entry, '__init__.py')):
       found.append(((int(match.group(1)), int(match.group(2))), entry))
-  return [('%d.%d' % key, '%s.%s' % (package, entry))
-          for key, entry in sorted(found)]
+  return [
+    ('%d.%d' % key, '%s.%s' % (package, entry)) for key, entry in sorted(found)
+  ]
 
 
 def default_root_name(package):
@@ -432,16 +490,22 @@ def _signature_wrapper_target(func):
   function with an explicit `__signature__` (and no `__wrapped__`) that
   calls the engine function, held in its closure under the same name.
   """
-  if not isinstance(func, types.FunctionType) or (
-      '__signature__' not in func.__dict__) or not func.__closure__:
+  if (
+    not isinstance(func, types.FunctionType)
+    or ('__signature__' not in func.__dict__)
+    or not func.__closure__
+  ):
     return None
   for cell in func.__closure__:
     try:
       value = cell.cell_contents
     except ValueError:
       continue
-    if (isinstance(value, types.FunctionType) and
-        value.__name__ == func.__name__ and value is not func):
+    if (
+      isinstance(value, types.FunctionType)
+      and value.__name__ == func.__name__
+      and value is not func
+    ):
       return value
   return None
 
@@ -508,12 +572,19 @@ def class_members(cls):
     defining = _defining_class(cls, name)
     if defining in _SKIP_DEFINING_CLASSES:
       continue
-    if defining is not None and defining.__name__ in ('CMessage', 'Message',
-                                                      'MessageMeta'):
+    if defining is not None and defining.__name__ in (
+      'CMessage',
+      'Message',
+      'MessageMeta',
+    ):
       continue
-    if name in _BUILTIN_PLUMBING and inspect.isroutine(value) and not (
-        isinstance(inspect.unwrap(_signature_target(value)),
-                   types.FunctionType)):
+    if (
+      name in _BUILTIN_PLUMBING
+      and inspect.isroutine(value)
+      and not (
+        isinstance(inspect.unwrap(_signature_target(value)), types.FunctionType)
+      )
+    ):
       continue
     raw = defining.__dict__[name] if defining is not None else value
     if isinstance(raw, property):
@@ -534,8 +605,12 @@ def class_members(cls):
 def _is_namedtuple_generated(cls, name, value):
   del name  # unused
   module = getattr(value, '__module__', None)
-  return (hasattr(cls, '_fields') and issubclass(cls, tuple) and
-          isinstance(module, str) and module.startswith('namedtuple_'))
+  return (
+    hasattr(cls, '_fields')
+    and issubclass(cls, tuple)
+    and isinstance(module, str)
+    and module.startswith('namedtuple_')
+  )
 
 
 class DocTree(object):
@@ -646,7 +721,7 @@ class DocTree(object):
     """Maps a dotted reference to (page full name, anchor) or None."""
     for prefix in (self.package, self.root_name):
       if name == prefix or name.startswith(prefix + '.'):
-        name = self.root_name + name[len(prefix):]
+        name = self.root_name + name[len(prefix) :]
         break
     if name in self.index:
       return self.master_name(self.index[name]), None
@@ -667,8 +742,9 @@ def page_path(full_name):
 
 
 def relative_root(full_name):
-  return posixpath.relpath('.', start=posixpath.dirname(page_path(full_name))
-                           or '.')
+  return posixpath.relpath(
+    '.', start=posixpath.dirname(page_path(full_name)) or '.'
+  )
 
 
 class Renderer(object):
@@ -684,8 +760,9 @@ class Renderer(object):
     errors: Problems met while rendering (unresolved references).
   """
 
-  def __init__(self, tree, base_dir, code_url_prefix=None,
-               docs_path=DEFAULT_DOCS_PATH):
+  def __init__(
+    self, tree, base_dir, code_url_prefix=None, docs_path=DEFAULT_DOCS_PATH
+  ):
     self.tree = tree
     self.base_dir = os.path.abspath(base_dir)
     self.code_url_prefix = code_url_prefix
@@ -742,7 +819,8 @@ class Renderer(object):
     text = raw_docstring(obj)
     text = self._replace_references(text, from_name)
     text = '\n'.join(
-        line for line in text.split('\n') if not _ATAT_RE.match(line))
+      line for line in text.split('\n') if not _ATAT_RE.match(line)
+    )
     compatibility = {}
 
     def cut(match):
@@ -758,11 +836,13 @@ class Renderer(object):
 
   @staticmethod
   def metadata(full_name, members):
-    lines = ['<div itemscope itemtype="http://developers.google.com/'
-             'ReferenceObject">',
-             '<meta itemprop="name" content="%s" />' % full_name]
-    lines.extend('<meta itemprop="property" content="%s"/>' % m
-                 for m in members)
+    lines = [
+      '<div itemscope itemtype="http://developers.google.com/ReferenceObject">',
+      '<meta itemprop="name" content="%s" />' % full_name,
+    ]
+    lines.extend(
+      '<meta itemprop="property" content="%s"/>' % m for m in members
+    )
     lines.append('</div>\n\n')
     return '\n'.join(lines)
 
@@ -784,7 +864,8 @@ class Renderer(object):
     else:
       up = posixpath.relpath('.', start=self.docs_path)
       url = posixpath.normpath(
-          posixpath.join(relative_root(from_name), up, rel))
+        posixpath.join(relative_root(from_name), up, rel)
+      )
     return 'Defined in [`%s`](%s).\n\n' % (rel, url)
 
   def signature(self, name, func, decorators=()):
@@ -805,16 +886,22 @@ class Renderer(object):
     names = self.tree.aliases(obj)
     if len(names) <= 1:
       return ''
-    return ('### Aliases:\n\n' +
-            ''.join('* %s`%s`\n' % (label, n) for n in names) + '\n')
+    return (
+      '### Aliases:\n\n'
+      + ''.join('* %s`%s`\n' % (label, n) for n in names)
+      + '\n'
+    )
 
   # -- pages -----------------------------------------------------------------
 
   def render_function(self, full_name, func):
     doc = self.parse_doc(func, full_name)
-    parts = [self.metadata(full_name, []), '# %s\n\n' % full_name,
-             self.aliases_block(func, ''),
-             self.signature(full_name.split('.')[-1], func)]
+    parts = [
+      self.metadata(full_name, []),
+      '# %s\n\n' % full_name,
+      self.aliases_block(func, ''),
+      self.signature(full_name.split('.')[-1], func),
+    ]
     defined = self.defined_in(func, full_name)
     if defined:
       parts.append('\n\n' + defined)
@@ -823,21 +910,27 @@ class Renderer(object):
 
   def render_class(self, full_name, cls):
     members = class_members(cls)
-    methods = sorted(members.methods,
-                     key=lambda m: (m[0] not in ('__init__', '__new__'), m[0]))
-    meta_members = ([n for n, _ in members.child_classes] +
-                    [n for n, _ in members.properties] +
-                    [m[0] for m in members.methods] +
-                    [n for n, _ in members.class_members])
-    parts = [self.metadata(full_name, meta_members),
-             '# %s\n\n' % full_name,
-             '## Class `%s`\n\n' % full_name.split('.')[-1]]
+    methods = sorted(
+      members.methods, key=lambda m: (m[0] not in ('__init__', '__new__'), m[0])
+    )
+    meta_members = (
+      [n for n, _ in members.child_classes]
+      + [n for n, _ in members.properties]
+      + [m[0] for m in members.methods]
+      + [n for n, _ in members.class_members]
+    )
+    parts = [
+      self.metadata(full_name, meta_members),
+      '# %s\n\n' % full_name,
+      '## Class `%s`\n\n' % full_name.split('.')[-1],
+    ]
     bases = []
     for base in cls.__bases__:
       master = self.tree.master_name(base)
       if master is not None:
-        bases.append('[`%s`](%s)' % (master.split('.')[-1],
-                                     self.link(full_name, master)))
+        bases.append(
+          '[`%s`](%s)' % (master.split('.')[-1], self.link(full_name, master))
+        )
       elif base in self._external:
         bases.append('[`%s`](%s)' % self._external[base])
     if bases:
@@ -848,23 +941,31 @@ class Renderer(object):
     if defined:
       parts.append('\n\n' + defined)
     doc = self.parse_doc(cls, full_name)
-    parts.extend([doc.main, doc.render_details(), doc.render_compatibility(),
-                  '\n\n'])
+    parts.extend(
+      [doc.main, doc.render_details(), doc.render_compatibility(), '\n\n']
+    )
     if members.child_classes:
       parts.append('## Child Classes\n')
       entries = []
       for name, child in members.child_classes:
         master = self.tree.master_name(child) or '%s.%s' % (full_name, name)
-        entries.append('[`class %s`](%s)\n\n' %
-                       (name, self.link(full_name, master)))
+        entries.append(
+          '[`class %s`](%s)\n\n' % (name, self.link(full_name, master))
+        )
       parts.extend(sorted(entries))
     if members.properties:
       parts.append('## Properties\n\n')
       for name, prop in members.properties:
         pdoc = self.parse_doc(prop, full_name)
         parts.append('<h3 id="%s"><code>%s</code></h3>\n\n' % (name, name))
-        parts.extend([pdoc.main, pdoc.render_details(),
-                      pdoc.render_compatibility(), '\n\n'])
+        parts.extend(
+          [
+            pdoc.main,
+            pdoc.render_details(),
+            pdoc.render_compatibility(),
+            '\n\n',
+          ]
+        )
       parts.append('\n\n')
     if methods:
       parts.append('## Methods\n\n')
@@ -878,8 +979,14 @@ class Renderer(object):
         mdoc = self.parse_doc(method, full_name)
         parts.append('<h3 id="%s"><code>%s</code></h3>\n\n' % (name, name))
         parts.append(self.signature(name, method, decorators))
-        parts.extend([mdoc.main, mdoc.render_details(),
-                      mdoc.render_compatibility(), '\n\n'])
+        parts.extend(
+          [
+            mdoc.main,
+            mdoc.render_details(),
+            mdoc.render_compatibility(),
+            '\n\n',
+          ]
+        )
       parts.append('\n\n')
     if members.class_members:
       parts.append('## Class Members\n\n')
@@ -899,9 +1006,11 @@ class Renderer(object):
         functions.append((name, obj, master))
       else:
         others.append(name)
-    parts = [self.metadata(full_name, others),
-             '# Module: %s\n\n' % full_name,
-             self.aliases_block(module, 'Module ')]
+    parts = [
+      self.metadata(full_name, others),
+      '# Module: %s\n\n' % full_name,
+      self.aliases_block(module, 'Module '),
+    ]
     defined = self.defined_in(module, full_name)
     if defined:
       parts.append('\n\n' + defined)
@@ -917,9 +1026,10 @@ class Renderer(object):
       parts.append('## Modules\n\n')
       for name, obj, master in modules:
         brief = self.parse_doc(obj, full_name).brief
-        parts.append('[`%s`](%s) module%s\n\n' %
-                     (name, self.link(full_name, master),
-                      ': ' + brief if brief else ''))
+        parts.append(
+          '[`%s`](%s) module%s\n\n'
+          % (name, self.link(full_name, master), ': ' + brief if brief else '')
+        )
     if classes:
       parts.append('## Classes\n\n')
       for name, obj, master in classes:
@@ -953,13 +1063,14 @@ class Renderer(object):
 
   def render_toc(self):
     pages = self.tree.pages()
-    modules = sorted((n for n, _ in pages if self.tree.kind(n) == 'module'),
-                     key=str.upper)
+    modules = sorted(
+      (n for n, _ in pages if self.tree.kind(n) == 'module'), key=str.upper
+    )
     children = collections.defaultdict(list)
     for name, _ in pages:
       if self.tree.kind(name) != 'module':
         parent = self.tree.parent_module_name(name)
-        children[parent].append(name[len(parent) + 1:])
+        children[parent].append(name[len(parent) + 1 :])
     prefix = '/TARGET_DOC_ROOT/VERSION/api_docs/python/'
     lines = ['# Automatically generated file; please do not edit', 'toc:']
     for module in modules:
@@ -969,8 +1080,10 @@ class Renderer(object):
       lines.append('      path: %s%s' % (prefix, module.replace('.', '/')))
       for title in sorted(children[module], key=lambda t: (t.upper(), t)):
         lines.append('    - title: %s' % title)
-        lines.append('      path: %s%s' %
-                     (prefix, ('%s.%s' % (module, title)).replace('.', '/')))
+        lines.append(
+          '      path: %s%s'
+          % (prefix, ('%s.%s' % (module, title)).replace('.', '/'))
+        )
     return '\n'.join(lines) + '\n'
 
   def render_all(self, root_title):
@@ -1020,17 +1133,18 @@ def _default_sources(func):
     return {}
   node = None
   for candidate in ast.walk(tree):
-    if isinstance(candidate, (ast.FunctionDef, ast.AsyncFunctionDef,
-                              ast.Lambda)):
+    if isinstance(
+      candidate, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+    ):
       node = candidate
       break
   if node is None:
     return {}
   result = {}
   positional = node.args.posonlyargs + node.args.args
-  for arg, default in zip(positional[len(positional) -
-                                     len(node.args.defaults):],
-                          node.args.defaults):
+  for arg, default in zip(
+    positional[len(positional) - len(node.args.defaults) :], node.args.defaults
+  ):
     result[arg.arg] = ast.unparse(default)
   for arg, default in zip(node.args.kwonlyargs, node.args.kw_defaults):
     if default is not None:
@@ -1152,8 +1266,10 @@ def _check_args(label, func, docstring, class_doc=None):
     documented = _args_section(class_doc)
   if documented is None:
     if expected:
-      return ['%s: no Args: section; signature has (%s)' %
-              (label, ', '.join(expected))]
+      return [
+        '%s: no Args: section; signature has (%s)'
+        % (label, ', '.join(expected))
+      ]
     return []
   if documented == expected:
     return []
@@ -1166,9 +1282,10 @@ def _check_args(label, func, docstring, class_doc=None):
     detail.append('not in signature: %s' % ', '.join(extra))
   if not detail:
     detail.append('order differs')
-  return ['%s: Args: (%s) do not match signature (%s); %s' %
-          (label, ', '.join(documented), ', '.join(expected),
-           '; '.join(detail))]
+  return [
+    '%s: Args: (%s) do not match signature (%s); %s'
+    % (label, ', '.join(documented), ', '.join(expected), '; '.join(detail))
+  ]
 
 
 def coverage_problems(tree):
@@ -1215,8 +1332,9 @@ def coverage_problems(tree):
     for name, method, owner in members.methods:
       target = _signature_target(method)
       key = (id(target), name)
-      if key in checked or owner is None or not _in_package(
-          owner, tree.package):
+      if (
+        key in checked or owner is None or not _in_package(owner, tree.package)
+      ):
         continue
       if not isinstance(inspect.unwrap(target), types.FunctionType):
         continue
@@ -1245,8 +1363,14 @@ def _member_label(tree, owner, name, fallback_class_name):
 # ---------------------------------------------------------------------------
 
 
-def build(package='kfac', root_name=None, base_dir=None, code_url_prefix=None,
-          docs_path=DEFAULT_DOCS_PATH, root_title=None):
+def build(
+  package='kfac',
+  root_name=None,
+  base_dir=None,
+  code_url_prefix=None,
+  docs_path=DEFAULT_DOCS_PATH,
+  root_title=None,
+):
   """Collects and renders the docs of a package.
 
   Args:
@@ -1269,8 +1393,9 @@ def build(package='kfac', root_name=None, base_dir=None, code_url_prefix=None,
   tree = DocTree(package, root_name)
   if base_dir is None:
     module = sys.modules[package.split('.')[0]]
-    base_dir = os.path.dirname(os.path.dirname(os.path.abspath(
-        module.__file__)))
+    base_dir = os.path.dirname(
+      os.path.dirname(os.path.abspath(module.__file__))
+    )
   renderer = Renderer(tree, base_dir, code_url_prefix, docs_path)
   files = renderer.render_all(root_title or root_name)
   problems = coverage_problems(tree) + sorted(set(renderer.errors))
@@ -1286,7 +1411,8 @@ def write_files(output_dir, files):
         path = os.path.join(dirpath, filename)
         rel = os.path.relpath(path, output_dir).replace(os.sep, '/')
         if (filename.endswith('.md') or filename == '_toc.yaml') and (
-            rel not in files):
+          rel not in files
+        ):
           os.remove(path)
     for dirpath, _, _ in sorted(os.walk(output_dir), reverse=True):
       if dirpath != output_dir and not os.listdir(dirpath):
@@ -1311,8 +1437,10 @@ def release_trees(package='kfac', base_dir=REPO_ROOT):
     package that exists, oldest first.
   """
   trees = [(package, DEFAULT_DOCS_PATH)]
-  trees.extend((name, release_docs_path(version))
-               for version, name in release_packages(package, base_dir))
+  trees.extend(
+    (name, release_docs_path(version))
+    for version, name in release_packages(package, base_dir)
+  )
   return trees
 
 
@@ -1326,8 +1454,11 @@ def _stale_release_trees(api_docs_dir, kept):
   stale = []
   for entry in sorted(os.listdir(api_docs_dir)):
     tree = os.path.join(api_docs_dir, entry, 'python')
-    if (_RELEASE_TREE_RE.match(entry) and entry not in kept and
-        os.path.isfile(os.path.join(tree, '_toc.yaml'))):
+    if (
+      _RELEASE_TREE_RE.match(entry)
+      and entry not in kept
+      and os.path.isfile(os.path.join(tree, '_toc.yaml'))
+    ):
       stale.append(tree)
   return stale
 
@@ -1350,46 +1481,73 @@ def _report(problems, label):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      description='Generate the API docs of kfac in the legacy format.')
-  parser.add_argument('--output-dir', default=None,
-                      help='Directory to write the tree to, e.g. '
-                      'docs/api_docs/python (required unless --check-only '
-                      'or --all-releases). With --all-releases: the '
-                      'directory that stands for docs/api_docs (default: '
-                      'docs/api_docs of this repository).')
-  parser.add_argument('--root-name', default=None,
-                      help='Public name of the package (default: kfac, also '
-                      'for a release face such as kfac.r1_6). E.g. '
-                      'tf.contrib.kfac.')
-  parser.add_argument('--package', default='kfac',
-                      help='Import name of the package to document, e.g. '
-                      'kfac or the release face kfac.r1_6.')
-  parser.add_argument('--all-releases', action='store_true',
-                      help='Write every tree: kfac to <api_docs>/python and '
-                      'each release face kfac.r1_N that exists to '
-                      '<api_docs>/r1.N/python (release trees whose package '
-                      'is gone are removed).')
-  parser.add_argument('--code-url-prefix', default=None,
-                      help='Absolute URL prefix for "Defined in" links '
-                      '(default: relative links into this repository).')
-  parser.add_argument('--docs-path', default=None,
-                      help='Location of the tree in the repository, used '
-                      'for relative "Defined in" links (default: '
-                      'docs/api_docs/python, or docs/api_docs/r1.N/python '
-                      'for kfac.r1_N).')
-  parser.add_argument('--skip-coverage-check', action='store_true',
-                      help='Write the pages even if the coverage check '
-                      'reports problems (they are still printed).')
-  parser.add_argument('--check-only', action='store_true',
-                      help='Only run the coverage check; write nothing.')
+    description='Generate the API docs of kfac in the legacy format.'
+  )
+  parser.add_argument(
+    '--output-dir',
+    default=None,
+    help='Directory to write the tree to, e.g. '
+    'docs/api_docs/python (required unless --check-only '
+    'or --all-releases). With --all-releases: the '
+    'directory that stands for docs/api_docs (default: '
+    'docs/api_docs of this repository).',
+  )
+  parser.add_argument(
+    '--root-name',
+    default=None,
+    help='Public name of the package (default: kfac, also '
+    'for a release face such as kfac.r1_6). E.g. '
+    'tf.contrib.kfac.',
+  )
+  parser.add_argument(
+    '--package',
+    default='kfac',
+    help='Import name of the package to document, e.g. '
+    'kfac or the release face kfac.r1_6.',
+  )
+  parser.add_argument(
+    '--all-releases',
+    action='store_true',
+    help='Write every tree: kfac to <api_docs>/python and '
+    'each release face kfac.r1_N that exists to '
+    '<api_docs>/r1.N/python (release trees whose package '
+    'is gone are removed).',
+  )
+  parser.add_argument(
+    '--code-url-prefix',
+    default=None,
+    help='Absolute URL prefix for "Defined in" links '
+    '(default: relative links into this repository).',
+  )
+  parser.add_argument(
+    '--docs-path',
+    default=None,
+    help='Location of the tree in the repository, used '
+    'for relative "Defined in" links (default: '
+    'docs/api_docs/python, or docs/api_docs/r1.N/python '
+    'for kfac.r1_N).',
+  )
+  parser.add_argument(
+    '--skip-coverage-check',
+    action='store_true',
+    help='Write the pages even if the coverage check '
+    'reports problems (they are still printed).',
+  )
+  parser.add_argument(
+    '--check-only',
+    action='store_true',
+    help='Only run the coverage check; write nothing.',
+  )
   args = parser.parse_args(argv)
   if args.all_releases and (args.package != 'kfac' or args.docs_path):
-    parser.error('--all-releases documents kfac and every kfac.r1_N; it '
-                 'takes neither --package nor --docs-path')
-  if (args.output_dir is None and not args.check_only and
-      not args.all_releases):
-    parser.error('--output-dir is required (unless --check-only or '
-                 '--all-releases)')
+    parser.error(
+      '--all-releases documents kfac and every kfac.r1_N; it '
+      'takes neither --package nor --docs-path'
+    )
+  if args.output_dir is None and not args.check_only and not args.all_releases:
+    parser.error(
+      '--output-dir is required (unless --check-only or --all-releases)'
+    )
 
   if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
@@ -1399,15 +1557,21 @@ def main(argv=None):
     docs_path = args.docs_path
     if docs_path is None:
       match = _RELEASE_DIR_RE.match(args.package.rpartition('.')[2])
-      docs_path = (release_docs_path('%s.%s' % match.groups()) if match and
-                   '.' in args.package else DEFAULT_DOCS_PATH)
+      docs_path = (
+        release_docs_path('%s.%s' % match.groups())
+        if match and '.' in args.package
+        else DEFAULT_DOCS_PATH
+      )
     trees = [(args.package, docs_path)]
   built = []
   count = 0
   for package, docs_path in trees:
-    files, problems, tree = build(package, args.root_name,
-                                  code_url_prefix=args.code_url_prefix,
-                                  docs_path=docs_path)
+    files, problems, tree = build(
+      package,
+      args.root_name,
+      code_url_prefix=args.code_url_prefix,
+      docs_path=docs_path,
+    )
     _report(problems, '%s: ' % package if args.all_releases else '')
     count += len(problems)
     built.append((package, docs_path, files, tree))
@@ -1421,19 +1585,23 @@ def main(argv=None):
     api_docs = args.output_dir or os.path.join(REPO_ROOT, 'docs', 'api_docs')
     prefix = 'docs/api_docs/'
     for package, docs_path, files, tree in built:
-      out = os.path.join(api_docs, *docs_path[len(prefix):].split('/'))
+      out = os.path.join(api_docs, *docs_path[len(prefix) :].split('/'))
       write_files(out, files)
-      print('wrote %d files (%d pages) of %s to %s' %
-            (len(files), len(tree.pages()), package, out))
-    kept = {docs_path[len(prefix):].split('/')[0] for _, docs_path in trees}
+      print(
+        'wrote %d files (%d pages) of %s to %s'
+        % (len(files), len(tree.pages()), package, out)
+      )
+    kept = {docs_path[len(prefix) :].split('/')[0] for _, docs_path in trees}
     for stale in _stale_release_trees(api_docs, kept):
       _remove_tree(stale)
       print('removed %s (no such release package)' % stale)
     return 0
   _, _, files, tree = built[0]
   write_files(args.output_dir, files)
-  print('wrote %d files (%d pages) to %s' %
-        (len(files), len(tree.pages()), args.output_dir))
+  print(
+    'wrote %d files (%d pages) to %s'
+    % (len(files), len(tree.pages()), args.output_dir)
+  )
   return 0
 
 

@@ -41,8 +41,16 @@ from kfac import layer_collection as lc
 from kfac.examples import common
 from kfac.examples import mnist
 
-__all__ = ["fc_layer", "build_model", "train_autoencoder", "DEFAULTS",
-           "BASELINE_DEFAULTS", "ENCODER_SIZES", "CODE_SIZE", "default_sizes"]
+__all__ = [
+  "fc_layer",
+  "build_model",
+  "train_autoencoder",
+  "DEFAULTS",
+  "BASELINE_DEFAULTS",
+  "ENCODER_SIZES",
+  "CODE_SIZE",
+  "default_sizes",
+]
 
 # Encoder widths and code size for 64-pixel inputs (the paper's
 # 1000-500-250-30 for 784 pixels, scaled to the digits).
@@ -66,21 +74,35 @@ def default_sizes(input_size):
     return (1000, 500, 250), 30
   if input_size == 64:
     return ENCODER_SIZES, CODE_SIZE
-  return ((2 * input_size, input_size, max(1, input_size // 2)),
-          max(1, input_size // 8))
+  return (
+    (2 * input_size, input_size, max(1, input_size // 2)),
+    max(1, input_size // 8),
+  )
+
 
 # Defaults of `python -m kfac.examples.autoencoder` (overridable by flags).
 DEFAULTS = common.Settings(
-    steps=500, batch_size=512, learning_rate=1.0, damping=0.01, momentum=0.0,
-    momentum_type="qmodel", estimation_mode="gradients",
-    inv_update_interval=20, cov_ema_decay=0.95, norm_constraint=None,
-    stats_batch_size=64, optimizer="kfac", log_every=50, seed=0)
+  steps=500,
+  batch_size=512,
+  learning_rate=1.0,
+  damping=0.01,
+  momentum=0.0,
+  momentum_type="qmodel",
+  estimation_mode="gradients",
+  inv_update_interval=20,
+  cov_ema_decay=0.95,
+  norm_constraint=None,
+  stats_batch_size=64,
+  optimizer="kfac",
+  log_every=50,
+  seed=0,
+)
 
 # Defaults that replace `DEFAULTS` for the first-order baselines.
 BASELINE_DEFAULTS = {
-    "sgd": {"learning_rate": 1.0, "momentum": 0.0},
-    "momentum": {"learning_rate": 0.2, "momentum": 0.9},
-    "adam": {"learning_rate": 0.01},
+  "sgd": {"learning_rate": 1.0, "momentum": 0.0},
+  "momentum": {"learning_rate": 0.2, "momentum": 0.9},
+  "adam": {"learning_rate": 0.01},
 }
 
 
@@ -104,15 +126,23 @@ def fc_layer(layer_id, inputs, output_size, activation=tf.nn.sigmoid):
   with tf.compat.v1.variable_scope("fc_%d" % layer_id):
     input_size = int(inputs.shape[-1])
     kernel = tf.compat.v1.get_variable(
-        "kernel", [input_size, output_size], dtype=inputs.dtype,
-        initializer=tf.compat.v1.random_normal_initializer(
-            stddev=1.0 / np.sqrt(input_size)))
+      "kernel",
+      [input_size, output_size],
+      dtype=inputs.dtype,
+      initializer=tf.compat.v1.random_normal_initializer(
+        stddev=1.0 / np.sqrt(input_size)
+      ),
+    )
     bias = tf.compat.v1.get_variable(
-        "bias", [output_size], dtype=inputs.dtype,
-        initializer=tf.compat.v1.zeros_initializer())
+      "bias",
+      [output_size],
+      dtype=inputs.dtype,
+      initializer=tf.compat.v1.zeros_initializer(),
+    )
     preactivations = tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
-    activations = (preactivations if activation is None
-                   else activation(preactivations))
+    activations = (
+      preactivations if activation is None else activation(preactivations)
+    )
   return preactivations, activations, (kernel, bias)
 
 
@@ -137,8 +167,13 @@ def _network(examples, encoder_sizes, code_size, layer_collection=None):
   return logits
 
 
-def build_model(examples, layer_collection, encoder_sizes=None,
-                code_size=None, stats_batch_size=None):
+def build_model(
+  examples,
+  layer_collection,
+  encoder_sizes=None,
+  code_size=None,
+  stats_batch_size=None,
+):
   """Builds the autoencoder and its losses, and registers it for K-FAC.
 
   Layers `fc_0 .. fc_<2n+1>`: the encoder (`encoder_sizes`, sigmoid), the
@@ -178,26 +213,42 @@ def build_model(examples, layer_collection, encoder_sizes=None,
   else:
     logits = _network(examples, encoder_sizes, code_size)
     stats_examples = examples[:stats_batch_size]
-    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
-                                     reuse=True):
-      stats_logits = _network(stats_examples, encoder_sizes, code_size,
-                              layer_collection)
+    with tf.compat.v1.variable_scope(
+      tf.compat.v1.get_variable_scope(), reuse=True
+    ):
+      stats_logits = _network(
+        stats_examples, encoder_sizes, code_size, layer_collection
+      )
   layer_collection.register_multi_bernoulli_predictive_distribution(
-      stats_logits, targets=stats_examples)
-  loss = tf.reduce_mean(tf.reduce_sum(
+    stats_logits, targets=stats_examples
+  )
+  loss = tf.reduce_mean(
+    tf.reduce_sum(
       tf.nn.sigmoid_cross_entropy_with_logits(labels=examples, logits=logits),
-      axis=1))
-  error = tf.reduce_mean(tf.reduce_sum(
-      tf.square(tf.nn.sigmoid(logits) - examples), axis=1))
+      axis=1,
+    )
+  )
+  error = tf.reduce_mean(
+    tf.reduce_sum(tf.square(tf.nn.sigmoid(logits) - examples), axis=1)
+  )
   return loss, error
 
 
-def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
-                      evaluate_on_training_set=True,
-                      evaluate_on_test_set=False, settings=None,
-                      encoder_sizes=None, code_size=None, verbose=True,
-                      record_every=0, checkpoint_dir=None,
-                      session_config=None, **overrides):
+def train_autoencoder(
+  data_dir=None,
+  num_epochs=None,
+  use_fake_data=False,
+  evaluate_on_training_set=True,
+  evaluate_on_test_set=False,
+  settings=None,
+  encoder_sizes=None,
+  code_size=None,
+  verbose=True,
+  record_every=0,
+  checkpoint_dir=None,
+  session_config=None,
+  **overrides,
+):
   """Trains the autoencoder with K-FAC (or a baseline).
 
   Args:
@@ -227,21 +278,45 @@ def train_autoencoder(data_dir=None, num_epochs=None, use_fake_data=False,
   cfg = (settings or DEFAULTS).replace(**overrides)
   tf.compat.v1.set_random_seed(cfg.seed)
   examples, _ = mnist.load_mnist(
-      data_dir, num_epochs=num_epochs, batch_size=cfg.batch_size,
-      flatten_images=True, use_fake_data=use_fake_data, seed=cfg.seed)
+    data_dir,
+    num_epochs=num_epochs,
+    batch_size=cfg.batch_size,
+    flatten_images=True,
+    use_fake_data=use_fake_data,
+    seed=cfg.seed,
+  )
   layer_collection = lc.LayerCollection()
-  loss, error = build_model(examples, layer_collection,
-                            encoder_sizes=encoder_sizes, code_size=code_size,
-                            stats_batch_size=cfg.stats_batch_size)
+  loss, error = build_model(
+    examples,
+    layer_collection,
+    encoder_sizes=encoder_sizes,
+    code_size=code_size,
+    stats_batch_size=cfg.stats_batch_size,
+  )
   train_feed, test_feed = common.split_feeds(
-      examples, None, data_dir, use_fake_data, flatten_images=True,
-      fake_examples=4 * cfg.batch_size,
-      training_set=evaluate_on_training_set, test_set=evaluate_on_test_set)
+    examples,
+    None,
+    data_dir,
+    use_fake_data,
+    flatten_images=True,
+    fake_examples=4 * cfg.batch_size,
+    training_set=evaluate_on_training_set,
+    test_set=evaluate_on_test_set,
+  )
   return common.train_with_settings(
-      loss, error, layer_collection, cfg, "autoencoder", eval_feed=train_feed,
-      test_feed=test_feed, verbose=verbose, record_every=record_every,
-      metric_name="error", checkpoint_dir=checkpoint_dir,
-      session_config=session_config)
+    loss,
+    error,
+    layer_collection,
+    cfg,
+    "autoencoder",
+    eval_feed=train_feed,
+    test_feed=test_feed,
+    verbose=verbose,
+    record_every=record_every,
+    metric_name="error",
+    checkpoint_dir=checkpoint_dir,
+    session_config=session_config,
+  )
 
 
 def main(argv, flag_values=flags.FLAGS):
@@ -252,9 +327,12 @@ def main(argv, flag_values=flags.FLAGS):
     flag_values: the parsed `flags.FlagValues`.
   """
   del argv
-  common.run_example(functools.partial(
-      train_autoencoder, evaluate_on_test_set=True), DEFAULTS,
-                     BASELINE_DEFAULTS, flag_values)
+  common.run_example(
+    functools.partial(train_autoencoder, evaluate_on_test_set=True),
+    DEFAULTS,
+    BASELINE_DEFAULTS,
+    flag_values,
+  )
 
 
 if __name__ == "__main__":

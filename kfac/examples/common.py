@@ -32,26 +32,26 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "OPTIMIZERS",
-    "ESTIMATION_MODES",
-    "MOMENTUM_TYPES",
-    "Settings",
-    "define_flags",
-    "define_data_flags",
-    "settings_from_flags",
-    "quiet_logs",
-    "split_feeds",
-    "make_optimizer",
-    "kfac_optimizer",
-    "KfacUpdateHook",
-    "ProgressHook",
-    "ReplayOnResumeHook",
-    "random_draws",
-    "run_training",
-    "fetching",
-    "train",
-    "train_with_settings",
-    "run_example",
+  "OPTIMIZERS",
+  "ESTIMATION_MODES",
+  "MOMENTUM_TYPES",
+  "Settings",
+  "define_flags",
+  "define_data_flags",
+  "settings_from_flags",
+  "quiet_logs",
+  "split_feeds",
+  "make_optimizer",
+  "kfac_optimizer",
+  "KfacUpdateHook",
+  "ProgressHook",
+  "ReplayOnResumeHook",
+  "random_draws",
+  "run_training",
+  "fetching",
+  "train",
+  "train_with_settings",
+  "run_example",
 ]
 
 OPTIMIZERS = ("kfac", "sgd", "momentum", "adam")
@@ -89,6 +89,7 @@ class Settings(object):
       `ReplayOnResumeHook`), so that the resumed run computes exactly what
       an uninterrupted one would.
   """
+
   steps: Optional[int] = None
   batch_size: int = 128
   learning_rate: float = 0.01
@@ -128,17 +129,21 @@ def _in_unit_interval(value):
 
 # Validators of the numeric flags: (flag, checker, message).
 _VALIDATORS = (
-    ("learning_rate", _finite_positive, "must be a finite number > 0"),
-    ("damping", _finite_positive, "must be a finite number > 0"),
-    ("momentum", _finite_non_negative, "must be a finite number >= 0"),
-    ("cov_ema_decay", _in_unit_interval, "must be in [0, 1]"),
-    ("norm_constraint", _finite,
-     "must be a finite number (0 or negative: no clipping)"),
+  ("learning_rate", _finite_positive, "must be a finite number > 0"),
+  ("damping", _finite_positive, "must be a finite number > 0"),
+  ("momentum", _finite_non_negative, "must be a finite number >= 0"),
+  ("cov_ema_decay", _in_unit_interval, "must be in [0, 1]"),
+  (
+    "norm_constraint",
+    _finite,
+    "must be a finite number (0 or negative: no clipping)",
+  ),
 )
 
 
 def _check_data_flags(values):
   from kfac.examples import mnist  # pylint: disable=import-outside-toplevel
+
   if values["use_fake_data"]:
     return True
   try:
@@ -169,60 +174,120 @@ def define_flags(defaults, flag_values=flags.FLAGS):
       global `flags.FLAGS`).
   """
   fv = flag_values
-  flags.DEFINE_integer("steps", defaults.steps,
-                       "Training steps (with --checkpoint_dir: the global "
-                       "step to stop at).", lower_bound=0, flag_values=fv)
-  flags.DEFINE_integer("batch_size", defaults.batch_size,
-                       "Examples per mini-batch.", lower_bound=1,
-                       flag_values=fv)
-  flags.DEFINE_float("learning_rate", defaults.learning_rate,
-                     "Learning rate (the default shown is K-FAC's; the "
-                     "baselines sgd, momentum and adam have their own).",
-                     flag_values=fv)
-  flags.DEFINE_float("damping", defaults.damping,
-                     "K-FAC damping (Tikhonov, lambda).", flag_values=fv)
-  flags.DEFINE_float("momentum", defaults.momentum,
-                     "Momentum coefficient (K-FAC's default shown; "
-                     "--optimizer momentum uses 0.9).", flag_values=fv)
-  flags.DEFINE_enum("momentum_type", defaults.momentum_type,
-                    list(MOMENTUM_TYPES), "K-FAC momentum type.",
-                    flag_values=fv)
-  flags.DEFINE_enum("estimation_mode", defaults.estimation_mode,
-                    list(ESTIMATION_MODES),
-                    "How K-FAC estimates the Fisher factors.", flag_values=fv)
-  flags.DEFINE_integer("inv_update_interval", defaults.inv_update_interval,
-                       "Recompute K-FAC's inverses every this many steps.",
-                       lower_bound=1, flag_values=fv)
-  flags.DEFINE_float("cov_ema_decay", defaults.cov_ema_decay,
-                     "Decay of the moving average of the Fisher factors.",
-                     flag_values=fv)
-  flags.DEFINE_float("norm_constraint", defaults.norm_constraint,
-                     "K-FAC's KL clipping bound (regular momentum only; "
-                     "0 or negative: none).", flag_values=fv)
-  flags.DEFINE_integer("stats_batch_size", defaults.stats_batch_size,
-                       "Examples of each batch used for K-FAC's statistics "
-                       "(the K-FAC paper uses 1/8 of the batch); 0: all.",
-                       lower_bound=0, flag_values=fv)
-  flags.DEFINE_enum("optimizer", defaults.optimizer, list(OPTIMIZERS),
-                    "kfac, or a first-order baseline (sgd, momentum, adam).",
-                    flag_values=fv)
-  flags.DEFINE_integer("log_every", defaults.log_every,
-                       "Print progress every N steps (0: never).",
-                       lower_bound=0, flag_values=fv)
-  flags.DEFINE_integer("seed", defaults.seed,
-                       "Graph-level and data-shuffling seed.", flag_values=fv)
-  flags.DEFINE_boolean("replay_on_resume", defaults.replay_on_resume,
-                       "When restoring from --checkpoint_dir, first replay "
-                       "the data batches and K-FAC's sampled targets of the "
-                       "steps already taken (one forward pass each), so that "
-                       "the resumed run repeats an uninterrupted one "
-                       "exactly.", flag_values=fv)
+  flags.DEFINE_integer(
+    "steps",
+    defaults.steps,
+    "Training steps (with --checkpoint_dir: the global step to stop at).",
+    lower_bound=0,
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "batch_size",
+    defaults.batch_size,
+    "Examples per mini-batch.",
+    lower_bound=1,
+    flag_values=fv,
+  )
+  flags.DEFINE_float(
+    "learning_rate",
+    defaults.learning_rate,
+    "Learning rate (the default shown is K-FAC's; the "
+    "baselines sgd, momentum and adam have their own).",
+    flag_values=fv,
+  )
+  flags.DEFINE_float(
+    "damping",
+    defaults.damping,
+    "K-FAC damping (Tikhonov, lambda).",
+    flag_values=fv,
+  )
+  flags.DEFINE_float(
+    "momentum",
+    defaults.momentum,
+    "Momentum coefficient (K-FAC's default shown; "
+    "--optimizer momentum uses 0.9).",
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "momentum_type",
+    defaults.momentum_type,
+    list(MOMENTUM_TYPES),
+    "K-FAC momentum type.",
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "estimation_mode",
+    defaults.estimation_mode,
+    list(ESTIMATION_MODES),
+    "How K-FAC estimates the Fisher factors.",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "inv_update_interval",
+    defaults.inv_update_interval,
+    "Recompute K-FAC's inverses every this many steps.",
+    lower_bound=1,
+    flag_values=fv,
+  )
+  flags.DEFINE_float(
+    "cov_ema_decay",
+    defaults.cov_ema_decay,
+    "Decay of the moving average of the Fisher factors.",
+    flag_values=fv,
+  )
+  flags.DEFINE_float(
+    "norm_constraint",
+    defaults.norm_constraint,
+    "K-FAC's KL clipping bound (regular momentum only; 0 or negative: none).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "stats_batch_size",
+    defaults.stats_batch_size,
+    "Examples of each batch used for K-FAC's statistics "
+    "(the K-FAC paper uses 1/8 of the batch); 0: all.",
+    lower_bound=0,
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "optimizer",
+    defaults.optimizer,
+    list(OPTIMIZERS),
+    "kfac, or a first-order baseline (sgd, momentum, adam).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "log_every",
+    defaults.log_every,
+    "Print progress every N steps (0: never).",
+    lower_bound=0,
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "seed",
+    defaults.seed,
+    "Graph-level and data-shuffling seed.",
+    flag_values=fv,
+  )
+  flags.DEFINE_boolean(
+    "replay_on_resume",
+    defaults.replay_on_resume,
+    "When restoring from --checkpoint_dir, first replay "
+    "the data batches and K-FAC's sampled targets of the "
+    "steps already taken (one forward pass each), so that "
+    "the resumed run repeats an uninterrupted one "
+    "exactly.",
+    flag_values=fv,
+  )
   define_data_flags(fv)
-  flags.DEFINE_string("checkpoint_dir", "",
-                      "Directory for checkpoints and summaries (empty: "
-                      "none). A checkpoint there is restored first, and "
-                      "training continues to global step --steps.",
-                      flag_values=fv)
+  flags.DEFINE_string(
+    "checkpoint_dir",
+    "",
+    "Directory for checkpoints and summaries (empty: "
+    "none). A checkpoint there is restored first, and "
+    "training continues to global step --steps.",
+    flag_values=fv,
+  )
   for name, checker, message in _VALIDATORS:
     flags.register_validator(name, checker, message, flag_values=fv)
 
@@ -237,20 +302,29 @@ def define_data_flags(flag_values=flags.FLAGS):
     flag_values: `flags.FlagValues` to define the flags in.
   """
   fv = flag_values
-  flags.DEFINE_string("data_dir", "",
-                      "Directory with the MNIST IDX training files "
-                      "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte"
-                      "[.gz]). Empty: scikit-learn's bundled 8x8 digits. "
-                      "Nothing is ever downloaded.", flag_values=fv)
-  flags.DEFINE_boolean("use_fake_data", False, "Use random fake data.",
-                       flag_values=fv)
+  flags.DEFINE_string(
+    "data_dir",
+    "",
+    "Directory with the MNIST IDX training files "
+    "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte"
+    "[.gz]). Empty: scikit-learn's bundled 8x8 digits. "
+    "Nothing is ever downloaded.",
+    flag_values=fv,
+  )
+  flags.DEFINE_boolean(
+    "use_fake_data", False, "Use random fake data.", flag_values=fv
+  )
   flags.register_multi_flags_validator(
-      ["data_dir", "use_fake_data"], _check_data_flags,
-      "--data_dir must hold the MNIST files", flag_values=fv)
+    ["data_dir", "use_fake_data"],
+    _check_data_flags,
+    "--data_dir must hold the MNIST files",
+    flag_values=fv,
+  )
 
 
-def settings_from_flags(defaults, baseline_defaults=None,
-                        flag_values=flags.FLAGS):
+def settings_from_flags(
+  defaults, baseline_defaults=None, flag_values=flags.FLAGS
+):
   """The `Settings` given by the (parsed) flags.
 
   Args:
@@ -264,10 +338,13 @@ def settings_from_flags(defaults, baseline_defaults=None,
   Returns:
     A `Settings`.
   """
-  values = {field.name: flag_values[field.name].value
-            for field in dataclasses.fields(Settings)}
-  for name, value in (baseline_defaults or {}).get(
-      values["optimizer"], {}).items():
+  values = {
+    field.name: flag_values[field.name].value
+    for field in dataclasses.fields(Settings)
+  }
+  for name, value in (
+    (baseline_defaults or {}).get(values["optimizer"], {}).items()
+  ):
     if not flag_values[name].present:
       values[name] = value
   if not values["stats_batch_size"]:
@@ -280,8 +357,16 @@ def quiet_logs():
   tf.get_logger().setLevel("ERROR")
 
 
-def split_feeds(examples, labels, data_dir, use_fake_data, flatten_images,
-                fake_examples, training_set=True, test_set=True):
+def split_feeds(
+  examples,
+  labels,
+  data_dir,
+  use_fake_data,
+  flatten_images,
+  fake_examples,
+  training_set=True,
+  test_set=True,
+):
   """Feeds that evaluate a model on a whole split of the data.
 
   Args:
@@ -304,23 +389,37 @@ def split_feeds(examples, labels, data_dir, use_fake_data, flatten_images,
 
   def _feed(split):
     images, all_labels = mnist.load_arrays(
-        data_dir, flatten_images=flatten_images, use_fake_data=use_fake_data,
-        fake_examples=fake_examples, split=split)
+      data_dir,
+      flatten_images=flatten_images,
+      use_fake_data=use_fake_data,
+      fake_examples=fake_examples,
+      split=split,
+    )
     feed = {examples: images}
     if labels is not None:
       feed[labels] = all_labels
     return feed
 
   train_feed = _feed("train") if training_set else None
-  test_feed = (_feed("test") if test_set and
-               mnist.has_test_split(data_dir, use_fake_data) else None)
+  test_feed = (
+    _feed("test")
+    if test_set and mnist.has_test_split(data_dir, use_fake_data)
+    else None
+  )
   return train_feed, test_feed
 
 
-def kfac_optimizer(learning_rate, cov_ema_decay, damping, layer_collection,
-                   momentum=0.0, momentum_type="regular",
-                   estimation_mode="gradients", norm_constraint=None,
-                   name="KFAC"):
+def kfac_optimizer(
+  learning_rate,
+  cov_ema_decay,
+  damping,
+  layer_collection,
+  momentum=0.0,
+  momentum_type="regular",
+  estimation_mode="gradients",
+  norm_constraint=None,
+  name="KFAC",
+):
   """Builds a `kfac.optimizer.KfacOptimizer`.
 
   Args:
@@ -344,23 +443,33 @@ def kfac_optimizer(learning_rate, cov_ema_decay, damping, layer_collection,
     `inv_updates_dict`).
   """
   from kfac import optimizer as kfac_opt
+
   return kfac_opt.KfacOptimizer(
-      learning_rate=learning_rate,
-      cov_ema_decay=cov_ema_decay,
-      damping=damping,
-      layer_collection=layer_collection,
-      momentum=momentum,
-      momentum_type=momentum_type,
-      norm_constraint=(norm_constraint if norm_constraint and
-                       norm_constraint > 0 else None),
-      name=name,
-      estimation_mode=estimation_mode)
+    learning_rate=learning_rate,
+    cov_ema_decay=cov_ema_decay,
+    damping=damping,
+    layer_collection=layer_collection,
+    momentum=momentum,
+    momentum_type=momentum_type,
+    norm_constraint=(
+      norm_constraint if norm_constraint and norm_constraint > 0 else None
+    ),
+    name=name,
+    estimation_mode=estimation_mode,
+  )
 
 
-def make_optimizer(optimizer, learning_rate, layer_collection=None,
-                   momentum=0.9, damping=1e-3, cov_ema_decay=0.95,
-                   momentum_type="regular", estimation_mode="gradients",
-                   norm_constraint=None):
+def make_optimizer(
+  optimizer,
+  learning_rate,
+  layer_collection=None,
+  momentum=0.9,
+  damping=1e-3,
+  cov_ema_decay=0.95,
+  momentum_type="regular",
+  estimation_mode="gradients",
+  norm_constraint=None,
+):
   """Builds K-FAC or one of the first-order baselines.
 
   Args:
@@ -386,19 +495,25 @@ def make_optimizer(optimizer, learning_rate, layer_collection=None,
   if optimizer == "kfac":
     if layer_collection is None:
       raise ValueError("optimizer='kfac' needs a layer_collection")
-    return kfac_optimizer(learning_rate, cov_ema_decay, damping,
-                          layer_collection, momentum=momentum,
-                          momentum_type=momentum_type,
-                          estimation_mode=estimation_mode,
-                          norm_constraint=norm_constraint)
+    return kfac_optimizer(
+      learning_rate,
+      cov_ema_decay,
+      damping,
+      layer_collection,
+      momentum=momentum,
+      momentum_type=momentum_type,
+      estimation_mode=estimation_mode,
+      norm_constraint=norm_constraint,
+    )
   if optimizer == "sgd":
     return tf.compat.v1.train.GradientDescentOptimizer(learning_rate)
   if optimizer == "momentum":
     return tf.compat.v1.train.MomentumOptimizer(learning_rate, momentum)
   if optimizer == "adam":
     return tf.compat.v1.train.AdamOptimizer(learning_rate)
-  raise ValueError("optimizer must be one of %s, got %r"
-                   % (", ".join(OPTIMIZERS), optimizer))
+  raise ValueError(
+    "optimizer must be one of %s, got %r" % (", ".join(OPTIMIZERS), optimizer)
+  )
 
 
 class KfacUpdateHook(tf.compat.v1.train.SessionRunHook):
@@ -411,8 +526,13 @@ class KfacUpdateHook(tf.compat.v1.train.SessionRunHook):
   checkpoint), so a resumed run keeps the schedule of an uninterrupted one.
   """
 
-  def __init__(self, cov_update_op=None, inv_update_op=None,
-               inv_update_interval=20, global_step=None):
+  def __init__(
+    self,
+    cov_update_op=None,
+    inv_update_op=None,
+    inv_update_interval=20,
+    global_step=None,
+  ):
     """Stores the ops.
 
     Args:
@@ -444,15 +564,31 @@ class KfacUpdateHook(tf.compat.v1.train.SessionRunHook):
 
 # Op types of TensorFlow's stateful random ops: each keeps its own stream,
 # which starts afresh in every new process.
-_STATEFUL_RANDOM_OPS = frozenset((
-    "Multinomial", "RandomStandardNormal", "RandomUniform",
-    "RandomUniformInt", "TruncatedNormal", "RandomGamma", "RandomPoisson",
-    "RandomPoissonV2", "RandomShuffle", "ParameterizedTruncatedNormal"))
+_STATEFUL_RANDOM_OPS = frozenset(
+  (
+    "Multinomial",
+    "RandomStandardNormal",
+    "RandomUniform",
+    "RandomUniformInt",
+    "TruncatedNormal",
+    "RandomGamma",
+    "RandomPoisson",
+    "RandomPoissonV2",
+    "RandomShuffle",
+    "ParameterizedTruncatedNormal",
+  )
+)
 
 # Op types that draw the next element of an input pipeline.
-_INPUT_OPS = frozenset(("IteratorGetNext", "IteratorGetNextSync",
-                        "QueueDequeueV2", "QueueDequeueManyV2",
-                        "QueueDequeueUpToV2"))
+_INPUT_OPS = frozenset(
+  (
+    "IteratorGetNext",
+    "IteratorGetNextSync",
+    "QueueDequeueV2",
+    "QueueDequeueManyV2",
+    "QueueDequeueUpToV2",
+  )
+)
 
 
 def random_draws(fetches):
@@ -468,8 +604,11 @@ def random_draws(fetches):
   Returns:
     A list of `tf.Operation`s, sorted by name.
   """
-  todo = [f.op if isinstance(f, tf.Tensor) else f
-          for f in tf.nest.flatten(fetches) if f is not None]
+  todo = [
+    f.op if isinstance(f, tf.Tensor) else f
+    for f in tf.nest.flatten(fetches)
+    if f is not None
+  ]
   seen, found = set(), []
   while todo:
     op = todo.pop()
@@ -532,10 +671,21 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
   its inverse update.
   """
 
-  def __init__(self, name, loss, metric=None, metric_name="accuracy",
-               total_steps=None, log_every=100, verbose=True,
-               global_step=None, show_global_step=False, eval_feed=None,
-               test_feed=None, record_every=0):
+  def __init__(
+    self,
+    name,
+    loss,
+    metric=None,
+    metric_name="accuracy",
+    total_steps=None,
+    log_every=100,
+    verbose=True,
+    global_step=None,
+    show_global_step=False,
+    eval_feed=None,
+    test_feed=None,
+    record_every=0,
+  ):
     """Stores what to fetch and report.
 
     Args:
@@ -568,10 +718,18 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     self._eval_feed = eval_feed
     self._test_feed = test_feed
     self._record_every = record_every
-    self.result = {"steps": 0, "seconds": 0.0, "loss": float("nan"),
-                   "accuracy": None, "test_loss": None,
-                   "test_accuracy": None, "global_step": None,
-                   "history": [], "step_times": [], "summary": None}
+    self.result = {
+      "steps": 0,
+      "seconds": 0.0,
+      "loss": float("nan"),
+      "accuracy": None,
+      "test_loss": None,
+      "test_accuracy": None,
+      "global_step": None,
+      "history": [],
+      "step_times": [],
+      "summary": None,
+    }
     self._start = self._t0 = None
     self._last_time = self._last_step = 0
 
@@ -613,8 +771,9 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     if "metric" in values:
       r["accuracy"] = float(values["metric"])
     if not np.isfinite(r["loss"]) and self._loss is not None:
-      self._print("%s: loss is %s at step %d, stopping"
-                  % (self.name, r["loss"], step))
+      self._print(
+        "%s: loss is %s at step %d, stopping" % (self.name, r["loss"], step)
+      )
       if self._record_every:
         r["history"].append((step, r["seconds"], r["loss"]))
       run_context.request_stop()
@@ -626,20 +785,22 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
       total = "/%d" % self._total if self._total else ""
       where = ""
       if self._show_global_step and self._global_step is not None:
-        where = " | global step %d" % run_context.session.run(
-            self._global_step)
+        where = " | global step %d" % run_context.session.run(self._global_step)
       metrics = ""
       if self._loss is not None:
         metrics += " | loss %.4f" % r["loss"]
       if r["accuracy"] is not None:
         metrics += " | %s %.3f" % (self.metric_name, r["accuracy"])
-      self._print("%s step %d%s%s%s | %.1f steps/s"
-                  % (self.name, step, total, where, metrics, rate))
+      self._print(
+        "%s step %d%s%s%s | %.1f steps/s"
+        % (self.name, step, total, where, metrics, rate)
+      )
     if self._record_every and step % self._record_every == 0:
       loss = r["loss"]
       if self._eval_feed is not None:
-        loss = float(run_context.session.run(self._loss,
-                                             feed_dict=self._eval_feed))
+        loss = float(
+          run_context.session.run(self._loss, feed_dict=self._eval_feed)
+        )
       r["history"].append((step, r["seconds"], loss))
 
   def end(self, session):
@@ -650,8 +811,9 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     if self._eval_feed is not None and finite:
       r["loss"], r["accuracy"] = self._evaluate(session, self._eval_feed)
     if self._test_feed is not None and finite:
-      r["test_loss"], r["test_accuracy"] = self._evaluate(session,
-                                                          self._test_feed)
+      r["test_loss"], r["test_accuracy"] = self._evaluate(
+        session, self._test_feed
+      )
     r["summary"] = self._summary_line()
     self._print(r["summary"])
 
@@ -659,7 +821,11 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     r = self.result
     seconds, steps = r["seconds"], r["steps"]
     line = "%s: done, %d steps in %.1f s (%.1f steps/s)" % (
-        self.name, steps, seconds, steps / max(seconds, 1e-9))
+      self.name,
+      steps,
+      seconds,
+      steps / max(seconds, 1e-9),
+    )
     if self._show_global_step and r["global_step"] is not None:
       line += ", global step %d" % r["global_step"]
     if self._loss is not None:
@@ -684,14 +850,23 @@ def fetching(fetches):
   Returns:
     A callable `(step_context) -> values of fetches`.
   """
+
   def step_fn(step_context):
     return step_context.run_with_hooks(fetches)
+
   return step_fn
 
 
-def run_training(step_fn, hooks, master="", is_chief=True,
-                 checkpoint_dir=None, session_config=None,
-                 save_checkpoint_steps=None, save_summaries_steps=100):
+def run_training(
+  step_fn,
+  hooks,
+  master="",
+  is_chief=True,
+  checkpoint_dir=None,
+  session_config=None,
+  save_checkpoint_steps=None,
+  save_summaries_steps=100,
+):
   """The training loop of every example, on one machine or in a cluster.
 
   Runs `step_fn` in a `tf.compat.v1.train.MonitoredTrainingSession` until a
@@ -716,31 +891,52 @@ def run_training(step_fn, hooks, master="", is_chief=True,
   """
   kwargs = {}
   if save_checkpoint_steps:
-    kwargs = {"save_checkpoint_steps": save_checkpoint_steps,
-              "save_checkpoint_secs": None}
+    kwargs = {
+      "save_checkpoint_steps": save_checkpoint_steps,
+      "save_checkpoint_secs": None,
+    }
   with tf.compat.v1.train.MonitoredTrainingSession(
-      master=master,
-      is_chief=is_chief,
-      checkpoint_dir=checkpoint_dir or None,
-      hooks=hooks,
-      config=session_config,
-      save_summaries_steps=save_summaries_steps if checkpoint_dir else None,
-      save_summaries_secs=None,
-      log_step_count_steps=None,
-      stop_grace_period_secs=0,
-      **kwargs) as sess:
+    master=master,
+    is_chief=is_chief,
+    checkpoint_dir=checkpoint_dir or None,
+    hooks=hooks,
+    config=session_config,
+    save_summaries_steps=save_summaries_steps if checkpoint_dir else None,
+    save_summaries_secs=None,
+    log_step_count_steps=None,
+    stop_grace_period_secs=0,
+    **kwargs,
+  ) as sess:
     while not sess.should_stop():
       sess.run_step_fn(step_fn)
 
 
-def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
-          learning_rate=0.01, momentum=0.9, damping=1e-3, cov_ema_decay=0.95,
-          momentum_type="regular", estimation_mode="gradients",
-          norm_constraint=None, inv_update_interval=20, log_every=100,
-          name="train", session_config=None, eval_feed=None, verbose=True,
-          record_every=0, metric_name="accuracy", test_feed=None,
-          checkpoint_dir=None, save_checkpoint_steps=None,
-          replay_on_resume=False):
+def train(
+  loss,
+  accuracy,
+  layer_collection,
+  optimizer="kfac",
+  num_steps=None,
+  learning_rate=0.01,
+  momentum=0.9,
+  damping=1e-3,
+  cov_ema_decay=0.95,
+  momentum_type="regular",
+  estimation_mode="gradients",
+  norm_constraint=None,
+  inv_update_interval=20,
+  log_every=100,
+  name="train",
+  session_config=None,
+  eval_feed=None,
+  verbose=True,
+  record_every=0,
+  metric_name="accuracy",
+  test_feed=None,
+  checkpoint_dir=None,
+  save_checkpoint_steps=None,
+  replay_on_resume=False,
+):
   """Minimises `loss` on one machine with K-FAC or a baseline.
 
   Builds the optimizer and its training op and calls `run_training` with a
@@ -795,35 +991,61 @@ def train(loss, accuracy, layer_collection, optimizer="kfac", num_steps=None,
     (the printed line).
   """
   global_step = tf.compat.v1.train.get_or_create_global_step()
-  opt = make_optimizer(optimizer, learning_rate, layer_collection,
-                       momentum=momentum, damping=damping,
-                       cov_ema_decay=cov_ema_decay,
-                       momentum_type=momentum_type,
-                       estimation_mode=estimation_mode,
-                       norm_constraint=norm_constraint)
+  opt = make_optimizer(
+    optimizer,
+    learning_rate,
+    layer_collection,
+    momentum=momentum,
+    damping=damping,
+    cov_ema_decay=cov_ema_decay,
+    momentum_type=momentum_type,
+    estimation_mode=estimation_mode,
+    norm_constraint=norm_constraint,
+  )
   train_op = opt.minimize(loss, global_step=global_step)
   hooks = []
   if replay_on_resume:
-    hooks.append(ReplayOnResumeHook(global_step, [
-        train_op, opt.cov_update_op if optimizer == "kfac" else None]))
+    hooks.append(
+      ReplayOnResumeHook(
+        global_step,
+        [train_op, opt.cov_update_op if optimizer == "kfac" else None],
+      )
+    )
   if num_steps is not None:
     hooks.append(tf.compat.v1.train.StopAtStepHook(last_step=num_steps))
   if optimizer == "kfac":
-    hooks.append(KfacUpdateHook(opt.cov_update_op, opt.inv_update_op,
-                                inv_update_interval, global_step))
+    hooks.append(
+      KfacUpdateHook(
+        opt.cov_update_op, opt.inv_update_op, inv_update_interval, global_step
+      )
+    )
   progress = ProgressHook(
-      name, loss, accuracy, metric_name=metric_name, total_steps=num_steps,
-      log_every=log_every, verbose=verbose, global_step=global_step,
-      eval_feed=eval_feed, test_feed=test_feed, record_every=record_every)
+    name,
+    loss,
+    accuracy,
+    metric_name=metric_name,
+    total_steps=num_steps,
+    log_every=log_every,
+    verbose=verbose,
+    global_step=global_step,
+    eval_feed=eval_feed,
+    test_feed=test_feed,
+    record_every=record_every,
+  )
   hooks.append(progress)
-  run_training(fetching(train_op), hooks, checkpoint_dir=checkpoint_dir,
-               session_config=session_config,
-               save_checkpoint_steps=save_checkpoint_steps)
+  run_training(
+    fetching(train_op),
+    hooks,
+    checkpoint_dir=checkpoint_dir,
+    session_config=session_config,
+    save_checkpoint_steps=save_checkpoint_steps,
+  )
   return progress.result
 
 
-def train_with_settings(loss, accuracy, layer_collection, settings, name,
-                        **kwargs):
+def train_with_settings(
+  loss, accuracy, layer_collection, settings, name, **kwargs
+):
   """Calls `train` with an example's `Settings`.
 
   Args:
@@ -839,21 +1061,29 @@ def train_with_settings(loss, accuracy, layer_collection, settings, name,
     The dict returned by `train`.
   """
   return train(
-      loss, accuracy, layer_collection, optimizer=settings.optimizer,
-      num_steps=settings.steps,
-      name="%s/%s" % (name, settings.optimizer),
-      learning_rate=settings.learning_rate, momentum=settings.momentum,
-      damping=settings.damping, cov_ema_decay=settings.cov_ema_decay,
-      momentum_type=settings.momentum_type,
-      estimation_mode=settings.estimation_mode,
-      norm_constraint=settings.norm_constraint,
-      inv_update_interval=settings.inv_update_interval,
-      log_every=settings.log_every,
-      replay_on_resume=settings.replay_on_resume, **kwargs)
+    loss,
+    accuracy,
+    layer_collection,
+    optimizer=settings.optimizer,
+    num_steps=settings.steps,
+    name="%s/%s" % (name, settings.optimizer),
+    learning_rate=settings.learning_rate,
+    momentum=settings.momentum,
+    damping=settings.damping,
+    cov_ema_decay=settings.cov_ema_decay,
+    momentum_type=settings.momentum_type,
+    estimation_mode=settings.estimation_mode,
+    norm_constraint=settings.norm_constraint,
+    inv_update_interval=settings.inv_update_interval,
+    log_every=settings.log_every,
+    replay_on_resume=settings.replay_on_resume,
+    **kwargs,
+  )
 
 
-def run_example(train_fn, defaults, baseline_defaults=None,
-                flag_values=flags.FLAGS):
+def run_example(
+  train_fn, defaults, baseline_defaults=None, flag_values=flags.FLAGS
+):
   """The body of an example's `main`: flags -> `Settings` -> `train_fn`.
 
   Quiets TensorFlow's Python log and calls
@@ -872,7 +1102,10 @@ def run_example(train_fn, defaults, baseline_defaults=None,
   quiet_logs()
   settings = settings_from_flags(defaults, baseline_defaults, flag_values)
   with tf.Graph().as_default():
-    return train_fn(flag_values.data_dir, None, flag_values.use_fake_data,
-                    settings=settings,
-                    checkpoint_dir=flag_values.checkpoint_dir or None)
-
+    return train_fn(
+      flag_values.data_dir,
+      None,
+      flag_values.use_fake_data,
+      settings=settings,
+      checkpoint_dir=flag_values.checkpoint_dir or None,
+    )

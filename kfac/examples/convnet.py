@@ -42,42 +42,65 @@ from kfac.examples import mlp
 from kfac.examples import mnist
 
 __all__ = [
-    "conv_layer",
-    "max_pool_layer",
-    "linear_layer",
-    "build_model",
-    "minimize_loss_single_machine",
-    "minimize_loss_distributed",
-    "minimize_loss_distributed_result",
-    "train_mnist_single_machine",
-    "train_mnist_single_machine_result",
-    "train_mnist_distributed",
-    "train_mnist_distributed_result",
-    "task_role",
-    "DEFAULTS", "BASELINE_DEFAULTS", "LEGACY_SETTINGS",
+  "conv_layer",
+  "max_pool_layer",
+  "linear_layer",
+  "build_model",
+  "minimize_loss_single_machine",
+  "minimize_loss_distributed",
+  "minimize_loss_distributed_result",
+  "train_mnist_single_machine",
+  "train_mnist_single_machine_result",
+  "train_mnist_distributed",
+  "train_mnist_distributed_result",
+  "task_role",
+  "DEFAULTS",
+  "BASELINE_DEFAULTS",
+  "LEGACY_SETTINGS",
 ]
 
 # Defaults of `python -m kfac.examples.convnet` (overridable by flags).
 DEFAULTS = common.Settings(
-    steps=500, batch_size=128, learning_rate=0.1, damping=0.1, momentum=0.9,
-    momentum_type="regular", estimation_mode="gradients",
-    inv_update_interval=20, cov_ema_decay=0.95, norm_constraint=0.001,
-    stats_batch_size=16, optimizer="kfac", log_every=50, seed=0)
+  steps=500,
+  batch_size=128,
+  learning_rate=0.1,
+  damping=0.1,
+  momentum=0.9,
+  momentum_type="regular",
+  estimation_mode="gradients",
+  inv_update_interval=20,
+  cov_ema_decay=0.95,
+  norm_constraint=0.001,
+  stats_batch_size=16,
+  optimizer="kfac",
+  log_every=50,
+  seed=0,
+)
 
 # Defaults that replace `DEFAULTS` for the first-order baselines.
 BASELINE_DEFAULTS = {
-    "sgd": {"learning_rate": 0.3, "momentum": 0.0},
-    "momentum": {"learning_rate": 0.05, "momentum": 0.9},
-    "adam": {"learning_rate": 0.003},
+  "sgd": {"learning_rate": 0.3, "momentum": 0.0},
+  "momentum": {"learning_rate": 0.05, "momentum": 0.9},
+  "adam": {"learning_rate": 0.003},
 }
 
 # Settings of the 2017 `minimize_loss_*` and `train_mnist_*` functions.
 LEGACY_SETTINGS = common.Settings(
-    steps=None, batch_size=128, learning_rate=0.0001, cov_ema_decay=0.95,
-    damping=0.001, momentum=0.9, momentum_type="regular",
-    estimation_mode="gradients", norm_constraint=None,
-    inv_update_interval=100, stats_batch_size=None, optimizer="kfac",
-    log_every=10, seed=None)
+  steps=None,
+  batch_size=128,
+  learning_rate=0.0001,
+  cov_ema_decay=0.95,
+  damping=0.001,
+  momentum=0.9,
+  momentum_type="regular",
+  estimation_mode="gradients",
+  norm_constraint=None,
+  inv_update_interval=100,
+  stats_batch_size=None,
+  optimizer="kfac",
+  log_every=10,
+  seed=None,
+)
 
 
 def conv_layer(layer_id, inputs, kernel_size, out_channels):
@@ -103,12 +126,17 @@ def conv_layer(layer_id, inputs, kernel_size, out_channels):
   with tf.compat.v1.variable_scope("conv_%d" % layer_id):
     in_channels = inputs.shape[-1]
     kernel = tf.compat.v1.get_variable(
-        "kernel", [kernel_size, kernel_size, in_channels, out_channels],
-        dtype=inputs.dtype,
-        initializer=tf.compat.v1.random_normal_initializer(stddev=0.01))
+      "kernel",
+      [kernel_size, kernel_size, in_channels, out_channels],
+      dtype=inputs.dtype,
+      initializer=tf.compat.v1.random_normal_initializer(stddev=0.01),
+    )
     bias = tf.compat.v1.get_variable(
-        "bias", [out_channels], dtype=inputs.dtype,
-        initializer=tf.compat.v1.zeros_initializer())
+      "bias",
+      [out_channels],
+      dtype=inputs.dtype,
+      initializer=tf.compat.v1.zeros_initializer(),
+    )
     conv = tf.nn.conv2d(inputs, kernel, strides=[1, 1, 1, 1], padding="SAME")
     preactivations = tf.nn.bias_add(conv, bias)
     activations = tf.nn.relu(preactivations)
@@ -131,8 +159,12 @@ def max_pool_layer(layer_id, inputs, kernel_size, stride):
   """
   with tf.compat.v1.variable_scope("pool_%d" % layer_id):
     return tf.nn.max_pool2d(
-        inputs, ksize=[1, kernel_size, kernel_size, 1],
-        strides=[1, stride, stride, 1], padding="SAME", name="pool")
+      inputs,
+      ksize=[1, kernel_size, kernel_size, 1],
+      strides=[1, stride, stride, 1],
+      padding="SAME",
+      name="pool",
+    )
 
 
 def linear_layer(layer_id, inputs, output_size):
@@ -160,25 +192,29 @@ def _convnet(examples, num_labels, layer_collection=None):
   Registers the three layers with `layer_collection` when one is given.
   """
   pre0, act0, params0 = conv_layer(
-      layer_id=0, inputs=examples, kernel_size=5, out_channels=16)
+    layer_id=0, inputs=examples, kernel_size=5, out_channels=16
+  )
   act1 = max_pool_layer(layer_id=1, inputs=act0, kernel_size=3, stride=2)
   pre2, act2, params2 = conv_layer(
-      layer_id=2, inputs=act1, kernel_size=5, out_channels=16)
+    layer_id=2, inputs=act1, kernel_size=5, out_channels=16
+  )
   act3 = max_pool_layer(layer_id=3, inputs=act2, kernel_size=3, stride=2)
   flat_act3 = tf.reshape(act3, shape=[-1, int(np.prod(act3.shape[1:4]))])
   logits, params4 = linear_layer(
-      layer_id=4, inputs=flat_act3, output_size=num_labels)
+    layer_id=4, inputs=flat_act3, output_size=num_labels
+  )
   if layer_collection is not None:
-    layer_collection.register_conv2d(params0, (1, 1, 1, 1), "SAME", examples,
-                                     pre0)
-    layer_collection.register_conv2d(params2, (1, 1, 1, 1), "SAME", act1,
-                                     pre2)
+    layer_collection.register_conv2d(
+      params0, (1, 1, 1, 1), "SAME", examples, pre0
+    )
+    layer_collection.register_conv2d(params2, (1, 1, 1, 1), "SAME", act1, pre2)
     layer_collection.register_fully_connected(params4, flat_act3, logits)
   return logits
 
 
-def build_model(examples, labels, num_labels, layer_collection,
-                stats_batch_size=None):
+def build_model(
+  examples, labels, num_labels, layer_collection, stats_batch_size=None
+):
   """Builds the ConvNet, its loss and accuracy, and registers it for K-FAC.
 
   Layers: `conv_0` (5x5, 16 channels, ReLU) -> `pool_1` (3x3, stride 2) ->
@@ -212,27 +248,38 @@ def build_model(examples, labels, num_labels, layer_collection,
   else:
     logits = _convnet(examples, num_labels)
     stats_labels = labels[:stats_batch_size]
-    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
-                                     reuse=True):
-      stats_logits = _convnet(examples[:stats_batch_size], num_labels,
-                              layer_collection)
+    with tf.compat.v1.variable_scope(
+      tf.compat.v1.get_variable_scope(), reuse=True
+    ):
+      stats_logits = _convnet(
+        examples[:stats_batch_size], num_labels, layer_collection
+      )
   loss = tf.reduce_mean(
-      tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=labels, logits=logits))
+    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+  )
   accuracy = tf.reduce_mean(
-      tf.cast(tf.equal(labels, tf.argmax(logits, axis=1)), dtype=tf.float32))
+    tf.cast(tf.equal(labels, tf.argmax(logits, axis=1)), dtype=tf.float32)
+  )
 
   tf.compat.v1.summary.scalar("loss", loss)
   tf.compat.v1.summary.scalar("accuracy", accuracy)
 
   layer_collection.register_categorical_predictive_distribution(
-      stats_logits, targets=stats_labels)
+    stats_logits, targets=stats_labels
+  )
   return loss, accuracy
 
 
-def minimize_loss_single_machine(loss, accuracy, layer_collection,
-                                 session_config=None, num_steps=None,
-                                 log_every=10, verbose=True, **hparams):
+def minimize_loss_single_machine(
+  loss,
+  accuracy,
+  layer_collection,
+  session_config=None,
+  num_steps=None,
+  log_every=10,
+  verbose=True,
+  **hparams,
+):
   """Minimises `loss` with K-FAC in one process.
 
   Every step runs the training op and `cov_update_op`; `inv_update_op` runs
@@ -257,11 +304,16 @@ def minimize_loss_single_machine(loss, accuracy, layer_collection,
   Returns:
     The final value of `accuracy` (float).
   """
-  cfg = LEGACY_SETTINGS.replace(steps=num_steps, log_every=log_every,
-                                **hparams)
+  cfg = LEGACY_SETTINGS.replace(steps=num_steps, log_every=log_every, **hparams)
   result = common.train_with_settings(
-      loss, accuracy, layer_collection, cfg, "convnet",
-      session_config=session_config, verbose=verbose)
+    loss,
+    accuracy,
+    layer_collection,
+    cfg,
+    "convnet",
+    session_config=session_config,
+    verbose=verbose,
+  )
   return result["accuracy"]
 
 
@@ -325,8 +377,9 @@ class _ReadinessBarrierHook(tf.compat.v1.train.SessionRunHook):
   outruns them on a loaded machine.
   """
 
-  def __init__(self, mark_ready, num_ready, num_workers, ready_after, wait,
-               wait_secs):
+  def __init__(
+    self, mark_ready, num_ready, num_workers, ready_after, wait, wait_secs
+  ):
     self._mark_ready = mark_ready
     self._num_ready = num_ready
     self._num_workers = num_workers
@@ -340,8 +393,11 @@ class _ReadinessBarrierHook(tf.compat.v1.train.SessionRunHook):
       session.run(self._mark_ready)
     if self._wait:
       deadline = time.time() + self._wait_secs
-      while (session.run(self._num_ready) < self._num_workers
-             and time.time() < deadline and not coord.should_stop()):
+      while (
+        session.run(self._num_ready) < self._num_workers
+        and time.time() < deadline
+        and not coord.should_stop()
+      ):
         time.sleep(0.1)
 
   def after_run(self, run_context, run_values):
@@ -350,12 +406,22 @@ class _ReadinessBarrierHook(tf.compat.v1.train.SessionRunHook):
       run_context.session.run(self._mark_ready)
 
 
-def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
-                              checkpoint_dir, loss, accuracy,
-                              layer_collection, num_steps=None,
-                              session_config=None, log_every=10,
-                              verbose=True, wait_for_workers_secs=120.0,
-                              **hparams):
+def minimize_loss_distributed(
+  task_id,
+  num_worker_tasks,
+  num_ps_tasks,
+  master,
+  checkpoint_dir,
+  loss,
+  accuracy,
+  layer_collection,
+  num_steps=None,
+  session_config=None,
+  log_every=10,
+  verbose=True,
+  wait_for_workers_secs=120.0,
+  **hparams,
+):
   """Minimises `loss` with K-FAC as one worker of a TensorFlow cluster.
 
   Must be called in every worker task with the same graph (the model built
@@ -405,19 +471,40 @@ def minimize_loss_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
     inverse worker, which does not evaluate the model).
   """
   result = minimize_loss_distributed_result(
-      task_id, num_worker_tasks, num_ps_tasks, master, checkpoint_dir, loss,
-      accuracy, layer_collection, num_steps=num_steps,
-      session_config=session_config, log_every=log_every, verbose=verbose,
-      wait_for_workers_secs=wait_for_workers_secs, **hparams)
+    task_id,
+    num_worker_tasks,
+    num_ps_tasks,
+    master,
+    checkpoint_dir,
+    loss,
+    accuracy,
+    layer_collection,
+    num_steps=num_steps,
+    session_config=session_config,
+    log_every=log_every,
+    verbose=verbose,
+    wait_for_workers_secs=wait_for_workers_secs,
+    **hparams,
+  )
   return float("nan") if result["accuracy"] is None else result["accuracy"]
 
 
-def minimize_loss_distributed_result(task_id, num_worker_tasks, num_ps_tasks,
-                                     master, checkpoint_dir, loss, accuracy,
-                                     layer_collection, num_steps=None,
-                                     session_config=None, log_every=10,
-                                     verbose=True,
-                                     wait_for_workers_secs=120.0, **hparams):
+def minimize_loss_distributed_result(
+  task_id,
+  num_worker_tasks,
+  num_ps_tasks,
+  master,
+  checkpoint_dir,
+  loss,
+  accuracy,
+  layer_collection,
+  num_steps=None,
+  session_config=None,
+  log_every=10,
+  verbose=True,
+  wait_for_workers_secs=120.0,
+  **hparams,
+):
   """Like `minimize_loss_distributed`, but returns the result dict.
 
   Args:
@@ -443,36 +530,45 @@ def minimize_loss_distributed_result(task_id, num_worker_tasks, num_ps_tasks,
   """
   cfg = LEGACY_SETTINGS.replace(**hparams)
   worker_device = "/job:worker/task:%d" % task_id if master else None
-  with tf.compat.v1.device(tf.compat.v1.train.replica_device_setter(
-      num_ps_tasks, worker_device=worker_device)):
+  with tf.compat.v1.device(
+    tf.compat.v1.train.replica_device_setter(
+      num_ps_tasks, worker_device=worker_device
+    )
+  ):
     global_step = tf.compat.v1.train.get_or_create_global_step()
     optimizer = common.kfac_optimizer(
-        learning_rate=cfg.learning_rate,
-        cov_ema_decay=cfg.cov_ema_decay,
-        damping=cfg.damping,
-        layer_collection=layer_collection,
-        momentum=cfg.momentum,
-        momentum_type=cfg.momentum_type,
-        estimation_mode=cfg.estimation_mode,
-        norm_constraint=cfg.norm_constraint)
+      learning_rate=cfg.learning_rate,
+      cov_ema_decay=cfg.cov_ema_decay,
+      damping=cfg.damping,
+      layer_collection=layer_collection,
+      momentum=cfg.momentum,
+      momentum_type=cfg.momentum_type,
+      estimation_mode=cfg.estimation_mode,
+      norm_constraint=cfg.norm_constraint,
+    )
     inv_update_queue = oq.OpQueue(list(optimizer.inv_updates_dict.values()))
     sync_optimizer = tf.compat.v1.train.SyncReplicasOptimizer(
-        opt=optimizer,
-        replicas_to_aggregate=_num_gradient_tasks(num_worker_tasks))
+      opt=optimizer, replicas_to_aggregate=_num_gradient_tasks(num_worker_tasks)
+    )
     train_op = sync_optimizer.minimize(loss, global_step=global_step)
 
   # The start-up barrier: a queue shared through the first parameter server.
   barrier_device = "/job:ps/task:0" if num_ps_tasks else None
   with tf.compat.v1.device(barrier_device):
     started = tf.queue.FIFOQueue(
-        max(num_worker_tasks, 1), tf.int32, shapes=[],
-        shared_name="kfac_workers_started", name="kfac_workers_started")
+      max(num_worker_tasks, 1),
+      tf.int32,
+      shapes=[],
+      shared_name="kfac_workers_started",
+      name="kfac_workers_started",
+    )
     mark_started = started.enqueue(tf.constant(task_id, tf.int32))
     num_started = started.size()
   uninitialized = tf.compat.v1.report_uninitialized_variables(
-      tf.compat.v1.global_variables())
+    tf.compat.v1.global_variables()
+  )
 
-  is_chief = (task_id == 0)
+  is_chief = task_id == 0
   role = task_role(task_id, num_worker_tasks)
   few_workers = num_worker_tasks < 3
   hooks = [sync_optimizer.make_session_run_hook(is_chief)]
@@ -482,10 +578,13 @@ def minimize_loss_distributed_result(task_id, num_worker_tasks, num_ps_tasks,
   if role == "train":
     step_fn = common.fetching(train_op)
     if few_workers:
-      hooks.append(common.KfacUpdateHook(
+      hooks.append(
+        common.KfacUpdateHook(
           optimizer.cov_update_op,
           optimizer.inv_update_op if is_chief else None,
-          cfg.inv_update_interval))
+          cfg.inv_update_interval,
+        )
+      )
   elif role == "cov":
     step_fn = common.fetching(optimizer.cov_update_op)
     ready_after = 1
@@ -493,18 +592,29 @@ def minimize_loss_distributed_result(task_id, num_worker_tasks, num_ps_tasks,
     # Inverse updates need no forward pass: fetch only the op drawn.
     def step_fn(step_context):
       return step_context.run_with_hooks(
-          inv_update_queue.next_op(step_context.session))
+        inv_update_queue.next_op(step_context.session)
+      )
+
     ready_after = len(optimizer.inv_updates_dict)
-  hooks.append(_ReadinessBarrierHook(
-      mark_started, num_started, num_worker_tasks,
+  hooks.append(
+    _ReadinessBarrierHook(
+      mark_started,
+      num_started,
+      num_worker_tasks,
       0 if few_workers else ready_after,
       wait=role == "train" and not few_workers and bool(master),
-      wait_secs=wait_for_workers_secs))
+      wait_secs=wait_for_workers_secs,
+    )
+  )
   progress = common.ProgressHook(
-      "worker %d (%s)" % (task_id, role),
-      None if role == "inv" else loss, None if role == "inv" else accuracy,
-      log_every=log_every, verbose=verbose, global_step=global_step,
-      show_global_step=True)
+    "worker %d (%s)" % (task_id, role),
+    None if role == "inv" else loss,
+    None if role == "inv" else accuracy,
+    log_every=log_every,
+    verbose=verbose,
+    global_step=global_step,
+    show_global_step=True,
+  )
   hooks.append(progress)
 
   if not is_chief and master:
@@ -512,17 +622,23 @@ def minimize_loss_distributed_result(task_id, num_worker_tasks, num_ps_tasks,
     # session manager of a non-chief worker would otherwise sleep 30 s).
     deadline = time.time() + wait_for_workers_secs
     with tf.compat.v1.Session(master, config=session_config) as probe:
-      while (len(probe.run(uninitialized)) and time.time() < deadline):
+      while len(probe.run(uninitialized)) and time.time() < deadline:
         time.sleep(0.2)
 
-  common.run_training(step_fn, hooks, master=master, is_chief=is_chief,
-                      checkpoint_dir=checkpoint_dir,
-                      session_config=session_config)
+  common.run_training(
+    step_fn,
+    hooks,
+    master=master,
+    is_chief=is_chief,
+    checkpoint_dir=checkpoint_dir,
+    session_config=session_config,
+  )
   return dict(progress.result, role=role)
 
 
-def train_mnist_single_machine(data_dir, num_epochs, use_fake_data=False,
-                               **kwargs):
+def train_mnist_single_machine(
+  data_dir, num_epochs, use_fake_data=False, **kwargs
+):
   """Trains the ConvNet on digit images in one process.
 
   With the 2017 arguments only: K-FAC with the 2017 hyper-parameters
@@ -540,16 +656,23 @@ def train_mnist_single_machine(data_dir, num_epochs, use_fake_data=False,
     The final mini-batch accuracy (float).
   """
   return train_mnist_single_machine_result(
-      data_dir, num_epochs, use_fake_data, **kwargs)["accuracy"]
+    data_dir, num_epochs, use_fake_data, **kwargs
+  )["accuracy"]
 
 
-def train_mnist_single_machine_result(data_dir, num_epochs,
-                                      use_fake_data=False,
-                                      evaluate_on_training_set=False,
-                                      evaluate_on_test_set=False,
-                                      settings=None, verbose=True,
-                                      record_every=0, checkpoint_dir=None,
-                                      session_config=None, **overrides):
+def train_mnist_single_machine_result(
+  data_dir,
+  num_epochs,
+  use_fake_data=False,
+  evaluate_on_training_set=False,
+  evaluate_on_test_set=False,
+  settings=None,
+  verbose=True,
+  record_every=0,
+  checkpoint_dir=None,
+  session_config=None,
+  **overrides,
+):
   """Like `train_mnist_single_machine`, but returns the result dict.
 
   Args:
@@ -576,24 +699,56 @@ def train_mnist_single_machine_result(data_dir, num_epochs,
   if cfg.seed is not None:
     tf.compat.v1.set_random_seed(cfg.seed)
   examples, labels = mnist.load_mnist(
-      data_dir, num_epochs=num_epochs, batch_size=cfg.batch_size,
-      flatten_images=False, use_fake_data=use_fake_data, seed=cfg.seed)
+    data_dir,
+    num_epochs=num_epochs,
+    batch_size=cfg.batch_size,
+    flatten_images=False,
+    use_fake_data=use_fake_data,
+    seed=cfg.seed,
+  )
   layer_collection = lc.LayerCollection()
-  loss, accuracy = build_model(examples, labels, 10, layer_collection,
-                               stats_batch_size=cfg.stats_batch_size)
+  loss, accuracy = build_model(
+    examples,
+    labels,
+    10,
+    layer_collection,
+    stats_batch_size=cfg.stats_batch_size,
+  )
   train_feed, test_feed = common.split_feeds(
-      examples, labels, data_dir, use_fake_data, flatten_images=False,
-      fake_examples=4 * cfg.batch_size,
-      training_set=evaluate_on_training_set, test_set=evaluate_on_test_set)
+    examples,
+    labels,
+    data_dir,
+    use_fake_data,
+    flatten_images=False,
+    fake_examples=4 * cfg.batch_size,
+    training_set=evaluate_on_training_set,
+    test_set=evaluate_on_test_set,
+  )
   return common.train_with_settings(
-      loss, accuracy, layer_collection, cfg, "convnet", eval_feed=train_feed,
-      test_feed=test_feed, verbose=verbose, record_every=record_every,
-      checkpoint_dir=checkpoint_dir, session_config=session_config)
+    loss,
+    accuracy,
+    layer_collection,
+    cfg,
+    "convnet",
+    eval_feed=train_feed,
+    test_feed=test_feed,
+    verbose=verbose,
+    record_every=record_every,
+    checkpoint_dir=checkpoint_dir,
+    session_config=session_config,
+  )
 
 
-def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
-                            data_dir, num_epochs, use_fake_data=False,
-                            **kwargs):
+def train_mnist_distributed(
+  task_id,
+  num_worker_tasks,
+  num_ps_tasks,
+  master,
+  data_dir,
+  num_epochs,
+  use_fake_data=False,
+  **kwargs,
+):
   """Trains the ConvNet as one worker of a TensorFlow cluster.
 
   Args:
@@ -611,17 +766,33 @@ def train_mnist_distributed(task_id, num_worker_tasks, num_ps_tasks, master,
     The last accuracy (float) seen by this worker.
   """
   result = train_mnist_distributed_result(
-      task_id, num_worker_tasks, num_ps_tasks, master, data_dir, num_epochs,
-      use_fake_data, **kwargs)
+    task_id,
+    num_worker_tasks,
+    num_ps_tasks,
+    master,
+    data_dir,
+    num_epochs,
+    use_fake_data,
+    **kwargs,
+  )
   return float("nan") if result["accuracy"] is None else result["accuracy"]
 
 
-def train_mnist_distributed_result(task_id, num_worker_tasks, num_ps_tasks,
-                                   master, data_dir, num_epochs,
-                                   use_fake_data=False, settings=None,
-                                   checkpoint_dir=None, session_config=None,
-                                   verbose=True, wait_for_workers_secs=120.0,
-                                   **overrides):
+def train_mnist_distributed_result(
+  task_id,
+  num_worker_tasks,
+  num_ps_tasks,
+  master,
+  data_dir,
+  num_epochs,
+  use_fake_data=False,
+  settings=None,
+  checkpoint_dir=None,
+  session_config=None,
+  verbose=True,
+  wait_for_workers_secs=120.0,
+  **overrides,
+):
   """Like `train_mnist_distributed`, but returns the result dict.
 
   Builds the input pipeline on this worker and the model under
@@ -657,23 +828,55 @@ def train_mnist_distributed_result(task_id, num_worker_tasks, num_ps_tasks,
   worker_device = "/job:worker/task:%d" % task_id if master else None
   with tf.compat.v1.device(worker_device):
     examples, labels = mnist.load_mnist(
-        data_dir, num_epochs=num_epochs, batch_size=cfg.batch_size,
-        flatten_images=False, use_fake_data=use_fake_data,
-        seed=None if cfg.seed is None else cfg.seed + task_id)
+      data_dir,
+      num_epochs=num_epochs,
+      batch_size=cfg.batch_size,
+      flatten_images=False,
+      use_fake_data=use_fake_data,
+      seed=None if cfg.seed is None else cfg.seed + task_id,
+    )
   layer_collection = lc.LayerCollection()
-  with tf.compat.v1.device(tf.compat.v1.train.replica_device_setter(
-      num_ps_tasks, worker_device=worker_device)):
-    loss, accuracy = build_model(examples, labels, 10, layer_collection,
-                                 stats_batch_size=cfg.stats_batch_size)
-  hparams = {name: getattr(cfg, name) for name in (
-      "learning_rate", "cov_ema_decay", "damping", "momentum",
-      "momentum_type", "estimation_mode", "norm_constraint",
-      "inv_update_interval")}
+  with tf.compat.v1.device(
+    tf.compat.v1.train.replica_device_setter(
+      num_ps_tasks, worker_device=worker_device
+    )
+  ):
+    loss, accuracy = build_model(
+      examples,
+      labels,
+      10,
+      layer_collection,
+      stats_batch_size=cfg.stats_batch_size,
+    )
+  hparams = {
+    name: getattr(cfg, name)
+    for name in (
+      "learning_rate",
+      "cov_ema_decay",
+      "damping",
+      "momentum",
+      "momentum_type",
+      "estimation_mode",
+      "norm_constraint",
+      "inv_update_interval",
+    )
+  }
   return minimize_loss_distributed_result(
-      task_id, num_worker_tasks, num_ps_tasks, master, checkpoint_dir, loss,
-      accuracy, layer_collection, num_steps=cfg.steps,
-      session_config=session_config, log_every=cfg.log_every,
-      verbose=verbose, wait_for_workers_secs=wait_for_workers_secs, **hparams)
+    task_id,
+    num_worker_tasks,
+    num_ps_tasks,
+    master,
+    checkpoint_dir,
+    loss,
+    accuracy,
+    layer_collection,
+    num_steps=cfg.steps,
+    session_config=session_config,
+    log_every=cfg.log_every,
+    verbose=verbose,
+    wait_for_workers_secs=wait_for_workers_secs,
+    **hparams,
+  )
 
 
 def main(argv, flag_values=flags.FLAGS):
@@ -684,9 +887,16 @@ def main(argv, flag_values=flags.FLAGS):
     flag_values: the parsed `flags.FlagValues`.
   """
   del argv
-  common.run_example(functools.partial(
-      train_mnist_single_machine_result, evaluate_on_training_set=True,
-      evaluate_on_test_set=True), DEFAULTS, BASELINE_DEFAULTS, flag_values)
+  common.run_example(
+    functools.partial(
+      train_mnist_single_machine_result,
+      evaluate_on_training_set=True,
+      evaluate_on_test_set=True,
+    ),
+    DEFAULTS,
+    BASELINE_DEFAULTS,
+    flag_values,
+  )
 
 
 if __name__ == "__main__":

@@ -53,14 +53,22 @@ import numpy as np
 from kfac.examples import common
 from kfac.examples import convnet
 
-__all__ = ["DEFAULTS", "pick_free_ports", "launch", "run_task",
-           "describe_exit", "factor_changes", "evaluate_checkpoint"]
+__all__ = [
+  "DEFAULTS",
+  "pick_free_ports",
+  "launch",
+  "run_task",
+  "describe_exit",
+  "factor_changes",
+  "evaluate_checkpoint",
+]
 
 # Defaults of the launcher (overridable by flags): the single-machine
 # ConvNet's, for a shorter job on smaller batches, with statistics on the
 # whole batch.
-DEFAULTS = convnet.DEFAULTS.replace(steps=200, batch_size=64,
-                                    stats_batch_size=None)
+DEFAULTS = convnet.DEFAULTS.replace(
+  steps=200, batch_size=64, stats_batch_size=None
+)
 
 # Log lines of a dead task that the launcher reports.
 _TAIL_LINES = 12
@@ -68,19 +76,32 @@ _TAIL_LINES = 12
 # Start-up notices of TensorFlow's C++ runtime; the launcher does not echo
 # them (they stay in the recorded output).
 _NOISE = (
-    "All log messages before absl::InitializeLog() is called",
-    "oneDNN custom operations are on",
-    "cpu_feature_guard",
-    "This TensorFlow binary is optimized",
-    "To enable the following instructions",
-    "oneDNN supports DT_INT32 only",
+  "All log messages before absl::InitializeLog() is called",
+  "oneDNN custom operations are on",
+  "cpu_feature_guard",
+  "This TensorFlow binary is optimized",
+  "To enable the following instructions",
+  "oneDNN supports DT_INT32 only",
 )
 
 # Flags passed on from the launcher to every worker.
-_FORWARDED = ("steps", "batch_size", "learning_rate", "damping", "momentum",
-              "momentum_type", "estimation_mode", "inv_update_interval",
-              "cov_ema_decay", "norm_constraint", "stats_batch_size",
-              "data_dir", "use_fake_data", "log_every", "seed")
+_FORWARDED = (
+  "steps",
+  "batch_size",
+  "learning_rate",
+  "damping",
+  "momentum",
+  "momentum_type",
+  "estimation_mode",
+  "inv_update_interval",
+  "cov_ema_decay",
+  "norm_constraint",
+  "stats_batch_size",
+  "data_dir",
+  "use_fake_data",
+  "log_every",
+  "seed",
+)
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -92,27 +113,51 @@ def define_flags(flag_values=flags.FLAGS):
   fv = flag_values
   common.define_flags(DEFAULTS, fv)
   flags.register_validator(
-      "optimizer", lambda value: value == "kfac",
-      "convnet_distributed trains with K-FAC only", flag_values=fv)
-  flags.DEFINE_integer("ps", 1, "Number of parameter-server tasks.",
-                       lower_bound=1, flag_values=fv)
-  flags.DEFINE_integer("workers", 3, "Number of worker tasks.",
-                       lower_bound=1, flag_values=fv)
-  flags.DEFINE_float("timeout", 300.0,
-                     "Seconds after which every process is stopped.",
-                     lower_bound=1.0, flag_values=fv)
-  flags.DEFINE_enum("job_name", "", ["", "ps", "worker"],
-                    "Internal: run one task of the cluster given by "
-                    "--cluster instead of launching a cluster.",
-                    flag_values=fv)
-  flags.DEFINE_integer("task_index", 0, "Internal: index of the task.",
-                       lower_bound=0, flag_values=fv)
-  flags.DEFINE_string("cluster", "",
-                      'Internal: cluster as JSON, {"ps": [...], '
-                      '"worker": [...]}.', flag_values=fv)
-  flags.DEFINE_string("result_file", "",
-                      "Internal: where a worker writes its JSON result.",
-                      flag_values=fv)
+    "optimizer",
+    lambda value: value == "kfac",
+    "convnet_distributed trains with K-FAC only",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "ps", 1, "Number of parameter-server tasks.", lower_bound=1, flag_values=fv
+  )
+  flags.DEFINE_integer(
+    "workers", 3, "Number of worker tasks.", lower_bound=1, flag_values=fv
+  )
+  flags.DEFINE_float(
+    "timeout",
+    300.0,
+    "Seconds after which every process is stopped.",
+    lower_bound=1.0,
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "job_name",
+    "",
+    ["", "ps", "worker"],
+    "Internal: run one task of the cluster given by "
+    "--cluster instead of launching a cluster.",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "task_index",
+    0,
+    "Internal: index of the task.",
+    lower_bound=0,
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "cluster",
+    "",
+    'Internal: cluster as JSON, {"ps": [...], "worker": [...]}.',
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "result_file",
+    "",
+    "Internal: where a worker writes its JSON result.",
+    flag_values=fv,
+  )
 
 
 def pick_free_ports(count):
@@ -189,8 +234,16 @@ def _read_result(path):
     return None
 
 
-def launch(num_ps=1, num_workers=3, timeout=300.0, checkpoint_dir=None,
-           task_args=(), verbose=True, python=None, poll=None):
+def launch(
+  num_ps=1,
+  num_workers=3,
+  timeout=300.0,
+  checkpoint_dir=None,
+  task_args=(),
+  verbose=True,
+  python=None,
+  poll=None,
+):
   """Starts a cluster on 127.0.0.1, trains, and stops it.
 
   Starts `num_ps` parameter servers and `num_workers` workers, each in its
@@ -231,8 +284,10 @@ def launch(num_ps=1, num_workers=3, timeout=300.0, checkpoint_dir=None,
     ValueError: if `num_ps` or `num_workers` is smaller than 1.
   """
   if num_ps < 1 or num_workers < 1:
-    raise ValueError("num_ps and num_workers must be >= 1, got %r and %r"
-                     % (num_ps, num_workers))
+    raise ValueError(
+      "num_ps and num_workers must be >= 1, got %r and %r"
+      % (num_ps, num_workers)
+    )
   made_dirs = []
   if checkpoint_dir is None:
     checkpoint_dir = tempfile.mkdtemp(prefix="kfac_convnet_distributed_")
@@ -241,15 +296,17 @@ def launch(num_ps=1, num_workers=3, timeout=300.0, checkpoint_dir=None,
   made_dirs.append(result_dir)
   ports = pick_free_ports(num_ps + num_workers)
   cluster = {
-      "ps": ["127.0.0.1:%d" % p for p in ports[:num_ps]],
-      "worker": ["127.0.0.1:%d" % p for p in ports[num_ps:]],
+    "ps": ["127.0.0.1:%d" % p for p in ports[:num_ps]],
+    "worker": ["127.0.0.1:%d" % p for p in ports[num_ps:]],
   }
-  package_root = os.path.dirname(os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__))))
+  package_root = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
   env = dict(os.environ)
   env["PYTHONPATH"] = os.pathsep.join(
-      [package_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-                        if p])
+    [package_root]
+    + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+  )
   env["PYTHONUNBUFFERED"] = "1"
   python = python or sys.executable
 
@@ -272,23 +329,33 @@ def launch(num_ps=1, num_workers=3, timeout=300.0, checkpoint_dir=None,
     for job in ("ps", "worker"):
       for index in range(len(cluster[job])):
         name = "%s:%d" % (job, index)
-        cmd = [python, "-m", "kfac.examples.convnet_distributed",
-               "--job_name=%s" % job, "--task_index=%d" % index,
-               "--cluster=%s" % json.dumps(cluster),
-               "--timeout=%g" % timeout,
-               "--checkpoint_dir=%s" % checkpoint_dir]
+        cmd = [
+          python,
+          "-m",
+          "kfac.examples.convnet_distributed",
+          "--job_name=%s" % job,
+          "--task_index=%d" % index,
+          "--cluster=%s" % json.dumps(cluster),
+          "--timeout=%g" % timeout,
+          "--checkpoint_dir=%s" % checkpoint_dir,
+        ]
         if job == "worker":
-          result_files[name] = os.path.join(result_dir,
-                                            "worker_%d.json" % index)
+          result_files[name] = os.path.join(
+            result_dir, "worker_%d.json" % index
+          )
           cmd += ["--result_file=%s" % result_files[name]]
           cmd += list(task_args)
         outputs[name] = []
-        procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, env=env,
-                                       start_new_session=True)
-        reader = threading.Thread(target=_reader,
-                                  args=(name, procs[name].stdout),
-                                  daemon=True)
+        procs[name] = subprocess.Popen(
+          cmd,
+          stdout=subprocess.PIPE,
+          stderr=subprocess.STDOUT,
+          env=env,
+          start_new_session=True,
+        )
+        reader = threading.Thread(
+          target=_reader, args=(name, procs[name].stdout), daemon=True
+        )
         reader.start()
         readers.append(reader)
     deadline = start + timeout
@@ -301,14 +368,23 @@ def launch(num_ps=1, num_workers=3, timeout=300.0, checkpoint_dir=None,
         if returncode is None:
           continue
         if name.startswith("ps"):
-          failure = {"task": name, "returncode": returncode,
-                     "reason": "the parameter server stopped"}
+          failure = {
+            "task": name,
+            "returncode": returncode,
+            "reason": "the parameter server stopped",
+          }
         elif returncode != 0:
-          failure = {"task": name, "returncode": returncode,
-                     "reason": "the worker failed"}
+          failure = {
+            "task": name,
+            "returncode": returncode,
+            "reason": "the worker failed",
+          }
         elif _read_result(result_files[name]) is None:
-          failure = {"task": name, "returncode": returncode,
-                     "reason": "the worker exited without a result"}
+          failure = {
+            "task": name,
+            "returncode": returncode,
+            "reason": "the worker exited without a result",
+          }
         else:
           finished += 1
           continue
@@ -317,11 +393,16 @@ def launch(num_ps=1, num_workers=3, timeout=300.0, checkpoint_dir=None,
         break
       if time.time() > deadline:
         timed_out = True
-        running = [n for n, p in procs.items()
-                   if n.startswith("worker") and p.poll() is None]
-        failure = {"task": running[0] if running else None,
-                   "returncode": None,
-                   "reason": "timed out after %g s" % timeout}
+        running = [
+          n
+          for n, p in procs.items()
+          if n.startswith("worker") and p.poll() is None
+        ]
+        failure = {
+          "task": running[0] if running else None,
+          "returncode": None,
+          "reason": "timed out after %g s" % timeout,
+        }
         break
       time.sleep(0.1)
   finally:
@@ -335,14 +416,20 @@ def launch(num_ps=1, num_workers=3, timeout=300.0, checkpoint_dir=None,
     failure["last_lines"] = list(outputs.get(task, [])[-_TAIL_LINES:])
     if task is not None:
       failure["role"] = (
-          "ps" if task.startswith("ps") else
-          convnet.task_role(int(task.split(":")[1]), num_workers))
+        "ps"
+        if task.startswith("ps")
+        else convnet.task_role(int(task.split(":")[1]), num_workers)
+      )
     message = "convnet_distributed: %s%s: %s, %s; stopped the cluster." % (
-        task, " (%s)" % failure["role"] if task else "", failure["reason"],
-        describe_exit(failure["returncode"]))
+      task,
+      " (%s)" % failure["role"] if task else "",
+      failure["reason"],
+      describe_exit(failure["returncode"]),
+    )
     if failure["last_lines"]:
       message += " Its last lines:\n" + "\n".join(
-          "  [%s] %s" % (task, line) for line in failure["last_lines"])
+        "  [%s] %s" % (task, line) for line in failure["last_lines"]
+      )
     if verbose:
       with print_lock:
         print(message, flush=True)
@@ -353,11 +440,17 @@ def launch(num_ps=1, num_workers=3, timeout=300.0, checkpoint_dir=None,
     shutil.rmtree(directory, ignore_errors=True)
     if directory == checkpoint_dir:
       checkpoint_dir = None
-  return {"ok": ok, "results": results, "failure": failure,
-          "message": message,
-          "returncodes": {n: p.returncode for n, p in procs.items()},
-          "outputs": outputs, "checkpoint_dir": checkpoint_dir,
-          "seconds": time.time() - start, "timed_out": timed_out}
+  return {
+    "ok": ok,
+    "results": results,
+    "failure": failure,
+    "message": message,
+    "returncodes": {n: p.returncode for n, p in procs.items()},
+    "outputs": outputs,
+    "checkpoint_dir": checkpoint_dir,
+    "seconds": time.time() - start,
+    "timed_out": timed_out,
+  }
 
 
 def factor_changes(checkpoint_dir):
@@ -375,6 +468,7 @@ def factor_changes(checkpoint_dir):
     largest absolute difference from the initial value.
   """
   import tensorflow as tf
+
   reader = tf.train.load_checkpoint(checkpoint_dir)
   changes = {"cov": {}, "inv": {}}
   for name in sorted(reader.get_variable_to_shape_map()):
@@ -386,8 +480,11 @@ def factor_changes(checkpoint_dir):
     else:
       continue
     value = reader.get_tensor(name)
-    if value.ndim == 2 and value.shape[0] == value.shape[1] and "diag" not in (
-        name):
+    if (
+      value.ndim == 2
+      and value.shape[0] == value.shape[1]
+      and "diag" not in (name)
+    ):
       start = np.eye(value.shape[0], dtype=value.dtype)
     else:
       start = np.ones_like(value)
@@ -413,20 +510,24 @@ def evaluate_checkpoint(checkpoint_dir, data_dir="", use_fake_data=False):
   import tensorflow as tf
   from kfac import layer_collection as lc
   from kfac.examples import mnist
+
   if not mnist.has_test_split(data_dir, use_fake_data):
     return None
-  images, labels = mnist.load_arrays(data_dir, flatten_images=False,
-                                     split="test")
+  images, labels = mnist.load_arrays(
+    data_dir, flatten_images=False, split="test"
+  )
   with tf.Graph().as_default():
     examples = tf.compat.v1.placeholder(tf.float32, (None,) + images.shape[1:])
     targets = tf.compat.v1.placeholder(tf.int64, [None])
-    loss, accuracy = convnet.build_model(examples, targets, 10,
-                                         lc.LayerCollection())
+    loss, accuracy = convnet.build_model(
+      examples, targets, 10, lc.LayerCollection()
+    )
     saver = tf.compat.v1.train.Saver(tf.compat.v1.trainable_variables())
     with tf.compat.v1.Session() as sess:
       saver.restore(sess, tf.train.latest_checkpoint(checkpoint_dir))
-      loss_, accuracy_ = sess.run([loss, accuracy],
-                                  {examples: images, targets: labels})
+      loss_, accuracy_ = sess.run(
+        [loss, accuracy], {examples: images, targets: labels}
+      )
   return float(loss_), float(accuracy_)
 
 
@@ -443,6 +544,7 @@ def _watchdog(timeout):
         os._exit(124)  # pylint: disable=protected-access
       if os.getppid() != parent:
         os._exit(125)  # pylint: disable=protected-access
+
   thread = threading.Thread(target=_watch, daemon=True)
   thread.start()
 
@@ -456,11 +558,13 @@ def _quiet_shutdown_of_queue_runners():
   training, so it is not printed. Other thread exceptions are.
   """
   import tensorflow as tf
+
   default_hook = threading.excepthook
 
   def hook(args):
     if not issubclass(args.exc_type, tf.errors.CancelledError):
       default_hook(args)
+
   threading.excepthook = hook
 
 
@@ -468,9 +572,17 @@ def _finite_or_none(value):
   return value if value is not None and math.isfinite(value) else None
 
 
-def run_task(job_name, task_index, cluster, settings, checkpoint_dir=None,
-             timeout=300.0, data_dir="", use_fake_data=False,
-             result_file=None):
+def run_task(
+  job_name,
+  task_index,
+  cluster,
+  settings,
+  checkpoint_dir=None,
+  timeout=300.0,
+  data_dir="",
+  use_fake_data=False,
+  result_file=None,
+):
   """Runs one task of the cluster in this process.
 
   A parameter server serves until it is killed; a worker trains with
@@ -494,6 +606,7 @@ def run_task(job_name, task_index, cluster, settings, checkpoint_dir=None,
     For a worker, the result dict written to `result_file`.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
   _watchdog(timeout)
   _quiet_shutdown_of_queue_runners()
   num_ps = len(cluster["ps"])
@@ -503,30 +616,57 @@ def run_task(job_name, task_index, cluster, settings, checkpoint_dir=None,
   else:
     device_filters = ["/job:ps", "/job:worker/task:%d" % task_index]
   config = tf.compat.v1.ConfigProto(
-      intra_op_parallelism_threads=1, inter_op_parallelism_threads=2,
-      device_filters=device_filters)
+    intra_op_parallelism_threads=1,
+    inter_op_parallelism_threads=2,
+    device_filters=device_filters,
+  )
   server = tf.compat.v1.train.Server(
-      tf.train.ClusterSpec(cluster), job_name=job_name,
-      task_index=task_index, config=config)
+    tf.train.ClusterSpec(cluster),
+    job_name=job_name,
+    task_index=task_index,
+    config=config,
+  )
   if job_name == "ps":
-    print("ps %d serving at %s" % (task_index, cluster["ps"][task_index]),
-          flush=True)
+    print(
+      "ps %d serving at %s" % (task_index, cluster["ps"][task_index]),
+      flush=True,
+    )
     server.join()
     return None
-  print("worker %d (%s) at %s, %d ps, %d workers" % (
-      task_index, convnet.task_role(task_index, num_workers),
-      cluster["worker"][task_index], num_ps, num_workers), flush=True)
+  print(
+    "worker %d (%s) at %s, %d ps, %d workers"
+    % (
+      task_index,
+      convnet.task_role(task_index, num_workers),
+      cluster["worker"][task_index],
+      num_ps,
+      num_workers,
+    ),
+    flush=True,
+  )
   with tf.Graph().as_default():
     result = convnet.train_mnist_distributed_result(
-        task_index, num_workers, num_ps, server.target, data_dir, None,
-        use_fake_data, settings=settings, checkpoint_dir=checkpoint_dir,
-        session_config=config, wait_for_workers_secs=min(120.0, timeout))
-  record = {"task": "worker:%d" % task_index, "role": result["role"],
-            "local_steps": result["steps"],
-            "global_step": result["global_step"],
-            "loss": _finite_or_none(result["loss"]),
-            "accuracy": _finite_or_none(result["accuracy"]),
-            "seconds": result["seconds"]}
+      task_index,
+      num_workers,
+      num_ps,
+      server.target,
+      data_dir,
+      None,
+      use_fake_data,
+      settings=settings,
+      checkpoint_dir=checkpoint_dir,
+      session_config=config,
+      wait_for_workers_secs=min(120.0, timeout),
+    )
+  record = {
+    "task": "worker:%d" % task_index,
+    "role": result["role"],
+    "local_steps": result["steps"],
+    "global_step": result["global_step"],
+    "loss": _finite_or_none(result["loss"]),
+    "accuracy": _finite_or_none(result["accuracy"]),
+    "seconds": result["seconds"],
+  }
   if result_file:
     tmp = result_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -547,40 +687,82 @@ def main(argv, flag_values=flags.FLAGS):
   common.quiet_logs()
   settings = common.settings_from_flags(DEFAULTS, flag_values=fv)
   if fv.job_name:
-    run_task(fv.job_name, fv.task_index, json.loads(fv.cluster), settings,
-             checkpoint_dir=fv.checkpoint_dir or None, timeout=fv.timeout,
-             data_dir=fv.data_dir, use_fake_data=fv.use_fake_data,
-             result_file=fv.result_file or None)
+    run_task(
+      fv.job_name,
+      fv.task_index,
+      json.loads(fv.cluster),
+      settings,
+      checkpoint_dir=fv.checkpoint_dir or None,
+      timeout=fv.timeout,
+      data_dir=fv.data_dir,
+      use_fake_data=fv.use_fake_data,
+      result_file=fv.result_file or None,
+    )
     sys.stdout.flush()
     os._exit(0)  # pylint: disable=protected-access
-  task_args = ["--%s=%s" % (name, fv[name].value)
-               for name in _FORWARDED if fv[name].present]
-  print("convnet_distributed: starting %d ps + %d workers on 127.0.0.1"
-        % (fv.ps, fv.workers), flush=True)
-  result = launch(fv.ps, fv.workers, timeout=fv.timeout,
-                  checkpoint_dir=fv.checkpoint_dir or None,
-                  task_args=task_args)
+  task_args = [
+    "--%s=%s" % (name, fv[name].value)
+    for name in _FORWARDED
+    if fv[name].present
+  ]
+  print(
+    "convnet_distributed: starting %d ps + %d workers on 127.0.0.1"
+    % (fv.ps, fv.workers),
+    flush=True,
+  )
+  result = launch(
+    fv.ps,
+    fv.workers,
+    timeout=fv.timeout,
+    checkpoint_dir=fv.checkpoint_dir or None,
+    task_args=task_args,
+  )
   if not result["ok"]:
-    print("convnet_distributed: %s, %d ps + %d workers in %.1f s"
-          % ("TIMED OUT" if result["timed_out"] else "FAILED", fv.ps,
-             fv.workers, result["seconds"]), flush=True)
+    print(
+      "convnet_distributed: %s, %d ps + %d workers in %.1f s"
+      % (
+        "TIMED OUT" if result["timed_out"] else "FAILED",
+        fv.ps,
+        fv.workers,
+        result["seconds"],
+      ),
+      flush=True,
+    )
     sys.exit(1)
   chief = result["results"]["worker:0"]
   changes = factor_changes(result["checkpoint_dir"])
   moved = "%d/%d covariances and %d/%d inverses changed" % (
-      sum(v > 0 for v in changes["cov"].values()), len(changes["cov"]),
-      sum(v > 0 for v in changes["inv"].values()), len(changes["inv"]))
-  held_out = evaluate_checkpoint(result["checkpoint_dir"], fv.data_dir,
-                                 fv.use_fake_data)
-  held_out = ("held-out test set: loss %.4f, accuracy %.3f; " % held_out
-              if held_out else "")
-  print("convnet_distributed: ok, %d ps + %d workers in %.1f s; global step "
-        "%d, chief: %d local steps, last loss %.4f, accuracy %.3f; %s; %s"
-        "checkpoint in %s" % (
-            fv.ps, fv.workers, result["seconds"], chief["global_step"],
-            chief["local_steps"], chief["loss"], chief["accuracy"], moved,
-            held_out, result["checkpoint_dir"]),
-        flush=True)
+    sum(v > 0 for v in changes["cov"].values()),
+    len(changes["cov"]),
+    sum(v > 0 for v in changes["inv"].values()),
+    len(changes["inv"]),
+  )
+  held_out = evaluate_checkpoint(
+    result["checkpoint_dir"], fv.data_dir, fv.use_fake_data
+  )
+  held_out = (
+    "held-out test set: loss %.4f, accuracy %.3f; " % held_out
+    if held_out
+    else ""
+  )
+  print(
+    "convnet_distributed: ok, %d ps + %d workers in %.1f s; global step "
+    "%d, chief: %d local steps, last loss %.4f, accuracy %.3f; %s; %s"
+    "checkpoint in %s"
+    % (
+      fv.ps,
+      fv.workers,
+      result["seconds"],
+      chief["global_step"],
+      chief["local_steps"],
+      chief["loss"],
+      chief["accuracy"],
+      moved,
+      held_out,
+      result["checkpoint_dir"],
+    ),
+    flush=True,
+  )
 
 
 if __name__ == "__main__":

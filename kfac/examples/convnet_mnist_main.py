@@ -29,8 +29,9 @@ def main(argv, flag_values=flags.FLAGS):
     flag_values: the parsed `flags.FlagValues`.
   """
   del argv
-  mlp_mnist_main.run_legacy_main(convnet.train_mnist_single_machine,
-                                 flag_values)
+  mlp_mnist_main.run_legacy_main(
+    convnet.train_mnist_single_machine, flag_values
+  )
 
 
 if __name__ == "__main__":

@@ -24,21 +24,38 @@ from kfac import layer_collection as lc
 from kfac.examples import common
 from kfac.examples import mnist
 
-__all__ = ["fc_layer", "build_model", "train_mnist", "train_mnist_result",
-           "DEFAULTS", "BASELINE_DEFAULTS"]
+__all__ = [
+  "fc_layer",
+  "build_model",
+  "train_mnist",
+  "train_mnist_result",
+  "DEFAULTS",
+  "BASELINE_DEFAULTS",
+]
 
 # Defaults of `python -m kfac.examples.mlp` (overridable by flags).
 DEFAULTS = common.Settings(
-    steps=1000, batch_size=64, learning_rate=0.01, damping=0.1, momentum=0.9,
-    momentum_type="regular", estimation_mode="gradients",
-    inv_update_interval=20, cov_ema_decay=0.95, norm_constraint=None,
-    stats_batch_size=None, optimizer="kfac", log_every=100, seed=0)
+  steps=1000,
+  batch_size=64,
+  learning_rate=0.01,
+  damping=0.1,
+  momentum=0.9,
+  momentum_type="regular",
+  estimation_mode="gradients",
+  inv_update_interval=20,
+  cov_ema_decay=0.95,
+  norm_constraint=None,
+  stats_batch_size=None,
+  optimizer="kfac",
+  log_every=100,
+  seed=0,
+)
 
 # Defaults that replace `DEFAULTS` for the first-order baselines.
 BASELINE_DEFAULTS = {
-    "sgd": {"learning_rate": 0.3, "momentum": 0.0},
-    "momentum": {"learning_rate": 0.03, "momentum": 0.9},
-    "adam": {"learning_rate": 0.003},
+  "sgd": {"learning_rate": 0.3, "momentum": 0.0},
+  "momentum": {"learning_rate": 0.03, "momentum": 0.9},
+  "adam": {"learning_rate": 0.003},
 }
 
 
@@ -64,11 +81,17 @@ def fc_layer(layer_id, inputs, output_size):
   with tf.compat.v1.variable_scope("fc_%d" % layer_id):
     input_size = inputs.shape[-1]
     kernel = tf.compat.v1.get_variable(
-        "kernel", [input_size, output_size], dtype=inputs.dtype,
-        initializer=tf.compat.v1.random_normal_initializer())
+      "kernel",
+      [input_size, output_size],
+      dtype=inputs.dtype,
+      initializer=tf.compat.v1.random_normal_initializer(),
+    )
     bias = tf.compat.v1.get_variable(
-        "bias", [output_size], dtype=inputs.dtype,
-        initializer=tf.compat.v1.zeros_initializer())
+      "bias",
+      [output_size],
+      dtype=inputs.dtype,
+      initializer=tf.compat.v1.zeros_initializer(),
+    )
     preactivations = tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
     activations = tf.nn.tanh(preactivations)
   return preactivations, activations, (kernel, bias)
@@ -91,8 +114,14 @@ def _mlp(examples, num_labels, hidden_sizes, layer_collection=None):
   return logits
 
 
-def build_model(examples, labels, num_labels, layer_collection,
-                hidden_sizes=(128, 64, 32), stats_batch_size=None):
+def build_model(
+  examples,
+  labels,
+  num_labels,
+  layer_collection,
+  hidden_sizes=(128, 64, 32),
+  stats_batch_size=None,
+):
   """Builds the MLP, its loss and accuracy, and registers it for K-FAC.
 
   Layers `fc_0 ... fc_<n-1>` have `hidden_sizes` tanh units; the last layer
@@ -125,17 +154,21 @@ def build_model(examples, labels, num_labels, layer_collection,
   else:
     logits = _mlp(examples, num_labels, hidden_sizes)
     stats_labels = labels[:stats_batch_size]
-    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
-                                     reuse=True):
-      stats_logits = _mlp(examples[:stats_batch_size], num_labels,
-                          hidden_sizes, layer_collection)
+    with tf.compat.v1.variable_scope(
+      tf.compat.v1.get_variable_scope(), reuse=True
+    ):
+      stats_logits = _mlp(
+        examples[:stats_batch_size], num_labels, hidden_sizes, layer_collection
+      )
   loss = tf.reduce_mean(
-      tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=labels, logits=logits))
+    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+  )
   accuracy = tf.reduce_mean(
-      tf.cast(tf.equal(labels, tf.argmax(logits, axis=1)), tf.float32))
+    tf.cast(tf.equal(labels, tf.argmax(logits, axis=1)), tf.float32)
+  )
   layer_collection.register_categorical_predictive_distribution(
-      stats_logits, targets=stats_labels)
+    stats_logits, targets=stats_labels
+  )
   return loss, accuracy
 
 
@@ -157,16 +190,25 @@ def train_mnist(data_dir, num_epochs, use_fake_data=False, **kwargs):
     The final mini-batch accuracy (float), as in 2017. The full result dict
     of `common.train` is available via `train_mnist_result`.
   """
-  return train_mnist_result(data_dir, num_epochs, use_fake_data,
-                            **kwargs)["accuracy"]
+  return train_mnist_result(data_dir, num_epochs, use_fake_data, **kwargs)[
+    "accuracy"
+  ]
 
 
-def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
-                       evaluate_on_training_set=False,
-                       evaluate_on_test_set=False, settings=None,
-                       hidden_sizes=(128, 64, 32), verbose=True,
-                       record_every=0, checkpoint_dir=None,
-                       session_config=None, **overrides):
+def train_mnist_result(
+  data_dir,
+  num_epochs,
+  use_fake_data=False,
+  evaluate_on_training_set=False,
+  evaluate_on_test_set=False,
+  settings=None,
+  hidden_sizes=(128, 64, 32),
+  verbose=True,
+  record_every=0,
+  checkpoint_dir=None,
+  session_config=None,
+  **overrides,
+):
   """Like `train_mnist`, but returns the whole result dict.
 
   Args:
@@ -195,20 +237,45 @@ def train_mnist_result(data_dir, num_epochs, use_fake_data=False,
   cfg = (settings or DEFAULTS.replace(steps=None)).replace(**overrides)
   tf.compat.v1.set_random_seed(cfg.seed)
   examples, labels = mnist.load_mnist(
-      data_dir, num_epochs=num_epochs, batch_size=cfg.batch_size,
-      flatten_images=True, use_fake_data=use_fake_data, seed=cfg.seed)
+    data_dir,
+    num_epochs=num_epochs,
+    batch_size=cfg.batch_size,
+    flatten_images=True,
+    use_fake_data=use_fake_data,
+    seed=cfg.seed,
+  )
   layer_collection = lc.LayerCollection()
-  loss, accuracy = build_model(examples, labels, 10, layer_collection,
-                               hidden_sizes=hidden_sizes,
-                               stats_batch_size=cfg.stats_batch_size)
+  loss, accuracy = build_model(
+    examples,
+    labels,
+    10,
+    layer_collection,
+    hidden_sizes=hidden_sizes,
+    stats_batch_size=cfg.stats_batch_size,
+  )
   train_feed, test_feed = common.split_feeds(
-      examples, labels, data_dir, use_fake_data, flatten_images=True,
-      fake_examples=4 * cfg.batch_size,
-      training_set=evaluate_on_training_set, test_set=evaluate_on_test_set)
+    examples,
+    labels,
+    data_dir,
+    use_fake_data,
+    flatten_images=True,
+    fake_examples=4 * cfg.batch_size,
+    training_set=evaluate_on_training_set,
+    test_set=evaluate_on_test_set,
+  )
   return common.train_with_settings(
-      loss, accuracy, layer_collection, cfg, "mlp", eval_feed=train_feed,
-      test_feed=test_feed, verbose=verbose, record_every=record_every,
-      checkpoint_dir=checkpoint_dir, session_config=session_config)
+    loss,
+    accuracy,
+    layer_collection,
+    cfg,
+    "mlp",
+    eval_feed=train_feed,
+    test_feed=test_feed,
+    verbose=verbose,
+    record_every=record_every,
+    checkpoint_dir=checkpoint_dir,
+    session_config=session_config,
+  )
 
 
 def main(argv, flag_values=flags.FLAGS):
@@ -219,9 +286,16 @@ def main(argv, flag_values=flags.FLAGS):
     flag_values: the parsed `flags.FlagValues`.
   """
   del argv
-  common.run_example(functools.partial(
-      train_mnist_result, evaluate_on_training_set=True,
-      evaluate_on_test_set=True), DEFAULTS, BASELINE_DEFAULTS, flag_values)
+  common.run_example(
+    functools.partial(
+      train_mnist_result,
+      evaluate_on_training_set=True,
+      evaluate_on_test_set=True,
+    ),
+    DEFAULTS,
+    BASELINE_DEFAULTS,
+    flag_values,
+  )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,13 @@ def define_flags(flag_values=flags.FLAGS):
     flag_values: `flags.FlagValues` to define the flags in.
   """
   common.define_data_flags(flag_values)
-  flags.DEFINE_integer("num_epochs", 200, "Passes over the training data.",
-                       lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer(
+    "num_epochs",
+    200,
+    "Passes over the training data.",
+    lower_bound=1,
+    flag_values=flag_values,
+  )
 
 
 def run_legacy_main(train_fn, flag_values=flags.FLAGS):
@@ -41,8 +46,11 @@ def run_legacy_main(train_fn, flag_values=flags.FLAGS):
   """
   common.quiet_logs()
   with tf.Graph().as_default():
-    return train_fn(flag_values.data_dir, flag_values.num_epochs,
-                    use_fake_data=flag_values.use_fake_data)
+    return train_fn(
+      flag_values.data_dir,
+      flag_values.num_epochs,
+      use_fake_data=flag_values.use_fake_data,
+    )
 
 
 def main(argv, flag_values=flags.FLAGS):

@@ -28,17 +28,17 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "DIGITS",
-    "DIGITS_TEST_EXAMPLES",
-    "SPLITS",
-    "load_mnist",
-    "load_arrays",
-    "load_digits_arrays",
-    "load_mnist_arrays",
-    "has_test_split",
-    "check_data_dir",
-    "fake_arrays",
-    "read_idx",
+  "DIGITS",
+  "DIGITS_TEST_EXAMPLES",
+  "SPLITS",
+  "load_mnist",
+  "load_arrays",
+  "load_digits_arrays",
+  "load_mnist_arrays",
+  "has_test_split",
+  "check_data_dir",
+  "fake_arrays",
+  "read_idx",
 ]
 
 # Value of `data_dir` (as well as `None` or "") that selects scikit-learn's
@@ -58,12 +58,12 @@ _TEST_LABEL_FILES = ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte")
 
 # IDX type codes -> numpy dtypes (big-endian on disk).
 _IDX_DTYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
+  0x08: np.uint8,
+  0x09: np.int8,
+  0x0B: np.dtype(">i2"),
+  0x0C: np.dtype(">i4"),
+  0x0D: np.dtype(">f4"),
+  0x0E: np.dtype(">f8"),
 }
 
 
@@ -96,8 +96,10 @@ def read_idx(path):
   dtype = np.dtype(_IDX_DTYPES[type_code])
   count = int(np.prod(shape)) if shape else 1
   if len(data) - header != count * dtype.itemsize:
-    raise ValueError("%s: expected %d elements of shape %s, found %d bytes"
-                     % (path, count, shape, len(data) - header))
+    raise ValueError(
+      "%s: expected %d elements of shape %s, found %d bytes"
+      % (path, count, shape, len(data) - header)
+    )
   return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -122,13 +124,16 @@ def check_data_dir(data_dir):
   """
   if not data_dir or data_dir == DIGITS:
     return
-  if (_find_file(data_dir, _IMAGE_FILES) is None
-      or _find_file(data_dir, _LABEL_FILES) is None):
+  if (
+    _find_file(data_dir, _IMAGE_FILES) is None
+    or _find_file(data_dir, _LABEL_FILES) is None
+  ):
     raise ValueError(
-        "data_dir=%r must hold the MNIST training files %s and %s (optionally "
-        "gzipped); nothing is downloaded. Pass data_dir=%r (or leave it empty) "
-        "to use scikit-learn's bundled 8x8 digits instead."
-        % (data_dir, _IMAGE_FILES[0], _LABEL_FILES[0], DIGITS))
+      "data_dir=%r must hold the MNIST training files %s and %s (optionally "
+      "gzipped); nothing is downloaded. Pass data_dir=%r (or leave it empty) "
+      "to use scikit-learn's bundled 8x8 digits instead."
+      % (data_dir, _IMAGE_FILES[0], _LABEL_FILES[0], DIGITS)
+    )
 
 
 def load_mnist_arrays(data_dir, split="train"):
@@ -148,18 +153,25 @@ def load_mnist_arrays(data_dir, split="train"):
       sizes disagree.
   """
   check_data_dir(data_dir)
-  image_names, label_names = ((_IMAGE_FILES, _LABEL_FILES) if split == "train"
-                              else (_TEST_IMAGE_FILES, _TEST_LABEL_FILES))
+  image_names, label_names = (
+    (_IMAGE_FILES, _LABEL_FILES)
+    if split == "train"
+    else (_TEST_IMAGE_FILES, _TEST_LABEL_FILES)
+  )
   image_path = _find_file(data_dir, image_names)
   label_path = _find_file(data_dir, label_names)
   if image_path is None or label_path is None:
-    raise ValueError("data_dir=%r has no MNIST %s files %s and %s"
-                     % (data_dir, split, image_names[0], label_names[0]))
+    raise ValueError(
+      "data_dir=%r has no MNIST %s files %s and %s"
+      % (data_dir, split, image_names[0], label_names[0])
+    )
   images = read_idx(image_path)
   labels = read_idx(label_path)
   if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-    raise ValueError("MNIST files in %r have inconsistent shapes %s and %s"
-                     % (data_dir, images.shape, labels.shape))
+    raise ValueError(
+      "MNIST files in %r have inconsistent shapes %s and %s"
+      % (data_dir, images.shape, labels.shape)
+    )
   images = (images.astype(np.float32) / 255.0)[..., np.newaxis]
   return images, labels.astype(np.int64)
 
@@ -187,17 +199,19 @@ def load_digits_arrays(split=None):
     from sklearn.datasets import load_digits
   except ImportError as e:
     raise ImportError(
-        "the examples' default data, the 8x8 digits, comes with scikit-learn "
-        "(%s): pip install \"kfac-contrib[examples]\" (or scikit-learn), or "
-        "pass --data_dir with the MNIST IDX files" % e) from e
+      "the examples' default data, the 8x8 digits, comes with scikit-learn "
+      "(%s): pip install \"kfac-contrib[examples]\" (or scikit-learn), or "
+      "pass --data_dir with the MNIST IDX files" % e
+    ) from e
   digits = load_digits()
   images = (digits.images.astype(np.float32) / 16.0)[..., np.newaxis]
   labels = digits.target.astype(np.int64)
   if split is None:
     return images, labels
   is_test = np.zeros(len(labels), bool)
-  is_test[np.random.RandomState(0).permutation(len(labels))[
-      :DIGITS_TEST_EXAMPLES]] = True
+  is_test[
+    np.random.RandomState(0).permutation(len(labels))[:DIGITS_TEST_EXAMPLES]
+  ] = True
   keep = is_test if split == "test" else ~is_test
   return images[keep], labels[keep]
 
@@ -235,12 +249,19 @@ def has_test_split(data_dir=None, use_fake_data=False):
     return False
   if not data_dir or data_dir == DIGITS:
     return True
-  return (_find_file(data_dir, _TEST_IMAGE_FILES) is not None and
-          _find_file(data_dir, _TEST_LABEL_FILES) is not None)
+  return (
+    _find_file(data_dir, _TEST_IMAGE_FILES) is not None
+    and _find_file(data_dir, _TEST_LABEL_FILES) is not None
+  )
 
 
-def load_arrays(data_dir=None, flatten_images=True, use_fake_data=False,
-                fake_examples=256, split="train"):
+def load_arrays(
+  data_dir=None,
+  flatten_images=True,
+  use_fake_data=False,
+  fake_examples=256,
+  split="train",
+):
   """Loads a whole split of the data as numpy arrays.
 
   Args:
@@ -274,12 +295,14 @@ def load_arrays(data_dir=None, flatten_images=True, use_fake_data=False,
   return images, labels
 
 
-def load_mnist(data_dir,
-               num_epochs,
-               batch_size,
-               flatten_images=True,
-               use_fake_data=False,
-               seed=None):
+def load_mnist(
+  data_dir,
+  num_epochs,
+  batch_size,
+  flatten_images=True,
+  use_fake_data=False,
+  seed=None,
+):
   """Loads the training split as a stream of shuffled mini-batches.
 
   Builds `Dataset.from_tensor_slices((images, labels)).repeat(num_epochs)
@@ -305,12 +328,17 @@ def load_mnist(data_dir,
       data, `[B, 64]` / `[B, 8, 8, 1]` for the digits; values in [0, 1].
     labels: int64 Tensor `[B]` with values in 0..9.
   """
-  images, labels = load_arrays(data_dir, flatten_images=flatten_images,
-                               use_fake_data=use_fake_data,
-                               fake_examples=4 * batch_size)
+  images, labels = load_arrays(
+    data_dir,
+    flatten_images=flatten_images,
+    use_fake_data=use_fake_data,
+    fake_examples=4 * batch_size,
+  )
   num_examples = images.shape[0]
-  dataset = (tf.data.Dataset.from_tensor_slices((images, labels))
-             .repeat(num_epochs)
-             .shuffle(num_examples, seed=seed)
-             .batch(batch_size))
+  dataset = (
+    tf.data.Dataset.from_tensor_slices((images, labels))
+    .repeat(num_epochs)
+    .shuffle(num_examples, seed=seed)
+    .batch(batch_size)
+  )
   return tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()

@@ -89,8 +89,14 @@ from kfac.upgrade._results import UpgradeError
 from kfac.upgrade._results import UpgradeResult
 from kfac.upgrade._tf2 import tf2_findings
 
-__all__ = ["UpgradeError", "UpgradeResult", "Finding", "upgrade_source",
-           "tf2_findings", "main"]
+__all__ = [
+  "UpgradeError",
+  "UpgradeResult",
+  "Finding",
+  "upgrade_source",
+  "tf2_findings",
+  "main",
+]
 
 
 def upgrade_source(source, filename="<string>"):
@@ -109,4 +115,5 @@ def upgrade_source(source, filename="<string>"):
     ImportError: if libcst is not installed.
   """
   from kfac.upgrade import _engine  # pylint: disable=import-outside-toplevel
+
   return _engine.upgrade_source(source, filename)

@@ -9,10 +9,13 @@ def _default_comma():
 
 def _kwarg(name, value_code):
   return cst.Arg(
-      keyword=cst.Name(name),
-      value=cst.parse_expression(value_code),
-      equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
-                            whitespace_after=cst.SimpleWhitespace("")))
+    keyword=cst.Name(name),
+    value=cst.parse_expression(value_code),
+    equal=cst.AssignEqual(
+      whitespace_before=cst.SimpleWhitespace(""),
+      whitespace_after=cst.SimpleWhitespace(""),
+    ),
+  )
 
 
 def _without_comment(comma):
@@ -20,8 +23,9 @@ def _without_comment(comma):
   ws = comma.whitespace_after
   if isinstance(ws, cst.ParenthesizedWhitespace):
     ws = ws.with_changes(
-        first_line=cst.TrailingWhitespace(newline=ws.first_line.newline),
-        empty_lines=[])
+      first_line=cst.TrailingWhitespace(newline=ws.first_line.newline),
+      empty_lines=[],
+    )
     return comma.with_changes(whitespace_after=ws)
   return comma
 
@@ -48,11 +52,14 @@ def _append_kwargs(args, new):
     closing = last.comma
     last_comma = sep
     if isinstance(closing.whitespace_after, cst.ParenthesizedWhitespace) and (
-        isinstance(sep.whitespace_after, cst.ParenthesizedWhitespace)):
+      isinstance(sep.whitespace_after, cst.ParenthesizedWhitespace)
+    ):
       # Keep a comment after the old last argument on its line.
       last_comma = closing.with_changes(
-          whitespace_after=closing.whitespace_after.with_changes(
-              last_line=sep.whitespace_after.last_line))
+        whitespace_after=closing.whitespace_after.with_changes(
+          last_line=sep.whitespace_after.last_line
+        )
+      )
     closing = _without_comment(closing)
   else:
     closing = cst.MaybeSentinel.DEFAULT
@@ -60,7 +67,8 @@ def _append_kwargs(args, new):
   args[-1] = last.with_changes(comma=last_comma)
   for i, arg in enumerate(new_args):
     new_args[i] = arg.with_changes(
-        comma=closing if i == len(new_args) - 1 else sep)
+      comma=closing if i == len(new_args) - 1 else sep
+    )
   return args + new_args
 
 

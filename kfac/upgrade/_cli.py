@@ -15,8 +15,9 @@ from kfac.upgrade._tf2 import tf2_findings
 def _iter_python_files(path):
   if os.path.isdir(path):
     for dirpath, dirnames, filenames in os.walk(path):
-      dirnames[:] = sorted(d for d in dirnames
-                           if not d.startswith(".") and d != "__pycache__")
+      dirnames[:] = sorted(
+        d for d in dirnames if not d.startswith(".") and d != "__pycache__"
+      )
       for filename in sorted(filenames):
         if filename.endswith(".py"):
           yield os.path.join(dirpath, filename)
@@ -28,8 +29,9 @@ def _write_atomically(path, data):
   """Writes `data` to `path` via a temporary file and a rename."""
   path = os.path.realpath(path)  # Rewrite a symlink's target, keep the link.
   directory = os.path.dirname(path)
-  fd, tmp = tempfile.mkstemp(prefix=".kfac-upgrade-", suffix=".tmp",
-                             dir=directory)
+  fd, tmp = tempfile.mkstemp(
+    prefix=".kfac-upgrade-", suffix=".tmp", dir=directory
+  )
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data)
@@ -39,7 +41,6 @@ def _write_atomically(path, data):
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
-
 
 
 def _format_report(name, result, tf2_lines, check, tf2_attention=()):
@@ -59,10 +60,10 @@ def _format_report(name, result, tf2_lines, check, tf2_attention=()):
     # tf_upgrade_v2 ran on the kfac-upgraded text: its line numbers are those.
     lines.append("  tf_upgrade_v2 (after the kfac rewrite), %s" % line)
   for finding in tf2_attention:
-    where = ("line %d of the result" % finding.line if finding.line
-             else "module")
-    lines.append("  NEEDS A HUMAN for TensorFlow 2.x, %s: %s"
-                 % (where, finding.message))
+    where = "line %d of the result" % finding.line if finding.line else "module"
+    lines.append(
+      "  NEEDS A HUMAN for TensorFlow 2.x, %s: %s" % (where, finding.message)
+    )
   return "\n".join(lines)
 
 
@@ -79,16 +80,27 @@ def main(argv=None):
     parsed or `tf_upgrade_v2` failed.
   """
   parser = argparse.ArgumentParser(
-      prog="kfac-upgrade",
-      description="Rewrite programs that use tf.contrib.kfac (TensorFlow 1.4) "
-                  "or PyPI kfac 0.2.x to use the kfac package.")
-  parser.add_argument("paths", nargs="+", metavar="PATH",
-                      help="Python file, directory (searched recursively) or "
-                           "'-' for stdin -> stdout")
-  parser.add_argument("--check", action="store_true",
-                      help="write nothing; exit 1 if any file would change")
-  parser.add_argument("--also-tf2", action="store_true",
-                      help="also run TensorFlow's tf_upgrade_v2 on the result")
+    prog="kfac-upgrade",
+    description="Rewrite programs that use tf.contrib.kfac (TensorFlow 1.4) "
+    "or PyPI kfac 0.2.x to use the kfac package.",
+  )
+  parser.add_argument(
+    "paths",
+    nargs="+",
+    metavar="PATH",
+    help="Python file, directory (searched recursively) or "
+    "'-' for stdin -> stdout",
+  )
+  parser.add_argument(
+    "--check",
+    action="store_true",
+    help="write nothing; exit 1 if any file would change",
+  )
+  parser.add_argument(
+    "--also-tf2",
+    action="store_true",
+    help="also run TensorFlow's tf_upgrade_v2 on the result",
+  )
   args = parser.parse_args(argv)
   # libcst is loaded only now, so that `--help` starts at once.
   from kfac.upgrade._engine import upgrade_source
@@ -127,7 +139,8 @@ def main(argv=None):
   if args.also_tf2 and results:
     try:
       upgraded, tf2_reports = _tf_upgrade_v2(
-          collections.OrderedDict((r[0], r[3].source) for r in results))
+        collections.OrderedDict((r[0], r[3].source) for r in results)
+      )
     except (RuntimeError, OSError) as e:
       print("kfac-upgrade: %s" % e, file=sys.stderr)
       upgraded = None
@@ -140,11 +153,12 @@ def main(argv=None):
   # `--also-tf2`: kfac only runs there).
   tf2_attention = {r[0]: tf2_findings(r[3].source) for r in results}
 
-  report_stream = sys.stderr if any(i[1] is None for i in inputs) else (
-      sys.stdout)
+  report_stream = (
+    sys.stderr if any(i[1] is None for i in inputs) else (sys.stdout)
+  )
   changed_count = 0  # Files written (or, with --check, that would change).
   unwritable = 0
-  for name, path, original, result in results:
+  for name, path, _, result in results:
     if path is None:
       if not args.check:
         sys.stdout.buffer.write(result.source)
@@ -153,32 +167,48 @@ def main(argv=None):
       try:
         _write_atomically(path, result.source)
       except OSError as e:
-        print("%s: cannot write: %s (left untouched)" % (name, e),
-              file=sys.stderr)
+        print(
+          "%s: cannot write: %s (left untouched)" % (name, e), file=sys.stderr
+        )
         status = 2
         unwritable += 1
         continue
     if result.changed:
       changed_count += 1
-    if result.changed or result.attention or tf2_reports.get(name) or (
-        tf2_attention.get(name)) or len(inputs) == 1:
-      print(_format_report(name, result, tf2_reports.get(name, []),
-                           args.check, tf2_attention.get(name, ())),
-            file=report_stream)
+    if (
+      result.changed
+      or result.attention
+      or tf2_reports.get(name)
+      or (tf2_attention.get(name))
+      or len(inputs) == 1
+    ):
+      print(
+        _format_report(
+          name,
+          result,
+          tf2_reports.get(name, []),
+          args.check,
+          tf2_attention.get(name, ()),
+        ),
+        file=report_stream,
+      )
   failed = len(inputs) - len(results)
   problems = ""
   if failed:
     problems += ", %d could not be read or parsed" % failed
   if unwritable:
     problems += ", %d could not be written" % unwritable
-  print("kfac-upgrade: %d file(s) scanned, %d %s, %d need a human%s"
-        % (len(inputs), changed_count,
-           "would change" if args.check else "changed",
-           sum(1 for r in results
-               if r[3].attention or tf2_attention.get(r[0])),
-           problems),
-        file=report_stream)
+  print(
+    "kfac-upgrade: %d file(s) scanned, %d %s, %d need a human%s"
+    % (
+      len(inputs),
+      changed_count,
+      "would change" if args.check else "changed",
+      sum(1 for r in results if r[3].attention or tf2_attention.get(r[0])),
+      problems,
+    ),
+    file=report_stream,
+  )
   if args.check and changed_count and status == 0:
     status = 1
   return status
-

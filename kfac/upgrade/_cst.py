@@ -10,8 +10,8 @@ with warnings.catch_warnings():
     from libcst import metadata as cst_metadata
   except ImportError as e:
     raise ImportError(
-        "kfac-upgrade needs libcst 1.1 or newer ({}). Install it with "
-        "`pip install 'kfac-contrib[upgrade]'` or `pip install libcst`."
-        .format(e)) from e
+      "kfac-upgrade needs libcst 1.1 or newer ({}). Install it with "
+      "`pip install 'kfac-contrib[upgrade]'` or `pip install libcst`.".format(e)
+    ) from e
 
 __all__ = ["cst", "cst_metadata"]

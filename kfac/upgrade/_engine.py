@@ -18,13 +18,13 @@ from kfac.upgrade._survey import _Survey, _TensorflowUse
 def _check_syntax(source, filename):
   """Raises UpgradeError naming the line if `source` is not valid Python."""
   try:
-    compile(source, filename, "exec", flags=ast.PyCF_ONLY_AST,
-            dont_inherit=True)
+    compile(
+      source, filename, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True
+    )
   except SyntaxError as e:
     raise UpgradeError(filename, e.lineno, "syntax error: %s" % e.msg) from e
   except (ValueError, UnicodeDecodeError) as e:
-    raise UpgradeError(filename, None,
-                       "cannot read the program: %s" % e) from e
+    raise UpgradeError(filename, None, "cannot read the program: %s" % e) from e
 
 
 def upgrade_source(source, filename="<string>"):
@@ -47,30 +47,41 @@ def upgrade_source(source, filename="<string>"):
   try:
     module = cst.parse_module(source)
   except cst.ParserSyntaxError as e:
-    raise UpgradeError(filename, e.raw_line,
-                       "syntax error: %s" % e.message) from e
+    raise UpgradeError(
+      filename, e.raw_line, "syntax error: %s" % e.message
+    ) from e
 
   wrapper = cst_metadata.MetadataWrapper(module)
   survey = _Survey()
   wrapper.visit(survey)
   is_02 = survey.markers_02 or (
-      survey.imports_kfac and
-      bool(survey.method_names & (set(UNSUPPORTED_METHODS_02) |
-                                  set(METHOD_RENAMES_02) |
-                                  set(AMBIGUOUS_RENAMES_02))))
+    survey.imports_kfac
+    and bool(
+      survey.method_names
+      & (
+        set(UNSUPPORTED_METHODS_02)
+        | set(METHOD_RENAMES_02)
+        | set(AMBIGUOUS_RENAMES_02)
+      )
+    )
+  )
   tf_use = _TensorflowUse()
   wrapper.visit(tf_use)
 
-  upgrader = _Upgrader(wrapper.module, is_02, survey.name_kinds,
-                       survey.package_alias_targets)
+  upgrader = _Upgrader(
+    wrapper.module, is_02, survey.name_kinds, survey.package_alias_targets
+  )
   upgrader.tensorflow_still_used = tf_use.used and not tf_use.other_binding
   new_module = wrapper.visit(upgrader)
   changes, attention = upgrader.findings()
 
   if upgrader.kfac_chain_added and not _binds_kfac_at_top(new_module):
     new_module, index = _add_kfac_import(new_module)
-    changes.append(Finding(0, "added `import kfac` (statement %d of the "
-                           "module)" % (index + 1)))
+    changes.append(
+      Finding(
+        0, "added `import kfac` (statement %d of the module)" % (index + 1)
+      )
+    )
 
   auditor = _Auditor(is_02)
   wrapper.visit(auditor)

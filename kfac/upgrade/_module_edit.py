@@ -1,7 +1,7 @@
 """Adding `import kfac` to a module that needs it."""
 
 from kfac.upgrade._cst import cst
-from kfac.upgrade._paths import (_dotted)
+from kfac.upgrade._paths import _dotted
 
 
 def _binds_kfac_at_top(module):
@@ -14,8 +14,11 @@ def _binds_kfac_at_top(module):
           name = _dotted(alias.name) or ""
           if alias.asname is None and name.split(".")[0] == "kfac":
             return True
-          if (alias.asname is not None and
-              alias.asname.name.value == "kfac" and name == "kfac"):
+          if (
+            alias.asname is not None
+            and alias.asname.name.value == "kfac"
+            and name == "kfac"
+          ):
             return True
   return False
 
@@ -28,8 +31,11 @@ def _imports_tensorflow(stmt):
       for alias in small.names:
         if (_dotted(alias.name) or "").split(".")[0] == "tensorflow":
           return True
-    if isinstance(small, cst.ImportFrom) and not small.relative and (
-        small.module is not None):
+    if (
+      isinstance(small, cst.ImportFrom)
+      and not small.relative
+      and (small.module is not None)
+    ):
       if (_dotted(small.module) or "").split(".")[0] == "tensorflow":
         return True
   return False
@@ -37,14 +43,19 @@ def _imports_tensorflow(stmt):
 
 def _is_import_line(stmt):
   return isinstance(stmt, cst.SimpleStatementLine) and all(
-      isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
+    isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body
+  )
 
 
 def _is_docstring(stmt):
-  return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and
-          isinstance(stmt.body[0], cst.Expr) and
-          isinstance(stmt.body[0].value, (cst.SimpleString,
-                                          cst.ConcatenatedString)))
+  return (
+    isinstance(stmt, cst.SimpleStatementLine)
+    and len(stmt.body) == 1
+    and isinstance(stmt.body[0], cst.Expr)
+    and isinstance(
+      stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)
+    )
+  )
 
 
 def _add_kfac_import(module):
@@ -62,6 +73,7 @@ def _add_kfac_import(module):
     while index < len(body) and _is_import_line(body[index]):
       index += 1
   line = cst.SimpleStatementLine(
-      body=[cst.Import(names=[cst.ImportAlias(name=cst.Name("kfac"))])])
+    body=[cst.Import(names=[cst.ImportAlias(name=cst.Name("kfac"))])]
+  )
   body.insert(index, line)
   return module.with_changes(body=body), index

@@ -30,7 +30,7 @@ def _map_path(path):
     if path == prefix:
       return "kfac"
     if path.startswith(prefix + "."):
-      rest = path[len(prefix) + 1:].split(".")
+      rest = path[len(prefix) + 1 :].split(".")
       if rest[0] == "python":
         if len(rest) == 1:
           return None
@@ -75,16 +75,24 @@ def _path_problem(path):
   parts = path.split(".")
   for prefix in LEGACY_PREFIXES:
     if path.startswith(prefix + "."):
-      return ("`%s` has no counterpart in `kfac` (only `python.ops.<module>` is "
-              "mapped)" % path)
+      return (
+        "`%s` has no counterpart in `kfac` (only `python.ops.<module>` is "
+        "mapped)" % path
+      )
   if parts[1] in UNSUPPORTED_TOP_LEVEL_02:
-    return "kfac 0.2.x `kfac.%s`: %s" % (parts[1],
-                                          UNSUPPORTED_TOP_LEVEL_02[parts[1]])
+    return "kfac 0.2.x `kfac.%s`: %s" % (
+      parts[1],
+      UNSUPPORTED_TOP_LEVEL_02[parts[1]],
+    )
   if parts[1:3] == ["python", "ops"] and len(parts) > 3:
-    return ("kfac 0.2.x module `kfac.python.ops.%s` does not exist in the 1.4 "
-            "API" % parts[3])
+    return (
+      "kfac 0.2.x module `kfac.python.ops.%s` does not exist in the 1.4 "
+      "API" % parts[3]
+    )
   if parts[1:3] == ["python", "keras"]:
-    return "kfac 0.2.x `kfac.python.keras`: the 1.4 API has no Keras integration"
+    return (
+      "kfac 0.2.x `kfac.python.keras`: the 1.4 API has no Keras integration"
+    )
   return "`%s` has no counterpart in the 1.4 API" % path
 
 
@@ -103,8 +111,11 @@ def _is_02_path(path):
   parts = path.split(".")
   if len(parts) < 2:
     return False
-  return (parts[1] == "python" or parts[1] in TOP_LEVEL_02 or
-          parts[1] in UNSUPPORTED_TOP_LEVEL_02)
+  return (
+    parts[1] == "python"
+    or parts[1] in TOP_LEVEL_02
+    or parts[1] in UNSUPPORTED_TOP_LEVEL_02
+  )
 
 
 def _dotted(node):

@@ -3,9 +3,8 @@
 import collections
 
 from kfac.upgrade._cst import cst
-from kfac.upgrade._paths import (_dotted, _make_dotted, _map_path,
-                                 _path_problem)
-from kfac.upgrade._arguments import (_default_comma)
+from kfac.upgrade._paths import _dotted, _make_dotted, _map_path, _path_problem
+from kfac.upgrade._arguments import _default_comma
 
 
 class _ImportRewrites(object):
@@ -49,19 +48,22 @@ class _ImportRewrites(object):
         # `import tensorflow.contrib.kfac` bound `tensorflow`: keep that
         # binding if the rest of the module still uses it.
         if self.tensorflow_still_used:
-          new_aliases.append(alias.with_changes(
-              name=cst.Name(name.split(".")[0]), comma=_default_comma()))
+          new_aliases.append(
+            alias.with_changes(
+              name=cst.Name(name.split(".")[0]), comma=_default_comma()
+            )
+          )
         new_aliases.append(alias.with_changes(name=_make_dotted(new)))
       elif alias.asname is not None and alias.asname.name.value == new:
         # `import tensorflow.contrib.kfac as kfac` -> `import kfac`.
-        new_aliases.append(alias.with_changes(name=_make_dotted(new),
-                                              asname=None))
+        new_aliases.append(
+          alias.with_changes(name=_make_dotted(new), asname=None)
+        )
       else:
         new_aliases.append(alias.with_changes(name=_make_dotted(new)))
     if not changed:
       return None
-    new_aliases[-1] = new_aliases[-1].with_changes(
-        comma=node.names[-1].comma)
+    new_aliases[-1] = new_aliases[-1].with_changes(comma=node.names[-1].comma)
     return [node.with_changes(names=new_aliases)]
 
   def _rewrite_from_import(self, node):
@@ -77,9 +79,9 @@ class _ImportRewrites(object):
         return None
       return [node.with_changes(module=_make_dotted(new_module))]
     # Group the aliases by their new module.
-    keep = []       # aliases that stay in this statement, unchanged
+    keep = []  # aliases that stay in this statement, unchanged
     groups = collections.OrderedDict()  # new module -> [aliases]
-    plain = []      # `import kfac [as x]` statements
+    plain = []  # `import kfac [as x]` statements
     for alias in node.names:
       name = alias.name.value
       path = module + "." + name
@@ -93,9 +95,18 @@ class _ImportRewrites(object):
         continue
       bound = alias.asname.name.value if alias.asname is not None else name
       if "." not in new:
-        plain.append(cst.Import(names=[cst.ImportAlias(
-            name=cst.Name(new),
-            asname=None if bound == new else cst.AsName(name=cst.Name(bound)))]))
+        plain.append(
+          cst.Import(
+            names=[
+              cst.ImportAlias(
+                name=cst.Name(new),
+                asname=None
+                if bound == new
+                else cst.AsName(name=cst.Name(bound)),
+              )
+            ]
+          )
+        )
         continue
       new_mod, new_name = new.rsplit(".", 1)
       if new_name == name:
@@ -104,7 +115,8 @@ class _ImportRewrites(object):
         new_alias = alias.with_changes(name=cst.Name(new_name))
       else:
         new_alias = alias.with_changes(
-            name=cst.Name(new_name), asname=cst.AsName(name=cst.Name(name)))
+          name=cst.Name(new_name), asname=cst.AsName(name=cst.Name(name))
+        )
       groups.setdefault(new_mod, []).append(new_alias)
     if not groups and not plain:
       return None
@@ -122,35 +134,56 @@ class _ImportRewrites(object):
       statements.append(node.with_changes(names=fix_commas(keep, node.names)))
     for i, (new_mod, aliases) in enumerate(groups.items()):
       if not keep and i == 0:
-        statements.append(node.with_changes(
-            module=_make_dotted(new_mod), names=fix_commas(aliases, node.names)))
+        statements.append(
+          node.with_changes(
+            module=_make_dotted(new_mod), names=fix_commas(aliases, node.names)
+          )
+        )
       else:
-        aliases = [a.with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                   for a in aliases]
-        statements.append(cst.ImportFrom(
-            module=_make_dotted(new_mod), names=aliases))
+        aliases = [
+          a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in aliases
+        ]
+        statements.append(
+          cst.ImportFrom(module=_make_dotted(new_mod), names=aliases)
+        )
     statements.extend(plain)
     return statements
 
   def leave_SimpleStatementLine(self, original, updated):
-    if (len(original.body) == 1 and isinstance(original.body[0], cst.Assign)
-        and id(original.body[0].targets[0].target) in
-        self._package_alias_targets):
+    if (
+      len(original.body) == 1
+      and isinstance(original.body[0], cst.Assign)
+      and id(original.body[0].targets[0].target) in self._package_alias_targets
+    ):
       # The 2017 idiom `kfac = tf.contrib.kfac` becomes `import kfac`.
       name = original.body[0].targets[0].target.value
-      new = cst.Import(names=[cst.ImportAlias(
-          name=cst.Name("kfac"),
-          asname=None if name == "kfac" else cst.AsName(name=cst.Name(name)))])
+      new = cst.Import(
+        names=[
+          cst.ImportAlias(
+            name=cst.Name("kfac"),
+            asname=None if name == "kfac" else cst.AsName(name=cst.Name(name)),
+          )
+        ]
+      )
       self._changes.pop(self._pos(original.body[0].value) + ("chain",), None)
       self._kfac_chains.discard(self._pos(original.body[0].value))
-      self._change(original, "`%s` -> `%s`" % (
-          self._code(original.body[0].with_changes(
-              semicolon=cst.MaybeSentinel.DEFAULT)),
-          self._module.code_for_node(new)), kind="import0")
-      return updated.with_changes(body=[new.with_changes(
-          semicolon=updated.body[0].semicolon)])
-    if not any(isinstance(s, (cst.Import, cst.ImportFrom))
-               for s in updated.body):
+      self._change(
+        original,
+        "`%s` -> `%s`"
+        % (
+          self._code(
+            original.body[0].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+          ),
+          self._module.code_for_node(new),
+        ),
+        kind="import0",
+      )
+      return updated.with_changes(
+        body=[new.with_changes(semicolon=updated.body[0].semicolon)]
+      )
+    if not any(
+      isinstance(s, (cst.Import, cst.ImportFrom)) for s in updated.body
+    ):
       return updated
     new_body = []
     changed = False
@@ -160,21 +193,36 @@ class _ImportRewrites(object):
         replacement = self._rewrite_import(small)
         if replacement is not None:
           changed = True
-          old = self._code(small.with_changes(
-              semicolon=cst.MaybeSentinel.DEFAULT))
-          new = "; ".join(self._module.code_for_node(
-              s.with_changes(semicolon=cst.MaybeSentinel.DEFAULT))
-                          for s in replacement)
-          self._change(original, "`%s` -> `%s`" % (old, " ".join(new.split())),
-                       kind="import%d" % index)
+          old = self._code(
+            small.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+          )
+          new = "; ".join(
+            self._module.code_for_node(
+              s.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+            )
+            for s in replacement
+          )
+          self._change(
+            original,
+            "`%s` -> `%s`" % (old, " ".join(new.split())),
+            kind="import%d" % index,
+          )
           if len(replacement) == 1:
-            new_body.append(replacement[0].with_changes(semicolon=small.semicolon))
+            new_body.append(
+              replacement[0].with_changes(semicolon=small.semicolon)
+            )
           else:
             for s in replacement[:-1]:
-              new_body.append(s.with_changes(semicolon=cst.Semicolon(
-                  whitespace_after=cst.SimpleWhitespace(" "))))
-            new_body.append(replacement[-1].with_changes(
-                semicolon=small.semicolon))
+              new_body.append(
+                s.with_changes(
+                  semicolon=cst.Semicolon(
+                    whitespace_after=cst.SimpleWhitespace(" ")
+                  )
+                )
+              )
+            new_body.append(
+              replacement[-1].with_changes(semicolon=small.semicolon)
+            )
           continue
       new_body.append(small)
     if not changed:
@@ -185,11 +233,17 @@ class _ImportRewrites(object):
       for i, small in enumerate(new_body):
         small = small.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
         if i == 0:
-          lines.append(updated.with_changes(
-              body=[small], trailing_whitespace=cst.TrailingWhitespace()))
+          lines.append(
+            updated.with_changes(
+              body=[small], trailing_whitespace=cst.TrailingWhitespace()
+            )
+          )
         elif i == len(new_body) - 1:
-          lines.append(cst.SimpleStatementLine(
-              body=[small], trailing_whitespace=updated.trailing_whitespace))
+          lines.append(
+            cst.SimpleStatementLine(
+              body=[small], trailing_whitespace=updated.trailing_whitespace
+            )
+          )
         else:
           lines.append(cst.SimpleStatementLine(body=[small]))
       return cst.FlattenSentinel(lines)

@@ -8,8 +8,9 @@ from kfac.upgrade._rewrite_chains import _ChainRewrites
 from kfac.upgrade._rewrite_imports import _ImportRewrites
 
 
-class _Upgrader(_ImportRewrites, _ChainRewrites, _CallRewrites,
-                cst.CSTTransformer):
+class _Upgrader(
+  _ImportRewrites, _ChainRewrites, _CallRewrites, cst.CSTTransformer
+):
   """Rewrites legacy kfac references; see the package docstring.
 
   The concerns live in one mixin each: import statements
@@ -19,13 +20,12 @@ class _Upgrader(_ImportRewrites, _ChainRewrites, _CallRewrites,
   """
 
   METADATA_DEPENDENCIES = (
-      cst_metadata.QualifiedNameProvider,
-      cst_metadata.PositionProvider,
-      cst_metadata.ScopeProvider,
+    cst_metadata.QualifiedNameProvider,
+    cst_metadata.PositionProvider,
+    cst_metadata.ScopeProvider,
   )
 
-  def __init__(self, module, is_02, name_kinds=None,
-               package_alias_targets=()):
+  def __init__(self, module, is_02, name_kinds=None, package_alias_targets=()):
     super(_Upgrader, self).__init__()
     self._module = module
     self._is_02 = is_02
@@ -66,8 +66,9 @@ class _Upgrader(_ImportRewrites, _ChainRewrites, _CallRewrites,
     return bool(self._kfac_chains)
 
   def findings(self):
-    changes = [Finding(key[0], msg)
-               for key, msg in sorted(self._changes.items())]
+    changes = [
+      Finding(key[0], msg) for key, msg in sorted(self._changes.items())
+    ]
     attention = sorted(set(self._attention) | set(self._conflicts.values()))
     return changes, attention
 
@@ -77,8 +78,11 @@ class _Upgrader(_ImportRewrites, _ChainRewrites, _CallRewrites,
       names = self.get_metadata(cst_metadata.QualifiedNameProvider, node)
     except KeyError:
       return None
-    names = {q.name for q in names
-             if q.source == cst_metadata.QualifiedNameSource.IMPORT}
+    names = {
+      q.name
+      for q in names
+      if q.source == cst_metadata.QualifiedNameSource.IMPORT
+    }
     if len(names) != 1:
       return None
     return names.pop()

@@ -5,8 +5,13 @@ import collections
 from kfac.upgrade._cst import cst
 from kfac.upgrade._cst import cst_metadata
 from kfac.upgrade._tables import _CMVP_PATH
-from kfac.upgrade._paths import (_dotted, _is_02_path, _is_kfac, _is_legacy,
-                                 _map_path)
+from kfac.upgrade._paths import (
+  _dotted,
+  _is_02_path,
+  _is_kfac,
+  _is_legacy,
+  _map_path,
+)
 
 
 def _package_alias_target(visitor, node):
@@ -16,15 +21,16 @@ def _package_alias_target(visitor, node):
     visitor: a visitor or transformer with QualifiedNameProvider metadata.
     node: an original `cst.Assign` node.
   """
-  if len(node.targets) != 1 or not isinstance(node.targets[0].target,
-                                              cst.Name):
+  if len(node.targets) != 1 or not isinstance(node.targets[0].target, cst.Name):
     return None
   if not isinstance(node.value, cst.Attribute):
     return None
-  names = visitor.get_metadata(cst_metadata.QualifiedNameProvider, node.value,
-                               set())
-  names = {q.name for q in names
-           if q.source == cst_metadata.QualifiedNameSource.IMPORT}
+  names = visitor.get_metadata(
+    cst_metadata.QualifiedNameProvider, node.value, set()
+  )
+  names = {
+    q.name for q in names if q.source == cst_metadata.QualifiedNameSource.IMPORT
+  }
   if len(names) != 1:
     return None
   path = names.pop()
@@ -73,11 +79,12 @@ class _Survey(cst.CSTVisitor):
     self.method_names.add(node.attr.value)
 
   def _kind(self, value):
-    """"cmvp", "loss" or None: what the expression `value` evaluates to."""
+    """What the expression `value` evaluates to: "cmvp", "loss" or None."""
     if isinstance(value, cst.Call):
       try:
-        names = self.get_metadata(cst_metadata.QualifiedNameProvider,
-                                  value.func)
+        names = self.get_metadata(
+          cst_metadata.QualifiedNameProvider, value.func
+        )
       except KeyError:
         names = set()
       paths = {_map_path(q.name) for q in names}
@@ -85,8 +92,11 @@ class _Survey(cst.CSTVisitor):
         return "cmvp"
       if any(p and p.startswith("kfac.loss_functions.") for p in paths):
         return "loss"
-    if isinstance(value, cst.Subscript) and isinstance(
-        value.value, cst.Attribute) and value.value.attr.value == "losses":
+    if (
+      isinstance(value, cst.Subscript)
+      and isinstance(value.value, cst.Attribute)
+      and value.value.attr.value == "losses"
+    ):
       return "loss"
     return None
 
@@ -99,11 +109,12 @@ class _Survey(cst.CSTVisitor):
         self.name_kinds[target.target.value].add(kind)
 
   def visit_For(self, node):
-    if (isinstance(node.target, cst.Name) and
-        isinstance(node.iter, cst.Attribute) and
-        node.iter.attr.value == "losses"):
+    if (
+      isinstance(node.target, cst.Name)
+      and isinstance(node.iter, cst.Attribute)
+      and node.iter.attr.value == "losses"
+    ):
       self.name_kinds[node.target.value].add("loss")
-
 
 
 class _TensorflowUse(cst.CSTVisitor):
@@ -119,8 +130,11 @@ class _TensorflowUse(cst.CSTVisitor):
   def visit_Import(self, node):
     for alias in node.names:
       name = _dotted(alias.name) or ""
-      if alias.asname is None and name.split(".")[0] == "tensorflow" and (
-          not _is_legacy(name)):
+      if (
+        alias.asname is None
+        and name.split(".")[0] == "tensorflow"
+        and (not _is_legacy(name))
+      ):
         self.other_binding = True
     return False
 

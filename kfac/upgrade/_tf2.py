@@ -32,22 +32,32 @@ def _tf_upgrade_v2(sources):
       with open(os.path.join(intree, "f%d.py" % i), "wb") as f:
         f.write(sources[name])
     report = os.path.join(tmp, "report.txt")
-    command = [sys.executable, "-m",
-               "tensorflow.tools.compatibility.tf_upgrade_v2_main",
-               "--intree", intree, "--outtree", outtree,
-               "--reportfile", report]
-    proc = subprocess.run(command, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, check=False)
+    command = [
+      sys.executable,
+      "-m",
+      "tensorflow.tools.compatibility.tf_upgrade_v2_main",
+      "--intree",
+      intree,
+      "--outtree",
+      outtree,
+      "--reportfile",
+      report,
+    ]
+    proc = subprocess.run(
+      command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
+    )
     if proc.returncode != 0 or not os.path.isdir(outtree):
-      raise RuntimeError("tf_upgrade_v2 failed:\n%s"
-                         % proc.stdout.decode("utf-8", "replace")[-2000:])
+      raise RuntimeError(
+        "tf_upgrade_v2 failed:\n%s"
+        % proc.stdout.decode("utf-8", "replace")[-2000:]
+      )
     results = {}
     reports = {name: [] for name in names}
     for i, name in enumerate(names):
       with open(os.path.join(outtree, "f%d.py" % i), "rb") as f:
         results[name] = f.read()
     if os.path.exists(report):
-      with open(report, "r", encoding="utf-8", errors="replace") as f:
+      with open(report, encoding="utf-8", errors="replace") as f:
         text = f.read()
       # Only the summary part (before the detailed log) names the issues.
       summary = text.split("Detailed log follows:")[0]
@@ -55,7 +65,7 @@ def _tf_upgrade_v2(sources):
         for i, name in enumerate(names):
           prefix = os.path.join(intree, "f%d.py:" % i)
           if line.startswith(prefix):
-            reports[name].append(line[len(prefix):])
+            reports[name].append(line[len(prefix) :])
     return results, reports
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
@@ -66,8 +76,11 @@ def _tf_upgrade_v2(sources):
 _KERAS2_ONLY = ("tensorflow.layers", "tensorflow.compat.v1.layers")
 
 # Calls (by their last name) that put a program into graph mode.
-_GRAPH_MODE_CALLS = ("disable_eager_execution", "disable_v2_behavior",
-                     "as_default")
+_GRAPH_MODE_CALLS = (
+  "disable_eager_execution",
+  "disable_v2_behavior",
+  "as_default",
+)
 
 
 def _is_dimension(node):
@@ -87,13 +100,16 @@ def _is_dimension(node):
     base = node.value
     if isinstance(base, ast.Attribute) and base.attr in ("shape", "dims"):
       return True
-    return (isinstance(base, ast.Call) and
-            isinstance(base.func, ast.Attribute) and
-            base.func.attr == "get_shape")
+    return (
+      isinstance(base, ast.Call)
+      and isinstance(base.func, ast.Attribute)
+      and base.func.attr == "get_shape"
+    )
   if isinstance(node, ast.Call):
     func = node.func
-    name = func.attr if isinstance(func, ast.Attribute) else getattr(
-        func, "id", "")
+    name = (
+      func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    )
     return name == "Dimension"
   return False
 
@@ -128,20 +144,31 @@ def tf2_findings(source):
     elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
       imports_kfac |= node.module.split(".")[0] == "kfac"
       for alias in node.names:
-        aliases[alias.asname or alias.name] = "%s.%s" % (node.module,
-                                                         alias.name)
+        aliases[alias.asname or alias.name] = "%s.%s" % (
+          node.module,
+          alias.name,
+        )
   findings = []
   value_findings = []
   graph_mode = False
   for node in ast.walk(tree):
-    if (isinstance(node, ast.Attribute) and node.attr == "value" and
-        _is_dimension(node.value)):
-      value_findings.append(Finding(node.lineno, (
-          "`%s`: in TensorFlow 2 behaviour a shape holds ints (or None), "
-          "which have no `.value` (tf_upgrade_v2 leaves it); write "
-          "`tf.compat.v1.dimension_value(%s)`, which works with and without "
-          "`disable_v2_behavior()`"
-          % (ast.unparse(node), ast.unparse(node.value)))))
+    if (
+      isinstance(node, ast.Attribute)
+      and node.attr == "value"
+      and _is_dimension(node.value)
+    ):
+      value_findings.append(
+        Finding(
+          node.lineno,
+          (
+            "`%s`: in TensorFlow 2 behaviour a shape holds ints (or None), "
+            "which have no `.value` (tf_upgrade_v2 leaves it); write "
+            "`tf.compat.v1.dimension_value(%s)`, which works with and without "
+            "`disable_v2_behavior()`"
+            % (ast.unparse(node), ast.unparse(node.value))
+          ),
+        )
+      )
     if isinstance(node, ast.Attribute):
       graph_mode |= node.attr in _GRAPH_MODE_CALLS
       parts = []
@@ -153,22 +180,36 @@ def tf2_findings(source):
         continue
       path = ".".join([aliases[inner.id]] + parts[::-1])
       if any(path.startswith(p + ".") for p in _KERAS2_ONLY):
-        findings.append(Finding(node.lineno, (
-            "`%s` needs Keras 2, and TensorFlow 2.16+ ships Keras 3 "
-            "(tf_upgrade_v2 only renames `tf.layers` to "
-            "`tf.compat.v1.layers`): create the variables with "
-            "`tf.compat.v1.get_variable` and apply them with `tf.matmul` / "
-            "`tf.nn.conv2d` (docs/migration.md), or `pip install tf_keras` "
-            "and set the environment variable TF_USE_LEGACY_KERAS=1 before "
-            "TensorFlow is imported" % ".".join([inner.id] + parts[::-1]))))
+        findings.append(
+          Finding(
+            node.lineno,
+            (
+              "`%s` needs Keras 2, and TensorFlow 2.16+ ships Keras 3 "
+              "(tf_upgrade_v2 only renames `tf.layers` to "
+              "`tf.compat.v1.layers`): create the variables with "
+              "`tf.compat.v1.get_variable` and apply them with `tf.matmul` / "
+              "`tf.nn.conv2d` (docs/migration.md), or `pip install tf_keras` "
+              "and set the environment variable TF_USE_LEGACY_KERAS=1 before "
+              "TensorFlow is imported" % ".".join([inner.id] + parts[::-1])
+            ),
+          )
+        )
     if isinstance(node, ast.Name) and node.id in _GRAPH_MODE_CALLS:
       graph_mode = True
   # Report a chain once, at its outermost attribute.
-  unique = sorted(list({f.line: f for f in findings[::-1]}.values()) +
-                  value_findings)
+  unique = sorted(
+    list({f.line: f for f in findings[::-1]}.values()) + value_findings
+  )
   if imports_kfac and not graph_mode:
-    unique.insert(0, Finding(0, (
-        "kfac builds graph ops and runs them in a Session: call "
-        "`tf.compat.v1.disable_eager_execution()` at the start of the "
-        "program, or build the model inside `with tf.Graph().as_default():`")))
+    unique.insert(
+      0,
+      Finding(
+        0,
+        (
+          "kfac builds graph ops and runs them in a Session: call "
+          "`tf.compat.v1.disable_eager_execution()` at the start of the "
+          "program, or build the model inside `with tf.Graph().as_default():`"
+        ),
+      ),
+    )
   return unique
