@@ -99,14 +99,26 @@ def _install_finder():
     sys.meta_path.insert(0, _TensorFlowFirst())
 
 
+# True while `_load_all` runs: a module it imports may ask the package for a
+# sibling that is itself still being imported (a circular import).
+_loading = False
+
+
 def _load_all():
   """Imports TensorFlow and the modules; binds them in this package."""
-  _tf_import.import_tensorflow()
-  for name in _surface.MODULES + _EXTRA_MODULES:
-    importlib.import_module("kfac." + name)
-  from kfac._contrib_alias import install_tf_contrib_alias  # pylint: disable=import-outside-toplevel
+  global _loading
+  if _loading:
+    return
+  _loading = True
+  try:
+    _tf_import.import_tensorflow()
+    for name in _surface.MODULES + _EXTRA_MODULES:
+      importlib.import_module("kfac." + name)
+    from kfac._contrib_alias import install_tf_contrib_alias  # pylint: disable=import-outside-toplevel
 
-  globals()["install_tf_contrib_alias"] = install_tf_contrib_alias
+    globals()["install_tf_contrib_alias"] = install_tf_contrib_alias
+  finally:
+    _loading = False
 
 
 def __getattr__(name):
@@ -124,7 +136,12 @@ def __getattr__(name):
   """
   if name in __all__:
     _load_all()
-    return globals()[name]
+    if name in globals():
+      return globals()[name]
+    # A module still being imported (`from kfac import layer_collection` run
+    # by a sibling that `import kfac.layer_collection` started) is not bound
+    # on the package until its import ends; `sys.modules` already has it.
+    return importlib.import_module("kfac." + name)
   if name in _RELEASE_PACKAGES:
     try:
       return importlib.import_module("kfac." + name)

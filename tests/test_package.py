@@ -46,6 +46,28 @@ class PackageTest(parameterized.TestCase):
     self.assertEqual(result.stdout.split(), ["False", "True", "True", "None"])
     self.assertEqual(result.stderr, "")
 
+  @parameterized.named_parameters(
+    ("layer_collection", "from kfac import layer_collection"),
+    ("estimator", "import kfac.estimator"),
+    ("checkpoint", "from kfac.checkpoint import restore_by_structure"),
+    ("release_face", "from kfac.r1_6 import layer_collection"),
+  )
+  @pytest.mark.slow
+  def test_any_module_can_be_imported_first(self, statement):
+    # A module imported before the others starts a circular import through
+    # the lazy package (layer_collection -> fisher_blocks -> ... -> estimator
+    # -> layer_collection); every module must still load and be bound.
+    code = statement + "; import kfac; print(kfac.optimizer.KfacOptimizer)"
+    result = subprocess.run(
+      [sys.executable, "-c", code],
+      capture_output=True,
+      text=True,
+      timeout=120,
+      check=False,
+    )
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    self.assertIn("KfacOptimizer", result.stdout)
+
   @pytest.mark.slow
   def test_user_log_level_is_respected(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")
