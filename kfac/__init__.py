@@ -26,6 +26,9 @@ _EXTRA_MODULES = ("checkpoint",)
 __all__ = sorted(_surface.MODULES + _EXTRA_MODULES +
                  ("install_tf_contrib_alias",))
 
+# Release namespaces (`kfac.r1_6`, ...), imported on first access.
+_RELEASE_PACKAGES = ("r1_4", "r1_5", "r1_6", "r1_7", "r1_8", "r1_9", "r1_10")
+
 # Distribution names: this package, and PyPI's unrelated `kfac` (K-FAC 0.2.x),
 # which also installs a top-level package named `kfac`.
 _THIS_DISTRIBUTION = "kfac-contrib"
@@ -112,6 +115,12 @@ def __getattr__(name):
   if name in __all__:
     _load_all()
     return globals()[name]
+  if name in _RELEASE_PACKAGES:
+    try:
+      return importlib.import_module("kfac." + name)
+    except ModuleNotFoundError as e:
+      if e.name != "kfac." + name:
+        raise
   raise AttributeError("module 'kfac' has no attribute %r" % (name,))
 
 

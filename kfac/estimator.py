@@ -10,13 +10,13 @@ inverse.
 
 import contextlib
 import itertools
-import math
 
 import numpy as np
 import tensorflow as tf
 
 from kfac import _nonfinite
 from kfac import _ops
+from kfac import _releases
 from kfac import _settings
 from kfac import layer_collection as lc_lib
 from kfac import utils
@@ -47,11 +47,6 @@ class _DeviceContextGenerator(object):
     if self._cycle is None:
       return contextlib.nullcontext()
     return tf.device(next(self._cycle))
-
-
-def _identity_index(seq, obj):
-  """True if `obj` is (by identity) an element of `seq`."""
-  return any(obj is elt for elt in seq)
 
 
 class FisherEstimator(object):
@@ -164,8 +159,7 @@ class FisherEstimator(object):
 
     self._layers.create_subgraph()
     self._check_registration(self._variables)
-    self.cov_update_op, self.inv_update_op, self.inv_updates_dict = (
-        self._setup(cov_ema_decay))
+    self._setup(cov_ema_decay)
 
   @property
   def variables(self):
@@ -180,9 +174,8 @@ class FisherEstimator(object):
   def _check_registration(self, variables):
     """Checks that `variables` and the registrations match.
 
-    Every variable must be registered, with as many registrations as it has
-    uses (consumers of its value) inside the graph that feeds the losses, and
-    every registered variable must be in `variables`.
+    See `LayerCollection._check_registration` (public as
+    `check_registration` from release 1.5).
 
     Args:
       variables: The list of variables given to the constructor.
@@ -190,31 +183,7 @@ class FisherEstimator(object):
     Raises:
       ValueError: One error whose message lists every problem found.
     """
-    reg_use_map = self._layers.get_use_count_map()
-    subgraph = self._layers.subgraph
-    error_messages = []
-    for var in variables:
-      reg_uses = reg_use_map.get(var, 0)
-      total_uses = subgraph.variable_uses(var)
-      if reg_uses == 0:
-        error_messages.append("Variable {} not registered.".format(var.name))
-      elif not math.isinf(reg_uses) and reg_uses != total_uses:
-        error_messages.append(
-            "Variable {} registered with wrong number of uses ({} "
-            "registrations vs. {} uses).".format(var.name, reg_uses,
-                                                 total_uses))
-    not_listed = [reg_var for reg_var, count in reg_use_map.items()
-                  if count and not _identity_index(variables, reg_var)]
-    if not_listed:
-      error_messages.append(
-          "{} registered variables were not included in list: {}.".format(
-              len(not_listed),
-              ", ".join(getattr(v, "name", str(v)) for v in not_listed)))
-    if error_messages:
-      error_messages = [
-          "Found the following errors with variable registration:"
-      ] + error_messages
-      raise ValueError("\n\t".join(error_messages))
+    self._layers._check_registration(variables)  # pylint: disable=protected-access
 
   def _apply_transformation(self, vecs_and_vars, transform):
     """Applies a per-block transformation to a list of (vector, variable).
@@ -238,7 +207,10 @@ class FisherEstimator(object):
       flat = tf.nest.flatten(vec)
       dtypes = [v.dtype.base_dtype if tf.is_tensor(v) else None
                 for v in flat]
-      if all(d in (None, tf.float32) or not d.is_floating for d in dtypes):
+      # From release 1.5 the factor variables take the data's dtype, so
+      # vectors are used as they are.
+      if _releases.of(self).factor_dtype_follows_data or all(
+          d in (None, tf.float32) or not d.is_floating for d in dtypes):
         trans_vecs[params] = transform(fb, vec)
         continue
       cast_in = tf.nest.pack_sequence_as(
@@ -289,8 +261,70 @@ class FisherEstimator(object):
     Args:
       cov_ema_decay: The decay of the covariance moving averages.
 
+    Sets `cov_update_op`, `inv_update_op` and `inv_updates_dict`.
+    """
+    self._instantiate_factors()
+    factors = list(self._layers.get_factors())
+    make_cov_update, make_inv_updates = self._update_makers(cov_ema_decay)
+
+    cov_updates = []
+    for factor in factors:
+      with self._cov_device_context_generator():
+        cov_updates.append(make_cov_update(factor))
+
+    inv_updates = {}
+    for factor in factors:
+      with self._inv_device_context_generator():
+        for update in make_inv_updates(factor):
+          # Reference-variable assignments are Tensors already (TF 1.4
+          # stored them); resource-variable ones come back as unread-variable
+          # objects, read here after the assignment. Grouped updates (one
+          # per factor on the eigen path, from release 1.5) are Operations.
+          if not isinstance(update, (tf.Tensor, tf.Operation)):
+            update = tf.convert_to_tensor(update)
+          inv_updates[update.name] = update
+
+    self.cov_update_op = tf.group(*cov_updates)
+    self.inv_update_op = tf.group(*inv_updates.values())
+    self.inv_updates_dict = inv_updates
+
+  def _update_makers(self, cov_ema_decay):
+    """The functions that build one factor's covariance / inverse updates.
+
+    With `skip_nonfinite_updates` they are the guarded updates (a non-finite
+    new value keeps the old one and counts the skip).
+
+    Args:
+      cov_ema_decay: The decay of the covariance moving averages.
+
     Returns:
-      A tuple `(cov_update_op, inv_update_op, inv_updates_dict)`.
+      `(make_cov_update, make_inv_updates)`, each taking a factor.
+    """
+    if self._skip_nonfinite_updates:
+      # The same update ops, built in the same order, each keeping the old
+      # value when its new one is not finite and counting the skip; the guard
+      # ops and the skip counters live in their own name scope.
+      if getattr(self, "cov_skip_counter", None) is None:
+        self.cov_skip_counter = _nonfinite.SkipCounter(
+            "covariance_update_skips", "covariance updates")
+        self.inv_skip_counter = _nonfinite.SkipCounter(
+            "inverse_update_skips", "inverse updates")
+      # pylint: disable=protected-access
+      make_cov_update = lambda factor: factor._make_guarded_covariance_update_op(
+          cov_ema_decay, self.cov_skip_counter)
+      make_inv_updates = lambda factor: factor._make_guarded_inverse_update_ops(
+          self.inv_skip_counter)
+      # pylint: enable=protected-access
+    else:
+      make_cov_update = lambda factor: factor.make_covariance_update_op(
+          cov_ema_decay)
+      make_inv_updates = lambda factor: factor.make_inverse_update_ops()
+    return make_cov_update, make_inv_updates
+
+  def _instantiate_factors(self):
+    """Computes the gradients of the estimation mode; instantiates factors.
+
+    Every block gets its gradients (one entry per source) and the damping.
     """
     fisher_blocks_list = list(self._layers.get_blocks())
     tensors_to_compute_grads = [
@@ -308,45 +342,6 @@ class FisherEstimator(object):
 
     for grads_list, fb in zip(grads_lists, fisher_blocks_list):
       fb.instantiate_factors(grads_list, self.damping)
-
-    factors = list(self._layers.get_factors())
-    if self._skip_nonfinite_updates:
-      # The same update ops, built in the same order, each keeping the old
-      # value when its new one is not finite and counting the skip; the guard
-      # ops and the skip counters live in their own name scope.
-      self.cov_skip_counter = _nonfinite.SkipCounter(
-          "covariance_update_skips", "covariance updates")
-      self.inv_skip_counter = _nonfinite.SkipCounter(
-          "inverse_update_skips", "inverse updates")
-      # pylint: disable=protected-access
-      make_cov_update = lambda factor: factor._make_guarded_covariance_update_op(
-          cov_ema_decay, self.cov_skip_counter)
-      make_inv_updates = lambda factor: factor._make_guarded_inverse_update_ops(
-          self.inv_skip_counter)
-      # pylint: enable=protected-access
-    else:
-      make_cov_update = lambda factor: factor.make_covariance_update_op(
-          cov_ema_decay)
-      make_inv_updates = lambda factor: factor.make_inverse_update_ops()
-
-    cov_updates = []
-    for factor in factors:
-      with self._cov_device_context_generator():
-        cov_updates.append(make_cov_update(factor))
-
-    inv_updates = {}
-    for factor in factors:
-      with self._inv_device_context_generator():
-        for update in make_inv_updates(factor):
-          # Reference-variable assignments are Tensors already (TF 1.4
-          # stored them); resource-variable ones come back as unread-variable
-          # objects, read here after the assignment.
-          if not isinstance(update, tf.Tensor):
-            update = tf.convert_to_tensor(update)
-          inv_updates[update.name] = update
-
-    return (tf.group(*cov_updates), tf.group(*inv_updates.values()),
-            inv_updates)
 
   def _gradients(self, ys, xs, grad_ys=None):
     """`tf.compat.v1.gradients` with `None` results replaced by zeros.

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from kfac import _checks
 from kfac import _ops
+from kfac import _releases
 from kfac import fisher_factors
 from kfac import utils
 
@@ -764,6 +765,10 @@ class ConvDiagonalFB(FisherBlock):
         `λ / num_locations ** NORMALIZE_DAMPING_POWER`.
     """
     self._damping = _normalize_damping(damping, self._num_locations)
+    if not _releases.of(self).conv_diagonal_damping_normalised:
+      # From release 1.6: `|T| · normalize_damping(d, |T|)`, i.e. `d` with
+      # the default power.
+      self._damping = self._num_locations * self._damping
     self._factor = self._layer_collection.make_or_get_factor(
         fisher_factors.ConvDiagonalFactor,
         (self._inputs, _as_hashable(grads_list), self._filter_shape,

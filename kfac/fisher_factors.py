@@ -13,6 +13,7 @@ checkpoints written by it restore into variables created here:
 """
 
 import abc
+import contextlib
 import os
 import platform
 
@@ -22,6 +23,7 @@ import tensorflow as tf
 from kfac import _checks
 from kfac import _nonfinite
 from kfac import _conv_stats
+from kfac import _releases
 from kfac import utils
 
 __all__ = [
@@ -395,13 +397,6 @@ def _common_float_dtype(tensors):
   return tf.float32
 
 
-def _to_float32(tensor):
-  """Casts to float32 (the dtype of every factor variable) if needed."""
-  if tensor.dtype.base_dtype != tf.float32:
-    return tf.cast(tensor, tf.float32)
-  return tensor
-
-
 def _sum_of_squares(tensor, axis):
   """Σ x² along `axis`, as the square of a Euclidean norm.
 
@@ -551,7 +546,57 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
           "cov",
           initializer=self._cov_initializer,
           shape=self._cov_shape,
+          dtype=self._variable_dtype,
           trainable=False)
+
+  # Attributes in which the factors keep their data, searched in this order
+  # for the dtype of the data (releases whose variables follow it).
+  _DATA_ATTRIBUTES = ("_params_grads_flat", "_params_grads", "_outputs_grads",
+                      "_checked_inputs", "_inputs", "_tensors",
+                      "_tensor_lists")
+
+  def _first_data_tensor(self):
+    """The first Tensor among the factor's data, or None."""
+    for name in self._DATA_ATTRIBUTES:
+      for tensor in tf.nest.flatten(getattr(self, name, None)):
+        if isinstance(tensor, (tf.Tensor, tf.Variable)):
+          return tensor
+    return None
+
+  def _cov_ops_colocation(self):
+    """Where the statistics are computed: next to the data, or anywhere.
+
+    The seed and 1.4 never colocate. Release 1.5 colocates the factors of a
+    `LayerCollection(colocate_cov_ops_with_inputs=True)`; 1.6 and 1.7 follow
+    the module switch `COLOCATE_COV_OPS_WITH_INPUTS` (default True there).
+
+    Returns:
+      A context manager.
+    """
+    mode = _releases.of(self).cov_ops_colocation
+    if mode == "collection_flag":
+      flag = getattr(self, "_colocate_cov_ops_with_inputs", False)
+    elif mode == "global":
+      flag = globals().get("COLOCATE_COV_OPS_WITH_INPUTS", False)
+    else:
+      flag = False
+    tensor = self._first_data_tensor() if flag else None
+    if tensor is None:
+      return contextlib.nullcontext()
+    return tf.compat.v1.colocate_with(tensor)
+
+  @property
+  def _variable_dtype(self):
+    """The dtype of the factor's variables: float32, or (from release 1.5)
+    the dtype of its data (the first floating tensor it was given)."""
+    if not _releases.of(self).factor_dtype_follows_data:
+      return tf.float32
+    for name in self._DATA_ATTRIBUTES:
+      for tensor in tf.nest.flatten(getattr(self, name, None)):
+        dtype = getattr(tensor, "dtype", None)
+        if dtype is not None and dtype.base_dtype.is_floating:
+          return dtype.base_dtype
+    return tf.float32
 
   @abc.abstractmethod
   def _compute_new_cov(self, idx=0):
@@ -588,9 +633,19 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     """
     for arg_name, value in self._float_inputs:
       _checks.check_floating(value, arg_name)
-    new_cov = _to_float32(self._compute_total_new_cov())
+    new_cov = self._new_cov_in_dtype()
     return _assign_moving_average(self._cov, new_cov, ema_decay,
                                   zero_debias=ZERO_DEBIAS)
+
+  def _new_cov_in_dtype(self):
+    """The summed new statistic, in the covariance variable's dtype.
+
+    Built next to the factor's data when the release colocates covariance
+    ops (see `_cov_ops_colocation`).
+    """
+    with self._cov_ops_colocation():
+      return tf.cast(self._compute_total_new_cov(),
+                     self._cov.dtype.base_dtype)
 
   def _make_guarded_covariance_update_op(self, ema_decay, counter):
     """`make_covariance_update_op` that keeps `cov` if the statistic is not finite.
@@ -607,7 +662,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     Returns:
       The update (as `make_covariance_update_op`).
     """
-    new_cov = _to_float32(self._compute_total_new_cov())
+    new_cov = self._new_cov_in_dtype()
     with tf.name_scope(_nonfinite.GUARD_SCOPE):
       ok = _nonfinite.all_finite([new_cov])
       count = counter.count_unless(ok)
@@ -679,6 +734,7 @@ class InverseProvidingFactor(FisherFactor):
             "inv_damp" + damping_string,
             initializer=inverse_initializer,
             shape=self._cov_shape,
+            dtype=self._variable_dtype,
             trainable=False)
       self._inverses_by_damping[damping] = inv
 
@@ -703,6 +759,7 @@ class InverseProvidingFactor(FisherFactor):
             "matpower_exp" + exp_string + "_damp" + damping_string,
             initializer=inverse_initializer,
             shape=self._cov_shape,
+            dtype=self._variable_dtype,
             trainable=False)
       self._matpower_by_exp_and_damping[(exp, damping)] = matpower
 
@@ -728,8 +785,16 @@ class InverseProvidingFactor(FisherFactor):
     d)` (Cholesky by default). The result is a flat list with one assign op
     per registered inverse, then one per registered matrix power.
     """
-    return [variable.assign(value)
-            for variable, value in self._inverse_updates()]
+    return self._grouped_by_release([
+        variable.assign(value)
+        for variable, value in self._inverse_updates()])
+
+  def _grouped_by_release(self, ops):
+    """`ops`, or one op grouping them on the eigen path from release 1.5."""
+    if ops and self._on_eigen_path and (
+        _releases.of(self).eigen_inverses_grouped):
+      return [tf.group(*ops)]
+    return ops
 
   def _make_guarded_inverse_update_ops(self, counter):
     """`make_inverse_update_ops` that keeps each variable if its new value is not finite.
@@ -751,7 +816,7 @@ class InverseProvidingFactor(FisherFactor):
         value = _nonfinite.keep_unless(ok, value, variable)
       with tf.control_dependencies([count]):
         updates.append(variable.assign(value))
-    return updates
+    return self._grouped_by_release(updates)
 
   def _inverse_updates(self):
     """The `(variable, new value)` pairs of `make_inverse_update_ops`."""
@@ -761,6 +826,7 @@ class InverseProvidingFactor(FisherFactor):
     use_eig = (self._eigendecomp is not None or matrix_power_registered or
                num_inverses >= EIGENVALUE_DECOMPOSITION_THRESHOLD)
 
+    self._on_eigen_path = use_eig
     if use_eig:
       self.register_eigendecomp()
       eigenvalues, eigenvectors = self._eigendecomp

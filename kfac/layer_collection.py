@@ -9,6 +9,7 @@ one factor between blocks that ask for it with the same arguments.
 """
 
 import collections
+import math
 
 import tensorflow as tf
 
@@ -409,6 +410,11 @@ def _graph_of(structure):
   return None
 
 
+def _identity_index(seq, obj):
+  """True if `obj` is (by identity) an element of `seq`."""
+  return any(obj is elt for elt in seq)
+
+
 class LayerCollection(object):
   """Registry of layers, losses and Fisher factors for one model.
 
@@ -562,6 +568,47 @@ class LayerCollection(object):
       for k in _key_elements(key):
         vars_to_uses[k] += uses
     return vars_to_uses
+
+  def _check_registration(self, variables):
+    """Checks that `variables` and the registrations match.
+
+    Every variable must be registered, with as many registrations as it has
+    uses (consumers of its value) inside the graph that feeds the losses, and
+    every registered variable must be in `variables`.
+
+    `create_subgraph` must have been called.
+
+    Args:
+      variables: The list of variables whose Fisher is estimated.
+
+    Raises:
+      ValueError: One error whose message lists every problem found.
+    """
+    reg_use_map = self.get_use_count_map()
+    subgraph = self.subgraph
+    error_messages = []
+    for var in variables:
+      reg_uses = reg_use_map.get(var, 0)
+      total_uses = subgraph.variable_uses(var)
+      if reg_uses == 0:
+        error_messages.append("Variable {} not registered.".format(var.name))
+      elif not math.isinf(reg_uses) and reg_uses != total_uses:
+        error_messages.append(
+            "Variable {} registered with wrong number of uses ({} "
+            "registrations vs. {} uses).".format(var.name, reg_uses,
+                                                 total_uses))
+    not_listed = [reg_var for reg_var, count in reg_use_map.items()
+                  if count and not _identity_index(variables, reg_var)]
+    if not_listed:
+      error_messages.append(
+          "{} registered variables were not included in list: {}.".format(
+              len(not_listed),
+              ", ".join(getattr(v, "name", str(v)) for v in not_listed)))
+    if error_messages:
+      error_messages = [
+          "Found the following errors with variable registration:"
+      ] + error_messages
+      raise ValueError("\n\t".join(error_messages))
 
   def get_blocks(self):
     """Returns the registered Fisher blocks (a view, in registration order)."""
@@ -844,4 +891,9 @@ class LayerCollection(object):
              tf.compat.v1.get_default_graph())
     with graph.as_default():
       with tf.compat.v1.variable_scope(self._var_scope):
-        return utils.setdefault(self.fisher_factors, key, lambda: cls(*args))
+        return utils.setdefault(self.fisher_factors, key,
+                                lambda: self._new_factor(cls, args))
+
+  def _new_factor(self, cls, args):
+    """Builds the factor `cls(*args)` (release faces add arguments)."""
+    return cls(*args)

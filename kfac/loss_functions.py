@@ -759,8 +759,8 @@ class NormalMeanNegativeLogProbLoss(DistributionNegativeLogProbLoss,
       self._var = _same_dtype_param(var, self._mean.dtype, "var")
       scale = self._var**0.5
     dist = _Normal(loc=self._mean, scale=scale)
-    super(NormalMeanNegativeLogProbLoss, self).__init__(dist, targets=targets,
-                                                        seed=seed)
+    super(NormalMeanNegativeLogProbLoss, self).__init__(
+        dist=dist, targets=targets, seed=seed)
 
   @property
   def params(self):
@@ -866,7 +866,7 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
     self._scale = tf.sqrt(self._variance)
     dist = _Normal(loc=self._mean, scale=self._scale)
     super(NormalMeanVarianceNegativeLogProbLoss, self).__init__(
-        dist, targets=targets, seed=seed)
+        dist=dist, targets=targets, seed=seed)
 
   @property
   def params(self):
@@ -1057,7 +1057,7 @@ class CategoricalLogitsNegativeLogProbLoss(DistributionNegativeLogProbLoss,
       targets = _as_tensor(targets, "targets")
       _check_class_ids(targets)
     super(CategoricalLogitsNegativeLogProbLoss, self).__init__(
-        _Categorical(self._logits), targets=targets, seed=seed)
+        dist=_Categorical(self._logits), targets=targets, seed=seed)
 
   @property
   def params(self):
@@ -1184,7 +1184,7 @@ class MultiBernoulliNegativeLogProbLoss(DistributionNegativeLogProbLoss,
     """
     self._logits = _float_param(logits, "logits", matrix=False)
     super(MultiBernoulliNegativeLogProbLoss, self).__init__(
-        _Bernoulli(self._logits), targets=targets, seed=seed)
+        dist=_Bernoulli(self._logits), targets=targets, seed=seed)
 
   @property
   def _probs(self):

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from kfac import _nonfinite
 from kfac import _ops
+from kfac import _releases
 from kfac import _settings
 from kfac import curvature_matrix_vector_products as cmvp
 from kfac import estimator as est
@@ -154,7 +155,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
 
     variables = (tf.compat.v1.trainable_variables() if var_list is None
                  else list(var_list))
-    self._fisher_est = est.FisherEstimator(
+    self._fisher_est = self._make_fisher_estimator(
         variables, cov_ema_decay, damping, layer_collection,
         estimation_mode=estimation_mode,
         colocate_gradients_with_ops=colocate_gradients_with_ops,
@@ -174,7 +175,8 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
 
     self.cov_update_op = self._fisher_est.cov_update_op
     self.inv_update_op = self._fisher_est.inv_update_op
-    self.inv_updates_dict = self._fisher_est.inv_updates_dict
+    if hasattr(self._fisher_est, "inv_updates_dict"):  # Gone in 1.6.
+      self.inv_updates_dict = self._fisher_est.inv_updates_dict
 
     super(KfacOptimizer, self).__init__(learning_rate, name=name)
 
@@ -190,6 +192,12 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
                                       *self._setting_checks)
         self.inv_update_op = tf.group(self.inv_update_op,
                                       *self._setting_checks)
+
+  def _make_fisher_estimator(self, variables, cov_ema_decay, damping,
+                             layer_collection, **kwargs):
+    """Builds the `FisherEstimator` (release faces change its arguments)."""
+    return est.FisherEstimator(variables, cov_ema_decay, damping,
+                               layer_collection, **kwargs)
 
   @property
   def variables(self):
@@ -419,9 +427,17 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     return [(pgrad * coeff, var) for pgrad, var in precon_grads_and_vars]
 
   def _compute_prev_updates(self, variables):
-    """The previous updates, `−velocity` per variable (up to the lr)."""
-    return list(-self._zeros_slot(var, "velocity", self._name)
-                for var in variables)
+    """The previous updates, `−velocity` per variable (up to the lr).
+
+    From release 1.7 the learning rate is included: `−lr · velocity`.
+    """
+    updates = list(-self._zeros_slot(var, "velocity", self._name)
+                   for var in variables)
+    if _releases.of(self).qmodel_previous_update_scaled:
+      learning_rate = self._call_if_callable(self._learning_rate)
+      updates = [_in_dtype(tf.convert_to_tensor(learning_rate),
+                           u.dtype.base_dtype) * u for u in updates]
+    return updates
 
   def _compute_qmodel_hyperparams(self, precon_grads, prev_updates, grads,
                                   variables):
@@ -475,6 +491,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       alpha = -sol[0, 0]
       mu = -sol[1, 0]
       qmodel_change = 0.5 * tf.reduce_sum(sol * c)
+      if _releases.of(self).qmodel_change_negative:
+        # From 1.7 the change has the sign of the model's decrease.
+        qmodel_change = -qmodel_change
       return alpha, mu, qmodel_change
 
     def zero_prevupd_case():
@@ -516,11 +535,16 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       grads = list(grad for (grad, _) in grads_and_vars)
       variables = list(var for (_, var) in grads_and_vars)
       prev_updates = self._compute_prev_updates(variables)
-      alpha, mu, _ = self._compute_qmodel_hyperparams(
+      alpha, mu, qmodel_change = self._compute_qmodel_hyperparams(
           precon_grads, prev_updates, grads, variables)
-      return self._update_velocities(
-          zip(precon_grads, variables), mu, vec_coeff=-alpha,
-          pending=pending_velocities)
+      # Release 1.7 stores the predicted change for its damping adaptation
+      # (a no-op without adaptation) before the velocities move.
+      assign_change = getattr(self, "_assign_q_model_change", None)
+      with tf.control_dependencies(
+          [assign_change(qmodel_change)] if assign_change else []):
+        return self._update_velocities(
+            zip(precon_grads, variables), mu, vec_coeff=-alpha,
+            pending=pending_velocities)
 
   def _update_velocities(self, vecs_and_vars, decay, vec_coeff=1.0,
                          pending=None):
@@ -547,18 +571,25 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       with tf.device(velocity.device):
         # Read/modify/write: not safe for asynchronous updates. A float64
         # (e.g. NumPy) momentum meets the velocity in its dtype, as 1.4's
-        # Python-number momentum did.
+        # Python-number momentum did; from release 1.5 float64 variables
+        # meet a float32 decay or coefficient Tensor the same way.
         dtype = velocity.dtype.base_dtype
-        slot_decay = decay
-        if tf.is_tensor(decay) and decay.dtype.base_dtype != dtype:
-          slot_decay = tf.cast(decay, dtype)
-        new_velocity = slot_decay * velocity + vec_coeff * vec
+        new_velocity = (_in_dtype(decay, dtype) * velocity +
+                        _in_dtype(vec_coeff, dtype) * vec)
         if pending is not None:
           pending.append((velocity, new_velocity))
           return (new_velocity, var)
         return (tf.identity(velocity.assign(new_velocity)), var)
 
     return [_update_velocity(vec, var) for vec, var in vecs_and_vars]
+
+
+def _in_dtype(value, dtype):
+  """`value` cast to `dtype` if it is a Tensor of another dtype."""
+  if isinstance(value, (tf.Tensor, tf.Variable)) and (
+      value.dtype.base_dtype != dtype):
+    return tf.cast(value, dtype)
+  return value
 
 
 def _inner_product_list(list1, list2):

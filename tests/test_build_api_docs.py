@@ -5,11 +5,13 @@ Expected pages below are written by hand from the legacy page recipes
 `tests/data/reference/`. Fixture packages are in `tests/data/docs_fixtures/`.
 """
 
+import ast
 import contextlib
 import functools
 import importlib
 import io
 import os
+import posixpath
 import re
 import sys
 import tempfile
@@ -853,6 +855,13 @@ class ReferencePageTest(absltest.TestCase):
       self.fail('kfac does not expose fisher_factors')
     self._check('kfac')
 
+  def test_r1_4_matches_reference_structure(self):
+    # `kfac.r1_4` is TF 1.4.0's `tf.contrib.kfac`, the release the
+    # reference page comes from.
+    if 'kfac.r1_4' not in dict(RELEASE_TREES):
+      self.skipTest('no kfac.r1_4 package')
+    self._check('kfac.r1_4')
+
   def test_normalize_keeps_structure_changes_visible(self):
     page = _build('legacy_kfac', 'tf.contrib.kfac')[0][
         'tf/contrib/kfac/fisher_factors/ConvDiagonalFactor.md']
@@ -864,33 +873,255 @@ class ReferencePageTest(absltest.TestCase):
       self.assertNotEqual(changed, self.structure, old)
 
 
+# Every tree `--all-releases` writes: (package, docs path), from the release
+# face packages that exist (a filesystem scan; nothing is imported).
+ALL_TREES = build_api_docs.release_trees()
+RELEASE_TREES = ALL_TREES[1:]
+API_DOCS = os.path.join(REPO, 'docs', 'api_docs')
+REGENERATE = 'python tools/build_api_docs.py --all-releases'
+
+
+def _read_tree(root):
+  """{relative path: contents} of every file under `root`."""
+  files = {}
+  for dirpath, _, filenames in os.walk(root):
+    for name in filenames:
+      path = os.path.join(dirpath, name)
+      files[os.path.relpath(path, root).replace(os.sep, '/')] = _read(path)
+  return files
+
+
+def _stale_marker(root):
+  return os.path.join(root, 'r1.99', 'python', 'kfac', 'gone.md')
+
+
+@functools.lru_cache(maxsize=None)
+def _all_releases_run():
+  """Runs `--all-releases` once (in-process) into a temporary api_docs dir.
+
+  Before the run the directory holds a stale release tree (`r1.99`, whose
+  package does not exist) and a folder that is not a tree; both are recorded
+  in the result.
+
+  Returns:
+    A dict with `rc`, `stderr`, `trees` ({docs path: {relative path:
+    contents}}), `stale_left` (whether the stale tree survived) and
+    `other_left` (whether the non-tree folder survived).
+  """
+  with tempfile.TemporaryDirectory() as tmp:
+    stale = _stale_marker(tmp)
+    os.makedirs(os.path.dirname(stale))
+    for path in (stale, os.path.join(tmp, 'r1.99', 'python', '_toc.yaml'),
+                 os.path.join(tmp, 'notes', 'keep.md')):
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      with open(path, 'w') as f:
+        f.write('old')
+    stderr = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(
+        stderr):
+      rc = build_api_docs.main(['--all-releases', '--output-dir', tmp])
+    prefix = 'docs/api_docs/'
+    trees = {docs_path: _read_tree(os.path.join(
+        tmp, *docs_path[len(prefix):].split('/')))
+             for _, docs_path in ALL_TREES}
+    return {'rc': rc, 'stderr': stderr.getvalue(), 'trees': trees,
+            'stale_left': os.path.exists(os.path.join(tmp, 'r1.99')),
+            'other_left': os.path.exists(os.path.join(tmp, 'notes',
+                                                      'keep.md'))}
+
+
+def _compare_tree(test, docs_path):
+  run = _all_releases_run()
+  test.assertEqual(run['rc'], 0, 'coverage check failed; run `%s`:\n%s' %
+                   (REGENERATE, run['stderr']))
+  generated = run['trees'][docs_path]
+  committed = _read_tree(os.path.join(REPO, *docs_path.split('/')))
+  hint = 'docs are stale; regenerate with `%s`' % REGENERATE
+  test.assertEqual(sorted(committed), sorted(generated), hint)
+  stale = ['%s: %s' % (path, _line_diff(committed[path], generated[path]))
+           for path in sorted(generated)
+           if committed[path] != generated[path]]
+  test.assertFalse(stale, '%s\n%s' % (hint, '\n'.join(stale)))
+
+
 class CommittedDocsTest(absltest.TestCase):
   """docs/api_docs/python is exactly what the tool generates now."""
 
   def test_committed_docs_are_current(self):
+    # The `kfac` tree of the single `--all-releases` run, which writes it as
+    # `--output-dir docs/api_docs/python` does.
+    _compare_tree(self, 'docs/api_docs/python')
+
+
+class ReleaseTreesTest(parameterized.TestCase):
+  """docs/api_docs/r1.N/python: one fresh tree per release face package."""
+
+  @parameterized.named_parameters(
+      *[(package.replace('.', '_'), docs_path)
+        for package, docs_path in RELEASE_TREES])
+  def test_committed_tree_is_current(self, docs_path):
+    _compare_tree(self, docs_path)
+
+  def test_one_committed_tree_per_release_package(self):
+    committed = sorted(
+        entry for entry in os.listdir(API_DOCS)
+        if re.match(r'^r\d+\.\d+$', entry))
+    expected = sorted(docs_path.split('/')[2]
+                      for _, docs_path in RELEASE_TREES)
+    self.assertEqual(committed, expected,
+                     'run `%s` (it also removes trees of packages that are '
+                     'gone)' % REGENERATE)
+
+  def test_all_releases_removes_stale_release_trees_only(self):
+    run = _all_releases_run()
+    self.assertFalse(run['stale_left'])
+    self.assertTrue(run['other_left'])
+
+  def test_release_package_discovery(self):
     with tempfile.TemporaryDirectory() as tmp:
-      with contextlib.redirect_stdout(io.StringIO()):
-        rc = build_api_docs.main(['--output-dir', tmp])
-      self.assertEqual(rc, 0, 'coverage check failed; run the tool')
-      generated = {}
-      for dirpath, _, filenames in os.walk(tmp):
-        for name in filenames:
-          path = os.path.join(dirpath, name)
-          generated[os.path.relpath(path, tmp).replace(os.sep, '/')] = _read(
-              path)
-    committed = {}
-    for dirpath, _, filenames in os.walk(COMMITTED):
-      for name in filenames:
-        path = os.path.join(dirpath, name)
-        committed[os.path.relpath(path, COMMITTED).replace(os.sep, '/')] = (
-            _read(path))
-    hint = ('docs are stale; regenerate with `python tools/build_api_docs.py '
-            '--output-dir docs/api_docs/python`')
-    self.assertEqual(sorted(committed), sorted(generated), hint)
-    stale = ['%s: %s' % (path, _line_diff(committed[path], generated[path]))
-             for path in sorted(generated)
-             if committed[path] != generated[path]]
-    self.assertFalse(stale, '%s\n%s' % (hint, '\n'.join(stale)))
+      for entry in ('r1_10', 'r1_9', 'r2_0', 'r1_x', 'rel'):
+        os.makedirs(os.path.join(tmp, 'pkg', entry))
+      for entry in ('r1_10', 'r1_9', 'r1_x', 'rel'):
+        with open(os.path.join(tmp, 'pkg', entry, '__init__.py'), 'w'):
+          pass
+      self.assertEqual(build_api_docs.release_packages('pkg', tmp),
+                       [('1.9', 'pkg.r1_9'), ('1.10', 'pkg.r1_10')])
+      self.assertEqual(
+          build_api_docs.release_trees('pkg', tmp),
+          [('pkg', 'docs/api_docs/python'),
+           ('pkg.r1_9', 'docs/api_docs/r1.9/python'),
+           ('pkg.r1_10', 'docs/api_docs/r1.10/python')])
+
+  @parameterized.named_parameters(
+      ('face', 'kfac.r1_6', 'kfac'),
+      ('engine', 'kfac', 'kfac'),
+      ('other', 'edge_pkg', 'edge_pkg'),
+      ('not_a_release', 'kfac.rel', 'kfac.rel'))
+  def test_default_root_name(self, package, expected):
+    self.assertEqual(build_api_docs.default_root_name(package), expected)
+
+
+def _release_pages(docs_path):
+  return _all_releases_run()['trees'][docs_path]
+
+
+def _expected_arguments(params):
+  """The signature-block entries for a parameter list written as source."""
+  args = ast.parse('def f(%s): pass' % params).body[0].args
+  positional = args.posonlyargs + args.args
+  defaults = [None] * (len(positional) - len(args.defaults)) + list(
+      args.defaults)
+  result = []
+  for arg, default in zip(positional, defaults):
+    result.append(arg.arg if default is None else
+                  '%s=%s' % (arg.arg, ast.unparse(default)))
+  if args.vararg:
+    result.append('*' + args.vararg.arg)
+  elif args.kwonlyargs:
+    result.append('*')
+  for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+    result.append(arg.arg if default is None else
+                  '%s=%s' % (arg.arg, ast.unparse(default)))
+  if args.kwarg:
+    result.append('**' + args.kwarg.arg)
+  return result
+
+
+def _rendered_arguments(page, name):
+  """The entries of the signature block of `name` on a page."""
+  match = re.search(r'^``` python\n(?:@\w+\n)?%s\((.*?)\)\n```$' %
+                    re.escape(name), page, re.MULTILINE | re.DOTALL)
+  if match is None:
+    return None
+  body = match.group(1)
+  if not body.startswith('\n'):
+    return [body] if body else []
+  return [line.strip().rstrip(',') for line in body.strip('\n').split('\n')]
+
+
+class ReleaseFacePagesTest(parameterized.TestCase):
+  """Release trees read like that release's legacy pages."""
+
+  @parameterized.named_parameters(
+      *[(package.replace('.', '_'), docs_path)
+        for package, docs_path in RELEASE_TREES])
+  def test_root_page_lists_the_nine_modules(self, docs_path):
+    page = _release_pages(docs_path)['kfac.md']
+    self.assertIn('# Module: kfac\n', page)
+    listed = re.findall(r'^\[`(\w+)`\]\(\./kfac/(\w+)\.md\) module', page,
+                        re.MULTILINE)
+    self.assertEqual(listed, [(m, m) for m in LEGACY_MODULES])
+    self.assertNotIn('## Functions', page)
+    self.assertNotIn('## Classes', page)
+
+  @parameterized.named_parameters(
+      *[(package.replace('.', '_'), package, docs_path)
+        for package, docs_path in RELEASE_TREES])
+  def test_defined_in_names_the_source_that_holds_the_code(self, package,
+                                                           docs_path):
+    face_dir = package.replace('.', '/') + '/'
+    for path, page in sorted(_release_pages(docs_path).items()):
+      for shown, link in re.findall(
+          r'^Defined in \[`([^`]+)`\]\(([^)]+)\)\.$', page, re.MULTILINE):
+        self.assertTrue(os.path.isfile(os.path.join(REPO, shown)),
+                        '%s: %s' % (path, shown))
+        target = posixpath.normpath(posixpath.join(
+            docs_path, posixpath.dirname(path), link))
+        self.assertEqual(target, shown, path)
+        self.assertNotEqual(shown, 'kfac/_faces.py', path)
+        if path == 'kfac.md':
+          self.assertEqual(shown, face_dir + '__init__.py')
+        else:
+          self.assertFalse(shown.startswith(face_dir), '%s: %s' %
+                           (path, shown))
+
+  @parameterized.named_parameters(
+      *[(package.replace('.', '_'), docs_path)
+        for package, docs_path in RELEASE_TREES])
+  def test_module_pages_show_engine_docstrings(self, docs_path):
+    pages = _release_pages(docs_path)
+    for module in LEGACY_MODULES:
+      engine = importlib.import_module('kfac.' + module)
+      brief = engine.__doc__.strip().split('\n')[0]
+      self.assertIn('\n\n%s\n' % brief, pages['kfac/%s.md' % module],
+                    module)
+      self.assertIn('[`%s`](./kfac/%s.md) module: %s\n' %
+                    (module, module, brief), pages['kfac.md'])
+
+  @parameterized.named_parameters(
+      *[(package.replace('.', '_'), package, docs_path)
+        for package, docs_path in RELEASE_TREES])
+  def test_release_signatures_rendered(self, package, docs_path):
+    release = importlib.import_module(package)._release
+    pages = _release_pages(docs_path)
+    checked = 0
+    for key, params in sorted(release.signatures.items()):
+      parts = key.split('.')
+      page = pages.get('kfac/%s.md' % '/'.join(
+          parts if len(parts) == 2 else parts[:-1]))
+      if page is None and len(parts) == 3:
+        # A class the release does not export; none of its members show.
+        self.assertNotIn(parts[1], release.exports[parts[0]], key)
+        continue
+      self.assertIsNotNone(page, key)
+      self.assertEqual(_rendered_arguments(page, parts[-1]),
+                       _expected_arguments(params), key)
+      checked += 1
+    self.assertEqual(checked > 0, bool(release.signatures))
+
+  @parameterized.named_parameters(
+      *[(package.replace('.', '_'), package, docs_path)
+        for package, docs_path in RELEASE_TREES])
+  def test_module_members_are_the_allow_list(self, package, docs_path):
+    release = importlib.import_module(package)._release
+    pages = _release_pages(docs_path)
+    for module in LEGACY_MODULES:
+      page = pages['kfac/%s.md' % module]
+      listed = set(re.findall(r'^\[`(?:class )?(\w+)(?:\(\.\.\.\))?`\]', page,
+                              re.MULTILINE))
+      listed |= set(re.findall(r'^`(\w+)`$', page, re.MULTILINE))
+      self.assertEqual(sorted(listed), sorted(release.exports[module]),
+                       module)
 
 
 def _surface_pages():

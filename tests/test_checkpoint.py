@@ -162,8 +162,17 @@ class CheckpointTest(parameterized.TestCase):
 
 _LEGACY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                            "legacy_checkpoints")
-_LEGACY_MODELS = (("convnet_classifier", "convnet_classifier"),
-                  ("mlp_regressor", "mlp_regressor"))
+# (test name, model, namespace, release, fixture folder): the seed's `kfac`
+# and each release namespace against the checkpoints its release wrote.
+_LEGACY_RELEASES = (("kfac", "kfac", (1, 4), ""),
+                    ("r1_4", "kfac.r1_4", (1, 4), ""),
+                    ("r1_5", "kfac.r1_5", (1, 5), "r1.5"),
+                    ("r1_6", "kfac.r1_6", (1, 6), "r1.6"),
+                    ("r1_7", "kfac.r1_7", (1, 7), "r1.7"))
+_LEGACY_MODELS = tuple(
+    ("{}_{}".format(label, model), model, package, release, folder)
+    for label, package, release, folder in _LEGACY_RELEASES
+    for model in ("convnet_classifier", "mlp_regressor"))
 
 
 def _legacy_program():
@@ -176,20 +185,24 @@ def _legacy_program():
   return module
 
 
-def _build_legacy(name):
-  """Builds a legacy program with kfac; returns its program module and ops."""
+def _build_legacy(name, package="kfac", release=(1, 4)):
+  """Builds a legacy program with a kfac namespace; returns its module, ops."""
   program = _legacy_program()
+  program.RELEASE = release
   tf.compat.v1.set_random_seed(0)
-  ops = program.MODELS[name](lc_lib, optimizer)
+  ops = program.MODELS[name](
+      importlib.import_module(package + ".layer_collection"),
+      importlib.import_module(package + ".optimizer"))
   return program, ops
 
 
-def _legacy_prefix(name):
-  return os.path.join(_LEGACY_DIR, name, "model")
+def _legacy_prefix(name, folder=""):
+  return os.path.join(_LEGACY_DIR, folder, name, "model")
 
 
-def _legacy_values(name):
-  with np.load(os.path.join(_LEGACY_DIR, name, "values.npz")) as values:
+def _legacy_values(name, folder=""):
+  with np.load(os.path.join(_LEGACY_DIR, folder, name,
+                            "values.npz")) as values:
     return {key: values[key] for key in values.files}
 
 
@@ -237,24 +250,26 @@ class LegacyCheckpointTest(parameterized.TestCase):
   """The 2017 library's checkpoints restore by name into kfac's graphs."""
 
   @parameterized.named_parameters(*_LEGACY_MODELS)
-  def test_variable_names_match(self, name):
-    with open(os.path.join(_LEGACY_DIR, name, "names.txt")) as f:
+  def test_variable_names_match(self, name, package, release, folder):
+    with open(os.path.join(_LEGACY_DIR, folder, name, "names.txt")) as f:
       expected = f.read().split()
     with tf.Graph().as_default():
-      _build_legacy(name)
+      _build_legacy(name, package, release)
       names = sorted(v.op.name for v in tf.compat.v1.global_variables())
     self.assertEqual(names, expected)
-    in_checkpoint = sorted(n for n, _ in
-                           tf.train.list_variables(_legacy_prefix(name)))
+    in_checkpoint = sorted(n for n, _ in tf.train.list_variables(
+        _legacy_prefix(name, folder)))
     self.assertEqual(in_checkpoint, expected)
 
   @parameterized.named_parameters(*_LEGACY_MODELS)
-  def test_restore_by_name_reproduces_every_value(self, name):
-    expected = _legacy_values(name)
+  def test_restore_by_name_reproduces_every_value(self, name, package,
+                                                  release, folder):
+    expected = _legacy_values(name, folder)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      program, (x, y, loss, _, _, _) = _build_legacy(name)
+      program, (x, y, loss, _, _, _) = _build_legacy(name, package, release)
       variables = tf.compat.v1.global_variables()
-      tf.compat.v1.train.Saver(variables).restore(sess, _legacy_prefix(name))
+      tf.compat.v1.train.Saver(variables).restore(
+          sess, _legacy_prefix(name, folder))
       restored = dict(zip([v.op.name for v in variables],
                           sess.run(variables)))
       xb, yb = program.data(name)
@@ -268,12 +283,15 @@ class LegacyCheckpointTest(parameterized.TestCase):
         loss_value, _np_legacy_loss(name, expected, xb, yb), rtol=1e-5)
 
   @parameterized.named_parameters(*_LEGACY_MODELS)
-  def test_training_continues_from_restored_state(self, name):
-    expected = _legacy_values(name)
+  def test_training_continues_from_restored_state(self, name, package,
+                                                  release, folder):
+    expected = _legacy_values(name, folder)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      program, (x, y, loss, train_op, cov_op, inv_op) = _build_legacy(name)
+      program, (x, y, loss, train_op, cov_op, inv_op) = _build_legacy(
+          name, package, release)
       variables = tf.compat.v1.global_variables()
-      tf.compat.v1.train.Saver(variables).restore(sess, _legacy_prefix(name))
+      tf.compat.v1.train.Saver(variables).restore(
+          sess, _legacy_prefix(name, folder))
       xb, yb = program.data(name)
       feed = {x: xb, y: yb}
       losses = []

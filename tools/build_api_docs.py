@@ -16,12 +16,28 @@
 
 Usage (from the repository root):
 
+    python tools/build_api_docs.py --all-releases
     python tools/build_api_docs.py --output-dir docs/api_docs/python
+    python tools/build_api_docs.py --package kfac.r1_6 \
+        --output-dir docs/api_docs/r1.6/python
     python tools/build_api_docs.py --output-dir /tmp/legacy --root-name tf.contrib.kfac
 
-The first command reproduces the committed `docs/api_docs/python/` tree; the
-second renders the same package under the legacy public name, so that a page
-can be held line by line against the original TensorFlow 1.4 pages.
+The first command regenerates every committed tree (the one to run after a
+change to a public docstring or signature): `docs/api_docs/python/` for
+`kfac`, and `docs/api_docs/r1.N/python/` for each release face package
+`kfac.r1_N` that exists (a tree whose package is gone is removed). The
+second and third write one tree; the last renders a package under the legacy
+public name, so that a page can be held line by line against the original
+TensorFlow 1.4 pages.
+
+A release face (`kfac.r1_N`, built by `kfac/_faces.py`) is documented under
+the public name `kfac` (or `--root-name`), as its release's pages were: the
+package page lists its nine modules, each module page shows the engine
+module's docstring and the release's allow-list (`__all__`), signatures are
+the release's (`inspect.signature`, which reads the `__signature__` the
+faces set), and "Defined in" names the file where the code lives: the engine
+module, or the private module (`kfac/_face_members.py`, ...) of a class or
+function a release adds, never the face module or the signature wrapper.
 
 Two passes:
 
@@ -41,9 +57,10 @@ writing, unless `--skip-coverage-check` is given.
 
 "Defined in" lines name the file relative to the repository root (e.g.
 `kfac/fisher_factors.py`) and link to it with a relative link computed as if
-the tree lives at `docs/api_docs/python/` of this repository (change with
-`--docs-path` or use `--code-url-prefix URL` for absolute links), so the
-output does not depend on where it is written.
+the tree lives at `docs/api_docs/python/` (`docs/api_docs/r1.N/python/` for
+`kfac.r1_N`) of this repository (change with `--docs-path` or use
+`--code-url-prefix URL` for absolute links), so the output does not depend
+on where it is written.
 
 Standard library only; deterministic (same input, same bytes).
 """
@@ -275,6 +292,13 @@ def public_names(module, package):
     present = [n for n in listed if hasattr(module, n)]
     missing = [n for n in listed if not hasattr(module, n)]
     return present, missing
+  if is_release_face(module) and hasattr(module, '__path__'):
+    # A release face package (`kfac.r1_N`) binds its modules at import
+    # time, not in its source: its public names are those submodules.
+    return sorted(
+        name for name, value in vars(module).items()
+        if not name.startswith('_') and inspect.ismodule(value) and
+        value.__name__ == '%s.%s' % (module.__name__, name)), []
   assigned, imported = _source_bindings(module)
   names = []
   for name in sorted(assigned | imported):
@@ -308,6 +332,150 @@ def _in_package(obj, package):
     module = obj.__name__
   return isinstance(module, str) and (module == package or
                                       module.startswith(package + '.'))
+
+
+# ---------------------------------------------------------------------------
+# Release faces (`kfac.r1_N`, built by `kfac/_faces.py`).
+# ---------------------------------------------------------------------------
+
+_RELEASE_DIR_RE = re.compile(r'^r(\d+)_(\d+)$')
+
+
+def is_release_face(module):
+  """Whether a module is (part of) a release face built by `kfac._faces`.
+
+  Args:
+    module: A module object.
+
+  Returns:
+    True for `kfac.r1_N` and its modules: they carry the `_release` that
+    `kfac._faces` sets.
+  """
+  return inspect.ismodule(module) and hasattr(module, '_release') and (
+      _RELEASE_DIR_RE.match(module.__name__.split('.')[1] if
+                            module.__name__.count('.') else '') is not None)
+
+
+def release_packages(package='kfac', base_dir=REPO_ROOT):
+  """The release face packages that exist under a package, oldest first.
+
+  Args:
+    package: The engine package (its directory is searched).
+    base_dir: Directory holding the package.
+
+  Returns:
+    A list of `(version, import name)`, e.g. `[('1.4', 'kfac.r1_4'), ...]`,
+    one per `r<major>_<minor>/__init__.py`, sorted by version.
+  """
+  root = os.path.join(base_dir, *package.split('.'))
+  found = []
+  for entry in os.listdir(root):
+    match = _RELEASE_DIR_RE.match(entry)
+    if match and os.path.isfile(os.path.join(root, entry, '__init__.py')):
+      found.append(((int(match.group(1)), int(match.group(2))), entry))
+  return [('%d.%d' % key, '%s.%s' % (package, entry))
+          for key, entry in sorted(found)]
+
+
+def default_root_name(package):
+  """The public name a package is documented under by default.
+
+  Args:
+    package: An import name, e.g. 'kfac' or 'kfac.r1_6'.
+
+  Returns:
+    The engine package's name ('kfac') for a release face package
+    `<engine>.r<major>_<minor>`, which stands for its release's
+    `tf.contrib.kfac`; otherwise `package` itself.
+  """
+  head, _, tail = package.rpartition('.')
+  if head and _RELEASE_DIR_RE.match(tail):
+    return head
+  return package
+
+
+def release_docs_path(version):
+  """Where the tree of a release lives in the repository."""
+  return 'docs/api_docs/r%s/python' % version
+
+
+def _engine_module_of(module):
+  """The engine module a face module re-hosts (`kfac.fisher_factors` for
+  `kfac.r1_6.fisher_factors`), or None for anything else."""
+  if not is_release_face(module) or hasattr(module, '__path__'):
+    return None
+  parts = module.__name__.split('.')
+  engine_name = '.'.join(parts[:1] + parts[2:])
+  engine = sys.modules.get(engine_name)
+  if engine is None:
+    try:
+      engine = importlib.import_module(engine_name)
+    except ImportError:
+      return None
+  return engine
+
+
+def _face_origins():
+  """Maps every face class to the class whose code it re-hosts."""
+  faces = sys.modules.get('kfac._faces')
+  result = {}
+  for mapping in getattr(faces, '_FACE_CLASSES', {}).values():
+    for origin, face in mapping.items():
+      result[face] = origin
+  return result
+
+
+def _signature_wrapper_target(func):
+  """The function a signature-adapting wrapper calls, or None.
+
+  `kfac._faces` wraps a member whose parameters differ in a release in a
+  function with an explicit `__signature__` (and no `__wrapped__`) that
+  calls the engine function, held in its closure under the same name.
+  """
+  if not isinstance(func, types.FunctionType) or (
+      '__signature__' not in func.__dict__) or not func.__closure__:
+    return None
+  for cell in func.__closure__:
+    try:
+      value = cell.cell_contents
+    except ValueError:
+      continue
+    if (isinstance(value, types.FunctionType) and
+        value.__name__ == func.__name__ and value is not func):
+      return value
+  return None
+
+
+def source_origin(obj, face_origins=None):
+  """The object whose source file "Defined in" names.
+
+  For everything outside a release face, `obj` itself. A face module names
+  its engine module; a face class the class it re-hosts (an engine class, or
+  a class of a private module); a signature wrapper the function it calls.
+
+  Args:
+    obj: A documented module, class or function.
+    face_origins: Optional result of `_face_origins()`.
+
+  Returns:
+    The object to pass to `inspect.getfile`.
+  """
+  if inspect.ismodule(obj):
+    return _engine_module_of(obj) or obj
+  if inspect.isclass(obj):
+    origins = face_origins if face_origins is not None else _face_origins()
+    seen = set()
+    while obj in origins and id(obj) not in seen:
+      seen.add(id(obj))
+      obj = origins[obj]
+    return obj
+  seen = set()
+  target = _signature_wrapper_target(obj)
+  while target is not None and id(target) not in seen:
+    seen.add(id(target))
+    obj = target
+    target = _signature_wrapper_target(obj)
+  return obj
 
 
 class ClassMembers(object):
@@ -524,6 +692,7 @@ class Renderer(object):
     self.docs_path = docs_path
     self.errors = []
     self._external = _external_bases()
+    self._face_origins = _face_origins()
 
   # -- links -----------------------------------------------------------------
 
@@ -556,7 +725,20 @@ class Renderer(object):
     return _REFERENCE_RE.sub(replace, text)
 
   def parse_doc(self, obj, from_name):
-    """Processes an object's docstring (§2.4 of the format)."""
+    """Processes an object's docstring (§2.4 of the format).
+
+    A release face's module shows its engine module's docstring (the face
+    module's own docstring only says which release it faces).
+
+    Args:
+      obj: The documented object.
+      from_name: Full name of the page the text goes on (for links).
+
+    Returns:
+      A `ParsedDoc`.
+    """
+    if inspect.ismodule(obj):
+      obj = _engine_module_of(obj) or obj
     text = raw_docstring(obj)
     text = self._replace_references(text, from_name)
     text = '\n'.join(
@@ -587,7 +769,7 @@ class Renderer(object):
   def defined_in(self, obj, from_name):
     """The "Defined in" block (with its trailing blank line), or ''."""
     try:
-      path = inspect.getfile(obj)
+      path = inspect.getfile(source_origin(obj, self._face_origins))
     except TypeError:
       return 'This is an alias for a Python built-in.\n\n'
     if path.endswith('.pyc'):
@@ -1069,7 +1251,8 @@ def build(package='kfac', root_name=None, base_dir=None, code_url_prefix=None,
 
   Args:
     package: Import name of the package to document.
-    root_name: Public name to document it under (default: `package`).
+    root_name: Public name to document it under (default:
+      `default_root_name(package)`).
     base_dir: Directory that "Defined in" paths are relative to (default:
       the directory that holds the package).
     code_url_prefix: Optional URL prefix for "Defined in" links.
@@ -1082,10 +1265,10 @@ def build(package='kfac', root_name=None, base_dir=None, code_url_prefix=None,
     contents, the coverage problems (plus unresolved references), and the
     `DocTree`.
   """
-  root_name = root_name or package
+  root_name = root_name or default_root_name(package)
   tree = DocTree(package, root_name)
   if base_dir is None:
-    module = sys.modules[package]
+    module = sys.modules[package.split('.')[0]]
     base_dir = os.path.dirname(os.path.dirname(os.path.abspath(
         module.__file__)))
   renderer = Renderer(tree, base_dir, code_url_prefix, docs_path)
@@ -1115,45 +1298,139 @@ def write_files(output_dir, files):
       f.write(files[rel])
 
 
+def release_trees(package='kfac', base_dir=REPO_ROOT):
+  """The trees `--all-releases` writes, in order.
+
+  Args:
+    package: The engine package.
+    base_dir: Directory holding the package (the repository root).
+
+  Returns:
+    A list of `(package, docs_path)`: `('kfac', 'docs/api_docs/python')`,
+    then `('kfac.r1_N', 'docs/api_docs/r1.N/python')` for each release face
+    package that exists, oldest first.
+  """
+  trees = [(package, DEFAULT_DOCS_PATH)]
+  trees.extend((name, release_docs_path(version))
+               for version, name in release_packages(package, base_dir))
+  return trees
+
+
+_RELEASE_TREE_RE = re.compile(r'^r\d+\.\d+$')
+
+
+def _stale_release_trees(api_docs_dir, kept):
+  """Release trees under `api_docs_dir` (`r1.N/python`) not in `kept`."""
+  if not os.path.isdir(api_docs_dir):
+    return []
+  stale = []
+  for entry in sorted(os.listdir(api_docs_dir)):
+    tree = os.path.join(api_docs_dir, entry, 'python')
+    if (_RELEASE_TREE_RE.match(entry) and entry not in kept and
+        os.path.isfile(os.path.join(tree, '_toc.yaml'))):
+      stale.append(tree)
+  return stale
+
+
+def _remove_tree(tree):
+  """Removes a generated tree (its pages and `_toc.yaml`; then empty dirs)."""
+  write_files(tree, {})
+  for dirpath, _, _ in sorted(os.walk(tree), reverse=True):
+    if not os.listdir(dirpath):
+      os.rmdir(dirpath)
+  parent = os.path.dirname(tree)
+  if os.path.isdir(parent) and not os.listdir(parent):
+    os.rmdir(parent)
+
+
+def _report(problems, label):
+  for problem in problems:
+    print('coverage: %s%s' % (label, problem), file=sys.stderr)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(
       description='Generate the API docs of kfac in the legacy format.')
   parser.add_argument('--output-dir', default=None,
                       help='Directory to write the tree to, e.g. '
-                      'docs/api_docs/python (required unless --check-only).')
+                      'docs/api_docs/python (required unless --check-only '
+                      'or --all-releases). With --all-releases: the '
+                      'directory that stands for docs/api_docs (default: '
+                      'docs/api_docs of this repository).')
   parser.add_argument('--root-name', default=None,
-                      help='Public name of the package (default: the import '
-                      'name, kfac). E.g. tf.contrib.kfac.')
+                      help='Public name of the package (default: kfac, also '
+                      'for a release face such as kfac.r1_6). E.g. '
+                      'tf.contrib.kfac.')
   parser.add_argument('--package', default='kfac',
-                      help='Import name of the package to document.')
+                      help='Import name of the package to document, e.g. '
+                      'kfac or the release face kfac.r1_6.')
+  parser.add_argument('--all-releases', action='store_true',
+                      help='Write every tree: kfac to <api_docs>/python and '
+                      'each release face kfac.r1_N that exists to '
+                      '<api_docs>/r1.N/python (release trees whose package '
+                      'is gone are removed).')
   parser.add_argument('--code-url-prefix', default=None,
                       help='Absolute URL prefix for "Defined in" links '
                       '(default: relative links into this repository).')
-  parser.add_argument('--docs-path', default=DEFAULT_DOCS_PATH,
+  parser.add_argument('--docs-path', default=None,
                       help='Location of the tree in the repository, used '
-                      'for relative "Defined in" links.')
+                      'for relative "Defined in" links (default: '
+                      'docs/api_docs/python, or docs/api_docs/r1.N/python '
+                      'for kfac.r1_N).')
   parser.add_argument('--skip-coverage-check', action='store_true',
                       help='Write the pages even if the coverage check '
                       'reports problems (they are still printed).')
   parser.add_argument('--check-only', action='store_true',
                       help='Only run the coverage check; write nothing.')
   args = parser.parse_args(argv)
-  if args.output_dir is None and not args.check_only:
-    parser.error('--output-dir is required (unless --check-only)')
+  if args.all_releases and (args.package != 'kfac' or args.docs_path):
+    parser.error('--all-releases documents kfac and every kfac.r1_N; it '
+                 'takes neither --package nor --docs-path')
+  if (args.output_dir is None and not args.check_only and
+      not args.all_releases):
+    parser.error('--output-dir is required (unless --check-only or '
+                 '--all-releases)')
 
   if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
-  files, problems, tree = build(args.package, args.root_name,
-                                code_url_prefix=args.code_url_prefix,
-                                docs_path=args.docs_path)
-  for problem in problems:
-    print('coverage: ' + problem, file=sys.stderr)
-  if problems:
-    print('coverage check: %d problem(s)' % len(problems), file=sys.stderr)
+  if args.all_releases:
+    trees = release_trees()
+  else:
+    docs_path = args.docs_path
+    if docs_path is None:
+      match = _RELEASE_DIR_RE.match(args.package.rpartition('.')[2])
+      docs_path = (release_docs_path('%s.%s' % match.groups()) if match and
+                   '.' in args.package else DEFAULT_DOCS_PATH)
+    trees = [(args.package, docs_path)]
+  built = []
+  count = 0
+  for package, docs_path in trees:
+    files, problems, tree = build(package, args.root_name,
+                                  code_url_prefix=args.code_url_prefix,
+                                  docs_path=docs_path)
+    _report(problems, '%s: ' % package if args.all_releases else '')
+    count += len(problems)
+    built.append((package, docs_path, files, tree))
+  if count:
+    print('coverage check: %d problem(s)' % count, file=sys.stderr)
     if not args.skip_coverage_check:
       return 1
   if args.check_only:
     return 0
+  if args.all_releases:
+    api_docs = args.output_dir or os.path.join(REPO_ROOT, 'docs', 'api_docs')
+    prefix = 'docs/api_docs/'
+    for package, docs_path, files, tree in built:
+      out = os.path.join(api_docs, *docs_path[len(prefix):].split('/'))
+      write_files(out, files)
+      print('wrote %d files (%d pages) of %s to %s' %
+            (len(files), len(tree.pages()), package, out))
+    kept = {docs_path[len(prefix):].split('/')[0] for _, docs_path in trees}
+    for stale in _stale_release_trees(api_docs, kept):
+      _remove_tree(stale)
+      print('removed %s (no such release package)' % stale)
+    return 0
+  _, _, files, tree = built[0]
   write_files(args.output_dir, files)
   print('wrote %d files (%d pages) to %s' %
         (len(files), len(tree.pages()), args.output_dir))

@@ -1,0 +1,5 @@
+"""`tf.contrib.kfac.fisher_factors` of TensorFlow 1.7.0 (a face of `kfac.fisher_factors`)."""
+
+from kfac import _faces
+
+_faces.fill_module(globals(), "1.7", "fisher_factors")

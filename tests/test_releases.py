@@ -1,0 +1,487 @@
+"""Release namespaces: what all share, what each changes, typical programs.
+
+`SharedTest` runs over every namespace (`kfac` and `kfac.r1_4` ... `r1_7`):
+factor statistics and block products against dense NumPy oracles, and the
+registration rules common to all. The other classes check the behaviour
+that differs between releases (releases.md §13) and train the typical
+programs of releases.md §19 (single machine, multi-tower, shared weights).
+"""
+
+import importlib
+import inspect
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+import kfac
+from kfac import _releases
+
+_NAMESPACES = ("kfac", "kfac.r1_4", "kfac.r1_5", "kfac.r1_6", "kfac.r1_7")
+_LATER = ("kfac.r1_5", "kfac.r1_6", "kfac.r1_7")
+BATCH, IN, OUT = 8, 3, 4
+
+
+def _ns(package):
+  return importlib.import_module(package)
+
+
+def _named(packages):
+  return [(p.replace(".", "_"), p) for p in packages]
+
+
+def _np_pi(a, g):
+  return np.sqrt((np.trace(a) / a.shape[0]) / (np.trace(g) / g.shape[0]))
+
+
+def _make_optimizer(ns, lc, **kwargs):
+  kwargs.setdefault("momentum", 0.0)
+  return ns.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.0,
+                                    damping=0.01, layer_collection=lc,
+                                    **kwargs)
+
+
+def _fc_model(ns, rng):
+  """One FC layer with bias and a categorical head; returns its parts."""
+  x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
+  w = tf.compat.v1.get_variable("w", initializer=rng.randn(IN, OUT).astype(
+      np.float32))
+  b = tf.compat.v1.get_variable("b", initializer=np.zeros(OUT, np.float32))
+  logits = tf.matmul(x, w) + b
+  lc = ns.layer_collection.LayerCollection()
+  lc.register_fully_connected((w, b), x, logits, approx="kron")
+  lc.register_categorical_predictive_distribution(logits, name="logits")
+  return x, w, b, logits, lc
+
+
+class SharedTest(parameterized.TestCase):
+  """What every release namespace shares."""
+
+  @parameterized.named_parameters(*_named(_NAMESPACES))
+  def test_kronecker_block_against_numpy(self, package):
+    ns = _ns(package)
+    rng = np.random.RandomState(0)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x, w, b, _, lc = _fc_model(ns, rng)
+      opt = _make_optimizer(ns, lc)
+      block = lc.fisher_blocks[(w, b)]
+      v_w = rng.randn(IN, OUT).astype(np.float32)
+      v_b = rng.randn(OUT).astype(np.float32)
+      product = block.multiply_inverse((tf.constant(v_w), tf.constant(v_b)))
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(opt.cov_update_op)
+      sess.run(opt.inv_update_op)
+      a_cov, g_cov = sess.run([block._input_factor.get_cov(),  # pylint: disable=protected-access
+                               block._output_factor.get_cov()])  # pylint: disable=protected-access
+      x_value, (p_w, p_b) = sess.run([x, product])
+    # The input factor is the second moment of [x, 1] (cov_ema_decay 0).
+    homog = np.concatenate([x_value, np.ones((BATCH, 1))], axis=1)
+    expected_a = np.zeros((IN + 1, IN + 1))
+    for n in range(BATCH):
+      expected_a += np.outer(homog[n], homog[n]) / BATCH
+    np.testing.assert_allclose(a_cov, expected_a, rtol=1e-5, atol=1e-6)
+    # (A + π√d I)⁻¹ V (G + √d/π I)⁻¹, V = [v_w; v_b].
+    pi = _np_pi(a_cov, g_cov)
+    root = np.sqrt(0.01)
+    v = np.concatenate([v_w, v_b[None]], axis=0)
+    expected = (np.linalg.inv(a_cov + pi * root * np.eye(IN + 1)) @ v @
+                np.linalg.inv(g_cov + root / pi * np.eye(OUT)))
+    np.testing.assert_allclose(p_w, expected[:-1], rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(p_b, expected[-1], rtol=1e-3, atol=1e-5)
+
+  @parameterized.named_parameters(*_named(_NAMESPACES))
+  def test_diagonal_block_against_numpy(self, package):
+    ns = _ns(package)
+    rng = np.random.RandomState(1)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
+      w = tf.compat.v1.get_variable(
+          "w", initializer=rng.randn(IN, OUT).astype(np.float32))
+      logits = tf.matmul(x, w)
+      lc = ns.layer_collection.LayerCollection()
+      lc.register_fully_connected(w, x, logits, approx="diagonal")
+      lc.register_categorical_predictive_distribution(logits, name="logits")
+      opt = _make_optimizer(ns, lc)
+      v = rng.randn(IN, OUT).astype(np.float32)
+      product = lc.fisher_blocks[w].multiply_inverse(tf.constant(v))
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(opt.cov_update_op)
+      diag = sess.run(lc.fisher_blocks[w]._factor.get_cov())  # pylint: disable=protected-access
+      x_value, result = sess.run([x, product])
+    # D[i, j] = mean_n (x_n[i] g_n[j])², a positive diagonal; the product
+    # divides elementwise by D + λ.
+    self.assertTrue(np.all(diag >= 0))
+    np.testing.assert_allclose(result, v / (diag + 0.01), rtol=1e-4)
+    self.assertEqual(x_value.shape, (BATCH, IN))
+
+  @parameterized.named_parameters(*_named(_NAMESPACES))
+  def test_duplicate_registration_is_a_value_error(self, package):
+    ns = _ns(package)
+    with tf.Graph().as_default():
+      _, w, b, logits, lc = _fc_model(ns, np.random.RandomState(2))
+      with self.assertRaises(ValueError):
+        lc.register_fully_connected((w, b), tf.ones([BATCH, IN]), logits,
+                                    approx="kron", **(
+                                        {"reuse": False}
+                                        if package in _LATER else {}))
+
+  @parameterized.named_parameters(*_named(_NAMESPACES))
+  def test_objects_carry_their_release(self, package):
+    ns = _ns(package)
+    with tf.Graph().as_default():
+      lc = ns.layer_collection.LayerCollection()
+    expected = "seed" if package == "kfac" else package[-3:].replace("_", ".")
+    self.assertEqual(_releases.of(lc).version, expected)
+    self.assertIs(type(lc), ns.layer_collection.LayerCollection)
+
+
+class DefaultsTest(parameterized.TestCase):
+  """Defaults and positional orders that changed (releases.md §13, §14)."""
+
+  @parameterized.named_parameters(
+      ("r1_4", "kfac.r1_4", 0.0, None),
+      ("r1_5", "kfac.r1_5", 0.0, False), ("r1_6", "kfac.r1_6", 0.9, True),
+      ("r1_7", "kfac.r1_7", 0.9, True))
+  def test_optimizer_defaults(self, package, momentum, colocate):
+    params = inspect.signature(
+        _ns(package).optimizer.KfacOptimizer.__init__).parameters
+    self.assertEqual(params["momentum"].default, momentum)
+    if colocate is None:
+      self.assertNotIn("colocate_gradients_with_ops", params)
+    else:
+      self.assertEqual(params["colocate_gradients_with_ops"].default,
+                       colocate)
+      # `var_list` comes before `momentum` from 1.5.
+      names = list(params)
+      self.assertLess(names.index("var_list"), names.index("momentum"))
+
+  @parameterized.named_parameters(
+      ("kfac", "kfac", "NaiveDiagonalFB"),
+      ("r1_5", "kfac.r1_5", "FullFB"), ("r1_7", "kfac.r1_7", "FullFB"))
+  def test_generic_default_approximation(self, package, block_name):
+    ns = _ns(package)
+    with tf.Graph().as_default():
+      v = tf.compat.v1.get_variable("v", [3])
+      lc = ns.layer_collection.LayerCollection()
+      if package == "kfac":
+        lc.register_generic(v, 4)
+      else:
+        lc.register_generic(v, 4, approx=None)
+      self.assertEqual(type(lc.fisher_blocks[(v,) if package == "kfac"
+                                             else v]).__name__, block_name)
+
+  @parameterized.named_parameters(*_named(("kfac.r1_6", "kfac.r1_7")))
+  def test_qmodel_needs_explicit_zero_momentum(self, package):
+    ns = _ns(package)
+    with tf.Graph().as_default():
+      _, _, _, _, lc = _fc_model(ns, np.random.RandomState(3))
+      with self.assertRaises(ValueError):
+        ns.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.9,
+                                   damping=0.01, layer_collection=lc,
+                                   momentum_type="qmodel")
+      ns.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.9,
+                                 damping=0.01, layer_collection=lc,
+                                 momentum=0.0, momentum_type="qmodel")
+
+  @parameterized.named_parameters(("r1_5", "kfac.r1_5", True),
+                                  ("r1_6", "kfac.r1_6", False))
+  def test_conv_diagonal_damping(self, package, divided):
+    ns = _ns(package)
+    with tf.Graph().as_default():
+      x = tf.ones([2, 4, 4, 1])
+      f = tf.compat.v1.get_variable("f", [3, 3, 1, 2])
+      y = tf.nn.conv2d(x, f, [1, 1, 1, 1], "SAME")
+      lc = ns.layer_collection.LayerCollection()
+      lc.register_conv2d(f, (1, 1, 1, 1), "SAME", x, y, approx="diagonal")
+      lc.register_categorical_predictive_distribution(
+          tf.reshape(y, [2, -1]), name="logits")
+      _make_optimizer(ns, lc)
+      damping = lc.fisher_blocks[f]._damping  # pylint: disable=protected-access
+    # |T| = 16 locations: 1.5 divides the damping by it, 1.6 does not.
+    self.assertAlmostEqual(damping, 0.01 / 16 if divided else 0.01)
+
+  def test_estimator_takes_a_damping_function_first_in_1_7(self):
+    ns = kfac.r1_7
+    calls = []
+    with tf.Graph().as_default():
+      _, w, b, _, lc = _fc_model(ns, np.random.RandomState(4))
+
+      def damping_fn():
+        calls.append(1)
+        return 0.01
+      est = ns.estimator.FisherEstimator(damping_fn, [w, b], 0.9, lc)
+      made = len(calls)
+      self.assertEqual(est.damping, 0.01)
+    self.assertGreaterEqual(made, 1)
+    self.assertEqual(len(calls), made + 1)
+
+  def test_releases_coexist_in_one_process(self):
+    with tf.Graph().as_default():
+      seed_lc = kfac.layer_collection.LayerCollection()
+      lc_16 = kfac.r1_6.layer_collection.LayerCollection()
+    self.assertFalse(hasattr(seed_lc, "default_generic_approximation"))
+    self.assertEqual(lc_16.default_generic_approximation, "full")
+    self.assertTrue(kfac.r1_6.fisher_factors.COLOCATE_COV_OPS_WITH_INPUTS)
+    self.assertFalse(hasattr(kfac.fisher_factors,
+                             "COLOCATE_COV_OPS_WITH_INPUTS"))
+
+
+class RegistrationTest(parameterized.TestCase):
+  """The 1.5–1.7 registration rules (releases.md §5.6–§5.9)."""
+
+  @parameterized.named_parameters(*_named(_LATER))
+  def test_towers_are_pooled_by_concatenation(self, package):
+    ns = _ns(package)
+    rng = np.random.RandomState(5)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      w = tf.compat.v1.get_variable("w", initializer=rng.randn(
+          IN, OUT).astype(np.float32))
+      lc = ns.layer_collection.LayerCollection()
+      xs = [tf.constant(rng.randn(BATCH, IN).astype(np.float32))
+            for _ in range(2)]
+      for i, x in enumerate(xs):
+        with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
+                                         reuse=(i > 0)):
+          logits = tf.matmul(x, w)
+          lc.register_fully_connected(w, x, logits)
+          lc.register_categorical_predictive_distribution(logits,
+                                                          name="logits")
+      self.assertLen(lc.fisher_blocks, 1)
+      self.assertLen(lc.losses, 1)
+      self.assertEqual(lc.fisher_blocks[w].num_registered_minibatches, 2)
+      self.assertEqual(lc.losses[0].num_registered_minibatches, 2)
+      opt = _make_optimizer(ns, lc, var_list=[w])  # check_registration: 2
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(opt.cov_update_op)
+      a_cov = sess.run(lc.fisher_blocks[w]._input_factor.get_cov())  # pylint: disable=protected-access
+      pooled = np.concatenate(sess.run(xs), axis=0)
+    np.testing.assert_allclose(a_cov, pooled.T @ pooled / (2 * BATCH),
+                               rtol=1e-5, atol=1e-6)
+
+  @parameterized.named_parameters(*_named(_LATER))
+  def test_register_block_rules(self, package):
+    ns = _ns(package)
+    with tf.Graph().as_default():
+      w = tf.compat.v1.get_variable("w", [IN, OUT])
+      b = tf.compat.v1.get_variable("b", [OUT])
+      lc = ns.layer_collection.LayerCollection()
+      with self.assertRaises(KeyError):
+        lc.register_fully_connected(w, tf.ones([2, IN]), tf.ones([2, OUT]),
+                                    reuse=True)
+      lc.register_fully_connected(w, tf.ones([2, IN]), tf.ones([2, OUT]))
+      with self.assertRaisesRegex(ValueError, "already registered"):
+        lc.register_fully_connected((w, b), tf.ones([2, IN]),
+                                    tf.ones([2, OUT]))
+      with self.assertRaisesRegex(ValueError, "Attempted to register"):
+        lc.register_fully_connected(w, tf.ones([2, IN]), tf.ones([2, OUT]),
+                                    approx="diagonal", reuse=True)
+      with self.assertRaises(ValueError):
+        lc.define_linked_parameters((w, b))
+      lc.define_linked_parameters(b, approximation="full")
+      lc.register_generic(b, 2)
+      self.assertEqual(type(lc.fisher_blocks[b]).__name__, "FullFB")
+      with self.assertRaisesRegex(ValueError, "Bad value"):
+        lc.register_conv2d(tf.compat.v1.get_variable("f", [1, 1, 1, 1]),
+                           (1, 1, 1, 1), "SAME", tf.ones([1, 2, 2, 1]),
+                           tf.ones([1, 2, 2, 1]), approx="bogus")
+      with self.assertRaises(ValueError):
+        lc.set_default_generic_approximation("kron")
+      lc.register_categorical_predictive_distribution(tf.ones([2, OUT]),
+                                                      name="l")
+      with self.assertRaises(KeyError):
+        lc.register_categorical_predictive_distribution(tf.ones([2, OUT]),
+                                                        name="l")
+      lc.register_normal_predictive_distribution(tf.ones([2, OUT]), name="n")
+      with self.assertRaises(NotImplementedError):
+        lc.register_normal_predictive_distribution(tf.ones([2, OUT]),
+                                                   name="n")
+
+  @parameterized.named_parameters(*_named(_LATER))
+  def test_factor_variables_follow_float64_data(self, package):
+    ns = _ns(package)
+    rng = np.random.RandomState(6)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.constant(rng.randn(BATCH, IN))
+      w = tf.compat.v1.get_variable("w", initializer=rng.randn(IN, OUT))
+      logits = tf.matmul(x, w)
+      lc = ns.layer_collection.LayerCollection()
+      lc.register_fully_connected(w, x, logits)
+      lc.register_categorical_predictive_distribution(logits, name="logits")
+      opt = _make_optimizer(ns, lc)
+      train = opt.minimize(tf.reduce_sum(logits ** 2))
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run([train, opt.cov_update_op])
+      sess.run(opt.inv_update_op)
+      factors = list(lc.get_factors())
+    self.assertTrue(factors)
+    for factor in factors:
+      self.assertEqual(factor.get_cov().dtype.base_dtype, tf.float64)
+
+
+class TypicalProgramsTest(parameterized.TestCase):
+  """The programs of releases.md §19 train (1.5–1.7)."""
+
+  def _train(self, ns, towers=1, thunks=False, steps=12):
+    rng = np.random.RandomState(7)
+    x_all = rng.randn(16 * towers, IN).astype(np.float32)
+    labels_all = (x_all[:, 0] > 0).astype(np.int32)
+    w = tf.compat.v1.get_variable("w", initializer=0.1 * rng.randn(
+        IN, OUT).astype(np.float32))
+    b = tf.compat.v1.get_variable("b", initializer=np.zeros(OUT, np.float32))
+    lc = ns.layer_collection.LayerCollection()
+    losses = []
+    for i in range(towers):
+      x = tf.constant(x_all[16 * i:16 * (i + 1)])
+      labels = tf.constant(labels_all[16 * i:16 * (i + 1)])
+      with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
+                                       reuse=(i > 0)):
+        logits = tf.matmul(x, w) + b
+        lc.register_fully_connected((w, b), x, logits)
+        lc.register_categorical_predictive_distribution(logits,
+                                                        name="logits")
+      losses.append(tf.reduce_mean(
+          tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                         logits=logits)))
+    loss = tf.add_n(losses) / towers
+    step = tf.compat.v1.train.get_or_create_global_step()
+    opt = ns.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.95,
+                                     damping=1e-2, layer_collection=lc,
+                                     momentum=0.9)
+    train = opt.minimize(loss, global_step=step)
+    if thunks:
+      inv = tf.group(*ns.utils.batch_execute(step, opt.inv_update_thunks, 1))
+    else:
+      inv = opt.inv_update_op
+    values = []
+    with tf.compat.v1.Session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      for i in range(steps):
+        _, _, value = sess.run([train, opt.cov_update_op, loss])
+        if thunks or i % 3 == 0:
+          sess.run(inv)
+        values.append(value)
+    return values
+
+  @parameterized.named_parameters(*_named(_LATER))
+  def test_single_machine(self, package):
+    with tf.Graph().as_default():
+      values = self._train(_ns(package))
+    self.assertTrue(np.all(np.isfinite(values)))
+    self.assertLess(values[-1], 0.8 * values[0])
+
+  @parameterized.named_parameters(*_named(_LATER))
+  def test_multi_tower(self, package):
+    with tf.Graph().as_default():
+      values = self._train(_ns(package), towers=2)
+    self.assertTrue(np.all(np.isfinite(values)))
+    self.assertLess(values[-1], 0.8 * values[0])
+
+  @parameterized.named_parameters(*_named(("kfac.r1_6", "kfac.r1_7")))
+  def test_batch_executed_inverse_thunks(self, package):
+    with tf.Graph().as_default():
+      values = self._train(_ns(package), thunks=True)
+    self.assertTrue(np.all(np.isfinite(values)))
+    self.assertLess(values[-1], 0.8 * values[0])
+
+  @parameterized.named_parameters(*_named(_LATER))
+  def test_shared_weights(self, package):
+    ns = _ns(package)
+    rng = np.random.RandomState(8)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      w = tf.compat.v1.get_variable("w", initializer=0.3 * rng.randn(
+          IN, IN).astype(np.float32))
+      x0 = tf.constant(rng.randn(16, IN).astype(np.float32))
+      target = tf.constant(rng.randn(16, IN).astype(np.float32))
+      inputs, outputs = [x0], []
+      for _ in range(3):  # Three uses (time steps) of one layer.
+        out = tf.matmul(inputs[-1], w)
+        outputs.append(out)
+        inputs.append(tf.tanh(out))
+      lc = ns.layer_collection.LayerCollection()
+      lc.register_fully_connected_multi(w, inputs[:3], outputs,
+                                        approx="kron_indep")
+      lc.register_normal_predictive_distribution(outputs[-1], var=1.0,
+                                                 name="mean")
+      loss = 0.5 * tf.reduce_mean(tf.reduce_sum(
+          (outputs[-1] - target) ** 2, axis=1))
+      opt = ns.optimizer.KfacOptimizer(learning_rate=0.05,
+                                       cov_ema_decay=0.95, damping=1e-2,
+                                       layer_collection=lc, momentum=0.5)
+      train = opt.minimize(loss)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      values = []
+      for i in range(15):
+        _, _, value = sess.run([train, opt.cov_update_op, loss])
+        if i % 3 == 0:
+          sess.run(opt.inv_update_op)
+        values.append(value)
+    self.assertTrue(np.all(np.isfinite(values)))
+    self.assertLess(values[-1], values[0])
+
+  def test_damping_adaptation_1_7(self):
+    ns = kfac.r1_7
+    with tf.Graph().as_default():
+      _, w, b, logits, lc = _fc_model(ns, np.random.RandomState(9))
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=tf.zeros([BATCH], tf.int32), logits=logits))
+      opt = ns.optimizer.KfacOptimizer(learning_rate=0.1, cov_ema_decay=0.9,
+                                       damping=0.01, layer_collection=lc)
+      opt.set_damping_adaptation_params(
+          is_chief=True, prev_train_batch=None, loss_fn=lambda _: loss)
+      with self.assertRaises(ValueError):
+        opt.set_damping_adaptation_params(
+            is_chief=True, prev_train_batch=None, loss_fn=lambda _: loss)
+      with self.assertRaises(KeyError):
+        opt.minimize(loss)
+      self.assertEqual(opt.damping_adaptation_interval, 5)
+      names = {v.op.name for v in tf.compat.v1.global_variables()}
+      del w, b
+    self.assertTrue({"KFAC/rho", "KFAC/prev_loss", "KFAC/q_model_change",
+                     "KFAC/damping"} <= names)
+
+  def test_qmodel_with_damping_adaptation_1_7(self):
+    ns = kfac.r1_7
+    rng = np.random.RandomState(10)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
+      labels = tf.constant((rng.rand(BATCH) * OUT).astype(np.int32))
+      w = tf.compat.v1.get_variable("w", initializer=0.1 * rng.randn(
+          IN, OUT).astype(np.float32))
+
+      def loss_fn(batch):
+        logits = tf.matmul(batch, w)
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits)), logits
+      loss, logits = loss_fn(x)
+      lc = ns.layer_collection.LayerCollection()
+      lc.register_fully_connected(w, x, logits)
+      lc.register_categorical_predictive_distribution(logits, name="logits")
+      step = tf.compat.v1.train.get_or_create_global_step()
+      opt = ns.optimizer.KfacOptimizer(
+          learning_rate=0.5, cov_ema_decay=0.9, damping=0.1,
+          layer_collection=lc, momentum=0.0, momentum_type="qmodel")
+      opt.set_damping_adaptation_params(
+          is_chief=True, prev_train_batch=x,
+          loss_fn=lambda batch: loss_fn(batch)[0],
+          damping_adaptation_interval=2)
+      train = opt.minimize(loss, global_step=step)
+      q_change = [v for v in tf.compat.v1.global_variables()
+                  if v.op.name == "KFAC/q_model_change"][0]
+      sess.run(tf.compat.v1.global_variables_initializer())
+      values, changes, dampings = [], [], []
+      for _ in range(6):
+        sess.run(opt.cov_update_op)
+        sess.run(opt.inv_update_op)
+        values.append(sess.run([train, loss])[1])
+        changes.append(sess.run(q_change))
+        dampings.append(sess.run(opt.damping))
+    self.assertTrue(np.all(np.isfinite(values + changes + dampings)))
+    # The predicted change is the model's decrease (negative) from 1.7.
+    self.assertTrue(all(c <= 0 for c in changes), changes)
+    self.assertLess(values[-1], values[0])
+    # The damping was adapted (by ω^±1 = 0.99^±2) at least once.
+    self.assertNotAlmostEqual(dampings[-1], 0.1, places=6)
+
+
+if __name__ == "__main__":
+  tf.test.main()
