@@ -10,6 +10,7 @@ default). Each `<name>.expected.py` is the upgrade's expected output.
 import contextlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -344,6 +345,24 @@ class ContribAliasReleaseTest(parameterized.TestCase):
     from kfac import _contrib_alias  # pylint: disable=import-outside-toplevel
     with self.assertRaisesRegex(ValueError, message):
       _contrib_alias.install_tf_contrib_alias(tf_version=version)
+
+
+class MigrationGuideTest(absltest.TestCase):
+  """The "Choosing a release" example of docs/migration.md runs as printed."""
+
+  def test_example_prints_what_the_guide_says(self):
+    with open(os.path.join(_REPO, "docs", "migration.md"),
+              encoding="utf-8") as f:
+      guide = f.read()
+    code = re.search(r"<!-- release-example: infer -->\n```python\n(.*?)\n```"
+                     r"\n", guide, re.DOTALL).group(1)
+    printed = re.search(r"<!-- release-example-output: infer -->\n```\n"
+                        r"(.*?)```\n", guide, re.DOTALL).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      exec(compile(code, "release-example", "exec"), {})  # pylint: disable=exec-used
+    self.assertEqual(out.getvalue(), printed)
+    self.assertIn("kfac.r1_6.optimizer.KfacOptimizer(", printed)
 
 
 if __name__ == "__main__":
