@@ -8,8 +8,10 @@ Builds the convnet the way a TensorFlow 1 program registered it with
   dense 3136 -> 10, all SAME, every layer with a bias;
 * `register_conv2d` / `register_fully_connected` with their default
   approximation ("kron"), `register_categorical_predictive_distribution`;
-* `KfacOptimizer(momentum=0.9)`, `session.run([train_op, cov_update_op])`
-  every step, `inv_update_op` every `--inv-every` steps.
+* `KfacOptimizer(momentum=0.9)` (defaults otherwise, so with its non-finite
+  update guards unless `--no-nonfinite-guards`),
+  `session.run([train_op, cov_update_op])` every step, `inv_update_op`
+  every `--inv-every` steps.
 
 In one process, side by side, it times three variants of the same program:
 
@@ -74,7 +76,7 @@ class _ReferenceLayerCollection(lc.LayerCollection):
         fisher_factors._reference_factor_class(cls), args)
 
 
-def _build(variant, shape_name, batch_size, inv_every):
+def _build(variant, shape_name, batch_size, nonfinite_guards):
   """Builds one variant in a new graph; returns a dict of what to run."""
   height, width, channels, convs, classes = SHAPES[shape_name]
   graph = tf.Graph()
@@ -120,7 +122,8 @@ def _build(variant, shape_name, batch_size, inv_every):
     else:
       optimizer = opt.KfacOptimizer(
           learning_rate=0.001, cov_ema_decay=0.95, damping=0.01,
-          layer_collection=collection, momentum=0.9)
+          layer_collection=collection, momentum=0.9,
+          skip_nonfinite_updates=nonfinite_guards)
       train_op = optimizer.minimize(loss)
       step, inverse = [train_op, optimizer.cov_update_op], (
           optimizer.inv_update_op)
@@ -131,7 +134,6 @@ def _build(variant, shape_name, batch_size, inv_every):
   feed = {images: rng.rand(batch_size, height, width,
                            channels).astype(np.float32),
           labels: rng.randint(0, classes, batch_size)}
-  del inv_every
   return {"session": session, "step": step, "inverse": inverse,
           "feed": feed}
 
@@ -170,8 +172,8 @@ def _by_type(per_node):
 
 def _measure(shape_name, args):
   """Times every variant on one shape; returns (text lines, breakdowns)."""
-  runs = {v: _build(v, shape_name, args.batch_size, args.inv_every)
-          for v in VARIANTS}
+  runs = {v: _build(v, shape_name, args.batch_size,
+                    not args.no_nonfinite_guards) for v in VARIANTS}
   step_times = {v: [] for v in VARIANTS}
   inverse_times = {v: [] for v in VARIANTS if runs[v]["inverse"]}
   for v in VARIANTS:  # warm-up, and the first inverses
@@ -298,6 +300,9 @@ def main():
                       help="steps per variant per round")
   parser.add_argument("--inv-every", type=int, default=20)
   parser.add_argument("--top", type=int, default=8)
+  parser.add_argument("--no-nonfinite-guards", action="store_true",
+                      help="build K-FAC with skip_nonfinite_updates=False "
+                      "(the default program keeps the guards)")
   parser.add_argument("--output-dir", default=".",
                       help="where bench_step.txt and bench_step.png go")
   args = parser.parse_args()
@@ -309,8 +314,9 @@ def main():
 
   started = time.perf_counter()
   header = ["TensorFlow {}, {} CPU(s) visible; medians of {} rounds x {} "
-            "steps, variants interleaved".format(
-                tf.__version__, os.cpu_count(), args.rounds, args.steps)]
+            "steps, variants interleaved; K-FAC non-finite guards {}".format(
+                tf.__version__, os.cpu_count(), args.rounds, args.steps,
+                "off" if args.no_nonfinite_guards else "on (default)")]
   print(header[0])
   results = {}
   for shape in shapes:
