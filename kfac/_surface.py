@@ -242,15 +242,15 @@ def parameters(release, qualname):
 # None). `kfac-upgrade` infers a program's release from them (releases.md,
 # surface/r1.N.md).
 MEMBER_RELEASES = {
-    "register_additional_minibatch": ("1.5", "1.8"),
+    "register_additional_minibatch": ("1.5", "1.7"),
     "register_fully_connected_multi": ("1.5", None),
     "define_linked_parameters": ("1.5", None),
     "check_registration": ("1.5", None),
     "set_default_fully_connected_approximation": ("1.5", None),
     "set_default_conv2d_approximation": ("1.5", None),
     "set_default_generic_approximation": ("1.5", None),
-    "cov_update_thunks": ("1.6", "1.7"),
-    "inv_update_thunks": ("1.6", "1.7"),
+    "cov_update_thunks": ("1.6", "1.8"),
+    "inv_update_thunks": ("1.6", "1.8"),
     "register_embedding": ("1.7", None),
     "set_damping_adaptation_params": ("1.7", None),
     "make_vars_and_create_op_thunks": ("1.8", None),

@@ -20,6 +20,7 @@ import textwrap
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from kfac import _surface
 from kfac.upgrade import _cli
 from kfac.upgrade import _release
 
@@ -345,6 +346,59 @@ class ContribAliasReleaseTest(parameterized.TestCase):
     from kfac import _contrib_alias  # pylint: disable=import-outside-toplevel
     with self.assertRaisesRegex(ValueError, message):
       _contrib_alias.install_tf_contrib_alias(tf_version=version)
+
+
+def _surface_listing(version):
+  """The per-module listing of tests/data/surface/r1.N.md (no change log)."""
+  with open(os.path.join(_HERE, "data", "surface",
+                         "r1.%s.md" % version.split(".")[1])) as f:
+    text = f.read()
+  sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
+  return "\n".join(s for s in sections if not s.startswith("Changes"))
+
+
+def _version_key(version):
+  return tuple(int(p) for p in version.split("."))
+
+
+class ReleaseTablesTest(parameterized.TestCase):
+  """The inference tables in kfac/_surface.py agree with the surface files."""
+
+  @parameterized.named_parameters(
+      (name, name) for name in sorted(_surface.MEMBER_RELEASES))
+  def test_member_releases(self, name):
+    first, last = _surface.MEMBER_RELEASES[name]
+    listed = [v for v in _release.VERSIONS
+              if re.search(r"[ `]%s[`,(]" % name, _surface_listing(v))]
+    expected = [v for v in _release.VERSIONS
+                if _version_key(v) >= _version_key(first) and
+                (last is None or _version_key(v) <= _version_key(last))]
+    self.assertEqual(listed, expected)
+
+  @parameterized.named_parameters(
+      (name, name) for name in sorted(_surface.KEYWORD_RELEASES))
+  def test_keyword_releases(self, name):
+    first, last = _surface.KEYWORD_RELEASES[name]
+    listed = [v for v in _release.VERSIONS
+              if re.search(r"[ (]%s=" % name, _surface_listing(v))]
+    expected = [v for v in _release.VERSIONS
+                if _version_key(v) >= _version_key(first) and
+                (last is None or _version_key(v) <= _version_key(last))]
+    self.assertEqual(listed, expected)
+
+  @parameterized.named_parameters(
+      ("r" + v.replace(".", "_"), v) for v in _release.VERSIONS)
+  def test_momentum_position_and_default(self, version):
+    signature = re.search(
+        r"^- `__init__\( (learning_rate, cov_ema_decay, [^`]*)\)`",
+        _surface_listing(version), re.MULTILINE).group(1)
+    params = [p.strip() for p in signature.split(",")]
+    names = [p.split("=")[0] for p in params]
+    parameter, positions, defaults = _surface.BEHAVIOUR_DEFAULTS[
+        "optimizer.KfacOptimizer.__init__"]
+    self.assertEqual(names.index(parameter), positions[version])
+    self.assertEqual(params[positions[version]],
+                     "%s=%s" % (parameter, defaults[version]))
 
 
 class MigrationGuideTest(absltest.TestCase):
