@@ -143,6 +143,30 @@ class FlagTest(parameterized.TestCase):
     self.assertIn("--tf-version must be one of 1.4, 1.5", err.getvalue())
 
 
+class NoTensorFlowTest(absltest.TestCase):
+  """Choosing the release imports no TensorFlow (and no kfac module)."""
+
+  def test_flag_and_inference_import_no_tensorflow(self):
+    tmp = tempfile.mkdtemp(prefix="kfac_upgrade_notf_")
+    self.addCleanup(shutil.rmtree, tmp, True)
+    _copy_corpus(tmp)
+    code = textwrap.dedent("""\
+        import contextlib, io, sys
+        sys.modules["tensorflow"] = None  # As if TensorFlow were missing.
+        from kfac.upgrade import main
+        with contextlib.redirect_stdout(io.StringIO()):
+          assert main(["--check", "--tf-version", "1.6", sys.argv[1]]) == 1
+          assert main(["--check", sys.argv[1]]) == 1
+        print(sys.modules.get("tensorflow") is not None,
+              "kfac.utils" in sys.modules, "kfac.r1_6" in sys.modules)
+        """)
+    proc = subprocess.run([sys.executable, "-c", code, tmp], cwd=_REPO,
+                          capture_output=True, text=True, timeout=120,
+                          check=False)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertEqual(proc.stdout.split(), ["False", "False", "False"])
+
+
 class PinTest(parameterized.TestCase):
   """Version pins next to the code."""
 
