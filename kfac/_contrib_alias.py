@@ -17,6 +17,7 @@ attributes are the nine modules (also under their `*_lib` names).
 """
 
 import importlib
+import importlib.util
 import sys
 import types
 import warnings
@@ -57,11 +58,12 @@ def _set_module(name, module):
 
 
 def _python_ops_namespace(kfac, modules):
-  """Returns `kfac.python`, creating `kfac.python.ops` if needed."""
+  """Returns `<package>.python`, creating `<package>.python.ops` if needed."""
+  root = kfac.__name__
   python = _get(kfac, "python")
   if python is None:
     python = _new_module(
-      "kfac.python", "Legacy `tf.contrib.kfac.python` layout (alias)."
+      root + ".python", "Legacy `tf.contrib.kfac.python` layout (alias)."
     )
     kfac.python = python
   elif not _is_ours(python):
@@ -69,7 +71,7 @@ def _python_ops_namespace(kfac, modules):
   ops = _get(python, "ops")
   if ops is None:
     ops = _new_module(
-      "kfac.python.ops",
+      root + ".python.ops",
       "Legacy `tf.contrib.kfac.python.ops` layout "
       "(alias): the kfac modules, also under their `*_lib` names.",
     )
@@ -79,12 +81,36 @@ def _python_ops_namespace(kfac, modules):
       setattr(ops, name, module)
     if _get(ops, name + "_lib") is None:
       setattr(ops, name + "_lib", module)
-  _set_module("kfac.python", python)
-  _set_module("kfac.python.ops", ops)
+  _set_module(root + ".python", python)
+  _set_module(root + ".python.ops", ops)
   return python
 
 
-def install_tf_contrib_alias():
+# Releases that shipped `tf.contrib.kfac`.
+_VERSIONS = ("1.4", "1.5", "1.6", "1.7", "1.8", "1.9", "1.10")
+
+
+def _release_package(tf_version):
+  """The package name `tf.contrib.kfac` becomes for `tf_version`."""
+  if tf_version is None:
+    return "kfac"
+  if not isinstance(tf_version, str) or tf_version not in _VERSIONS:
+    raise ValueError(
+      "install_tf_contrib_alias: tf_version must be None or one of %s (the "
+      "releases that shipped tf.contrib.kfac), got %r"
+      % (", ".join(repr(v) for v in _VERSIONS), tf_version)
+    )
+  name = "kfac.r1_%s" % tf_version.split(".")[1]
+  if importlib.util.find_spec(name) is None:
+    raise ValueError(
+      "install_tf_contrib_alias: tf_version=%r needs the release namespace "
+      "`%s`, which this kfac does not provide yet (available: the seed API "
+      "`kfac` and the release namespaces of 1.4-1.7)" % (tf_version, name)
+    )
+  return name
+
+
+def install_tf_contrib_alias(tf_version=None):
   """Makes `tf.contrib.kfac` resolve to `kfac` in the running process.
 
   For legacy programs that should run unmodified on TensorFlow 2.x: add
@@ -109,14 +135,35 @@ def install_tf_contrib_alias():
   are added to `sys.modules` only under names not already present. Calling
   the function again is harmless. It touches no `tensorflow.python` module.
 
+  With `tf_version="1.N"` everything above resolves to the release
+  namespace `kfac.r1_N` instead of `kfac` (`tf.contrib.kfac.optimizer` is
+  `kfac.r1_6.optimizer`, `tensorflow.contrib.kfac.python.ops.fisher_factors`
+  and `..._lib` are `kfac.r1_6.fisher_factors`), for a program written for
+  that release. One process has one `tf.contrib.kfac`: a second call with a
+  different `tf_version` leaves the first in place and returns False.
+
+  Args:
+    tf_version: None (the seed's 1.4 API, `kfac`) or the release the program
+      was written for, "1.4" ... "1.10"; "1.4" means `kfac.r1_4`, the TF 1.4.0
+      release exactly.
+
   Returns:
-    True when `tf.contrib.kfac` is `kfac` afterwards; False when an existing
-    foreign `tf.contrib.kfac` was left in place (a warning says so).
+    True when `tf.contrib.kfac` is the requested package afterwards; False
+    when an existing different `tf.contrib.kfac` was left in place (a warning
+    says so).
+
+  Raises:
+    ValueError: if `tf_version` is not a release that shipped
+      `tf.contrib.kfac`, or its namespace is not provided by this `kfac` yet
+      (1.8-1.10).
   """
+  package = _release_package(tf_version)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  kfac = importlib.import_module("kfac")
-  modules = {name: importlib.import_module("kfac." + name) for name in MODULES}
+  kfac = importlib.import_module(package)
+  modules = {
+    name: importlib.import_module(package + "." + name) for name in MODULES
+  }
   _python_ops_namespace(kfac, modules)
 
   ok = True
@@ -144,7 +191,7 @@ def install_tf_contrib_alias():
     elif existing is not kfac:
       warnings.warn(
         "install_tf_contrib_alias: %s.contrib.kfac already exists and is "
-        "not kfac; it is left in place." % host.__name__,
+        "not %s; it is left in place." % (host.__name__, package),
         stacklevel=2,
       )
       ok = False

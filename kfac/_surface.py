@@ -321,3 +321,50 @@ def parameters(release, qualname):
     if name:
       names.append(name)
   return tuple(names)
+
+
+# Members (methods, and keywords of `register_*` / `KfacOptimizer` calls)
+# that only some releases have: name -> (first release, last release or
+# None). `kfac-upgrade` infers a program's release from them (releases.md,
+# surface/r1.N.md).
+MEMBER_RELEASES = {
+  "register_additional_minibatch": ("1.5", "1.7"),
+  "register_fully_connected_multi": ("1.5", None),
+  "define_linked_parameters": ("1.5", None),
+  "check_registration": ("1.5", None),
+  "set_default_fully_connected_approximation": ("1.5", None),
+  "set_default_conv2d_approximation": ("1.5", None),
+  "set_default_generic_approximation": ("1.5", None),
+  "cov_update_thunks": ("1.6", "1.8"),
+  "inv_update_thunks": ("1.6", "1.8"),
+  "register_embedding": ("1.7", None),
+  "set_damping_adaptation_params": ("1.7", None),
+  "make_vars_and_create_op_thunks": ("1.8", None),
+  "create_ops_and_vars_thunks": ("1.8", None),
+  "register_loss_function": ("1.8", None),
+}
+KEYWORD_RELEASES = {
+  # keyword of `LayerCollection.register_*` calls.
+  "reuse": ("1.5", None),
+  # keyword of `KfacOptimizer(...)`.
+  "placement_strategy": ("1.8", None),
+}
+
+# Defaults that changed between releases and change what a program computes:
+# qualname -> (parameter, position in each release's signature,
+# {release: default}).
+BEHAVIOUR_DEFAULTS = {
+  "optimizer.KfacOptimizer.__init__": (
+    "momentum",
+    {"1.4": 4, "1.5": 5, "1.6": 5, "1.7": 5, "1.8": 5, "1.9": 5, "1.10": 5},
+    {
+      "1.4": "0.0",
+      "1.5": "0.0",
+      "1.6": "0.9",
+      "1.7": "0.9",
+      "1.8": "0.9",
+      "1.9": "0.9",
+      "1.10": "0.9",
+    },
+  ),
+}

@@ -2,7 +2,19 @@
 
 Command line::
 
-    kfac-upgrade [--check] [--also-tf2] PATH...
+    kfac-upgrade [--check] [--also-tf2] [--tf-version 1.N] PATH...
+
+`--tf-version 1.N` names the TensorFlow release the programs were written
+for: `tf.contrib.kfac` then becomes the release namespace `kfac.r1_N`.
+Without it the release of each file is inferred (`_release`): from the
+TensorFlow pins next to it (`requirements*.txt`, `setup.py`, `setup.cfg`,
+`pyproject.toml`, `environment.yml`, from the file's folder up to the PATH
+given), then from the API it uses; with no evidence of a release after 1.4
+it becomes `kfac`, the 1.4 API, as before. Where the release cannot be
+inferred but matters (a default the program relies on changed between the
+possible releases), where the pin and the API disagree, or where the
+release's namespace does not exist yet (1.8-1.10), the file is left
+untouched and reported, and the exit status is 1.
 
 Every PATH is a Python file, a directory (searched recursively for `*.py`
 files, skipping hidden directories and `__pycache__`), or `-` (read a program
@@ -99,13 +111,19 @@ __all__ = [
 ]
 
 
-def upgrade_source(source, filename="<string>"):
+def upgrade_source(source, filename="<string>", tf_version=None, pins=None):
   """Upgrades one program from `tf.contrib.kfac` (or kfac 0.2.x) to `kfac`.
 
   Args:
     source: the program, `str` or `bytes` (`bytes` keep their encoding and
       line endings exactly).
     filename: name used in error messages.
+    tf_version: the release the program was written for, "1.4" ... "1.10"
+      (`tf.contrib.kfac` then becomes `kfac.r1_N`), or None to infer it from
+      `pins` and the API the program uses; `result.release` says which
+      release was chosen and why.
+    pins: the TensorFlow version pins next to the program, as
+      `(file, [(pin text, [release, ...]), ...])`, or None.
 
   Returns:
     An `UpgradeResult`; `result.source` has the type of `source`.
@@ -116,4 +134,4 @@ def upgrade_source(source, filename="<string>"):
   """
   from kfac.upgrade import _engine  # pylint: disable=import-outside-toplevel
 
-  return _engine.upgrade_source(source, filename)
+  return _engine.upgrade_source(source, filename, tf_version, pins)

@@ -50,6 +50,12 @@ def _format_report(name, result, tf2_lines, check, tf2_attention=()):
   else:
     verb = "unchanged"
   lines.append("%s: %s" % (name, verb))
+  decision = result.release
+  if decision is not None and decision.problem is None:
+    lines.append(
+      "  release: %s, rewritten to `%s` (%s)"
+      % (decision.version or "1.4 (seed API)", decision.target, decision.reason)
+    )
   for finding in result.changes:
     where = "line %d" % finding.line if finding.line else "module"
     lines.append("  %s: %s" % (where, finding.message))
@@ -76,8 +82,10 @@ def main(argv=None):
 
   Returns:
     0 when nothing failed (and, with `--check`, nothing would change), 1 with
-    `--check` when some file would change, 2 when a file could not be read or
-    parsed or `tf_upgrade_v2` failed.
+    `--check` when some file would change, 1 (with or without `--check`)
+    when the release of some program must be chosen by hand
+    (`--tf-version`), 2 when a file could not be read or parsed or
+    `tf_upgrade_v2` failed.
   """
   parser = argparse.ArgumentParser(
     prog="kfac-upgrade",
@@ -97,16 +105,34 @@ def main(argv=None):
     help="write nothing; exit 1 if any file would change",
   )
   parser.add_argument(
+    "--tf-version",
+    metavar="1.N",
+    help="the TensorFlow release the programs were written "
+    "for (1.4 ... 1.10): tf.contrib.kfac becomes "
+    "kfac.r1_N; without it the release is inferred "
+    "from version pins next to the code, then from the "
+    "API the program uses",
+  )
+  parser.add_argument(
     "--also-tf2",
     action="store_true",
     help="also run TensorFlow's tf_upgrade_v2 on the result",
   )
   args = parser.parse_args(argv)
+  from kfac.upgrade import _release  # pylint: disable=import-outside-toplevel
+
+  flag = None
+  if args.tf_version is not None:
+    try:
+      flag = _release.parse_flag(args.tf_version)
+    except ValueError as e:
+      parser.error(str(e))
   # libcst is loaded only now, so that `--help` starts at once.
   from kfac.upgrade._engine import upgrade_source
 
   status = 0
   inputs = []  # (display name, path or None for stdin, original bytes)
+  roots = {}  # file -> the folder the pin search stops at
   for path in args.paths:
     if path == "-":
       inputs.append(("<stdin>", None, sys.stdin.buffer.read()))
@@ -116,6 +142,11 @@ def main(argv=None):
       status = 2
       continue
     for filename in _iter_python_files(path):
+      roots[filename] = (
+        path
+        if os.path.isdir(path)
+        else (os.path.dirname(os.path.abspath(path)))
+      )
       try:
         with open(filename, "rb") as f:
           inputs.append((filename, filename, f.read()))
@@ -126,7 +157,12 @@ def main(argv=None):
   results = []  # (name, path, original, UpgradeResult)
   for name, path, original in inputs:
     try:
-      result = upgrade_source(original, filename=name)
+      pins = None
+      if flag is None and path is not None:
+        pins = _release.find_pins(path, roots[path])
+      result = upgrade_source(
+        original, filename=name, tf_version=flag, pins=pins
+      )
     except UpgradeError as e:
       print("%s (left untouched)" % e, file=sys.stderr)
       status = 2
@@ -178,6 +214,7 @@ def main(argv=None):
     if (
       result.changed
       or result.attention
+      or result.release
       or tf2_reports.get(name)
       or (tf2_attention.get(name))
       or len(inputs) == 1
@@ -211,4 +248,6 @@ def main(argv=None):
   )
   if args.check and changed_count and status == 0:
     status = 1
+  if status == 0 and any(r[3].release_problem for r in results):
+    status = 1  # A release to choose by hand: ask for --tf-version.
   return status

@@ -4,6 +4,8 @@ import ast
 
 from kfac.upgrade._cst import cst
 from kfac.upgrade._cst import cst_metadata
+from kfac.upgrade import _paths
+from kfac.upgrade import _release
 from kfac.upgrade._results import Finding
 from kfac.upgrade._tables import AMBIGUOUS_RENAMES_02
 from kfac.upgrade._tables import METHOD_RENAMES_02
@@ -27,13 +29,17 @@ def _check_syntax(source, filename):
     raise UpgradeError(filename, None, "cannot read the program: %s" % e) from e
 
 
-def upgrade_source(source, filename="<string>"):
+def upgrade_source(source, filename="<string>", tf_version=None, pins=None):
   """Upgrades one program from `tf.contrib.kfac` (or kfac 0.2.x) to `kfac`.
 
   Args:
     source: the program, `str` or `bytes` (`bytes` keep their encoding and
       line endings exactly).
     filename: name used in error messages.
+    tf_version: the release the program was written for ("1.4" ... "1.10"),
+      or None to infer it (see `kfac.upgrade._release`).
+    pins: the TensorFlow pins found next to the program
+      (`_release.find_pins`), or None.
 
   Returns:
     An `UpgradeResult`; `result.source` has the type of `source`.
@@ -65,12 +71,30 @@ def upgrade_source(source, filename="<string>"):
       )
     )
   )
-  tf_use = _TensorflowUse()
-  wrapper.visit(tf_use)
 
+  decision = None
+  legacy = b"contrib" if isinstance(source, bytes) else "contrib"
+  if not is_02 and legacy in source:
+    decision = _release.choose_release(source, tf_version, pins)
+    if decision.problem is not None:
+      return UpgradeResult(
+        source, [], [Finding(0, decision.problem)], False, release=decision
+      )
+  previous_root = _paths._TARGET["root"]
+  _paths._TARGET["root"] = decision.target if decision is not None else "kfac"
+  try:
+    return _upgrade(source, wrapper, survey, is_02, decision)
+  finally:
+    _paths._TARGET["root"] = previous_root
+
+
+def _upgrade(source, wrapper, survey, is_02, decision):
+  """The rewrite and audit passes, with the target root set."""
   upgrader = _Upgrader(
     wrapper.module, is_02, survey.name_kinds, survey.package_alias_targets
   )
+  tf_use = _TensorflowUse()
+  wrapper.visit(tf_use)
   upgrader.tensorflow_still_used = tf_use.used and not tf_use.other_binding
   new_module = wrapper.visit(upgrader)
   changes, attention = upgrader.findings()
@@ -98,4 +122,6 @@ def upgrade_source(source, filename="<string>"):
     new_source = new_module.bytes
   else:
     new_source = new_module.code
-  return UpgradeResult(new_source, changes, attention, new_source != source)
+  return UpgradeResult(
+    new_source, changes, attention, new_source != source, release=decision
+  )

@@ -9,6 +9,16 @@ from kfac.upgrade._tables import TOP_LEVEL_02
 from kfac.upgrade._tables import UNSUPPORTED_TOP_LEVEL_02
 
 
+# Where legacy paths go: "kfac" (the seed's 1.4 API) or a release namespace
+# such as "kfac.r1_6". Set by `upgrade_source` for the length of one upgrade.
+_TARGET = {"root": "kfac"}
+
+
+def _target_root():
+  """The package legacy `tf.contrib.kfac` paths are rewritten to."""
+  return _TARGET["root"]
+
+
 def _strip_lib(name):
   if name.endswith("_lib") and name[:-4] in MODULES:
     return name[:-4]
@@ -28,7 +38,7 @@ def _map_path(path):
   """
   for prefix in LEGACY_PREFIXES:
     if path == prefix:
-      return "kfac"
+      return _target_root()
     if path.startswith(prefix + "."):
       rest = path[len(prefix) + 1 :].split(".")
       if rest[0] == "python":
@@ -38,9 +48,9 @@ def _map_path(path):
           return None
         rest = rest[2:]
         if not rest:
-          return "kfac"
+          return _target_root()
       rest[0] = _strip_lib(rest[0])
-      return ".".join(["kfac"] + rest)
+      return ".".join([_target_root()] + rest)
   if path == "kfac" or path.startswith("kfac."):
     rest = path.split(".")[1:]
     if not rest:

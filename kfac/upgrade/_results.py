@@ -41,9 +41,11 @@ class UpgradeResult(object):
     changes: list of `Finding`s, one per rewritten place.
     attention: list of `Finding`s, one per place that needs a human.
     changed: bool, whether `source` differs from the input.
+    release: the `_release.Decision` (which release the program was taken
+      for, and why), or None for a kfac 0.2.x program or one without kfac.
   """
 
-  def __init__(self, source, changes, attention, changed):
+  def __init__(self, source, changes, attention, changed, release=None):
     """Stores the result.
 
     Args:
@@ -51,8 +53,15 @@ class UpgradeResult(object):
       changes: list of `Finding` for rewritten places.
       attention: list of `Finding` for places that need a human.
       changed: bool, whether the text changed.
+      release: the release `Decision`, or None.
     """
     self.source = source
     self.changes = changes
     self.attention = attention
     self.changed = changed
+    self.release = release
+
+  @property
+  def release_problem(self):
+    """Whether the release could not be chosen (the program is untouched)."""
+    return self.release is not None and self.release.problem is not None

@@ -6,7 +6,13 @@ from kfac.upgrade._results import Finding
 from kfac.upgrade._tables import AMBIGUOUS_RENAMES_02
 from kfac.upgrade._tables import METHOD_RENAMES_02
 from kfac.upgrade._tables import _CMVP_PATH
-from kfac.upgrade._paths import _dotted, _make_dotted, _map_path, _root_name
+from kfac.upgrade._paths import (
+  _target_root,
+  _dotted,
+  _make_dotted,
+  _map_path,
+  _root_name,
+)
 
 
 class _ChainRewrites(object):
@@ -21,7 +27,10 @@ class _ChainRewrites(object):
     if scope is None:
       return True
     for assignment in scope["kfac"]:
-      if id(assignment.node) in self._package_alias_targets:
+      if (
+        id(assignment.node) in self._package_alias_targets
+        and _target_root() == "kfac"
+      ):
         continue  # `kfac = tf.contrib.kfac`, which becomes `import kfac`.
       if not isinstance(assignment, cst_metadata.ImportAssignment):
         return False

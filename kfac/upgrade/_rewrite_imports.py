@@ -3,7 +3,13 @@
 import collections
 
 from kfac.upgrade._cst import cst
-from kfac.upgrade._paths import _dotted, _make_dotted, _map_path, _path_problem
+from kfac.upgrade._paths import (
+  _target_root,
+  _dotted,
+  _make_dotted,
+  _map_path,
+  _path_problem,
+)
 from kfac.upgrade._arguments import _default_comma
 
 
@@ -157,16 +163,18 @@ class _ImportRewrites(object):
     ):
       # The 2017 idiom `kfac = tf.contrib.kfac` becomes `import kfac`.
       name = original.body[0].targets[0].target.value
+      root = _target_root()
       new = cst.Import(
         names=[
           cst.ImportAlias(
-            name=cst.Name("kfac"),
-            asname=None if name == "kfac" else cst.AsName(name=cst.Name(name)),
+            name=_make_dotted(root),
+            asname=None if name == root else cst.AsName(name=cst.Name(name)),
           )
         ]
       )
       self._changes.pop(self._pos(original.body[0].value) + ("chain",), None)
       self._kfac_chains.discard(self._pos(original.body[0].value))
+      self._conflicts.pop(self._pos(original.body[0].value), None)
       self._change(
         original,
         "`%s` -> `%s`"

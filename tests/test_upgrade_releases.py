@@ -1,0 +1,587 @@
+"""Tests for choosing the release in `kfac-upgrade` and the contrib alias.
+
+The corpus in `tests/data/legacy_programs/releases/` holds a 1.6 program
+known only from the pin next to it (`pinned_r16/`), a 1.5 program known from
+its `reuse=` / `VARIABLE_SCOPE` registration, and a program whose release
+cannot be inferred although it matters (it relies on the `momentum`
+default). Each `<name>.expected.py` is the upgrade's expected output.
+"""
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from kfac import _surface
+from kfac.upgrade import _cli
+from kfac.upgrade import _release
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(_HERE)
+_CORPUS = os.path.join(_HERE, "data", "legacy_programs", "releases")
+_PROGRAMS = (
+  "pinned_r16/train.py",
+  "multitower_r15.py",
+  "ambiguous_momentum.py",
+)
+
+
+def _run_main(argv):
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    status = _cli.main(argv)
+  return status, out.getvalue() + err.getvalue()
+
+
+def _read(path):
+  with open(path) as f:
+    return f.read()
+
+
+def _copy_corpus(tmp):
+  """Copies the corpus programs and pin files (not the expected outputs)."""
+  for dirpath, _, filenames in os.walk(_CORPUS):
+    for filename in filenames:
+      if filename.endswith(".expected.py"):
+        continue
+      rel = os.path.relpath(os.path.join(dirpath, filename), _CORPUS)
+      os.makedirs(os.path.join(tmp, os.path.dirname(rel)), exist_ok=True)
+      shutil.copyfile(os.path.join(_CORPUS, rel), os.path.join(tmp, rel))
+
+
+class CorpusTest(parameterized.TestCase):
+  """The release corpus upgraded as one tree, without `--tf-version`."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tmp = tempfile.mkdtemp(prefix="kfac_upgrade_releases_")
+    _copy_corpus(cls.tmp)
+    cls.status, cls.report = _run_main([cls.tmp])
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    super().tearDownClass()
+
+  @parameterized.named_parameters(
+    ("pinned_r16", "pinned_r16/train.py", "pinned_r16/train.expected.py"),
+    ("multitower_r15", "multitower_r15.py", "multitower_r15.expected.py"),
+  )
+  def test_matches_expected(self, name, expected):
+    self.assertEqual(
+      _read(os.path.join(self.tmp, name)),
+      _read(os.path.join(_CORPUS, expected)),
+    )
+
+  def test_ambiguous_left_untouched(self):
+    self.assertEqual(
+      _read(os.path.join(self.tmp, "ambiguous_momentum.py")),
+      _read(os.path.join(_CORPUS, "ambiguous_momentum.py")),
+    )
+
+  def test_report_says_which_release_and_why(self):
+    self.assertIn(
+      "release: 1.6, rewritten to `kfac.r1_6` (pin "
+      "`tensorflow-gpu>=1.6,<1.7` in ",
+      self.report,
+    )
+    self.assertIn(
+      "release: 1.5, rewritten to `kfac.r1_5` (line 22 uses "
+      "`register_fully_connected(reuse=...)`",
+      self.report,
+    )
+    self.assertIn(
+      "line 13 relies on the `momentum` default, which differs "
+      "between the possible releases 1.5-1.10 (0.0 in 1.5, 0.9 "
+      "in 1.6-1.10)",
+      self.report,
+    )
+    self.assertIn("run with --tf-version 1.N", self.report)
+
+  def test_exit_status_asks_for_the_flag(self):
+    self.assertEqual(self.status, 1, self.report)
+
+
+class FlagTest(parameterized.TestCase):
+  """`--tf-version 1.N`."""
+
+  def setUp(self):
+    super().setUp()
+    self.tmp = tempfile.mkdtemp(prefix="kfac_upgrade_flag_")
+    self.addCleanup(shutil.rmtree, self.tmp, True)
+    self.path = os.path.join(self.tmp, "p.py")
+    shutil.copyfile(os.path.join(_CORPUS, "ambiguous_momentum.py"), self.path)
+
+  @parameterized.named_parameters(
+    ("r1_4", "1.4", "kfac.r1_4"),
+    ("r1_5", "1.5", "kfac.r1_5"),
+    ("r1_6", "1.6.0", "kfac.r1_6"),
+    ("r1_7", "1.7", "kfac.r1_7"),
+  )
+  def test_rewrites_to_the_namespace(self, flag, target):
+    status, report = _run_main(["--tf-version", flag, self.path])
+    self.assertEqual(status, 0, report)
+    text = _read(self.path)
+    self.assertIn(target + ".layer_collection.LayerCollection()", text)
+    self.assertIn(target + ".optimizer.KfacOptimizer(", text)
+    self.assertNotIn("contrib", text)
+    self.assertIn("(--tf-version %s)" % flag[:3], report)
+
+  def test_check_with_flag(self):
+    status, _ = _run_main(["--check", "--tf-version", "1.6", self.path])
+    self.assertEqual(status, 1)
+    self.assertEqual(
+      _read(self.path), _read(os.path.join(_CORPUS, "ambiguous_momentum.py"))
+    )
+
+  @parameterized.named_parameters(
+    ("r1_8", "1.8"), ("r1_9", "1.9"), ("r1_10", "1.10")
+  )
+  def test_later_release_accepted_not_rewritten(self, flag):
+    status, report = _run_main(["--tf-version", flag, self.path])
+    self.assertEqual(status, 1)
+    self.assertIn(
+      "release %s (from --tf-version %s): `kfac.r1_%s` is not "
+      "available in this kfac yet" % (flag, flag, flag.split(".")[1]),
+      report,
+    )
+    self.assertEqual(
+      _read(self.path), _read(os.path.join(_CORPUS, "ambiguous_momentum.py"))
+    )
+
+  @parameterized.named_parameters(
+    ("r1_3", "1.3"), ("r1_11", "1.11"), ("two", "2.0"), ("word", "latest")
+  )
+  def test_bad_flag(self, flag):
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+      with self.assertRaises(SystemExit) as raised:
+        _cli.main(["--tf-version", flag, self.path])
+    self.assertEqual(raised.exception.code, 2)
+    self.assertIn("--tf-version must be one of 1.4, 1.5", err.getvalue())
+
+
+class NoTensorFlowTest(absltest.TestCase):
+  """Choosing the release imports no TensorFlow (and no kfac module)."""
+
+  def test_flag_and_inference_import_no_tensorflow(self):
+    tmp = tempfile.mkdtemp(prefix="kfac_upgrade_notf_")
+    self.addCleanup(shutil.rmtree, tmp, True)
+    _copy_corpus(tmp)
+    code = textwrap.dedent("""\
+        import contextlib, io, sys
+        sys.modules["tensorflow"] = None  # As if TensorFlow were missing.
+        from kfac.upgrade import main
+        with contextlib.redirect_stdout(io.StringIO()):
+          assert main(["--check", "--tf-version", "1.6", sys.argv[1]]) == 1
+          assert main(["--check", sys.argv[1]]) == 1
+        print(sys.modules.get("tensorflow") is not None,
+              "kfac.utils" in sys.modules, "kfac.r1_6" in sys.modules)
+        """)
+    proc = subprocess.run(
+      [sys.executable, "-c", code, tmp],
+      cwd=_REPO,
+      capture_output=True,
+      text=True,
+      timeout=120,
+      check=False,
+    )
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertEqual(proc.stdout.split(), ["False", "False", "False"])
+
+
+class PinTest(parameterized.TestCase):
+  """Version pins next to the code."""
+
+  @parameterized.named_parameters(
+    ("exact", "requirements.txt", "tensorflow==1.6.0\n", ["1.6"]),
+    (
+      "gpu_range",
+      "requirements-dev.txt",
+      "tensorflow-gpu>=1.7,<1.8\n",
+      ["1.7"],
+    ),
+    ("compatible", "requirements.txt", "tensorflow~=1.5.0\n", ["1.5"]),
+    (
+      "lower_bound",
+      "requirements.txt",
+      "tensorflow>=1.8\n",
+      ["1.8", "1.9", "1.10"],
+    ),
+    ("upper_bound", "requirements.txt", "tensorflow<1.6\n", ["1.4", "1.5"]),
+    ("wildcard", "requirements.txt", "tensorflow==1.9.*\n", ["1.9"]),
+    (
+      "conda",
+      "environment.yml",
+      "dependencies:\n  - python=3.6\n  - tensorflow=1.6\n",
+      ["1.6"],
+    ),
+    (
+      "setup_py",
+      "setup.py",
+      "setup(install_requires=['numpy', 'tensorflow>=1.7,<1.8'])\n",
+      ["1.7"],
+    ),
+    (
+      "setup_cfg",
+      "setup.cfg",
+      "[options]\ninstall_requires =\n    tensorflow-cpu == 1.10.1\n",
+      ["1.10"],
+    ),
+    (
+      "poetry",
+      "pyproject.toml",
+      "[tool.poetry.dependencies]\ntensorflow = \"==1.5.1\"\n",
+      ["1.5"],
+    ),
+    (
+      "pep621",
+      "pyproject.toml",
+      "[project]\ndependencies = [\"tensorflow==1.4.1\"]\n",
+      ["1.4"],
+    ),
+    ("tf2", "requirements.txt", "tensorflow==2.4.0\n", []),
+  )
+  def test_pin(self, filename, text, releases):
+    tmp = tempfile.mkdtemp(prefix="kfac_pins_")
+    self.addCleanup(shutil.rmtree, tmp, True)
+    with open(os.path.join(tmp, filename), "w") as f:
+      f.write(text)
+    found = _release.find_pins(os.path.join(tmp, "p.py"), tmp)
+    self.assertIsNotNone(found)
+    self.assertEqual([r for _, r in found[1]], [releases])
+
+  def test_comments_and_other_packages_ignored(self):
+    tmp = tempfile.mkdtemp(prefix="kfac_pins_")
+    self.addCleanup(shutil.rmtree, tmp, True)
+    with open(os.path.join(tmp, "requirements.txt"), "w") as f:
+      f.write(
+        "# tensorflow==1.6.0\ntensorflow-probability==0.5\n"
+        "tensorflow_datasets>=1.0\n"
+      )
+    self.assertIsNone(_release.find_pins(os.path.join(tmp, "p.py"), tmp))
+
+  def test_nearest_folder_up_to_root(self):
+    tmp = tempfile.mkdtemp(prefix="kfac_pins_")
+    self.addCleanup(shutil.rmtree, tmp, True)
+    project = os.path.join(tmp, "project")
+    deep = os.path.join(project, "src", "models")
+    os.makedirs(deep)
+    for folder, pin in (
+      (tmp, "tensorflow==1.4.0"),
+      (project, "tensorflow==1.7.0"),
+    ):
+      with open(os.path.join(folder, "requirements.txt"), "w") as f:
+        f.write(pin + "\n")
+    program = os.path.join(deep, "p.py")
+    self.assertEqual(_release.find_pins(program, project)[1][0][1], ["1.7"])
+    self.assertIsNone(_release.find_pins(program, deep))
+    with open(os.path.join(deep, "setup.cfg"), "w") as f:
+      f.write("install_requires = tensorflow==1.5.0\n")
+    self.assertEqual(_release.find_pins(program, project)[1][0][1], ["1.5"])
+
+  def test_pin_beats_the_default_question(self):
+    """A 1.5 pin decides the momentum default the program relies on."""
+    source = _read(os.path.join(_CORPUS, "ambiguous_momentum.py"))
+    decision = _release.choose_release(
+      source, pins=("requirements.txt", [("tensorflow==1.5", ["1.5"])])
+    )
+    self.assertIsNone(decision.problem)
+    self.assertEqual((decision.version, decision.target), ("1.5", "kfac.r1_5"))
+
+
+_HEAD = "import tensorflow as tf\nK = tf.contrib.kfac\n"
+
+
+class InferenceTest(parameterized.TestCase):
+  """The release from the API a program uses."""
+
+  @parameterized.named_parameters(
+    (
+      "nothing_later",
+      "lc = K.layer_collection.LayerCollection()\n"
+      "o = K.optimizer.KfacOptimizer(0.1, 0.9, 0.01, lc)\n",
+      None,
+      "kfac",
+    ),
+    ("removed_in_1_5", "K.utils.compute_pi(a, b)\n", "1.4", "kfac.r1_4"),
+    (
+      "fifth_positional_number",
+      "o = K.optimizer.KfacOptimizer(0.1, 0.9, 0.01, lc, 0.5)\n",
+      "1.4",
+      "kfac.r1_4",
+    ),
+    (
+      "fifth_positional_var_list",
+      "o = K.optimizer.KfacOptimizer(0.1, 0.9, 0.01, lc, [w], momentum=0.)\n",
+      "1.5",
+      "kfac.r1_5",
+    ),
+    (
+      "variable_scope",
+      "from tensorflow.contrib.kfac.python.ops."
+      "layer_collection import VARIABLE_SCOPE\n",
+      "1.5",
+      "kfac.r1_5",
+    ),
+    (
+      "onehot_loss",
+      "K.loss_functions.OnehotCategoricalLogitsNegativeLogProbLoss(x)\n",
+      "1.6",
+      "kfac.r1_6",
+    ),
+    ("thunks", "t = opt.cov_update_thunks\n", "1.6", "kfac.r1_6"),
+    ("embedding", "lc.register_embedding(p, i, o)\n", "1.7", "kfac.r1_7"),
+    (
+      "damping_adaptation",
+      "opt.set_damping_adaptation_params(1, 2)\n"
+      "K.utils.matmul_sparse_dense(a, b)\n",
+      "1.7",
+      "kfac.r1_7",
+    ),
+  )
+  def test_inferred(self, body, version, target):
+    decision = _release.choose_release(_HEAD + body)
+    self.assertIsNone(decision.problem, decision)
+    self.assertEqual((decision.version, decision.target), (version, target))
+
+  @parameterized.named_parameters(
+    ("r1_8", "opt.make_vars_and_create_op_thunks()\n", "1.8"),
+    ("r1_9", "K.estimator.make_fisher_estimator(x)\n", "1.9"),
+  )
+  def test_later_release_reported_not_available(self, body, version):
+    decision = _release.choose_release(_HEAD + body)
+    self.assertEqual(decision.version, version)
+    self.assertIsNone(decision.target)
+    self.assertIn("is not available in this kfac yet", decision.problem)
+
+  def test_contradiction_asks_for_the_flag(self):
+    decision = _release.choose_release(
+      _HEAD + "lc.register_fully_connected(w, x, y, reuse=True)\n",
+      pins=("setup.py", [("tensorflow==1.4.0", ["1.4"])]),
+    )
+    self.assertIsNone(decision.target)
+    self.assertIn(
+      "contradicts pin `tensorflow==1.4.0` in setup.py", decision.problem
+    )
+
+  def test_momentum_given_is_not_ambiguous(self):
+    decision = _release.choose_release(
+      _HEAD + "lc.register_fully_connected(w, x, y, reuse=True)\n"
+      "o = K.optimizer.KfacOptimizer(0.1, 0.9, 0.01, lc, momentum=0.)\n"
+    )
+    self.assertEqual(decision.target, "kfac.r1_5")
+
+  def test_dict_setdefault_is_not_evidence(self):
+    """`setdefault` left `utils` in 1.5, but `d.setdefault` is a dict's."""
+    decision = _release.choose_release(
+      _HEAD + "d = {}\nd.setdefault('a', 1)\n"
+      "lc.register_fully_connected(w, x, y, reuse=True)\n"
+    )
+    self.assertEqual(decision.target, "kfac.r1_5")
+
+
+class UpgradedProgramsRunTest(absltest.TestCase):
+  """The expected outputs train a step in their release namespaces."""
+
+  def test_runs(self):
+    script = textwrap.dedent("""
+        import runpy, sys
+        for path in sys.argv[1:]:
+          runpy.run_path(path, run_name="__main__")
+        """)
+    paths = [
+      os.path.join(_CORPUS, "pinned_r16", "train.expected.py"),
+      os.path.join(_CORPUS, "multitower_r15.expected.py"),
+    ]
+    env = dict(
+      os.environ,
+      PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+      TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    proc = subprocess.run(
+      [sys.executable, "-c", script] + paths,
+      env=env,
+      cwd=_REPO,
+      capture_output=True,
+      timeout=300,
+      check=False,
+    )
+    output = proc.stdout.decode() + proc.stderr.decode()
+    self.assertEqual(proc.returncode, 0, output[-3000:])
+    self.assertIn("pinned_r16: loss", output)
+    self.assertIn("multitower_r15: loss", output)
+
+
+class ContribAliasReleaseTest(parameterized.TestCase):
+  """`install_tf_contrib_alias(tf_version=...)`."""
+
+  @parameterized.named_parameters(("r1_5", "1.5"), ("r1_7", "1.7"))
+  def test_alias_resolves_to_the_namespace(self, version):
+    minor = version.split(".")[1]
+    script = textwrap.dedent("""
+        import warnings
+        import kfac
+        assert kfac.install_tf_contrib_alias(tf_version=%(v)r)
+        import tensorflow as tf
+        import kfac.r1_%(m)s as release
+        assert tf.contrib.kfac is release
+        assert tf.compat.v1.contrib.kfac is release
+        import tensorflow.contrib.kfac as K
+        assert K is release
+        from tensorflow.contrib import kfac as k2
+        assert k2 is release
+        from tensorflow.contrib.kfac.python.ops import optimizer_lib
+        from tensorflow.contrib.kfac.python.ops import fisher_factors
+        assert optimizer_lib is release.optimizer
+        assert fisher_factors is release.fisher_factors
+        from tensorflow.contrib.kfac.python.ops.layer_collection import (
+            LayerCollection)
+        assert LayerCollection is release.layer_collection.LayerCollection
+        assert tf.contrib.kfac.python.ops.utils_lib is release.utils
+        with warnings.catch_warnings(record=True) as caught:
+          warnings.simplefilter("always")
+          assert not kfac.install_tf_contrib_alias()
+        assert "not kfac; it is left in place" in str(caught[0].message)
+        assert tf.contrib.kfac is release
+        print("ALIAS OK")
+        """) % {"v": version, "m": minor}
+    env = dict(
+      os.environ,
+      PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+      TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    proc = subprocess.run(
+      [sys.executable, "-c", script],
+      env=env,
+      cwd=_REPO,
+      capture_output=True,
+      timeout=300,
+      check=False,
+    )
+    output = proc.stdout.decode() + proc.stderr.decode()
+    self.assertIn("ALIAS OK", output, output[-3000:])
+
+  @parameterized.named_parameters(
+    ("r1_8", "1.8", "does not provide yet"),
+    ("r1_10", "1.10", "does not provide yet"),
+    ("r1_3", "1.3", "tf_version must be None or one of"),
+    ("number", 1.6, "tf_version must be None or one of"),
+  )
+  def test_bad_version(self, version, message):
+    from kfac import _contrib_alias  # pylint: disable=import-outside-toplevel
+
+    with self.assertRaisesRegex(ValueError, message):
+      _contrib_alias.install_tf_contrib_alias(tf_version=version)
+
+
+def _surface_listing(version):
+  """The per-module listing of tests/data/surface/r1.N.md (no change log)."""
+  with open(
+    os.path.join(_HERE, "data", "surface", "r1.%s.md" % version.split(".")[1])
+  ) as f:
+    text = f.read()
+  sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
+  return "\n".join(s for s in sections if not s.startswith("Changes"))
+
+
+def _version_key(version):
+  return tuple(int(p) for p in version.split("."))
+
+
+class ReleaseTablesTest(parameterized.TestCase):
+  """The inference tables in kfac/_surface.py agree with the surface files."""
+
+  @parameterized.named_parameters(
+    (name, name) for name in sorted(_surface.MEMBER_RELEASES)
+  )
+  def test_member_releases(self, name):
+    first, last = _surface.MEMBER_RELEASES[name]
+    listed = [
+      v
+      for v in _release.VERSIONS
+      if re.search(r"[ `]%s[`,(]" % name, _surface_listing(v))
+    ]
+    expected = [
+      v
+      for v in _release.VERSIONS
+      if _version_key(v) >= _version_key(first)
+      and (last is None or _version_key(v) <= _version_key(last))
+    ]
+    self.assertEqual(listed, expected)
+
+  @parameterized.named_parameters(
+    (name, name) for name in sorted(_surface.KEYWORD_RELEASES)
+  )
+  def test_keyword_releases(self, name):
+    first, last = _surface.KEYWORD_RELEASES[name]
+    listed = [
+      v
+      for v in _release.VERSIONS
+      if re.search(r"[ (]%s=" % name, _surface_listing(v))
+    ]
+    expected = [
+      v
+      for v in _release.VERSIONS
+      if _version_key(v) >= _version_key(first)
+      and (last is None or _version_key(v) <= _version_key(last))
+    ]
+    self.assertEqual(listed, expected)
+
+  @parameterized.named_parameters(
+    ("r" + v.replace(".", "_"), v) for v in _release.VERSIONS
+  )
+  def test_momentum_position_and_default(self, version):
+    signature = re.search(
+      r"^- `__init__\( (learning_rate, cov_ema_decay, [^`]*)\)`",
+      _surface_listing(version),
+      re.MULTILINE,
+    ).group(1)
+    params = [p.strip() for p in signature.split(",")]
+    names = [p.split("=")[0] for p in params]
+    parameter, positions, defaults = _surface.BEHAVIOUR_DEFAULTS[
+      "optimizer.KfacOptimizer.__init__"
+    ]
+    self.assertEqual(names.index(parameter), positions[version])
+    self.assertEqual(
+      params[positions[version]], "%s=%s" % (parameter, defaults[version])
+    )
+
+
+class MigrationGuideTest(absltest.TestCase):
+  """The "Choosing a release" example of docs/migration.md runs as printed."""
+
+  def test_example_prints_what_the_guide_says(self):
+    with open(
+      os.path.join(_REPO, "docs", "migration.md"), encoding="utf-8"
+    ) as f:
+      guide = f.read()
+    code = re.search(
+      r"<!-- release-example: infer -->\n```python\n(.*?)\n```"
+      r"\n",
+      guide,
+      re.DOTALL,
+    ).group(1)
+    printed = re.search(
+      r"<!-- release-example-output: infer -->\n```\n"
+      r"(.*?)```\n",
+      guide,
+      re.DOTALL,
+    ).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      exec(compile(code, "release-example", "exec"), {})  # pylint: disable=exec-used
+    self.assertEqual(out.getvalue(), printed)
+    self.assertIn("kfac.r1_6.optimizer.KfacOptimizer(", printed)
+
+
+if __name__ == "__main__":
+  absltest.main()
