@@ -670,7 +670,6 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
 
     Args:
       ema_decay: Decay of the moving average, a float or a scalar Tensor.
-
     Returns:
       The update: running it assigns the new value of `cov` and yields it.
     """
