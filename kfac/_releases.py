@@ -26,6 +26,8 @@ import types
 from typing import Optional
 from collections.abc import Mapping
 
+from kfac import _surface
+
 # The nine legacy modules, in the order their faces are built (each only
 # imports modules that come before it).
 MODULES = (
@@ -211,78 +213,9 @@ class Release(object):
 
 
 # The allow-lists of the 1.4 pages (`api_surface.md`); the seed's pages and
-# TF 1.4.0 export the same names.
-_EXPORTS_1_4 = {
-  "utils": (
-    "SequenceDict",
-    "setdefault",
-    "tensors_to_column",
-    "column_to_tensors",
-    "kronecker_product",
-    "layer_params_to_mat2d",
-    "mat2d_to_layer_params",
-    "compute_pi",
-    "posdef_inv",
-    "posdef_inv_matrix_inverse",
-    "posdef_inv_cholesky",
-    "posdef_inv_funcs",
-    "SubGraph",
-    "generate_random_signs",
-    "fwd_gradients",
-  ),
-  "loss_functions": (
-    "LossFunction",
-    "NegativeLogProbLoss",
-    "NaturalParamsNegativeLogProbLoss",
-    "DistributionNegativeLogProbLoss",
-    "NormalMeanNegativeLogProbLoss",
-    "NormalMeanVarianceNegativeLogProbLoss",
-    "CategoricalLogitsNegativeLogProbLoss",
-    "MultiBernoulliNegativeLogProbLoss",
-    "insert_slice_in_zeros",
-  ),
-  "curvature_matrix_vector_products": ("CurvatureMatrixVectorProductComputer",),
-  "op_queue": ("OpQueue",),
-  "fisher_factors": (
-    "inverse_initializer",
-    "covariance_initializer",
-    "diagonal_covariance_initializer",
-    "scope_string_from_params",
-    "scope_string_from_name",
-    "scalar_or_tensor_to_string",
-    "FisherFactor",
-    "InverseProvidingFactor",
-    "FullFactor",
-    "DiagonalFactor",
-    "NaiveDiagonalFactor",
-    "FullyConnectedDiagonalFactor",
-    "FullyConnectedKroneckerFactor",
-    "ConvInputKroneckerFactor",
-    "ConvOutputKroneckerFactor",
-    "ConvDiagonalFactor",
-    "set_global_constants",
-  ),
-  "fisher_blocks": (
-    "FisherBlock",
-    "FullFB",
-    "NaiveDiagonalFB",
-    "FullyConnectedDiagonalFB",
-    "KroneckerProductFB",
-    "FullyConnectedKFACBasicFB",
-    "ConvKFCBasicFB",
-    "ConvDiagonalFB",
-    "set_global_constants",
-  ),
-  "layer_collection": (
-    "LayerParametersDict",
-    "LayerCollection",
-    "APPROX_KRONECKER_NAME",
-    "APPROX_DIAGONAL_NAME",
-    "APPROX_FULL_NAME",
-  ),
-  "estimator": ("FisherEstimator",),
-  "optimizer": ("KfacOptimizer",),
-}
+# TF 1.4.0 export the same names. `kfac._surface` (TensorFlow-free, shared
+# with `kfac-upgrade`) holds them.
+_EXPORTS_1_4 = {m: _surface.public_names("1.4", m) for m in _surface.MODULES}
 
 # The `kfac` face: the engine modules themselves.
 SEED = Release(

@@ -52,6 +52,7 @@ __all__ = [
   "train",
   "train_with_settings",
   "run_example",
+  "example_main",
 ]
 
 OPTIMIZERS = ("kfac", "sgd", "momentum", "adam")
@@ -1109,3 +1110,25 @@ def run_example(
       settings=settings,
       checkpoint_dir=flag_values.checkpoint_dir or None,
     )
+
+
+def example_main(train_fn, defaults, baseline_defaults=None):
+  """Makes an example's absl entry point `main(argv, flag_values=FLAGS)`.
+
+  The returned function ignores its positional arguments and calls
+  `run_example(train_fn, defaults, baseline_defaults, flag_values)`.
+
+  Args:
+    train_fn: callable, the example's training function.
+    defaults: `Settings`, the example's defaults.
+    baseline_defaults: dict or None, see `settings_from_flags`.
+
+  Returns:
+    The `main` function to hand to `absl.app.run`.
+  """
+
+  def main(argv, flag_values=flags.FLAGS):
+    del argv  # No positional arguments.
+    return run_example(train_fn, defaults, baseline_defaults, flag_values)
+
+  return main

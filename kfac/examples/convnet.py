@@ -879,24 +879,16 @@ def train_mnist_distributed_result(
   )
 
 
-def main(argv, flag_values=flags.FLAGS):
-  """Trains the ConvNet with the command-line flags.
-
-  Args:
-    argv: list of str. Positional command-line arguments (unused).
-    flag_values: the parsed `flags.FlagValues`.
-  """
-  del argv
-  common.run_example(
-    functools.partial(
-      train_mnist_single_machine_result,
-      evaluate_on_training_set=True,
-      evaluate_on_test_set=True,
-    ),
-    DEFAULTS,
-    BASELINE_DEFAULTS,
-    flag_values,
-  )
+# Trains the ConvNet with the command-line flags: `main(argv, flag_values)`.
+main = common.example_main(
+  functools.partial(
+    train_mnist_single_machine_result,
+    evaluate_on_training_set=True,
+    evaluate_on_test_set=True,
+  ),
+  DEFAULTS,
+  BASELINE_DEFAULTS,
+)
 
 
 if __name__ == "__main__":

@@ -278,24 +278,15 @@ def train_mnist_result(
   )
 
 
-def main(argv, flag_values=flags.FLAGS):
-  """Trains the MLP with the command-line flags (see `common.define_flags`).
-
-  Args:
-    argv: list of str. Positional command-line arguments (unused).
-    flag_values: the parsed `flags.FlagValues`.
-  """
-  del argv
-  common.run_example(
-    functools.partial(
-      train_mnist_result,
-      evaluate_on_training_set=True,
-      evaluate_on_test_set=True,
-    ),
-    DEFAULTS,
-    BASELINE_DEFAULTS,
-    flag_values,
-  )
+# Trains the MLP with the command-line flags (see `common.define_flags`):
+# `main(argv, flag_values)`.
+main = common.example_main(
+  functools.partial(
+    train_mnist_result, evaluate_on_training_set=True, evaluate_on_test_set=True
+  ),
+  DEFAULTS,
+  BASELINE_DEFAULTS,
+)
 
 
 if __name__ == "__main__":
