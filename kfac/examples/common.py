@@ -1115,8 +1115,9 @@ def run_example(
 def example_main(train_fn, defaults, baseline_defaults=None):
   """Makes an example's absl entry point `main(argv, flag_values=FLAGS)`.
 
-  The returned function ignores its positional arguments and calls
-  `run_example(train_fn, defaults, baseline_defaults, flag_values)`.
+  The returned function ignores its positional arguments, calls
+  `run_example(train_fn, defaults, baseline_defaults, flag_values)` and
+  returns None (`absl.app.run` passes a return value to `sys.exit`).
 
   Args:
     train_fn: callable, the example's training function.
@@ -1129,6 +1130,6 @@ def example_main(train_fn, defaults, baseline_defaults=None):
 
   def main(argv, flag_values=flags.FLAGS):
     del argv  # No positional arguments.
-    return run_example(train_fn, defaults, baseline_defaults, flag_values)
+    run_example(train_fn, defaults, baseline_defaults, flag_values)
 
   return main
