@@ -755,11 +755,13 @@ def test_bench_training_plot(tmp_path):
 
 
 def _train_mlp(checkpoint_dir, steps, replay_on_resume=False):
-  # One thread: the training op and the covariance update run in one
-  # `session.run` and both read the weights; with TF1 reference variables
-  # their order decides the numbers, so it must not vary between runs.
+  # Every op in the caller's thread (a negative inter-op count): the training
+  # op and the covariance update run in one `session.run` and both read the
+  # weights; with TF1 reference variables their order decides the numbers, so
+  # it must not vary between runs. One pool thread is not enough: the executor
+  # still runs cheap ops inline in the caller's thread beside it.
   config = tf.compat.v1.ConfigProto(
-    inter_op_parallelism_threads=1, intra_op_parallelism_threads=1
+    inter_op_parallelism_threads=-1, intra_op_parallelism_threads=1
   )
   with tf.Graph().as_default():
     return mlp.train_mnist_result(
