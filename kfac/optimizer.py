@@ -596,9 +596,27 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         precon_grads_and_vars = self._clip_updates(
           grads_and_vars, precon_grads_and_vars
         )
-      return self._update_velocities(
-        precon_grads_and_vars, self._momentum, pending=pending_velocities
+      if not getattr(self, "_adapts_here", False):
+        return self._update_velocities(
+          precon_grads_and_vars, self._momentum, pending=pending_velocities
+        )
+      # Release 1.7 with damping adaptation on the chief: the quadratic model
+      # of the two directions (preconditioned gradient, previous update) is
+      # built only for its predicted change, stored before the velocities
+      # move; the step itself stays the regular momentum step.
+      variables = [var for (_, var) in grads_and_vars]
+      _, _, qmodel_change = self._compute_qmodel_hyperparams(
+        [pgrad for (pgrad, _) in precon_grads_and_vars],
+        self._compute_prev_updates(variables),
+        [grad for (grad, _) in grads_and_vars],
+        variables,
       )
+      with tf.control_dependencies(
+        [self._assign_q_model_change(qmodel_change)]
+      ):
+        return self._update_velocities(
+          precon_grads_and_vars, self._momentum, pending=pending_velocities
+        )
     elif self._momentum_type == "adam":
       velocities_and_vars = self._update_velocities(
         grads_and_vars, self._momentum, pending=pending_velocities

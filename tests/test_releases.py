@@ -119,7 +119,7 @@ class SharedTest(parameterized.TestCase):
       product = lc.fisher_blocks[w].multiply_inverse(tf.constant(v))
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(opt.cov_update_op)
-      diag = sess.run(lc.fisher_blocks[w]._factor.get_cov())  # pylint: disable=protected-access
+      diag = sess.run(lc.fisher_blocks[w]._factor._cov)  # pylint: disable=protected-access
       x_value, result = sess.run([x, product])
     # D[i, j] = mean_n (x_n[i] g_n[j])², a positive diagonal; the product
     # divides elementwise by D + λ.
@@ -259,6 +259,101 @@ class DefaultsTest(parameterized.TestCase):
     self.assertFalse(
       hasattr(kfac.fisher_factors, "COLOCATE_COV_OPS_WITH_INPUTS")
     )
+
+
+_NAIVEDIAG_COLUMN_NAMES = (
+  "LayerCollection/ff_naivediag/LayerCollection_1_concat_Sum_1/cov",
+  "LayerCollection/ff_naivediag/LayerCollection_2_Reshape_Sum_2/cov",
+)
+_NAIVEDIAG_GRADIENT_NAMES = (
+  "LayerCollection/ff_naivediag/"
+  "gradients_MatMul_grad_MatMul_1__gradients_add_grad_Reshape_Sum_1/cov",
+  "LayerCollection/ff_naivediag/gradients_MatMul_1_grad_MatMul_1_Sum_2/cov",
+)
+
+
+class FactorReleaseTest(parameterized.TestCase):
+  """Factor names and accessors that differ between 1.5, 1.6 and 1.7."""
+
+  def _naive_diagonal_model(self, ns):
+    x = tf.ones([4, 3])
+    w = tf.compat.v1.get_variable("w", [3, 2])
+    b = tf.compat.v1.get_variable("b", [2])
+    v = tf.compat.v1.get_variable("v", [3, 2])
+    logits = tf.matmul(x, w) + b + tf.matmul(x, v)
+    lc = ns.layer_collection.LayerCollection()
+    lc.register_generic((w, b), 4, approx="diagonal")
+    lc.register_generic(v, 4, approx="diagonal")
+    lc.register_categorical_predictive_distribution(logits)
+    opt = _make_optimizer(ns, lc)
+    return lc, opt, (w, b), v
+
+  # releases.md §12.1: 1.5 names the naive-diagonal factor after the
+  # flattened gradient columns (built in the constructor), 1.6 and 1.7 after
+  # the gradient tensors themselves.
+  @parameterized.named_parameters(
+    ("r1_5", "kfac.r1_5", _NAIVEDIAG_COLUMN_NAMES),
+    ("r1_6", "kfac.r1_6", _NAIVEDIAG_GRADIENT_NAMES),
+    ("r1_7", "kfac.r1_7", _NAIVEDIAG_GRADIENT_NAMES),
+  )
+  def test_naive_diagonal_factor_names(self, package, expected):
+    ns = _ns(package)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, opt, wb, v = self._naive_diagonal_model(ns)
+      names = [
+        lc.fisher_blocks[key]._factor._cov.op.name  # pylint: disable=protected-access
+        for key in (wb, v)
+      ]
+      vector = (tf.ones([3, 2]), tf.ones([2]))
+      product = lc.fisher_blocks[wb].multiply_inverse(vector)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(opt.cov_update_op)
+      cov, (p_w, p_b) = sess.run(
+        [lc.fisher_blocks[wb]._factor._cov, product]  # pylint: disable=protected-access
+      )
+    self.assertEqual(tuple(names), expected)
+    # Whatever the name, the statistic is the same: a [8, 1] column.
+    self.assertEqual(cov.shape, (8, 1))
+    expected_product = 1.0 / (cov[:, 0] + 0.01)
+    np.testing.assert_allclose(
+      np.concatenate([p_w.ravel(), p_b]), expected_product, rtol=1e-6
+    )
+
+  # releases.md §2.6: from 1.7 `get_cov()` of a diagonal factor is the dense
+  # matrix diag(reshape(cov, [-1])); before, it is the variable.
+  @parameterized.named_parameters(
+    ("r1_5", "kfac.r1_5", False),
+    ("r1_6", "kfac.r1_6", False),
+    ("r1_7", "kfac.r1_7", True),
+  )
+  def test_diagonal_factor_get_cov(self, package, dense):
+    ns = _ns(package)
+    rng = np.random.RandomState(11)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
+      w = tf.compat.v1.get_variable(
+        "w", initializer=rng.randn(IN, OUT).astype(np.float32)
+      )
+      logits = tf.matmul(x, w)
+      lc = ns.layer_collection.LayerCollection()
+      lc.register_fully_connected(w, x, logits, approx="diagonal")
+      lc.register_categorical_predictive_distribution(logits, name="logits")
+      opt = _make_optimizer(ns, lc)
+      factor = lc.fisher_blocks[w]._factor  # pylint: disable=protected-access
+      cov = factor.get_cov()
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(opt.cov_update_op)
+      value, variable = sess.run([cov, factor._cov])  # pylint: disable=protected-access
+    self.assertEqual(variable.shape, (IN, OUT))
+    if not dense:
+      self.assertIs(cov, factor._cov)  # pylint: disable=protected-access
+      return
+    expected = np.zeros((IN * OUT, IN * OUT), np.float32)
+    for i in range(IN):
+      for j in range(OUT):
+        expected[i * OUT + j, i * OUT + j] = variable[i, j]
+    np.testing.assert_array_equal(value, expected)
+    self.assertIs(factor.get_cov_var(), factor._cov)  # pylint: disable=protected-access
 
 
 class RegistrationTest(parameterized.TestCase):
