@@ -924,7 +924,7 @@ class KroneckerProductFB(FisherBlock):
     )
     # An int damping (e.g. 1) or a float64 Tensor is cast to the factors'
     # float32; tf.sqrt has no integer kernel.
-    sqrt_damping = tf.sqrt(tf.cast(damping, pi.dtype))
+    sqrt_damping = tf.sqrt(_ops.in_dtype(damping, pi.dtype))
     self._input_damping = sqrt_damping * pi
     self._output_damping = sqrt_damping / pi
     self._input_factor.register_damped_inverse(self._input_damping)

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from kfac import _checks
 from kfac import _nonfinite
+from kfac import _ops
 from kfac import _conv_stats
 from kfac import _releases
 from kfac import utils
@@ -491,9 +492,11 @@ def _assign_moving_average(variable, value, decay, zero_debias):
     The assignment: running it performs the update and yields the new value.
   """
   with tf.name_scope("AssignMovingAvg") as scope:
-    one_minus_decay = tf.convert_to_tensor(1.0 - decay, name="decay")
-    if one_minus_decay.dtype != variable.dtype.base_dtype:
-      one_minus_decay = tf.cast(one_minus_decay, variable.dtype.base_dtype)
+    # A Python decay is made a constant of the variable's dtype directly
+    # (no float32 rounding for float64 variables).
+    one_minus_decay = _ops.in_dtype(
+      1.0 - decay, variable.dtype.base_dtype, name="decay"
+    )
     value = tf.cast(value, variable.dtype.base_dtype)
     if zero_debias:
       return variable.assign(
@@ -644,7 +647,9 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     tensor = self._first_data_tensor() if flag else None
     if tensor is None:
       return contextlib.nullcontext()
-    return tf.compat.v1.colocate_with(tensor)
+    # The graph's method: `tf.compat.v1.colocate_with` does the same but logs
+    # a deprecation notice ("Colocations handled automatically by placer").
+    return tf.compat.v1.get_default_graph().colocate_with(tensor)
 
   @property
   def _variable_dtype(self):
@@ -915,7 +920,7 @@ class InverseProvidingFactor(FisherFactor):
         eigenvalues, tf.cast(EIGENVALUE_CLIPPING_THRESHOLD, eigenvalues.dtype)
       )
       for damping, inv in self._inverses_by_damping.items():
-        damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
+        damped = clipped_eigenvalues + _ops.in_dtype(damping, eigenvalues.dtype)
         updates.append(
           (
             inv,
@@ -925,7 +930,7 @@ class InverseProvidingFactor(FisherFactor):
           )
         )
       for (exp, damping), matpower in self._matpower_by_exp_and_damping.items():
-        damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
+        damped = clipped_eigenvalues + _ops.in_dtype(damping, eigenvalues.dtype)
         updates.append(
           (
             matpower,

@@ -470,11 +470,11 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     learning_rate = self._learning_rate
     if callable(learning_rate):  # Accepted by the base optimizer too.
       learning_rate = learning_rate()
-    learning_rate = tf.cast(learning_rate, dtype)
+    learning_rate = _ops.in_dtype(learning_rate, dtype)
     sq_norm_up = sq_norm_grad * learning_rate**2
     return tf.minimum(
       tf.ones([], dtype),
-      tf.sqrt(tf.cast(self._norm_constraint, dtype) / sq_norm_up),
+      tf.sqrt(_ops.in_dtype(self._norm_constraint, dtype) / sq_norm_up),
     )
 
   def _clip_updates(self, grads_and_vars, precon_grads_and_vars):
@@ -501,8 +501,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     if _releases.of(self).qmodel_previous_update_scaled:
       learning_rate = self._call_if_callable(self._learning_rate)
       updates = [
-        _in_dtype(tf.convert_to_tensor(learning_rate), u.dtype.base_dtype) * u
-        for u in updates
+        _ops.in_dtype(learning_rate, u.dtype.base_dtype) * u for u in updates
       ]
     return updates
 
@@ -538,7 +537,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     fft_prev_updates = cmvpc.multiply_fisher_factor_transpose(prev_updates)
 
     batch_size = tf.cast(self._batch_size, dtype=fft_precon_grads[0].dtype)
-    damping = tf.cast(self.damping, dtype=fft_precon_grads[0].dtype)
+    damping = _ops.in_dtype(self.damping, fft_precon_grads[0].dtype)
 
     m_11 = _inner_product_list(
       fft_precon_grads, fft_precon_grads
