@@ -738,8 +738,16 @@ class TypicalProgramsTest(parameterized.TestCase):
     self.assertTrue(np.all(np.isfinite(values)))
     self.assertLess(values[-1], 0.8 * values[0])
 
-  @parameterized.named_parameters(*_named(_LATER))
-  def test_shared_weights(self, package):
+  @parameterized.named_parameters(
+    *[
+      ("{}_{}".format(package.replace(".", "_"), approx or "default"), package)
+      + (approx,)
+      for package in _LATER
+      for approx in (None, "kron_indep", "kron_series_1")
+    ]
+  )
+  def test_shared_weights(self, package, approx):
+    # None: the release default, "kron_series_2" in 1.5–1.7.
     ns = _ns(package)
     rng = np.random.RandomState(8)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
@@ -754,9 +762,21 @@ class TypicalProgramsTest(parameterized.TestCase):
         outputs.append(out)
         inputs.append(tf.tanh(out))
       lc = ns.layer_collection.LayerCollection()
-      lc.register_fully_connected_multi(
-        w, inputs[:3], outputs, approx="kron_indep"
-      )
+      if approx is None:
+        lc.register_fully_connected_multi(w, inputs[:3], outputs)
+      else:
+        lc.register_fully_connected_multi(w, inputs[:3], outputs, approx=approx)
+      block = lc.fisher_blocks[w]
+      if approx == "kron_indep":
+        self.assertEqual(type(block).__name__, "FullyConnectedMultiIndepFB")
+      else:
+        self.assertEqual(type(block).__name__, "FullyConnectedSeriesFB")
+        self.assertEqual(
+          block._option,  # pylint: disable=protected-access
+          ns.fisher_blocks.SeriesFBApproximation.option1
+          if approx == "kron_series_1"
+          else ns.fisher_blocks.SeriesFBApproximation.option2,
+        )
       lc.register_normal_predictive_distribution(
         outputs[-1], var=1.0, name="mean"
       )
