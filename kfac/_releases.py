@@ -608,7 +608,10 @@ R1_7 = R1_6.derive(
     "fisher_factors.DiagonalFactor": _mixin_members(
       "DiagonalFactorMultiplyMixin", ("get_cov", "register_damped_inverse")
     ),
-    "fisher_blocks": (("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),),
+    "fisher_blocks": (
+      ("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),
+      ("compute_pi_tracenorm", "blocks_1_7__compute_pi_tracenorm"),
+    ),
     "layer_collection.LayerCollection": (
       (
         "default_embedding_approximation",
