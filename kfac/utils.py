@@ -295,7 +295,7 @@ def posdef_inv(tensor, damping):
     A Tensor of shape `[n, n]`.
   """
   identity = tf.eye(_checks.static_dim(tensor, 0), dtype=tensor.dtype)
-  damping = tf.cast(damping, dtype=tensor.dtype)
+  damping = _ops.in_dtype(damping, tensor.dtype)
   return posdef_inv_funcs[POSDEF_INV_METHOD](tensor, identity, damping)
 
 
