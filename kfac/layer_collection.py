@@ -14,17 +14,13 @@ import math
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _surface
 from kfac import fisher_blocks as fb
 from kfac import loss_functions as lf
 from kfac import utils
 
-__all__ = [
-  "LayerParametersDict",
-  "LayerCollection",
-  "APPROX_KRONECKER_NAME",
-  "APPROX_DIAGONAL_NAME",
-  "APPROX_FULL_NAME",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "layer_collection")))
 
 # Names of the approximations accepted by the `approx` arguments.
 APPROX_KRONECKER_NAME = "kron"

@@ -28,18 +28,10 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _surface
 
-__all__ = [
-  "LossFunction",
-  "NegativeLogProbLoss",
-  "NaturalParamsNegativeLogProbLoss",
-  "DistributionNegativeLogProbLoss",
-  "NormalMeanNegativeLogProbLoss",
-  "NormalMeanVarianceNegativeLogProbLoss",
-  "CategoricalLogitsNegativeLogProbLoss",
-  "MultiBernoulliNegativeLogProbLoss",
-  "insert_slice_in_zeros",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "loss_functions")))
 
 
 class _LegacyAssertionError(ValueError, AssertionError):
