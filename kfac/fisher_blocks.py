@@ -23,20 +23,12 @@ import tensorflow as tf
 from kfac import _checks
 from kfac import _ops
 from kfac import _releases
+from kfac import _surface
 from kfac import fisher_factors
 from kfac import utils
 
-__all__ = [
-  "FisherBlock",
-  "FullFB",
-  "NaiveDiagonalFB",
-  "FullyConnectedDiagonalFB",
-  "KroneckerProductFB",
-  "FullyConnectedKFACBasicFB",
-  "ConvKFCBasicFB",
-  "ConvDiagonalFB",
-  "set_global_constants",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "fisher_blocks")))
 
 # For blocks whose parameters are shared across `r` spatial locations (the
 # convolution blocks), the damping is divided by `r ** NORMALIZE_DAMPING_POWER`

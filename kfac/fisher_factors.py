@@ -25,27 +25,11 @@ from kfac import _nonfinite
 from kfac import _ops
 from kfac import _conv_stats
 from kfac import _releases
+from kfac import _surface
 from kfac import utils
 
-__all__ = [
-  "inverse_initializer",
-  "covariance_initializer",
-  "diagonal_covariance_initializer",
-  "scope_string_from_params",
-  "scope_string_from_name",
-  "scalar_or_tensor_to_string",
-  "set_global_constants",
-  "FisherFactor",
-  "InverseProvidingFactor",
-  "FullFactor",
-  "DiagonalFactor",
-  "NaiveDiagonalFactor",
-  "FullyConnectedDiagonalFactor",
-  "FullyConnectedKroneckerFactor",
-  "ConvInputKroneckerFactor",
-  "ConvOutputKroneckerFactor",
-  "ConvDiagonalFactor",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "fisher_factors")))
 
 # Whether to initialise covariance variables at zero (instead of the identity
 # matrix, or all-ones for diagonal factors).

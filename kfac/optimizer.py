@@ -15,11 +15,13 @@ from kfac import _nonfinite
 from kfac import _ops
 from kfac import _releases
 from kfac import _settings
+from kfac import _surface
 from kfac import curvature_matrix_vector_products as cmvp
 from kfac import estimator as est
 from kfac import layer_collection as lc_lib
 
-__all__ = ["KfacOptimizer"]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "optimizer")))
 
 _LEGAL_MOMENTUM_TYPES = ("regular", "adam", "qmodel")
 
