@@ -71,7 +71,7 @@ _CONVDIAG_SERIALIZE_GROUPS = True
 # ConvDiagonalFactor "grouped_conv": the batch is split into chunks of about
 # this many bytes of inputs and gradients (one source), each with its own
 # grouped filter gradient (see `ConvDiagonalFactor`); None: one chunk.
-_CONVDIAG_CHUNK_BYTES = 2**21
+_CONVDIAG_CHUNK_BYTES = 2**20
 
 # ConvDiagonalFactor method: None chooses ("grouped_conv" where the grouped
 # filter-gradient kernel is available, else "windows"); tests force one.
@@ -539,6 +539,11 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   # the covariance update is built; set by subclasses.
   _float_inputs = ()
 
+  # Whether the factor computes its statistic and inverses with the 2017
+  # formulations (set by the private reference subclasses, see
+  # `_reference_factor_class`; oracles in tests, baselines in benchmarks).
+  _reference_formulation = False
+
   def __init__(self):
     """Creates the covariance variable (see `instantiate_covariance`)."""
     self.instantiate_covariance()
@@ -917,8 +922,13 @@ class InverseProvidingFactor(FisherFactor):
       for damping, inv in self._inverses_by_damping.items():
         # `_cov` may be any tensor-like (the 2017 tests put a constant
         # there).
+        posdef_inv = (
+          utils._reference_posdef_inv  # pylint: disable=protected-access
+          if self._reference_formulation
+          else utils.posdef_inv
+        )
         updates.append(
-          (inv, utils.posdef_inv(tf.convert_to_tensor(self._cov), damping))
+          (inv, posdef_inv(tf.convert_to_tensor(self._cov), damping))
         )
     return updates
 
@@ -1222,10 +1232,6 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
   graph is built (unknown spatial sizes pad the inputs explicitly).
   """
 
-  # Whether `_compute_new_cov` builds the 2017 patch formulation (set by the
-  # private reference subclass used as an oracle and in benchmarks).
-  _reference_formulation = False
-
   def __init__(self, inputs, filter_shape, strides, padding, has_bias=False):
     """Creates a ConvInputKroneckerFactor.
 
@@ -1372,7 +1378,7 @@ class ConvDiagonalFactor(DiagonalFactor):
   per-example filter gradients are the filter gradient of a convolution with
   B groups, one `conv2d_backprop_filter` call giving
   `[kernel_height, kernel_width, C, B·sources·O]`. When the spatial sizes
-  are static, the batch is split into chunks of about 2 MiB of inputs plus
+  are static, the batch is split into chunks of about 1 MiB of inputs plus
   one source's gradients each, every chunk with its own folding and grouped
   filter gradient, and the chunks' sums of squares are added (small chunks
   keep the kernel's operands in cache). With a static batch size (of the
@@ -1409,10 +1415,6 @@ class ConvDiagonalFactor(DiagonalFactor):
   `TypeError`, wrong ranks, shapes, strides or padding raise `ValueError`,
   each naming the argument.
   """
-
-  # Whether the statistic is built with the 2017 patch formulation (set by
-  # the private reference subclass used as an oracle and in benchmarks).
-  _reference_formulation = False
 
   def __init__(
     self, inputs, outputs_grads, filter_shape, strides, padding, has_bias=False
@@ -1824,7 +1826,7 @@ class ConvDiagonalFactor(DiagonalFactor):
 
 
 class _ReferenceConvInputKroneckerFactor(ConvInputKroneckerFactor):
-  """`ConvInputKroneckerFactor` computing the 2017 patch formulation."""
+  """`ConvInputKroneckerFactor` with the 2017 patches and inverses."""
 
   _reference_formulation = True
 
@@ -1835,12 +1837,33 @@ class _ReferenceConvDiagonalFactor(ConvDiagonalFactor):
   _reference_formulation = True
 
 
-# The factors whose statistic has a faster formulation than in 2017, mapped
-# to the private subclass computing the 2017 one (same variables and names).
-# The other factors compute their 2017 formulation already.
+class _ReferenceFullFactor(FullFactor):
+  """`FullFactor` with the 2017 inverses (`cholesky_solve` at every size)."""
+
+  _reference_formulation = True
+
+
+class _ReferenceFullyConnectedKroneckerFactor(FullyConnectedKroneckerFactor):
+  """`FullyConnectedKroneckerFactor` with the 2017 inverses."""
+
+  _reference_formulation = True
+
+
+class _ReferenceConvOutputKroneckerFactor(ConvOutputKroneckerFactor):
+  """`ConvOutputKroneckerFactor` with the 2017 inverses."""
+
+  _reference_formulation = True
+
+
+# The factors with a faster statistic or inverse than in 2017, mapped to the
+# private subclass computing the 2017 ones (same variables and names). The
+# other factors compute their 2017 formulation already.
 _REFERENCE_FACTOR_CLASSES = {
   ConvInputKroneckerFactor: _ReferenceConvInputKroneckerFactor,
   ConvDiagonalFactor: _ReferenceConvDiagonalFactor,
+  FullFactor: _ReferenceFullFactor,
+  FullyConnectedKroneckerFactor: _ReferenceFullyConnectedKroneckerFactor,
+  ConvOutputKroneckerFactor: _ReferenceConvOutputKroneckerFactor,
 }
 
 

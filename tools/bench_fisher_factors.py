@@ -17,7 +17,12 @@ the way TensorFlow 1.4 built it, in the same graph, timed interleaved
 * the inverse updates of the `ConvInputKroneckerFactor` covariance:
   Cholesky path (one damping) vs `cholesky_solve(cholesky(A + dI), I)`, and
   eigendecomposition path (two dampings) vs `self_adjoint_eig` and
-  `V diag(1 / (λ + d)) Vᵀ` per damping.
+  `V diag(1 / (λ + d)) Vᵀ` per damping;
+* the Cholesky-path inverse update of `FullyConnectedKroneckerFactor`
+  covariances of the sizes in `--inverse-sizes` (default 3137, the input
+  factor of the MNIST convnet's dense layer, and 2049, the CIFAR one) vs
+  `fisher_factors._ReferenceFullyConnectedKroneckerFactor`
+  (`cholesky_solve` against the identity).
 
 Each factor update includes its moving-average assignment, and so does its
 2017 counterpart. Shapes:
@@ -37,7 +42,7 @@ subprocess (growth of the resident set's high-water mark, reset through
 three runs of the update).
 
 Usage: python tools/bench_fisher_factors.py [--runs N] [--shapes abcde]
-           [--no-memory]
+           [--no-memory] [--inverse-sizes 3137,2049]
 """
 
 import argparse
@@ -208,6 +213,55 @@ def _build(pair, side, shape):
   raise ValueError("unknown pair {}".format(pair))
 
 
+def _build_large_inverse(side, size):
+  """The inverse update of a `[size, size]` fully-connected input factor."""
+  # pylint: disable=protected-access
+  cls = (
+    fisher_factors.FullyConnectedKroneckerFactor
+    if side == "ours"
+    else fisher_factors._ReferenceFullyConnectedKroneckerFactor
+  )
+  rows = tf.random.normal([size // 2, size - 1], seed=3)
+  factor = cls((rows,), has_bias=True)
+  factor.register_damped_inverse(_DAMPINGS[0])
+  # A covariance of rank size / 2 + 1: the damping matters.
+  return factor.make_covariance_update_op(0.0), tf.group(
+    *factor.make_inverse_update_ops()
+  )
+
+
+def _time_large_inverses(sizes, runs):
+  """Prints ours vs 2017 for the Cholesky-path inverse of each size."""
+  print("\nCholesky-path inverse update of a [n, n] FullyConnectedKronecker")
+  print(
+    "    {:<38} {:>9} {:>9} {:>9} {:>8}".format(
+      "n", "ours", "2017", "speed-up", "paired"
+    )
+  )
+  for size in sizes:
+    with tf.Graph().as_default():
+      fetches, covariance_updates = {}, []
+      for side in ("ours", "2017"):
+        with tf.compat.v1.variable_scope(side):
+          update, inverse = _build_large_inverse(side, size)
+        covariance_updates.append(update)
+        fetches[side] = inverse
+      with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(covariance_updates)
+        times = _time_ops(sess, fetches, runs, warmup=1)
+    ours, old = np.array(times["ours"]), np.array(times["2017"])
+    print(
+      "    {:<38} {:>6.1f} ms {:>6.1f} ms {:>8.2f}x {:>7.2f}x".format(
+        size,
+        1e3 * np.median(ours),
+        1e3 * np.median(old),
+        np.median(old) / np.median(ours),
+        float(np.median(old / ours)),
+      )
+    )
+
+
 def _status_kib(field):
   with open("/proc/self/status") as f:
     for line in f:
@@ -269,6 +323,11 @@ def main():
   parser.add_argument("--shapes", default="abcde")
   parser.add_argument("--no-memory", action="store_true")
   parser.add_argument(
+    "--inverse-sizes",
+    default="3137,2049",
+    help="comma-separated sizes of the large-inverse comparison ('' skips it)",
+  )
+  parser.add_argument(
     "--measure-memory", nargs=3, metavar=("SHAPE", "PAIR", "SIDE")
   )
   args = parser.parse_args()
@@ -321,6 +380,9 @@ def main():
           memory,
         )
       )
+  sizes = [int(n) for n in args.inverse_sizes.split(",") if n.strip()]
+  if sizes:
+    _time_large_inverses(sizes, args.runs)
   print("\ntotal benchmark time {:.0f} s".format(time.perf_counter() - started))
 
 
