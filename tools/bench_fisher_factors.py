@@ -2,7 +2,9 @@
 
 Every comparison pairs an op of this package with the same statistic built
 the way TensorFlow 1.4 built it, in the same graph, timed interleaved
-(median of `--runs` rounds after warm-up; every fetch really runs the work):
+(median of `--runs` rounds after warm-up, an op of less than 20 ms run
+back to back enough times per round to take about that long; every fetch
+really runs the work):
 
 * `ConvDiagonalFactor` vs `fisher_factors._ReferenceConvDiagonalFactor`
   (image patches, `einsum("bijk,bijl->bkl")`, square, batch mean), with a
@@ -303,17 +305,28 @@ def _peak_memory_mib(shape_name, pair, side):
   return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
-def _time_ops(sess, fetches, runs, warmup=2):
-  """Round-robin timing; returns {name: list of seconds per round}."""
-  for fetch in fetches.values():
+def _time_ops(sess, fetches, runs, warmup=2, min_seconds=0.02):
+  """Round-robin timing; returns {name: list of seconds per run}.
+
+  An op faster than `min_seconds` (judged from its last warm-up run) is run
+  that many more times back to back in each round, and the round's time is
+  divided accordingly, so that sub-millisecond ops are not timed at the
+  resolution of the scheduler.
+  """
+  repeats = {}
+  for name, fetch in fetches.items():
     for _ in range(warmup):
+      start = time.perf_counter()
       sess.run(fetch)
+      elapsed = time.perf_counter() - start
+    repeats[name] = max(1, min(100, int(min_seconds / max(elapsed, 1e-6))))
   times = {name: [] for name in fetches}
   for _ in range(runs):
     for name, fetch in fetches.items():
       start = time.perf_counter()
-      sess.run(fetch)
-      times[name].append(time.perf_counter() - start)
+      for _ in range(repeats[name]):
+        sess.run(fetch)
+      times[name].append((time.perf_counter() - start) / repeats[name])
   return times
 
 
