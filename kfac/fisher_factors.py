@@ -743,7 +743,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     """
     new_cov = self._new_cov_in_dtype()
     with tf.name_scope(_nonfinite.GUARD_SCOPE):
-      ok = _nonfinite.all_finite([new_cov])
+      ok = self._statistic_is_finite(new_cov)
       count = counter.count_unless(ok)
     if ZERO_DEBIAS:
       # The zero-debiasing helpers move on every update: skip it whole.
@@ -767,6 +767,17 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
       return _assign_moving_average(
         self._cov, value, ema_decay, zero_debias=False
       )
+
+  def _statistic_is_finite(self, new_cov):
+    """A scalar bool Tensor: `new_cov` (the new statistic) has no NaN or Inf.
+
+    Args:
+      new_cov: The summed new statistic, in the covariance dtype.
+
+    Returns:
+      A scalar bool Tensor.
+    """
+    return _nonfinite.all_finite([new_cov])
 
   def make_inverse_update_ops(self):
     """Returns the ops that refresh the registered inverses and powers.
@@ -1231,14 +1242,58 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
   def _num_sources(self):
     return len(self._tensors)
 
+  @property
+  def _prescaled(self):
+    """Whether the statistic is computed by `_prescaled_symmetric_gram`."""
+    size = _checks.static_dim(self._tensors[0], 1) + self._has_bias
+    return not self._reference_formulation and size >= _PRESCALED_GRAM_MIN_SIZE
+
   def _compute_new_cov(self, idx=0):
     tensor = self._tensors[idx]
-    size = _checks.static_dim(tensor, 1) + self._has_bias
-    if not self._reference_formulation and size >= _PRESCALED_GRAM_MIN_SIZE:
+    if self._prescaled:
       return _prescaled_symmetric_gram(tensor, self._has_bias)
     if self._has_bias:
       tensor = _append_homog(tensor)
     return _compute_cov(tensor)
+
+  def _statistic_is_finite(self, new_cov):
+    """Whether the new statistic is finite, from the (smaller) rows first.
+
+    For the prescaled statistic, every entry is at most
+    `Σ_sources max|t_i|²` in magnitude up to rounding (Cauchy–Schwarz),
+    and NaN or Inf rows make a diagonal entry NaN or Inf. So when every
+    row entry is at most `√(M / (4·sources))`, M the largest finite value of
+    the rows' and the covariance's dtypes, the statistic is finite; only
+    otherwise are its `[d, d]` entries checked (in a `tf.cond`).
+
+    Args:
+      new_cov: The summed new statistic, in the covariance dtype.
+
+    Returns:
+      A scalar bool Tensor, True exactly when `new_cov` is finite.
+    """
+    if not self._prescaled:
+      return super(FullyConnectedKroneckerFactor, self)._statistic_is_finite(
+        new_cov
+      )
+    largest = min(
+      [t.dtype.base_dtype.max for t in self._tensors]
+      + [new_cov.dtype.base_dtype.max]
+    )
+    bound = float(np.sqrt(largest / (4.0 * len(self._tensors))))
+    rows_bounded = tf.reduce_all(
+      tf.stack(
+        [
+          tf.reduce_all(tf.abs(t) <= tf.cast(bound, t.dtype))
+          for t in self._tensors
+        ]
+      )
+    )
+    return tf.cond(
+      rows_bounded,
+      lambda: tf.constant(True),
+      lambda: _nonfinite.all_finite([new_cov]),
+    )
 
 
 class ConvInputKroneckerFactor(InverseProvidingFactor):
