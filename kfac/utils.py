@@ -12,24 +12,10 @@ import tensorflow as tf
 
 from kfac import _checks
 from kfac import _ops
+from kfac import _surface
 
-__all__ = [
-  "SequenceDict",
-  "setdefault",
-  "tensors_to_column",
-  "column_to_tensors",
-  "kronecker_product",
-  "layer_params_to_mat2d",
-  "mat2d_to_layer_params",
-  "compute_pi",
-  "posdef_inv",
-  "posdef_inv_matrix_inverse",
-  "posdef_inv_cholesky",
-  "posdef_inv_funcs",
-  "SubGraph",
-  "generate_random_signs",
-  "fwd_gradients",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "utils")))
 
 # Method used by `posdef_inv`: a key of `posdef_inv_funcs`.
 POSDEF_INV_METHOD = "cholesky"
@@ -295,7 +281,7 @@ def posdef_inv(tensor, damping):
     A Tensor of shape `[n, n]`.
   """
   identity = tf.eye(_checks.static_dim(tensor, 0), dtype=tensor.dtype)
-  damping = tf.cast(damping, dtype=tensor.dtype)
+  damping = _ops.in_dtype(damping, tensor.dtype)
   return posdef_inv_funcs[POSDEF_INV_METHOD](tensor, identity, damping)
 
 
