@@ -359,7 +359,7 @@ def _reference_posdef_inv(tensor, damping):
   if method is posdef_inv_cholesky:
     method = _posdef_inv_cholesky_solve
   identity = tf.eye(_checks.static_dim(tensor, 0), dtype=tensor.dtype)
-  return method(tensor, identity, tf.cast(damping, dtype=tensor.dtype))
+  return method(tensor, identity, _ops.in_dtype(damping, tensor.dtype))
 
 
 # `posdef_inv_cholesky` inverts larger matrices through 2x2 blocks of their
