@@ -348,12 +348,11 @@ def _reference_posdef_inv(tensor, damping):
   baseline of benchmarks and as an oracle in tests.
 
   Args:
-    tensor: A square, symmetric positive semi-definite Tensor of static shape
-      `[n, n]`.
-    damping: A scalar (float or Tensor) added to the diagonal.
+    tensor: The `[n, n]` PSD matrix, as for `posdef_inv`.
+    damping: The damping, as for `posdef_inv`.
 
   Returns:
-    A Tensor of shape `[n, n]`.
+    `(tensor + damping·I)⁻¹`, `[n, n]`.
   """
   method = posdef_inv_funcs[POSDEF_INV_METHOD]
   if method is posdef_inv_cholesky:

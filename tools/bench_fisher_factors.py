@@ -215,6 +215,19 @@ def _build(pair, side, shape):
   raise ValueError("unknown pair {}".format(pair))
 
 
+def _comparison_line(label, ours, old, memory=None):
+  """One table row: medians (ms), speed-up, paired speed-up[, memory]."""
+  ours, old = np.array(ours), np.array(old)
+  line = "    {:<38} {:>6.1f} ms {:>6.1f} ms {:>8.2f}x {:>7.2f}x".format(
+    label,
+    1e3 * np.median(ours),
+    1e3 * np.median(old),
+    np.median(old) / np.median(ours),
+    float(np.median(old / ours)),
+  )
+  return line if memory is None else "{} {:>15}".format(line, memory)
+
+
 def _build_large_inverse(side, size):
   """The inverse update of a `[size, size]` fully-connected input factor."""
   # pylint: disable=protected-access
@@ -252,16 +265,7 @@ def _time_large_inverses(sizes, runs):
         sess.run(tf.compat.v1.global_variables_initializer())
         sess.run(covariance_updates)
         times = _time_ops(sess, fetches, runs, warmup=1)
-    ours, old = np.array(times["ours"]), np.array(times["2017"])
-    print(
-      "    {:<38} {:>6.1f} ms {:>6.1f} ms {:>8.2f}x {:>7.2f}x".format(
-        size,
-        1e3 * np.median(ours),
-        1e3 * np.median(old),
-        np.median(old) / np.median(ours),
-        float(np.median(old / ours)),
-      )
-    )
+    print(_comparison_line(size, times["ours"], times["2017"]))
 
 
 def _status_kib(field):
@@ -383,16 +387,7 @@ def main():
           _peak_memory_mib(shape_name, pair, "ours"),
           _peak_memory_mib(shape_name, pair, "2017"),
         )
-      print(
-        "    {:<38} {:>6.1f} ms {:>6.1f} ms {:>8.2f}x {:>7.2f}x {:>15}".format(
-          pair,
-          1e3 * np.median(ours),
-          1e3 * np.median(old),
-          np.median(old) / np.median(ours),
-          float(np.median(old / ours)),
-          memory,
-        )
-      )
+      print(_comparison_line(pair, ours, old, memory))
   sizes = [int(n) for n in args.inverse_sizes.split(",") if n.strip()]
   if sizes:
     _time_large_inverses(sizes, args.runs)
