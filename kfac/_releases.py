@@ -632,7 +632,7 @@ R1_7 = R1_6.derive(
       "DenseFactorMultiplyMixin", ("get_damped_inverse",)
     ),
     "fisher_factors.DiagonalFactor": _mixin_members(
-      "DiagonalFactorMultiplyMixin", ("register_damped_inverse",)
+      "DiagonalFactorMultiplyMixin", ("get_cov", "register_damped_inverse")
     ),
     "fisher_blocks": (("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),),
     "layer_collection.LayerCollection": (
