@@ -714,6 +714,19 @@ def lc_1_5__define_linked_parameters(self, params, approximation=None):
   self._linked_parameters[params] = approximation
 
 
+def _add_data(self, params, block, uses, *data):
+  """Adds one registration's data to `block`.
+
+  A minibatch (1.5-1.7), or from 1.8 a tower, whose `uses` are added to the
+  collection's use counts.
+  """
+  if self._release.registration == "tower":
+    block.register_additional_tower(*data)
+    self._add_uses(params, uses)
+  else:
+    block.register_additional_minibatch(*data)
+
+
 def _resolve_approx(self, params, approx, default, legal):
   """Explicit `approx`, else the linked group's, else `default`."""
   if approx is None:
@@ -763,7 +776,7 @@ def lc_1_5__register_fully_connected(
     else fb.FullyConnectedDiagonalFB
   )
   block = self.register_block(params, block_type(self, has_bias), reuse=reuse)
-  block.register_additional_minibatch(inputs, outputs)
+  _add_data(self, params, block, 1, inputs, outputs)
 
 
 def lc_1_5__register_conv2d(
@@ -808,7 +821,7 @@ def lc_1_5__register_conv2d(
   block = self.register_block(
     params, block_type(self, params, strides, padding), reuse=reuse
   )
-  block.register_additional_minibatch(inputs, outputs)
+  _add_data(self, params, block, 1, inputs, outputs)
 
 
 def lc_1_5__register_generic(
@@ -837,7 +850,7 @@ def lc_1_5__register_generic(
   )
   block_type = fb.FullFB if approx == APPROX_FULL_NAME else fb.NaiveDiagonalFB
   block = self.register_block(params, block_type(self, params), reuse=reuse)
-  block.register_additional_minibatch(batch_size)
+  _add_data(self, params, block, float("inf"), batch_size)
 
 
 def lc_1_5__register_fully_connected_multi(
@@ -1382,7 +1395,7 @@ def lc_1_7__register_embedding(
   block = self.register_block(
     params, fb.EmbeddingKFACFB(self, vocab_size), reuse=reuse
   )
-  block.register_additional_minibatch(inputs, outputs)
+  _add_data(self, params, block, 1, inputs, outputs)
 
 
 def utils_1_7__layer_params_to_mat2d(vector):
