@@ -19,6 +19,7 @@ import textwrap
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 
 from kfac import _surface
 from kfac.upgrade import _cli
@@ -993,7 +994,7 @@ class ReleaseTablesTest(parameterized.TestCase):
       )
 
 
-class MigrationGuideTest(absltest.TestCase):
+class MigrationGuideTest(parameterized.TestCase):
   """The "Choosing a release" example of docs/migration.md runs as printed."""
 
   def test_example_prints_what_the_guide_says(self):
@@ -1018,6 +1019,56 @@ class MigrationGuideTest(absltest.TestCase):
       exec(compile(code, "release-example", "exec"), {})  # pylint: disable=exec-used
     self.assertEqual(out.getvalue(), printed)
     self.assertIn("kfac.r1_6.optimizer.KfacOptimizer(", printed)
+
+  @parameterized.named_parameters(
+    ("as_written", None), ("graph_mode", "tf.disable_eager_execution()")
+  )
+  @pytest.mark.slow
+  def test_round_robin_example_trains(self, mode_line):
+    """The 1.9 program runs as printed: it trains, on both devices.
+
+    `as_written` runs it in TF1 mode (its `disable_v2_behavior()`);
+    `graph_mode` swaps that line for `disable_eager_execution()`.
+    """
+    with open(
+      os.path.join(_REPO, "docs", "migration.md"), encoding="utf-8"
+    ) as f:
+      guide = f.read()
+    code = re.search(
+      r"<!-- release-example: round-robin-1.9 -->\n```python\n(.*?)```\n",
+      guide,
+      re.DOTALL,
+    ).group(1)
+    if mode_line is not None:
+      self.assertIn("tf.disable_v2_behavior()", code)
+      code = code.replace("tf.disable_v2_behavior()", mode_line)
+    # Afterwards: the devices the graph's ops were given.
+    code += textwrap.dedent("""
+        print("DEVICES", sorted({
+            op.device for op in tf.get_default_graph().get_operations()}))
+        """)
+    env = dict(
+      os.environ,
+      PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+      TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    proc = subprocess.run(
+      [sys.executable, "-c", code],
+      env=env,
+      cwd=_REPO,
+      capture_output=True,
+      timeout=300,
+      check=False,
+    )
+    output = proc.stdout.decode() + proc.stderr.decode()
+    self.assertEqual(proc.returncode, 0, output[-3000:])
+    losses = [
+      float(v) for v in re.findall(r"^step \d+: loss (\S+)$", output, re.M)
+    ]
+    self.assertLen(losses, 4, output[-3000:])
+    self.assertLess(losses[-1], losses[0] / 4)
+    self.assertIn("'/device:CPU:0'", output)
+    self.assertIn("'/device:CPU:1'", output)
 
 
 if __name__ == "__main__":
