@@ -159,7 +159,7 @@ def covariance_initializer(shape, dtype, partition_info=None):  # pylint: disabl
   return tf.linalg.diag(tf.ones(_checks.static_dim(shape, 0), dtype))
 
 
-def diagonal_covariance_initializer(shape, dtype, partition_info):  # pylint: disable=unused-argument
+def diagonal_covariance_initializer(shape, dtype, partition_info=None):  # pylint: disable=unused-argument
   """Initializer of diagonal covariance variables.
 
   Args:
@@ -373,6 +373,89 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   def get_cov(self):
     """The covariance (1.8: dense matrix; 1.9: the variable)."""
     return self._cov
+
+  @abc.abstractmethod
+  def left_multiply_matpower(self, x, exp, damping_func):
+    """`(cov + d I)^exp · x` (1.8).
+
+    Args:
+      x: The matrix to multiply.
+      exp: The exponent.
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def right_multiply_matpower(self, x, exp, damping_func):
+    """`x · (cov + d I)^exp` (1.8).
+
+    Args:
+      x: The matrix to multiply.
+      exp: The exponent.
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def get_cov_as_linear_operator(self):
+    """The covariance as a linear operator (1.9)."""
+    pass
+
+  @abc.abstractmethod
+  def register_matpower(self, exp, damping_func):
+    """Registers a damped matrix power (1.9 abstract).
+
+    Args:
+      exp: The exponent.
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def register_cholesky(self, damping_func):
+    """Registers a Cholesky factor (1.9).
+
+    Args:
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def register_cholesky_inverse(self, damping_func):
+    """Registers an inverse Cholesky factor (1.9).
+
+    Args:
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def get_matpower(self, exp, damping_func):
+    """The damped matrix power (1.9: a linear operator).
+
+    Args:
+      exp: The exponent.
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def get_cholesky(self, damping_func):
+    """The Cholesky factor (1.9).
+
+    Args:
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def get_cholesky_inverse(self, damping_func):
+    """The inverse Cholesky factor (1.9).
+
+    Args:
+      damping_func: The damping function.
+    """
+    pass
 
   def get_cov_var(self):
     """The covariance variable (1.8)."""

@@ -839,8 +839,14 @@ _LC_1_8 = (
 _R1_8_BASE = dataclasses.replace(
   R1_7,
   members=_members_outside(R1_7, tuple(_DEFERRED_ENGINES)),
-  signatures=_signatures_outside(
-    R1_7, tuple(_DEFERRED_ENGINES) + ("optimizer",)
+  signatures=_frozen(
+    {
+      target: params
+      for target, params in _signatures_outside(
+        R1_7, tuple(_DEFERRED_ENGINES)
+      ).items()
+      if target != "optimizer.KfacOptimizer.__init__"
+    }
   ),
 )
 
@@ -892,7 +898,8 @@ R1_8 = _R1_8_BASE.derive(
     "loss_functions.MultiBernoulliNegativeLogProbLoss": (
       ("_new_dist", _deferred("bernoulli_1_8___new_dist")),
     ),
-    "fisher_factors": _removed(("set_global_constants_1_9",)),
+    "fisher_factors": _removed(("set_global_constants_1_9",))
+    + (("compute_cov", "factors_1_6__compute_cov"),),
     "fisher_blocks": _removed(("DiagonalFB",)),
     "placement": (
       (
@@ -958,6 +965,7 @@ R1_8 = _R1_8_BASE.derive(
     "fisher_factors.ConvInputKroneckerFactor.__init__": "inputs, filter_shape, padding, strides=None, "
     "dilation_rate=None, data_format=None, extract_patches_fn=None, "
     "has_bias=False",
+    "fisher_factors.diagonal_covariance_initializer": "shape, dtype, partition_info",
   },
   default_fully_connected_multi_approximation="kron_indep",
   registration="tower",
@@ -980,6 +988,11 @@ R1_8 = dataclasses.replace(
       **{
         "fisher_factors.{}".format(cls): _removed(
           _LINEAR_OPERATOR_FACTOR_MEMBERS
+          + (
+            ("register_matpower", "get_matpower")
+            if cls == "FisherFactor"
+            else ()
+          )
         )
         for cls in _FACTORS_1_8
       },
@@ -1018,7 +1031,6 @@ R1_9 = R1_8.derive(
   },
   dropped_members={
     "fisher_blocks": ("DiagonalFB",),
-    "fisher_factors": ("set_global_constants_1_9",),
     "placement": ("RoundRobinPlacementMixin",),
     "estimator": ("make_fisher_estimator", "FisherEstimatorRoundRobin"),
     "estimator.FisherEstimator": (
@@ -1029,6 +1041,8 @@ R1_9 = R1_8.derive(
   signatures={
     "estimator.FisherEstimator.__init__": None,
     "utils.matmul_sparse_dense": None,
+    "fisher_factors.ConvInputKroneckerFactor.__init__": None,
+    "fisher_factors.diagonal_covariance_initializer": None,
   },
   default_generic_approximation="diagonal",
   inlined_bases=(),
@@ -1059,6 +1073,9 @@ def _members_1_9(release):
       members[target] = kept
   members["fisher_factors.FisherFactor"] = _removed(
     ("left_multiply_matpower", "right_multiply_matpower", "get_cov_var")
+  )
+  members["fisher_factors.DenseSquareMatrixFactor"] = _removed(
+    ("left_multiply_matpower", "right_multiply_matpower")
   )
   members["estimator.FisherEstimator"] = _removed(("make_ops_and_vars",))
   return _frozen(members)
