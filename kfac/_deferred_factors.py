@@ -589,10 +589,7 @@ class InverseProvidingFactor(FisherFactor):
       else:
         powers[(exp, damping_id)] = var
     # The engine's update builder (re-hosted here: it reads this module's
-    # thresholds), keyed by damping value; registrations are fed in groups
-    # whose values are distinct keys.
-    self._inverses_by_damping = {}
-    self._matpower_by_exp_and_damping_values = {}
+    # thresholds) reads the registrations as (damping value, variable).
     ops = []
     engine_state = self._matpower_by_exp_and_damping
     try:
@@ -803,8 +800,25 @@ def _linear_operator():
   return linear_operator
 
 
-class _ValueKeyed(dict):
-  """A dict keyed by damping values (the engine builder's bookkeeping)."""
+class _ValueKeyed(object):
+  """`(damping value, variable)` pairs read like the engine builder's dicts.
+
+  The engine's builder only iterates, counts and tests them, so the damping
+  values (Tensors, not hashable) need not be keys, and registrations whose
+  values are equal stay apart.
+  """
+
+  def __init__(self, pairs):
+    self._pairs = list(pairs)
+
+  def items(self):
+    return list(self._pairs)
+
+  def __len__(self):
+    return len(self._pairs)
+
+  def __bool__(self):
+    return bool(self._pairs)
 
 
 class DiagonalFactor(FisherFactor):

@@ -30,7 +30,7 @@ def utils_1_5__posdef_inv_eig(tensor, identity, damping):
     The `[n, n]` inverse.
   """
   eigenvalues, eigenvectors = tf.linalg.eigh(
-    tensor + tf.cast(damping, tensor.dtype) * identity
+    tensor + _ops.in_dtype(damping, tensor.dtype) * identity
   )
   return tf.matmul(eigenvectors / eigenvalues, eigenvectors, transpose_b=True)
 
@@ -1038,7 +1038,8 @@ def factors_1_6__maybe_colocate_with(op):
     return contextlib.nullcontext()
   while isinstance(op, (tuple, list)):
     op = op[0]
-  return tf.compat.v1.colocate_with(op)
+  # The graph's method: `tf.compat.v1.colocate_with` logs a deprecation.
+  return tf.compat.v1.get_default_graph().colocate_with(op)
 
 
 def factors_1_6__compute_cov(tensor, tensor_right=None, normalizer=None):

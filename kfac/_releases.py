@@ -632,7 +632,7 @@ R1_7 = R1_6.derive(
       "DenseFactorMultiplyMixin", ("get_damped_inverse",)
     ),
     "fisher_factors.DiagonalFactor": _mixin_members(
-      "DiagonalFactorMultiplyMixin", ("register_damped_inverse",)
+      "DiagonalFactorMultiplyMixin", ("get_cov", "register_damped_inverse")
     ),
     "fisher_blocks": (("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),),
     "layer_collection.LayerCollection": (
@@ -918,10 +918,17 @@ R1_8 = _R1_8_BASE.derive(
         "kfac._deferred_estimator:FisherEstimatorRoundRobin18",
       ),
     )
-    + _removed(("make_fisher_estimator_1_8", "FisherEstimatorRoundRobin18")),
-    "estimator.FisherEstimator": _removed(
-      ("multiply_cholesky", "multiply_cholesky_inverse")
+    + _removed(
+      (
+        "make_fisher_estimator_1_8",
+        "FisherEstimatorRoundRobin18",
+        "fisher_estimator_1_8__init__",
+      )
     ),
+    "estimator.FisherEstimator": (
+      ("__init__", "kfac._deferred_estimator:fisher_estimator_1_8__init__"),
+    )
+    + _removed(("multiply_cholesky", "multiply_cholesky_inverse")),
     "layer_collection": (
       (
         "get_default_layer_collection",
@@ -941,6 +948,7 @@ R1_8 = _R1_8_BASE.derive(
       ("_register_loss", None),
     )
     + tuple((name, _deferred("lc_1_8__" + name)) for name in _LC_1_8),
+    "optimizer": (("warnings", _deferred("warnings")),),
     "optimizer.KfacOptimizer": (
       ("__init__", _deferred("optimizer_1_8__init__")),
       ("_losses", _deferred("optimizer_1_8___losses")),
@@ -959,9 +967,6 @@ R1_8 = _R1_8_BASE.derive(
     ),
   },
   signatures={
-    "estimator.FisherEstimator.__init__": "variables, cov_ema_decay, damping, layer_collection, exps=(-1,), "
-    "estimation_mode='gradients', colocate_gradients_with_ops=True, "
-    "name='FisherEstimator'",
     "fisher_factors.ConvInputKroneckerFactor.__init__": "inputs, filter_shape, padding, strides=None, "
     "dilation_rate=None, data_format=None, extract_patches_fn=None, "
     "has_bias=False",
@@ -1022,7 +1027,11 @@ R1_9 = R1_8.derive(
     ),
     "fisher_blocks": (),
     "estimator": _removed(
-      ("make_fisher_estimator_1_8", "FisherEstimatorRoundRobin18")
+      (
+        "make_fisher_estimator_1_8",
+        "FisherEstimatorRoundRobin18",
+        "fisher_estimator_1_8__init__",
+      )
     ),
     "optimizer.KfacOptimizer": _removed(
       _OPTIMIZER_PROPERTIES + ("make_ops_and_vars",)
@@ -1039,7 +1048,6 @@ R1_9 = R1_8.derive(
     ),
   },
   signatures={
-    "estimator.FisherEstimator.__init__": None,
     "utils.matmul_sparse_dense": None,
     "fisher_factors.ConvInputKroneckerFactor.__init__": None,
     "fisher_factors.diagonal_covariance_initializer": None,

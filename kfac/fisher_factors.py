@@ -22,29 +22,14 @@ import tensorflow as tf
 
 from kfac import _checks
 from kfac import _nonfinite
+from kfac import _ops
 from kfac import _conv_stats
 from kfac import _releases
+from kfac import _surface
 from kfac import utils
 
-__all__ = [
-  "inverse_initializer",
-  "covariance_initializer",
-  "diagonal_covariance_initializer",
-  "scope_string_from_params",
-  "scope_string_from_name",
-  "scalar_or_tensor_to_string",
-  "set_global_constants",
-  "FisherFactor",
-  "InverseProvidingFactor",
-  "FullFactor",
-  "DiagonalFactor",
-  "NaiveDiagonalFactor",
-  "FullyConnectedDiagonalFactor",
-  "FullyConnectedKroneckerFactor",
-  "ConvInputKroneckerFactor",
-  "ConvOutputKroneckerFactor",
-  "ConvDiagonalFactor",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "fisher_factors")))
 
 # Whether to initialise covariance variables at zero (instead of the identity
 # matrix, or all-ones for diagonal factors).
@@ -306,15 +291,17 @@ def _named_sources(arg_name, tensors):
   return tuple(("{}[{}]".format(arg_name, i), t) for i, t in enumerate(tensors))
 
 
-def _flat_params_grads_columns(params_grads):
-  """Checks `params_grads` and flattens each source into one column.
+def _params_grads_column_size(params_grads):
+  """Checks `params_grads`; returns the length of one source's column.
+
+  Builds no op: the sizes come from the static shapes.
 
   Args:
     params_grads: A non-empty tuple/list over sources; each entry is a
       Tensor or a tuple/list of Tensors with static shapes.
 
   Returns:
-    A list with, per source, `utils.tensors_to_column` of its gradients.
+    The number of gradient elements of each source, an int.
 
   Raises:
     ValueError: If `params_grads` is empty or not a tuple/list, or a column
@@ -326,29 +313,50 @@ def _flat_params_grads_columns(params_grads):
       "params_grads must be a non-empty tuple/list with one "
       "entry per source, got {!r}.".format(params_grads)
     )
-  columns = []
+  sizes = []
   for i, params_grad in enumerate(params_grads):
     grads = (
       params_grad if isinstance(params_grad, (tuple, list)) else (params_grad,)
     )
+    size = 0
     for j, grad in enumerate(grads):
       _checks.check_tensor(grad, "params_grads[{}][{}]".format(i, j))
-    column = utils.tensors_to_column(params_grad)
-    size = _checks.static_dim(column, 0)
-    if size is None:
+      shape = _checks.static_shape_list(grad)
+      if size is not None and shape is not None and None not in shape:
+        size += int(np.prod(shape, dtype=np.int64))
+      else:
+        size = None
+    if size is None or not grads:
       raise ValueError(
         "params_grads[{}] must have fully defined static "
         "shapes; got {}.".format(i, params_grad)
       )
-    if columns and size != _checks.static_dim(columns[0], 0):
+    if sizes and size != sizes[0]:
       raise ValueError(
         "params_grads[{}] has {} elements but params_grads[0] has {}: every"
         " source must hold gradients of the same parameters.".format(
-          i, size, _checks.static_dim(columns[0], 0)
+          i, size, sizes[0]
         )
       )
-    columns.append(column)
-  return columns
+    sizes.append(size)
+  return sizes[0]
+
+
+def _flat_params_grads_columns(params_grads):
+  """Checks `params_grads` and flattens each source into one column.
+
+  Args:
+    params_grads: As for `_params_grads_column_size`.
+
+  Returns:
+    A list with, per source, `utils.tensors_to_column` of its gradients.
+
+  Raises:
+    ValueError: As `_params_grads_column_size`.
+    TypeError: As `_params_grads_column_size`.
+  """
+  _params_grads_column_size(params_grads)
+  return [utils.tensors_to_column(g) for g in params_grads]
 
 
 def _check_static_dim(tensors, axis, arg_name, what):
@@ -468,9 +476,11 @@ def _assign_moving_average(variable, value, decay, zero_debias):
     The assignment: running it performs the update and yields the new value.
   """
   with tf.name_scope("AssignMovingAvg") as scope:
-    one_minus_decay = tf.convert_to_tensor(1.0 - decay, name="decay")
-    if one_minus_decay.dtype != variable.dtype.base_dtype:
-      one_minus_decay = tf.cast(one_minus_decay, variable.dtype.base_dtype)
+    # A Python decay is made a constant of the variable's dtype directly
+    # (no float32 rounding for float64 variables).
+    one_minus_decay = _ops.in_dtype(
+      1.0 - decay, variable.dtype.base_dtype, name="decay"
+    )
     value = tf.cast(value, variable.dtype.base_dtype)
     if zero_debias:
       return variable.assign(
@@ -621,7 +631,9 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     tensor = self._first_data_tensor() if flag else None
     if tensor is None:
       return contextlib.nullcontext()
-    return tf.compat.v1.colocate_with(tensor)
+    # The graph's method: `tf.compat.v1.colocate_with` does the same but logs
+    # a deprecation notice ("Colocations handled automatically by placer").
+    return tf.compat.v1.get_default_graph().colocate_with(tensor)
 
   @property
   def _variable_dtype(self):
@@ -892,7 +904,7 @@ class InverseProvidingFactor(FisherFactor):
         eigenvalues, tf.cast(EIGENVALUE_CLIPPING_THRESHOLD, eigenvalues.dtype)
       )
       for damping, inv in self._inverses_by_damping.items():
-        damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
+        damped = clipped_eigenvalues + _ops.in_dtype(damping, eigenvalues.dtype)
         updates.append(
           (
             inv,
@@ -902,7 +914,7 @@ class InverseProvidingFactor(FisherFactor):
           )
         )
       for (exp, damping), matpower in self._matpower_by_exp_and_damping.items():
-        damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
+        damped = clipped_eigenvalues + _ops.in_dtype(damping, eigenvalues.dtype)
         updates.append(
           (
             matpower,
@@ -1042,8 +1054,18 @@ class NaiveDiagonalFactor(DiagonalFactor):
       batch_size: The batch size (int or scalar Tensor).
     """
     self._batch_size = batch_size
-    self._params_grads = _flat_params_grads_columns(params_grads)
-    self._float_inputs = _named_sources("params_grads", self._params_grads)
+    self._size = _params_grads_column_size(params_grads)
+    if _releases.of(self).naming in ("1.4", "1.5"):
+      # Named after (and built from) the flattened columns, made now.
+      self._params_grads = _flat_params_grads_columns(params_grads)
+    else:
+      # From 1.6: named after the gradients; columns made in the update op.
+      self._params_grads = params_grads
+    self._float_inputs = tuple(
+      ("params_grads[{}]".format(i), grad)
+      for i, grads in enumerate(self._params_grads)
+      for grad in tf.nest.flatten(grads)
+    )
     super(NaiveDiagonalFactor, self).__init__()
 
   @property
@@ -1054,16 +1076,17 @@ class NaiveDiagonalFactor(DiagonalFactor):
 
   @property
   def _cov_shape(self):
-    return _checks.static_shape_list(self._params_grads[0])
+    return [self._size, 1]
 
   @property
   def _num_sources(self):
     return len(self._params_grads)
 
   def _compute_new_cov(self, idx=0):
-    return tf.square(self._params_grads[idx]) / tf.cast(
-      self._batch_size, self._params_grads[idx].dtype
-    )
+    column = self._params_grads[idx]
+    if _releases.of(self).naming not in ("1.4", "1.5"):
+      column = utils.tensors_to_column(column)
+    return tf.square(column) / tf.cast(self._batch_size, column.dtype)
 
 
 class FullyConnectedDiagonalFactor(DiagonalFactor):

@@ -2,8 +2,9 @@
 
 The corpus in `tests/data/legacy_programs/` holds small programs written
 against TensorFlow 1.4's `tf.contrib.kfac` (and two against PyPI's kfac 0.2.x).
-Each `<name>.py` is upgraded and compared with `<name>.expected.py`; the
-upgraded TF 1.4 programs are then run for a few steps under TF 2.x in one
+Each `<name>.py` is upgraded and compared with what `<name>.expected.diff`
+(a unified diff from the program to its expected upgrade, written by
+`tools/update_upgrade_corpus.py`) makes of it; the upgraded TF 1.4 programs are then run for a few steps under TF 2.x in one
 subprocess. The corpus programs use `tf.compat.v1` for the non-kfac TF 1.x
 calls, except `tf1_style.py`, a plain TF 1.x program that is run after
 `kfac-upgrade --also-tf2` (TensorFlow's `tf_upgrade_v2` output is not compared
@@ -14,6 +15,7 @@ import difflib
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -98,8 +100,38 @@ def _program(name):
   return os.path.join(_CORPUS, name + ".py")
 
 
+def _patch(source, diff):
+  """Applies the unified diff `diff` (str) to `source` (bytes); returns bytes.
+
+  Every context and removed line must stand in `source` where its hunk says.
+  """
+  lines = source.decode().splitlines(True)
+  out = []
+  pos = 0
+  for line in diff.splitlines(True)[2:]:  # After the ---/+++ header.
+    hunk = re.match(r"@@ -(\d+)(?:,(\d+))? ", line)
+    if hunk:
+      start = int(hunk.group(1))
+      # An empty old range names the line it follows, others their first.
+      start -= 0 if hunk.group(2) == "0" else 1
+      out.extend(lines[pos:start])
+      pos = start
+      continue
+    tag, text = line[:1], line[1:]
+    assert tag in (" ", "-", "+"), line
+    if tag in (" ", "-"):
+      assert lines[pos] == text, (pos + 1, lines[pos], text)
+      pos += 1
+    if tag in (" ", "+"):
+      out.append(text)
+  out.extend(lines[pos:])
+  return "".join(out).encode()
+
+
 def _expected(name):
-  return os.path.join(_CORPUS, name + ".expected.py")
+  """The expected upgrade of corpus program `name` (bytes)."""
+  with open(os.path.join(_CORPUS, name + ".expected.diff")) as f:
+    return _patch(_read(_program(name)), f.read())
 
 
 def _names(source):
@@ -136,7 +168,7 @@ class CorpusTest(parameterized.TestCase):
   @parameterized.named_parameters((name, name) for name in _ALL_PROGRAMS)
   def test_matches_expected(self, name):
     result = upgrade.upgrade_source(_read(_program(name)), _program(name))
-    expected = _read(_expected(name))
+    expected = _expected(name)
     if result.source != expected:
       diff = "".join(
         difflib.unified_diff(
@@ -165,7 +197,7 @@ class CorpusTest(parameterized.TestCase):
     # Comments and formatting elsewhere are kept: every removed or added line
     # mentions kfac or is part of a changed call.
     before = _read(_program(name)).decode().splitlines()
-    after = _read(_expected(name)).decode().splitlines()
+    after = _expected(name).decode().splitlines()
     matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
       if tag == "equal":
@@ -594,7 +626,7 @@ class CommandLineTest(parameterized.TestCase):
     os.chmod(path, 0o750)
     status, out, err = _run_main([path])
     self.assertEqual(status, 0, err)
-    self.assertEqual(_read(path), _read(_expected("mlp_chain")))
+    self.assertEqual(_read(path), _expected("mlp_chain"))
     self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o750)
     self.assertEqual(sorted(os.listdir(self.dir)), ["prog.py"])  # no temp
     report = out.decode()
@@ -608,7 +640,7 @@ class CommandLineTest(parameterized.TestCase):
 
   def test_check_exit_codes(self):
     legacy = self._write("legacy.py", _read(_program("generic_module_alias")))
-    done = self._write("done.py", _read(_expected("generic_module_alias")))
+    done = self._write("done.py", _expected("generic_module_alias"))
     other = self._write("other.py", "import os\n")
     status, out, _ = _run_main(["--check", legacy, done, other])
     self.assertEqual(status, 1)
@@ -629,8 +661,8 @@ class CommandLineTest(parameterized.TestCase):
     text = self._write("pkg/notes.txt", "tf.contrib.kfac\n")
     status, out, _ = _run_main([os.path.join(self.dir, "pkg")])
     self.assertEqual(status, 0)
-    self.assertEqual(_read(a), _read(_expected("convnet_from_import")))
-    self.assertEqual(_read(b), _read(_expected("bernoulli_class_import")))
+    self.assertEqual(_read(a), _expected("convnet_from_import"))
+    self.assertEqual(_read(b), _expected("bernoulli_class_import"))
     for untouched in (hidden, cache):
       self.assertEqual(_read(untouched), _read(_program("mlp_chain")))
     self.assertEqual(_read(text), b"tf.contrib.kfac\n")
@@ -643,12 +675,12 @@ class CommandLineTest(parameterized.TestCase):
     status, _, err = _run_main([link])
     self.assertEqual(status, 0, err)
     self.assertTrue(os.path.islink(link))
-    self.assertEqual(_read(target), _read(_expected("mlp_chain")))
+    self.assertEqual(_read(target), _expected("mlp_chain"))
 
   def test_stdin_to_stdout(self):
     status, out, err = _run_main(["-"], stdin=_read(_program("mlp_chain")))
     self.assertEqual(status, 0)
-    self.assertEqual(out, _read(_expected("mlp_chain")))
+    self.assertEqual(out, _expected("mlp_chain"))
     self.assertIn("<stdin>: changed", err)
 
   def test_stdin_check(self):
@@ -667,7 +699,7 @@ class CommandLineTest(parameterized.TestCase):
     self.assertIn("%s:3: syntax error" % bad, err)
     self.assertIn("left untouched", err)
     self.assertEqual(_read(bad), source)
-    self.assertEqual(_read(good), _read(_expected("mlp_chain")))
+    self.assertEqual(_read(good), _expected("mlp_chain"))
     self.assertEqual(sorted(os.listdir(self.dir)), ["bad.py", "good.py"])
 
   def test_syntax_error_on_stdin_echoes_input(self):
@@ -711,7 +743,7 @@ class CommandLineTest(parameterized.TestCase):
       out.decode(),
     )
     self.assertEqual(_read(bad), _read(_program("mlp_chain")))
-    self.assertEqual(_read(good), _read(_expected("mlp_chain")))
+    self.assertEqual(_read(good), _expected("mlp_chain"))
 
   @pytest.mark.slow
   def test_help_and_check_import_no_tensorflow(self):
@@ -970,13 +1002,28 @@ class SurfaceTableTest(parameterized.TestCase):
     self.assertEqual(_tables.SURFACE_14[module], names)
 
   @parameterized.named_parameters((m, m) for m in _surface.MODULES)
-  def test_module_all_matches(self, module):
+  def test_module_defines_what_the_table_lists(self, module):
+    # Each module's `__all__` is read from the table; hold the table against
+    # what the module defines: every 1.4 name exists, and every public class
+    # or function the module itself writes is a public name of some release.
     import importlib  # pylint: disable=import-outside-toplevel
+    import inspect  # pylint: disable=import-outside-toplevel
 
     mod = importlib.import_module("kfac." + module)
-    self.assertEqual(
-      set(mod.__all__), set(_surface.public_names("1.4", module))
+    table = _surface.public_names("1.4", module)
+    self.assertEqual(set(mod.__all__), set(table))
+    self.assertEmpty([n for n in sorted(table) if not hasattr(mod, n)])
+    written = {
+      name
+      for name, value in vars(mod).items()
+      if not name.startswith("_")
+      and (inspect.isclass(value) or inspect.isfunction(value))
+      and value.__module__ == mod.__name__
+    }
+    released = set().union(
+      *(_surface.public_names(r, module) for r in _surface.RELEASES)
     )
+    self.assertEmpty(sorted(written - released))
 
   @parameterized.named_parameters(
     (q.replace(".", "_"), q) for q in _surface.RELEASES["1.4"].signatures

@@ -274,6 +274,47 @@ class UtilsTest(parameterized.TestCase):
       np.testing.assert_allclose(self._run(result), expected, rtol=1e-8)
 
   @parameterized.named_parameters(
+    ("one_split_float64", 1025, np.float64),
+    ("two_levels_float64", 2100, np.float64),
+    ("one_split_float32", 1300, np.float32),
+  )
+  def test_posdef_inv_cholesky_blocked_for_large_matrices(self, size, dtype):
+    # Above 1024 rows the inverse is L⁻ᵀL⁻¹ from 2x2 blocks of the Cholesky
+    # factor; checked against numpy.linalg.inv and against the 2017
+    # formulation cholesky_solve(cholesky(A + dI), I).
+    rng = np.random.RandomState(size)
+    a = rng.randn(size, size // 2)
+    x = a.dot(a.T) / size  # rank size // 2: the damping matters
+    damping = 0.05
+    expected = np.linalg.inv(x + damping * np.eye(size))
+    with tf.Graph().as_default():
+      tensor = tf.constant(x, dtype)
+      identity = tf.eye(size, dtype=dtype)
+      damping_t = tf.constant(damping, dtype)
+      result = utils.posdef_inv_cholesky(tensor, identity, damping_t)
+      reference = tf.linalg.cholesky_solve(
+        tf.linalg.cholesky(tensor + damping_t * identity), identity
+      )
+      value, reference_value = self._run([result, reference])
+    self.assertEqual(value.dtype, dtype)
+    scale = np.abs(expected).max()
+    tolerance = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(value, expected, atol=tolerance * scale)
+    np.testing.assert_allclose(value, reference_value, atol=tolerance * scale)
+    # The off-diagonal blocks mirror each other exactly.
+    half = size // 2
+    np.testing.assert_array_equal(value[:half, half:], value[half:, :half].T)
+
+  def test_posdef_inv_cholesky_blocked_failed_factorisation_is_nan(self):
+    with tf.Graph().as_default():
+      ones = tf.ones([1100, 1100], tf.float32)
+      result = utils.posdef_inv_cholesky(
+        ones, tf.eye(1100), tf.constant(-1.0, tf.float32)
+      )
+      value = self._run(result)
+    self.assertTrue(np.all(np.isnan(value)))
+
+  @parameterized.named_parameters(
     ("cholesky", "cholesky"), ("matrix_inverse", "matrix_inverse")
   )
   def test_posdef_inv_follows_method_constant(self, method):
