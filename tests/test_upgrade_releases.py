@@ -42,6 +42,28 @@ def _run_main(argv):
   return status, out.getvalue() + err.getvalue()
 
 
+def _run_python(code, *args):
+  """Runs `python -c code args...` with this repository's kfac.
+
+  Returns:
+    (exit status, stdout + stderr).
+  """
+  env = dict(
+    os.environ,
+    PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    TF_CPP_MIN_LOG_LEVEL="2",
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", code] + list(args),
+    env=env,
+    cwd=_REPO,
+    capture_output=True,
+    timeout=300,
+    check=False,
+  )
+  return proc.returncode, proc.stdout.decode() + proc.stderr.decode()
+
+
 def _read(path):
   with open(path) as f:
     return f.read()
@@ -748,21 +770,8 @@ class UpgradedProgramsRunTest(absltest.TestCase):
       os.path.join(_CORPUS, "pinned_r16", "train.expected.py"),
       os.path.join(_CORPUS, "multitower_r15.expected.py"),
     ]
-    env = dict(
-      os.environ,
-      PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-      TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    proc = subprocess.run(
-      [sys.executable, "-c", script] + paths,
-      env=env,
-      cwd=_REPO,
-      capture_output=True,
-      timeout=300,
-      check=False,
-    )
-    output = proc.stdout.decode() + proc.stderr.decode()
-    self.assertEqual(proc.returncode, 0, output[-3000:])
+    status, output = _run_python(script, *paths)
+    self.assertEqual(status, 0, output[-3000:])
     self.assertIn("pinned_r16: loss", output)
     self.assertIn("multitower_r15: loss", output)
 
@@ -830,20 +839,7 @@ class ContribAliasReleaseTest(parameterized.TestCase):
       for name, (first, _) in sorted(_surface.INTERNAL_MODULES.items())
     ]
     script = _ALIAS_SCRIPT % {"v": version, "m": minor, "internal": internal}
-    env = dict(
-      os.environ,
-      PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-      TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    proc = subprocess.run(
-      [sys.executable, "-c", script],
-      env=env,
-      cwd=_REPO,
-      capture_output=True,
-      timeout=300,
-      check=False,
-    )
-    output = proc.stdout.decode() + proc.stderr.decode()
+    _, output = _run_python(script)
     self.assertIn("ALIAS OK", output, output[-3000:])
 
   @parameterized.named_parameters(
@@ -1047,21 +1043,8 @@ class MigrationGuideTest(parameterized.TestCase):
         print("DEVICES", sorted({
             op.device for op in tf.get_default_graph().get_operations()}))
         """)
-    env = dict(
-      os.environ,
-      PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-      TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    proc = subprocess.run(
-      [sys.executable, "-c", code],
-      env=env,
-      cwd=_REPO,
-      capture_output=True,
-      timeout=300,
-      check=False,
-    )
-    output = proc.stdout.decode() + proc.stderr.decode()
-    self.assertEqual(proc.returncode, 0, output[-3000:])
+    status, output = _run_python(code)
+    self.assertEqual(status, 0, output[-3000:])
     losses = [
       float(v) for v in re.findall(r"^step \d+: loss (\S+)$", output, re.M)
     ]
