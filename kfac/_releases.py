@@ -794,6 +794,11 @@ _BLOCKS_1_8 = (
   "ConvKFCBasicFB",
   "EmbeddingKFACFB",
   "FullyConnectedMultiIndepFB",
+  # New layer types (layers18).
+  "DepthwiseConvDiagonalFB",
+  "DepthwiseConvKFCBasicFB",
+  "ConvKFCBasicMultiIndepFB",
+  "EmbeddingKFACMultiIndepFB",
 )
 _FACTORS_1_8 = (
   "FisherFactor",
@@ -837,6 +842,12 @@ _LC_1_8 = (
   "register_fully_connected_multi",
   "_series_approximations",
   "_series_block",
+  # New layer types (layers18).
+  "register_convolution",
+  "register_depthwise_conv2d",
+  "register_separable_conv2d",
+  "register_conv2d_multi",
+  "register_embedding_multi",
 )
 
 _R1_8_BASE = dataclasses.replace(
@@ -1052,6 +1063,7 @@ R1_9 = R1_8.derive(
   },
   signatures={
     "utils.matmul_sparse_dense": None,
+    # 1.9's optional patch sub-sampling arguments (layers18).
     "fisher_factors.ConvInputKroneckerFactor.__init__": None,
     "fisher_factors.diagonal_covariance_initializer": None,
   },
