@@ -620,6 +620,8 @@ class InverseProvidingFactor(FisherFactor):
     return ops
 
   # The engine's `(variable, value)` builder of the inverse updates.
+  # The engine attribute that builder reads (never the 2017 formulation).
+  _reference_formulation = False
   _engine_inverse_updates = _engine.InverseProvidingFactor._inverse_updates  # pylint: disable=protected-access
 
   def register_eigendecomp(self):
