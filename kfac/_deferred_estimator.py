@@ -67,6 +67,41 @@ def make_fisher_estimator_1_8(placement_strategy=None, **kwargs):
   )
 
 
+def fisher_estimator_1_8__init__(
+  self,
+  variables,
+  cov_ema_decay,
+  damping,
+  layer_collection,
+  exps=(-1,),
+  estimation_mode="gradients",
+  colocate_gradients_with_ops=True,
+  name="FisherEstimator",
+):
+  """Records the arguments; builds nothing (1.8: no Cholesky keywords).
+
+  Args:
+    variables: The variables (a list, or a callable returning one).
+    cov_ema_decay: The decay of the covariance moving averages.
+    damping: The damping (float or scalar Tensor).
+    layer_collection: The `LayerCollection`.
+    exps: The matrix powers to register on every block.
+    estimation_mode: "gradients", "empirical", "curvature_prop" or "exact".
+    colocate_gradients_with_ops: Passed to the gradient computations.
+    name: The estimator's name (default variable scope).
+  """
+  self._engine___init__(
+    variables,
+    cov_ema_decay,
+    damping,
+    layer_collection,
+    exps=exps,
+    estimation_mode=estimation_mode,
+    colocate_gradients_with_ops=colocate_gradients_with_ops,
+    name=name,
+  )
+
+
 class FisherEstimator(object, metaclass=abc.ABCMeta):
   """Fisher estimator with deferred construction (abstract, 1.8+)."""
 

@@ -159,7 +159,7 @@ def covariance_initializer(shape, dtype, partition_info=None):  # pylint: disabl
   return tf.linalg.diag(tf.ones(_checks.static_dim(shape, 0), dtype))
 
 
-def diagonal_covariance_initializer(shape, dtype, partition_info):  # pylint: disable=unused-argument
+def diagonal_covariance_initializer(shape, dtype, partition_info=None):  # pylint: disable=unused-argument
   """Initializer of diagonal covariance variables.
 
   Args:
@@ -374,6 +374,89 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     """The covariance (1.8: dense matrix; 1.9: the variable)."""
     return self._cov
 
+  @abc.abstractmethod
+  def left_multiply_matpower(self, x, exp, damping_func):
+    """`(cov + d I)^exp · x` (1.8).
+
+    Args:
+      x: The matrix to multiply.
+      exp: The exponent.
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def right_multiply_matpower(self, x, exp, damping_func):
+    """`x · (cov + d I)^exp` (1.8).
+
+    Args:
+      x: The matrix to multiply.
+      exp: The exponent.
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def get_cov_as_linear_operator(self):
+    """The covariance as a linear operator (1.9)."""
+    pass
+
+  @abc.abstractmethod
+  def register_matpower(self, exp, damping_func):
+    """Registers a damped matrix power (1.9 abstract).
+
+    Args:
+      exp: The exponent.
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def register_cholesky(self, damping_func):
+    """Registers a Cholesky factor (1.9).
+
+    Args:
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def register_cholesky_inverse(self, damping_func):
+    """Registers an inverse Cholesky factor (1.9).
+
+    Args:
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def get_matpower(self, exp, damping_func):
+    """The damped matrix power (1.9: a linear operator).
+
+    Args:
+      exp: The exponent.
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def get_cholesky(self, damping_func):
+    """The Cholesky factor (1.9).
+
+    Args:
+      damping_func: The damping function.
+    """
+    pass
+
+  @abc.abstractmethod
+  def get_cholesky_inverse(self, damping_func):
+    """The inverse Cholesky factor (1.9).
+
+    Args:
+      damping_func: The damping function.
+    """
+    pass
+
   def get_cov_var(self):
     """The covariance variable (1.8)."""
     return self._cov
@@ -506,10 +589,7 @@ class InverseProvidingFactor(FisherFactor):
       else:
         powers[(exp, damping_id)] = var
     # The engine's update builder (re-hosted here: it reads this module's
-    # thresholds), keyed by damping value; registrations are fed in groups
-    # whose values are distinct keys.
-    self._inverses_by_damping = {}
-    self._matpower_by_exp_and_damping_values = {}
+    # thresholds) reads the registrations as (damping value, variable).
     ops = []
     engine_state = self._matpower_by_exp_and_damping
     try:
@@ -720,8 +800,25 @@ def _linear_operator():
   return linear_operator
 
 
-class _ValueKeyed(dict):
-  """A dict keyed by damping values (the engine builder's bookkeeping)."""
+class _ValueKeyed(object):
+  """`(damping value, variable)` pairs read like the engine builder's dicts.
+
+  The engine's builder only iterates, counts and tests them, so the damping
+  values (Tensors, not hashable) need not be keys, and registrations whose
+  values are equal stay apart.
+  """
+
+  def __init__(self, pairs):
+    self._pairs = list(pairs)
+
+  def items(self):
+    return list(self._pairs)
+
+  def __len__(self):
+    return len(self._pairs)
+
+  def __bool__(self):
+    return bool(self._pairs)
 
 
 class DiagonalFactor(FisherFactor):

@@ -361,7 +361,9 @@ class EmbeddingKFACFB(
         self._output_factor, matrix, self._output_damping
       )
     diag = tf.reshape(self._input_factor.get_cov_var(), [-1])
-    diag = tf.cast(diag, out.dtype) + tf.cast(self._input_damping, out.dtype)
+    diag = tf.cast(diag, out.dtype) + extras.cast_damping(
+      self._input_damping, out.dtype
+    )
     out = out / diag[:, tf.newaxis] if inverse else out * diag[:, tf.newaxis]
     return utils.mat2d_to_layer_params(vector, out)
 

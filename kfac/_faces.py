@@ -673,6 +673,7 @@ def fill_module(namespace, version, module_name):
     elif (
       isinstance(value, type)
       and not issubclass(value, enum.Enum)
+      and not vars(value).get("_face_shared")
       and (
         _is_private_engine_module(value.__module__)
         or value.__module__ == _face_members.__name__

@@ -45,8 +45,29 @@ def all_finite(tensors):
   return tf.reduce_all(tf.stack(checks))
 
 
+# `keep_unless` selects between tensors of at least this many (static)
+# elements with a `tf.cond`, which passes one of them on without reading
+# either, and between smaller ones with an elementwise `tf.where`.
+_COND_MIN_ELEMENTS = 2**16
+
+
 def keep_unless(ok, new_value, old_value):
-  """`new_value` where `ok` holds, else `old_value` (same shape and dtype)."""
+  """`new_value` where `ok` holds, else `old_value` (same shape and dtype).
+
+  Args:
+    ok: A scalar bool Tensor.
+    new_value: A Tensor.
+    old_value: A Tensor or Variable of the same shape and dtype.
+
+  Returns:
+    A Tensor equal to one of the two, bit for bit.
+  """
+  new_value = tf.convert_to_tensor(new_value)
+  size = new_value.shape.num_elements()
+  if size is not None and size >= _COND_MIN_ELEMENTS:
+    return tf.cond(
+      ok, lambda: tf.identity(new_value), lambda: tf.identity(old_value)
+    )
   return tf.where(ok, new_value, tf.convert_to_tensor(old_value))
 
 

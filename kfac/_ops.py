@@ -4,6 +4,8 @@
   up in factor variable names).
 * `dense_gradients`: the clean-up every caller of `tf.gradients` needs
   (`IndexedSlices` made dense, optionally `None` replaced by zeros).
+* `in_dtype`: a number or Tensor as a Tensor of a given dtype, without
+  rounding Python numbers through float32.
 """
 
 import tensorflow as tf
@@ -55,3 +57,26 @@ def dense_gradients(grads, like=None):
       grad = tf.zeros_like(like[i])
     cleaned.append(grad)
   return cleaned
+
+
+def in_dtype(value, dtype, name=None):
+  """`value` as a Tensor of `dtype`; Python numbers are not rounded.
+
+  `tf.cast(0.001, tf.float64)` first converts the number to a float32
+  Tensor, so the float64 result is float32's nearest value (a relative error
+  near 1e-8). A Python or NumPy number is converted with `dtype` directly
+  (for float32 the same value as before); a Tensor or Variable is cast (and
+  returned unchanged when it already has `dtype`).
+
+  Args:
+    value: A Python/NumPy number, a Tensor or a Variable.
+    dtype: The wanted `tf.DType`.
+    name: Optional name of the constant made for a number.
+
+  Returns:
+    A Tensor of `dtype`.
+  """
+  dtype = tf.as_dtype(dtype).base_dtype
+  if isinstance(value, (tf.Tensor, tf.Variable, tf.IndexedSlices)):
+    return tf.cast(value, dtype)
+  return tf.constant(value, dtype=dtype, name=name or "Const")

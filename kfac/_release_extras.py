@@ -23,6 +23,7 @@ import contextlib
 
 import tensorflow as tf
 
+from kfac import _ops
 from kfac import curvature_matrix_vector_products as cmvp
 from kfac import fisher_blocks
 from kfac import fisher_factors
@@ -411,9 +412,7 @@ def cast_damping(damping, dtype):
   Returns:
     A scalar Tensor of `dtype`.
   """
-  if isinstance(damping, (tf.Tensor, tf.Variable)):
-    return tf.cast(damping, dtype)
-  return tf.constant(damping, dtype=dtype)
+  return _ops.in_dtype(damping, dtype)
 
 
 _damping_in = cast_damping

@@ -632,9 +632,12 @@ R1_7 = R1_6.derive(
       "DenseFactorMultiplyMixin", ("get_damped_inverse",)
     ),
     "fisher_factors.DiagonalFactor": _mixin_members(
-      "DiagonalFactorMultiplyMixin", ("register_damped_inverse",)
+      "DiagonalFactorMultiplyMixin", ("get_cov", "register_damped_inverse")
     ),
-    "fisher_blocks": (("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),),
+    "fisher_blocks": (
+      ("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),
+      ("compute_pi_tracenorm", "blocks_1_7__compute_pi_tracenorm"),
+    ),
     "layer_collection.LayerCollection": (
       (
         "default_embedding_approximation",
@@ -850,8 +853,14 @@ _LC_1_8 = (
 _R1_8_BASE = dataclasses.replace(
   R1_7,
   members=_members_outside(R1_7, tuple(_DEFERRED_ENGINES)),
-  signatures=_signatures_outside(
-    R1_7, tuple(_DEFERRED_ENGINES) + ("optimizer",)
+  signatures=_frozen(
+    {
+      target: params
+      for target, params in _signatures_outside(
+        R1_7, tuple(_DEFERRED_ENGINES)
+      ).items()
+      if target != "optimizer.KfacOptimizer.__init__"
+    }
   ),
 )
 
@@ -903,7 +912,8 @@ R1_8 = _R1_8_BASE.derive(
     "loss_functions.MultiBernoulliNegativeLogProbLoss": (
       ("_new_dist", _deferred("bernoulli_1_8___new_dist")),
     ),
-    "fisher_factors": _removed(("set_global_constants_1_9",)),
+    "fisher_factors": _removed(("set_global_constants_1_9",))
+    + (("compute_cov", "factors_1_6__compute_cov"),),
     "fisher_blocks": _removed(("DiagonalFB",)),
     "placement": (
       (
@@ -922,10 +932,17 @@ R1_8 = _R1_8_BASE.derive(
         "kfac._deferred_estimator:FisherEstimatorRoundRobin18",
       ),
     )
-    + _removed(("make_fisher_estimator_1_8", "FisherEstimatorRoundRobin18")),
-    "estimator.FisherEstimator": _removed(
-      ("multiply_cholesky", "multiply_cholesky_inverse")
+    + _removed(
+      (
+        "make_fisher_estimator_1_8",
+        "FisherEstimatorRoundRobin18",
+        "fisher_estimator_1_8__init__",
+      )
     ),
+    "estimator.FisherEstimator": (
+      ("__init__", "kfac._deferred_estimator:fisher_estimator_1_8__init__"),
+    )
+    + _removed(("multiply_cholesky", "multiply_cholesky_inverse")),
     "layer_collection": (
       (
         "get_default_layer_collection",
@@ -945,6 +962,7 @@ R1_8 = _R1_8_BASE.derive(
       ("_register_loss", None),
     )
     + tuple((name, _deferred("lc_1_8__" + name)) for name in _LC_1_8),
+    "optimizer": (("warnings", _deferred("warnings")),),
     "optimizer.KfacOptimizer": (
       ("__init__", _deferred("optimizer_1_8__init__")),
       ("_losses", _deferred("optimizer_1_8___losses")),
@@ -963,12 +981,10 @@ R1_8 = _R1_8_BASE.derive(
     ),
   },
   signatures={
-    "estimator.FisherEstimator.__init__": "variables, cov_ema_decay, damping, layer_collection, exps=(-1,), "
-    "estimation_mode='gradients', colocate_gradients_with_ops=True, "
-    "name='FisherEstimator'",
     "fisher_factors.ConvInputKroneckerFactor.__init__": "inputs, filter_shape, padding, strides=None, "
     "dilation_rate=None, data_format=None, extract_patches_fn=None, "
     "has_bias=False",
+    "fisher_factors.diagonal_covariance_initializer": "shape, dtype, partition_info",
   },
   default_fully_connected_multi_approximation="kron_indep",
   registration="tower",
@@ -991,6 +1007,11 @@ R1_8 = dataclasses.replace(
       **{
         "fisher_factors.{}".format(cls): _removed(
           _LINEAR_OPERATOR_FACTOR_MEMBERS
+          + (
+            ("register_matpower", "get_matpower")
+            if cls == "FisherFactor"
+            else ()
+          )
         )
         for cls in _FACTORS_1_8
       },
@@ -1020,7 +1041,11 @@ R1_9 = R1_8.derive(
     ),
     "fisher_blocks": (),
     "estimator": _removed(
-      ("make_fisher_estimator_1_8", "FisherEstimatorRoundRobin18")
+      (
+        "make_fisher_estimator_1_8",
+        "FisherEstimatorRoundRobin18",
+        "fisher_estimator_1_8__init__",
+      )
     ),
     "optimizer.KfacOptimizer": _removed(
       _OPTIMIZER_PROPERTIES + ("make_ops_and_vars",)
@@ -1029,7 +1054,6 @@ R1_9 = R1_8.derive(
   },
   dropped_members={
     "fisher_blocks": ("DiagonalFB",),
-    "fisher_factors": ("set_global_constants_1_9",),
     "placement": ("RoundRobinPlacementMixin",),
     "estimator": ("make_fisher_estimator", "FisherEstimatorRoundRobin"),
     "estimator.FisherEstimator": (
@@ -1038,10 +1062,10 @@ R1_9 = R1_8.derive(
     ),
   },
   signatures={
-    "estimator.FisherEstimator.__init__": None,
     "utils.matmul_sparse_dense": None,
     # 1.9's optional patch sub-sampling arguments (layers18).
     "fisher_factors.ConvInputKroneckerFactor.__init__": None,
+    "fisher_factors.diagonal_covariance_initializer": None,
   },
   default_generic_approximation="diagonal",
   inlined_bases=(),
@@ -1072,6 +1096,9 @@ def _members_1_9(release):
       members[target] = kept
   members["fisher_factors.FisherFactor"] = _removed(
     ("left_multiply_matpower", "right_multiply_matpower", "get_cov_var")
+  )
+  members["fisher_factors.DenseSquareMatrixFactor"] = _removed(
+    ("left_multiply_matpower", "right_multiply_matpower")
   )
   members["estimator.FisherEstimator"] = _removed(("make_ops_and_vars",))
   return _frozen(members)

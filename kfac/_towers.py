@@ -25,6 +25,10 @@ class PartitionedTensor(object):
   compare and hash equal, so factor keys containing them match.
   """
 
+  # One class for every release face (not re-hosted): the conversion
+  # function and `isinstance` checks see the same class.
+  _face_shared = True
+
   def __init__(self, tensors):
     """Creates the partitioned tensor.
 

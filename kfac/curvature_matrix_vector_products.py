@@ -21,9 +21,13 @@ derivatives, so the tensors in `wrt_tensors` should not depend on each other.
 import tensorflow as tf
 
 from kfac import _ops
+from kfac import _surface
 from kfac import utils
 
-__all__ = ["CurvatureMatrixVectorProductComputer"]
+# The 1.4 public names, from the one surface table.
+__all__ = list(
+  sorted(_surface.public_names("1.4", "curvature_matrix_vector_products"))
+)
 
 
 def _as_list(tensors):

@@ -18,10 +18,12 @@ from kfac import _nonfinite
 from kfac import _ops
 from kfac import _releases
 from kfac import _settings
+from kfac import _surface
 from kfac import layer_collection as lc_lib
 from kfac import utils
 
-__all__ = ["FisherEstimator"]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "estimator")))
 
 # Estimation modes accepted by FisherEstimator (the legacy string keys).
 _ESTIMATION_MODES = ("gradients", "empirical", "curvature_prop", "exact")

@@ -23,20 +23,12 @@ import tensorflow as tf
 from kfac import _checks
 from kfac import _ops
 from kfac import _releases
+from kfac import _surface
 from kfac import fisher_factors
 from kfac import utils
 
-__all__ = [
-  "FisherBlock",
-  "FullFB",
-  "NaiveDiagonalFB",
-  "FullyConnectedDiagonalFB",
-  "KroneckerProductFB",
-  "FullyConnectedKFACBasicFB",
-  "ConvKFCBasicFB",
-  "ConvDiagonalFB",
-  "set_global_constants",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "fisher_blocks")))
 
 # For blocks whose parameters are shared across `r` spatial locations (the
 # convolution blocks), the damping is divided by `r ** NORMALIZE_DAMPING_POWER`
@@ -223,6 +215,21 @@ def _damping_for(damping, tensor):
   return damping
 
 
+def _cov_variable(factor):
+  """The factor's covariance variable, in its storage shape.
+
+  Blocks read the variable itself rather than `get_cov()`: release 1.7's
+  diagonal factors return a dense `diag(...)` matrix from `get_cov()`.
+
+  Args:
+    factor: A `fisher_factors.FisherFactor`.
+
+  Returns:
+    The `cov` variable.
+  """
+  return factor._cov  # pylint: disable=protected-access
+
+
 def _check_vector(reshaped_vector, expected_shape, layout):
   """Raises a ValueError if a vector does not fit the block.
 
@@ -262,7 +269,7 @@ def _params_vector_to_column(vector, factor):
   vector_flat = utils.tensors_to_column(vector)
   _check_vector(
     vector_flat,
-    [_checks.static_dim(factor.get_cov(), 0), 1],
+    [_checks.static_dim(_cov_variable(factor), 0), 1],
     "a vector shaped like params",
   )
   return vector_flat
@@ -504,7 +511,7 @@ class NaiveDiagonalFB(FisherBlock):
       ValueError: If the static shape of `vector` does not fit the block.
     """
     vector_flat = _params_vector_to_column(vector, self._factor)
-    cov = self._factor.get_cov()
+    cov = _cov_variable(self._factor)
     out_flat = vector_flat / (cov + _damping_for(self._damping, cov))
     return utils.column_to_tensors(vector, out_flat)
 
@@ -521,13 +528,13 @@ class NaiveDiagonalFB(FisherBlock):
       ValueError: If the static shape of `vector` does not fit the block.
     """
     vector_flat = _params_vector_to_column(vector, self._factor)
-    cov = self._factor.get_cov()
+    cov = _cov_variable(self._factor)
     out_flat = vector_flat * (cov + _damping_for(self._damping, cov))
     return utils.column_to_tensors(vector, out_flat)
 
   def full_fisher_block(self):
     """Returns the undamped block `diag(d)`, an `[n, n]` Tensor (testing)."""
-    return tf.linalg.diag(tf.reshape(self._factor.get_cov(), [-1]))
+    return tf.linalg.diag(tf.reshape(_cov_variable(self._factor), [-1]))
 
   def tensors_to_compute_grads(self):
     """Returns the parameters, with respect to which gradients are taken."""
@@ -659,7 +666,7 @@ class FullyConnectedDiagonalFB(FisherBlock):
       ValueError: If the static shape of `vector` does not fit the block.
     """
     return _multiply_layer_diagonal(
-      vector, self._factor.get_cov(), self._damping, inverse=True
+      vector, _cov_variable(self._factor), self._damping, inverse=True
     )
 
   def multiply(self, vector):
@@ -675,7 +682,7 @@ class FullyConnectedDiagonalFB(FisherBlock):
       ValueError: If the static shape of `vector` does not fit the block.
     """
     return _multiply_layer_diagonal(
-      vector, self._factor.get_cov(), self._damping, inverse=False
+      vector, _cov_variable(self._factor), self._damping, inverse=False
     )
 
   def tensors_to_compute_grads(self):
@@ -847,7 +854,7 @@ class ConvDiagonalFB(FisherBlock):
       ValueError: If the static shape of `vector` does not fit the block.
     """
     return _multiply_layer_diagonal(
-      vector, self._factor.get_cov(), self._damping, inverse=True
+      vector, _cov_variable(self._factor), self._damping, inverse=True
     )
 
   def multiply(self, vector):
@@ -863,7 +870,7 @@ class ConvDiagonalFB(FisherBlock):
       ValueError: If the static shape of `vector` does not fit the block.
     """
     return _multiply_layer_diagonal(
-      vector, self._factor.get_cov(), self._damping, inverse=False
+      vector, _cov_variable(self._factor), self._damping, inverse=False
     )
 
   def tensors_to_compute_grads(self):
@@ -909,7 +916,7 @@ class KroneckerProductFB(FisherBlock):
     )
     # An int damping (e.g. 1) or a float64 Tensor is cast to the factors'
     # float32; tf.sqrt has no integer kernel.
-    sqrt_damping = tf.sqrt(tf.cast(damping, pi.dtype))
+    sqrt_damping = tf.sqrt(_ops.in_dtype(damping, pi.dtype))
     self._input_damping = sqrt_damping * pi
     self._output_damping = sqrt_damping / pi
     self._input_factor.register_damped_inverse(self._input_damping)

@@ -22,29 +22,14 @@ import tensorflow as tf
 
 from kfac import _checks
 from kfac import _nonfinite
+from kfac import _ops
 from kfac import _conv_stats
 from kfac import _releases
+from kfac import _surface
 from kfac import utils
 
-__all__ = [
-  "inverse_initializer",
-  "covariance_initializer",
-  "diagonal_covariance_initializer",
-  "scope_string_from_params",
-  "scope_string_from_name",
-  "scalar_or_tensor_to_string",
-  "set_global_constants",
-  "FisherFactor",
-  "InverseProvidingFactor",
-  "FullFactor",
-  "DiagonalFactor",
-  "NaiveDiagonalFactor",
-  "FullyConnectedDiagonalFactor",
-  "FullyConnectedKroneckerFactor",
-  "ConvInputKroneckerFactor",
-  "ConvOutputKroneckerFactor",
-  "ConvDiagonalFactor",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "fisher_factors")))
 
 # Whether to initialise covariance variables at zero (instead of the identity
 # matrix, or all-ones for diagonal factors).
@@ -71,7 +56,7 @@ _CONVDIAG_SERIALIZE_GROUPS = True
 # ConvDiagonalFactor "grouped_conv": the batch is split into chunks of about
 # this many bytes of inputs and gradients (one source), each with its own
 # grouped filter gradient (see `ConvDiagonalFactor`); None: one chunk.
-_CONVDIAG_CHUNK_BYTES = 2**21
+_CONVDIAG_CHUNK_BYTES = 2**20
 
 # ConvDiagonalFactor method: None chooses ("grouped_conv" where the grouped
 # filter-gradient kernel is available, else "windows"); tests force one.
@@ -207,6 +192,38 @@ def _append_homog(tensor):
   return tf.concat([tensor, ones], axis=rank - 1)
 
 
+# FullyConnectedKroneckerFactor: from this many rows and columns on, the
+# statistic scales the (smaller) `[batch, d]` rows instead of the `[d, d]`
+# products (`_prescaled_symmetric_gram`).
+_PRESCALED_GRAM_MIN_SIZE = 256
+
+
+def _prescaled_symmetric_gram(tensor, has_bias):
+  """`_compute_cov` of `tensor` (a ones column appended if `has_bias`).
+
+  `(TᵀT + (TᵀT)ᵀ) / (2N)` computed as `SᵀS + (SᵀS)ᵀ` with `S = T / √(2N)`,
+  N the (dynamic) row count: the scaling touches the `[N, d]` rows instead
+  of two passes over the `[d, d]` result (for fully-connected layers N is
+  usually far below d). Equal to `_compute_cov` up to float rounding, and
+  exactly symmetric.
+
+  Args:
+    tensor: A `[N, d]` float Tensor.
+    has_bias: Python bool; whether a column of ones is appended.
+
+  Returns:
+    The `[d + has_bias, d + has_bias]` symmetric Tensor.
+  """
+  rows = tf.shape(tensor)[0]
+  scale = tf.cast(1.0, tensor.dtype) / tf.sqrt(tf.cast(2 * rows, tensor.dtype))
+  scaled = tensor * scale
+  if has_bias:
+    column = tf.fill(tf.stack([rows, 1]), scale)
+    scaled = tf.concat([scaled, column], axis=1)
+  gram = tf.linalg.matmul(scaled, scaled, transpose_a=True)
+  return gram + tf.transpose(gram)
+
+
 def scope_string_from_params(params):
   """Builds a variable-scope-safe string from a list of parameters.
 
@@ -306,15 +323,17 @@ def _named_sources(arg_name, tensors):
   return tuple(("{}[{}]".format(arg_name, i), t) for i, t in enumerate(tensors))
 
 
-def _flat_params_grads_columns(params_grads):
-  """Checks `params_grads` and flattens each source into one column.
+def _params_grads_column_size(params_grads):
+  """Checks `params_grads`; returns the length of one source's column.
+
+  Builds no op: the sizes come from the static shapes.
 
   Args:
     params_grads: A non-empty tuple/list over sources; each entry is a
       Tensor or a tuple/list of Tensors with static shapes.
 
   Returns:
-    A list with, per source, `utils.tensors_to_column` of its gradients.
+    The number of gradient elements of each source, an int.
 
   Raises:
     ValueError: If `params_grads` is empty or not a tuple/list, or a column
@@ -326,29 +345,50 @@ def _flat_params_grads_columns(params_grads):
       "params_grads must be a non-empty tuple/list with one "
       "entry per source, got {!r}.".format(params_grads)
     )
-  columns = []
+  sizes = []
   for i, params_grad in enumerate(params_grads):
     grads = (
       params_grad if isinstance(params_grad, (tuple, list)) else (params_grad,)
     )
+    size = 0
     for j, grad in enumerate(grads):
       _checks.check_tensor(grad, "params_grads[{}][{}]".format(i, j))
-    column = utils.tensors_to_column(params_grad)
-    size = _checks.static_dim(column, 0)
-    if size is None:
+      shape = _checks.static_shape_list(grad)
+      if size is not None and shape is not None and None not in shape:
+        size += int(np.prod(shape, dtype=np.int64))
+      else:
+        size = None
+    if size is None or not grads:
       raise ValueError(
         "params_grads[{}] must have fully defined static "
         "shapes; got {}.".format(i, params_grad)
       )
-    if columns and size != _checks.static_dim(columns[0], 0):
+    if sizes and size != sizes[0]:
       raise ValueError(
         "params_grads[{}] has {} elements but params_grads[0] has {}: every"
         " source must hold gradients of the same parameters.".format(
-          i, size, _checks.static_dim(columns[0], 0)
+          i, size, sizes[0]
         )
       )
-    columns.append(column)
-  return columns
+    sizes.append(size)
+  return sizes[0]
+
+
+def _flat_params_grads_columns(params_grads):
+  """Checks `params_grads` and flattens each source into one column.
+
+  Args:
+    params_grads: As for `_params_grads_column_size`.
+
+  Returns:
+    A list with, per source, `utils.tensors_to_column` of its gradients.
+
+  Raises:
+    ValueError: As `_params_grads_column_size`.
+    TypeError: As `_params_grads_column_size`.
+  """
+  _params_grads_column_size(params_grads)
+  return [utils.tensors_to_column(g) for g in params_grads]
 
 
 def _check_static_dim(tensors, axis, arg_name, what):
@@ -468,9 +508,11 @@ def _assign_moving_average(variable, value, decay, zero_debias):
     The assignment: running it performs the update and yields the new value.
   """
   with tf.name_scope("AssignMovingAvg") as scope:
-    one_minus_decay = tf.convert_to_tensor(1.0 - decay, name="decay")
-    if one_minus_decay.dtype != variable.dtype.base_dtype:
-      one_minus_decay = tf.cast(one_minus_decay, variable.dtype.base_dtype)
+    # A Python decay is made a constant of the variable's dtype directly
+    # (no float32 rounding for float64 variables).
+    one_minus_decay = _ops.in_dtype(
+      1.0 - decay, variable.dtype.base_dtype, name="decay"
+    )
     value = tf.cast(value, variable.dtype.base_dtype)
     if zero_debias:
       return variable.assign(
@@ -538,6 +580,11 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   # (argument name, Tensor) pairs that must be floating point by the time
   # the covariance update is built; set by subclasses.
   _float_inputs = ()
+
+  # Whether the factor computes its statistic and inverses with the 2017
+  # formulations (set by the private reference subclasses, see
+  # `_reference_factor_class`; oracles in tests, baselines in benchmarks).
+  _reference_formulation = False
 
   def __init__(self):
     """Creates the covariance variable (see `instantiate_covariance`)."""
@@ -621,7 +668,9 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     tensor = self._first_data_tensor() if flag else None
     if tensor is None:
       return contextlib.nullcontext()
-    return tf.compat.v1.colocate_with(tensor)
+    # The graph's method: `tf.compat.v1.colocate_with` does the same but logs
+    # a deprecation notice ("Colocations handled automatically by placer").
+    return tf.compat.v1.get_default_graph().colocate_with(tensor)
 
   @property
   def _variable_dtype(self):
@@ -706,7 +755,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     """
     new_cov = self._new_cov_in_dtype()
     with tf.name_scope(_nonfinite.GUARD_SCOPE):
-      ok = _nonfinite.all_finite([new_cov])
+      ok = self._statistic_is_finite(new_cov)
       count = counter.count_unless(ok)
     if ZERO_DEBIAS:
       # The zero-debiasing helpers move on every update: skip it whole.
@@ -730,6 +779,17 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
       return _assign_moving_average(
         self._cov, value, ema_decay, zero_debias=False
       )
+
+  def _statistic_is_finite(self, new_cov):
+    """A scalar bool Tensor: `new_cov` (the new statistic) has no NaN or Inf.
+
+    Args:
+      new_cov: The summed new statistic, in the covariance dtype.
+
+    Returns:
+      A scalar bool Tensor.
+    """
+    return _nonfinite.all_finite([new_cov])
 
   def make_inverse_update_ops(self):
     """Returns the ops that refresh the registered inverses and powers.
@@ -892,7 +952,7 @@ class InverseProvidingFactor(FisherFactor):
         eigenvalues, tf.cast(EIGENVALUE_CLIPPING_THRESHOLD, eigenvalues.dtype)
       )
       for damping, inv in self._inverses_by_damping.items():
-        damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
+        damped = clipped_eigenvalues + _ops.in_dtype(damping, eigenvalues.dtype)
         updates.append(
           (
             inv,
@@ -902,7 +962,7 @@ class InverseProvidingFactor(FisherFactor):
           )
         )
       for (exp, damping), matpower in self._matpower_by_exp_and_damping.items():
-        damped = clipped_eigenvalues + tf.cast(damping, eigenvalues.dtype)
+        damped = clipped_eigenvalues + _ops.in_dtype(damping, eigenvalues.dtype)
         updates.append(
           (
             matpower,
@@ -917,8 +977,13 @@ class InverseProvidingFactor(FisherFactor):
       for damping, inv in self._inverses_by_damping.items():
         # `_cov` may be any tensor-like (the 2017 tests put a constant
         # there).
+        posdef_inv = (
+          utils._reference_posdef_inv  # pylint: disable=protected-access
+          if self._reference_formulation
+          else utils.posdef_inv
+        )
         updates.append(
-          (inv, utils.posdef_inv(tf.convert_to_tensor(self._cov), damping))
+          (inv, posdef_inv(tf.convert_to_tensor(self._cov), damping))
         )
     return updates
 
@@ -1042,8 +1107,18 @@ class NaiveDiagonalFactor(DiagonalFactor):
       batch_size: The batch size (int or scalar Tensor).
     """
     self._batch_size = batch_size
-    self._params_grads = _flat_params_grads_columns(params_grads)
-    self._float_inputs = _named_sources("params_grads", self._params_grads)
+    self._size = _params_grads_column_size(params_grads)
+    if _releases.of(self).naming in ("1.4", "1.5"):
+      # Named after (and built from) the flattened columns, made now.
+      self._params_grads = _flat_params_grads_columns(params_grads)
+    else:
+      # From 1.6: named after the gradients; columns made in the update op.
+      self._params_grads = params_grads
+    self._float_inputs = tuple(
+      ("params_grads[{}]".format(i), grad)
+      for i, grads in enumerate(self._params_grads)
+      for grad in tf.nest.flatten(grads)
+    )
     super(NaiveDiagonalFactor, self).__init__()
 
   @property
@@ -1054,16 +1129,17 @@ class NaiveDiagonalFactor(DiagonalFactor):
 
   @property
   def _cov_shape(self):
-    return _checks.static_shape_list(self._params_grads[0])
+    return [self._size, 1]
 
   @property
   def _num_sources(self):
     return len(self._params_grads)
 
   def _compute_new_cov(self, idx=0):
-    return tf.square(self._params_grads[idx]) / tf.cast(
-      self._batch_size, self._params_grads[idx].dtype
-    )
+    column = self._params_grads[idx]
+    if _releases.of(self).naming not in ("1.4", "1.5"):
+      column = utils.tensors_to_column(column)
+    return tf.square(column) / tf.cast(self._batch_size, column.dtype)
 
 
 class FullyConnectedDiagonalFactor(DiagonalFactor):
@@ -1149,7 +1225,10 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
 
   For source i with `t_i` the `[batch_size, d]` Tensor (a column of ones
   appended if `has_bias`), the statistic is `t_iᵀ t_i / batch_size`,
-  symmetrised.
+  symmetrised. From 256 columns on (with the ones) the rows are scaled by
+  `1 / √(2·batch_size)` before the product, which is then added to its
+  transpose (the same value up to float rounding, with two fewer passes
+  over the `[d, d]` result); smaller factors compute it as in 2017.
   """
 
   def __init__(self, tensors, has_bias=False):
@@ -1186,11 +1265,58 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
   def _num_sources(self):
     return len(self._tensors)
 
+  @property
+  def _prescaled(self):
+    """Whether the statistic is computed by `_prescaled_symmetric_gram`."""
+    size = _checks.static_dim(self._tensors[0], 1) + self._has_bias
+    return not self._reference_formulation and size >= _PRESCALED_GRAM_MIN_SIZE
+
   def _compute_new_cov(self, idx=0):
     tensor = self._tensors[idx]
+    if self._prescaled:
+      return _prescaled_symmetric_gram(tensor, self._has_bias)
     if self._has_bias:
       tensor = _append_homog(tensor)
     return _compute_cov(tensor)
+
+  def _statistic_is_finite(self, new_cov):
+    """Whether the new statistic is finite, from the (smaller) rows first.
+
+    For the prescaled statistic, every entry is at most
+    `Σ_sources max|t_i|²` in magnitude up to rounding (Cauchy–Schwarz),
+    and NaN or Inf rows make a diagonal entry NaN or Inf. So when every
+    row entry is at most `√(M / (4·sources))`, M the largest finite value of
+    the rows' and the covariance's dtypes, the statistic is finite; only
+    otherwise are its `[d, d]` entries checked (in a `tf.cond`).
+
+    Args:
+      new_cov: The summed new statistic, in the covariance dtype.
+
+    Returns:
+      A scalar bool Tensor, True exactly when `new_cov` is finite.
+    """
+    if not self._prescaled:
+      return super(FullyConnectedKroneckerFactor, self)._statistic_is_finite(
+        new_cov
+      )
+    largest = min(
+      [t.dtype.base_dtype.max for t in self._tensors]
+      + [new_cov.dtype.base_dtype.max]
+    )
+    bound = float(np.sqrt(largest / (4.0 * len(self._tensors))))
+    rows_bounded = tf.reduce_all(
+      tf.stack(
+        [
+          tf.reduce_all(tf.abs(t) <= tf.cast(bound, t.dtype))
+          for t in self._tensors
+        ]
+      )
+    )
+    return tf.cond(
+      rows_bounded,
+      lambda: tf.constant(True),
+      lambda: _nonfinite.all_finite([new_cov]),
+    )
 
 
 class ConvInputKroneckerFactor(InverseProvidingFactor):
@@ -1221,10 +1347,6 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
   patch formulation runs. Batch and spatial sizes may be unknown when the
   graph is built (unknown spatial sizes pad the inputs explicitly).
   """
-
-  # Whether `_compute_new_cov` builds the 2017 patch formulation (set by the
-  # private reference subclass used as an oracle and in benchmarks).
-  _reference_formulation = False
 
   def __init__(self, inputs, filter_shape, strides, padding, has_bias=False):
     """Creates a ConvInputKroneckerFactor.
@@ -1372,7 +1494,7 @@ class ConvDiagonalFactor(DiagonalFactor):
   per-example filter gradients are the filter gradient of a convolution with
   B groups, one `conv2d_backprop_filter` call giving
   `[kernel_height, kernel_width, C, B·sources·O]`. When the spatial sizes
-  are static, the batch is split into chunks of about 2 MiB of inputs plus
+  are static, the batch is split into chunks of about 1 MiB of inputs plus
   one source's gradients each, every chunk with its own folding and grouped
   filter gradient, and the chunks' sums of squares are added (small chunks
   keep the kernel's operands in cache). With a static batch size (of the
@@ -1409,10 +1531,6 @@ class ConvDiagonalFactor(DiagonalFactor):
   `TypeError`, wrong ranks, shapes, strides or padding raise `ValueError`,
   each naming the argument.
   """
-
-  # Whether the statistic is built with the 2017 patch formulation (set by
-  # the private reference subclass used as an oracle and in benchmarks).
-  _reference_formulation = False
 
   def __init__(
     self, inputs, outputs_grads, filter_shape, strides, padding, has_bias=False
@@ -1824,7 +1942,7 @@ class ConvDiagonalFactor(DiagonalFactor):
 
 
 class _ReferenceConvInputKroneckerFactor(ConvInputKroneckerFactor):
-  """`ConvInputKroneckerFactor` computing the 2017 patch formulation."""
+  """`ConvInputKroneckerFactor` with the 2017 patches and inverses."""
 
   _reference_formulation = True
 
@@ -1835,12 +1953,33 @@ class _ReferenceConvDiagonalFactor(ConvDiagonalFactor):
   _reference_formulation = True
 
 
-# The factors whose statistic has a faster formulation than in 2017, mapped
-# to the private subclass computing the 2017 one (same variables and names).
-# The other factors compute their 2017 formulation already.
+class _ReferenceFullFactor(FullFactor):
+  """`FullFactor` with the 2017 inverses (`cholesky_solve` at every size)."""
+
+  _reference_formulation = True
+
+
+class _ReferenceFullyConnectedKroneckerFactor(FullyConnectedKroneckerFactor):
+  """`FullyConnectedKroneckerFactor` with the 2017 inverses."""
+
+  _reference_formulation = True
+
+
+class _ReferenceConvOutputKroneckerFactor(ConvOutputKroneckerFactor):
+  """`ConvOutputKroneckerFactor` with the 2017 inverses."""
+
+  _reference_formulation = True
+
+
+# The factors with a faster statistic or inverse than in 2017, mapped to the
+# private subclass computing the 2017 ones (same variables and names). The
+# other factors compute their 2017 formulation already.
 _REFERENCE_FACTOR_CLASSES = {
   ConvInputKroneckerFactor: _ReferenceConvInputKroneckerFactor,
   ConvDiagonalFactor: _ReferenceConvDiagonalFactor,
+  FullFactor: _ReferenceFullFactor,
+  FullyConnectedKroneckerFactor: _ReferenceFullyConnectedKroneckerFactor,
+  ConvOutputKroneckerFactor: _ReferenceConvOutputKroneckerFactor,
 }
 
 

@@ -14,17 +14,13 @@ import math
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _surface
 from kfac import fisher_blocks as fb
 from kfac import loss_functions as lf
 from kfac import utils
 
-__all__ = [
-  "LayerParametersDict",
-  "LayerCollection",
-  "APPROX_KRONECKER_NAME",
-  "APPROX_DIAGONAL_NAME",
-  "APPROX_FULL_NAME",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "layer_collection")))
 
 # Names of the approximations accepted by the `approx` arguments.
 APPROX_KRONECKER_NAME = "kron"
@@ -183,248 +179,10 @@ class LayerParametersDict(collections.OrderedDict):
     return super(LayerParametersDict, self).__contains__(_canonicalize_key(key))
 
 
-class _Shape(list):
-  """A static shape as a list of Python ints/None (None: unknown rank).
-
-  `rank` is None for an unknown rank, when the list is empty; `str` writes
-  the shape as TensorFlow 2 does, whatever the TF mode.
-  """
-
-  def __init__(self, tensor):
-    dims = _checks.static_shape_list(tensor)
-    super(_Shape, self).__init__(dims or [])
-    self.rank = None if dims is None else len(dims)
-    self._text = _checks.format_shape(tensor)
-
-  def __str__(self):
-    return self._text
-
-  def __getitem__(self, index):
-    if self.rank is None:
-      return None
-    return super(_Shape, self).__getitem__(index)
-
-  def num_elements(self):
-    if self.rank is None or None in self:
-      return None
-    count = 1
-    for dim in self:
-      count *= dim
-    return count
-
-
-def _shape_of(tensor, arg_name):
-  """Returns the static shape of a Tensor or Variable argument."""
-  if not isinstance(tensor, (tf.Tensor, tf.Variable)):
-    raise TypeError(
-      "{} must be a Tensor or Variable, got {!r}.".format(arg_name, tensor)
-    )
-  return _Shape(tensor)
-
-
-def _check_rank(shape, rank, arg_name, layout):
-  """Raises a ValueError if a known rank differs from `rank`."""
-  if shape.rank is not None and shape.rank != rank:
-    raise ValueError(
-      "{} must have rank {} ({}), got shape {}.".format(
-        arg_name, rank, layout, shape
-      )
-    )
-
-
-def _check_known(tensor, rank, axes, arg_name, layout):
-  """Raises a ValueError unless the rank and the `axes` sizes are static.
-
-  The factors size their variables from these static sizes.
-
-  Args:
-    tensor: A Tensor or Variable.
-    rank: The rank it must have.
-    axes: The axes whose sizes must be statically known.
-    arg_name: The argument's name, for the message.
-    layout: The expected layout, for the message.
-
-  Raises:
-    ValueError: If the rank or one of the sizes is unknown.
-  """
-  shape = _Shape(tensor)
-  if shape.rank is None or any(shape[axis] is None for axis in axes):
-    names = layout.strip("[]").split(", ")
-    raise ValueError(
-      "{} must have statically known rank {}{} ({}), got shape {}.".format(
-        arg_name,
-        rank,
-        "".join(" and {}".format(names[axis]) for axis in axes),
-        layout,
-        shape,
-      )
-    )
-
-
-def _dims_differ(dim1, dim2):
-  """True if both dimensions are known and different."""
-  return dim1 is not None and dim2 is not None and dim1 != dim2
-
-
-def _split_layer_params(params):
-  """Splits layer parameters into (weights, bias-or-None).
-
-  As in TensorFlow 1.4, any tuple/list means "with a bias" to the block; its
-  first element is the weights and a second one the bias. Tuples of another
-  length are accepted here (1.4 built their factors too) and fail when a
-  vector is multiplied (`utils.layer_params_to_mat2d`).
-
-  Args:
-    params: A Tensor/Variable (weights only) or a `(weights, bias)`
-      tuple/list.
-
-  Returns:
-    A pair `(weights, bias)`; `bias` is None without a bias.
-
-  Raises:
-    ValueError: If a tuple/list is empty.
-  """
-  if isinstance(params, (tuple, list)):
-    if not params:
-      raise ValueError(
-        "params must be the weights or a (weights, bias) "
-        "pair, got an empty sequence."
-      )
-    return params[0], params[1] if len(params) == 2 else None
-  return params, None
-
-
-def _check_bias(bias, out_size):
-  """Checks that a bias has `out_size` elements (when both are known)."""
-  if bias is None:
-    return
-  shape = _shape_of(bias, "params[1] (bias)")
-  num_elements = shape.num_elements()
-  if (shape.rank is not None and shape.rank > 2) or _dims_differ(
-    num_elements, out_size
-  ):
-    raise ValueError(
-      "params[1] (bias) must have {} elements (one per output), got shape "
-      "{}.".format(out_size, shape)
-    )
-
-
-def _check_fully_connected(params, inputs, outputs):
-  """Checks that FC parameters fit the registered inputs and outputs.
-
-  Args:
-    params: The weights `[in, out]` or a `(weights, bias)` pair with a bias of
-      `out` elements.
-    inputs: The layer inputs, `[batch, in]`.
-    outputs: The layer pre-activations, `[batch, out]`.
-
-  Raises:
-    ValueError: If a rank or a known dimension does not fit.
-    TypeError: If an argument is not a Tensor/Variable.
-  """
-  weights, bias = _split_layer_params(params)
-  w_shape = _shape_of(weights, "params")
-  in_shape = _shape_of(inputs, "inputs")
-  out_shape = _shape_of(outputs, "outputs")
-  _check_rank(in_shape, 2, "inputs", "[batch_size, input_size]")
-  _check_rank(out_shape, 2, "outputs", "[batch_size, output_size]")
-  _check_rank(w_shape, 2, "params (weights)", "[input_size, output_size]")
-  if in_shape.rank is not None and _dims_differ(in_shape[0], out_shape[0]):
-    raise ValueError(
-      "inputs and outputs must have the same batch size, got shapes {} "
-      "and {}.".format(in_shape, out_shape)
-    )
-  if w_shape.rank is None:
-    return
-  if in_shape.rank is not None and _dims_differ(w_shape[0], in_shape[1]):
-    raise ValueError(
-      "params (weights) of shape {} do not fit inputs of shape {}: "
-      "expected weights of shape [{}, output_size].".format(
-        w_shape, in_shape, in_shape[1]
-      )
-    )
-  if out_shape.rank is not None and _dims_differ(w_shape[1], out_shape[1]):
-    raise ValueError(
-      "params (weights) of shape {} do not fit outputs of shape {}: "
-      "expected weights of shape [input_size, {}].".format(
-        w_shape, out_shape, out_shape[1]
-      )
-    )
-  out_size = w_shape[1]
-  if out_size is None and out_shape.rank is not None:
-    out_size = out_shape[1]
-  _check_bias(bias, out_size)
-
-
-def _check_conv2d(params, strides, padding, inputs, outputs):
-  """Checks that conv parameters fit the registered inputs and outputs.
-
-  Args:
-    params: The filter `[kh, kw, in_c, out_c]` or a `(filter, bias)` pair
-      with a bias of `out_c` elements.
-    strides: 4 ints `[1, stride_h, stride_w, 1]`.
-    padding: "SAME" or "VALID".
-    inputs: The layer inputs, `[batch, height, width, in_c]`.
-    outputs: The layer pre-activations, `[batch, out_h, out_w, out_c]`.
-
-  Raises:
-    ValueError: If padding is unknown, or a rank or known dimension does not
-      fit (including the output height and width implied by the strides and
-      padding).
-    TypeError: If an argument is not a Tensor/Variable.
-  """
-  weights, bias = _split_layer_params(params)
-  padding = _checks.check_padding(padding)
-  strides = _checks.conv_block_strides(strides)
-  f_shape = _shape_of(weights, "params")
-  in_shape = _shape_of(inputs, "inputs")
-  out_shape = _shape_of(outputs, "outputs")
-  _check_rank(in_shape, 4, "inputs", "[batch_size, height, width, in_channels]")
-  _check_rank(
-    out_shape, 4, "outputs", "[batch_size, out_height, out_width, out_channels]"
-  )
-  _check_rank(
-    f_shape,
-    4,
-    "params (filter)",
-    "[kernel_height, kernel_width, in_channels, out_channels]",
-  )
-  if in_shape.rank is not None and out_shape.rank is not None:
-    if _dims_differ(in_shape[0], out_shape[0]):
-      raise ValueError(
-        "inputs and outputs must have the same batch size, got shapes {} "
-        "and {}.".format(in_shape, out_shape)
-      )
-    kernel = f_shape[:2] if f_shape.rank is not None else [None] * 2
-    for axis, name in ((1, "height"), (2, "width")):
-      expected = _checks.static_conv_output_size(
-        in_shape[axis], kernel[axis - 1], strides[axis], padding
-      )
-      if _dims_differ(expected, out_shape[axis]):
-        raise ValueError(
-          "outputs of shape {} do not fit inputs of shape {} with strides "
-          "{} and padding {}: expected an output {} of {}.".format(
-            out_shape, in_shape, strides, padding, name, expected
-          )
-        )
-  if f_shape.rank is None:
-    return
-  if in_shape.rank is not None and _dims_differ(f_shape[2], in_shape[3]):
-    raise ValueError(
-      "params (filter) of shape {} do not fit inputs of shape {}: the "
-      "filter's in_channels must be {}.".format(f_shape, in_shape, in_shape[3])
-    )
-  if out_shape.rank is not None and _dims_differ(f_shape[3], out_shape[3]):
-    raise ValueError(
-      "params (filter) of shape {} do not fit outputs of shape {}: the "
-      "filter's out_channels must be {}.".format(
-        f_shape, out_shape, out_shape[3]
-      )
-    )
-  out_channels = f_shape[3]
-  if out_channels is None and out_shape.rank is not None:
-    out_channels = out_shape[3]
-  _check_bias(bias, out_channels)
+# The release faces (`kfac._face_members`) re-host registration methods that
+# call the layer checks by these names.
+_check_fully_connected = _checks.check_fully_connected
+_check_conv2d = _checks.check_conv2d
 
 
 def _graph_of(structure):
@@ -723,9 +481,11 @@ class LayerCollection(object):
       raise ValueError("Bad value {} for approx.".format(approx))
 
     def check():
-      _check_fully_connected(params, inputs, outputs)
-      _check_known(inputs, 2, (1,), "inputs", "[batch_size, input_size]")
-      _check_known(outputs, 2, (1,), "outputs", "[batch_size, output_size]")
+      _checks.check_fully_connected(params, inputs, outputs)
+      _checks.check_known(inputs, 2, (1,), "inputs", "[batch_size, input_size]")
+      _checks.check_known(
+        outputs, 2, (1,), "outputs", "[batch_size, output_size]"
+      )
 
     self._check_params_type(params)
     has_bias = isinstance(params, (tuple, list))
@@ -780,9 +540,9 @@ class LayerCollection(object):
       raise ValueError("Bad value {} for approx.".format(approx))
 
     def check():
-      _check_conv2d(params, strides, padding, inputs, outputs)
+      _checks.check_conv2d(params, strides, padding, inputs, outputs)
       # The Kronecker output factor is sized by the gradients' channels.
-      _check_known(
+      _checks.check_known(
         outputs,
         4,
         (3,) if approx == APPROX_KRONECKER_NAME else (),

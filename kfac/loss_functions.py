@@ -29,18 +29,10 @@ import tensorflow as tf
 
 from kfac import _checks
 from kfac import _releases
+from kfac import _surface
 
-__all__ = [
-  "LossFunction",
-  "NegativeLogProbLoss",
-  "NaturalParamsNegativeLogProbLoss",
-  "DistributionNegativeLogProbLoss",
-  "NormalMeanNegativeLogProbLoss",
-  "NormalMeanVarianceNegativeLogProbLoss",
-  "CategoricalLogitsNegativeLogProbLoss",
-  "MultiBernoulliNegativeLogProbLoss",
-  "insert_slice_in_zeros",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "loss_functions")))
 
 
 class _LegacyAssertionError(ValueError, AssertionError):
@@ -52,91 +44,15 @@ class _LegacyAssertionError(ValueError, AssertionError):
   """
 
 
-def _as_tensor(value, arg_name):
-  """Returns `value` as a Tensor, keeping Tensors and Variables as they are.
-
-  Keeping the caller's object matters: the estimator differentiates with
-  respect to `loss.inputs`, which must be the very tensor the network built.
-  """
-  if tf.is_tensor(value):
-    return value
-  try:
-    return tf.convert_to_tensor(value)
-  except (TypeError, ValueError) as e:
-    raise TypeError(
-      "{} must be a Tensor or convertible to one, got {!r} ({}).".format(
-        arg_name, value, e
-      )
-    ) from e
-
-
-def _float_param(value, arg_name, error=ValueError, matrix=True):
-  """Converts a distribution parameter and checks its dtype (and rank).
-
-  Args:
-    value: The parameter (Tensor, Variable or convertible value).
-    arg_name: The argument's name, for error messages.
-    error: Exception class raised for a known rank other than 2.
-    matrix: Whether the parameter must be 2-D here. The losses whose
-      evaluation and sampling work for any shape (as in TensorFlow 1.4)
-      check the `[batch_size, dim]` layout only in the methods that need it
-      (`_check_matrix`).
-
-  Returns:
-    The parameter as a Tensor (the same object if it already was one).
-
-  Raises:
-    TypeError: If the dtype is not floating point.
-    error: If `matrix` and the static rank is known and is not 2.
-  """
-  tensor = _as_tensor(value, arg_name)
-  _checks.check_floating(tensor, arg_name)
-  if matrix:
-    _check_matrix(tensor, arg_name, error)
-  return tensor
-
-
-def _check_matrix(tensor, arg_name, error=ValueError):
-  """Raises `error` if the static rank of `tensor` is known and not 2."""
-  rank = _checks.static_rank(tensor)
-  if rank is not None and rank != 2:
-    raise error(
-      "{} must be a 2-D Tensor of shape [batch_size, dim], got "
-      "shape {}.".format(arg_name, _checks.format_shape(tensor))
-    )
-
-
-def _same_dtype_param(value, dtype, arg_name):
-  """Converts `value` to a Tensor of floating `dtype`.
-
-  Python numbers and NumPy values are converted to `dtype`; a Tensor must
-  already have it.
-
-  Raises:
-    TypeError: If `value` is a Tensor of another dtype.
-  """
-  if tf.is_tensor(value):
-    _checks.check_floating(value, arg_name)
-    if tf.as_dtype(value.dtype).base_dtype != dtype:
-      raise TypeError(
-        "{} must have dtype {} (that of the mean), got {}.".format(
-          arg_name, dtype.name, tf.as_dtype(value.dtype).base_dtype.name
-        )
-      )
-    return value
-  try:
-    return tf.convert_to_tensor(value, dtype=dtype)
-  except (TypeError, ValueError) as e:
-    raise TypeError(
-      "{} must be convertible to a {} Tensor, got {!r}.".format(
-        arg_name, dtype.name, value
-      )
-    ) from e
+# The release faces (`kfac._face_members`) re-host loss methods that convert
+# their arguments by these names.
+_as_tensor = _checks.as_tensor
+_float_param = _checks.float_param
 
 
 def _cast_targets(targets, dtype):
   """Casts real (float, integer or bool) targets to the floating `dtype`."""
-  targets = _as_tensor(targets, "targets")
+  targets = _checks.as_tensor(targets, "targets")
   targets_dtype = tf.as_dtype(targets.dtype).base_dtype
   if not (
     targets_dtype.is_floating
@@ -187,7 +103,7 @@ def _static_dim(tensor, axis, arg_name):
   Raises:
     ValueError: If `tensor` is not 2-D or the size is unknown.
   """
-  _check_matrix(tensor, arg_name)
+  _checks.check_matrix(tensor, arg_name)
   size = _checks.static_dim(tensor, axis)
   if size is None:
     raise ValueError(
@@ -794,7 +710,7 @@ class NormalMeanNegativeLogProbLoss(
       TypeError: If `mean` or `var` is not floating point, or `var` has
         another dtype than `mean`.
     """
-    self._mean = _float_param(mean, "mean", matrix=False)
+    self._mean = _checks.float_param(mean, "mean", matrix=False)
     if isinstance(var, numbers.Real) and not isinstance(var, bool):
       if var <= 0:
         raise ValueError("var must be positive, got {}.".format(var))
@@ -805,7 +721,7 @@ class NormalMeanNegativeLogProbLoss(
       self._var = float(var)
       scale = self._var**0.5
     else:
-      self._var = _same_dtype_param(var, self._mean.dtype, "var")
+      self._var = _checks.same_dtype_param(var, self._mean.dtype, "var")
       scale = self._var**0.5
     dist = _LazyDistribution(lambda: _Normal(loc=self._mean, scale=scale))
     super(NormalMeanNegativeLogProbLoss, self).__init__(
@@ -910,11 +826,11 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
       TypeError: If `mean` or `variance` is not floating point, or their
         dtypes differ.
     """
-    self._mean = _float_param(mean, "mean", error=_LegacyAssertionError)
-    self._variance = _float_param(
+    self._mean = _checks.float_param(mean, "mean", error=_LegacyAssertionError)
+    self._variance = _checks.float_param(
       variance, "variance", error=_LegacyAssertionError
     )
-    _same_dtype_param(self._variance, self._mean.dtype, "variance")
+    _checks.same_dtype_param(self._variance, self._mean.dtype, "variance")
     self._scale = tf.sqrt(self._variance)
     dist = _LazyDistribution(lambda: _Normal(loc=self._mean, scale=self._scale))
     super(NormalMeanVarianceNegativeLogProbLoss, self).__init__(
@@ -1113,9 +1029,9 @@ class CategoricalLogitsNegativeLogProbLoss(
     Raises:
       TypeError: If `logits` is not floating point or `targets` not integer.
     """
-    self._logits = _float_param(logits, "logits", matrix=False)
+    self._logits = _checks.float_param(logits, "logits", matrix=False)
     if targets is not None:
-      targets = _as_tensor(targets, "targets")
+      targets = _checks.as_tensor(targets, "targets")
       _check_class_ids(targets)
     super(CategoricalLogitsNegativeLogProbLoss, self).__init__(
       dist=_LazyDistribution(lambda: _Categorical(self._logits)),
@@ -1149,7 +1065,7 @@ class CategoricalLogitsNegativeLogProbLoss(
       ValueError: If `logits` is not 2-D (TensorFlow 1.4 computed a wrong
         product).
     """
-    _check_matrix(self._logits, "logits")
+    _checks.check_matrix(self._logits, "logits")
     probs = self._probs
     return vector * probs - probs * tf.reduce_sum(
       vector * probs, axis=1, keepdims=True
@@ -1168,7 +1084,7 @@ class CategoricalLogitsNegativeLogProbLoss(
       ValueError: If `logits` is not 2-D (TensorFlow 1.4 computed a wrong
         product).
     """
-    _check_matrix(self._logits, "logits")
+    _checks.check_matrix(self._logits, "logits")
     probs = self._probs
     sqrt_probs = self._sqrt_probs
     return sqrt_probs * vector - probs * tf.reduce_sum(
@@ -1188,7 +1104,7 @@ class CategoricalLogitsNegativeLogProbLoss(
       ValueError: If `logits` is not 2-D (TensorFlow 1.4 computed a wrong
         product).
     """
-    _check_matrix(self._logits, "logits")
+    _checks.check_matrix(self._logits, "logits")
     probs = self._probs
     sqrt_probs = self._sqrt_probs
     return sqrt_probs * vector - sqrt_probs * tf.reduce_sum(
@@ -1251,7 +1167,7 @@ class MultiBernoulliNegativeLogProbLoss(
     Raises:
       TypeError: If `logits` is not floating point.
     """
-    self._logits = _float_param(logits, "logits", matrix=False)
+    self._logits = _checks.float_param(logits, "logits", matrix=False)
     super(MultiBernoulliNegativeLogProbLoss, self).__init__(
       dist=_LazyDistribution(lambda: _Bernoulli(self._logits)),
       targets=targets,
@@ -1353,7 +1269,7 @@ def insert_slice_in_zeros(slice_to_insert, dim, dim_size, position):
       and not 1, its rank is unknown, `dim` is out of range, or `position` is
       out of range.
   """
-  slice_to_insert = _as_tensor(slice_to_insert, "slice_to_insert")
+  slice_to_insert = _checks.as_tensor(slice_to_insert, "slice_to_insert")
   slice_shape = _checks.static_shape_list(slice_to_insert)
   rank = None if slice_shape is None else len(slice_shape)
   if rank is None:

@@ -9,7 +9,10 @@ session walks the cycle from its start, while sessions on one server share it.
 
 import tensorflow as tf
 
-__all__ = ["OpQueue"]
+from kfac import _surface
+
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "op_queue")))
 
 
 class OpQueue(object):

@@ -15,11 +15,13 @@ from kfac import _nonfinite
 from kfac import _ops
 from kfac import _releases
 from kfac import _settings
+from kfac import _surface
 from kfac import curvature_matrix_vector_products as cmvp
 from kfac import estimator as est
 from kfac import layer_collection as lc_lib
 
-__all__ = ["KfacOptimizer"]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "optimizer")))
 
 _LEGAL_MOMENTUM_TYPES = ("regular", "adam", "qmodel")
 
@@ -165,6 +167,11 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     self._param_skip_counter = None
 
     self._momentum = tf.convert_to_tensor(momentum, name="momentum")
+    # The velocity update multiplies by the number itself (made a constant
+    # of the velocity's dtype), so float64 models see no float32 rounding.
+    self._velocity_decay = (
+      momentum if isinstance(momentum, numbers.Real) else self._momentum
+    )
     self._momentum_type = momentum_type
     self._norm_constraint = norm_constraint
     # The batch size of the first loss: the quadratic model averages the
@@ -435,11 +442,11 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     learning_rate = self._learning_rate
     if callable(learning_rate):  # Accepted by the base optimizer too.
       learning_rate = learning_rate()
-    learning_rate = tf.cast(learning_rate, dtype)
+    learning_rate = _ops.in_dtype(learning_rate, dtype)
     sq_norm_up = sq_norm_grad * learning_rate**2
     return tf.minimum(
       tf.ones([], dtype),
-      tf.sqrt(tf.cast(self._norm_constraint, dtype) / sq_norm_up),
+      tf.sqrt(_ops.in_dtype(self._norm_constraint, dtype) / sq_norm_up),
     )
 
   def _clip_updates(self, grads_and_vars, precon_grads_and_vars):
@@ -466,8 +473,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     if _releases.of(self).qmodel_previous_update_scaled:
       learning_rate = self._call_if_callable(self._learning_rate)
       updates = [
-        _in_dtype(tf.convert_to_tensor(learning_rate), u.dtype.base_dtype) * u
-        for u in updates
+        _ops.in_dtype(learning_rate, u.dtype.base_dtype) * u for u in updates
       ]
     return updates
 
@@ -503,7 +509,7 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     fft_prev_updates = cmvpc.multiply_fisher_factor_transpose(prev_updates)
 
     batch_size = tf.cast(self._batch_size, dtype=fft_precon_grads[0].dtype)
-    damping = tf.cast(self.damping, dtype=fft_precon_grads[0].dtype)
+    damping = _ops.in_dtype(self.damping, fft_precon_grads[0].dtype)
 
     m_11 = _inner_product_list(
       fft_precon_grads, fft_precon_grads
@@ -561,12 +567,34 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         precon_grads_and_vars = self._clip_updates(
           grads_and_vars, precon_grads_and_vars
         )
-      return self._update_velocities(
-        precon_grads_and_vars, self._momentum, pending=pending_velocities
+      if not getattr(self, "_adapts_here", False):
+        return self._update_velocities(
+          precon_grads_and_vars,
+          self._velocity_decay,
+          pending=pending_velocities,
+        )
+      # Release 1.7 with damping adaptation on the chief: the quadratic model
+      # of the two directions (preconditioned gradient, previous update) is
+      # built only for its predicted change, stored before the velocities
+      # move; the step itself stays the regular momentum step.
+      variables = [var for (_, var) in grads_and_vars]
+      _, _, qmodel_change = self._compute_qmodel_hyperparams(
+        [pgrad for (pgrad, _) in precon_grads_and_vars],
+        self._compute_prev_updates(variables),
+        [grad for (grad, _) in grads_and_vars],
+        variables,
       )
+      with tf.control_dependencies(
+        [self._assign_q_model_change(qmodel_change)]
+      ):
+        return self._update_velocities(
+          precon_grads_and_vars,
+          self._velocity_decay,
+          pending=pending_velocities,
+        )
     elif self._momentum_type == "adam":
       velocities_and_vars = self._update_velocities(
-        grads_and_vars, self._momentum, pending=pending_velocities
+        grads_and_vars, self._velocity_decay, pending=pending_velocities
       )
       return self._fisher_est.multiply_inverse(velocities_and_vars)
     else:  # "qmodel"
@@ -706,11 +734,17 @@ def _check_settings(
 
 
 def _in_dtype(value, dtype):
-  """`value` cast to `dtype` if it is a Tensor of another dtype."""
-  if isinstance(value, (tf.Tensor, tf.Variable)) and (
-    value.dtype.base_dtype != dtype
-  ):
-    return tf.cast(value, dtype)
+  """`value` in `dtype`: a Tensor is cast, a number made a constant of it.
+
+  A Python or NumPy number becomes a constant of `dtype` directly (no
+  rounding through float32 for float64 velocities).
+  """
+  if isinstance(value, (tf.Tensor, tf.Variable)):
+    if value.dtype.base_dtype != dtype:
+      return tf.cast(value, dtype)
+    return value
+  if isinstance(value, numbers.Real):
+    return _ops.in_dtype(value, dtype)
   return value
 
 

@@ -12,24 +12,10 @@ import tensorflow as tf
 
 from kfac import _checks
 from kfac import _ops
+from kfac import _surface
 
-__all__ = [
-  "SequenceDict",
-  "setdefault",
-  "tensors_to_column",
-  "column_to_tensors",
-  "kronecker_product",
-  "layer_params_to_mat2d",
-  "mat2d_to_layer_params",
-  "compute_pi",
-  "posdef_inv",
-  "posdef_inv_matrix_inverse",
-  "posdef_inv_cholesky",
-  "posdef_inv_funcs",
-  "SubGraph",
-  "generate_random_signs",
-  "fwd_gradients",
-]
+# The 1.4 public names, from the one surface table.
+__all__ = list(sorted(_surface.public_names("1.4", "utils")))
 
 # Method used by `posdef_inv`: a key of `posdef_inv_funcs`.
 POSDEF_INV_METHOD = "cholesky"
@@ -295,7 +281,7 @@ def posdef_inv(tensor, damping):
     A Tensor of shape `[n, n]`.
   """
   identity = tf.eye(_checks.static_dim(tensor, 0), dtype=tensor.dtype)
-  damping = tf.cast(damping, dtype=tensor.dtype)
+  damping = _ops.in_dtype(damping, tensor.dtype)
   return posdef_inv_funcs[POSDEF_INV_METHOD](tensor, identity, damping)
 
 
@@ -316,6 +302,13 @@ def posdef_inv_matrix_inverse(tensor, identity, damping):
 def posdef_inv_cholesky(tensor, identity, damping):
   """Computes `(tensor + damping * identity)^-1` through a Cholesky factor.
 
+  With `L` the lower Cholesky factor of the damped matrix, the inverse is
+  `cholesky_solve(L, identity)` for `n` up to `_BLOCKED_INVERSE_MAX_BLOCK`
+  (two triangular solves against the identity, as in TensorFlow 1.4). For
+  larger `n` it is `L⁻ᵀ L⁻¹`, with `L⁻¹` and the product built from 2×2
+  blocks (`_inverse_from_cholesky_factor`): mostly matrix products, fewer
+  flops, the same result up to floating-point rounding.
+
   Args:
     tensor: A symmetric positive semi-definite Tensor `[n, n]`; the damped
       matrix must be positive definite.
@@ -325,8 +318,143 @@ def posdef_inv_cholesky(tensor, identity, damping):
   Returns:
     A Tensor of shape `[n, n]`.
   """
+  size = _checks.static_dim(tensor, 0)
+  if size is not None and size > _BLOCKED_INVERSE_MAX_BLOCK:
+    # Only the diagonal changes; `identity` is not used (nor computed).
+    damped = tf.linalg.set_diag(tensor, tf.linalg.diag_part(tensor) + damping)
+    return _inverse_from_cholesky_factor(tf.linalg.cholesky(damped))
+  return _posdef_inv_cholesky_solve(tensor, identity, damping)
+
+
+def _posdef_inv_cholesky_solve(tensor, identity, damping):
+  """The 2017 formulation: `cholesky_solve(cholesky(tensor + d·I), I)`.
+
+  Args:
+    tensor: A symmetric positive semi-definite Tensor `[n, n]`.
+    identity: The `[n, n]` identity matrix in the dtype of `tensor`.
+    damping: A scalar Tensor in the dtype of `tensor`.
+
+  Returns:
+    A Tensor of shape `[n, n]`.
+  """
   chol = tf.linalg.cholesky(tensor + damping * identity)
   return tf.linalg.cholesky_solve(chol, identity)
+
+
+def _reference_posdef_inv(tensor, damping):
+  """`posdef_inv` as in 2017: the Cholesky method never works by blocks.
+
+  The private reference factor classes (`fisher_factors`) use it as the
+  baseline of benchmarks and as an oracle in tests.
+
+  Args:
+    tensor: The `[n, n]` PSD matrix, as for `posdef_inv`.
+    damping: The damping, as for `posdef_inv`.
+
+  Returns:
+    `(tensor + damping·I)⁻¹`, `[n, n]`.
+  """
+  method = posdef_inv_funcs[POSDEF_INV_METHOD]
+  if method is posdef_inv_cholesky:
+    method = _posdef_inv_cholesky_solve
+  identity = tf.eye(_checks.static_dim(tensor, 0), dtype=tensor.dtype)
+  return method(tensor, identity, _ops.in_dtype(damping, tensor.dtype))
+
+
+# `posdef_inv_cholesky` inverts larger matrices through 2x2 blocks of their
+# Cholesky factor, halving them until a block has at most this many rows.
+_BLOCKED_INVERSE_MAX_BLOCK = 1024
+
+
+def _halves(size):
+  """Split point of a block of `size` rows (a static int), or None.
+
+  None when the block is small enough to be treated whole.
+  """
+  return size // 2 if size > _BLOCKED_INVERSE_MAX_BLOCK else None
+
+
+def _lower_triangular_inverse(chol):
+  """`L⁻¹` of a lower-triangular `[n, n]` Tensor L by 2×2 blocks.
+
+  With `L = [[A, 0], [B, C]]` (A the first `n // 2` rows and columns),
+  `L⁻¹ = [[A⁻¹, 0], [−C⁻¹ B A⁻¹, C⁻¹]]`; `A⁻¹` and `C⁻¹` recursively,
+  blocks of at most `_BLOCKED_INVERSE_MAX_BLOCK` rows by triangular
+  solves against the identity.
+
+  Args:
+    chol: A lower-triangular Tensor of static shape `[n, n]`.
+
+  Returns:
+    The lower-triangular `[n, n]` inverse.
+  """
+  size = _checks.static_dim(chol, 0)
+  half = _halves(size)
+  if half is None:
+    return tf.linalg.triangular_solve(
+      chol, tf.eye(size, dtype=chol.dtype), lower=True
+    )
+  a_inv = _lower_triangular_inverse(chol[:half, :half])
+  c_inv = _lower_triangular_inverse(chol[half:, half:])
+  below = -tf.linalg.matmul(c_inv, tf.linalg.matmul(chol[half:, :half], a_inv))
+  zeros = tf.zeros([half, size - half], dtype=chol.dtype)
+  return tf.concat(
+    [tf.concat([a_inv, zeros], axis=1), tf.concat([below, c_inv], axis=1)],
+    axis=0,
+  )
+
+
+def _gram_of_lower_triangular(lower):
+  """`TᵀT` of a lower-triangular `[n, n]` Tensor T by 2×2 blocks.
+
+  With `T = [[P, 0], [X, Q]]`, `TᵀT = [[PᵀP + XᵀX, XᵀQ], [QᵀX, QᵀQ]]`;
+  `PᵀP` and `QᵀQ` recursively, one matmul for blocks of at most
+  `_BLOCKED_INVERSE_MAX_BLOCK` rows. The upper off-diagonal block is the
+  transpose of the lower one, so the result is exactly symmetric off the
+  diagonal blocks.
+
+  Args:
+    lower: A lower-triangular Tensor of static shape `[n, n]`.
+
+  Returns:
+    The `[n, n]` Tensor `TᵀT`.
+  """
+  size = _checks.static_dim(lower, 0)
+  half = _halves(size)
+  if half is None:
+    return tf.linalg.matmul(lower, lower, transpose_a=True)
+  bottom_left = lower[half:, :half]
+  bottom_right = lower[half:, half:]
+  top_left = _gram_of_lower_triangular(lower[:half, :half]) + tf.linalg.matmul(
+    bottom_left, bottom_left, transpose_a=True
+  )
+  off_diagonal = tf.linalg.matmul(bottom_right, bottom_left, transpose_a=True)
+  return tf.concat(
+    [
+      tf.concat([top_left, tf.transpose(off_diagonal)], axis=1),
+      tf.concat(
+        [off_diagonal, _gram_of_lower_triangular(bottom_right)], axis=1
+      ),
+    ],
+    axis=0,
+  )
+
+
+def _inverse_from_cholesky_factor(chol):
+  """`(L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹` from the lower Cholesky factor L.
+
+  About `(4/3)·n³` flops, mostly in matrix products, against `2·n³` in
+  triangular solves for `cholesky_solve(L, I)`; the result agrees with it
+  up to floating-point rounding. A failed factorisation (NaNs in L) gives
+  NaNs, as `cholesky_solve` does.
+
+  Args:
+    chol: The lower Cholesky factor, static shape `[n, n]`.
+
+  Returns:
+    The `[n, n]` inverse.
+  """
+  return _gram_of_lower_triangular(_lower_triangular_inverse(chol))
 
 
 posdef_inv_funcs = {

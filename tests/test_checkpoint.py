@@ -10,10 +10,13 @@ way, restores the checkpoint and takes the third step too: every variable
 import importlib.util
 import os
 import re
+import subprocess
+import sys
 import tempfile
 
 from absl.testing import parameterized
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from kfac import checkpoint as kfac_checkpoint
@@ -415,6 +418,55 @@ for _grad in _GRADS:
 
 def _is_factor_variable(name):
   return "ff_" in name
+
+
+# (test name, namespace, release, fixture folder, TF mode): the script run
+# as a program writes the names of the fixtures. Every release runs once and
+# both modes are covered; the in-process tests above check every release's
+# names in the mode of the test run.
+_SCRIPT_RUNS = (
+  ("r1_5_v1", "kfac.r1_5", "1.5", "r1.5", "v1"),
+  ("r1_6_graph", "kfac.r1_6", "1.6", "r1.6", "graph"),
+  ("r1_7_v1", "kfac.r1_7", "1.7", "r1.7", "v1"),
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+  "package, release, folder, mode",
+  [run[1:] for run in _SCRIPT_RUNS],
+  ids=[run[0] for run in _SCRIPT_RUNS],
+)
+def test_make_checkpoints_writes_the_fixture_names(
+  package, release, folder, mode
+):
+  """`make_checkpoints.py OUT --root kfac.r1_N --release 1.N --mode M`."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with tempfile.TemporaryDirectory() as out:
+    proc = subprocess.run(
+      [
+        sys.executable,
+        os.path.join(_LEGACY_DIR, "make_checkpoints.py"),
+        out,
+        "--root",
+        package,
+        "--release",
+        release,
+        "--mode",
+        mode,
+      ],
+      cwd=repo,
+      env=dict(os.environ, PYTHONPATH=repo),
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for model in ("convnet_classifier", "mlp_regressor"):
+      with open(os.path.join(out, model, "names.txt")) as f:
+        written = f.read()
+      with open(os.path.join(_LEGACY_DIR, folder, model, "names.txt")) as f:
+        assert written == f.read(), (model, written)
 
 
 class RestoreByStructureTest(parameterized.TestCase):

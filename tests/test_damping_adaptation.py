@@ -334,5 +334,113 @@ class KfacOptimizerIntegrationTest(parameterized.TestCase):
     self.assertEqual(adapted, 3)
 
 
+def _np_kronecker_precondition(a, g, grad, damping):
+  """`(A + π√d I)⁻¹ grad (G + √d/π I)⁻¹` with the trace-norm π."""
+  pi = np.sqrt((np.trace(a) / a.shape[0]) / (np.trace(g) / g.shape[0]))
+  root = np.sqrt(damping)
+  left = np.linalg.inv(a + pi * root * np.eye(a.shape[0]))
+  right = np.linalg.inv(g + root / pi * np.eye(g.shape[0]))
+  return left @ grad @ right
+
+
+class RegularMomentumQModelChangeTest(parameterized.TestCase):
+  """1.7 `q_model_change` with "regular" momentum (releases.md §8.4–8.5)."""
+
+  def testAgainstNumpy(self):
+    # A linear layer y = x W with a unit-variance normal loss, so the exact
+    # Fisher product is F v = Xᵀ X v / n. Each step: the regular momentum
+    # step p = K⁻¹ g (the Kronecker preconditioner, constructor damping d0),
+    # and q_model_change from the two-direction model (p, d = −lr·velocity)
+    # with the adapted damping λ; every second step λ is adapted from ρ.
+    from kfac import r1_7  # pylint: disable=g-import-not-at-top
+
+    rng = np.random.RandomState(12)
+    n, n_in, n_out = 16, 3, 2
+    x_value = rng.randn(n, n_in).astype(np.float32)
+    t_value = rng.randn(n, n_out).astype(np.float32)
+    w0 = 0.5 * rng.randn(n_in, n_out).astype(np.float32)
+    lr, momentum, d0 = 0.3, 0.5, 0.05
+    interval, decay, min_damping = 2, 0.8, 1e-4
+    omega = decay**interval
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.constant(x_value)
+      w = tf.compat.v1.get_variable("w", initializer=w0)
+      step = tf.compat.v1.train.get_or_create_global_step()
+
+      def loss_fn(batch):
+        return 0.5 * tf.reduce_mean(
+          tf.reduce_sum((tf.matmul(batch, w) - t_value) ** 2, axis=1)
+        )
+
+      outputs = tf.matmul(x, w)
+      lc = r1_7.layer_collection.LayerCollection()
+      lc.register_fully_connected(w, x, outputs)
+      lc.register_normal_predictive_distribution(outputs, var=1.0, name="y")
+      opt = r1_7.optimizer.KfacOptimizer(
+        learning_rate=lr,
+        cov_ema_decay=0.0,
+        damping=d0,
+        layer_collection=lc,
+        momentum=momentum,
+      )
+      opt.set_damping_adaptation_params(
+        is_chief=True,
+        prev_train_batch=x,
+        loss_fn=loss_fn,
+        min_damping=min_damping,
+        damping_adaptation_decay=decay,
+        damping_adaptation_interval=interval,
+      )
+      train = opt.minimize(loss_fn(x), global_step=step)
+      block = lc.fisher_blocks[w]
+      factors = [block._input_factor._cov, block._output_factor._cov]  # pylint: disable=protected-access
+      velocity = opt.get_slot(w, "velocity")
+      sess.run(tf.compat.v1.global_variables_initializer())
+      w_np, v_np, lam = w0.astype(np.float64), np.zeros((n_in, n_out)), d0
+      prev_loss, prev_change = None, None
+      x64, t64 = x_value.astype(np.float64), t_value.astype(np.float64)
+      changes = []
+      for i in range(5):
+        sess.run(opt.cov_update_op)
+        sess.run(opt.inv_update_op)
+        a, g = sess.run(factors)
+        sess.run(train)
+        change, rho, damping, w_tf, v_tf = sess.run(
+          [opt._q_model_change, opt._rho, opt.damping, w, velocity]  # pylint: disable=protected-access
+        )
+        # The oracle of step i.
+        loss = 0.5 * np.mean(np.sum((x64 @ w_np - t64) ** 2, axis=1))
+        if (i + 1) % interval == 0:
+          expected_rho = (loss - prev_loss) / prev_change
+          np.testing.assert_allclose(rho, expected_rho, rtol=1e-3)
+          if expected_rho < 0.25:
+            lam = lam / omega
+          elif expected_rho > 0.75:
+            lam = lam * omega
+          lam = max(lam, min_damping)
+        np.testing.assert_allclose(damping, lam, rtol=1e-5)
+        grad = x64.T @ (x64 @ w_np - t64) / n
+        p = _np_kronecker_precondition(a, g, grad, d0)
+        d = -lr * v_np
+        m11 = np.sum((x64 @ p) ** 2) / n + lam * np.sum(p * p)
+        m21 = np.sum((x64 @ d) * (x64 @ p)) / n + lam * np.sum(d * p)
+        m22 = np.sum((x64 @ d) ** 2) / n + lam * np.sum(d * d)
+        c = np.array([np.sum(grad * p), np.sum(grad * d)])
+        if m22 == 0.0:
+          expected_change = -0.5 * c[0] ** 2 / m11
+        else:
+          m = np.array([[m11, m21], [m21, m22]])
+          expected_change = -0.5 * c @ np.linalg.solve(m, c)
+        np.testing.assert_allclose(change, expected_change, rtol=1e-3)
+        v_np = momentum * v_np + p
+        w_np = w_np - lr * v_np
+        np.testing.assert_allclose(v_tf, v_np, rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(w_tf, w_np, rtol=1e-3, atol=1e-5)
+        prev_loss, prev_change = loss, change
+        changes.append(change)
+    # The model predicts a decrease at every step.
+    self.assertTrue(all(c < 0 for c in changes), changes)
+
+
 if __name__ == "__main__":
   absltest.main()

@@ -13,35 +13,46 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from kfac import _nonfinite
+from kfac import fisher_factors as ff
 from kfac import layer_collection as lc_lib
 from kfac import optimizer
 
 IN, HIDDEN, OUT, BATCH = 4, 3, 2, 8
 
 
-def _data(seed):
+def _data(seed, width=IN):
   rng = np.random.RandomState(seed)
   return (
-    rng.randn(BATCH, IN).astype(np.float32),
+    rng.randn(BATCH, width).astype(np.float32),
     rng.randn(BATCH, OUT).astype(np.float32),
   )
 
 
 def _build(
-  head="normal", skip=True, momentum_type="regular", damping=0.05, seed=0
+  head="normal",
+  skip=True,
+  momentum_type="regular",
+  damping=0.05,
+  seed=0,
+  width=IN,
 ):
   """Two dense layers (Kronecker, diagonal) and a regression or softmax head.
+
+  `width` input features: from 255 on, the first layer's input covariance
+  (`(width + 1)²` elements) is guarded through `tf.cond`, and from 1024 on
+  its inverse is computed by blocks (`utils.posdef_inv_cholesky`).
 
   Returns a dict of the placeholders, ops and the optimizer.
   """
   tf.compat.v1.set_random_seed(seed)
-  x = tf.compat.v1.placeholder(tf.float32, [None, IN], name="x")
+  x = tf.compat.v1.placeholder(tf.float32, [None, width], name="x")
   y = tf.compat.v1.placeholder(tf.float32, [None, OUT], name="y")
   loss_scale = tf.compat.v1.placeholder_with_default(1.0, [], name="scale")
   lc = lc_lib.LayerCollection()
   w1 = tf.compat.v1.get_variable(
     "w1",
-    [IN, HIDDEN],
+    [width, HIDDEN],
     initializer=tf.compat.v1.random_normal_initializer(seed=1),
   )
   b1 = tf.compat.v1.get_variable(
@@ -104,16 +115,22 @@ def _counts(sess, m):
 
 class FiniteDataTest(parameterized.TestCase):
   @parameterized.named_parameters(
-    ("regular", "regular"), ("adam", "adam"), ("qmodel", "qmodel")
+    ("regular", "regular", IN),
+    ("adam", "adam", IN),
+    ("qmodel", "qmodel", IN),
+    ("regular_wide_cond_guards", "regular", 300),
+    ("regular_blocked_inverse", "regular", 1100),
   )
-  def test_bit_identical_to_unguarded_with_same_names(self, momentum_type):
+  def test_bit_identical_to_unguarded_with_same_names(
+    self, momentum_type, width
+  ):
     results = {}
     for skip in (True, False):
       with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-        m = _build(skip=skip, momentum_type=momentum_type)
+        m = _build(skip=skip, momentum_type=momentum_type, width=width)
         sess.run(tf.compat.v1.global_variables_initializer())
         for seed in range(3):
-          xb, yb = _data(seed)
+          xb, yb = _data(seed, width)
           _step(sess, m, {m["x"]: xb, m["y"]: yb})
         results[skip] = _values(sess)
         if skip:
@@ -130,23 +147,25 @@ class FiniteDataTest(parameterized.TestCase):
 
 class BadBatchTest(parameterized.TestCase):
   @parameterized.named_parameters(
-    ("nan_input", "x", np.nan, 3),
-    ("inf_input", "x", np.inf, 1),
-    ("nan_label", "y", np.nan, 0),
-    ("inf_label", "y", -np.inf, 0),
-    ("nan_loss", "scale", np.nan, 0),
+    ("nan_input", "x", np.nan, 3, IN),
+    ("inf_input", "x", np.inf, 1, IN),
+    ("nan_label", "y", np.nan, 0, IN),
+    ("inf_label", "y", -np.inf, 0, IN),
+    ("nan_loss", "scale", np.nan, 0, IN),
+    ("nan_input_wide_cond_guards", "x", np.nan, 3, 300),
+    ("inf_input_wide_cond_guards", "x", np.inf, 1, 300),
   )
   def test_bad_batch_changes_nothing_then_training_resumes(
-    self, where, bad, bad_statistics
+    self, where, bad, bad_statistics, width
   ):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      m = _build()
+      m = _build(width=width)
       sess.run(tf.compat.v1.global_variables_initializer())
       for seed in range(2):
-        xb, yb = _data(seed)
+        xb, yb = _data(seed, width)
         _step(sess, m, {m["x"]: xb, m["y"]: yb})
       before = _values(sess)
-      xb, yb = _data(5)
+      xb, yb = _data(5, width)
       feed = {m["x"]: xb, m["y"]: yb}
       if where == "scale":
         feed[m["scale"]] = bad
@@ -156,7 +175,7 @@ class BadBatchTest(parameterized.TestCase):
       after_bad = _values(sess)
       counts = _counts(sess, m)
       for seed in range(6, 9):
-        xb, yb = _data(seed)
+        xb, yb = _data(seed, width)
         _step(sess, m, {m["x"]: xb, m["y"]: yb})
       after_good = _values(sess)
 
@@ -206,14 +225,17 @@ class BadBatchTest(parameterized.TestCase):
     for name, value in before.items():
       np.testing.assert_array_equal(after[name], value, err_msg=name)
 
-  def test_failed_cholesky_keeps_previous_inverse(self):
+  @parameterized.named_parameters(
+    ("small", IN), ("wide_cond_guards", 300), ("blocked_inverse", 1100)
+  )
+  def test_failed_cholesky_keeps_previous_inverse(self, width):
     # A covariance that is singular to float32 precision with a damping far
     # below its rounding: the Cholesky factorisation of cov + d·I fails and
     # yields NaNs; the inverse keeps its previous value.
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      m = _build(damping=1e-30)
+      m = _build(damping=1e-30, width=width)
       sess.run(tf.compat.v1.global_variables_initializer())
-      xb, yb = _data(0)
+      xb, yb = _data(0, width)
       _step(sess, m, {m["x"]: xb, m["y"]: yb})
       before = _values(sess)
       a_cov = [
@@ -221,7 +243,7 @@ class BadBatchTest(parameterized.TestCase):
         for v in tf.compat.v1.global_variables()
         if v.op.name.endswith("x_True/cov")
       ][0]
-      singular = np.ones([IN + 1, IN + 1], np.float32)
+      singular = np.ones([width + 1, width + 1], np.float32)
       sess.run(a_cov.assign(singular))
       sess.run(m["opt"].inv_update_op)
       after = _values(sess)
@@ -256,3 +278,54 @@ class BadBatchTest(parameterized.TestCase):
       _step(sess, m, {m["x"]: xb, m["y"]: yb})
       after = _values(sess)
     self.assertTrue(np.all(np.isnan(after["w1"])))
+
+
+class FactorStatisticGuardTest(parameterized.TestCase):
+  """The covariance guard of one factor, against a NumPy oracle.
+
+  A `FullyConnectedKroneckerFactor` of 256 columns or more first bounds its
+  rows (`_statistic_is_finite`); the update must still be skipped exactly
+  when the new statistic is not finite, as with the full check of narrow
+  factors.
+  """
+
+  @parameterized.named_parameters(
+    (
+      "{}_{}".format(name, width),
+      width,
+      value,
+    )
+    for width in (4, 300)
+    for name, value in (
+      ("ordinary", 1.0),
+      ("large_finite", 1e18),
+      ("overflowing", 1e25),
+      ("nan", np.nan),
+      ("inf", np.inf),
+    )
+  )
+  def test_skip_exactly_when_statistic_not_finite(self, width, value):
+    rng = np.random.RandomState(0)
+    rows = rng.uniform(0.5, 1.0, [BATCH, width]).astype(np.float32)
+    rows[1, 2] = value
+    # Oracle: the statistic with a ones column, in float64, then float32.
+    homog = np.hstack([rows.astype(np.float64), np.ones([BATCH, 1])])
+    with np.errstate(all="ignore"):
+      statistic = (homog.T.dot(homog) / BATCH).astype(np.float32)
+    expect_skip = not np.all(np.isfinite(statistic))
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.compat.v1.placeholder(tf.float32, [None, width])
+      factor = ff.FullyConnectedKroneckerFactor((x,), has_bias=True)
+      counter = _nonfinite.SkipCounter("skips", "updates")
+      update = factor._make_guarded_covariance_update_op(0.5, counter)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      before = sess.run(factor.get_cov())
+      sess.run(update, {x: rows})
+      after = sess.run(factor.get_cov())
+      skips = sess.run(counter.variable)
+    self.assertEqual(skips, int(expect_skip))
+    if expect_skip:
+      np.testing.assert_array_equal(after, before)
+    else:
+      expected = 0.5 * before + 0.5 * statistic.astype(np.float64)
+      np.testing.assert_allclose(after, expected, rtol=1e-5)

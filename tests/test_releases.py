@@ -7,8 +7,10 @@ that differs between releases (releases.md §13) and train the typical
 programs of releases.md §19 (single machine, multi-tower, shared weights).
 """
 
+import contextlib
 import importlib
 import inspect
+from unittest import mock
 
 from absl.testing import parameterized
 import numpy as np
@@ -17,7 +19,14 @@ import tensorflow as tf
 import kfac
 from kfac import _releases
 
-_NAMESPACES = ("kfac", "kfac.r1_4", "kfac.r1_5", "kfac.r1_6", "kfac.r1_7")
+_DEFERRED = ("kfac.r1_8", "kfac.r1_9", "kfac.r1_10")
+_NAMESPACES = (
+  "kfac",
+  "kfac.r1_4",
+  "kfac.r1_5",
+  "kfac.r1_6",
+  "kfac.r1_7",
+) + _DEFERRED
 _LATER = ("kfac.r1_5", "kfac.r1_6", "kfac.r1_7")
 BATCH, IN, OUT = 8, 3, 4
 
@@ -45,6 +54,18 @@ def _make_optimizer(ns, lc, **kwargs):
   )
 
 
+def _update_ops(ns, opt):
+  """`(cov_update_op, inv_update_op)`: the optimizer's, or (1.8+) built
+  from the thunks of `make_vars_and_create_op_thunks()`."""
+  if _releases.of(opt).construction != "deferred":
+    return opt.cov_update_op, opt.inv_update_op
+  cov_thunks, inv_thunks = opt.make_vars_and_create_op_thunks()
+  return (
+    tf.group(*[thunk() for thunk in cov_thunks]),
+    tf.group(*[thunk() for thunk in inv_thunks]),
+  )
+
+
 def _fc_model(ns, rng):
   """One FC layer with bias and a categorical head; returns its parts."""
   x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
@@ -69,13 +90,14 @@ class SharedTest(parameterized.TestCase):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       x, w, b, _, lc = _fc_model(ns, rng)
       opt = _make_optimizer(ns, lc)
+      cov_op, inv_op = _update_ops(ns, opt)
       block = lc.fisher_blocks[(w, b)]
       v_w = rng.randn(IN, OUT).astype(np.float32)
       v_b = rng.randn(OUT).astype(np.float32)
       product = block.multiply_inverse((tf.constant(v_w), tf.constant(v_b)))
       sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(opt.cov_update_op)
-      sess.run(opt.inv_update_op)
+      sess.run(cov_op)
+      sess.run(inv_op)
       a_cov, g_cov = sess.run(
         [
           block._input_factor.get_cov(),  # pylint: disable=protected-access
@@ -115,11 +137,12 @@ class SharedTest(parameterized.TestCase):
       lc.register_fully_connected(w, x, logits, approx="diagonal")
       lc.register_categorical_predictive_distribution(logits, name="logits")
       opt = _make_optimizer(ns, lc)
+      cov_op, _ = _update_ops(ns, opt)
       v = rng.randn(IN, OUT).astype(np.float32)
       product = lc.fisher_blocks[w].multiply_inverse(tf.constant(v))
       sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(opt.cov_update_op)
-      diag = sess.run(lc.fisher_blocks[w]._factor.get_cov())  # pylint: disable=protected-access
+      sess.run(cov_op)
+      diag = sess.run(lc.fisher_blocks[w]._factor._cov)  # pylint: disable=protected-access
       x_value, result = sess.run([x, product])
     # D[i, j] = mean_n (x_n[i] g_n[j])², a positive diagonal; the product
     # divides elementwise by D + λ.
@@ -138,7 +161,7 @@ class SharedTest(parameterized.TestCase):
           tf.ones([BATCH, IN]),
           logits,
           approx="kron",
-          **({"reuse": False} if package in _LATER else {}),
+          **({"reuse": False} if package in _LATER + _DEFERRED else {}),
         )
 
   @parameterized.named_parameters(*_named(_NAMESPACES))
@@ -146,7 +169,9 @@ class SharedTest(parameterized.TestCase):
     ns = _ns(package)
     with tf.Graph().as_default():
       lc = ns.layer_collection.LayerCollection()
-    expected = "seed" if package == "kfac" else package[-3:].replace("_", ".")
+    expected = (
+      "seed" if package == "kfac" else package.split(".r")[1].replace("_", ".")
+    )
     self.assertEqual(_releases.of(lc).version, expected)
     self.assertIs(type(lc), ns.layer_collection.LayerCollection)
 
@@ -233,6 +258,51 @@ class DefaultsTest(parameterized.TestCase):
     # |T| = 16 locations: 1.5 divides the damping by it, 1.6 does not.
     self.assertAlmostEqual(damping, 0.01 / 16 if divided else 0.01)
 
+  @parameterized.named_parameters(*_named(("kfac.r1_6", "kfac.r1_7")))
+  def test_num_conv_locations_counts_input_locations(self, package):
+    # Quirk §18.10: the input's spatial size over the strides, whatever the
+    # filter and padding (a 3x3 VALID filter on 8x6 has fewer outputs).
+    ns = _ns(package)
+    self.assertEqual(
+      ns.fisher_blocks.num_conv_locations([2, 8, 6, 1], [1, 2, 3, 1]), 8
+    )
+    self.assertEqual(
+      ns.fisher_blocks.num_conv_locations([2, 8, 6, 1], [1, 1, 1, 1]), 48
+    )
+
+  @parameterized.named_parameters(
+    ("matrices", (3, 3), (2, 2)),
+    ("left_diagonal", (3,), (2, 2)),
+    ("both_diagonal", (3,), (2,)),
+  )
+  def test_compute_pi_tracenorm_reads_diagonals_in_1_7(self, left, right):
+    rng = np.random.RandomState(14)
+    left_value = rng.rand(*left) + 0.5
+    right_value = rng.rand(*right) + 0.5
+
+    def trace(m):
+      return np.sum(m) if m.ndim == 1 else np.trace(m)
+
+    expected = np.sqrt(
+      (trace(left_value) / left[0]) / (trace(right_value) / right[0])
+    )
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      pi = kfac.r1_7.fisher_blocks.compute_pi_tracenorm(
+        tf.constant(left_value), tf.constant(right_value)
+      )
+      split = kfac.r1_7.fisher_blocks.compute_pi_adjusted_damping(
+        tf.constant(left_value), tf.constant(right_value), 0.1
+      )
+      value, (left_d, right_d) = sess.run([pi, split])
+      with self.assertRaisesRegex(ValueError, "left_cov"):
+        kfac.r1_7.fisher_blocks.compute_pi_tracenorm(
+          tf.ones([2, 2, 2], tf.float64), tf.constant(right_value)
+        )
+    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    np.testing.assert_allclose(
+      [left_d, right_d], [0.1 * expected, 0.1 / expected]
+    )
+
   def test_estimator_takes_a_damping_function_first_in_1_7(self):
     ns = kfac.r1_7
     calls = []
@@ -259,6 +329,101 @@ class DefaultsTest(parameterized.TestCase):
     self.assertFalse(
       hasattr(kfac.fisher_factors, "COLOCATE_COV_OPS_WITH_INPUTS")
     )
+
+
+_NAIVEDIAG_COLUMN_NAMES = (
+  "LayerCollection/ff_naivediag/LayerCollection_1_concat_Sum_1/cov",
+  "LayerCollection/ff_naivediag/LayerCollection_2_Reshape_Sum_2/cov",
+)
+_NAIVEDIAG_GRADIENT_NAMES = (
+  "LayerCollection/ff_naivediag/"
+  "gradients_MatMul_grad_MatMul_1__gradients_add_grad_Reshape_Sum_1/cov",
+  "LayerCollection/ff_naivediag/gradients_MatMul_1_grad_MatMul_1_Sum_2/cov",
+)
+
+
+class FactorReleaseTest(parameterized.TestCase):
+  """Factor names and accessors that differ between 1.5, 1.6 and 1.7."""
+
+  def _naive_diagonal_model(self, ns):
+    x = tf.ones([4, 3])
+    w = tf.compat.v1.get_variable("w", [3, 2])
+    b = tf.compat.v1.get_variable("b", [2])
+    v = tf.compat.v1.get_variable("v", [3, 2])
+    logits = tf.matmul(x, w) + b + tf.matmul(x, v)
+    lc = ns.layer_collection.LayerCollection()
+    lc.register_generic((w, b), 4, approx="diagonal")
+    lc.register_generic(v, 4, approx="diagonal")
+    lc.register_categorical_predictive_distribution(logits)
+    opt = _make_optimizer(ns, lc)
+    return lc, opt, (w, b), v
+
+  # releases.md §12.1: 1.5 names the naive-diagonal factor after the
+  # flattened gradient columns (built in the constructor), 1.6 and 1.7 after
+  # the gradient tensors themselves.
+  @parameterized.named_parameters(
+    ("r1_5", "kfac.r1_5", _NAIVEDIAG_COLUMN_NAMES),
+    ("r1_6", "kfac.r1_6", _NAIVEDIAG_GRADIENT_NAMES),
+    ("r1_7", "kfac.r1_7", _NAIVEDIAG_GRADIENT_NAMES),
+  )
+  def test_naive_diagonal_factor_names(self, package, expected):
+    ns = _ns(package)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc, opt, wb, v = self._naive_diagonal_model(ns)
+      names = [
+        lc.fisher_blocks[key]._factor._cov.op.name  # pylint: disable=protected-access
+        for key in (wb, v)
+      ]
+      vector = (tf.ones([3, 2]), tf.ones([2]))
+      product = lc.fisher_blocks[wb].multiply_inverse(vector)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(opt.cov_update_op)
+      cov, (p_w, p_b) = sess.run(
+        [lc.fisher_blocks[wb]._factor._cov, product]  # pylint: disable=protected-access
+      )
+    self.assertEqual(tuple(names), expected)
+    # Whatever the name, the statistic is the same: a [8, 1] column.
+    self.assertEqual(cov.shape, (8, 1))
+    expected_product = 1.0 / (cov[:, 0] + 0.01)
+    np.testing.assert_allclose(
+      np.concatenate([p_w.ravel(), p_b]), expected_product, rtol=1e-6
+    )
+
+  # releases.md §2.6: from 1.7 `get_cov()` of a diagonal factor is the dense
+  # matrix diag(reshape(cov, [-1])); before, it is the variable.
+  @parameterized.named_parameters(
+    ("r1_5", "kfac.r1_5", False),
+    ("r1_6", "kfac.r1_6", False),
+    ("r1_7", "kfac.r1_7", True),
+  )
+  def test_diagonal_factor_get_cov(self, package, dense):
+    ns = _ns(package)
+    rng = np.random.RandomState(11)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
+      w = tf.compat.v1.get_variable(
+        "w", initializer=rng.randn(IN, OUT).astype(np.float32)
+      )
+      logits = tf.matmul(x, w)
+      lc = ns.layer_collection.LayerCollection()
+      lc.register_fully_connected(w, x, logits, approx="diagonal")
+      lc.register_categorical_predictive_distribution(logits, name="logits")
+      opt = _make_optimizer(ns, lc)
+      factor = lc.fisher_blocks[w]._factor  # pylint: disable=protected-access
+      cov = factor.get_cov()
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(opt.cov_update_op)
+      value, variable = sess.run([cov, factor._cov])  # pylint: disable=protected-access
+    self.assertEqual(variable.shape, (IN, OUT))
+    if not dense:
+      self.assertIs(cov, factor._cov)  # pylint: disable=protected-access
+      return
+    expected = np.zeros((IN * OUT, IN * OUT), np.float32)
+    for i in range(IN):
+      for j in range(OUT):
+        expected[i * OUT + j, i * OUT + j] = variable[i, j]
+    np.testing.assert_array_equal(value, expected)
+    self.assertIs(factor.get_cov_var(), factor._cov)  # pylint: disable=protected-access
 
 
 class RegistrationTest(parameterized.TestCase):
@@ -363,6 +528,217 @@ class RegistrationTest(parameterized.TestCase):
       self.assertEqual(factor.get_cov().dtype.base_dtype, tf.float64)
 
 
+class Float64Test(parameterized.TestCase):
+  """Float64 runs are exact: no constant goes through float32 (1.5–1.7)."""
+
+  @parameterized.named_parameters(
+    *[
+      ("{}_{}".format(package.replace(".", "_"), path), package, threshold)
+      for package in _LATER
+      for path, threshold in (("posdef_inv", 2), ("eigen", 1))
+    ]
+  )
+  def test_float64_run_against_numpy(self, package, threshold):
+    # A Kronecker FC layer (x W + b) and a "full" generic bias c feed a
+    # unit-variance normal loss; "exact" estimation makes the statistics
+    # deterministic: A = ρI + (1−ρ)[x 1]ᵀ[x 1]/n, G = I, C = ρI + (1−ρ)nI.
+    # Damping 1e-3, decay 0.95 and momentum 0.9 are not float32 numbers:
+    # rounding them through float32 would show as relative errors near 1e-8.
+    ns = _ns(package)
+    rng = np.random.RandomState(13)
+    n, rho, damping, lr, momentum = 8, 0.95, 1e-3, 0.5, 0.9
+    x_value, t_value = rng.randn(n, IN), rng.randn(n, OUT)
+    w0 = rng.randn(IN, OUT)
+    v_w, v_b, v_c = rng.randn(IN, OUT), rng.randn(OUT), rng.randn(OUT)
+    ns.fisher_factors.set_global_constants(
+      eigenvalue_decomposition_threshold=threshold
+    )
+    try:
+      with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        x = tf.constant(x_value)
+        w = tf.compat.v1.get_variable("w", initializer=w0)
+        b = tf.compat.v1.get_variable("b", initializer=np.zeros(OUT))
+        c = tf.compat.v1.get_variable("c", initializer=np.zeros(OUT))
+        pre = tf.matmul(x, w) + b
+        y = pre + c
+        lc = ns.layer_collection.LayerCollection()
+        lc.register_fully_connected((w, b), x, pre, approx="kron")
+        lc.register_generic(c, n, approx="full")
+        lc.register_normal_predictive_distribution(y, var=1.0, name="y")
+        opt = ns.optimizer.KfacOptimizer(
+          learning_rate=lr,
+          cov_ema_decay=rho,
+          damping=damping,
+          layer_collection=lc,
+          momentum=momentum,
+          estimation_mode="exact",
+        )
+        products = lc.fisher_blocks[(w, b)].multiply_inverse(
+          (tf.constant(v_w), tf.constant(v_b))
+        ) + (lc.fisher_blocks[c].multiply_inverse(tf.constant(v_c)),)
+        loss = 0.5 * tf.reduce_mean(tf.reduce_sum((y - t_value) ** 2, axis=1))
+        train = opt.minimize(loss)
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(opt.cov_update_op)
+        sess.run(opt.inv_update_op)
+        p_w, p_b, p_c = sess.run(products)
+        params = []
+        for _ in range(2):
+          sess.run(train)
+          params.append(sess.run([w, b, c]))
+        eigen = [
+          f._on_eigen_path  # pylint: disable=protected-access
+          for f in lc.get_factors()
+        ]
+    finally:
+      ns.fisher_factors.set_global_constants(
+        eigenvalue_decomposition_threshold=2
+      )
+    self.assertEqual(eigen, [threshold == 1] * 3)
+    homog = np.concatenate([x_value, np.ones((n, 1))], axis=1)
+    a = rho * np.eye(IN + 1) + (1 - rho) * homog.T @ homog / n
+    g = np.eye(OUT)
+    full = (rho + (1 - rho) * n) * np.eye(OUT)
+    pi = np.sqrt((np.trace(a) / (IN + 1)) / (np.trace(g) / OUT))
+    left = np.linalg.inv(a + pi * np.sqrt(damping) * np.eye(IN + 1))
+    right = np.linalg.inv(g + np.sqrt(damping) / pi * np.eye(OUT))
+    full_inv = np.linalg.inv(full + damping * np.eye(OUT))
+
+    def kron(m_w, m_b):
+      out = left @ np.concatenate([m_w, m_b[None]], axis=0) @ right
+      return out[:-1], out[-1]
+
+    expected_w, expected_b = kron(v_w, v_b)
+    for actual, expected in (
+      (p_w, expected_w),
+      (p_b, expected_b),
+      (p_c, full_inv @ v_c),
+    ):
+      np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=0)
+    # Two steps v ← μv + F̂⁻¹∇, θ ← θ − lr·v from w0, b = c = 0 (the
+    # statistics do not change: no covariance update runs in between).
+    w_np, b_np, c_np = w0, np.zeros(OUT), np.zeros(OUT)
+    v_w, v_b, v_c = np.zeros((IN, OUT)), np.zeros(OUT), np.zeros(OUT)
+    for actual in params:
+      residual = x_value @ w_np + b_np + c_np - t_value
+      grad_w, grad_b = x_value.T @ residual / n, residual.mean(axis=0)
+      step_w, step_b = kron(grad_w, grad_b)
+      v_w = momentum * v_w + step_w
+      v_b = momentum * v_b + step_b
+      v_c = momentum * v_c + full_inv @ grad_b
+      w_np, b_np, c_np = w_np - lr * v_w, b_np - lr * v_b, c_np - lr * v_c
+      for value, expected in zip(actual, (w_np, b_np, c_np)):
+        np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-15)
+
+
+class ColocationTest(parameterized.TestCase):
+  """Covariance ops next to their inputs (1.5 opt-in, 1.6–1.7 default)."""
+
+  def _colocated_ops(self, ns, colocate):
+    """Builds a two-tower model; returns {factor data op: colocated ops}."""
+    with tf.Graph().as_default() as graph:
+      w = tf.compat.v1.get_variable("w", [IN, OUT])
+      if ns is kfac.r1_5:
+        lc = ns.layer_collection.LayerCollection(
+          colocate_cov_ops_with_inputs=colocate
+        )
+      else:
+        lc = ns.layer_collection.LayerCollection()
+      for i in range(2):
+        x = tf.compat.v1.placeholder(tf.float32, [BATCH, IN], "x%d" % i)
+        with tf.compat.v1.variable_scope(
+          tf.compat.v1.get_variable_scope(), reuse=(i > 0)
+        ):
+          logits = tf.matmul(x, w)
+          lc.register_fully_connected(w, x, logits)
+          lc.register_categorical_predictive_distribution(logits, name="l")
+      opt = _make_optimizer(ns, lc)
+      self.assertIsNotNone(opt.cov_update_op)
+      result = {}
+      for factor in lc.get_factors():
+        data_op = factor._first_data_tensor().op  # pylint: disable=protected-access
+        group = ("loc:@" + data_op.name).encode()
+        result[data_op.name] = [
+          op.name
+          for op in graph.get_operations()
+          if op is not data_op and group in op.colocation_groups()
+        ]
+    return result
+
+  @contextlib.contextmanager
+  def _no_deprecated_colocation(self):
+    """Fails if `tf.compat.v1.colocate_with` is used or TF logs a warning.
+
+    The function logs its deprecation only once per process, so the calls
+    are recorded as well.
+    """
+    calls = []
+    real = tf.compat.v1.colocate_with
+
+    def recording_colocate_with(*args, **kwargs):
+      calls.append(args)
+      return real(*args, **kwargs)
+
+    with mock.patch.object(
+      tf.compat.v1, "colocate_with", recording_colocate_with
+    ):
+      with self.assertNoLogs("tensorflow", level="WARNING"):
+        yield
+    self.assertEqual(calls, [])
+
+  @parameterized.named_parameters(*_named(_LATER))
+  def test_covariance_ops_colocated_without_deprecation_log(self, package):
+    ns = _ns(package)
+    if package == "kfac.r1_5":
+      on = lambda: self._colocated_ops(ns, True)  # noqa: E731
+      off = lambda: self._colocated_ops(ns, False)  # noqa: E731
+    else:
+
+      def on():
+        return self._colocated_ops(ns, None)
+
+      def off():
+        ns.fisher_factors.set_global_constants(
+          colocate_cov_ops_with_inputs=False
+        )
+        try:
+          return self._colocated_ops(ns, None)
+        finally:
+          ns.fisher_factors.set_global_constants(
+            colocate_cov_ops_with_inputs=True
+          )
+
+    with self._no_deprecated_colocation():
+      colocated = on()
+    not_colocated = off()
+    # The (concatenated) data of every factor has covariance ops with it.
+    self.assertLen(colocated, 2)
+    for name, ops in colocated.items():
+      self.assertTrue(ops, "nothing colocated with " + name)
+    self.assertEqual(
+      not_colocated, {name: [] for name in not_colocated}, not_colocated
+    )
+
+  @parameterized.named_parameters(*_named(("kfac.r1_6", "kfac.r1_7")))
+  def test_maybe_colocate_with(self, package):
+    ns = _ns(package)
+    with tf.Graph().as_default():
+      x = tf.compat.v1.placeholder(tf.float32, [2], "data")
+      with self._no_deprecated_colocation():
+        with ns.fisher_factors.maybe_colocate_with([x]):
+          y = tf.identity(x)
+      ns.fisher_factors.set_global_constants(colocate_cov_ops_with_inputs=False)
+      try:
+        with ns.fisher_factors.maybe_colocate_with(x):
+          z = tf.identity(x)
+      finally:
+        ns.fisher_factors.set_global_constants(
+          colocate_cov_ops_with_inputs=True
+        )
+    self.assertEqual(y.op.colocation_groups(), [b"loc:@data"])
+    self.assertEqual(z.op.colocation_groups(), [("loc:@" + z.op.name).encode()])
+
+
 class TypicalProgramsTest(parameterized.TestCase):
   """The programs of releases.md §19 train (1.5–1.7)."""
 
@@ -437,8 +813,16 @@ class TypicalProgramsTest(parameterized.TestCase):
     self.assertTrue(np.all(np.isfinite(values)))
     self.assertLess(values[-1], 0.8 * values[0])
 
-  @parameterized.named_parameters(*_named(_LATER))
-  def test_shared_weights(self, package):
+  @parameterized.named_parameters(
+    *[
+      ("{}_{}".format(package.replace(".", "_"), approx or "default"), package)
+      + (approx,)
+      for package in _LATER
+      for approx in (None, "kron_indep", "kron_series_1")
+    ]
+  )
+  def test_shared_weights(self, package, approx):
+    # None: the release default, "kron_series_2" in 1.5–1.7.
     ns = _ns(package)
     rng = np.random.RandomState(8)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
@@ -453,9 +837,21 @@ class TypicalProgramsTest(parameterized.TestCase):
         outputs.append(out)
         inputs.append(tf.tanh(out))
       lc = ns.layer_collection.LayerCollection()
-      lc.register_fully_connected_multi(
-        w, inputs[:3], outputs, approx="kron_indep"
-      )
+      if approx is None:
+        lc.register_fully_connected_multi(w, inputs[:3], outputs)
+      else:
+        lc.register_fully_connected_multi(w, inputs[:3], outputs, approx=approx)
+      block = lc.fisher_blocks[w]
+      if approx == "kron_indep":
+        self.assertEqual(type(block).__name__, "FullyConnectedMultiIndepFB")
+      else:
+        self.assertEqual(type(block).__name__, "FullyConnectedSeriesFB")
+        self.assertEqual(
+          block._option,  # pylint: disable=protected-access
+          ns.fisher_blocks.SeriesFBApproximation.option1
+          if approx == "kron_series_1"
+          else ns.fisher_blocks.SeriesFBApproximation.option2,
+        )
       lc.register_normal_predictive_distribution(
         outputs[-1], var=1.0, name="mean"
       )

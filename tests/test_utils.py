@@ -56,17 +56,18 @@ class SetDefaultTest(parameterized.TestCase):
 
 
 class SubGraphTest(parameterized.TestCase):
+  def _sum_and_product(self):
+    """Constants a and b, c = a + b, d = a * b, and the subgraph of c."""
+    a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
+    c = a + b
+    return a, b, c, a * b, utils.SubGraph((c,))
+
   def test_basic_graph(self):
     with tf.Graph().as_default():
-      a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
-      b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
-      c = a + b
-      d = a * b
-      sub = utils.SubGraph((c,))
-      self.assertTrue(sub.is_member(a))
-      self.assertTrue(sub.is_member(b))
-      self.assertTrue(sub.is_member(c))
-      self.assertTrue(sub.is_member(c.op))
+      a, b, c, d, sub = self._sum_and_product()
+      for member in (a, b, c, c.op):
+        self.assertTrue(sub.is_member(member), member)
       self.assertFalse(sub.is_member(d))
       self.assertFalse(sub.is_member(d.op))
 
@@ -76,17 +77,12 @@ class SubGraphTest(parameterized.TestCase):
       b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
       c = a + b + a  # note the repeated use of a
       sub = utils.SubGraph((c,))
-      self.assertTrue(sub.is_member(a))
-      self.assertTrue(sub.is_member(b))
-      self.assertTrue(sub.is_member(c))
+      for member in (a, b, c):
+        self.assertTrue(sub.is_member(member), member)
 
   def test_filter_list(self):
     with tf.Graph().as_default():
-      a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
-      b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
-      c = a + b
-      d = a * b
-      sub = utils.SubGraph((c,))
+      _, b, _, d, sub = self._sum_and_product()
       self.assertEqual(sub.filter_list([b, d]), [b])
 
   def test_variable_uses_counts_consumers_inside_only(self):
@@ -272,6 +268,47 @@ class UtilsTest(parameterized.TestCase):
       identity = tf.eye(4, dtype=tf.float64)
       result = fn(tensor, identity, tf.constant(damping, tf.float64))
       np.testing.assert_allclose(self._run(result), expected, rtol=1e-8)
+
+  @parameterized.named_parameters(
+    ("one_split_float64", 1025, np.float64),
+    ("two_levels_float64", 2100, np.float64),
+    ("one_split_float32", 1300, np.float32),
+  )
+  def test_posdef_inv_cholesky_blocked_for_large_matrices(self, size, dtype):
+    # Above 1024 rows the inverse is L⁻ᵀL⁻¹ from 2x2 blocks of the Cholesky
+    # factor; checked against numpy.linalg.inv and against the 2017
+    # formulation cholesky_solve(cholesky(A + dI), I).
+    rng = np.random.RandomState(size)
+    a = rng.randn(size, size // 2)
+    x = a.dot(a.T) / size  # rank size // 2: the damping matters
+    damping = 0.05
+    expected = np.linalg.inv(x + damping * np.eye(size))
+    with tf.Graph().as_default():
+      tensor = tf.constant(x, dtype)
+      identity = tf.eye(size, dtype=dtype)
+      damping_t = tf.constant(damping, dtype)
+      result = utils.posdef_inv_cholesky(tensor, identity, damping_t)
+      reference = tf.linalg.cholesky_solve(
+        tf.linalg.cholesky(tensor + damping_t * identity), identity
+      )
+      value, reference_value = self._run([result, reference])
+    self.assertEqual(value.dtype, dtype)
+    scale = np.abs(expected).max()
+    tolerance = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(value, expected, atol=tolerance * scale)
+    np.testing.assert_allclose(value, reference_value, atol=tolerance * scale)
+    # The off-diagonal blocks mirror each other exactly.
+    half = size // 2
+    np.testing.assert_array_equal(value[:half, half:], value[half:, :half].T)
+
+  def test_posdef_inv_cholesky_blocked_failed_factorisation_is_nan(self):
+    with tf.Graph().as_default():
+      ones = tf.ones([1100, 1100], tf.float32)
+      result = utils.posdef_inv_cholesky(
+        ones, tf.eye(1100), tf.constant(-1.0, tf.float32)
+      )
+      value = self._run(result)
+    self.assertTrue(np.all(np.isnan(value)))
 
   @parameterized.named_parameters(
     ("cholesky", "cholesky"), ("matrix_inverse", "matrix_inverse")

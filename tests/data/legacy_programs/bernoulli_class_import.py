@@ -27,8 +27,8 @@ def main():
     x = tf.constant(data)
     layer_collection = LayerCollection()
     code_pre, params = dense("encoder", x, 3)
-    code = tf.nn.sigmoid(code_pre)
     layer_collection.register_fully_connected(params, x, code_pre)
+    code = tf.nn.sigmoid(code_pre)
     logits, params = dense("decoder", code, 6)
     layer_collection.register_fully_connected(params, code, logits)
     layer_collection.register_multi_bernoulli_predictive_distribution(logits)
@@ -40,15 +40,12 @@ def main():
                               damping=0.01,
                               layer_collection=layer_collection,
                               momentum=0.5, momentum_type="adam")
-    train_op = optimizer.minimize(loss)
-    with tf.compat.v1.Session() as sess:
-      sess.run(tf.compat.v1.global_variables_initializer())
+    step = tf.group(optimizer.minimize(loss), optimizer.cov_update_op)
+    with tf.compat.v1.train.MonitoredSession() as sess:
       for _ in range(3):
-        sess.run([train_op, optimizer.cov_update_op])
+        sess.run(step)
         sess.run(optimizer.inv_update_op)
-      loss_value = sess.run(loss)
-  assert np.isfinite(loss_value), loss_value
-  print("bernoulli_class_import: loss %.4f" % loss_value)
+      print("bernoulli_class_import: loss %.4f" % sess.run(loss))
 
 
 if __name__ == "__main__":

@@ -50,12 +50,14 @@ def main():
         opt = kfac.optimizer.KfacOptimizer(0.01, 0.95, 0.001, lc,
                                            momentum=0.9)
         train_op = opt.minimize(loss)
-        with tf.compat.v1.Session() as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            for _ in range(3):
-                sess.run([train_op, opt.cov_update_op])
-                sess.run(opt.inv_update_op)
-            loss_value = sess.run(loss)
+        sess = tf.compat.v1.Session()
+        sess.run(tf.compat.v1.global_variables_initializer())
+        for _ in range(2):  # Covariance statistics before the first inverse.
+            sess.run(opt.cov_update_op)
+        sess.run(opt.inv_update_op)
+        sess.run(train_op)
+        loss_value = sess.run(loss)
+        sess.close()
     assert np.isfinite(loss_value), loss_value
     print("convnet_from_import: loss %.4f" % loss_value)
 

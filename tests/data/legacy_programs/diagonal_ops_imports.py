@@ -12,12 +12,10 @@ import tensorflow.contrib.kfac.python.ops.fisher_blocks as fb
 
 
 def main():
-  rng = np.random.RandomState(3)
-  images = rng.rand(4, 5, 5, 2).astype(np.float32)
-  labels = rng.randint(0, 2, size=4).astype(np.int64)
   with tf.Graph().as_default():
     tf.compat.v1.set_random_seed(3)
-    x = tf.constant(images)
+    x = tf.random.uniform([4, 5, 5, 2])
+    labels = tf.constant([0, 1, 1, 0], dtype=tf.int64)
     init = tf.compat.v1.random_normal_initializer(stddev=0.2)
     kernel = tf.compat.v1.get_variable("kernel", [3, 3, 2, 3], initializer=init)
     conv = tf.nn.conv2d(x, kernel, strides=[1, 2, 2, 1], padding="VALID")
@@ -36,7 +34,7 @@ def main():
                                 fb.FullyConnectedDiagonalFB)), block
     loss = tf.reduce_mean(
         tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.constant(labels), logits=logits))
+            labels=labels, logits=logits))
 
     opt = opt_lib.KfacOptimizer(learning_rate=0.05, cov_ema_decay=0.95,
                                 damping=0.01, layer_collection=layers,
@@ -44,9 +42,9 @@ def main():
     train_op = opt.minimize(loss)
     with tf.compat.v1.Session() as sess:
       sess.run(tf.compat.v1.global_variables_initializer())
+      # Diagonal blocks invert elementwise: no inverse update op to run.
       for _ in range(3):
         sess.run([train_op, opt.cov_update_op])
-        sess.run(opt.inv_update_op)
       loss_value = sess.run(loss)
       # A utils helper, reached through the ops alias.
       column = sess.run(kfac_utils.tensors_to_column([w, b]))

@@ -35,12 +35,13 @@ def main():
     optimizer = K.optimizer.KfacOptimizer(
         learning_rate=0.02, cov_ema_decay=0.9, damping=0.1,
         layer_collection=lc)
-    train_op = optimizer.minimize(loss)
+    global_step = tf.compat.v1.train.get_or_create_global_step()
+    train_op = optimizer.minimize(loss, global_step=global_step)
     with tf.compat.v1.Session() as sess:
       sess.run(tf.compat.v1.global_variables_initializer())
-      for _ in range(3):
-        sess.run([train_op, optimizer.cov_update_op])
-        sess.run(optimizer.inv_update_op)
+      while sess.run(global_step) < 3:
+        sess.run(
+            [train_op, optimizer.cov_update_op, optimizer.inv_update_op])
       loss_value = sess.run(loss)
   assert np.isfinite(loss_value), loss_value
   print("generic_module_alias: loss %.4f" % loss_value)

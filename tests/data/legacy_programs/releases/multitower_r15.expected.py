@@ -31,11 +31,11 @@ def main():
     optimizer = kfac.optimizer.KfacOptimizer(
         0.05, 0.95, 0.01, layer_collection, momentum=0.5)
     train_op = optimizer.minimize(loss)
+    init = tf.compat.v1.global_variables_initializer()
     with tf.compat.v1.Session() as sess:
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run([train_op, optimizer.cov_update_op])
+      sess.run(init)
+      _, _, value = sess.run([train_op, optimizer.cov_update_op, loss])
       sess.run(optimizer.inv_update_op)
-      value = sess.run(loss)
   assert np.isfinite(value), value
   print("multitower_r15: loss %.4f" % value)
 
