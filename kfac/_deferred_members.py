@@ -12,6 +12,7 @@ estimator's variables and ops only on request.
 # pylint: disable=undefined-variable,protected-access,invalid-name
 
 import collections
+import numbers
 import warnings
 
 import tensorflow as tf
@@ -473,6 +474,10 @@ def optimizer_1_8__init__(
   self._layer_collection = layer_collection
   self._variables = var_list or tf.compat.v1.trainable_variables
   self._momentum = tf.convert_to_tensor(momentum, name="momentum")
+  # As the engine: the velocity update multiplies by the number itself.
+  self._velocity_decay = (
+    momentum if isinstance(momentum, numbers.Real) else self._momentum
+  )
   self._momentum_type = momentum_type
   self._norm_constraint = norm_constraint
   self._batch_size = batch_size
