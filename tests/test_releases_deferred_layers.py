@@ -15,6 +15,7 @@ sub-sampling, use counts, variable names, the registration errors, and a few
 training steps of small models in both TensorFlow modes.
 """
 
+import contextlib
 import importlib
 import itertools
 
@@ -29,6 +30,24 @@ DAMPING = 0.3
 
 def _ns(package):
   return importlib.import_module(package)
+
+
+def _per_release(table):
+  """Named cases: each `(name, item)` of `table` for every release."""
+  return [
+    (name + "_" + label, package, item)
+    for label, package in _RELEASES
+    for name, item in table
+  ]
+
+
+@contextlib.contextmanager
+def _fresh_collection(package, seed=0):
+  """A fresh graph with a session; yields (namespace, session, lc, rng)."""
+  ns = _ns(package)
+  with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    lc = ns.layer_collection.LayerCollection()
+    yield ns, sess, lc, np.random.RandomState(seed)
 
 
 # ---------------------------------------------------------------------------
@@ -400,16 +419,9 @@ def _unique(tensors):
 class LayerBlockTest(parameterized.TestCase):
   """Each layer type's damped block and its inverse against NumPy."""
 
-  @parameterized.named_parameters(
-    (case + "_" + label, package, build)
-    for label, package in _RELEASES
-    for case, build in _CASES
-  )
+  @parameterized.named_parameters(*_per_release(_CASES))
   def test_products_match_dense_oracle(self, package, build):
-    ns = _ns(package)
-    rng = np.random.RandomState(0)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      lc = ns.layer_collection.LayerCollection()
+    with _fresh_collection(package) as (ns, sess, lc, rng):
       variables, outputs, parts = build(ns, lc, rng)
       logits = tf.concat([tf.reshape(o, [BATCH, -1]) for o in outputs], 1)
       targets = tf.constant(
@@ -584,63 +596,50 @@ def _embedding_multi(approx=None, bias=False):
 
 
 _REGISTRATION_ERRORS = (
-  ("convolution_approx", _bad_convolution_approx, AssertionError, ""),
+  ("convolution_approx", (_bad_convolution_approx, AssertionError, "")),
   (
     "convolution_channel_first",
-    _channel_first_convolution,
-    ValueError,
-    "channel-last",
+    (_channel_first_convolution, ValueError, "channel-last"),
   ),
   (
     "conv2d_kron_channel_first",
-    _channel_first_conv2d_kron,
-    ValueError,
-    "channel-last",
+    (_channel_first_conv2d_kron, ValueError, "channel-last"),
   ),
-  ("depthwise_approx", _depthwise(approx="kron"), AssertionError, ""),
-  ("depthwise_data_format", _depthwise(data_format="NCHW"), AssertionError, ""),
-  ("depthwise_bias", _depthwise(bias=True), NotImplementedError, "Bias"),
-  ("depthwise_strides", _depthwise(strides=[1, 1, 1]), ValueError, "strides"),
-  ("depthwise_rate", _depthwise(rate=[1, 1, 1, 1]), ValueError, "rate"),
+  ("depthwise_approx", (_depthwise(approx="kron"), AssertionError, "")),
+  (
+    "depthwise_data_format",
+    (_depthwise(data_format="NCHW"), AssertionError, ""),
+  ),
+  ("depthwise_bias", (_depthwise(bias=True), NotImplementedError, "Bias")),
+  ("depthwise_strides", (_depthwise(strides=[1, 1, 1]), ValueError, "strides")),
+  ("depthwise_rate", (_depthwise(rate=[1, 1, 1, 1]), ValueError, "rate")),
   (
     "conv2d_multi_approx",
-    _conv2d_multi(approx="kron"),
-    ValueError,
-    "Bad value",
+    (_conv2d_multi(approx="kron"), ValueError, "Bad value"),
   ),
-  ("conv2d_multi_lengths", _conv2d_multi(lengths=(2, 1)), AssertionError, ""),
+  ("conv2d_multi_lengths", (_conv2d_multi(lengths=(2, 1)), AssertionError, "")),
   (
     "embedding_multi_approx",
-    _embedding_multi(approx="kron"),
-    ValueError,
-    "Bad value",
+    (_embedding_multi(approx="kron"), ValueError, "Bad value"),
   ),
-  ("embedding_multi_bias", _embedding_multi(bias=True), ValueError, "Bias"),
+  ("embedding_multi_bias", (_embedding_multi(bias=True), ValueError, "Bias")),
 )
 
 
 class RegistrationTest(parameterized.TestCase):
   """Errors, use counts and variable names of the new registrations."""
 
-  @parameterized.named_parameters(
-    (case + "_" + label, package, register, error, message)
-    for label, package in _RELEASES
-    for case, register, error, message in _REGISTRATION_ERRORS
-  )
-  def test_errors(self, package, register, error, message):
-    ns = _ns(package)
-    with tf.Graph().as_default():
-      lc = ns.layer_collection.LayerCollection()
+  @parameterized.named_parameters(*_per_release(_REGISTRATION_ERRORS))
+  def test_errors(self, package, expected):
+    register, error, message = expected
+    with _fresh_collection(package) as (ns, _, lc, rng):
       with self.assertRaisesRegex(error, message):
-        register(ns, lc, np.random.RandomState(0))
+        register(ns, lc, rng)
 
   @parameterized.named_parameters(*_RELEASES)
   def test_folded_uses_need_num_uses(self, package):
-    ns = _ns(package)
-    rng = np.random.RandomState(0)
-    with tf.Graph().as_default():
+    with _fresh_collection(package) as (ns, _, lc, rng):
       x, w, y = _conv_layer(rng)
-      lc = ns.layer_collection.LayerCollection()
       lc.register_conv2d_multi(w, [1, 1, 1, 1], "SAME", x, y)
       lc.register_normal_predictive_distribution(tf.reshape(y, [BATCH, -1]))
       estimator = ns.estimator.make_fisher_estimator(
@@ -651,10 +650,7 @@ class RegistrationTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*_RELEASES)
   def test_use_counts(self, package):
-    ns = _ns(package)
-    rng = np.random.RandomState(0)
-    with tf.Graph().as_default():
-      lc = ns.layer_collection.LayerCollection()
+    with _fresh_collection(package) as (ns, _, lc, rng):
       _separable_build(ns, lc, rng)
       with tf.compat.v1.variable_scope("multi"):
         _conv2d_multi_case(False)(ns, lc, rng)
@@ -678,9 +674,7 @@ class RegistrationTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*_RELEASES)
   def test_variable_names(self, package):
-    ns = _ns(package)
-    rng = np.random.RandomState(0)
-    with tf.Graph().as_default():
+    with _fresh_collection(package) as (ns, _, lc, rng):
       x1 = tf.constant(rng.randn(BATCH, 4, 4, 2), name="x1")
       x2 = tf.constant(rng.randn(BATCH, 4, 4, 2), name="x2")
       w = _var("w", rng, (3, 3, 2, 2))
@@ -691,7 +685,6 @@ class RegistrationTest(parameterized.TestCase):
       x3 = tf.constant(rng.randn(BATCH, 6, 2), name="x3")
       w3 = _var("w3", rng, (3, 2, 2))
       y3 = tf.compat.v1.nn.convolution(x3, w3, "SAME")
-      lc = ns.layer_collection.LayerCollection()
       lc.register_conv2d_multi(w, [1, 1, 1, 1], "SAME", [x1, x2], ys)
       lc.register_embedding_multi(table, ids, looked_up, num_uses=2)
       lc.register_convolution(w3, x3, y3, "SAME")
@@ -787,6 +780,12 @@ class PatchSubSamplingTest(parameterized.TestCase):
 # Training: a few K-FAC steps of small models with the new layer types.
 
 TRAIN_BATCH, CLASSES = 8, 3
+_OPTIMIZER_ARGS = {
+  "learning_rate": 0.05,
+  "cov_ema_decay": 0.9,
+  "damping": 0.1,
+  "momentum": 0.0,
+}
 
 
 def _dense_head(lc, rng, features):
@@ -845,31 +844,16 @@ _MODELS = (
 class TrainingTest(parameterized.TestCase):
   """The loss of each model decreases over a few K-FAC steps."""
 
-  @parameterized.named_parameters(
-    (model + "_" + label, package, build)
-    for label, package in _RELEASES
-    for model, build in _MODELS
-  )
+  @parameterized.named_parameters(*_per_release(_MODELS))
   def test_loss_decreases(self, package, build):
-    ns = _ns(package)
-    rng = np.random.RandomState(4)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      lc = ns.layer_collection.LayerCollection()
+    with _fresh_collection(package, seed=4) as (ns, sess, lc, rng):
       logits = build(lc, rng)
       labels = tf.constant(rng.randint(0, CLASSES, size=TRAIN_BATCH))
       lc.register_categorical_predictive_distribution(logits, name="logits")
-      loss = tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=labels, logits=logits
-        )
-      )
+      cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits
+      loss = tf.reduce_mean(cross_entropy(labels=labels, logits=logits))
       optimizer = ns.optimizer.KfacOptimizer(
-        learning_rate=0.05,
-        cov_ema_decay=0.9,
-        damping=0.1,
-        layer_collection=lc,
-        momentum=0.0,
-        batch_size=TRAIN_BATCH,
+        layer_collection=lc, batch_size=TRAIN_BATCH, **_OPTIMIZER_ARGS
       )
       cov_thunks, inv_thunks = optimizer.make_vars_and_create_op_thunks()
       cov_op = tf.group(*[thunk() for thunk in cov_thunks])
