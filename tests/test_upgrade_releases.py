@@ -188,6 +188,61 @@ class FlagTest(parameterized.TestCase):
     self.assertIn("--tf-version must be one of 1.4, 1.5", err.getvalue())
 
 
+class InternalModulesTest(parameterized.TestCase):
+  """`python.ops.placement` / `linear_operator` under `--tf-version`."""
+
+  @parameterized.named_parameters(
+    (
+      "placement_r1_8",
+      "1.8",
+      "from tensorflow.contrib.kfac.python.ops import placement\n",
+      "from kfac.r1_8 import placement\n",
+      None,
+    ),
+    (
+      "linear_operator_r1_10",
+      "1.10",
+      "import tensorflow.contrib.kfac.python.ops.linear_operator as lo\n",
+      "import kfac.r1_10.linear_operator as lo\n",
+      None,
+    ),
+    (
+      "linear_operator_class_r1_9",
+      "1.9",
+      "from tensorflow.contrib.kfac.python.ops.linear_operator import (\n"
+      "    LinearOperatorDiag)\n",
+      "from kfac.r1_9.linear_operator import (\n    LinearOperatorDiag)\n",
+      None,
+    ),
+    (
+      "linear_operator_r1_8",
+      "1.8",
+      "from tensorflow.contrib.kfac.python.ops import linear_operator\n",
+      None,
+      "the module `linear_operator` exists from release 1.9 on, and this "
+      "program is rewritten to `kfac.r1_8`",
+    ),
+    (
+      "placement_r1_4",
+      "1.4",
+      "import tensorflow.contrib.kfac.python.ops.placement as p\n",
+      None,
+      "the module `placement` exists from release 1.8 on",
+    ),
+  )
+  def test_rewritten_or_reported(self, version, line, expected, problem):
+    from kfac.upgrade import _engine  # pylint: disable=import-outside-toplevel
+
+    source = "import tensorflow as tf\n" + line
+    result = _engine.upgrade_source(source, tf_version=version)
+    if expected is not None:
+      self.assertEqual(result.source, "import tensorflow as tf\n" + expected)
+      self.assertEqual(result.attention, [])
+    else:
+      self.assertEqual(result.source, source)
+      self.assertIn(problem, " ".join(f.message for f in result.attention))
+
+
 class NoTensorFlowTest(absltest.TestCase):
   """Choosing the release imports no TensorFlow (and no kfac module)."""
 
