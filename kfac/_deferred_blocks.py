@@ -423,7 +423,7 @@ class DiagonalFB(FisherBlock):
 
   def full_fisher_block(self):
     """The undamped diagonal block as a dense matrix."""
-    return tf.linalg.diag(tf.reshape(self._factor.get_cov_var(), [-1]))
+    return tf.linalg.diag(tf.reshape(self._factor._cov, [-1]))
 
 
 class NaiveDiagonalFB(_towers.GenericTowersMixin, DiagonalFB):
@@ -451,7 +451,7 @@ class NaiveDiagonalFB(_towers.GenericTowersMixin, DiagonalFB):
 
   def full_fisher_block(self):
     """`diag(cov)`."""
-    return tf.linalg.diag(tf.reshape(self._factor.get_cov_var(), [-1]))
+    return tf.linalg.diag(tf.reshape(self._factor._cov, [-1]))
 
 
 class InputOutputMultiTower(object):
@@ -857,7 +857,11 @@ class ConvKFCBasicFB(InputOutputMultiTower, KroneckerProductFB):
       data_format: None or a channel-last format.
       extract_patches_fn: None, "extract_convolution_patches",
         "extract_image_patches" or "extract_pointwise_conv2d_patches".
+
+    Raises:
+      ValueError: For a channel-first `data_format`.
     """
+    _check_channel_last(data_format)
     self._padding = padding
     self._strides = maybe_tuple(strides)
     self._dilation_rate = maybe_tuple(dilation_rate)
@@ -954,7 +958,7 @@ class EmbeddingKFACFB(InputOutputMultiTower, KroneckerProductFB):
       )
     else:
       diagonal = (
-        tf.reshape(self._input_factor.get_cov_var(), [-1])
+        tf.reshape(self._input_factor._cov, [-1])
         + tf.cast(self._input_damping_func(), out.dtype)
       ) ** exp
       out = diagonal[:, tf.newaxis] * out
@@ -1078,3 +1082,392 @@ class SeriesFBApproximation(enum.IntEnum):
 
 def _is_finite_number(value):
   return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+# ---------------------------------------------------------------------------
+# New layer types of 1.8-1.10 (helper layers18): depthwise convolutions and
+# the multi-use convolution and embedding blocks.
+
+
+def depthwise_conv2d_filter_to_conv2d_filter(filter, name=None):  # pylint: disable=redefined-builtin
+  """The dense `conv2d` filter equivalent to a depthwise filter.
+
+  `tf.nn.depthwise_conv2d` with a `[kh, kw, C, m]` filter `D` equals
+  `tf.nn.conv2d` with the `[kh, kw, C, C·m]` filter
+
+    `F[h, w, i, j·m + k] = δ_ij · D[h, w, i, k]`
+
+  (output channel `j·m + k` is driven by input channel `j` alone).
+  Index conventions: h, w filter offsets; i, j input channels; k channel
+  multiplier.
+
+  Args:
+    filter: Tensor `[kh, kw, C, m]` with a static shape.
+    name: Optional name scope (default
+      "depthwise_conv2d_filter_to_conv2d_filter").
+
+  Returns:
+    Tensor `[kh, kw, C, C·m]`.
+  """
+  with tf.compat.v1.name_scope(
+    name, "depthwise_conv2d_filter_to_conv2d_filter", [filter]
+  ):
+    filter = tf.convert_to_tensor(filter)
+    kh, kw, in_channels, multiplier = _checks.static_shape_list(filter)
+    eye = tf.eye(in_channels, dtype=filter.dtype)
+    dense = tf.einsum("hwik,ij->hwijk", filter, eye)
+    return tf.reshape(dense, [kh, kw, in_channels, in_channels * multiplier])
+
+
+def conv2d_filter_to_depthwise_conv2d_filter(filter, name=None):  # pylint: disable=redefined-builtin
+  """The depthwise part of a `[kh, kw, C, C·m]` `conv2d` filter.
+
+  The inverse of `depthwise_conv2d_filter_to_conv2d_filter` on its image:
+  `D[h, w, i, k] = F[h, w, i, i·m + k]`; the other entries are dropped.
+  Index conventions: h, w filter offsets; i, j input channels; k channel
+  multiplier.
+
+  Args:
+    filter: Tensor `[kh, kw, C, C_out]` with a static shape.
+    name: Optional name scope (default
+      "conv2d_filter_to_depthwise_conv2d_filter").
+
+  Returns:
+    Tensor `[kh, kw, C, C_out / C]`.
+
+  Raises:
+    ValueError: If `C_out` is not a multiple of `C`.
+  """
+  with tf.compat.v1.name_scope(
+    name, "conv2d_filter_to_depthwise_conv2d_filter", [filter]
+  ):
+    filter = tf.convert_to_tensor(filter)
+    kh, kw, in_channels, out_channels = _checks.static_shape_list(filter)
+    if out_channels % in_channels != 0:
+      raise ValueError(
+        "out_channels must be a multiple of in_channels (got filter shape "
+        "{}).".format(_checks.format_shape(filter))
+      )
+    multiplier = out_channels // in_channels
+    blocks = tf.reshape(filter, [kh, kw, in_channels, in_channels, multiplier])
+    eye = tf.eye(in_channels, dtype=filter.dtype)
+    return tf.einsum("hwijk,ij->hwik", blocks, eye)
+
+
+def _depthwise_arguments(params, strides, rate, data_format):
+  """Checks a depthwise block's arguments; returns the 4-entry rates.
+
+  Raises:
+    NotImplementedError: For `(filter, bias)` parameters.
+    ValueError: For a filter that is not 4-D, strides not of length 4, a
+      rate not of length 2, or a channel-first format.
+  """
+  if isinstance(params, (tuple, list)):
+    raise NotImplementedError("Bias not yet supported.")
+  if _checks.static_rank(params) != 4:
+    raise ValueError(
+      "Filter must be 4-D [height, width, in_channels, channel_multiplier] "
+      "(got shape {}).".format(_checks.format_shape(params))
+    )
+  if len(strides) != 4:
+    raise ValueError(
+      "strides must account for 4 dimensions (got {}).".format(strides)
+    )
+  if rate is not None:
+    if len(rate) != 2:
+      raise ValueError(
+        "rate must only account for spatial dimensions (got {}).".format(rate)
+      )
+    rate = [1, rate[0], rate[1], 1]
+  if not _is_channel_last(data_format):
+    raise ValueError(
+      "data_format must be channels-last (got {!r}).".format(data_format)
+    )
+  return rate
+
+
+def _dense_filter_shape(params):
+  """`(kh, kw, C, C·m)` for a depthwise filter `[kh, kw, C, m]`."""
+  kh, kw, in_channels, multiplier = _checks.static_shape_list(params)
+  return (kh, kw, in_channels, in_channels * multiplier)
+
+
+class DepthwiseConvDiagonalFB(ConvDiagonalFB):
+  """Diagonal Fisher of a `depthwise_conv2d` layer (1.8+, internal).
+
+  The `ConvDiagonalFB` of the equivalent dense filter `[kh, kw, C, C·m]`
+  (see `depthwise_conv2d_filter_to_conv2d_filter`); products go through the
+  dense layout and keep the depthwise entries.
+  """
+
+  def __init__(
+    self,
+    layer_collection,
+    params,
+    strides,
+    padding,
+    rate=None,
+    data_format=None,
+  ):
+    """Creates the block (no data yet).
+
+    Args:
+      layer_collection: The `LayerCollection`.
+      params: The depthwise filter `[kh, kw, C, m]` (no bias).
+      strides: 4 ints.
+      padding: "SAME" or "VALID".
+      rate: None or 2 ints, the spatial dilation rates.
+      data_format: None or a channel-last format.
+
+    Raises:
+      NotImplementedError: For `(filter, bias)` parameters.
+      ValueError: For a filter that is not 4-D, strides not of length 4, a
+        rate not of length 2, or a channel-first format.
+    """
+    rate = _depthwise_arguments(params, strides, rate, data_format)
+    super(DepthwiseConvDiagonalFB, self).__init__(
+      layer_collection=layer_collection,
+      params=params,
+      strides=strides,
+      padding=padding,
+      dilations=rate,
+      data_format=data_format,
+    )
+    self._filter_shape = _dense_filter_shape(params)
+
+  def _vector_to_diagonal_layout(self, vector):
+    # The dense filter's mat2d layout: the products act on `P v`.
+    dense = depthwise_conv2d_filter_to_conv2d_filter(vector)
+    return utils.layer_params_to_mat2d(dense)
+
+  def _diagonal_layout_to_vector(self, vector, out):
+    dense = tf.reshape(out, list(self._filter_shape))
+    return conv2d_filter_to_depthwise_conv2d_filter(dense)
+
+
+class DepthwiseConvKFCBasicFB(ConvKFCBasicFB):
+  """K-FAC block of a `depthwise_conv2d` layer (1.8+, internal).
+
+  The `ConvKFCBasicFB` (image patches) of the equivalent dense filter
+  `[kh, kw, C, C·m]`; products go through the dense layout and keep the
+  depthwise entries.
+  """
+
+  def __init__(
+    self,
+    layer_collection,
+    params,
+    strides,
+    padding,
+    rate=None,
+    data_format=None,
+  ):
+    """Creates the block (no data yet).
+
+    Args:
+      layer_collection: The `LayerCollection`.
+      params: The depthwise filter `[kh, kw, C, m]` (no bias).
+      strides: 4 ints.
+      padding: "SAME" or "VALID".
+      rate: None or 2 ints, the spatial dilation rates.
+      data_format: None or a channel-last format.
+
+    Raises:
+      NotImplementedError: For `(filter, bias)` parameters.
+      ValueError: For a filter that is not 4-D, strides not of length 4, a
+        rate not of length 2, or a channel-first format.
+    """
+    rate = _depthwise_arguments(params, strides, rate, data_format)
+    super(DepthwiseConvKFCBasicFB, self).__init__(
+      layer_collection=layer_collection,
+      params=params,
+      padding=padding,
+      strides=strides,
+      dilation_rate=rate,
+      data_format=data_format,
+      extract_patches_fn="extract_image_patches",
+    )
+    self._filter_shape = _dense_filter_shape(params)
+
+  def multiply_matpower(self, vector, exp):
+    """`Pᵀ M^exp P v`, `M` the dense convolution block, `P` the embedding.
+
+    Args:
+      vector: A depthwise filter `[kh, kw, C, m]`.
+      exp: The exponent.
+
+    Returns:
+      The product, shaped like `vector`.
+    """
+    dense = depthwise_conv2d_filter_to_conv2d_filter(vector)
+    out = super(DepthwiseConvKFCBasicFB, self).multiply_matpower(dense, exp)
+    return conv2d_filter_to_depthwise_conv2d_filter(out)
+
+  def _cholesky_product(self, vector, inverse, transpose):
+    # 1.9's Cholesky products, through the dense layout like the powers.
+    dense = depthwise_conv2d_filter_to_conv2d_filter(vector)
+    out = super(DepthwiseConvKFCBasicFB, self)._cholesky_product(
+      dense, inverse, transpose
+    )
+    return conv2d_filter_to_depthwise_conv2d_filter(out)
+
+
+class ConvKFCBasicMultiIndepFB(
+  InputOutputMultiTowerMultiUse, KroneckerProductFB
+):
+  """Convolution used `T` times: `|T_loc|·T · (Ā ⊗ Ḡ)` (1.8+, internal).
+
+  The factors are those of `ConvKFCBasicFB` over the use-major stacked data
+  (patch and gradient statistics averaged over uses, examples and
+  locations); damping normalised by, and `c` equal to, `|T_loc|·T`
+  (`|T_loc|` from `num_conv_locations`).
+  """
+
+  def __init__(
+    self,
+    layer_collection,
+    params,
+    padding,
+    strides=None,
+    dilation_rate=None,
+    data_format=None,
+    extract_patches_fn=None,
+    num_uses=None,
+  ):
+    """Creates the block (no data yet).
+
+    Args:
+      layer_collection: The `LayerCollection`.
+      params: The filter, or `(filter, bias)`.
+      padding: "SAME" or "VALID".
+      strides: As for `ConvKFCBasicFB`.
+      dilation_rate: As for `ConvKFCBasicFB`.
+      data_format: None or a channel-last format.
+      extract_patches_fn: As for `ConvKFCBasicFB`.
+      num_uses: The number of uses (needed for folded tensors).
+
+    Raises:
+      ValueError: For a channel-first format.
+    """
+    _check_channel_last(data_format)
+    self._padding = padding
+    self._strides = maybe_tuple(strides)
+    self._dilation_rate = maybe_tuple(dilation_rate)
+    self._data_format = data_format
+    self._extract_patches_fn = extract_patches_fn
+    self._has_bias = isinstance(params, (tuple, list))
+    fltr = params[0] if self._has_bias else params
+    self._filter_shape = tuple(_checks.static_shape_list(fltr))
+    super(ConvKFCBasicMultiIndepFB, self).__init__(
+      layer_collection=layer_collection, num_uses=num_uses
+    )
+
+  def instantiate_factors(self, grads_list, damping):
+    """Creates or finds the input and output factors.
+
+    Args:
+      grads_list: A list over sources of lists over towers (each a list over
+        uses or a folded tensor).
+      damping: The damping.
+    """
+    inputs, grads_list = self._process_data(grads_list)
+    self._num_locations = num_conv_locations(inputs[0].shape, self._strides)
+    self._input_factor = self._layer_collection.make_or_get_factor(
+      fisher_factors.ConvInputKroneckerFactor,
+      (
+        inputs,
+        self._filter_shape,
+        self._padding,
+        self._strides,
+        self._dilation_rate,
+        self._data_format,
+        self._extract_patches_fn,
+        self._has_bias,
+      ),
+    )
+    self._output_factor = self._layer_collection.make_or_get_factor(
+      fisher_factors.ConvOutputKroneckerFactor, (grads_list,)
+    )
+    self._setup_damping(
+      damping, normalization=self._num_locations * self._num_uses
+    )
+
+  @property
+  def _renorm_coeff(self):
+    return self._num_locations * self._num_uses
+
+
+class EmbeddingKFACMultiIndepFB(
+  InputOutputMultiTowerMultiUse, KroneckerProductFB
+):
+  """Embedding used `T` times: `T · (diag(ā) ⊗ Ḡ)` (1.8+, internal).
+
+  `ā` counts the ids of all uses (`EmbeddingInputKroneckerFactor` over the
+  use-major stacked ids), `Ḡ` is the `FullyConnectedMultiKF` statistic of
+  the lookup gradients; damping normalised by, and `c` equal to, `T`.
+  Products keep the kind of the vector (`IndexedSlices` or dense
+  `[vocab_size, dim]`), as `EmbeddingKFACFB`'s.
+  """
+
+  def __init__(self, layer_collection, vocab_size, num_uses=None):
+    """Creates the block (no data yet).
+
+    Args:
+      layer_collection: The `LayerCollection`.
+      vocab_size: The number of rows of the embedding matrix.
+      num_uses: The number of uses (needed for folded tensors).
+    """
+    self._vocab_size = vocab_size
+    super(EmbeddingKFACMultiIndepFB, self).__init__(
+      layer_collection=layer_collection, num_uses=num_uses
+    )
+
+  def instantiate_factors(self, grads_list, damping):
+    """Creates or finds the input and output factors.
+
+    Args:
+      grads_list: A list over sources of lists over towers (each a list over
+        uses or a folded tensor).
+      damping: The damping.
+    """
+    inputs, grads_list = self._process_data(grads_list)
+    self._input_factor = self._layer_collection.make_or_get_factor(
+      fisher_factors.EmbeddingInputKroneckerFactor, (inputs, self._vocab_size)
+    )
+    self._output_factor = self._layer_collection.make_or_get_factor(
+      fisher_factors.FullyConnectedMultiKF, (grads_list, self._num_uses)
+    )
+    self._setup_damping(damping, normalization=self._num_uses)
+
+  @property
+  def _renorm_coeff(self):
+    return float(self._num_uses)
+
+  def multiply_matpower(self, vector, exp):
+    """`T^exp · A_d^exp · V · G_d^exp` (`A` diagonal; `V` sparse or dense).
+
+    Args:
+      vector: An `IndexedSlices` or a dense `[vocab_size, dim]` Tensor.
+      exp: The exponent.
+
+    Returns:
+      The product, of the kind of `vector`.
+    """
+    out = EmbeddingKFACFB.multiply_matpower(self, vector, exp)
+    scale = float(self._num_uses) ** exp
+    if isinstance(out, tf.IndexedSlices):
+      return tf.IndexedSlices(
+        out.values * tf.cast(scale, out.values.dtype),
+        out.indices,
+        out.dense_shape,
+      )
+    return out * tf.cast(scale, out.dtype)
+
+
+def _check_channel_last(data_format):
+  """`ValueError` unless `data_format` is None or channel-last."""
+  if not _is_channel_last(data_format):
+    raise ValueError(
+      "data_format must be channel-last (None, 'NWC', 'NHWC' or 'NDHWC'); "
+      "got {!r}.".format(data_format)
+    )

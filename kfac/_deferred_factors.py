@@ -274,6 +274,10 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   each tower's statistic is built on that tower's device.
   """
 
+  # The engine code these factors re-host (the inverse updates) asks which
+  # formulation to run; the deferred factors always run the current one.
+  _reference_formulation = False
+
   def __init__(self):
     self._cov = None
 

@@ -650,3 +650,270 @@ def categorical_1_8___new_dist(self):
 def bernoulli_1_8___new_dist(self):
   """A new multi-Bernoulli distribution over the logits."""
   return _Bernoulli(self._logits)
+
+
+# ---------------------------------------------------------------------------
+# layer_collection (1.8): the new layer types (helper layers18).
+
+
+def lc_1_8__register_convolution(
+  self,
+  params,
+  inputs,
+  outputs,
+  padding,
+  strides=None,
+  dilation_rate=None,
+  data_format=None,
+  approx=None,
+  reuse=VARIABLE_SCOPE,
+):
+  """Registers (one tower of) a `tf.nn.convolution` layer (1, 2 or 3-D).
+
+  The block is a `ConvKFCBasicFB` with convolution patches
+  (`utils.extract_convolution_patches`), so strides and rates are
+  spatial-only. Linked parameters are not consulted.
+
+  Args:
+    params: The filter `[*spatial, in_channels, out_channels]`, or
+      `(filter, bias)`.
+    inputs: The layer's inputs `[batch, *spatial, in_channels]`.
+    outputs: The pre-activation outputs `[batch, *out_spatial,
+      out_channels]`.
+    padding: "SAME" or "VALID".
+    strides: None or the spatial strides.
+    dilation_rate: None or the spatial dilation rates.
+    data_format: None or a channel-last format ("NWC", "NHWC", "NDHWC").
+    approx: None or "kron".
+    reuse: See `register_block`.
+
+  Raises:
+    AssertionError: For another `approx`.
+    ValueError: For a channel-first `data_format`.
+  """
+  assert approx is None or approx == APPROX_KRONECKER_NAME
+  block = fb.ConvKFCBasicFB(
+    layer_collection=self,
+    params=params,
+    padding=padding,
+    strides=strides,
+    dilation_rate=dilation_rate,
+    data_format=data_format,
+  )
+  block = self.register_block(params, block, reuse=reuse)
+  _add_data(self, params, block, 1, inputs, outputs)
+
+
+def lc_1_8__register_depthwise_conv2d(
+  self,
+  params,
+  inputs,
+  outputs,
+  strides,
+  padding,
+  rate=None,
+  data_format=None,
+  approx=None,
+  reuse=VARIABLE_SCOPE,
+):
+  """Registers (one tower of) a `tf.nn.depthwise_conv2d` layer.
+
+  The block is a `DepthwiseConvDiagonalFB`: the diagonal Fisher of the
+  equivalent dense filter, restricted to the depthwise entries. Linked
+  parameters are not consulted.
+
+  Args:
+    params: The depthwise filter `[kh, kw, in_channels, multiplier]` (no
+      bias).
+    inputs: The layer's inputs `[batch, height, width, in_channels]`.
+    outputs: The outputs `[batch, out_h, out_w, in_channels·multiplier]`.
+    strides: 4 ints.
+    padding: "SAME" or "VALID".
+    rate: None or 2 ints, the spatial dilation rates.
+    data_format: None or "NHWC".
+    approx: None or "diagonal".
+    reuse: See `register_block`.
+
+  Raises:
+    AssertionError: For another `approx` or `data_format`.
+    NotImplementedError: For `(filter, bias)` parameters.
+    ValueError: For a filter that is not 4-D, strides not of length 4 or a
+      rate not of length 2.
+  """
+  assert approx is None or approx == APPROX_DIAGONAL_NAME
+  assert data_format in [None, "NHWC"]
+  block = fb.DepthwiseConvDiagonalFB(
+    layer_collection=self,
+    params=params,
+    strides=strides,
+    padding=padding,
+    rate=rate,
+    data_format=data_format,
+  )
+  block = self.register_block(params, block, reuse=reuse)
+  _add_data(self, params, block, 1, inputs, outputs)
+
+
+def lc_1_8__register_separable_conv2d(
+  self,
+  depthwise_params,
+  pointwise_params,
+  inputs,
+  depthwise_outputs,
+  pointwise_outputs,
+  strides,
+  padding,
+  rate=None,
+  data_format=None,
+  approx=None,
+  reuse=VARIABLE_SCOPE,
+):
+  """Registers (one tower of) a `tf.nn.separable_conv2d` layer.
+
+  Exactly `register_depthwise_conv2d` for the depthwise part (diagonal)
+  followed by `register_conv2d` for the 1×1 pointwise part (strides 1,
+  "VALID"), whose inputs are the depthwise outputs: the program must expose
+  that intermediate tensor.
+
+  Args:
+    depthwise_params: The depthwise filter `[kh, kw, in_channels,
+      multiplier]`.
+    pointwise_params: The pointwise filter `[1, 1, in_channels·multiplier,
+      out_channels]`, or `(filter, bias)`.
+    inputs: The layer's inputs.
+    depthwise_outputs: The depthwise convolution's outputs.
+    pointwise_outputs: The pointwise (pre-activation) outputs.
+    strides: 4 ints (of the depthwise part).
+    padding: "SAME" or "VALID" (of the depthwise part).
+    rate: None or 2 ints, the depthwise dilation rates.
+    data_format: None or "NHWC".
+    approx: The pointwise approximation ("kron" or "diagonal"); None uses
+      the linked or default conv2d approximation.
+    reuse: See `register_block`.
+
+  Raises:
+    AssertionError: For a `data_format` other than None/"NHWC".
+    ValueError: For an illegal `approx`, or as the two registrations.
+    NotImplementedError: For a depthwise bias.
+  """
+  self.register_depthwise_conv2d(
+    params=depthwise_params,
+    inputs=inputs,
+    outputs=depthwise_outputs,
+    strides=strides,
+    padding=padding,
+    rate=rate,
+    data_format=data_format,
+    approx=APPROX_DIAGONAL_NAME,
+    reuse=reuse,
+  )
+  self.register_conv2d(
+    params=pointwise_params,
+    inputs=depthwise_outputs,
+    outputs=pointwise_outputs,
+    strides=[1, 1, 1, 1],
+    padding="VALID",
+    data_format=data_format,
+    approx=approx,
+    reuse=reuse,
+  )
+
+
+def lc_1_8__register_conv2d_multi(
+  self,
+  params,
+  strides,
+  padding,
+  inputs,
+  outputs,
+  num_uses=None,
+  data_format=None,
+  dilations=None,
+  approx=None,
+  reuse=VARIABLE_SCOPE,
+):
+  """Registers (one tower of) a 2-D convolution used several times.
+
+  Args:
+    params: The filter, or `(filter, bias)`.
+    strides: 4 ints.
+    padding: "SAME" or "VALID".
+    inputs: A list over uses of inputs, or one tensor with the uses folded
+      into the batch (use-major).
+    outputs: Likewise for the pre-activation outputs.
+    num_uses: The number of uses (required for folded tensors).
+    data_format: None or a channel-last format.
+    dilations: None or 4 ints.
+    approx: "kron_indep"; None uses the linked or default one.
+    reuse: See `register_block`.
+
+  Raises:
+    ValueError: For an illegal `approx` or a channel-first `data_format`.
+    AssertionError: For list inputs and outputs of different lengths.
+  """
+  approx = _resolve_approx(
+    self,
+    params,
+    approx,
+    self.default_conv2d_multi_approximation,
+    (APPROX_KRONECKER_INDEP_NAME,),
+  )
+  if isinstance(inputs, (tuple, list)):
+    assert len(inputs) == len(outputs)
+  block = fb.ConvKFCBasicMultiIndepFB(
+    layer_collection=self,
+    params=params,
+    padding=padding,
+    strides=strides,
+    data_format=data_format,
+    dilation_rate=dilations,
+    extract_patches_fn="extract_image_patches",
+    num_uses=num_uses,
+  )
+  block = self.register_block(params, block, reuse=reuse)
+  _add_data(self, params, block, _num_uses_given(inputs), inputs, outputs)
+
+
+def lc_1_8__register_embedding_multi(
+  self,
+  params,
+  inputs,
+  outputs,
+  num_uses=None,
+  approx=None,
+  reuse=VARIABLE_SCOPE,
+):
+  """Registers (one tower of) an embedding layer used several times.
+
+  Args:
+    params: The embedding matrix `[vocab_size, dim]` (no bias).
+    inputs: A list over uses of integer id Tensors, or one tensor with the
+      uses folded into the batch (use-major).
+    outputs: Likewise for the lookup outputs.
+    num_uses: The number of uses (required for folded tensors).
+    approx: "kron_indep"; None uses the linked or default one.
+    reuse: See `register_block`.
+
+  Raises:
+    ValueError: For an illegal `approx`, or tuple/list `params` (bias).
+  """
+  approx = _resolve_approx(
+    self,
+    params,
+    approx,
+    self.default_embedding_multi_approximation,
+    (APPROX_KRONECKER_INDEP_NAME,),
+  )
+  if isinstance(params, (tuple, list)):
+    raise ValueError("Bias not supported.")
+  vocab_size = _checks.static_dim(params, 0)
+  block = fb.EmbeddingKFACMultiIndepFB(
+    self, vocab_size=vocab_size, num_uses=num_uses
+  )
+  block = self.register_block(params, block, reuse=reuse)
+  _add_data(self, params, block, _num_uses_given(inputs), inputs, outputs)
+
+
+def _num_uses_given(inputs):
+  """The uses a multi-use registration adds: `len(inputs)` for a list."""
+  return len(inputs) if isinstance(inputs, (tuple, list)) else 1

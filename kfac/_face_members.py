@@ -1142,6 +1142,42 @@ def blocks_1_6__compute_pi_tracenorm(left_cov, right_cov):
   return utils.compute_pi(left_cov, right_cov)
 
 
+def blocks_1_7__compute_pi_tracenorm(left_cov, right_cov):
+  """The π of the factored Tikhonov damping; diagonals accepted (1.7).
+
+  `π = sqrt((tr(L) · dim(R)) / (tr(R) · dim(L)))`, where a rank-1 argument
+  stands for the diagonal matrix it holds (trace = sum, dimension =
+  length) and a rank-2 one is the matrix itself.
+
+  Args:
+    left_cov: The left (input) covariance: a square matrix or a diagonal.
+    right_cov: The right (output) covariance: a square matrix or a diagonal.
+
+  Returns:
+    A scalar Tensor.
+
+  Raises:
+    ValueError: If an argument's static rank is not 1 or 2.
+  """
+  covs = (left_cov, right_cov)
+  ranks = [_checks.static_rank(cov) for cov in covs]
+  for arg_name, cov, rank in zip(("left_cov", "right_cov"), covs, ranks):
+    if rank not in (1, 2):
+      raise ValueError(
+        "{} must be a matrix (rank 2) or the diagonal of one (rank 1); "
+        "got shape {}.".format(arg_name, _checks.format_shape(cov))
+      )
+  if ranks == [2, 2]:
+    return utils.compute_pi(left_cov, right_cov)
+  traces = [
+    tf.reduce_sum(cov) if rank == 1 else tf.linalg.trace(cov)
+    for cov, rank in zip(covs, ranks)
+  ]
+  left_norm = traces[0] * _checks.static_dim(right_cov, 0)
+  right_norm = traces[1] * _checks.static_dim(left_cov, 0)
+  return tf.sqrt(left_norm / right_norm)
+
+
 def blocks_1_6__compute_pi_adjusted_damping(left_cov, right_cov, damping):
   """Splits a damping between two Kronecker factors according to `PI_TYPE`.
 

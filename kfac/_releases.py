@@ -634,7 +634,10 @@ R1_7 = R1_6.derive(
     "fisher_factors.DiagonalFactor": _mixin_members(
       "DiagonalFactorMultiplyMixin", ("get_cov", "register_damped_inverse")
     ),
-    "fisher_blocks": (("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),),
+    "fisher_blocks": (
+      ("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),
+      ("compute_pi_tracenorm", "blocks_1_7__compute_pi_tracenorm"),
+    ),
     "layer_collection.LayerCollection": (
       (
         "default_embedding_approximation",
@@ -791,6 +794,11 @@ _BLOCKS_1_8 = (
   "ConvKFCBasicFB",
   "EmbeddingKFACFB",
   "FullyConnectedMultiIndepFB",
+  # New layer types (layers18).
+  "DepthwiseConvDiagonalFB",
+  "DepthwiseConvKFCBasicFB",
+  "ConvKFCBasicMultiIndepFB",
+  "EmbeddingKFACMultiIndepFB",
 )
 _FACTORS_1_8 = (
   "FisherFactor",
@@ -834,6 +842,12 @@ _LC_1_8 = (
   "register_fully_connected_multi",
   "_series_approximations",
   "_series_block",
+  # New layer types (layers18).
+  "register_convolution",
+  "register_depthwise_conv2d",
+  "register_separable_conv2d",
+  "register_conv2d_multi",
+  "register_embedding_multi",
 )
 
 _R1_8_BASE = dataclasses.replace(
@@ -1049,6 +1063,7 @@ R1_9 = R1_8.derive(
   },
   signatures={
     "utils.matmul_sparse_dense": None,
+    # 1.9's optional patch sub-sampling arguments (layers18).
     "fisher_factors.ConvInputKroneckerFactor.__init__": None,
     "fisher_factors.diagonal_covariance_initializer": None,
   },

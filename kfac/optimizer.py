@@ -167,6 +167,11 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     self._param_skip_counter = None
 
     self._momentum = tf.convert_to_tensor(momentum, name="momentum")
+    # The velocity update multiplies by the number itself (made a constant
+    # of the velocity's dtype), so float64 models see no float32 rounding.
+    self._velocity_decay = (
+      momentum if isinstance(momentum, numbers.Real) else self._momentum
+    )
     self._momentum_type = momentum_type
     self._norm_constraint = norm_constraint
     # The batch size of the first loss: the quadratic model averages the
@@ -564,7 +569,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         )
       if not getattr(self, "_adapts_here", False):
         return self._update_velocities(
-          precon_grads_and_vars, self._momentum, pending=pending_velocities
+          precon_grads_and_vars,
+          self._velocity_decay,
+          pending=pending_velocities,
         )
       # Release 1.7 with damping adaptation on the chief: the quadratic model
       # of the two directions (preconditioned gradient, previous update) is
@@ -581,11 +588,13 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         [self._assign_q_model_change(qmodel_change)]
       ):
         return self._update_velocities(
-          precon_grads_and_vars, self._momentum, pending=pending_velocities
+          precon_grads_and_vars,
+          self._velocity_decay,
+          pending=pending_velocities,
         )
     elif self._momentum_type == "adam":
       velocities_and_vars = self._update_velocities(
-        grads_and_vars, self._momentum, pending=pending_velocities
+        grads_and_vars, self._velocity_decay, pending=pending_velocities
       )
       return self._fisher_est.multiply_inverse(velocities_and_vars)
     else:  # "qmodel"
@@ -725,11 +734,17 @@ def _check_settings(
 
 
 def _in_dtype(value, dtype):
-  """`value` cast to `dtype` if it is a Tensor of another dtype."""
-  if isinstance(value, (tf.Tensor, tf.Variable)) and (
-    value.dtype.base_dtype != dtype
-  ):
-    return tf.cast(value, dtype)
+  """`value` in `dtype`: a Tensor is cast, a number made a constant of it.
+
+  A Python or NumPy number becomes a constant of `dtype` directly (no
+  rounding through float32 for float64 velocities).
+  """
+  if isinstance(value, (tf.Tensor, tf.Variable)):
+    if value.dtype.base_dtype != dtype:
+      return tf.cast(value, dtype)
+    return value
+  if isinstance(value, numbers.Real):
+    return _ops.in_dtype(value, dtype)
   return value
 
 

@@ -449,16 +449,6 @@ class ApiSurfaceTest(_SurfaceChecks):
     self.assertEqual(kinds, {"module": 10, "class": 34, "function": 21})
 
   def test_legacy_modules_exported(self):
-    for name in (
-      "curvature_matrix_vector_products",
-      "estimator",
-      "fisher_blocks",
-      "fisher_factors",
-      "layer_collection",
-      "loss_functions",
-      "op_queue",
-      "optimizer",
-      "utils",
-    ):
+    for name in _MODULES:
       module = importlib.import_module("kfac." + name)
       self.assertIs(getattr(kfac, name), module)

@@ -8,34 +8,20 @@ replaced.
 """
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 from absl.testing import absltest
 from absl.testing import parameterized
 import pytest
 
+import legacy_corpus as corpus
 import kfac
 from kfac import _contrib_alias
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_REPO = os.path.dirname(_HERE)
-_CORPUS = os.path.join(_HERE, "data", "legacy_programs")
-
-# Corpus programs that use only `tf.compat.v1` besides `tf.contrib.kfac`.
-_PROGRAMS = (
-  "mlp_chain",
-  "convnet_from_import",
-  "generic_module_alias",
-  "diagonal_ops_imports",
-  "bernoulli_class_import",
-  "opqueue_lib_forms",
-)
+_PROGRAMS = corpus.COMPAT_V1_PROGRAMS
 
 _ALIAS_SCRIPT = textwrap.dedent("""\
-    import json, os, runpy, sys, traceback, warnings
+    import json, os, warnings
     import tensorflow as tf
     if os.environ.get("KFAC_TF_MODE") == "v1":
       # The suite's TF1 pass: run the corpus as TF1 programs would.
@@ -78,15 +64,6 @@ _ALIAS_SCRIPT = textwrap.dedent("""\
     except ImportError:
       checks["other_contrib_missing"] = True
     print("CHECKS " + json.dumps(checks), flush=True)
-
-    warnings.simplefilter("ignore")
-    for path in sys.argv[1:]:
-      try:
-        runpy.run_path(path, run_name="__main__")
-        result = {"path": path, "ok": True}
-      except BaseException:  # pylint: disable=broad-except
-        result = {"path": path, "ok": False, "error": traceback.format_exc()}
-      print("RESULT " + json.dumps(result), flush=True)
     """)
 
 _FOREIGN_SCRIPT = textwrap.dedent("""\
@@ -115,28 +92,13 @@ _FOREIGN_SCRIPT = textwrap.dedent("""\
     """)
 
 
-def _run(script, args=(), timeout=300):
-  env = dict(
-    os.environ,
-    TF_CPP_MIN_LOG_LEVEL="2",
-    PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-  )
-  proc = subprocess.run(
-    [sys.executable, "-c", script] + list(args),
-    cwd=_REPO,
-    env=env,
-    capture_output=True,
-    timeout=timeout,
-    check=False,
-  )
-  output = proc.stdout.decode() + proc.stderr.decode()
-  checks, results = None, {}
-  for line in proc.stdout.decode().splitlines():
+def _run(script, paths=()):
+  """Runs `script`, then the programs at `paths`; returns its CHECKS too."""
+  results, output = corpus.run_programs(paths, prelude=script)
+  checks = None
+  for line in output.splitlines():
     if line.startswith("CHECKS "):
       checks = json.loads(line[len("CHECKS ") :])
-    elif line.startswith("RESULT "):
-      result = json.loads(line[len("RESULT ") :])
-      results[os.path.basename(result["path"])[:-3]] = result
   return checks, results, output
 
 
@@ -160,7 +122,7 @@ class AliasTest(parameterized.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    paths = [os.path.join(_CORPUS, name + ".py") for name in _PROGRAMS]
+    paths = [corpus.program(name) for name in _PROGRAMS]
     cls.checks, cls.results, cls.output = _run(_ALIAS_SCRIPT, paths)
 
   @parameterized.named_parameters(

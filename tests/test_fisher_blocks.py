@@ -4,6 +4,8 @@ Vectors of layer blocks are compared in the 2-D layout `[in(+1), out]`
 flattened row by row, in which a Kronecker block is `np.kron(A, G)`.
 """
 
+import contextlib
+
 from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
@@ -24,6 +26,17 @@ def _random_psd(rng, dim):
   """A well-conditioned random symmetric positive definite matrix."""
   x = rng.randn(dim, dim)
   return (x @ x.T / dim + 0.5 * np.eye(dim)).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _normalize_damping_power(power):
+  """`fb.NORMALIZE_DAMPING_POWER` is `power` inside, restored after."""
+  old_power = fb.NORMALIZE_DAMPING_POWER
+  fb.set_global_constants(normalize_damping_power=power)
+  try:
+    yield
+  finally:
+    fb.set_global_constants(normalize_damping_power=old_power)
 
 
 def _set(sess, variable, value):
@@ -60,32 +73,43 @@ def _mat2d(weights, bias=None):
   return mat
 
 
-class FullFBTest(parameterized.TestCase, tf.test.TestCase):
+# The blocks over arbitrary parameters, and the Fisher each builds from the
+# gradient statistics G (rows g_i): FullFB keeps G^T G, NaiveDiagonalFB its
+# diagonal.
+_PARAMS_BLOCKS = (
+  ("full", fb.FullFB, lambda cov: cov),
+  ("naive_diagonal", fb.NaiveDiagonalFB, lambda cov: np.diag(np.diag(cov))),
+)
+
+
+def _split_vector(v, as_list=False):
+  """A 3-vector as the parts of parameters `([2], [])`, tuple or list."""
+  parts = (tf.constant(v[:2]), tf.constant(v[2]))
+  return list(parts) if as_list else parts
+
+
+class ParamsBlocksTest(parameterized.TestCase, tf.test.TestCase):
+  """FullFB and NaiveDiagonalFB, on one table."""
+
   @parameterized.named_parameters(
-    ("single_tensor", False), ("tensor_tuple", True)
+    (name + suffix, cls, as_tuple)
+    for name, cls, _ in _PARAMS_BLOCKS
+    for suffix, as_tuple in (("_single_tensor", False), ("_tuple", True))
   )
-  def test_tensors_to_compute_grads_are_params(self, as_tuple):
+  def test_tensors_to_compute_grads_are_params(self, cls, as_tuple):
     with tf.Graph().as_default():
       x = tf.constant([1.0, 2.0])
       params = (x, tf.constant(3.0)) if as_tuple else x
-      block = fb.FullFB(lc.LayerCollection(), params, 32)
+      block = cls(lc.LayerCollection(), params, 32)
       self.assertIs(block.tensors_to_compute_grads(), params)
 
-  def test_instantiate_factors_registers_one_inverse(self):
-    with tf.Graph().as_default():
-      params = (tf.constant([1.0, 2.0]), tf.constant(3.0))
-      block = fb.FullFB(lc.LayerCollection(), params, 32)
-      grads = (params[0] ** 2, tf.sqrt(params[1]))
-      block.instantiate_factors((grads,), 0.5)
-      names = _inverse_variable_names()
-      self.assertLen(names, 1)
-      self.assertTrue(names[0].startswith("ff_full/"), names[0])
-      self.assertTrue(names[0].endswith("/inv_damp0.5"), names[0])
-      self.assertLen(block._layer_collection.get_factors(), 1)
-
-  @parameterized.named_parameters(("tuple", True), ("not_tuple", False))
-  def test_multiply_inverse_legacy_value(self, as_tuple):
-    # Untouched covariance = I, damping 0.5: the result is v / 1.5.
+  @parameterized.named_parameters(
+    (name + suffix, cls, as_tuple)
+    for name, cls, _ in _PARAMS_BLOCKS
+    for suffix, as_tuple in (("_tuple", True), ("_not_tuple", False))
+  )
+  def test_multiply_inverse_legacy_value(self, cls, as_tuple):
+    # Untouched covariance = I (diagonal: ones), damping 0.5: v / 1.5.
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       if as_tuple:
         params = (tf.constant([1.0, 2.0]), tf.constant(3.0))
@@ -95,7 +119,7 @@ class FullFBTest(parameterized.TestCase, tf.test.TestCase):
         params = tf.constant([[1.0], [2.0]])
         grads = params**2
         vector = 2 * tf.ones((2, 1))
-      block = fb.FullFB(lc.LayerCollection(), params, 32)
+      block = cls(lc.LayerCollection(), params, 32)
       block.instantiate_factors((grads,), 0.5)
       _init(sess)
       _run_inverse_updates(sess, block._factor)
@@ -108,9 +132,60 @@ class FullFBTest(parameterized.TestCase, tf.test.TestCase):
         self.assertAllClose(output, [[4.0 / 3], [4.0 / 3]])
 
   @parameterized.named_parameters(
+    (name, cls, fisher) for name, cls, fisher in _PARAMS_BLOCKS
+  )
+  def test_full_fisher_block_is_gradient_statistic(self, cls, fisher):
+    # Two sources: the statistic is sum_i g_i g_i^T / batch_size.
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      params = (tf.constant([1.0, 2.0]), tf.constant(3.0))
+      g1 = np.array([1.0, -2.0, 3.0], dtype=np.float32)
+      g2 = np.array([0.5, 4.0, -1.0], dtype=np.float32)
+      block = cls(lc.LayerCollection(), params, 4)
+      block.instantiate_factors((_split_vector(g1), _split_vector(g2)), 0.1)
+      _init(sess)
+      sess.run(block._factor.make_covariance_update_op(0.0))
+      cov = (np.outer(g1, g1) + np.outer(g2, g2)) / 4.0
+      self.assertAllClose(sess.run(block.full_fisher_block()), fisher(cov))
+
+  def _dense_products(self, sess, block, v, as_list):
+    """Runs the block's products on the 3-vector `v`, flattened back."""
+    vector = _split_vector(v, as_list)
+    inv_out, out, roundtrip, full = sess.run(
+      (
+        block.multiply_inverse(vector),
+        block.multiply(vector),
+        block.multiply(block.multiply_inverse(vector)),
+        block.full_fisher_block(),
+      )
+    )
+    return np.hstack(inv_out), np.hstack(out), np.hstack(roundtrip), full
+
+  def test_full_instantiate_factors_registers_one_inverse(self):
+    with tf.Graph().as_default():
+      params = (tf.constant([1.0, 2.0]), tf.constant(3.0))
+      block = fb.FullFB(lc.LayerCollection(), params, 32)
+      grads = (params[0] ** 2, tf.sqrt(params[1]))
+      block.instantiate_factors((grads,), 0.5)
+      names = _inverse_variable_names()
+      self.assertLen(names, 1)
+      self.assertTrue(names[0].startswith("ff_full/"), names[0])
+      self.assertTrue(names[0].endswith("/inv_damp0.5"), names[0])
+      self.assertLen(block._layer_collection.get_factors(), 1)
+
+  def test_naive_diagonal_instantiate_factors_registers_no_inverse(self):
+    with tf.Graph().as_default():
+      params = (tf.constant([1.0, 2.0]), tf.constant(3.0))
+      block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 32)
+      block.instantiate_factors(((params[0] ** 2, tf.sqrt(params[1])),), 0.5)
+      self.assertEqual(_inverse_variable_names(), [])
+      self.assertIsInstance(block._factor, ff.NaiveDiagonalFactor)
+
+  @parameterized.named_parameters(
     ("float_damping", 0.5, False), ("tensor_damping", 0.3, True)
   )
-  def test_multiply_and_inverse_against_dense(self, damping, tensor_damping):
+  def test_full_multiply_and_inverse_against_dense(
+    self, damping, tensor_damping
+  ):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       params = (tf.constant([1.0, 2.0]), tf.constant(3.0))
       grads = (params[0] ** 2, tf.sqrt(params[1]))
@@ -121,132 +196,43 @@ class FullFBTest(parameterized.TestCase, tf.test.TestCase):
       _set(sess, block._factor.get_cov(), _make_psd(3))
       _run_inverse_updates(sess, block._factor)
       v = np.array([4.0, 5.0, 6.0], dtype=np.float32)
-      parts = (tf.constant(v[:2]), tf.constant(v[2]))
       # The tensor-damping case also passes the vector as a list.
-      vector = list(parts) if tensor_damping else parts
-      dense = _make_psd(3) + damping * np.eye(3)
-      inv_out, out, roundtrip, full = sess.run(
-        (
-          block.multiply_inverse(vector),
-          block.multiply(vector),
-          block.multiply(block.multiply_inverse(vector)),
-          block.full_fisher_block(),
-        )
+      inv_out, out, roundtrip, full = self._dense_products(
+        sess, block, v, as_list=tensor_damping
       )
-      self.assertAllClose(
-        np.hstack([inv_out[0], inv_out[1]]),
-        np.linalg.inv(dense) @ v,
-        rtol=1e-5,
-        atol=1e-5,
-      )
-      self.assertAllClose(np.hstack([out[0], out[1]]), dense @ v, rtol=1e-5)
-      self.assertAllClose(np.hstack([roundtrip[0], roundtrip[1]]), v, rtol=1e-4)
-      self.assertAllClose(full, _make_psd(3))
-
-  def test_full_fisher_block_is_gradient_statistic(self):
-    # Two sources: F = sum_i g_i g_i^T / batch_size.
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      params = (tf.constant([1.0, 2.0]), tf.constant(3.0))
-      g1 = np.array([1.0, -2.0, 3.0], dtype=np.float32)
-      g2 = np.array([0.5, 4.0, -1.0], dtype=np.float32)
-      grads_list = (
-        (tf.constant(g1[:2]), tf.constant(g1[2])),
-        (tf.constant(g2[:2]), tf.constant(g2[2])),
-      )
-      block = fb.FullFB(lc.LayerCollection(), params, 4)
-      block.instantiate_factors(grads_list, 0.1)
-      _init(sess)
-      sess.run(block._factor.make_covariance_update_op(0.0))
-      expected = (np.outer(g1, g1) + np.outer(g2, g2)) / 4.0
-      self.assertAllClose(sess.run(block.full_fisher_block()), expected)
-
-
-class NaiveDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
-  @parameterized.named_parameters(
-    ("single_tensor", False), ("tensor_tuple", True)
-  )
-  def test_tensors_to_compute_grads_are_params(self, as_tuple):
-    with tf.Graph().as_default():
-      x = tf.constant([1.0, 2.0])
-      params = (x, tf.constant(3.0)) if as_tuple else x
-      block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 32)
-      self.assertIs(block.tensors_to_compute_grads(), params)
-
-  def test_instantiate_factors_registers_no_inverse(self):
-    with tf.Graph().as_default():
-      params = (tf.constant([1.0, 2.0]), tf.constant(3.0))
-      block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 32)
-      block.instantiate_factors(((params[0] ** 2, tf.sqrt(params[1])),), 0.5)
-      self.assertEqual(_inverse_variable_names(), [])
-      self.assertIsInstance(block._factor, ff.NaiveDiagonalFactor)
-
-  @parameterized.named_parameters(("tuple", True), ("not_tuple", False))
-  def test_multiply_inverse_legacy_value(self, as_tuple):
-    # Untouched diagonal = ones, damping 0.5: the result is v / 1.5.
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      if as_tuple:
-        params = (tf.constant([1.0, 2.0]), tf.constant(3.0))
-        grads = (params[0] ** 2, tf.sqrt(params[1]))
-        vector = (2 * tf.ones(2), 2 * tf.ones(()))
-      else:
-        params = tf.constant([[1.0], [2.0]])
-        grads = params**2
-        vector = 2 * tf.ones((2, 1))
-      block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 32)
-      block.instantiate_factors((grads,), 0.5)
-      _init(sess)
-      output = sess.run(block.multiply_inverse(vector))
-      if as_tuple:
-        self.assertAllClose(output[0], [4.0 / 3, 4.0 / 3])
-        self.assertAllClose(output[1], 4.0 / 3)
-      else:
-        self.assertAllClose(output, [[4.0 / 3], [4.0 / 3]])
+    dense = _make_psd(3) + damping * np.eye(3)
+    self.assertAllClose(inv_out, np.linalg.inv(dense) @ v, rtol=1e-5, atol=1e-5)
+    self.assertAllClose(out, dense @ v, rtol=1e-5)
+    self.assertAllClose(roundtrip, v, rtol=1e-4)
+    self.assertAllClose(full, _make_psd(3))
 
   @parameterized.named_parameters(
     ("float_damping", False), ("tensor_damping", True)
   )
-  def test_multiply_and_inverse_against_dense(self, tensor_damping):
+  def test_naive_diagonal_multiply_and_inverse_against_dense(
+    self, tensor_damping
+  ):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       params = (tf.constant([1.0, 2.0]), tf.constant(3.0))
       block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 32)
+      damping = 0.5
+      if tensor_damping:
+        damping = tf.compat.v1.placeholder_with_default(damping, [])
       block.instantiate_factors(
-        ((params[0] ** 2, tf.sqrt(params[1])),),
-        tf.compat.v1.placeholder_with_default(0.5, [])
-        if tensor_damping
-        else 0.5,
+        ((params[0] ** 2, tf.sqrt(params[1])),), damping
       )
       _init(sess)
       diag = np.array([[2.0], [3.0], [4.0]], dtype=np.float32)
       _set(sess, block._factor.get_cov(), diag)
       v = np.array([4.0, 5.0, 6.0], dtype=np.float32)
-      parts = (tf.constant(v[:2]), tf.constant(v[2]))
-      # The tensor-damping case also passes the vector as a list.
-      vector = list(parts) if tensor_damping else parts
-      dense = np.diag(diag[:, 0]) + 0.5 * np.eye(3)
-      inv_out, out, roundtrip, full = sess.run(
-        (
-          block.multiply_inverse(vector),
-          block.multiply(vector),
-          block.multiply(block.multiply_inverse(vector)),
-          block.full_fisher_block(),
-        )
+      inv_out, out, roundtrip, full = self._dense_products(
+        sess, block, v, as_list=tensor_damping
       )
-      self.assertAllClose(np.hstack(inv_out), np.linalg.inv(dense) @ v)
-      self.assertAllClose(np.hstack(out), dense @ v)
-      self.assertAllClose(np.hstack(roundtrip), v)
-      self.assertAllClose(full, np.diag(diag[:, 0]))
-
-  def test_full_fisher_block_is_gradient_statistic(self):
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      params = tf.constant([1.0, 2.0, 3.0])
-      g1 = np.array([1.0, -2.0, 3.0], dtype=np.float32)
-      g2 = np.array([0.5, 4.0, -1.0], dtype=np.float32)
-      block = fb.NaiveDiagonalFB(lc.LayerCollection(), params, 2)
-      block.instantiate_factors((tf.constant(g1), tf.constant(g2)), 0.1)
-      _init(sess)
-      sess.run(block._factor.make_covariance_update_op(0.0))
-      expected = np.diag((g1 * g1 + g2 * g2) / 2.0)
-      self.assertAllClose(sess.run(block.full_fisher_block()), expected)
+    dense = np.diag(diag[:, 0]) + 0.5 * np.eye(3)
+    self.assertAllClose(inv_out, np.linalg.inv(dense) @ v)
+    self.assertAllClose(out, dense @ v)
+    self.assertAllClose(roundtrip, v)
+    self.assertAllClose(full, np.diag(diag[:, 0]))
 
 
 class FullyConnectedDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
@@ -543,17 +529,22 @@ class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
     block.instantiate_factors((outputs,), damping)
     return block
 
+  def _block_4x4(self, strides):
+    """A 3x3 SAME block on 4x4 inputs (factors not made yet), its outputs."""
+    outputs = tf.ones((2, 4, 4, 5))
+    block = fb.ConvDiagonalFB(
+      lc.LayerCollection(),
+      tf.ones((3, 3, 2, 5)),
+      tf.ones((2, 4, 4, 2)),
+      outputs,
+      strides,
+      "SAME",
+    )
+    return block, outputs
+
   def test_tensors_to_compute_grads_is_outputs(self):
     with tf.Graph().as_default():
-      outputs = tf.ones((2, 4, 4, 5))
-      block = fb.ConvDiagonalFB(
-        lc.LayerCollection(),
-        tf.ones((3, 3, 2, 5)),
-        tf.ones((2, 4, 4, 2)),
-        outputs,
-        (1, 1, 1, 1),
-        "SAME",
-      )
+      block, outputs = self._block_4x4((1, 1, 1, 1))
       self.assertIs(block.tensors_to_compute_grads(), outputs)
 
   @parameterized.named_parameters(
@@ -575,9 +566,7 @@ class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
     diag = (rng.rand(rows, 5) + 0.5).astype(np.float32)
     weights = rng.randn(*filter_shape).astype(np.float32)
     bias = rng.randn(5).astype(np.float32)
-    old_power = fb.NORMALIZE_DAMPING_POWER
-    try:
-      fb.set_global_constants(normalize_damping_power=power)
+    with _normalize_damping_power(power):
       with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         kernel = tf.ones(filter_shape)
         params = (kernel, tf.ones(5)) if has_bias else kernel
@@ -618,9 +607,6 @@ class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
         )
         self.assertAllClose(out.ravel(), dense @ v, rtol=1e-5)
         self.assertAllClose(roundtrip.ravel(), v, rtol=1e-5)
-    finally:
-      fb.set_global_constants(normalize_damping_power=old_power)
-    self.assertEqual(fb.NORMALIZE_DAMPING_POWER, old_power)
 
   def test_list_strides_share_factor_with_tuple_strides(self):
     with tf.Graph().as_default():
@@ -642,15 +628,7 @@ class ConvDiagonalFBTest(parameterized.TestCase, tf.test.TestCase):
     # The block reads strides[1:3] only, as in TF 1.4; the factor checks
     # all four when it is made.
     with tf.Graph().as_default():
-      outputs = tf.ones((2, 4, 4, 5))
-      block = fb.ConvDiagonalFB(
-        lc.LayerCollection(),
-        tf.ones((3, 3, 2, 5)),
-        tf.ones((2, 4, 4, 2)),
-        outputs,
-        (1, 1, 1),
-        "SAME",
-      )
+      block, outputs = self._block_4x4((1, 1, 1))
       with self.assertRaisesRegex(ValueError, "strides must have length 4"):
         block.instantiate_factors((outputs,), 0.1)
 
@@ -963,9 +941,7 @@ class ConvKFCBasicFBTest(parameterized.TestCase, tf.test.TestCase):
     a, g = _random_psd(rng, rows), 3.0 * _random_psd(rng, 5)
     weights = rng.randn(*filter_shape).astype(np.float32)
     bias = rng.randn(5).astype(np.float32)
-    old_power = fb.NORMALIZE_DAMPING_POWER
-    try:
-      fb.set_global_constants(normalize_damping_power=power)
+    with _normalize_damping_power(power):
       with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         inputs = tf.ones((2, 4, 6, 3))
         outputs = tf.ones((2, 2, 3, 5))
@@ -1016,8 +992,6 @@ class ConvKFCBasicFBTest(parameterized.TestCase, tf.test.TestCase):
         )
         self.assertAllClose(_mat2d(*roundtrip).ravel(), v, rtol=1e-4, atol=1e-4)
         self.assertAllClose(full, num_locations * np.kron(a, g), rtol=1e-5)
-    finally:
-      fb.set_global_constants(normalize_damping_power=old_power)
 
 
 class ModuleTest(tf.test.TestCase):

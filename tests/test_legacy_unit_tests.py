@@ -31,6 +31,20 @@ def _dummy_layer_collection():
   return layers
 
 
+def _norm_test_gradients():
+  """2017's `_squared_fisher_norm` inputs: (gradient, None) pairs and their
+  preconditioned counterparts, whose inner products add up to 174."""
+  grads_and_vars = [
+    (tf.constant([[1.0, 2.0], [3.0, 4.0]]), None),
+    (tf.constant([[2.0, 3.0], [4.0, 5.0]]), None),
+  ]
+  pgrads_and_vars = [
+    (tf.constant([[3.0, 4.0], [5.0, 6.0]]), None),
+    (tf.constant([[7.0, 8.0], [9.0, 10.0]]), None),
+  ]
+  return grads_and_vars, pgrads_and_vars
+
+
 class LayerCollectionLegacyTest(parameterized.TestCase, tf.test.TestCase):
   """layer_collection_test.py (§11.3)."""
 
@@ -226,28 +240,14 @@ class OptimizerLegacyTest(tf.test.TestCase):
 
   def test_squared_fisher_norm(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      grads_and_vars = [
-        (tf.constant([[1.0, 2.0], [3.0, 4.0]]), None),
-        (tf.constant([[2.0, 3.0], [4.0, 5.0]]), None),
-      ]
-      pgrads_and_vars = [
-        (tf.constant([[3.0, 4.0], [5.0, 6.0]]), None),
-        (tf.constant([[7.0, 8.0], [9.0, 10.0]]), None),
-      ]
+      grads_and_vars, pgrads_and_vars = _norm_test_gradients()
       opt = optimizer.KfacOptimizer(0.1, 0.2, 0.3, _dummy_layer_collection())
       sq_norm = opt._squared_fisher_norm(grads_and_vars, pgrads_and_vars)  # pylint: disable=protected-access
       self.assertAlmostEqual(174.0, sess.run(sq_norm), places=5)
 
   def test_update_clip_coeff(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      grads_and_vars = [
-        (tf.constant([[1.0, 2.0], [3.0, 4.0]]), None),
-        (tf.constant([[2.0, 3.0], [4.0, 5.0]]), None),
-      ]
-      pgrads_and_vars = [
-        (tf.constant([[3.0, 4.0], [5.0, 6.0]]), None),
-        (tf.constant([[7.0, 8.0], [9.0, 10.0]]), None),
-      ]
+      grads_and_vars, pgrads_and_vars = _norm_test_gradients()
       lrate = 0.1
       # Loose norm constraint: the coefficient is 1.
       opt = optimizer.KfacOptimizer(

@@ -34,6 +34,22 @@ def dummy_layer_collection():
 # --- NumPy oracle ----------------------------------------------------------
 
 
+def _norm_test_gradients():
+  """Two (gradient, var) pairs, the preconditioned ones, and the squared
+  Fisher norm `sum_i <g_i, p_i>` that they make, computed in NumPy."""
+  grads = [np.array([[1.0, 2.0], [3.0, 4.0]])]
+  grads.append(grads[0] + 1)
+  precon = [np.array([[3.0, 4.0], [5.0, 6.0]])]
+  precon.append(precon[0] + 4)
+  names = ("a", "b")
+  sq_norm = sum(float(np.sum(g * p)) for g, p in zip(grads, precon))
+  return (
+    [(tf.constant(g), n) for g, n in zip(grads, names)],
+    [(tf.constant(p), n) for p, n in zip(precon, names)],
+    sq_norm,
+  )
+
+
 def _softmax_rows(z):
   e = np.exp(z - z.max(axis=1, keepdims=True))
   return e / e.sum(axis=1, keepdims=True)
@@ -105,6 +121,17 @@ def _build(vals, **opt_kwargs):
   return opt, lc, loss, w, b
 
 
+def _bias_free_layer(vals):
+  """One FC layer without a bias, registered with a categorical loss."""
+  x = tf.constant(vals["x"], dtype=tf.float32)
+  w = tf.compat.v1.get_variable("w", initializer=vals["w"].astype(np.float32))
+  logits = tf.matmul(x, w)
+  lc = lc_lib.LayerCollection()
+  lc.register_fully_connected(w, x, logits)
+  lc.register_categorical_predictive_distribution(logits)
+  return w, logits, lc
+
+
 def _factor_covs(lc, sess):
   covs = sess.run([f.get_cov() for f in lc.get_factors()])
   a_cov = [c for c in covs if c.shape[0] == IN + 1][0].astype(np.float64)
@@ -157,33 +184,15 @@ class LegacyOptimizerTest(parameterized.TestCase):
 
   def test_squared_fisher_norm(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      grads = np.array([[1.0, 2.0], [3.0, 4.0]])
-      grads_and_vars = [
-        (tf.constant(grads), "a"),
-        (tf.constant(grads + 1), "b"),
-      ]
-      precon = np.array([[3.0, 4.0], [5.0, 6.0]])
-      precon_and_vars = [
-        (tf.constant(precon), "a"),
-        (tf.constant(precon + 4), "b"),
-      ]
+      grads_and_vars, precon_and_vars, sq_norm_np = _norm_test_gradients()
       opt = optimizer.KfacOptimizer(0.1, 0.2, 0.3, dummy_layer_collection())
       sq_norm = opt._squared_fisher_norm(grads_and_vars, precon_and_vars)
-      self.assertAlmostEqual(174.0, sess.run(sq_norm), places=5)
+      self.assertAlmostEqual(sq_norm_np, sess.run(sq_norm), places=5)
 
   @parameterized.named_parameters(("unclipped", 10.0), ("clipped", 0.5))
   def test_update_clip_coeff(self, norm_constraint):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      grads = np.array([[1.0, 2.0], [3.0, 4.0]])
-      grads_and_vars = [
-        (tf.constant(grads), "a"),
-        (tf.constant(grads + 1), "b"),
-      ]
-      precon = np.array([[3.0, 4.0], [5.0, 6.0]])
-      precon_and_vars = [
-        (tf.constant(precon), "a"),
-        (tf.constant(precon + 4), "b"),
-      ]
+      grads_and_vars, precon_and_vars, sq_norm_np = _norm_test_gradients()
       lr = 0.1
       opt = optimizer.KfacOptimizer(
         lr, 0.2, 0.3, dummy_layer_collection(), norm_constraint=norm_constraint
@@ -192,8 +201,7 @@ class LegacyOptimizerTest(parameterized.TestCase):
       if norm_constraint == 10.0:
         self.assertAlmostEqual(1.0, coeff, places=5)
       else:
-        sq_norm_pgrad = 174.0
-        self.assertAlmostEqual(lr**2 * coeff**2 * sq_norm_pgrad, 0.5, places=5)
+        self.assertAlmostEqual(lr**2 * coeff**2 * sq_norm_np, 0.5, places=5)
 
   def test_update_velocities(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
@@ -247,18 +255,39 @@ class LegacyOptimizerTest(parameterized.TestCase):
         self.assertFalse(np.allclose(v_before, v_after))
 
 
+def _two_steps(vals, **opt_kwargs):
+  """Two training steps of `_build(vals, **opt_kwargs)` after `_prepare`.
+
+  Returns:
+    The factors' `a_cov` and `g_cov`, the (w, b) before the steps, the
+    (w, b, velocity slot of w or None) after the first and the (w, b) after
+    the second.
+  """
+  with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    opt, lc, loss, w, b = _build(vals, **opt_kwargs)
+    train_op = opt.minimize(loss)
+    a_cov, g_cov, w0, b0 = _prepare(sess, opt, lc, w, b)
+    sess.run(train_op)
+    velocity = opt.get_slot(w, "velocity")
+    first = sess.run([w, b, velocity] if velocity is not None else [w, b])
+    sess.run(train_op)
+    second = sess.run([w, b])
+  return (
+    a_cov,
+    g_cov,
+    (w0, b0),
+    tuple(first) + (None,) * (3 - len(first)),
+    second,
+  )
+
+
 class UpdateRulesTest(parameterized.TestCase):
   @parameterized.named_parameters(("no_momentum", 0.0), ("momentum", 0.9))
   def test_regular_steps(self, momentum):
     vals = _values(1)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      opt, lc, loss, w, b = _build(vals, momentum=momentum)
-      train_op = opt.minimize(loss)
-      a_cov, g_cov, w0, b0 = _prepare(sess, opt, lc, w, b)
-      sess.run(train_op)
-      w1, b1 = sess.run([w, b])
-      sess.run(train_op)
-      w2, b2 = sess.run([w, b])
+    a_cov, g_cov, (w0, b0), (w1, b1, _), (w2, b2) = _two_steps(
+      vals, momentum=momentum
+    )
     # Step 1: v1 = F̂⁻¹ g(w0); step 2: v2 = momentum·v1 + F̂⁻¹ g(w1).
     v1 = _precondition(a_cov, g_cov, _gradient(vals, w0, b0))
     exp_w1, exp_b1 = _split(np.vstack([w0, b0]) - LR * v1)
@@ -274,16 +303,9 @@ class UpdateRulesTest(parameterized.TestCase):
   def test_adam_steps(self):
     momentum = 0.5
     vals = _values(2)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      opt, lc, loss, w, b = _build(
-        vals, momentum=momentum, momentum_type="adam"
-      )
-      train_op = opt.minimize(loss)
-      a_cov, g_cov, w0, b0 = _prepare(sess, opt, lc, w, b)
-      sess.run(train_op)
-      w1, b1, vel_w1 = sess.run([w, b, opt.get_slot(w, "velocity")])
-      sess.run(train_op)
-      w2, b2 = sess.run([w, b])
+    a_cov, g_cov, (w0, b0), (w1, b1, vel_w1), (w2, b2) = _two_steps(
+      vals, momentum=momentum, momentum_type="adam"
+    )
     # velocity ← momentum·velocity + g; step = F̂⁻¹ velocity.
     g0 = _gradient(vals, w0, b0)
     np.testing.assert_allclose(vel_w1, g0[:-1], rtol=1e-4, atol=1e-5)
@@ -301,14 +323,9 @@ class UpdateRulesTest(parameterized.TestCase):
 
   def test_qmodel_steps(self):
     vals = _values(3)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      opt, lc, loss, w, b = _build(vals, momentum_type="qmodel")
-      train_op = opt.minimize(loss)
-      a_cov, g_cov, w0, b0 = _prepare(sess, opt, lc, w, b)
-      sess.run(train_op)
-      w1, b1 = sess.run([w, b])
-      sess.run(train_op)
-      w2, b2 = sess.run([w, b])
+    a_cov, g_cov, (w0, b0), (w1, b1, _), (w2, b2) = _two_steps(
+      vals, momentum_type="qmodel"
+    )
 
     a = _homog(vals["x"])
 
@@ -500,15 +517,7 @@ class SlotsAndPropertiesTest(parameterized.TestCase):
     # (learning_rate, cov_ema_decay, damping, layer_collection, momentum,
     #  momentum_type, norm_constraint, name)
     with tf.Graph().as_default():
-      vals = _values(8)
-      x = tf.constant(vals["x"], dtype=tf.float32)
-      w = tf.compat.v1.get_variable(
-        "w", initializer=vals["w"].astype(np.float32)
-      )
-      logits = tf.matmul(x, w)
-      lc = lc_lib.LayerCollection()
-      lc.register_fully_connected(w, x, logits)
-      lc.register_categorical_predictive_distribution(logits)
+      w, logits, lc = _bias_free_layer(_values(8))
       opt = optimizer.KfacOptimizer(
         0.5, 0.9, 0.01, lc, 0.3, "Regular", 2.0, "Positional"
       )
@@ -607,15 +616,7 @@ class R15KeywordsTest(parameterized.TestCase):
   def test_var_list_excludes_other_trainable_variables(self):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       other = tf.compat.v1.get_variable("other", initializer=[1.0, 2.0])
-      vals = _values(13)
-      x = tf.constant(vals["x"], dtype=tf.float32)
-      w = tf.compat.v1.get_variable(
-        "w", initializer=vals["w"].astype(np.float32)
-      )
-      logits = tf.matmul(x, w)
-      lc = lc_lib.LayerCollection()
-      lc.register_fully_connected(w, x, logits)
-      lc.register_categorical_predictive_distribution(logits)
+      w, logits, lc = _bias_free_layer(_values(13))
       loss = tf.reduce_sum(logits**2)
       opt = optimizer.KfacOptimizer(0.1, 0.5, 0.1, lc, var_list=[w])
       self.assertEqual(opt.variables, [w])

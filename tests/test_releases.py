@@ -258,6 +258,51 @@ class DefaultsTest(parameterized.TestCase):
     # |T| = 16 locations: 1.5 divides the damping by it, 1.6 does not.
     self.assertAlmostEqual(damping, 0.01 / 16 if divided else 0.01)
 
+  @parameterized.named_parameters(*_named(("kfac.r1_6", "kfac.r1_7")))
+  def test_num_conv_locations_counts_input_locations(self, package):
+    # Quirk §18.10: the input's spatial size over the strides, whatever the
+    # filter and padding (a 3x3 VALID filter on 8x6 has fewer outputs).
+    ns = _ns(package)
+    self.assertEqual(
+      ns.fisher_blocks.num_conv_locations([2, 8, 6, 1], [1, 2, 3, 1]), 8
+    )
+    self.assertEqual(
+      ns.fisher_blocks.num_conv_locations([2, 8, 6, 1], [1, 1, 1, 1]), 48
+    )
+
+  @parameterized.named_parameters(
+    ("matrices", (3, 3), (2, 2)),
+    ("left_diagonal", (3,), (2, 2)),
+    ("both_diagonal", (3,), (2,)),
+  )
+  def test_compute_pi_tracenorm_reads_diagonals_in_1_7(self, left, right):
+    rng = np.random.RandomState(14)
+    left_value = rng.rand(*left) + 0.5
+    right_value = rng.rand(*right) + 0.5
+
+    def trace(m):
+      return np.sum(m) if m.ndim == 1 else np.trace(m)
+
+    expected = np.sqrt(
+      (trace(left_value) / left[0]) / (trace(right_value) / right[0])
+    )
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      pi = kfac.r1_7.fisher_blocks.compute_pi_tracenorm(
+        tf.constant(left_value), tf.constant(right_value)
+      )
+      split = kfac.r1_7.fisher_blocks.compute_pi_adjusted_damping(
+        tf.constant(left_value), tf.constant(right_value), 0.1
+      )
+      value, (left_d, right_d) = sess.run([pi, split])
+      with self.assertRaisesRegex(ValueError, "left_cov"):
+        kfac.r1_7.fisher_blocks.compute_pi_tracenorm(
+          tf.ones([2, 2, 2], tf.float64), tf.constant(right_value)
+        )
+    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    np.testing.assert_allclose(
+      [left_d, right_d], [0.1 * expected, 0.1 / expected]
+    )
+
   def test_estimator_takes_a_damping_function_first_in_1_7(self):
     ns = kfac.r1_7
     calls = []
@@ -497,11 +542,11 @@ class Float64Test(parameterized.TestCase):
     # A Kronecker FC layer (x W + b) and a "full" generic bias c feed a
     # unit-variance normal loss; "exact" estimation makes the statistics
     # deterministic: A = ρI + (1−ρ)[x 1]ᵀ[x 1]/n, G = I, C = ρI + (1−ρ)nI.
-    # Damping 1e-3 and decay 0.95 are not float32 numbers: rounding them
-    # through float32 would show as relative errors near 1e-8.
+    # Damping 1e-3, decay 0.95 and momentum 0.9 are not float32 numbers:
+    # rounding them through float32 would show as relative errors near 1e-8.
     ns = _ns(package)
     rng = np.random.RandomState(13)
-    n, rho, damping, lr = 8, 0.95, 1e-3, 0.5
+    n, rho, damping, lr, momentum = 8, 0.95, 1e-3, 0.5, 0.9
     x_value, t_value = rng.randn(n, IN), rng.randn(n, OUT)
     w0 = rng.randn(IN, OUT)
     v_w, v_b, v_c = rng.randn(IN, OUT), rng.randn(OUT), rng.randn(OUT)
@@ -525,7 +570,7 @@ class Float64Test(parameterized.TestCase):
           cov_ema_decay=rho,
           damping=damping,
           layer_collection=lc,
-          momentum=0.0,
+          momentum=momentum,
           estimation_mode="exact",
         )
         products = lc.fisher_blocks[(w, b)].multiply_inverse(
@@ -537,8 +582,10 @@ class Float64Test(parameterized.TestCase):
         sess.run(opt.cov_update_op)
         sess.run(opt.inv_update_op)
         p_w, p_b, p_c = sess.run(products)
-        sess.run(train)
-        w1, b1, c1 = sess.run([w, b, c])
+        params = []
+        for _ in range(2):
+          sess.run(train)
+          params.append(sess.run([w, b, c]))
         eigen = [
           f._on_eigen_path  # pylint: disable=protected-access
           for f in lc.get_factors()
@@ -568,15 +615,20 @@ class Float64Test(parameterized.TestCase):
       (p_c, full_inv @ v_c),
     ):
       np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=0)
-    # One step θ ← θ − lr·F̂⁻¹∇ (momentum 0) from w0, b = c = 0.
-    residual = x_value @ w0 - t_value
-    grad_w, grad_b = x_value.T @ residual / n, residual.mean(axis=0)
-    step_w, step_b = kron(grad_w, grad_b)
-    np.testing.assert_allclose(w1, w0 - lr * step_w, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(b1, -lr * step_b, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(
-      c1, -lr * full_inv @ grad_b, rtol=1e-12, atol=1e-15
-    )
+    # Two steps v ← μv + F̂⁻¹∇, θ ← θ − lr·v from w0, b = c = 0 (the
+    # statistics do not change: no covariance update runs in between).
+    w_np, b_np, c_np = w0, np.zeros(OUT), np.zeros(OUT)
+    v_w, v_b, v_c = np.zeros((IN, OUT)), np.zeros(OUT), np.zeros(OUT)
+    for actual in params:
+      residual = x_value @ w_np + b_np + c_np - t_value
+      grad_w, grad_b = x_value.T @ residual / n, residual.mean(axis=0)
+      step_w, step_b = kron(grad_w, grad_b)
+      v_w = momentum * v_w + step_w
+      v_b = momentum * v_b + step_b
+      v_c = momentum * v_c + full_inv @ grad_b
+      w_np, b_np, c_np = w_np - lr * v_w, b_np - lr * v_b, c_np - lr * v_c
+      for value, expected in zip(actual, (w_np, b_np, c_np)):
+        np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-15)
 
 
 class ColocationTest(parameterized.TestCase):

@@ -2,9 +2,8 @@
 
 The corpus in `tests/data/legacy_programs/` holds small programs written
 against TensorFlow 1.4's `tf.contrib.kfac` (and two against PyPI's kfac 0.2.x).
-Each `<name>.py` is upgraded and compared with what `<name>.expected.diff`
-(a unified diff from the program to its expected upgrade, written by
-`tools/update_upgrade_corpus.py`) makes of it; the upgraded TF 1.4 programs are then run for a few steps under TF 2.x in one
+Each `<name>.py` is upgraded and compared with its expected upgrade (stored
+as the diff `<name>.expected.diff`, see `legacy_corpus`); the upgraded TF 1.4 programs are then run for a few steps under TF 2.x in one
 subprocess. The corpus programs use `tf.compat.v1` for the non-kfac TF 1.x
 calls, except `tf1_style.py`, a plain TF 1.x program that is run after
 `kfac-upgrade --also-tf2` (TensorFlow's `tf_upgrade_v2` output is not compared
@@ -13,9 +12,7 @@ with a file, because it depends on the TensorFlow release).
 
 import difflib
 import io
-import json
 import os
-import re
 import shutil
 import stat
 import subprocess
@@ -29,6 +26,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import pytest
 
+import legacy_corpus as corpus
 from kfac import _surface
 from kfac import upgrade
 from kfac.upgrade import _cli
@@ -40,19 +38,10 @@ pytestmark = pytest.mark.slow
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(_HERE)
-_CORPUS = os.path.join(_HERE, "data", "legacy_programs")
 
 # TF 1.4 programs (run after upgrading) and kfac 0.2.x programs (rewritten
 # and reported only: they always need the human step for their thunks).
-_TF14_PROGRAMS = (
-  "mlp_chain",
-  "convnet_from_import",
-  "generic_module_alias",
-  "diagonal_ops_imports",
-  "bernoulli_class_import",
-  "opqueue_lib_forms",
-  "tf1_style",
-)
+_TF14_PROGRAMS = corpus.COMPAT_V1_PROGRAMS + ("tf1_style",)
 _KFAC02_PROGRAMS = ("kfac02_program", "kfac02_unconvertible")
 _ALL_PROGRAMS = _TF14_PROGRAMS + _KFAC02_PROGRAMS
 
@@ -75,63 +64,6 @@ _EXPECTED_ATTENTION = {
     (34, "the receiver's type is not clear"),
   ],
 }
-
-# Runs programs given on the command line, one JSON line per program.
-_RUNNER = textwrap.dedent("""\
-    import json, runpy, sys, traceback, warnings
-    warnings.simplefilter("ignore")
-    import tensorflow as tf
-    for path in sys.argv[1:]:
-      try:
-        runpy.run_path(path, run_name="__main__")
-        result = {"path": path, "ok": True}
-      except BaseException:  # pylint: disable=broad-except
-        result = {"path": path, "ok": False, "error": traceback.format_exc()}
-      print("RESULT " + json.dumps(result), flush=True)
-    """)
-
-
-def _read(path):
-  with open(path, "rb") as f:
-    return f.read()
-
-
-def _program(name):
-  return os.path.join(_CORPUS, name + ".py")
-
-
-def _patch(source, diff):
-  """Applies the unified diff `diff` (str) to `source` (bytes); returns bytes.
-
-  Every context and removed line must stand in `source` where its hunk says.
-  """
-  lines = source.decode().splitlines(True)
-  out = []
-  pos = 0
-  for line in diff.splitlines(True)[2:]:  # After the ---/+++ header.
-    hunk = re.match(r"@@ -(\d+)(?:,(\d+))? ", line)
-    if hunk:
-      start = int(hunk.group(1))
-      # An empty old range names the line it follows, others their first.
-      start -= 0 if hunk.group(2) == "0" else 1
-      out.extend(lines[pos:start])
-      pos = start
-      continue
-    tag, text = line[:1], line[1:]
-    assert tag in (" ", "-", "+"), line
-    if tag in (" ", "-"):
-      assert lines[pos] == text, (pos + 1, lines[pos], text)
-      pos += 1
-    if tag in (" ", "+"):
-      out.append(text)
-  out.extend(lines[pos:])
-  return "".join(out).encode()
-
-
-def _expected(name):
-  """The expected upgrade of corpus program `name` (bytes)."""
-  with open(os.path.join(_CORPUS, name + ".expected.diff")) as f:
-    return _patch(_read(_program(name)), f.read())
 
 
 def _names(source):
@@ -167,8 +99,10 @@ class CorpusTest(parameterized.TestCase):
 
   @parameterized.named_parameters((name, name) for name in _ALL_PROGRAMS)
   def test_matches_expected(self, name):
-    result = upgrade.upgrade_source(_read(_program(name)), _program(name))
-    expected = _expected(name)
+    result = upgrade.upgrade_source(
+      corpus.read(corpus.program(name)), corpus.program(name)
+    )
+    expected = corpus.expected(name)
     if result.source != expected:
       diff = "".join(
         difflib.unified_diff(
@@ -186,7 +120,7 @@ class CorpusTest(parameterized.TestCase):
 
   @parameterized.named_parameters((name, name) for name in _ALL_PROGRAMS)
   def test_idempotent(self, name):
-    once = upgrade.upgrade_source(_read(_program(name))).source
+    once = upgrade.upgrade_source(corpus.read(corpus.program(name))).source
     twice = upgrade.upgrade_source(once)
     self.assertEqual(twice.source, once)
     self.assertFalse(twice.changed)
@@ -196,8 +130,8 @@ class CorpusTest(parameterized.TestCase):
   def test_only_kfac_lines_change(self, name):
     # Comments and formatting elsewhere are kept: every removed or added line
     # mentions kfac or is part of a changed call.
-    before = _read(_program(name)).decode().splitlines()
-    after = _expected(name).decode().splitlines()
+    before = corpus.read(corpus.program(name)).decode().splitlines()
+    after = corpus.expected(name).decode().splitlines()
     matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
       if tag == "equal":
@@ -222,13 +156,13 @@ class CorpusTest(parameterized.TestCase):
 
   @parameterized.named_parameters((name, name) for name in _TF14_PROGRAMS)
   def test_tf14_programs_need_no_human(self, name):
-    result = upgrade.upgrade_source(_read(_program(name)))
+    result = upgrade.upgrade_source(corpus.read(corpus.program(name)))
     self.assertEmpty(result.attention)
     self.assertNotIn("contrib", _names(result.source))
 
   @parameterized.named_parameters((name, name) for name in _KFAC02_PROGRAMS)
   def test_kfac02_report(self, name):
-    result = upgrade.upgrade_source(_read(_program(name)))
+    result = upgrade.upgrade_source(corpus.read(corpus.program(name)))
     got = [(f.line, f.message) for f in result.attention]
     for line, phrase in _EXPECTED_ATTENTION[name]:
       self.assertTrue(
@@ -622,11 +556,11 @@ class CommandLineTest(parameterized.TestCase):
     return path
 
   def test_file_in_place_with_report(self):
-    path = self._write("prog.py", _read(_program("mlp_chain")))
+    path = self._write("prog.py", corpus.read(corpus.program("mlp_chain")))
     os.chmod(path, 0o750)
     status, out, err = _run_main([path])
     self.assertEqual(status, 0, err)
-    self.assertEqual(_read(path), _expected("mlp_chain"))
+    self.assertEqual(corpus.read(path), corpus.expected("mlp_chain"))
     self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o750)
     self.assertEqual(sorted(os.listdir(self.dir)), ["prog.py"])  # no temp
     report = out.decode()
@@ -639,13 +573,17 @@ class CommandLineTest(parameterized.TestCase):
     self.assertIn("added `import kfac`", report)
 
   def test_check_exit_codes(self):
-    legacy = self._write("legacy.py", _read(_program("generic_module_alias")))
-    done = self._write("done.py", _expected("generic_module_alias"))
+    legacy = self._write(
+      "legacy.py", corpus.read(corpus.program("generic_module_alias"))
+    )
+    done = self._write("done.py", corpus.expected("generic_module_alias"))
     other = self._write("other.py", "import os\n")
     status, out, _ = _run_main(["--check", legacy, done, other])
     self.assertEqual(status, 1)
     self.assertIn("%s: would change" % legacy, out.decode())
-    self.assertEqual(_read(legacy), _read(_program("generic_module_alias")))
+    self.assertEqual(
+      corpus.read(legacy), corpus.read(corpus.program("generic_module_alias"))
+    )
     status, _, _ = _run_main(["--check", done, other])
     self.assertEqual(status, 0)
     status, _, _ = _run_main([legacy])
@@ -654,38 +592,52 @@ class CommandLineTest(parameterized.TestCase):
     self.assertEqual(status, 0)
 
   def test_tree(self):
-    a = self._write("pkg/a.py", _read(_program("convnet_from_import")))
-    b = self._write("pkg/sub/b.py", _read(_program("bernoulli_class_import")))
-    hidden = self._write("pkg/.hidden/c.py", _read(_program("mlp_chain")))
-    cache = self._write("pkg/__pycache__/d.py", _read(_program("mlp_chain")))
+    a = self._write(
+      "pkg/a.py", corpus.read(corpus.program("convnet_from_import"))
+    )
+    b = self._write(
+      "pkg/sub/b.py", corpus.read(corpus.program("bernoulli_class_import"))
+    )
+    hidden = self._write(
+      "pkg/.hidden/c.py", corpus.read(corpus.program("mlp_chain"))
+    )
+    cache = self._write(
+      "pkg/__pycache__/d.py", corpus.read(corpus.program("mlp_chain"))
+    )
     text = self._write("pkg/notes.txt", "tf.contrib.kfac\n")
     status, out, _ = _run_main([os.path.join(self.dir, "pkg")])
     self.assertEqual(status, 0)
-    self.assertEqual(_read(a), _expected("convnet_from_import"))
-    self.assertEqual(_read(b), _expected("bernoulli_class_import"))
+    self.assertEqual(corpus.read(a), corpus.expected("convnet_from_import"))
+    self.assertEqual(corpus.read(b), corpus.expected("bernoulli_class_import"))
     for untouched in (hidden, cache):
-      self.assertEqual(_read(untouched), _read(_program("mlp_chain")))
-    self.assertEqual(_read(text), b"tf.contrib.kfac\n")
+      self.assertEqual(
+        corpus.read(untouched), corpus.read(corpus.program("mlp_chain"))
+      )
+    self.assertEqual(corpus.read(text), b"tf.contrib.kfac\n")
     self.assertIn("2 file(s) scanned, 2 changed", out.decode())
 
   def test_symlink_kept(self):
-    target = self._write("real/prog.py", _read(_program("mlp_chain")))
+    target = self._write(
+      "real/prog.py", corpus.read(corpus.program("mlp_chain"))
+    )
     link = os.path.join(self.dir, "link.py")
     os.symlink(target, link)
     status, _, err = _run_main([link])
     self.assertEqual(status, 0, err)
     self.assertTrue(os.path.islink(link))
-    self.assertEqual(_read(target), _expected("mlp_chain"))
+    self.assertEqual(corpus.read(target), corpus.expected("mlp_chain"))
 
   def test_stdin_to_stdout(self):
-    status, out, err = _run_main(["-"], stdin=_read(_program("mlp_chain")))
+    status, out, err = _run_main(
+      ["-"], stdin=corpus.read(corpus.program("mlp_chain"))
+    )
     self.assertEqual(status, 0)
-    self.assertEqual(out, _expected("mlp_chain"))
+    self.assertEqual(out, corpus.expected("mlp_chain"))
     self.assertIn("<stdin>: changed", err)
 
   def test_stdin_check(self):
     status, out, _ = _run_main(
-      ["--check", "-"], stdin=_read(_program("mlp_chain"))
+      ["--check", "-"], stdin=corpus.read(corpus.program("mlp_chain"))
     )
     self.assertEqual(status, 1)
     self.assertEqual(out, b"")
@@ -693,13 +645,13 @@ class CommandLineTest(parameterized.TestCase):
   def test_syntax_error_leaves_file_untouched(self):
     source = b"import tensorflow as tf\nu = tf.contrib.kfac.utils\ndef f(:\n"
     bad = self._write("bad.py", source)
-    good = self._write("good.py", _read(_program("mlp_chain")))
+    good = self._write("good.py", corpus.read(corpus.program("mlp_chain")))
     status, _, err = _run_main([bad, good])
     self.assertEqual(status, 2)
     self.assertIn("%s:3: syntax error" % bad, err)
     self.assertIn("left untouched", err)
-    self.assertEqual(_read(bad), source)
-    self.assertEqual(_read(good), _expected("mlp_chain"))
+    self.assertEqual(corpus.read(bad), source)
+    self.assertEqual(corpus.read(good), corpus.expected("mlp_chain"))
     self.assertEqual(sorted(os.listdir(self.dir)), ["bad.py", "good.py"])
 
   def test_syntax_error_on_stdin_echoes_input(self):
@@ -714,7 +666,9 @@ class CommandLineTest(parameterized.TestCase):
     self.assertIn("no such file", err)
 
   def test_needs_a_human_in_report(self):
-    path = self._write("old.py", _read(_program("kfac02_unconvertible")))
+    path = self._write(
+      "old.py", corpus.read(corpus.program("kfac02_unconvertible"))
+    )
     status, out, _ = _run_main([path])
     self.assertEqual(status, 0)
     report = out.decode()
@@ -724,8 +678,8 @@ class CommandLineTest(parameterized.TestCase):
     self.assertIn("1 need a human", report)
 
   def test_unwritable_file_is_an_error(self):
-    bad = self._write("a_bad.py", _read(_program("mlp_chain")))
-    good = self._write("b_good.py", _read(_program("mlp_chain")))
+    bad = self._write("a_bad.py", corpus.read(corpus.program("mlp_chain")))
+    good = self._write("b_good.py", corpus.read(corpus.program("mlp_chain")))
     real_write = _cli._write_atomically
 
     def write(path, data):
@@ -742,12 +696,14 @@ class CommandLineTest(parameterized.TestCase):
       "2 file(s) scanned, 1 changed, 0 need a human, 1 could not be written",
       out.decode(),
     )
-    self.assertEqual(_read(bad), _read(_program("mlp_chain")))
-    self.assertEqual(_read(good), _expected("mlp_chain"))
+    self.assertEqual(corpus.read(bad), corpus.read(corpus.program("mlp_chain")))
+    self.assertEqual(corpus.read(good), corpus.expected("mlp_chain"))
 
   @pytest.mark.slow
   def test_help_and_check_import_no_tensorflow(self):
-    path = self._write("prog.py", _read(_program("opqueue_lib_forms")))
+    path = self._write(
+      "prog.py", corpus.read(corpus.program("opqueue_lib_forms"))
+    )
     code = textwrap.dedent("""\
         import contextlib, io, sys
         blocked = sys.argv[2] == "blocked"
@@ -779,7 +735,9 @@ class CommandLineTest(parameterized.TestCase):
   @pytest.mark.slow
   def test_module_entry_point(self):
     # What the `kfac-upgrade` console script runs (`kfac.upgrade:main`).
-    path = self._write("prog.py", _read(_program("opqueue_lib_forms")))
+    path = self._write(
+      "prog.py", corpus.read(corpus.program("opqueue_lib_forms"))
+    )
     proc = subprocess.run(
       [sys.executable, "-m", "kfac.upgrade", "--check", path],
       cwd=_REPO,
@@ -805,7 +763,7 @@ class UpgradedProgramsRunTest(parameterized.TestCase):
     paths = []
     for name in _TF14_PROGRAMS:
       path = os.path.join(cls.tmp, name + ".py")
-      shutil.copyfile(_program(name), path)
+      shutil.copyfile(corpus.program(name), path)
       paths.append(path)
     tf1 = os.path.join(cls.tmp, "tf1_style.py")
     status, out, err = _run_main([p for p in paths if p != tf1])
@@ -813,29 +771,7 @@ class UpgradedProgramsRunTest(parameterized.TestCase):
     status, out, err = _run_main(["--also-tf2", tf1])
     cls.tf2_status = status
     cls.tf2_report = out.decode() + err
-    runner = os.path.join(cls.tmp, "runner.py")
-    with open(runner, "w") as f:
-      f.write(_RUNNER)
-    env = dict(
-      os.environ,
-      PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-      TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    proc = subprocess.run(
-      [sys.executable, runner] + paths,
-      cwd=cls.tmp,
-      env=env,
-      capture_output=True,
-      timeout=300,
-      check=False,
-    )
-    cls.output = proc.stdout.decode() + proc.stderr.decode()
-    cls.results = {}
-    for line in proc.stdout.decode().splitlines():
-      if line.startswith("RESULT "):
-        result = json.loads(line[len("RESULT ") :])
-        name = os.path.basename(result["path"])[:-3]
-        cls.results[name] = result
+    cls.results, cls.output = corpus.run_programs(paths, cwd=cls.tmp)
 
   @classmethod
   def tearDownClass(cls):
@@ -910,7 +846,7 @@ class Tf2FindingsTest(parameterized.TestCase):
     tmp = tempfile.mkdtemp(prefix="kfac_upgrade_tf2_")
     self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
     path = os.path.join(tmp, "prog.py")
-    shutil.copyfile(_program("tf1_layers_eager"), path)
+    shutil.copyfile(corpus.program("tf1_layers_eager"), path)
     status, out, err = _run_main(["--also-tf2", path])
     report = out.decode() + err
     self.assertEqual(status, 0, report)
@@ -934,7 +870,7 @@ class Tf2FindingsTest(parameterized.TestCase):
     tmp = tempfile.mkdtemp(prefix="kfac_upgrade_tf2_")
     self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
     path = os.path.join(tmp, "prog.py")
-    shutil.copyfile(_program("tf1_layers_eager"), path)
+    shutil.copyfile(corpus.program("tf1_layers_eager"), path)
     status, out, err = _run_main([path])
     report = out.decode() + err
     self.assertEqual(status, 0, report)

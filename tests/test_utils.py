@@ -56,17 +56,18 @@ class SetDefaultTest(parameterized.TestCase):
 
 
 class SubGraphTest(parameterized.TestCase):
+  def _sum_and_product(self):
+    """Constants a and b, c = a + b, d = a * b, and the subgraph of c."""
+    a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
+    c = a + b
+    return a, b, c, a * b, utils.SubGraph((c,))
+
   def test_basic_graph(self):
     with tf.Graph().as_default():
-      a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
-      b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
-      c = a + b
-      d = a * b
-      sub = utils.SubGraph((c,))
-      self.assertTrue(sub.is_member(a))
-      self.assertTrue(sub.is_member(b))
-      self.assertTrue(sub.is_member(c))
-      self.assertTrue(sub.is_member(c.op))
+      a, b, c, d, sub = self._sum_and_product()
+      for member in (a, b, c, c.op):
+        self.assertTrue(sub.is_member(member), member)
       self.assertFalse(sub.is_member(d))
       self.assertFalse(sub.is_member(d.op))
 
@@ -76,17 +77,12 @@ class SubGraphTest(parameterized.TestCase):
       b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
       c = a + b + a  # note the repeated use of a
       sub = utils.SubGraph((c,))
-      self.assertTrue(sub.is_member(a))
-      self.assertTrue(sub.is_member(b))
-      self.assertTrue(sub.is_member(c))
+      for member in (a, b, c):
+        self.assertTrue(sub.is_member(member), member)
 
   def test_filter_list(self):
     with tf.Graph().as_default():
-      a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
-      b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
-      c = a + b
-      d = a * b
-      sub = utils.SubGraph((c,))
+      _, b, _, d, sub = self._sum_and_product()
       self.assertEqual(sub.filter_list([b, d]), [b])
 
   def test_variable_uses_counts_consumers_inside_only(self):
