@@ -34,6 +34,13 @@ from kfac import _towers
 from kfac import fisher_factors as _engine
 from kfac import utils
 
+# The engine module's globals, for the engine methods borrowed below: put
+# into a face, they resolve their global names here (definitions below
+# take precedence).
+globals().update(
+  {k: v for k, v in vars(_engine).items() if not k.startswith("__")}
+)
+
 # Module constants of 1.8 (1.9 changes three defaults through its
 # declaration and adds the sub-sampling switches).
 INIT_COVARIANCES_AT_ZERO = False
@@ -617,6 +624,8 @@ class InverseProvidingFactor(FisherFactor):
     return ops
 
   # The engine's `(variable, value)` builder of the inverse updates.
+  # The engine attribute that builder reads (never the 2017 formulation).
+  _reference_formulation = False
   _engine_inverse_updates = _engine.InverseProvidingFactor._inverse_updates  # pylint: disable=protected-access
 
   def register_eigendecomp(self):
