@@ -13,7 +13,9 @@ in the running process,
   LayerCollection` and the `*_lib` module names.
 
 To mirror the legacy layout, `kfac.python.ops` is added as a namespace whose
-attributes are the nine modules (also under their `*_lib` names).
+attributes are the nine modules (also under their `*_lib` names) and, for a
+release namespace, the never-exported modules of that release (`placement`
+from 1.8, `linear_operator` from 1.9).
 """
 
 import importlib
@@ -57,8 +59,15 @@ def _set_module(name, module):
     sys.modules[name] = module
 
 
-def _python_ops_namespace(kfac, modules):
-  """Returns `<package>.python`, creating `<package>.python.ops` if needed."""
+def _python_ops_namespace(kfac, modules, internal):
+  """Returns `<package>.python`, creating `<package>.python.ops` if needed.
+
+  Args:
+    kfac: the package `tf.contrib.kfac` becomes.
+    modules: dict name -> module, the nine public modules.
+    internal: dict name -> module, the never-exported modules of the
+      release (no `*_lib` names: the legacy package had none for them).
+  """
   root = kfac.__name__
   python = _get(kfac, "python")
   if python is None:
@@ -81,6 +90,9 @@ def _python_ops_namespace(kfac, modules):
       setattr(ops, name, module)
     if _get(ops, name + "_lib") is None:
       setattr(ops, name + "_lib", module)
+  for name, module in internal.items():
+    if _get(ops, name) is None:
+      setattr(ops, name, module)
   _set_module(root + ".python", python)
   _set_module(root + ".python.ops", ops)
   return python
@@ -100,14 +112,47 @@ def _release_package(tf_version):
       "releases that shipped tf.contrib.kfac), got %r"
       % (", ".join(repr(v) for v in _VERSIONS), tf_version)
     )
-  name = "kfac.r1_%s" % tf_version.split(".")[1]
+  name = _namespace(tf_version)
   if importlib.util.find_spec(name) is None:
+    available = [
+      v for v in _VERSIONS if importlib.util.find_spec(_namespace(v))
+    ]
     raise ValueError(
       "install_tf_contrib_alias: tf_version=%r needs the release namespace "
       "`%s`, which this kfac does not provide yet (available: the seed API "
-      "`kfac` and the release namespaces of 1.4-1.7)" % (tf_version, name)
+      "`kfac` and the release namespaces of %s)"
+      % (tf_version, name, ", ".join(available))
     )
   return name
+
+
+def _namespace(tf_version):
+  return "kfac.r1_%s" % tf_version.split(".")[1]
+
+
+def _internal_modules(package, tf_version):
+  """The never-exported modules of the release (`placement`, ...).
+
+  Args:
+    package: the package `tf.contrib.kfac` becomes.
+    tf_version: the release, or None for the seed (which has none).
+
+  Returns:
+    dict name -> module, for the modules of `_surface.INTERNAL_MODULES`
+    that the release had and the namespace provides.
+  """
+  if tf_version is None:
+    return {}
+  found = {}
+  minor = int(tf_version.split(".")[1])
+  for name, (first, last) in _surface.INTERNAL_MODULES.items():
+    if minor < int(first.split(".")[1]):
+      continue
+    if last is not None and minor > int(last.split(".")[1]):
+      continue
+    if importlib.util.find_spec(package + "." + name) is not None:
+      found[name] = importlib.import_module(package + "." + name)
+  return found
 
 
 def install_tf_contrib_alias(tf_version=None):
@@ -139,7 +184,10 @@ def install_tf_contrib_alias(tf_version=None):
   namespace `kfac.r1_N` instead of `kfac` (`tf.contrib.kfac.optimizer` is
   `kfac.r1_6.optimizer`, `tensorflow.contrib.kfac.python.ops.fisher_factors`
   and `..._lib` are `kfac.r1_6.fisher_factors`), for a program written for
-  that release. One process has one `tf.contrib.kfac`: a second call with a
+  that release. The modules the release never exported are provided under
+  their internal paths too: `tensorflow.contrib.kfac.python.ops.placement`
+  (1.8 on) and `...python.ops.linear_operator` (1.9 on) are
+  `kfac.r1_N.placement` and `kfac.r1_N.linear_operator`. One process has one `tf.contrib.kfac`: a second call with a
   different `tf_version` leaves the first in place and returns False.
 
   Args:
@@ -154,8 +202,7 @@ def install_tf_contrib_alias(tf_version=None):
 
   Raises:
     ValueError: if `tf_version` is not a release that shipped
-      `tf.contrib.kfac`, or its namespace is not provided by this `kfac` yet
-      (1.8-1.10).
+      `tf.contrib.kfac`, or its namespace is not provided by this `kfac`.
   """
   package = _release_package(tf_version)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -164,7 +211,8 @@ def install_tf_contrib_alias(tf_version=None):
   modules = {
     name: importlib.import_module(package + "." + name) for name in MODULES
   }
-  _python_ops_namespace(kfac, modules)
+  internal = _internal_modules(package, tf_version)
+  _python_ops_namespace(kfac, modules, internal)
 
   ok = True
   ours = None
@@ -204,6 +252,8 @@ def install_tf_contrib_alias(tf_version=None):
       _set_module("tensorflow.contrib.kfac." + name, module)
       _set_module("tensorflow.contrib.kfac.python.ops." + name, module)
       _set_module("tensorflow.contrib.kfac.python.ops." + name + "_lib", module)
+    for name, module in internal.items():
+      _set_module("tensorflow.contrib.kfac.python.ops." + name, module)
     python = _get(kfac, "python")
     if python is not None and _is_ours(python):
       _set_module("tensorflow.contrib.kfac.python", python)

@@ -714,6 +714,19 @@ def lc_1_5__define_linked_parameters(self, params, approximation=None):
   self._linked_parameters[params] = approximation
 
 
+def _add_data(self, params, block, uses, *data):
+  """Adds one registration's data to `block`.
+
+  A minibatch (1.5-1.7), or from 1.8 a tower, whose `uses` are added to the
+  collection's use counts.
+  """
+  if self._release.registration == "tower":
+    block.register_additional_tower(*data)
+    self._add_uses(params, uses)
+  else:
+    block.register_additional_minibatch(*data)
+
+
 def _resolve_approx(self, params, approx, default, legal):
   """Explicit `approx`, else the linked group's, else `default`."""
   if approx is None:
@@ -763,7 +776,7 @@ def lc_1_5__register_fully_connected(
     else fb.FullyConnectedDiagonalFB
   )
   block = self.register_block(params, block_type(self, has_bias), reuse=reuse)
-  block.register_additional_minibatch(inputs, outputs)
+  _add_data(self, params, block, 1, inputs, outputs)
 
 
 def lc_1_5__register_conv2d(
@@ -808,7 +821,7 @@ def lc_1_5__register_conv2d(
   block = self.register_block(
     params, block_type(self, params, strides, padding), reuse=reuse
   )
-  block.register_additional_minibatch(inputs, outputs)
+  _add_data(self, params, block, 1, inputs, outputs)
 
 
 def lc_1_5__register_generic(
@@ -837,7 +850,7 @@ def lc_1_5__register_generic(
   )
   block_type = fb.FullFB if approx == APPROX_FULL_NAME else fb.NaiveDiagonalFB
   block = self.register_block(params, block_type(self, params), reuse=reuse)
-  block.register_additional_minibatch(batch_size)
+  _add_data(self, params, block, float("inf"), batch_size)
 
 
 def lc_1_5__register_fully_connected_multi(
@@ -1129,6 +1142,42 @@ def blocks_1_6__compute_pi_tracenorm(left_cov, right_cov):
   return utils.compute_pi(left_cov, right_cov)
 
 
+def blocks_1_7__compute_pi_tracenorm(left_cov, right_cov):
+  """The π of the factored Tikhonov damping; diagonals accepted (1.7).
+
+  `π = sqrt((tr(L) · dim(R)) / (tr(R) · dim(L)))`, where a rank-1 argument
+  stands for the diagonal matrix it holds (trace = sum, dimension =
+  length) and a rank-2 one is the matrix itself.
+
+  Args:
+    left_cov: The left (input) covariance: a square matrix or a diagonal.
+    right_cov: The right (output) covariance: a square matrix or a diagonal.
+
+  Returns:
+    A scalar Tensor.
+
+  Raises:
+    ValueError: If an argument's static rank is not 1 or 2.
+  """
+  covs = (left_cov, right_cov)
+  ranks = [_checks.static_rank(cov) for cov in covs]
+  for arg_name, cov, rank in zip(("left_cov", "right_cov"), covs, ranks):
+    if rank not in (1, 2):
+      raise ValueError(
+        "{} must be a matrix (rank 2) or the diagonal of one (rank 1); "
+        "got shape {}.".format(arg_name, _checks.format_shape(cov))
+      )
+  if ranks == [2, 2]:
+    return utils.compute_pi(left_cov, right_cov)
+  traces = [
+    tf.reduce_sum(cov) if rank == 1 else tf.linalg.trace(cov)
+    for cov, rank in zip(covs, ranks)
+  ]
+  left_norm = traces[0] * _checks.static_dim(right_cov, 0)
+  right_norm = traces[1] * _checks.static_dim(left_cov, 0)
+  return tf.sqrt(left_norm / right_norm)
+
+
 def blocks_1_6__compute_pi_adjusted_damping(left_cov, right_cov, damping):
   """Splits a damping between two Kronecker factors according to `PI_TYPE`.
 
@@ -1383,7 +1432,7 @@ def lc_1_7__register_embedding(
   block = self.register_block(
     params, fb.EmbeddingKFACFB(self, vocab_size), reuse=reuse
   )
-  block.register_additional_minibatch(inputs, outputs)
+  _add_data(self, params, block, 1, inputs, outputs)
 
 
 def utils_1_7__layer_params_to_mat2d(vector):

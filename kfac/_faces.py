@@ -37,8 +37,17 @@ from kfac import _releases
 _ENGINE_PACKAGE = "kfac"
 
 
-def _engine_module(module_name):
-  return importlib.import_module("{}.{}".format(_ENGINE_PACKAGE, module_name))
+def _engine_module(module_name, release=None):
+  """The module a face of `module_name` is built from.
+
+  The engine module itself, or the private module the release names in its
+  `engine_modules` (e.g. the deferred factors of 1.8+, `kfac._deferred_factors`,
+  whose classes call the engine's maths).
+  """
+  override = release.engine_modules.get(module_name) if release else None
+  return importlib.import_module(
+    override or "{}.{}".format(_ENGINE_PACKAGE, module_name)
+  )
 
 
 def _defined_in(obj, module):
@@ -138,10 +147,11 @@ def _globals_for(cls_or_func, namespace, release):
     cls_or_func, (type, types.FunctionType)
   ):
     return namespace
+  face_short = namespace["__name__"].rsplit(".", 1)[-1]
   if (
-    module_name == _face_members.__name__
-    or module_name.rsplit(".", 1)[-1]
-    == namespace["__name__"].rsplit(".", 1)[-1]
+    module_name in (_face_members.__name__, "kfac._deferred_members")
+    or module_name.rsplit(".", 1)[-1] == face_short
+    or module_name == release.engine_modules.get(face_short)
   ):
     return namespace
   key = (release.version, module_name)
@@ -150,11 +160,15 @@ def _globals_for(cls_or_func, namespace, release):
     shadow = dict(vars(importlib.import_module(module_name)))
     _SHADOW_GLOBALS[key] = shadow
   faces = namespace["_face_modules"]
+  overrides = {m: short for short, m in release.engine_modules.items()}
   for k, v in list(shadow.items()):
     if isinstance(v, types.ModuleType) and _is_public_engine_module(v.__name__):
       short = v.__name__.rsplit(".", 1)[-1]
       if short in faces:
         shadow[k] = faces[short]
+    elif isinstance(v, types.ModuleType) and v.__name__ in overrides:
+      if overrides[v.__name__] in faces:
+        shadow[k] = faces[overrides[v.__name__]]
   for engine_cls, face_cls in _FACE_CLASSES.get(release.version, {}).items():
     if shadow.get(engine_cls.__name__) is engine_cls:
       shadow[engine_cls.__name__] = face_cls
@@ -171,6 +185,10 @@ def _face_base(base, namespace, release):
   known = _FACE_CLASSES.get(release.version, {})
   if base in known:
     return known[base]
+  if vars(base).get("_face_keep_base"):
+    # A private mixin that programs see as a base (e.g. 1.8's
+    # `placement.RoundRobinPlacementMixin`).
+    return base
   if _is_public_engine_module(base.__module__):
     candidate = namespace.get(base.__name__)
     if isinstance(candidate, type):
@@ -195,23 +213,36 @@ def _rehost_class(cls, namespace, release, extra_members=None, name=None):
   """
   bases = []
   inlined = []
-  for base in cls.__bases__:
+  pending = list(cls.__bases__)
+  while pending:
+    base = pending.pop(0)
+    if base.__name__ in release.inlined_bases:
+      # A class the release does not have: its members are inlined and its
+      # own bases take its place.
+      inlined.append(base)
+      pending[:0] = list(base.__bases__)
+      continue
     face = _face_base(base, namespace, release)
     if face is None:
       inlined.append(base)
-    else:
+    elif face not in bases:
       bases.append(face)
   body = {}
   sources = []
+  known = _FACE_CLASSES.get(release.version, {})
   for mixin in inlined:
     sources.extend(
-      k for k in mixin.__mro__ if _is_private_engine_module(k.__module__)
+      k
+      for k in mixin.__mro__
+      if _is_private_engine_module(k.__module__)
+      and (k is mixin or k not in known)
+      and k not in sources
     )
   for klass in reversed(sources):
     _copy_members(klass, body, namespace, release)
   _copy_members(cls, body, namespace, release)
   for key, value in (extra_members or {}).items():
-    if key in body and "_engine_" + key not in body:
+    if key in body and "_engine_" + key not in body and value is not _REMOVE:
       # The replaced member stays reachable for the adapter that wraps it.
       body["_engine_" + key] = body[key]
     if value is _REMOVE:
@@ -544,7 +575,7 @@ def fill_module(namespace, version, module_name):
     module_name: One of `kfac._releases.MODULES`.
   """
   release = _releases.get(version)
-  engine = _engine_module(module_name)
+  engine = _engine_module(module_name, release)
   face_modules = {
     name: importlib.import_module("{}.{}".format(release.package, name))
     for name in _releases.MODULES[: _releases.MODULES.index(module_name)]
@@ -568,12 +599,18 @@ def fill_module(namespace, version, module_name):
   namespace["__doc__"] = doc or engine.__doc__
   namespace["_face_modules"] = face_modules
   # Engine modules imported by this one -> the face's modules.
+  overrides = {m: short for short, m in release.engine_modules.items()}
   for key, value in list(namespace.items()):
     if isinstance(value, types.ModuleType):
-      short = value.__name__.rsplit(".", 1)[-1]
+      short = overrides.get(value.__name__, value.__name__.rsplit(".", 1)[-1])
       if (
         value.__name__.startswith(_ENGINE_PACKAGE + ".")
         and short in face_modules
+        and (short in _PUBLIC_MODULES)
+        and (
+          _is_public_engine_module(value.__name__)
+          or value.__name__ in overrides
+        )
       ):
         namespace[key] = face_modules[short]
   # Functions, then classes (bases first), then dicts holding functions.
@@ -584,13 +621,20 @@ def fill_module(namespace, version, module_name):
   classes = [
     v
     for v in vars(engine).values()
-    if isinstance(v, type) and _defined_in(v, engine)
+    if isinstance(v, type)
+    and _defined_in(v, engine)
+    and not issubclass(v, enum.Enum)
   ]
   for cls in _class_order(classes):
-    extra = _members_for(release, "{}.{}".format(module_name, cls.__name__))
-    rebound[cls] = namespace[cls.__name__] = _rehost_class(
-      cls, namespace, release, extra
+    name = release.renamed_classes.get(
+      "{}.{}".format(module_name, cls.__name__), cls.__name__
     )
+    extra = _members_for(release, "{}.{}".format(module_name, name))
+    rebound[cls] = namespace[name] = _rehost_class(
+      cls, namespace, release, extra, name
+    )
+    if name != cls.__name__:
+      del namespace[cls.__name__]
   for key, value in list(namespace.items()):
     if (
       isinstance(value, dict)
@@ -606,14 +650,18 @@ def fill_module(namespace, version, module_name):
       )
   # Module-level members of the release (new functions and classes).
   # Private helpers of the adapters, for the adapters re-hosted here.
-  for key, value in vars(_face_members).items():
-    if (
-      key.startswith("_")
-      and not key.startswith("__")
-      and isinstance(value, types.FunctionType)
-      and key not in namespace
-    ):
-      namespace[key] = _rebind_function(value, namespace)
+  helper_modules = [_face_members]
+  if release.construction == "deferred":
+    helper_modules.append(importlib.import_module("kfac._deferred_members"))
+  for helpers in helper_modules:
+    for key, value in vars(helpers).items():
+      if (
+        key.startswith("_")
+        and not key.startswith("__")
+        and isinstance(value, types.FunctionType)
+        and key not in namespace
+      ):
+        namespace[key] = _rebind_function(value, namespace)
   module_members = _members_for(release, module_name)
   finish = module_members.pop("__finish__", None)
   for name, value in module_members.items():
@@ -625,6 +673,7 @@ def fill_module(namespace, version, module_name):
     elif (
       isinstance(value, type)
       and not issubclass(value, enum.Enum)
+      and not vars(value).get("_face_shared")
       and (
         _is_private_engine_module(value.__module__)
         or value.__module__ == _face_members.__name__
@@ -681,3 +730,32 @@ def fill_package(namespace, version):
       "{}.{}".format(release.package, name)
     )
   namespace["_release"] = release
+
+
+def fill_extra_module(namespace, version, module_name):
+  """Fills a never-exported module of a release (`placement`, 1.8+).
+
+  The module's names are those of the private module the release names in
+  `extra_modules` (the same objects: the placement mix-in is a base of the
+  face's estimator class), with the release's `members` for `module_name`
+  put over them.
+
+  Args:
+    namespace: The `globals()` of `kfac/r1_N/<module_name>.py`.
+    version: The release.
+    module_name: A key of the release's `extra_modules`.
+  """
+  release = _releases.get(version)
+  source = importlib.import_module(release.extra_modules[module_name])
+  for key, value in vars(source).items():
+    if not key.startswith("__"):
+      namespace[key] = value
+  for name, value in _members_for(release, module_name).items():
+    if value is _REMOVE:
+      namespace.pop(name, None)
+    else:
+      namespace[name] = value
+  namespace["_release"] = release
+  namespace["__all__"] = [
+    n for n in getattr(source, "__all__", ()) if n in namespace
+  ]

@@ -111,6 +111,20 @@ class Release(object):
       `-learning_rate * velocity` (1.7+) instead of `-velocity`.
     qmodel_change_negative: Whether the 2x2 qmodel change has the sign of
       the model decrease (1.7+).
+    engine_modules: Module -> the private module its face is built from
+      instead of the engine module (1.8+: `kfac._deferred_factors`,
+      `kfac._deferred_blocks`, `kfac._deferred_estimator`).
+    inlined_bases: Names of classes of the face's engine module that this
+      release does not have: subclasses inline their members and take
+      their bases (1.8: `DiagonalFB`, new in 1.9).
+    renamed_classes: "module.Class" -> the name the face gives the class
+      (1.9: `InverseProvidingFactor` is `DenseSquareMatrixFactor`).
+    linear_operator_factors: Factors return linear operators and offer the
+      Cholesky API; damping values are cast to the factor's dtype (1.9+).
+    lazy_optimizer_ops: The optimizer's convenience properties and
+      `apply_gradients` create the variables and ops on first use (1.8).
+    extra_modules: Never-exported module of the release -> the private
+      module holding it (`placement` 1.8+, `linear_operator` 1.9+).
   """
 
   version: str
@@ -143,6 +157,18 @@ class Release(object):
   estimator_damping_fn_first: bool = False
   qmodel_previous_update_scaled: bool = False
   qmodel_change_negative: bool = False
+  engine_modules: Mapping[str, str] = dataclasses.field(
+    default_factory=lambda: _frozen({})
+  )
+  inlined_bases: tuple[str, ...] = ()
+  renamed_classes: Mapping[str, str] = dataclasses.field(
+    default_factory=lambda: _frozen({})
+  )
+  linear_operator_factors: bool = False
+  lazy_optimizer_ops: bool = False
+  extra_modules: Mapping[str, str] = dataclasses.field(
+    default_factory=lambda: _frozen({})
+  )
 
   def derive(
     self,
@@ -608,7 +634,10 @@ R1_7 = R1_6.derive(
     "fisher_factors.DiagonalFactor": _mixin_members(
       "DiagonalFactorMultiplyMixin", ("get_cov", "register_damped_inverse")
     ),
-    "fisher_blocks": (("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),),
+    "fisher_blocks": (
+      ("EmbeddingKFACFB", "kfac._embedding:EmbeddingKFACFB"),
+      ("compute_pi_tracenorm", "blocks_1_7__compute_pi_tracenorm"),
+    ),
     "layer_collection.LayerCollection": (
       (
         "default_embedding_approximation",
@@ -696,3 +725,399 @@ def get(version):
     KeyError: If no such release is declared.
   """
   return RELEASES[version]
+
+
+# ---------------------------------------------------------------------------
+# Releases 1.8-1.10: deferred construction. The faces of `fisher_factors`,
+# `fisher_blocks` and `estimator` are built from private modules written for
+# the deferred life cycle (they call the engine's maths); the other modules
+# keep the engine plus adapters (`kfac._deferred_members`).
+
+_DEFERRED_ENGINES = {
+  "fisher_factors": "kfac._deferred_factors",
+  "fisher_blocks": "kfac._deferred_blocks",
+  "estimator": "kfac._deferred_estimator",
+}
+
+
+def _members_outside(release, modules):
+  """`release.members` without the targets of `modules`."""
+  return _frozen(
+    {
+      target: pairs
+      for target, pairs in release.members.items()
+      if target.split(".")[0] not in modules
+    }
+  )
+
+
+def _signatures_outside(release, modules):
+  return _frozen(
+    {
+      target: params
+      for target, params in release.signatures.items()
+      if target.split(".")[0] not in modules
+    }
+  )
+
+
+def _deferred(name):
+  return "kfac._deferred_members:" + name
+
+
+def _removed(names):
+  return tuple((name, None) for name in names)
+
+
+# Members of 1.9 that 1.8 does not have.
+_CHOLESKY_BLOCK_MEMBERS = (
+  "register_cholesky",
+  "register_cholesky_inverse",
+  "multiply_cholesky",
+  "multiply_cholesky_inverse",
+)
+_LINEAR_OPERATOR_FACTOR_MEMBERS = (
+  "register_cholesky",
+  "register_cholesky_inverse",
+  "get_cholesky",
+  "get_cholesky_inverse",
+  "get_cov_as_linear_operator",
+)
+_BLOCKS_1_8 = (
+  "FisherBlock",
+  "FullFB",
+  "NaiveDiagonalFB",
+  "FullyConnectedDiagonalFB",
+  "ConvDiagonalFB",
+  "KroneckerProductFB",
+  "FullyConnectedKFACBasicFB",
+  "ConvKFCBasicFB",
+  "EmbeddingKFACFB",
+  "FullyConnectedMultiIndepFB",
+  # New layer types (layers18).
+  "DepthwiseConvDiagonalFB",
+  "DepthwiseConvKFCBasicFB",
+  "ConvKFCBasicMultiIndepFB",
+  "EmbeddingKFACMultiIndepFB",
+)
+_FACTORS_1_8 = (
+  "FisherFactor",
+  "InverseProvidingFactor",
+  "DiagonalFactor",
+  "FullFactor",
+  "NaiveDiagonalFactor",
+  "FullyConnectedDiagonalFactor",
+  "ConvDiagonalFactor",
+  "FullyConnectedKroneckerFactor",
+  "ConvInputKroneckerFactor",
+  "ConvOutputKroneckerFactor",
+  "EmbeddingInputKroneckerFactor",
+  "FullyConnectedMultiKF",
+)
+_OPTIMIZER_PROPERTIES = (
+  "cov_update_thunks",
+  "cov_update_ops",
+  "cov_update_op",
+  "inv_update_thunks",
+  "inv_update_ops",
+  "inv_update_op",
+)
+_LC_1_8 = (
+  "losses",
+  "towers_by_loss",
+  "default_conv2d_multi_approximation",
+  "default_embedding_multi_approximation",
+  "_add_uses",
+  "_get_use_count_map",
+  "register_loss_function",
+  "register_categorical_predictive_distribution",
+  "register_normal_predictive_distribution",
+  "register_multi_bernoulli_predictive_distribution",
+  "eval_losses",
+  "eval_losses_on_samples",
+  "total_loss",
+  "total_sampled_loss",
+  "as_default",
+  "register_conv2d",
+  "register_fully_connected_multi",
+  "_series_approximations",
+  "_series_block",
+  # New layer types (layers18).
+  "register_convolution",
+  "register_depthwise_conv2d",
+  "register_separable_conv2d",
+  "register_conv2d_multi",
+  "register_embedding_multi",
+)
+
+_R1_8_BASE = dataclasses.replace(
+  R1_7,
+  members=_members_outside(R1_7, tuple(_DEFERRED_ENGINES)),
+  signatures=_frozen(
+    {
+      target: params
+      for target, params in _signatures_outside(
+        R1_7, tuple(_DEFERRED_ENGINES)
+      ).items()
+      if target != "optimizer.KfacOptimizer.__init__"
+    }
+  ),
+)
+
+# TF 1.8.0: deferred construction, towers, damping functions with ids,
+# placement, the 1.8 variable names (releases.md §12.2).
+R1_8 = _R1_8_BASE.derive(
+  "1.8",
+  "kfac.r1_8",
+  members={
+    "utils": (
+      ("PartitionedTensor", "kfac._towers:PartitionedTensor"),
+      (
+        "extract_convolution_patches",
+        "kfac._patches:extract_convolution_patches",
+      ),
+      (
+        "extract_pointwise_conv2d_patches",
+        "kfac._patches:extract_pointwise_conv2d_patches",
+      ),
+      (
+        "is_data_format_channel_last",
+        "kfac._patches:is_data_format_channel_last",
+      ),
+    ),
+    "loss_functions.LossFunction": _removed(
+      ("input_minibatches", "num_registered_minibatches")
+    ),
+    "loss_functions.DistributionNegativeLogProbLoss": (
+      ("_dist", _deferred("loss_1_8___dist")),
+    ),
+    "loss_functions.NormalMeanNegativeLogProbLoss": (
+      ("_new_dist", _deferred("normal_1_8___new_dist")),
+    ),
+    "loss_functions.NormalMeanVarianceNegativeLogProbLoss": (
+      ("_new_dist", _deferred("normal_variance_1_8___new_dist")),
+    ),
+    "loss_functions.CategoricalLogitsNegativeLogProbLoss": (
+      ("_new_dist", _deferred("categorical_1_8___new_dist")),
+    )
+    + _removed(
+      (
+        "_logits",
+        "_targets",
+        "_dist",
+        "register_additional_minibatch",
+        "input_minibatches",
+      )
+    ),
+    "loss_functions.MultiBernoulliNegativeLogProbLoss": (
+      ("_new_dist", _deferred("bernoulli_1_8___new_dist")),
+    ),
+    "fisher_factors": _removed(("set_global_constants_1_9",))
+    + (("compute_cov", "factors_1_6__compute_cov"),),
+    "fisher_blocks": _removed(("DiagonalFB",)),
+    "placement": (
+      (
+        "RoundRobinPlacementMixin",
+        "kfac._placement:RoundRobinPlacementMixin18",
+      ),
+      ("RoundRobinPlacementMixin18", None),
+    ),
+    "estimator": (
+      (
+        "make_fisher_estimator",
+        "kfac._deferred_estimator:make_fisher_estimator_1_8",
+      ),
+      (
+        "FisherEstimatorRoundRobin",
+        "kfac._deferred_estimator:FisherEstimatorRoundRobin18",
+      ),
+    )
+    + _removed(
+      (
+        "make_fisher_estimator_1_8",
+        "FisherEstimatorRoundRobin18",
+        "fisher_estimator_1_8__init__",
+      )
+    ),
+    "estimator.FisherEstimator": (
+      ("__init__", "kfac._deferred_estimator:fisher_estimator_1_8__init__"),
+    )
+    + _removed(("multiply_cholesky", "multiply_cholesky_inverse")),
+    "layer_collection": (
+      (
+        "get_default_layer_collection",
+        _deferred("get_default_layer_collection"),
+      ),
+      (
+        "set_default_layer_collection",
+        _deferred("set_default_layer_collection"),
+      ),
+      ("_default_layer_collection", _deferred("_default_layer_collection")),
+      ("_AsDefault", _deferred("_AsDefault")),
+    ),
+    "layer_collection.LayerCollection": (
+      ("__init__", _deferred("lc_1_8__init__")),
+      ("_lc_1_5__init", "lc_1_5__init__"),
+      ("get_use_count_map", None),
+      ("_register_loss", None),
+    )
+    + tuple((name, _deferred("lc_1_8__" + name)) for name in _LC_1_8),
+    "optimizer": (("warnings", _deferred("warnings")),),
+    "optimizer.KfacOptimizer": (
+      ("__init__", _deferred("optimizer_1_8__init__")),
+      ("_losses", _deferred("optimizer_1_8___losses")),
+      ("_make_fisher_estimator", None),
+    )
+    + tuple(
+      (name, _deferred("optimizer_1_8__" + name))
+      for name in _OPTIMIZER_PROPERTIES
+      + (
+        "make_vars_and_create_op_thunks",
+        "create_ops_and_vars_thunks",
+        "make_ops_and_vars",
+        "apply_gradients",
+        "minimize",
+      )
+    ),
+  },
+  signatures={
+    "fisher_factors.ConvInputKroneckerFactor.__init__": "inputs, filter_shape, padding, strides=None, "
+    "dilation_rate=None, data_format=None, extract_patches_fn=None, "
+    "has_bias=False",
+    "fisher_factors.diagonal_covariance_initializer": "shape, dtype, partition_info",
+  },
+  default_fully_connected_multi_approximation="kron_indep",
+  registration="tower",
+  construction="deferred",
+  naming="1.8",
+  cov_ops_colocation="tower",
+  engine_modules=_frozen(_DEFERRED_ENGINES),
+  inlined_bases=("DiagonalFB",),
+  lazy_optimizer_ops=True,
+  extra_modules=_frozen({"placement": "kfac._placement"}),
+)
+R1_8 = dataclasses.replace(
+  R1_8,
+  exports=_frozen(
+    {m: tuple(sorted(_surface.public_names("1.8", m))) for m in MODULES}
+  ),
+  members=_frozen(
+    dict(
+      R1_8.members,
+      **{
+        "fisher_factors.{}".format(cls): _removed(
+          _LINEAR_OPERATOR_FACTOR_MEMBERS
+          + (
+            ("register_matpower", "get_matpower")
+            if cls == "FisherFactor"
+            else ()
+          )
+        )
+        for cls in _FACTORS_1_8
+      },
+      **{
+        "fisher_blocks.{}".format(cls): _removed(_CHOLESKY_BLOCK_MEMBERS)
+        for cls in _BLOCKS_1_8
+      },
+    )
+  ),
+)
+
+# TF 1.9.0: linear-operator factors, Cholesky API, zero initialisation and
+# zero-debiasing, `make_fisher_estimator` exported, ops made before
+# `minimize`.
+R1_9 = R1_8.derive(
+  "1.9",
+  "kfac.r1_9",
+  members={
+    "fisher_factors": (
+      ("INIT_COVARIANCES_AT_ZERO", "kfac._face_members:_TRUE"),
+      ("ZERO_DEBIAS", "kfac._face_members:_TRUE"),
+      ("INIT_INVERSES_AT_ZERO", "kfac._face_members:_TRUE"),
+      (
+        "set_global_constants",
+        "kfac._deferred_factors:set_global_constants_1_9",
+      ),
+    ),
+    "fisher_blocks": (),
+    "estimator": _removed(
+      (
+        "make_fisher_estimator_1_8",
+        "FisherEstimatorRoundRobin18",
+        "fisher_estimator_1_8__init__",
+      )
+    ),
+    "optimizer.KfacOptimizer": _removed(
+      _OPTIMIZER_PROPERTIES + ("make_ops_and_vars",)
+    ),
+    "utils": (("cholesky", "kfac._deferred_factors:_utils_cholesky"),),
+  },
+  dropped_members={
+    "fisher_blocks": ("DiagonalFB",),
+    "placement": ("RoundRobinPlacementMixin",),
+    "estimator": ("make_fisher_estimator", "FisherEstimatorRoundRobin"),
+    "estimator.FisherEstimator": (
+      "multiply_cholesky",
+      "multiply_cholesky_inverse",
+    ),
+  },
+  signatures={
+    "utils.matmul_sparse_dense": None,
+    # 1.9's optional patch sub-sampling arguments (layers18).
+    "fisher_factors.ConvInputKroneckerFactor.__init__": None,
+    "fisher_factors.diagonal_covariance_initializer": None,
+  },
+  default_generic_approximation="diagonal",
+  inlined_bases=(),
+  renamed_classes=_frozen(
+    {"fisher_factors.InverseProvidingFactor": "DenseSquareMatrixFactor"}
+  ),
+  linear_operator_factors=True,
+  lazy_optimizer_ops=False,
+  extra_modules=_frozen(
+    {"placement": "kfac._placement", "linear_operator": "kfac._linear_operator"}
+  ),
+)
+
+
+def _members_1_9(release):
+  """1.9's members: the 1.8-only removals of 1.9 API undone, 1.9's added."""
+  members = {}
+  for target, pairs in release.members.items():
+    module, _, cls = target.partition(".")
+    kept = pairs
+    if module == "fisher_factors" and cls in _FACTORS_1_8:
+      kept = _removed(("left_multiply_matpower", "right_multiply_matpower"))
+      if cls == "FisherFactor":
+        kept += _removed(("get_cov_var",))
+    elif module == "fisher_blocks" and cls in _BLOCKS_1_8:
+      kept = ()
+    if kept:
+      members[target] = kept
+  members["fisher_factors.FisherFactor"] = _removed(
+    ("left_multiply_matpower", "right_multiply_matpower", "get_cov_var")
+  )
+  members["fisher_factors.DenseSquareMatrixFactor"] = _removed(
+    ("left_multiply_matpower", "right_multiply_matpower")
+  )
+  members["estimator.FisherEstimator"] = _removed(("make_ops_and_vars",))
+  return _frozen(members)
+
+
+R1_9 = dataclasses.replace(
+  R1_9,
+  exports=_frozen(
+    {m: tuple(sorted(_surface.public_names("1.9", m))) for m in MODULES}
+  ),
+  members=_members_1_9(R1_9),
+)
+
+# TF 1.10.0: the 1.9 API. (Its one difference, a DeprecationWarning from
+# `KfacOptimizer()` pointing users elsewhere, is not reproduced; see
+# docs/compatibility.md.)
+R1_10 = R1_9.derive("1.10", "kfac.r1_10")
+
+RELEASES = _frozen(
+  {r.version: r for r in (SEED, R1_4, R1_5, R1_6, R1_7, R1_8, R1_9, R1_10)}
+)
+BUILT = BUILT + ("1.8", "1.9", "1.10")

@@ -19,6 +19,8 @@ as in the surface files: the parameter list between the parentheses, with
 the defaults as source text.
 """
 
+import collections
+
 __all__ = [
   "MODULES",
   "RELEASES",
@@ -26,6 +28,15 @@ __all__ = [
   "Release",
   "public_names",
   "parameters",
+  "signature",
+  "Signature",
+  "MEMBER_RELEASES",
+  "RECEIVER_MEMBERS",
+  "KEYWORD_RELEASES",
+  "INTERNAL_MODULES",
+  "INSTANTIABLE",
+  "PARAMETER_KINDS",
+  "BEHAVIOUR_DEFAULTS",
 ]
 
 # The modules of `tf.contrib.kfac`, in the order of the package's `__init__`
@@ -146,6 +157,7 @@ _SIGNATURES_14 = {
   "register_multi_bernoulli_predictive_distribution": (
     "logits, seed=None, targets=None, name=None"
   ),
+  "layer_collection.LayerCollection.__init__": "graph=None, name='LayerCollection'",
 }
 
 # Each later release as changes from the one before: names added and removed
@@ -160,6 +172,41 @@ _CHANGES = (
         "layer_collection": ("VARIABLE_SCOPE",),
       },
       "removed": {"utils": ("compute_pi", "posdef_inv_funcs", "setdefault")},
+      "signatures": {
+        "optimizer.KfacOptimizer.__init__": (
+          "learning_rate, cov_ema_decay, damping, layer_collection, "
+          "var_list=None, momentum=0.0, momentum_type='regular', "
+          "norm_constraint=None, name='KFAC', estimation_mode='gradients', "
+          "colocate_gradients_with_ops=False, cov_devices=None, "
+          "inv_devices=None"
+        ),
+        "estimator.FisherEstimator.__init__": (
+          "variables, cov_ema_decay, damping, layer_collection, "
+          "estimation_mode='gradients', colocate_gradients_with_ops=False, "
+          "cov_devices=None, inv_devices=None"
+        ),
+        "layer_collection.LayerCollection.__init__": (
+          "graph=None, colocate_cov_ops_with_inputs=False, "
+          "name='LayerCollection'"
+        ),
+        "layer_collection.LayerCollection.register_fully_connected": (
+          "params, inputs, outputs, approx=None, reuse=VARIABLE_SCOPE"
+        ),
+        "layer_collection.LayerCollection.register_conv2d": (
+          "params, strides, padding, inputs, outputs, approx=None, "
+          "reuse=VARIABLE_SCOPE"
+        ),
+        "layer_collection.LayerCollection.register_generic": (
+          "params, batch_size, approx=None, reuse=VARIABLE_SCOPE"
+        ),
+        "layer_collection.LayerCollection.register_fully_connected_multi": (
+          "params, inputs, outputs, approx=None"
+        ),
+        "layer_collection.LayerCollection."
+        "register_categorical_predictive_distribution": (
+          "logits, seed=None, targets=None, name=None, reuse=VARIABLE_SCOPE"
+        ),
+      },
     },
   ),
   (
@@ -185,6 +232,29 @@ _CHANGES = (
         "loss_functions": ("OnehotCategoricalLogitsNegativeLogProbLoss",),
         "utils": ("batch_execute", "ensure_sequence", "set_global_constants"),
       },
+      "signatures": {
+        "optimizer.KfacOptimizer.__init__": (
+          "learning_rate, cov_ema_decay, damping, layer_collection, "
+          "var_list=None, momentum=0.9, momentum_type='regular', "
+          "norm_constraint=None, name='KFAC', estimation_mode='gradients', "
+          "colocate_gradients_with_ops=True, cov_devices=None, "
+          "inv_devices=None"
+        ),
+        "estimator.FisherEstimator.__init__": (
+          "variables, cov_ema_decay, damping, layer_collection, "
+          "estimation_mode='gradients', colocate_gradients_with_ops=True, "
+          "cov_devices=None, inv_devices=None"
+        ),
+        "layer_collection.LayerCollection.__init__": (
+          "graph=None, name='LayerCollection'"
+        ),
+        "fisher_factors.set_global_constants": (
+          "init_covariances_at_zero=None, zero_debias=None, "
+          "eigenvalue_decomposition_threshold=None, "
+          "eigenvalue_clipping_threshold=None, "
+          "colocate_cov_ops_with_inputs=None"
+        ),
+      },
     },
   ),
   (
@@ -194,6 +264,13 @@ _CHANGES = (
         "fisher_blocks": ("EmbeddingKFACFB",),
         "fisher_factors": ("EmbeddingInputKroneckerFactor",),
         "utils": ("matmul_diag_sparse", "matmul_sparse_dense"),
+      },
+      "signatures": {
+        "estimator.FisherEstimator.__init__": (
+          "damping_fn, variables, cov_ema_decay, layer_collection, "
+          "estimation_mode='gradients', colocate_gradients_with_ops=True, "
+          "cov_devices=None, inv_devices=None"
+        ),
       },
     },
   ),
@@ -212,6 +289,46 @@ _CHANGES = (
         ),
       },
       "removed": {"fisher_factors": ("maybe_colocate_with",)},
+      "signatures": {
+        "optimizer.KfacOptimizer.__init__": (
+          "learning_rate, cov_ema_decay, damping, layer_collection, "
+          "var_list=None, momentum=0.9, momentum_type='regular', "
+          "norm_constraint=None, name='KFAC', estimation_mode='gradients', "
+          "colocate_gradients_with_ops=True, batch_size=None, "
+          "placement_strategy=None, **kwargs"
+        ),
+        "estimator.FisherEstimator.__init__": (
+          "variables, cov_ema_decay, damping, layer_collection, exps=(-1,), "
+          "estimation_mode='gradients', colocate_gradients_with_ops=True, "
+          "name='FisherEstimator'"
+        ),
+        # Internal (`tensorflow.contrib.kfac.python.ops.estimator`).
+        "estimator.FisherEstimatorRoundRobin.__init__": (
+          "cov_devices=None, inv_devices=None, *args, **kwargs"
+        ),
+        "layer_collection.LayerCollection.register_conv2d": (
+          "params, strides, padding, inputs, outputs, data_format=None, "
+          "dilations=None, approx=None, reuse=VARIABLE_SCOPE"
+        ),
+        "layer_collection.LayerCollection.register_fully_connected_multi": (
+          "params, inputs, outputs, num_uses=None, approx=None, "
+          "reuse=VARIABLE_SCOPE"
+        ),
+        "layer_collection.LayerCollection."
+        "register_normal_predictive_distribution": (
+          "mean, var=0.5, seed=None, targets=None, name=None, "
+          "reuse=VARIABLE_SCOPE"
+        ),
+        "layer_collection.LayerCollection."
+        "register_multi_bernoulli_predictive_distribution": (
+          "logits, seed=None, targets=None, name=None, reuse=VARIABLE_SCOPE"
+        ),
+        "fisher_factors.set_global_constants": (
+          "init_covariances_at_zero=None, zero_debias=None, "
+          "eigenvalue_decomposition_threshold=None, "
+          "eigenvalue_clipping_threshold=None, tower_strategy=None"
+        ),
+      },
     },
   ),
   (
@@ -219,6 +336,27 @@ _CHANGES = (
     {
       "added": {"estimator": ("make_fisher_estimator",)},
       "removed": {"fisher_factors": ("InverseProvidingFactor",)},
+      "signatures": {
+        "estimator.FisherEstimator.__init__": (
+          "variables, cov_ema_decay, damping, layer_collection, exps=(-1,), "
+          "estimation_mode='gradients', colocate_gradients_with_ops=True, "
+          "name='FisherEstimator', compute_cholesky=False, "
+          "compute_cholesky_inverse=False"
+        ),
+        "estimator.FisherEstimatorRoundRobin.__init__": (
+          "cov_devices=None, inv_devices=None, **kwargs"
+        ),
+        "fisher_factors.set_global_constants": (
+          "init_covariances_at_zero=None, zero_debias=None, "
+          "init_inverses_at_zero=None, "
+          "eigenvalue_decomposition_threshold=None, "
+          "eigenvalue_clipping_threshold=None, "
+          "max_num_outer_products_per_cov_row=None, "
+          "sub_sample_outer_products=None, "
+          "inputs_to_extract_patches_factor=None, sub_sample_inputs=None, "
+          "tower_strategy=None"
+        ),
+      },
     },
   ),
   ("1.10", {}),
@@ -314,19 +452,17 @@ def parameters(release, qualname):
   Raises:
     KeyError: if the signature is not recorded.
   """
-  text = RELEASES[release].signatures[qualname]
-  names = []
-  for part in text.split(","):
-    name = part.split("=", 1)[0].strip().lstrip("*")
-    if name:
-      names.append(name)
-  return tuple(names)
+  found = signature(release, qualname)
+  return found.positional + found.keyword_only
 
 
-# Members (methods, and keywords of `register_*` / `KfacOptimizer` calls)
-# that only some releases have: name -> (first release, last release or
-# None). `kfac-upgrade` infers a program's release from them (releases.md,
-# surface/r1.N.md).
+# Members (methods, properties, and names reached through an alias of a
+# module) that only some releases have: name -> (first release, last release
+# or None). `kfac-upgrade` infers a program's release from them (releases.md,
+# surface/r1.N.md). A name also public in a module (`make_fisher_estimator`
+# from 1.9) counts with its public releases when reached through
+# `tf.contrib.kfac.<module>`, with these when reached otherwise (the internal
+# `python.ops` path had it from 1.8).
 MEMBER_RELEASES = {
   "register_additional_minibatch": ("1.5", "1.7"),
   "register_fully_connected_multi": ("1.5", None),
@@ -341,22 +477,103 @@ MEMBER_RELEASES = {
   "set_damping_adaptation_params": ("1.7", None),
   "make_vars_and_create_op_thunks": ("1.8", None),
   "create_ops_and_vars_thunks": ("1.8", None),
+  "make_ops_and_vars": ("1.8", "1.8"),
   "register_loss_function": ("1.8", None),
-}
-KEYWORD_RELEASES = {
-  # keyword of `LayerCollection.register_*` calls.
-  "reuse": ("1.5", None),
-  # keyword of `KfacOptimizer(...)`.
-  "placement_strategy": ("1.8", None),
+  "register_convolution": ("1.8", None),
+  "register_depthwise_conv2d": ("1.8", None),
+  "register_separable_conv2d": ("1.8", None),
+  "register_conv2d_multi": ("1.8", None),
+  "register_embedding_multi": ("1.8", None),
+  "register_additional_tower": ("1.8", None),
+  "num_registered_towers": ("1.8", None),
+  "get_default_layer_collection": ("1.8", None),
+  "set_default_layer_collection": ("1.8", None),
+  "make_fisher_estimator": ("1.8", None),
+  "FisherEstimatorRoundRobin": ("1.8", None),
+  "RoundRobinPlacementMixin": ("1.8", None),
+  "PartitionedTensor": ("1.8", None),
 }
 
-# Defaults that changed between releases and change what a program computes:
-# qualname -> (parameter, position in each release's signature,
-# {release: default}).
+# Members whose name is common elsewhere (`tf.Graph().as_default()`): they
+# count only on a receiver the program built with the class named here
+# (`lc = LayerCollection(); lc.as_default()`): name -> (class, first release,
+# last release or None).
+RECEIVER_MEMBERS = {
+  "as_default": ("LayerCollection", "1.8", None),
+}
+
+# Keywords of `LayerCollection.register_*` calls whose signature is not
+# recorded in `RELEASES` (recorded ones are checked against their signature):
+# keyword -> (first release, last release or None).
+KEYWORD_RELEASES = {
+  "reuse": ("1.5", None),
+}
+
+# The never-exported modules, reachable only as
+# `tensorflow.contrib.kfac.python.ops.<module>`: module -> (first release,
+# last release or None).
+INTERNAL_MODULES = {
+  "placement": ("1.8", None),
+  "linear_operator": ("1.9", None),
+}
+
+# Classes that a program may call directly only in some releases (1.8 made
+# `FisherEstimator` abstract): "module.Class" -> (first, last or None).
+INSTANTIABLE = {
+  "estimator.FisherEstimator": ("1.4", "1.7"),
+}
+
+# What a literal passed positionally may be for the parameter it lands on,
+# so that a positional call that parses in only some releases
+# (releases.md §14) tells them apart. Kinds: "number", "bool", "none",
+# "str" (any string) or "str:<value>", "list" (list or tuple), "callable"
+# (a lambda). Expressions that are not literals fit every parameter, and
+# parameters not listed take anything.
+_APPROXIMATIONS = (
+  "kron",
+  "diagonal",
+  "full",
+  "kron_indep",
+  "kron_series_1",
+  "kron_series_2",
+)
+_DATA_FORMATS = ("NWC", "NCW", "NHWC", "NCHW", "NDHWC", "NCDHW")
+PARAMETER_KINDS = {
+  "learning_rate": ("number",),
+  "cov_ema_decay": ("number",),
+  "damping": ("number",),
+  "damping_fn": ("callable",),
+  "layer_collection": (),
+  "variables": ("list",),
+  "var_list": ("list", "none"),
+  "momentum": ("number",),
+  "cov_devices": ("list", "none"),
+  "inv_devices": ("list", "none"),
+  "batch_size": ("number", "none"),
+  "placement_strategy": ("str", "none"),
+  "estimation_mode": ("str",),
+  "exps": ("list",),
+  "graph": ("none",),
+  "colocate_cov_ops_with_inputs": ("bool", "none"),
+  "name": ("str", "none"),
+  "approx": ("none",) + tuple("str:" + a for a in _APPROXIMATIONS),
+  "data_format": ("none",) + tuple("str:" + f for f in _DATA_FORMATS),
+  "dilations": ("list", "none"),
+  "num_uses": ("number", "none"),
+  "init_inverses_at_zero": ("bool", "none"),
+  "eigenvalue_decomposition_threshold": ("number", "none"),
+  "eigenvalue_clipping_threshold": ("number", "none"),
+  "tower_strategy": ("none", "str:concat", "str:separate"),
+}
+
+# Defaults that changed between releases and change what a program computes
+# (releases.md §13): "module.Class.method" -> (parameter, {release: the
+# effective default}, the `LayerCollection` method that sets the default
+# for a whole collection, or None). The parameter's position comes from the
+# release's signature in `RELEASES`; "-" marks releases without the method.
 BEHAVIOUR_DEFAULTS = {
   "optimizer.KfacOptimizer.__init__": (
     "momentum",
-    {"1.4": 4, "1.5": 5, "1.6": 5, "1.7": 5, "1.8": 5, "1.9": 5, "1.10": 5},
     {
       "1.4": "0.0",
       "1.5": "0.0",
@@ -366,5 +583,75 @@ BEHAVIOUR_DEFAULTS = {
       "1.9": "0.9",
       "1.10": "0.9",
     },
+    None,
+  ),
+  "layer_collection.LayerCollection.register_generic": (
+    "approx",
+    {
+      "1.4": "'diagonal'",
+      "1.5": "'full'",
+      "1.6": "'full'",
+      "1.7": "'full'",
+      "1.8": "'full'",
+      "1.9": "'diagonal'",
+      "1.10": "'diagonal'",
+    },
+    "set_default_generic_approximation",
+  ),
+  "layer_collection.LayerCollection.register_fully_connected_multi": (
+    "approx",
+    {
+      "1.4": "-",
+      "1.5": "'kron_series_2'",
+      "1.6": "'kron_series_2'",
+      "1.7": "'kron_series_2'",
+      "1.8": "'kron_indep'",
+      "1.9": "'kron_indep'",
+      "1.10": "'kron_indep'",
+    },
+    "set_default_fully_connected_multi_approximation",
   ),
 }
+
+
+Signature = collections.namedtuple(
+  "Signature", ["positional", "keyword_only", "var_positional", "var_keyword"]
+)
+Signature.__doc__ = """A recorded parameter list, split by kind.
+
+`positional`: the names that take positional arguments, in order;
+`keyword_only`: names after `*` or `*args`; `var_positional` /
+`var_keyword`: whether `*args` / `**kwargs` is present."""
+
+
+def signature(release, qualname):
+  """The recorded signature of `qualname` in `release`, split by kind.
+
+  Args:
+    release: str, a key of `RELEASES`.
+    qualname: str, "module.Class.method" or "module.function", a key of the
+      release's `signatures`.
+
+  Returns:
+    A `Signature`.
+
+  Raises:
+    KeyError: if the signature is not recorded for that release.
+  """
+  positional, keyword_only = [], []
+  var_positional = var_keyword = False
+  for part in RELEASES[release].signatures[qualname].split(","):
+    name = part.split("=", 1)[0].strip()
+    if not name.lstrip("*").isidentifier():
+      continue  # A comma inside a default, as in `exps=(-1,)`.
+    if name.startswith("**"):
+      var_keyword = True
+    elif name.startswith("*"):
+      var_positional = True
+    elif var_positional:
+      keyword_only.append(name)
+    else:
+      positional.append(name)
+  return Signature(
+    tuple(positional), tuple(keyword_only), var_positional, var_keyword
+  )

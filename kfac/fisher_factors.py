@@ -56,7 +56,7 @@ _CONVDIAG_SERIALIZE_GROUPS = True
 # ConvDiagonalFactor "grouped_conv": the batch is split into chunks of about
 # this many bytes of inputs and gradients (one source), each with its own
 # grouped filter gradient (see `ConvDiagonalFactor`); None: one chunk.
-_CONVDIAG_CHUNK_BYTES = 2**21
+_CONVDIAG_CHUNK_BYTES = 2**20
 
 # ConvDiagonalFactor method: None chooses ("grouped_conv" where the grouped
 # filter-gradient kernel is available, else "windows"); tests force one.
@@ -190,6 +190,38 @@ def _append_homog(tensor):
   shape = tf.concat([tf.shape(tensor)[:-1], [1]], axis=0)
   ones = tf.ones(shape, dtype=tensor.dtype)
   return tf.concat([tensor, ones], axis=rank - 1)
+
+
+# FullyConnectedKroneckerFactor: from this many rows and columns on, the
+# statistic scales the (smaller) `[batch, d]` rows instead of the `[d, d]`
+# products (`_prescaled_symmetric_gram`).
+_PRESCALED_GRAM_MIN_SIZE = 256
+
+
+def _prescaled_symmetric_gram(tensor, has_bias):
+  """`_compute_cov` of `tensor` (a ones column appended if `has_bias`).
+
+  `(TᵀT + (TᵀT)ᵀ) / (2N)` computed as `SᵀS + (SᵀS)ᵀ` with `S = T / √(2N)`,
+  N the (dynamic) row count: the scaling touches the `[N, d]` rows instead
+  of two passes over the `[d, d]` result (for fully-connected layers N is
+  usually far below d). Equal to `_compute_cov` up to float rounding, and
+  exactly symmetric.
+
+  Args:
+    tensor: A `[N, d]` float Tensor.
+    has_bias: Python bool; whether a column of ones is appended.
+
+  Returns:
+    The `[d + has_bias, d + has_bias]` symmetric Tensor.
+  """
+  rows = tf.shape(tensor)[0]
+  scale = tf.cast(1.0, tensor.dtype) / tf.sqrt(tf.cast(2 * rows, tensor.dtype))
+  scaled = tensor * scale
+  if has_bias:
+    column = tf.fill(tf.stack([rows, 1]), scale)
+    scaled = tf.concat([scaled, column], axis=1)
+  gram = tf.linalg.matmul(scaled, scaled, transpose_a=True)
+  return gram + tf.transpose(gram)
 
 
 def scope_string_from_params(params):
@@ -549,6 +581,11 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   # the covariance update is built; set by subclasses.
   _float_inputs = ()
 
+  # Whether the factor computes its statistic and inverses with the 2017
+  # formulations (set by the private reference subclasses, see
+  # `_reference_factor_class`; oracles in tests, baselines in benchmarks).
+  _reference_formulation = False
+
   def __init__(self):
     """Creates the covariance variable (see `instantiate_covariance`)."""
     self.instantiate_covariance()
@@ -718,7 +755,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     """
     new_cov = self._new_cov_in_dtype()
     with tf.name_scope(_nonfinite.GUARD_SCOPE):
-      ok = _nonfinite.all_finite([new_cov])
+      ok = self._statistic_is_finite(new_cov)
       count = counter.count_unless(ok)
     if ZERO_DEBIAS:
       # The zero-debiasing helpers move on every update: skip it whole.
@@ -742,6 +779,17 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
       return _assign_moving_average(
         self._cov, value, ema_decay, zero_debias=False
       )
+
+  def _statistic_is_finite(self, new_cov):
+    """A scalar bool Tensor: `new_cov` (the new statistic) has no NaN or Inf.
+
+    Args:
+      new_cov: The summed new statistic, in the covariance dtype.
+
+    Returns:
+      A scalar bool Tensor.
+    """
+    return _nonfinite.all_finite([new_cov])
 
   def make_inverse_update_ops(self):
     """Returns the ops that refresh the registered inverses and powers.
@@ -929,8 +977,13 @@ class InverseProvidingFactor(FisherFactor):
       for damping, inv in self._inverses_by_damping.items():
         # `_cov` may be any tensor-like (the 2017 tests put a constant
         # there).
+        posdef_inv = (
+          utils._reference_posdef_inv  # pylint: disable=protected-access
+          if self._reference_formulation
+          else utils.posdef_inv
+        )
         updates.append(
-          (inv, utils.posdef_inv(tf.convert_to_tensor(self._cov), damping))
+          (inv, posdef_inv(tf.convert_to_tensor(self._cov), damping))
         )
     return updates
 
@@ -1172,7 +1225,10 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
 
   For source i with `t_i` the `[batch_size, d]` Tensor (a column of ones
   appended if `has_bias`), the statistic is `t_iᵀ t_i / batch_size`,
-  symmetrised.
+  symmetrised. From 256 columns on (with the ones) the rows are scaled by
+  `1 / √(2·batch_size)` before the product, which is then added to its
+  transpose (the same value up to float rounding, with two fewer passes
+  over the `[d, d]` result); smaller factors compute it as in 2017.
   """
 
   def __init__(self, tensors, has_bias=False):
@@ -1209,11 +1265,58 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
   def _num_sources(self):
     return len(self._tensors)
 
+  @property
+  def _prescaled(self):
+    """Whether the statistic is computed by `_prescaled_symmetric_gram`."""
+    size = _checks.static_dim(self._tensors[0], 1) + self._has_bias
+    return not self._reference_formulation and size >= _PRESCALED_GRAM_MIN_SIZE
+
   def _compute_new_cov(self, idx=0):
     tensor = self._tensors[idx]
+    if self._prescaled:
+      return _prescaled_symmetric_gram(tensor, self._has_bias)
     if self._has_bias:
       tensor = _append_homog(tensor)
     return _compute_cov(tensor)
+
+  def _statistic_is_finite(self, new_cov):
+    """Whether the new statistic is finite, from the (smaller) rows first.
+
+    For the prescaled statistic, every entry is at most
+    `Σ_sources max|t_i|²` in magnitude up to rounding (Cauchy–Schwarz),
+    and NaN or Inf rows make a diagonal entry NaN or Inf. So when every
+    row entry is at most `√(M / (4·sources))`, M the largest finite value of
+    the rows' and the covariance's dtypes, the statistic is finite; only
+    otherwise are its `[d, d]` entries checked (in a `tf.cond`).
+
+    Args:
+      new_cov: The summed new statistic, in the covariance dtype.
+
+    Returns:
+      A scalar bool Tensor, True exactly when `new_cov` is finite.
+    """
+    if not self._prescaled:
+      return super(FullyConnectedKroneckerFactor, self)._statistic_is_finite(
+        new_cov
+      )
+    largest = min(
+      [t.dtype.base_dtype.max for t in self._tensors]
+      + [new_cov.dtype.base_dtype.max]
+    )
+    bound = float(np.sqrt(largest / (4.0 * len(self._tensors))))
+    rows_bounded = tf.reduce_all(
+      tf.stack(
+        [
+          tf.reduce_all(tf.abs(t) <= tf.cast(bound, t.dtype))
+          for t in self._tensors
+        ]
+      )
+    )
+    return tf.cond(
+      rows_bounded,
+      lambda: tf.constant(True),
+      lambda: _nonfinite.all_finite([new_cov]),
+    )
 
 
 class ConvInputKroneckerFactor(InverseProvidingFactor):
@@ -1244,10 +1347,6 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
   patch formulation runs. Batch and spatial sizes may be unknown when the
   graph is built (unknown spatial sizes pad the inputs explicitly).
   """
-
-  # Whether `_compute_new_cov` builds the 2017 patch formulation (set by the
-  # private reference subclass used as an oracle and in benchmarks).
-  _reference_formulation = False
 
   def __init__(self, inputs, filter_shape, strides, padding, has_bias=False):
     """Creates a ConvInputKroneckerFactor.
@@ -1395,7 +1494,7 @@ class ConvDiagonalFactor(DiagonalFactor):
   per-example filter gradients are the filter gradient of a convolution with
   B groups, one `conv2d_backprop_filter` call giving
   `[kernel_height, kernel_width, C, B·sources·O]`. When the spatial sizes
-  are static, the batch is split into chunks of about 2 MiB of inputs plus
+  are static, the batch is split into chunks of about 1 MiB of inputs plus
   one source's gradients each, every chunk with its own folding and grouped
   filter gradient, and the chunks' sums of squares are added (small chunks
   keep the kernel's operands in cache). With a static batch size (of the
@@ -1432,10 +1531,6 @@ class ConvDiagonalFactor(DiagonalFactor):
   `TypeError`, wrong ranks, shapes, strides or padding raise `ValueError`,
   each naming the argument.
   """
-
-  # Whether the statistic is built with the 2017 patch formulation (set by
-  # the private reference subclass used as an oracle and in benchmarks).
-  _reference_formulation = False
 
   def __init__(
     self, inputs, outputs_grads, filter_shape, strides, padding, has_bias=False
@@ -1847,7 +1942,7 @@ class ConvDiagonalFactor(DiagonalFactor):
 
 
 class _ReferenceConvInputKroneckerFactor(ConvInputKroneckerFactor):
-  """`ConvInputKroneckerFactor` computing the 2017 patch formulation."""
+  """`ConvInputKroneckerFactor` with the 2017 patches and inverses."""
 
   _reference_formulation = True
 
@@ -1858,12 +1953,33 @@ class _ReferenceConvDiagonalFactor(ConvDiagonalFactor):
   _reference_formulation = True
 
 
-# The factors whose statistic has a faster formulation than in 2017, mapped
-# to the private subclass computing the 2017 one (same variables and names).
-# The other factors compute their 2017 formulation already.
+class _ReferenceFullFactor(FullFactor):
+  """`FullFactor` with the 2017 inverses (`cholesky_solve` at every size)."""
+
+  _reference_formulation = True
+
+
+class _ReferenceFullyConnectedKroneckerFactor(FullyConnectedKroneckerFactor):
+  """`FullyConnectedKroneckerFactor` with the 2017 inverses."""
+
+  _reference_formulation = True
+
+
+class _ReferenceConvOutputKroneckerFactor(ConvOutputKroneckerFactor):
+  """`ConvOutputKroneckerFactor` with the 2017 inverses."""
+
+  _reference_formulation = True
+
+
+# The factors with a faster statistic or inverse than in 2017, mapped to the
+# private subclass computing the 2017 ones (same variables and names). The
+# other factors compute their 2017 formulation already.
 _REFERENCE_FACTOR_CLASSES = {
   ConvInputKroneckerFactor: _ReferenceConvInputKroneckerFactor,
   ConvDiagonalFactor: _ReferenceConvDiagonalFactor,
+  FullFactor: _ReferenceFullFactor,
+  FullyConnectedKroneckerFactor: _ReferenceFullyConnectedKroneckerFactor,
+  ConvOutputKroneckerFactor: _ReferenceConvOutputKroneckerFactor,
 }
 
 

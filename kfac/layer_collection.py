@@ -377,7 +377,10 @@ class LayerCollection(object):
     Raises:
       ValueError: One error whose message lists every problem found.
     """
-    reg_use_map = self.get_use_count_map()
+    # From release 1.8 the counts are accumulated at registration
+    # (`_get_use_count_map`); before, they are derived from the blocks.
+    count_uses = getattr(self, "_get_use_count_map", None)
+    reg_use_map = (count_uses or self.get_use_count_map)()
     subgraph = self.subgraph
     error_messages = []
     for var in variables:

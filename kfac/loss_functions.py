@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _releases
 from kfac import _surface
 
 # The 1.4 public names, from the one surface table.
@@ -185,6 +186,13 @@ class _Distribution(object):
     """
     with self._method_scope("log_prob", [value]):
       return self._log_prob(value)
+
+
+class _LazyDistribution(object):
+  """A concrete loss's distribution, built when `build()` is called."""
+
+  def __init__(self, build):
+    self.build = build
 
 
 class _Normal(_Distribution):
@@ -645,6 +653,11 @@ class DistributionNegativeLogProbLoss(NegativeLogProbLoss):
       targets: Optional Tensor of targets; needed by `evaluate`.
       seed: Optional int, the default op-level seed of `evaluate_on_sample`.
     """
+    if isinstance(dist, _LazyDistribution):
+      # The concrete losses' own distribution: built here, except in the
+      # releases (1.8+) that build a new one on every access of `dist`.
+      deferred = _releases.of(self).construction == "deferred"
+      dist = None if deferred else dist.build()
     self._dist = dist
     super(DistributionNegativeLogProbLoss, self).__init__(
       targets=targets, seed=seed
@@ -710,7 +723,7 @@ class NormalMeanNegativeLogProbLoss(
     else:
       self._var = _checks.same_dtype_param(var, self._mean.dtype, "var")
       scale = self._var**0.5
-    dist = _Normal(loc=self._mean, scale=scale)
+    dist = _LazyDistribution(lambda: _Normal(loc=self._mean, scale=scale))
     super(NormalMeanNegativeLogProbLoss, self).__init__(
       dist=dist, targets=targets, seed=seed
     )
@@ -819,7 +832,7 @@ class NormalMeanVarianceNegativeLogProbLoss(DistributionNegativeLogProbLoss):
     )
     _checks.same_dtype_param(self._variance, self._mean.dtype, "variance")
     self._scale = tf.sqrt(self._variance)
-    dist = _Normal(loc=self._mean, scale=self._scale)
+    dist = _LazyDistribution(lambda: _Normal(loc=self._mean, scale=self._scale))
     super(NormalMeanVarianceNegativeLogProbLoss, self).__init__(
       dist=dist, targets=targets, seed=seed
     )
@@ -1021,7 +1034,9 @@ class CategoricalLogitsNegativeLogProbLoss(
       targets = _checks.as_tensor(targets, "targets")
       _check_class_ids(targets)
     super(CategoricalLogitsNegativeLogProbLoss, self).__init__(
-      dist=_Categorical(self._logits), targets=targets, seed=seed
+      dist=_LazyDistribution(lambda: _Categorical(self._logits)),
+      targets=targets,
+      seed=seed,
     )
 
   @property
@@ -1154,7 +1169,9 @@ class MultiBernoulliNegativeLogProbLoss(
     """
     self._logits = _checks.float_param(logits, "logits", matrix=False)
     super(MultiBernoulliNegativeLogProbLoss, self).__init__(
-      dist=_Bernoulli(self._logits), targets=targets, seed=seed
+      dist=_LazyDistribution(lambda: _Bernoulli(self._logits)),
+      targets=targets,
+      seed=seed,
     )
 
   @property

@@ -139,50 +139,15 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         with "qmodel", or for the `FisherEstimator` errors (no loss,
         variables and registrations that do not match, unknown mode).
     """
-    _settings.check_layer_collection(
-      layer_collection, (lc_lib.LayerCollection,)
+    momentum, momentum_type = _check_settings(
+      layer_collection,
+      learning_rate,
+      cov_ema_decay,
+      damping,
+      momentum,
+      momentum_type,
+      norm_constraint,
     )
-    _settings.check_learning_rate(learning_rate)
-    _settings.check_cov_ema_decay(cov_ema_decay)
-    _settings.check_damping(damping)
-    _settings.check_momentum(momentum)
-    _settings.check_norm_constraint(norm_constraint)
-    if not isinstance(momentum_type, str):
-      raise ValueError(
-        "momentum_type must be one of {}; got {!r}.".format(
-          list(_LEGAL_MOMENTUM_TYPES), momentum_type
-        )
-      )
-    momentum_type = momentum_type.lower()
-    if momentum_type not in _LEGAL_MOMENTUM_TYPES:
-      raise ValueError(
-        "Unsupported momentum type {}. Must be one of {}.".format(
-          momentum_type, list(_LEGAL_MOMENTUM_TYPES)
-        )
-      )
-    if momentum_type != "regular" and norm_constraint is not None:
-      raise ValueError(
-        "Update clipping (norm_constraint={}) is only "
-        "supported with momentum_type 'regular'; got {!r}.".format(
-          norm_constraint, momentum_type
-        )
-      )
-    if momentum_type == "qmodel":
-      if not (
-        momentum is None
-        or (isinstance(momentum, numbers.Real) and momentum == 0)
-      ):
-        raise ValueError(
-          "momentum must be 0 (or None) with momentum_type "
-          "'qmodel': the quadratic model chooses the momentum "
-          "decay; got {!r}.".format(momentum)
-        )
-      momentum = 0.0
-    elif momentum is None:
-      raise ValueError(
-        "momentum must be a float or a scalar Tensor with "
-        "momentum_type {!r}; got None.".format(momentum_type)
-      )
 
     variables = (
       tf.compat.v1.trainable_variables() if var_list is None else list(var_list)
@@ -202,6 +167,11 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     self._param_skip_counter = None
 
     self._momentum = tf.convert_to_tensor(momentum, name="momentum")
+    # The velocity update multiplies by the number itself (made a constant
+    # of the velocity's dtype), so float64 models see no float32 rounding.
+    self._velocity_decay = (
+      momentum if isinstance(momentum, numbers.Real) else self._momentum
+    )
     self._momentum_type = momentum_type
     self._norm_constraint = norm_constraint
     # The batch size of the first loss: the quadratic model averages the
@@ -599,7 +569,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         )
       if not getattr(self, "_adapts_here", False):
         return self._update_velocities(
-          precon_grads_and_vars, self._momentum, pending=pending_velocities
+          precon_grads_and_vars,
+          self._velocity_decay,
+          pending=pending_velocities,
         )
       # Release 1.7 with damping adaptation on the chief: the quadratic model
       # of the two directions (preconditioned gradient, previous update) is
@@ -616,11 +588,13 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         [self._assign_q_model_change(qmodel_change)]
       ):
         return self._update_velocities(
-          precon_grads_and_vars, self._momentum, pending=pending_velocities
+          precon_grads_and_vars,
+          self._velocity_decay,
+          pending=pending_velocities,
         )
     elif self._momentum_type == "adam":
       velocities_and_vars = self._update_velocities(
-        grads_and_vars, self._momentum, pending=pending_velocities
+        grads_and_vars, self._velocity_decay, pending=pending_velocities
       )
       return self._fisher_est.multiply_inverse(velocities_and_vars)
     else:  # "qmodel"
@@ -686,12 +660,91 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     return [_update_velocity(vec, var) for vec, var in vecs_and_vars]
 
 
+def _check_settings(
+  layer_collection,
+  learning_rate,
+  cov_ema_decay,
+  damping,
+  momentum,
+  momentum_type,
+  norm_constraint,
+):
+  """Checks the optimizer's settings; returns the momentum and its type.
+
+  Args:
+    layer_collection: Must be a `LayerCollection`.
+    learning_rate: The learning rate.
+    cov_ema_decay: The covariance moving-average decay.
+    damping: The damping.
+    momentum: The momentum (0 or None with "qmodel").
+    momentum_type: "regular", "adam" or "qmodel" (case-insensitive).
+    norm_constraint: None, or the KL-clipping bound ("regular" only).
+
+  Returns:
+    `(momentum, momentum_type)`: the momentum (0.0 for "qmodel") and the
+    lower-cased type.
+
+  Raises:
+    TypeError: If `layer_collection` is not a `LayerCollection`, or a
+      setting is neither a number nor a Tensor.
+    ValueError: For an illegal setting or combination.
+  """
+  _settings.check_layer_collection(layer_collection, (lc_lib.LayerCollection,))
+  _settings.check_learning_rate(learning_rate)
+  _settings.check_cov_ema_decay(cov_ema_decay)
+  _settings.check_damping(damping)
+  _settings.check_momentum(momentum)
+  _settings.check_norm_constraint(norm_constraint)
+  if not isinstance(momentum_type, str):
+    raise ValueError(
+      "momentum_type must be one of {}; got {!r}.".format(
+        list(_LEGAL_MOMENTUM_TYPES), momentum_type
+      )
+    )
+  momentum_type = momentum_type.lower()
+  if momentum_type not in _LEGAL_MOMENTUM_TYPES:
+    raise ValueError(
+      "Unsupported momentum type {}. Must be one of {}.".format(
+        momentum_type, list(_LEGAL_MOMENTUM_TYPES)
+      )
+    )
+  if momentum_type != "regular" and norm_constraint is not None:
+    raise ValueError(
+      "Update clipping (norm_constraint={}) is only "
+      "supported with momentum_type 'regular'; got {!r}.".format(
+        norm_constraint, momentum_type
+      )
+    )
+  if momentum_type == "qmodel":
+    if not (
+      momentum is None or (isinstance(momentum, numbers.Real) and momentum == 0)
+    ):
+      raise ValueError(
+        "momentum must be 0 (or None) with momentum_type "
+        "'qmodel': the quadratic model chooses the momentum "
+        "decay; got {!r}.".format(momentum)
+      )
+    momentum = 0.0
+  elif momentum is None:
+    raise ValueError(
+      "momentum must be a float or a scalar Tensor with "
+      "momentum_type {!r}; got None.".format(momentum_type)
+    )
+  return momentum, momentum_type
+
+
 def _in_dtype(value, dtype):
-  """`value` cast to `dtype` if it is a Tensor of another dtype."""
-  if isinstance(value, (tf.Tensor, tf.Variable)) and (
-    value.dtype.base_dtype != dtype
-  ):
-    return tf.cast(value, dtype)
+  """`value` in `dtype`: a Tensor is cast, a number made a constant of it.
+
+  A Python or NumPy number becomes a constant of `dtype` directly (no
+  rounding through float32 for float64 velocities).
+  """
+  if isinstance(value, (tf.Tensor, tf.Variable)):
+    if value.dtype.base_dtype != dtype:
+      return tf.cast(value, dtype)
+    return value
+  if isinstance(value, numbers.Real):
+    return _ops.in_dtype(value, dtype)
   return value
 
 

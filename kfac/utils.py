@@ -323,8 +323,42 @@ def posdef_inv_cholesky(tensor, identity, damping):
     # Only the diagonal changes; `identity` is not used (nor computed).
     damped = tf.linalg.set_diag(tensor, tf.linalg.diag_part(tensor) + damping)
     return _inverse_from_cholesky_factor(tf.linalg.cholesky(damped))
+  return _posdef_inv_cholesky_solve(tensor, identity, damping)
+
+
+def _posdef_inv_cholesky_solve(tensor, identity, damping):
+  """The 2017 formulation: `cholesky_solve(cholesky(tensor + d·I), I)`.
+
+  Args:
+    tensor: A symmetric positive semi-definite Tensor `[n, n]`.
+    identity: The `[n, n]` identity matrix in the dtype of `tensor`.
+    damping: A scalar Tensor in the dtype of `tensor`.
+
+  Returns:
+    A Tensor of shape `[n, n]`.
+  """
   chol = tf.linalg.cholesky(tensor + damping * identity)
   return tf.linalg.cholesky_solve(chol, identity)
+
+
+def _reference_posdef_inv(tensor, damping):
+  """`posdef_inv` as in 2017: the Cholesky method never works by blocks.
+
+  The private reference factor classes (`fisher_factors`) use it as the
+  baseline of benchmarks and as an oracle in tests.
+
+  Args:
+    tensor: The `[n, n]` PSD matrix, as for `posdef_inv`.
+    damping: The damping, as for `posdef_inv`.
+
+  Returns:
+    `(tensor + damping·I)⁻¹`, `[n, n]`.
+  """
+  method = posdef_inv_funcs[POSDEF_INV_METHOD]
+  if method is posdef_inv_cholesky:
+    method = _posdef_inv_cholesky_solve
+  identity = tf.eye(_checks.static_dim(tensor, 0), dtype=tensor.dtype)
+  return method(tensor, identity, _ops.in_dtype(damping, tensor.dtype))
 
 
 # `posdef_inv_cholesky` inverts larger matrices through 2x2 blocks of their

@@ -129,6 +129,23 @@ def _backticked(line):
   return re.findall(r"`([^`]+)`", line)
 
 
+def _split_top_level(args):
+  """Splits a parameter list at the commas outside brackets."""
+  parts, depth, current = [], 0, ""
+  for char in args:
+    if char in "([{":
+      depth += 1
+    elif char in ")]}":
+      depth -= 1
+    if char == "," and depth == 0:
+      parts.append(current)
+      current = ""
+    else:
+      current += char
+  parts.append(current)
+  return [part for part in parts if part.strip()]
+
+
 def _parse_signature(text):
   """Parses 'name( a, b=1 )' into (name, [(param, default-or-None)])."""
   match = re.match(r"^(\w+)\((.*)\)$", text.strip())
@@ -136,7 +153,7 @@ def _parse_signature(text):
   name, args = match.group(1), match.group(2).strip()
   params = []
   if args:
-    for arg in args.split(","):
+    for arg in _split_top_level(args):
       arg = arg.strip()
       if "=" in arg:
         key, default = arg.split("=", 1)
@@ -196,7 +213,11 @@ def _is_own_code(cls, member_name):
   for klass in cls.__mro__:
     if member_name in vars(klass):
       value = vars(klass)[member_name]
-      return inspect.isfunction(value)
+      # Members inherited from TensorFlow classes (e.g. the linear
+      # operators' constructors) are TensorFlow's, not described here.
+      return inspect.isfunction(value) and (
+        getattr(value, "__module__", "") or ""
+      ).startswith("kfac")
   return False
 
 

@@ -190,6 +190,9 @@ _LEGACY_RELEASES = (
   ("r1_5", "kfac.r1_5", (1, 5), "r1.5"),
   ("r1_6", "kfac.r1_6", (1, 6), "r1.6"),
   ("r1_7", "kfac.r1_7", (1, 7), "r1.7"),
+  ("r1_8", "kfac.r1_8", (1, 8), "r1.8"),
+  ("r1_9", "kfac.r1_9", (1, 9), "r1.9"),
+  ("r1_10", "kfac.r1_10", (1, 10), "r1.10"),
 )
 _LEGACY_MODELS = tuple(
   ("{}_{}".format(label, model), model, package, release, folder)

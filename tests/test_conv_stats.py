@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from kfac import _conv_stats
 from kfac import fisher_factors as ff
+from kfac import utils
 
 
 def _out_and_pad(size, kernel, stride, padding):
@@ -483,13 +484,61 @@ class ReferenceFactorClassTest(parameterized.TestCase):
     )
     self.assertIs(
       ff._reference_factor_class(ff.ConvOutputKroneckerFactor),
-      ff.ConvOutputKroneckerFactor,
+      ff._ReferenceConvOutputKroneckerFactor,
     )
-    self.assertTrue(
-      issubclass(
-        ff._ReferenceConvInputKroneckerFactor, ff.ConvInputKroneckerFactor
-      )
+    self.assertIs(
+      ff._reference_factor_class(ff.FullyConnectedKroneckerFactor),
+      ff._ReferenceFullyConnectedKroneckerFactor,
     )
+    self.assertIs(
+      ff._reference_factor_class(ff.FullFactor), ff._ReferenceFullFactor
+    )
+    # Factors computed as in 2017 map to themselves.
+    self.assertIs(
+      ff._reference_factor_class(ff.FullyConnectedDiagonalFactor),
+      ff.FullyConnectedDiagonalFactor,
+    )
+    for cls, reference in ff._REFERENCE_FACTOR_CLASSES.items():
+      self.assertTrue(issubclass(reference, cls))
+
+  def test_reference_inverse_is_the_2017_cholesky_solve(self):
+    # A 1101x1101 input factor: ours inverts it by blocks of its Cholesky
+    # factor, the reference class by cholesky_solve against the identity,
+    # both equal to NumPy's inverse up to rounding, in variables of the same
+    # names.
+    rng = np.random.RandomState(0)
+    inputs = rng.randn(64, 1100).astype(np.float32)
+    damping = 0.1
+    values, names, solve_sizes = {}, {}, {}
+    for cls in (
+      ff.FullyConnectedKroneckerFactor,
+      ff._ReferenceFullyConnectedKroneckerFactor,
+    ):
+      with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        factor = cls((tf.constant(inputs),), has_bias=True)
+        factor.register_damped_inverse(damping)
+        update = factor.make_covariance_update_op(0.0)
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(update)
+        sess.run(factor.make_inverse_update_ops())
+        values[cls] = sess.run(factor.get_inverse(damping))
+        names[cls] = sorted(v.op.name for v in tf.compat.v1.global_variables())
+        solve_sizes[cls] = max(
+          op.inputs[0].shape.as_list()[0]
+          for op in sess.graph.get_operations()
+          if op.type == "MatrixTriangularSolve"
+        )
+    # Ours solves triangular blocks of at most 1024 rows; 2017 the whole.
+    ours, reference = solve_sizes.values()
+    self.assertLessEqual(ours, utils._BLOCKED_INVERSE_MAX_BLOCK)
+    self.assertEqual(reference, 1101)
+    homog = np.concatenate([inputs, np.ones([64, 1], np.float32)], axis=1)
+    cov = homog.astype(np.float64).T.dot(homog) / 64
+    expected = np.linalg.inv(cov + damping * np.eye(1101))
+    scale = np.abs(expected).max()
+    for value in values.values():
+      np.testing.assert_allclose(value, expected, atol=1e-4 * scale)
+    self.assertEqual(*names.values())
 
 
 if __name__ == "__main__":

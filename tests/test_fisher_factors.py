@@ -858,31 +858,48 @@ class CovarianceOracleTest(_TestCase):
       )
 
   @parameterized.named_parameters(
-    ("no_bias_one", False, 1), ("bias_one", True, 1), ("no_bias_two", False, 2)
+    ("no_bias_one", False, 1, 3, None),
+    ("bias_one", True, 1, 3, None),
+    ("no_bias_two", False, 2, 3, None),
+    # From 256 columns on, the rows are scaled before the product.
+    ("wide_bias_one", True, 1, 300, None),
+    ("wide_bias_one_static_batch", True, 1, 300, 6),
+    ("wide_no_bias_two", False, 2, 256, None),
   )
-  def test_fully_connected_kronecker_factor(self, has_bias, num_sources):
+  def test_fully_connected_kronecker_factor(
+    self, has_bias, num_sources, dim, static_batch
+  ):
     rng = np.random.RandomState(8)
-    batch, dim = 6, 3
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      ts = [
-        tf.compat.v1.placeholder(tf.float32, [None, dim])
-        for _ in range(num_sources)
-      ]
-      factor = ff.FullyConnectedKroneckerFactor(ts, has_bias=has_bias)
-      size = dim + has_bias
-      feeds, values = [], []
-      for _ in range(_STEPS):
-        tvs = [_rand(rng, batch, dim) for _ in ts]
-        new = np.zeros((size, size))
-        for tv in tvs:
-          rows = np.hstack([tv, np.ones((batch, 1))]) if has_bias else tv
-          new += _second_moment(rows)
-        feeds.append(dict(zip(ts, tvs)))
-        values.append(new)
-      cov = _run_updates(sess, factor, feeds)
+    batch = 6
+    size = dim + has_bias
+    covs = {}
+    for cls in (
+      ff.FullyConnectedKroneckerFactor,
+      ff._ReferenceFullyConnectedKroneckerFactor,
+    ):
+      rng = np.random.RandomState(8)
+      with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        ts = [
+          tf.compat.v1.placeholder(tf.float32, [static_batch, dim])
+          for _ in range(num_sources)
+        ]
+        factor = cls(ts, has_bias=has_bias)
+        feeds, values = [], []
+        for _ in range(_STEPS):
+          tvs = [_rand(rng, batch, dim) for _ in ts]
+          new = np.zeros((size, size))
+          for tv in tvs:
+            rows = np.hstack([tv, np.ones((batch, 1))]) if has_bias else tv
+            new += _second_moment(rows)
+          feeds.append(dict(zip(ts, tvs)))
+          values.append(new)
+        covs[cls] = _run_updates(sess, factor, feeds)
       np.testing.assert_allclose(
-        cov, _ema(np.eye(size), values, _DECAY), rtol=1e-5, atol=1e-5
+        covs[cls], _ema(np.eye(size), values, _DECAY), rtol=1e-5, atol=1e-5
       )
+      np.testing.assert_array_equal(covs[cls], covs[cls].T)
+    ours, reference = covs.values()
+    np.testing.assert_allclose(ours, reference, rtol=1e-6, atol=1e-7)
 
   @parameterized.named_parameters(
     ("same_s1", (3, 3), (1, 1), "SAME", False),

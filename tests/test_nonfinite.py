@@ -13,6 +13,8 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from kfac import _nonfinite
+from kfac import fisher_factors as ff
 from kfac import layer_collection as lc_lib
 from kfac import optimizer
 
@@ -276,3 +278,54 @@ class BadBatchTest(parameterized.TestCase):
       _step(sess, m, {m["x"]: xb, m["y"]: yb})
       after = _values(sess)
     self.assertTrue(np.all(np.isnan(after["w1"])))
+
+
+class FactorStatisticGuardTest(parameterized.TestCase):
+  """The covariance guard of one factor, against a NumPy oracle.
+
+  A `FullyConnectedKroneckerFactor` of 256 columns or more first bounds its
+  rows (`_statistic_is_finite`); the update must still be skipped exactly
+  when the new statistic is not finite, as with the full check of narrow
+  factors.
+  """
+
+  @parameterized.named_parameters(
+    (
+      "{}_{}".format(name, width),
+      width,
+      value,
+    )
+    for width in (4, 300)
+    for name, value in (
+      ("ordinary", 1.0),
+      ("large_finite", 1e18),
+      ("overflowing", 1e25),
+      ("nan", np.nan),
+      ("inf", np.inf),
+    )
+  )
+  def test_skip_exactly_when_statistic_not_finite(self, width, value):
+    rng = np.random.RandomState(0)
+    rows = rng.uniform(0.5, 1.0, [BATCH, width]).astype(np.float32)
+    rows[1, 2] = value
+    # Oracle: the statistic with a ones column, in float64, then float32.
+    homog = np.hstack([rows.astype(np.float64), np.ones([BATCH, 1])])
+    with np.errstate(all="ignore"):
+      statistic = (homog.T.dot(homog) / BATCH).astype(np.float32)
+    expect_skip = not np.all(np.isfinite(statistic))
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      x = tf.compat.v1.placeholder(tf.float32, [None, width])
+      factor = ff.FullyConnectedKroneckerFactor((x,), has_bias=True)
+      counter = _nonfinite.SkipCounter("skips", "updates")
+      update = factor._make_guarded_covariance_update_op(0.5, counter)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      before = sess.run(factor.get_cov())
+      sess.run(update, {x: rows})
+      after = sess.run(factor.get_cov())
+      skips = sess.run(counter.variable)
+    self.assertEqual(skips, int(expect_skip))
+    if expect_skip:
+      np.testing.assert_array_equal(after, before)
+    else:
+      expected = 0.5 * before + 0.5 * statistic.astype(np.float64)
+      np.testing.assert_allclose(after, expected, rtol=1e-5)

@@ -19,7 +19,14 @@ import tensorflow as tf
 import kfac
 from kfac import _releases
 
-_NAMESPACES = ("kfac", "kfac.r1_4", "kfac.r1_5", "kfac.r1_6", "kfac.r1_7")
+_DEFERRED = ("kfac.r1_8", "kfac.r1_9", "kfac.r1_10")
+_NAMESPACES = (
+  "kfac",
+  "kfac.r1_4",
+  "kfac.r1_5",
+  "kfac.r1_6",
+  "kfac.r1_7",
+) + _DEFERRED
 _LATER = ("kfac.r1_5", "kfac.r1_6", "kfac.r1_7")
 BATCH, IN, OUT = 8, 3, 4
 
@@ -47,6 +54,18 @@ def _make_optimizer(ns, lc, **kwargs):
   )
 
 
+def _update_ops(ns, opt):
+  """`(cov_update_op, inv_update_op)`: the optimizer's, or (1.8+) built
+  from the thunks of `make_vars_and_create_op_thunks()`."""
+  if _releases.of(opt).construction != "deferred":
+    return opt.cov_update_op, opt.inv_update_op
+  cov_thunks, inv_thunks = opt.make_vars_and_create_op_thunks()
+  return (
+    tf.group(*[thunk() for thunk in cov_thunks]),
+    tf.group(*[thunk() for thunk in inv_thunks]),
+  )
+
+
 def _fc_model(ns, rng):
   """One FC layer with bias and a categorical head; returns its parts."""
   x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
@@ -71,13 +90,14 @@ class SharedTest(parameterized.TestCase):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       x, w, b, _, lc = _fc_model(ns, rng)
       opt = _make_optimizer(ns, lc)
+      cov_op, inv_op = _update_ops(ns, opt)
       block = lc.fisher_blocks[(w, b)]
       v_w = rng.randn(IN, OUT).astype(np.float32)
       v_b = rng.randn(OUT).astype(np.float32)
       product = block.multiply_inverse((tf.constant(v_w), tf.constant(v_b)))
       sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(opt.cov_update_op)
-      sess.run(opt.inv_update_op)
+      sess.run(cov_op)
+      sess.run(inv_op)
       a_cov, g_cov = sess.run(
         [
           block._input_factor.get_cov(),  # pylint: disable=protected-access
@@ -117,10 +137,11 @@ class SharedTest(parameterized.TestCase):
       lc.register_fully_connected(w, x, logits, approx="diagonal")
       lc.register_categorical_predictive_distribution(logits, name="logits")
       opt = _make_optimizer(ns, lc)
+      cov_op, _ = _update_ops(ns, opt)
       v = rng.randn(IN, OUT).astype(np.float32)
       product = lc.fisher_blocks[w].multiply_inverse(tf.constant(v))
       sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(opt.cov_update_op)
+      sess.run(cov_op)
       diag = sess.run(lc.fisher_blocks[w]._factor._cov)  # pylint: disable=protected-access
       x_value, result = sess.run([x, product])
     # D[i, j] = mean_n (x_n[i] g_n[j])², a positive diagonal; the product
@@ -140,7 +161,7 @@ class SharedTest(parameterized.TestCase):
           tf.ones([BATCH, IN]),
           logits,
           approx="kron",
-          **({"reuse": False} if package in _LATER else {}),
+          **({"reuse": False} if package in _LATER + _DEFERRED else {}),
         )
 
   @parameterized.named_parameters(*_named(_NAMESPACES))
@@ -148,7 +169,9 @@ class SharedTest(parameterized.TestCase):
     ns = _ns(package)
     with tf.Graph().as_default():
       lc = ns.layer_collection.LayerCollection()
-    expected = "seed" if package == "kfac" else package[-3:].replace("_", ".")
+    expected = (
+      "seed" if package == "kfac" else package.split(".r")[1].replace("_", ".")
+    )
     self.assertEqual(_releases.of(lc).version, expected)
     self.assertIs(type(lc), ns.layer_collection.LayerCollection)
 
@@ -234,6 +257,51 @@ class DefaultsTest(parameterized.TestCase):
       damping = lc.fisher_blocks[f]._damping  # pylint: disable=protected-access
     # |T| = 16 locations: 1.5 divides the damping by it, 1.6 does not.
     self.assertAlmostEqual(damping, 0.01 / 16 if divided else 0.01)
+
+  @parameterized.named_parameters(*_named(("kfac.r1_6", "kfac.r1_7")))
+  def test_num_conv_locations_counts_input_locations(self, package):
+    # Quirk §18.10: the input's spatial size over the strides, whatever the
+    # filter and padding (a 3x3 VALID filter on 8x6 has fewer outputs).
+    ns = _ns(package)
+    self.assertEqual(
+      ns.fisher_blocks.num_conv_locations([2, 8, 6, 1], [1, 2, 3, 1]), 8
+    )
+    self.assertEqual(
+      ns.fisher_blocks.num_conv_locations([2, 8, 6, 1], [1, 1, 1, 1]), 48
+    )
+
+  @parameterized.named_parameters(
+    ("matrices", (3, 3), (2, 2)),
+    ("left_diagonal", (3,), (2, 2)),
+    ("both_diagonal", (3,), (2,)),
+  )
+  def test_compute_pi_tracenorm_reads_diagonals_in_1_7(self, left, right):
+    rng = np.random.RandomState(14)
+    left_value = rng.rand(*left) + 0.5
+    right_value = rng.rand(*right) + 0.5
+
+    def trace(m):
+      return np.sum(m) if m.ndim == 1 else np.trace(m)
+
+    expected = np.sqrt(
+      (trace(left_value) / left[0]) / (trace(right_value) / right[0])
+    )
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      pi = kfac.r1_7.fisher_blocks.compute_pi_tracenorm(
+        tf.constant(left_value), tf.constant(right_value)
+      )
+      split = kfac.r1_7.fisher_blocks.compute_pi_adjusted_damping(
+        tf.constant(left_value), tf.constant(right_value), 0.1
+      )
+      value, (left_d, right_d) = sess.run([pi, split])
+      with self.assertRaisesRegex(ValueError, "left_cov"):
+        kfac.r1_7.fisher_blocks.compute_pi_tracenorm(
+          tf.ones([2, 2, 2], tf.float64), tf.constant(right_value)
+        )
+    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    np.testing.assert_allclose(
+      [left_d, right_d], [0.1 * expected, 0.1 / expected]
+    )
 
   def test_estimator_takes_a_damping_function_first_in_1_7(self):
     ns = kfac.r1_7
@@ -474,11 +542,11 @@ class Float64Test(parameterized.TestCase):
     # A Kronecker FC layer (x W + b) and a "full" generic bias c feed a
     # unit-variance normal loss; "exact" estimation makes the statistics
     # deterministic: A = ρI + (1−ρ)[x 1]ᵀ[x 1]/n, G = I, C = ρI + (1−ρ)nI.
-    # Damping 1e-3 and decay 0.95 are not float32 numbers: rounding them
-    # through float32 would show as relative errors near 1e-8.
+    # Damping 1e-3, decay 0.95 and momentum 0.9 are not float32 numbers:
+    # rounding them through float32 would show as relative errors near 1e-8.
     ns = _ns(package)
     rng = np.random.RandomState(13)
-    n, rho, damping, lr = 8, 0.95, 1e-3, 0.5
+    n, rho, damping, lr, momentum = 8, 0.95, 1e-3, 0.5, 0.9
     x_value, t_value = rng.randn(n, IN), rng.randn(n, OUT)
     w0 = rng.randn(IN, OUT)
     v_w, v_b, v_c = rng.randn(IN, OUT), rng.randn(OUT), rng.randn(OUT)
@@ -502,7 +570,7 @@ class Float64Test(parameterized.TestCase):
           cov_ema_decay=rho,
           damping=damping,
           layer_collection=lc,
-          momentum=0.0,
+          momentum=momentum,
           estimation_mode="exact",
         )
         products = lc.fisher_blocks[(w, b)].multiply_inverse(
@@ -514,8 +582,10 @@ class Float64Test(parameterized.TestCase):
         sess.run(opt.cov_update_op)
         sess.run(opt.inv_update_op)
         p_w, p_b, p_c = sess.run(products)
-        sess.run(train)
-        w1, b1, c1 = sess.run([w, b, c])
+        params = []
+        for _ in range(2):
+          sess.run(train)
+          params.append(sess.run([w, b, c]))
         eigen = [
           f._on_eigen_path  # pylint: disable=protected-access
           for f in lc.get_factors()
@@ -545,15 +615,20 @@ class Float64Test(parameterized.TestCase):
       (p_c, full_inv @ v_c),
     ):
       np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=0)
-    # One step θ ← θ − lr·F̂⁻¹∇ (momentum 0) from w0, b = c = 0.
-    residual = x_value @ w0 - t_value
-    grad_w, grad_b = x_value.T @ residual / n, residual.mean(axis=0)
-    step_w, step_b = kron(grad_w, grad_b)
-    np.testing.assert_allclose(w1, w0 - lr * step_w, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(b1, -lr * step_b, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(
-      c1, -lr * full_inv @ grad_b, rtol=1e-12, atol=1e-15
-    )
+    # Two steps v ← μv + F̂⁻¹∇, θ ← θ − lr·v from w0, b = c = 0 (the
+    # statistics do not change: no covariance update runs in between).
+    w_np, b_np, c_np = w0, np.zeros(OUT), np.zeros(OUT)
+    v_w, v_b, v_c = np.zeros((IN, OUT)), np.zeros(OUT), np.zeros(OUT)
+    for actual in params:
+      residual = x_value @ w_np + b_np + c_np - t_value
+      grad_w, grad_b = x_value.T @ residual / n, residual.mean(axis=0)
+      step_w, step_b = kron(grad_w, grad_b)
+      v_w = momentum * v_w + step_w
+      v_b = momentum * v_b + step_b
+      v_c = momentum * v_c + full_inv @ grad_b
+      w_np, b_np, c_np = w_np - lr * v_w, b_np - lr * v_b, c_np - lr * v_c
+      for value, expected in zip(actual, (w_np, b_np, c_np)):
+        np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-15)
 
 
 class ColocationTest(parameterized.TestCase):

@@ -2,7 +2,9 @@
 
 Every comparison pairs an op of this package with the same statistic built
 the way TensorFlow 1.4 built it, in the same graph, timed interleaved
-(median of `--runs` rounds after warm-up; every fetch really runs the work):
+(median of `--runs` rounds after warm-up, an op of less than 20 ms run
+back to back enough times per round to take about that long; every fetch
+really runs the work):
 
 * `ConvDiagonalFactor` vs `fisher_factors._ReferenceConvDiagonalFactor`
   (image patches, `einsum("bijk,bijl->bkl")`, square, batch mean), with a
@@ -17,7 +19,12 @@ the way TensorFlow 1.4 built it, in the same graph, timed interleaved
 * the inverse updates of the `ConvInputKroneckerFactor` covariance:
   Cholesky path (one damping) vs `cholesky_solve(cholesky(A + dI), I)`, and
   eigendecomposition path (two dampings) vs `self_adjoint_eig` and
-  `V diag(1 / (λ + d)) Vᵀ` per damping.
+  `V diag(1 / (λ + d)) Vᵀ` per damping;
+* the Cholesky-path inverse update of `FullyConnectedKroneckerFactor`
+  covariances of the sizes in `--inverse-sizes` (default 3137, the input
+  factor of the MNIST convnet's dense layer, and 2049, the CIFAR one) vs
+  `fisher_factors._ReferenceFullyConnectedKroneckerFactor`
+  (`cholesky_solve` against the identity).
 
 Each factor update includes its moving-average assignment, and so does its
 2017 counterpart. Shapes:
@@ -37,7 +44,7 @@ subprocess (growth of the resident set's high-water mark, reset through
 three runs of the update).
 
 Usage: python tools/bench_fisher_factors.py [--runs N] [--shapes abcde]
-           [--no-memory]
+           [--no-memory] [--inverse-sizes 3137,2049]
 """
 
 import argparse
@@ -208,6 +215,59 @@ def _build(pair, side, shape):
   raise ValueError("unknown pair {}".format(pair))
 
 
+def _comparison_line(label, ours, old, memory=None):
+  """One table row: medians (ms), speed-up, paired speed-up[, memory]."""
+  ours, old = np.array(ours), np.array(old)
+  line = "    {:<38} {:>6.1f} ms {:>6.1f} ms {:>8.2f}x {:>7.2f}x".format(
+    label,
+    1e3 * np.median(ours),
+    1e3 * np.median(old),
+    np.median(old) / np.median(ours),
+    float(np.median(old / ours)),
+  )
+  return line if memory is None else "{} {:>15}".format(line, memory)
+
+
+def _build_large_inverse(side, size):
+  """The inverse update of a `[size, size]` fully-connected input factor."""
+  # pylint: disable=protected-access
+  cls = (
+    fisher_factors.FullyConnectedKroneckerFactor
+    if side == "ours"
+    else fisher_factors._ReferenceFullyConnectedKroneckerFactor
+  )
+  rows = tf.random.normal([size // 2, size - 1], seed=3)
+  factor = cls((rows,), has_bias=True)
+  factor.register_damped_inverse(_DAMPINGS[0])
+  # A covariance of rank size / 2 + 1: the damping matters.
+  return factor.make_covariance_update_op(0.0), tf.group(
+    *factor.make_inverse_update_ops()
+  )
+
+
+def _time_large_inverses(sizes, runs):
+  """Prints ours vs 2017 for the Cholesky-path inverse of each size."""
+  print("\nCholesky-path inverse update of a [n, n] FullyConnectedKronecker")
+  print(
+    "    {:<38} {:>9} {:>9} {:>9} {:>8}".format(
+      "n", "ours", "2017", "speed-up", "paired"
+    )
+  )
+  for size in sizes:
+    with tf.Graph().as_default():
+      fetches, covariance_updates = {}, []
+      for side in ("ours", "2017"):
+        with tf.compat.v1.variable_scope(side):
+          update, inverse = _build_large_inverse(side, size)
+        covariance_updates.append(update)
+        fetches[side] = inverse
+      with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(covariance_updates)
+        times = _time_ops(sess, fetches, runs, warmup=1)
+    print(_comparison_line(size, times["ours"], times["2017"]))
+
+
 def _status_kib(field):
   with open("/proc/self/status") as f:
     for line in f:
@@ -249,17 +309,28 @@ def _peak_memory_mib(shape_name, pair, side):
   return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
-def _time_ops(sess, fetches, runs, warmup=2):
-  """Round-robin timing; returns {name: list of seconds per round}."""
-  for fetch in fetches.values():
+def _time_ops(sess, fetches, runs, warmup=2, min_seconds=0.02):
+  """Round-robin timing; returns {name: list of seconds per run}.
+
+  An op faster than `min_seconds` (judged from its last warm-up run) is run
+  that many more times back to back in each round, and the round's time is
+  divided accordingly, so that sub-millisecond ops are not timed at the
+  resolution of the scheduler.
+  """
+  repeats = {}
+  for name, fetch in fetches.items():
     for _ in range(warmup):
+      start = time.perf_counter()
       sess.run(fetch)
+      elapsed = time.perf_counter() - start
+    repeats[name] = max(1, min(100, int(min_seconds / max(elapsed, 1e-6))))
   times = {name: [] for name in fetches}
   for _ in range(runs):
     for name, fetch in fetches.items():
       start = time.perf_counter()
-      sess.run(fetch)
-      times[name].append(time.perf_counter() - start)
+      for _ in range(repeats[name]):
+        sess.run(fetch)
+      times[name].append((time.perf_counter() - start) / repeats[name])
   return times
 
 
@@ -268,6 +339,11 @@ def main():
   parser.add_argument("--runs", type=int, default=9)
   parser.add_argument("--shapes", default="abcde")
   parser.add_argument("--no-memory", action="store_true")
+  parser.add_argument(
+    "--inverse-sizes",
+    default="3137,2049",
+    help="comma-separated sizes of the large-inverse comparison ('' skips it)",
+  )
   parser.add_argument(
     "--measure-memory", nargs=3, metavar=("SHAPE", "PAIR", "SIDE")
   )
@@ -311,16 +387,10 @@ def main():
           _peak_memory_mib(shape_name, pair, "ours"),
           _peak_memory_mib(shape_name, pair, "2017"),
         )
-      print(
-        "    {:<38} {:>6.1f} ms {:>6.1f} ms {:>8.2f}x {:>7.2f}x {:>15}".format(
-          pair,
-          1e3 * np.median(ours),
-          1e3 * np.median(old),
-          np.median(old) / np.median(ours),
-          float(np.median(old / ours)),
-          memory,
-        )
-      )
+      print(_comparison_line(pair, ours, old, memory))
+  sizes = [int(n) for n in args.inverse_sizes.split(",") if n.strip()]
+  if sizes:
+    _time_large_inverses(sizes, args.runs)
   print("\ntotal benchmark time {:.0f} s".format(time.perf_counter() - started))
 
 

@@ -12,9 +12,10 @@ TensorFlow pins next to it (`requirements*.txt`, `setup.py`, `setup.cfg`,
 given), then from the API it uses; with no evidence of a release after 1.4
 it becomes `kfac`, the 1.4 API, as before. Where the release cannot be
 inferred but matters (a default the program relies on changed between the
-possible releases), where the pin and the API disagree, or where the
-release's namespace does not exist yet (1.8-1.10), the file is left
-untouched and reported, and the exit status is 1.
+possible releases, or an argument lands on different parameters), where
+the pin and the API disagree, or where the release's namespace does not
+exist in this `kfac`, the file is left untouched and reported, and the exit
+status is 1.
 
 Every PATH is a Python file, a directory (searched recursively for `*.py`
 files, skipping hidden directories and `__pycache__`), or `-` (read a program

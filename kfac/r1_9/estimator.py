@@ -1,0 +1,5 @@
+"""`tf.contrib.kfac.estimator` of TensorFlow 1.9.0 (a face of `kfac._deferred_estimator`)."""
+
+from kfac import _faces
+
+_faces.fill_module(globals(), "1.9", "estimator")

@@ -1,0 +1,5 @@
+"""`tf.contrib.kfac.utils` of TensorFlow 1.9.0 (a face of `kfac.utils`)."""
+
+from kfac import _faces
+
+_faces.fill_module(globals(), "1.9", "utils")

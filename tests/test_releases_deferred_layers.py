@@ -1,0 +1,476 @@
+"""The layer types of releases 1.8-1.10 against dense NumPy oracles.
+
+Every new registration of `kfac.r1_8` and `kfac.r1_9` (1.10 shares 1.9's
+code) -- `register_convolution` (1-, 2- and 3-D), `register_conv2d` with
+dilations and a data format, `register_depthwise_conv2d`,
+`register_separable_conv2d`, `register_conv2d_multi`,
+`register_embedding_multi` -- and the blocks behind them are checked the same
+way: an empirical-Fisher estimator (`cov_ema_decay=0`, so one covariance
+update stores the raw statistic) multiplies a random vector by the damped
+block and by its inverse, and the results are compared with a dense matrix
+built here from the layer's inputs and output gradients with explicit loops
+(patches, per-example gradients, Kronecker products, the π split of the
+damping). Further tests: the depthwise filter maps, the 1.9 patch
+sub-sampling, use counts, variable names, the registration errors, and a few
+training steps of small models in both TensorFlow modes.
+"""
+
+import importlib
+import itertools
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+_RELEASES = (("r1_8", "kfac.r1_8"), ("r1_9", "kfac.r1_9"))
+BATCH = 2
+DAMPING = 0.3
+
+
+def _ns(package):
+  return importlib.import_module(package)
+
+
+# ---------------------------------------------------------------------------
+# NumPy oracles (written independently of the library).
+
+
+def _np_geometry(size, ksize, stride, rate, padding):
+  """Output size and leading padding of one spatial axis (TF's rules)."""
+  span = (ksize - 1) * rate + 1
+  if padding == "SAME":
+    out = -(-size // stride)
+    total = max((out - 1) * stride + span - size, 0)
+    return out, total // 2
+  return -(-(size - span + 1) // stride), 0
+
+
+def _np_patches(x, ksize, strides, rates, padding):
+  """`[B, L, prod(ksize)·C]`: the input patch of every output location.
+
+  Locations and patch entries in row-major order (entries over
+  `(*filter offset, channel)`); positions outside the input read 0.
+  """
+  spatial, channels = x.shape[1:-1], x.shape[-1]
+  geometry = [
+    _np_geometry(spatial[i], ksize[i], strides[i], rates[i], padding)
+    for i in range(len(spatial))
+  ]
+  out = np.zeros(
+    [x.shape[0]] + [g[0] for g in geometry] + [int(np.prod(ksize)) * channels]
+  )
+  for b in range(x.shape[0]):
+    for loc in itertools.product(*[range(g[0]) for g in geometry]):
+      entry = 0
+      for offset in itertools.product(*[range(k) for k in ksize]):
+        pos = [
+          loc[i] * strides[i] + offset[i] * rates[i] - geometry[i][1]
+          for i in range(len(spatial))
+        ]
+        inside = all(0 <= pos[i] < spatial[i] for i in range(len(spatial)))
+        for c in range(channels):
+          if inside:
+            out[(b,) + loc + (entry,)] = x[(b,) + tuple(pos) + (c,)]
+          entry += 1
+  return out.reshape(x.shape[0], -1, out.shape[-1])
+
+
+def _np_second_moment(rows):
+  """`Σ_r r rᵀ / #rows` over the rows of a 2-D array."""
+  total = np.zeros((rows.shape[1], rows.shape[1]))
+  for row in rows:
+    total += np.outer(row, row)
+  return total / rows.shape[0]
+
+
+def _with_ones(patches, has_bias):
+  if not has_bias:
+    return patches
+  return np.concatenate([patches, np.ones(patches.shape[:-1] + (1,))], -1)
+
+
+def _np_damped_kronecker(a, g, coeff, damping):
+  """`c · (A + π√(d/c) I) ⊗ (G + √(d/c)/π I)` (π: trace norms)."""
+  pi = np.sqrt((np.trace(a) / a.shape[0]) / (np.trace(g) / g.shape[0]))
+  root = np.sqrt(damping / coeff)
+  return coeff * np.kron(
+    a + pi * root * np.eye(a.shape[0]), g + root / pi * np.eye(g.shape[0])
+  )
+
+
+def _np_conv_kron(patches, grads, num_locations, num_uses, has_bias):
+  """The damped K-FAC block of a convolution used `num_uses` times.
+
+  `patches` `[N, L, P]`, `grads` `[N, L, C_out]` with N = uses × examples.
+  """
+  rows = _with_ones(patches, has_bias)
+  a = _np_second_moment(rows.reshape(-1, rows.shape[-1]))
+  g = _np_second_moment(grads.reshape(-1, grads.shape[-1]))
+  return _np_damped_kronecker(a, g, num_locations * num_uses, DAMPING)
+
+
+def _np_conv_diagonal(patches, grads, has_bias):
+  """`diag(Σ_b G_b ⊙ G_b / B + d)`, `G_b` the example's filter gradient."""
+  rows = _with_ones(patches, has_bias)
+  total = np.zeros((rows.shape[-1], grads.shape[-1]))
+  for b in range(rows.shape[0]):
+    per_example = np.zeros_like(total)
+    for loc in range(rows.shape[1]):
+      per_example += np.outer(rows[b, loc], grads[b, loc])
+    total += per_example**2
+  return np.diag(total.ravel() / rows.shape[0] + DAMPING)
+
+
+def _np_depthwise_embedding(kh, kw, channels, multiplier):
+  """`P`: depthwise filter entries → entries of the equivalent dense filter.
+
+  Dense output channel `i·m + k` is driven by input channel `i` alone.
+  """
+  dense_shape = (kh, kw, channels, channels * multiplier)
+  depth_shape = (kh, kw, channels, multiplier)
+  embedding = np.zeros((int(np.prod(dense_shape)), int(np.prod(depth_shape))))
+  for h, w, i, k in itertools.product(*[range(n) for n in depth_shape]):
+    row = np.ravel_multi_index((h, w, i, i * multiplier + k), dense_shape)
+    col = np.ravel_multi_index((h, w, i, k), depth_shape)
+    embedding[row, col] = 1.0
+  return embedding
+
+
+def _np_embedding_kron(ids, grads, vocab_size, num_uses):
+  """`T · (diag(a) + π√(d/T)) ⊗ (G + √(d/T)/π)` over all uses' rows."""
+  counts = np.zeros(vocab_size)
+  for i in ids.ravel():
+    counts[i] += 1.0
+  a = np.diag(counts / ids.size)
+  g = _np_second_moment(grads.reshape(-1, grads.shape[-1]))
+  return _np_damped_kronecker(a, g, num_uses, DAMPING)
+
+
+def _spatial_count(x, strides):
+  """`|T|` as 1.8 counts it: input locations over the stride product."""
+  return int(np.prod(x.shape[1:-1])) // int(np.prod(strides))
+
+
+# ---------------------------------------------------------------------------
+# Layer cases: each builds its layer, registers it and returns
+# (variables, outputs for the loss, [(params, oracle), ...]); an oracle gets
+# `value(tensor)` and `grad(output)` (the loss gradient) and returns (M, P): the damped dense block and the map
+# from the parameters' flattened vector to M's coordinates (None: identity).
+
+
+def _var(name, rng, shape, dtype=tf.float64):
+  return tf.compat.v1.get_variable(
+    name, initializer=(rng.randn(*shape) * 0.5).astype(dtype.as_numpy_dtype)
+  )
+
+
+def _const(rng, shape):
+  return tf.constant(rng.randn(*shape), dtype=tf.float64)
+
+
+def _convolution_case(spatial, ksize, strides, rates, padding, bias):
+  """`register_convolution` of a 1-, 2- or 3-D `tf.nn.convolution`."""
+
+  def build(ns, lc, rng):
+    x = _const(rng, (BATCH,) + spatial + (2,))
+    w = _var("w", rng, ksize + (2, 3))
+    y = tf.compat.v1.nn.convolution(
+      x, w, padding, strides=strides, dilation_rate=rates
+    )
+    params = w
+    if bias:
+      b = _var("b", rng, (3,))
+      y += b
+      params = (w, b)
+    lc.register_convolution(
+      params, x, y, padding, strides=strides, dilation_rate=rates
+    )
+
+    def oracle(value, grad):
+      patches = _np_patches(
+        value(x),
+        ksize,
+        strides or (1,) * len(ksize),
+        rates or (1,) * len(ksize),
+        padding,
+      )
+      grads = grad(y).reshape(BATCH, -1, 3)
+      count = _spatial_count(value(x), strides or (1,))
+      return _np_conv_kron(patches, grads, count, 1, bias), None
+
+    return list(tf.nest.flatten(params)), [y], [(params, oracle, [x], [y])]
+
+  return build
+
+
+def _conv2d_case(approx, dilations, data_format, bias):
+  """`register_conv2d` with dilations / an explicit data format."""
+
+  def build(ns, lc, rng):
+    x = _const(rng, (BATCH, 5, 5, 2))
+    w = _var("w", rng, (2, 2, 2, 3))
+    strides = [1, 1, 1, 1]
+    y = tf.nn.conv2d(x, w, strides, "SAME", dilations=dilations)
+    params = w
+    if bias:
+      b = _var("b", rng, (3,))
+      y += b
+      params = (w, b)
+    lc.register_conv2d(
+      params,
+      strides,
+      "SAME",
+      x,
+      y,
+      data_format=data_format,
+      dilations=dilations,
+      approx=approx,
+    )
+
+    def oracle(value, grad):
+      rates = (dilations or [1, 1, 1, 1])[1:3]
+      patches = _np_patches(value(x), (2, 2), (1, 1), rates, "SAME")
+      grads = grad(y).reshape(BATCH, -1, 3)
+      if approx == "diagonal":
+        return _np_conv_diagonal(patches, grads, bias), None
+      count = _spatial_count(value(x), strides)
+      return _np_conv_kron(patches, grads, count, 1, bias), None
+
+    return list(tf.nest.flatten(params)), [y], [(params, oracle, [x], [y])]
+
+  return build
+
+
+def _depthwise_parts(x, dw, h, rate, kron):
+  """The oracle of a depthwise layer `[3, 3, 2, 2]` (diagonal or K-FAC)."""
+
+  def oracle(value, grad):
+    patches = _np_patches(value(x), (3, 3), (1, 1), rate or (1, 1), "SAME")
+    grads = grad(h).reshape(BATCH, -1, 4)
+    if kron:
+      count = _spatial_count(value(x), (1,))
+      dense = _np_conv_kron(patches, grads, count, 1, False)
+    else:
+      dense = _np_conv_diagonal(patches, grads, False)
+    return dense, _np_depthwise_embedding(3, 3, 2, 2)
+
+  return (dw, oracle, [x], [h])
+
+
+def _depthwise_case(kron, rate):
+  """`register_depthwise_conv2d` (diagonal), or a `DepthwiseConvKFCBasicFB`."""
+
+  def build(ns, lc, rng):
+    x = _const(rng, (BATCH, 4, 4, 2))
+    dw = _var("dw", rng, (3, 3, 2, 2))
+    strides = [1, 1, 1, 1]
+    h = tf.nn.depthwise_conv2d(x, dw, strides, "SAME", dilations=rate)
+    if kron:
+      block = ns.fisher_blocks.DepthwiseConvKFCBasicFB(
+        lc, dw, strides, "SAME", rate=rate
+      )
+      lc.register_block(dw, block).register_additional_tower(x, h)
+      lc._add_uses(dw, 1)  # What a registration method adds (1.8 helper).
+    else:
+      lc.register_depthwise_conv2d(dw, x, h, strides, "SAME", rate=rate)
+    return [dw], [h], [_depthwise_parts(x, dw, h, rate, kron)]
+
+  return build
+
+
+def _separable_build(ns, lc, rng):
+  """`register_separable_conv2d`: diagonal depthwise + K-FAC pointwise."""
+  x = _const(rng, (BATCH, 4, 4, 2))
+  dw = _var("dw", rng, (3, 3, 2, 2))
+  pw = _var("pw", rng, (1, 1, 4, 3))
+  b = _var("b", rng, (3,))
+  strides = [1, 1, 1, 1]
+  h = tf.nn.depthwise_conv2d(x, dw, strides, "SAME")
+  y = tf.nn.conv2d(h, pw, strides, "VALID") + b
+  lc.register_separable_conv2d(dw, (pw, b), x, h, y, strides, "SAME")
+
+  def pointwise(value, grad):
+    patches = _np_patches(value(h), (1, 1), (1, 1), (1, 1), "VALID")
+    grads = grad(y).reshape(BATCH, -1, 3)
+    return _np_conv_kron(patches, grads, 16, 1, True), None
+
+  parts = [
+    _depthwise_parts(x, dw, h, None, False),
+    ((pw, b), pointwise, [h], [y]),
+  ]
+  return [dw, pw, b], [y], parts
+
+
+def _conv2d_multi_case(folded):
+  """`register_conv2d_multi`: one filter used twice.
+
+  As a list over uses (two applications), or folded: the two uses stacked
+  in the batch (use-major) and convolved at once, with `num_uses=2`.
+  """
+
+  def build(ns, lc, rng):
+    xs = [_const(rng, (BATCH, 4, 4, 2)) for _ in range(2)]
+    w = _var("w", rng, (3, 3, 2, 2))
+    b = _var("b", rng, (2,))
+    strides = [1, 1, 1, 1]
+    if folded:
+      xs = [tf.concat(xs, 0)]
+    ys = [tf.nn.conv2d(x, w, strides, "SAME") + b for x in xs]
+    if folded:
+      lc.register_conv2d_multi(
+        (w, b), strides, "SAME", xs[0], ys[0], num_uses=2
+      )
+    else:
+      lc.register_conv2d_multi((w, b), strides, "SAME", xs, ys)
+
+    def oracle(value, grad):
+      patches = np.concatenate(
+        [_np_patches(value(x), (3, 3), (1, 1), (1, 1), "SAME") for x in xs]
+      )
+      grads = np.concatenate([grad(y).reshape(-1, 16, 2) for y in ys])
+      return _np_conv_kron(patches, grads, 16, 2, True), None
+
+    return [w, b], ys, [((w, b), oracle, xs, ys)]
+
+  return build
+
+
+def _embedding_multi_case(folded):
+  """`register_embedding_multi`: one table looked up twice (or folded)."""
+
+  def build(ns, lc, rng):
+    ids = [tf.constant([0, 3]), tf.constant([3, 4])]
+    # float32: the ids' factor is float32 (its default), as in 1.8.
+    table = _var("table", rng, (5, 3), tf.float32)
+    if folded:
+      ids = [tf.concat(ids, 0)]
+    outs = [tf.gather(table, i) for i in ids]
+    if folded:
+      lc.register_embedding_multi(table, ids[0], outs[0], num_uses=2)
+    else:
+      lc.register_embedding_multi(table, ids, outs)
+
+    def oracle(value, grad):
+      all_ids = np.concatenate([value(i) for i in ids])
+      grads = np.concatenate([grad(o) for o in outs])
+      return _np_embedding_kron(all_ids, grads, 5, 2), None
+
+    return [table], outs, [(table, oracle, ids, outs)]
+
+  return build
+
+
+_CASES = (
+  (
+    "convolution_1d_bias",
+    _convolution_case((6,), (3,), [2], None, "SAME", True),
+  ),
+  (
+    "convolution_2d_dilated",
+    _convolution_case((5, 5), (2, 2), None, [2, 2], "VALID", False),
+  ),
+  (
+    "convolution_3d",
+    _convolution_case((3, 3, 3), (2, 2, 2), None, None, "SAME", False),
+  ),
+  (
+    "conv2d_kron_dilated_nhwc",
+    _conv2d_case("kron", [1, 2, 2, 1], "NHWC", False),
+  ),
+  (
+    "conv2d_diagonal_dilated_bias",
+    _conv2d_case("diagonal", [1, 2, 2, 1], None, True),
+  ),
+  ("depthwise_diagonal", _depthwise_case(False, None)),
+  ("depthwise_diagonal_rate", _depthwise_case(False, [2, 2])),
+  ("depthwise_kron_block", _depthwise_case(True, None)),
+  ("separable", _separable_build),
+  ("conv2d_multi_list", _conv2d_multi_case(False)),
+  ("conv2d_multi_folded", _conv2d_multi_case(True)),
+  ("embedding_multi_list", _embedding_multi_case(False)),
+  ("embedding_multi_folded", _embedding_multi_case(True)),
+)
+
+
+def _unique(tensors):
+  """The tensors without repetitions, in order."""
+  return list({t.ref(): t for t in tensors}.values())
+
+
+class LayerBlockTest(parameterized.TestCase):
+  """Each layer type's damped block and its inverse against NumPy."""
+
+  @parameterized.named_parameters(
+    (case + "_" + label, package, build)
+    for label, package in _RELEASES
+    for case, build in _CASES
+  )
+  def test_products_match_dense_oracle(self, package, build):
+    ns = _ns(package)
+    rng = np.random.RandomState(0)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      lc = ns.layer_collection.LayerCollection()
+      variables, outputs, parts = build(ns, lc, rng)
+      logits = tf.concat([tf.reshape(o, [BATCH, -1]) for o in outputs], 1)
+      targets = tf.constant(
+        rng.randn(*logits.shape.as_list()), dtype=logits.dtype
+      )
+      lc.register_normal_predictive_distribution(logits, targets=targets)
+      estimator = ns.estimator.make_fisher_estimator(
+        variables=variables,
+        cov_ema_decay=0.0,
+        damping=DAMPING,
+        layer_collection=lc,
+        exps=(-1, 1),
+        estimation_mode="empirical",
+      )
+      cov_thunks, inv_thunks = estimator.make_vars_and_create_op_thunks()
+      cov_ops = [thunk() for thunk in cov_thunks]
+      inv_ops = [thunk() for thunk in inv_thunks]
+      vectors = [
+        (
+          tf.constant(rng.randn(*v.shape.as_list()), dtype=v.dtype.base_dtype),
+          v,
+        )
+        for v in variables
+      ]
+      products = [p for p, _ in estimator.multiply(vectors)]
+      inverses = [p for p, _ in estimator.multiply_inverse(vectors)]
+      # The oracle's data: the layer tensors and the gradients of the loss
+      # the empirical Fisher differentiates, w.r.t. the layer outputs.
+      data = _unique(t for part in parts for t in part[2])
+      wrt = _unique(t for part in parts for t in part[3])
+      loss_grads = tf.gradients(lc.total_loss(), wrt)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(cov_ops)
+      sess.run(inv_ops)
+      data_values, grad_values, got_products, got_inverses, vector_values = (
+        sess.run(
+          [data, loss_grads, products, inverses, [v for v, _ in vectors]]
+        )
+      )
+    values = {t.ref(): v for t, v in zip(data, data_values)}
+    grads = {t.ref(): g for t, g in zip(wrt, grad_values)}
+
+    def value(tensor):
+      return values[tensor.ref()]
+
+    def grad(output):
+      return grads[output.ref()]
+
+    index = {v.ref(): i for i, v in enumerate(variables)}
+    for params, oracle, _, _ in parts:
+      positions = [index[p.ref()] for p in tf.nest.flatten(params)]
+      dense, embedding = oracle(value, grad)
+      vec = np.concatenate([vector_values[i].ravel() for i in positions])
+      if embedding is None:
+        embedding = np.eye(vec.size)
+      expected = embedding.T @ dense @ embedding @ vec
+      expected_inverse = embedding.T @ np.linalg.solve(dense, embedding @ vec)
+      got = np.concatenate([got_products[i].ravel() for i in positions])
+      got_inv = np.concatenate([got_inverses[i].ravel() for i in positions])
+      tolerance = 1e-6 if got.dtype == np.float64 else 1e-4
+      np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+      np.testing.assert_allclose(
+        got_inv, expected_inverse, rtol=tolerance, atol=tolerance
+      )
