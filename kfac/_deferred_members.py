@@ -12,7 +12,6 @@ estimator's variables and ops only on request.
 # pylint: disable=undefined-variable,protected-access,invalid-name
 
 import collections
-import numbers
 import warnings
 
 import tensorflow as tf
