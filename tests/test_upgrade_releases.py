@@ -4,7 +4,8 @@ The corpus in `tests/data/legacy_programs/releases/` holds a 1.6 program
 known only from the pin next to it (`pinned_r16/`), a 1.5 program known from
 its `reuse=` / `VARIABLE_SCOPE` registration, and a program whose release
 cannot be inferred although it matters (it relies on the `momentum`
-default). Each `<name>.expected.py` is the upgrade's expected output.
+default). Each `<name>.expected.diff` is the unified diff from the program to
+the upgrade's expected output (`legacy_corpus.expected` applies it).
 """
 
 import contextlib
@@ -21,6 +22,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import pytest
 
+import legacy_corpus as corpus
 from kfac import _surface
 from kfac.upgrade import _cli
 from kfac.upgrade import _release
@@ -73,7 +75,7 @@ def _copy_corpus(tmp):
   """Copies the corpus programs and pin files (not the expected outputs)."""
   for dirpath, _, filenames in os.walk(_CORPUS):
     for filename in filenames:
-      if filename.endswith(".expected.py"):
+      if filename.endswith(".expected.diff"):
         continue
       rel = os.path.relpath(os.path.join(dirpath, filename), _CORPUS)
       os.makedirs(os.path.join(tmp, os.path.dirname(rel)), exist_ok=True)
@@ -96,13 +98,13 @@ class CorpusTest(parameterized.TestCase):
     super().tearDownClass()
 
   @parameterized.named_parameters(
-    ("pinned_r16", "pinned_r16/train.py", "pinned_r16/train.expected.py"),
-    ("multitower_r15", "multitower_r15.py", "multitower_r15.expected.py"),
+    ("pinned_r16", "pinned_r16/train"),
+    ("multitower_r15", "multitower_r15"),
   )
-  def test_matches_expected(self, name, expected):
+  def test_matches_expected(self, name):
     self.assertEqual(
-      _read(os.path.join(self.tmp, name)),
-      _read(os.path.join(_CORPUS, expected)),
+      corpus.read(corpus.program(name, self.tmp)),
+      corpus.expected(name, _CORPUS),
     )
 
   def test_ambiguous_left_untouched(self):
@@ -842,11 +844,13 @@ class UpgradedProgramsRunTest(absltest.TestCase):
         for path in sys.argv[1:]:
           runpy.run_path(path, run_name="__main__")
         """)
-    paths = [
-      os.path.join(_CORPUS, "pinned_r16", "train.expected.py"),
-      os.path.join(_CORPUS, "multitower_r15.expected.py"),
-    ]
-    status, output = _run_python(script, *paths)
+    paths = []
+    with tempfile.TemporaryDirectory() as tmp:
+      for name in ("pinned_r16/train", "multitower_r15"):
+        paths.append(os.path.join(tmp, name.replace("/", "_") + ".py"))
+        with open(paths[-1], "wb") as f:
+          f.write(corpus.expected(name, _CORPUS))
+      status, output = _run_python(script, *paths)
     self.assertEqual(status, 0, output[-3000:])
     self.assertIn("pinned_r16: loss", output)
     self.assertIn("multitower_r15: loss", output)
