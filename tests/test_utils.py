@@ -85,25 +85,27 @@ class SubGraphTest(parameterized.TestCase):
       _, b, _, d, sub = self._sum_and_product()
       self.assertEqual(sub.filter_list([b, d]), [b])
 
-  def test_variable_uses_counts_consumers_inside_only(self):
+  @parameterized.named_parameters(
+    (
+      "consumers",
+      [2, 2],
+      lambda w: tf.matmul(tf.constant([[1.0, 2.0]]), w),
+      lambda w: w * 3.0,
+    ),
+    (
+      "gathers_of_the_handle",
+      [5, 3],
+      lambda emb: tf.reduce_sum(tf.gather(emb, [0, 2, 2])),
+      lambda emb: tf.gather(emb, [0, 2, 2]),
+    ),
+  )
+  def test_variable_uses_counts_inside_only(self, shape, use, outside_use):
     with tf.Graph().as_default():
-      w = tf.compat.v1.get_variable("w", [2, 2])
-      x = tf.constant([[1.0, 2.0]])
-      y = tf.matmul(x, w) + tf.reduce_sum(w)  # two uses inside
-      outside = w * 3.0  # one use outside the sub-graph
-      del outside
+      var = tf.compat.v1.get_variable("var", shape)
+      y = use(var) + tf.reduce_sum(var)  # two uses inside
+      outside_use(var)  # one use outside the sub-graph
       sub = utils.SubGraph((y,))
-      self.assertEqual(sub.variable_uses(w), 2)
-
-  def test_variable_uses_counts_gathers_of_the_handle(self):
-    with tf.Graph().as_default():
-      emb = tf.compat.v1.get_variable("emb", [5, 3])
-      ids = tf.constant([0, 2, 2])
-      y = tf.reduce_sum(tf.gather(emb, ids)) + tf.reduce_sum(emb)
-      outside = tf.gather(emb, ids)  # not part of y
-      del outside
-      sub = utils.SubGraph((y,))
-      self.assertEqual(sub.variable_uses(emb), 2)
+      self.assertEqual(sub.variable_uses(var), 2)
 
   def test_variable_uses_of_unused_variable(self):
     with tf.Graph().as_default():
