@@ -13,6 +13,7 @@ import tensorflow as tf
 from kfac import _multi_use as mu
 from kfac import fisher_factors as ff
 from kfac import layer_collection as lc_lib
+import random_matrices
 
 
 def _data(rng, num_uses, batch, dim, dtype, prefix):
@@ -481,9 +482,7 @@ class PosdefEigTest(parameterized.TestCase):
     ("self_adjoint", "self_adjoint"), ("svd", "svd")
   )
   def testReconstructsPsdMatrix(self, method):
-    rng = np.random.RandomState(4)
-    m = rng.randn(4, 4)
-    psd = m.dot(m.T)
+    psd = random_matrices.random_psd(4, 4)
     with tf.Graph().as_default():
       evals, evecs = mu.posdef_eig_functions[method](tf.constant(psd))
       with tf.compat.v1.Session() as sess:

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from kfac import utils
+import random_matrices
 
 
 def _session():
@@ -255,9 +256,7 @@ class UtilsTest(parameterized.TestCase):
     ("cholesky", "cholesky"), ("matrix_inverse", "matrix_inverse")
   )
   def test_posdef_inv_funcs(self, method):
-    rng = np.random.RandomState(2)
-    a = rng.randn(4, 4)
-    x = a.dot(a.T)
+    x = random_matrices.random_psd(2, 4)
     damping = 0.1
     expected = np.linalg.inv(x + damping * np.eye(4))
     fn = {
@@ -316,9 +315,7 @@ class UtilsTest(parameterized.TestCase):
     ("cholesky", "cholesky"), ("matrix_inverse", "matrix_inverse")
   )
   def test_posdef_inv_follows_method_constant(self, method):
-    rng = np.random.RandomState(3)
-    a = rng.randn(3, 3)
-    x = a.dot(a.T)
+    x = random_matrices.random_psd(3, 3)
     old = utils.POSDEF_INV_METHOD
     utils.POSDEF_INV_METHOD = method
     try:
