@@ -983,45 +983,47 @@ def _listed_signature(version, qualname):
   return None
 
 
+def _releases_between(first, last):
+  """The releases from `first` to `last` (None: the newest), in order."""
+  return [
+    v
+    for v in _release.VERSIONS
+    if _version_key(v) >= _version_key(first)
+    and (last is None or _version_key(v) <= _version_key(last))
+  ]
+
+
 class ReleaseTablesTest(parameterized.TestCase):
   """The inference tables in kfac/_surface.py agree with the surface files."""
 
   @parameterized.named_parameters(
-    (name, name) for name in sorted(_surface.MEMBER_RELEASES)
+    *(
+      ("member_" + name, name, _surface.MEMBER_RELEASES, r"[ `.]%s[`,(]")
+      for name in sorted(_surface.MEMBER_RELEASES)
+    ),
+    *(
+      ("keyword_" + name, name, _surface.KEYWORD_RELEASES, r"[ (]%s=")
+      for name in sorted(_surface.KEYWORD_RELEASES)
+    ),
   )
-  def test_member_releases(self, name):
-    first, last = _surface.MEMBER_RELEASES[name]
-    listed = [
-      v
-      for v in _release.VERSIONS
-      if re.search(r"[ `.]%s[`,(]" % name, _surface_listing(v))
-      or (v == "1.4" and name in _INSTANCE_ATTRIBUTES_14)
-    ]
-    expected = [
-      v
-      for v in _release.VERSIONS
-      if _version_key(v) >= _version_key(first)
-      and (last is None or _version_key(v) <= _version_key(last))
-    ]
-    self.assertEqual(listed, expected)
+  def test_releases(self, name, table, pattern):
+    """`table[name]` spans the releases whose surface lists `name`.
 
-  @parameterized.named_parameters(
-    (name, name) for name in sorted(_surface.KEYWORD_RELEASES)
-  )
-  def test_keyword_releases(self, name):
-    first, last = _surface.KEYWORD_RELEASES[name]
+    Members are found as `` `.name` `` / `` name( ``, keywords as `name=`;
+    the 1.4 surface lists no instance attributes (`_INSTANCE_ATTRIBUTES_14`).
+    """
+    first, last = table[name]
     listed = [
       v
       for v in _release.VERSIONS
-      if re.search(r"[ (]%s=" % name, _surface_listing(v))
+      if re.search(pattern % name, _surface_listing(v))
+      or (
+        v == "1.4"
+        and table is _surface.MEMBER_RELEASES
+        and name in _INSTANCE_ATTRIBUTES_14
+      )
     ]
-    expected = [
-      v
-      for v in _release.VERSIONS
-      if _version_key(v) >= _version_key(first)
-      and (last is None or _version_key(v) <= _version_key(last))
-    ]
-    self.assertEqual(listed, expected)
+    self.assertEqual(listed, _releases_between(first, last))
 
   @parameterized.named_parameters(
     ("%s_r%s" % (q.replace(".", "_"), v.replace(".", "_")), v, q)
