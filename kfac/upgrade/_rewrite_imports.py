@@ -36,17 +36,23 @@ class _ImportRewrites(object):
       return self._rewrite_plain_import(node)
     return self._rewrite_from_import(node)
 
+  def _new_path(self, path):
+    """The path that replaces imported `path`, or None where `path` stays.
+
+    A path that has no counterpart stays; it is reported for attention.
+    """
+    new = _map_path(path)
+    if new is None:
+      self._attend(self._line_node, _path_problem(path))
+    return None if new == path else new
+
   def _rewrite_plain_import(self, node):
     new_aliases = []
     changed = False
     for alias in node.names:
       name = _dotted(alias.name)
-      new = _map_path(name)
+      new = self._new_path(name)
       if new is None:
-        self._attend(self._line_node, _path_problem(name))
-        new_aliases.append(alias)
-        continue
-      if new == name:
         new_aliases.append(alias)
         continue
       changed = True
@@ -76,12 +82,9 @@ class _ImportRewrites(object):
     if node.relative or node.module is None:
       return None
     module = _dotted(node.module)
-    new_module = _map_path(module)
     if isinstance(node.names, cst.ImportStar):
+      new_module = self._new_path(module)
       if new_module is None:
-        self._attend(self._line_node, _path_problem(module))
-        return None
-      if new_module == module:
         return None
       return [node.with_changes(module=_make_dotted(new_module))]
     # Group the aliases by their new module.
@@ -90,13 +93,8 @@ class _ImportRewrites(object):
     plain = []  # `import kfac [as x]` statements
     for alias in node.names:
       name = alias.name.value
-      path = module + "." + name
-      new = _map_path(path)
+      new = self._new_path(module + "." + name)
       if new is None:
-        self._attend(self._line_node, _path_problem(path))
-        keep.append(alias)
-        continue
-      if new == path:
         keep.append(alias)
         continue
       bound = alias.asname.name.value if alias.asname is not None else name
