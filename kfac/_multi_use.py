@@ -307,20 +307,9 @@ class FullyConnectedMultiKF(
     Args:
       damping: The damping (float or Tensor; Tensors are keys by identity).
     """
-    self.register_cov_dt1()
-    if damping not in self._option1quants_by_damping:
-      damping_string = fisher_factors.scalar_or_tensor_to_string(damping)
-      lmat = self._make_quant_variable(
-        "Lmat_damp" + damping_string,
-        fisher_factors.inverse_initializer,
-        self._cov_shape,
-      )
-      psi = self._make_quant_variable(
-        "psi_damp" + damping_string,
-        tf.compat.v1.ones_initializer(),
-        self._vec_shape,
-      )
-      self._option1quants_by_damping[damping] = (lmat, psi)
+    self._register_option_quants(
+      damping, self._option1quants_by_damping, ("Lmat", "psi")
+    )
 
   def register_option2quants(self, damping):
     """Keeps option 2's `P`, `K` and `μ` for `damping` up to date.
@@ -332,25 +321,39 @@ class FullyConnectedMultiKF(
     Args:
       damping: The damping (float or Tensor).
     """
+    self._register_option_quants(
+      damping, self._option2quants_by_damping, ("Lmat", "Kmat", "mu")
+    )
+
+  def _register_option_quants(self, damping, by_damping, names):
+    """Creates one option's `<name>_damp<D>` variables once per damping.
+
+    Also creates `cov_dt1` if needed.
+
+    Args:
+      damping: The damping (float or Tensor; Tensors are keys by identity).
+      by_damping: The option's dict from damping to its variables, which
+        gets the tuple of new variables (in the order of `names`).
+      names: The variables' name stems, created in order: a stem ending in
+        "mat" is an `[n, n]` matrix starting at the identity, any other a
+        length-`n` vector of ones.
+    """
     self.register_cov_dt1()
-    if damping not in self._option2quants_by_damping:
-      damping_string = fisher_factors.scalar_or_tensor_to_string(damping)
-      pmat = self._make_quant_variable(
-        "Lmat_damp" + damping_string,
-        fisher_factors.inverse_initializer,
-        self._cov_shape,
+    if damping in by_damping:
+      return
+    damping_string = fisher_factors.scalar_or_tensor_to_string(damping)
+    quants = []
+    for name in names:
+      if name.endswith("mat"):
+        initializer, shape = fisher_factors.inverse_initializer, self._cov_shape
+      else:
+        initializer, shape = tf.compat.v1.ones_initializer(), self._vec_shape
+      quants.append(
+        self._make_quant_variable(
+          name + "_damp" + damping_string, initializer, shape
+        )
       )
-      kmat = self._make_quant_variable(
-        "Kmat_damp" + damping_string,
-        fisher_factors.inverse_initializer,
-        self._cov_shape,
-      )
-      mu = self._make_quant_variable(
-        "mu_damp" + damping_string,
-        tf.compat.v1.ones_initializer(),
-        self._vec_shape,
-      )
-      self._option2quants_by_damping[damping] = (pmat, kmat, mu)
+    by_damping[damping] = tuple(quants)
 
   def get_option1quants(self, damping):
     """Returns option 1's variables for a damping.
