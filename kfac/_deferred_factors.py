@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from kfac import _checks
 from kfac import _embedding
+from kfac import _ops  # noqa: F401 (read by the re-hosted engine code)
 from kfac import _releases
 from kfac import _towers
 from kfac import fisher_factors as _engine
