@@ -167,10 +167,8 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
     self._param_skip_counter = None
 
     self._momentum = tf.convert_to_tensor(momentum, name="momentum")
-    # The velocity update multiplies by the number itself (made a constant
-    # of the velocity's dtype), so float64 models see no float32 rounding.
-    self._velocity_decay = (
-      momentum if isinstance(momentum, numbers.Real) else self._momentum
+    self._momentum_number = (
+      momentum if isinstance(momentum, numbers.Real) else None
     )
     self._momentum_type = momentum_type
     self._norm_constraint = norm_constraint
@@ -395,6 +393,18 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         for step, var in steps_and_vars:
           guarded.append((tf.where(ok, step, tf.zeros_like(step)), var))
     return guarded
+
+  @property
+  def _velocity_decay(self):
+    """The momentum as the velocity update uses it.
+
+    A momentum given as a Python or NumPy number is used as that number
+    (made a constant of the velocity's dtype), so float64 models see no
+    float32 rounding; otherwise the momentum Tensor. Constructors that do
+    not record the number (`_momentum_number`) get the Tensor.
+    """
+    number = getattr(self, "_momentum_number", None)
+    return self._momentum if number is None else number
 
   def _squared_fisher_norm(self, grads_and_vars, precon_grads_and_vars):
     """Computes `Σ_vars Σ g ⊙ p`, i.e. `pᵀ F̂ p` for `p = F̂⁻¹ g`.
