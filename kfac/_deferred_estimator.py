@@ -21,6 +21,13 @@ from kfac import _releases
 from kfac import estimator as _engine
 from kfac import utils
 
+# The engine module's globals, for the engine methods borrowed below: put
+# into a face, they resolve their global names here (definitions below
+# take precedence).
+globals().update(
+  {k: v for k, v in vars(_engine).items() if not k.startswith("__")}
+)
+
 _ESTIMATION_MODES = ("gradients", "empirical", "curvature_prop", "exact")
 
 

@@ -472,12 +472,8 @@ def optimizer_1_8__init__(
   )
   self._layer_collection = layer_collection
   self._variables = var_list or tf.compat.v1.trainable_variables
-  self._momentum = tf.convert_to_tensor(momentum, name="momentum")
-  self._momentum_type = momentum_type
-  self._norm_constraint = norm_constraint
+  self._set_step_settings(momentum, momentum_type, norm_constraint, True)
   self._batch_size = batch_size
-  self._skip_nonfinite_updates = True
-  self._param_skip_counter = None
   self._setting_checks = []
   self._damping_constant = damping
   with tf.compat.v1.variable_scope(name):

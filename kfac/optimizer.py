@@ -163,15 +163,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       inv_devices=inv_devices,
       skip_nonfinite_updates=skip_nonfinite_updates,
     )
-    self._skip_nonfinite_updates = bool(skip_nonfinite_updates)
-    self._param_skip_counter = None
-
-    self._momentum = tf.convert_to_tensor(momentum, name="momentum")
-    self._momentum_number = (
-      momentum if isinstance(momentum, numbers.Real) else None
+    self._set_step_settings(
+      momentum, momentum_type, norm_constraint, skip_nonfinite_updates
     )
-    self._momentum_type = momentum_type
-    self._norm_constraint = norm_constraint
     # The batch size of the first loss: the quadratic model averages the
     # exact Fisher over it.
     self._batch_size = tf.shape(
@@ -199,6 +193,28 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       if self._setting_checks:
         self.cov_update_op = tf.group(self.cov_update_op, *self._setting_checks)
         self.inv_update_op = tf.group(self.inv_update_op, *self._setting_checks)
+
+  def _set_step_settings(
+    self, momentum, momentum_type, norm_constraint, skip_nonfinite_updates
+  ):
+    """Stores the settings of the update steps (checked already).
+
+    Args:
+      momentum: The momentum (a number or scalar Tensor).
+      momentum_type: "regular", "adam" or "qmodel".
+      norm_constraint: None or the KL-clipping bound.
+      skip_nonfinite_updates: Whether non-finite steps are skipped.
+    """
+    self._skip_nonfinite_updates = bool(skip_nonfinite_updates)
+    self._param_skip_counter = None
+    self._momentum = tf.convert_to_tensor(momentum, name="momentum")
+    # The velocity update multiplies by the number itself (made a constant
+    # of the velocity's dtype), so float64 models see no float32 rounding.
+    self._velocity_decay = (
+      momentum if isinstance(momentum, numbers.Real) else self._momentum
+    )
+    self._momentum_type = momentum_type
+    self._norm_constraint = norm_constraint
 
   def _make_fisher_estimator(
     self, variables, cov_ema_decay, damping, layer_collection, **kwargs
@@ -393,18 +409,6 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
         for step, var in steps_and_vars:
           guarded.append((tf.where(ok, step, tf.zeros_like(step)), var))
     return guarded
-
-  @property
-  def _velocity_decay(self):
-    """The momentum as the velocity update uses it.
-
-    A momentum given as a Python or NumPy number is used as that number
-    (made a constant of the velocity's dtype), so float64 models see no
-    float32 rounding; otherwise the momentum Tensor. Constructors that do
-    not record the number (`_momentum_number`) get the Tensor.
-    """
-    number = getattr(self, "_momentum_number", None)
-    return self._momentum if number is None else number
 
   def _squared_fisher_norm(self, grads_and_vars, precon_grads_and_vars):
     """Computes `Σ_vars Σ g ⊙ p`, i.e. `pᵀ F̂ p` for `p = F̂⁻¹ g`.
