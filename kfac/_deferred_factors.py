@@ -31,6 +31,7 @@ import tensorflow as tf
 from kfac import _checks
 from kfac import _embedding
 from kfac import _multi_use
+from kfac import _ops  # noqa: F401 (read by the re-hosted engine code)
 from kfac import _release_extras as extras  # noqa: F401 (read by the borrowed multi-use code)
 from kfac import _releases
 from kfac import _towers
