@@ -12,6 +12,7 @@ import tensorflow as tf
 from kfac import _embedding as emb
 from kfac import fisher_blocks as fb
 from kfac import layer_collection as lc_lib
+import kfac_training
 
 
 def _densify(value, num_rows):
@@ -339,8 +340,6 @@ class EmbeddingTrainingTest(parameterized.TestCase):
     # ids → W[ids] → (dense layer) → logits; the embedding block is
     # registered directly with the engine's LayerCollection, whose optimizer
     # hands it dense gradients.
-    from kfac import optimizer  # pylint: disable=g-import-not-at-top
-
     rng = np.random.RandomState(6)
     vocab, dim, classes, batch = 10, 4, 3, 40
     ids_val = rng.randint(0, vocab, size=batch)
@@ -366,26 +365,9 @@ class EmbeddingTrainingTest(parameterized.TestCase):
       lc.register_block(w, block)
       lc.register_fully_connected(v, embedded, logits)
       lc.register_categorical_predictive_distribution(logits)
-      opt = optimizer.KfacOptimizer(
-        learning_rate=0.2,
-        cov_ema_decay=0.9,
-        damping=0.01,
-        layer_collection=lc,
-        momentum=0.5,
+      losses = kfac_training.train_with_kfac(
+        loss, lc, learning_rate=0.2, rounds=6
       )
-      train = opt.minimize(loss)
-      # Statistics every step, inverses every fifth step (from the first).
-      schedule = [[opt.cov_update_op, opt.inv_update_op, train]] + [
-        [opt.cov_update_op, train]
-      ] * 4
-      with tf.compat.v1.Session() as sess:
-        sess.run(tf.compat.v1.global_variables_initializer())
-        losses = [sess.run(loss)]
-        for _ in range(6):
-          for step_ops in schedule:
-            for op in step_ops:  # One at a time, in this order.
-              sess.run(op)
-          losses.append(sess.run(loss))
     self.assertTrue(np.all(np.isfinite(losses)))
     self.assertLess(losses[-1], 0.5 * losses[0])
 

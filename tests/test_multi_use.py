@@ -13,6 +13,7 @@ import tensorflow as tf
 from kfac import _multi_use as mu
 from kfac import fisher_factors as ff
 from kfac import layer_collection as lc_lib
+import kfac_training
 import random_matrices
 
 
@@ -517,8 +518,6 @@ class TrainingTest(parameterized.TestCase):
   def testSharedLayerTrainsWithKfacOptimizer(self, block_cls, kwargs):
     # logits = Σ_u (x_u W + b): one weight matrix used at T = 3 steps; the
     # block is registered directly with the engine's LayerCollection.
-    from kfac import optimizer  # pylint: disable=g-import-not-at-top
-
     rng = np.random.RandomState(5)
     num_uses, batch, d_in, classes = 3, 32, 4, 3
     x_vals = [
@@ -542,23 +541,9 @@ class TrainingTest(parameterized.TestCase):
       block = block_cls(lc, xs, outputs, has_bias=True, **kwargs)
       lc.register_block((w, b), block)
       lc.register_categorical_predictive_distribution(logits)
-      opt = optimizer.KfacOptimizer(
-        learning_rate=0.1,
-        cov_ema_decay=0.9,
-        damping=0.01,
-        layer_collection=lc,
-        momentum=0.5,
+      initial, *_, final = kfac_training.train_with_kfac(
+        loss, lc, learning_rate=0.1, rounds=5
       )
-      train = opt.minimize(loss)
-      with tf.compat.v1.Session() as sess:
-        sess.run(tf.compat.v1.global_variables_initializer())
-        initial = sess.run(loss)
-        for step in range(25):
-          sess.run(opt.cov_update_op)
-          if step % 5 == 0:
-            sess.run(opt.inv_update_op)
-          sess.run(train)
-        final = sess.run(loss)
     self.assertTrue(np.isfinite(final))
     self.assertLess(final, 0.5 * initial)
 
