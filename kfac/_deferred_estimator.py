@@ -346,33 +346,30 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
       raise Exception("Already made variables.")  # pylint: disable=broad-exception-raised
     self._made_vars = True
 
-  def _create_cov_variable_thunk(self, factor, scope):
+  def _create_thunk(self, scope, build):
+    """A thunk calling `build()` inside `variable_scope(scope)`."""
+
     def thunk():
       with tf.compat.v1.variable_scope(scope):
-        return factor.instantiate_cov_variables()
+        return build()
 
     return thunk
+
+  def _create_cov_variable_thunk(self, factor, scope):
+    return self._create_thunk(scope, factor.instantiate_cov_variables)
 
   def _create_cov_update_thunk(self, factor, scope):
-    def thunk():
-      with tf.compat.v1.variable_scope(scope):
-        return factor.make_covariance_update_op(self._cov_ema_decay)
-
-    return thunk
+    return self._create_thunk(
+      scope, lambda: factor.make_covariance_update_op(self._cov_ema_decay)
+    )
 
   def _create_inv_variable_thunk(self, factor, scope):
-    def thunk():
-      with tf.compat.v1.variable_scope(scope):
-        return factor.instantiate_inv_variables()
-
-    return thunk
+    return self._create_thunk(scope, factor.instantiate_inv_variables)
 
   def _create_inv_update_thunk(self, factor, scope):
-    def thunk():
-      with tf.compat.v1.variable_scope(scope):
-        return tf.group(factor.make_inverse_update_ops())
-
-    return thunk
+    return self._create_thunk(
+      scope, lambda: tf.group(factor.make_inverse_update_ops())
+    )
 
   def _instantiate_factors(self):
     fisher_blocks_list = list(self._layers.get_blocks())

@@ -977,99 +977,38 @@ class DiagonalFactor(FisherFactor):
     raise NotImplementedError("Only left-multiply is currently supported.")
 
 
-def _tuple_of(value):
-  return tuple(value) if isinstance(value, (tuple, list)) else (value,)
-
-
-class FullFactor(InverseProvidingFactor):
+class FullFactor(_towers.ParamsGradsFactorMixin, InverseProvidingFactor):
   """The whole Fisher block of arbitrary parameters (1.8+).
 
-  `C_s = g gᵀ / batch_size` with `g` the flattened gradients of source `s`.
+  `C_s = g gᵀ / batch_size` with `g` the flattened gradients of source `s`
+  (the engine's `FullFactor` statistic).
   """
 
+  _kind = "ff_full_"
+  _engine_class = _engine.FullFactor
+
   def __init__(self, params_grads, batch_size):
-    self._batch_size = batch_size
-    self._params_grads = tuple(_tuple_of(g) for g in params_grads)
+    self._set_params_grads(params_grads, batch_size)
     super(FullFactor, self).__init__()
 
   @property
-  def _var_scope(self):
-    return "ff_full_" + scope_string_from_params(
-      [self._params_grads, self._batch_size]
-    )
-
-  @property
   def _cov_shape(self):
-    size = sum(
-      int(np.prod(_checks.static_shape_list(g))) for g in self._params_grads[0]
-    )
-    return [size, size]
-
-  @property
-  def _num_sources(self):
-    return len(self._params_grads)
-
-  @property
-  def _num_towers(self):
-    return 1
-
-  @property
-  def _dtype(self):
-    return self._params_grads[0][0].dtype.base_dtype
-
-  def _compute_new_cov(self, source, tower):
-    assert tower == 0
-    return self._statistic(
-      _engine.FullFactor, (self._params_grads[source],), self._batch_size
-    )
-
-  def _get_data_device(self, tower):
-    return None
+    return [self._size, self._size]
 
 
-class NaiveDiagonalFactor(DiagonalFactor):
+class NaiveDiagonalFactor(_towers.ParamsGradsFactorMixin, DiagonalFactor):
   """Diagonal of the whole Fisher block: `g ⊙ g / batch_size` (1.8+)."""
 
+  _kind = "ff_naivediag_"
+  _engine_class = _engine.NaiveDiagonalFactor
+
   def __init__(self, params_grads, batch_size):
-    self._params_grads = tuple(_tuple_of(g) for g in params_grads)
-    self._batch_size = batch_size
+    self._set_params_grads(params_grads, batch_size)
     super(NaiveDiagonalFactor, self).__init__()
 
   @property
-  def _var_scope(self):
-    return "ff_naivediag_" + scope_string_from_params(
-      [self._params_grads, self._batch_size]
-    )
-
-  @property
   def _cov_shape(self):
-    size = sum(
-      int(np.prod(_checks.static_shape_list(g))) for g in self._params_grads[0]
-    )
-    return [size, 1]
-
-  @property
-  def _num_sources(self):
-    return len(self._params_grads)
-
-  @property
-  def _num_towers(self):
-    return 1
-
-  @property
-  def _dtype(self):
-    return self._params_grads[0][0].dtype.base_dtype
-
-  def _compute_new_cov(self, source, tower):
-    assert tower == 0
-    return self._statistic(
-      _engine.NaiveDiagonalFactor,
-      (self._params_grads[source],),
-      self._batch_size,
-    )
-
-  def _get_data_device(self, tower):
-    return None
+    return [self._size, 1]
 
 
 class FullyConnectedDiagonalFactor(DiagonalFactor):
