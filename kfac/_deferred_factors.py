@@ -289,6 +289,10 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   each tower's statistic is built on that tower's device.
   """
 
+  # The engine code these factors re-host (the inverse updates) asks which
+  # formulation to run; the deferred factors always run the current one.
+  _reference_formulation = False
+
   def __init__(self):
     self._cov = None
 
@@ -491,6 +495,10 @@ class InverseProvidingFactor(FisherFactor):
   `utils.posdef_inv` per inverse. From 1.9 Cholesky factors (and their
   inverses) can be registered too.
   """
+
+  # Read by the engine's `_inverse_updates` (borrowed below): the deferred
+  # factors use the current formulation, never the 2017 reference one.
+  _reference_formulation = False
 
   def __init__(self):
     self._matpower_registrations = set()

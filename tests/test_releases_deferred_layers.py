@@ -15,6 +15,7 @@ sub-sampling, use counts, variable names, the registration errors, and a few
 training steps of small models in both TensorFlow modes.
 """
 
+import contextlib
 import importlib
 import itertools
 
@@ -29,6 +30,24 @@ DAMPING = 0.3
 
 def _ns(package):
   return importlib.import_module(package)
+
+
+def _per_release(table):
+  """Named cases: each `(name, item)` of `table` for every release."""
+  return [
+    (name + "_" + label, package, item)
+    for label, package in _RELEASES
+    for name, item in table
+  ]
+
+
+@contextlib.contextmanager
+def _fresh_collection(package, seed=0):
+  """A fresh graph with a session; yields (namespace, session, lc, rng)."""
+  ns = _ns(package)
+  with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    lc = ns.layer_collection.LayerCollection()
+    yield ns, sess, lc, np.random.RandomState(seed)
 
 
 # ---------------------------------------------------------------------------
@@ -400,16 +419,9 @@ def _unique(tensors):
 class LayerBlockTest(parameterized.TestCase):
   """Each layer type's damped block and its inverse against NumPy."""
 
-  @parameterized.named_parameters(
-    (case + "_" + label, package, build)
-    for label, package in _RELEASES
-    for case, build in _CASES
-  )
+  @parameterized.named_parameters(*_per_release(_CASES))
   def test_products_match_dense_oracle(self, package, build):
-    ns = _ns(package)
-    rng = np.random.RandomState(0)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      lc = ns.layer_collection.LayerCollection()
+    with _fresh_collection(package) as (ns, sess, lc, rng):
       variables, outputs, parts = build(ns, lc, rng)
       logits = tf.concat([tf.reshape(o, [BATCH, -1]) for o in outputs], 1)
       targets = tf.constant(
@@ -474,3 +486,385 @@ class LayerBlockTest(parameterized.TestCase):
       np.testing.assert_allclose(
         got_inv, expected_inverse, rtol=tolerance, atol=tolerance
       )
+
+
+class DepthwiseFilterMapTest(parameterized.TestCase):
+  """`depthwise_conv2d_filter_to_conv2d_filter` and its inverse."""
+
+  @parameterized.named_parameters(*_RELEASES)
+  def test_maps_against_loops_and_convolutions(self, package):
+    ns = _ns(package)
+    rng = np.random.RandomState(1)
+    depthwise = rng.randn(2, 3, 3, 2)
+    expected = np.zeros((2, 3, 3, 6))
+    for h, w, i, k in itertools.product(range(2), range(3), range(3), range(2)):
+      expected[h, w, i, i * 2 + k] = depthwise[h, w, i, k]
+    x = rng.randn(2, 5, 5, 3)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      dense = ns.fisher_blocks.depthwise_conv2d_filter_to_conv2d_filter(
+        depthwise
+      )
+      back = ns.fisher_blocks.conv2d_filter_to_depthwise_conv2d_filter(dense)
+      # The dense filter computes the depthwise convolution.
+      conv = tf.nn.conv2d(x, dense, [1, 1, 1, 1], "SAME")
+      depthwise_conv = tf.nn.depthwise_conv2d(
+        x, depthwise, [1, 1, 1, 1], "SAME"
+      )
+      got_dense, got_back, got_conv, want_conv = sess.run(
+        [dense, back, conv, depthwise_conv]
+      )
+    np.testing.assert_array_equal(got_dense, expected)
+    np.testing.assert_array_equal(got_back, depthwise)
+    np.testing.assert_allclose(got_conv, want_conv, rtol=1e-10)
+
+  @parameterized.named_parameters(*_RELEASES)
+  def test_out_channels_must_be_a_multiple(self, package):
+    ns = _ns(package)
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(ValueError, "multiple of in_channels"):
+        ns.fisher_blocks.conv2d_filter_to_depthwise_conv2d_filter(
+          tf.zeros([1, 1, 2, 3])
+        )
+
+
+def _conv_layer(rng, shape=(BATCH, 4, 4, 2), filter_shape=(3, 3, 2, 2)):
+  x = _const(rng, shape)
+  w = _var("w", rng, filter_shape)
+  return x, w, tf.nn.conv2d(x, w, [1, 1, 1, 1], "SAME")
+
+
+def _bad_convolution_approx(ns, lc, rng):
+  x = _const(rng, (BATCH, 6, 2))
+  w = _var("w", rng, (3, 2, 2))
+  y = tf.compat.v1.nn.convolution(x, w, "SAME")
+  lc.register_convolution(w, x, y, "SAME", approx="diagonal")
+
+
+def _channel_first_convolution(ns, lc, rng):
+  x, w, y = _conv_layer(rng)
+  lc.register_convolution(w, x, y, "SAME", data_format="NCHW")
+
+
+def _channel_first_conv2d_kron(ns, lc, rng):
+  x, w, y = _conv_layer(rng)
+  lc.register_conv2d(w, [1, 1, 1, 1], "SAME", x, y, data_format="NCHW")
+
+
+def _depthwise(
+  approx=None, data_format=None, bias=False, strides=None, rate=None
+):
+  def register(ns, lc, rng):
+    x = _const(rng, (BATCH, 4, 4, 2))
+    dw = _var("dw", rng, (3, 3, 2, 1))
+    h = tf.nn.depthwise_conv2d(x, dw, [1, 1, 1, 1], "SAME")
+    params = (dw, _var("b", rng, (2,))) if bias else dw
+    lc.register_depthwise_conv2d(
+      params,
+      x,
+      h,
+      strides or [1, 1, 1, 1],
+      "SAME",
+      rate=rate,
+      data_format=data_format,
+      approx=approx,
+    )
+
+  return register
+
+
+def _conv2d_multi(approx=None, lengths=(2, 2)):
+  def register(ns, lc, rng):
+    w = _var("w", rng, (3, 3, 2, 2))
+    xs = [_const(rng, (BATCH, 4, 4, 2)) for _ in range(lengths[0])]
+    ys = [tf.nn.conv2d(x, w, [1, 1, 1, 1], "SAME") for x in xs]
+    lc.register_conv2d_multi(
+      w, [1, 1, 1, 1], "SAME", xs, ys[: lengths[1]], approx=approx
+    )
+
+  return register
+
+
+def _embedding_multi(approx=None, bias=False):
+  def register(ns, lc, rng):
+    table = _var("table", rng, (5, 3))
+    ids = [tf.constant([0, 1]), tf.constant([2, 3])]
+    outs = [tf.gather(table, i) for i in ids]
+    params = (table, _var("b", rng, (3,))) if bias else table
+    lc.register_embedding_multi(params, ids, outs, approx=approx)
+
+  return register
+
+
+_REGISTRATION_ERRORS = (
+  ("convolution_approx", (_bad_convolution_approx, AssertionError, "")),
+  (
+    "convolution_channel_first",
+    (_channel_first_convolution, ValueError, "channel-last"),
+  ),
+  (
+    "conv2d_kron_channel_first",
+    (_channel_first_conv2d_kron, ValueError, "channel-last"),
+  ),
+  ("depthwise_approx", (_depthwise(approx="kron"), AssertionError, "")),
+  (
+    "depthwise_data_format",
+    (_depthwise(data_format="NCHW"), AssertionError, ""),
+  ),
+  ("depthwise_bias", (_depthwise(bias=True), NotImplementedError, "Bias")),
+  ("depthwise_strides", (_depthwise(strides=[1, 1, 1]), ValueError, "strides")),
+  ("depthwise_rate", (_depthwise(rate=[1, 1, 1, 1]), ValueError, "rate")),
+  (
+    "conv2d_multi_approx",
+    (_conv2d_multi(approx="kron"), ValueError, "Bad value"),
+  ),
+  ("conv2d_multi_lengths", (_conv2d_multi(lengths=(2, 1)), AssertionError, "")),
+  (
+    "embedding_multi_approx",
+    (_embedding_multi(approx="kron"), ValueError, "Bad value"),
+  ),
+  ("embedding_multi_bias", (_embedding_multi(bias=True), ValueError, "Bias")),
+)
+
+
+class RegistrationTest(parameterized.TestCase):
+  """Errors, use counts and variable names of the new registrations."""
+
+  @parameterized.named_parameters(*_per_release(_REGISTRATION_ERRORS))
+  def test_errors(self, package, expected):
+    register, error, message = expected
+    with _fresh_collection(package) as (ns, _, lc, rng):
+      with self.assertRaisesRegex(error, message):
+        register(ns, lc, rng)
+
+  @parameterized.named_parameters(*_RELEASES)
+  def test_folded_uses_need_num_uses(self, package):
+    with _fresh_collection(package) as (ns, _, lc, rng):
+      x, w, y = _conv_layer(rng)
+      lc.register_conv2d_multi(w, [1, 1, 1, 1], "SAME", x, y)
+      lc.register_normal_predictive_distribution(tf.reshape(y, [BATCH, -1]))
+      estimator = ns.estimator.make_fisher_estimator(
+        variables=[w], cov_ema_decay=0.0, damping=DAMPING, layer_collection=lc
+      )
+      with self.assertRaisesRegex(ValueError, "num_uses"):
+        estimator.make_vars_and_create_op_thunks()
+
+  @parameterized.named_parameters(*_RELEASES)
+  def test_use_counts(self, package):
+    with _fresh_collection(package) as (ns, _, lc, rng):
+      _separable_build(ns, lc, rng)
+      with tf.compat.v1.variable_scope("multi"):
+        _conv2d_multi_case(False)(ns, lc, rng)
+      with tf.compat.v1.variable_scope("folded"):
+        _embedding_multi_case(True)(ns, lc, rng)
+      with tf.compat.v1.variable_scope("conv1d"):
+        _convolution_case((6,), (3,), None, None, "SAME", False)(ns, lc, rng)
+      counts = {v.op.name: n for v, n in lc._get_use_count_map().items()}
+    self.assertEqual(
+      counts,
+      {
+        "dw": 1,
+        "pw": 1,
+        "b": 1,
+        "multi/w": 2,
+        "multi/b": 2,
+        "folded/table": 1,
+        "conv1d/w": 1,
+      },
+    )
+
+  @parameterized.named_parameters(*_RELEASES)
+  def test_variable_names(self, package):
+    with _fresh_collection(package) as (ns, _, lc, rng):
+      x1 = tf.constant(rng.randn(BATCH, 4, 4, 2), name="x1")
+      x2 = tf.constant(rng.randn(BATCH, 4, 4, 2), name="x2")
+      w = _var("w", rng, (3, 3, 2, 2))
+      ys = [tf.nn.conv2d(x, w, [1, 1, 1, 1], "SAME") for x in (x1, x2)]
+      ids = tf.constant([0, 1, 2, 3], name="ids")
+      table = _var("table", rng, (5, 3))
+      looked_up = tf.gather(table, ids)
+      x3 = tf.constant(rng.randn(BATCH, 6, 2), name="x3")
+      w3 = _var("w3", rng, (3, 2, 2))
+      y3 = tf.compat.v1.nn.convolution(x3, w3, "SAME")
+      lc.register_conv2d_multi(w, [1, 1, 1, 1], "SAME", [x1, x2], ys)
+      lc.register_embedding_multi(table, ids, looked_up, num_uses=2)
+      lc.register_convolution(w3, x3, y3, "SAME")
+      outputs = [tf.reshape(t, [BATCH, -1]) for t in ys + [looked_up, y3]]
+      lc.register_normal_predictive_distribution(tf.concat(outputs, 1))
+      estimator = ns.estimator.make_fisher_estimator(
+        variables=[w, table, w3],
+        cov_ema_decay=0.0,
+        damping=DAMPING,
+        layer_collection=lc,
+      )
+      estimator.make_vars_and_create_op_thunks()
+      names = {
+        v.op.name.split("/")[1]
+        for v in tf.compat.v1.global_variables()
+        if v.op.name.startswith("FisherEstimator/")
+      }
+    self.assertContainsSubset(
+      {
+        "ff_convinkron_x1__x2_3-3-2-2_1-1-1-1_SAME_None_None_False",
+        "ff_diag_embedding_ids",
+        "ff_convinkron_x3_3-2-2_None_SAME_None_None_False",
+      },
+      names,
+    )
+    # The gradient scopes: conv outputs of both uses, the folded lookups
+    # with their use count and no bias.
+    self.assertTrue(
+      any(
+        n.startswith("ff_convoutkron_gradients") and "__gradients" in n
+        for n in names
+      ),
+      names,
+    )
+    self.assertTrue(
+      any(
+        n.startswith("ff_fc_multi_gradients") and n.endswith("_2_False")
+        for n in names
+      ),
+      names,
+    )
+
+
+class PatchSubSamplingTest(parameterized.TestCase):
+  """1.9's optional sub-sampling of convolution patches and inputs."""
+
+  def _covariance(self, x, filter_shape, **kwargs):
+    ns = _ns("kfac.r1_9")
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      factor = ns.fisher_factors.ConvInputKroneckerFactor(
+        (tf.constant(x),), filter_shape, "VALID", **kwargs
+      )
+      factor.instantiate_cov_variables()
+      update = factor.make_covariance_update_op(0.0)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(update)
+      return sess.run(factor.get_cov())
+
+  def _assert_some_subset(self, got, pieces, size, rows_of):
+    """`got` is the second moment of the rows of some `size`-subset."""
+    candidates = [
+      _np_second_moment(rows_of([pieces[i] for i in subset]))
+      for subset in itertools.combinations(range(len(pieces)), size)
+    ]
+    self.assertTrue(
+      any(np.allclose(got, c, rtol=1e-10) for c in candidates), got
+    )
+
+  def test_sub_sampled_patches(self):
+    # 6 patch rows of 3 entries: 1.9 keeps _MAX_NUM_OUTER_PRODUCTS_PER_COV_ROW
+    # (1) · 3 random rows.
+    x = np.random.RandomState(2).randn(1, 1, 6, 3)
+    got = self._covariance(x, (1, 1, 3, 2), sub_sample_patches=True)
+    rows = list(x.reshape(6, 3))
+    self._assert_some_subset(got, rows, 3, np.array)
+    self.assertFalse(np.allclose(got, _np_second_moment(np.array(rows))))
+
+  def test_sub_sampled_inputs(self):
+    # 4 examples: 1.9 keeps _INPUTS_TO_EXTRACT_PATCHES_FACTOR (0.5) · 4.
+    x = np.random.RandomState(3).randn(4, 3, 3, 2)
+
+    def rows_of(examples):
+      patches = _np_patches(np.array(examples), (2, 2), (1, 1), (1, 1), "VALID")
+      return patches.reshape(-1, patches.shape[-1])
+
+    got = self._covariance(x, (2, 2, 2, 1), sub_sample_inputs=True)
+    self._assert_some_subset(got, list(x), 2, rows_of)
+    full = self._covariance(x, (2, 2, 2, 1))
+    np.testing.assert_allclose(full, _np_second_moment(rows_of(list(x))))
+
+
+# ---------------------------------------------------------------------------
+# Training: a few K-FAC steps of small models with the new layer types.
+
+TRAIN_BATCH, CLASSES = 8, 3
+_OPTIMIZER_ARGS = {
+  "learning_rate": 0.05,
+  "cov_ema_decay": 0.9,
+  "damping": 0.1,
+  "momentum": 0.0,
+}
+
+
+def _dense_head(lc, rng, features):
+  """A registered FC layer to class logits."""
+  flat = tf.reshape(features, [TRAIN_BATCH, -1])
+  w = _var("head_w", rng, (flat.shape.as_list()[1], CLASSES), tf.float32)
+  b = _var("head_b", rng, (CLASSES,), tf.float32)
+  logits = tf.matmul(flat, w) + b
+  lc.register_fully_connected((w, b), flat, logits)
+  return logits
+
+
+def _separable_model(lc, rng):
+  x = tf.constant(rng.randn(TRAIN_BATCH, 5, 5, 2).astype(np.float32))
+  dw = _var("dw", rng, (3, 3, 2, 2), tf.float32)
+  pw = _var("pw", rng, (1, 1, 4, 3), tf.float32)
+  b = _var("b", rng, (3,), tf.float32)
+  h = tf.nn.depthwise_conv2d(x, dw, [1, 1, 1, 1], "SAME")
+  y = tf.nn.conv2d(h, pw, [1, 1, 1, 1], "VALID") + b
+  lc.register_separable_conv2d(dw, (pw, b), x, h, y, [1, 1, 1, 1], "SAME")
+  return _dense_head(lc, rng, tf.nn.relu(y))
+
+
+def _shared_conv_model(lc, rng):
+  x = tf.constant(rng.randn(TRAIN_BATCH, 4, 4, 2).astype(np.float32))
+  w = _var("w", rng, (3, 3, 2, 2), tf.float32)
+  b = _var("b", rng, (2,), tf.float32)
+  inputs, outputs = [x], []
+  for _ in range(2):
+    outputs.append(tf.nn.conv2d(inputs[-1], w, [1, 1, 1, 1], "SAME") + b)
+    inputs.append(tf.nn.relu(outputs[-1]))
+  lc.register_conv2d_multi((w, b), [1, 1, 1, 1], "SAME", inputs[:2], outputs)
+  return _dense_head(lc, rng, inputs[-1])
+
+
+def _sequence_model(lc, rng):
+  """Embedding used at two positions, then a 1-D convolution over them."""
+  ids = tf.constant(rng.randint(0, 6, size=(TRAIN_BATCH, 2)))
+  table = _var("table", rng, (6, 3), tf.float32)
+  looked_up = [tf.gather(table, ids[:, t]) for t in range(2)]
+  lc.register_embedding_multi(table, [ids[:, t] for t in range(2)], looked_up)
+  sequence = tf.stack(looked_up, 1)
+  w = _var("w", rng, (2, 3, 4), tf.float32)
+  y = tf.compat.v1.nn.convolution(sequence, w, "VALID")
+  lc.register_convolution(w, sequence, y, "VALID")
+  return _dense_head(lc, rng, tf.nn.relu(y))
+
+
+_MODELS = (
+  ("separable", _separable_model),
+  ("shared_conv", _shared_conv_model),
+  ("embedding_and_conv1d", _sequence_model),
+)
+
+
+class TrainingTest(parameterized.TestCase):
+  """The loss of each model decreases over a few K-FAC steps."""
+
+  @parameterized.named_parameters(*_per_release(_MODELS))
+  def test_loss_decreases(self, package, build):
+    with _fresh_collection(package, seed=4) as (ns, sess, lc, rng):
+      logits = build(lc, rng)
+      labels = tf.constant(rng.randint(0, CLASSES, size=TRAIN_BATCH))
+      lc.register_categorical_predictive_distribution(logits, name="logits")
+      cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits
+      loss = tf.reduce_mean(cross_entropy(labels=labels, logits=logits))
+      optimizer = ns.optimizer.KfacOptimizer(
+        layer_collection=lc, batch_size=TRAIN_BATCH, **_OPTIMIZER_ARGS
+      )
+      cov_thunks, inv_thunks = optimizer.make_vars_and_create_op_thunks()
+      cov_op = tf.group(*[thunk() for thunk in cov_thunks])
+      inv_op = tf.group(*[thunk() for thunk in inv_thunks])
+      train = optimizer.minimize(loss)
+      sess.run(tf.compat.v1.global_variables_initializer())
+      before = sess.run(loss)
+      for _ in range(8):
+        sess.run(cov_op)
+        sess.run(inv_op)
+        sess.run(train)
+      after = sess.run(loss)
+    self.assertTrue(np.isfinite(after))
+    self.assertLess(after, before)
