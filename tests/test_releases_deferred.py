@@ -23,15 +23,15 @@ _DEFERRED = ("kfac.r1_8", "kfac.r1_9", "kfac.r1_10")
 
 def _optimizer(ns, lc, **kwargs):
   """A `KfacOptimizer` with this file's default settings."""
-  settings = dict(
-    learning_rate=0.1,
-    cov_ema_decay=0.9,
-    damping=0.1,
-    layer_collection=lc,
-    momentum=0.0,
+  defaults = (
+    ("learning_rate", 0.1),
+    ("cov_ema_decay", 0.9),
+    ("damping", 0.1),
+    ("momentum", 0.0),
   )
-  settings.update(kwargs)
-  return ns.optimizer.KfacOptimizer(**settings)
+  for key, value in defaults:
+    kwargs.setdefault(key, value)
+  return ns.optimizer.KfacOptimizer(layer_collection=lc, **kwargs)
 
 
 def _two_cpu_session(graph):
