@@ -147,6 +147,11 @@ class FisherBlock(object, metaclass=abc.ABCMeta):
   """Abstract Fisher block of the deferred releases (1.8+)."""
 
   def __init__(self, layer_collection):
+    """Creates the block (no data yet).
+
+    Args:
+      layer_collection: The `LayerCollection` it belongs to.
+    """
     self._layer_collection = layer_collection
 
   @abc.abstractmethod

@@ -294,6 +294,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   _reference_formulation = False
 
   def __init__(self):
+    """Records nothing yet; the covariance variable comes later."""
     self._cov = None
 
   @property
@@ -356,10 +357,12 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
 
   @abc.abstractmethod
   def instantiate_inv_variables(self):
+    """Creates the variables of the registered powers (abstract)."""
     pass
 
   @abc.abstractmethod
   def make_inverse_update_ops(self):
+    """Returns the ops refreshing the registered powers (abstract)."""
     pass
 
   def make_covariance_update_op(self, ema_decay):
@@ -501,6 +504,7 @@ class InverseProvidingFactor(FisherFactor):
   _reference_formulation = False
 
   def __init__(self):
+    """Creates the (empty) registries of powers and Cholesky factors."""
     self._matpower_registrations = set()
     self._matpower_by_exp_and_damping = {}
     self._damping_funcs_by_id = {}
@@ -850,6 +854,7 @@ class DiagonalFactor(FisherFactor):
   """A factor stored as one entry per parameter; no stored powers (1.8+)."""
 
   def __init__(self):
+    """Creates the factor (no variables)."""
     super(DiagonalFactor, self).__init__()
 
   @property
@@ -996,6 +1001,12 @@ class FullFactor(_towers.ParamsGradsFactorMixin, InverseProvidingFactor):
   _engine_class = _engine.FullFactor
 
   def __init__(self, params_grads, batch_size):
+    """Records the data.
+
+    Args:
+      params_grads: A list over sources of the parameters' gradients.
+      batch_size: The batch size (the blocks' sum over towers).
+    """
     self._set_params_grads(params_grads, batch_size)
     super(FullFactor, self).__init__()
 
@@ -1011,6 +1022,12 @@ class NaiveDiagonalFactor(_towers.ParamsGradsFactorMixin, DiagonalFactor):
   _engine_class = _engine.NaiveDiagonalFactor
 
   def __init__(self, params_grads, batch_size):
+    """Records the data.
+
+    Args:
+      params_grads: A list over sources of the parameters' gradients.
+      batch_size: The batch size (the blocks' sum over towers).
+    """
     self._set_params_grads(params_grads, batch_size)
     super(NaiveDiagonalFactor, self).__init__()
 
@@ -1026,6 +1043,14 @@ class FullyConnectedDiagonalFactor(DiagonalFactor):
   """
 
   def __init__(self, inputs, outputs_grads, has_bias=False):
+    """Records the data.
+
+    Args:
+      inputs: A list over towers of the layer inputs `[B, in]`.
+      outputs_grads: A list over sources of lists over towers of the
+        gradients with respect to the outputs `[B, out]`.
+      has_bias: Whether a column of ones is appended to the inputs.
+    """
     self._inputs = tuple(inputs)
     self._outputs_grads = tuple(tuple(g) for g in outputs_grads)
     self._has_bias = has_bias
@@ -1088,6 +1113,24 @@ class ConvDiagonalFactor(DiagonalFactor):
     dilations=None,
     has_bias=False,
   ):
+    """Records and checks the data.
+
+    Args:
+      inputs: A list over towers of the inputs `[B, H, W, C]`.
+      outputs_grads: A list over sources of lists over towers of the
+        output gradients `[B, H', W', O]`.
+      filter_shape: `(kh, kw, C, O)`.
+      strides: 4 ints.
+      padding: "SAME" or "VALID".
+      data_format: None or a channel-last format.
+      dilations: None or 4 ints.
+      has_bias: Whether the layer has a bias.
+
+    Raises:
+      ValueError: For a channel-first format, inputs or gradients that are
+        not 4-D or disagree with `filter_shape`, or strides or dilations not
+        of length 4.
+    """
     if not _is_channel_last(data_format):
       raise ValueError("Channel must be last.")
     inputs = tuple(inputs)
@@ -1214,6 +1257,13 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
   """
 
   def __init__(self, tensors, has_bias=False):
+    """Records the data.
+
+    Args:
+      tensors: A list over sources of lists over towers of `[B, n]`
+        Tensors (layer inputs, or gradients of the outputs).
+      has_bias: Whether a column of ones is appended.
+    """
     self._tensors = tuple(tuple(t) for t in tensors)
     self._has_bias = has_bias
     super(FullyConnectedKroneckerFactor, self).__init__()
@@ -1273,6 +1323,22 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
     sub_sample_inputs=None,
     sub_sample_patches=None,
   ):
+    """Records the data (1.9 adds the sub-sampling switches).
+
+    Args:
+      inputs: A list over towers of the inputs `[B, *spatial, C]`.
+      filter_shape: The filter shape `(*f_spatial, C, O)`.
+      padding: "SAME" or "VALID".
+      strides: Strides (spatial-only, or 4 entries for image patches).
+      dilation_rate: Dilations, like `strides`.
+      data_format: None or a channel-last format.
+      extract_patches_fn: How patches are extracted (see `_patches`).
+      has_bias: Whether a one is appended to every patch.
+      sub_sample_inputs: Whether to keep a random part of the examples
+        (default `_SUB_SAMPLE_INPUTS`).
+      sub_sample_patches: Whether to keep a random part of the patches
+        (default `_SUB_SAMPLE_OUTER_PRODUCTS`).
+    """
     self._inputs = tuple(inputs)
     self._filter_shape = filter_shape
     self._strides = strides
@@ -1428,6 +1494,16 @@ class ConvOutputKroneckerFactor(InverseProvidingFactor):
   """
 
   def __init__(self, outputs_grads, data_format=None):
+    """Records the data.
+
+    Args:
+      outputs_grads: A list over sources of lists over towers of the output
+        gradients `[B, *spatial, O]`.
+      data_format: None or a channel-last format.
+
+    Raises:
+      ValueError: For a channel-first format.
+    """
     if not _is_channel_last(data_format):
       raise ValueError("Channel must be last.")
     self._outputs_grads = tuple(tuple(g) for g in outputs_grads)
@@ -1472,6 +1548,13 @@ class EmbeddingInputKroneckerFactor(DiagonalFactor):
   """
 
   def __init__(self, input_ids, vocab_size, dtype=None):
+    """Records the data.
+
+    Args:
+      input_ids: A list over towers of integer ids `[B]` or `[B, k]`.
+      vocab_size: The number of rows of the embedding matrix.
+      dtype: The covariance dtype (default float32).
+    """
     self._input_ids = tuple(input_ids)
     self._vocab_size = vocab_size
     self._cov_dtype = tf.as_dtype(dtype or tf.float32)
