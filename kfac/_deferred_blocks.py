@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _multi_use
 from kfac import _deferred_factors as fisher_factors
 from kfac import _releases
 from kfac import _towers
@@ -1078,6 +1079,155 @@ class SeriesFBApproximation(enum.IntEnum):
 
   option1 = 1
   option2 = 2
+
+
+class FullyConnectedSeriesFB(InputOutputMultiTowerMultiUse, KroneckerProductFB):
+  """Shared-weight FC block with lag-1 correlated uses (1.8+).
+
+  Both factors are `FullyConnectedMultiKF` keeping `cov_dt1`; damping
+  normalised by `T` and π-split. Only the inverse exists: option 1 or 2 of
+  releases.md §3.7, computed by the engine's series formulas
+  (`kfac._multi_use`).
+  """
+
+  def __init__(
+    self,
+    layer_collection,
+    has_bias=False,
+    num_uses=None,
+    option=SeriesFBApproximation.option2,
+  ):
+    """Creates the block (no data yet).
+
+    Args:
+      layer_collection: The `LayerCollection`.
+      has_bias: Whether the parameters include a bias.
+      num_uses: The number of uses (needed for folded tensors).
+      option: A `SeriesFBApproximation`.
+    """
+    self._has_bias = has_bias
+    self._option = option
+    super(FullyConnectedSeriesFB, self).__init__(
+      layer_collection=layer_collection, num_uses=num_uses
+    )
+
+  def instantiate_factors(self, grads_list, damping):
+    """Creates or finds the factors and asks them for `cov_dt1`.
+
+    Args:
+      grads_list: A list over sources of lists over towers.
+      damping: The damping.
+    """
+    inputs, grads_list = self._process_data(grads_list)
+    self._input_factor = self._layer_collection.make_or_get_factor(
+      fisher_factors.FullyConnectedMultiKF,
+      ((inputs,), self._num_uses, self._has_bias),
+    )
+    self._output_factor = self._layer_collection.make_or_get_factor(
+      fisher_factors.FullyConnectedMultiKF, (grads_list, self._num_uses)
+    )
+    self._input_factor.register_cov_dt1()
+    self._output_factor.register_cov_dt1()
+    self._setup_damping(damping, normalization=self._num_uses)
+    # The names the engine's series formulas read.
+    self._input_damping = self._input_damping_func
+    self._output_damping = self._output_damping_func
+
+  def register_matpower(self, exp):
+    """Registers the option quantities (only the inverse exists).
+
+    Args:
+      exp: Must be -1.
+
+    Raises:
+      NotImplementedError: For another exponent.
+      ValueError: For an unknown option.
+    """
+    if exp != -1:
+      raise NotImplementedError(
+        "FullyConnectedSeriesFB only supports inverse multiplications."
+      )
+    if self._option == SeriesFBApproximation.option1:
+      self._input_factor.register_option1quants(self._input_damping_func)
+      self._output_factor.register_option1quants(self._output_damping_func)
+    elif self._option == SeriesFBApproximation.option2:
+      self._input_factor.register_option2quants(self._input_damping_func)
+      self._output_factor.register_option2quants(self._output_damping_func)
+    else:
+      raise ValueError(
+        "Unrecognized FullyConnectedSeriesFB approximation: {}".format(
+          self._option
+        )
+      )
+
+  def multiply_matpower(self, vector, exp):
+    """The series approximation's inverse (only `exp == -1`).
+
+    Args:
+      vector: Shaped like the parameters.
+      exp: Must be -1.
+
+    Returns:
+      The product.
+
+    Raises:
+      NotImplementedError: For another exponent.
+    """
+    if exp != -1:
+      raise NotImplementedError(
+        "FullyConnectedSeriesFB only supports inverse multiplications."
+      )
+    return self._series_multiply_inverse(vector)
+
+  # The engine's series inverse (re-hosted; reads the factors' option
+  # quantities through `get_option1quants(self._input_damping)` ...).
+  _series_multiply_inverse = _multi_use.FullyConnectedSeriesFB.multiply_inverse
+
+  def multiply_cholesky(self, vector):
+    """Not available (1.9; no `transpose` parameter, as released).
+
+    Args:
+      vector: Ignored.
+
+    Raises:
+      NotImplementedError: Always.
+    """
+    raise NotImplementedError(
+      "FullyConnectedSeriesFB does not support Cholesky"
+    )
+
+  def multiply_cholesky_inverse(self, vector):
+    """Not available (1.9; no `transpose` parameter, as released).
+
+    Args:
+      vector: Ignored.
+
+    Raises:
+      NotImplementedError: Always.
+    """
+    raise NotImplementedError(
+      "FullyConnectedSeriesFB does not support Cholesky"
+    )
+
+  def register_cholesky(self):
+    """Not available (1.9).
+
+    Raises:
+      NotImplementedError: Always.
+    """
+    raise NotImplementedError(
+      "FullyConnectedSeriesFB does not support Cholesky"
+    )
+
+  def register_cholesky_inverse(self):
+    """Not available (1.9).
+
+    Raises:
+      NotImplementedError: Always.
+    """
+    raise NotImplementedError(
+      "FullyConnectedSeriesFB does not support Cholesky"
+    )
 
 
 def _is_finite_number(value):

@@ -23,12 +23,15 @@ power updates reuse the engine's `InverseProvidingFactor._inverse_updates`
 
 import abc
 import contextlib
+import sys
 
 import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
 from kfac import _embedding
+from kfac import _multi_use
+from kfac import _release_extras as extras  # noqa: F401 (read by the borrowed multi-use code)
 from kfac import _releases
 from kfac import _towers
 from kfac import fisher_factors as _engine
@@ -53,6 +56,11 @@ _MAX_NUM_OUTER_PRODUCTS_PER_COV_ROW = 1
 _INPUTS_TO_EXTRACT_PATCHES_FACTOR = 0.5
 _SUB_SAMPLE_OUTER_PRODUCTS = False
 _SUB_SAMPLE_INPUTS = False
+
+# The multi-use maths (`_option_quant_updates`) reads these names; in a face
+# `fisher_factors` is the face module itself.
+posdef_eig = _multi_use.posdef_eig
+fisher_factors = sys.modules[__name__]
 
 # The engine's maths, used as they are.
 compute_cov = _engine._compute_cov  # pylint: disable=protected-access
@@ -280,6 +288,10 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   (zero-debiased when `ZERO_DEBIAS`); with `TOWER_STRATEGY == "separate"`
   each tower's statistic is built on that tower's device.
   """
+
+  # The engine code these factors re-host (the inverse updates) asks which
+  # formulation to run; the deferred factors always run the current one.
+  _reference_formulation = False
 
   def __init__(self):
     self._cov = None
@@ -624,6 +636,8 @@ class InverseProvidingFactor(FisherFactor):
     return ops
 
   # The engine's `(variable, value)` builder of the inverse updates.
+  # The engine attribute that builder reads (never the 2017 formulation).
+  _reference_formulation = False
   _engine_inverse_updates = _engine.InverseProvidingFactor._inverse_updates  # pylint: disable=protected-access
 
   def register_eigendecomp(self):
@@ -1561,12 +1575,23 @@ class EmbeddingInputKroneckerFactor(DiagonalFactor):
 class FullyConnectedMultiKF(FullyConnectedKroneckerFactor):
   """Kronecker factor of a fully connected layer used `num_uses` times.
 
-  The data are use-major stacked (`[T·B, n]` per tower); the statistic is
-  the fully connected one over all rows. (1.8+, internal.)
+  The data are use-major stacked (`[T·B, n]` per tower, `B = rows // T`);
+  `cov` is the fully connected statistic over all rows. With
+  `register_cov_dt1()` (series blocks) the lag-1 moment
+  `C1 = X_futureᵀ X_present / (T·B)` is kept in `cov_dt1`, and the option
+  quantities of the series approximation (releases.md §2.9) are refreshed
+  by `make_inverse_update_ops` before the matrix powers, from the engine's
+  formulas (`kfac._multi_use`). (1.8+, internal.)
   """
 
   def __init__(self, tensors, num_uses=None, has_bias=False):
     self._num_uses = num_uses
+    self._cov_dt1 = None
+    self._make_cov_dt1 = False
+    self._option1quants_registrations = set()
+    self._option2quants_registrations = set()
+    self._option1quants_by_damping = {}
+    self._option2quants_by_damping = {}
     super(FullyConnectedMultiKF, self).__init__(tensors, has_bias=has_bias)
 
   @property
@@ -1574,3 +1599,170 @@ class FullyConnectedMultiKF(FullyConnectedKroneckerFactor):
     return "ff_fc_multi_" + scope_string_from_params(
       tuple(tf.nest.flatten(self._tensors)) + (self._num_uses, self._has_bias)
     )
+
+  @property
+  def _vec_shape(self):
+    return [self._cov_shape[0]]
+
+  def get_option1quants(self, damping_func):
+    """`(L, ψ)` of option 1 for a registered damping function.
+
+    Args:
+      damping_func: The damping function.
+
+    Returns:
+      The variables.
+    """
+    return self._option1quants_by_damping[graph_func_to_id(damping_func)]
+
+  def get_option2quants(self, damping_func):
+    """`(P, K, μ)` of option 2 for a registered damping function.
+
+    Args:
+      damping_func: The damping function.
+
+    Returns:
+      The variables.
+    """
+    return self._option2quants_by_damping[graph_func_to_id(damping_func)]
+
+  def get_cov_dt1(self):
+    """The `cov_dt1` variable (None unless registered and created)."""
+    return self._cov_dt1
+
+  def register_cov_dt1(self):
+    """Asks for the lag-1 moment `cov_dt1`."""
+    self._make_cov_dt1 = True
+
+  def register_option1quants(self, damping_func):
+    """Registers option 1's quantities for a damping function.
+
+    Args:
+      damping_func: The damping function.
+    """
+    self._option1quants_registrations.add(self._register_damping(damping_func))
+
+  def register_option2quants(self, damping_func):
+    """Registers option 2's quantities for a damping function.
+
+    Args:
+      damping_func: The damping function.
+    """
+    self._option2quants_registrations.add(self._register_damping(damping_func))
+
+  def instantiate_cov_variables(self):
+    """Creates `cov` (and `cov_dt1`, zeros, when registered)."""
+    super(FullyConnectedMultiKF, self).instantiate_cov_variables()
+    if self._make_cov_dt1:
+      with tf.compat.v1.variable_scope(self._var_scope):
+        self._cov_dt1 = tf.compat.v1.get_variable(
+          "cov_dt1",
+          initializer=tf.compat.v1.zeros_initializer(),
+          shape=self._cov_shape,
+          trainable=False,
+          dtype=self._dtype,
+        )
+
+  def instantiate_inv_variables(self):
+    """Creates the power variables and the option quantities' variables.
+
+    Option 2's `P` is stored as `Lmat_damp<D>` like option 1's `L` (quirk
+    of every release: both options for one damping collide).
+    """
+    super(FullyConnectedMultiKF, self).instantiate_inv_variables()
+    with tf.compat.v1.variable_scope(self._var_scope):
+      for damping_id in self._option1quants_registrations:
+        damping = self._damping_string(damping_id)
+        self._option1quants_by_damping[damping_id] = (
+          self._new_inverse_variable("Lmat_damp" + damping),
+          self._new_vector_variable("psi_damp" + damping),
+        )
+      for damping_id in self._option2quants_registrations:
+        damping = self._damping_string(damping_id)
+        self._option2quants_by_damping[damping_id] = (
+          self._new_inverse_variable("Lmat_damp" + damping),
+          self._new_inverse_variable("Kmat_damp" + damping),
+          self._new_vector_variable("mu_damp" + damping),
+        )
+
+  def _new_vector_variable(self, name):
+    return tf.compat.v1.get_variable(
+      name,
+      initializer=tf.compat.v1.ones_initializer(),
+      shape=self._vec_shape,
+      trainable=False,
+      dtype=self._dtype,
+    )
+
+  def _compute_new_cov_dt1(self, source, tower):
+    tensor = tf.convert_to_tensor(self._tensors[source][tower])
+    if self._has_bias:
+      tensor = append_homog(tensor)
+    rows = tf.shape(tensor)[0]
+    batch_size = rows // self._num_uses
+    normalizer = tf.cast(self._num_uses * batch_size, tensor.dtype)
+    return (
+      tf.linalg.matmul(
+        tensor[batch_size:, :], tensor[: rows - batch_size, :], transpose_a=True
+      )
+      / normalizer
+    )
+
+  def make_covariance_update_op(self, ema_decay):
+    """The update of `cov`, grouped with that of `cov_dt1` when kept.
+
+    Args:
+      ema_decay: The decay.
+
+    Returns:
+      The update (an op when `cov_dt1` is kept).
+    """
+    op = super(FullyConnectedMultiKF, self).make_covariance_update_op(ema_decay)
+    if self._cov_dt1 is None:
+      return op
+    contributions = [
+      self._compute_new_cov_dt1(source, tower)
+      for source in range(self._num_sources)
+      for tower in range(self._num_towers)
+    ]
+    new_cov_dt1 = tf.add_n(contributions) / tf.cast(
+      self._num_towers, self._dtype
+    )
+    # pylint: disable=protected-access
+    dt1_op = _engine._assign_moving_average(
+      self._cov_dt1, new_cov_dt1, ema_decay, zero_debias=ZERO_DEBIAS
+    )
+    return tf.group(op, dt1_op)
+
+  def make_inverse_update_ops(self):
+    """The option quantities, then the matrix powers, as one grouped op.
+
+    The option quantities come first, so the eigendecomposition they cache
+    also serves the powers (1.8+ order).
+
+    Returns:
+      A one-element list.
+    """
+    dampings = {
+      damping_id: self._damping_value(damping_id)
+      for damping_id in self._damping_funcs_by_id
+    }
+    by_id = (self._option1quants_by_damping, self._option2quants_by_damping)
+    try:
+      self._option1quants_by_damping = _ValueKeyed(
+        (dampings[i], variables) for i, variables in by_id[0].items()
+      )
+      self._option2quants_by_damping = _ValueKeyed(
+        (dampings[i], variables) for i, variables in by_id[1].items()
+      )
+      option_ops = [
+        variable.assign(value)
+        for variable, value in self._option_quant_updates()
+      ]
+    finally:
+      self._option1quants_by_damping, self._option2quants_by_damping = by_id
+    base_ops = super(FullyConnectedMultiKF, self).make_inverse_update_ops()
+    return [tf.group(*(option_ops + base_ops))]
+
+  # The option quantities of the engine's multi-use factor (re-hosted).
+  _option_quant_updates = _multi_use.FullyConnectedMultiKF._option_quant_updates  # pylint: disable=protected-access

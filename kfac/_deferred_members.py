@@ -12,7 +12,6 @@ estimator's variables and ops only on request.
 # pylint: disable=undefined-variable,protected-access,invalid-name
 
 import collections
-import numbers
 import warnings
 
 import tensorflow as tf
@@ -473,16 +472,8 @@ def optimizer_1_8__init__(
   )
   self._layer_collection = layer_collection
   self._variables = var_list or tf.compat.v1.trainable_variables
-  self._momentum = tf.convert_to_tensor(momentum, name="momentum")
-  # As the engine: the velocity update multiplies by the number itself.
-  self._velocity_decay = (
-    momentum if isinstance(momentum, numbers.Real) else self._momentum
-  )
-  self._momentum_type = momentum_type
-  self._norm_constraint = norm_constraint
+  self._set_step_settings(momentum, momentum_type, norm_constraint, True)
   self._batch_size = batch_size
-  self._skip_nonfinite_updates = True
-  self._param_skip_counter = None
   self._setting_checks = []
   self._damping_constant = damping
   with tf.compat.v1.variable_scope(name):

@@ -29,6 +29,7 @@ import importlib
 import inspect
 import os
 import re
+import sys
 import types
 
 from kfac import _face_members
@@ -601,6 +602,10 @@ def fill_module(namespace, version, module_name):
   # Engine modules imported by this one -> the face's modules.
   overrides = {m: short for short, m in release.engine_modules.items()}
   for key, value in list(namespace.items()):
+    if isinstance(value, types.ModuleType) and value is engine:
+      # The module's reference to itself (borrowed engine code names it).
+      namespace[key] = sys.modules.get(namespace["__name__"], value)
+      continue
     if isinstance(value, types.ModuleType):
       short = overrides.get(value.__name__, value.__name__.rsplit(".", 1)[-1])
       if (

@@ -799,6 +799,7 @@ _BLOCKS_1_8 = (
   "DepthwiseConvKFCBasicFB",
   "ConvKFCBasicMultiIndepFB",
   "EmbeddingKFACMultiIndepFB",
+  "FullyConnectedSeriesFB",
 )
 _FACTORS_1_8 = (
   "FisherFactor",

@@ -464,6 +464,13 @@ def parameters(release, qualname):
 # `tf.contrib.kfac.<module>`, with these when reached otherwise (the internal
 # `python.ops` path had it from 1.8).
 MEMBER_RELEASES = {
+  # The optimizer's op attributes (1.4-1.5 instance attributes, then
+  # properties; 1.9 removed them with `make_ops_and_vars`).
+  "cov_update_op": ("1.4", "1.8"),
+  "inv_update_op": ("1.4", "1.8"),
+  "inv_updates_dict": ("1.4", "1.5"),
+  "cov_update_ops": ("1.6", "1.8"),
+  "inv_update_ops": ("1.6", "1.8"),
   "register_additional_minibatch": ("1.5", "1.7"),
   "register_fully_connected_multi": ("1.5", None),
   "define_linked_parameters": ("1.5", None),

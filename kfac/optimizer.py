@@ -163,17 +163,9 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       inv_devices=inv_devices,
       skip_nonfinite_updates=skip_nonfinite_updates,
     )
-    self._skip_nonfinite_updates = bool(skip_nonfinite_updates)
-    self._param_skip_counter = None
-
-    self._momentum = tf.convert_to_tensor(momentum, name="momentum")
-    # The velocity update multiplies by the number itself (made a constant
-    # of the velocity's dtype), so float64 models see no float32 rounding.
-    self._velocity_decay = (
-      momentum if isinstance(momentum, numbers.Real) else self._momentum
+    self._set_step_settings(
+      momentum, momentum_type, norm_constraint, skip_nonfinite_updates
     )
-    self._momentum_type = momentum_type
-    self._norm_constraint = norm_constraint
     # The batch size of the first loss: the quadratic model averages the
     # exact Fisher over it.
     self._batch_size = tf.shape(
@@ -201,6 +193,28 @@ class KfacOptimizer(tf.compat.v1.train.GradientDescentOptimizer):
       if self._setting_checks:
         self.cov_update_op = tf.group(self.cov_update_op, *self._setting_checks)
         self.inv_update_op = tf.group(self.inv_update_op, *self._setting_checks)
+
+  def _set_step_settings(
+    self, momentum, momentum_type, norm_constraint, skip_nonfinite_updates
+  ):
+    """Stores the settings of the update steps (checked already).
+
+    Args:
+      momentum: The momentum (a number or scalar Tensor).
+      momentum_type: "regular", "adam" or "qmodel".
+      norm_constraint: None or the KL-clipping bound.
+      skip_nonfinite_updates: Whether non-finite steps are skipped.
+    """
+    self._skip_nonfinite_updates = bool(skip_nonfinite_updates)
+    self._param_skip_counter = None
+    self._momentum = tf.convert_to_tensor(momentum, name="momentum")
+    # The velocity update multiplies by the number itself (made a constant
+    # of the velocity's dtype), so float64 models see no float32 rounding.
+    self._velocity_decay = (
+      momentum if isinstance(momentum, numbers.Real) else self._momentum
+    )
+    self._momentum_type = momentum_type
+    self._norm_constraint = norm_constraint
 
   def _make_fisher_estimator(
     self, variables, cov_ema_decay, damping, layer_collection, **kwargs

@@ -232,6 +232,13 @@ def _legacy_values(name, folder=""):
     return {key: values[key] for key in values.files}
 
 
+def _mlp_regressor_legacy():
+  """The 1.4 mlp_regressor checkpoint's values and prefix, and the program
+  module that wrote it (to build changed versions of the model)."""
+  name = "mlp_regressor"
+  return _legacy_values(name), _legacy_prefix(name), _legacy_program()
+
+
 def _np_conv_same(x, w, b):
   """3x3 SAME convolution with stride 1, written as explicit loops."""
   batch, height, width, _ = x.shape
@@ -480,9 +487,7 @@ class RestoreByStructureTest(parameterized.TestCase):
     tf.compat.v1.train.Saver(model_vars).restore(sess, prefix)
 
   def test_changed_program_restores_every_factor(self):
-    legacy = _legacy_values("mlp_regressor")
-    prefix = _legacy_prefix("mlp_regressor")
-    program = _legacy_program()
+    legacy, prefix, program = _mlp_regressor_legacy()
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       tf.compat.v1.set_random_seed(0)
       x, y, loss, train_op, cov_op, inv_op = _changed_mlp(program)
@@ -527,9 +532,7 @@ class RestoreByStructureTest(parameterized.TestCase):
     )
 
   def test_missing_factors_restore_nothing_unless_partial_is_allowed(self):
-    legacy = _legacy_values("mlp_regressor")
-    prefix = _legacy_prefix("mlp_regressor")
-    program = _legacy_program()
+    legacy, prefix, program = _mlp_regressor_legacy()
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       tf.compat.v1.set_random_seed(0)
       _changed_mlp(program, extra_layer=True)

@@ -191,11 +191,53 @@ def _build(vals, loss_kinds):
   return losses, [w1, w2]
 
 
+_Computer = cmvp.CurvatureMatrixVectorProductComputer
+
+
+def _products(vals, loss_kinds, vectors, *products):
+  """Evaluates products of the computer of `_build(vals, loss_kinds)`.
+
+  Args:
+    vals: The network values (`_network_values`).
+    loss_kinds: The losses on it.
+    vectors: NumPy arrays, the vector (one per variable, or per loss for the
+      factor products).
+    *products: Callables `(computer, vector_tensors)` returning a sequence of
+      Tensors, e.g. `_Computer.multiply_fisher`.
+
+  Returns:
+    One list of NumPy arrays per product.
+  """
+  with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    losses, wrt = _build(vals, loss_kinds)
+    computer = _Computer(losses, wrt)
+    tensors = [tf.constant(v) for v in vectors]
+    results = [list(product(computer, tensors)) for product in products]
+    sess.run(tf.compat.v1.global_variables_initializer())
+    return sess.run(results)
+
+
 def _inner_dim(kind):
   return H if kind == "normal_hidden" else C
 
 
 class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
+  def _check_fisher_and_ggn(self, vals, loss_kinds, vectors, kind, expected):
+    """The Fisher and the GGN products `kind` ("", "_factor" or
+    "_factor_transpose") of `vectors` both equal `expected` (for these
+    losses the Fisher is the GGN)."""
+    fisher, ggn = _products(
+      vals,
+      loss_kinds,
+      vectors,
+      getattr(_Computer, "multiply_fisher" + kind),
+      getattr(_Computer, "multiply_generalized_gauss_newton" + kind),
+    )
+    self.assertLen(fisher, len(expected))
+    for got_f, got_g, want in zip(fisher, ggn, expected):
+      np.testing.assert_allclose(got_f, want, rtol=1e-8, atol=1e-10)
+      np.testing.assert_allclose(got_g, want, rtol=1e-8, atol=1e-10)
+
   @parameterized.named_parameters(
     *[(name, kinds) for name, kinds in LOSS_SETS.items()]
   )
@@ -205,17 +247,9 @@ class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
     v_theta = rng.randn(NUM_PARAMS)
     fisher, _ = _dense_matrices(vals, loss_kinds)
     expected = _unflatten(fisher @ v_theta)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      losses, wrt = _build(vals, loss_kinds)
-      computer = cmvp.CurvatureMatrixVectorProductComputer(losses, wrt)
-      vecs = [tf.constant(v) for v in _unflatten(v_theta)]
-      fisher_v = computer.multiply_fisher(vecs)
-      ggn_v = computer.multiply_generalized_gauss_newton(vecs)
-      sess.run(tf.compat.v1.global_variables_initializer())
-      fisher_v, ggn_v = sess.run([fisher_v, ggn_v])
-    for got_f, got_g, want in zip(fisher_v, ggn_v, expected):
-      np.testing.assert_allclose(got_f, want, rtol=1e-8, atol=1e-10)
-      np.testing.assert_allclose(got_g, want, rtol=1e-8, atol=1e-10)
+    self._check_fisher_and_ggn(
+      vals, loss_kinds, _unflatten(v_theta), "", expected
+    )
 
   @parameterized.named_parameters(
     *[(name, kinds) for name, kinds in LOSS_SETS.items()]
@@ -230,18 +264,9 @@ class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
         jac, _, factor, _, _ = _example_terms(vals, b, kind)
         rows.append(factor.T @ (jac @ v_theta))
       expected.append(np.array(rows))
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      losses, wrt = _build(vals, loss_kinds)
-      computer = cmvp.CurvatureMatrixVectorProductComputer(losses, wrt)
-      vecs = [tf.constant(v) for v in _unflatten(v_theta)]
-      fisher_ft = computer.multiply_fisher_factor_transpose(vecs)
-      ggn_ft = computer.multiply_generalized_gauss_newton_factor_transpose(vecs)
-      self.assertLen(fisher_ft, len(loss_kinds))
-      sess.run(tf.compat.v1.global_variables_initializer())
-      fisher_ft, ggn_ft = sess.run([list(fisher_ft), list(ggn_ft)])
-    for got_f, got_g, want in zip(fisher_ft, ggn_ft, expected):
-      np.testing.assert_allclose(got_f, want, rtol=1e-8, atol=1e-10)
-      np.testing.assert_allclose(got_g, want, rtol=1e-8, atol=1e-10)
+    self._check_fisher_and_ggn(
+      vals, loss_kinds, _unflatten(v_theta), "_factor_transpose", expected
+    )
 
   @parameterized.named_parameters(
     *[(name, kinds) for name, kinds in LOSS_SETS.items()]
@@ -257,31 +282,23 @@ class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
         jac, _, factor, _, _ = _example_terms(vals, b, kind)
         expected += jac.T @ (factor @ u[b])
     expected = _unflatten(expected)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      losses, wrt = _build(vals, loss_kinds)
-      computer = cmvp.CurvatureMatrixVectorProductComputer(losses, wrt)
-      us = [tf.constant(u) for u in inner_vecs]
-      fisher_f = computer.multiply_fisher_factor(us)
-      ggn_f = computer.multiply_generalized_gauss_newton_factor(us)
-      sess.run(tf.compat.v1.global_variables_initializer())
-      fisher_f, ggn_f = sess.run([fisher_f, ggn_f])
-    for got_f, got_g, want in zip(fisher_f, ggn_f, expected):
-      np.testing.assert_allclose(got_f, want, rtol=1e-8, atol=1e-10)
-      np.testing.assert_allclose(got_g, want, rtol=1e-8, atol=1e-10)
+    self._check_fisher_and_ggn(
+      vals, loss_kinds, inner_vecs, "_factor", expected
+    )
 
   def test_factor_times_its_transpose_is_the_fisher(self):
     # (J^T B)(J^T B)^T v == F v, assembled from the two factor products.
     vals = _network_values(6)
     v_theta = np.random.RandomState(7).randn(NUM_PARAMS)
     fisher, _ = _dense_matrices(vals, ("categorical",))
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      losses, wrt = _build(vals, ("categorical",))
-      computer = cmvp.CurvatureMatrixVectorProductComputer(losses, wrt)
-      vecs = [tf.constant(v) for v in _unflatten(v_theta)]
+
+    def factor_of_transpose(computer, vecs):
       bt_j_v = computer.multiply_fisher_factor_transpose(vecs)
-      result = computer.multiply_fisher_factor(list(bt_j_v))
-      sess.run(tf.compat.v1.global_variables_initializer())
-      result = sess.run(result)
+      return computer.multiply_fisher_factor(list(bt_j_v))
+
+    (result,) = _products(
+      vals, ("categorical",), _unflatten(v_theta), factor_of_transpose
+    )
     np.testing.assert_allclose(
       _flatten(*result), fisher @ v_theta, rtol=1e-8, atol=1e-10
     )
@@ -296,13 +313,9 @@ class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
     # The network is not linear, so the Hessian differs from the GGN.
     self.assertGreater(np.abs(hessian - fisher).max(), 1e-3)
     expected = _unflatten(hessian @ v_theta)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      losses, wrt = _build(vals, loss_kinds)
-      computer = cmvp.CurvatureMatrixVectorProductComputer(losses, wrt)
-      vecs = [tf.constant(v) for v in _unflatten(v_theta)]
-      hessian_v = computer.multiply_hessian(vecs)
-      sess.run(tf.compat.v1.global_variables_initializer())
-      hessian_v = sess.run(hessian_v)
+    (hessian_v,) = _products(
+      vals, loss_kinds, _unflatten(v_theta), _Computer.multiply_hessian
+    )
     for got, want in zip(hessian_v, expected):
       np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
 
@@ -322,14 +335,9 @@ class CurvatureMatrixVectorProductComputerTest(parameterized.TestCase):
         )
       )
       dense_hessian = sess.run(tf.hessians(loss, theta)[0])
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      losses, wrt = _build(vals, ("categorical",))
-      computer = cmvp.CurvatureMatrixVectorProductComputer(losses, wrt)
-      hessian_v = computer.multiply_hessian(
-        [tf.constant(v) for v in _unflatten(v_theta)]
-      )
-      sess.run(tf.compat.v1.global_variables_initializer())
-      hessian_v = sess.run(hessian_v)
+    (hessian_v,) = _products(
+      vals, ("categorical",), _unflatten(v_theta), _Computer.multiply_hessian
+    )
     np.testing.assert_allclose(
       _flatten(*hessian_v), dense_hessian @ v_theta, rtol=1e-8, atol=1e-10
     )

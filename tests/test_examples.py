@@ -59,29 +59,22 @@ def _join_queue_runners():
       thread.join(10.0)
 
 
+# One worker task, no parameter servers, in this process (no server).
+_IN_PROCESS_CLUSTER = dict(
+  task_id=0, num_worker_tasks=1, num_ps_tasks=0, master=""
+)
+
+
 class MnistTest(parameterized.TestCase):
   def _tempdir(self):
     tmp = tempfile.TemporaryDirectory()
     self.addCleanup(tmp.cleanup)
     return tmp.name
 
-  def testValues(self):
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      examples, labels = mnist.load_mnist(
-        None,
-        num_epochs=1,
-        batch_size=64,
-        flatten_images=True,
-        use_fake_data=True,
-      )
-      examples_, labels_ = sess.run([examples, labels])
-    self.assertTrue(np.all((0 <= examples_) & (examples_ < 1)))
-    self.assertTrue(np.all((0 <= labels_) & (labels_ < 10)))
-
   @parameterized.named_parameters(
     ("flat", True, (64, 784)), ("unflat", False, (64, 28, 28, 1))
   )
-  def testFakeShapes(self, flatten, shape):
+  def testFakeShapesAndValues(self, flatten, shape):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       examples, labels = mnist.load_mnist(
         None,
@@ -93,6 +86,8 @@ class MnistTest(parameterized.TestCase):
       examples_, labels_ = sess.run([examples, labels])
     self.assertEqual(examples_.shape, shape)
     self.assertEqual(labels_.shape, (64,))
+    self.assertTrue(np.all((0 <= examples_) & (examples_ < 1)))
+    self.assertTrue(np.all((0 <= labels_) & (labels_ < 10)))
 
   @parameterized.named_parameters(
     ("flat", True, (32, 64)), ("unflat", False, (32, 8, 8, 1))
@@ -343,10 +338,7 @@ class ConvNetTest(parameterized.TestCase):
     with tf.Graph().as_default():
       loss, accuracy, layer_collection = self._build_toy_problem()
       accuracy_ = convnet.minimize_loss_distributed(
-        task_id=0,
-        num_worker_tasks=1,
-        num_ps_tasks=0,
-        master="",
+        **_IN_PROCESS_CLUSTER,
         checkpoint_dir=None,
         loss=loss,
         accuracy=accuracy,
@@ -384,10 +376,7 @@ class ConvNetTest(parameterized.TestCase):
   def testTrainMnistDistributedInProcess(self):
     with tf.Graph().as_default():
       accuracy = convnet.train_mnist_distributed(
-        task_id=0,
-        num_worker_tasks=1,
-        num_ps_tasks=0,
-        master="",
+        **_IN_PROCESS_CLUSTER,
         data_dir=None,
         num_epochs=1,
         use_fake_data=True,

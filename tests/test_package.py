@@ -19,6 +19,19 @@ def _readme_commands():
   return re.findall(r"```sh\n(.*?)\n```", readme, flags=re.S)
 
 
+def _python(code, env=None, timeout=120, check=False):
+  """Runs `python -c code` in a fresh process; returns its CompletedProcess
+  (stdout and stderr as text)."""
+  return subprocess.run(
+    [sys.executable, "-c", code],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=timeout,
+    check=check,
+  )
+
+
 class PackageTest(parameterized.TestCase):
   @pytest.mark.slow
   def test_import_is_lazy_quiet_and_leaves_the_environment(self):
@@ -35,14 +48,7 @@ class PackageTest(parameterized.TestCase):
       "all(m in vars(kfac) for m in kfac.__all__), "
       "os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
     )
-    result = subprocess.run(
-      [sys.executable, "-c", code],
-      capture_output=True,
-      text=True,
-      env=env,
-      timeout=120,
-      check=True,
-    )
+    result = _python(code, env=env, check=True)
     self.assertEqual(result.stdout.split(), ["False", "True", "True", "None"])
     self.assertEqual(result.stderr, "")
 
@@ -58,30 +64,17 @@ class PackageTest(parameterized.TestCase):
     # the lazy package (layer_collection -> fisher_blocks -> ... -> estimator
     # -> layer_collection); every module must still load and be bound.
     code = statement + "; import kfac; print(kfac.optimizer.KfacOptimizer)"
-    result = subprocess.run(
-      [sys.executable, "-c", code],
-      capture_output=True,
-      text=True,
-      timeout=120,
-      check=False,
-    )
+    result = _python(code)
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     self.assertIn("KfacOptimizer", result.stdout)
 
   @pytest.mark.slow
   def test_user_log_level_is_respected(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")
-    result = subprocess.run(
-      [
-        sys.executable,
-        "-c",
-        "import os, kfac.utils; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
-      ],
-      capture_output=True,
-      text=True,
+    result = _python(
+      "import os, kfac.utils; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
       env=env,
       check=True,
-      timeout=120,
     )
     self.assertEqual(result.stdout.strip(), "1")
 
@@ -98,9 +91,7 @@ class PackageTest(parameterized.TestCase):
       "import sys, types; tf = types.ModuleType('tensorflow'); "
       "tf.__version__ = '1.15.5'; sys.modules['tensorflow'] = tf; " + statement
     )
-    result = subprocess.run(
-      [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    result = _python(code)
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("found TensorFlow 1.15.5", result.stderr)
 
@@ -119,17 +110,13 @@ class PackageTest(parameterized.TestCase):
       "from kfac import _tf_import; _tf_import.import_tensorflow(); "
       "print('accepted')" % version
     )
-    result = subprocess.run(
-      [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
-    )
+    result = _python(code, timeout=60)
     self.assertEqual(result.returncode == 0, accepted, result.stderr)
 
   @pytest.mark.slow
   def test_missing_tensorflow_is_explained(self):
     code = "import sys; sys.modules['tensorflow'] = None; import kfac.utils"
-    result = subprocess.run(
-      [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    result = _python(code)
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("kfac-contrib[tf-cpu]", result.stderr)
 
@@ -165,14 +152,7 @@ class PackageTest(parameterized.TestCase):
       "tf = _tf_import.import_tensorflow(); "
       "print(tf.LEVEL, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
     )
-    result = subprocess.run(
-      [sys.executable, "-c", code],
-      capture_output=True,
-      text=True,
-      env=env,
-      timeout=60,
-      check=True,
-    )
+    result = _python(code, env=env, timeout=60, check=True)
     self.assertEqual(result.stdout.split(), [str(level), "None"])
     self.assertEqual("oneDNN" in result.stderr, noisy)
     self.assertIn("a real warning", result.stderr)  # Never swallowed.
@@ -232,13 +212,7 @@ class PackageTest(parameterized.TestCase):
         "import tensorflow\n"
         "tensorflow.compat.v1.disable_v2_behavior()\n" + snippet
       )
-    result = subprocess.run(
-      [sys.executable, "-c", snippet],
-      capture_output=True,
-      text=True,
-      timeout=300,
-      check=True,
-    )
+    result = _python(snippet, timeout=300, check=True)
     final_loss = float(result.stdout.strip().split()[-1])
     # Random labels over 10 classes start near log(10) = 2.3; 100 K-FAC steps
     # on 128 examples with 650 parameters fit them far better.

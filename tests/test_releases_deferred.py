@@ -525,8 +525,7 @@ class LifeCycleTest(parameterized.TestCase):
         learning_rate=0.1, cov_ema_decay=0.9, damping=0.1, layer_collection=lc
       )
       opt.make_vars_and_create_op_thunks()
-      with self.assertRaises(AttributeError):
-        getattr(opt, "cov_update_op")
+      self.assertFalse(hasattr(opt, "cov_update_op"))
 
   def test_1_8_minimize_alone_creates_everything_under_kfac_kfac(self):
     ns = _ns("kfac.r1_8")
@@ -754,3 +753,88 @@ class NumpyOraclesTest(parameterized.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+class SharedWeightsTest(parameterized.TestCase):
+  """`register_fully_connected_multi` (1.8+): uses as lists or folded."""
+
+  @parameterized.named_parameters(
+    (
+      "{}_{}_{}".format(package.replace(".", "_"), approx, form),
+      package,
+      approx,
+      form,
+    )
+    for package in ("kfac.r1_8", "kfac.r1_9")
+    for approx in ("kron_indep", "kron_series_1", "kron_series_2")
+    for form in ("list", "folded")
+  )
+  def test_rnn_like_layer_trains(self, package, approx, form):
+    ns = _ns(package)
+    uses = 3
+    rng = np.random.RandomState(7)
+    xb = [rng.randn(B, IN).astype(np.float32) for _ in range(uses)]
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      w = tf.compat.v1.get_variable(
+        "w", initializer=0.5 * rng.randn(IN, IN).astype(np.float32)
+      )
+      b = tf.compat.v1.get_variable("b", initializer=np.zeros(IN, np.float32))
+      lc = ns.layer_collection.LayerCollection()
+      if form == "list":
+        # An unrolled recurrence: the layer is applied once per use.
+        state, inputs, outputs = tf.zeros([B, IN]), [], []
+        for u in range(uses):
+          inputs.append(state + tf.constant(xb[u]))
+          outputs.append(tf.matmul(inputs[-1], w) + b)
+          state = tf.tanh(outputs[-1])
+        lc.register_fully_connected_multi(
+          (w, b), inputs, outputs, approx=approx
+        )
+      else:
+        # The uses folded into the batch (use-major): one application.
+        folded_in = tf.constant(np.concatenate(xb, axis=0))
+        folded_out = tf.matmul(folded_in, w) + b
+        state = tf.tanh(folded_out)
+        lc.register_fully_connected_multi(
+          (w, b), folded_in, folded_out, num_uses=uses, approx=approx
+        )
+      lc.register_normal_predictive_distribution(state, seed=3)
+      loss = tf.reduce_mean(tf.square(state - 0.5))
+      opt = ns.optimizer.KfacOptimizer(
+        learning_rate=0.05,
+        cov_ema_decay=0.0,
+        damping=0.1,
+        layer_collection=lc,
+        momentum=0.0,
+      )
+      cov_thunks, inv_thunks = opt.make_vars_and_create_op_thunks()
+      cov_op = tf.group(*[t() for t in cov_thunks])
+      inv_op = tf.group(*[t() for t in inv_thunks])
+      with tf.control_dependencies([inv_op]):
+        train = opt.minimize(loss)
+      names = [v.op.name for v in tf.compat.v1.global_variables()]
+      sess.run(tf.compat.v1.global_variables_initializer())
+      losses = []
+      for _ in range(4):
+        sess.run(cov_op)
+        losses.append(sess.run([train, loss])[1])
+    self.assertTrue(np.all(np.isfinite(losses)), losses)
+    self.assertLess(losses[-1], losses[0])
+    series = approx != "kron_indep"
+    self.assertEqual(any(n.endswith("/cov_dt1") for n in names), series)
+    self.assertEqual(
+      any("/Kmat_damp" in n for n in names), approx == "kron_series_2"
+    )
+    self.assertEqual(
+      any("/psi_damp" in n for n in names), approx == "kron_series_1"
+    )
+
+  def test_series_block_has_only_the_inverse(self):
+    ns = _ns("kfac.r1_9")
+    with tf.Graph().as_default():
+      lc = ns.layer_collection.LayerCollection()
+      block = ns.fisher_blocks.FullyConnectedSeriesFB(lc, num_uses=2)
+      with self.assertRaises(NotImplementedError):
+        block.multiply_cholesky(tf.ones([2, 2]))
+      with self.assertRaises(TypeError):
+        block.multiply_cholesky(tf.ones([2, 2]), transpose=True)

@@ -411,17 +411,9 @@ def split_feeds(
 
 
 def kfac_optimizer(
-  learning_rate,
-  cov_ema_decay,
-  damping,
-  layer_collection,
-  momentum=0.0,
-  momentum_type="regular",
-  estimation_mode="gradients",
-  norm_constraint=None,
-  name="KFAC",
+  learning_rate, cov_ema_decay, damping, layer_collection, **kwargs
 ):
-  """Builds a `kfac.optimizer.KfacOptimizer`.
+  """Builds a `kfac.optimizer.KfacOptimizer`, as the flags describe it.
 
   Args:
     learning_rate: float or scalar Tensor.
@@ -429,15 +421,13 @@ def kfac_optimizer(
     damping: float. Damping (lambda) added to the Fisher approximation.
     layer_collection: `LayerCollection` with every trainable variable and
       the predictive distribution registered.
-    momentum: float. Momentum coefficient.
-    momentum_type: str. "regular", "adam" or "qmodel".
-    estimation_mode: str. "gradients" (the only mode of the 1.4 optimizer),
-      "empirical", "curvature_prop" or "exact" (passed as the r1.5 keyword
-      `estimation_mode=`).
-    norm_constraint: float or None. KL clipping bound: the update is scaled
-      by `min(1, sqrt(norm_constraint / (lr^2 p^T F p)))` ("regular"
-      momentum only). None or <= 0: no clipping.
-    name: str. Optimizer name (velocity slots are `<var>/<name>`).
+    **kwargs: The optimizer's other arguments: `momentum`, `momentum_type`
+      ("regular", "adam" or "qmodel"), `name`, the r1.5 keyword
+      `estimation_mode` ("gradients", the only mode of the 1.4 optimizer,
+      "empirical", "curvature_prop" or "exact") and `norm_constraint`, the
+      KL clipping bound: the update is scaled by
+      `min(1, sqrt(norm_constraint / (lr^2 p^T F p)))` ("regular" momentum
+      only); here, as for the flag, None or <= 0 means no clipping.
 
   Returns:
     A `KfacOptimizer` (with `cov_update_op`, `inv_update_op`,
@@ -445,18 +435,11 @@ def kfac_optimizer(
   """
   from kfac import optimizer as kfac_opt
 
+  norm_constraint = kwargs.get("norm_constraint")
+  if norm_constraint is not None and norm_constraint <= 0:
+    kwargs["norm_constraint"] = None
   return kfac_opt.KfacOptimizer(
-    learning_rate=learning_rate,
-    cov_ema_decay=cov_ema_decay,
-    damping=damping,
-    layer_collection=layer_collection,
-    momentum=momentum,
-    momentum_type=momentum_type,
-    norm_constraint=(
-      norm_constraint if norm_constraint and norm_constraint > 0 else None
-    ),
-    name=name,
-    estimation_mode=estimation_mode,
+    learning_rate, cov_ema_decay, damping, layer_collection, **kwargs
   )
 
 

@@ -1,10 +1,7 @@
-"""`tf.contrib.kfac` as released in TensorFlow 1.9.0.
+"""`tf.contrib.kfac` of TensorFlow 1.9.0, a face built by `kfac._faces`.
 
-The nine legacy modules, as attributes and importable submodules
-(`from kfac.r1_9 import layer_collection`), with the public surface,
-defaults and behaviour of that release. See `kfac._releases` for what
-differs from the previous release and `kfac._faces` for how the face is
-built from the engine.
+Its factors hand out linear operators and Cholesky products, and its
+silent defaults change: zero-initialised, zero-debiased covariances.
 """
 
 from kfac import _faces

@@ -3,6 +3,7 @@
 import ast
 
 from kfac.upgrade._cst import cst
+from kfac import _surface
 from kfac.upgrade._tables import LEGACY_PREFIXES
 from kfac.upgrade._tables import MODULES
 from kfac.upgrade._tables import TOP_LEVEL_02
@@ -50,6 +51,8 @@ def _map_path(path):
         if not rest:
           return _target_root()
       rest[0] = _strip_lib(rest[0])
+      if _missing_internal_module(rest[0]):
+        return None
       return ".".join([_target_root()] + rest)
   if path == "kfac" or path.startswith("kfac."):
     rest = path.split(".")[1:]
@@ -71,6 +74,25 @@ def _map_path(path):
   return path
 
 
+def _missing_internal_module(name):
+  """Whether `name` is a never-exported module the target release lacks.
+
+  `placement` exists from 1.8 and `linear_operator` from 1.9
+  (`_surface.INTERNAL_MODULES`); the seed's `kfac` (the 1.4 API) has
+  neither.
+  """
+  if name not in _surface.INTERNAL_MODULES:
+    return False
+  root = _target_root()
+  if not root.startswith("kfac.r1_"):
+    return True
+  minor = int(root[len("kfac.r1_") :])
+  first, last = _surface.INTERNAL_MODULES[name]
+  return minor < int(first.split(".")[1]) or (
+    last is not None and minor > int(last.split(".")[1])
+  )
+
+
 def _path_problem(path):
   """Says why `path` (one that `_map_path` cannot map) has no counterpart.
 
@@ -84,6 +106,14 @@ def _path_problem(path):
     return None
   parts = path.split(".")
   for prefix in LEGACY_PREFIXES:
+    if path.startswith(prefix + ".python.ops."):
+      name = _strip_lib(path[len(prefix) + len(".python.ops.") :].split(".")[0])
+      if _missing_internal_module(name):
+        first = _surface.INTERNAL_MODULES[name][0]
+        return (
+          "`%s`: the module `%s` exists from release %s on, and this "
+          "program is rewritten to `%s`" % (path, name, first, _target_root())
+        )
     if path.startswith(prefix + "."):
       return (
         "`%s` has no counterpart in `kfac` (only `python.ops.<module>` is "

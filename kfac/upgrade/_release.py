@@ -21,7 +21,9 @@ of `kfac/_surface.py`:
 Each piece of evidence keeps the releases that accept it; the reason lists
 the ones that narrowed the choice. With no pin and no later-release API the
 program is taken as a 1.4 program for the seed API, `kfac`, as before
-releases existed. Otherwise the lowest remaining release is chosen, unless
+releases existed (also when what it uses was dropped later, like
+`cov_update_op` in 1.9: 1.4 still fits). Otherwise the lowest remaining
+release is chosen, unless
 the remaining releases differ for one of the program's calls: an argument
 whose value is not evident lands on differently named parameters
 (`KfacOptimizer(lr, decay, damping, lc, x)`: `momentum` in 1.4, `var_list`
@@ -652,7 +654,9 @@ def choose_release(source, flag=None, pins=None):
         "line %d uses %s (releases %s)" % (line, what, _span(releases))
       )
     candidates = narrowed
-  if pins is None and candidates == list(VERSIONS):
+  if pins is None and candidates[0] == "1.4" and len(candidates) > 1:
+    # Nothing the program uses is from after 1.4 (uses that later releases
+    # dropped, like `cov_update_op`, still fit 1.4).
     return Decision(
       None,
       "kfac",
