@@ -497,10 +497,6 @@ class InverseProvidingFactor(FisherFactor):
   inverses) can be registered too.
   """
 
-  # Read by the engine's `_inverse_updates` (borrowed below): the deferred
-  # factors use the current formulation, never the 2017 reference one.
-  _reference_formulation = False
-
   def __init__(self):
     self._matpower_registrations = set()
     self._matpower_by_exp_and_damping = {}
