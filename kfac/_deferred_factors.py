@@ -31,6 +31,7 @@ import tensorflow as tf
 from kfac import _checks
 from kfac import _embedding
 from kfac import _multi_use
+from kfac import _ops  # noqa: F401 (read by the re-hosted engine code)
 from kfac import _release_extras as extras  # noqa: F401 (read by the borrowed multi-use code)
 from kfac import _releases
 from kfac import _towers
@@ -498,10 +499,6 @@ class InverseProvidingFactor(FisherFactor):
   `utils.posdef_inv` per inverse. From 1.9 Cholesky factors (and their
   inverses) can be registered too.
   """
-
-  # Read by the engine's `_inverse_updates` (borrowed below): the deferred
-  # factors use the current formulation, never the 2017 reference one.
-  _reference_formulation = False
 
   def __init__(self):
     """Creates the (empty) registries of powers and Cholesky factors."""
