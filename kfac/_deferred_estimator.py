@@ -15,7 +15,7 @@ import abc
 import numpy as np
 import tensorflow as tf
 
-from kfac import _ops  # noqa: F401 (used by the re-hosted engine helpers)
+from kfac import _ops
 from kfac import _placement
 from kfac import _releases
 from kfac import estimator as _engine
@@ -405,7 +405,7 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
   def _get_transformed_random_signs(self):
     transformed = []
     for loss in self._layers.losses:
-      with tf.compat.v1.colocate_with(self._layers.loss_colocation_ops[loss]):
+      with _ops.colocate_with(self._layers.loss_colocation_ops[loss]):
         transformed.append(
           loss.multiply_fisher_factor(
             utils.generate_random_signs(loss.fisher_factor_inner_shape)
@@ -425,7 +425,7 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
     grads_all = []
     for loss in self._layers.losses:
       inner_shape = tf.TensorShape(loss.fisher_factor_inner_static_shape)[1:]
-      with tf.compat.v1.colocate_with(self._layers.loss_colocation_ops[loss]):
+      with _ops.colocate_with(self._layers.loss_colocation_ops[loss]):
         for index in np.ndindex(*inner_shape.as_list()):
           transformed_one_hot = loss.multiply_fisher_factor_replicated_one_hot(
             index
