@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
+from kfac import _face_members
 from kfac import _multi_use
 from kfac import _deferred_factors as fisher_factors
 from kfac import _releases
@@ -44,19 +45,12 @@ def set_global_constants(normalize_damping_power=None, pi_type=None):
     PI_TYPE = pi_type
 
 
-def normalize_damping(damping, num_replications):
-  """`damping / num_replications ** NORMALIZE_DAMPING_POWER` (if non-zero).
-
-  Args:
-    damping: A float or scalar Tensor.
-    num_replications: The number of replications (locations, uses).
-
-  Returns:
-    The normalised damping.
-  """
-  if NORMALIZE_DAMPING_POWER:
-    return damping / (num_replications**NORMALIZE_DAMPING_POWER)
-  return damping
+# The damping helpers are 1.6's adapters; each face's declaration puts them
+# (re-hosted, reading that face's constants) in place of these names.
+normalize_damping = _face_members.blocks_1_6__normalize_damping
+compute_pi_adjusted_damping = (
+  _face_members.blocks_1_6__compute_pi_adjusted_damping
+)
 
 
 def _trace_and_dim(cov):
@@ -91,25 +85,6 @@ def compute_pi_tracenorm(left_cov, right_cov):
     (left_trace * right_dim)
     / (right_trace * tf.cast(left_dim, left_trace.dtype))
   )
-
-
-def compute_pi_adjusted_damping(left_cov, right_cov, damping):
-  """`(damping·π, damping/π)` for "tracenorm", `(damping, damping)` for "off".
-
-  Args:
-    left_cov: Left covariance (see `compute_pi_tracenorm`).
-    right_cov: Right covariance.
-    damping: The damping to split.
-
-  Returns:
-    The pair, or None for an unknown `PI_TYPE`.
-  """
-  if PI_TYPE == PI_TRACENORM_NAME:
-    pi = compute_pi_tracenorm(left_cov, right_cov)
-    return (damping * pi, damping / pi)
-  if PI_TYPE == PI_OFF_NAME:
-    return (damping, damping)
-  return None
 
 
 def num_conv_locations(input_shape, strides):
@@ -172,6 +147,11 @@ class FisherBlock(object, metaclass=abc.ABCMeta):
   """Abstract Fisher block of the deferred releases (1.8+)."""
 
   def __init__(self, layer_collection):
+    """Creates the block (no data yet).
+
+    Args:
+      layer_collection: The `LayerCollection` it belongs to.
+    """
     self._layer_collection = layer_collection
 
   @abc.abstractmethod

@@ -15,7 +15,7 @@ import abc
 import numpy as np
 import tensorflow as tf
 
-from kfac import _ops  # noqa: F401 (used by the re-hosted engine helpers)
+from kfac import _ops
 from kfac import _placement
 from kfac import _releases
 from kfac import estimator as _engine
@@ -346,33 +346,30 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
       raise Exception("Already made variables.")  # pylint: disable=broad-exception-raised
     self._made_vars = True
 
-  def _create_cov_variable_thunk(self, factor, scope):
+  def _create_thunk(self, scope, build):
+    """A thunk calling `build()` inside `variable_scope(scope)`."""
+
     def thunk():
       with tf.compat.v1.variable_scope(scope):
-        return factor.instantiate_cov_variables()
+        return build()
 
     return thunk
+
+  def _create_cov_variable_thunk(self, factor, scope):
+    return self._create_thunk(scope, factor.instantiate_cov_variables)
 
   def _create_cov_update_thunk(self, factor, scope):
-    def thunk():
-      with tf.compat.v1.variable_scope(scope):
-        return factor.make_covariance_update_op(self._cov_ema_decay)
-
-    return thunk
+    return self._create_thunk(
+      scope, lambda: factor.make_covariance_update_op(self._cov_ema_decay)
+    )
 
   def _create_inv_variable_thunk(self, factor, scope):
-    def thunk():
-      with tf.compat.v1.variable_scope(scope):
-        return factor.instantiate_inv_variables()
-
-    return thunk
+    return self._create_thunk(scope, factor.instantiate_inv_variables)
 
   def _create_inv_update_thunk(self, factor, scope):
-    def thunk():
-      with tf.compat.v1.variable_scope(scope):
-        return tf.group(factor.make_inverse_update_ops())
-
-    return thunk
+    return self._create_thunk(
+      scope, lambda: tf.group(factor.make_inverse_update_ops())
+    )
 
   def _instantiate_factors(self):
     fisher_blocks_list = list(self._layers.get_blocks())
@@ -408,7 +405,7 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
   def _get_transformed_random_signs(self):
     transformed = []
     for loss in self._layers.losses:
-      with tf.compat.v1.colocate_with(self._layers.loss_colocation_ops[loss]):
+      with _ops.colocate_with(self._layers.loss_colocation_ops[loss]):
         transformed.append(
           loss.multiply_fisher_factor(
             utils.generate_random_signs(loss.fisher_factor_inner_shape)
@@ -428,7 +425,7 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
     grads_all = []
     for loss in self._layers.losses:
       inner_shape = tf.TensorShape(loss.fisher_factor_inner_static_shape)[1:]
-      with tf.compat.v1.colocate_with(self._layers.loss_colocation_ops[loss]):
+      with _ops.colocate_with(self._layers.loss_colocation_ops[loss]):
         for index in np.ndindex(*inner_shape.as_list()):
           transformed_one_hot = loss.multiply_fisher_factor_replicated_one_hot(
             index

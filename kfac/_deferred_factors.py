@@ -295,6 +295,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
   _reference_formulation = False
 
   def __init__(self):
+    """Records nothing yet; the covariance variable comes later."""
     self._cov = None
 
   @property
@@ -357,10 +358,12 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
 
   @abc.abstractmethod
   def instantiate_inv_variables(self):
+    """Creates the variables of the registered powers (abstract)."""
     pass
 
   @abc.abstractmethod
   def make_inverse_update_ops(self):
+    """Returns the ops refreshing the registered powers (abstract)."""
     pass
 
   def make_covariance_update_op(self, ema_decay):
@@ -497,11 +500,8 @@ class InverseProvidingFactor(FisherFactor):
   inverses) can be registered too.
   """
 
-  # Read by the engine's `_inverse_updates` (borrowed below): the deferred
-  # factors use the current formulation, never the 2017 reference one.
-  _reference_formulation = False
-
   def __init__(self):
+    """Creates the (empty) registries of powers and Cholesky factors."""
     self._matpower_registrations = set()
     self._matpower_by_exp_and_damping = {}
     self._damping_funcs_by_id = {}
@@ -851,6 +851,7 @@ class DiagonalFactor(FisherFactor):
   """A factor stored as one entry per parameter; no stored powers (1.8+)."""
 
   def __init__(self):
+    """Creates the factor (no variables)."""
     super(DiagonalFactor, self).__init__()
 
   @property
@@ -986,99 +987,50 @@ class DiagonalFactor(FisherFactor):
     raise NotImplementedError("Only left-multiply is currently supported.")
 
 
-def _tuple_of(value):
-  return tuple(value) if isinstance(value, (tuple, list)) else (value,)
-
-
-class FullFactor(InverseProvidingFactor):
+class FullFactor(_towers.ParamsGradsFactorMixin, InverseProvidingFactor):
   """The whole Fisher block of arbitrary parameters (1.8+).
 
-  `C_s = g gᵀ / batch_size` with `g` the flattened gradients of source `s`.
+  `C_s = g gᵀ / batch_size` with `g` the flattened gradients of source `s`
+  (the engine's `FullFactor` statistic).
   """
 
+  _kind = "ff_full_"
+  _engine_class = _engine.FullFactor
+
   def __init__(self, params_grads, batch_size):
-    self._batch_size = batch_size
-    self._params_grads = tuple(_tuple_of(g) for g in params_grads)
+    """Records the data.
+
+    Args:
+      params_grads: A list over sources of the parameters' gradients.
+      batch_size: The batch size (the blocks' sum over towers).
+    """
+    self._set_params_grads(params_grads, batch_size)
     super(FullFactor, self).__init__()
 
   @property
-  def _var_scope(self):
-    return "ff_full_" + scope_string_from_params(
-      [self._params_grads, self._batch_size]
-    )
-
-  @property
   def _cov_shape(self):
-    size = sum(
-      int(np.prod(_checks.static_shape_list(g))) for g in self._params_grads[0]
-    )
-    return [size, size]
-
-  @property
-  def _num_sources(self):
-    return len(self._params_grads)
-
-  @property
-  def _num_towers(self):
-    return 1
-
-  @property
-  def _dtype(self):
-    return self._params_grads[0][0].dtype.base_dtype
-
-  def _compute_new_cov(self, source, tower):
-    assert tower == 0
-    return self._statistic(
-      _engine.FullFactor, (self._params_grads[source],), self._batch_size
-    )
-
-  def _get_data_device(self, tower):
-    return None
+    return [self._size, self._size]
 
 
-class NaiveDiagonalFactor(DiagonalFactor):
+class NaiveDiagonalFactor(_towers.ParamsGradsFactorMixin, DiagonalFactor):
   """Diagonal of the whole Fisher block: `g ⊙ g / batch_size` (1.8+)."""
 
+  _kind = "ff_naivediag_"
+  _engine_class = _engine.NaiveDiagonalFactor
+
   def __init__(self, params_grads, batch_size):
-    self._params_grads = tuple(_tuple_of(g) for g in params_grads)
-    self._batch_size = batch_size
+    """Records the data.
+
+    Args:
+      params_grads: A list over sources of the parameters' gradients.
+      batch_size: The batch size (the blocks' sum over towers).
+    """
+    self._set_params_grads(params_grads, batch_size)
     super(NaiveDiagonalFactor, self).__init__()
 
   @property
-  def _var_scope(self):
-    return "ff_naivediag_" + scope_string_from_params(
-      [self._params_grads, self._batch_size]
-    )
-
-  @property
   def _cov_shape(self):
-    size = sum(
-      int(np.prod(_checks.static_shape_list(g))) for g in self._params_grads[0]
-    )
-    return [size, 1]
-
-  @property
-  def _num_sources(self):
-    return len(self._params_grads)
-
-  @property
-  def _num_towers(self):
-    return 1
-
-  @property
-  def _dtype(self):
-    return self._params_grads[0][0].dtype.base_dtype
-
-  def _compute_new_cov(self, source, tower):
-    assert tower == 0
-    return self._statistic(
-      _engine.NaiveDiagonalFactor,
-      (self._params_grads[source],),
-      self._batch_size,
-    )
-
-  def _get_data_device(self, tower):
-    return None
+    return [self._size, 1]
 
 
 class FullyConnectedDiagonalFactor(DiagonalFactor):
@@ -1088,6 +1040,14 @@ class FullyConnectedDiagonalFactor(DiagonalFactor):
   """
 
   def __init__(self, inputs, outputs_grads, has_bias=False):
+    """Records the data.
+
+    Args:
+      inputs: A list over towers of the layer inputs `[B, in]`.
+      outputs_grads: A list over sources of lists over towers of the
+        gradients with respect to the outputs `[B, out]`.
+      has_bias: Whether a column of ones is appended to the inputs.
+    """
     self._inputs = tuple(inputs)
     self._outputs_grads = tuple(tuple(g) for g in outputs_grads)
     self._has_bias = has_bias
@@ -1150,6 +1110,24 @@ class ConvDiagonalFactor(DiagonalFactor):
     dilations=None,
     has_bias=False,
   ):
+    """Records and checks the data.
+
+    Args:
+      inputs: A list over towers of the inputs `[B, H, W, C]`.
+      outputs_grads: A list over sources of lists over towers of the
+        output gradients `[B, H', W', O]`.
+      filter_shape: `(kh, kw, C, O)`.
+      strides: 4 ints.
+      padding: "SAME" or "VALID".
+      data_format: None or a channel-last format.
+      dilations: None or 4 ints.
+      has_bias: Whether the layer has a bias.
+
+    Raises:
+      ValueError: For a channel-first format, inputs or gradients that are
+        not 4-D or disagree with `filter_shape`, or strides or dilations not
+        of length 4.
+    """
     if not _is_channel_last(data_format):
       raise ValueError("Channel must be last.")
     inputs = tuple(inputs)
@@ -1276,6 +1254,13 @@ class FullyConnectedKroneckerFactor(InverseProvidingFactor):
   """
 
   def __init__(self, tensors, has_bias=False):
+    """Records the data.
+
+    Args:
+      tensors: A list over sources of lists over towers of `[B, n]`
+        Tensors (layer inputs, or gradients of the outputs).
+      has_bias: Whether a column of ones is appended.
+    """
     self._tensors = tuple(tuple(t) for t in tensors)
     self._has_bias = has_bias
     super(FullyConnectedKroneckerFactor, self).__init__()
@@ -1335,6 +1320,22 @@ class ConvInputKroneckerFactor(InverseProvidingFactor):
     sub_sample_inputs=None,
     sub_sample_patches=None,
   ):
+    """Records the data (1.9 adds the sub-sampling switches).
+
+    Args:
+      inputs: A list over towers of the inputs `[B, *spatial, C]`.
+      filter_shape: The filter shape `(*f_spatial, C, O)`.
+      padding: "SAME" or "VALID".
+      strides: Strides (spatial-only, or 4 entries for image patches).
+      dilation_rate: Dilations, like `strides`.
+      data_format: None or a channel-last format.
+      extract_patches_fn: How patches are extracted (see `_patches`).
+      has_bias: Whether a one is appended to every patch.
+      sub_sample_inputs: Whether to keep a random part of the examples
+        (default `_SUB_SAMPLE_INPUTS`).
+      sub_sample_patches: Whether to keep a random part of the patches
+        (default `_SUB_SAMPLE_OUTER_PRODUCTS`).
+    """
     self._inputs = tuple(inputs)
     self._filter_shape = filter_shape
     self._strides = strides
@@ -1490,6 +1491,16 @@ class ConvOutputKroneckerFactor(InverseProvidingFactor):
   """
 
   def __init__(self, outputs_grads, data_format=None):
+    """Records the data.
+
+    Args:
+      outputs_grads: A list over sources of lists over towers of the output
+        gradients `[B, *spatial, O]`.
+      data_format: None or a channel-last format.
+
+    Raises:
+      ValueError: For a channel-first format.
+    """
     if not _is_channel_last(data_format):
       raise ValueError("Channel must be last.")
     self._outputs_grads = tuple(tuple(g) for g in outputs_grads)
@@ -1534,6 +1545,13 @@ class EmbeddingInputKroneckerFactor(DiagonalFactor):
   """
 
   def __init__(self, input_ids, vocab_size, dtype=None):
+    """Records the data.
+
+    Args:
+      input_ids: A list over towers of integer ids `[B]` or `[B, k]`.
+      vocab_size: The number of rows of the embedding matrix.
+      dtype: The covariance dtype (default float32).
+    """
     self._input_ids = tuple(input_ids)
     self._vocab_size = vocab_size
     self._cov_dtype = tf.as_dtype(dtype or tf.float32)

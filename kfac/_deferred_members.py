@@ -265,7 +265,9 @@ def lc_1_8__register_multi_bernoulli_predictive_distribution(
 def _colocated_evaluations(self, evaluate):
   evaluations = []
   for loss in self.losses:
-    with tf.compat.v1.colocate_with(self.loss_colocation_ops[loss]):
+    # The graph's method: `tf.compat.v1.colocate_with` logs a deprecation.
+    graph = tf.compat.v1.get_default_graph()
+    with graph.colocate_with(self.loss_colocation_ops[loss]):
       evaluations.append(evaluate(loss))
   return evaluations
 

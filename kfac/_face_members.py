@@ -1036,10 +1036,7 @@ def factors_1_6__maybe_colocate_with(op):
   """
   if not COLOCATE_COV_OPS_WITH_INPUTS:
     return contextlib.nullcontext()
-  while isinstance(op, (tuple, list)):
-    op = op[0]
-  # The graph's method: `tf.compat.v1.colocate_with` logs a deprecation.
-  return tf.compat.v1.get_default_graph().colocate_with(op)
+  return _ops.colocate_with(op)
 
 
 def factors_1_6__compute_cov(tensor, tensor_right=None, normalizer=None):

@@ -6,6 +6,8 @@
   (`IndexedSlices` made dense, optionally `None` replaced by zeros).
 * `in_dtype`: a number or Tensor as a Tensor of a given dtype, without
   rounding Python numbers through float32.
+* `colocate_with`: colocation with a tensor or op, without the deprecation
+  notice of `tf.compat.v1.colocate_with`.
 """
 
 import tensorflow as tf
@@ -80,3 +82,22 @@ def in_dtype(value, dtype, name=None):
   if isinstance(value, (tf.Tensor, tf.Variable, tf.IndexedSlices)):
     return tf.cast(value, dtype)
   return tf.constant(value, dtype=dtype, name=name or "Const")
+
+
+def colocate_with(op):
+  """A context that colocates the ops built inside it with `op`.
+
+  The default graph's own `colocate_with` method: it does what
+  `tf.compat.v1.colocate_with` does, but without that function's deprecation
+  notice ("Colocations handled automatically by placer").
+
+  Args:
+    op: A Tensor or Operation, or a (nested) list/tuple whose first element
+      is used.
+
+  Returns:
+    A context manager.
+  """
+  while isinstance(op, (tuple, list)):
+    op = op[0]
+  return tf.compat.v1.get_default_graph().colocate_with(op)

@@ -169,11 +169,7 @@ def maybe_colocate_with(op, flag):
   """
   if not flag:
     return contextlib.nullcontext()
-  while isinstance(op, (tuple, list)):
-    op = op[0]
-  # The graph's own method: `tf.compat.v1.colocate_with` logs a deprecation
-  # warning.
-  return tf.compat.v1.get_default_graph().colocate_with(op)
+  return _ops.colocate_with(op)
 
 
 def _sparse():

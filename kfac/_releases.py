@@ -915,7 +915,14 @@ R1_8 = _R1_8_BASE.derive(
     ),
     "fisher_factors": _removed(("set_global_constants_1_9",))
     + (("compute_cov", "factors_1_6__compute_cov"),),
-    "fisher_blocks": _removed(("DiagonalFB",)),
+    "fisher_blocks": _removed(("DiagonalFB",))
+    + (
+      ("normalize_damping", "blocks_1_6__normalize_damping"),
+      (
+        "compute_pi_adjusted_damping",
+        "blocks_1_6__compute_pi_adjusted_damping",
+      ),
+    ),
     "placement": (
       (
         "RoundRobinPlacementMixin",

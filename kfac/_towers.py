@@ -9,6 +9,7 @@ concatenated tensor, so a factor sees one tower holding the whole batch),
 statistic per tower, on that tower's device, and averages them).
 """
 
+import numpy as np
 import tensorflow as tf
 
 from kfac import _checks
@@ -250,3 +251,54 @@ class GenericTowersMixin(object):
   def full_fisher_block(self):
     """The undamped block (the factor's covariance)."""
     return self._factor.get_cov()
+
+
+class ParamsGradsFactorMixin(object):
+  """Data of `FullFactor` and `NaiveDiagonalFactor` (1.8+).
+
+  One tower (the blocks sum the towers' batch sizes); a source is the
+  gradient of the parameters (a tuple of Tensors). Subclasses set `_kind`
+  (the scope prefix) and `_engine_class` (the engine factor computing the
+  statistic).
+  """
+
+  def _set_params_grads(self, params_grads, batch_size):
+    self._params_grads = tuple(
+      tuple(g) if isinstance(g, (tuple, list)) else (g,) for g in params_grads
+    )
+    self._batch_size = batch_size
+
+  @property
+  def _var_scope(self):
+    from kfac import _deferred_factors  # pylint: disable=import-outside-toplevel
+
+    return self._kind + _deferred_factors.scope_string_from_params(
+      [self._params_grads, self._batch_size]
+    )
+
+  @property
+  def _size(self):
+    return sum(
+      int(np.prod(_checks.static_shape_list(g))) for g in self._params_grads[0]
+    )
+
+  @property
+  def _num_sources(self):
+    return len(self._params_grads)
+
+  @property
+  def _num_towers(self):
+    return 1
+
+  @property
+  def _dtype(self):
+    return self._params_grads[0][0].dtype.base_dtype
+
+  def _compute_new_cov(self, source, tower):
+    assert tower == 0
+    return self._statistic(
+      self._engine_class, (self._params_grads[source],), self._batch_size
+    )
+
+  def _get_data_device(self, tower):
+    return None

@@ -668,9 +668,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     tensor = self._first_data_tensor() if flag else None
     if tensor is None:
       return contextlib.nullcontext()
-    # The graph's method: `tf.compat.v1.colocate_with` does the same but logs
-    # a deprecation notice ("Colocations handled automatically by placer").
-    return tf.compat.v1.get_default_graph().colocate_with(tensor)
+    return _ops.colocate_with(tensor)
 
   @property
   def _variable_dtype(self):

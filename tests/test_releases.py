@@ -184,6 +184,8 @@ class DefaultsTest(parameterized.TestCase):
     ("r1_5", "kfac.r1_5", 0.0, False),
     ("r1_6", "kfac.r1_6", 0.9, True),
     ("r1_7", "kfac.r1_7", 0.9, True),
+    ("r1_8", "kfac.r1_8", 0.9, True),
+    ("r1_10", "kfac.r1_10", 0.9, True),
   )
   def test_optimizer_defaults(self, package, momentum, colocate):
     params = inspect.signature(
@@ -202,6 +204,9 @@ class DefaultsTest(parameterized.TestCase):
     ("kfac", "kfac", "NaiveDiagonalFB"),
     ("r1_5", "kfac.r1_5", "FullFB"),
     ("r1_7", "kfac.r1_7", "FullFB"),
+    ("r1_8", "kfac.r1_8", "FullFB"),
+    ("r1_9", "kfac.r1_9", "NaiveDiagonalFB"),
+    ("r1_10", "kfac.r1_10", "NaiveDiagonalFB"),
   )
   def test_generic_default_approximation(self, package, block_name):
     ns = _ns(package)
@@ -217,7 +222,9 @@ class DefaultsTest(parameterized.TestCase):
         block_name,
       )
 
-  @parameterized.named_parameters(*_named(("kfac.r1_6", "kfac.r1_7")))
+  @parameterized.named_parameters(
+    *_named(("kfac.r1_6", "kfac.r1_7", "kfac.r1_8", "kfac.r1_9"))
+  )
   def test_qmodel_needs_explicit_zero_momentum(self, package):
     ns = _ns(package)
     with tf.Graph().as_default():

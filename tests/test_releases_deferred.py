@@ -8,27 +8,30 @@ is new: zero-debiased moving averages, Cholesky products, damping-function
 ids (variable names) and tower strategies.
 """
 
-import importlib
 import warnings
 
 from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
+from test_releases import _named
+from test_releases import _np_pi
+from test_releases import _ns
 
 B, IN, OUT = 6, 3, 4
 _DEFERRED = ("kfac.r1_8", "kfac.r1_9", "kfac.r1_10")
 
 
-def _ns(package):
-  return importlib.import_module(package)
-
-
-def _named(packages):
-  return [(p.replace(".", "_"), p) for p in packages]
-
-
-def _np_pi(a, g):
-  return np.sqrt((np.trace(a) / a.shape[0]) / (np.trace(g) / g.shape[0]))
+def _optimizer(ns, lc, **kwargs):
+  """A `KfacOptimizer` with this file's default settings."""
+  defaults = (
+    ("learning_rate", 0.1),
+    ("cov_ema_decay", 0.9),
+    ("damping", 0.1),
+    ("momentum", 0.0),
+  )
+  for key, value in defaults:
+    kwargs.setdefault(key, value)
+  return ns.optimizer.KfacOptimizer(layer_collection=lc, **kwargs)
 
 
 def _two_cpu_session(graph):
@@ -419,9 +422,7 @@ class LifeCycleTest(parameterized.TestCase):
     with tf.Graph().as_default():
       w = tf.compat.v1.get_variable("w", [IN, OUT])
       lc = ns.layer_collection.LayerCollection()
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.1, cov_ema_decay=0.9, damping=0.1, layer_collection=lc
-      )
+      opt = _optimizer(ns, lc, momentum=0.9)
       self.assertEqual(tf.compat.v1.global_variables(), [w])
       # No loss was registered: the error comes when the ops are made.
       with self.assertRaisesRegex(ValueError, "at least one registered loss"):
@@ -437,13 +438,7 @@ class LifeCycleTest(parameterized.TestCase):
     xb, _ = _data()
     with tf.Graph().as_default():
       w, b, _, lc = _fc_only(ns, xb)
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.1,
-        cov_ema_decay=0.9,
-        damping=0.1,
-        layer_collection=lc,
-        momentum=0.0,
-      )
+      opt = _optimizer(ns, lc)
       thunks = opt.create_ops_and_vars_thunks()
       self.assertLen(thunks, 4)
       self.assertEqual(set(tf.compat.v1.global_variables()), {w, b})
@@ -492,13 +487,7 @@ class LifeCycleTest(parameterized.TestCase):
     xb, _ = _data()
     with tf.Graph().as_default():
       _, _, out, lc = _fc_only(ns, xb)
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.1,
-        cov_ema_decay=0.9,
-        damping=0.1,
-        layer_collection=lc,
-        momentum=0.0,
-      )
+      opt = _optimizer(ns, lc)
       with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cov_op = opt.cov_update_op
@@ -521,9 +510,7 @@ class LifeCycleTest(parameterized.TestCase):
     xb, _ = _data()
     with tf.Graph().as_default():
       _, _, _, lc = _fc_only(ns, xb)
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.1, cov_ema_decay=0.9, damping=0.1, layer_collection=lc
-      )
+      opt = _optimizer(ns, lc, momentum=0.9)
       opt.make_vars_and_create_op_thunks()
       self.assertFalse(hasattr(opt, "cov_update_op"))
 
@@ -532,13 +519,7 @@ class LifeCycleTest(parameterized.TestCase):
     xb, _ = _data()
     with tf.Graph().as_default():
       _, _, out, lc = _fc_only(ns, xb)
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.1,
-        cov_ema_decay=0.9,
-        damping=0.1,
-        layer_collection=lc,
-        momentum=0.0,
-      )
+      opt = _optimizer(ns, lc)
       with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         opt.minimize(tf.reduce_sum(out))
@@ -551,13 +532,7 @@ class LifeCycleTest(parameterized.TestCase):
     xb, _ = _data()
     with tf.Graph().as_default():
       _, _, out, lc = _fc_only(ns, xb)
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.1,
-        cov_ema_decay=0.9,
-        damping=0.1,
-        layer_collection=lc,
-        momentum=0.0,
-      )
+      opt = _optimizer(ns, lc)
       self.assertFalse(hasattr(opt, "make_ops_and_vars"))
       self.assertFalse(hasattr(type(opt), "cov_update_op"))
       with self.assertRaises((AttributeError, KeyError)):
@@ -713,13 +688,7 @@ class NumpyOraclesTest(parameterized.TestCase):
       xb, _ = _data()
       with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         w, b, _, lc = _fc_only(ns, xb)
-        opt = ns.optimizer.KfacOptimizer(
-          learning_rate=0.1,
-          cov_ema_decay=0.9,
-          damping=0.1,
-          layer_collection=lc,
-          momentum=0.0,
-        )
+        opt = _optimizer(ns, lc)
         opt.make_vars_and_create_op_thunks()
         product = opt._fisher_est.multiply_inverse(  # pylint: disable=protected-access
           [(tf.ones_like(w), w), (tf.ones_like(b), b)]

@@ -179,7 +179,9 @@ def _spatial_count(x, strides):
 
 def _var(name, rng, shape, dtype=tf.float64):
   return tf.compat.v1.get_variable(
-    name, initializer=(rng.randn(*shape) * 0.5).astype(dtype.as_numpy_dtype)
+    name,
+    initializer=(rng.randn(*shape) * 0.5).astype(dtype.as_numpy_dtype),
+    dtype=dtype,
   )
 
 
@@ -260,39 +262,47 @@ def _conv2d_case(approx, dilations, data_format, bias):
   return build
 
 
-def _depthwise_parts(x, dw, h, rate, kron):
-  """The oracle of a depthwise layer `[3, 3, 2, 2]` (diagonal or K-FAC)."""
+def _depthwise_parts(xs, dw, hs, rate, kron):
+  """The oracle of a depthwise layer `[3, 3, 2, 2]` (diagonal or K-FAC).
+
+  `xs`, `hs`: its inputs and outputs, one per tower (pooled examples).
+  """
 
   def oracle(value, grad):
-    patches = _np_patches(value(x), (3, 3), (1, 1), rate or (1, 1), "SAME")
-    grads = grad(h).reshape(BATCH, -1, 4)
+    inputs = np.concatenate([value(x) for x in xs])
+    patches = _np_patches(inputs, (3, 3), (1, 1), rate or (1, 1), "SAME")
+    grads = np.concatenate([grad(h) for h in hs]).reshape(len(inputs), -1, 4)
     if kron:
-      count = _spatial_count(value(x), (1,))
+      count = _spatial_count(inputs, (1,))
       dense = _np_conv_kron(patches, grads, count, 1, False)
     else:
       dense = _np_conv_diagonal(patches, grads, False)
     return dense, _np_depthwise_embedding(3, 3, 2, 2)
 
-  return (dw, oracle, [x], [h])
+  return (dw, oracle, xs, hs)
 
 
-def _depthwise_case(kron, rate):
+def _depthwise_case(kron, rate, towers=1):
   """`register_depthwise_conv2d` (diagonal), or a `DepthwiseConvKFCBasicFB`."""
 
   def build(ns, lc, rng):
-    x = _const(rng, (BATCH, 4, 4, 2))
-    dw = _var("dw", rng, (3, 3, 2, 2))
+    xs, hs = [], []
     strides = [1, 1, 1, 1]
-    h = tf.nn.depthwise_conv2d(x, dw, strides, "SAME", dilations=rate)
-    if kron:
-      block = ns.fisher_blocks.DepthwiseConvKFCBasicFB(
-        lc, dw, strides, "SAME", rate=rate
-      )
-      lc.register_block(dw, block).register_additional_tower(x, h)
-      lc._add_uses(dw, 1)  # What a registration method adds (1.8 helper).
-    else:
-      lc.register_depthwise_conv2d(dw, x, h, strides, "SAME", rate=rate)
-    return [dw], [h], [_depthwise_parts(x, dw, h, rate, kron)]
+    for _ in _towers(towers):
+      x = _const(rng, (BATCH, 4, 4, 2))
+      dw = _var("dw", rng, (3, 3, 2, 2))
+      h = tf.nn.depthwise_conv2d(x, dw, strides, "SAME", dilations=rate)
+      if kron:
+        block = ns.fisher_blocks.DepthwiseConvKFCBasicFB(
+          lc, dw, strides, "SAME", rate=rate
+        )
+        lc.register_block(dw, block).register_additional_tower(x, h)
+        lc._add_uses(dw, 1)  # What a registration method adds (1.8 helper).
+      else:
+        lc.register_depthwise_conv2d(dw, x, h, strides, "SAME", rate=rate)
+      xs.append(x)
+      hs.append(h)
+    return [dw], hs, [_depthwise_parts(xs, dw, hs, rate, kron)]
 
   return build
 
@@ -314,33 +324,46 @@ def _separable_build(ns, lc, rng):
     return _np_conv_kron(patches, grads, 16, 1, True), None
 
   parts = [
-    _depthwise_parts(x, dw, h, None, False),
+    _depthwise_parts([x], dw, [h], None, False),
     ((pw, b), pointwise, [h], [y]),
   ]
   return [dw, pw, b], [y], parts
 
 
-def _conv2d_multi_case(folded):
-  """`register_conv2d_multi`: one filter used twice.
+def _towers(count):
+  """Variable scopes of `count` towers (the later ones reuse variables)."""
+  for tower in range(count):
+    with tf.compat.v1.variable_scope(
+      tf.compat.v1.get_variable_scope(), reuse=tower > 0
+    ):
+      yield tower
+
+
+def _conv2d_multi_case(folded, towers=1):
+  """`register_conv2d_multi`: one filter used twice (per tower).
 
   As a list over uses (two applications), or folded: the two uses stacked
   in the batch (use-major) and convolved at once, with `num_uses=2`.
   """
 
   def build(ns, lc, rng):
-    xs = [_const(rng, (BATCH, 4, 4, 2)) for _ in range(2)]
-    w = _var("w", rng, (3, 3, 2, 2))
-    b = _var("b", rng, (2,))
+    xs, ys = [], []
     strides = [1, 1, 1, 1]
-    if folded:
-      xs = [tf.concat(xs, 0)]
-    ys = [tf.nn.conv2d(x, w, strides, "SAME") + b for x in xs]
-    if folded:
-      lc.register_conv2d_multi(
-        (w, b), strides, "SAME", xs[0], ys[0], num_uses=2
-      )
-    else:
-      lc.register_conv2d_multi((w, b), strides, "SAME", xs, ys)
+    for _ in _towers(towers):
+      tower_xs = [_const(rng, (BATCH, 4, 4, 2)) for _ in range(2)]
+      w = _var("w", rng, (3, 3, 2, 2))
+      b = _var("b", rng, (2,))
+      if folded:
+        tower_xs = [tf.concat(tower_xs, 0)]
+      tower_ys = [tf.nn.conv2d(x, w, strides, "SAME") + b for x in tower_xs]
+      if folded:
+        lc.register_conv2d_multi(
+          (w, b), strides, "SAME", tower_xs[0], tower_ys[0], num_uses=2
+        )
+      else:
+        lc.register_conv2d_multi((w, b), strides, "SAME", tower_xs, tower_ys)
+      xs += tower_xs
+      ys += tower_ys
 
     def oracle(value, grad):
       patches = np.concatenate(
@@ -421,71 +444,102 @@ class LayerBlockTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*_per_release(_CASES))
   def test_products_match_dense_oracle(self, package, build):
-    with _fresh_collection(package) as (ns, sess, lc, rng):
-      variables, outputs, parts = build(ns, lc, rng)
-      logits = tf.concat([tf.reshape(o, [BATCH, -1]) for o in outputs], 1)
-      targets = tf.constant(
-        rng.randn(*logits.shape.as_list()), dtype=logits.dtype
-      )
-      lc.register_normal_predictive_distribution(logits, targets=targets)
-      estimator = ns.estimator.make_fisher_estimator(
-        variables=variables,
-        cov_ema_decay=0.0,
-        damping=DAMPING,
-        layer_collection=lc,
-        exps=(-1, 1),
-        estimation_mode="empirical",
-      )
-      cov_thunks, inv_thunks = estimator.make_vars_and_create_op_thunks()
-      cov_ops = [thunk() for thunk in cov_thunks]
-      inv_ops = [thunk() for thunk in inv_thunks]
-      vectors = [
-        (
-          tf.constant(rng.randn(*v.shape.as_list()), dtype=v.dtype.base_dtype),
-          v,
-        )
-        for v in variables
-      ]
-      products = [p for p, _ in estimator.multiply(vectors)]
-      inverses = [p for p, _ in estimator.multiply_inverse(vectors)]
-      # The oracle's data: the layer tensors and the gradients of the loss
-      # the empirical Fisher differentiates, w.r.t. the layer outputs.
-      data = _unique(t for part in parts for t in part[2])
-      wrt = _unique(t for part in parts for t in part[3])
-      loss_grads = tf.gradients(lc.total_loss(), wrt)
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(cov_ops)
-      sess.run(inv_ops)
-      data_values, grad_values, got_products, got_inverses, vector_values = (
-        sess.run(
-          [data, loss_grads, products, inverses, [v for v, _ in vectors]]
-        )
-      )
-    values = {t.ref(): v for t, v in zip(data, data_values)}
-    grads = {t.ref(): g for t, g in zip(wrt, grad_values)}
+    _check_products(package, build)
 
-    def value(tensor):
-      return values[tensor.ref()]
 
-    def grad(output):
-      return grads[output.ref()]
-
-    index = {v.ref(): i for i, v in enumerate(variables)}
-    for params, oracle, _, _ in parts:
-      positions = [index[p.ref()] for p in tf.nest.flatten(params)]
-      dense, embedding = oracle(value, grad)
-      vec = np.concatenate([vector_values[i].ravel() for i in positions])
-      if embedding is None:
-        embedding = np.eye(vec.size)
-      expected = embedding.T @ dense @ embedding @ vec
-      expected_inverse = embedding.T @ np.linalg.solve(dense, embedding @ vec)
-      got = np.concatenate([got_products[i].ravel() for i in positions])
-      got_inv = np.concatenate([got_inverses[i].ravel() for i in positions])
-      tolerance = 1e-6 if got.dtype == np.float64 else 1e-4
-      np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
-      np.testing.assert_allclose(
-        got_inv, expected_inverse, rtol=tolerance, atol=tolerance
+def _check_products(package, build):
+  """The estimator's products for the layers of `build` vs. their oracles."""
+  with _fresh_collection(package) as (ns, sess, lc, rng):
+    variables, outputs, parts = build(ns, lc, rng)
+    logits = tf.concat([tf.reshape(o, [BATCH, -1]) for o in outputs], 1)
+    targets = tf.constant(
+      rng.randn(*logits.shape.as_list()), dtype=logits.dtype
+    )
+    lc.register_normal_predictive_distribution(logits, targets=targets)
+    estimator = ns.estimator.make_fisher_estimator(
+      variables=variables,
+      cov_ema_decay=0.0,
+      damping=DAMPING,
+      layer_collection=lc,
+      exps=(-1, 1),
+      estimation_mode="empirical",
+    )
+    cov_thunks, inv_thunks = estimator.make_vars_and_create_op_thunks()
+    cov_ops = [thunk() for thunk in cov_thunks]
+    inv_ops = [thunk() for thunk in inv_thunks]
+    vectors = [
+      (
+        tf.constant(rng.randn(*v.shape.as_list()), dtype=v.dtype.base_dtype),
+        v,
       )
+      for v in variables
+    ]
+    products = [p for p, _ in estimator.multiply(vectors)]
+    inverses = [p for p, _ in estimator.multiply_inverse(vectors)]
+    # The oracle's data: the layer tensors and the gradients of the loss
+    # the empirical Fisher differentiates, w.r.t. the layer outputs.
+    data = _unique(t for part in parts for t in part[2])
+    wrt = _unique(t for part in parts for t in part[3])
+    loss_grads = tf.gradients(lc.total_loss(), wrt)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(cov_ops)
+    sess.run(inv_ops)
+    data_values, grad_values, got_products, got_inverses, vector_values = (
+      sess.run([data, loss_grads, products, inverses, [v for v, _ in vectors]])
+    )
+  values = {t.ref(): v for t, v in zip(data, data_values)}
+  grads = {t.ref(): g for t, g in zip(wrt, grad_values)}
+
+  def value(tensor):
+    return values[tensor.ref()]
+
+  def grad(output):
+    return grads[output.ref()]
+
+  index = {v.ref(): i for i, v in enumerate(variables)}
+  for params, oracle, _, _ in parts:
+    positions = [index[p.ref()] for p in tf.nest.flatten(params)]
+    dense, embedding = oracle(value, grad)
+    vec = np.concatenate([vector_values[i].ravel() for i in positions])
+    if embedding is None:
+      embedding = np.eye(vec.size)
+    expected = embedding.T @ dense @ embedding @ vec
+    expected_inverse = embedding.T @ np.linalg.solve(dense, embedding @ vec)
+    got = np.concatenate([got_products[i].ravel() for i in positions])
+    got_inv = np.concatenate([got_inverses[i].ravel() for i in positions])
+    tolerance = 1e-6 if got.dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(
+      got_inv, expected_inverse, rtol=tolerance, atol=tolerance
+    )
+
+
+_TOWER_CASES = (
+  ("conv2d_multi", _conv2d_multi_case(False, towers=2)),
+  ("depthwise_diagonal", _depthwise_case(False, None, towers=2)),
+)
+
+
+class TowerTest(parameterized.TestCase):
+  """Two towers (equal batches) under both tower strategies.
+
+  "concat" pools the towers' rows, "separate" averages the per-tower
+  statistics; with equal batches both give the pooled oracle.
+  """
+
+  @parameterized.named_parameters(
+    (name + "_" + strategy, package, build, strategy)
+    for name, package, build in _per_release(_TOWER_CASES)
+    for strategy in ("concat", "separate")
+  )
+  def test_products_match_pooled_oracle(self, package, build, strategy):
+    factors = _ns(package).fisher_factors
+    previous = factors.TOWER_STRATEGY
+    factors.set_global_constants(tower_strategy=strategy)
+    try:
+      _check_products(package, build)
+    finally:
+      factors.set_global_constants(tower_strategy=previous)
 
 
 class DepthwiseFilterMapTest(parameterized.TestCase):
