@@ -37,9 +37,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from kfac import layer_collection as lc
 from kfac.examples import common
-from kfac.examples import mnist
 
 __all__ = [
   "fc_layer",
@@ -277,40 +275,23 @@ def train_autoencoder(
   """
   cfg = (settings or DEFAULTS).replace(**overrides)
   tf.compat.v1.set_random_seed(cfg.seed)
-  examples, _ = mnist.load_mnist(
-    data_dir,
-    num_epochs=num_epochs,
-    batch_size=cfg.batch_size,
-    flatten_images=True,
-    use_fake_data=use_fake_data,
-    seed=cfg.seed,
-  )
-  layer_collection = lc.LayerCollection()
-  loss, error = build_model(
-    examples,
-    layer_collection,
-    encoder_sizes=encoder_sizes,
-    code_size=code_size,
-    stats_batch_size=cfg.stats_batch_size,
-  )
-  train_feed, test_feed = common.split_feeds(
-    examples,
-    None,
-    data_dir,
-    use_fake_data,
-    flatten_images=True,
-    fake_examples=4 * cfg.batch_size,
-    training_set=evaluate_on_training_set,
-    test_set=evaluate_on_test_set,
-  )
-  return common.train_with_settings(
-    loss,
-    error,
-    layer_collection,
+  return common.train_on_mnist(
+    lambda examples, _, layer_collection: build_model(
+      examples,
+      layer_collection,
+      encoder_sizes=encoder_sizes,
+      code_size=code_size,
+      stats_batch_size=cfg.stats_batch_size,
+    ),
     cfg,
     "autoencoder",
-    eval_feed=train_feed,
-    test_feed=test_feed,
+    data_dir,
+    num_epochs,
+    use_fake_data,
+    flatten_images=True,
+    use_labels=False,
+    evaluate_on_training_set=evaluate_on_training_set,
+    evaluate_on_test_set=evaluate_on_test_set,
     verbose=verbose,
     record_every=record_every,
     metric_name="error",

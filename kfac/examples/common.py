@@ -51,6 +51,7 @@ __all__ = [
   "fetching",
   "train",
   "train_with_settings",
+  "train_on_mnist",
   "run_example",
   "example_main",
 ]
@@ -1061,6 +1062,81 @@ def train_with_settings(
     inv_update_interval=settings.inv_update_interval,
     log_every=settings.log_every,
     replay_on_resume=settings.replay_on_resume,
+    **kwargs,
+  )
+
+
+def train_on_mnist(
+  build_model,
+  settings,
+  name,
+  data_dir,
+  num_epochs,
+  use_fake_data,
+  flatten_images,
+  use_labels=True,
+  evaluate_on_training_set=False,
+  evaluate_on_test_set=False,
+  **kwargs,
+):
+  """Loads MNIST batches, builds a model on them and trains it.
+
+  The shared body of the examples' `train_mnist_result`: batches from
+  `mnist.load_mnist`, a fresh `LayerCollection`, the model, the whole-split
+  evaluation feeds of `split_feeds` and `train_with_settings`.
+
+  Args:
+    build_model: callable `(examples, labels, layer_collection)` returning
+      `(loss, accuracy)`; `accuracy` may be another metric or None.
+    settings: `Settings`. Its `batch_size` and `seed` drive the input.
+    name: str. The example's name, as in `train_with_settings`.
+    data_dir: str or None. As in `mnist.load_mnist`.
+    num_epochs: int or None. As in `mnist.load_mnist`.
+    use_fake_data: bool. As in `mnist.load_mnist`.
+    flatten_images: bool. As in `mnist.load_mnist`.
+    use_labels: bool. If False (an autoencoder), the evaluation feeds hold
+      only the images.
+    evaluate_on_training_set: bool. Whether to evaluate on the whole
+      training split after training.
+    evaluate_on_test_set: bool. Whether to evaluate on the test split (when
+      the data has one) after training.
+    **kwargs: further arguments of `train` (`verbose`, `checkpoint_dir`,
+      ...).
+
+  Returns:
+    The dict returned by `train`.
+  """
+  from kfac import layer_collection as lc  # pylint: disable=import-outside-toplevel
+  from kfac.examples import mnist  # pylint: disable=import-outside-toplevel
+
+  examples, labels = mnist.load_mnist(
+    data_dir,
+    num_epochs=num_epochs,
+    batch_size=settings.batch_size,
+    flatten_images=flatten_images,
+    use_fake_data=use_fake_data,
+    seed=settings.seed,
+  )
+  layer_collection = lc.LayerCollection()
+  loss, accuracy = build_model(examples, labels, layer_collection)
+  train_feed, test_feed = split_feeds(
+    examples,
+    labels if use_labels else None,
+    data_dir,
+    use_fake_data,
+    flatten_images=flatten_images,
+    fake_examples=4 * settings.batch_size,
+    training_set=evaluate_on_training_set,
+    test_set=evaluate_on_test_set,
+  )
+  return train_with_settings(
+    loss,
+    accuracy,
+    layer_collection,
+    settings,
+    name,
+    eval_feed=train_feed,
+    test_feed=test_feed,
     **kwargs,
   )
 

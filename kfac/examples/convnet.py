@@ -698,40 +698,22 @@ def train_mnist_single_machine_result(
   cfg = (settings or LEGACY_SETTINGS).replace(**overrides)
   if cfg.seed is not None:
     tf.compat.v1.set_random_seed(cfg.seed)
-  examples, labels = mnist.load_mnist(
-    data_dir,
-    num_epochs=num_epochs,
-    batch_size=cfg.batch_size,
-    flatten_images=False,
-    use_fake_data=use_fake_data,
-    seed=cfg.seed,
-  )
-  layer_collection = lc.LayerCollection()
-  loss, accuracy = build_model(
-    examples,
-    labels,
-    10,
-    layer_collection,
-    stats_batch_size=cfg.stats_batch_size,
-  )
-  train_feed, test_feed = common.split_feeds(
-    examples,
-    labels,
-    data_dir,
-    use_fake_data,
-    flatten_images=False,
-    fake_examples=4 * cfg.batch_size,
-    training_set=evaluate_on_training_set,
-    test_set=evaluate_on_test_set,
-  )
-  return common.train_with_settings(
-    loss,
-    accuracy,
-    layer_collection,
+  return common.train_on_mnist(
+    lambda examples, labels, layer_collection: build_model(
+      examples,
+      labels,
+      10,
+      layer_collection,
+      stats_batch_size=cfg.stats_batch_size,
+    ),
     cfg,
     "convnet",
-    eval_feed=train_feed,
-    test_feed=test_feed,
+    data_dir,
+    num_epochs,
+    use_fake_data,
+    flatten_images=False,
+    evaluate_on_training_set=evaluate_on_training_set,
+    evaluate_on_test_set=evaluate_on_test_set,
     verbose=verbose,
     record_every=record_every,
     checkpoint_dir=checkpoint_dir,

@@ -20,9 +20,7 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
-from kfac import layer_collection as lc
 from kfac.examples import common
-from kfac.examples import mnist
 
 __all__ = [
   "fc_layer",
@@ -236,41 +234,23 @@ def train_mnist_result(
   """
   cfg = (settings or DEFAULTS.replace(steps=None)).replace(**overrides)
   tf.compat.v1.set_random_seed(cfg.seed)
-  examples, labels = mnist.load_mnist(
-    data_dir,
-    num_epochs=num_epochs,
-    batch_size=cfg.batch_size,
-    flatten_images=True,
-    use_fake_data=use_fake_data,
-    seed=cfg.seed,
-  )
-  layer_collection = lc.LayerCollection()
-  loss, accuracy = build_model(
-    examples,
-    labels,
-    10,
-    layer_collection,
-    hidden_sizes=hidden_sizes,
-    stats_batch_size=cfg.stats_batch_size,
-  )
-  train_feed, test_feed = common.split_feeds(
-    examples,
-    labels,
-    data_dir,
-    use_fake_data,
-    flatten_images=True,
-    fake_examples=4 * cfg.batch_size,
-    training_set=evaluate_on_training_set,
-    test_set=evaluate_on_test_set,
-  )
-  return common.train_with_settings(
-    loss,
-    accuracy,
-    layer_collection,
+  return common.train_on_mnist(
+    lambda examples, labels, layer_collection: build_model(
+      examples,
+      labels,
+      10,
+      layer_collection,
+      hidden_sizes=hidden_sizes,
+      stats_batch_size=cfg.stats_batch_size,
+    ),
     cfg,
     "mlp",
-    eval_feed=train_feed,
-    test_feed=test_feed,
+    data_dir,
+    num_epochs,
+    use_fake_data,
+    flatten_images=True,
+    evaluate_on_training_set=evaluate_on_training_set,
+    evaluate_on_test_set=evaluate_on_test_set,
     verbose=verbose,
     record_every=record_every,
     checkpoint_dir=checkpoint_dir,
