@@ -1073,10 +1073,10 @@ def train_on_mnist(
   data_dir,
   num_epochs,
   use_fake_data,
-  flatten_images,
+  evaluate_on_training_set,
+  evaluate_on_test_set,
+  flatten_images=True,
   use_labels=True,
-  evaluate_on_training_set=False,
-  evaluate_on_test_set=False,
   **kwargs,
 ):
   """Loads MNIST batches, builds a model on them and trains it.
@@ -1093,13 +1093,13 @@ def train_on_mnist(
     data_dir: str or None. As in `mnist.load_mnist`.
     num_epochs: int or None. As in `mnist.load_mnist`.
     use_fake_data: bool. As in `mnist.load_mnist`.
-    flatten_images: bool. As in `mnist.load_mnist`.
-    use_labels: bool. If False (an autoencoder), the evaluation feeds hold
-      only the images.
     evaluate_on_training_set: bool. Whether to evaluate on the whole
       training split after training.
     evaluate_on_test_set: bool. Whether to evaluate on the test split (when
       the data has one) after training.
+    flatten_images: bool. As in `mnist.load_mnist`.
+    use_labels: bool. If False (an autoencoder), the evaluation feeds hold
+      only the images.
     **kwargs: further arguments of `train` (`verbose`, `checkpoint_dir`,
       ...).
 
