@@ -29,18 +29,8 @@ from collections.abc import Mapping
 from kfac import _surface
 
 # The nine legacy modules, in the order their faces are built (each only
-# imports modules that come before it).
-MODULES = (
-  "utils",
-  "loss_functions",
-  "curvature_matrix_vector_products",
-  "op_queue",
-  "fisher_factors",
-  "fisher_blocks",
-  "layer_collection",
-  "estimator",
-  "optimizer",
-)
+# imports modules that come before it): the package's `__init__` order.
+MODULES = _surface.MODULES
 
 
 def _frozen(mapping):
