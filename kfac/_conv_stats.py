@@ -69,6 +69,17 @@ def _append_ones_column(rows):
   return tf.concat([rows, ones], axis=1)
 
 
+def _image_patches(inputs, kernel_h, kernel_w, strides, padding):
+  """`[B, out_h, out_w, kh·kw·C]` patches of `inputs` (unit rates)."""
+  return tf.image.extract_patches(
+    inputs,
+    sizes=[1, kernel_h, kernel_w, 1],
+    strides=list(strides),
+    rates=[1, 1, 1, 1],
+    padding=padding,
+  )
+
+
 def reference_conv_input_second_moment(
   inputs, filter_shape, strides, padding, has_bias
 ):
@@ -87,13 +98,7 @@ def reference_conv_input_second_moment(
     + has_bias), divided by the number of patches.
   """
   kernel_h, kernel_w, in_channels = filter_shape[:3]
-  patches = tf.image.extract_patches(
-    inputs,
-    sizes=[1, kernel_h, kernel_w, 1],
-    strides=list(strides),
-    rates=[1, 1, 1, 1],
-    padding=padding,
-  )
+  patches = _image_patches(inputs, kernel_h, kernel_w, strides, padding)
   rows = tf.reshape(patches, [-1, kernel_h * kernel_w * in_channels])
   if has_bias:
     rows = _append_ones_column(rows)
@@ -121,13 +126,7 @@ def reference_conv_diagonal_sum_of_squares(
     per-example gradients `einsum("bijk,bijl->bkl", patches, outputs_grads)`.
   """
   kernel_h, kernel_w = filter_shape[:2]
-  patches = tf.image.extract_patches(
-    inputs,
-    sizes=[1, kernel_h, kernel_w, 1],
-    strides=list(strides),
-    rates=[1, 1, 1, 1],
-    padding=padding,
-  )
+  patches = _image_patches(inputs, kernel_h, kernel_w, strides, padding)
   if has_bias:
     ones = tf.ones(
       tf.concat([tf.shape(patches)[:3], [1]], axis=0), patches.dtype
@@ -367,6 +366,27 @@ class _Pattern(object):
     self.values.append(value)
 
 
+def _border_bands(first, last):
+  """The border bands of one axis that have any positions.
+
+  Args:
+    first: `(name, count)` of the leading band: the first `count` positions.
+    last: `(name, count)` of the trailing band: the last `count` positions.
+
+  Returns:
+    A list of `(name, slice, count)` for the bands with `count > 0`.
+  """
+  (first_name, first_count), (last_name, last_count) = first, last
+  return [
+    (name, band, count)
+    for name, band, count in (
+      (first_name, slice(0, first_count), first_count),
+      (last_name, slice(-last_count, None), last_count),
+    )
+    if count
+  ]
+
+
 def _assembly_pattern(plan_h, plan_w, kernel_h, kernel_w, offsets):
   """Builds the sparse map from table blocks to the blocks of M.
 
@@ -386,8 +406,6 @@ def _assembly_pattern(plan_h, plan_w, kernel_h, kernel_w, offsets):
     the `C × C` phase blocks of the table, `(block·s_h s_w + ρ)·s_h s_w + ρ'`.
   """
   kq_h, kq_w = plan_h.kq, plan_w.kq
-  t_h, b_h = plan_h.first_band, plan_h.last_band
-  t_w, b_w = plan_w.first_band, plan_w.last_band
   wide = 2 * kq_w - 1
   phases = plan_h.stride * plan_w.stride
   pattern = _Pattern()
@@ -397,6 +415,49 @@ def _assembly_pattern(plan_h, plan_w, kernel_h, kernel_w, offsets):
     if transposed:
       flat += offsets["transposed"] * phases * phases
     return flat
+
+  def border_sets(entry, axis, names, position):
+    """Adds the −1 terms of one axis' border tables; returns usable pairs.
+
+    For each border band `(name, band, count)` of the axis (leading, then
+    trailing) and each `i` of `band` with `0 <= i + shift < count`, adds the
+    block at `offsets[name] + position(i + shift, count) * count + i`.
+
+    Args:
+      entry: `(row, rho, rho')`: the row of M and the phases of the block.
+      axis: `(plan, qa, shift)`: the `_AxisPlan`, the stride-1 offset whose
+        window is left out, and the offset from a band index to its
+        partner index.
+      names: The names of the leading and trailing border tables.
+      position: `(j, count) -> int`, the block of partner index `j`.
+
+    Returns:
+      A list of `(name, [(i, i + shift), ...], count)`, one per band.
+    """
+    row, rho_a, rho_b = entry
+    plan, qa, shift = axis
+    bands = (
+      (names[0], range(0, plan.leading(qa)), plan.first_band),
+      (
+        names[1],
+        range(plan.trailing_start(qa), plan.last_band),
+        plan.last_band,
+      ),
+    )
+    sets = []
+    for name, band, count in bands:
+      usable = []
+      for i in band:
+        j = i + shift
+        if 0 <= j < count:
+          usable.append((i, j))
+          pattern.add(
+            row,
+            index(offsets[name] + position(j, count) * count + i, rho_a, rho_b),
+            -1.0,
+          )
+      sets.append((name, usable, count))
+    return sets
 
   splits = []
   for d_h in range(kernel_h):
@@ -429,51 +490,19 @@ def _assembly_pattern(plan_h, plan_w, kernel_h, kernel_w, offsets):
           1.0,
         )
       # Rows of Y outside the window, with every column.
-      row_sets = []
-      lead_rows = range(0, plan_h.leading(qa_h))
-      trail_rows = range(plan_h.trailing_start(qa_h), b_h)
-      for name, band, count in (
-        ("top", lead_rows, t_h),
-        ("bottom", trail_rows, b_h),
-      ):
-        usable = []
-        for r in band:
-          p = r + dh
-          if 0 <= p < count:
-            usable.append((r, p))
-            pattern.add(
-              row,
-              index(
-                offsets[name] + (p * wide + dw + kq_w - 1) * count + r,
-                rho_a,
-                rho_b,
-              ),
-              -1.0,
-            )
-        row_sets.append((name, usable, count))
+      row_sets = border_sets(
+        (row, rho_a, rho_b),
+        (plan_h, qa_h, dh),
+        ("top", "bottom"),
+        lambda p, count, dw=dw: p * wide + dw + kq_w - 1,
+      )
       # Columns of Y outside the window, with every row ...
-      col_sets = []
-      lead_cols = range(0, plan_w.leading(qa_w))
-      trail_cols = range(plan_w.trailing_start(qa_w), b_w)
-      for name, band, count in (
-        ("left", lead_cols, t_w),
-        ("right", trail_cols, b_w),
-      ):
-        usable = []
-        for c in band:
-          q = c + dw
-          if 0 <= q < count:
-            usable.append((c, q))
-            pattern.add(
-              row,
-              index(
-                offsets[name] + ((dh + kq_h - 1) * count + q) * count + c,
-                rho_a,
-                rho_b,
-              ),
-              -1.0,
-            )
-        col_sets.append((name, usable, count))
+      col_sets = border_sets(
+        (row, rho_a, rho_b),
+        (plan_w, qa_w, dw),
+        ("left", "right"),
+        lambda q, count, dh=dh: (dh + kq_h - 1) * count + q,
+      )
       # ... of which the rows outside the window were removed twice.
       for row_name, row_usable, n_h in row_sets:
         for col_name, col_usable, n_w in col_sets:
@@ -594,22 +623,8 @@ def conv_input_second_moment(inputs, filter_shape, strides, padding, has_bias):
     _lag_table(y, plan_h.kq, plan_w.kq, wide_channels),
     plan_h.kq * (2 * plan_w.kq - 1),
   )
-  row_bands = [
-    (name, band, count)
-    for name, band, count in (
-      ("top", slice(0, t_h), t_h),
-      ("bottom", slice(-b_h, None), b_h),
-    )
-    if count
-  ]
-  col_bands = [
-    (name, band, count)
-    for name, band, count in (
-      ("left", slice(0, t_w), t_w),
-      ("right", slice(-b_w, None), b_w),
-    )
-    if count
-  ]
+  row_bands = _border_bands(("top", t_h), ("bottom", b_h))
+  col_bands = _border_bands(("left", t_w), ("right", b_w))
   for name, band, count in row_bands:
     add(
       name,

@@ -203,13 +203,9 @@ def blocks_1_5__concat_along_batch_dim(tensor_list):
   Raises:
     ValueError: If `tensor_list` is empty.
   """
-  if not tensor_list:
-    raise ValueError(
-      "Cannot concatenate Tensors if there are no Tensors to concatenate."
-    )
-  if isinstance(tensor_list[0], (tuple, list)):
-    return tuple(tf.concat(tensors, axis=0) for tensors in zip(*tensor_list))
-  return tf.concat(tensor_list, axis=0)
+  return _concat_minibatches(
+    tensor_list, lambda tensors: tf.concat(tensors, axis=0)
+  )
 
 
 def blocks_1_5__set_global_constants(

@@ -316,33 +316,30 @@ def _parse_signature(params, namespace, with_self):
   )
   args = tree.body[0].args
   kind = inspect.Parameter
-  result = []
+
+  def parameters(arguments, defaults, parameter_kind):
+    """The `inspect.Parameter`s of `arguments` (a None default: no default)."""
+    return [
+      kind(
+        arg.arg,
+        parameter_kind,
+        default=kind.empty
+        if default is None
+        else _eval_default(default, namespace),
+      )
+      for arg, default in zip(arguments, defaults)
+    ]
+
   positional = args.posonlyargs + args.args
   defaults = [None] * (len(positional) - len(args.defaults)) + list(
     args.defaults
   )
-  for arg, default in zip(positional, defaults):
-    result.append(
-      kind(
-        arg.arg,
-        kind.POSITIONAL_OR_KEYWORD,
-        default=kind.empty
-        if default is None
-        else _eval_default(default, namespace),
-      )
-    )
+  result = parameters(positional, defaults, kind.POSITIONAL_OR_KEYWORD)
   if args.vararg:
     result.append(kind(args.vararg.arg, kind.VAR_POSITIONAL))
-  for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-    result.append(
-      kind(
-        arg.arg,
-        kind.KEYWORD_ONLY,
-        default=kind.empty
-        if default is None
-        else _eval_default(default, namespace),
-      )
-    )
+  result.extend(
+    parameters(args.kwonlyargs, args.kw_defaults, kind.KEYWORD_ONLY)
+  )
   if args.kwarg:
     result.append(kind(args.kwarg.arg, kind.VAR_KEYWORD))
   return inspect.Signature(result)

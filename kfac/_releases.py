@@ -29,22 +29,17 @@ from collections.abc import Mapping
 from kfac import _surface
 
 # The nine legacy modules, in the order their faces are built (each only
-# imports modules that come before it).
-MODULES = (
-  "utils",
-  "loss_functions",
-  "curvature_matrix_vector_products",
-  "op_queue",
-  "fisher_factors",
-  "fisher_blocks",
-  "layer_collection",
-  "estimator",
-  "optimizer",
-)
+# imports modules that come before it): the package's `__init__` order.
+MODULES = _surface.MODULES
 
 
 def _frozen(mapping):
   return types.MappingProxyType(dict(mapping))
+
+
+def _empty_mapping():
+  """A dataclass field whose default is a fresh, empty read-only mapping."""
+  return dataclasses.field(default_factory=lambda: _frozen({}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,15 +125,9 @@ class Release(object):
   version: str
   package: str
   exports: Mapping[str, tuple[str, ...]]
-  members: Mapping[str, tuple[tuple[str, str], ...]] = dataclasses.field(
-    default_factory=lambda: _frozen({})
-  )
-  signatures: Mapping[str, str] = dataclasses.field(
-    default_factory=lambda: _frozen({})
-  )
-  arg_docs: Mapping[str, Mapping[str, str]] = dataclasses.field(
-    default_factory=lambda: _frozen({})
-  )
+  members: Mapping[str, tuple[tuple[str, str], ...]] = _empty_mapping()
+  signatures: Mapping[str, str] = _empty_mapping()
+  arg_docs: Mapping[str, Mapping[str, str]] = _empty_mapping()
   momentum_default: float = 0.0
   colocate_gradients_default: Optional[bool] = None
   default_generic_approximation: str = "diagonal"
@@ -157,18 +146,12 @@ class Release(object):
   estimator_damping_fn_first: bool = False
   qmodel_previous_update_scaled: bool = False
   qmodel_change_negative: bool = False
-  engine_modules: Mapping[str, str] = dataclasses.field(
-    default_factory=lambda: _frozen({})
-  )
+  engine_modules: Mapping[str, str] = _empty_mapping()
   inlined_bases: tuple[str, ...] = ()
-  renamed_classes: Mapping[str, str] = dataclasses.field(
-    default_factory=lambda: _frozen({})
-  )
+  renamed_classes: Mapping[str, str] = _empty_mapping()
   linear_operator_factors: bool = False
   lazy_optimizer_ops: bool = False
-  extra_modules: Mapping[str, str] = dataclasses.field(
-    default_factory=lambda: _frozen({})
-  )
+  extra_modules: Mapping[str, str] = _empty_mapping()
 
   def derive(
     self,

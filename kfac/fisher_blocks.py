@@ -84,13 +84,30 @@ def _concat_along_batch_dim(tensor_list):
   Raises:
     ValueError: If `tensor_list` is empty.
   """
+  return _concat_minibatches(tensor_list, _ops.concat_rows)
+
+
+def _concat_minibatches(tensor_list, concat):
+  """`_concat_along_batch_dim` with `concat` joining a list along axis 0.
+
+  Args:
+    tensor_list: As for `_concat_along_batch_dim`.
+    concat: Callable mapping a list of Tensors to their concatenation along
+      axis 0 (it chooses the op and its name).
+
+  Returns:
+    As for `_concat_along_batch_dim`.
+
+  Raises:
+    ValueError: If `tensor_list` is empty.
+  """
   if not tensor_list:
     raise ValueError(
       "Cannot concatenate Tensors if there are no Tensors to concatenate."
     )
   if isinstance(tensor_list[0], (tuple, list)):
-    return tuple(_ops.concat_rows(tensors) for tensors in zip(*tensor_list))
-  return _ops.concat_rows(tensor_list)
+    return tuple(concat(tensors) for tensors in zip(*tensor_list))
+  return concat(tensor_list)
 
 
 def _init_conv_block(block, params, inputs, outputs, strides, padding):
