@@ -339,11 +339,16 @@ def public_names(module, package):
     return present, missing
   if is_release_face(module) and hasattr(module, '__path__'):
     # A release face package (`kfac.r1_N`) binds its modules at import
-    # time, not in its source: its public names are those submodules.
+    # time, not in its source: its public names are the nine legacy modules
+    # among them. The never-exported `placement` / `linear_operator` become
+    # attributes only once something imports them, and the legacy pages
+    # never listed them, so they are left out whatever was imported before.
+    from kfac import _surface
+
     return sorted(
       name
       for name, value in vars(module).items()
-      if not name.startswith('_')
+      if name in _surface.MODULES
       and inspect.ismodule(value)
       and value.__name__ == '%s.%s' % (module.__name__, name)
     ), []
