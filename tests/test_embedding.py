@@ -188,12 +188,14 @@ class EmbeddingInputKroneckerFactorTest(parameterized.TestCase):
         factor.left_multiply(dense_x, damping),
         factor.left_multiply_inverse(dense_x, damping),
       ]
-      with self.assertRaises(NotImplementedError):
-        factor.right_multiply(dense_x, damping)
-      with self.assertRaises(NotImplementedError):
-        factor.right_multiply_inverse(dense_x, damping)
-      with self.assertRaises(ValueError):
-        factor.left_multiply(tf.zeros([vocab, dim]), damping)
+      rejected = (
+        (NotImplementedError, factor.right_multiply, dense_x),
+        (NotImplementedError, factor.right_multiply_inverse, dense_x),
+        (ValueError, factor.left_multiply, tf.zeros([vocab, dim])),
+      )
+      for error, method, arg in rejected:
+        with self.assertRaises(error):
+          method(arg, damping)
       factor.register_damped_inverse(damping)  # A no-op.
       self.assertEqual(factor.make_inverse_update_ops(), [])
       with tf.compat.v1.Session() as sess:

@@ -102,6 +102,35 @@ def _build_layer(vals, approx, has_bias=True, seed=None, with_targets=True):
   return lc, variables, logits
 
 
+def _build_estimator(
+  vals, approx, cov_ema_decay=0.0, estimation_mode="exact", **kwargs
+):
+  """Builds `_build_layer` and a `FisherEstimator` (damping 0.1) of it.
+
+  Returns:
+    `(lc, est, logits)`: the layer collection, the estimator and the logits.
+  """
+  lc, variables, logits = _build_layer(vals, approx, **kwargs)
+  est = estimator.FisherEstimator(
+    variables, cov_ema_decay, 0.1, lc, estimation_mode=estimation_mode
+  )
+  return lc, est, logits
+
+
+def _run_cov_update(sess, vals, approx, estimation_mode="exact", **kwargs):
+  """Builds `_build_estimator` (decay 0) and runs one cov update.
+
+  Returns:
+    `(lc, logits)` of the built layer.
+  """
+  lc, est, logits = _build_estimator(
+    vals, approx, estimation_mode=estimation_mode, **kwargs
+  )
+  sess.run(tf.compat.v1.global_variables_initializer())
+  sess.run(est.cov_update_op)
+  return lc, logits
+
+
 def _kron_covs(lc, sess):
   """(A, G) of the single fully connected Kronecker block."""
   covs = sess.run([f.get_cov() for f in lc.get_factors()])
@@ -276,12 +305,7 @@ class ExactModeTest(parameterized.TestCase):
   def test_kronecker_factors(self, has_bias):
     vals = _values(1, batch=5)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      lc, variables, logits = _build_layer(vals, "kron", has_bias=has_bias)
-      est = estimator.FisherEstimator(
-        variables, 0.0, 0.1, lc, estimation_mode="exact"
-      )
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(est.cov_update_op)
+      lc, logits = _run_cov_update(sess, vals, "kron", has_bias=has_bias)
       logits_value = sess.run(logits)
       a_cov, g_cov = _kron_covs(lc, sess)
     a = _homog(vals["x"].astype(np.float64), has_bias)
@@ -293,12 +317,7 @@ class ExactModeTest(parameterized.TestCase):
   def test_kronecker_block_is_the_true_fisher_for_one_example(self):
     vals = _values(2, batch=1)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      lc, variables, logits = _build_layer(vals, "kron")
-      est = estimator.FisherEstimator(
-        variables, 0.0, 0.1, lc, estimation_mode="exact"
-      )
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(est.cov_update_op)
+      lc, logits = _run_cov_update(sess, vals, "kron")
       block = list(lc.get_blocks())[0]
       full_block, logits_value = sess.run([block.full_fisher_block(), logits])
     np.testing.assert_allclose(
@@ -311,12 +330,7 @@ class ExactModeTest(parameterized.TestCase):
   def test_diagonal_block_is_the_diagonal_of_the_true_fisher(self):
     vals = _values(3, batch=6)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      lc, variables, logits = _build_layer(vals, "diagonal")
-      est = estimator.FisherEstimator(
-        variables, 0.0, 0.1, lc, estimation_mode="exact"
-      )
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(est.cov_update_op)
+      lc, logits = _run_cov_update(sess, vals, "diagonal")
       cov = _single_cov(lc, sess)
       logits_value = sess.run(logits)
     expected = np.diag(_true_fisher(vals["x"], logits_value, True))
@@ -332,12 +346,7 @@ class ExactModeTest(parameterized.TestCase):
     # per-example Fisher only for a batch of one.
     vals = _values(4, batch=1)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      lc, variables, logits = _build_layer(vals, approx)
-      est = estimator.FisherEstimator(
-        variables, 0.0, 0.1, lc, estimation_mode="exact"
-      )
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(est.cov_update_op)
+      lc, logits = _run_cov_update(sess, vals, approx)
       cov = _single_cov(lc, sess)
       logits_value = sess.run(logits)
     expected = _true_fisher(vals["x"], logits_value, True)
@@ -407,12 +416,7 @@ class EmpiricalModeTest(parameterized.TestCase):
   def test_output_factor_is_the_empirical_fisher(self):
     vals = _values(6, batch=5)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      lc, variables, logits = _build_layer(vals, "kron")
-      est = estimator.FisherEstimator(
-        variables, 0.0, 0.1, lc, estimation_mode="empirical"
-      )
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(est.cov_update_op)
+      lc, logits = _run_cov_update(sess, vals, "kron", "empirical")
       _, g_cov = _kron_covs(lc, sess)
       logits_value = sess.run(logits)
     probs = _softmax_rows(logits_value.astype(np.float64))
@@ -461,10 +465,11 @@ class StochasticModesTest(parameterized.TestCase):
   REPEATS = 1500
 
   @parameterized.named_parameters(
-    ("gradients_kron", "gradients", "kron"),
-    ("curvature_prop_kron", "curvature_prop", "kron"),
-    ("gradients_diagonal", "gradients", "diagonal"),
-    ("curvature_prop_diagonal", "curvature_prop", "diagonal"),
+    *[
+      ("%s_%s" % (mode, approx), mode, approx)
+      for approx in ("kron", "diagonal")
+      for mode in ("gradients", "curvature_prop")
+    ]
   )
   def test_agrees_with_exact_in_expectation(self, mode, approx):
     distinct = _values(8, batch=4)
@@ -474,12 +479,7 @@ class StochasticModesTest(parameterized.TestCase):
     n_rows = vals["x"].shape[0]
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       tf.compat.v1.set_random_seed(1234)
-      lc, variables, logits = _build_layer(vals, approx, seed=99)
-      est = estimator.FisherEstimator(
-        variables, 0.0, 0.1, lc, estimation_mode=mode
-      )
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(est.cov_update_op)
+      lc, logits = _run_cov_update(sess, vals, approx, mode, seed=99)
       if approx == "kron":
         _, got = _kron_covs(lc, sess)
       else:
@@ -526,10 +526,7 @@ class UpdateOpsTest(parameterized.TestCase):
   def test_ema_and_inverse_updates(self):
     vals = _values(9, batch=3)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      lc, variables, logits = _build_layer(vals, "full")
-      est = estimator.FisherEstimator(
-        variables, 0.75, 0.1, lc, estimation_mode="exact"
-      )
+      lc, est, logits = _build_estimator(vals, "full", cov_ema_decay=0.75)
       factor = list(lc.get_factors())[0]
       sess.run(tf.compat.v1.global_variables_initializer())
       before = sess.run(factor.get_cov())
@@ -577,10 +574,7 @@ class OpQueueIntegrationTest(parameterized.TestCase):
   def test_inverse_updates_run_one_at_a_time(self):
     vals = _values(15, batch=3)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      lc, variables, _ = _build_layer(vals, "kron")
-      est = estimator.FisherEstimator(
-        variables, 0.0, 0.1, lc, estimation_mode="exact"
-      )
+      lc, est, _ = _build_estimator(vals, "kron")
       queue = op_queue.OpQueue(est.inv_updates_dict.values(), seed=0)
       inverses = [
         v for v in tf.compat.v1.global_variables() if "/inv_damp" in v.op.name

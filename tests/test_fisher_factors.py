@@ -957,6 +957,12 @@ class CovarianceOracleTest(_TestCase):
 
 
 class ConvDiagonalFactorTest(_TestCase):
+  def _use_method(self, method):
+    """Selects the ConvDiagonalFactor `method`, or skips where unsupported."""
+    if method not in _CONVDIAG_METHODS:
+      self.skipTest("grouped filter gradients unsupported here")
+    ff._CONVDIAG_METHOD = method
+
   @parameterized.named_parameters(
     ("same_s1", 7, 6, 2, (3, 3), (1, 1), "SAME", False, 1, 3),
     ("valid_s1", 6, 6, 2, (3, 3), (1, 1), "VALID", False, 1, 3),
@@ -1063,9 +1069,7 @@ class ConvDiagonalFactorTest(_TestCase):
   def test_unknown_batch_two_batch_sizes(
     self, padding, strides, has_bias, method
   ):
-    if method not in _CONVDIAG_METHODS:
-      self.skipTest("grouped filter gradients unsupported here")
-    ff._CONVDIAG_METHOD = method
+    self._use_method(method)
     rng = np.random.RandomState(12)
     height, width, channels, kernel, out_channels = 6, 5, 2, (3, 2), 3
     out_h, _ = _same_or_valid(height, kernel[0], strides[0], padding)
@@ -1104,9 +1108,7 @@ class ConvDiagonalFactorTest(_TestCase):
     ("windows", "windows"), ("grouped", "grouped_conv")
   )
   def test_unknown_spatial_dims(self, method):
-    if method not in _CONVDIAG_METHODS:
-      self.skipTest("grouped filter gradients unsupported here")
-    ff._CONVDIAG_METHOD = method
+    self._use_method(method)
     rng = np.random.RandomState(13)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       x = tf.compat.v1.placeholder(tf.float32, [None, None, None, 2])
@@ -1156,9 +1158,7 @@ class ConvDiagonalFactorTest(_TestCase):
     # one (bytes per example: inputs plus one source's gradients), the last
     # one shorter; None (one grouped convolution) when a chunk would hold the
     # whole batch.
-    if "grouped_conv" not in _CONVDIAG_METHODS:
-      self.skipTest("grouped filter gradients unsupported here")
-    ff._CONVDIAG_METHOD = "grouped_conv"
+    self._use_method("grouped_conv")
     rng = np.random.RandomState(19)
     batch, height, width, channels, out_channels = 5, 6, 5, 2, 3
     example_bytes = 4 * (
@@ -1190,9 +1190,7 @@ class ConvDiagonalFactorTest(_TestCase):
   )
   def test_matches_patches_formulation(self, method):
     # The TensorFlow 1.4 formulation, for reference (not an oracle).
-    if method not in _CONVDIAG_METHODS:
-      self.skipTest("grouped filter gradients unsupported here")
-    ff._CONVDIAG_METHOD = method
+    self._use_method(method)
     rng = np.random.RandomState(15)
     xv = _rand(rng, 4, 9, 9, 3)
     gv = _rand(rng, 4, 9, 9, 5)

@@ -120,6 +120,12 @@ def _session():
 # factor per batch row).
 # ---------------------------------------------------------------------------
 
+
+def _assert_close(actual, expected):
+  """Float64 agreement to rounding: rtol 1e-10, atol 1e-12."""
+  np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-12)
+
+
 _NATURAL_KINDS = ("categorical", "bernoulli", "normal", "normal_tensor_var")
 
 
@@ -600,9 +606,7 @@ class FisherTest(parameterized.TestCase):
       loss, _, fishers, _, _ = _make_natural_case(kind, batch, dim, rng)
       vector = rng.randn(batch, dim)
       result = sess.run(loss.multiply_fisher(tf.constant(vector)))
-    np.testing.assert_allclose(
-      result, np_rowwise(fishers, vector), rtol=1e-10, atol=1e-12
-    )
+    _assert_close(result, np_rowwise(fishers, vector))
 
   @parameterized.named_parameters(*_natural_cases())
   def test_fisher_factor_and_transpose(self, kind, batch, dim):
@@ -626,19 +630,10 @@ class FisherTest(parameterized.TestCase):
           loss.multiply_fisher(tf.constant(vector)),
         ]
       )
-    np.testing.assert_allclose(
-      factor_times, np_rowwise(factors, inner), rtol=1e-10, atol=1e-12
-    )
-    np.testing.assert_allclose(
-      transpose_times,
-      np_rowwise([f.T for f in factors], vector),
-      rtol=1e-10,
-      atol=1e-12,
-    )
-    np.testing.assert_allclose(composed, fisher_times, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(
-      composed, np_rowwise(fishers, vector), rtol=1e-10, atol=1e-12
-    )
+    _assert_close(factor_times, np_rowwise(factors, inner))
+    _assert_close(transpose_times, np_rowwise([f.T for f in factors], vector))
+    _assert_close(composed, fisher_times)
+    _assert_close(composed, np_rowwise(fishers, vector))
 
   @parameterized.named_parameters(*_natural_cases())
   def test_replicated_one_hot(self, kind, batch, dim):
@@ -654,8 +649,8 @@ class FisherTest(parameterized.TestCase):
       fisher_v, hessian_v = sess.run([fisher_cols, hessian_cols])
     for i in range(dim):
       expected = np.stack([factors[b][:, i] for b in range(batch)])
-      np.testing.assert_allclose(fisher_v[i], expected, rtol=1e-10, atol=1e-12)
-      np.testing.assert_allclose(hessian_v[i], expected, rtol=1e-10, atol=1e-12)
+      _assert_close(fisher_v[i], expected)
+      _assert_close(hessian_v[i], expected)
 
   @parameterized.named_parameters(*[(k, k) for k in _NATURAL_KINDS])
   def test_inner_shapes(self, kind):
@@ -783,9 +778,7 @@ class NormalMeanVarianceTest(parameterized.TestCase):
       np_normal_mean_variance_fisher_row(variance[b]) for b in range(3)
     ]
     for b in range(3):
-      np.testing.assert_allclose(
-        factors[b].dot(factors[b].T), fishers[b], rtol=1e-10, atol=1e-12
-      )
+      _assert_close(factors[b].dot(factors[b].T), fishers[b])
     expected_factor = np_rowwise(factors, inner)
     np.testing.assert_allclose(
       np.concatenate(factor_v, axis=1), expected_factor, rtol=1e-10
@@ -835,24 +828,17 @@ class NormalMeanVarianceTest(parameterized.TestCase):
       self.assertEqual(loss.fisher_factor_inner_static_shape.as_list(), [5, 6])
 
   @parameterized.named_parameters(
-    ("multiply_hessian", "multiply_hessian", True),
-    ("multiply_hessian_factor", "multiply_hessian_factor", True),
-    (
-      "multiply_hessian_factor_transpose",
-      "multiply_hessian_factor_transpose",
-      True,
-    ),
-    (
-      "multiply_hessian_factor_replicated_one_hot",
-      "multiply_hessian_factor_replicated_one_hot",
-      True,
-    ),
-    ("hessian_factor_inner_shape", "hessian_factor_inner_shape", False),
-    (
-      "hessian_factor_inner_static_shape",
-      "hessian_factor_inner_static_shape",
-      False,
-    ),
+    *[
+      (name, name, is_method)
+      for name, is_method in (
+        ("multiply_hessian", True),
+        ("multiply_hessian_factor", True),
+        ("multiply_hessian_factor_transpose", True),
+        ("multiply_hessian_factor_replicated_one_hot", True),
+        ("hessian_factor_inner_shape", False),
+        ("hessian_factor_inner_static_shape", False),
+      )
+    ]
   )
   def test_hessian_not_implemented(self, name, is_method):
     with tf.Graph().as_default():

@@ -43,15 +43,41 @@ def _np_pi(a, g):
   return np.sqrt((np.trace(a) / a.shape[0]) / (np.trace(g) / g.shape[0]))
 
 
+_OPTIMIZER_DEFAULTS = {
+  "learning_rate": 0.1,
+  "cov_ema_decay": 0.0,
+  "damping": 0.01,
+  "momentum": 0.0,
+}
+
+
 def _make_optimizer(ns, lc, **kwargs):
-  kwargs.setdefault("momentum", 0.0)
+  """A `KfacOptimizer` of `lc`: `kwargs` over `_OPTIMIZER_DEFAULTS`."""
   return ns.optimizer.KfacOptimizer(
-    learning_rate=0.1,
-    cov_ema_decay=0.0,
-    damping=0.01,
-    layer_collection=lc,
-    **kwargs,
+    layer_collection=lc, **dict(_OPTIMIZER_DEFAULTS, **kwargs)
   )
+
+
+def _diagonal_dense_layer(ns, rng):
+  """A `[BATCH, IN] @ [IN, OUT]` layer with a diagonal block and an optimizer.
+
+  Args:
+    ns: the release namespace (`kfac`, `kfac.r1_5`, ...).
+    rng: the `np.random.RandomState` drawing the input and the weights.
+
+  Returns:
+    `(x, w, lc, opt)`: the input, the weight variable, the layer collection
+    and its `KfacOptimizer`.
+  """
+  x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
+  w = tf.compat.v1.get_variable(
+    "w", initializer=rng.randn(IN, OUT).astype(np.float32)
+  )
+  logits = tf.matmul(x, w)
+  lc = ns.layer_collection.LayerCollection()
+  lc.register_fully_connected(w, x, logits, approx="diagonal")
+  lc.register_categorical_predictive_distribution(logits, name="logits")
+  return x, w, lc, _make_optimizer(ns, lc)
 
 
 def _update_ops(ns, opt):
@@ -128,15 +154,7 @@ class SharedTest(parameterized.TestCase):
     ns = _ns(package)
     rng = np.random.RandomState(1)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
-      w = tf.compat.v1.get_variable(
-        "w", initializer=rng.randn(IN, OUT).astype(np.float32)
-      )
-      logits = tf.matmul(x, w)
-      lc = ns.layer_collection.LayerCollection()
-      lc.register_fully_connected(w, x, logits, approx="diagonal")
-      lc.register_categorical_predictive_distribution(logits, name="logits")
-      opt = _make_optimizer(ns, lc)
+      x, w, lc, opt = _diagonal_dense_layer(ns, rng)
       cov_op, _ = _update_ops(ns, opt)
       v = rng.randn(IN, OUT).astype(np.float32)
       product = lc.fisher_blocks[w].multiply_inverse(tf.constant(v))
@@ -237,14 +255,7 @@ class DefaultsTest(parameterized.TestCase):
           layer_collection=lc,
           momentum_type="qmodel",
         )
-      ns.optimizer.KfacOptimizer(
-        learning_rate=0.1,
-        cov_ema_decay=0.9,
-        damping=0.01,
-        layer_collection=lc,
-        momentum=0.0,
-        momentum_type="qmodel",
-      )
+      _make_optimizer(ns, lc, cov_ema_decay=0.9, momentum_type="qmodel")
 
   @parameterized.named_parameters(
     ("r1_5", "kfac.r1_5", True), ("r1_6", "kfac.r1_6", False)
@@ -407,15 +418,7 @@ class FactorReleaseTest(parameterized.TestCase):
     ns = _ns(package)
     rng = np.random.RandomState(11)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-      x = tf.constant(rng.randn(BATCH, IN).astype(np.float32))
-      w = tf.compat.v1.get_variable(
-        "w", initializer=rng.randn(IN, OUT).astype(np.float32)
-      )
-      logits = tf.matmul(x, w)
-      lc = ns.layer_collection.LayerCollection()
-      lc.register_fully_connected(w, x, logits, approx="diagonal")
-      lc.register_categorical_predictive_distribution(logits, name="logits")
-      opt = _make_optimizer(ns, lc)
+      _, w, lc, opt = _diagonal_dense_layer(ns, rng)
       factor = lc.fisher_blocks[w]._factor  # pylint: disable=protected-access
       cov = factor.get_cov()
       sess.run(tf.compat.v1.global_variables_initializer())
@@ -777,13 +780,7 @@ class TypicalProgramsTest(parameterized.TestCase):
       )
     loss = tf.add_n(losses) / towers
     step = tf.compat.v1.train.get_or_create_global_step()
-    opt = ns.optimizer.KfacOptimizer(
-      learning_rate=0.1,
-      cov_ema_decay=0.95,
-      damping=1e-2,
-      layer_collection=lc,
-      momentum=0.9,
-    )
+    opt = _make_optimizer(ns, lc, cov_ema_decay=0.95, momentum=0.9)
     train = opt.minimize(loss, global_step=step)
     if thunks:
       inv = tf.group(*ns.utils.batch_execute(step, opt.inv_update_thunks, 1))
@@ -865,12 +862,8 @@ class TypicalProgramsTest(parameterized.TestCase):
       loss = 0.5 * tf.reduce_mean(
         tf.reduce_sum((outputs[-1] - target) ** 2, axis=1)
       )
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.05,
-        cov_ema_decay=0.95,
-        damping=1e-2,
-        layer_collection=lc,
-        momentum=0.5,
+      opt = _make_optimizer(
+        ns, lc, learning_rate=0.05, cov_ema_decay=0.95, momentum=0.5
       )
       train = opt.minimize(loss)
       sess.run(tf.compat.v1.global_variables_initializer())
@@ -935,12 +928,12 @@ class TypicalProgramsTest(parameterized.TestCase):
       lc.register_fully_connected(w, x, logits)
       lc.register_categorical_predictive_distribution(logits, name="logits")
       step = tf.compat.v1.train.get_or_create_global_step()
-      opt = ns.optimizer.KfacOptimizer(
+      opt = _make_optimizer(
+        ns,
+        lc,
         learning_rate=0.5,
         cov_ema_decay=0.9,
         damping=0.1,
-        layer_collection=lc,
-        momentum=0.0,
         momentum_type="qmodel",
       )
       opt.set_damping_adaptation_params(

@@ -13,6 +13,7 @@ import warnings
 from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
+from test_releases import _make_optimizer
 from test_releases import _named
 from test_releases import _np_pi
 from test_releases import _ns
@@ -22,16 +23,10 @@ _DEFERRED = ("kfac.r1_8", "kfac.r1_9", "kfac.r1_10")
 
 
 def _optimizer(ns, lc, **kwargs):
-  """A `KfacOptimizer` with this file's default settings."""
-  defaults = (
-    ("learning_rate", 0.1),
-    ("cov_ema_decay", 0.9),
-    ("damping", 0.1),
-    ("momentum", 0.0),
+  """A `KfacOptimizer` with this file's defaults: decay 0.9, damping 0.1."""
+  return _make_optimizer(
+    ns, lc, **dict({"cov_ema_decay": 0.9, "damping": 0.1}, **kwargs)
   )
-  for key, value in defaults:
-    kwargs.setdefault(key, value)
-  return ns.optimizer.KfacOptimizer(layer_collection=lc, **kwargs)
 
 
 def _two_cpu_session(graph):
@@ -75,6 +70,23 @@ def _data(seed=0, batch=B):
   )
 
 
+def _round_robin_optimizer(
+  ns, lc, cov_ema_decay, cov_devices, inv_devices, **kwargs
+):
+  """A momentum `KfacOptimizer` placing its ops round robin on the devices."""
+  return ns.optimizer.KfacOptimizer(
+    learning_rate=0.05,
+    cov_ema_decay=cov_ema_decay,
+    damping=1e-2,
+    layer_collection=lc,
+    momentum=0.9,
+    placement_strategy="round_robin",
+    cov_devices=cov_devices,
+    inv_devices=inv_devices,
+    **kwargs,
+  )
+
+
 class TypicalProgramsTest(parameterized.TestCase):
   """releases.md §19 for 1.8-1.10."""
 
@@ -88,16 +100,8 @@ class TypicalProgramsTest(parameterized.TestCase):
       lc = ns.layer_collection.LayerCollection()
       loss = _mlp(ns, x, y, lc)
       step = tf.compat.v1.train.get_or_create_global_step()
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.05,
-        cov_ema_decay=0.95,
-        damping=1e-2,
-        layer_collection=lc,
-        momentum=0.9,
-        batch_size=B,
-        placement_strategy="round_robin",
-        cov_devices=["/cpu:0"],
-        inv_devices=["/cpu:0"],
+      opt = _round_robin_optimizer(
+        ns, lc, 0.95, ["/cpu:0"], ["/cpu:0"], batch_size=B
       )
       cov_thunks, inv_thunks = opt.make_vars_and_create_op_thunks()
       cov_op = tf.group(*[t() for t in cov_thunks])
@@ -115,10 +119,11 @@ class TypicalProgramsTest(parameterized.TestCase):
     self.assertLess(losses[-1], losses[0])
 
   @parameterized.named_parameters(
-    ("r1_8_concat", "kfac.r1_8", "concat"),
-    ("r1_8_separate", "kfac.r1_8", "separate"),
-    ("r1_9_concat", "kfac.r1_9", "concat"),
-    ("r1_9_separate", "kfac.r1_9", "separate"),
+    *[
+      ("%s_%s" % (release, strategy), "kfac." + release, strategy)
+      for release in ("r1_8", "r1_9")
+      for strategy in ("concat", "separate")
+    ]
   )
   def test_multi_tower(self, package, strategy):
     ns = _ns(package)
@@ -145,16 +150,13 @@ class TypicalProgramsTest(parameterized.TestCase):
             losses.append(_mlp(ns, x, y, lc, reuse=tower > 0))
           inputs.append(x)
       loss = tf.add_n(losses) / 2.0
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.05,
-        cov_ema_decay=0.0,
-        damping=1e-2,
-        layer_collection=lc,
-        momentum=0.9,
+      opt = _round_robin_optimizer(
+        ns,
+        lc,
+        0.0,
+        ["/cpu:0", "/cpu:1"],
+        ["/cpu:0", "/cpu:1"],
         batch_size=2 * B,
-        placement_strategy="round_robin",
-        cov_devices=["/cpu:0", "/cpu:1"],
-        inv_devices=["/cpu:0", "/cpu:1"],
       )
       cov_thunks, inv_thunks = opt.make_vars_and_create_op_thunks()
       cov_op = tf.group(*[t() for t in cov_thunks])
@@ -202,15 +204,8 @@ class TypicalProgramsTest(parameterized.TestCase):
     with graph.as_default():
       lc = ns.layer_collection.LayerCollection()
       loss = _mlp(ns, tf.constant(xb), tf.constant(yb), lc)
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.05,
-        cov_ema_decay=0.9,
-        damping=1e-2,
-        layer_collection=lc,
-        momentum=0.9,
-        placement_strategy="round_robin",
-        cov_devices=["/cpu:0", "/cpu:1"],
-        inv_devices=["/cpu:1", "/cpu:0"],
+      opt = _round_robin_optimizer(
+        ns, lc, 0.9, ["/cpu:0", "/cpu:1"], ["/cpu:1", "/cpu:0"]
       )
       cov_thunks, inv_thunks = opt.make_vars_and_create_op_thunks()
       factors = list(lc.get_factors())
@@ -271,14 +266,7 @@ class TypicalProgramsTest(parameterized.TestCase):
         )
 
       step = tf.compat.v1.train.get_or_create_global_step()
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.05,
-        cov_ema_decay=0.9,
-        damping=0.1,
-        layer_collection=lc,
-        momentum=0.9,
-        batch_size=B,
-      )
+      opt = _optimizer(ns, lc, learning_rate=0.05, momentum=0.9, batch_size=B)
       opt.set_damping_adaptation_params(
         is_chief=True,
         prev_train_batch=(prev_x, prev_y),
@@ -316,6 +304,18 @@ def _fc_only(ns, xb, seed=0):
   lc.register_fully_connected((w, b), x, out)
   lc.register_normal_predictive_distribution(out, var=0.5, seed=0)
   return w, b, out, lc
+
+
+def _fc_only_optimizer(package, **kwargs):
+  """In the current graph: `_fc_only` of `_data()` and an `_optimizer` of it.
+
+  Returns:
+    `(out, opt)`: the layer's outputs and the optimizer.
+  """
+  ns = _ns(package)
+  xb, _ = _data()
+  _, _, out, lc = _fc_only(ns, xb)
+  return out, _optimizer(ns, lc, **kwargs)
 
 
 class EstimatorOnlyCholeskyTest(tf.test.TestCase):
@@ -454,13 +454,7 @@ class LifeCycleTest(parameterized.TestCase):
       with tf.Graph().as_default():
         lc = ns.layer_collection.LayerCollection()
         with self.assertRaises(TypeError):
-          ns.optimizer.KfacOptimizer(
-            learning_rate=0.1,
-            cov_ema_decay=0.9,
-            damping=0.1,
-            layer_collection=lc,
-            bogus_device_list=["/cpu:0"],
-          )
+          _optimizer(ns, lc, bogus_device_list=["/cpu:0"])
         with self.assertRaises(ValueError) as raised:
           ns.estimator.make_fisher_estimator(placement_strategy="bogus")
       # 1.8 builds its message from a format string and the argument.
@@ -483,11 +477,8 @@ class LifeCycleTest(parameterized.TestCase):
         )
 
   def test_1_8_convenience_properties_are_lazy_and_warn(self):
-    ns = _ns("kfac.r1_8")
-    xb, _ = _data()
     with tf.Graph().as_default():
-      _, _, out, lc = _fc_only(ns, xb)
-      opt = _optimizer(ns, lc)
+      out, opt = _fc_only_optimizer("kfac.r1_8")
       with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cov_op = opt.cov_update_op
@@ -506,20 +497,14 @@ class LifeCycleTest(parameterized.TestCase):
       self.assertIsInstance(train, tf.Operation)
 
   def test_1_8_properties_after_explicit_creation(self):
-    ns = _ns("kfac.r1_8")
-    xb, _ = _data()
     with tf.Graph().as_default():
-      _, _, _, lc = _fc_only(ns, xb)
-      opt = _optimizer(ns, lc, momentum=0.9)
+      _, opt = _fc_only_optimizer("kfac.r1_8", momentum=0.9)
       opt.make_vars_and_create_op_thunks()
       self.assertFalse(hasattr(opt, "cov_update_op"))
 
   def test_1_8_minimize_alone_creates_everything_under_kfac_kfac(self):
-    ns = _ns("kfac.r1_8")
-    xb, _ = _data()
     with tf.Graph().as_default():
-      _, _, out, lc = _fc_only(ns, xb)
-      opt = _optimizer(ns, lc)
+      out, opt = _fc_only_optimizer("kfac.r1_8")
       with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         opt.minimize(tf.reduce_sum(out))
@@ -528,11 +513,8 @@ class LifeCycleTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*_named(("kfac.r1_9", "kfac.r1_10")))
   def test_1_9_ops_must_be_made_before_minimize(self, package):
-    ns = _ns(package)
-    xb, _ = _data()
     with tf.Graph().as_default():
-      _, _, out, lc = _fc_only(ns, xb)
-      opt = _optimizer(ns, lc)
+      out, opt = _fc_only_optimizer(package)
       self.assertFalse(hasattr(opt, "make_ops_and_vars"))
       self.assertFalse(hasattr(type(opt), "cov_update_op"))
       with self.assertRaises((AttributeError, KeyError)):
@@ -769,13 +751,7 @@ class SharedWeightsTest(parameterized.TestCase):
         )
       lc.register_normal_predictive_distribution(state, seed=3)
       loss = tf.reduce_mean(tf.square(state - 0.5))
-      opt = ns.optimizer.KfacOptimizer(
-        learning_rate=0.05,
-        cov_ema_decay=0.0,
-        damping=0.1,
-        layer_collection=lc,
-        momentum=0.0,
-      )
+      opt = _optimizer(ns, lc, learning_rate=0.05, cov_ema_decay=0.0)
       cov_thunks, inv_thunks = opt.make_vars_and_create_op_thunks()
       cov_op = tf.group(*[t() for t in cov_thunks])
       inv_op = tf.group(*[t() for t in inv_thunks])

@@ -189,6 +189,19 @@ def _const(rng, shape):
   return tf.constant(rng.randn(*shape), dtype=tf.float64)
 
 
+def _maybe_add_bias(rng, w, y, bias):
+  """Adds a 3-channel bias variable `b` to `y` when `bias` is true.
+
+  Returns:
+    `(y, params)`: the output, with the bias added or not, and the layer's
+    parameters, `(w, b)` or `w`.
+  """
+  if not bias:
+    return y, w
+  b = _var("b", rng, (3,))
+  return y + b, (w, b)
+
+
 def _convolution_case(spatial, ksize, strides, rates, padding, bias):
   """`register_convolution` of a 1-, 2- or 3-D `tf.nn.convolution`."""
 
@@ -198,11 +211,7 @@ def _convolution_case(spatial, ksize, strides, rates, padding, bias):
     y = tf.compat.v1.nn.convolution(
       x, w, padding, strides=strides, dilation_rate=rates
     )
-    params = w
-    if bias:
-      b = _var("b", rng, (3,))
-      y += b
-      params = (w, b)
+    y, params = _maybe_add_bias(rng, w, y, bias)
     lc.register_convolution(
       params, x, y, padding, strides=strides, dilation_rate=rates
     )
@@ -232,11 +241,7 @@ def _conv2d_case(approx, dilations, data_format, bias):
     w = _var("w", rng, (2, 2, 2, 3))
     strides = [1, 1, 1, 1]
     y = tf.nn.conv2d(x, w, strides, "SAME", dilations=dilations)
-    params = w
-    if bias:
-      b = _var("b", rng, (3,))
-      y += b
-      params = (w, b)
+    y, params = _maybe_add_bias(rng, w, y, bias)
     lc.register_conv2d(
       params,
       strides,
