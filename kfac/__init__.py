@@ -88,7 +88,7 @@ class _TensorFlowFirst(importlib.abc.MetaPathFinder):
   (`import kfac.utils`, `from kfac.utils import ...`); finds nothing itself.
   """
 
-  def find_spec(self, fullname, path, target=None):  # pylint: disable=unused-argument
+  def find_spec(self, fullname, path, target=None):
     if _needs_tensorflow(fullname):
       _tf_import.import_tensorflow()
     return None

@@ -205,7 +205,7 @@ def install_tf_contrib_alias(tf_version=None):
       `tf.contrib.kfac`, or its namespace is not provided by this `kfac`.
   """
   package = _release_package(tf_version)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
 
   kfac = importlib.import_module(package)
   modules = {

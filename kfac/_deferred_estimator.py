@@ -391,8 +391,8 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
 
   # The engine's gradient helpers (re-hosted: they read `self._layers` and
   # `self._colocate_gradients_with_ops`).
-  _gradients = _engine.FisherEstimator._gradients  # pylint: disable=protected-access
-  _one_source_grads_lists = _engine.FisherEstimator._one_source_grads_lists  # pylint: disable=protected-access
+  _gradients = _engine.FisherEstimator._gradients
+  _one_source_grads_lists = _engine.FisherEstimator._one_source_grads_lists
 
   def _get_grads_lists_gradients(self, tensors):
     return self._one_source_grads_lists(

@@ -64,8 +64,8 @@ posdef_eig = _multi_use.posdef_eig
 fisher_factors = sys.modules[__name__]
 
 # The engine's maths, used as they are.
-compute_cov = _engine._compute_cov  # pylint: disable=protected-access
-append_homog = _engine._append_homog  # pylint: disable=protected-access
+compute_cov = _engine._compute_cov
+append_homog = _engine._append_homog
 scope_string_from_name = _engine.scope_string_from_name
 scalar_or_tensor_to_string = _engine.scalar_or_tensor_to_string
 
@@ -143,7 +143,7 @@ def _set_constants(module_globals, arguments):
     module_globals[constant] = value
 
 
-def inverse_initializer(shape, dtype, partition_info=None):  # pylint: disable=unused-argument
+def inverse_initializer(shape, dtype, partition_info=None):
   """Initializer of matrix-power, inverse and Cholesky variables.
 
   Args:
@@ -159,7 +159,7 @@ def inverse_initializer(shape, dtype, partition_info=None):  # pylint: disable=u
   return tf.linalg.diag(tf.ones(_checks.static_dim(shape, 0), dtype))
 
 
-def covariance_initializer(shape, dtype, partition_info=None):  # pylint: disable=unused-argument
+def covariance_initializer(shape, dtype, partition_info=None):
   """Initializer of square covariance variables.
 
   Args:
@@ -175,7 +175,7 @@ def covariance_initializer(shape, dtype, partition_info=None):  # pylint: disabl
   return tf.linalg.diag(tf.ones(_checks.static_dim(shape, 0), dtype))
 
 
-def diagonal_covariance_initializer(shape, dtype, partition_info=None):  # pylint: disable=unused-argument
+def diagonal_covariance_initializer(shape, dtype, partition_info=None):
   """Initializer of diagonal covariance variables.
 
   Args:
@@ -388,7 +388,6 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     new_cov = tf.add_n(new_cov_contribs) / tf.cast(
       self._num_towers, self._dtype
     )
-    # pylint: disable=protected-access
     return _engine._assign_moving_average(
       self._cov, new_cov, ema_decay, zero_debias=ZERO_DEBIAS
     )
@@ -639,7 +638,7 @@ class InverseProvidingFactor(FisherFactor):
   # The engine's `(variable, value)` builder of the inverse updates.
   # The engine attribute that builder reads (never the 2017 formulation).
   _reference_formulation = False
-  _engine_inverse_updates = _engine.InverseProvidingFactor._inverse_updates  # pylint: disable=protected-access
+  _engine_inverse_updates = _engine.InverseProvidingFactor._inverse_updates
 
   def register_eigendecomp(self):
     """Caches the eigendecomposition of `cov` (used by the update builder)."""
@@ -1747,7 +1746,6 @@ class FullyConnectedMultiKF(FullyConnectedKroneckerFactor):
     new_cov_dt1 = tf.add_n(contributions) / tf.cast(
       self._num_towers, self._dtype
     )
-    # pylint: disable=protected-access
     dt1_op = _engine._assign_moving_average(
       self._cov_dt1, new_cov_dt1, ema_decay, zero_debias=ZERO_DEBIAS
     )
@@ -1784,4 +1782,4 @@ class FullyConnectedMultiKF(FullyConnectedKroneckerFactor):
     return [tf.group(*(option_ops + base_ops))]
 
   # The option quantities of the engine's multi-use factor (re-hosted).
-  _option_quant_updates = _multi_use.FullyConnectedMultiKF._option_quant_updates  # pylint: disable=protected-access
+  _option_quant_updates = _multi_use.FullyConnectedMultiKF._option_quant_updates

@@ -55,7 +55,7 @@ def matmul_sparse_dense(
   A,
   B,
   name=None,
-  transpose_a=False,  # pylint: disable=invalid-name
+  transpose_a=False,
   transpose_b=False,
 ):
   """Multiplies a sparse matrix (rows) by a dense matrix.
@@ -103,7 +103,7 @@ def matmul_sparse_dense(
     return tf.IndexedSlices(new_values, A.indices, dense_shape=dense_shape)
 
 
-def matmul_diag_sparse(A_diag, B, name=None):  # pylint: disable=invalid-name
+def matmul_diag_sparse(A_diag, B, name=None):
   """Multiplies a diagonal matrix by a sparse matrix (rows).
 
   Row `i` of `B.values` (the row `B.indices[i]` of the matrix) is scaled by
@@ -121,7 +121,7 @@ def matmul_diag_sparse(A_diag, B, name=None):  # pylint: disable=invalid-name
     ValueError: If `A_diag` is not of rank 1 or `B` not a sparse matrix.
   """
   with tf.compat.v1.name_scope(name, "matmul_diag_sparse"):
-    A_diag = tf.convert_to_tensor(A_diag)  # pylint: disable=invalid-name
+    A_diag = tf.convert_to_tensor(A_diag)
     if A_diag.shape.rank != 1:
       raise ValueError(
         "A_diag must be a rank-1 Tensor, got shape {}.".format(A_diag.shape)
@@ -391,7 +391,6 @@ class EmbeddingKFACFB(
         gradients with respect to the lookup outputs.
       damping: The damping `d`, a float or a scalar Tensor.
     """
-    # pylint: disable=protected-access
     inputs = fisher_blocks._concat_along_batch_dim(self._inputs)
     grads = tuple(
       fisher_blocks._concat_along_batch_dim(list(g)) for g in grads_list

@@ -168,7 +168,7 @@ class FullyConnectedMultiKF(
       _checks.check_tensor_list(
         list(tensors), "tensor_lists[{}]".format(s), rank=2
       )
-      fisher_factors._check_static_dim(  # pylint: disable=protected-access
+      fisher_factors._check_static_dim(
         list(tensors), 1, "tensor_lists[{}]".format(s), "features"
       )
     self._tensor_lists = tensor_lists
@@ -220,11 +220,11 @@ class FullyConnectedMultiKF(
     """`X_idx`: the uses of source `idx` stacked use-major, `[T·B, n(+1)]`."""
     tensor = _ops.concat_rows(self._tensor_lists[idx])
     if self._has_bias:
-      tensor = fisher_factors._append_homog(tensor)  # pylint: disable=protected-access
+      tensor = fisher_factors._append_homog(tensor)
     return tensor
 
   def _compute_new_cov(self, idx=0):
-    return fisher_factors._compute_cov(self._stacked(idx))  # pylint: disable=protected-access
+    return fisher_factors._compute_cov(self._stacked(idx))
 
   def _compute_new_cov_dt1(self, idx=0):
     tensor = self._stacked(idx)
@@ -267,7 +267,6 @@ class FullyConnectedMultiKF(
       new_cov = tf.add_n(
         [self._compute_new_cov(idx) for idx in range(self._num_sources)]
       )
-      # pylint: disable=protected-access
       ops = [
         fisher_factors._assign_moving_average(
           self._cov, new_cov, ema_decay, zero_debias=fisher_factors.ZERO_DEBIAS
@@ -475,7 +474,7 @@ class FullyConnectedMultiKF(
     Returns:
       A grouped `tf.Operation`.
     """
-    from kfac import _nonfinite  # pylint: disable=g-import-not-at-top
+    from kfac import _nonfinite
 
     ema_decay = extras.decay_in_dtype(ema_decay, self._dtype)
     with self._maybe_colocate():
@@ -599,7 +598,7 @@ class _MultiUseData(object):
 
   @staticmethod
   def _normalize_damping(damping, num_replications):
-    return fisher_blocks._normalize_damping(damping, num_replications)  # pylint: disable=protected-access
+    return fisher_blocks._normalize_damping(damping, num_replications)
 
   @property
   def _num_uses(self):
@@ -639,7 +638,6 @@ class _MultiUseData(object):
 
   def _make_multi_factors(self, grads_list):
     """Creates (or finds) the input and output `FullyConnectedMultiKF`s."""
-    # pylint: disable=protected-access
     factor_cls = (
       getattr(self, "_multi_factor_class", None) or FullyConnectedMultiKF
     )

@@ -174,7 +174,7 @@ def maybe_colocate_with(op, flag):
 
 def _sparse():
   """The module with the `IndexedSlices` helpers (imported on first use)."""
-  from kfac import _embedding  # pylint: disable=g-import-not-at-top
+  from kfac import _embedding
 
   return _embedding
 
@@ -312,7 +312,7 @@ class DataDtypeFactorMixin(object):
       The update: running it assigns the new value of `cov` and yields it.
     """
     new_cov = tf.cast(self._compute_total_new_cov(), self._dtype)
-    return fisher_factors._assign_moving_average(  # pylint: disable=protected-access
+    return fisher_factors._assign_moving_average(
       self._cov,
       new_cov,
       decay_in_dtype(ema_decay, self._dtype),
@@ -375,7 +375,7 @@ def get_cov_var(factor):
   Returns:
     The `cov` variable.
   """
-  return factor._cov  # pylint: disable=protected-access
+  return factor._cov
 
 
 def _damped_inverse(factor, damping):
@@ -797,7 +797,7 @@ class _OneHotCategorical(object):
 
 def _check_onehot_targets(targets):
   """Checks one-hot targets (a real or integer Tensor); returns a Tensor."""
-  targets = loss_functions._as_tensor(targets, "targets")  # pylint: disable=protected-access
+  targets = loss_functions._as_tensor(targets, "targets")
   dtype = tf.as_dtype(targets.dtype).base_dtype
   if not (dtype.is_floating or dtype.is_integer or dtype.is_bool):
     raise TypeError(

@@ -195,7 +195,7 @@ class FisherEstimator(object):
     Raises:
       ValueError: One error whose message lists every problem found.
     """
-    self._layers._check_registration(variables)  # pylint: disable=protected-access
+    self._layers._check_registration(variables)
 
   def _apply_transformation(self, vecs_and_vars, transform):
     """Applies a per-block transformation to a list of (vector, variable).
@@ -333,7 +333,6 @@ class FisherEstimator(object):
         self.inv_skip_counter = _nonfinite.SkipCounter(
           "inverse_update_skips", "inverse updates"
         )
-      # pylint: disable=protected-access
       make_cov_update = lambda factor: (
         factor._make_guarded_covariance_update_op(
           cov_ema_decay, self.cov_skip_counter

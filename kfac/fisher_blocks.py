@@ -135,7 +135,6 @@ def _init_conv_block(block, params, inputs, outputs, strides, padding):
       rank is unknown, or the inputs' height and width are not statically
       known.
   """
-  # pylint: disable=protected-access
   block._inputs = inputs
   block._outputs = outputs
   block._strides = strides = _checks.conv_block_strides(strides)
@@ -244,7 +243,7 @@ def _cov_variable(factor):
   Returns:
     The `cov` variable.
   """
-  return factor._cov  # pylint: disable=protected-access
+  return factor._cov
 
 
 def _check_vector(reshaped_vector, expected_shape, layout):

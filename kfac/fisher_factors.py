@@ -112,7 +112,7 @@ def set_global_constants(
     EIGENVALUE_CLIPPING_THRESHOLD = eigenvalue_clipping_threshold
 
 
-def inverse_initializer(shape, dtype, partition_info=None):  # pylint: disable=unused-argument
+def inverse_initializer(shape, dtype, partition_info=None):
   """Initializer for inverse and matrix-power variables: the identity.
 
   Args:
@@ -126,7 +126,7 @@ def inverse_initializer(shape, dtype, partition_info=None):  # pylint: disable=u
   return tf.linalg.diag(tf.ones(_checks.static_dim(shape, 0), dtype))
 
 
-def covariance_initializer(shape, dtype, partition_info=None):  # pylint: disable=unused-argument
+def covariance_initializer(shape, dtype, partition_info=None):
   """Initializer for square covariance variables.
 
   Args:
@@ -143,7 +143,7 @@ def covariance_initializer(shape, dtype, partition_info=None):  # pylint: disabl
   return tf.linalg.diag(tf.ones(_checks.static_dim(shape, 0), dtype))
 
 
-def diagonal_covariance_initializer(shape, dtype, partition_info):  # pylint: disable=unused-argument
+def diagonal_covariance_initializer(shape, dtype, partition_info):
   """Initializer for diagonal covariance variables (stored densely).
 
   Args:
@@ -976,7 +976,7 @@ class InverseProvidingFactor(FisherFactor):
         # `_cov` may be any tensor-like (the 2017 tests put a constant
         # there).
         posdef_inv = (
-          utils._reference_posdef_inv  # pylint: disable=protected-access
+          utils._reference_posdef_inv
           if self._reference_formulation
           else utils.posdef_inv
         )

@@ -19,7 +19,7 @@ def train_with_kfac(loss, layer_collection, learning_rate, rounds):
   Returns:
     The loss before training and after each round (`rounds + 1` floats).
   """
-  from kfac import optimizer  # pylint: disable=g-import-not-at-top
+  from kfac import optimizer
 
   opt = optimizer.KfacOptimizer(
     learning_rate=learning_rate,

@@ -27,7 +27,7 @@ for _path in (REPO, os.path.join(REPO, 'tools'), FIXTURES):
   if _path not in sys.path:
     sys.path.insert(0, _path)
 
-import build_api_docs  # pylint: disable=g-import-not-at-top,wrong-import-position
+import build_api_docs
 
 LEGACY_MODULES = (
   'curvature_matrix_vector_products',

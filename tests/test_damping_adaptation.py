@@ -241,8 +241,8 @@ class KfacOptimizerIntegrationTest(parameterized.TestCase):
     # The mixin composed with the engine's KfacOptimizer ("qmodel"
     # momentum, whose model change feeds q_model_change). Every adaptation
     # step must apply the rule to the values the variables held before it.
-    from kfac import layer_collection as lc_lib  # pylint: disable=g-import-not-at-top
-    from kfac import optimizer  # pylint: disable=g-import-not-at-top
+    from kfac import layer_collection as lc_lib
+    from kfac import optimizer
 
     class AdaptiveKfac(da.DampingAdaptationMixin, optimizer.KfacOptimizer):
       def minimize(self, *args, **kwargs):
@@ -352,7 +352,7 @@ class RegularMomentumQModelChangeTest(parameterized.TestCase):
     # step p = K⁻¹ g (the Kronecker preconditioner, constructor damping d0),
     # and q_model_change from the two-direction model (p, d = −lr·velocity)
     # with the adapted damping λ; every second step λ is adapted from ρ.
-    from kfac import r1_7  # pylint: disable=g-import-not-at-top
+    from kfac import r1_7
 
     rng = np.random.RandomState(12)
     n, n_in, n_out = 16, 3, 2
@@ -393,7 +393,7 @@ class RegularMomentumQModelChangeTest(parameterized.TestCase):
       )
       train = opt.minimize(loss_fn(x), global_step=step)
       block = lc.fisher_blocks[w]
-      factors = [block._input_factor._cov, block._output_factor._cov]  # pylint: disable=protected-access
+      factors = [block._input_factor._cov, block._output_factor._cov]
       velocity = opt.get_slot(w, "velocity")
       sess.run(tf.compat.v1.global_variables_initializer())
       w_np, v_np, lam = w0.astype(np.float64), np.zeros((n_in, n_out)), d0
@@ -406,7 +406,7 @@ class RegularMomentumQModelChangeTest(parameterized.TestCase):
         a, g = sess.run(factors)
         sess.run(train)
         change, rho, damping, w_tf, v_tf = sess.run(
-          [opt._q_model_change, opt._rho, opt.damping, w, velocity]  # pylint: disable=protected-access
+          [opt._q_model_change, opt._rho, opt.damping, w, velocity]
         )
         # The oracle of step i.
         loss = 0.5 * np.mean(np.sum((x64 @ w_np - t64) ** 2, axis=1))

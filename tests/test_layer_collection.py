@@ -908,7 +908,7 @@ class EstimatorVariableNamesTest(tf.test.TestCase):
   """
 
   def _build(self):
-    from kfac import estimator  # pylint: disable=g-import-not-at-top
+    from kfac import estimator
 
     x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
     img = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2], name="img")
@@ -1092,7 +1092,7 @@ class MultiTowerDiagonalTest(tf.test.TestCase):
     # Each tower's minibatch is one use of the shared weights; counting the
     # key once made the FisherEstimator reject the registration
     # ("1 registrations vs. 2 uses").
-    from kfac import estimator  # pylint: disable=g-import-not-at-top
+    from kfac import estimator
 
     rng = np.random.RandomState(1)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:

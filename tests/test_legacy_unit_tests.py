@@ -159,8 +159,8 @@ class FisherBlocksLegacyTest(parameterized.TestCase, tf.test.TestCase):
         lc.LayerCollection(), params, inputs, outputs, [1, 1, 1], "SAME"
       )
       self.assertIs(outputs, block.tensors_to_compute_grads())
-      self.assertEqual(block._num_locations, 4)  # pylint: disable=protected-access
-      self.assertEqual(block._has_bias, isinstance(params, list))  # pylint: disable=protected-access
+      self.assertEqual(block._num_locations, 4)
+      self.assertEqual(block._has_bias, isinstance(params, list))
 
   def test_three_strides_fail_when_the_statistics_are_built(self):
     # 2017 failed when it extracted the image patches with them.
@@ -242,7 +242,7 @@ class OptimizerLegacyTest(tf.test.TestCase):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       grads_and_vars, pgrads_and_vars = _norm_test_gradients()
       opt = optimizer.KfacOptimizer(0.1, 0.2, 0.3, _dummy_layer_collection())
-      sq_norm = opt._squared_fisher_norm(grads_and_vars, pgrads_and_vars)  # pylint: disable=protected-access
+      sq_norm = opt._squared_fisher_norm(grads_and_vars, pgrads_and_vars)
       self.assertAlmostEqual(174.0, sess.run(sq_norm), places=5)
 
   def test_update_clip_coeff(self):
@@ -253,13 +253,13 @@ class OptimizerLegacyTest(tf.test.TestCase):
       opt = optimizer.KfacOptimizer(
         lrate, 0.2, 0.3, _dummy_layer_collection(), norm_constraint=10
       )
-      coeff = opt._update_clip_coeff(grads_and_vars, pgrads_and_vars)  # pylint: disable=protected-access
+      coeff = opt._update_clip_coeff(grads_and_vars, pgrads_and_vars)
       self.assertAlmostEqual(1.0, sess.run(coeff), places=5)
       # Tight norm constraint: lr² · coeff² · 174 equals it.
       opt = optimizer.KfacOptimizer(
         lrate, 0.2, 0.3, _dummy_layer_collection(), norm_constraint=0.5
       )
-      coeff = opt._update_clip_coeff(grads_and_vars, pgrads_and_vars)  # pylint: disable=protected-access
+      coeff = opt._update_clip_coeff(grads_and_vars, pgrads_and_vars)
       sq_norm_pgrad = 174.0
       self.assertAlmostEqual(
         0.5, lrate**2 * sess.run(coeff) ** 2 * sq_norm_pgrad, places=5
@@ -276,7 +276,7 @@ class OptimizerLegacyTest(tf.test.TestCase):
       y = tf.compat.v1.get_variable("y", initializer=tf.ones((2, 2)) * 2)
       vec1 = tf.ones((2, 2)) * 3
       vec2 = tf.ones((2, 2)) * 4
-      update_op = opt._update_velocities([(vec1, x), (vec2, y)], 0.5)  # pylint: disable=protected-access
+      update_op = opt._update_velocities([(vec1, x), (vec2, y)], 0.5)
       velocities = [opt.get_slot(var, "velocity") for var in (x, y)]
       sess.run(tf.compat.v1.global_variables_initializer())
       self.assertAllEqual([np.zeros((2, 2))] * 2, sess.run(velocities))

@@ -202,7 +202,7 @@ class GuideFactsTest(parameterized.TestCase):
     )
     self.assertIsNotNone(match)
     printed = re.sub(r'\s+', '', match.group(1)).replace('"', "'")
-    from kfac import optimizer  # pylint: disable=g-import-not-at-top
+    from kfac import optimizer
 
     signature = inspect.signature(optimizer.KfacOptimizer.__init__)
     signature = signature.replace(
@@ -212,7 +212,7 @@ class GuideFactsTest(parameterized.TestCase):
     self.assertEqual(printed, re.sub(r'\s+', '', actual))
 
   def test_default_constants(self):
-    from kfac import fisher_factors  # pylint: disable=g-import-not-at-top
+    from kfac import fisher_factors
 
     self.assertIs(fisher_factors.INIT_COVARIANCES_AT_ZERO, False)
     self.assertIs(fisher_factors.ZERO_DEBIAS, False)

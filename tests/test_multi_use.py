@@ -437,7 +437,7 @@ class FullyConnectedSeriesFBTest(_BlockTestBase):
   def testPiOffNamesVariablesAfterTheFloatDamping(self):
     # With PI_TYPE "off" both factors get √d' as a float (d' = d / T), and
     # the variables are named after its repr (releases.md §12.1).
-    from kfac import fisher_blocks  # pylint: disable=g-import-not-at-top
+    from kfac import fisher_blocks
 
     missing = object()
     saved = getattr(fisher_blocks, "PI_TYPE", missing)

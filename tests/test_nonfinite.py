@@ -264,7 +264,7 @@ class BadBatchTest(parameterized.TestCase):
         self.assertNotIn(variable.op.name, global_names)
         self.assertIn(variable, tf.compat.v1.local_variables())
       saver = tf.compat.v1.train.Saver()
-      saved = {v.op.name for v in saver._var_list}  # pylint: disable=protected-access
+      saved = {v.op.name for v in saver._var_list}
       self.assertEqual(saved, global_names)
 
   def test_switch_off_gives_the_2017_behaviour(self):

@@ -764,7 +764,7 @@ class SettingChecksTest(parameterized.TestCase):
       sess.run(opt.inv_update_op)
 
   def test_estimator_rejects_a_non_layer_collection(self):
-    from kfac import estimator  # pylint: disable=g-import-not-at-top
+    from kfac import estimator
 
     with tf.Graph().as_default():
       w = tf.compat.v1.get_variable("w", [2])

@@ -126,10 +126,10 @@ class SharedTest(parameterized.TestCase):
       sess.run(inv_op)
       a_cov, g_cov = sess.run(
         [
-          block._input_factor.get_cov(),  # pylint: disable=protected-access
+          block._input_factor.get_cov(),
           block._output_factor.get_cov(),
         ]
-      )  # pylint: disable=protected-access
+      )
       x_value, (p_w, p_b) = sess.run([x, product])
     # The input factor is the second moment of [x, 1] (cov_ema_decay 0).
     homog = np.concatenate([x_value, np.ones((BATCH, 1))], axis=1)
@@ -160,7 +160,7 @@ class SharedTest(parameterized.TestCase):
       product = lc.fisher_blocks[w].multiply_inverse(tf.constant(v))
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(cov_op)
-      diag = sess.run(lc.fisher_blocks[w]._factor._cov)  # pylint: disable=protected-access
+      diag = sess.run(lc.fisher_blocks[w]._factor._cov)
       x_value, result = sess.run([x, product])
     # D[i, j] = mean_n (x_n[i] g_n[j])², a positive diagonal; the product
     # divides elementwise by D + λ.
@@ -272,7 +272,7 @@ class DefaultsTest(parameterized.TestCase):
         tf.reshape(y, [2, -1]), name="logits"
       )
       _make_optimizer(ns, lc)
-      damping = lc.fisher_blocks[f]._damping  # pylint: disable=protected-access
+      damping = lc.fisher_blocks[f]._damping
     # |T| = 16 locations: 1.5 divides the damping by it, 1.6 does not.
     self.assertAlmostEqual(damping, 0.01 / 16 if divided else 0.01)
 
@@ -388,17 +388,12 @@ class FactorReleaseTest(parameterized.TestCase):
     ns = _ns(package)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       lc, opt, wb, v = self._naive_diagonal_model(ns)
-      names = [
-        lc.fisher_blocks[key]._factor._cov.op.name  # pylint: disable=protected-access
-        for key in (wb, v)
-      ]
+      names = [lc.fisher_blocks[key]._factor._cov.op.name for key in (wb, v)]
       vector = (tf.ones([3, 2]), tf.ones([2]))
       product = lc.fisher_blocks[wb].multiply_inverse(vector)
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(opt.cov_update_op)
-      cov, (p_w, p_b) = sess.run(
-        [lc.fisher_blocks[wb]._factor._cov, product]  # pylint: disable=protected-access
-      )
+      cov, (p_w, p_b) = sess.run([lc.fisher_blocks[wb]._factor._cov, product])
     self.assertEqual(tuple(names), expected)
     # Whatever the name, the statistic is the same: a [8, 1] column.
     self.assertEqual(cov.shape, (8, 1))
@@ -419,21 +414,21 @@ class FactorReleaseTest(parameterized.TestCase):
     rng = np.random.RandomState(11)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
       _, w, lc, opt = _diagonal_dense_layer(ns, rng)
-      factor = lc.fisher_blocks[w]._factor  # pylint: disable=protected-access
+      factor = lc.fisher_blocks[w]._factor
       cov = factor.get_cov()
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(opt.cov_update_op)
-      value, variable = sess.run([cov, factor._cov])  # pylint: disable=protected-access
+      value, variable = sess.run([cov, factor._cov])
     self.assertEqual(variable.shape, (IN, OUT))
     if not dense:
-      self.assertIs(cov, factor._cov)  # pylint: disable=protected-access
+      self.assertIs(cov, factor._cov)
       return
     expected = np.zeros((IN * OUT, IN * OUT), np.float32)
     for i in range(IN):
       for j in range(OUT):
         expected[i * OUT + j, i * OUT + j] = variable[i, j]
     np.testing.assert_array_equal(value, expected)
-    self.assertIs(factor.get_cov_var(), factor._cov)  # pylint: disable=protected-access
+    self.assertIs(factor.get_cov_var(), factor._cov)
 
 
 class RegistrationTest(parameterized.TestCase):
@@ -465,7 +460,7 @@ class RegistrationTest(parameterized.TestCase):
       opt = _make_optimizer(ns, lc, var_list=[w])  # check_registration: 2
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(opt.cov_update_op)
-      a_cov = sess.run(lc.fisher_blocks[w]._input_factor.get_cov())  # pylint: disable=protected-access
+      a_cov = sess.run(lc.fisher_blocks[w]._input_factor.get_cov())
       pooled = np.concatenate(sess.run(xs), axis=0)
     np.testing.assert_allclose(
       a_cov, pooled.T @ pooled / (2 * BATCH), rtol=1e-5, atol=1e-6
@@ -596,10 +591,7 @@ class Float64Test(parameterized.TestCase):
         for _ in range(2):
           sess.run(train)
           params.append(sess.run([w, b, c]))
-        eigen = [
-          f._on_eigen_path  # pylint: disable=protected-access
-          for f in lc.get_factors()
-        ]
+        eigen = [f._on_eigen_path for f in lc.get_factors()]
     finally:
       ns.fisher_factors.set_global_constants(
         eigenvalue_decomposition_threshold=2
@@ -666,7 +658,7 @@ class ColocationTest(parameterized.TestCase):
       self.assertIsNotNone(opt.cov_update_op)
       result = {}
       for factor in lc.get_factors():
-        data_op = factor._first_data_tensor().op  # pylint: disable=protected-access
+        data_op = factor._first_data_tensor().op
         group = ("loc:@" + data_op.name).encode()
         result[data_op.name] = [
           op.name
@@ -851,7 +843,7 @@ class TypicalProgramsTest(parameterized.TestCase):
       else:
         self.assertEqual(type(block).__name__, "FullyConnectedSeriesFB")
         self.assertEqual(
-          block._option,  # pylint: disable=protected-access
+          block._option,
           ns.fisher_blocks.SeriesFBApproximation.option1
           if approx == "kron_series_1"
           else ns.fisher_blocks.SeriesFBApproximation.option2,

@@ -170,7 +170,7 @@ class TypicalProgramsTest(parameterized.TestCase):
       )
       self.assertEqual(block.num_registered_towers, 2)
       self.assertEqual(len(lc.towers_by_loss[0]), 2)
-      input_factor = block._input_factor  # pylint: disable=protected-access
+      input_factor = block._input_factor
       self.assertEqual(
         input_factor.name,
         "ff_fckron_tower0_x__tower1_x_True"
@@ -213,7 +213,7 @@ class TypicalProgramsTest(parameterized.TestCase):
       cov_ops = [t() for t in cov_thunks]
       inv_ops = [t() for t in inv_thunks]
       for i, factor in enumerate(factors):
-        cov_device = tf.DeviceSpec.from_string(factor._cov.device)  # pylint: disable=protected-access
+        cov_device = tf.DeviceSpec.from_string(factor._cov.device)
         self.assertEqual(cov_device.device_index, i % 2, factor.name)
         self.assertEqual(
           tf.DeviceSpec.from_string(cov_ops[i].device).device_index, i % 2
@@ -358,8 +358,8 @@ class EstimatorOnlyCholeskyTest(tf.test.TestCase):
       sess.run(inv_op)
       a_cov, g_cov = sess.run(
         [
-          block._input_factor.get_cov(),  # pylint: disable=protected-access
-          block._output_factor.get_cov(),  # pylint: disable=protected-access
+          block._input_factor.get_cov(),
+          block._output_factor.get_cov(),
         ]
       )
       values = sess.run(
@@ -576,7 +576,7 @@ class NumpyOraclesTest(parameterized.TestCase):
         variables=[w], cov_ema_decay=decay, damping=0.1, layer_collection=lc
       )
       cov_thunks, _ = est.make_vars_and_create_op_thunks()
-      factor = lc.fisher_blocks[w]._input_factor  # pylint: disable=protected-access
+      factor = lc.fisher_blocks[w]._input_factor
       update = cov_thunks[list(lc.get_factors()).index(factor)]()
       sess.run(tf.compat.v1.global_variables_initializer())
       self.assertTrue(np.all(sess.run(factor.get_cov()) == 0))
@@ -618,7 +618,7 @@ class NumpyOraclesTest(parameterized.TestCase):
       opt.make_vars_and_create_op_thunks()
       names = sorted(v.op.name for v in tf.compat.v1.global_variables())
       fc_block = lc.fisher_blocks[(w, b)]
-    output_name = fc_block._output_factor.name  # pylint: disable=protected-access
+    output_name = fc_block._output_factor.name
     self.assertIn(
       "KFAC/FisherEstimator/ff_fckron_Placeholder_True/matpower_exp-1_damp"
       "compute_pi_adjusted_damping_cov_ff_fckron_Placeholder_True_cov_"
@@ -672,7 +672,7 @@ class NumpyOraclesTest(parameterized.TestCase):
         w, b, _, lc = _fc_only(ns, xb)
         opt = _optimizer(ns, lc)
         opt.make_vars_and_create_op_thunks()
-        product = opt._fisher_est.multiply_inverse(  # pylint: disable=protected-access
+        product = opt._fisher_est.multiply_inverse(
           [(tf.ones_like(w), w), (tf.ones_like(b), b)]
         )
         sess.run(tf.compat.v1.global_variables_initializer())

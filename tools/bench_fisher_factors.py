@@ -58,8 +58,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # kfac first: it imports TensorFlow without its start-up notices.
-from kfac import fisher_factors  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,g-bad-import-order
+from kfac import fisher_factors
+import tensorflow as tf
 
 SHAPES = {
   # name: (batch, height, width, in_channels, kh, kw, out_channels)
@@ -138,7 +138,6 @@ def _build(pair, side, shape):
   strides = [1, 1, 1, 1]
   ours = side == "ours"
   x, g = _inputs(shape, unknown_batch="None batch" in pair)
-  # pylint: disable=protected-access
   if pair.startswith("ConvDiagonalFactor"):
     cls = (
       fisher_factors.ConvDiagonalFactor
@@ -230,7 +229,6 @@ def _comparison_line(label, ours, old, memory=None):
 
 def _build_large_inverse(side, size):
   """The inverse update of a `[size, size]` fully-connected input factor."""
-  # pylint: disable=protected-access
   cls = (
     fisher_factors.FullyConnectedKroneckerFactor
     if side == "ours"

@@ -48,7 +48,6 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 
 # kfac's modules first: they import TensorFlow without its start-up notices.
@@ -72,7 +71,6 @@ class _ReferenceLayerCollection(lc.LayerCollection):
   """A LayerCollection whose factors use the 2017 formulations."""
 
   def make_or_get_factor(self, cls, args):
-    # pylint: disable=protected-access
     return super(_ReferenceLayerCollection, self).make_or_get_factor(
       fisher_factors._reference_factor_class(cls), args
     )
@@ -329,10 +327,10 @@ def _measure(shape_name, args):
 def _plot(path, shape_results, top):
   """Bar charts of the op-type breakdown per shape and variant."""
   try:
-    import matplotlib  # pylint: disable=g-import-not-at-top
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    import matplotlib.pyplot as plt
   except ImportError:
     print("matplotlib is not installed: no PNG written.")
     return

@@ -541,9 +541,9 @@ def _watchdog(timeout):
       time.sleep(0.5)
       if time.time() > deadline:
         print("timed out after %g s, exiting" % timeout, flush=True)
-        os._exit(124)  # pylint: disable=protected-access
+        os._exit(124)
       if os.getppid() != parent:
-        os._exit(125)  # pylint: disable=protected-access
+        os._exit(125)
 
   thread = threading.Thread(target=_watch, daemon=True)
   thread.start()
@@ -699,7 +699,7 @@ def main(argv, flag_values=flags.FLAGS):
       result_file=fv.result_file or None,
     )
     sys.stdout.flush()
-    os._exit(0)  # pylint: disable=protected-access
+    os._exit(0)
   task_args = [
     "--%s=%s" % (name, fv[name].value)
     for name in _FORWARDED
