@@ -133,28 +133,37 @@ def matmul_diag_sparse(A_diag, B, name=None):
     )
 
 
+# The dense forms, bound here so that the 1.7 face's `utils`, which puts the
+# functions below in their place, still reaches the engine's.
+_dense_layer_params_to_mat2d = utils.layer_params_to_mat2d
+_dense_mat2d_to_layer_params = utils.mat2d_to_layer_params
+
+
 def layer_params_to_mat2d(vector):
-  """`utils.layer_params_to_mat2d`, letting an `IndexedSlices` pass (1.7).
+  """Reshapes layer parameters to the 2-D `[in (+1), out]` layout.
+
+  The weights are reshaped to `[-1, out]` and a bias is appended as the last
+  row. An `IndexedSlices` (a sparse embedding gradient) is returned
+  unchanged (1.7).
 
   Args:
-    vector: A weights-shaped Tensor, a `(weights, bias)` tuple/list, or an
-      `IndexedSlices` (returned unchanged).
+    vector: A Tensor, a `(weights, bias)` tuple/list, or an `IndexedSlices`.
 
   Returns:
     The `[in (+1), out]` matrix, or `vector` itself for an `IndexedSlices`.
   """
   if isinstance(vector, tf.IndexedSlices):
     return vector
-  return utils.layer_params_to_mat2d(vector)
+  return _dense_layer_params_to_mat2d(vector)
 
 
 def mat2d_to_layer_params(vector_template, mat2d):
-  """`utils.mat2d_to_layer_params`, with the sparse case of 1.7.
+  """The inverse of `layer_params_to_mat2d`, shaped like `vector_template`.
 
   Args:
     vector_template: A Tensor, a `(weights, bias)` tuple/list, or an
       `IndexedSlices`.
-    mat2d: The 2-D result; an `IndexedSlices` when the template is one.
+    mat2d: The 2-D matrix; an `IndexedSlices` when the template is one.
 
   Returns:
     The result in the template's layout (`mat2d` itself when sparse).
@@ -169,7 +178,7 @@ def mat2d_to_layer_params(vector_template, mat2d):
         "{!r}.".format(mat2d)
       )
     return mat2d
-  return utils.mat2d_to_layer_params(vector_template, mat2d)
+  return _dense_mat2d_to_layer_params(vector_template, mat2d)
 
 
 def _check_ids(ids, arg_name):

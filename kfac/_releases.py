@@ -592,8 +592,8 @@ R1_7 = R1_6.derive(
     "utils": (
       ("matmul_sparse_dense", "kfac._embedding:matmul_sparse_dense"),
       ("matmul_diag_sparse", "kfac._embedding:matmul_diag_sparse"),
-      ("layer_params_to_mat2d", "utils_1_7__layer_params_to_mat2d"),
-      ("mat2d_to_layer_params", "utils_1_7__mat2d_to_layer_params"),
+      ("layer_params_to_mat2d", "kfac._embedding:layer_params_to_mat2d"),
+      ("mat2d_to_layer_params", "kfac._embedding:mat2d_to_layer_params"),
     ),
     "fisher_factors": (
       (

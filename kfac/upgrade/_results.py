@@ -1,6 +1,8 @@
 """What an upgrade returns, and the error for unparsable input."""
 
 import collections
+import dataclasses
+from typing import Any
 
 
 class UpgradeError(Exception):
@@ -32,6 +34,7 @@ Finding.__doc__ = """One report item: `line` (1-based, in the input; 0 for the
 module as a whole) and `message`."""
 
 
+@dataclasses.dataclass(eq=False)
 class UpgradeResult(object):
   """What `upgrade_source` did to one program.
 
@@ -45,21 +48,11 @@ class UpgradeResult(object):
       for, and why), or None for a kfac 0.2.x program or one without kfac.
   """
 
-  def __init__(self, source, changes, attention, changed, release=None):
-    """Stores the result.
-
-    Args:
-      source: the upgraded program text.
-      changes: list of `Finding` for rewritten places.
-      attention: list of `Finding` for places that need a human.
-      changed: bool, whether the text changed.
-      release: the release `Decision`, or None.
-    """
-    self.source = source
-    self.changes = changes
-    self.attention = attention
-    self.changed = changed
-    self.release = release
+  source: Any
+  changes: list
+  attention: list
+  changed: bool
+  release: Any = None
 
   @property
   def release_problem(self):
