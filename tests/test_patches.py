@@ -1,9 +1,9 @@
 """Tests for kfac._patches (1.8's convolution patch extraction).
 
-The oracle builds every patch entry by entry: for each output location and
-filter offset it computes the input position `o·s + f·r - pad_before` from
-TensorFlow's padding rule, written out here, and reads the input there (0
-outside the input).
+The oracle (`tests/conv_oracles.py`) builds every patch entry by entry: for
+each output location and filter offset it computes the input position
+`o·s + f·r - pad_before` from TensorFlow's padding rule, written out there,
+and reads the input there (0 outside the input).
 """
 
 import itertools
@@ -13,39 +13,8 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+import conv_oracles
 from kfac import _patches
-
-
-def _out_size_and_pad(in_size, kernel, stride, rate, padding):
-  """Output size and leading padding along one axis (TensorFlow's rule)."""
-  span = (kernel - 1) * rate + 1
-  if padding == "SAME":
-    out = -(-in_size // stride)
-    total = max((out - 1) * stride + span - in_size, 0)
-    return out, total // 2
-  return -(-(in_size - span + 1) // stride), 0
-
-
-def _oracle_patches(x, spatial_filter, padding, strides, rates):
-  """`[B, *out, *k, C]` patches of `x` (`[B, *in, C]`), by explicit loops."""
-  batch, in_spatial, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
-  geometry = [
-    _out_size_and_pad(n, k, s, r, padding)
-    for n, k, s, r in zip(in_spatial, spatial_filter, strides, rates)
-  ]
-  out_spatial = [g[0] for g in geometry]
-  result = np.zeros([batch] + out_spatial + list(spatial_filter) + [channels])
-  for b in range(batch):
-    for out_pos in itertools.product(*[range(n) for n in out_spatial]):
-      for offset in itertools.product(*[range(k) for k in spatial_filter]):
-        in_pos = [
-          o * s + f * r - g[1]
-          for o, f, s, r, g in zip(out_pos, offset, strides, rates, geometry)
-        ]
-        if all(0 <= p < n for p, n in zip(in_pos, in_spatial)):
-          for c in range(channels):
-            result[(b, *out_pos, *offset, c)] = x[(b, *in_pos, c)]
-  return result
 
 
 # name, input spatial shape, filter spatial shape, padding, strides, rates
@@ -82,7 +51,7 @@ class ExtractConvolutionPatchesTest(parameterized.TestCase):
       self.assertEqual(patches.dtype, tf.float64)
       self.assertTrue(patches.name.startswith("extract_convolution_patches/"))
       out = sess.run(patches)
-    expected = _oracle_patches(
+    expected = conv_oracles.patches(
       x, spatial_filter, padding, st or [1] * n, rates or [1] * n
     )
     self.assertEqual(out.shape, expected.shape)
@@ -101,7 +70,7 @@ class ExtractConvolutionPatchesTest(parameterized.TestCase):
       self.assertEqual(patches.shape.rank, 6)
       self.assertTrue(patches.name.startswith("my_patches/"))
       out = sess.run(patches, {inputs: x})
-    expected = _oracle_patches(x, [2, 3], "SAME", [2, 2], [1, 1])
+    expected = conv_oracles.patches(x, [2, 3], "SAME", [2, 2], [1, 1])
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
 
   def testStaticShape(self):

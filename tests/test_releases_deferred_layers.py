@@ -23,6 +23,8 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+import conv_oracles
+
 _RELEASES = (("r1_8", "kfac.r1_8"), ("r1_9", "kfac.r1_9"))
 BATCH = 2
 DAMPING = 0.3
@@ -52,46 +54,6 @@ def _fresh_collection(package, seed=0):
 
 # ---------------------------------------------------------------------------
 # NumPy oracles (written independently of the library).
-
-
-def _np_geometry(size, ksize, stride, rate, padding):
-  """Output size and leading padding of one spatial axis (TF's rules)."""
-  span = (ksize - 1) * rate + 1
-  if padding == "SAME":
-    out = -(-size // stride)
-    total = max((out - 1) * stride + span - size, 0)
-    return out, total // 2
-  return -(-(size - span + 1) // stride), 0
-
-
-def _np_patches(x, ksize, strides, rates, padding):
-  """`[B, L, prod(ksize)·C]`: the input patch of every output location.
-
-  Locations and patch entries in row-major order (entries over
-  `(*filter offset, channel)`); positions outside the input read 0.
-  """
-  spatial, channels = x.shape[1:-1], x.shape[-1]
-  geometry = [
-    _np_geometry(spatial[i], ksize[i], strides[i], rates[i], padding)
-    for i in range(len(spatial))
-  ]
-  out = np.zeros(
-    [x.shape[0]] + [g[0] for g in geometry] + [int(np.prod(ksize)) * channels]
-  )
-  for b in range(x.shape[0]):
-    for loc in itertools.product(*[range(g[0]) for g in geometry]):
-      entry = 0
-      for offset in itertools.product(*[range(k) for k in ksize]):
-        pos = [
-          loc[i] * strides[i] + offset[i] * rates[i] - geometry[i][1]
-          for i in range(len(spatial))
-        ]
-        inside = all(0 <= pos[i] < spatial[i] for i in range(len(spatial)))
-        for c in range(channels):
-          if inside:
-            out[(b,) + loc + (entry,)] = x[(b,) + tuple(pos) + (c,)]
-          entry += 1
-  return out.reshape(x.shape[0], -1, out.shape[-1])
 
 
 def _np_second_moment(rows):
@@ -217,7 +179,7 @@ def _convolution_case(spatial, ksize, strides, rates, padding, bias):
     )
 
     def oracle(value, grad):
-      patches = _np_patches(
+      patches = conv_oracles.patch_rows(
         value(x),
         ksize,
         strides or (1,) * len(ksize),
@@ -255,7 +217,7 @@ def _conv2d_case(approx, dilations, data_format, bias):
 
     def oracle(value, grad):
       rates = (dilations or [1, 1, 1, 1])[1:3]
-      patches = _np_patches(value(x), (2, 2), (1, 1), rates, "SAME")
+      patches = conv_oracles.patch_rows(value(x), (2, 2), (1, 1), rates, "SAME")
       grads = grad(y).reshape(BATCH, -1, 3)
       if approx == "diagonal":
         return _np_conv_diagonal(patches, grads, bias), None
@@ -275,7 +237,9 @@ def _depthwise_parts(xs, dw, hs, rate, kron):
 
   def oracle(value, grad):
     inputs = np.concatenate([value(x) for x in xs])
-    patches = _np_patches(inputs, (3, 3), (1, 1), rate or (1, 1), "SAME")
+    patches = conv_oracles.patch_rows(
+      inputs, (3, 3), (1, 1), rate or (1, 1), "SAME"
+    )
     grads = np.concatenate([grad(h) for h in hs]).reshape(len(inputs), -1, 4)
     if kron:
       count = _spatial_count(inputs, (1,))
@@ -324,7 +288,7 @@ def _separable_build(ns, lc, rng):
   lc.register_separable_conv2d(dw, (pw, b), x, h, y, strides, "SAME")
 
   def pointwise(value, grad):
-    patches = _np_patches(value(h), (1, 1), (1, 1), (1, 1), "VALID")
+    patches = conv_oracles.patch_rows(value(h), (1, 1), (1, 1), (1, 1), "VALID")
     grads = grad(y).reshape(BATCH, -1, 3)
     return _np_conv_kron(patches, grads, 16, 1, True), None
 
@@ -372,7 +336,10 @@ def _conv2d_multi_case(folded, towers=1):
 
     def oracle(value, grad):
       patches = np.concatenate(
-        [_np_patches(value(x), (3, 3), (1, 1), (1, 1), "SAME") for x in xs]
+        [
+          conv_oracles.patch_rows(value(x), (3, 3), (1, 1), (1, 1), "SAME")
+          for x in xs
+        ]
       )
       grads = np.concatenate([grad(y).reshape(-1, 16, 2) for y in ys])
       return _np_conv_kron(patches, grads, 16, 2, True), None
@@ -826,7 +793,9 @@ class PatchSubSamplingTest(parameterized.TestCase):
     x = np.random.RandomState(3).randn(4, 3, 3, 2)
 
     def rows_of(examples):
-      patches = _np_patches(np.array(examples), (2, 2), (1, 1), (1, 1), "VALID")
+      patches = conv_oracles.patch_rows(
+        np.array(examples), (2, 2), (1, 1), (1, 1), "VALID"
+      )
       return patches.reshape(-1, patches.shape[-1])
 
     got = self._covariance(x, (2, 2, 2, 1), sub_sample_inputs=True)
