@@ -2,34 +2,19 @@
 
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 
 from absl.testing import parameterized
 import pytest
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import sandbox
+
+_ROOT = sandbox.REPO
 
 
 def _readme_commands():
   with open(os.path.join(_ROOT, "README.md"), encoding="utf-8") as f:
     readme = f.read()
   return re.findall(r"```sh\n(.*?)\n```", readme, flags=re.S)
-
-
-def _python(code, env=None, timeout=120, check=False):
-  """Runs `python -c code` in a fresh process; returns its CompletedProcess
-  (stdout and stderr as text)."""
-  return subprocess.run(
-    [sys.executable, "-c", code],
-    capture_output=True,
-    text=True,
-    env=env,
-    timeout=timeout,
-    check=check,
-  )
 
 
 class PackageTest(parameterized.TestCase):
@@ -48,7 +33,7 @@ class PackageTest(parameterized.TestCase):
       "all(m in vars(kfac) for m in kfac.__all__), "
       "os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
     )
-    result = _python(code, env=env, check=True)
+    result = sandbox.run_python(code, env=env, check=True)
     self.assertEqual(result.stdout.split(), ["False", "True", "True", "None"])
     self.assertEqual(result.stderr, "")
 
@@ -64,14 +49,14 @@ class PackageTest(parameterized.TestCase):
     # the lazy package (layer_collection -> fisher_blocks -> ... -> estimator
     # -> layer_collection); every module must still load and be bound.
     code = statement + "; import kfac; print(kfac.optimizer.KfacOptimizer)"
-    result = _python(code)
+    result = sandbox.run_python(code)
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     self.assertIn("KfacOptimizer", result.stdout)
 
   @pytest.mark.slow
   def test_user_log_level_is_respected(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")
-    result = _python(
+    result = sandbox.run_python(
       "import os, kfac.utils; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
       env=env,
       check=True,
@@ -91,7 +76,7 @@ class PackageTest(parameterized.TestCase):
       "import sys, types; tf = types.ModuleType('tensorflow'); "
       "tf.__version__ = '1.15.5'; sys.modules['tensorflow'] = tf; " + statement
     )
-    result = _python(code)
+    result = sandbox.run_python(code)
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("found TensorFlow 1.15.5", result.stderr)
 
@@ -110,29 +95,26 @@ class PackageTest(parameterized.TestCase):
       "from kfac import _tf_import; _tf_import.import_tensorflow(); "
       "print('accepted')" % version
     )
-    result = _python(code, timeout=60)
+    result = sandbox.run_python(code, timeout=60)
     self.assertEqual(result.returncode == 0, accepted, result.stderr)
 
   @pytest.mark.slow
   def test_missing_tensorflow_is_explained(self):
     code = "import sys; sys.modules['tensorflow'] = None; import kfac.utils"
-    result = _python(code)
+    result = sandbox.run_python(code)
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("kfac-contrib[tf-cpu]", result.stderr)
 
   def _fake_tensorflow(self):
     """A directory with a stand-in `tensorflow` that is noisy on fd 2."""
-    tmp = tempfile.mkdtemp(prefix="kfac_fake_tf_")
-    self.addCleanup(shutil.rmtree, tmp, True)
-    with open(os.path.join(tmp, "tensorflow.py"), "w") as f:
-      f.write(
-        "import os\n"
-        "__version__ = '2.21.0'\n"
-        "LEVEL = os.environ.get('TF_CPP_MIN_LOG_LEVEL')\n"
-        "os.write(2, b'I0000 oneDNN custom operations are on.\\n')\n"
-        "os.write(2, b'a real warning\\n')\n"
-      )
-    return tmp
+    fake = (
+      "import os\n"
+      "__version__ = '2.21.0'\n"
+      "LEVEL = os.environ.get('TF_CPP_MIN_LOG_LEVEL')\n"
+      "os.write(2, b'I0000 oneDNN custom operations are on.\\n')\n"
+      "os.write(2, b'a real warning\\n')\n"
+    )
+    return sandbox.temp_dir(self, "kfac_fake_tf_", {"tensorflow.py": fake})
 
   @parameterized.named_parameters(
     ("default", None, False, "2"),
@@ -152,38 +134,29 @@ class PackageTest(parameterized.TestCase):
       "tf = _tf_import.import_tensorflow(); "
       "print(tf.LEVEL, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
     )
-    result = _python(code, env=env, timeout=60, check=True)
+    result = sandbox.run_python(code, env=env, timeout=60, check=True)
     self.assertEqual(result.stdout.split(), [str(level), "None"])
     self.assertEqual("oneDNN" in result.stderr, noisy)
     self.assertIn("a real warning", result.stderr)  # Never swallowed.
 
   def _fake_distributions(self, names):
-    tmp = tempfile.mkdtemp(prefix="kfac_fake_dist_")
-    self.addCleanup(shutil.rmtree, tmp, True)
-    for name, version in names:
-      info = os.path.join(
-        tmp, "%s-%s.dist-info" % (name.replace("-", "_"), version)
-      )
-      os.makedirs(info)
-      with open(os.path.join(info, "METADATA"), "w") as f:
-        f.write(
+    return sandbox.temp_dir(
+      self,
+      "kfac_fake_dist_",
+      {
+        "%s-%s.dist-info/METADATA" % (name.replace("-", "_"), version): (
           "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version)
         )
-    return tmp
+        for name, version in names
+      },
+    )
 
   def test_both_distributions_are_an_error(self):
     fake = self._fake_distributions(
       [("kfac", "0.2.4"), ("kfac-contrib", "1.4.0.dev0")]
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([_ROOT, fake]))
-    result = subprocess.run(
-      [sys.executable, "-c", "import kfac"],
-      capture_output=True,
-      text=True,
-      env=env,
-      timeout=60,
-      cwd=fake,
-    )
+    result = sandbox.run_python("import kfac", env=env, cwd=fake, timeout=60)
     self.assertNotEqual(result.returncode, 0)
     last = result.stderr.strip().splitlines()[-1]
     self.assertIn("ImportError", last)
@@ -194,13 +167,7 @@ class PackageTest(parameterized.TestCase):
   def test_this_distribution_alone_is_fine(self):
     fake = self._fake_distributions([("kfac-contrib", "1.4.0.dev0")])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([_ROOT, fake]))
-    subprocess.run(
-      [sys.executable, "-c", "import kfac"],
-      env=env,
-      timeout=60,
-      check=True,
-      cwd=fake,
-    )
+    sandbox.run_python("import kfac", env=env, cwd=fake, timeout=60, check=True)
 
   @pytest.mark.slow
   def test_readme_usage_example_trains(self):
@@ -212,7 +179,7 @@ class PackageTest(parameterized.TestCase):
         "import tensorflow\n"
         "tensorflow.compat.v1.disable_v2_behavior()\n" + snippet
       )
-    result = _python(snippet, timeout=300, check=True)
+    result = sandbox.run_python(snippet, timeout=300, check=True)
     final_loss = float(result.stdout.strip().split()[-1])
     # Random labels over 10 classes start near log(10) = 2.3; 100 K-FAC steps
     # on 128 examples with 650 parameters fit them far better.

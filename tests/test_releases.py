@@ -43,6 +43,16 @@ def _np_pi(a, g):
   return np.sqrt((np.trace(a) / a.shape[0]) / (np.trace(g) / g.shape[0]))
 
 
+def _updated_factor_covs(sess, block, cov_op, inv_op):
+  """Initialises, runs `cov_op` then `inv_op`; returns the block's (A, G)."""
+  sess.run(tf.compat.v1.global_variables_initializer())
+  sess.run(cov_op)
+  sess.run(inv_op)
+  return sess.run(
+    [block._input_factor.get_cov(), block._output_factor.get_cov()]
+  )
+
+
 _OPTIMIZER_DEFAULTS = {
   "learning_rate": 0.1,
   "cov_ema_decay": 0.0,
@@ -121,15 +131,7 @@ class SharedTest(parameterized.TestCase):
       v_w = rng.randn(IN, OUT).astype(np.float32)
       v_b = rng.randn(OUT).astype(np.float32)
       product = block.multiply_inverse((tf.constant(v_w), tf.constant(v_b)))
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(cov_op)
-      sess.run(inv_op)
-      a_cov, g_cov = sess.run(
-        [
-          block._input_factor.get_cov(),
-          block._output_factor.get_cov(),
-        ]
-      )
+      a_cov, g_cov = _updated_factor_covs(sess, block, cov_op, inv_op)
       x_value, (p_w, p_b) = sess.run([x, product])
     # The input factor is the second moment of [x, 1] (cov_ema_decay 0).
     homog = np.concatenate([x_value, np.ones((BATCH, 1))], axis=1)

@@ -17,6 +17,7 @@ from test_releases import _make_optimizer
 from test_releases import _named
 from test_releases import _np_pi
 from test_releases import _ns
+from test_releases import _updated_factor_covs
 
 B, IN, OUT = 6, 3, 4
 _DEFERRED = ("kfac.r1_8", "kfac.r1_9", "kfac.r1_10")
@@ -353,15 +354,7 @@ class EstimatorOnlyCholeskyTest(tf.test.TestCase):
         "chol_inv_t": est.multiply_cholesky_inverse(vecs, transpose=True),
       }
       block = lc.fisher_blocks[(w, b)]
-      sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(cov_op)
-      sess.run(inv_op)
-      a_cov, g_cov = sess.run(
-        [
-          block._input_factor.get_cov(),
-          block._output_factor.get_cov(),
-        ]
-      )
+      a_cov, g_cov = _updated_factor_covs(sess, block, cov_op, inv_op)
       values = sess.run(
         {k: [p for p, _ in pairs] for k, pairs in products.items()}
       )

@@ -27,6 +27,7 @@ from absl.testing import parameterized
 import pytest
 
 import legacy_corpus as corpus
+import sandbox
 from kfac import _surface
 from kfac import upgrade
 from kfac.upgrade import _cli
@@ -545,15 +546,10 @@ class CommandLineTest(parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = tempfile.mkdtemp(prefix="kfac_upgrade_test_")
-    self.addCleanup(shutil.rmtree, self.dir, True)
+    self.dir = sandbox.temp_dir(self, "kfac_upgrade_test_")
 
   def _write(self, relpath, text):
-    path = os.path.join(self.dir, relpath)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-      f.write(text if isinstance(text, bytes) else text.encode())
-    return path
+    return sandbox.write_file(self.dir, relpath, text)
 
   def test_file_in_place_with_report(self):
     path = self._write("prog.py", corpus.read(corpus.program("mlp_chain")))
@@ -721,14 +717,7 @@ class CommandLineTest(parameterized.TestCase):
         print(loaded, "kfac.utils" in sys.modules)
         """)
     for mode in ("plain", "blocked"):
-      proc = subprocess.run(
-        [sys.executable, "-c", code, path, mode],
-        cwd=_REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-      )
+      proc = sandbox.run_python(code, path, mode, cwd=_REPO, timeout=60)
       self.assertEqual(proc.returncode, 0, proc.stderr)
       self.assertEqual(proc.stdout.split(), ["False", "False"], mode)
 
@@ -842,17 +831,25 @@ class Tf2FindingsTest(parameterized.TestCase):
     # A program without kfac is none of kfac-upgrade's business.
     self.assertEqual(upgrade.tf2_findings("import tensorflow as tf\n"), [])
 
-  def test_cli_reports_them(self):
-    tmp = tempfile.mkdtemp(prefix="kfac_upgrade_tf2_")
-    self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+  def _upgrade_layers_program(self, flags):
+    """Upgrades a copy of the `tf1_layers_eager` program; (path, report).
+
+    Checks that it succeeds, flagging the module and one change.
+    """
+    tmp = sandbox.temp_dir(self, "kfac_upgrade_tf2_")
     path = os.path.join(tmp, "prog.py")
     shutil.copyfile(corpus.program("tf1_layers_eager"), path)
-    status, out, err = _run_main(["--also-tf2", path])
+    status, out, err = _run_main(flags + [path])
     report = out.decode() + err
     self.assertEqual(status, 0, report)
     self.assertIn(
       "NEEDS A HUMAN for TensorFlow 2.x, module: kfac builds graph ops", report
     )
+    self.assertIn("1 changed, 1 need a human", report)
+    return path, report
+
+  def test_cli_reports_them(self):
+    path, report = self._upgrade_layers_program(["--also-tf2"])
     with open(path) as f:
       line = [
         i
@@ -864,22 +861,11 @@ class Tf2FindingsTest(parameterized.TestCase):
       "`tf.layers.Dense` needs Keras 2" % line,
       report,
     )
-    self.assertIn("1 changed, 1 need a human", report)
 
   def test_reported_without_also_tf2(self):
-    tmp = tempfile.mkdtemp(prefix="kfac_upgrade_tf2_")
-    self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-    path = os.path.join(tmp, "prog.py")
-    shutil.copyfile(corpus.program("tf1_layers_eager"), path)
-    status, out, err = _run_main([path])
-    report = out.decode() + err
-    self.assertEqual(status, 0, report)
-    self.assertIn(
-      "NEEDS A HUMAN for TensorFlow 2.x, module: kfac builds graph ops", report
-    )
+    _, report = self._upgrade_layers_program([])
     self.assertIn("`tf.layers.Dense` needs Keras 2", report)
     self.assertIn("TF_USE_LEGACY_KERAS=1", report)
-    self.assertIn("1 changed, 1 need a human", report)
 
   @parameterized.named_parameters(
     ("shape_index", "n = x.shape[1].value\n", ["x.shape[1]"]),

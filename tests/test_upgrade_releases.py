@@ -13,8 +13,6 @@ import io
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
 
@@ -23,6 +21,7 @@ from absl.testing import parameterized
 import pytest
 
 import legacy_corpus as corpus
+import sandbox
 from kfac import _surface
 from kfac.upgrade import _cli
 from kfac.upgrade import _release
@@ -55,15 +54,8 @@ def _run_python(code, *args):
     PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
     TF_CPP_MIN_LOG_LEVEL="2",
   )
-  proc = subprocess.run(
-    [sys.executable, "-c", code] + list(args),
-    env=env,
-    cwd=_REPO,
-    capture_output=True,
-    timeout=300,
-    check=False,
-  )
-  return proc.returncode, proc.stdout.decode() + proc.stderr.decode()
+  proc = sandbox.run_python(code, *args, env=env, cwd=_REPO, timeout=300)
+  return proc.returncode, proc.stdout + proc.stderr
 
 
 def _read(path):
@@ -141,8 +133,7 @@ class FlagTest(parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.tmp = tempfile.mkdtemp(prefix="kfac_upgrade_flag_")
-    self.addCleanup(shutil.rmtree, self.tmp, True)
+    self.tmp = sandbox.temp_dir(self, "kfac_upgrade_flag_")
     self.path = os.path.join(self.tmp, "p.py")
     shutil.copyfile(os.path.join(_CORPUS, "ambiguous_momentum.py"), self.path)
 
@@ -249,8 +240,7 @@ class NoTensorFlowTest(absltest.TestCase):
   """Choosing the release imports no TensorFlow (and no kfac module)."""
 
   def test_flag_and_inference_import_no_tensorflow(self):
-    tmp = tempfile.mkdtemp(prefix="kfac_upgrade_notf_")
-    self.addCleanup(shutil.rmtree, tmp, True)
+    tmp = sandbox.temp_dir(self, "kfac_upgrade_notf_")
     _copy_corpus(tmp)
     code = textwrap.dedent("""\
         import contextlib, io, sys
@@ -262,14 +252,7 @@ class NoTensorFlowTest(absltest.TestCase):
         print(sys.modules.get("tensorflow") is not None,
               "kfac.utils" in sys.modules, "kfac.r1_6" in sys.modules)
         """)
-    proc = subprocess.run(
-      [sys.executable, "-c", code, tmp],
-      cwd=_REPO,
-      capture_output=True,
-      text=True,
-      timeout=120,
-      check=False,
-    )
+    proc = sandbox.run_python(code, tmp, cwd=_REPO, timeout=120)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertEqual(proc.stdout.split(), ["False", "False", "False"])
 
@@ -327,41 +310,37 @@ class PinTest(parameterized.TestCase):
     ("tf2", "requirements.txt", "tensorflow==2.4.0\n", []),
   )
   def test_pin(self, filename, text, releases):
-    tmp = tempfile.mkdtemp(prefix="kfac_pins_")
-    self.addCleanup(shutil.rmtree, tmp, True)
-    with open(os.path.join(tmp, filename), "w") as f:
-      f.write(text)
+    tmp = sandbox.temp_dir(self, "kfac_pins_", {filename: text})
     found = _release.find_pins(os.path.join(tmp, "p.py"), tmp)
     self.assertIsNotNone(found)
     self.assertEqual([r for _, r in found[1]], [releases])
 
   def test_comments_and_other_packages_ignored(self):
-    tmp = tempfile.mkdtemp(prefix="kfac_pins_")
-    self.addCleanup(shutil.rmtree, tmp, True)
-    with open(os.path.join(tmp, "requirements.txt"), "w") as f:
-      f.write(
-        "# tensorflow==1.6.0\ntensorflow-probability==0.5\n"
-        "tensorflow_datasets>=1.0\n"
-      )
+    pins = (
+      "# tensorflow==1.6.0\ntensorflow-probability==0.5\n"
+      "tensorflow_datasets>=1.0\n"
+    )
+    tmp = sandbox.temp_dir(self, "kfac_pins_", {"requirements.txt": pins})
     self.assertIsNone(_release.find_pins(os.path.join(tmp, "p.py"), tmp))
 
   def test_nearest_folder_up_to_root(self):
-    tmp = tempfile.mkdtemp(prefix="kfac_pins_")
-    self.addCleanup(shutil.rmtree, tmp, True)
+    tmp = sandbox.temp_dir(
+      self,
+      "kfac_pins_",
+      {
+        "requirements.txt": "tensorflow==1.4.0\n",
+        "project/requirements.txt": "tensorflow==1.7.0\n",
+      },
+    )
     project = os.path.join(tmp, "project")
     deep = os.path.join(project, "src", "models")
     os.makedirs(deep)
-    for folder, pin in (
-      (tmp, "tensorflow==1.4.0"),
-      (project, "tensorflow==1.7.0"),
-    ):
-      with open(os.path.join(folder, "requirements.txt"), "w") as f:
-        f.write(pin + "\n")
     program = os.path.join(deep, "p.py")
     self.assertEqual(_release.find_pins(program, project)[1][0][1], ["1.7"])
     self.assertIsNone(_release.find_pins(program, deep))
-    with open(os.path.join(deep, "setup.cfg"), "w") as f:
-      f.write("install_requires = tensorflow==1.5.0\n")
+    sandbox.write_file(
+      deep, "setup.cfg", "install_requires = tensorflow==1.5.0\n"
+    )
     self.assertEqual(_release.find_pins(program, project)[1][0][1], ["1.5"])
 
   def test_pin_beats_the_default_question(self):
