@@ -1127,18 +1127,12 @@ class FullyConnectedSeriesFB(InputOutputMultiTowerMultiUse, KroneckerProductFB):
       raise NotImplementedError(
         "FullyConnectedSeriesFB only supports inverse multiplications."
       )
-    if self._option == SeriesFBApproximation.option1:
-      self._input_factor.register_option1quants(self._input_damping_func)
-      self._output_factor.register_option1quants(self._output_damping_func)
-    elif self._option == SeriesFBApproximation.option2:
-      self._input_factor.register_option2quants(self._input_damping_func)
-      self._output_factor.register_option2quants(self._output_damping_func)
-    else:
-      raise ValueError(
-        "Unrecognized FullyConnectedSeriesFB approximation: {}".format(
-          self._option
-        )
-      )
+    _multi_use.register_series_quants(
+      self,
+      self._input_damping_func,
+      self._output_damping_func,
+      "Unrecognized FullyConnectedSeriesFB approximation: {}",
+    )
 
   def multiply_matpower(self, vector, exp):
     """The series approximation's inverse (only `exp == -1`).

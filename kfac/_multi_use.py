@@ -541,6 +541,38 @@ class SeriesFBApproximation(enum.IntEnum):
   option2 = 2
 
 
+def register_series_quants(
+  block,
+  input_damping,
+  output_damping,
+  unknown_message="Unrecognized FullyConnectedSeriesFB approximation: {!r}.",
+):
+  """Asks a series block's two factors for its option's quantities.
+
+  Option 1 needs each factor's `register_option1quants`, option 2 its
+  `register_option2quants`, with that factor's share of the damping.
+
+  Args:
+    block: A series block: `_option` (1 or 2, e.g. a `SeriesFBApproximation`),
+      `_input_factor` and `_output_factor` (`FullyConnectedMultiKF`s).
+    input_damping: The input factor's damping.
+    output_damping: The output factor's damping.
+    unknown_message: The `ValueError` message for another option, formatted
+      with the option.
+
+  Raises:
+    ValueError: If `block._option` is neither option.
+  """
+  if block._option == SeriesFBApproximation.option1:
+    block._input_factor.register_option1quants(input_damping)
+    block._output_factor.register_option1quants(output_damping)
+  elif block._option == SeriesFBApproximation.option2:
+    block._input_factor.register_option2quants(input_damping)
+    block._output_factor.register_option2quants(output_damping)
+  else:
+    raise ValueError(unknown_message.format(block._option))
+
+
 def _check_uses(inputs, outputs):
   """Lists over uses of equal lengths (AssertionError otherwise, as 1.5)."""
   if not isinstance(inputs, (tuple, list)) or not isinstance(
@@ -746,18 +778,7 @@ class FullyConnectedSeriesFB(_MultiUseData, fisher_blocks.FisherBlock):
     self._output_factor.register_cov_dt1()
     damping = self._normalize_damping(damping, self._num_uses)
     self._input_damping, self._output_damping = self._split_damping(damping)
-    if self._option == SeriesFBApproximation.option1:
-      self._input_factor.register_option1quants(self._input_damping)
-      self._output_factor.register_option1quants(self._output_damping)
-    elif self._option == SeriesFBApproximation.option2:
-      self._input_factor.register_option2quants(self._input_damping)
-      self._output_factor.register_option2quants(self._output_damping)
-    else:
-      raise ValueError(
-        "Unrecognized FullyConnectedSeriesFB approximation: {!r}.".format(
-          self._option
-        )
-      )
+    register_series_quants(self, self._input_damping, self._output_damping)
 
   def multiply_inverse(self, vector):
     """Applies the series approximation's inverse (see the class docstring).

@@ -572,11 +572,12 @@ class Float64Test(parameterized.TestCase):
         lc.register_fully_connected((w, b), x, pre, approx="kron")
         lc.register_generic(c, n, approx="full")
         lc.register_normal_predictive_distribution(y, var=1.0, name="y")
-        opt = ns.optimizer.KfacOptimizer(
+        opt = _make_optimizer(
+          ns,
+          lc,
           learning_rate=lr,
           cov_ema_decay=rho,
           damping=damping,
-          layer_collection=lc,
           momentum=momentum,
           estimation_mode="exact",
         )
