@@ -321,13 +321,7 @@ def lc_1_8__register_conv2d(
     ValueError: For an illegal `approx`.
     AssertionError: For "diagonal" with `strides[0]` or `strides[-1]` not 1.
   """
-  approx = _resolve_approx(
-    self,
-    params,
-    approx,
-    self.default_conv2d_approximation,
-    (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME),
-  )
+  approx = _resolve_approx(self, params, approx, "conv2d")
   if approx == APPROX_KRONECKER_NAME:
     block = fb.ConvKFCBasicFB(
       layer_collection=self,
@@ -381,7 +375,7 @@ def lc_1_8__register_fully_connected_multi(
     self,
     params,
     approx,
-    self.default_fully_connected_multi_approximation,
+    "fully_connected_multi",
     (APPROX_KRONECKER_INDEP_NAME,) + self._series_approximations(),
   )
   has_bias = isinstance(params, (tuple, list))
@@ -849,13 +843,7 @@ def lc_1_8__register_conv2d_multi(
     ValueError: For an illegal `approx` or a channel-first `data_format`.
     AssertionError: For list inputs and outputs of different lengths.
   """
-  approx = _resolve_approx(
-    self,
-    params,
-    approx,
-    self.default_conv2d_multi_approximation,
-    (APPROX_KRONECKER_INDEP_NAME,),
-  )
+  approx = _resolve_approx(self, params, approx, "conv2d_multi")
   if isinstance(inputs, (tuple, list)):
     assert len(inputs) == len(outputs)
   block = fb.ConvKFCBasicMultiIndepFB(
@@ -895,13 +883,7 @@ def lc_1_8__register_embedding_multi(
   Raises:
     ValueError: For an illegal `approx`, or tuple/list `params` (bias).
   """
-  approx = _resolve_approx(
-    self,
-    params,
-    approx,
-    self.default_embedding_multi_approximation,
-    (APPROX_KRONECKER_INDEP_NAME,),
-  )
+  approx = _resolve_approx(self, params, approx, "embedding_multi")
   if isinstance(params, (tuple, list)):
     raise ValueError("Bias not supported.")
   vocab_size = _checks.static_dim(params, 0)

@@ -474,100 +474,93 @@ lc_1_7__default_embedding_approximation = _approx_property(
 )
 
 
-def _set_default(self, attribute, value, legal):
+def _legal_approximations(kind):
+  """The approximation names of one layer kind.
+
+  Those `register_<kind>` accepts, and `set_default_<kind>_approximation`.
+
+  Args:
+    kind: "generic", "fully_connected", "conv2d", "fully_connected_multi",
+      "embedding", "conv2d_multi" or "embedding_multi".
+
+  Returns:
+    A tuple of approximation names.
+  """
+  kron_or_diagonal = (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME)
+  return {
+    "generic": (APPROX_FULL_NAME, APPROX_DIAGONAL_NAME),
+    "fully_connected": kron_or_diagonal,
+    "conv2d": kron_or_diagonal,
+    "fully_connected_multi": (
+      APPROX_KRONECKER_INDEP_NAME,
+      APPROX_KRONECKER_SERIES_1_NAME,
+      APPROX_KRONECKER_SERIES_2_NAME,
+    ),
+    "embedding": (APPROX_KRONECKER_NAME,),
+    "conv2d_multi": (APPROX_KRONECKER_INDEP_NAME,),
+    "embedding_multi": (APPROX_KRONECKER_INDEP_NAME,),
+  }[kind]
+
+
+def _set_default(self, kind, value):
+  """Sets `_default_<kind>_approximation` to a legal `value`."""
+  legal = _legal_approximations(kind)
   if value not in legal:
     raise ValueError(
       "{} is not a valid approximation; expected one of {}.".format(
         value, ", ".join(legal)
       )
     )
-  setattr(self, attribute, value)
+  setattr(self, "_default_{}_approximation".format(kind), value)
 
 
-def lc_1_5__set_default_generic_approximation(self, value):
-  """Sets the approximation used by `register_generic` for `approx=None`.
-
-  Args:
-    value: "full" or "diagonal".
-
-  Raises:
-    ValueError: For any other value.
-  """
-  _set_default(
-    self,
-    "_default_generic_approximation",
-    value,
-    (APPROX_FULL_NAME, APPROX_DIAGONAL_NAME),
-  )
-
-
-def lc_1_5__set_default_fully_connected_approximation(self, value):
-  """Sets the approximation of `register_fully_connected` for `approx=None`.
+def _default_setter(kind, summary, legal_text):
+  """A `set_default_<kind>_approximation` method (see `_set_default`).
 
   Args:
-    value: "kron" or "diagonal".
+    kind: The layer kind (see `_legal_approximations`).
+    summary: The first line of the method's docstring.
+    legal_text: The legal values, as the docstring states them.
 
-  Raises:
-    ValueError: For any other value.
+  Returns:
+    The method, a function of `(self, value)`.
   """
-  _set_default(
-    self,
-    "_default_fully_connected_approximation",
-    value,
-    (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME),
+
+  def setter(self, value):
+    _set_default(self, kind, value)
+
+  setter.__doc__ = (
+    "{}\n\n  Args:\n    value: {}.\n\n  Raises:\n"
+    "    ValueError: For any other value.\n  ".format(summary, legal_text)
   )
+  return setter
 
 
-def lc_1_5__set_default_conv2d_approximation(self, value):
-  """Sets the approximation used by `register_conv2d` for `approx=None`.
-
-  Args:
-    value: "kron" or "diagonal".
-
-  Raises:
-    ValueError: For any other value.
-  """
-  _set_default(
-    self,
-    "_default_conv2d_approximation",
-    value,
-    (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME),
-  )
-
-
-def lc_1_5__set_default_fully_connected_multi_approximation(self, value):
-  """Sets the approximation of `register_fully_connected_multi` (None).
-
-  Args:
-    value: "kron_indep", "kron_series_1" or "kron_series_2".
-
-  Raises:
-    ValueError: For any other value.
-  """
-  _set_default(
-    self,
-    "_default_fully_connected_multi_approximation",
-    value,
-    (
-      APPROX_KRONECKER_INDEP_NAME,
-      APPROX_KRONECKER_SERIES_1_NAME,
-      APPROX_KRONECKER_SERIES_2_NAME,
-    ),
-  )
-
-
-def lc_1_7__set_default_embedding_approximation(self, value):
-  """Sets the approximation used by `register_embedding` for `approx=None`.
-
-  Args:
-    value: "kron" (the only legal value).
-
-  Raises:
-    ValueError: For any other value.
-  """
-  _set_default(
-    self, "_default_embedding_approximation", value, (APPROX_KRONECKER_NAME,)
-  )
+lc_1_5__set_default_generic_approximation = _default_setter(
+  "generic",
+  "Sets the approximation used by `register_generic` for `approx=None`.",
+  '"full" or "diagonal"',
+)
+lc_1_5__set_default_fully_connected_approximation = _default_setter(
+  "fully_connected",
+  "Sets the approximation of `register_fully_connected` for `approx=None`.",
+  '"kron" or "diagonal"',
+)
+lc_1_5__set_default_conv2d_approximation = _default_setter(
+  "conv2d",
+  "Sets the approximation used by `register_conv2d` for `approx=None`.",
+  '"kron" or "diagonal"',
+)
+lc_1_5__set_default_fully_connected_multi_approximation = _default_setter(
+  "fully_connected_multi",
+  "Sets the approximation of `register_fully_connected_multi` (None).",
+  '"kron_indep", "kron_series_1" or "kron_series_2"',
+)
+lc_1_7__set_default_embedding_approximation = _default_setter(
+  "embedding",
+  "Sets the approximation used by `register_embedding` for `approx=None`.",
+  '"kron" (the only legal value)',
+)
 
 
 def lc_1_5__linked_parameters(self):
@@ -723,12 +716,29 @@ def _add_data(self, params, block, uses, *data):
     block.register_additional_minibatch(*data)
 
 
-def _resolve_approx(self, params, approx, default, legal):
-  """Explicit `approx`, else the linked group's, else `default`."""
+def _resolve_approx(self, params, approx, kind, legal=None):
+  """Explicit `approx`, else the linked group's, else the default of `kind`.
+
+  Args:
+    self: The `LayerCollection`.
+    params: The registration's parameters.
+    approx: The `approx` argument given (None: not given).
+    kind: The layer kind (see `_legal_approximations`); its default is
+      `self.default_<kind>_approximation`.
+    legal: The names allowed, if not those of `_legal_approximations(kind)`.
+
+  Returns:
+    The approximation name.
+
+  Raises:
+    ValueError: If the name is not allowed.
+  """
   if approx is None:
     approx = self._linked_parameters.get(frozenset(ensure_sequence(params)))
   if approx is None:
-    approx = default
+    approx = getattr(self, "default_{}_approximation".format(kind))
+  if legal is None:
+    legal = _legal_approximations(kind)
   if approx not in legal:
     raise ValueError("Bad value {} for approx.".format(approx))
   return approx
@@ -757,13 +767,7 @@ def lc_1_5__register_fully_connected(
       `register_block` refuses the registration.
     KeyError: If reusing a key that is not registered.
   """
-  approx = _resolve_approx(
-    self,
-    params,
-    approx,
-    self.default_fully_connected_approximation,
-    (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME),
-  )
+  approx = _resolve_approx(self, params, approx, "fully_connected")
   _check_fully_connected(params, inputs, outputs)
   has_bias = isinstance(params, (tuple, list))
   block_type = (
@@ -803,13 +807,7 @@ def lc_1_5__register_conv2d(
       arguments do not fit, or `register_block` refuses the registration.
     KeyError: If reusing a key that is not registered.
   """
-  approx = _resolve_approx(
-    self,
-    params,
-    approx,
-    self.default_conv2d_approximation,
-    (APPROX_KRONECKER_NAME, APPROX_DIAGONAL_NAME),
-  )
+  approx = _resolve_approx(self, params, approx, "conv2d")
   _check_conv2d(params, strides, padding, inputs, outputs)
   block_type = (
     fb.ConvKFCBasicFB if approx == APPROX_KRONECKER_NAME else fb.ConvDiagonalFB
@@ -837,13 +835,7 @@ def lc_1_5__register_generic(
       registration.
     KeyError: If reusing a key that is not registered.
   """
-  approx = _resolve_approx(
-    self,
-    params,
-    approx,
-    self.default_generic_approximation,
-    (APPROX_FULL_NAME, APPROX_DIAGONAL_NAME),
-  )
+  approx = _resolve_approx(self, params, approx, "generic")
   block_type = fb.FullFB if approx == APPROX_FULL_NAME else fb.NaiveDiagonalFB
   block = self.register_block(params, block_type(self, params), reuse=reuse)
   _add_data(self, params, block, float("inf"), batch_size)
@@ -865,17 +857,7 @@ def lc_1_5__register_fully_connected_multi(
     ValueError: If `approx` is illegal, or the parameters are registered
       already (no reuse: shared layers have one minibatch).
   """
-  approx = _resolve_approx(
-    self,
-    params,
-    approx,
-    self.default_fully_connected_multi_approximation,
-    (
-      APPROX_KRONECKER_INDEP_NAME,
-      APPROX_KRONECKER_SERIES_1_NAME,
-      APPROX_KRONECKER_SERIES_2_NAME,
-    ),
-  )
+  approx = _resolve_approx(self, params, approx, "fully_connected_multi")
   has_bias = isinstance(params, (tuple, list))
   if approx == APPROX_KRONECKER_INDEP_NAME:
     block = fb.FullyConnectedMultiIndepFB(
@@ -1412,13 +1394,7 @@ def lc_1_7__register_embedding(
       `register_block` refuses the registration.
     KeyError: If reusing a key that is not registered.
   """
-  approx = _resolve_approx(
-    self,
-    params,
-    approx,
-    self.default_embedding_approximation,
-    (APPROX_KRONECKER_NAME,),
-  )
+  approx = _resolve_approx(self, params, approx, "embedding")
   if isinstance(params, (tuple, list)):
     raise ValueError("Bias not supported.")
   vocab_size = int(params.shape[0])
