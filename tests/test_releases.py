@@ -35,6 +35,14 @@ def _ns(package):
   return importlib.import_module(package)
 
 
+@contextlib.contextmanager
+def _release_session(package, seed=None):
+  """A fresh graph and session; yields (namespace, session, RandomState)."""
+  rng = None if seed is None else np.random.RandomState(seed)
+  with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    yield _ns(package), sess, rng
+
+
 def _named(packages):
   return [(p.replace(".", "_"), p) for p in packages]
 
@@ -121,9 +129,7 @@ class SharedTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*_named(_NAMESPACES))
   def test_kronecker_block_against_numpy(self, package):
-    ns = _ns(package)
-    rng = np.random.RandomState(0)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    with _release_session(package, 0) as (ns, sess, rng):
       x, w, b, _, lc = _fc_model(ns, rng)
       opt = _make_optimizer(ns, lc)
       cov_op, inv_op = _update_ops(ns, opt)
@@ -153,9 +159,7 @@ class SharedTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*_named(_NAMESPACES))
   def test_diagonal_block_against_numpy(self, package):
-    ns = _ns(package)
-    rng = np.random.RandomState(1)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    with _release_session(package, 1) as (ns, sess, rng):
       x, w, lc, opt = _diagonal_dense_layer(ns, rng)
       cov_op, _ = _update_ops(ns, opt)
       v = rng.randn(IN, OUT).astype(np.float32)
@@ -387,8 +391,7 @@ class FactorReleaseTest(parameterized.TestCase):
     ("r1_7", "kfac.r1_7", _NAIVEDIAG_GRADIENT_NAMES),
   )
   def test_naive_diagonal_factor_names(self, package, expected):
-    ns = _ns(package)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    with _release_session(package) as (ns, sess, _):
       lc, opt, wb, v = self._naive_diagonal_model(ns)
       names = [lc.fisher_blocks[key]._factor._cov.op.name for key in (wb, v)]
       vector = (tf.ones([3, 2]), tf.ones([2]))
@@ -412,9 +415,7 @@ class FactorReleaseTest(parameterized.TestCase):
     ("r1_7", "kfac.r1_7", True),
   )
   def test_diagonal_factor_get_cov(self, package, dense):
-    ns = _ns(package)
-    rng = np.random.RandomState(11)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    with _release_session(package, 11) as (ns, sess, rng):
       _, w, lc, opt = _diagonal_dense_layer(ns, rng)
       factor = lc.fisher_blocks[w]._factor
       cov = factor.get_cov()
@@ -438,9 +439,7 @@ class RegistrationTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*_named(_LATER))
   def test_towers_are_pooled_by_concatenation(self, package):
-    ns = _ns(package)
-    rng = np.random.RandomState(5)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    with _release_session(package, 5) as (ns, sess, rng):
       w = tf.compat.v1.get_variable(
         "w", initializer=rng.randn(IN, OUT).astype(np.float32)
       )
@@ -515,9 +514,7 @@ class RegistrationTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*_named(_LATER))
   def test_factor_variables_follow_float64_data(self, package):
-    ns = _ns(package)
-    rng = np.random.RandomState(6)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    with _release_session(package, 6) as (ns, sess, rng):
       x = tf.constant(rng.randn(BATCH, IN))
       w = tf.compat.v1.get_variable("w", initializer=rng.randn(IN, OUT))
       logits = tf.matmul(x, w)
@@ -822,9 +819,7 @@ class TypicalProgramsTest(parameterized.TestCase):
   )
   def test_shared_weights(self, package, approx):
     # None: the release default, "kron_series_2" in 1.5–1.7.
-    ns = _ns(package)
-    rng = np.random.RandomState(8)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    with _release_session(package, 8) as (ns, sess, rng):
       w = tf.compat.v1.get_variable(
         "w", initializer=0.3 * rng.randn(IN, IN).astype(np.float32)
       )
