@@ -15,6 +15,75 @@ def _var(name, shape):
   return tf.compat.v1.get_variable(name, shape=shape)
 
 
+def _layer_tensors(weights_shape, bias_shape, inputs_shape, outputs_shape):
+  """A layer's `(params, inputs, outputs)` for a registration.
+
+  `params` is the weights `w`, or `(w, b)` when `bias_shape` is given;
+  `inputs` and `outputs` are float32 placeholders of the given shapes.
+  """
+  weights = _var("w", weights_shape)
+  params = (weights, _var("b", bias_shape)) if bias_shape else weights
+  return (
+    params,
+    tf.compat.v1.placeholder(tf.float32, inputs_shape),
+    tf.compat.v1.placeholder(tf.float32, outputs_shape),
+  )
+
+
+def _fresh_collections():
+  """Yields `(LayerCollection(), approx)` for "kron", then "diagonal"."""
+  for approx in (lc.APPROX_KRONECKER_NAME, lc.APPROX_DIAGONAL_NAME):
+    yield lc.LayerCollection(), approx
+
+
+def _register_conv2d_with_outputs(layers, outputs_shape, approx):
+  """Registers a 3x3, 2 -> 5 channel "SAME" conv2d of `[None, 4, 4, 2]`
+  inputs whose outputs are a placeholder of `outputs_shape`."""
+  layers.register_conv2d(
+    _var("k", [3, 3, 2, 5]),
+    (1, 1, 1, 1),
+    "SAME",
+    tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2]),
+    tf.compat.v1.placeholder(tf.float32, outputs_shape),
+    approx=approx,
+  )
+
+
+def _variant(valid):
+  """A builder of named cases: the `valid` arguments with some changed.
+
+  `case(name, message, **changes)` is the case `name` whose arguments are
+  `valid` updated by `changes`, expecting an error matching `message`.
+  """
+
+  def case(name, message, **changes):
+    return dict(valid, testcase_name=name, message=message, **changes)
+
+  return case
+
+
+# A valid fully connected and a valid conv2d registration; each rejected
+# case states what it breaks.
+_fc_case = _variant(
+  dict(
+    kernel_shape=[100, 10],
+    inputs_shape=[None, 100],
+    outputs_shape=[None, 10],
+    bias_shape=None,
+  )
+)
+_conv2d_case = _variant(
+  dict(
+    filter_shape=[3, 3, 3, 5],
+    inputs_shape=[2, 4, 4, 3],
+    outputs_shape=[2, 4, 4, 5],
+    bias_shape=None,
+    strides=(1, 1, 1, 1),
+    padding="SAME",
+  )
+)
+
+
 def _make_factors(layers):
   """Makes the registered blocks' factors (with the outputs as gradients).
 
@@ -161,74 +230,44 @@ class LayerCollectionTest(parameterized.TestCase, tf.test.TestCase):
       self.assertEqual(layers.generic_registrations, set())
       self.assertLen(layers.get_blocks(), 1)
 
-  def test_register_single_param_not_registered(self):
-    with tf.Graph().as_default():
-      x = _var("x", [1])
-      layers = lc.LayerCollection()
-      layers.fisher_blocks = {_var("y", [1]): "1"}
-      layers.register_block(x, "foo")
-      self.assertEqual(set(layers.fisher_blocks.values()), {"1", "foo"})
+  # Keys are spelled by variable letters: "xy" is the tuple key (x, y).
+  @parameterized.named_parameters(
+    ("single_param_not_registered", {"y": "1"}, "x", {"1", "foo"}),
+    ("single_param_registered", {"x": "1"}, "x", "Duplicate registration"),
+    ("single_param_registered_in_tuple", {"xy": "1"}, "x", {"1"}),
+    ("tuple_param_not_registered", {"z": "1"}, "xy", {"1", "foo"}),
+    ("tuple_param_registered", {"xy": "1"}, "xy", "Duplicate registration"),
+    ("tuple_param_registered_in_superset", {"xyz": "1"}, "xy", {"1"}),
+    ("tuple_param_some_registered", {"x": "1", "z": "2"}, "xy", {"2", "foo"}),
+    (
+      "tuple_var_some_registered_in_other_tuples",
+      {"xz": "1", "zw": "2"},
+      "xy",
+      "Inconsistent registration",
+    ),
+  )
+  def test_register_block(self, existing, key, expected):
+    """`register_block(key, "foo")` next to the `existing` blocks.
 
-  def test_should_register_single_param_registered(self):
+    `expected` is the set of blocks afterwards, or the message of the
+    ValueError raised.
+    """
     with tf.Graph().as_default():
-      x = _var("x", [1])
-      layers = lc.LayerCollection()
-      layers.fisher_blocks = {x: "1"}
-      with self.assertRaisesRegex(ValueError, "Duplicate registration"):
-        layers.register_block(x, "foo")
+      variables = {name: _var(name, [1]) for name in "xyzw"}
 
-  def test_register_single_param_registered_in_tuple(self):
-    with tf.Graph().as_default():
-      x, y = _var("x", [1]), _var("y", [1])
-      layers = lc.LayerCollection()
-      layers.fisher_blocks = {(x, y): "1"}
-      layers.register_block(x, "foo")
-      self.assertEqual(set(layers.fisher_blocks.values()), {"1"})
+      def key_of(names):
+        if len(names) == 1:
+          return variables[names]
+        return tuple(variables[name] for name in names)
 
-  def test_register_tuple_param_not_registered(self):
-    with tf.Graph().as_default():
-      x, y, z = _var("x", [1]), _var("y", [1]), _var("z", [1])
       layers = lc.LayerCollection()
-      layers.fisher_blocks = {z: "1"}
-      layers.register_block((x, y), "foo")
-      self.assertEqual(set(layers.fisher_blocks.values()), {"1", "foo"})
-
-  def test_register_tuple_param_registered(self):
-    with tf.Graph().as_default():
-      x, y = _var("x", [1]), _var("y", [1])
-      layers = lc.LayerCollection()
-      layers.fisher_blocks = {(x, y): "1"}
-      with self.assertRaisesRegex(ValueError, "Duplicate registration"):
-        layers.register_block((x, y), "foo")
-
-  def test_register_tuple_param_registered_in_superset(self):
-    with tf.Graph().as_default():
-      x, y, z = _var("x", [1]), _var("y", [1]), _var("z", [1])
-      layers = lc.LayerCollection()
-      layers.fisher_blocks = {(x, y, z): "1"}
-      layers.register_block((x, y), "foo")
-      self.assertEqual(set(layers.fisher_blocks.values()), {"1"})
-
-  def test_register_tuple_param_some_registered(self):
-    with tf.Graph().as_default():
-      x, y, z = _var("x", [1]), _var("y", [1]), _var("z", [1])
-      layers = lc.LayerCollection()
-      layers.fisher_blocks = {x: "1", z: "2"}
-      layers.register_block((x, y), "foo")
-      self.assertEqual(set(layers.fisher_blocks.values()), {"2", "foo"})
-
-  def test_register_tuple_var_some_registered_in_other_tuples(self):
-    with tf.Graph().as_default():
-      x, y, z, w = (
-        _var("x", [1]),
-        _var("y", [1]),
-        _var("z", [1]),
-        _var("w", [1]),
-      )
-      layers = lc.LayerCollection()
-      layers.fisher_blocks = {(x, z): "1", (z, w): "2"}
-      with self.assertRaisesRegex(ValueError, "Inconsistent registration"):
-        layers.register_block((x, y), "foo")
+      layers.fisher_blocks = {key_of(k): v for k, v in existing.items()}
+      if isinstance(expected, str):
+        with self.assertRaisesRegex(ValueError, expected):
+          layers.register_block(key_of(key), "foo")
+      else:
+        layers.register_block(key_of(key), "foo")
+        self.assertEqual(set(layers.fisher_blocks.values()), expected)
 
   def test_failed_registration_leaves_blocks_unchanged(self):
     # (x, y) would replace x but overlaps (y, z): nothing may be removed.
@@ -611,39 +650,26 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
       self.assertEqual(layers.generic_registrations, set())
 
   @parameterized.named_parameters(
-    ("kernel_vs_inputs", [784, 10], [None, 100], [None, 10], None, "inputs"),
-    ("kernel_vs_outputs", [100, 10], [None, 100], [None, 12], None, "outputs"),
-    ("bias_size", [100, 10], [None, 100], [None, 10], [11], "bias"),
-    ("kernel_rank", [100, 10, 1], [None, 100], [None, 10], None, "rank 2"),
-    (
-      "inputs_rank",
-      [100, 10],
-      [None, 5, 100],
-      [None, 10],
-      None,
-      "inputs must have rank 2",
+    _fc_case("kernel_vs_inputs", "inputs", kernel_shape=[784, 10]),
+    _fc_case("kernel_vs_outputs", "outputs", outputs_shape=[None, 12]),
+    _fc_case("bias_size", "bias", bias_shape=[11]),
+    _fc_case("kernel_rank", "rank 2", kernel_shape=[100, 10, 1]),
+    _fc_case(
+      "inputs_rank", "inputs must have rank 2", inputs_shape=[None, 5, 100]
     ),
-    (
-      "outputs_rank",
-      [100, 10],
-      [None, 100],
-      [10],
-      None,
-      "outputs must have rank 2",
+    _fc_case("outputs_rank", "outputs must have rank 2", outputs_shape=[10]),
+    _fc_case(
+      "batch_sizes", "batch size", inputs_shape=[8, 100], outputs_shape=[4, 10]
     ),
-    ("batch_sizes", [100, 10], [8, 100], [4, 10], None, "batch size"),
   )
   def test_fully_connected_shape_mismatch_raises(
     self, kernel_shape, inputs_shape, outputs_shape, bias_shape, message
   ):
     with tf.Graph().as_default():
-      layers = lc.LayerCollection()
-      kernel = _var("w", kernel_shape)
-      params = (kernel, _var("b", bias_shape)) if bias_shape else kernel
-      inputs = tf.compat.v1.placeholder(tf.float32, inputs_shape)
-      outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
-      for approx in (lc.APPROX_KRONECKER_NAME, lc.APPROX_DIAGONAL_NAME):
-        layers = lc.LayerCollection()
+      params, inputs, outputs = _layer_tensors(
+        kernel_shape, bias_shape, inputs_shape, outputs_shape
+      )
+      for layers, approx in _fresh_collections():
         # Registered as in TF 1.4; the error comes when factors are made.
         layers.register_fully_connected(params, inputs, outputs, approx=approx)
         with self.assertRaisesRegex(ValueError, message):
@@ -702,134 +728,44 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
   def test_conv2d_unknown_output_sizes_raise(self, approx, outputs_shape):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
-      inputs = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2])
-      outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
-      layers.register_conv2d(
-        _var("k", [3, 3, 2, 5]),
-        (1, 1, 1, 1),
-        "SAME",
-        inputs,
-        outputs,
-        approx=approx,
-      )
+      _register_conv2d_with_outputs(layers, outputs_shape, approx)
       with self.assertRaisesRegex(ValueError, "outputs.*statically known"):
         _make_factors(layers)
 
   def test_conv2d_diagonal_unknown_output_channels_accepted(self):
     with tf.Graph().as_default():
       layers = lc.LayerCollection()
-      inputs = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 2])
-      outputs = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, None])
-      layers.register_conv2d(
-        _var("k", [3, 3, 2, 5]),
-        (1, 1, 1, 1),
-        "SAME",
-        inputs,
-        outputs,
-        approx="diagonal",
-      )
+      _register_conv2d_with_outputs(layers, [None, 4, 4, None], "diagonal")
       self.assertLen(layers.get_blocks(), 1)
 
   @parameterized.named_parameters(
-    (
-      "in_channels",
-      [3, 3, 2, 5],
-      [2, 4, 4, 3],
-      [2, 4, 4, 5],
-      None,
-      (1, 1, 1, 1),
-      "SAME",
-      "in_channels",
+    _conv2d_case("in_channels", "in_channels", filter_shape=[3, 3, 2, 5]),
+    _conv2d_case("out_channels", "out_channels", outputs_shape=[2, 4, 4, 6]),
+    _conv2d_case("bias_size", "bias", bias_shape=[4]),
+    _conv2d_case("filter_rank", "rank 4", filter_shape=[3, 3, 5]),
+    _conv2d_case(
+      "inputs_rank", "inputs must have rank 4", inputs_shape=[2, 16, 3]
     ),
-    (
-      "out_channels",
-      [3, 3, 3, 5],
-      [2, 4, 4, 3],
-      [2, 4, 4, 6],
-      None,
-      (1, 1, 1, 1),
-      "SAME",
-      "out_channels",
-    ),
-    (
-      "bias_size",
-      [3, 3, 3, 5],
-      [2, 4, 4, 3],
-      [2, 4, 4, 5],
-      [4],
-      (1, 1, 1, 1),
-      "SAME",
-      "bias",
-    ),
-    (
-      "filter_rank",
-      [3, 3, 5],
-      [2, 4, 4, 3],
-      [2, 4, 4, 5],
-      None,
-      (1, 1, 1, 1),
-      "SAME",
-      "rank 4",
-    ),
-    (
-      "inputs_rank",
-      [3, 3, 3, 5],
-      [2, 16, 3],
-      [2, 4, 4, 5],
-      None,
-      (1, 1, 1, 1),
-      "SAME",
-      "inputs must have rank 4",
-    ),
-    (
+    _conv2d_case(
       "same_output_size",
-      [3, 3, 3, 5],
-      [2, 8, 8, 3],
-      [2, 8, 8, 5],
-      None,
-      (1, 2, 2, 1),
-      "SAME",
       "output height of 4",
+      inputs_shape=[2, 8, 8, 3],
+      outputs_shape=[2, 8, 8, 5],
+      strides=(1, 2, 2, 1),
     ),
-    (
+    _conv2d_case(
       "valid_output_size",
-      [3, 3, 3, 5],
-      [2, 8, 8, 3],
-      [2, 8, 8, 5],
-      None,
-      (1, 1, 1, 1),
-      "VALID",
       "output height of 6",
+      inputs_shape=[2, 8, 8, 3],
+      outputs_shape=[2, 8, 8, 5],
+      padding="VALID",
     ),
-    (
-      "padding",
-      [3, 3, 3, 5],
-      [2, 4, 4, 3],
-      [2, 4, 4, 5],
-      None,
-      (1, 1, 1, 1),
-      "same",
-      "padding",
-    ),
-    (
-      "strides_length",
-      [3, 3, 3, 5],
-      [2, 4, 4, 3],
-      [2, 4, 4, 5],
-      None,
-      (1, 1),
-      "SAME",
-      "strides",
-    ),
-    (
+    _conv2d_case("padding", "padding", padding="same"),
+    _conv2d_case("strides_length", "strides", strides=(1, 1)),
+    _conv2d_case(
       "unknown_spatial_size",
-      [3, 3, 3, 5],
-      [2, None, None, 3],
-      [2, 4, 4, 5],
-      None,
-      (1, 1, 1, 1),
-      "SAME",
       "height and width",
+      inputs_shape=[2, None, None, 3],
     ),
   )
   def test_conv2d_shape_mismatch_raises(
@@ -843,13 +779,10 @@ class RejectedInputTest(parameterized.TestCase, tf.test.TestCase):
     message,
   ):
     with tf.Graph().as_default():
-      layers = lc.LayerCollection()
-      kernel = _var("k", filter_shape)
-      params = (kernel, _var("c", bias_shape)) if bias_shape else kernel
-      inputs = tf.compat.v1.placeholder(tf.float32, inputs_shape)
-      outputs = tf.compat.v1.placeholder(tf.float32, outputs_shape)
-      for approx in (lc.APPROX_KRONECKER_NAME, lc.APPROX_DIAGONAL_NAME):
-        layers = lc.LayerCollection()
+      params, inputs, outputs = _layer_tensors(
+        filter_shape, bias_shape, inputs_shape, outputs_shape
+      )
+      for layers, approx in _fresh_collections():
         # At registration for what the block reads (height, width,
         # strides[1:3]), else when the factors are made (TF 1.4's points).
         with self.assertRaisesRegex(ValueError, message):
