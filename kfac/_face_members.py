@@ -35,6 +35,24 @@ def utils_1_5__posdef_inv_eig(tensor, identity, damping):
   return tf.matmul(eigenvectors / eigenvalues, eigenvectors, transpose_b=True)
 
 
+def _set_given_constants(namespace, arguments):
+  """The body of the faces' `set_global_constants`.
+
+  Every argument of a `set_global_constants` names its module constant in
+  lower case (`zero_debias` sets `ZERO_DEBIAS`); None leaves the constant
+  as it is.
+
+  Args:
+    namespace: The face module's globals (`globals()` of the caller).
+    arguments: The caller's arguments (its `locals()`, taken first thing).
+  """
+  namespace.update(
+    (name.upper(), value)
+    for name, value in arguments.items()
+    if value is not None
+  )
+
+
 def utils_1_5__set_global_constants(posdef_inv_method=None):
   """Overwrites the module's global constants (those not None).
 
@@ -43,9 +61,7 @@ def utils_1_5__set_global_constants(posdef_inv_method=None):
       `posdef_inv_functions` ("cholesky", "matrix_inverse" or "eig"). It is
       not validated: an unknown name fails at the next `posdef_inv` call.
   """
-  global POSDEF_INV_METHOD
-  if posdef_inv_method is not None:
-    POSDEF_INV_METHOD = posdef_inv_method
+  _set_given_constants(globals(), locals())
 
 
 def utils_1_5__finish():
@@ -222,11 +238,7 @@ def blocks_1_5__set_global_constants(
       another value makes Kronecker blocks fail with a TypeError when their
       factors are instantiated.
   """
-  global NORMALIZE_DAMPING_POWER, PI_TYPE
-  if normalize_damping_power is not None:
-    NORMALIZE_DAMPING_POWER = normalize_damping_power
-  if pi_type is not None:
-    PI_TYPE = pi_type
+  _set_given_constants(globals(), locals())
 
 
 def block_1_5__num_registered_minibatches(self):
@@ -988,19 +1000,7 @@ def factors_1_6__set_global_constants(
     colocate_cov_ops_with_inputs: New `COLOCATE_COV_OPS_WITH_INPUTS`
       (covariance statistics computed next to the factors' inputs).
   """
-  global INIT_COVARIANCES_AT_ZERO, ZERO_DEBIAS
-  global EIGENVALUE_DECOMPOSITION_THRESHOLD, EIGENVALUE_CLIPPING_THRESHOLD
-  global COLOCATE_COV_OPS_WITH_INPUTS
-  if init_covariances_at_zero is not None:
-    INIT_COVARIANCES_AT_ZERO = init_covariances_at_zero
-  if zero_debias is not None:
-    ZERO_DEBIAS = zero_debias
-  if eigenvalue_decomposition_threshold is not None:
-    EIGENVALUE_DECOMPOSITION_THRESHOLD = eigenvalue_decomposition_threshold
-  if eigenvalue_clipping_threshold is not None:
-    EIGENVALUE_CLIPPING_THRESHOLD = eigenvalue_clipping_threshold
-  if colocate_cov_ops_with_inputs is not None:
-    COLOCATE_COV_OPS_WITH_INPUTS = colocate_cov_ops_with_inputs
+  _set_given_constants(globals(), locals())
 
 
 def factors_1_6__maybe_colocate_with(op):
