@@ -1,5 +1,7 @@
 """Tests for kfac.loss_functions against NumPy oracles and legacy values."""
 
+import collections
+import contextlib
 import math
 
 from absl.testing import parameterized
@@ -166,6 +168,25 @@ def _make_natural_case(kind, batch, dim, rng):
   fishers = [np_normal_mean_fisher_row(var[b]) for b in range(batch)]
   factors = [np.diag(1.0 / np.sqrt(var[b])) for b in range(batch)]
   return loss, mean, fishers, factors, targets
+
+
+_NaturalCase = collections.namedtuple(
+  "_NaturalCase", ["loss", "params", "fishers", "factors", "targets"]
+)
+
+
+@contextlib.contextmanager
+def _natural_case(kind, batch, dim, seed):
+  """A fresh graph and session holding one natural-parameter case.
+
+  Yields:
+    `(session, rng, case)`: `rng` is the `RandomState(seed)` the case was
+    drawn from (for further draws); `case` is a `_NaturalCase` of what
+    `_make_natural_case` returns.
+  """
+  rng = np.random.RandomState(seed)
+  with tf.Graph().as_default(), _session() as sess:
+    yield sess, rng, _NaturalCase(*_make_natural_case(kind, batch, dim, rng))
 
 
 def _natural_cases():
@@ -601,72 +622,75 @@ class SampleTest(parameterized.TestCase):
 class FisherTest(parameterized.TestCase):
   @parameterized.named_parameters(*_natural_cases())
   def test_multiply_fisher(self, kind, batch, dim):
-    rng = np.random.RandomState(10)
-    with tf.Graph().as_default(), _session() as sess:
-      loss, _, fishers, _, _ = _make_natural_case(kind, batch, dim, rng)
+    with _natural_case(kind, batch, dim, 10) as (sess, rng, case):
       vector = rng.randn(batch, dim)
-      result = sess.run(loss.multiply_fisher(tf.constant(vector)))
-    _assert_close(result, np_rowwise(fishers, vector))
+      result = sess.run(case.loss.multiply_fisher(tf.constant(vector)))
+    _assert_close(result, np_rowwise(case.fishers, vector))
 
   @parameterized.named_parameters(*_natural_cases())
   def test_fisher_factor_and_transpose(self, kind, batch, dim):
-    rng = np.random.RandomState(11)
-    with tf.Graph().as_default(), _session() as sess:
-      loss, _, fishers, factors, _ = _make_natural_case(kind, batch, dim, rng)
+    with _natural_case(kind, batch, dim, 11) as (sess, rng, case):
       # The oracle factor is a factor of the oracle Fisher.
       for b in range(batch):
         np.testing.assert_allclose(
-          factors[b].dot(factors[b].T), fishers[b], atol=1e-12
+          case.factors[b].dot(case.factors[b].T), case.fishers[b], atol=1e-12
         )
       inner = rng.randn(batch, dim)
       vector = rng.randn(batch, dim)
       factor_times, transpose_times, composed, fisher_times = sess.run(
         [
-          loss.multiply_fisher_factor(tf.constant(inner)),
-          loss.multiply_fisher_factor_transpose(tf.constant(vector)),
-          loss.multiply_fisher_factor(
-            loss.multiply_fisher_factor_transpose(tf.constant(vector))
+          case.loss.multiply_fisher_factor(tf.constant(inner)),
+          case.loss.multiply_fisher_factor_transpose(tf.constant(vector)),
+          case.loss.multiply_fisher_factor(
+            case.loss.multiply_fisher_factor_transpose(tf.constant(vector))
           ),
-          loss.multiply_fisher(tf.constant(vector)),
+          case.loss.multiply_fisher(tf.constant(vector)),
         ]
       )
-    _assert_close(factor_times, np_rowwise(factors, inner))
-    _assert_close(transpose_times, np_rowwise([f.T for f in factors], vector))
+    _assert_close(factor_times, np_rowwise(case.factors, inner))
+    _assert_close(
+      transpose_times, np_rowwise([f.T for f in case.factors], vector)
+    )
     _assert_close(composed, fisher_times)
-    _assert_close(composed, np_rowwise(fishers, vector))
+    _assert_close(composed, np_rowwise(case.fishers, vector))
 
   @parameterized.named_parameters(*_natural_cases())
   def test_replicated_one_hot(self, kind, batch, dim):
-    rng = np.random.RandomState(12)
-    with tf.Graph().as_default(), _session() as sess:
-      loss, _, _, factors, _ = _make_natural_case(kind, batch, dim, rng)
+    with _natural_case(kind, batch, dim, 12) as (sess, rng, case):
       fisher_cols = [
-        loss.multiply_fisher_factor_replicated_one_hot((i,)) for i in range(dim)
+        case.loss.multiply_fisher_factor_replicated_one_hot((i,))
+        for i in range(dim)
       ]
       hessian_cols = [
-        loss.multiply_hessian_factor_replicated_one_hot([i]) for i in range(dim)
+        case.loss.multiply_hessian_factor_replicated_one_hot([i])
+        for i in range(dim)
       ]
       fisher_v, hessian_v = sess.run([fisher_cols, hessian_cols])
     for i in range(dim):
-      expected = np.stack([factors[b][:, i] for b in range(batch)])
+      expected = np.stack([case.factors[b][:, i] for b in range(batch)])
       _assert_close(fisher_v[i], expected)
       _assert_close(hessian_v[i], expected)
 
   @parameterized.named_parameters(*[(k, k) for k in _NATURAL_KINDS])
   def test_inner_shapes(self, kind):
-    rng = np.random.RandomState(13)
-    with tf.Graph().as_default(), _session() as sess:
-      loss, params, _, _, _ = _make_natural_case(kind, 4, 3, rng)
-      self.assertEqual(loss.fisher_factor_inner_static_shape.as_list(), [4, 3])
+    with _natural_case(kind, 4, 3, 13) as (sess, rng, case):
+      self.assertEqual(
+        case.loss.fisher_factor_inner_static_shape.as_list(), [4, 3]
+      )
       self.assertIsInstance(
-        loss.hessian_factor_inner_static_shape, tf.TensorShape
+        case.loss.hessian_factor_inner_static_shape, tf.TensorShape
       )
-      self.assertEqual(loss.hessian_factor_inner_static_shape.as_list(), [4, 3])
+      self.assertEqual(
+        case.loss.hessian_factor_inner_static_shape.as_list(), [4, 3]
+      )
       dynamic = sess.run(
-        [loss.fisher_factor_inner_shape, loss.hessian_factor_inner_shape]
+        [
+          case.loss.fisher_factor_inner_shape,
+          case.loss.hessian_factor_inner_shape,
+        ]
       )
-    np.testing.assert_array_equal(dynamic[0], params.shape)
-    np.testing.assert_array_equal(dynamic[1], params.shape)
+    np.testing.assert_array_equal(dynamic[0], case.params.shape)
+    np.testing.assert_array_equal(dynamic[1], case.params.shape)
 
   def test_unknown_batch_size(self):
     with tf.Graph().as_default(), _session() as sess:
@@ -690,21 +714,19 @@ class HessianTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*_natural_cases())
   def test_hessian_methods_match_tf_hessians(self, kind, batch, dim):
-    rng = np.random.RandomState(20)
-    with tf.Graph().as_default(), _session() as sess:
-      loss, _, fishers, _, _ = _make_natural_case(kind, batch, dim, rng)
-      hessian = tf.compat.v1.hessians(loss.evaluate(), loss.inputs)[0]
+    with _natural_case(kind, batch, dim, 20) as (sess, rng, case):
+      hessian = tf.compat.v1.hessians(case.loss.evaluate(), case.loss.inputs)[0]
       vector = tf.constant(rng.randn(batch, dim))
       (hessian_v, vector_v, h_times, factor_composed, cols) = sess.run(
         [
           hessian,
           vector,
-          loss.multiply_hessian(vector),
-          loss.multiply_hessian_factor(
-            loss.multiply_hessian_factor_transpose(vector)
+          case.loss.multiply_hessian(vector),
+          case.loss.multiply_hessian_factor(
+            case.loss.multiply_hessian_factor_transpose(vector)
           ),
           [
-            loss.multiply_hessian_factor_replicated_one_hot((i,))
+            case.loss.multiply_hessian_factor_replicated_one_hot((i,))
             for i in range(dim)
           ],
         ]
@@ -718,7 +740,9 @@ class HessianTest(parameterized.TestCase):
       for c in range(batch):
         block = hessian_v[b, :, c, :]
         if b == c:
-          np.testing.assert_allclose(block, fishers[b], rtol=1e-8, atol=1e-10)
+          np.testing.assert_allclose(
+            block, case.fishers[b], rtol=1e-8, atol=1e-10
+          )
         else:
           np.testing.assert_allclose(block, 0.0, atol=1e-12)
       # Columns of the Hessian factor: their Gram matrix is the Hessian.
