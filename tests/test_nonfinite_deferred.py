@@ -19,10 +19,16 @@ import warnings
 from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
+from test_nonfinite import _counts
+from test_nonfinite import _values
 from test_releases import _ns
 
 B, IN, HIDDEN, OUT = 6, 3, 4, 2
 _PACKAGES = ("kfac.r1_8", "kfac.r1_9", "kfac.r1_10")
+# The optimizer's settings (besides the switch and the estimation mode).
+_SETTINGS = dict(
+  learning_rate=0.1, cov_ema_decay=0.9, damping=0.05, momentum=0.9
+)
 
 
 def _named_packages(*cases):
@@ -114,16 +120,8 @@ def _build(package, skip=True, path="thunks", mode="exact"):
       cov_devices=["/cpu:0"],
       inv_devices=["/cpu:0"],
     )
-  opt = ns.optimizer.KfacOptimizer(
-    learning_rate=0.1,
-    cov_ema_decay=0.9,
-    damping=0.05,
-    layer_collection=lc,
-    momentum=0.9,
-    estimation_mode=mode,
-    skip_nonfinite_updates=skip,
-    **kwargs,
-  )
+  kwargs.update(_SETTINGS, estimation_mode=mode, skip_nonfinite_updates=skip)
+  opt = ns.optimizer.KfacOptimizer(layer_collection=lc, **kwargs)
   if path == "make_ops_and_vars":
     _, cov_op, _, inv_op, _, _ = opt.make_ops_and_vars()
     train = opt.minimize(loss)
@@ -142,11 +140,6 @@ def _build(package, skip=True, path="thunks", mode="exact"):
   )
 
 
-def _values(sess):
-  variables = tf.compat.v1.global_variables()
-  return dict(zip([v.op.name for v in variables], sess.run(variables)))
-
-
 def _step(sess, m, feed, ops=("cov", "inv", "train")):
   # The deferred releases' order: statistics, inverses, then the step; one
   # op per run (the step reads what the updates write).
@@ -159,27 +152,29 @@ def _feed(m, seed):
   return {m["x"]: xb, m["y"]: yb}
 
 
-def _counts(sess, m):
-  return {
-    k: int(sess.run(v)) for k, v in m["opt"].nonfinite_skip_counters.items()
-  }
-
-
-def _assert_same(test, got, expected, names=None):
-  names = sorted(expected) if names is None else names
-  for name in names:
+def _assert_same(got, expected, names=None):
+  """Bit-identical values of `names` (default: all of `expected`)."""
+  for name in sorted(expected) if names is None else names:
     np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
-  del test
+
+
+# Every release with the thunks, with and without placement; towers; 1.8's
+# own ways of making the ops.
+_FINITE_CASES = _named_packages(
+  ("thunks", "thunks"), ("round_robin", "round_robin")
+) + [
+  ("{}_{}".format(package.split(".")[1], path), package, path)
+  for package, path in (
+    ("kfac.r1_8", "towers"),
+    ("kfac.r1_9", "towers"),
+    ("kfac.r1_8", "make_ops_and_vars"),
+    ("kfac.r1_8", "lazy"),
+  )
+]
 
 
 class FiniteDataTest(parameterized.TestCase):
-  @parameterized.named_parameters(
-    *_named_packages(("thunks", "thunks"), ("round_robin", "round_robin")),
-    ("r1_9_towers", "kfac.r1_9", "towers"),
-    ("r1_8_towers", "kfac.r1_8", "towers"),
-    ("r1_8_make_ops_and_vars", "kfac.r1_8", "make_ops_and_vars"),
-    ("r1_8_lazy", "kfac.r1_8", "lazy"),
-  )
+  @parameterized.named_parameters(*_FINITE_CASES)
   def test_bit_identical_to_unguarded_with_same_names(self, package, path):
     results = {}
     for skip in (True, False):
@@ -190,22 +185,23 @@ class FiniteDataTest(parameterized.TestCase):
         for seed in range(3):
           _step(sess, m, _feed(m, seed))
         results[skip] = _values(sess)
+        counters = m["opt"].nonfinite_skip_counters
+        # The counters are the only local variables, and a default Saver
+        # saves exactly the global ones.
+        self.assertCountEqual(
+          tf.compat.v1.local_variables(), list(counters.values())
+        )
+        saved = tf.compat.v1.train.Saver()._var_list
+        self.assertEqual({v.op.name for v in saved}, set(results[skip]))
         if skip:
           self.assertEqual(
-            _counts(sess, m), {"covariance": 0, "inverse": 0, "parameter": 0}
-          )
-          local = {v.op.name for v in tf.compat.v1.local_variables()}
-          self.assertLen(local, 3)
-          self.assertFalse(local & set(results[skip]))
-          saver = tf.compat.v1.train.Saver()
-          self.assertEqual(
-            {v.op.name for v in saver._var_list}, set(results[skip])
+            sess.run(counters),
+            {"covariance": 0, "inverse": 0, "parameter": 0},
           )
         else:
-          self.assertEqual(m["opt"].nonfinite_skip_counters, {})
-          self.assertEqual(tf.compat.v1.local_variables(), [])
+          self.assertEqual(counters, {})
     self.assertEqual(sorted(results[True]), sorted(results[False]))
-    _assert_same(self, results[True], results[False])
+    _assert_same(results[True], results[False])
 
 
 class BadBatchTest(parameterized.TestCase):
@@ -269,18 +265,18 @@ class BadBatchTest(parameterized.TestCase):
     )
     # Weights and velocities as they were.
     _assert_same(
-      self, after_bad, before, [n for n in before if "FisherEstimator" not in n]
+      after_bad, before, [n for n in before if "FisherEstimator" not in n]
     )
     covariances = [n for n in before if n.endswith("/cov")]
     self.assertLen(covariances, 3)
     if oracle_ops == ():
-      _assert_same(self, after_bad, before)
+      _assert_same(after_bad, before)
     if oracle_ops is None:
       skipped = [n for n in covariances if "ff_fckron_x_True" in n]
       self.assertLen(skipped, 1)
-      _assert_same(self, after_bad, before, skipped)
+      _assert_same(after_bad, before, skipped)
     else:
-      _assert_same(self, after_good, oracle)
+      _assert_same(after_good, oracle)
     for name, value in after_good.items():
       self.assertTrue(np.all(np.isfinite(value)), name)
       if not name.endswith("local_step"):
@@ -381,7 +377,7 @@ class EstimatorGuardTest(parameterized.TestCase):
     ]
     self.assertLen(kept, 3 if cholesky else 1)
     self.assertEqual(skips, len(kept))
-    _assert_same(self, after, before, kept)
+    _assert_same(after, before, kept)
     for name in kept:
       self.assertTrue(np.all(np.isfinite(after[name])), name)
       # The previous values came from the finite statistic.
@@ -452,7 +448,7 @@ class EstimatorGuardTest(parameterized.TestCase):
     self.assertLen(kept, 5)
     # Both series factors and the embedding's output factor.
     self.assertEqual(counts, (3, 0))
-    _assert_same(self, after, before, kept)
+    _assert_same(after, before, kept)
     for name, value in after_good.items():
       self.assertTrue(np.all(np.isfinite(value)), name)
     for name in kept:
