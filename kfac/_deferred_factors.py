@@ -305,20 +305,11 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     """The factor's variable-scope name (`ff_<kind>_<string>`)."""
     return self._var_scope
 
-  @property
-  @abc.abstractmethod
-  def _var_scope(self):
-    pass
-
-  @property
-  @abc.abstractmethod
-  def _cov_shape(self):
-    pass
-
-  @property
-  @abc.abstractmethod
-  def _num_sources(self):
-    pass
+  # The engine factor's abstract interface: scope, covariance shape and
+  # number of sources (abstract here too).
+  _var_scope = _engine.FisherFactor._var_scope
+  _cov_shape = _engine.FisherFactor._cov_shape
+  _num_sources = _engine.FisherFactor._num_sources
 
   @property
   @abc.abstractmethod
@@ -806,13 +797,7 @@ class InverseProvidingFactor(FisherFactor):
       )
     else:
       matrix = self._matpower_by_exp_and_damping[(exp, damping_id)]
-    return _linear_operator().LinearOperatorFullMatrix(
-      matrix,
-      is_non_singular=True,
-      is_self_adjoint=True,
-      is_positive_definite=True,
-      is_square=True,
-    )
+    return _operator("FullMatrix", matrix, *_POSITIVE_DEFINITE)
 
   def get_cholesky(self, damping_func):
     """The stored Cholesky factor, as a linear operator (1.9).
@@ -823,11 +808,7 @@ class InverseProvidingFactor(FisherFactor):
     Returns:
       A `LinearOperatorFullMatrix`.
     """
-    return _linear_operator().LinearOperatorFullMatrix(
-      self._cholesky_by_damping[graph_func_to_id(damping_func)],
-      is_non_singular=True,
-      is_square=True,
-    )
+    return _stored_operator(self._cholesky_by_damping, damping_func)
 
   def get_cholesky_inverse(self, damping_func):
     """The stored inverse Cholesky factor, as a linear operator (1.9).
@@ -838,17 +819,11 @@ class InverseProvidingFactor(FisherFactor):
     Returns:
       A `LinearOperatorFullMatrix`.
     """
-    return _linear_operator().LinearOperatorFullMatrix(
-      self._cholesky_inverse_by_damping[graph_func_to_id(damping_func)],
-      is_non_singular=True,
-      is_square=True,
-    )
+    return _stored_operator(self._cholesky_inverse_by_damping, damping_func)
 
   def get_cov_as_linear_operator(self):
     """`cov` as a self-adjoint linear operator (1.9)."""
-    return _linear_operator().LinearOperatorFullMatrix(
-      self._cov, is_self_adjoint=True, is_square=True
-    )
+    return _operator("FullMatrix", self._cov, "self_adjoint")
 
   def left_multiply_matpower(self, x, exp, damping_func):
     """`(cov + d I)^exp · x` (1.8).
@@ -917,6 +892,44 @@ def _linear_operator():
   from kfac import _linear_operator as linear_operator
 
   return linear_operator
+
+
+# The hints of a damped power: `(cov + d·I)^e` is symmetric positive
+# definite.
+_POSITIVE_DEFINITE = ("non_singular", "self_adjoint", "positive_definite")
+
+
+def _operator(kind, matrix, *hints):
+  """A square `LinearOperator<kind>` of `matrix` with the given hints (1.9).
+
+  Args:
+    kind: "FullMatrix" or "Diag".
+    matrix: The matrix (or, for "Diag", the diagonal).
+    *hints: Properties set to True, e.g. "self_adjoint" for `is_self_adjoint`.
+
+  Returns:
+    The linear operator.
+  """
+  operator_class = getattr(_linear_operator(), "LinearOperator" + kind)
+  return operator_class(
+    matrix, is_square=True, **{"is_" + hint: True for hint in hints}
+  )
+
+
+def _stored_operator(by_damping, damping_func):
+  """The stored (inverse) Cholesky factor of `damping_func`, as an operator.
+
+  Args:
+    by_damping: Dict damping id -> variable.
+    damping_func: The damping function it was registered with.
+
+  Returns:
+    A non-singular `LinearOperatorFullMatrix` (triangular, not marked so, as
+    in 1.9).
+  """
+  return _operator(
+    "FullMatrix", by_damping[graph_func_to_id(damping_func)], "non_singular"
+  )
 
 
 class _ValueKeyed(object):
@@ -997,9 +1010,7 @@ class DiagonalFactor(FisherFactor):
 
   def get_cov_as_linear_operator(self):
     """`LinearOperatorDiag(reshape(cov, [-1]))` (1.9)."""
-    return _linear_operator().LinearOperatorDiag(
-      tf.reshape(self._cov, [-1]), is_self_adjoint=True, is_square=True
-    )
+    return _operator("Diag", tf.reshape(self._cov, [-1]), "self_adjoint")
 
   def get_matpower(self, exp, damping_func):
     """`LinearOperatorDiag((cov + d)^exp)`, computed now (1.9).
@@ -1011,12 +1022,8 @@ class DiagonalFactor(FisherFactor):
     Returns:
       A `LinearOperatorDiag`.
     """
-    return _linear_operator().LinearOperatorDiag(
-      self._diag_power(exp, damping_func),
-      is_non_singular=True,
-      is_self_adjoint=True,
-      is_positive_definite=True,
-      is_square=True,
+    return _operator(
+      "Diag", self._diag_power(exp, damping_func), *_POSITIVE_DEFINITE
     )
 
   def get_cholesky(self, damping_func):
