@@ -331,6 +331,11 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
   def create_ops_and_vars_thunks(self, scope=None):
     """Finalises the collection; returns the four thunk lists.
 
+    No global variable is created before the variable thunks run; with
+    `skip_nonfinite_updates` the two local skip counters are created here
+    (in the current name scope, under `kfac_nonfinite_guard`), and the
+    update thunks build guarded updates.
+
     Args:
       scope: Variable scope of the variables (default: the estimator's
         name).
