@@ -91,8 +91,10 @@ def fisher_estimator_1_8__init__(
 ):
   """Records the arguments; builds nothing (1.8: no Cholesky keywords).
 
-  The keyword-only `skip_nonfinite_updates` (kfac's, outside the release
-  signature) is `FisherEstimator`'s.
+  kfac also takes the keyword-only `skip_nonfinite_updates` (outside the
+  release signature; default True): a non-finite statistic or inverse
+  keeps the previous value and the skip is counted; False gives the 2017
+  behaviour.
 
   Args:
     variables: The variables (a list, or a callable returning one).
