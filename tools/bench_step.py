@@ -13,7 +13,7 @@ Builds the convnet the way a TensorFlow 1 program registered it with
   `session.run([train_op, cov_update_op])` every step, `inv_update_op`
   every `--inv-every` steps.
 
-In one process, side by side, it times four variants of the same program:
+In one process, side by side, it times five variants of the same program:
 
 * `momentum`: `tf.compat.v1.train.MomentumOptimizer(momentum=0.9)`;
 * `floor`: the momentum step plus only what every exact K-FAC step must
@@ -38,9 +38,8 @@ Steps are timed interleaved (`--rounds` rounds; in each, every variant runs
 medians. Printed per shape: milliseconds per step, the inverse update, the
 amortised step (step + inverse / inv-every), the ratios to momentum SGD and
 of the 2017 formulations to ours, to the floor and to `kfac_free_convin`,
-checked against the targets (K-FAC step
-at most 3x momentum; amortised at most 3.5x; at least 2.5x faster than the
-2017 formulations), then the per-op breakdown of the top costs of a traced
+checked against the targets (K-FAC step at most 3x momentum; amortised at
+most 3.5x; at least 2.5x faster than the 2017 formulations), then the per-op breakdown of the top costs of a traced
 step and a traced inverse update (`RunMetadata` step stats). A PNG bar chart
 of the breakdown is written next to the text output (`--output-dir`).
 
