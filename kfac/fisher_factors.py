@@ -56,7 +56,7 @@ _CONVDIAG_SERIALIZE_GROUPS = True
 # ConvDiagonalFactor "grouped_conv": the batch is split into chunks of about
 # this many bytes of inputs and gradients (one source), each with its own
 # grouped filter gradient (see `ConvDiagonalFactor`); None: one chunk.
-_CONVDIAG_CHUNK_BYTES = 2**20
+_CONVDIAG_CHUNK_BYTES = 2**21
 
 # ConvDiagonalFactor method: None chooses ("grouped_conv" where the grouped
 # filter-gradient kernel is available, else "windows"); tests force one.
@@ -1492,7 +1492,7 @@ class ConvDiagonalFactor(DiagonalFactor):
   per-example filter gradients are the filter gradient of a convolution with
   B groups, one `conv2d_backprop_filter` call giving
   `[kernel_height, kernel_width, C, B·sources·O]`. When the spatial sizes
-  are static, the batch is split into chunks of about 1 MiB of inputs plus
+  are static, the batch is split into chunks of about 2 MiB of inputs plus
   one source's gradients each, every chunk with its own folding and grouped
   filter gradient, and the chunks' sums of squares are added (small chunks
   keep the kernel's operands in cache). With a static batch size (of the
