@@ -11,6 +11,8 @@ with the losses evaluated tower by tower next to their colocation ops.
 """
 
 import abc
+import functools
+import inspect
 
 import numpy as np
 import tensorflow as tf
@@ -84,8 +86,15 @@ def fisher_estimator_1_8__init__(
   estimation_mode="gradients",
   colocate_gradients_with_ops=True,
   name="FisherEstimator",
+  *,
+  skip_nonfinite_updates=True,
 ):
   """Records the arguments; builds nothing (1.8: no Cholesky keywords).
+
+  kfac also takes the keyword-only `skip_nonfinite_updates` (outside the
+  release signature; default True): a non-finite statistic or inverse
+  keeps the previous value and the skip is counted; False gives the 2017
+  behaviour.
 
   Args:
     variables: The variables (a list, or a callable returning one).
@@ -106,6 +115,7 @@ def fisher_estimator_1_8__init__(
     estimation_mode=estimation_mode,
     colocate_gradients_with_ops=colocate_gradients_with_ops,
     name=name,
+    skip_nonfinite_updates=skip_nonfinite_updates,
   )
 
 
@@ -124,8 +134,22 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
     name="FisherEstimator",
     compute_cholesky=False,
     compute_cholesky_inverse=False,
+    *,
+    skip_nonfinite_updates=True,
   ):
     """Records the arguments; builds nothing.
+
+    kfac adds the keyword-only `skip_nonfinite_updates` (outside the release
+    signature, which `inspect.signature` shows). If True (the default), a
+    covariance update whose new statistic is not finite keeps the
+    covariance (and its zero-debiasing state), and an inverse, matrix power
+    or Cholesky update whose result is not finite (e.g. a failed Cholesky
+    factorisation) keeps the previous value; the skips are counted in the
+    local variables `cov_skip_counter.variable` and
+    `inv_skip_counter.variable` (created with the update thunks, not saved
+    by a default `Saver`) and logged. With finite data every value is
+    bit-identical to False, which gives the 2017 behaviour (no guard ops,
+    no counters).
 
     Args:
       variables: The variables (a list, or a callable returning one, called
@@ -159,7 +183,9 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
     self._compute_cholesky = compute_cholesky
     self._compute_cholesky_inverse = compute_cholesky_inverse
     self._name = name
-    # The engine optimizer's view of the estimator's skip counters.
+    self._skip_nonfinite_updates = bool(skip_nonfinite_updates)
+    # The skip counters (`_nonfinite.SkipCounter`), made with the update
+    # thunks; the optimizer's `nonfinite_skip_counters` reads them.
     self.cov_skip_counter = None
     self.inv_skip_counter = None
 
@@ -307,6 +333,11 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
   def create_ops_and_vars_thunks(self, scope=None):
     """Finalises the collection; returns the four thunk lists.
 
+    No global variable is created before the variable thunks run; with
+    `skip_nonfinite_updates` the two local skip counters are created here
+    (in the current name scope, under `kfac_nonfinite_guard`), and the
+    update thunks build guarded updates.
+
     Args:
       scope: Variable scope of the variables (default: the estimator's
         name).
@@ -322,17 +353,26 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
     self._check_vars_unmade_and_set_made_flag()
     self._finalize_layer_collection()
     scope = self.name if scope is None else scope
+    # The engine's choice of the (guarded) update builders; it creates the
+    # skip counters.
+    make_cov_update, make_inv_updates = self._update_makers(self._cov_ema_decay)
     cov_variable_thunks = [
-      self._create_cov_variable_thunk(factor, scope) for factor in self.factors
+      self._create_thunk(scope, factor.instantiate_cov_variables)
+      for factor in self.factors
     ]
     cov_update_thunks = [
-      self._create_cov_update_thunk(factor, scope) for factor in self.factors
+      self._create_thunk(scope, functools.partial(make_cov_update, factor))
+      for factor in self.factors
     ]
     inv_variable_thunks = [
-      self._create_inv_variable_thunk(factor, scope) for factor in self.factors
+      self._create_thunk(scope, factor.instantiate_inv_variables)
+      for factor in self.factors
     ]
     inv_update_thunks = [
-      self._create_inv_update_thunk(factor, scope) for factor in self.factors
+      self._create_thunk(
+        scope, lambda factor=factor: tf.group(make_inv_updates(factor))
+      )
+      for factor in self.factors
     ]
     return (
       cov_variable_thunks,
@@ -355,21 +395,9 @@ class FisherEstimator(object, metaclass=abc.ABCMeta):
 
     return thunk
 
-  def _create_cov_variable_thunk(self, factor, scope):
-    return self._create_thunk(scope, factor.instantiate_cov_variables)
-
-  def _create_cov_update_thunk(self, factor, scope):
-    return self._create_thunk(
-      scope, lambda: factor.make_covariance_update_op(self._cov_ema_decay)
-    )
-
-  def _create_inv_variable_thunk(self, factor, scope):
-    return self._create_thunk(scope, factor.instantiate_inv_variables)
-
-  def _create_inv_update_thunk(self, factor, scope):
-    return self._create_thunk(
-      scope, lambda: tf.group(factor.make_inverse_update_ops())
-    )
+  # The engine's update builders: guarded (counters made on first use) or
+  # plain, after `skip_nonfinite_updates`.
+  _update_makers = _engine.FisherEstimator._update_makers
 
   def _instantiate_factors(self):
     fisher_blocks_list = list(self._layers.get_blocks())
@@ -449,3 +477,25 @@ class FisherEstimatorRoundRobin18(
   _placement.RoundRobinPlacementMixin18, FisherEstimator
 ):
   """1.8's round-robin estimator (positional device lists, quirk 13)."""
+
+
+def _show_release_signature(func):
+  """Shows `func` with its release parameters only (`inspect.signature`).
+
+  kfac's keyword-only extras (`skip_nonfinite_updates`) stay accepted; the
+  release faces must show the release's signature, as the engine faces do
+  through their signature wrappers.
+
+  Args:
+    func: A function whose keyword-only parameters are kfac's.
+  """
+  signature = inspect.signature(func)
+  func.__signature__ = signature.replace(
+    parameters=[
+      p for p in signature.parameters.values() if p.kind is not p.KEYWORD_ONLY
+    ]
+  )
+
+
+_show_release_signature(fisher_estimator_1_8__init__)
+_show_release_signature(FisherEstimator.__init__)

@@ -23,6 +23,7 @@ power updates reuse the engine's `InverseProvidingFactor._inverse_updates`
 
 import abc
 import contextlib
+import functools
 import sys
 
 import numpy as np
@@ -31,6 +32,7 @@ import tensorflow as tf
 from kfac import _checks
 from kfac import _embedding
 from kfac import _multi_use
+from kfac import _nonfinite
 from kfac import _ops  # noqa: F401 (read by the re-hosted engine code)
 from kfac import _release_extras as extras  # noqa: F401 (read by the borrowed multi-use code)
 from kfac import _releases
@@ -303,20 +305,11 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     """The factor's variable-scope name (`ff_<kind>_<string>`)."""
     return self._var_scope
 
-  @property
-  @abc.abstractmethod
-  def _var_scope(self):
-    pass
-
-  @property
-  @abc.abstractmethod
-  def _cov_shape(self):
-    pass
-
-  @property
-  @abc.abstractmethod
-  def _num_sources(self):
-    pass
+  # The engine factor's abstract interface: scope, covariance shape and
+  # number of sources (abstract here too).
+  _var_scope = _engine.FisherFactor._var_scope
+  _cov_shape = _engine.FisherFactor._cov_shape
+  _num_sources = _engine.FisherFactor._num_sources
 
   @property
   @abc.abstractmethod
@@ -375,6 +368,58 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     Returns:
       The update.
     """
+    return self._covariance_update(ema_decay, counter=None)
+
+  def _make_guarded_covariance_update_op(self, ema_decay, counter):
+    """`make_covariance_update_op` keeping `cov` when the statistic is not finite.
+
+    The same ops in the same order and scopes, plus the guard ops of
+    `_nonfinite.guarded_updates` (bit-identical results for finite data).
+
+    Args:
+      ema_decay: The decay, a float or scalar Tensor.
+      counter: The `_nonfinite.SkipCounter` counting the skipped updates.
+
+    Returns:
+      The update.
+    """
+    return self._covariance_update(ema_decay, counter=counter)
+
+  def _covariance_update(self, ema_decay, counter):
+    """The moving averages of `_new_covariances()`, guarded if `counter`.
+
+    Args:
+      ema_decay: The decay, a float or scalar Tensor.
+      counter: None (no guard), or the `_nonfinite.SkipCounter` counting
+        the skips: if any new statistic is not finite, every moving average
+        of the factor keeps its value.
+
+    Returns:
+      The update of the only moving average, or an op grouping them.
+    """
+    pairs = self._new_covariances()
+
+    def update(variable, value):
+      return _engine._assign_moving_average(
+        variable, value, ema_decay, zero_debias=ZERO_DEBIAS
+      )
+
+    if counter is None:
+      ops = [update(variable, value) for variable, value in pairs]
+    else:
+      ops = _nonfinite.guarded_updates(
+        pairs, counter, update, whole=ZERO_DEBIAS
+      )
+    return ops[0] if len(ops) == 1 else tf.group(*ops)
+
+  def _new_covariances(self):
+    """The `(moving-average variable, new statistic)` pairs of the factor.
+
+    Returns:
+      `[(cov, C)]`, `C` the statistic summed over the sources and averaged
+      over the towers (each tower's built on its device when
+      `TOWER_STRATEGY == "separate"`).
+    """
     new_cov_contribs = []
     for source in range(self._num_sources):
       for tower in range(self._num_towers):
@@ -388,9 +433,35 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     new_cov = tf.add_n(new_cov_contribs) / tf.cast(
       self._num_towers, self._dtype
     )
-    return _engine._assign_moving_average(
-      self._cov, new_cov, ema_decay, zero_debias=ZERO_DEBIAS
+    return [(self._cov, new_cov)]
+
+  def _make_guarded_inverse_update_ops(self, counter):
+    """`make_inverse_update_ops` keeping each variable whose value is not finite.
+
+    A failed Cholesky factorisation gives NaNs, so it is caught too; each
+    kept variable counts one skip.
+
+    Args:
+      counter: The `_nonfinite.SkipCounter` counting the skipped updates.
+
+    Returns:
+      The list of `make_inverse_update_ops`, guarded.
+    """
+    return self._inverse_update_ops(
+      functools.partial(_nonfinite.guarded_assign, counter=counter)
     )
+
+  def _inverse_update_ops(self, assign):
+    """The ops of `make_inverse_update_ops`, assigning through `assign`.
+
+    Args:
+      assign: `(variable, value) -> op`, the assignment to use.
+
+    Returns:
+      A list of ops (none for a factor without stored powers).
+    """
+    del assign  # Nothing stored.
+    return []
 
   def get_cov(self):
     """The covariance (1.8: dense matrix; 1.9: the variable)."""
@@ -600,6 +671,18 @@ class InverseProvidingFactor(FisherFactor):
     Returns:
       A list of ops.
     """
+    return self._inverse_update_ops(_nonfinite.assign)
+
+  def _inverse_update_ops(self, assign):
+    """The ops of `make_inverse_update_ops`, assigning through `assign`.
+
+    Args:
+      assign: `(variable, value) -> op`, the assignment to use.
+
+    Returns:
+      A list of ops: the matrix powers (one grouped op on the eigen path),
+      then the Cholesky factors.
+    """
     dampings = {
       damping_id: self._damping_value(damping_id)
       for damping_id in self._damping_funcs_by_id
@@ -626,12 +709,12 @@ class InverseProvidingFactor(FisherFactor):
     finally:
       self._matpower_by_exp_and_damping = engine_state
     on_eigen_path = self._on_eigen_path
-    assigns = [variable.assign(value) for variable, value in updates]
+    assigns = [assign(variable, value) for variable, value in updates]
     if on_eigen_path and assigns:
       ops.append(tf.group(*assigns))
     else:
       ops.extend(assigns)
-    ops.extend(self._cholesky_updates(dampings))
+    ops.extend(self._cholesky_updates(dampings, assign))
     self._eigendecomp = None
     return ops
 
@@ -654,17 +737,18 @@ class InverseProvidingFactor(FisherFactor):
     )
     return clipped, eigenvectors
 
-  def _cholesky_updates(self, dampings):
+  def _cholesky_updates(self, dampings, assign):
     ops = []
     for damping_id in self._cholesky_inverse_registrations:
       chol = _utils_cholesky(self._cov, dampings[damping_id])
       assigns = []
       if damping_id in self._cholesky_by_damping:
-        assigns.append(self._cholesky_by_damping[damping_id].assign(chol))
+        assigns.append(assign(self._cholesky_by_damping[damping_id], chol))
       identity = tf.eye(_checks.static_dim(chol, 0), dtype=chol.dtype)
       assigns.append(
-        self._cholesky_inverse_by_damping[damping_id].assign(
-          tf.linalg.triangular_solve(chol, identity)
+        assign(
+          self._cholesky_inverse_by_damping[damping_id],
+          tf.linalg.triangular_solve(chol, identity),
         )
       )
       ops.append(tf.group(*assigns))
@@ -672,8 +756,9 @@ class InverseProvidingFactor(FisherFactor):
       if damping_id in self._cholesky_inverse_registrations:
         continue
       ops.append(
-        self._cholesky_by_damping[damping_id].assign(
-          _utils_cholesky(self._cov, dampings[damping_id])
+        assign(
+          self._cholesky_by_damping[damping_id],
+          _utils_cholesky(self._cov, dampings[damping_id]),
         )
       )
     return ops
@@ -712,13 +797,7 @@ class InverseProvidingFactor(FisherFactor):
       )
     else:
       matrix = self._matpower_by_exp_and_damping[(exp, damping_id)]
-    return _linear_operator().LinearOperatorFullMatrix(
-      matrix,
-      is_non_singular=True,
-      is_self_adjoint=True,
-      is_positive_definite=True,
-      is_square=True,
-    )
+    return _operator("FullMatrix", matrix, *_POSITIVE_DEFINITE)
 
   def get_cholesky(self, damping_func):
     """The stored Cholesky factor, as a linear operator (1.9).
@@ -729,11 +808,7 @@ class InverseProvidingFactor(FisherFactor):
     Returns:
       A `LinearOperatorFullMatrix`.
     """
-    return _linear_operator().LinearOperatorFullMatrix(
-      self._cholesky_by_damping[graph_func_to_id(damping_func)],
-      is_non_singular=True,
-      is_square=True,
-    )
+    return _stored_operator(self._cholesky_by_damping, damping_func)
 
   def get_cholesky_inverse(self, damping_func):
     """The stored inverse Cholesky factor, as a linear operator (1.9).
@@ -744,17 +819,11 @@ class InverseProvidingFactor(FisherFactor):
     Returns:
       A `LinearOperatorFullMatrix`.
     """
-    return _linear_operator().LinearOperatorFullMatrix(
-      self._cholesky_inverse_by_damping[graph_func_to_id(damping_func)],
-      is_non_singular=True,
-      is_square=True,
-    )
+    return _stored_operator(self._cholesky_inverse_by_damping, damping_func)
 
   def get_cov_as_linear_operator(self):
     """`cov` as a self-adjoint linear operator (1.9)."""
-    return _linear_operator().LinearOperatorFullMatrix(
-      self._cov, is_self_adjoint=True, is_square=True
-    )
+    return _operator("FullMatrix", self._cov, "self_adjoint")
 
   def left_multiply_matpower(self, x, exp, damping_func):
     """`(cov + d I)^exp · x` (1.8).
@@ -823,6 +892,44 @@ def _linear_operator():
   from kfac import _linear_operator as linear_operator
 
   return linear_operator
+
+
+# The hints of a damped power: `(cov + d·I)^e` is symmetric positive
+# definite.
+_POSITIVE_DEFINITE = ("non_singular", "self_adjoint", "positive_definite")
+
+
+def _operator(kind, matrix, *hints):
+  """A square `LinearOperator<kind>` of `matrix` with the given hints (1.9).
+
+  Args:
+    kind: "FullMatrix" or "Diag".
+    matrix: The matrix (or, for "Diag", the diagonal).
+    *hints: Properties set to True, e.g. "self_adjoint" for `is_self_adjoint`.
+
+  Returns:
+    The linear operator.
+  """
+  operator_class = getattr(_linear_operator(), "LinearOperator" + kind)
+  return operator_class(
+    matrix, is_square=True, **{"is_" + hint: True for hint in hints}
+  )
+
+
+def _stored_operator(by_damping, damping_func):
+  """The stored (inverse) Cholesky factor of `damping_func`, as an operator.
+
+  Args:
+    by_damping: Dict damping id -> variable.
+    damping_func: The damping function it was registered with.
+
+  Returns:
+    A non-singular `LinearOperatorFullMatrix` (triangular, not marked so, as
+    in 1.9).
+  """
+  return _operator(
+    "FullMatrix", by_damping[graph_func_to_id(damping_func)], "non_singular"
+  )
 
 
 class _ValueKeyed(object):
@@ -903,9 +1010,7 @@ class DiagonalFactor(FisherFactor):
 
   def get_cov_as_linear_operator(self):
     """`LinearOperatorDiag(reshape(cov, [-1]))` (1.9)."""
-    return _linear_operator().LinearOperatorDiag(
-      tf.reshape(self._cov, [-1]), is_self_adjoint=True, is_square=True
-    )
+    return _operator("Diag", tf.reshape(self._cov, [-1]), "self_adjoint")
 
   def get_matpower(self, exp, damping_func):
     """`LinearOperatorDiag((cov + d)^exp)`, computed now (1.9).
@@ -917,12 +1022,8 @@ class DiagonalFactor(FisherFactor):
     Returns:
       A `LinearOperatorDiag`.
     """
-    return _linear_operator().LinearOperatorDiag(
-      self._diag_power(exp, damping_func),
-      is_non_singular=True,
-      is_self_adjoint=True,
-      is_positive_definite=True,
-      is_square=True,
+    return _operator(
+      "Diag", self._diag_power(exp, damping_func), *_POSITIVE_DEFINITE
     )
 
   def get_cholesky(self, damping_func):
@@ -1726,18 +1827,18 @@ class FullyConnectedMultiKF(FullyConnectedKroneckerFactor):
       / normalizer
     )
 
-  def make_covariance_update_op(self, ema_decay):
-    """The update of `cov`, grouped with that of `cov_dt1` when kept.
+  def _new_covariances(self):
+    """`cov`'s pair, then `cov_dt1`'s when kept (its lag-1 moment).
 
-    Args:
-      ema_decay: The decay.
+    The covariance update then groups both moving averages into one op (a
+    non-finite statistic keeps both).
 
     Returns:
-      The update (an op when `cov_dt1` is kept).
+      A list of `(variable, new statistic)` pairs.
     """
-    op = super(FullyConnectedMultiKF, self).make_covariance_update_op(ema_decay)
+    pairs = super(FullyConnectedMultiKF, self)._new_covariances()
     if self._cov_dt1 is None:
-      return op
+      return pairs
     contributions = [
       self._compute_new_cov_dt1(source, tower)
       for source in range(self._num_sources)
@@ -1746,16 +1847,24 @@ class FullyConnectedMultiKF(FullyConnectedKroneckerFactor):
     new_cov_dt1 = tf.add_n(contributions) / tf.cast(
       self._num_towers, self._dtype
     )
-    dt1_op = _engine._assign_moving_average(
-      self._cov_dt1, new_cov_dt1, ema_decay, zero_debias=ZERO_DEBIAS
-    )
-    return tf.group(op, dt1_op)
+    return pairs + [(self._cov_dt1, new_cov_dt1)]
 
   def make_inverse_update_ops(self):
     """The option quantities, then the matrix powers, as one grouped op.
 
     The option quantities come first, so the eigendecomposition they cache
     also serves the powers (1.8+ order).
+
+    Returns:
+      A one-element list.
+    """
+    return self._inverse_update_ops(_nonfinite.assign)
+
+  def _inverse_update_ops(self, assign):
+    """`make_inverse_update_ops`, assigning through `assign`.
+
+    Args:
+      assign: `(variable, value) -> op`, the assignment to use.
 
     Returns:
       A one-element list.
@@ -1773,12 +1882,12 @@ class FullyConnectedMultiKF(FullyConnectedKroneckerFactor):
         (dampings[i], variables) for i, variables in by_id[1].items()
       )
       option_ops = [
-        variable.assign(value)
+        assign(variable, value)
         for variable, value in self._option_quant_updates()
       ]
     finally:
       self._option1quants_by_damping, self._option2quants_by_damping = by_id
-    base_ops = super(FullyConnectedMultiKF, self).make_inverse_update_ops()
+    base_ops = super(FullyConnectedMultiKF, self)._inverse_update_ops(assign)
     return [tf.group(*(option_ops + base_ops))]
 
   # The option quantities of the engine's multi-use factor (re-hosted).

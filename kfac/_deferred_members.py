@@ -457,7 +457,10 @@ def optimizer_1_8__init__(
     batch_size: The batch size (needed for "qmodel" and damping adaptation).
     placement_strategy: None or "round_robin".
     **kwargs: Further estimator arguments: `cov_devices`, `inv_devices`
-      and, from 1.9, `compute_cholesky`, `compute_cholesky_inverse`.
+      and, from 1.9, `compute_cholesky`, `compute_cholesky_inverse`; and
+      kfac's `skip_nonfinite_updates` (default True: a non-finite statistic,
+      inverse or step leaves the state unchanged; False: the 2017
+      behaviour), which also guards the training step.
 
   Raises:
     TypeError: For an unknown keyword (from the estimator).
@@ -474,7 +477,10 @@ def optimizer_1_8__init__(
   )
   self._layer_collection = layer_collection
   self._variables = var_list or tf.compat.v1.trainable_variables
-  self._set_step_settings(momentum, momentum_type, norm_constraint, True)
+  skip_nonfinite_updates = kwargs.pop("skip_nonfinite_updates", True)
+  self._set_step_settings(
+    momentum, momentum_type, norm_constraint, skip_nonfinite_updates
+  )
   self._batch_size = batch_size
   self._setting_checks = []
   self._damping_constant = damping
@@ -488,6 +494,7 @@ def optimizer_1_8__init__(
       exps=(-1,),
       estimation_mode=estimation_mode,
       colocate_gradients_with_ops=colocate_gradients_with_ops,
+      skip_nonfinite_updates=skip_nonfinite_updates,
       **kwargs,
     )
   super(KfacOptimizer, self).__init__(learning_rate, name=name)

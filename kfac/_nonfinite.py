@@ -71,6 +71,73 @@ def keep_unless(ok, new_value, old_value):
   return tf.where(ok, new_value, tf.convert_to_tensor(old_value))
 
 
+def guarded_updates(pairs, counter, update, whole=False):
+  """`update(variable, value)` for every pair, unless a value is not finite.
+
+  One check covers all the pairs: if any new value has a NaN or an Inf,
+  every variable keeps its value and `counter` counts one skip. The guard
+  ops live under `GUARD_SCOPE`; with finite values each update computes
+  what `update(variable, value)` alone computes, bit for bit.
+
+  Args:
+    pairs: A list of `(variable, new value)` pairs.
+    counter: The `SkipCounter` that counts a skip; every update depends on
+      its count op.
+    update: A function `(variable, value) -> op or Tensor` building one
+      update (an assignment, a moving average, ...).
+    whole: If False, `update` is given `old_value` in place of a non-finite
+      new value, so it must leave the variable unchanged when given its own
+      value (an assignment, a moving average without zero-debiasing). If
+      True, a `tf.cond` skips the whole `update` (zero-debiased moving
+      averages, whose helper variables move on every update).
+
+  Returns:
+    The list of the updates, one per pair, in order (with `whole`, each the
+    variable's value after the update).
+  """
+  with tf.name_scope(GUARD_SCOPE):
+    ok = all_finite([value for _, value in pairs])
+    count = counter.count_unless(ok)
+  updates = []
+  with tf.control_dependencies([count]):
+    for variable, value in pairs:
+      if whole:
+        with tf.name_scope(GUARD_SCOPE):
+          # `tf.cond` calls both branch functions at once: the default
+          # arguments bind the current pair exactly.
+          updates.append(
+            tf.cond(
+              ok,
+              lambda v=variable, x=value: tf.identity(update(v, x)),
+              lambda v=variable: tf.identity(v),
+            )
+          )
+        continue
+      with tf.name_scope(GUARD_SCOPE):
+        value = keep_unless(ok, value, variable)
+      updates.append(update(variable, value))
+  return updates
+
+
+def guarded_assign(variable, value, counter):
+  """`variable.assign(value)`, or no change (one skip counted) if not finite.
+
+  Args:
+    variable: A Variable.
+    value: Its new value, a Tensor of the same shape and dtype.
+    counter: The `SkipCounter` that counts a skip.
+
+  Returns:
+    The assignment (as `variable.assign`).
+  """
+  return guarded_updates([(variable, value)], counter, assign)[0]
+
+
+def assign(variable, value):
+  """`variable.assign(value)`: the unguarded counterpart of `guarded_assign`."""
+  return variable.assign(value)
+
+
 def num_false(flags):
   """The number of False entries of a list of scalar bool Tensors (int64)."""
   if not flags:
