@@ -54,9 +54,10 @@ _CONVDIAG_MIN_CHUNK_ROWS = 8
 _CONVDIAG_SERIALIZE_GROUPS = True
 
 # ConvDiagonalFactor "grouped_conv": the batch is split into chunks of about
-# this many bytes of inputs and gradients (one source), each with its own
-# grouped filter gradient (see `ConvDiagonalFactor`); None: one chunk.
-_CONVDIAG_CHUNK_BYTES = 2**20
+# this many bytes of inputs, gradients and per-example filter gradients (one
+# source), each with its own grouped filter gradient (see
+# `ConvDiagonalFactor`); None: one chunk.
+_CONVDIAG_CHUNK_BYTES = 3 * 2**20
 
 # ConvDiagonalFactor method: None chooses ("grouped_conv" where the grouped
 # filter-gradient kernel is available, else "windows"); tests force one.
@@ -1492,10 +1493,11 @@ class ConvDiagonalFactor(DiagonalFactor):
   per-example filter gradients are the filter gradient of a convolution with
   B groups, one `conv2d_backprop_filter` call giving
   `[kernel_height, kernel_width, C, B·sources·O]`. When the spatial sizes
-  are static, the batch is split into chunks of about 1 MiB of inputs plus
-  one source's gradients each, every chunk with its own folding and grouped
-  filter gradient, and the chunks' sums of squares are added (small chunks
-  keep the kernel's operands in cache). With a static batch size (of the
+  are static, the batch is split into chunks of about 3 MiB of inputs, one
+  source's gradients and their per-example filter gradients each, every
+  chunk with its own folding and grouped filter gradient, and the chunks'
+  sums of squares are added (small chunks keep the kernel's operands in
+  cache). With a static batch size (of the
   inputs and of every gradient) the chunks are balanced and built when the
   graph is built, and may run concurrently; with an unknown batch size a
   `tf.while_loop` runs over chunks of that many examples (the last one
@@ -1684,6 +1686,7 @@ class ConvDiagonalFactor(DiagonalFactor):
         example_bytes = self._compute_dtype.size * (
           in_shape[1] * in_shape[2] * in_channels
           + out_size[0] * out_size[1] * out_channels
+          + kernel_h * kernel_w * in_channels * out_channels
         )
         size = max(1, _CONVDIAG_CHUNK_BYTES // example_bytes)
         if batch is None:

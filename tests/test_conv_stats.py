@@ -405,8 +405,9 @@ class ConvDiagonalLoopTest(parameterized.TestCase):
     super(ConvDiagonalLoopTest, self).setUp()
     saved = ff._CONVDIAG_CHUNK_BYTES, ff._CONVDIAG_METHOD
     self.addCleanup(self._restore, saved)
-    # Chunks of 2 examples: 4 bytes·(5·4·2 + 5·4·3) = 400 bytes each.
-    ff._CONVDIAG_CHUNK_BYTES = 800
+    # Chunks of 2 examples: 4 bytes·(5·4·2 + 5·4·3 + 3·3·2·3) = 616 bytes
+    # each (inputs, gradients, per-example filter gradients).
+    ff._CONVDIAG_CHUNK_BYTES = 1232
     ff._CONVDIAG_METHOD = "grouped_conv"
 
   def _restore(self, saved):

@@ -1155,14 +1155,16 @@ class ConvDiagonalFactorTest(_TestCase):
   )
   def test_grouped_conv_batch_chunks(self, examples_per_chunk, expected_chunks):
     # Chunks of floor(chunk bytes / bytes per example) examples, at least
-    # one (bytes per example: inputs plus one source's gradients), the last
-    # one shorter; None (one grouped convolution) when a chunk would hold the
-    # whole batch.
+    # one (bytes per example: inputs plus one source's gradients and
+    # per-example filter gradients), the last one shorter; None (one grouped
+    # convolution) when a chunk would hold the whole batch.
     self._use_method("grouped_conv")
     rng = np.random.RandomState(19)
     batch, height, width, channels, out_channels = 5, 6, 5, 2, 3
     example_bytes = 4 * (
-      height * width * channels + height * width * out_channels
+      height * width * channels
+      + height * width * out_channels
+      + 3 * 2 * channels * out_channels
     )
     ff._CONVDIAG_CHUNK_BYTES = int(examples_per_chunk * example_bytes)
     xv = _rand(rng, batch, height, width, channels)
