@@ -262,30 +262,52 @@ class FullyConnectedMultiKF(
     Returns:
       A grouped `tf.Operation` assigning both moving averages.
     """
+    return self._covariance_update(ema_decay, counter=None)
+
+  def _covariance_update(self, ema_decay, counter):
+    """The moving averages of `cov` and `cov_dt1`, guarded if `counter`.
+
+    Args:
+      ema_decay: Decay of the moving averages, a float or a scalar Tensor.
+      counter: None (no guard), or the engine's `_nonfinite.SkipCounter`:
+        when either new statistic is not finite, both moving averages keep
+        their values and it counts one skip (`_nonfinite.guarded_updates`).
+
+    Returns:
+      A grouped `tf.Operation`.
+    """
+    from kfac import _nonfinite
+
     ema_decay = extras.decay_in_dtype(ema_decay, self._dtype)
-    with self._maybe_colocate():
-      new_cov = tf.add_n(
-        [self._compute_new_cov(idx) for idx in range(self._num_sources)]
+
+    # pylint: disable=protected-access
+    def update(variable, value):
+      return fisher_factors._assign_moving_average(
+        variable, value, ema_decay, zero_debias=fisher_factors.ZERO_DEBIAS
       )
-      ops = [
-        fisher_factors._assign_moving_average(
-          self._cov, new_cov, ema_decay, zero_debias=fisher_factors.ZERO_DEBIAS
-        )
-      ]
+
+    with self._maybe_colocate():
+      pairs = [(self._cov, self._sum_over_sources(self._compute_new_cov))]
       if self._cov_dt1 is not None:
-        new_cov_dt1 = tf.add_n(
-          [self._compute_new_cov_dt1(idx) for idx in range(self._num_sources)]
+        pairs.append(
+          (self._cov_dt1, self._sum_over_sources(self._compute_new_cov_dt1))
         )
-        ops.append(
-          fisher_factors._assign_moving_average(
-            self._cov_dt1,
-            new_cov_dt1,
-            ema_decay,
-            zero_debias=fisher_factors.ZERO_DEBIAS,
-          )
+      if counter is None:
+        ops = [update(variable, value) for variable, value in pairs]
+      else:
+        ops = _nonfinite.guarded_updates(
+          pairs,
+          counter,
+          update,
+          whole=fisher_factors.ZERO_DEBIAS,
+          one_scope=True,
         )
-      # pylint: enable=protected-access
+    # pylint: enable=protected-access
     return tf.group(*ops)
+
+  def _sum_over_sources(self, compute):
+    """`add_n` of `compute(idx)` over the sources."""
+    return tf.add_n([compute(idx) for idx in range(self._num_sources)])
 
   def _make_quant_variable(self, name, initializer, shape):
     with tf.compat.v1.variable_scope(self._var_scope):
@@ -474,64 +496,7 @@ class FullyConnectedMultiKF(
     Returns:
       A grouped `tf.Operation`.
     """
-    from kfac import _nonfinite
-
-    ema_decay = extras.decay_in_dtype(ema_decay, self._dtype)
-    with self._maybe_colocate():
-      pairs = [
-        (
-          self._cov,
-          tf.add_n(
-            [self._compute_new_cov(idx) for idx in range(self._num_sources)]
-          ),
-        )
-      ]
-      if self._cov_dt1 is not None:
-        pairs.append(
-          (
-            self._cov_dt1,
-            tf.add_n(
-              [
-                self._compute_new_cov_dt1(idx)
-                for idx in range(self._num_sources)
-              ]
-            ),
-          )
-        )
-      with tf.name_scope(_nonfinite.GUARD_SCOPE):
-        ok = _nonfinite.all_finite([value for _, value in pairs])
-        count = counter.count_unless(ok)
-      ops = []
-      with tf.control_dependencies([count]):
-        for variable, value in pairs:
-          # pylint: disable=protected-access,cell-var-from-loop
-          if fisher_factors.ZERO_DEBIAS:
-            # The zero-debiasing helpers move on every update: skip it whole.
-            # `tf.cond` calls both branch functions at once, so binding the
-            # loop's current pair through default arguments is exact.
-            ops.append(
-              tf.cond(
-                ok,
-                lambda variable=variable, value=value: tf.identity(
-                  fisher_factors._assign_moving_average(
-                    variable, value, ema_decay, zero_debias=True
-                  )
-                ),
-                lambda variable=variable: tf.identity(variable),
-              )
-            )
-          else:
-            # Moving towards the current value leaves it unchanged.
-            ops.append(
-              fisher_factors._assign_moving_average(
-                variable,
-                _nonfinite.keep_unless(ok, value, variable),
-                ema_decay,
-                zero_debias=False,
-              )
-            )
-          # pylint: enable=protected-access,cell-var-from-loop
-    return tf.group(*ops)
+    return self._covariance_update(ema_decay, counter=counter)
 
 
 class SeriesFBApproximation(enum.IntEnum):

@@ -71,13 +71,20 @@ def keep_unless(ok, new_value, old_value):
   return tf.where(ok, new_value, tf.convert_to_tensor(old_value))
 
 
-def guarded_updates(pairs, counter, update, whole=False):
+def guarded_updates(
+  pairs, counter, update, whole=False, check=all_finite, one_scope=False
+):
   """`update(variable, value)` for every pair, unless a value is not finite.
 
   One check covers all the pairs: if any new value has a NaN or an Inf,
   every variable keeps its value and `counter` counts one skip. The guard
   ops live under `GUARD_SCOPE`; with finite values each update computes
   what `update(variable, value)` alone computes, bit for bit.
+
+  This is the only implementation of the guard: the factors of every
+  release (the engine's `fisher_factors` and `_multi_use`, and the 1.8-1.10
+  `_deferred_factors`) build their guarded covariance and inverse updates
+  with it.
 
   Args:
     pairs: A list of `(variable, new value)` pairs.
@@ -90,19 +97,36 @@ def guarded_updates(pairs, counter, update, whole=False):
       value (an assignment, a moving average without zero-debiasing). If
       True, a `tf.cond` skips the whole `update` (zero-debiased moving
       averages, whose helper variables move on every update).
+    check: A function from the list of the new values to a scalar bool
+      Tensor, True exactly when they are all finite; it is called under
+      `GUARD_SCOPE`. The default, `all_finite`, looks at every element; a
+      factor may pass a cheaper test with the same result.
+    one_scope: If True, every guard op is built in one `GUARD_SCOPE` (the
+      first, re-entered); if False, the check opens one and each value's
+      guard another. Only the number of guard scopes differs: it numbers
+      the guard scopes opened later in the same name scope (the name of a
+      skip counter made after the update, such as
+      `kfac_nonfinite_guard_16/parameter_update_skips`), so each caller
+      keeps the count its graphs have always had.
 
   Returns:
     The list of the updates, one per pair, in order (with `whole`, each the
     variable's value after the update).
   """
-  with tf.name_scope(GUARD_SCOPE):
-    ok = all_finite([value for _, value in pairs])
+  with tf.name_scope(GUARD_SCOPE) as first_scope:
+    ok = check([value for _, value in pairs])
     count = counter.count_unless(ok)
+
+  def guard_scope():
+    # The absolute name re-enters the first scope; `GUARD_SCOPE` opens a
+    # new one (`kfac_nonfinite_guard_<n>`).
+    return tf.name_scope(first_scope if one_scope else GUARD_SCOPE)
+
   updates = []
   with tf.control_dependencies([count]):
     for variable, value in pairs:
       if whole:
-        with tf.name_scope(GUARD_SCOPE):
+        with guard_scope():
           # `tf.cond` calls both branch functions at once: the default
           # arguments bind the current pair exactly.
           updates.append(
@@ -113,24 +137,27 @@ def guarded_updates(pairs, counter, update, whole=False):
             )
           )
         continue
-      with tf.name_scope(GUARD_SCOPE):
+      with guard_scope():
         value = keep_unless(ok, value, variable)
       updates.append(update(variable, value))
   return updates
 
 
-def guarded_assign(variable, value, counter):
+def guarded_assign(variable, value, counter, one_scope=False):
   """`variable.assign(value)`, or no change (one skip counted) if not finite.
 
   Args:
     variable: A Variable.
     value: Its new value, a Tensor of the same shape and dtype.
     counter: The `SkipCounter` that counts a skip.
+    one_scope: As for `guarded_updates`.
 
   Returns:
     The assignment (as `variable.assign`).
   """
-  return guarded_updates([(variable, value)], counter, assign)[0]
+  return guarded_updates(
+    [(variable, value)], counter, assign, one_scope=one_scope
+  )[0]
 
 
 def assign(variable, value):

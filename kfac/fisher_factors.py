@@ -741,8 +741,10 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     """`make_covariance_update_op` that keeps `cov` if the statistic is not finite.
 
     The ops are those of `make_covariance_update_op`, in the same order and
-    scopes, plus guard ops under `_nonfinite.GUARD_SCOPE`; with a finite
-    statistic the new covariance is bit-identical.
+    scopes, plus the guard ops of `_nonfinite.guarded_updates` (under
+    `_nonfinite.GUARD_SCOPE`, the finiteness test being
+    `_statistic_is_finite`); with a finite statistic the new covariance is
+    bit-identical. A zero-debiased update is skipped whole.
 
     Args:
       ema_decay: Decay of the moving average, a float or a scalar Tensor.
@@ -752,32 +754,19 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     Returns:
       The update (as `make_covariance_update_op`).
     """
-    new_cov = self._new_cov_in_dtype()
-    with tf.name_scope(_nonfinite.GUARD_SCOPE):
-      ok = self._statistic_is_finite(new_cov)
-      count = counter.count_unless(ok)
-    if ZERO_DEBIAS:
-      # The zero-debiasing helpers move on every update: skip it whole.
-      with (
-        tf.name_scope(_nonfinite.GUARD_SCOPE),
-        tf.control_dependencies([count]),
-      ):
-        return tf.cond(
-          ok,
-          lambda: tf.identity(
-            _assign_moving_average(
-              self._cov, new_cov, ema_decay, zero_debias=True
-            )
-          ),
-          lambda: tf.identity(self._cov),
-        )
-    with tf.name_scope(_nonfinite.GUARD_SCOPE):
-      # Moving towards the current value leaves it unchanged.
-      value = _nonfinite.keep_unless(ok, new_cov, self._cov)
-    with tf.control_dependencies([count]):
+
+    def update(variable, value):
       return _assign_moving_average(
-        self._cov, value, ema_decay, zero_debias=False
+        variable, value, ema_decay, zero_debias=ZERO_DEBIAS
       )
+
+    return _nonfinite.guarded_updates(
+      [(self._cov, self._new_cov_in_dtype())],
+      counter,
+      update,
+      whole=ZERO_DEBIAS,
+      check=lambda values: self._statistic_is_finite(values[0]),
+    )[0]
 
   def _statistic_is_finite(self, new_cov):
     """A scalar bool Tensor: `new_cov` (the new statistic) has no NaN or Inf.
@@ -922,15 +911,12 @@ class InverseProvidingFactor(FisherFactor):
       variable's value when the new one is not finite (a failed Cholesky
       factorisation gives NaNs, so it is caught too).
     """
-    updates = []
-    for variable, value in self._inverse_updates():
-      with tf.name_scope(_nonfinite.GUARD_SCOPE):
-        ok = _nonfinite.all_finite([value])
-        count = counter.count_unless(ok)
-        value = _nonfinite.keep_unless(ok, value, variable)
-      with tf.control_dependencies([count]):
-        updates.append(variable.assign(value))
-    return self._grouped_by_release(updates)
+    return self._grouped_by_release(
+      [
+        _nonfinite.guarded_assign(variable, value, counter, one_scope=True)
+        for variable, value in self._inverse_updates()
+      ]
+    )
 
   def _inverse_updates(self):
     """The `(variable, new value)` pairs of `make_inverse_update_ops`."""
