@@ -1665,48 +1665,69 @@ class OtherFactorsBadInputTest(_TestCase):
   # ConvInputKroneckerFactor reads only filter_shape when it is built (as in
   # TF 1.4); the rest is checked when its statistic is built.
 
-  def test_conv_input_kronecker_padding(self):
-    with tf.Graph().as_default():
-      factor = ff.ConvInputKroneckerFactor(
+  @parameterized.named_parameters(
+    (
+      "conv_input_kronecker_padding",
+      lambda: ff.ConvInputKroneckerFactor(
         tf.ones((2, 3, 3, 1)), (2, 2, 1, 1), [1, 1, 1, 1], "valid"
-      )
-      with self.assertRaisesRegex(ValueError, "padding"):
-        factor.make_covariance_update_op(0.9)
-
-  def test_conv_input_kronecker_strides(self):
-    with tf.Graph().as_default():
-      factor = ff.ConvInputKroneckerFactor(
+      ),
+      ValueError,
+      "padding",
+    ),
+    (
+      "conv_input_kronecker_strides",
+      lambda: ff.ConvInputKroneckerFactor(
         tf.ones((2, 3, 3, 1)), (2, 2, 1, 1), [1, 1], "SAME"
-      )
-      with self.assertRaisesRegex(ValueError, "strides"):
-        factor.make_covariance_update_op(0.9)
-
-  def test_conv_input_kronecker_inputs_rank(self):
-    with tf.Graph().as_default():
-      factor = ff.ConvInputKroneckerFactor(
+      ),
+      ValueError,
+      "strides",
+    ),
+    (
+      "conv_input_kronecker_inputs_rank",
+      lambda: ff.ConvInputKroneckerFactor(
         tf.ones((2, 3)), (2, 2, 1, 1), [1, 1, 1, 1], "SAME"
-      )
-      with self.assertRaisesRegex(ValueError, "inputs must have rank 4"):
-        factor.make_covariance_update_op(0.9)
-
-  def test_conv_input_kronecker_dtype(self):
-    with tf.Graph().as_default():
-      factor = ff.ConvInputKroneckerFactor(
+      ),
+      ValueError,
+      "inputs must have rank 4",
+    ),
+    (
+      "conv_input_kronecker_dtype",
+      lambda: ff.ConvInputKroneckerFactor(
         tf.ones((2, 3, 3, 1), tf.int32), (2, 2, 1, 1), [1, 1, 1, 1], "SAME"
-      )
-      with self.assertRaisesRegex(TypeError, "inputs"):
+      ),
+      TypeError,
+      "inputs",
+    ),
+    (
+      "fc_kronecker_dtype",
+      lambda: ff.FullyConnectedKroneckerFactor((tf.ones((2, 3), tf.int32),)),
+      TypeError,
+      "tensors",
+    ),
+    (
+      "naive_diagonal_dtype",
+      lambda: ff.NaiveDiagonalFactor((tf.ones((2,), tf.int32),), 2),
+      TypeError,
+      "params_grads",
+    ),
+    (
+      "conv_output_kronecker_dtype",
+      lambda: ff.ConvOutputKroneckerFactor((tf.ones((2, 3, 3, 2), tf.int32),)),
+      TypeError,
+      "outputs_grads",
+    ),
+  )
+  def test_checked_when_statistic_built(self, build, error, message):
+    # The factor is built; its covariance update raises.
+    with tf.Graph().as_default():
+      factor = build()
+      with self.assertRaisesRegex(error, message):
         factor.make_covariance_update_op(0.9)
 
   def test_fc_kronecker_empty(self):
     with tf.Graph().as_default():
       with self.assertRaisesRegex(ValueError, "tensors"):
         ff.FullyConnectedKroneckerFactor(())
-
-  def test_fc_kronecker_dtype(self):
-    with tf.Graph().as_default():
-      factor = ff.FullyConnectedKroneckerFactor((tf.ones((2, 3), tf.int32),))
-      with self.assertRaisesRegex(TypeError, "tensors"):
-        factor.make_covariance_update_op(0.9)
 
   def test_fc_diagonal_rank(self):
     with tf.Graph().as_default():
@@ -1722,18 +1743,6 @@ class OtherFactorsBadInputTest(_TestCase):
     with tf.Graph().as_default():
       with self.assertRaisesRegex(ValueError, "params_grads"):
         ff.FullFactor((), 2)
-
-  def test_naive_diagonal_dtype(self):
-    with tf.Graph().as_default():
-      factor = ff.NaiveDiagonalFactor((tf.ones((2,), tf.int32),), 2)
-      with self.assertRaisesRegex(TypeError, "params_grads"):
-        factor.make_covariance_update_op(0.9)
-
-  def test_conv_output_kronecker_dtype(self):
-    with tf.Graph().as_default():
-      factor = ff.ConvOutputKroneckerFactor((tf.ones((2, 3, 3, 2), tf.int32),))
-      with self.assertRaisesRegex(TypeError, "outputs_grads"):
-        factor.make_covariance_update_op(0.9)
 
   @parameterized.named_parameters(
     (
