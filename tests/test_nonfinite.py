@@ -329,3 +329,61 @@ class FactorStatisticGuardTest(parameterized.TestCase):
     else:
       expected = 0.5 * before + 0.5 * statistic.astype(np.float64)
       np.testing.assert_allclose(after, expected, rtol=1e-5)
+
+
+class GuardedUpdatesTest(parameterized.TestCase):
+  """`_nonfinite.guarded_updates`: its `check` and its guard scopes."""
+
+  @parameterized.named_parameters(
+    ("{}_{}_{}".format(scope, kind, verdict), one_scope, whole, passes)
+    for scope, one_scope in (("scope_per_value", False), ("one_scope", True))
+    for kind, whole in (("kept_value", False), ("whole", True))
+    for verdict, passes in (("passes", True), ("fails", False))
+  )
+  def test_check_decides_every_update(self, one_scope, whole, passes):
+    # Finite new values; the given check alone decides: both variables take
+    # their new values, or both keep theirs and one skip is counted.
+    old = [np.array([1.0, 2.0], np.float32), np.array([3.0], np.float32)]
+    new = [np.array([5.0, 6.0], np.float32), np.array([7.0], np.float32)]
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+      counter = _nonfinite.SkipCounter("skips", "updates")
+      variables = [tf.compat.v1.Variable(value) for value in old]
+      updates = _nonfinite.guarded_updates(
+        [(v, tf.constant(x)) for v, x in zip(variables, new)],
+        counter,
+        _nonfinite.assign,
+        whole=whole,
+        check=lambda values: tf.constant(passes),
+        one_scope=one_scope,
+      )
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(updates)
+      values = sess.run(variables)
+      skips = sess.run(counter.variable)
+    expected = new if passes else old
+    for value, want in zip(values, expected):
+      np.testing.assert_array_equal(value, want)
+    self.assertEqual(skips, 0 if passes else 1)
+
+  @parameterized.named_parameters(
+    ("scope_per_value", False, False, 3),
+    ("one_scope", True, False, 1),
+    ("whole_scope_per_value", False, True, 3),
+    ("whole_one_scope", True, True, 1),
+  )
+  def test_number_of_guard_scopes(self, one_scope, whole, opened):
+    # The counter opens `kfac_nonfinite_guard`; the two updates open
+    # `opened` more, so the next one is `kfac_nonfinite_guard_<opened + 1>`.
+    with tf.Graph().as_default():
+      counter = _nonfinite.SkipCounter("skips", "updates")
+      variables = [tf.compat.v1.Variable(np.zeros(2, np.float32))] * 2
+      _nonfinite.guarded_updates(
+        [(v, tf.ones(2)) for v in variables],
+        counter,
+        _nonfinite.assign,
+        whole=whole,
+        one_scope=one_scope,
+      )
+      with tf.name_scope(_nonfinite.GUARD_SCOPE) as next_scope:
+        pass
+    self.assertEqual(next_scope, "kfac_nonfinite_guard_{}/".format(opened + 1))
