@@ -695,10 +695,6 @@ class NumpyOraclesTest(parameterized.TestCase):
     np.testing.assert_allclose(value, np.arange(15.0).reshape(5, 3).sum(1))
 
 
-if __name__ == "__main__":
-  tf.test.main()
-
-
 class SharedWeightsTest(parameterized.TestCase):
   """`register_fully_connected_multi` (1.8+): uses as lists or folded."""
 
@@ -776,3 +772,7 @@ class SharedWeightsTest(parameterized.TestCase):
         block.multiply_cholesky(tf.ones([2, 2]))
       with self.assertRaises(TypeError):
         block.multiply_cholesky(tf.ones([2, 2]), transpose=True)
+
+
+if __name__ == "__main__":
+  tf.test.main()
