@@ -404,12 +404,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
         variable, value, ema_decay, zero_debias=ZERO_DEBIAS
       )
 
-    if counter is None:
-      ops = [update(variable, value) for variable, value in pairs]
-    else:
-      ops = _nonfinite.guarded_updates(
-        pairs, counter, update, whole=ZERO_DEBIAS
-      )
+    ops = _nonfinite.guarded_updates(pairs, counter, update, whole=ZERO_DEBIAS)
     return ops[0] if len(ops) == 1 else tf.group(*ops)
 
   def _new_covariances(self):

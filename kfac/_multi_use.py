@@ -280,7 +280,6 @@ class FullyConnectedMultiKF(
 
     ema_decay = extras.decay_in_dtype(ema_decay, self._dtype)
 
-    # pylint: disable=protected-access
     def update(variable, value):
       return fisher_factors._assign_moving_average(
         variable, value, ema_decay, zero_debias=fisher_factors.ZERO_DEBIAS
@@ -292,17 +291,13 @@ class FullyConnectedMultiKF(
         pairs.append(
           (self._cov_dt1, self._sum_over_sources(self._compute_new_cov_dt1))
         )
-      if counter is None:
-        ops = [update(variable, value) for variable, value in pairs]
-      else:
-        ops = _nonfinite.guarded_updates(
-          pairs,
-          counter,
-          update,
-          whole=fisher_factors.ZERO_DEBIAS,
-          one_scope=True,
-        )
-    # pylint: enable=protected-access
+      ops = _nonfinite.guarded_updates(
+        pairs,
+        counter,
+        update,
+        whole=fisher_factors.ZERO_DEBIAS,
+        one_scope=True,
+      )
     return tf.group(*ops)
 
   def _sum_over_sources(self, compute):

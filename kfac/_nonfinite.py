@@ -89,7 +89,8 @@ def guarded_updates(
   Args:
     pairs: A list of `(variable, new value)` pairs.
     counter: The `SkipCounter` that counts a skip; every update depends on
-      its count op.
+      its count op. None builds the plain updates, `update(variable,
+      value)` for every pair, with no guard op.
     update: A function `(variable, value) -> op or Tensor` building one
       update (an assignment, a moving average, ...).
     whole: If False, `update` is given `old_value` in place of a non-finite
@@ -113,6 +114,8 @@ def guarded_updates(
     The list of the updates, one per pair, in order (with `whole`, each the
     variable's value after the update).
   """
+  if counter is None:
+    return [update(variable, value) for variable, value in pairs]
   with tf.name_scope(GUARD_SCOPE) as first_scope:
     ok = check([value for _, value in pairs])
     count = counter.count_unless(ok)

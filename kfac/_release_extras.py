@@ -58,10 +58,10 @@ __all__ = [
 def decay_in_dtype(ema_decay, dtype):
   """A Python decay as a scalar Tensor of `dtype` (Tensors are kept).
 
-  `fisher_factors._assign_moving_average` turns a Python `1 − decay` into a
-  float32 Tensor before casting it to the variable's dtype, which rounds
-  the decay of float64 factors to float32; passing the decay as a Tensor of
-  the factor's dtype keeps it exact.
+  The multi-use factors' moving averages take their decay this way: the
+  decay is rounded to `dtype` first and `1 − decay` is then computed in
+  `dtype` by `fisher_factors._assign_moving_average` (for float64 the same
+  value as a Python `1 − decay`).
 
   Args:
     ema_decay: A Python number or a scalar Tensor.
@@ -285,6 +285,8 @@ class DataDtypeFactorMixin(object):
   Put it before the engine factor class in the bases. The class must define
   the property `_dtype`. `cov` and every damped inverse and matrix power are
   created in that dtype; damping values are cast to it where they are used.
+  The covariance update is the engine factor's (its new statistic is cast to
+  the dtype of `cov`).
   """
 
   def instantiate_covariance(self):
@@ -301,23 +303,6 @@ class DataDtypeFactorMixin(object):
         dtype=self._dtype,
         trainable=False,
       )
-
-  def make_covariance_update_op(self, ema_decay):
-    """The moving-average update of `cov`, computed in the factor's dtype.
-
-    Args:
-      ema_decay: Decay of the moving average, a float or a scalar Tensor.
-
-    Returns:
-      The update: running it assigns the new value of `cov` and yields it.
-    """
-    new_cov = tf.cast(self._compute_total_new_cov(), self._dtype)
-    return fisher_factors._assign_moving_average(
-      self._cov,
-      new_cov,
-      decay_in_dtype(ema_decay, self._dtype),
-      zero_debias=fisher_factors.ZERO_DEBIAS,
-    )
 
   def _make_inverse_like_variable(self, name):
     """An identity-initialised `[n, n]` variable next to `cov`."""

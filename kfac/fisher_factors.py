@@ -721,12 +721,7 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     Returns:
       The update: running it assigns the new value of `cov` and yields it.
     """
-    for arg_name, value in self._float_inputs:
-      _checks.check_floating(value, arg_name)
-    new_cov = self._new_cov_in_dtype()
-    return _assign_moving_average(
-      self._cov, new_cov, ema_decay, zero_debias=ZERO_DEBIAS
-    )
+    return self._covariance_update(ema_decay, counter=None)
 
   def _new_cov_in_dtype(self):
     """The summed new statistic, in the covariance variable's dtype.
@@ -754,6 +749,24 @@ class FisherFactor(object, metaclass=abc.ABCMeta):
     Returns:
       The update (as `make_covariance_update_op`).
     """
+    return self._covariance_update(ema_decay, counter=counter)
+
+  def _covariance_update(self, ema_decay, counter):
+    """The moving average of `cov`, guarded if `counter` is not None.
+
+    Inputs of the statistic that are not floating point raise a `TypeError`
+    naming the argument, with or without the guard.
+
+    Args:
+      ema_decay: Decay of the moving average, a float or a scalar Tensor.
+      counter: None (the plain update), or the `_nonfinite.SkipCounter`
+        that counts a skip.
+
+    Returns:
+      The update of `cov`.
+    """
+    for arg_name, value in self._float_inputs:
+      _checks.check_floating(value, arg_name)
 
     def update(variable, value):
       return _assign_moving_average(

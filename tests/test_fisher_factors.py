@@ -11,6 +11,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from kfac import _nonfinite
 from kfac import fisher_factors as ff
 
 _GLOBALS = (
@@ -1718,11 +1719,19 @@ class OtherFactorsBadInputTest(_TestCase):
     ),
   )
   def test_checked_when_statistic_built(self, build, error, message):
-    # The factor is built; its covariance update raises.
-    with tf.Graph().as_default():
-      factor = build()
-      with self.assertRaisesRegex(error, message):
-        factor.make_covariance_update_op(0.9)
+    # The factor is built; its covariance update raises, guarded (the
+    # estimator's default) or not.
+    makers = {
+      "plain": lambda factor: factor.make_covariance_update_op(0.9),
+      "guarded": lambda factor: factor._make_guarded_covariance_update_op(
+        0.9, _nonfinite.SkipCounter("skips", "covariance updates")
+      ),
+    }
+    for name, make in makers.items():
+      with self.subTest(name), tf.Graph().as_default():
+        factor = build()
+        with self.assertRaisesRegex(error, message):
+          make(factor)
 
   def test_fc_kronecker_empty(self):
     with tf.Graph().as_default():
