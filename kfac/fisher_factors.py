@@ -1496,14 +1496,13 @@ class ConvDiagonalFactor(DiagonalFactor):
   source's gradients and their per-example filter gradients each, every
   chunk with its own folding and grouped filter gradient, and the chunks'
   sums of squares are added (small chunks keep the kernel's operands in
-  cache). With a static batch size (of the
-  inputs and of every gradient) the chunks are balanced and built when the
-  graph is built, and may run concurrently; with an unknown batch size a
-  `tf.while_loop` runs over chunks of that many examples (the last one
-  shorter), its iterations allowed to overlap, after checking that inputs
-  and gradients have the same batch size. Memory: one transposed copy of the
-  inputs and of the gradients, plus the kernel's reordered copy of the
-  gradients. It needs TensorFlow's oneDNN CPU kernels (float32), assumed
+  cache). With a static batch size (of the inputs and of every gradient)
+  the chunks are balanced and built when the graph is built, and may run
+  concurrently; with an unknown batch size a `tf.while_loop` runs over
+  chunks of that many examples (the last one shorter), its iterations
+  allowed to overlap, after checking that inputs and gradients have the
+  same batch size. Memory: one transposed copy of the inputs and of the
+  gradients, plus the kernel's reordered copy of the gradients. It needs TensorFlow's oneDNN CPU kernels (float32), assumed
   when the graph is built on an x86-64 machine without a visible GPU and
   with oneDNN not turned off (`TF_ENABLE_ONEDNN_OPTS`); nothing is run to
   decide. It is used when that memory, 2·sources·O + stride_h·stride_w·C
