@@ -1026,8 +1026,9 @@ class FullFactor(InverseProvidingFactor):
   """The whole Fisher block of arbitrary parameters, as one dense matrix.
 
   The estimate squares the gradient summed over the batch, so it works for
-  any kind of parameter but is very noisy: for source i with the gradients of all parameters flattened into
-  the column `g_i`, the statistic is `g_i g_iᵀ / batch_size`.
+  any kind of parameter but is very noisy: for source i with the gradients
+  of all parameters flattened into the column `g_i`, the statistic is
+  `g_i g_iᵀ / batch_size`.
   """
 
   def __init__(self, params_grads, batch_size):
@@ -1489,24 +1490,24 @@ class ConvDiagonalFactor(DiagonalFactor):
 
   "grouped_conv": with the batch folded into the channels (inputs
   `[1, H, W, B·C]`, gradients `[1, out_h, out_w, B·sources·O]`), the
-  per-example filter gradients are the filter gradient of a convolution with
-  B groups, one `conv2d_backprop_filter` call giving
-  `[kernel_height, kernel_width, C, B·sources·O]`. When the spatial sizes
-  are static, the batch is split into chunks of about 3 MiB of inputs, one
-  source's gradients and their per-example filter gradients each, every
-  chunk with its own folding and grouped filter gradient, and the chunks'
-  sums of squares are added (small chunks keep the kernel's operands in
-  cache). With a static batch size (of the inputs and of every gradient)
-  the chunks are balanced and built when the graph is built, and may run
-  concurrently; with an unknown batch size a `tf.while_loop` runs over
-  chunks of that many examples (the last one shorter), its iterations
-  allowed to overlap, after checking that inputs and gradients have the
-  same batch size. Memory: one transposed copy of the inputs and of the
-  gradients, plus the kernel's reordered copy of the gradients. It needs TensorFlow's oneDNN CPU kernels (float32), assumed
-  when the graph is built on an x86-64 machine without a visible GPU and
-  with oneDNN not turned off (`TF_ENABLE_ONEDNN_OPTS`); nothing is run to
-  decide. It is used when that memory, 2·sources·O + stride_h·stride_w·C
-  elements per output position, is at most the patches'
+  per-example filter gradients are the filter gradient of a convolution with B
+  groups, one `conv2d_backprop_filter` call giving
+  `[kernel_height, kernel_width, C, B·sources·O]`. When the spatial sizes are
+  static, the batch is split into chunks of about 3 MiB of inputs, one
+  source's gradients and their per-example filter gradients each, every chunk
+  with its own folding and grouped filter gradient, and the chunks' sums of
+  squares are added (small chunks keep the kernel's operands in cache). With a
+  static batch size (of the inputs and of every gradient) the chunks are
+  balanced and built when the graph is built, and may run concurrently; with
+  an unknown batch size a `tf.while_loop` runs over chunks of that many
+  examples (the last one shorter), its iterations allowed to overlap, after
+  checking that inputs and gradients have the same batch size. Memory: one
+  transposed copy of the inputs and of the gradients, plus the kernel's
+  reordered copy of the gradients. It needs TensorFlow's oneDNN CPU kernels
+  (float32), assumed when the graph is built on an x86-64 machine without a
+  visible GPU and with oneDNN not turned off (`TF_ENABLE_ONEDNN_OPTS`);
+  nothing is run to decide. It is used when that memory, 2·sources·O +
+  stride_h·stride_w·C elements per output position, is at most the patches'
   kernel_height·kernel_width·C.
 
   "windows" (otherwise, e.g. one-channel images, float64, GPUs): the padded
